@@ -1,0 +1,58 @@
+"""The hub's book core: L2 books and the matching engine, with no I/O.
+
+The compiled implementation (``orderbook_core._book``) is used by default.
+Set ``ORDERBOOK_CORE=python`` to select the pure-Python twin
+(``orderbook_core._pybook``), which has the same API and results;
+``ORDERBOOK_CORE=cython`` insists on the compiled one and fails loudly if it
+is not built.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orderbook_core.errors import (
+    BookError,
+    DuplicateOrderId,
+    InvalidPrice,
+    InvalidSize,
+    OrderNotFound,
+    OrdersCrossed,
+)
+from orderbook_core.types import F_LAST, F_SNAPSHOT, Action, Side
+
+_choice = os.environ.get("ORDERBOOK_CORE", "auto")
+if _choice not in ("auto", "cython", "python"):
+    raise ImportError(f"ORDERBOOK_CORE must be auto, cython or python, got {_choice!r}")
+
+if _choice == "python":
+    from orderbook_core._pybook import L2Book, MatchingEngine
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from orderbook_core._book import L2Book, MatchingEngine
+
+        IMPLEMENTATION = "cython"
+    except ImportError:
+        if _choice == "cython":
+            raise
+        from orderbook_core._pybook import L2Book, MatchingEngine
+
+        IMPLEMENTATION = "python"
+
+__all__ = [
+    "F_LAST",
+    "F_SNAPSHOT",
+    "IMPLEMENTATION",
+    "Action",
+    "BookError",
+    "DuplicateOrderId",
+    "InvalidPrice",
+    "InvalidSize",
+    "L2Book",
+    "MatchingEngine",
+    "OrderNotFound",
+    "OrdersCrossed",
+    "Side",
+]

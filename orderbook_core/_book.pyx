@@ -1,0 +1,305 @@
+# cython: language_level=3
+"""Compiled L2 book and matching engine.
+
+Prices are int64 ticks, sizes int64 lots. Both sides are kept in ordered C++
+maps keyed so that the best price is always ``begin()`` (bid prices are
+stored negated), which makes reading the top O(1) after every update and
+``depth`` a walk from the front, never a sort.
+"""
+
+from cython.operator cimport dereference as deref, preincrement as inc
+from libc.stdint cimport int64_t, INT64_MIN
+
+from orderbook_core.errors import (
+    DuplicateOrderId,
+    InvalidPrice,
+    InvalidSize,
+    OrderNotFound,
+)
+
+DEF NO_ORDER = -9223372036854775807 - 1
+
+cdef inline int64_t _key(int side, int64_t price):
+    return -price if side == 0 else price
+
+
+cdef class L2Book:
+    """One aggregate size per price level, both sides."""
+
+    cdef LevelMap* _side(self, int side) except NULL:
+        if side == 0:
+            return &self._bids
+        if side == 1:
+            return &self._asks
+        raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
+
+    cdef int _set(self, int side, int64_t price, int64_t size) except -1:
+        cdef LevelMap* levels = self._side(side)
+        cdef int64_t key = _key(side, price)
+        cdef LevelMap.iterator it
+        if size < 0:
+            raise InvalidSize(f"negative size {size} at price {price}")
+        if price <= 0:
+            raise InvalidPrice(f"non-positive price {price}")
+        it = levels.find(key)
+        if size == 0:
+            if it == levels.end():
+                return 0
+            levels.erase(it)
+            return 3
+        if it == levels.end():
+            levels[0][key] = size
+            return 1
+        levels[0][key] = size
+        return 2
+
+    def set(self, int side, int64_t price, int64_t size):
+        """Set the absolute size at a level (0 removes it); return the Action value or 0 for no change."""
+        return self._set(side, price, size)
+
+    def apply(self, updates):
+        """Apply many ``(side, price, size)`` updates in one call; return how many changed the book."""
+        cdef int changed = 0
+        cdef tuple u
+        for u in updates:
+            if self._set(<int>u[0], <int64_t>u[1], <int64_t>u[2]) != 0:
+                changed += 1
+        return changed
+
+    def size_at(self, int side, int64_t price):
+        cdef LevelMap* levels = self._side(side)
+        cdef LevelMap.iterator it = levels.find(_key(side, price))
+        return 0 if it == levels.end() else deref(it).second
+
+    def best_bid(self):
+        if self._bids.empty():
+            return None
+        return (-deref(self._bids.begin()).first, deref(self._bids.begin()).second)
+
+    def best_ask(self):
+        if self._asks.empty():
+            return None
+        return (deref(self._asks.begin()).first, deref(self._asks.begin()).second)
+
+    def depth(self, int side, int n=0):
+        """Top ``n`` levels of a side, best first, as ``(price, size)``; ``n <= 0`` means all."""
+        cdef LevelMap* levels = self._side(side)
+        cdef LevelMap.iterator it = levels.begin()
+        cdef list out = []
+        cdef int64_t sign = -1 if side == 0 else 1
+        while it != levels.end() and (n <= 0 or len(out) < n):
+            out.append((sign * deref(it).first, deref(it).second))
+            inc(it)
+        return out
+
+    def level_count(self, int side):
+        return self._side(side).size()
+
+    def is_crossed(self):
+        if self._bids.empty() or self._asks.empty():
+            return False
+        return -deref(self._bids.begin()).first >= deref(self._asks.begin()).first
+
+    def clear(self):
+        self._bids.clear()
+        self._asks.clear()
+
+
+cdef class MatchingEngine:
+    """Price-time priority matching over an order-level (L3) book.
+
+    Every call returns ``(fills, levels)``: fills as ``(maker_id, taker_id,
+    price, size)`` in execution order, and the resulting level changes as
+    ``(side, price, new_size)`` in the order the levels were first touched.
+    """
+
+    cdef QueueMap* _side(self, int side) except NULL:
+        if side == 0:
+            return &self._bids
+        if side == 1:
+            return &self._asks
+        raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
+
+    cdef void _touch(self, int side, int64_t price):
+        cdef LevelChange change
+        cdef size_t i
+        for i in range(self._changes.size()):
+            if self._changes[i].side == side and self._changes[i].price == price:
+                return
+        change.side = side
+        change.price = price
+        change.size = 0
+        self._changes.push_back(change)
+
+    cdef void _rest(self, int64_t order_id, int side, int64_t price, int64_t size) except *:
+        cdef QueueMap* levels = self._side(side)
+        cdef int64_t key = _key(side, price)
+        cdef Order order
+        cdef Level level
+        cdef QueueMap.iterator it = levels.find(key)
+        cdef Level* lvl
+        order.order_id = order_id
+        order.price = price
+        order.size = size
+        order.side = side
+        order.next_id = NO_ORDER
+        if it == levels.end():
+            order.prev_id = NO_ORDER
+            level.size = size
+            level.count = 1
+            level.head_id = order_id
+            level.tail_id = order_id
+            levels[0][key] = level
+        else:
+            lvl = &deref(it).second
+            order.prev_id = lvl.tail_id
+            self._orders[lvl.tail_id].next_id = order_id
+            lvl.tail_id = order_id
+            lvl.size += size
+            lvl.count += 1
+        self._orders[order_id] = order
+        self._touch(side, price)
+
+    cdef void _unlink(self, Order* order) except *:
+        cdef QueueMap* levels = self._side(order.side)
+        cdef QueueMap.iterator it = levels.find(_key(order.side, order.price))
+        cdef Level* lvl = &deref(it).second
+        if order.prev_id != NO_ORDER:
+            self._orders[order.prev_id].next_id = order.next_id
+        else:
+            lvl.head_id = order.next_id
+        if order.next_id != NO_ORDER:
+            self._orders[order.next_id].prev_id = order.prev_id
+        else:
+            lvl.tail_id = order.prev_id
+        lvl.size -= order.size
+        lvl.count -= 1
+        self._touch(order.side, order.price)
+        if lvl.count == 0:
+            levels.erase(it)
+
+    cdef int64_t _match(self, int64_t taker_id, int side, int64_t limit, bint has_limit,
+                        int64_t size) except -1:
+        cdef QueueMap* book = self._side(1 - side)
+        cdef QueueMap.iterator it
+        cdef Order* maker
+        cdef int64_t price, qty
+        cdef Fill fill
+        while size > 0 and not book.empty():
+            it = book.begin()
+            price = _key(1 - side, deref(it).first)
+            if has_limit and ((side == 0 and price > limit) or (side == 1 and price < limit)):
+                break
+            maker = &self._orders[deref(it).second.head_id]
+            qty = maker.size if maker.size < size else size
+            fill.maker_id = maker.order_id
+            fill.taker_id = taker_id
+            fill.price = price
+            fill.size = qty
+            self._fills.push_back(fill)
+            size -= qty
+            if qty == maker.size:
+                self._unlink(maker)
+                self._orders.erase(fill.maker_id)
+            else:
+                maker.size -= qty
+                (&deref(it).second).size -= qty
+                self._touch(1 - side, price)
+        return size
+
+    cdef object _result(self):
+        cdef list fills = []
+        cdef list levels = []
+        cdef size_t i
+        cdef QueueMap* side_levels
+        cdef QueueMap.iterator it
+        cdef int64_t size
+        for i in range(self._fills.size()):
+            fills.append((self._fills[i].maker_id, self._fills[i].taker_id,
+                          self._fills[i].price, self._fills[i].size))
+        for i in range(self._changes.size()):
+            side_levels = self._side(self._changes[i].side)
+            it = side_levels.find(_key(self._changes[i].side, self._changes[i].price))
+            size = 0 if it == side_levels.end() else deref(it).second.size
+            levels.append((self._changes[i].side, self._changes[i].price, size))
+        self._fills.clear()
+        self._changes.clear()
+        return fills, levels
+
+    def submit_limit(self, int64_t order_id, int side, int64_t price, int64_t size):
+        """Match a limit order, rest what is left (GTC); return ``(fills, levels)``."""
+        self._side(side)
+        if size <= 0:
+            raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
+        if price <= 0:
+            raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
+        if self._orders.count(order_id):
+            raise DuplicateOrderId(f"order id {order_id} is already in the book")
+        cdef int64_t left = self._match(order_id, side, price, True, size)
+        if left > 0:
+            self._rest(order_id, side, price, left)
+        return self._result()
+
+    def submit_market(self, int64_t order_id, int side, int64_t size):
+        """Match against the opposite side until filled or the side is empty; cancel the rest."""
+        self._side(side)
+        if size <= 0:
+            raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
+        if self._orders.count(order_id):
+            raise DuplicateOrderId(f"order id {order_id} is already in the book")
+        self._match(order_id, side, 0, False, size)
+        return self._result()
+
+    def cancel(self, int64_t order_id):
+        """Remove a resting order; return ``(fills, levels)`` (fills always empty)."""
+        cdef unordered_map[int64_t, Order].iterator it = self._orders.find(order_id)
+        if it == self._orders.end():
+            raise OrderNotFound(f"order id {order_id} is not in the book")
+        self._unlink(&deref(it).second)
+        self._orders.erase(order_id)
+        return self._result()
+
+    def order(self, int64_t order_id):
+        """Return ``(side, price, size)`` of a resting order, or None."""
+        cdef unordered_map[int64_t, Order].iterator it = self._orders.find(order_id)
+        if it == self._orders.end():
+            return None
+        return (deref(it).second.side, deref(it).second.price, deref(it).second.size)
+
+    def order_ids(self, int side, int64_t price):
+        """Resting order ids at one level in queue (time) order."""
+        cdef QueueMap* levels = self._side(side)
+        cdef QueueMap.iterator it = levels.find(_key(side, price))
+        cdef list out = []
+        cdef int64_t oid
+        if it == levels.end():
+            return out
+        oid = deref(it).second.head_id
+        while oid != NO_ORDER:
+            out.append(oid)
+            oid = self._orders[oid].next_id
+        return out
+
+    def best_bid(self):
+        if self._bids.empty():
+            return None
+        return (-deref(self._bids.begin()).first, deref(self._bids.begin()).second.size)
+
+    def best_ask(self):
+        if self._asks.empty():
+            return None
+        return (deref(self._asks.begin()).first, deref(self._asks.begin()).second.size)
+
+    def depth(self, int side, int n=0):
+        """Top ``n`` levels (all if ``n <= 0``) as ``(price, size, order_count)``, best first."""
+        cdef QueueMap* levels = self._side(side)
+        cdef QueueMap.iterator it = levels.begin()
+        cdef list out = []
+        cdef int64_t sign = -1 if side == 0 else 1
+        while it != levels.end() and (n <= 0 or len(out) < n):
+            out.append((sign * deref(it).first, deref(it).second.size, deref(it).second.count))
+            inc(it)
+        return out
+
+    def order_count(self):
+        return self._orders.size()

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Install everything the hub needs on a Debian 12 machine: system packages,
+# TimescaleDB (Apache-2 edition, built from Debian's trixie source package),
+# the project virtualenv with the compiled core. Idempotent: each step is
+# skipped when its result is already present.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="$ROOT/.cache"
+VENV="$ROOT/.venv"
+PG_MAJOR=15
+APT_PACKAGES=(
+  "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" redis-server
+  cmake make gcc libssl-dev libkrb5-dev dpkg-dev zstd curl ca-certificates
+)
+
+log() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
+
+missing_apt_packages() {
+  local p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s\n' "$p"
+  done
+}
+
+install_system_packages() {
+  local missing
+  missing=$(missing_apt_packages)
+  if [ -z "$missing" ]; then
+    log "system packages present"
+    return
+  fi
+  [ "$(id -u)" -eq 0 ] || die "system packages missing ($(echo $missing)); installing them needs root: run as root or 'sudo apt-get update && sudo apt-get install $(echo $missing)'"
+  log "installing system packages: $(echo $missing)"
+  # A fresh machine has no package lists; apt-get install needs them.
+  apt-get update -qq || die "apt-get update failed: the package registry is unreachable"
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+    || die "apt-get install failed for: $(echo $missing)"
+  # Debian starts the packaged services; the hub runs its own private instances.
+  for svc in redis-server postgresql; do
+    systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+  done
+}
+
+# The mirror the machine already uses for Debian's main archive (never a hard-coded host).
+debian_mirror_uri() {
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' /etc/apt/sources.list)
+  fi
+  [ -n "$uri" ] || die "cannot find a Debian mirror URI in /etc/apt/sources.list or /etc/apt/sources.list.d/debian.sources"
+  printf '%s\n' "$uri"
+}
+
+install_timescaledb() {
+  local sharedir
+  sharedir=$("/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" --sharedir)
+  if [ -f "$sharedir/extension/timescaledb.control" ]; then
+    log "timescaledb extension present"
+    return
+  fi
+  [ "$(id -u)" -eq 0 ] || die "installing the timescaledb extension into PostgreSQL $PG_MAJOR needs root"
+  local apt_dir="$CACHE/apt-trixie" src_dir="$CACHE/timescaledb-src"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$src_dir"
+  local uri
+  uri=$(debian_mirror_uri)
+  printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$uri" >"$apt_dir/sources.list"
+  # A private apt state directory: the system's package lists stay untouched.
+  local apt_opts=(
+    -o "Dir::State=$apt_dir" -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::State::status=/var/lib/dpkg/status"
+    -o "Dir::Cache=$apt_dir" -o "Dir::Cache::Archives=$apt_dir/archives"
+    -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+  )
+  if ! ls "$src_dir"/timescaledb_*.orig.tar.* >/dev/null 2>&1; then
+    log "fetching Debian trixie source package timescaledb"
+    apt-get "${apt_opts[@]}" update -qq || die "apt-get update of the trixie deb-src list failed ($uri)"
+    (cd "$src_dir" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root source --download-only timescaledb >/dev/null 2>"$src_dir/source.log") \
+      || die "apt-get source --download-only timescaledb failed"
+  fi
+  local orig build
+  orig=$(ls "$src_dir"/timescaledb_*.orig.tar.* | head -n 1)
+  build="$src_dir/build"
+  rm -rf "$build" && mkdir -p "$build"
+  tar -xf "$orig" -C "$build" --strip-components=1
+  log "building timescaledb (Apache-2 edition) from $(basename "$orig")"
+  (
+    cd "$build"
+    export PATH="/usr/lib/postgresql/$PG_MAJOR/bin:$PATH"
+    ./bootstrap -DAPACHE_ONLY=ON -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF \
+      -DWARNINGS_AS_ERRORS=OFF -DGENERATE_DOWNGRADE_SCRIPT=OFF \
+      -DPG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" >"$src_dir/bootstrap.log" 2>&1
+    cd build
+    make -j"$(nproc)" >"$src_dir/make.log" 2>&1
+    make install >>"$src_dir/make.log" 2>&1
+  ) || die "timescaledb build failed; see $src_dir/bootstrap.log and $src_dir/make.log"
+  log "timescaledb installed"
+}
+
+install_python() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (Debian needs the python3-venv package)"
+  fi
+  local stamp="$VENV/.installed" want
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/orderbook_core/*.pyx "$ROOT"/orderbook_core/*.pxd 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import orderbook_core._book' 2>/dev/null; then
+    log "python environment up to date"
+    return
+  fi
+  log "installing the hub and its dependencies into $VENV"
+  "$VENV/bin/pip" install -q --upgrade pip setuptools wheel >/dev/null
+  "$VENV/bin/pip" install -q -e "$ROOT[dev]" || die "pip install -e .[dev] failed"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+main() {
+  install_system_packages
+  install_timescaledb
+  install_python
+  log "done"
+}
+
+main "$@"
