@@ -1,1 +1,1 @@
-"""hub."""
+"""Shared parts of the market-data hub: config, event schema, buses, service clients, CLI."""

@@ -1,1 +1,1 @@
-"""recorder."""
+"""Kafka to TimescaleDB recorder."""

@@ -1,0 +1,52 @@
+"""Where a fanout node gets market data: the in-process bus or Kafka."""
+
+from __future__ import annotations
+
+import logging
+
+from fanout.node import FanoutNode
+from hub.bus import InProcessBus
+from hub.config import KafkaConfig
+from hub.errors import BadMessage
+from hub.events import decode
+from hub.kafka import consumer, start_consumer, topic_names
+
+log = logging.getLogger("hub.fanout")
+
+
+async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
+    """Feed the node from the embedded hub's bus."""
+    queue = bus.subscribe()
+    try:
+        while True:
+            node.on_event(await queue.get())
+    finally:
+        bus.unsubscribe(queue)
+
+
+async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
+    """Feed the node from Kafka: every partition of the book, trade and instrument topics.
+
+    No consumer group: each node reads all streams it serves, from wherever
+    the broker puts it, and relies on seq for dedupe and on the snapshot
+    store for the starting point.
+    """
+    topics = topic_names(cfg)
+    c = consumer(cfg, topics["instruments"], topics["book"], topics["trades"], group=None,
+                 offset_reset="latest")
+    await start_consumer(cfg, c)
+    bad = 0
+    try:
+        while True:
+            batches = await c.getmany(timeout_ms=100, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        node.on_event(decode(record.value))
+                    except BadMessage as exc:
+                        bad += 1
+                        log.warning("undecodable message dropped",
+                                    extra={"topic": record.topic, "partition": record.partition,
+                                           "offset": record.offset, "error": str(exc), "bad": bad})
+    finally:
+        await c.stop()

@@ -1,0 +1,131 @@
+"""The simulated exchange: deterministic order flow through the matching engine.
+
+Sans-I/O: ``SimulatedExchange.step`` takes the receive time and returns the
+sequenced events one order produced; nothing here sleeps, sends or awaits.
+The same (symbol, seed) always gives the same orders, books and trades,
+which lets tests rebuild the exact book a running feed must have.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass
+
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade
+from orderbook_core import MatchingEngine, Side
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Instrument data and starting price of a simulated symbol."""
+
+    tick_size: str
+    lot_size: str
+    start_price: int
+    max_lots: int
+
+
+DEFAULT_SPECS = {
+    "BTC-USD": SimSpec("0.01", "0.00001", 6_500_000, 50_000),
+    "ETH-USD": SimSpec("0.01", "0.0001", 300_000, 20_000),
+    "SOL-USD": SimSpec("0.001", "0.01", 150_000, 5_000),
+}
+GENERIC_SPEC = SimSpec("0.01", "0.001", 10_000, 5_000)
+
+
+@dataclass(frozen=True, slots=True)
+class SimOrder:
+    """One order-flow action: ``kind`` is limit, market or cancel."""
+
+    kind: str
+    order_id: int
+    side: int
+    price: int
+    size: int
+
+
+class OrderFlow:
+    """Random but reproducible order flow around the current mid price."""
+
+    def __init__(self, symbol: str, seed: int, spec: SimSpec) -> None:
+        self._rng = random.Random((seed << 32) ^ zlib.crc32(symbol.encode()))
+        self._spec = spec
+        self._ref = spec.start_price
+        self._next_id = 1
+        self._live: list[int] = []
+
+    def next_order(self, engine: MatchingEngine) -> SimOrder:
+        rng = self._rng
+        bid, ask = engine.best_bid(), engine.best_ask()
+        if bid is not None and ask is not None:
+            self._ref = (bid[0] + ask[0]) // 2
+        if rng.random() < 0.02:
+            self._ref = max(100, self._ref + rng.choice((-5, 5)))
+        roll = rng.random()
+        if roll < 0.30 and self._live:
+            while self._live:
+                idx = rng.randrange(len(self._live))
+                oid = self._live[idx]
+                self._live[idx] = self._live[-1]
+                self._live.pop()
+                if engine.order(oid) is not None:
+                    return SimOrder("cancel", oid, 0, 0, 0)
+        oid = self._next_id
+        self._next_id += 1
+        side = rng.randrange(2)
+        size = 1 + int(rng.paretovariate(1.5) * self._spec.max_lots / 50) % self._spec.max_lots
+        if roll < 0.36:
+            return SimOrder("market", oid, side, 0, max(1, size // 4))
+        offset = int(rng.expovariate(1 / 6))
+        if rng.random() < 0.07:
+            price = self._ref + 1 + offset // 3 if side == Side.BID else self._ref - 1 - offset // 3
+        else:
+            price = self._ref - 1 - offset if side == Side.BID else self._ref + 1 + offset
+        self._live.append(oid)
+        return SimOrder("limit", oid, side, max(1, price), size)
+
+
+class SimulatedExchange:
+    """One symbol of the simulated venue: order flow, matching engine and sequencing."""
+
+    def __init__(self, venue: str, symbol: str, seed: int) -> None:
+        spec = DEFAULT_SPECS.get(symbol, GENERIC_SPEC)
+        self.instrument = Instrument(venue, symbol, spec.tick_size, spec.lot_size)
+        self.engine = MatchingEngine()
+        self.flow = OrderFlow(symbol, seed, spec)
+        self.book_seq = 0
+        self.trade_seq = 0
+        self.orders = 0
+        self.last_ts = 0
+
+    def step(self, ts: int) -> list[Event]:
+        """Generate and execute one order; return its book update and trades."""
+        order = self.flow.next_order(self.engine)
+        self.orders += 1
+        if order.kind == "cancel":
+            fills, levels = self.engine.cancel(order.order_id)
+        elif order.kind == "market":
+            fills, levels = self.engine.submit_market(order.order_id, order.side, order.size)
+        else:
+            fills, levels = self.engine.submit_limit(
+                order.order_id, order.side, order.price, order.size
+            )
+        venue, symbol = self.instrument.venue, self.instrument.symbol
+        events: list[Event] = []
+        for _maker, _taker, price, size in fills:
+            self.trade_seq += 1
+            events.append(Trade(venue, symbol, self.trade_seq, str(self.trade_seq), price, size,
+                                order.side, ts, ts))
+        if levels:
+            self.book_seq += 1
+            self.last_ts = ts
+            events.append(BookUpdate(venue, symbol, self.book_seq, ts, ts, tuple(levels)))
+        return events
+
+    def snapshot(self) -> BookSnapshot:
+        """The current book, stamped with the seq of the last update it includes."""
+        bids = tuple((p, s) for p, s, _n in self.engine.depth(Side.BID))
+        asks = tuple((p, s) for p, s, _n in self.engine.depth(Side.ASK))
+        return BookSnapshot(self.instrument.venue, self.instrument.symbol, self.book_seq,
+                            self.last_ts, bids, asks)

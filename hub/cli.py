@@ -1,0 +1,161 @@
+"""The ``hub`` command: one entry point for every process and tool of the hub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from hub.config import HubConfig, load_config
+from hub.errors import ConfigError, HubError, ServiceUnavailable
+from hub.logs import setup_logging
+
+ROOT = Path(__file__).resolve().parent.parent
+Runner = Callable[[HubConfig], Coroutine[Any, Any, None]]
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Map command-line flags onto config sections."""
+    flags = {
+        "kafka": ("kafka", "bootstrap"), "topic_prefix": ("kafka", "topic_prefix"),
+        "redis": ("redis", "url"), "postgres": ("postgres", "dsn"),
+        "symbols": ("feed", "symbols"), "seed": ("feed", "seed"), "rate": ("feed", "rate"),
+        "max_orders": ("feed", "max_orders"), "host": ("fanout", "host"),
+        "port": ("fanout", "port"), "group": ("recorder", "group"),
+    }
+    out: dict[str, Any] = {}
+    for flag, (section, key) in flags.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None:
+        section = "recorder" if args.command == "recorder" else "feed"
+        out.setdefault(section, {})["metrics_port"] = metrics_port
+    if args.log_level is not None:
+        out["log_level"] = args.log_level
+    return out
+
+
+def _add_service_flags(p: argparse.ArgumentParser, *names: str) -> None:
+    helps = {
+        "kafka": "Kafka bootstrap host:port", "redis": "Redis URL",
+        "postgres": "PostgreSQL DSN", "topic_prefix": "prefix of the hub's Kafka topics",
+    }
+    for name in names:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=helps[name])
+
+
+def _add_feed_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--symbols", type=lambda s: [x for x in s.split(",") if x],
+                   help="comma-separated symbols of the simulated exchange")
+    p.add_argument("--seed", type=int, help="seed of the simulated order flow")
+    p.add_argument("--rate", type=float, help="orders per second per symbol (0 = unpaced)")
+    p.add_argument("--max-orders", type=int, help="stop generating after N orders per symbol")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hub", description="Real-time market-data hub: feeds, book core, fanout, recorder.")
+    parser.add_argument("--config", type=Path, help="TOML config file (default: $HUB_CONFIG)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="all-in-one hub: simulator, book core, fanout and web page; no services")
+    _add_feed_flags(p)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port of the page and WebSocket API (default 8765)")
+
+    p = sub.add_parser("feed", help="simulated exchange publishing to Kafka, snapshots to Redis")
+    _add_feed_flags(p)
+    _add_service_flags(p, "kafka", "redis", "topic_prefix")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
+
+    p = sub.add_parser("fanout", help="WebSocket fanout node consuming Kafka")
+    _add_service_flags(p, "kafka", "redis", "topic_prefix")
+    p.add_argument("--host", help="address to bind")
+    p.add_argument("--port", type=int, help="port of the WebSocket API, page and /metrics")
+
+    p = sub.add_parser("recorder", help="write trades from Kafka into TimescaleDB")
+    _add_service_flags(p, "kafka", "postgres", "topic_prefix")
+    p.add_argument("--group", help="Kafka consumer group")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
+
+    p = sub.add_parser("db", help="database tools")
+    p.add_argument("action", choices=["migrate", "version"])
+    _add_service_flags(p, "postgres")
+
+    p = sub.add_parser("services", help="start/stop the local Kafka, PostgreSQL and Redis")
+    p.add_argument("action", choices=["up", "down", "status", "env"])
+
+    sub.add_parser("config", help="print the effective configuration")
+    return parser
+
+
+def _run_async(runner: Runner, cfg: HubConfig) -> None:
+    """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM arrives."""
+    import uvloop
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await runner(cfg)
+        except asyncio.CancelledError:
+            logging.getLogger("hub").info("stopped by signal")
+
+    uvloop.run(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "services":
+        return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+    try:
+        cfg = load_config(args.config, os.environ, _overrides(args))
+        setup_logging(cfg.log_level)
+        if args.command == "config":
+            import dataclasses
+            import json
+
+            print(json.dumps(dataclasses.asdict(cfg), indent=2))
+            return 0
+        if args.command == "db":
+            from hub import db
+
+            if args.action == "migrate":
+                applied = db.migrate(cfg.postgres.dsn)
+                print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+            print(f"schema version {db.current_version(cfg.postgres.dsn)}")
+            return 0
+        from hub import run
+
+        runners: dict[str, Runner] = {"demo": run.run_demo, "feed": run.run_feed,
+                                      "fanout": run.run_fanout, "recorder": run.run_recorder}
+        _run_async(runners[args.command], cfg)
+        return 0
+    except ConfigError as exc:
+        print(f"hub: config error: {exc}", file=sys.stderr)
+        return 2
+    except ServiceUnavailable as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 3
+    except HubError as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

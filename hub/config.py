@@ -1,0 +1,217 @@
+"""Typed, frozen configuration that rejects unknown keys at start-up.
+
+Sources, later ones winning: built-in defaults, a TOML file (``--config``,
+or ``$HUB_CONFIG``), environment variables ``HUB_<SECTION>__<KEY>`` (e.g.
+``HUB_KAFKA__BOOTSTRAP``), then command-line flags. Every setting below has
+its default and meaning documented in place; docs/configuration.md lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+from hub.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:39092"
+    """host:port list of the Kafka brokers."""
+    topic_prefix: str = "md"
+    """Topics are <prefix>.book, <prefix>.trades and <prefix>.instruments."""
+    partitions: int = 8
+    """Partitions of topics the hub creates (keyed by symbol)."""
+    idempotent: bool = False
+    """Idempotent producer; on with real Kafka (docker-compose), off for Tansu which rejects it."""
+    acks: str = "all"
+    """Producer acks: all, 1 or 0."""
+    linger_ms: int = 2
+    """Producer batching delay."""
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:36379/0"
+    """Redis holding the latest snapshot of each book."""
+    key_prefix: str = "md"
+    """Snapshot keys are <prefix>:book:<venue>:<symbol>."""
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    dsn: str = "postgresql://postgres@127.0.0.1:35432/hub"
+    """PostgreSQL+TimescaleDB; put a password in the environment (HUB_POSTGRES__DSN or PGPASSWORD)."""
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    venue: str = "SIM"
+    """Venue name of the simulated exchange."""
+    symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
+    """Symbols the simulated exchange trades."""
+    seed: int = 1
+    """Seed of the simulated order flow: the same seed gives the same books and trades."""
+    rate: float = 200.0
+    """Simulated orders per second per symbol (0 = as fast as possible)."""
+    max_orders: int = 0
+    """Stop generating after this many orders per symbol (0 = never)."""
+    snapshot_interval_ms: int = 200
+    """How often the latest book snapshot is stored (Redis, or memory when embedded)."""
+    metrics_port: int = 9101
+    """Port of /metrics and /healthz (0 picks a free one)."""
+
+
+@dataclass(frozen=True)
+class FanoutConfig:
+    host: str = "127.0.0.1"
+    """Address the WebSocket server binds."""
+    port: int = 8765
+    """Port of the WebSocket API, the web page, /metrics and /healthz (0 picks a free one)."""
+    flush_ms: int = 5
+    """Updates for one connection are sent as one frame per this interval."""
+    history: int = 5000
+    """Book updates kept per symbol for resuming clients."""
+    queue_limit: int = 20000
+    """Messages queued per connection before its book is reset to a fresh snapshot."""
+    group: str = ""
+    """Node name (defaults to fanout-<pid>)."""
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    group: str = "hub-recorder"
+    """Kafka consumer group shared by all recorders."""
+    batch_size: int = 2000
+    """Most rows written in one database transaction."""
+    flush_ms: int = 200
+    """Longest wait before a partial batch is written."""
+    metrics_port: int = 9103
+    """Port of /metrics and /healthz (0 picks a free one)."""
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    fanout: FanoutConfig = field(default_factory=FanoutConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    log_level: str = "info"
+    """debug, info, warning or error."""
+
+
+T = TypeVar("T")
+ENV_PREFIX = "HUB_"
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(where: str, value: Any, kind: Any) -> Any:
+    """Convert a TOML or environment value to the field's type, or raise ConfigError."""
+    origin = get_origin(kind)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {kind!r}")
+
+
+def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown setting '{where}{key}'{_suggest(key, names)}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"setting '{where}{key}' must be a table")
+            kwargs[key] = _build(kind, value, f"{where}{key}.")  # type: ignore[arg-type]
+        else:
+            if isinstance(kind, types.UnionType):
+                kind = get_args(kind)[0]
+            kwargs[key] = _coerce(f"{where}{key}", value, kind)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "HUB_CONFIG":
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} conflicts with another setting")
+        node[parts[-1]] = value
+    return tree
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> HubConfig:
+    """Build the configuration from file, environment and overrides; reject unknown keys."""
+    env = {} if env is None else env
+    tree: dict[str, Any] = {}
+    if path is None and env.get("HUB_CONFIG"):
+        path = Path(env["HUB_CONFIG"])
+    if path is not None:
+        try:
+            tree = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    tree = _merge(tree, _from_env(env))
+    tree = _merge(tree, overrides or {})
+    return _build(HubConfig, tree, "")

@@ -1,0 +1,63 @@
+"""Exact conversion between decimal strings and integer ticks/lots.
+
+Decimal strings exist only at the edges (venue JSON, client JSON, SQL views);
+inside the hub every price is an integer number of ticks and every size an
+integer number of lots. Nothing here goes through float or Decimal.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DECIMAL = re.compile(r"^([+-]?)(\d+)(?:\.(\d*))?$|^([+-]?)\.(\d+)$")
+
+
+def parse_decimal(text: str) -> tuple[int, int]:
+    """Return ``(mantissa, exponent)`` with ``value == mantissa * 10**-exponent``."""
+    m = _DECIMAL.match(text.strip())
+    if m is None:
+        raise ValueError(f"not a decimal number: {text!r}")
+    if m.group(2) is not None:
+        sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
+    else:
+        sign, whole, frac = m.group(4), "0", m.group(5)
+    mantissa = int(whole + frac)
+    return (-mantissa if sign == "-" else mantissa), len(frac)
+
+
+class Unit:
+    """A tick or lot size such as ``"0.01"``: converts strings to integer units and back."""
+
+    __slots__ = ("_div", "_exp", "_mant", "text")
+
+    def __init__(self, text: str) -> None:
+        mant, exp = parse_decimal(text)
+        if mant <= 0:
+            raise ValueError(f"unit size must be positive, got {text!r}")
+        self.text = text
+        self._mant = mant
+        self._exp = exp
+        self._div = 10**exp
+
+    def to_units(self, text: str) -> int:
+        """Convert a decimal string to a whole number of units; refuse anything off the grid."""
+        mant, exp = parse_decimal(text)
+        e = max(exp, self._exp)
+        value = mant * 10 ** (e - exp)
+        unit = self._mant * 10 ** (e - self._exp)
+        units, rest = divmod(value, unit)
+        if rest:
+            raise ValueError(f"{text!r} is not a multiple of {self.text!r}")
+        return units
+
+    def to_str(self, units: int) -> str:
+        """Format a whole number of units as a decimal string with this unit's decimals."""
+        scaled = units * self._mant
+        if self._exp == 0:
+            return str(scaled)
+        sign = "-" if scaled < 0 else ""
+        whole, frac = divmod(abs(scaled), self._div)
+        return f"{sign}{whole}.{frac:0{self._exp}d}"
+
+    def __repr__(self) -> str:
+        return f"Unit({self.text!r})"

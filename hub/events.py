@@ -1,0 +1,173 @@
+"""The hub's event schema and its wire encoding (orjson, integer fields).
+
+Every event carries the venue's event time and our receive time in int64
+nanoseconds. Book updates and trades are sequenced per (venue, symbol)
+stream, each with its own gap-free ``seq`` starting at 1.
+
+Wire format (Kafka values, Redis snapshot values) is one JSON object per
+event with a kind tag ``k``; ``decode`` validates it and names what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hub.decimals import Unit
+from hub.errors import BadMessage
+
+Level = tuple[int, int]  # (price ticks, size lots)
+LevelChange = tuple[int, int, int]  # (side, price ticks, absolute size lots; 0 deletes)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Static data of one instrument: tick and lot sizes as decimal strings."""
+
+    venue: str
+    symbol: str
+    tick_size: str
+    lot_size: str
+
+    @property
+    def tick(self) -> Unit:
+        return _unit(self.tick_size)
+
+    @property
+    def lot(self) -> Unit:
+        return _unit(self.lot_size)
+
+
+_UNITS: dict[str, Unit] = {}
+
+
+def _unit(text: str) -> Unit:
+    unit = _UNITS.get(text)
+    if unit is None:
+        unit = _UNITS[text] = Unit(text)
+    return unit
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """One atomic change of an L2 book: after it the book is consistent."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    ts_recv: int
+    changes: tuple[LevelChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One public trade; ``side`` is the aggressor's side (0 buy, 1 sell)."""
+
+    venue: str
+    symbol: str
+    seq: int
+    trade_id: str
+    price: int
+    size: int
+    side: int
+    ts_event: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """The whole L2 book as of book stream ``seq`` (the last update applied)."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument
+
+
+def encode(event: Event) -> bytes:
+    """Encode an event as one JSON object."""
+    if isinstance(event, BookUpdate):
+        return orjson.dumps(
+            {"k": "book", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
+             "ts_event": event.ts_event, "ts_recv": event.ts_recv, "changes": event.changes}
+        )
+    if isinstance(event, Trade):
+        return orjson.dumps(
+            {"k": "trade", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
+             "trade_id": event.trade_id, "price": event.price, "size": event.size,
+             "side": event.side, "ts_event": event.ts_event, "ts_recv": event.ts_recv}
+        )
+    if isinstance(event, BookSnapshot):
+        return orjson.dumps(
+            {"k": "snapshot", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
+             "ts_event": event.ts_event, "bids": event.bids, "asks": event.asks}
+        )
+    return orjson.dumps(
+        {"k": "instrument", "venue": event.venue, "symbol": event.symbol,
+         "tick_size": event.tick_size, "lot_size": event.lot_size}
+    )
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if type(value) is not int:
+        raise BadMessage(f"field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadMessage(f"field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _levels(obj: dict[str, Any], key: str, width: int) -> tuple[Any, ...]:
+    raw = obj.get(key)
+    if not isinstance(raw, list):
+        raise BadMessage(f"field {key!r} must be a list, got {type(raw).__name__}")
+    out = []
+    for item in raw:
+        if (not isinstance(item, list) or len(item) != width
+                or any(type(x) is not int for x in item)):
+            raise BadMessage(f"field {key!r}: bad entry {item!r}")
+        out.append(tuple(item))
+    return tuple(out)
+
+
+def decode(data: bytes) -> Event:
+    """Decode one wire message; raise BadMessage naming the problem."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadMessage(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadMessage("message must be a JSON object")
+    kind = obj.get("k")
+    venue, symbol = _str(obj, "venue"), _str(obj, "symbol")
+    if kind == "book":
+        return BookUpdate(venue, symbol, _int(obj, "seq"), _int(obj, "ts_event"),
+                          _int(obj, "ts_recv"), _levels(obj, "changes", 3))
+    if kind == "trade":
+        return Trade(venue, symbol, _int(obj, "seq"), _str(obj, "trade_id"), _int(obj, "price"),
+                     _int(obj, "size"), _int(obj, "side"), _int(obj, "ts_event"),
+                     _int(obj, "ts_recv"))
+    if kind == "snapshot":
+        return BookSnapshot(venue, symbol, _int(obj, "seq"), _int(obj, "ts_event"),
+                            _levels(obj, "bids", 2), _levels(obj, "asks", 2))
+    if kind == "instrument":
+        tick, lot = _str(obj, "tick_size"), _str(obj, "lot_size")
+        try:
+            _unit(tick), _unit(lot)
+        except ValueError as exc:
+            raise BadMessage(f"instrument {venue}/{symbol}: {exc}") from None
+        return Instrument(venue, symbol, tick, lot)
+    raise BadMessage(f"unknown message kind {kind!r}")

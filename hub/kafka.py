@@ -1,0 +1,128 @@
+"""Kafka plumbing shared by feed, fanout and recorder (aiokafka).
+
+Topics: ``<prefix>.book`` (book updates), ``<prefix>.trades`` and
+``<prefix>.instruments``, keyed by ``venue:symbol`` so one stream stays in
+one partition and in order. Consumers never trust broker offsets for
+correctness (Tansu can misreport end offsets): they dedupe and detect gaps
+by each stream's own seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from hub.config import KafkaConfig
+from hub.errors import ServiceUnavailable
+from hub.events import BookUpdate, Event, Instrument, Trade, encode
+
+
+def topic_names(cfg: KafkaConfig) -> dict[str, str]:
+    p = cfg.topic_prefix
+    return {"book": f"{p}.book", "trades": f"{p}.trades", "instruments": f"{p}.instruments"}
+
+
+def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
+    return ServiceUnavailable("Kafka", cfg.bootstrap, str(exc) or type(exc).__name__)
+
+
+async def ensure_topics(cfg: KafkaConfig, timeout: float = 10.0) -> None:
+    """Create the hub's topics if they are missing; raise ServiceUnavailable if Kafka is down."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        await admin.close()
+        raise unavailable(cfg, exc) from None
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=1 if kind == "instruments" else cfg.partitions,
+                     replication_factor=1)
+            for kind, name in topic_names(cfg).items()
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def stream_key(venue: str, symbol: str) -> bytes:
+    return f"{venue}:{symbol}".encode()
+
+
+class KafkaPublisher:
+    """Publisher that writes events to the hub's topics, keyed by stream."""
+
+    def __init__(self, cfg: KafkaConfig) -> None:
+        self.cfg = cfg
+        self.topics = topic_names(cfg)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap,
+            acks=cfg.acks if cfg.acks == "all" else int(cfg.acks),
+            enable_idempotence=cfg.idempotent,
+            linger_ms=cfg.linger_ms,
+            max_batch_size=1 << 20,
+            request_timeout_ms=15000,
+        )
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.start(), 15)
+        except (KafkaConnectionError, KafkaError, OSError, asyncio.TimeoutError) as exc:
+            await self._producer.stop()
+            raise unavailable(self.cfg, exc) from None
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Send events and wait until the broker has acknowledged all of them."""
+        futures = []
+        for event in events:
+            if isinstance(event, BookUpdate):
+                topic = self.topics["book"]
+            elif isinstance(event, Trade):
+                topic = self.topics["trades"]
+            elif isinstance(event, Instrument):
+                topic = self.topics["instruments"]
+            else:
+                continue
+            futures.append(
+                await self._producer.send(
+                    topic, encode(event), key=stream_key(event.venue, event.symbol)
+                )
+            )
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+
+def consumer(
+    cfg: KafkaConfig, *topics: str, group: str | None, offset_reset: str = "earliest",
+    **kwargs: object,
+) -> AIOKafkaConsumer:
+    """A consumer with the hub's defaults: manual commits, explicit offset reset."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=cfg.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset=offset_reset,
+        **kwargs,
+    )
+
+
+async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(c.start(), 15)
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        await c.stop()
+        raise unavailable(cfg, exc) from None

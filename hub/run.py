@@ -1,0 +1,120 @@
+"""Process entry points: the embedded demo and the distributed feed, fanout and recorder.
+
+Each coroutine runs until cancelled (SIGINT/SIGTERM) and raises
+ServiceUnavailable, naming the service and address, when a backing service
+cannot be reached at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from fanout.node import FanoutNode, run_source
+from fanout.sources import bus_source, kafka_source
+from feedhandler.feed import Feed
+from hub.bus import InProcessBus, MemorySnapshots
+from hub.config import HubConfig
+from hub.kafka import KafkaPublisher, ensure_topics
+from hub.ops import bound_port, serve_ops
+from hub.redis_store import RedisSnapshots
+from recorder.service import Recorder
+
+log = logging.getLogger("hub")
+
+
+def announce(lines: list[str]) -> None:
+    """Print what a person should open, on stdout, and flush at once."""
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
+
+
+async def _gather(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run tasks until one fails or all are cancelled; cancel the rest either way."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+async def run_demo(cfg: HubConfig) -> None:
+    """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
+    bus = InProcessBus()
+    store = MemorySnapshots()
+    feed = Feed(cfg.feed, bus, store)
+    node = FanoutNode(cfg.fanout, store)
+    server = await node.start()
+    port = bound_port(server)
+    base = f"http://{cfg.fanout.host}:{port}"
+    announce([
+        f"hub demo running: {', '.join(cfg.feed.symbols)} on the simulated exchange",
+        f"  live page     {base}/",
+        f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
+        f"  metrics       {base}/metrics",
+        f"  health        {base}/healthz",
+        "press Ctrl-C to stop",
+    ])
+    try:
+        await _gather(run_source(node, lambda n: bus_source(n, bus)), feed.run())
+    finally:
+        await node.stop()
+
+
+async def run_feed(cfg: HubConfig) -> None:
+    """The simulated exchange publishing to Kafka, with snapshots in Redis."""
+    store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
+    await store.check()
+    await ensure_topics(cfg.kafka)
+    publisher = KafkaPublisher(cfg.kafka)
+    await publisher.start()
+    feed = Feed(cfg.feed, publisher, store)
+    ops = await serve_ops("127.0.0.1", cfg.feed.metrics_port, feed.health)
+    announce([f"hub feed publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
+              f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics"])
+    try:
+        await feed.run()
+    finally:
+        ops.close()
+        await publisher.stop()
+        await store.close()
+
+
+async def run_fanout(cfg: HubConfig) -> None:
+    """A fanout node consuming Kafka and joining books from Redis snapshots."""
+    store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
+    await store.check()
+    await ensure_topics(cfg.kafka)
+    node = FanoutNode(cfg.fanout, store)
+    server = await node.start()
+    port = bound_port(server)
+    announce([f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
+              f"  live page http://{cfg.fanout.host}:{port}/",
+              f"  metrics   http://{cfg.fanout.host}:{port}/metrics"])
+    try:
+        await run_source(node, lambda n: kafka_source(n, cfg.kafka))
+    finally:
+        await node.stop()
+        await store.close()
+
+
+async def run_recorder(cfg: HubConfig) -> None:
+    """Kafka trades into TimescaleDB."""
+    await ensure_topics(cfg.kafka)
+    recorder = Recorder(cfg)
+    ops = await serve_ops("127.0.0.1", cfg.recorder.metrics_port, recorder.health)
+    announce([f"hub recorder writing to {cfg.postgres.dsn.split('@')[-1]}",
+              f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics"])
+    try:
+        await recorder.run()
+    finally:
+        ops.close()
