@@ -41,15 +41,23 @@ UPDATES = Counter("hub_fanout_updates_total", "Source events by outcome", ["kind
 GAPS = Counter("hub_fanout_gaps_total", "Sequence gaps detected", ["symbol"])
 RESYNCS = Counter("hub_fanout_resyncs_total", "Books (re)synced from a snapshot", ["symbol"])
 RESETS = Counter("hub_fanout_snapshot_resets_total", "Lagging clients reset to a fresh snapshot")
-QUEUE_DEPTH = Histogram("hub_fanout_queue_depth", "Messages per flushed frame",
-                        buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000))
-LATENCY = Histogram("hub_fanout_tick_to_send_seconds", "Venue event time to socket write",
-                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+QUEUE_DEPTH = Histogram(
+    "hub_fanout_queue_depth",
+    "Messages per flushed frame",
+    buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
+)
+LATENCY = Histogram(
+    "hub_fanout_tick_to_send_seconds",
+    "Venue event time to socket write",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 
 WEB_DIR = Path(__file__).parent / "web"
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
 SYNC_POLL = 0.05
 
 
@@ -120,8 +128,15 @@ class FanoutNode:
                     client.push(msg, update.ts_event)
         elif outcome is Outcome.GAP:
             GAPS.labels(update.symbol).inc()
-            log.warning("sequence gap", extra={"venue": update.venue, "symbol": update.symbol,
-                                               "expected": stream.seq + 1, "got": update.seq})
+            log.warning(
+                "sequence gap",
+                extra={
+                    "venue": update.venue,
+                    "symbol": update.symbol,
+                    "expected": stream.seq + 1,
+                    "got": update.seq,
+                },
+            )
             self._broadcast_status(stream, "stale", "gap")
             self._start_sync(stream)
         elif outcome is Outcome.BUFFERED:
@@ -156,11 +171,17 @@ class FanoutNode:
                     if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
                         stream.instrument = inst
             snap = await self.snapshots.get(stream.venue, stream.symbol)
-            if (stream.instrument is not None and snap is not None
-                    and snap.seq >= stream.needs_snapshot_after() and stream.try_sync(snap)):
+            if (
+                stream.instrument is not None
+                and snap is not None
+                and snap.seq >= stream.needs_snapshot_after()
+                and stream.try_sync(snap)
+            ):
                 RESYNCS.labels(stream.symbol).inc()
-                log.info("book synced", extra={"venue": stream.venue, "symbol": stream.symbol,
-                                               "seq": stream.seq})
+                log.info(
+                    "book synced",
+                    extra={"venue": stream.venue, "symbol": stream.symbol, "seq": stream.seq},
+                )
                 self._broadcast_status(stream, "live", "synced")
                 self._send_snapshots(stream, "resync")
                 return
@@ -176,8 +197,9 @@ class FanoutNode:
         sub = Subscription("book", stream.venue, stream.symbol)
         targets = [c for c in self.clients if sub in c.subs]
         if targets and stream.instrument is not None:
-            msg = protocol.encode_snapshot(stream.instrument, stream.book, stream.seq,
-                                           stream.ts_event, reason)
+            msg = protocol.encode_snapshot(
+                stream.instrument, stream.book, stream.seq, stream.ts_event, reason
+            )
             for client in targets:
                 client.push(msg)
 
@@ -193,7 +215,9 @@ class FanoutNode:
         if not matches:
             raise ProtocolError("unknown_symbol", f"no stream for symbol {symbol!r}")
         if len(matches) > 1:
-            raise ProtocolError("ambiguous_symbol", f"{symbol!r} trades on several venues; give 'venue'")
+            raise ProtocolError(
+                "ambiguous_symbol", f"{symbol!r} trades on several venues; give 'venue'"
+            )
         return Subscription(channel, matches[0][0], matches[0][1])
 
     def _subscribe(self, client: Client, msg: dict[str, Any]) -> bytes:
@@ -215,17 +239,22 @@ class FanoutNode:
                     self._send_book(client, sub)
             accepted.append({"channel": sub.channel, "venue": sub.venue, "symbol": sub.symbol})
         SUBSCRIPTIONS.set(sum(len(c.subs) for c in self.clients))
-        return protocol.encode({"type": f"{msg['op']}d", "id": msg.get("id"),
-                                "accepted": accepted, "refused": refused})
+        return protocol.encode(
+            {"type": f"{msg['op']}d", "id": msg.get("id"), "accepted": accepted, "refused": refused}
+        )
 
     def _send_book(self, client: Client, sub: Subscription) -> None:
         stream = self.streams[sub.venue, sub.symbol]
         if stream.synced and stream.instrument is not None:
-            client.push(protocol.encode_snapshot(stream.instrument, stream.book, stream.seq,
-                                                 stream.ts_event, "subscribe"))
+            client.push(
+                protocol.encode_snapshot(
+                    stream.instrument, stream.book, stream.seq, stream.ts_event, "subscribe"
+                )
+            )
         else:
-            client.push(protocol.encode_status(sub.venue, sub.symbol, "stale", stream.seq,
-                                               "syncing"))
+            client.push(
+                protocol.encode_status(sub.venue, sub.symbol, "stale", stream.seq, "syncing")
+            )
 
     def _reset(self, client: Client) -> None:
         """Replace a lagging client's queue by fresh snapshots of its books."""
@@ -268,16 +297,27 @@ class FanoutNode:
                 try:
                     msg = protocol.parse_request(data)
                     if msg["op"] == "ping":
-                        client.push(protocol.encode({"type": "pong", "id": msg.get("id"),
-                                                     "ts": time.time_ns()}))
+                        client.push(
+                            protocol.encode(
+                                {"type": "pong", "id": msg.get("id"), "ts": time.time_ns()}
+                            )
+                        )
                     elif msg["op"] == "list":
-                        client.push(protocol.encode({"type": "streams", "id": msg.get("id"),
-                                                     "streams": self.stream_list()}))
+                        client.push(
+                            protocol.encode(
+                                {
+                                    "type": "streams",
+                                    "id": msg.get("id"),
+                                    "streams": self.stream_list(),
+                                }
+                            )
+                        )
                     else:
                         client.push(self._subscribe(client, msg))
                 except ProtocolError as exc:
-                    client.push(protocol.encode({"type": "error", "code": exc.code,
-                                                 "message": str(exc)}))
+                    client.push(
+                        protocol.encode({"type": "error", "code": exc.code, "message": str(exc)})
+                    )
         except ConnectionClosed:
             pass
         finally:
@@ -291,15 +331,28 @@ class FanoutNode:
     def stream_list(self) -> list[dict[str, Any]]:
         out = []
         for (venue, symbol), s in sorted(self.streams.items()):
-            out.append({"venue": venue, "symbol": symbol, "seq": s.seq, "synced": s.synced,
-                        "gaps": s.gaps, "resyncs": s.resyncs,
-                        "tick_size": s.instrument.tick_size if s.instrument else None,
-                        "lot_size": s.instrument.lot_size if s.instrument else None})
+            out.append(
+                {
+                    "venue": venue,
+                    "symbol": symbol,
+                    "seq": s.seq,
+                    "synced": s.synced,
+                    "gaps": s.gaps,
+                    "resyncs": s.resyncs,
+                    "tick_size": s.instrument.tick_size if s.instrument else None,
+                    "lot_size": s.instrument.lot_size if s.instrument else None,
+                }
+            )
         return out
 
     def health(self) -> dict[str, Any]:
-        return {"ok": self.source_error is None, "node": self.name, "source_error": self.source_error,
-                "connections": len(self.clients), "streams": self.stream_list()}
+        return {
+            "ok": self.source_error is None,
+            "node": self.name,
+            "source_error": self.source_error,
+            "connections": len(self.clients),
+            "streams": self.stream_list(),
+        }
 
     def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -315,8 +368,13 @@ class FanoutNode:
 
     async def start(self) -> Server:
         self._server = await serve(
-            self._handle, self.cfg.host, self.cfg.port, process_request=self._process_request,
-            max_size=1 << 16, max_queue=64, compression=None,
+            self._handle,
+            self.cfg.host,
+            self.cfg.port,
+            process_request=self._process_request,
+            max_size=1 << 16,
+            max_queue=64,
+            compression=None,
         )
         return self._server
 

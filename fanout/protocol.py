@@ -45,32 +45,62 @@ def encode_update(inst: Instrument, update: BookUpdate) -> bytes:
     bids = [[tick.to_str(p), lot.to_str(s)] for side, p, s in update.changes if side == 0]
     asks = [[tick.to_str(p), lot.to_str(s)] for side, p, s in update.changes if side == 1]
     return orjson.dumps(
-        {"type": "book", "venue": update.venue, "symbol": update.symbol, "seq": update.seq,
-         "ts_event": update.ts_event, "ts_recv": update.ts_recv, "bids": bids, "asks": asks}
+        {
+            "type": "book",
+            "venue": update.venue,
+            "symbol": update.symbol,
+            "seq": update.seq,
+            "ts_event": update.ts_event,
+            "ts_recv": update.ts_recv,
+            "bids": bids,
+            "asks": asks,
+        }
     )
 
 
 def encode_snapshot(inst: Instrument, book: L2Book, seq: int, ts_event: int, reason: str) -> bytes:
     return orjson.dumps(
-        {"type": "snapshot", "channel": "book", "venue": inst.venue, "symbol": inst.symbol,
-         "seq": seq, "ts_event": ts_event, "reason": reason,
-         "bids": _levels(inst, book.depth(0)), "asks": _levels(inst, book.depth(1))}
+        {
+            "type": "snapshot",
+            "channel": "book",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "seq": seq,
+            "ts_event": ts_event,
+            "reason": reason,
+            "bids": _levels(inst, book.depth(0)),
+            "asks": _levels(inst, book.depth(1)),
+        }
     )
 
 
 def encode_trade(inst: Instrument, trade: Trade) -> bytes:
     return orjson.dumps(
-        {"type": "trade", "venue": trade.venue, "symbol": trade.symbol, "seq": trade.seq,
-         "trade_id": trade.trade_id, "price": inst.tick.to_str(trade.price),
-         "size": inst.lot.to_str(trade.size), "side": SIDES[trade.side],
-         "ts_event": trade.ts_event, "ts_recv": trade.ts_recv}
+        {
+            "type": "trade",
+            "venue": trade.venue,
+            "symbol": trade.symbol,
+            "seq": trade.seq,
+            "trade_id": trade.trade_id,
+            "price": inst.tick.to_str(trade.price),
+            "size": inst.lot.to_str(trade.size),
+            "side": SIDES[trade.side],
+            "ts_event": trade.ts_event,
+            "ts_recv": trade.ts_recv,
+        }
     )
 
 
 def encode_status(venue: str, symbol: str, state: str, seq: int, reason: str) -> bytes:
     return orjson.dumps(
-        {"type": "status", "venue": venue, "symbol": symbol, "state": state, "seq": seq,
-         "reason": reason}
+        {
+            "type": "status",
+            "venue": venue,
+            "symbol": symbol,
+            "state": state,
+            "seq": seq,
+            "reason": reason,
+        }
     )
 
 
@@ -88,5 +118,7 @@ def parse_request(data: str | bytes) -> dict[str, Any]:
         raise ProtocolError("bad_request", "message must be a JSON object")
     op = msg.get("op")
     if op not in ("subscribe", "unsubscribe", "ping", "list"):
-        raise ProtocolError("unknown_op", f"unknown op {op!r}; expected subscribe, unsubscribe, ping or list")
+        raise ProtocolError(
+            "unknown_op", f"unknown op {op!r}; expected subscribe, unsubscribe, ping or list"
+        )
     return msg

@@ -32,8 +32,14 @@ async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
     store for the starting point.
     """
     topics = topic_names(cfg)
-    c = consumer(cfg, topics["instruments"], topics["book"], topics["trades"], group=None,
-                 offset_reset="latest")
+    c = consumer(
+        cfg,
+        topics["instruments"],
+        topics["book"],
+        topics["trades"],
+        group=None,
+        offset_reset="latest",
+    )
     await start_consumer(cfg, c)
     bad = 0
     try:
@@ -45,8 +51,15 @@ async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
                         node.on_event(decode(record.value))
                     except BadMessage as exc:
                         bad += 1
-                        log.warning("undecodable message dropped",
-                                    extra={"topic": record.topic, "partition": record.partition,
-                                           "offset": record.offset, "error": str(exc), "bad": bad})
+                        log.warning(
+                            "undecodable message dropped",
+                            extra={
+                                "topic": record.topic,
+                                "partition": record.partition,
+                                "offset": record.offset,
+                                "error": str(exc),
+                                "bad": bad,
+                            },
+                        )
     finally:
         await c.stop()

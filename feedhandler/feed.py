@@ -25,7 +25,8 @@ ORDERS = Counter("hub_feed_orders_total", "Simulated orders executed", ["symbol"
 EVENTS = Counter("hub_feed_events_total", "Events published", ["kind"])
 SEQ = Gauge("hub_feed_book_seq", "Last book seq published", ["venue", "symbol"])
 PUBLISH_SECONDS = Histogram(
-    "hub_feed_publish_seconds", "Time to publish one batch until acknowledged",
+    "hub_feed_publish_seconds",
+    "Time to publish one batch until acknowledged",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 SNAPSHOTS = Counter("hub_feed_snapshots_total", "Book snapshots stored")
@@ -49,8 +50,10 @@ class Feed:
         return {
             "ok": True,
             "published": self.published,
-            "streams": {s: {"book_seq": x.book_seq, "trade_seq": x.trade_seq, "orders": x.orders}
-                        for s, x in self.exchanges.items()},
+            "streams": {
+                s: {"book_seq": x.book_seq, "trade_seq": x.trade_seq, "orders": x.orders}
+                for s, x in self.exchanges.items()
+            },
         }
 
     async def _publish(self, events: list[Event]) -> None:
@@ -74,8 +77,15 @@ class Feed:
             await self.snapshots.put_instrument(inst)
         await self.publisher.publish(instruments)
         await self.store_snapshots(self.exchanges.values())
-        log.info("feed started", extra={"venue": self.cfg.venue, "symbols": list(self.exchanges),
-                                        "rate": self.cfg.rate, "seed": self.cfg.seed})
+        log.info(
+            "feed started",
+            extra={
+                "venue": self.cfg.venue,
+                "symbols": list(self.exchanges),
+                "rate": self.cfg.rate,
+                "seed": self.cfg.seed,
+            },
+        )
         started = time.monotonic()
         last_snapshot = started
         while True:
@@ -94,7 +104,9 @@ class Feed:
                 last_snapshot = now
             if self._finished() and not self.done.is_set():
                 await self.store_snapshots(self.exchanges.values())
-                log.info("max_orders reached; books are final", extra={"orders": self.cfg.max_orders})
+                log.info(
+                    "max_orders reached; books are final", extra={"orders": self.cfg.max_orders}
+                )
                 self.done.set()
             await asyncio.sleep(STEP_INTERVAL if batch or self._finished() else 0.001)
 

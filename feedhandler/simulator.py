@@ -115,8 +115,19 @@ class SimulatedExchange:
         events: list[Event] = []
         for _maker, _taker, price, size in fills:
             self.trade_seq += 1
-            events.append(Trade(venue, symbol, self.trade_seq, str(self.trade_seq), price, size,
-                                order.side, ts, ts))
+            events.append(
+                Trade(
+                    venue,
+                    symbol,
+                    self.trade_seq,
+                    str(self.trade_seq),
+                    price,
+                    size,
+                    order.side,
+                    ts,
+                    ts,
+                )
+            )
         if levels:
             self.book_seq += 1
             self.last_ts = ts
@@ -127,5 +138,6 @@ class SimulatedExchange:
         """The current book, stamped with the seq of the last update it includes."""
         bids = tuple((p, s) for p, s, _n in self.engine.depth(Side.BID))
         asks = tuple((p, s) for p, s, _n in self.engine.depth(Side.ASK))
-        return BookSnapshot(self.instrument.venue, self.instrument.symbol, self.book_seq,
-                            self.last_ts, bids, asks)
+        return BookSnapshot(
+            self.instrument.venue, self.instrument.symbol, self.book_seq, self.last_ts, bids, asks
+        )

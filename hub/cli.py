@@ -24,11 +24,17 @@ Runner = Callable[[HubConfig], Coroutine[Any, Any, None]]
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Map command-line flags onto config sections."""
     flags = {
-        "kafka": ("kafka", "bootstrap"), "topic_prefix": ("kafka", "topic_prefix"),
-        "redis": ("redis", "url"), "postgres": ("postgres", "dsn"),
-        "symbols": ("feed", "symbols"), "seed": ("feed", "seed"), "rate": ("feed", "rate"),
-        "max_orders": ("feed", "max_orders"), "host": ("fanout", "host"),
-        "port": ("fanout", "port"), "group": ("recorder", "group"),
+        "kafka": ("kafka", "bootstrap"),
+        "topic_prefix": ("kafka", "topic_prefix"),
+        "redis": ("redis", "url"),
+        "postgres": ("postgres", "dsn"),
+        "symbols": ("feed", "symbols"),
+        "seed": ("feed", "seed"),
+        "rate": ("feed", "rate"),
+        "max_orders": ("feed", "max_orders"),
+        "host": ("fanout", "host"),
+        "port": ("fanout", "port"),
+        "group": ("recorder", "group"),
     }
     out: dict[str, Any] = {}
     for flag, (section, key) in flags.items():
@@ -46,16 +52,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_service_flags(p: argparse.ArgumentParser, *names: str) -> None:
     helps = {
-        "kafka": "Kafka bootstrap host:port", "redis": "Redis URL",
-        "postgres": "PostgreSQL DSN", "topic_prefix": "prefix of the hub's Kafka topics",
+        "kafka": "Kafka bootstrap host:port",
+        "redis": "Redis URL",
+        "postgres": "PostgreSQL DSN",
+        "topic_prefix": "prefix of the hub's Kafka topics",
     }
     for name in names:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=helps[name])
 
 
 def _add_feed_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--symbols", type=lambda s: [x for x in s.split(",") if x],
-                   help="comma-separated symbols of the simulated exchange")
+    p.add_argument(
+        "--symbols",
+        type=lambda s: [x for x in s.split(",") if x],
+        help="comma-separated symbols of the simulated exchange",
+    )
     p.add_argument("--seed", type=int, help="seed of the simulated order flow")
     p.add_argument("--rate", type=float, help="orders per second per symbol (0 = unpaced)")
     p.add_argument("--max-orders", type=int, help="stop generating after N orders per symbol")
@@ -63,12 +74,15 @@ def _add_feed_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hub", description="Real-time market-data hub: feeds, book core, fanout, recorder.")
+        prog="hub", description="Real-time market-data hub: feeds, book core, fanout, recorder."
+    )
     parser.add_argument("--config", type=Path, help="TOML config file (default: $HUB_CONFIG)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="all-in-one hub: simulator, book core, fanout and web page; no services")
+    p = sub.add_parser(
+        "demo", help="all-in-one hub: simulator, book core, fanout and web page; no services"
+    )
     _add_feed_flags(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port of the page and WebSocket API (default 8765)")
@@ -135,13 +149,19 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.action == "migrate":
                 applied = db.migrate(cfg.postgres.dsn)
-                print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+                print(
+                    f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}"
+                )
             print(f"schema version {db.current_version(cfg.postgres.dsn)}")
             return 0
         from hub import run
 
-        runners: dict[str, Runner] = {"demo": run.run_demo, "feed": run.run_feed,
-                                      "fanout": run.run_fanout, "recorder": run.run_recorder}
+        runners: dict[str, Runner] = {
+            "demo": run.run_demo,
+            "feed": run.run_feed,
+            "fanout": run.run_fanout,
+            "recorder": run.run_recorder,
+        }
         _run_async(runners[args.command], cfg)
         return 0
     except ConfigError as exc:

@@ -47,7 +47,7 @@ class RedisConfig:
 @dataclass(frozen=True)
 class PostgresConfig:
     dsn: str = "postgresql://postgres@127.0.0.1:35432/hub"
-    """PostgreSQL+TimescaleDB; put a password in the environment (HUB_POSTGRES__DSN or PGPASSWORD)."""
+    """PostgreSQL+TimescaleDB; keep passwords in the environment (HUB_POSTGRES__DSN, PGPASSWORD)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,16 @@ def _coerce(where: str, value: Any, kind: Any) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if kind is int:
@@ -185,7 +194,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == "HUB_CONFIG":
             continue
-        parts = name[len(ENV_PREFIX):].lower().split("__")
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})

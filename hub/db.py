@@ -27,7 +27,9 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
             raise HubError(f"migration {path.name}: name must look like 001_description.sql")
         version = int(m.group(1))
         if version in found:
-            raise HubError(f"migrations {found[version].name} and {path.name} share version {version}")
+            raise HubError(
+                f"migrations {found[version].name} and {path.name} share version {version}"
+            )
         found[version] = path
     return sorted(found.items())
 
@@ -77,4 +79,4 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
 def current_version(dsn: str) -> int:
     with connect(dsn) as conn:
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-        return int(row[0]) if row else 0
+        return int(str(row[0])) if row else 0

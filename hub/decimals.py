@@ -48,7 +48,7 @@ class Unit:
         units, rest = divmod(value, unit)
         if rest:
             raise ValueError(f"{text!r} is not a multiple of {self.text!r}")
-        return units
+        return int(units)
 
     def to_str(self, units: int) -> str:
         """Format a whole number of units as a decimal string with this unit's decimals."""

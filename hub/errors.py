@@ -1,9 +1,9 @@
 """Errors of the hub's services (the book core has its own: orderbook_core.errors).
 
-    HubError                 base; ``retriable`` says whether retrying can help
-    ├── ConfigError          a setting is unknown, missing or of the wrong type
-    ├── ServiceUnavailable   Kafka, Redis or PostgreSQL cannot be reached (retriable)
-    └── BadMessage           a message could not be decoded or is inconsistent
+HubError                 base; ``retriable`` says whether retrying can help
+├── ConfigError          a setting is unknown, missing or of the wrong type
+├── ServiceUnavailable   Kafka, Redis or PostgreSQL cannot be reached (retriable)
+└── BadMessage           a message could not be decoded or is inconsistent
 """
 
 from __future__ import annotations

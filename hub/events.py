@@ -96,23 +96,51 @@ def encode(event: Event) -> bytes:
     """Encode an event as one JSON object."""
     if isinstance(event, BookUpdate):
         return orjson.dumps(
-            {"k": "book", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
-             "ts_event": event.ts_event, "ts_recv": event.ts_recv, "changes": event.changes}
+            {
+                "k": "book",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "seq": event.seq,
+                "ts_event": event.ts_event,
+                "ts_recv": event.ts_recv,
+                "changes": event.changes,
+            }
         )
     if isinstance(event, Trade):
         return orjson.dumps(
-            {"k": "trade", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
-             "trade_id": event.trade_id, "price": event.price, "size": event.size,
-             "side": event.side, "ts_event": event.ts_event, "ts_recv": event.ts_recv}
+            {
+                "k": "trade",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "seq": event.seq,
+                "trade_id": event.trade_id,
+                "price": event.price,
+                "size": event.size,
+                "side": event.side,
+                "ts_event": event.ts_event,
+                "ts_recv": event.ts_recv,
+            }
         )
     if isinstance(event, BookSnapshot):
         return orjson.dumps(
-            {"k": "snapshot", "venue": event.venue, "symbol": event.symbol, "seq": event.seq,
-             "ts_event": event.ts_event, "bids": event.bids, "asks": event.asks}
+            {
+                "k": "snapshot",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "seq": event.seq,
+                "ts_event": event.ts_event,
+                "bids": event.bids,
+                "asks": event.asks,
+            }
         )
     return orjson.dumps(
-        {"k": "instrument", "venue": event.venue, "symbol": event.symbol,
-         "tick_size": event.tick_size, "lot_size": event.lot_size}
+        {
+            "k": "instrument",
+            "venue": event.venue,
+            "symbol": event.symbol,
+            "tick_size": event.tick_size,
+            "lot_size": event.lot_size,
+        }
     )
 
 
@@ -136,8 +164,11 @@ def _levels(obj: dict[str, Any], key: str, width: int) -> tuple[Any, ...]:
         raise BadMessage(f"field {key!r} must be a list, got {type(raw).__name__}")
     out = []
     for item in raw:
-        if (not isinstance(item, list) or len(item) != width
-                or any(type(x) is not int for x in item)):
+        if (
+            not isinstance(item, list)
+            or len(item) != width
+            or any(type(x) is not int for x in item)
+        ):
             raise BadMessage(f"field {key!r}: bad entry {item!r}")
         out.append(tuple(item))
     return tuple(out)
@@ -154,15 +185,35 @@ def decode(data: bytes) -> Event:
     kind = obj.get("k")
     venue, symbol = _str(obj, "venue"), _str(obj, "symbol")
     if kind == "book":
-        return BookUpdate(venue, symbol, _int(obj, "seq"), _int(obj, "ts_event"),
-                          _int(obj, "ts_recv"), _levels(obj, "changes", 3))
+        return BookUpdate(
+            venue,
+            symbol,
+            _int(obj, "seq"),
+            _int(obj, "ts_event"),
+            _int(obj, "ts_recv"),
+            _levels(obj, "changes", 3),
+        )
     if kind == "trade":
-        return Trade(venue, symbol, _int(obj, "seq"), _str(obj, "trade_id"), _int(obj, "price"),
-                     _int(obj, "size"), _int(obj, "side"), _int(obj, "ts_event"),
-                     _int(obj, "ts_recv"))
+        return Trade(
+            venue,
+            symbol,
+            _int(obj, "seq"),
+            _str(obj, "trade_id"),
+            _int(obj, "price"),
+            _int(obj, "size"),
+            _int(obj, "side"),
+            _int(obj, "ts_event"),
+            _int(obj, "ts_recv"),
+        )
     if kind == "snapshot":
-        return BookSnapshot(venue, symbol, _int(obj, "seq"), _int(obj, "ts_event"),
-                            _levels(obj, "bids", 2), _levels(obj, "asks", 2))
+        return BookSnapshot(
+            venue,
+            symbol,
+            _int(obj, "seq"),
+            _int(obj, "ts_event"),
+            _levels(obj, "bids", 2),
+            _levels(obj, "asks", 2),
+        )
     if kind == "instrument":
         tick, lot = _str(obj, "tick_size"), _str(obj, "lot_size")
         try:

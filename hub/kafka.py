@@ -10,7 +10,9 @@ by each stream's own seq.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,30 +29,52 @@ def topic_names(cfg: KafkaConfig) -> dict[str, str]:
 
 
 def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
-    return ServiceUnavailable("Kafka", cfg.bootstrap, str(exc) or type(exc).__name__)
+    if isinstance(exc, KafkaConnectionError | OSError):
+        reason = "connection refused or broker not answering"
+    elif isinstance(exc, asyncio.TimeoutError):
+        reason = "timed out"
+    else:
+        reason = str(exc) or type(exc).__name__
+    return ServiceUnavailable("Kafka", cfg.bootstrap, reason)
 
 
-async def ensure_topics(cfg: KafkaConfig, timeout: float = 10.0) -> None:
-    """Create the hub's topics if they are missing; raise ServiceUnavailable if Kafka is down."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=int(timeout * 1000))
+@contextlib.contextmanager
+def quiet_client() -> Iterator[None]:
+    """Silence aiokafka's own connection errors while we turn them into one clear error."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
-        await asyncio.wait_for(admin.start(), timeout)
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def ensure_topics(cfg: KafkaConfig, wait_s: float = 10.0) -> None:
+    """Create the hub's topics if they are missing; raise ServiceUnavailable if Kafka is down."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=cfg.bootstrap, request_timeout_ms=int(wait_s * 1000)
+    )
+    try:
+        with quiet_client():
+            await asyncio.wait_for(admin.start(), wait_s)
+    except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
         raise unavailable(cfg, exc) from None
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=1 if kind == "instruments" else cfg.partitions,
-                     replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=1 if kind == "instruments" else cfg.partitions,
+                replication_factor=1,
+            )
             for kind, name in topic_names(cfg).items()
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 
@@ -76,8 +100,9 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         try:
-            await asyncio.wait_for(self._producer.start(), 15)
-        except (KafkaConnectionError, KafkaError, OSError, asyncio.TimeoutError) as exc:
+            with quiet_client():
+                await asyncio.wait_for(self._producer.start(), 15)
+        except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
             await self._producer.stop()
             raise unavailable(self.cfg, exc) from None
 
@@ -106,7 +131,10 @@ class KafkaPublisher:
 
 
 def consumer(
-    cfg: KafkaConfig, *topics: str, group: str | None, offset_reset: str = "earliest",
+    cfg: KafkaConfig,
+    *topics: str,
+    group: str | None,
+    offset_reset: str = "earliest",
     **kwargs: object,
 ) -> AIOKafkaConsumer:
     """A consumer with the hub's defaults: manual commits, explicit offset reset."""
@@ -122,7 +150,8 @@ def consumer(
 
 async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer) -> None:
     try:
-        await asyncio.wait_for(c.start(), 15)
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        with quiet_client():
+            await asyncio.wait_for(c.start(), 15)
+    except (TimeoutError, KafkaError, OSError) as exc:
         await c.stop()
         raise unavailable(cfg, exc) from None

@@ -24,8 +24,12 @@ HealthCheck = Callable[[], dict[str, Any]]
 
 def response(status: int, body: bytes, content_type: str) -> Response:
     headers = Headers(
-        [("Content-Type", content_type), ("Content-Length", str(len(body))),
-         ("Cache-Control", "no-store"), ("Connection", "close")]
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
     )
     return Response(status, HTTPStatus(status).phrase, headers, body)
 

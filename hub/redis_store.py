@@ -39,12 +39,13 @@ class RedisSnapshots:
         data = await self._redis.get(self._key(venue, symbol))
         if data is None:
             return None
-        snap = decode(data)
+        snap = decode(data if isinstance(data, bytes) else data.encode())
         return snap if isinstance(snap, BookSnapshot) else None
 
     async def put_instrument(self, instrument: Instrument) -> None:
         await self._redis.hset(
-            f"{self._prefix}:instruments", f"{instrument.venue}:{instrument.symbol}",
+            f"{self._prefix}:instruments",
+            f"{instrument.venue}:{instrument.symbol}",
             encode(instrument),
         )
 
@@ -52,7 +53,7 @@ class RedisSnapshots:
         raw = await self._redis.hgetall(f"{self._prefix}:instruments")
         out = []
         for value in raw.values():
-            inst = decode(value)
+            inst = decode(value if isinstance(value, bytes) else value.encode())
             if isinstance(inst, Instrument):
                 out.append(inst)
         return out

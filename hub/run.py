@@ -56,14 +56,16 @@ async def run_demo(cfg: HubConfig) -> None:
     server = await node.start()
     port = bound_port(server)
     base = f"http://{cfg.fanout.host}:{port}"
-    announce([
-        f"hub demo running: {', '.join(cfg.feed.symbols)} on the simulated exchange",
-        f"  live page     {base}/",
-        f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
-        f"  metrics       {base}/metrics",
-        f"  health        {base}/healthz",
-        "press Ctrl-C to stop",
-    ])
+    announce(
+        [
+            f"hub demo running: {', '.join(cfg.feed.symbols)} on the simulated exchange",
+            f"  live page     {base}/",
+            f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
+            f"  metrics       {base}/metrics",
+            f"  health        {base}/healthz",
+            "press Ctrl-C to stop",
+        ]
+    )
     try:
         await _gather(run_source(node, lambda n: bus_source(n, bus)), feed.run())
     finally:
@@ -79,8 +81,12 @@ async def run_feed(cfg: HubConfig) -> None:
     await publisher.start()
     feed = Feed(cfg.feed, publisher, store)
     ops = await serve_ops("127.0.0.1", cfg.feed.metrics_port, feed.health)
-    announce([f"hub feed publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
-              f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics"])
+    announce(
+        [
+            f"hub feed publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
+            f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics",
+        ]
+    )
     try:
         await feed.run()
     finally:
@@ -97,9 +103,13 @@ async def run_fanout(cfg: HubConfig) -> None:
     node = FanoutNode(cfg.fanout, store)
     server = await node.start()
     port = bound_port(server)
-    announce([f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
-              f"  live page http://{cfg.fanout.host}:{port}/",
-              f"  metrics   http://{cfg.fanout.host}:{port}/metrics"])
+    announce(
+        [
+            f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
+            f"  live page http://{cfg.fanout.host}:{port}/",
+            f"  metrics   http://{cfg.fanout.host}:{port}/metrics",
+        ]
+    )
     try:
         await run_source(node, lambda n: kafka_source(n, cfg.kafka))
     finally:
@@ -111,9 +121,14 @@ async def run_recorder(cfg: HubConfig) -> None:
     """Kafka trades into TimescaleDB."""
     await ensure_topics(cfg.kafka)
     recorder = Recorder(cfg)
+    await recorder.start()
     ops = await serve_ops("127.0.0.1", cfg.recorder.metrics_port, recorder.health)
-    announce([f"hub recorder writing to {cfg.postgres.dsn.split('@')[-1]}",
-              f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics"])
+    announce(
+        [
+            f"hub recorder writing to {cfg.postgres.dsn.split('@')[-1]}",
+            f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics",
+        ]
+    )
     try:
         await recorder.run()
     finally:

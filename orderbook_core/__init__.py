@@ -10,6 +10,7 @@ is not built.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from orderbook_core.errors import (
     BookError,
@@ -25,7 +26,10 @@ _choice = os.environ.get("ORDERBOOK_CORE", "auto")
 if _choice not in ("auto", "cython", "python"):
     raise ImportError(f"ORDERBOOK_CORE must be auto, cython or python, got {_choice!r}")
 
-if _choice == "python":
+IMPLEMENTATION: str
+if TYPE_CHECKING:
+    from orderbook_core._book import L2Book, MatchingEngine
+elif _choice == "python":
     from orderbook_core._pybook import L2Book, MatchingEngine
 
     IMPLEMENTATION = "python"

@@ -136,7 +136,9 @@ class MatchingEngine:
         keys = self._keys[other]
         while size > 0 and keys:
             price = -keys[0] if other == 0 else keys[0]
-            if limit is not None and ((side == 0 and price > limit) or (side == 1 and price < limit)):
+            if limit is not None and (
+                (side == 0 and price > limit) or (side == 1 and price < limit)
+            ):
                 break
             maker = next(iter(self._queues[other][price].values()))
             qty = min(maker.size, size)

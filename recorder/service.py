@@ -32,34 +32,75 @@ log = logging.getLogger("hub.recorder")
 ROWS = Counter("hub_recorder_rows_total", "Rows written (after dedupe)", ["table"])
 RECEIVED = Counter("hub_recorder_messages_total", "Messages consumed", ["kind"])
 BAD = Counter("hub_recorder_bad_messages_total", "Messages that could not be decoded")
-BATCH = Histogram("hub_recorder_batch_size", "Messages per database transaction",
-                  buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000))
-COMMIT_SECONDS = Histogram("hub_recorder_commit_seconds", "Database transaction time",
-                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+BATCH = Histogram(
+    "hub_recorder_batch_size",
+    "Messages per database transaction",
+    buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000),
+)
+COMMIT_SECONDS = Histogram(
+    "hub_recorder_commit_seconds",
+    "Database transaction time",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
 RETRIES = Counter("hub_recorder_retries_total", "Batch writes retried after a database error")
 DB_UP = Gauge("hub_recorder_database_up", "1 when the last database write succeeded")
 
-TRADE_COLUMNS = ("time", "venue", "symbol", "seq", "trade_id", "price_ticks", "size_lots",
-                 "side", "ts_event", "ts_recv")
+DB_DOWN = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    ServiceUnavailable,
+)
+"""Errors that mean the database is unreachable or restarting: retry the batch."""
+
+TRADE_COLUMNS = (
+    "time",
+    "venue",
+    "symbol",
+    "seq",
+    "trade_id",
+    "price_ticks",
+    "size_lots",
+    "side",
+    "ts_event",
+    "ts_recv",
+)
 
 
 def trade_row(t: Trade) -> tuple[Any, ...]:
     ts = datetime.fromtimestamp(t.ts_event // 1000 / 1e6, tz=UTC)
     ts = ts.replace(microsecond=(t.ts_event // 1000) % 1_000_000)
-    return (ts, t.venue, t.symbol, t.seq, t.trade_id, t.price, t.size, t.side,
-            t.ts_event, t.ts_recv)
+    return (
+        ts,
+        t.venue,
+        t.symbol,
+        t.seq,
+        t.trade_id,
+        t.price,
+        t.size,
+        t.side,
+        t.ts_event,
+        t.ts_recv,
+    )
 
 
-async def write_batch(conn: asyncpg.Connection, trades: list[Trade],
-                      instruments: list[Instrument]) -> int:
+async def write_batch(
+    conn: asyncpg.Connection, trades: list[Trade], instruments: list[Instrument]
+) -> int:
     """Write one batch in one transaction; return how many trades were new."""
     async with conn.transaction():
         for inst in instruments:
             await conn.execute(
                 "INSERT INTO instruments (venue, symbol, tick_size, lot_size) "
                 "VALUES ($1, $2, $3::numeric, $4::numeric) ON CONFLICT (venue, symbol) DO UPDATE "
-                "SET tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, updated_at = now()",
-                inst.venue, inst.symbol, inst.tick_size, inst.lot_size,
+                "SET tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, "
+                "updated_at = now()",
+                inst.venue,
+                inst.symbol,
+                inst.tick_size,
+                inst.lot_size,
             )
         if not trades:
             return 0
@@ -67,8 +108,9 @@ async def write_batch(conn: asyncpg.Connection, trades: list[Trade],
             "CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades INCLUDING DEFAULTS) "
             "ON COMMIT DELETE ROWS"
         )
-        await conn.copy_records_to_table("trades_in", records=[trade_row(t) for t in trades],
-                                         columns=TRADE_COLUMNS)
+        await conn.copy_records_to_table(
+            "trades_in", records=[trade_row(t) for t in trades], columns=TRADE_COLUMNS
+        )
         status = await conn.execute(
             "INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING"
         )
@@ -80,6 +122,8 @@ class Recorder:
 
     def __init__(self, cfg: HubConfig) -> None:
         self.cfg = cfg
+        self._conn: asyncpg.Connection | None = None
+        self._consumer: Any = None
         self.db_ok = False
         self.written = 0
         self.last_error: str | None = None
@@ -91,11 +135,14 @@ class Recorder:
         dsn = self.cfg.postgres.dsn
         try:
             return await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-            raise ServiceUnavailable("PostgreSQL", _redact(dsn), str(exc) or type(exc).__name__) from None
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(
+                "PostgreSQL", _redact(dsn), str(exc) or type(exc).__name__
+            ) from None
 
-    async def _write_with_retry(self, conn: asyncpg.Connection | None, trades: list[Trade],
-                                instruments: list[Instrument]) -> asyncpg.Connection:
+    async def _write_with_retry(
+        self, conn: asyncpg.Connection | None, trades: list[Trade], instruments: list[Instrument]
+    ) -> asyncpg.Connection:
         delay = 0.2
         while True:
             try:
@@ -109,31 +156,47 @@ class Recorder:
                 self.db_ok = True
                 DB_UP.set(1)
                 return conn
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.CannotConnectNowError, ServiceUnavailable,
-                    asyncio.TimeoutError) as exc:
+            except DB_DOWN as exc:
                 self.db_ok = False
                 DB_UP.set(0)
                 self.last_error = str(exc) or type(exc).__name__
                 RETRIES.inc()
-                log.warning("database write failed; retrying the same batch",
-                            extra={"error": self.last_error, "retry_in": round(delay, 2)})
+                log.warning(
+                    "database write failed; retrying the same batch",
+                    extra={"error": self.last_error, "retry_in": round(delay, 2)},
+                )
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
                 conn = None
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        """Connect to PostgreSQL and join the consumer group (ServiceUnavailable if not)."""
         rcfg, kcfg = self.cfg.recorder, self.cfg.kafka
-        conn = await self._connect()
+        self._conn = await self._connect()
         self.db_ok = True
         DB_UP.set(1)
         topics = topic_names(kcfg)
-        c = consumer(kcfg, topics["trades"], topics["instruments"], group=rcfg.group,
-                     max_poll_interval_ms=600_000)
-        await start_consumer(kcfg, c)
+        self._consumer = consumer(
+            kcfg,
+            topics["trades"],
+            topics["instruments"],
+            group=rcfg.group,
+            max_poll_interval_ms=600_000,
+        )
+        try:
+            await start_consumer(kcfg, self._consumer)
+        except ServiceUnavailable:
+            await self._conn.close()
+            raise
         log.info("recorder started", extra={"group": rcfg.group, "topics": list(topics.values())})
+
+    async def run(self) -> None:
+        """Consume and write until cancelled; call ``start`` first."""
+        rcfg = self.cfg.recorder
+        conn: asyncpg.Connection | None = self._conn
+        c = self._consumer
         try:
             while True:
                 records = await c.getmany(timeout_ms=rcfg.flush_ms, max_records=rcfg.batch_size)
@@ -145,9 +208,15 @@ class Recorder:
                             event = decode(record.value)
                         except BadMessage as exc:
                             BAD.inc()
-                            log.warning("undecodable message skipped",
-                                        extra={"topic": record.topic, "partition": record.partition,
-                                               "offset": record.offset, "error": str(exc)})
+                            log.warning(
+                                "undecodable message skipped",
+                                extra={
+                                    "topic": record.topic,
+                                    "partition": record.partition,
+                                    "offset": record.offset,
+                                    "error": str(exc),
+                                },
+                            )
                             continue
                         if isinstance(event, Trade):
                             trades.append(event)

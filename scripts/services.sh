@@ -30,7 +30,13 @@ wait_port() {  # port name seconds
   return 1
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Running, not a zombie (some init processes reap exited children late).
+pid_alive() {
+  local st
+  [ -f "$1" ] || return 1
+  st=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
+  [[ $st != Z* ]]
+}
 
 tansu_bin() {
   local py=$ROOT/.venv/bin/python

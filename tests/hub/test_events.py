@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from hub.errors import BadMessage
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade, decode, encode
+
+EVENTS: list[Event] = [
+    BookUpdate(
+        "SIM",
+        "BTC-USD",
+        7,
+        1_700_000_000_000_000_001,
+        1_700_000_000_000_000_002,
+        ((0, 6_500_000, 12), (1, 6_500_100, 0)),
+    ),
+    Trade("SIM", "BTC-USD", 3, "3", 6_500_000, 5, 1, 10, 11),
+    BookSnapshot("SIM", "BTC-USD", 9, 12, ((100, 1), (99, 2)), ((101, 3),)),
+    Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_round_trip(event: Event) -> None:
+    assert decode(encode(event)) == event
+
+
+def test_wire_bytes_are_stable() -> None:
+    assert encode(EVENTS[1]) == (
+        b'{"k":"trade","venue":"SIM","symbol":"BTC-USD","seq":3,"trade_id":"3","price":6500000,'
+        b'"size":5,"side":1,"ts_event":10,"ts_recv":11}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1]", "JSON object"),
+        (
+            b'{"k":"book","venue":"SIM","symbol":"X","seq":"1","ts_event":1,"ts_recv":1,"changes":[]}',
+            "'seq' must be an integer",
+        ),
+        (
+            b'{"k":"book","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"ts_recv":1,"changes":[[0,1]]}',
+            "bad entry",
+        ),
+        (b'{"k":"trade","venue":"","symbol":"X"}', "'venue' must be a non-empty string"),
+        (b'{"k":"weird","venue":"SIM","symbol":"X"}', "unknown message kind"),
+        (
+            b'{"k":"instrument","venue":"SIM","symbol":"X","tick_size":"0","lot_size":"1"}',
+            "positive",
+        ),
+        (
+            b'{"k":"trade","venue":"SIM","symbol":"X","seq":1,"trade_id":"1","price":1.5,"size":1,'
+            b'"side":0,"ts_event":1,"ts_recv":1}',
+            "'price' must be an integer",
+        ),
+    ],
+)
+def test_bad_messages_named(data: bytes, message: str) -> None:
+    with pytest.raises(BadMessage, match=message):
+        decode(data)

@@ -1,0 +1,73 @@
+"""L2 book behaviour, run against both implementations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from orderbook_core import _book, _pybook
+from orderbook_core.errors import InvalidSize
+
+BID, ASK = 0, 1
+
+
+@pytest.fixture(params=["cython", "python"])
+def book(request: pytest.FixtureRequest) -> Any:
+    return (_book if request.param == "cython" else _pybook).L2Book()
+
+
+def test_levels_sorted_best_first(book: Any) -> None:
+    assert (
+        book.apply([(BID, 99, 5), (BID, 101, 1), (BID, 100, 2), (ASK, 105, 7), (ASK, 103, 1)]) == 5
+    )
+    assert book.depth(BID) == [(101, 1), (100, 2), (99, 5)]
+    assert book.depth(ASK, 1) == [(103, 1)]
+    assert book.best_bid() == (101, 1)
+    assert book.best_ask() == (103, 1)
+
+
+def test_set_returns_action_and_zero_deletes(book: Any) -> None:
+    assert book.set(BID, 10, 3) == 1  # ADD
+    assert book.set(BID, 10, 4) == 2  # UPDATE
+    assert book.set(BID, 10, 0) == 3  # DELETE
+    assert book.set(BID, 10, 0) == 0  # nothing to delete
+    assert book.best_bid() is None
+    assert book.level_count(BID) == 0
+
+
+def test_negative_size_refused_and_book_unchanged(book: Any) -> None:
+    book.set(ASK, 10, 3)
+    with pytest.raises(InvalidSize):
+        book.set(ASK, 10, -1)
+    assert book.depth(ASK) == [(10, 3)]
+
+
+def test_crossed_detection_and_clear(book: Any) -> None:
+    book.apply([(BID, 10, 1), (ASK, 10, 1)])
+    assert book.is_crossed()
+    book.clear()
+    assert book.depth(BID) == [] and book.depth(ASK) == []
+
+
+@pytest.mark.parametrize("choice", ["python", "cython"])
+def test_environment_switch_selects_implementation(choice: str) -> None:
+    env = dict(os.environ, ORDERBOOK_CORE=choice)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import orderbook_core as c; print(c.IMPLEMENTATION, c.L2Book.__module__)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [
+        choice,
+        "orderbook_core._book" if choice == "cython" else "orderbook_core._pybook",
+    ]

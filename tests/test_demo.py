@@ -1,0 +1,77 @@
+"""The embedded hub: one process, no services, live books over the public protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from typing import Any
+
+import orjson
+
+from fanout.client import BookMirror, connect, messages, request
+from feedhandler.simulator import SimulatedExchange
+
+
+async def collect(url: str, symbol: str, deltas: int) -> tuple[BookMirror, int]:
+    async with connect(url) as ws:
+        await request(ws, {"op": "list", "id": 1})
+        mirror = None
+        async for msg in messages(ws):
+            if msg["type"] == "streams":
+                s = next(s for s in msg["streams"] if s["symbol"] == symbol)
+                mirror = BookMirror(s["tick_size"], s["lot_size"])
+                break
+        assert mirror is not None
+        await request(
+            ws,
+            {
+                "op": "subscribe",
+                "id": 2,
+                "channels": [
+                    {"channel": "book", "symbol": symbol},
+                    {"channel": "trades", "symbol": symbol},
+                    {"channel": "book", "symbol": "NOPE"},
+                    {"channel": "candles", "symbol": symbol},
+                ],
+            },
+        )
+        trades = 0
+        async for msg in messages(ws):
+            if msg["type"] == "subscribed":
+                assert [a["channel"] for a in msg["accepted"]] == ["book", "trades"]
+                assert [r["code"] for r in msg["refused"]] == ["unknown_symbol", "unknown_channel"]
+            elif msg["type"] in ("snapshot", "book"):
+                mirror.apply(msg)
+                assert not mirror.crossed()
+                if mirror.updates >= deltas:
+                    return mirror, trades
+            elif msg["type"] == "trade":
+                trades += 1
+    raise AssertionError("connection closed early")
+
+
+def test_demo_serves_exact_books_page_and_ops(hub_process: Any) -> None:
+    demo = hub_process(
+        "demo", "--port", "0", "--symbols", "BTC-USD,ETH-USD", "--seed", "3", "--rate", "400"
+    )
+    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
+    mirror, trades = asyncio.run(collect(f"ws://127.0.0.1:{port}/ws", "ETH-USD", 300))
+    assert trades > 0
+    assert mirror.snapshots == 1
+    # Rebuild the simulator to the same seq: the client's book must equal it exactly.
+    x = SimulatedExchange("SIM", "ETH-USD", 3)
+    while x.book_seq < (mirror.seq or 0):
+        x.step(0)
+    assert mirror.depth(0) == [(p, s) for p, s, _n in x.engine.depth(0)]
+    assert mirror.depth(1) == [(p, s) for p, s, _n in x.engine.depth(1)]
+
+    base = f"http://127.0.0.1:{port}"
+    health = orjson.loads(urllib.request.urlopen(f"{base}/healthz").read())
+    assert health["ok"] is True
+    assert {s["symbol"] for s in health["streams"] if s["synced"]} == {"BTC-USD", "ETH-USD"}
+    metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    assert "hub_fanout_frames_sent_total" in metrics
+    assert "hub_feed_orders_total" in metrics
+    page = urllib.request.urlopen(f"{base}/").read().decode()
+    assert "<title>mdhub" in page and "/app.js" in page
+    assert demo.stop() == 0

@@ -1,0 +1,181 @@
+"""First end-to-end path against the real local Kafka (Tansu), Redis and TimescaleDB.
+
+simulated exchange → book core → Kafka → fanout node → WebSocket client,
+with the latest snapshot in Redis and trades recorded by the recorder. The
+expected books and trades are rebuilt independently from the same seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from fanout.client import BookMirror, connect, messages, request
+from feedhandler.simulator import SimulatedExchange
+from hub.events import BookSnapshot, BookUpdate, Trade, decode
+
+pytestmark = pytest.mark.services
+
+SYMBOLS = ["BTC-USD", "ETH-USD"]
+SEED = 42
+ORDERS = 3000
+
+
+def rebuild(symbol: str) -> tuple[SimulatedExchange, list[Trade], int]:
+    """What the feed must have produced for one symbol: final book, trades, last book seq."""
+    x = SimulatedExchange("SIM", symbol, SEED)
+    trades: list[Trade] = []
+    seq = 0
+    for _ in range(ORDERS):
+        for e in x.step(0):
+            if isinstance(e, Trade):
+                trades.append(e)
+            elif isinstance(e, BookUpdate):
+                seq = e.seq
+    return x, trades, seq
+
+
+async def follow_book(url: str, symbol: str, final_seq: int) -> tuple[BookMirror, list[int], int]:
+    """Subscribe like a trader; apply snapshot + deltas until the final seq."""
+    async with connect(url) as ws:
+        mirror: BookMirror | None = None
+        applied: list[int] = []
+        trades_seen = 0
+        deadline = time.monotonic() + 60
+        while mirror is None:
+            await request(ws, {"op": "list", "id": 1})
+            async for msg in messages(ws):
+                if msg["type"] == "streams":
+                    streams = {s["symbol"]: s for s in msg["streams"] if s["tick_size"]}
+                    if symbol in streams:
+                        mirror = BookMirror(
+                            streams[symbol]["tick_size"], streams[symbol]["lot_size"]
+                        )
+                    break
+            if mirror is None:
+                assert time.monotonic() < deadline, "the node never listed the symbol"
+                await asyncio.sleep(0.2)
+        await request(
+            ws,
+            {
+                "op": "subscribe",
+                "id": 2,
+                "channels": [
+                    {"channel": "book", "symbol": symbol},
+                    {"channel": "trades", "symbol": symbol},
+                ],
+            },
+        )
+        async for msg in messages(ws):
+            assert time.monotonic() < deadline, f"book stuck at seq {mirror.seq} of {final_seq}"
+            if msg["type"] == "subscribed":
+                assert msg["refused"] == []
+            elif msg["type"] in ("snapshot", "book"):
+                mirror.apply(msg)
+                if msg["type"] == "book":
+                    applied.append(msg["seq"])
+                assert not mirror.crossed()
+                if mirror.seq == final_seq:
+                    return mirror, applied, trades_seen
+            elif msg["type"] == "trade":
+                trades_seen += 1
+    raise AssertionError("connection closed early")
+
+
+def test_feed_to_fanout_redis_and_timescaledb(
+    hub_process: Any, database: str, unique: str, services: dict[str, str]
+) -> None:
+    env = {
+        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
+        "HUB_KAFKA__TOPIC_PREFIX": unique,
+        "HUB_REDIS__URL": services["redis"],
+        "HUB_REDIS__KEY_PREFIX": unique,
+        "HUB_POSTGRES__DSN": database,
+    }
+    migrate = hub_process("db", "migrate", env=env)
+    assert migrate.wait() == 0, migrate.stderr()
+    assert "001_trades.sql" in "".join(migrate.output)
+
+    recorder = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
+    recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+    fanout = hub_process("fanout", "--port", "0", env=env)
+    port = int(fanout.wait_for(r"serving ws://127.0.0.1:(\d+)/ws").group(1))
+    feed = hub_process(
+        "feed",
+        "--symbols",
+        ",".join(SYMBOLS),
+        "--seed",
+        str(SEED),
+        "--rate",
+        "1000",
+        "--max-orders",
+        str(ORDERS),
+        "--metrics-port",
+        "0",
+        env=env,
+    )
+    feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+
+    expected = {s: rebuild(s) for s in SYMBOLS}
+    url = f"ws://127.0.0.1:{port}/ws"
+
+    async def follow_all() -> dict[str, tuple[BookMirror, list[int], int]]:
+        results = await asyncio.gather(*(follow_book(url, s, expected[s][2]) for s in SYMBOLS))
+        return dict(zip(SYMBOLS, results, strict=True))
+
+    followed = asyncio.run(follow_all())
+    for symbol, (mirror, applied, _trades_seen) in followed.items():
+        x, _trades, final_seq = expected[symbol]
+        # The client's book, built from snapshot + deltas, equals the feed's book exactly.
+        assert mirror.depth(0) == [(p, s) for p, s, _n in x.engine.depth(0)]
+        assert mirror.depth(1) == [(p, s) for p, s, _n in x.engine.depth(1)]
+        assert len(applied) > final_seq // 2, "most of the stream must arrive as deltas"
+        assert applied == list(range(final_seq - len(applied) + 1, final_seq + 1)), (
+            "deltas gap-free"
+        )
+
+    # Redis holds the final snapshot of each book with its seq.
+    r = redis.Redis.from_url(services["redis"])
+    for symbol in SYMBOLS:
+        x, _trades, final_seq = expected[symbol]
+        snap = decode(r.get(f"{unique}:book:SIM:{symbol}"))  # type: ignore[arg-type]
+        assert isinstance(snap, BookSnapshot)
+        assert snap.seq == final_seq
+        assert list(snap.bids) == [(p, s) for p, s, _n in x.engine.depth(0)]
+        assert list(snap.asks) == [(p, s) for p, s, _n in x.engine.depth(1)]
+
+    # Every trade is in the hypertable exactly once, with exact values.
+    want = sorted(
+        (s, t.seq, t.trade_id, t.price, t.size, t.side) for s in SYMBOLS for t in expected[s][1]
+    )
+    rows: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + 60
+    with psycopg.connect(database, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            rows = conn.execute(
+                "SELECT symbol, seq, trade_id, price_ticks, size_lots, side FROM trades "
+                "ORDER BY symbol, seq"
+            ).fetchall()
+            if len(rows) >= len(want):
+                break
+            time.sleep(0.3)
+        assert [tuple(r) for r in rows] == want
+        hypertables = conn.execute(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables"
+        ).fetchall()
+        assert ("trades",) in hypertables
+        first = expected["BTC-USD"][1][0]
+        price, size = conn.execute(
+            "SELECT price::text, size::text FROM trades_decimal "
+            "WHERE symbol = 'BTC-USD' AND seq = 1"
+        ).fetchone()  # type: ignore[misc]
+        inst = expected["BTC-USD"][0].instrument
+        assert (price, size) == (inst.tick.to_str(first.price), inst.lot.to_str(first.size))
+
+    for p in (fanout, feed, recorder):
+        assert p.stop() == 0, p.stderr()
