@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ def is_open(port: int) -> bool:
 def running(pid: int) -> bool:
     """True while the process exists and is not a zombie awaiting its parent."""
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return False
     return state != "Z"
