@@ -64,6 +64,8 @@ class FeedConfig:
     """Stop generating after this many orders per symbol (0 = never)."""
     snapshot_interval_ms: int = 200
     """How often the latest book snapshot is stored (Redis, or memory when embedded)."""
+    metrics_host: str = "127.0.0.1"
+    """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9101
     """Port of /metrics and /healthz (0 picks a free one)."""
 
@@ -92,6 +94,8 @@ class RecorderConfig:
     """Most rows written in one database transaction."""
     flush_ms: int = 200
     """Longest wait before a partial batch is written."""
+    metrics_host: str = "127.0.0.1"
+    """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9103
     """Port of /metrics and /healthz (0 picks a free one)."""
 

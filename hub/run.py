@@ -80,11 +80,11 @@ async def run_feed(cfg: HubConfig) -> None:
     publisher = KafkaPublisher(cfg.kafka)
     await publisher.start()
     feed = Feed(cfg.feed, publisher, store)
-    ops = await serve_ops("127.0.0.1", cfg.feed.metrics_port, feed.health)
+    ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, feed.health)
     announce(
         [
             f"hub feed publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
-            f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics",
+            f"  metrics http://{cfg.feed.metrics_host}:{bound_port(ops)}/metrics",
         ]
     )
     try:
@@ -122,11 +122,11 @@ async def run_recorder(cfg: HubConfig) -> None:
     await ensure_topics(cfg.kafka)
     recorder = Recorder(cfg)
     await recorder.start()
-    ops = await serve_ops("127.0.0.1", cfg.recorder.metrics_port, recorder.health)
+    ops = await serve_ops(cfg.recorder.metrics_host, cfg.recorder.metrics_port, recorder.health)
     announce(
         [
             f"hub recorder writing to {cfg.postgres.dsn.split('@')[-1]}",
-            f"  metrics http://127.0.0.1:{bound_port(ops)}/metrics",
+            f"  metrics http://{cfg.recorder.metrics_host}:{bound_port(ops)}/metrics",
         ]
     )
     try:

@@ -105,6 +105,7 @@ class MatchingEngine:
         # price -> {order_id: order} in arrival order (dicts keep insertion order)
         self._queues: tuple[dict[int, dict[int, _Order]], dict[int, dict[int, _Order]]] = ({}, {})
         self._keys: tuple[list[int], list[int]] = ([], [])
+        self._totals: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._fills: list[Fill] = []
         self._touched: list[tuple[int, int]] = []
 
@@ -118,6 +119,8 @@ class MatchingEngine:
             queues[order.price] = {}
             insort(self._keys[order.side], _key(order.side, order.price))
         queues[order.price][order.order_id] = order
+        totals = self._totals[order.side]
+        totals[order.price] = totals.get(order.price, 0) + order.size
         self._orders[order.order_id] = order
         self._touch(order.side, order.price)
 
@@ -125,9 +128,11 @@ class MatchingEngine:
         queue = self._queues[order.side][order.price]
         del queue[order.order_id]
         del self._orders[order.order_id]
+        self._totals[order.side][order.price] -= order.size
         self._touch(order.side, order.price)
         if not queue:
             del self._queues[order.side][order.price]
+            del self._totals[order.side][order.price]
             keys = self._keys[order.side]
             keys.pop(bisect_left(keys, _key(order.side, order.price)))
 
@@ -148,12 +153,12 @@ class MatchingEngine:
                 self._remove(maker)
             else:
                 maker.size -= qty
+                self._totals[other][price] -= qty
                 self._touch(other, price)
         return size
 
     def _level_size(self, side: int, price: int) -> int:
-        queue = self._queues[side].get(price)
-        return sum(o.size for o in queue.values()) if queue else 0
+        return self._totals[side].get(price, 0)
 
     def _result(self) -> tuple[list[Fill], list[LevelUpdate]]:
         fills = self._fills
@@ -222,8 +227,7 @@ class MatchingEngine:
         out = []
         for k in keys:
             price = -k if side == 0 else k
-            queue = self._queues[side][price]
-            out.append((price, sum(o.size for o in queue.values()), len(queue)))
+            out.append((price, self._totals[side][price], len(self._queues[side][price])))
         return out
 
     def order_count(self) -> int:

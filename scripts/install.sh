@@ -105,7 +105,14 @@ install_timescaledb() {
 install_python() {
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtualenv $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (Debian needs the python3-venv package)"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+      rm -rf "$VENV"
+      [ "$(id -u)" -eq 0 ] || die "python3 -m venv failed: install Debian's python3-venv (needs root)"
+      log "installing python3-venv"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev >/dev/null \
+        || die "apt-get install python3-venv failed"
+      python3 -m venv "$VENV" || die "python3 -m venv failed"
+    fi
   fi
   local stamp="$VENV/.installed" want
   want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/orderbook_core/*.pyx "$ROOT"/orderbook_core/*.pxd 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -120,9 +127,14 @@ install_python() {
 }
 
 main() {
-  install_system_packages
-  install_timescaledb
-  install_python
+  case "${1:-all}" in
+    --python-only) install_python ;;
+    all)
+      install_system_packages
+      install_timescaledb
+      install_python ;;
+    *) die "usage: $0 [--python-only]" ;;
+  esac
   log "done"
 }
 

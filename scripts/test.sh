@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# README command 2: install everything (system packages, TimescaleDB,
+# virtualenv, compiled core), start the local services, run the whole test
+# suite (ruff and mypy included), then the core-dependent tests again on the
+# pure-Python twin of the book core. Services this script started are
+# stopped again at the end; services that were already up are left alone.
+# Extra arguments go to the first pytest run.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+scripts/install.sh
+
+started=0
+if ! scripts/services.sh status >/dev/null 2>&1; then
+  started=1
+fi
+cleanup() { [ "$started" -eq 1 ] && scripts/services.sh down || true; }
+trap cleanup EXIT
+scripts/services.sh up
+
+PY=.venv/bin/python
+mkdir -p test-output
+echo "[test] whole suite on the compiled core"
+$PY -m pytest -q -p no:cacheprovider "$@"
+echo "[test] book-core users again on the pure-Python twin (ORDERBOOK_CORE=python)"
+ORDERBOOK_CORE=python $PY -m pytest -q -p no:cacheprovider \
+  tests/feedhandler tests/fanout tests/test_demo.py tests/test_end_to_end.py

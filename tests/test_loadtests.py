@@ -1,0 +1,50 @@
+"""The locust subscriber users run headless against the embedded hub, bounded in time."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+
+
+def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path) -> None:
+    demo = hub_process("demo", "--port", "0", "--rate", "300")
+    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
+    prefix = tmp_path / "locust"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "loadtests" / "locustfile.py"),
+            "--headless",
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "6",
+            "--host",
+            f"ws://127.0.0.1:{port}",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {r["Name"]: r for r in csv.DictReader((prefix.with_name("locust_stats.csv")).open())}
+    assert int(rows["snapshot"]["Request Count"]) >= 8  # every user got its snapshot
+    assert int(rows["book"]["Request Count"]) > 100
+    assert int(rows["Aggregated"]["Failure Count"]) == 0  # no gaps, no crossed books
+    assert demo.stop() == 0
