@@ -15,6 +15,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from orderbook_core import _book, _pybook
@@ -95,11 +96,11 @@ def main() -> None:
         ("matching engine", lambda impl: run_matching(impl, flow)),
     ]
     print(f"book core, {args.n:,} operations per run, median of {args.repeat} runs")
-    print(f"| workload | python (baseline) | cython | cython ops/s | speed-up |")
+    print("| workload | python (baseline) | cython | cython ops/s | speed-up |")
     print("|---|---:|---:|---:|---:|")
     for name, work in workloads:
-        py = median_time(lambda w=work: w(_pybook), args.repeat)
-        cy = median_time(lambda w=work: w(_book), args.repeat)
+        py = median_time(partial(work, _pybook), args.repeat)
+        cy = median_time(partial(work, _book), args.repeat)
         print(
             f"| {name} | {py * 1e3:,.1f} ms | {cy * 1e3:,.1f} ms | "
             f"{args.n / cy:,.0f} | {py / cy:.1f}x |"
