@@ -120,9 +120,13 @@ install_python() {
     log "python environment up to date"
     return
   fi
-  log "installing the hub and its dependencies into $VENV"
-  "$VENV/bin/pip" install -q --upgrade pip setuptools wheel >/dev/null
-  "$VENV/bin/pip" install -q -e "$ROOT[dev]" || die "pip install -e .[dev] failed"
+  log "installing the hub and its dependencies into $VENV (log: .cache/pip-install.log)"
+  mkdir -p "$CACHE"
+  if ! { "$VENV/bin/pip" install -q --upgrade pip setuptools wheel \
+         && "$VENV/bin/pip" install -q -e "$ROOT[dev]"; } >"$CACHE/pip-install.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-install.log" >&2
+    die "pip install -e .[dev] failed; full log in $CACHE/pip-install.log"
+  fi
   printf '%s\n' "$want" >"$stamp"
 }
 
