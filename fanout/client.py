@@ -81,4 +81,16 @@ async def request(ws: ClientConnection, message: dict[str, Any]) -> None:
     await ws.send(orjson.dumps(message).decode())
 
 
-__all__ = ["BookMirror", "SequenceGap", "connect", "messages", "request"]
+async def mirror_for(ws: ClientConnection, symbol: str) -> BookMirror | None:
+    """Ask the node which streams it has; return an empty mirror for ``symbol`` if listed."""
+    await request(ws, {"op": "list"})
+    async for msg in messages(ws):
+        if msg["type"] == "streams":
+            for s in msg["streams"]:
+                if s["symbol"] == symbol and s["tick_size"]:
+                    return BookMirror(s["tick_size"], s["lot_size"])
+            return None
+    return None
+
+
+__all__ = ["BookMirror", "SequenceGap", "connect", "messages", "mirror_for", "request"]

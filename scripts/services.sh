@@ -65,16 +65,18 @@ kafka_up() {
   log "kafka (tansu) up on $HOST:$KAFKA_PORT"
 }
 
-kafka_down() {
-  local pidf=$DIR/kafka/tansu.pid
+stop_pidfile() {  # pidfile name: SIGTERM, wait up to 5 s, then SIGKILL
+  local pidf=$1
   if pid_alive "$pidf"; then
     kill "$(cat "$pidf")" 2>/dev/null
     for _ in $(seq 50); do pid_alive "$pidf" || break; sleep 0.1; done
     pid_alive "$pidf" && kill -9 "$(cat "$pidf")" 2>/dev/null
-    log "kafka stopped"
+    log "$2 stopped"
   fi
   rm -f "$pidf"
 }
+
+kafka_down() { stop_pidfile "$DIR/kafka/tansu.pid" kafka; }
 
 pg_up() {
   local data=$DIR/postgres/data sock=$DIR/postgres/run
@@ -127,15 +129,7 @@ redis_up() {
   log "redis up on $HOST:$REDIS_PORT"
 }
 
-redis_down() {
-  local pidf=$DIR/redis/redis.pid
-  if pid_alive "$pidf"; then
-    kill "$(cat "$pidf")" 2>/dev/null
-    for _ in $(seq 50); do pid_alive "$pidf" || break; sleep 0.1; done
-    log "redis stopped"
-  fi
-  rm -f "$pidf"
-}
+redis_down() { stop_pidfile "$DIR/redis/redis.pid" redis; }
 
 status_line() {  # name port
   if port_open "$2"; then printf '%-10s up    %s:%s\n' "$1" "$HOST" "$2"; else printf '%-10s down  %s:%s\n' "$1" "$HOST" "$2"; return 1; fi

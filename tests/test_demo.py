@@ -8,19 +8,13 @@ from typing import Any
 
 import orjson
 
-from fanout.client import BookMirror, connect, messages, request
+from fanout.client import BookMirror, connect, messages, mirror_for, request
 from feedhandler.simulator import SimulatedExchange
 
 
 async def collect(url: str, symbol: str, deltas: int) -> tuple[BookMirror, int]:
     async with connect(url) as ws:
-        await request(ws, {"op": "list", "id": 1})
-        mirror = None
-        async for msg in messages(ws):
-            if msg["type"] == "streams":
-                s = next(s for s in msg["streams"] if s["symbol"] == symbol)
-                mirror = BookMirror(s["tick_size"], s["lot_size"])
-                break
+        mirror = await mirror_for(ws, symbol)
         assert mirror is not None
         await request(
             ws,

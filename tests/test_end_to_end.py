@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis
 
-from fanout.client import BookMirror, connect, messages, request
+from fanout.client import BookMirror, connect, messages, mirror_for, request
 from feedhandler.simulator import SimulatedExchange
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
 
@@ -43,23 +43,14 @@ def rebuild(symbol: str) -> tuple[SimulatedExchange, list[Trade], int]:
 async def follow_book(url: str, symbol: str, final_seq: int) -> tuple[BookMirror, list[int], int]:
     """Subscribe like a trader; apply snapshot + deltas until the final seq."""
     async with connect(url) as ws:
-        mirror: BookMirror | None = None
+        mirror = await mirror_for(ws, symbol)
         applied: list[int] = []
         trades_seen = 0
         deadline = time.monotonic() + 60
         while mirror is None:
-            await request(ws, {"op": "list", "id": 1})
-            async for msg in messages(ws):
-                if msg["type"] == "streams":
-                    streams = {s["symbol"]: s for s in msg["streams"] if s["tick_size"]}
-                    if symbol in streams:
-                        mirror = BookMirror(
-                            streams[symbol]["tick_size"], streams[symbol]["lot_size"]
-                        )
-                    break
-            if mirror is None:
-                assert time.monotonic() < deadline, "the node never listed the symbol"
-                await asyncio.sleep(0.2)
+            assert time.monotonic() < deadline, "the node never listed the symbol"
+            await asyncio.sleep(0.2)
+            mirror = await mirror_for(ws, symbol)
         await request(
             ws,
             {
