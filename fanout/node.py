@@ -152,6 +152,7 @@ class FanoutNode:
         if stream.instrument is None:
             return
         msg = protocol.encode_trade(stream.instrument, trade)
+        stream.recent_trades.append(msg)
         sub = Subscription("trades", trade.venue, trade.symbol)
         for client in self.clients:
             if sub in client.subs:
@@ -220,8 +221,9 @@ class FanoutNode:
             )
         return Subscription(channel, matches[0][0], matches[0][1])
 
-    def _subscribe(self, client: Client, msg: dict[str, Any]) -> bytes:
-        accepted, refused = [], []
+    def _subscribe(self, client: Client, msg: dict[str, Any]) -> None:
+        """Answer a (un)subscribe request, then send each new subscription's initial state."""
+        accepted, refused, added = [], [], []
         items = msg.get("channels")
         if not isinstance(items, list):
             raise ProtocolError("bad_request", "'channels' must be a list")
@@ -233,15 +235,27 @@ class FanoutNode:
                 continue
             if msg["op"] == "unsubscribe":
                 client.subs.discard(sub)
-            else:
+            elif sub not in client.subs or sub.channel == "book":
                 client.subs.add(sub)
-                if sub.channel == "book":
-                    self._send_book(client, sub)
+                added.append(sub)
             accepted.append({"channel": sub.channel, "venue": sub.venue, "symbol": sub.symbol})
         SUBSCRIPTIONS.set(sum(len(c.subs) for c in self.clients))
-        return protocol.encode(
-            {"type": f"{msg['op']}d", "id": msg.get("id"), "accepted": accepted, "refused": refused}
+        client.push(
+            protocol.encode(
+                {
+                    "type": f"{msg['op']}d",
+                    "id": msg.get("id"),
+                    "accepted": accepted,
+                    "refused": refused,
+                }
+            )
         )
+        for sub in added:
+            if sub.channel == "book":
+                self._send_book(client, sub)
+            else:
+                for trade in self.streams[sub.venue, sub.symbol].recent_trades:
+                    client.push(trade)
 
     def _send_book(self, client: Client, sub: Subscription) -> None:
         stream = self.streams[sub.venue, sub.symbol]
@@ -313,7 +327,7 @@ class FanoutNode:
                             )
                         )
                     else:
-                        client.push(self._subscribe(client, msg))
+                        self._subscribe(client, msg)
                 except ProtocolError as exc:
                     client.push(
                         protocol.encode({"type": "error", "code": exc.code, "message": str(exc)})
@@ -338,6 +352,7 @@ class FanoutNode:
                     "seq": s.seq,
                     "synced": s.synced,
                     "gaps": s.gaps,
+                    "last_trade_seq": s.last_trade_seq,
                     "resyncs": s.resyncs,
                     "tick_size": s.instrument.tick_size if s.instrument else None,
                     "lot_size": s.instrument.lot_size if s.instrument else None,

@@ -15,6 +15,8 @@ from hub.events import BookSnapshot, BookUpdate, Instrument
 from orderbook_core import L2Book
 
 MAX_BUFFER = 200_000
+RECENT_TRADES = 50
+"""Trades a new trades subscriber receives first, oldest first."""
 
 
 class Outcome(Enum):
@@ -40,6 +42,7 @@ class BookStream:
         self.gaps = 0
         self.resyncs = 0
         self.last_trade_seq = 0
+        self.recent_trades: deque[bytes] = deque(maxlen=RECENT_TRADES)
 
     def on_update(self, update: BookUpdate) -> Outcome:
         """Apply an update when it is the next one; buffer it while unsynced."""

@@ -27,7 +27,8 @@ function handle(msg) {
       break;
     }
     case "snapshot":
-      book = {bids: new Map(msg.bids), asks: new Map(msg.asks)}; lastSeq = msg.seq; render(); break;
+      book = {bids: new Map(msg.bids), asks: new Map(msg.asks)}; lastSeq = msg.seq;
+      $("h-state").textContent = `live (snapshot: ${msg.reason})`; render(); break;
     case "book":
       if (!book) break;
       if (msg.seq <= lastSeq) break;
