@@ -46,6 +46,7 @@ QUEUE_DEPTH = Histogram(
     "Messages per flushed frame",
     buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
 )
+STORE_ERRORS = Counter("hub_fanout_store_errors_total", "Failed snapshot-store reads")
 LATENCY = Histogram(
     "hub_fanout_tick_to_send_seconds",
     "Venue event time to socket write",
@@ -59,6 +60,7 @@ STATIC = {
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 SYNC_POLL = 0.05
+SYNC_RETRY = 1.0
 
 
 class Client:
@@ -167,11 +169,20 @@ class FanoutNode:
     async def _sync(self, stream: BookStream) -> None:
         """Poll the snapshot store until a snapshot covers the buffered updates."""
         while not stream.synced:
-            if stream.instrument is None:
-                for inst in await self.snapshots.instruments():
-                    if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
-                        stream.instrument = inst
-            snap = await self.snapshots.get(stream.venue, stream.symbol)
+            try:
+                if stream.instrument is None:
+                    for inst in await self.snapshots.instruments():
+                        if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
+                            stream.instrument = inst
+                snap = await self.snapshots.get(stream.venue, stream.symbol)
+            except Exception as exc:  # the store is down or returned garbage: keep trying
+                STORE_ERRORS.inc()
+                log.warning(
+                    "snapshot store read failed; retrying",
+                    extra={"venue": stream.venue, "symbol": stream.symbol, "error": repr(exc)},
+                )
+                await asyncio.sleep(SYNC_RETRY)
+                continue
             if (
                 stream.instrument is not None
                 and snap is not None

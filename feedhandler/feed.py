@@ -30,6 +30,7 @@ PUBLISH_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 SNAPSHOTS = Counter("hub_feed_snapshots_total", "Book snapshots stored")
+SNAPSHOT_ERRORS = Counter("hub_feed_snapshot_errors_total", "Failed snapshot-store writes")
 
 STEP_INTERVAL = 0.01
 MAX_BATCH = 2000
@@ -65,10 +66,19 @@ class Feed:
             EVENTS.labels(kind).inc(sum(1 for e in events if isinstance(e, cls)))
 
     async def store_snapshots(self, exchanges: Iterable[SimulatedExchange]) -> None:
+        """Store each book's snapshot; a store outage is logged and retried next interval."""
         for x in exchanges:
-            await self.snapshots.put(x.snapshot())
-            SNAPSHOTS.inc()
             SEQ.labels(x.instrument.venue, x.instrument.symbol).set(x.book_seq)
+            try:
+                await self.snapshots.put(x.snapshot())
+            except Exception as exc:
+                SNAPSHOT_ERRORS.inc()
+                log.warning(
+                    "snapshot store write failed; books keep flowing, retry next interval",
+                    extra={"symbol": x.instrument.symbol, "error": repr(exc)},
+                )
+                return
+            SNAPSHOTS.inc()
 
     async def run(self) -> None:
         """Run until cancelled; with ``max_orders`` set, stop generating after that many."""

@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        logging.getLogger("hub").exception("unexpected failure")
+        print(f"hub: error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
