@@ -12,14 +12,17 @@ from setuptools import Extension, setup
 TRACE = os.environ.get("ORDERBOOK_CORE_TRACE") == "1"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
 
+MODULES = ["_book", "_l3"]
+
 extensions = [
     Extension(
-        "orderbook_core._book",
-        ["orderbook_core/_book.pyx"],
+        f"orderbook_core.{name}",
+        [f"orderbook_core/{name}.pyx"],
         language="c++",
         extra_compile_args=["-O2", "-std=c++17"],
         define_macros=macros,
-    ),
+    )
+    for name in MODULES
 ]
 
 setup(

@@ -29,19 +29,23 @@ if _choice not in ("auto", "cython", "python"):
 IMPLEMENTATION: str
 if TYPE_CHECKING:
     from orderbook_core._book import L2Book, MatchingEngine
+    from orderbook_core._l3 import L3Book
 elif _choice == "python":
     from orderbook_core._pybook import L2Book, MatchingEngine
+    from orderbook_core._pyl3 import L3Book
 
     IMPLEMENTATION = "python"
 else:
     try:
         from orderbook_core._book import L2Book, MatchingEngine
+        from orderbook_core._l3 import L3Book
 
         IMPLEMENTATION = "cython"
     except ImportError:
         if _choice == "cython":
             raise
         from orderbook_core._pybook import L2Book, MatchingEngine
+        from orderbook_core._pyl3 import L3Book
 
         IMPLEMENTATION = "python"
 
@@ -55,6 +59,7 @@ __all__ = [
     "InvalidPrice",
     "InvalidSize",
     "L2Book",
+    "L3Book",
     "MatchingEngine",
     "OrderNotFound",
     "OrdersCrossed",

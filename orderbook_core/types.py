@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -29,3 +31,23 @@ F_LAST = 1
 """Flag: the last delta of an atomic update; the book is consistent after it."""
 F_SNAPSHOT = 2
 """Flag: the delta belongs to a snapshot rather than an incremental update."""
+
+
+def checksum_text(bids: Sequence[tuple[int, ...]], asks: Sequence[tuple[int, ...]]) -> bytes:
+    """The canonical text a book checksum covers.
+
+    For level i = 0, 1, ... : the i-th bid as ``price:size:`` (if any), then
+    the i-th ask as ``price:size:`` (if any), in integer ticks and lots; the
+    final ``:`` is dropped. ``b"1002:5:1003:7:1001:2"`` is two bids and one ask.
+    """
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        for levels in (bids, asks):
+            if i < len(levels):
+                parts.append(f"{levels[i][0]}:{levels[i][1]}")
+    return ":".join(parts).encode()
+
+
+def checksum(bids: Sequence[tuple[int, ...]], asks: Sequence[tuple[int, ...]]) -> int:
+    """CRC32 (IEEE, unsigned) of ``checksum_text``: what ``book.checksum(n)`` returns."""
+    return zlib.crc32(checksum_text(bids, asks))

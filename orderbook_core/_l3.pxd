@@ -1,0 +1,64 @@
+# C-level contract of the order-level book. ITCH replay and the matching
+# engine cimport it; Python users see orderbook_core/_l3.pyi.
+from libc.stdint cimport int64_t, uint32_t
+from libcpp.map cimport map as cmap
+from libcpp.unordered_map cimport unordered_map
+from libcpp.vector cimport vector
+
+
+cdef struct Order:
+    int64_t order_id
+    int64_t price
+    int64_t size
+    int64_t prev_id
+    int64_t next_id
+    int side
+
+
+cdef struct Level:
+    int64_t size
+    int64_t count
+    int64_t head_id
+    int64_t tail_id
+
+
+ctypedef cmap[int64_t, Level] QueueMap     # key: price, negated on the bid side
+
+
+cdef struct Delta:
+    int action
+    int side
+    int64_t price
+    int64_t size
+    int64_t order_id
+    int flags
+    int64_t seq
+
+
+cdef class L3Book:
+    cdef unordered_map[int64_t, Order] _orders
+    cdef QueueMap _bids
+    cdef QueueMap _asks
+    cdef vector[Delta] _deltas
+    cdef readonly bint emit_deltas
+    cdef readonly bint allow_cross
+    cdef readonly int64_t seq
+
+    cdef QueueMap* side_map(self, int side) except NULL
+    cdef Order* find(self, int64_t order_id) except NULL
+    cdef Level* best_level(self, int side)
+    cdef void record(self, int action, int side, int64_t price, int64_t size, int64_t order_id)
+    cdef int check_cross(self, int64_t order_id, int side, int64_t price) except -1
+    cdef int c_add(self, int64_t order_id, int side, int64_t price, int64_t size) except -1
+    cdef int c_remove(self, Order* order) except -1
+    cdef int c_take(self, int64_t order_id, int64_t size) except -1
+    cdef int c_delete(self, int64_t order_id) except -1
+    cdef int c_replace(self, int64_t order_id, int64_t new_id, int64_t price,
+                       int64_t size) except -1
+    cdef int c_set_size(self, Order* order, int64_t size) except -1
+    cdef void mark_last(self)
+
+
+cdef uint32_t crc32_update(uint32_t crc, const unsigned char* data, size_t n) noexcept nogil
+cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
+    return -price if side == 0 else price
