@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("services", help="start/stop the local Kafka, PostgreSQL and Redis")
     p.add_argument("action", choices=["up", "down", "status", "env"])
 
+    p = sub.add_parser("itch", help="replay a NASDAQ ITCH 5.0 file and print one symbol's book")
+    p.add_argument("file", type=Path, help="ITCH 5.0 file, plain or gzip")
+    p.add_argument("--symbol", required=True, help="stock symbol, e.g. AAPL")
+    p.add_argument("--after", type=int, default=-1, help="stop after N messages (default: all)")
+    p.add_argument("--depth", type=int, default=0, help="levels per side (default: all)")
+
     sub.add_parser("config", help="print the effective configuration")
     return parser
 
@@ -131,10 +137,31 @@ def _run_async(runner: Runner, cfg: HubConfig) -> None:
     uvloop.run(main())
 
 
+def _itch(path: Path, symbol: str, after: int, depth: int) -> int:
+    """Print a symbol's book after replaying an ITCH file, as JSON with integer prices."""
+    import json
+
+    from feedhandler.itch_file import replay_itch
+    from orderbook_core import BookError
+
+    try:
+        replay = replay_itch(path, [symbol], after)
+        book = replay.book(symbol)
+    except (BookError, KeyError, OSError, EOFError) as exc:
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"hub: error: {path}: {detail}", file=sys.stderr)
+        return 1
+    bids, asks = book.snapshot(depth)
+    print(json.dumps({"bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
         return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+    if args.command == "itch":
+        return _itch(args.file, args.symbol, args.after, args.depth)
     try:
         cfg = load_config(args.config, os.environ, _overrides(args))
         setup_logging(cfg.log_level)

@@ -29,15 +29,18 @@ if _choice not in ("auto", "cython", "python"):
 IMPLEMENTATION: str
 if TYPE_CHECKING:
     from orderbook_core._book import L2Book, MatchingEngine
+    from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
 elif _choice == "python":
     from orderbook_core._pybook import L2Book, MatchingEngine
+    from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
 
     IMPLEMENTATION = "python"
 else:
     try:
         from orderbook_core._book import L2Book, MatchingEngine
+        from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
 
         IMPLEMENTATION = "cython"
@@ -45,6 +48,7 @@ else:
         if _choice == "cython":
             raise
         from orderbook_core._pybook import L2Book, MatchingEngine
+        from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
 
         IMPLEMENTATION = "python"
@@ -58,6 +62,7 @@ __all__ = [
     "DuplicateOrderId",
     "InvalidPrice",
     "InvalidSize",
+    "ItchReplay",
     "L2Book",
     "L3Book",
     "MatchingEngine",

@@ -5,7 +5,12 @@
     ├── InvalidPrice           a price that is not positive
     ├── OrderNotFound          an order id the book does not hold
     ├── DuplicateOrderId       an order id the book already holds
-    └── OrdersCrossed          an operation that would leave best bid >= best ask
+    ├── OrdersCrossed          an operation that would leave best bid >= best ask
+    └── ItchFormatError        ITCH bytes that are truncated, of unknown type or wrong length
+
+Errors raised while replaying a file also carry ``offset`` (byte offset of
+the message's length prefix) and ``msg_type`` (its type letter), and their
+message names both.
 
 Both implementations raise exactly these classes, so callers and the
 differential tests see the same errors whichever core is selected.
@@ -41,3 +46,21 @@ class DuplicateOrderId(BookError, ValueError):
 
 class OrdersCrossed(BookError):
     """The book would be crossed (best bid >= best ask)."""
+
+
+def located(exc: Exception, where: str, offset: int, msg_type: str) -> Exception:
+    """A copy of ``exc`` (same class) whose message starts with ``where``, carrying
+    ``offset`` and ``msg_type`` attributes: how replay errors name their input."""
+    detail = exc.args[0] if exc.args else type(exc).__name__
+    err = type(exc)(f"{where}: {detail}")
+    vars(err).update(offset=offset, msg_type=msg_type)
+    return err
+
+
+class ItchFormatError(BookError, ValueError):
+    """ITCH bytes are truncated or corrupt; ``offset`` and ``msg_type`` say where."""
+
+    def __init__(self, message: str, offset: int, msg_type: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.msg_type = msg_type
