@@ -5,13 +5,19 @@ from libcpp.map cimport map as cmap
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
+from orderbook_core._l3 cimport Delta
+
 ctypedef cmap[int64_t, int64_t] LevelMap   # key: price (negated on the bid side), value: size
 
 cdef class L2Book:
     cdef LevelMap _bids
     cdef LevelMap _asks
+    cdef vector[Delta] _deltas
+    cdef readonly bint emit_deltas
+    cdef readonly int64_t seq
     cdef int _set(self, int side, int64_t price, int64_t size) except -1
     cdef LevelMap* _side(self, int side) except NULL
+    cdef void _mark_last(self)
 
 
 cdef struct Order:

@@ -10,6 +10,8 @@ stored negated), which makes reading the top O(1) after every update and
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t, INT64_MIN
 
+from orderbook_core._l3 cimport Delta
+from orderbook_core._l3 import top_checksum
 from orderbook_core.errors import (
     DuplicateOrderId,
     InvalidPrice,
@@ -26,6 +28,10 @@ cdef inline int64_t _key(int side, int64_t price):
 cdef class L2Book:
     """One aggregate size per price level, both sides."""
 
+    def __cinit__(self, bint emit_deltas=False):
+        self.emit_deltas = emit_deltas
+        self.seq = 0
+
     cdef LevelMap* _side(self, int side) except NULL:
         if side == 0:
             return &self._bids
@@ -37,6 +43,8 @@ cdef class L2Book:
         cdef LevelMap* levels = self._side(side)
         cdef int64_t key = _key(side, price)
         cdef LevelMap.iterator it
+        cdef int action
+        cdef Delta d
         if size < 0:
             raise InvalidSize(f"negative size {size} at price {price}")
         if price <= 0:
@@ -46,25 +54,95 @@ cdef class L2Book:
             if it == levels.end():
                 return 0
             levels.erase(it)
-            return 3
-        if it == levels.end():
+            action = 3
+        elif it == levels.end():
             levels[0][key] = size
-            return 1
-        levels[0][key] = size
-        return 2
+            action = 1
+        else:
+            levels[0][key] = size
+            action = 2
+        if self.emit_deltas:
+            self.seq += 1
+            d.action = action
+            d.side = side
+            d.price = price
+            d.size = size
+            d.order_id = 0
+            d.flags = 0
+            d.seq = self.seq
+            self._deltas.push_back(d)
+        return action
+
+    cdef void _mark_last(self):
+        cdef Delta* last
+        if self.emit_deltas and self._deltas.size():
+            last = &self._deltas.back()
+            last.flags |= 1
 
     def set(self, int side, int64_t price, int64_t size):
         """Set the absolute size at a level (0 removes it); return the Action value or 0 for no change."""
-        return self._set(side, price, size)
+        cdef int action = self._set(side, price, size)
+        self._mark_last()
+        return action
 
     def apply(self, updates):
-        """Apply many ``(side, price, size)`` updates in one call; return how many changed the book."""
+        """Apply ``(side, price, size)`` tuples as one atomic change; return how many changed the book."""
         cdef int changed = 0
         cdef tuple u
-        for u in updates:
-            if self._set(<int>u[0], <int64_t>u[1], <int64_t>u[2]) != 0:
-                changed += 1
+        try:
+            for u in updates:
+                if self._set(<int>u[0], <int64_t>u[1], <int64_t>u[2]) != 0:
+                    changed += 1
+        finally:
+            self._mark_last()
         return changed
+
+    def apply_batch(self, const int64_t[:] ops, int64_t[:] tops=None):
+        """Apply int64 triples ``(side, price, size)`` with no Python-level loop.
+
+        If ``tops`` is given (4 int64 per update), the best bid price, bid
+        size, ask price and ask size after each update are written to it
+        (0, 0 for an empty side). On a bad update raises its typed error with
+        ``.index``; the updates before it stay applied. Returns the count applied.
+        """
+        cdef Py_ssize_t n = ops.shape[0] // 3, i
+        cdef bint want_tops = tops is not None
+        if ops.shape[0] % 3:
+            raise ValueError(f"batch length {ops.shape[0]} is not a multiple of 3")
+        if want_tops and tops.shape[0] < 4 * n:
+            raise ValueError(f"tops needs {4 * n} slots, has {tops.shape[0]}")
+        for i in range(n):
+            try:
+                self._set(<int>ops[3 * i], ops[3 * i + 1], ops[3 * i + 2])
+            except Exception as exc:
+                exc.index = i
+                self._mark_last()
+                raise
+            if want_tops:
+                if self._bids.empty():
+                    tops[4 * i] = 0
+                    tops[4 * i + 1] = 0
+                else:
+                    tops[4 * i] = -deref(self._bids.begin()).first
+                    tops[4 * i + 1] = deref(self._bids.begin()).second
+                if self._asks.empty():
+                    tops[4 * i + 2] = 0
+                    tops[4 * i + 3] = 0
+                else:
+                    tops[4 * i + 2] = deref(self._asks.begin()).first
+                    tops[4 * i + 3] = deref(self._asks.begin()).second
+        self._mark_last()
+        return n
+
+    def take_deltas(self):
+        """Deltas since the last call: ``(action, side, price, size, 0, flags, seq)``."""
+        cdef list out = []
+        cdef size_t i
+        for i in range(self._deltas.size()):
+            d = self._deltas[i]
+            out.append((d.action, d.side, d.price, d.size, d.order_id, d.flags, d.seq))
+        self._deltas.clear()
+        return out
 
     def size_at(self, int side, int64_t price):
         cdef LevelMap* levels = self._side(side)
@@ -92,6 +170,14 @@ cdef class L2Book:
             inc(it)
         return out
 
+    def snapshot(self, int n=0):
+        """``(bids, asks)`` as ``(price, size)`` lists, top ``n`` (all if 0)."""
+        return self.depth(0, n), self.depth(1, n)
+
+    def checksum(self, int n=10):
+        """CRC32 of the top ``n`` levels (orderbook_core.types.checksum_text)."""
+        return top_checksum(self.depth(0, n), self.depth(1, n))
+
     def level_count(self, int side):
         return self._side(side).size()
 
@@ -101,8 +187,19 @@ cdef class L2Book:
         return -deref(self._bids.begin()).first >= deref(self._asks.begin()).first
 
     def clear(self):
+        cdef Delta d
         self._bids.clear()
         self._asks.clear()
+        if self.emit_deltas:
+            self.seq += 1
+            d.action = 4
+            d.side = 0
+            d.price = 0
+            d.size = 0
+            d.order_id = 0
+            d.flags = 1
+            d.seq = self.seq
+            self._deltas.push_back(d)
 
 
 cdef class MatchingEngine:

@@ -7,9 +7,10 @@ differential tests and for machines without a compiler. Clarity over speed.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence, Sequence
 
 from orderbook_core.errors import DuplicateOrderId, InvalidPrice, InvalidSize, OrderNotFound
+from orderbook_core.types import F_LAST, checksum
 
 Fill = tuple[int, int, int, int]
 LevelUpdate = tuple[int, int, int]
@@ -28,11 +29,14 @@ def _key(side: int, price: int) -> int:
 class L2Book:
     """One aggregate size per price level, both sides."""
 
-    def __init__(self) -> None:
+    def __init__(self, emit_deltas: bool = False) -> None:
+        self.emit_deltas = emit_deltas
+        self.seq = 0
         self._sizes: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._keys: tuple[list[int], list[int]] = ([], [])
+        self._deltas: list[list[int]] = []
 
-    def set(self, side: int, price: int, size: int) -> int:
+    def _set(self, side: int, price: int, size: int) -> int:
         _check_side(side)
         if size < 0:
             raise InvalidSize(f"negative size {size} at price {price}")
@@ -44,16 +48,58 @@ class L2Book:
                 return 0
             del sizes[price]
             keys.pop(bisect_left(keys, _key(side, price)))
-            return 3
-        if price not in sizes:
+            action = 3
+        elif price not in sizes:
             sizes[price] = size
             insort(keys, _key(side, price))
-            return 1
-        sizes[price] = size
-        return 2
+            action = 1
+        else:
+            sizes[price] = size
+            action = 2
+        if self.emit_deltas:
+            self.seq += 1
+            self._deltas.append([action, side, price, size, 0, 0, self.seq])
+        return action
+
+    def _mark_last(self) -> None:
+        if self.emit_deltas and self._deltas:
+            self._deltas[-1][5] |= F_LAST
+
+    def set(self, side: int, price: int, size: int) -> int:
+        action = self._set(side, price, size)
+        self._mark_last()
+        return action
 
     def apply(self, updates: Iterable[LevelUpdate]) -> int:
-        return sum(1 for side, price, size in updates if self.set(side, price, size) != 0)
+        try:
+            return sum(1 for side, price, size in updates if self._set(side, price, size) != 0)
+        finally:
+            self._mark_last()
+
+    def apply_batch(self, ops: Sequence[int], tops: MutableSequence[int] | None = None) -> int:
+        if len(ops) % 3:
+            raise ValueError(f"batch length {len(ops)} is not a multiple of 3")
+        n = len(ops) // 3
+        if tops is not None and len(tops) < 4 * n:
+            raise ValueError(f"tops needs {4 * n} slots, has {len(tops)}")
+        for i in range(n):
+            try:
+                self._set(ops[3 * i], ops[3 * i + 1], ops[3 * i + 2])
+            except Exception as exc:
+                exc.index = i  # type: ignore[attr-defined]
+                self._mark_last()
+                raise
+            if tops is not None:
+                bid, ask = self.best_bid() or (0, 0), self.best_ask() or (0, 0)
+                tops[4 * i], tops[4 * i + 1] = bid
+                tops[4 * i + 2], tops[4 * i + 3] = ask
+        self._mark_last()
+        return n
+
+    def take_deltas(self) -> list[tuple[int, ...]]:
+        out = [tuple(d) for d in self._deltas]
+        self._deltas = []
+        return out
 
     def size_at(self, side: int, price: int) -> int:
         _check_side(side)
@@ -73,6 +119,12 @@ class L2Book:
         sign = -1 if side == 0 else 1
         return [(sign * k, self._sizes[side][sign * k]) for k in keys]
 
+    def snapshot(self, n: int = 0) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        return self.depth(0, n), self.depth(1, n)
+
+    def checksum(self, n: int = 10) -> int:
+        return checksum(self.depth(0, n), self.depth(1, n))
+
     def level_count(self, side: int) -> int:
         _check_side(side)
         return len(self._keys[side])
@@ -85,6 +137,9 @@ class L2Book:
         for side in (0, 1):
             self._sizes[side].clear()
             self._keys[side].clear()
+        if self.emit_deltas:
+            self.seq += 1
+            self._deltas.append([4, 0, 0, 0, 0, F_LAST, self.seq])
 
 
 class _Order:

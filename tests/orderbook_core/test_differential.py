@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from hypothesis import given, settings
@@ -10,8 +11,8 @@ from hypothesis import strategies as st
 from orderbook_core import _book, _pybook
 from orderbook_core.errors import BookError
 
-prices = st.integers(min_value=-2, max_value=30)
-sizes = st.integers(min_value=-3, max_value=40)
+prices = st.one_of(st.integers(min_value=1, max_value=15), st.sampled_from([0, -2]))
+sizes = st.one_of(st.integers(min_value=0, max_value=20), st.sampled_from([-3]))
 sides = st.integers(min_value=0, max_value=1)
 ids = st.integers(min_value=1, max_value=60)
 
@@ -23,7 +24,6 @@ engine_ops = st.lists(
     ),
     max_size=300,
 )
-l2_ops = st.lists(st.tuples(sides, prices, sizes), max_size=300)
 
 
 def _call(obj: Any, op: tuple[Any, ...]) -> Any:
@@ -56,19 +56,37 @@ def test_matching_engines_agree(ops: list[tuple[Any, ...]]) -> None:
             assert compiled.order_ids(side, price) == reference.order_ids(side, price)
 
 
-@settings(max_examples=300, deadline=None)
-@given(l2_ops)
-def test_l2_books_agree(ops: list[tuple[int, int, int]]) -> None:
-    compiled, reference = _book.L2Book(), _pybook.L2Book()
+def _l2_call(book: Any, op: tuple[Any, ...]) -> Any:
+    try:
+        if op[0] == "batch":
+            values = array("q", op[1][: len(op[1]) // 3 * 3])
+            tops = array("q", [0] * (4 * (len(values) // 3)))
+            return book.apply_batch(values, tops), list(tops)
+        if op[0] == "apply":
+            return book.apply(op[1])
+        return book.set(*op[1:])
+    except (BookError, ValueError) as exc:
+        return type(exc).__name__, getattr(exc, "index", None)
+
+
+l2_stream = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), sides, prices, sizes),
+        st.tuples(st.just("apply"), st.lists(st.tuples(sides, prices, sizes), max_size=6)),
+        st.tuples(st.just("batch"), st.lists(st.integers(min_value=-1, max_value=12), max_size=30)),
+    ),
+    min_size=5,
+    max_size=150,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(l2_stream)
+def test_l2_books_agree(ops: list[tuple[Any, ...]]) -> None:
+    compiled, reference = _book.L2Book(emit_deltas=True), _pybook.L2Book(emit_deltas=True)
     for op in ops:
-        results: list[int | str] = []
-        for book in (compiled, reference):
-            try:
-                results.append(book.set(*op))
-            except BookError as exc:
-                results.append(type(exc).__name__)
-        assert results[0] == results[1], op
-        assert compiled.depth(0) == reference.depth(0)
-        assert compiled.depth(1) == reference.depth(1)
+        assert _l2_call(compiled, op) == _l2_call(reference, op), op
+        assert compiled.snapshot() == reference.snapshot()
+        assert compiled.checksum(3) == reference.checksum(3)
         assert compiled.is_crossed() == reference.is_crossed()
-    assert compiled.depth(0, 3) == reference.depth(0, 3)
+        assert compiled.take_deltas() == reference.take_deltas()

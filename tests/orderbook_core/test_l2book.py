@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from array import array
 from typing import Any
 
 import pytest
@@ -16,8 +17,13 @@ BID, ASK = 0, 1
 
 
 @pytest.fixture(params=["cython", "python"])
-def book(request: pytest.FixtureRequest) -> Any:
-    return (_book if request.param == "cython" else _pybook).L2Book()
+def book_cls(request: pytest.FixtureRequest) -> Any:
+    return (_book if request.param == "cython" else _pybook).L2Book
+
+
+@pytest.fixture
+def book(book_cls: Any) -> Any:
+    return book_cls()
 
 
 def test_levels_sorted_best_first(book: Any) -> None:
@@ -51,6 +57,39 @@ def test_crossed_detection_and_clear(book: Any) -> None:
     assert book.is_crossed()
     book.clear()
     assert book.depth(BID) == [] and book.depth(ASK) == []
+
+
+def test_deltas_and_last_flag(book_cls: Any) -> None:
+    book = book_cls(emit_deltas=True)
+    book.set(BID, 10, 5)
+    book.apply([(BID, 10, 7), (ASK, 12, 1), (ASK, 13, 0)])  # the last is a no-op delete
+    book.clear()
+    assert book.take_deltas() == [
+        (1, BID, 10, 5, 0, 1, 1),
+        (2, BID, 10, 7, 0, 0, 2),
+        (1, ASK, 12, 1, 0, 1, 3),  # F_LAST ends the atomic apply()
+        (4, 0, 0, 0, 0, 1, 4),
+    ]
+
+
+def test_batch_writes_top_after_each_update_and_keeps_prefix(book_cls: Any) -> None:
+    book = book_cls()
+    ops = array("q", [BID, 100, 5, ASK, 103, 2, BID, 101, 1, BID, 101, 0, ASK, 102, -1, BID, 1, 1])
+    tops = array("q", [0] * 24)
+    with pytest.raises(InvalidSize) as info:
+        book.apply_batch(ops, tops)
+    assert info.value.index == 4  # type: ignore[attr-defined]
+    assert list(tops[:16]) == [100, 5, 0, 0, 100, 5, 103, 2, 101, 1, 103, 2, 100, 5, 103, 2]
+    assert book.snapshot() == ([(100, 5)], [(103, 2)])
+    with pytest.raises(ValueError, match="multiple of 3"):
+        book.apply_batch(array("q", [1, 2]))
+
+
+def test_checksum_and_snapshot_top_n(book_cls: Any) -> None:
+    book = book_cls()
+    book.apply([(BID, 1002, 5), (BID, 1001, 2), (ASK, 1003, 7)])
+    assert book.snapshot(1) == ([(1002, 5)], [(1003, 7)])
+    assert book.checksum(10) == 3013130725  # CRC32 of b"1002:5:1003:7:1001:2"
 
 
 @pytest.mark.parametrize("choice", ["python", "cython"])
