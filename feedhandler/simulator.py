@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade
 from orderbook_core import MatchingEngine, Side
+from orderbook_core.engine_types import Event as EngineEvent
+from orderbook_core.engine_types import OrderType
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ DEFAULT_SPECS = {
     "ETH-USD": SimSpec("0.01", "0.0001", 300_000, 20_000),
     "SOL-USD": SimSpec("0.001", "0.01", 150_000, 5_000),
 }
+ACCOUNTS = 50
+"""Simulated trader accounts; order ids are spread over them."""
 GENERIC_SPEC = SimSpec("0.01", "0.001", 10_000, 5_000)
 
 
@@ -103,31 +107,35 @@ class SimulatedExchange:
         """Generate and execute one order; return its book update and trades."""
         order = self.flow.next_order(self.engine)
         self.orders += 1
+        account = order.order_id % ACCOUNTS  # the simulated traders never self-trade-prevent
         if order.kind == "cancel":
-            fills, levels = self.engine.cancel(order.order_id)
-        elif order.kind == "market":
-            fills, levels = self.engine.submit_market(order.order_id, order.side, order.size)
+            log = self.engine.cancel(order.order_id, account)
         else:
-            fills, levels = self.engine.submit_limit(
-                order.order_id, order.side, order.price, order.size
+            kind = OrderType.MARKET if order.kind == "market" else OrderType.LIMIT
+            log = self.engine.new_order(
+                order.order_id, account, order.side, kind, order.price, order.size
             )
         venue, symbol = self.instrument.venue, self.instrument.symbol
         events: list[Event] = []
-        for _maker, _taker, price, size in fills:
-            self.trade_seq += 1
-            events.append(
-                Trade(
-                    venue,
-                    symbol,
-                    self.trade_seq,
-                    str(self.trade_seq),
-                    price,
-                    size,
-                    order.side,
-                    ts,
-                    ts,
+        levels = []
+        for e in log:
+            if e[0] == EngineEvent.TRADE:
+                self.trade_seq += 1
+                events.append(
+                    Trade(
+                        venue,
+                        symbol,
+                        self.trade_seq,
+                        str(self.trade_seq),
+                        e[2],
+                        e[3],
+                        order.side,
+                        ts,
+                        ts,
+                    )
                 )
-            )
+            elif e[0] == EngineEvent.BOOK:
+                levels.append((e[2], e[3], e[4]))
         if levels:
             self.book_seq += 1
             self.last_ts = ts

@@ -28,18 +28,21 @@ if _choice not in ("auto", "cython", "python"):
 
 IMPLEMENTATION: str
 if TYPE_CHECKING:
-    from orderbook_core._book import L2Book, MatchingEngine
+    from orderbook_core._book import L2Book
+    from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
 elif _choice == "python":
-    from orderbook_core._pybook import L2Book, MatchingEngine
+    from orderbook_core._pybook import L2Book
+    from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
 
     IMPLEMENTATION = "python"
 else:
     try:
-        from orderbook_core._book import L2Book, MatchingEngine
+        from orderbook_core._book import L2Book
+        from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
 
@@ -47,7 +50,8 @@ else:
     except ImportError:
         if _choice == "cython":
             raise
-        from orderbook_core._pybook import L2Book, MatchingEngine
+        from orderbook_core._pybook import L2Book
+        from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
 

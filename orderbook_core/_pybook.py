@@ -1,4 +1,4 @@
-"""Pure-Python reference implementation of orderbook_core._book.
+"""Pure-Python reference implementation of orderbook_core._book (the L2 book).
 
 Same API, same results and same errors as the compiled core; it exists for
 differential tests and for machines without a compiler. Clarity over speed.
@@ -9,10 +9,9 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, MutableSequence, Sequence
 
-from orderbook_core.errors import DuplicateOrderId, InvalidPrice, InvalidSize, OrderNotFound
+from orderbook_core.errors import InvalidPrice, InvalidSize
 from orderbook_core.types import F_LAST, checksum
 
-Fill = tuple[int, int, int, int]
 LevelUpdate = tuple[int, int, int]
 
 
@@ -140,150 +139,3 @@ class L2Book:
         if self.emit_deltas:
             self.seq += 1
             self._deltas.append([4, 0, 0, 0, 0, F_LAST, self.seq])
-
-
-class _Order:
-    __slots__ = ("order_id", "price", "side", "size")
-
-    def __init__(self, order_id: int, side: int, price: int, size: int) -> None:
-        self.order_id = order_id
-        self.side = side
-        self.price = price
-        self.size = size
-
-
-class MatchingEngine:
-    """Price-time priority matching over an order-level (L3) book."""
-
-    def __init__(self) -> None:
-        self._orders: dict[int, _Order] = {}
-        # price -> {order_id: order} in arrival order (dicts keep insertion order)
-        self._queues: tuple[dict[int, dict[int, _Order]], dict[int, dict[int, _Order]]] = ({}, {})
-        self._keys: tuple[list[int], list[int]] = ([], [])
-        self._totals: tuple[dict[int, int], dict[int, int]] = ({}, {})
-        self._fills: list[Fill] = []
-        self._touched: list[tuple[int, int]] = []
-
-    def _touch(self, side: int, price: int) -> None:
-        if (side, price) not in self._touched:
-            self._touched.append((side, price))
-
-    def _rest(self, order: _Order) -> None:
-        queues = self._queues[order.side]
-        if order.price not in queues:
-            queues[order.price] = {}
-            insort(self._keys[order.side], _key(order.side, order.price))
-        queues[order.price][order.order_id] = order
-        totals = self._totals[order.side]
-        totals[order.price] = totals.get(order.price, 0) + order.size
-        self._orders[order.order_id] = order
-        self._touch(order.side, order.price)
-
-    def _remove(self, order: _Order) -> None:
-        queue = self._queues[order.side][order.price]
-        del queue[order.order_id]
-        del self._orders[order.order_id]
-        self._totals[order.side][order.price] -= order.size
-        self._touch(order.side, order.price)
-        if not queue:
-            del self._queues[order.side][order.price]
-            del self._totals[order.side][order.price]
-            keys = self._keys[order.side]
-            keys.pop(bisect_left(keys, _key(order.side, order.price)))
-
-    def _match(self, taker_id: int, side: int, limit: int | None, size: int) -> int:
-        other = 1 - side
-        keys = self._keys[other]
-        while size > 0 and keys:
-            price = -keys[0] if other == 0 else keys[0]
-            if limit is not None and (
-                (side == 0 and price > limit) or (side == 1 and price < limit)
-            ):
-                break
-            maker = next(iter(self._queues[other][price].values()))
-            qty = min(maker.size, size)
-            self._fills.append((maker.order_id, taker_id, price, qty))
-            size -= qty
-            if qty == maker.size:
-                self._remove(maker)
-            else:
-                maker.size -= qty
-                self._totals[other][price] -= qty
-                self._touch(other, price)
-        return size
-
-    def _level_size(self, side: int, price: int) -> int:
-        return self._totals[side].get(price, 0)
-
-    def _result(self) -> tuple[list[Fill], list[LevelUpdate]]:
-        fills = self._fills
-        levels = [(s, p, self._level_size(s, p)) for s, p in self._touched]
-        self._fills, self._touched = [], []
-        return fills, levels
-
-    def _check_new(self, order_id: int, side: int, size: int) -> None:
-        _check_side(side)
-        if size <= 0:
-            raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
-
-    def submit_limit(
-        self, order_id: int, side: int, price: int, size: int
-    ) -> tuple[list[Fill], list[LevelUpdate]]:
-        self._check_new(order_id, side, size)
-        if price <= 0:
-            raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
-        if order_id in self._orders:
-            raise DuplicateOrderId(f"order id {order_id} is already in the book")
-        left = self._match(order_id, side, price, size)
-        if left > 0:
-            self._rest(_Order(order_id, side, price, left))
-        return self._result()
-
-    def submit_market(
-        self, order_id: int, side: int, size: int
-    ) -> tuple[list[Fill], list[LevelUpdate]]:
-        self._check_new(order_id, side, size)
-        if order_id in self._orders:
-            raise DuplicateOrderId(f"order id {order_id} is already in the book")
-        self._match(order_id, side, None, size)
-        return self._result()
-
-    def cancel(self, order_id: int) -> tuple[list[Fill], list[LevelUpdate]]:
-        order = self._orders.get(order_id)
-        if order is None:
-            raise OrderNotFound(f"order id {order_id} is not in the book")
-        self._remove(order)
-        return self._result()
-
-    def order(self, order_id: int) -> tuple[int, int, int] | None:
-        o = self._orders.get(order_id)
-        return None if o is None else (o.side, o.price, o.size)
-
-    def order_ids(self, side: int, price: int) -> list[int]:
-        _check_side(side)
-        return list(self._queues[side].get(price, {}))
-
-    def _best(self, side: int) -> tuple[int, int] | None:
-        keys = self._keys[side]
-        if not keys:
-            return None
-        price = -keys[0] if side == 0 else keys[0]
-        return price, self._level_size(side, price)
-
-    def best_bid(self) -> tuple[int, int] | None:
-        return self._best(0)
-
-    def best_ask(self) -> tuple[int, int] | None:
-        return self._best(1)
-
-    def depth(self, side: int, n: int = 0) -> list[tuple[int, int, int]]:
-        _check_side(side)
-        keys = self._keys[side] if n <= 0 else self._keys[side][:n]
-        out = []
-        for k in keys:
-            price = -k if side == 0 else k
-            out.append((price, self._totals[side][price], len(self._queues[side][price])))
-        return out
-
-    def order_count(self) -> int:
-        return len(self._orders)

@@ -1,0 +1,71 @@
+# C-level contract of the matching engine (Python users: _engine.pyi).
+from libc.stdint cimport int64_t
+from libcpp.map cimport map as cmap
+from libcpp.pair cimport pair
+from libcpp.unordered_map cimport unordered_map
+from libcpp.vector cimport vector
+
+
+cdef struct EOrder:
+    int64_t order_id
+    int64_t account
+    int64_t price
+    int64_t stop_price
+    int64_t leaves
+    int64_t cum
+    int64_t display
+    int64_t visible
+    int64_t arrival
+    int64_t prev_id
+    int64_t next_id
+    int side
+    int type
+    int tif
+    int post_only
+    int stp
+
+
+cdef struct ELevel:
+    int64_t visible
+    int64_t count
+    int64_t head_id
+    int64_t tail_id
+
+
+ctypedef cmap[int64_t, ELevel] ELevels      # key: price, negated on the bid side
+
+
+cdef class MatchingEngine:
+    cdef unordered_map[int64_t, EOrder] _orders
+    cdef unordered_map[int64_t, EOrder] _stops
+    cdef ELevels _bids
+    cdef ELevels _asks
+    cdef vector[int64_t] _events
+    cdef vector[pair[int, int64_t]] _touched
+    cdef readonly int64_t seq
+    cdef readonly int64_t last_price
+    cdef int64_t _arrival
+
+    cdef ELevels* _levels(self, int side) noexcept
+    cdef void _push(self, int64_t* fields, int n) noexcept
+    cdef void _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
+                      int reason) noexcept
+    cdef void _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
+                      int reason) noexcept
+    cdef list _finish(self)
+    cdef void _touch(self, int side, int64_t price) noexcept
+    cdef void _rest(self, EOrder* o) noexcept
+    cdef void _unrest(self, EOrder* o) noexcept
+    cdef int64_t _best(self, int side) noexcept
+    cdef bint _crosses(self, int side, int64_t price) noexcept
+    cdef void _cancel(self, int64_t order_id, int reason) noexcept
+    cdef bint _fillable(self, EOrder* o) noexcept
+    cdef bint _self_trade(self, EOrder* o, EOrder* maker) noexcept
+    cdef void _match(self, EOrder* o) noexcept
+    cdef void _process(self, EOrder* o) noexcept
+    cdef void _run_triggers(self) noexcept
+    cdef int _check(self, int64_t order_id, int side, int order_type, int64_t price,
+                    int64_t size, int tif, bint post_only, int64_t display, int64_t stop_price,
+                    int stp) noexcept
+    cdef EOrder* _find(self, int64_t order_id) noexcept
+    cdef EOrder* _owned(self, int64_t order_id, int64_t account)

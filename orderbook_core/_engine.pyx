@@ -1,0 +1,621 @@
+# cython: language_level=3
+"""Compiled matching engine: price-time priority, one sequenced event log per symbol.
+
+Port of the executable specification in _pyengine.py (same events, byte for
+byte). Orders live in hash maps keyed by id; each price level is an ordered
+map entry with an intrusive FIFO of order ids; events are appended to a flat
+int64 buffer and turned into tuples once per command.
+"""
+
+from cython.operator cimport dereference as deref, preincrement as inc
+from libc.stdint cimport int64_t
+from libcpp.algorithm cimport sort as csort
+from libcpp.pair cimport pair
+from libcpp.vector cimport vector
+
+DEF NO_ORDER = -9223372036854775807 - 1
+# event kinds
+DEF EV_EXEC = 1
+DEF EV_TRADE = 2
+DEF EV_BOOK = 3
+# order types, time in force, self-trade modes
+DEF LIMIT = 0
+DEF MARKET = 1
+DEF STOP = 2
+DEF STOP_LIMIT = 3
+DEF GTC = 0
+DEF FOK = 2
+DEF STP_ALLOW = 0
+DEF STP_NEWEST = 1
+DEF STP_OLDEST = 2
+DEF STP_BOTH = 3
+# exec types
+DEF ACCEPTED = 1
+DEF REJECTED = 2
+DEF PARTIAL_FILL = 3
+DEF FILL = 4
+DEF CANCELLED = 5
+DEF REPLACED = 6
+DEF TRIGGERED = 7
+# reasons
+DEF R_NONE = 0
+DEF R_UNKNOWN_ORDER = 1
+DEF R_DUPLICATE = 2
+DEF R_SIZE = 3
+DEF R_PRICE = 4
+DEF R_TYPE = 5
+DEF R_POST_ONLY = 6
+DEF R_FOK = 7
+DEF R_NO_LIQUIDITY = 8
+DEF R_NOT_OWNER = 9
+DEF R_DISPLAY = 10
+DEF R_STOP_PRICE = 11
+DEF R_SELF_TRADE = 12
+DEF R_IOC = 13
+DEF R_USER = 14
+DEF R_MASS = 15
+DEF R_NOT_REPLACEABLE = 16
+DEF R_SIDE = 17
+
+FIELDS = ("order_id", "account", "side", "type", "price", "stop_price", "leaves", "cum",
+          "display", "visible", "tif", "post_only", "stp", "arrival")
+
+
+cdef inline int64_t _key(int side, int64_t price) noexcept nogil:
+    return -price if side == 0 else price
+
+
+cdef inline int64_t _abs(int64_t v) noexcept nogil:
+    return -v if v < 0 else v
+
+
+cdef tuple _state(EOrder* o):
+    return (o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
+            o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival)
+
+
+cdef EOrder _from_state(fields):
+    cdef EOrder o
+    (o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
+     o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival) = fields
+    o.prev_id = NO_ORDER
+    o.next_id = NO_ORDER
+    return o
+
+
+cdef class MatchingEngine:
+    """Price-time priority for one symbol, with one sequenced event log."""
+
+    def __cinit__(self):
+        self.seq = 0
+        self.last_price = 0
+        self._arrival = 0
+
+    # --- event log ---------------------------------------------------------------------
+
+    cdef ELevels* _levels(self, int side) noexcept:
+        return &self._bids if side == 0 else &self._asks
+
+    cdef void _push(self, int64_t* fields, int n) noexcept:
+        cdef int i
+        self.seq += 1
+        self._events.push_back(fields[0])
+        self._events.push_back(self.seq)
+        for i in range(1, n):
+            self._events.push_back(fields[i])
+
+    cdef void _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
+                      int reason) noexcept:
+        cdef int64_t f[11]
+        f[0] = EV_EXEC
+        f[1] = o.order_id
+        f[2] = o.account
+        f[3] = exec_type
+        f[4] = o.side
+        f[5] = o.price
+        f[6] = last_qty
+        f[7] = last_px
+        f[8] = o.leaves
+        f[9] = o.cum
+        f[10] = reason
+        self._push(f, 11)
+
+    cdef void _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
+                      int reason) noexcept:
+        cdef int64_t f[11]
+        f[0] = EV_EXEC
+        f[1] = order_id
+        f[2] = account
+        f[3] = REJECTED
+        f[4] = side
+        f[5] = price
+        f[6] = 0
+        f[7] = 0
+        f[8] = 0
+        f[9] = 0
+        f[10] = reason
+        self._push(f, 11)
+
+    cdef list _finish(self):
+        cdef int64_t f[4]
+        cdef size_t i = 0, n
+        cdef ELevels* levels
+        cdef ELevels.iterator it
+        cdef list out = []
+        for i in range(self._touched.size()):
+            levels = self._levels(self._touched[i].first)
+            it = levels.find(_key(self._touched[i].first, self._touched[i].second))
+            f[0] = EV_BOOK
+            f[1] = self._touched[i].first
+            f[2] = self._touched[i].second
+            f[3] = 0 if it == levels.end() else deref(it).second.visible
+            self._push(f, 4)
+        self._touched.clear()
+        i = 0
+        n = self._events.size()
+        while i < n:
+            kind = self._events[i]
+            width = 12 if kind == EV_EXEC else (9 if kind == EV_TRADE else 5)
+            out.append(tuple([self._events[i + k] for k in range(width)]))
+            i += width
+        self._events.clear()
+        return out
+
+    cdef void _touch(self, int side, int64_t price) noexcept:
+        cdef size_t i
+        for i in range(self._touched.size()):
+            if self._touched[i].first == side and self._touched[i].second == price:
+                return
+        self._touched.push_back(pair[int, int64_t](side, price))
+
+    # --- book --------------------------------------------------------------------------
+
+    cdef void _rest(self, EOrder* src) noexcept:
+        cdef ELevels* levels = self._levels(src.side)
+        cdef int64_t key = _key(src.side, src.price)
+        cdef ELevels.iterator it = levels.find(key)
+        cdef ELevel level
+        cdef ELevel* lvl
+        cdef EOrder o = src[0]
+        self._arrival += 1
+        o.arrival = self._arrival
+        o.next_id = NO_ORDER
+        if it == levels.end():
+            o.prev_id = NO_ORDER
+            level.visible = o.visible
+            level.count = 1
+            level.head_id = o.order_id
+            level.tail_id = o.order_id
+            levels[0][key] = level
+        else:
+            lvl = &deref(it).second
+            o.prev_id = lvl.tail_id
+            self._orders[lvl.tail_id].next_id = o.order_id
+            lvl.tail_id = o.order_id
+            lvl.visible += o.visible
+            lvl.count += 1
+        self._orders[o.order_id] = o
+        self._touch(o.side, o.price)
+
+    cdef void _unrest(self, EOrder* o) noexcept:
+        """Unlink a resting order and forget it; ``o`` is invalid afterwards."""
+        cdef ELevels* levels = self._levels(o.side)
+        cdef ELevels.iterator it = levels.find(_key(o.side, o.price))
+        cdef ELevel* lvl = &deref(it).second
+        if o.prev_id != NO_ORDER:
+            self._orders[o.prev_id].next_id = o.next_id
+        else:
+            lvl.head_id = o.next_id
+        if o.next_id != NO_ORDER:
+            self._orders[o.next_id].prev_id = o.prev_id
+        else:
+            lvl.tail_id = o.prev_id
+        lvl.visible -= o.visible
+        lvl.count -= 1
+        self._touch(o.side, o.price)
+        if lvl.count == 0:
+            levels.erase(it)
+        self._orders.erase(o.order_id)
+
+    cdef int64_t _best(self, int side) noexcept:
+        cdef ELevels* levels = self._levels(side)
+        if levels.empty():
+            return 0
+        return _abs(deref(levels.begin()).first)
+
+    cdef bint _crosses(self, int side, int64_t price) noexcept:
+        cdef int64_t best = self._best(1 - side)
+        return best != 0 and (price >= best if side == 0 else price <= best)
+
+    cdef EOrder* _find(self, int64_t order_id) noexcept:
+        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.find(order_id)
+        if it != self._orders.end():
+            return &deref(it).second
+        it = self._stops.find(order_id)
+        if it != self._stops.end():
+            return &deref(it).second
+        return NULL
+
+    cdef void _cancel(self, int64_t order_id, int reason) noexcept:
+        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.find(order_id)
+        cdef EOrder copy
+        if it != self._orders.end():
+            copy = deref(it).second
+            self._unrest(&deref(it).second)
+        else:
+            it = self._stops.find(order_id)
+            copy = deref(it).second
+            self._stops.erase(it)
+        copy.leaves = 0
+        self._report(&copy, CANCELLED, 0, 0, reason)
+
+    # --- matching ----------------------------------------------------------------------
+
+    cdef bint _fillable(self, EOrder* o) noexcept:
+        cdef int64_t need = o.leaves, price, oid
+        cdef ELevels* levels = self._levels(1 - o.side)
+        cdef ELevels.iterator it = levels.begin()
+        cdef EOrder* maker
+        while it != levels.end():
+            price = _abs(deref(it).first)
+            if o.type == LIMIT and not (price <= o.price if o.side == 0 else price >= o.price):
+                break
+            oid = deref(it).second.head_id
+            while oid != NO_ORDER:
+                maker = &self._orders[oid]
+                if o.stp == STP_ALLOW or maker.account != o.account:
+                    need -= maker.leaves
+                    if need <= 0:
+                        return True
+                oid = maker.next_id
+            inc(it)
+        return False
+
+    cdef bint _self_trade(self, EOrder* o, EOrder* maker) noexcept:
+        cdef int mode = o.stp
+        cdef int64_t qty
+        cdef ELevel* lvl
+        if mode == STP_NEWEST:
+            o.leaves = 0
+            self._report(o, CANCELLED, 0, 0, R_SELF_TRADE)
+            return False
+        if mode == STP_OLDEST or mode == STP_BOTH:
+            self._cancel(maker.order_id, R_SELF_TRADE)
+            if mode == STP_BOTH:
+                o.leaves = 0
+                self._report(o, CANCELLED, 0, 0, R_SELF_TRADE)
+                return False
+            return True
+        qty = o.leaves if o.leaves < maker.leaves else maker.leaves
+        if qty == maker.leaves:
+            self._cancel(maker.order_id, R_SELF_TRADE)
+        else:
+            maker.leaves -= qty
+            if maker.visible > maker.leaves:
+                lvl = &deref(self._levels(maker.side).find(_key(maker.side, maker.price))).second
+                lvl.visible -= maker.visible - maker.leaves
+                maker.visible = maker.leaves
+                self._touch(maker.side, maker.price)
+            self._report(maker, REPLACED, 0, 0, R_SELF_TRADE)
+        o.leaves -= qty
+        if o.leaves == 0:
+            self._report(o, CANCELLED, 0, 0, R_SELF_TRADE)
+            return False
+        self._report(o, REPLACED, 0, 0, R_SELF_TRADE)
+        return True
+
+    cdef void _match(self, EOrder* o) noexcept:
+        cdef int other = 1 - o.side
+        cdef ELevels* levels = self._levels(other)
+        cdef ELevels.iterator it
+        cdef ELevel* lvl
+        cdef EOrder* maker
+        cdef EOrder copy
+        cdef int64_t price, qty
+        cdef int64_t f[8]
+        while o.leaves > 0 and not levels.empty():
+            it = levels.begin()
+            price = _abs(deref(it).first)
+            if o.type == LIMIT and not (price <= o.price if o.side == 0 else price >= o.price):
+                break
+            lvl = &deref(it).second
+            maker = &self._orders[lvl.head_id]
+            if o.stp != STP_ALLOW and maker.account == o.account:
+                if not self._self_trade(o, maker):
+                    return
+                continue
+            qty = o.leaves if o.leaves < maker.visible else maker.visible
+            maker.visible -= qty
+            maker.leaves -= qty
+            maker.cum += qty
+            o.leaves -= qty
+            o.cum += qty
+            lvl.visible -= qty
+            self.last_price = price
+            self._touch(other, price)
+            f[0] = EV_TRADE
+            f[1] = price
+            f[2] = qty
+            f[3] = o.side
+            f[4] = maker.order_id
+            f[5] = o.order_id
+            f[6] = maker.account
+            f[7] = o.account
+            self._push(f, 8)
+            self._report(maker, FILL if maker.leaves == 0 else PARTIAL_FILL, qty, price, 0)
+            self._report(o, FILL if o.leaves == 0 else PARTIAL_FILL, qty, price, 0)
+            if maker.leaves == 0:
+                self._unrest(maker)
+            elif maker.visible == 0:  # iceberg: next slice at the back of the queue
+                copy = maker[0]
+                self._unrest(maker)
+                copy.visible = copy.display if copy.display < copy.leaves else copy.leaves
+                self._rest(&copy)
+
+    cdef void _process(self, EOrder* o) noexcept:
+        cdef int reason
+        if o.tif == FOK and not self._fillable(o):
+            o.leaves = 0
+            self._report(o, CANCELLED, 0, 0, R_FOK)
+            return
+        self._match(o)
+        if o.leaves == 0:
+            return
+        if o.type == MARKET or o.tif != GTC:
+            reason = R_NO_LIQUIDITY if o.type == MARKET and o.cum == 0 else R_IOC
+            o.leaves = 0
+            self._report(o, CANCELLED, 0, 0, reason)
+            return
+        if o.display:
+            o.visible = o.display if o.display < o.leaves else o.leaves
+        else:
+            o.visible = o.leaves
+        self._rest(o)
+
+    cdef void _run_triggers(self) noexcept:
+        cdef unordered_map[int64_t, EOrder].iterator it
+        cdef EOrder* s
+        cdef EOrder o
+        cdef int64_t best_arrival, best_id
+        while self.last_price != 0:
+            best_arrival = 0
+            best_id = NO_ORDER
+            it = self._stops.begin()
+            while it != self._stops.end():
+                s = &deref(it).second
+                if (self.last_price >= s.stop_price if s.side == 0
+                        else self.last_price <= s.stop_price):
+                    if best_id == NO_ORDER or s.arrival < best_arrival:
+                        best_arrival = s.arrival
+                        best_id = s.order_id
+                inc(it)
+            if best_id == NO_ORDER:
+                return
+            o = self._stops[best_id]
+            self._stops.erase(best_id)
+            o.type = MARKET if o.type == STOP else LIMIT
+            self._report(&o, TRIGGERED, 0, 0, 0)
+            self._process(&o)
+
+    # --- commands ----------------------------------------------------------------------
+
+    cdef int _check(self, int64_t order_id, int side, int order_type, int64_t price,
+                    int64_t size, int tif, bint post_only, int64_t display, int64_t stop_price,
+                    int stp) noexcept:
+        if side != 0 and side != 1:
+            return R_SIDE
+        if not (0 <= order_type <= 3 and 0 <= tif <= 2 and 0 <= stp <= 4):
+            return R_TYPE
+        if self._find(order_id) != NULL:
+            return R_DUPLICATE
+        if size <= 0:
+            return R_SIZE
+        if (order_type == LIMIT or order_type == STOP_LIMIT) and price <= 0:
+            return R_PRICE
+        if (order_type == STOP or order_type == STOP_LIMIT) and stop_price <= 0:
+            return R_STOP_PRICE
+        if display < 0 or display > size or (display and (order_type == MARKET or order_type == STOP)):
+            return R_DISPLAY
+        if post_only and (order_type != LIMIT or tif != GTC):
+            return R_TYPE
+        if post_only and self._crosses(side, price):
+            return R_POST_ONLY
+        return R_NONE
+
+    def new_order(self, int64_t order_id, int64_t account, int side, int order_type,
+                  int64_t price, int64_t size, int tif=0, bint post_only=False,
+                  int64_t display=0, int64_t stop_price=0, int stp=0):
+        """Accept, match, rest or reject one new order; return the events it caused."""
+        cdef int reason = self._check(order_id, side, order_type, price, size, tif, post_only,
+                                      display, stop_price, stp)
+        cdef EOrder o
+        if order_type == MARKET or order_type == STOP:
+            price = 0
+        if reason != R_NONE:
+            self._reject(order_id, account, side, price, reason)
+            return self._finish()
+        o.order_id = order_id
+        o.account = account
+        o.side = side
+        o.type = order_type
+        o.price = price
+        o.stop_price = stop_price
+        o.leaves = size
+        o.cum = 0
+        o.display = display
+        o.visible = 0
+        o.tif = tif
+        o.post_only = post_only
+        o.stp = stp
+        o.arrival = 0
+        o.prev_id = NO_ORDER
+        o.next_id = NO_ORDER
+        self._report(&o, ACCEPTED, 0, 0, 0)
+        if order_type == STOP or order_type == STOP_LIMIT:
+            self._arrival += 1
+            o.arrival = self._arrival
+            self._stops[order_id] = o
+        else:
+            self._process(&o)
+        self._run_triggers()
+        return self._finish()
+
+    cdef EOrder* _owned(self, int64_t order_id, int64_t account):
+        cdef EOrder* o = self._find(order_id)
+        if o == NULL:
+            self._reject(order_id, account, 0, 0, R_UNKNOWN_ORDER)
+        elif o.account != account:
+            self._reject(order_id, account, o.side, o.price, R_NOT_OWNER)
+            return NULL
+        return o
+
+    def cancel(self, int64_t order_id, int64_t account):
+        """Cancel a resting or pending stop order of ``account``."""
+        cdef EOrder* o = self._owned(order_id, account)
+        if o != NULL:
+            self._cancel(order_id, R_USER)
+        return self._finish()
+
+    def replace(self, int64_t order_id, int64_t account, int64_t price, int64_t size):
+        """New price and open size; size down at the same price keeps queue priority."""
+        cdef EOrder* o = self._owned(order_id, account)
+        cdef int reason = R_NONE
+        cdef int64_t shown
+        cdef ELevel* lvl
+        cdef EOrder copy
+        if o == NULL:
+            return self._finish()
+        if self._stops.count(order_id):
+            reason = R_NOT_REPLACEABLE
+        elif size <= 0:
+            reason = R_SIZE
+        elif price <= 0:
+            reason = R_PRICE
+        elif o.post_only and price != o.price and self._crosses(o.side, price):
+            reason = R_POST_ONLY
+        if reason != R_NONE:
+            self._reject(order_id, account, o.side, o.price, reason)
+            return self._finish()
+        if price == o.price and size <= o.leaves:
+            shown = o.visible if o.visible < size else size
+            lvl = &deref(self._levels(o.side).find(_key(o.side, o.price))).second
+            lvl.visible -= o.visible - shown
+            o.visible = shown
+            o.leaves = size
+            self._touch(o.side, o.price)
+            self._report(o, REPLACED, 0, 0, 0)
+        else:
+            copy = o[0]
+            self._unrest(o)
+            copy.price = price
+            copy.leaves = size
+            self._report(&copy, REPLACED, 0, 0, 0)
+            self._process(&copy)
+        self._run_triggers()
+        return self._finish()
+
+    def mass_cancel(self, int64_t account):
+        """Cancel every resting and pending stop order of an account, by order id."""
+        cdef vector[int64_t] ids
+        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.begin()
+        cdef size_t i
+        while it != self._orders.end():
+            if deref(it).second.account == account:
+                ids.push_back(deref(it).first)
+            inc(it)
+        it = self._stops.begin()
+        while it != self._stops.end():
+            if deref(it).second.account == account:
+                ids.push_back(deref(it).first)
+            inc(it)
+        csort(ids.begin(), ids.end())
+        for i in range(ids.size()):
+            self._cancel(ids[i], R_MASS)
+        return self._finish()
+
+    # --- views and state ---------------------------------------------------------------
+
+    def best_bid(self):
+        if self._bids.empty():
+            return None
+        return (-deref(self._bids.begin()).first, deref(self._bids.begin()).second.visible)
+
+    def best_ask(self):
+        if self._asks.empty():
+            return None
+        return (deref(self._asks.begin()).first, deref(self._asks.begin()).second.visible)
+
+    def depth(self, int side, int n=0):
+        cdef ELevels* levels = self._levels(side)
+        cdef ELevels.iterator it = levels.begin()
+        cdef list out = []
+        while it != levels.end() and (n <= 0 or len(out) < n):
+            out.append((_abs(deref(it).first), deref(it).second.visible, deref(it).second.count))
+            inc(it)
+        return out
+
+    def order(self, int64_t order_id):
+        cdef EOrder* o = self._find(order_id)
+        return None if o == NULL else _state(o)
+
+    def order_ids(self, int side, int64_t price):
+        cdef ELevels* levels = self._levels(side)
+        cdef ELevels.iterator it = levels.find(_key(side, price))
+        cdef list out = []
+        cdef int64_t oid
+        if it == levels.end():
+            return out
+        oid = deref(it).second.head_id
+        while oid != NO_ORDER:
+            out.append(oid)
+            oid = self._orders[oid].next_id
+        return out
+
+    def order_count(self):
+        return self._orders.size() + self._stops.size()
+
+    def snapshot_state(self):
+        """Everything needed to continue exactly where this engine is."""
+        cdef list book = []
+        cdef ELevels* levels
+        cdef ELevels.iterator it
+        cdef int64_t oid
+        cdef unordered_map[int64_t, EOrder].iterator sit = self._stops.begin()
+        for side in (0, 1):
+            levels = self._levels(side)
+            it = levels.begin()
+            while it != levels.end():
+                orders = []
+                oid = deref(it).second.head_id
+                while oid != NO_ORDER:
+                    orders.append(list(_state(&self._orders[oid])))
+                    oid = self._orders[oid].next_id
+                book.append([side, _abs(deref(it).first), orders])
+                inc(it)
+        stops = []
+        while sit != self._stops.end():
+            stops.append(list(_state(&deref(sit).second)))
+            inc(sit)
+        stops.sort(key=lambda s: s[13])
+        return {"seq": self.seq, "arrival": self._arrival, "last_price": self.last_price,
+                "book": book, "stops": stops}
+
+    @classmethod
+    def restore(cls, state):
+        cdef MatchingEngine engine = cls()
+        cdef EOrder o
+        cdef int64_t arrival
+        for _side, _price, orders in state["book"]:
+            for fields in orders:
+                o = _from_state(fields)
+                arrival = o.arrival
+                engine._rest(&o)
+                engine._orders[o.order_id].arrival = arrival
+        for fields in state["stops"]:
+            o = _from_state(fields)
+            engine._stops[o.order_id] = o
+        engine.seq = state["seq"]
+        engine._arrival = state["arrival"]
+        engine.last_price = state["last_price"]
+        engine._touched.clear()
+        return engine

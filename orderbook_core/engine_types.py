@@ -1,0 +1,84 @@
+"""Vocabulary of the matching engine, shared by the compiled engine and its twin.
+
+Commands go in; one sequenced event log per symbol comes out. Each command
+returns the events it caused, as tuples of integers:
+
+    EXEC   (1, seq, order_id, account, exec_type, side, price, last_qty, last_price,
+            leaves_qty, cum_qty, reason)
+    TRADE  (2, seq, price, qty, aggressor_side, maker_order_id, taker_order_id,
+            maker_account, taker_account)
+    BOOK   (3, seq, side, price, displayed_level_size)
+
+Execution reports and trades appear in execution order; the book deltas of
+a command follow them, one per level it touched (in first-touched order),
+with the level's final displayed size (0 = level gone). ``seq`` is gapless
+per engine. The same commands always give the same events.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Event(IntEnum):
+    EXEC = 1
+    TRADE = 2
+    BOOK = 3
+
+
+class OrderType(IntEnum):
+    LIMIT = 0
+    MARKET = 1
+    STOP = 2
+    """Stop-market: becomes a market order when a trade reaches the stop price."""
+    STOP_LIMIT = 3
+    """Becomes a limit order at ``price`` when a trade reaches the stop price."""
+
+
+class TimeInForce(IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+
+
+class SelfTrade(IntEnum):
+    """What happens when an order would trade with a resting order of its own account."""
+
+    ALLOW = 0
+    CANCEL_NEWEST = 1
+    CANCEL_OLDEST = 2
+    CANCEL_BOTH = 3
+    DECREMENT = 4
+
+
+class ExecType(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+    PARTIAL_FILL = 3
+    FILL = 4
+    CANCELLED = 5
+    REPLACED = 6
+    TRIGGERED = 7
+
+
+class Reason(IntEnum):
+    """Why an order was rejected or cancelled (0 for every other report)."""
+
+    NONE = 0
+    UNKNOWN_ORDER = 1
+    DUPLICATE_ORDER_ID = 2
+    INVALID_SIZE = 3
+    INVALID_PRICE = 4
+    INVALID_TYPE = 5
+    POST_ONLY_WOULD_TAKE = 6
+    FOK_NOT_FILLABLE = 7
+    NO_LIQUIDITY = 8
+    NOT_OWNER = 9
+    INVALID_DISPLAY = 10
+    INVALID_STOP_PRICE = 11
+    SELF_TRADE = 12
+    IOC_REMAINDER = 13
+    USER_CANCEL = 14
+    MASS_CANCEL = 15
+    NOT_REPLACEABLE = 16
+    INVALID_SIDE = 17

@@ -1,0 +1,216 @@
+"""Matching-engine rules, one by one, for the compiled engine and its reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orderbook_core import _engine, _pyengine
+from orderbook_core.engine_types import ExecType as X
+from orderbook_core.engine_types import OrderType as T
+from orderbook_core.engine_types import Reason as R
+from orderbook_core.engine_types import SelfTrade as S
+from orderbook_core.engine_types import TimeInForce as F
+
+BUY, SELL = 0, 1
+A, B = 1, 2  # accounts
+
+
+@pytest.fixture(params=["cython", "python"])
+def eng(request: pytest.FixtureRequest) -> Any:
+    return (_engine if request.param == "cython" else _pyengine).MatchingEngine()
+
+
+def reports(events: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
+    """(order_id, exec_type, reason) of each execution report."""
+    return [(e[2], e[4], e[11]) for e in events if e[0] == 1]
+
+
+def trades(events: list[tuple[int, ...]]) -> list[tuple[int, int, int, int]]:
+    """(price, qty, maker_id, taker_id) of each trade."""
+    return [(e[2], e[3], e[5], e[6]) for e in events if e[0] == 2]
+
+
+def book(events: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
+    return [(e[2], e[3], e[4]) for e in events if e[0] == 3]
+
+
+def test_price_time_priority_partial_fill_and_gapless_seq(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 101, 5)
+    eng.new_order(2, A, SELL, T.LIMIT, 100, 3)
+    eng.new_order(3, A, SELL, T.LIMIT, 100, 4)
+    ev = eng.new_order(10, B, BUY, T.LIMIT, 101, 9)
+    assert trades(ev) == [(100, 3, 2, 10), (100, 4, 3, 10), (101, 2, 1, 10)]
+    assert reports(ev)[-1] == (10, X.FILL, 0)
+    assert book(ev) == [(SELL, 100, 0), (SELL, 101, 3)]
+    assert [e[1] for e in ev] == list(range(ev[0][1], ev[0][1] + len(ev)))
+
+
+def test_market_order_sweeps_and_cancels_rest(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 2)
+    ev = eng.new_order(2, B, BUY, T.MARKET, 0, 5)
+    assert trades(ev) == [(100, 2, 1, 2)]
+    assert reports(ev)[-1] == (2, X.CANCELLED, R.IOC_REMAINDER)
+    ev = eng.new_order(3, B, BUY, T.MARKET, 0, 5)
+    assert reports(ev) == [(3, X.ACCEPTED, 0), (3, X.CANCELLED, R.NO_LIQUIDITY)]
+
+
+def test_ioc_and_fok(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 3)
+    ev = eng.new_order(2, B, BUY, T.LIMIT, 100, 5, F.FOK)
+    assert trades(ev) == [] and reports(ev)[-1] == (2, X.CANCELLED, R.FOK_NOT_FILLABLE)
+    ev = eng.new_order(3, B, BUY, T.LIMIT, 100, 5, F.IOC)
+    assert trades(ev) == [(100, 3, 1, 3)] and reports(ev)[-1] == (3, X.CANCELLED, R.IOC_REMAINDER)
+    eng.new_order(4, A, SELL, T.LIMIT, 100, 3)
+    eng.new_order(5, A, SELL, T.LIMIT, 101, 3)
+    ev = eng.new_order(6, B, BUY, T.LIMIT, 101, 6, F.FOK)
+    assert trades(ev) == [(100, 3, 4, 6), (101, 3, 5, 6)]
+
+
+def test_post_only_rejected_if_it_would_take(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 3)
+    ev = eng.new_order(2, B, BUY, T.LIMIT, 100, 1, post_only=True)
+    assert reports(ev) == [(2, X.REJECTED, R.POST_ONLY_WOULD_TAKE)]
+    ev = eng.new_order(3, B, BUY, T.LIMIT, 99, 1, post_only=True)
+    assert reports(ev) == [(3, X.ACCEPTED, 0)]
+    ev = eng.replace(3, B, 100, 1)
+    assert reports(ev) == [(3, X.REJECTED, R.POST_ONLY_WOULD_TAKE)]
+    assert eng.order_ids(BUY, 99) == [3]
+
+
+def test_iceberg_shows_display_and_replenishes_at_back(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 10, display=3)
+    eng.new_order(2, A, SELL, T.LIMIT, 100, 2)
+    assert eng.depth(SELL) == [(100, 5, 2)]
+    ev = eng.new_order(3, B, BUY, T.LIMIT, 100, 4)
+    # 3 from the iceberg's shown slice, which then goes behind order 2; then 1 from order 2.
+    assert trades(ev) == [(100, 3, 1, 3), (100, 1, 2, 3)]
+    assert eng.order_ids(SELL, 100) == [2, 1]
+    assert eng.depth(SELL) == [(100, 4, 2)]  # 1 left of order 2, 3 shown of the iceberg
+    assert eng.order(1)[6] == 7  # leaves, hidden included
+
+
+def test_stop_and_stop_limit_trigger_on_trades_in_arrival_order(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 101, 10)
+    eng.new_order(2, B, BUY, T.STOP, 0, 2, stop_price=100)
+    eng.new_order(3, B, BUY, T.STOP_LIMIT, 101, 2, stop_price=100)
+    eng.new_order(9, A, SELL, T.LIMIT, 100, 1)
+    ev = eng.new_order(10, B, BUY, T.LIMIT, 100, 1)  # trade at 100 triggers both stops
+    assert [r for r in reports(ev) if r[1] == X.TRIGGERED] == [
+        (2, X.TRIGGERED, 0),
+        (3, X.TRIGGERED, 0),
+    ]
+    assert trades(ev) == [(100, 1, 9, 10), (101, 2, 1, 2), (101, 2, 1, 3)]
+    ev = eng.new_order(11, B, SELL, T.STOP, 0, 1, stop_price=101)  # already satisfied: now
+    assert reports(ev)[:2] == [(11, X.ACCEPTED, 0), (11, X.TRIGGERED, 0)]
+
+
+def test_replace_priority_rules(eng: Any) -> None:
+    for oid in (1, 2, 3):
+        eng.new_order(oid, A, BUY, T.LIMIT, 100, 5)
+    eng.replace(1, A, 100, 3)  # size down: keeps its place
+    assert eng.order_ids(BUY, 100) == [1, 2, 3]
+    eng.replace(2, A, 100, 6)  # size up: back of the queue
+    assert eng.order_ids(BUY, 100) == [1, 3, 2]
+    eng.replace(1, A, 99, 3)  # price change: new level
+    assert eng.order_ids(BUY, 100) == [3, 2] and eng.order_ids(BUY, 99) == [1]
+    eng.new_order(4, B, SELL, T.LIMIT, 101, 2)
+    ev = eng.replace(1, A, 101, 3)  # a replace that crosses trades
+    assert trades(ev) == [(101, 2, 4, 1)]
+
+
+def test_cancel_and_mass_cancel_by_account(eng: Any) -> None:
+    eng.new_order(1, A, BUY, T.LIMIT, 99, 5)
+    eng.new_order(2, B, BUY, T.LIMIT, 98, 5)
+    eng.new_order(3, A, SELL, T.LIMIT, 103, 5)
+    eng.new_order(4, A, BUY, T.STOP, 0, 1, stop_price=110)
+    assert reports(eng.cancel(1, B)) == [(1, X.REJECTED, R.NOT_OWNER)]
+    assert reports(eng.cancel(77, A)) == [(77, X.REJECTED, R.UNKNOWN_ORDER)]
+    ev = eng.mass_cancel(A)
+    assert reports(ev) == [
+        (1, X.CANCELLED, R.MASS_CANCEL),
+        (3, X.CANCELLED, R.MASS_CANCEL),
+        (4, X.CANCELLED, R.MASS_CANCEL),
+    ]
+    assert eng.order_count() == 1 and eng.depth(BUY) == [(98, 5, 1)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected_reports", "resting"),
+    [
+        (S.CANCEL_NEWEST, [(2, X.CANCELLED, R.SELF_TRADE)], [(100, 5, 1)]),
+        (S.CANCEL_OLDEST, [(1, X.CANCELLED, R.SELF_TRADE)], []),
+        (S.CANCEL_BOTH, [(1, X.CANCELLED, R.SELF_TRADE), (2, X.CANCELLED, R.SELF_TRADE)], []),
+        (
+            S.DECREMENT,
+            [(1, X.REPLACED, R.SELF_TRADE), (2, X.CANCELLED, R.SELF_TRADE)],
+            [(100, 2, 1)],
+        ),
+    ],
+)
+def test_self_trade_prevention(
+    eng: Any, mode: int, expected_reports: list[Any], resting: list[Any]
+) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 5)
+    ev = eng.new_order(2, A, BUY, T.LIMIT, 100, 3, stp=mode)
+    assert trades(ev) == []
+    got = [r for r in reports(ev) if r[1] != X.ACCEPTED]
+    assert got == expected_reports
+    assert eng.depth(SELL) == resting
+
+
+def test_decrement_shrinks_an_iceberg_maker_and_keeps_trading(eng: Any) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 100, 3, display=1)
+    eng.new_order(2, B, SELL, T.LIMIT, 100, 4)
+    ev = eng.new_order(3, A, BUY, T.LIMIT, 100, 5, stp=S.DECREMENT)
+    assert reports(ev)[1:3] == [(1, X.CANCELLED, R.SELF_TRADE), (3, X.REPLACED, R.SELF_TRADE)]
+    assert trades(ev) == [(100, 2, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((1, A, 2, T.LIMIT, 100, 1), R.INVALID_SIDE),
+        ((1, A, BUY, 9, 100, 1), R.INVALID_TYPE),
+        ((1, A, BUY, T.LIMIT, 100, 0), R.INVALID_SIZE),
+        ((1, A, BUY, T.LIMIT, 0, 1), R.INVALID_PRICE),
+        ((1, A, BUY, T.STOP, 0, 1), R.INVALID_STOP_PRICE),
+        ((1, A, BUY, T.LIMIT, 100, 5, F.GTC, False, 6), R.INVALID_DISPLAY),
+        ((1, A, BUY, T.LIMIT, 100, 5, F.IOC, True), R.INVALID_TYPE),
+    ],
+)
+def test_bad_orders_get_reject_reports_and_leave_the_book_alone(
+    eng: Any, args: Any, reason: int
+) -> None:
+    eng.new_order(50, B, SELL, T.LIMIT, 105, 1)
+    ev = eng.new_order(*args)
+    assert reports(ev) == [(1, X.REJECTED, reason)]
+    assert eng.depth(SELL) == [(105, 1, 1)] and eng.depth(BUY) == []
+    assert reports(eng.new_order(50, A, BUY, T.LIMIT, 100, 1)) == [
+        (50, X.REJECTED, R.DUPLICATE_ORDER_ID)
+    ]
+
+
+def test_same_commands_same_bytes(eng: Any) -> None:
+    cls = type(eng)
+
+    def session(e: Any) -> list[Any]:
+        out = []
+        for i in range(1, 200):
+            side = i % 2
+            out += e.new_order(
+                i,
+                i % 3,
+                side,
+                T.LIMIT,
+                100 + (i * 7) % 5 - 2,
+                1 + i % 4,
+                display=(i % 5 == 0) * 1,
+                stp=i % 5,
+            )
+            if i % 7 == 0:
+                out += e.cancel(i - 3, (i - 3) % 3)
+        return out
+
+    assert session(cls()) == session(cls())
