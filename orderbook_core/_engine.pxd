@@ -53,6 +53,9 @@ cdef class MatchingEngine:
     cdef void _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
                       int reason) noexcept
     cdef list _finish(self)
+    cdef void _flush_book(self) noexcept
+    cdef void _apply_record(self, const int64_t* c) noexcept
+    cdef int64_t _count(self, bint clear) noexcept
     cdef void _touch(self, int side, int64_t price) noexcept
     cdef void _rest(self, EOrder* o) noexcept
     cdef void _unrest(self, EOrder* o) noexcept

@@ -7,7 +7,9 @@ the event layout and vocabulary.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left, insort
+from collections.abc import MutableSequence, Sequence
 from typing import Any
 
 from orderbook_core.engine_types import ExecType as X
@@ -74,6 +76,7 @@ class MatchingEngine:
         self._keys: tuple[list[int], list[int]] = ([], [])
         self._events: list[EventTuple] = []
         self._touched: list[tuple[int, int]] = []
+        self._kept: list[EventTuple] = []
 
     # --- event log ---------------------------------------------------------------------
 
@@ -406,6 +409,47 @@ class MatchingEngine:
         for o in sorted(mine, key=lambda x: x.order_id):
             self._cancel(o, R.MASS_CANCEL)
         return self._finish()
+
+    def run_batch(
+        self,
+        commands: Sequence[int],
+        latencies: MutableSequence[int] | None = None,
+        interval_ns: int = 0,
+        keep: bool = False,
+    ) -> int:
+        """Same contract as the compiled engine's run_batch (12-int64 records)."""
+        if len(commands) % 12:
+            raise ValueError(f"batch length {len(commands)} is not a multiple of 12")
+        n = len(commands) // 12
+        if latencies is not None and len(latencies) < n:
+            raise ValueError(f"latencies needs {n} slots, has {len(latencies)}")
+        kept: list[EventTuple] = []
+        produced = 0
+        start = time.monotonic_ns()
+        for i in range(n):
+            c = commands[12 * i : 12 * i + 12]
+            due = start + i * interval_ns if interval_ns else time.monotonic_ns()
+            while interval_ns and time.monotonic_ns() < due:
+                pass
+            if c[0] == 1:
+                events = self.new_order(
+                    c[1], c[2], c[3], c[4], c[5], c[6], c[7], bool(c[8]), c[9], c[10], c[11]
+                )
+            elif c[0] == 2:
+                events = self.cancel(c[1], c[2])
+            else:
+                events = []
+            if latencies is not None:
+                latencies[i] = time.monotonic_ns() - due
+            produced += len(events)
+            if keep:
+                kept.extend(events)
+        self._kept = kept
+        return produced
+
+    def take_events(self) -> list[EventTuple]:
+        kept, self._kept = self._kept, []
+        return kept
 
     # --- views and state ---------------------------------------------------------------
 

@@ -3,6 +3,7 @@ and restoring a snapshot then replaying the rest equals never stopping."""
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import orjson
@@ -99,3 +100,36 @@ def test_restore_and_replay_equals_never_stopping(
     assert log_resumed == log_straight[cut:]
     assert resumed.snapshot_state() == straight.snapshot_state()
     assert views(resumed) == views(straight)
+
+
+def to_records(cmds: list[tuple[Any, ...]]) -> list[int]:
+    """The new-order and cancel commands of a stream as run_batch records."""
+    out: list[int] = []
+    for c in cmds:
+        if c[0] == "new":
+            out += [1, *[int(v) for v in c[1:]]]
+        elif c[0] == "cancel":
+            out += [2, c[1], c[2]] + [0] * 9
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(commands)
+def test_batch_path_gives_the_per_call_events(cmds: list[tuple[Any, ...]]) -> None:
+    records = array("q", to_records(cmds))
+    per_call = _engine.MatchingEngine()
+    expected = []
+    for c in cmds:
+        if c[0] == "new":
+            expected += per_call.new_order(*c[1:])
+        elif c[0] == "cancel":
+            expected += per_call.cancel(*c[1:])
+    for impl in (_engine, _pyengine):
+        batch = impl.MatchingEngine()
+        latencies = array("q", [0] * (len(records) // 12))
+        assert batch.run_batch(records, latencies, keep=True) == len(expected)
+        assert batch.take_events() == expected
+        assert all(v >= 0 for v in latencies)
+        dropped = impl.MatchingEngine()
+        assert dropped.run_batch(records) == len(expected)
+        assert dropped.snapshot_state() == per_call.snapshot_state()
