@@ -9,6 +9,7 @@ FIELDS: tuple[str, ...]
 class MatchingEngine:
     seq: int
     last_price: int
+    def __init__(self, expected_orders: int = 0) -> None: ...
     def new_order(
         self,
         order_id: int,

@@ -101,10 +101,15 @@ cdef EOrder _from_state(fields):
 cdef class MatchingEngine:
     """Price-time priority for one symbol, with one sequenced event log."""
 
-    def __cinit__(self):
+    def __cinit__(self, int64_t expected_orders=0):
+        """``expected_orders`` pre-sizes the order maps so growth never rehashes on the hot path."""
         self.seq = 0
         self.last_price = 0
         self._arrival = 0
+        if expected_orders > 0:
+            self._orders.reserve(expected_orders)
+            self._stops.reserve(max(64, expected_orders // 16))
+        self._events.reserve(4096)
 
     # --- event log ---------------------------------------------------------------------
 

@@ -65,7 +65,8 @@ class _Order:
 class MatchingEngine:
     """Price-time priority for one symbol, with one sequenced event log."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_orders: int = 0) -> None:
+        """``expected_orders`` pre-sizes the compiled engine's maps; dicts need no hint."""
         self.seq = 0
         self.last_price = 0
         self._arrival = 0

@@ -1,0 +1,33 @@
+"""The benchmark runs (small sizes) and cross-checks every contender's book: it cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_bench_core_quick_prints_the_table() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_core", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("CPU: ")
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    names = " ".join(r.split(" | ")[0] for r in rows)
+    for expected in (
+        "order-book (C ext)",
+        "sortedcontainers",
+        "ours, batch",
+        "ITCH bytes",
+        "matching, mixed flow",
+        "per-order latency",
+        "L3 book memory",
+    ):
+        assert expected in names
