@@ -19,6 +19,7 @@ extensions = [
         f"orderbook_core.{name}",
         [f"orderbook_core/{name}.pyx"],
         language="c++",
+        include_dirs=["orderbook_core"],
         extra_compile_args=["-O2", "-std=c++17"],
         define_macros=macros,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from orderbook_core.errors import (
     BookError,
     DuplicateOrderId,
+    InvalidOrderId,
     InvalidPrice,
     InvalidSize,
     OrderNotFound,
@@ -64,6 +65,7 @@ __all__ = [
     "Action",
     "BookError",
     "DuplicateOrderId",
+    "InvalidOrderId",
     "InvalidPrice",
     "InvalidSize",
     "ItchReplay",

@@ -2,8 +2,9 @@
 from libc.stdint cimport int64_t
 from libcpp.map cimport map as cmap
 from libcpp.pair cimport pair
-from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
+
+from orderbook_core.flat_map cimport FlatMap
 
 
 cdef struct EOrder:
@@ -36,8 +37,8 @@ ctypedef cmap[int64_t, ELevel] ELevels      # key: price, negated on the bid sid
 
 
 cdef class MatchingEngine:
-    cdef unordered_map[int64_t, EOrder] _orders
-    cdef unordered_map[int64_t, EOrder] _stops
+    cdef FlatMap[EOrder] _orders
+    cdef FlatMap[EOrder] _stops
     cdef ELevels _bids
     cdef ELevels _asks
     cdef vector[int64_t] _events

@@ -56,6 +56,7 @@ DEF R_USER = 14
 DEF R_MASS = 15
 DEF R_NOT_REPLACEABLE = 16
 DEF R_SIDE = 17
+DEF R_ORDER_ID = 18
 
 FIELDS = ("order_id", "account", "side", "type", "price", "stop_price", "leaves", "cum",
           "display", "visible", "tif", "post_only", "stp", "arrival")
@@ -214,11 +215,11 @@ cdef class MatchingEngine:
         else:
             lvl = &deref(it).second
             o.prev_id = lvl.tail_id
-            self._orders[lvl.tail_id].next_id = o.order_id
+            self._orders.find(lvl.tail_id).next_id = o.order_id
             lvl.tail_id = o.order_id
             lvl.visible += o.visible
             lvl.count += 1
-        self._orders[o.order_id] = o
+        self._orders.put(o.order_id, o)
         self._touch(o.side, o.price)
 
     cdef void _unrest(self, EOrder* o) noexcept:
@@ -227,11 +228,11 @@ cdef class MatchingEngine:
         cdef ELevels.iterator it = levels.find(_key(o.side, o.price))
         cdef ELevel* lvl = &deref(it).second
         if o.prev_id != NO_ORDER:
-            self._orders[o.prev_id].next_id = o.next_id
+            self._orders.find(o.prev_id).next_id = o.next_id
         else:
             lvl.head_id = o.next_id
         if o.next_id != NO_ORDER:
-            self._orders[o.next_id].prev_id = o.prev_id
+            self._orders.find(o.next_id).prev_id = o.prev_id
         else:
             lvl.tail_id = o.prev_id
         lvl.visible -= o.visible
@@ -252,24 +253,18 @@ cdef class MatchingEngine:
         return best != 0 and (price >= best if side == 0 else price <= best)
 
     cdef EOrder* _find(self, int64_t order_id) noexcept:
-        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.find(order_id)
-        if it != self._orders.end():
-            return &deref(it).second
-        it = self._stops.find(order_id)
-        if it != self._stops.end():
-            return &deref(it).second
-        return NULL
+        cdef EOrder* o = self._orders.find(order_id)
+        return o if o != NULL else self._stops.find(order_id)
 
     cdef void _cancel(self, int64_t order_id, int reason) noexcept:
-        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.find(order_id)
+        cdef EOrder* found = self._orders.find(order_id)
         cdef EOrder copy
-        if it != self._orders.end():
-            copy = deref(it).second
-            self._unrest(&deref(it).second)
+        if found != NULL:
+            copy = found[0]
+            self._unrest(found)
         else:
-            it = self._stops.find(order_id)
-            copy = deref(it).second
-            self._stops.erase(it)
+            copy = self._stops.find(order_id)[0]
+            self._stops.erase(order_id)
         copy.leaves = 0
         self._report(&copy, CANCELLED, 0, 0, reason)
 
@@ -286,7 +281,7 @@ cdef class MatchingEngine:
                 break
             oid = deref(it).second.head_id
             while oid != NO_ORDER:
-                maker = &self._orders[oid]
+                maker = self._orders.find(oid)
                 if o.stp == STP_ALLOW or maker.account != o.account:
                     need -= maker.leaves
                     if need <= 0:
@@ -343,7 +338,7 @@ cdef class MatchingEngine:
             if o.type == LIMIT and not (price <= o.price if o.side == 0 else price >= o.price):
                 break
             lvl = &deref(it).second
-            maker = &self._orders[lvl.head_id]
+            maker = self._orders.find(lvl.head_id)
             if o.stp != STP_ALLOW and maker.account == o.account:
                 if not self._self_trade(o, maker):
                     return
@@ -397,25 +392,25 @@ cdef class MatchingEngine:
         self._rest(o)
 
     cdef void _run_triggers(self) noexcept:
-        cdef unordered_map[int64_t, EOrder].iterator it
         cdef EOrder* s
         cdef EOrder o
         cdef int64_t best_arrival, best_id
-        while self.last_price != 0:
+        cdef size_t i
+        while self.last_price != 0 and not self._stops.empty():
             best_arrival = 0
             best_id = NO_ORDER
-            it = self._stops.begin()
-            while it != self._stops.end():
-                s = &deref(it).second
+            for i in range(self._stops.capacity()):
+                if self._stops.key_at(i) == NO_ORDER:
+                    continue
+                s = self._stops.value_at(i)
                 if (self.last_price >= s.stop_price if s.side == 0
                         else self.last_price <= s.stop_price):
                     if best_id == NO_ORDER or s.arrival < best_arrival:
                         best_arrival = s.arrival
                         best_id = s.order_id
-                inc(it)
             if best_id == NO_ORDER:
                 return
-            o = self._stops[best_id]
+            o = self._stops.find(best_id)[0]
             self._stops.erase(best_id)
             o.type = MARKET if o.type == STOP else LIMIT
             self._report(&o, TRIGGERED, 0, 0, 0)
@@ -426,6 +421,8 @@ cdef class MatchingEngine:
     cdef int _check(self, int64_t order_id, int side, int order_type, int64_t price,
                     int64_t size, int tif, bint post_only, int64_t display, int64_t stop_price,
                     int stp) noexcept:
+        if order_id == NO_ORDER:
+            return R_ORDER_ID
         if side != 0 and side != 1:
             return R_SIDE
         if not (0 <= order_type <= 3 and 0 <= tif <= 2 and 0 <= stp <= 4):
@@ -478,7 +475,7 @@ cdef class MatchingEngine:
         if order_type == STOP or order_type == STOP_LIMIT:
             self._arrival += 1
             o.arrival = self._arrival
-            self._stops[order_id] = o
+            self._stops.put(order_id, o)
         else:
             self._process(&o)
         self._run_triggers()
@@ -509,7 +506,7 @@ cdef class MatchingEngine:
         cdef EOrder copy
         if o == NULL:
             return self._finish()
-        if self._stops.count(order_id):
+        if self._stops.contains(order_id):
             reason = R_NOT_REPLACEABLE
         elif size <= 0:
             reason = R_SIZE
@@ -541,17 +538,13 @@ cdef class MatchingEngine:
     def mass_cancel(self, int64_t account):
         """Cancel every resting and pending stop order of an account, by order id."""
         cdef vector[int64_t] ids
-        cdef unordered_map[int64_t, EOrder].iterator it = self._orders.begin()
         cdef size_t i
-        while it != self._orders.end():
-            if deref(it).second.account == account:
-                ids.push_back(deref(it).first)
-            inc(it)
-        it = self._stops.begin()
-        while it != self._stops.end():
-            if deref(it).second.account == account:
-                ids.push_back(deref(it).first)
-            inc(it)
+        for i in range(self._orders.capacity()):
+            if self._orders.key_at(i) != NO_ORDER and self._orders.value_at(i).account == account:
+                ids.push_back(self._orders.key_at(i))
+        for i in range(self._stops.capacity()):
+            if self._stops.key_at(i) != NO_ORDER and self._stops.value_at(i).account == account:
+                ids.push_back(self._stops.key_at(i))
         csort(ids.begin(), ids.end())
         for i in range(ids.size()):
             self._cancel(ids[i], R_MASS)
@@ -590,7 +583,7 @@ cdef class MatchingEngine:
                 if o.type == STOP or o.type == STOP_LIMIT:
                     self._arrival += 1
                     o.arrival = self._arrival
-                    self._stops[o.order_id] = o
+                    self._stops.put(o.order_id, o)
                 else:
                     self._process(&o)
                 self._run_triggers()
@@ -696,7 +689,7 @@ cdef class MatchingEngine:
         oid = deref(it).second.head_id
         while oid != NO_ORDER:
             out.append(oid)
-            oid = self._orders[oid].next_id
+            oid = self._orders.find(oid).next_id
         return out
 
     def order_count(self):
@@ -708,7 +701,7 @@ cdef class MatchingEngine:
         cdef ELevels* levels
         cdef ELevels.iterator it
         cdef int64_t oid
-        cdef unordered_map[int64_t, EOrder].iterator sit = self._stops.begin()
+        cdef size_t i
         for side in (0, 1):
             levels = self._levels(side)
             it = levels.begin()
@@ -716,14 +709,14 @@ cdef class MatchingEngine:
                 orders = []
                 oid = deref(it).second.head_id
                 while oid != NO_ORDER:
-                    orders.append(list(_state(&self._orders[oid])))
-                    oid = self._orders[oid].next_id
+                    orders.append(list(_state(self._orders.find(oid))))
+                    oid = self._orders.find(oid).next_id
                 book.append([side, _abs(deref(it).first), orders])
                 inc(it)
         stops = []
-        while sit != self._stops.end():
-            stops.append(list(_state(&deref(sit).second)))
-            inc(sit)
+        for i in range(self._stops.capacity()):
+            if self._stops.key_at(i) != NO_ORDER:
+                stops.append(list(_state(self._stops.value_at(i))))
         stops.sort(key=lambda s: s[13])
         return {"seq": self.seq, "arrival": self._arrival, "last_price": self.last_price,
                 "book": book, "stops": stops}
@@ -738,10 +731,10 @@ cdef class MatchingEngine:
                 o = _from_state(fields)
                 arrival = o.arrival
                 engine._rest(&o)
-                engine._orders[o.order_id].arrival = arrival
+                engine._orders.find(o.order_id).arrival = arrival
         for fields in state["stops"]:
             o = _from_state(fields)
-            engine._stops[o.order_id] = o
+            engine._stops.put(o.order_id, o)
         engine.seq = state["seq"]
         engine._arrival = state["arrival"]
         engine.last_price = state["last_price"]

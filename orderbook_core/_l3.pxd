@@ -2,8 +2,16 @@
 # engine cimport it; Python users see orderbook_core/_l3.pyi.
 from libc.stdint cimport int64_t, uint32_t
 from libcpp.map cimport map as cmap
-from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
+
+from orderbook_core.flat_map cimport FlatMap
+
+
+cdef struct Level:
+    int64_t size
+    int64_t count
+    int64_t head_id
+    int64_t tail_id
 
 
 cdef struct Order:
@@ -12,14 +20,8 @@ cdef struct Order:
     int64_t size
     int64_t prev_id
     int64_t next_id
+    Level* level      # its price level (std::map nodes never move)
     int side
-
-
-cdef struct Level:
-    int64_t size
-    int64_t count
-    int64_t head_id
-    int64_t tail_id
 
 
 ctypedef cmap[int64_t, Level] QueueMap     # key: price, negated on the bid side
@@ -36,7 +38,7 @@ cdef struct Delta:
 
 
 cdef class L3Book:
-    cdef unordered_map[int64_t, Order] _orders
+    cdef FlatMap[Order] _orders
     cdef QueueMap _bids
     cdef QueueMap _asks
     cdef vector[Delta] _deltas

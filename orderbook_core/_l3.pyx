@@ -9,15 +9,19 @@ best level is always ``begin()``.
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t, uint32_t
+from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
 from orderbook_core.errors import (
     DuplicateOrderId,
+    InvalidOrderId,
     InvalidPrice,
     InvalidSize,
     OrderNotFound,
     OrdersCrossed,
 )
+
+ctypedef pair[int64_t, Level] LevelEntry
 
 DEF NO_ORDER = -9223372036854775807 - 1
 DEF ADD = 1
@@ -118,10 +122,10 @@ cdef class L3Book:
         raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
 
     cdef Order* find(self, int64_t order_id) except NULL:
-        cdef unordered_map[int64_t, Order].iterator it = self._orders.find(order_id)
-        if it == self._orders.end():
+        cdef Order* order = self._orders.find(order_id)
+        if order == NULL:
             raise OrderNotFound(f"order id {order_id} is not in the book")
-        return &deref(it).second
+        return order
 
     cdef Level* best_level(self, int side):
         cdef QueueMap* levels = &self._bids if side == 0 else &self._asks
@@ -169,11 +173,13 @@ cdef class L3Book:
         cdef Order order
         cdef Level level
         cdef Level* lvl
+        if order_id == NO_ORDER:
+            raise InvalidOrderId(f"order id {order_id} is reserved")
         if size <= 0:
             raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
         if price <= 0:
             raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
-        if self._orders.count(order_id):
+        if self._orders.contains(order_id):
             raise DuplicateOrderId(f"order id {order_id} is already in the book")
         self.check_cross(order_id, side, price)
         order.order_id = order_id
@@ -188,44 +194,41 @@ cdef class L3Book:
             level.count = 1
             level.head_id = order_id
             level.tail_id = order_id
-            levels[0][key] = level
+            order.level = &deref(levels.insert(LevelEntry(key, level)).first).second
         else:
             lvl = &deref(it).second
             order.prev_id = lvl.tail_id
-            self._orders[lvl.tail_id].next_id = order_id
+            self._orders.find(lvl.tail_id).next_id = order_id
             lvl.tail_id = order_id
             lvl.size += size
             lvl.count += 1
-        self._orders[order_id] = order
+            order.level = lvl
+        self._orders.put(order_id, order)
         self.record(ADD, side, price, size, order_id)
         return 0
 
     cdef int c_remove(self, Order* order) except -1:
         """Unlink an order from its level and forget it (no delta)."""
-        cdef QueueMap* levels = self.side_map(order.side)
-        cdef QueueMap.iterator it = levels.find(side_key(order.side, order.price))
-        cdef Level* lvl = &deref(it).second
+        cdef Level* lvl = order.level
         cdef int64_t order_id = order.order_id
         if order.prev_id != NO_ORDER:
-            self._orders[order.prev_id].next_id = order.next_id
+            self._orders.find(order.prev_id).next_id = order.next_id
         else:
             lvl.head_id = order.next_id
         if order.next_id != NO_ORDER:
-            self._orders[order.next_id].prev_id = order.prev_id
+            self._orders.find(order.next_id).prev_id = order.prev_id
         else:
             lvl.tail_id = order.prev_id
         lvl.size -= order.size
         lvl.count -= 1
         if lvl.count == 0:
-            levels.erase(it)
+            self.side_map(order.side).erase(side_key(order.side, order.price))
         self._orders.erase(order_id)
         return 0
 
     cdef int c_set_size(self, Order* order, int64_t size) except -1:
         """Change an order's size in place, keeping its queue position."""
-        cdef QueueMap* levels = self.side_map(order.side)
-        cdef Level* lvl = &deref(levels.find(side_key(order.side, order.price))).second
-        lvl.size += size - order.size
+        order.level.size += size - order.size
         order.size = size
         self.record(UPDATE, order.side, order.price, size, order.order_id)
         return 0
@@ -259,7 +262,7 @@ cdef class L3Book:
             raise InvalidSize(f"replace of {order_id}: size must be positive, got {size}")
         if price <= 0:
             raise InvalidPrice(f"replace of {order_id}: price must be positive, got {price}")
-        if new_id != order_id and self._orders.count(new_id):
+        if new_id != order_id and self._orders.contains(new_id):
             raise DuplicateOrderId(f"replace of {order_id}: new id {new_id} is already in the book")
         self.check_cross(new_id, side, price)
         self.record(DELETE, side, order.price, 0, order_id)
@@ -351,10 +354,10 @@ cdef class L3Book:
 
     def order(self, int64_t order_id):
         """``(side, price, size)`` of a resting order, or None."""
-        cdef unordered_map[int64_t, Order].iterator it = self._orders.find(order_id)
-        if it == self._orders.end():
+        cdef Order* order = self._orders.find(order_id)
+        if order == NULL:
             return None
-        return (deref(it).second.side, deref(it).second.price, deref(it).second.size)
+        return (order.side, order.price, order.size)
 
     def order_ids(self, int side, int64_t price):
         """Order ids at one level in queue (time) order."""
@@ -367,7 +370,7 @@ cdef class L3Book:
         oid = deref(it).second.head_id
         while oid != NO_ORDER:
             out.append(oid)
-            oid = self._orders[oid].next_id
+            oid = self._orders.find(oid).next_id
         return out
 
     def best_bid(self):

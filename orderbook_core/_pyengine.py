@@ -287,6 +287,8 @@ class MatchingEngine:
         stop_price: int,
         stp: int,
     ) -> int:
+        if order_id == -(2**63):
+            return R.INVALID_ORDER_ID
         if side not in (0, 1):
             return R.INVALID_SIDE
         if not (0 <= order_type <= 3 and 0 <= tif <= 2 and 0 <= stp <= 4):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from orderbook_core.errors import (
     DuplicateOrderId,
+    InvalidOrderId,
     InvalidPrice,
     InvalidSize,
     OrderNotFound,
@@ -84,6 +85,8 @@ class L3Book:
 
     def _add(self, order_id: int, side: int, price: int, size: int) -> None:
         _check_side(side)
+        if order_id == -(2**63):
+            raise InvalidOrderId(f"order id {order_id} is reserved")
         if size <= 0:
             raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
         if price <= 0:

@@ -82,3 +82,5 @@ class Reason(IntEnum):
     MASS_CANCEL = 15
     NOT_REPLACEABLE = 16
     INVALID_SIDE = 17
+    INVALID_ORDER_ID = 18
+    """The reserved order id -2**63."""

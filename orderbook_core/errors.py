@@ -5,6 +5,7 @@
     ├── InvalidPrice           a price that is not positive
     ├── OrderNotFound          an order id the book does not hold
     ├── DuplicateOrderId       an order id the book already holds
+    ├── InvalidOrderId         the reserved order id -2**63
     ├── OrdersCrossed          an operation that would leave best bid >= best ask
     └── ItchFormatError        ITCH bytes that are truncated, of unknown type or wrong length
 
@@ -38,6 +39,10 @@ class OrderNotFound(BookError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "order not found"
+
+
+class InvalidOrderId(BookError, ValueError):
+    """The order id is the reserved value -2**63 (the books' empty-slot marker)."""
 
 
 class DuplicateOrderId(BookError, ValueError):

@@ -172,6 +172,7 @@ def test_decrement_shrinks_an_iceberg_maker_and_keeps_trading(eng: Any) -> None:
     ("args", "reason"),
     [
         ((1, A, 2, T.LIMIT, 100, 1), R.INVALID_SIDE),
+        ((-(2**63), A, BUY, T.LIMIT, 100, 1), R.INVALID_ORDER_ID),
         ((1, A, BUY, 9, 100, 1), R.INVALID_TYPE),
         ((1, A, BUY, T.LIMIT, 100, 0), R.INVALID_SIZE),
         ((1, A, BUY, T.LIMIT, 0, 1), R.INVALID_PRICE),
@@ -185,7 +186,7 @@ def test_bad_orders_get_reject_reports_and_leave_the_book_alone(
 ) -> None:
     eng.new_order(50, B, SELL, T.LIMIT, 105, 1)
     ev = eng.new_order(*args)
-    assert reports(ev) == [(1, X.REJECTED, reason)]
+    assert reports(ev) == [(args[0], X.REJECTED, reason)]
     assert eng.depth(SELL) == [(105, 1, 1)] and eng.depth(BUY) == []
     assert reports(eng.new_order(50, A, BUY, T.LIMIT, 100, 1)) == [
         (50, X.REJECTED, R.DUPLICATE_ORDER_ID)

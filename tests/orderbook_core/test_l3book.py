@@ -10,6 +10,7 @@ import pytest
 from orderbook_core import _l3, _pyl3
 from orderbook_core.errors import (
     DuplicateOrderId,
+    InvalidOrderId,
     InvalidPrice,
     InvalidSize,
     OrderNotFound,
@@ -188,3 +189,10 @@ def test_checksum_matches_its_definition(impl: Any) -> None:
     assert b.checksum(10) == checksum([(1002, 5), (1001, 2)], [(1003, 7)]) == 3013130725
     assert b.checksum(1) == checksum([(1002, 5)], [(1003, 7)])
     assert impl.L3Book().checksum(5) == 0
+
+
+def test_reserved_order_id_refused(impl: Any) -> None:
+    b = impl.L3Book()
+    with pytest.raises(InvalidOrderId):
+        b.add(-(2**63), BID, 10, 1)
+    assert b.order_count() == 0
