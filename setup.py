@@ -20,7 +20,7 @@ extensions = [
         [f"orderbook_core/{name}.pyx"],
         language="c++",
         include_dirs=["orderbook_core"],
-        extra_compile_args=["-O2", "-std=c++17"],
+        extra_compile_args=["-O3", "-std=c++17"],
         define_macros=macros,
     )
     for name in MODULES

@@ -16,4 +16,4 @@ cdef class L2Book:
     cdef readonly int64_t seq
     cdef int _set(self, int side, int64_t price, int64_t size) except -1
     cdef LevelMap* _side(self, int side) except NULL
-    cdef void _mark_last(self)
+    cdef void _mark_last(self) noexcept

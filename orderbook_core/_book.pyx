@@ -72,7 +72,7 @@ cdef class L2Book:
             self._deltas.push_back(d)
         return action
 
-    cdef void _mark_last(self):
+    cdef void _mark_last(self) noexcept:
         cdef Delta* last
         if self.emit_deltas and self._deltas.size():
             last = &self._deltas.back()

@@ -12,12 +12,16 @@ from libc.string cimport memset
 
 from orderbook_core._l3 cimport L3Book
 from orderbook_core.errors import BookError, ItchFormatError, located
-from orderbook_core.itch_spec import MESSAGE_LENGTHS
+from orderbook_core.itch_spec import BOOK_MESSAGES, MESSAGE_LENGTHS
 
 cdef int _LENGTH[256]
+cdef bint _BOOK[256]
 memset(_LENGTH, 0, sizeof(_LENGTH))
+memset(_BOOK, 0, sizeof(_BOOK))
 for _t, _n in MESSAGE_LENGTHS.items():
     _LENGTH[ord(_t)] = _n
+for _t in BOOK_MESSAGES:
+    _BOOK[ord(_t)] = True
 
 DEF UNKNOWN = 0
 DEF TRACKED = 1
@@ -105,15 +109,15 @@ cdef class ItchReplay:
             self._state[locate] = chr(m[19])
             return 0
         status = self._status[locate]
-        if t not in (65, 70, 69, 67, 88, 68, 85):
+        if not _BOOK[t]:
             return 0  # no book effect: P, Q, B, S, Y, L, V, W, K, J, h, I, N, O
         if status != TRACKED:
             if status == IGNORED:
                 self.ignored += 1
                 return 0
-        book = <L3Book>self._books[locate] if status == TRACKED else None
-        if book is None:
+        if status != TRACKED:
             raise KeyError(f"stock locate {locate} was never announced (no R, A or F message)")
+        book = <L3Book>self._books[locate]
         if t == 65 or t == 70:
             book.c_add(<int64_t>_u64(m + 11), 0 if m[19] == 66 else 1,
                        <int64_t>_u32(m + 32), <int64_t>_u32(m + 20))
@@ -143,41 +147,44 @@ cdef class ItchReplay:
         cdef Py_ssize_t n = len(buf), pos = 0
         cdef uint32_t length
         cdef int64_t done = 0, at
-        cdef uint8_t t
-        while pos + 2 <= n and (limit < 0 or self.messages < limit):
-            length = _u16(p + pos)
-            if pos + 2 + length > n:
-                break
+        cdef uint8_t t = 0
+        err = None
+        try:
+            while pos + 2 <= n and (limit < 0 or self.messages < limit):
+                length = _u16(p + pos)
+                if pos + 2 + length > n:
+                    break
+                t = p[pos + 2] if length else 0
+                if length == 0 or <int>length != _LENGTH[t]:
+                    err = self._format_error(t, length, self.offset + pos)
+                    break
+                self._message(p + pos + 2, length)
+                pos += 2 + length
+                self.messages += 1
+                done += 1
+        except (BookError, KeyError, ValueError) as exc:
             at = self.offset + pos
-            t = p[pos + 2] if length else 0
-            err = None
-            if length == 0:
-                err = ItchFormatError(f"zero-length message at byte {at}", at, "")
-            elif _LENGTH[t] == 0:
-                err = ItchFormatError(f"unknown ITCH message type {chr(t)!r} at byte {at}", at, chr(t))
-            elif <int>length != _LENGTH[t]:
-                err = ItchFormatError(
-                    f"ITCH {chr(t)!r} message at byte {at} has length {length}, "
-                    f"the spec says {_LENGTH[t]}", at, chr(t))
-            else:
-                try:
-                    self._message(p + pos + 2, length)
-                except (BookError, KeyError, ValueError) as exc:
-                    self._counts[t] -= 1
-                    err = located(exc, f"ITCH {chr(t)!r} message at byte {at}", at, chr(t))
-            pos += 2 + length
-            if err is not None:
-                # Skip the bad message: what came before stays applied, the caller may go on.
-                self.errors += 1
-                self._tail = buf[pos:]
-                self.offset += pos
-                raise err
-
-            self.messages += 1
-            done += 1
+            self._counts[t] -= 1
+            err = located(exc, f"ITCH {chr(t)!r} message at byte {at}", at, chr(t))
+        if err is not None:
+            # Skip the bad message: what came before stays applied, the caller may go on.
+            pos += 2 + _u16(p + pos)
+            self.errors += 1
+            self._tail = buf[pos:]
+            self.offset += pos
+            raise err
         self._tail = buf[pos:]
         self.offset += pos
         return done
+
+    cdef object _format_error(self, uint8_t t, uint32_t length, int64_t at):
+        if length == 0:
+            return ItchFormatError(f"zero-length message at byte {at}", at, "")
+        if _LENGTH[t] == 0:
+            return ItchFormatError(f"unknown ITCH message type {chr(t)!r} at byte {at}", at, chr(t))
+        return ItchFormatError(
+            f"ITCH {chr(t)!r} message at byte {at} has length {length}, "
+            f"the spec says {_LENGTH[t]}", at, chr(t))
 
     def finish(self):
         """Declare the input complete; refuse a truncated last message."""

@@ -10,16 +10,16 @@ from orderbook_core.flat_map cimport FlatMap
 cdef struct Level:
     int64_t size
     int64_t count
-    int64_t head_id
-    int64_t tail_id
+    int64_t head      # pool slot of the first order in time priority (-1: none)
+    int64_t tail
 
 
 cdef struct Order:
     int64_t order_id
     int64_t price
     int64_t size
-    int64_t prev_id
-    int64_t next_id
+    int64_t prev      # pool slots of the queue neighbours (-1: none)
+    int64_t next
     Level* level      # its price level (std::map nodes never move)
     int side
 
@@ -38,7 +38,9 @@ cdef struct Delta:
 
 
 cdef class L3Book:
-    cdef FlatMap[Order] _orders
+    cdef vector[Order] _pool         # orders by slot; slots are reused
+    cdef vector[int64_t] _free       # free slots of the pool
+    cdef FlatMap[int64_t] _slots     # order id -> pool slot
     cdef QueueMap _bids
     cdef QueueMap _asks
     cdef vector[Delta] _deltas
@@ -48,8 +50,9 @@ cdef class L3Book:
 
     cdef QueueMap* side_map(self, int side) except NULL
     cdef Order* find(self, int64_t order_id) except NULL
-    cdef Level* best_level(self, int side)
-    cdef void record(self, int action, int side, int64_t price, int64_t size, int64_t order_id)
+    cdef Level* best_level(self, int side) noexcept
+    cdef void record(self, int action, int side, int64_t price, int64_t size,
+                     int64_t order_id) noexcept
     cdef int check_cross(self, int64_t order_id, int side, int64_t price) except -1
     cdef int c_add(self, int64_t order_id, int side, int64_t price, int64_t size) except -1
     cdef int c_remove(self, Order* order) except -1
@@ -58,7 +61,7 @@ cdef class L3Book:
     cdef int c_replace(self, int64_t order_id, int64_t new_id, int64_t price,
                        int64_t size) except -1
     cdef int c_set_size(self, Order* order, int64_t size) except -1
-    cdef void mark_last(self)
+    cdef void mark_last(self) noexcept
 
 
 cdef uint32_t crc32_update(uint32_t crc, const unsigned char* data, size_t n) noexcept nogil

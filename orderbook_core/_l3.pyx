@@ -122,18 +122,19 @@ cdef class L3Book:
         raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
 
     cdef Order* find(self, int64_t order_id) except NULL:
-        cdef Order* order = self._orders.find(order_id)
-        if order == NULL:
+        cdef int64_t* slot = self._slots.find(order_id)
+        if slot == NULL:
             raise OrderNotFound(f"order id {order_id} is not in the book")
-        return order
+        return &self._pool[slot[0]]
 
-    cdef Level* best_level(self, int side):
+    cdef Level* best_level(self, int side) noexcept:
         cdef QueueMap* levels = &self._bids if side == 0 else &self._asks
         if levels.empty():
             return NULL
         return &deref(levels.begin()).second
 
-    cdef void record(self, int action, int side, int64_t price, int64_t size, int64_t order_id):
+    cdef void record(self, int action, int side, int64_t price, int64_t size,
+                     int64_t order_id) noexcept:
         cdef Delta d
         if not self.emit_deltas:
             return
@@ -147,7 +148,7 @@ cdef class L3Book:
         d.seq = self.seq
         self._deltas.push_back(d)
 
-    cdef void mark_last(self):
+    cdef void mark_last(self) noexcept:
         cdef Delta* last
         if self.emit_deltas and self._deltas.size():
             last = &self._deltas.back()
@@ -168,6 +169,7 @@ cdef class L3Book:
 
     cdef int c_add(self, int64_t order_id, int side, int64_t price, int64_t size) except -1:
         cdef QueueMap* levels = self.side_map(side)
+        cdef int64_t slot
         cdef int64_t key = side_key(side, price)
         cdef QueueMap.iterator it
         cdef Order order
@@ -179,51 +181,59 @@ cdef class L3Book:
             raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
         if price <= 0:
             raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
-        if self._orders.contains(order_id):
+        if self._slots.contains(order_id):
             raise DuplicateOrderId(f"order id {order_id} is already in the book")
         self.check_cross(order_id, side, price)
         order.order_id = order_id
         order.price = price
         order.size = size
         order.side = side
-        order.next_id = NO_ORDER
+        order.next = -1
+        if self._free.empty():
+            slot = self._pool.size()
+            self._pool.push_back(order)
+        else:
+            slot = self._free.back()
+            self._free.pop_back()
         it = levels.find(key)
         if it == levels.end():
-            order.prev_id = NO_ORDER
+            order.prev = -1
             level.size = size
             level.count = 1
-            level.head_id = order_id
-            level.tail_id = order_id
+            level.head = slot
+            level.tail = slot
             order.level = &deref(levels.insert(LevelEntry(key, level)).first).second
         else:
             lvl = &deref(it).second
-            order.prev_id = lvl.tail_id
-            self._orders.find(lvl.tail_id).next_id = order_id
-            lvl.tail_id = order_id
+            order.prev = lvl.tail
+            self._pool[lvl.tail].next = slot
+            lvl.tail = slot
             lvl.size += size
             lvl.count += 1
             order.level = lvl
-        self._orders.put(order_id, order)
+        self._pool[slot] = order
+        self._slots.put(order_id, slot)
         self.record(ADD, side, price, size, order_id)
         return 0
 
     cdef int c_remove(self, Order* order) except -1:
         """Unlink an order from its level and forget it (no delta)."""
         cdef Level* lvl = order.level
-        cdef int64_t order_id = order.order_id
-        if order.prev_id != NO_ORDER:
-            self._orders.find(order.prev_id).next_id = order.next_id
+        cdef int64_t slot = order - &self._pool[0]
+        if order.prev >= 0:
+            self._pool[order.prev].next = order.next
         else:
-            lvl.head_id = order.next_id
-        if order.next_id != NO_ORDER:
-            self._orders.find(order.next_id).prev_id = order.prev_id
+            lvl.head = order.next
+        if order.next >= 0:
+            self._pool[order.next].prev = order.prev
         else:
-            lvl.tail_id = order.prev_id
+            lvl.tail = order.prev
         lvl.size -= order.size
         lvl.count -= 1
         if lvl.count == 0:
             self.side_map(order.side).erase(side_key(order.side, order.price))
-        self._orders.erase(order_id)
+        self._slots.erase(order.order_id)
+        self._free.push_back(slot)
         return 0
 
     cdef int c_set_size(self, Order* order, int64_t size) except -1:
@@ -262,7 +272,7 @@ cdef class L3Book:
             raise InvalidSize(f"replace of {order_id}: size must be positive, got {size}")
         if price <= 0:
             raise InvalidPrice(f"replace of {order_id}: price must be positive, got {price}")
-        if new_id != order_id and self._orders.contains(new_id):
+        if new_id != order_id and self._slots.contains(new_id):
             raise DuplicateOrderId(f"replace of {order_id}: new id {new_id} is already in the book")
         self.check_cross(new_id, side, price)
         self.record(DELETE, side, order.price, 0, order_id)
@@ -346,7 +356,9 @@ cdef class L3Book:
         return out
 
     def clear(self):
-        self._orders.clear()
+        self._slots.clear()
+        self._pool.clear()
+        self._free.clear()
         self._bids.clear()
         self._asks.clear()
         self.record(CLEAR, 0, 0, 0, 0)
@@ -354,23 +366,23 @@ cdef class L3Book:
 
     def order(self, int64_t order_id):
         """``(side, price, size)`` of a resting order, or None."""
-        cdef Order* order = self._orders.find(order_id)
-        if order == NULL:
+        cdef int64_t* slot = self._slots.find(order_id)
+        if slot == NULL:
             return None
-        return (order.side, order.price, order.size)
+        return (self._pool[slot[0]].side, self._pool[slot[0]].price, self._pool[slot[0]].size)
 
     def order_ids(self, int side, int64_t price):
         """Order ids at one level in queue (time) order."""
         cdef QueueMap* levels = self.side_map(side)
         cdef QueueMap.iterator it = levels.find(side_key(side, price))
         cdef list out = []
-        cdef int64_t oid
+        cdef int64_t slot
         if it == levels.end():
             return out
-        oid = deref(it).second.head_id
-        while oid != NO_ORDER:
-            out.append(oid)
-            oid = self._orders.find(oid).next_id
+        slot = deref(it).second.head
+        while slot >= 0:
+            out.append(self._pool[slot].order_id)
+            slot = self._pool[slot].next
         return out
 
     def best_bid(self):
@@ -407,7 +419,7 @@ cdef class L3Book:
         return self.side_map(side).size()
 
     def order_count(self):
-        return self._orders.size()
+        return self._slots.size()
 
     def is_crossed(self):
         if self._bids.empty() or self._asks.empty():
