@@ -10,7 +10,7 @@ stored negated), which makes reading the top O(1) after every update and
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t, INT64_MIN
 
-from orderbook_core._l3 cimport Delta
+from orderbook_core._l3 cimport Delta, take_delta_list
 from orderbook_core._l3 import top_checksum
 from orderbook_core.errors import (
     DuplicateOrderId,
@@ -135,13 +135,7 @@ cdef class L2Book:
 
     def take_deltas(self):
         """Deltas since the last call: ``(action, side, price, size, 0, flags, seq)``."""
-        cdef list out = []
-        cdef size_t i
-        for i in range(self._deltas.size()):
-            d = self._deltas[i]
-            out.append((d.action, d.side, d.price, d.size, d.order_id, d.flags, d.seq))
-        self._deltas.clear()
-        return out
+        return take_delta_list(&self._deltas)
 
     def size_at(self, int side, int64_t price):
         cdef LevelMap* levels = self._side(side)

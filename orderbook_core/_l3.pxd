@@ -64,6 +64,7 @@ cdef class L3Book:
     cdef void mark_last(self) noexcept
 
 
+cdef list take_delta_list(vector[Delta]* deltas)
 cdef uint32_t crc32_update(uint32_t crc, const unsigned char* data, size_t n) noexcept nogil
 cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
     return -price if side == 0 else price

@@ -83,6 +83,17 @@ cdef size_t _put_int(char* out, int64_t value) noexcept:
     return i
 
 
+cdef list take_delta_list(vector[Delta]* deltas):
+    """Turn recorded deltas into tuples and forget them."""
+    cdef list out = []
+    cdef size_t i
+    for i in range(deltas.size()):
+        d = deltas[0][i]
+        out.append((d.action, d.side, d.price, d.size, d.order_id, d.flags, d.seq))
+    deltas.clear()
+    return out
+
+
 def top_checksum(list bids, list asks):
     """CRC32 of the canonical text of top levels (see orderbook_core.types.checksum_text)."""
     cdef vector[char] buf
@@ -347,13 +358,7 @@ cdef class L3Book:
         Each delta is ``(action, side, price, size, order_id, flags, seq)``;
         ``size`` is the order's remaining size (0 on DELETE).
         """
-        cdef list out = []
-        cdef size_t i
-        for i in range(self._deltas.size()):
-            d = self._deltas[i]
-            out.append((d.action, d.side, d.price, d.size, d.order_id, d.flags, d.seq))
-        self._deltas.clear()
-        return out
+        return take_delta_list(&self._deltas)
 
     def clear(self):
         self._slots.clear()

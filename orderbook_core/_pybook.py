@@ -10,19 +10,9 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, MutableSequence, Sequence
 
 from orderbook_core.errors import InvalidPrice, InvalidSize
-from orderbook_core.types import F_LAST, checksum
+from orderbook_core.types import F_LAST, check_side, checksum, side_key
 
 LevelUpdate = tuple[int, int, int]
-
-
-def _check_side(side: int) -> None:
-    if side not in (0, 1):
-        raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
-
-
-def _key(side: int, price: int) -> int:
-    """Sort key that puts the best price first on either side."""
-    return -price if side == 0 else price
 
 
 class L2Book:
@@ -36,7 +26,7 @@ class L2Book:
         self._deltas: list[list[int]] = []
 
     def _set(self, side: int, price: int, size: int) -> int:
-        _check_side(side)
+        check_side(side)
         if size < 0:
             raise InvalidSize(f"negative size {size} at price {price}")
         if price <= 0:
@@ -46,11 +36,11 @@ class L2Book:
             if price not in sizes:
                 return 0
             del sizes[price]
-            keys.pop(bisect_left(keys, _key(side, price)))
+            keys.pop(bisect_left(keys, side_key(side, price)))
             action = 3
         elif price not in sizes:
             sizes[price] = size
-            insort(keys, _key(side, price))
+            insort(keys, side_key(side, price))
             action = 1
         else:
             sizes[price] = size
@@ -101,7 +91,7 @@ class L2Book:
         return out
 
     def size_at(self, side: int, price: int) -> int:
-        _check_side(side)
+        check_side(side)
         return self._sizes[side].get(price, 0)
 
     def best_bid(self) -> tuple[int, int] | None:
@@ -113,7 +103,7 @@ class L2Book:
         return (keys[0], self._sizes[1][keys[0]]) if keys else None
 
     def depth(self, side: int, n: int = 0) -> list[tuple[int, int]]:
-        _check_side(side)
+        check_side(side)
         keys = self._keys[side] if n <= 0 else self._keys[side][:n]
         sign = -1 if side == 0 else 1
         return [(sign * k, self._sizes[side][sign * k]) for k in keys]
@@ -125,7 +115,7 @@ class L2Book:
         return checksum(self.depth(0, n), self.depth(1, n))
 
     def level_count(self, side: int) -> int:
-        _check_side(side)
+        check_side(side)
         return len(self._keys[side])
 
     def is_crossed(self) -> bool:

@@ -17,6 +17,7 @@ from orderbook_core.engine_types import OrderType as T
 from orderbook_core.engine_types import Reason as R
 from orderbook_core.engine_types import SelfTrade as S
 from orderbook_core.engine_types import TimeInForce as F
+from orderbook_core.types import side_key
 
 EventTuple = tuple[int, ...]
 FIELDS = (
@@ -118,10 +119,6 @@ class MatchingEngine:
 
     # --- book --------------------------------------------------------------------------
 
-    @staticmethod
-    def _key(side: int, price: int) -> int:
-        return -price if side == 0 else price
-
     def _rest(self, o: _Order) -> None:
         self._arrival += 1
         o.arrival = self._arrival
@@ -129,7 +126,7 @@ class MatchingEngine:
         if o.price not in queues:
             queues[o.price] = {}
             self._visible[o.side][o.price] = 0
-            insort(self._keys[o.side], self._key(o.side, o.price))
+            insort(self._keys[o.side], side_key(o.side, o.price))
         queues[o.price][o.order_id] = o
         self._visible[o.side][o.price] += o.visible
         self._orders[o.order_id] = o
@@ -145,7 +142,7 @@ class MatchingEngine:
             del self._queues[o.side][o.price]
             del self._visible[o.side][o.price]
             keys = self._keys[o.side]
-            keys.pop(bisect_left(keys, self._key(o.side, o.price)))
+            keys.pop(bisect_left(keys, side_key(o.side, o.price)))
 
     def _best(self, side: int) -> int:
         keys = self._keys[side]

@@ -16,19 +16,10 @@ from orderbook_core.errors import (
     OrderNotFound,
     OrdersCrossed,
 )
-from orderbook_core.types import F_LAST, Action, checksum
+from orderbook_core.types import F_LAST, Action, check_side, checksum, side_key
 
 Delta = tuple[int, int, int, int, int, int, int]
 OP_ADD, OP_REDUCE, OP_DELETE, OP_EXECUTE, OP_REPLACE = 1, 2, 3, 4, 5
-
-
-def _check_side(side: int) -> None:
-    if side not in (0, 1):
-        raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
-
-
-def _key(side: int, price: int) -> int:
-    return -price if side == 0 else price
 
 
 class _Order:
@@ -84,7 +75,7 @@ class L3Book:
             )
 
     def _add(self, order_id: int, side: int, price: int, size: int) -> None:
-        _check_side(side)
+        check_side(side)
         if order_id == -(2**63):
             raise InvalidOrderId(f"order id {order_id} is reserved")
         if size <= 0:
@@ -99,7 +90,7 @@ class L3Book:
         if price not in queues:
             queues[price] = {}
             self._totals[side][price] = 0
-            insort(self._keys[side], _key(side, price))
+            insort(self._keys[side], side_key(side, price))
         queues[price][order_id] = order
         self._totals[side][price] += size
         self._orders[order_id] = order
@@ -114,7 +105,7 @@ class L3Book:
             del self._queues[order.side][order.price]
             del self._totals[order.side][order.price]
             keys = self._keys[order.side]
-            keys.pop(bisect_left(keys, _key(order.side, order.price)))
+            keys.pop(bisect_left(keys, side_key(order.side, order.price)))
 
     def _take(self, order_id: int, size: int) -> None:
         order = self._find(order_id)
@@ -213,7 +204,7 @@ class L3Book:
         return None if o is None else (o.side, o.price, o.size)
 
     def order_ids(self, side: int, price: int) -> list[int]:
-        _check_side(side)
+        check_side(side)
         return list(self._queues[side].get(price, {}))
 
     def _best(self, side: int) -> tuple[int, int] | None:
@@ -230,7 +221,7 @@ class L3Book:
         return self._best(1)
 
     def depth(self, side: int, n: int = 0) -> list[tuple[int, int, int]]:
-        _check_side(side)
+        check_side(side)
         keys = self._keys[side] if n <= 0 else self._keys[side][:n]
         return [(abs(k), self._totals[side][abs(k)], len(self._queues[side][abs(k)])) for k in keys]
 
@@ -241,7 +232,7 @@ class L3Book:
         return checksum(self.depth(0, n), self.depth(1, n))
 
     def level_count(self, side: int) -> int:
-        _check_side(side)
+        check_side(side)
         return len(self._keys[side])
 
     def order_count(self) -> int:

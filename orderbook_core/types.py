@@ -33,6 +33,17 @@ F_SNAPSHOT = 2
 """Flag: the delta belongs to a snapshot rather than an incremental update."""
 
 
+def check_side(side: int) -> None:
+    """Refuse anything but 0 (bid) or 1 (ask), as the compiled core does."""
+    if side not in (0, 1):
+        raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
+
+
+def side_key(side: int, price: int) -> int:
+    """Sort key that puts the best price first on either side (bids negated)."""
+    return -price if side == 0 else price
+
+
 def checksum_text(bids: Sequence[tuple[int, ...]], asks: Sequence[tuple[int, ...]]) -> bytes:
     """The canonical text a book checksum covers.
 
