@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
@@ -26,8 +26,15 @@ def rss_bytes() -> int:
     return 0
 
 
+def cython_version() -> str:
+    try:
+        return version("Cython")
+    except PackageNotFoundError:
+        return "not installed (the core was built in an isolated environment)"
+
+
 def facts() -> str:
     return (
         f"CPU: {cpu_model()} ({os.cpu_count()} cores) | Python {platform.python_version()} "
-        f"| Cython {version('Cython')} | {platform.system()} {platform.release()}"
+        f"| Cython {cython_version()} | {platform.system()} {platform.release()}"
     )

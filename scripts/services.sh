@@ -34,7 +34,7 @@ wait_port() {  # port name seconds
 pid_alive() {
   local st
   [ -f "$1" ] || return 1
-  st=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
+  st=$(ps -o stat= -p "$(cat "$1" 2>/dev/null)" 2>/dev/null) || return 1
   [[ $st != Z* ]]
 }
 
@@ -68,9 +68,9 @@ kafka_up() {
 stop_pidfile() {  # pidfile name: SIGTERM, wait up to 5 s, then SIGKILL
   local pidf=$1
   if pid_alive "$pidf"; then
-    kill "$(cat "$pidf")" 2>/dev/null
+    kill "$(cat "$pidf" 2>/dev/null)" 2>/dev/null
     for _ in $(seq 50); do pid_alive "$pidf" || break; sleep 0.1; done
-    pid_alive "$pidf" && kill -9 "$(cat "$pidf")" 2>/dev/null
+    pid_alive "$pidf" && kill -9 "$(cat "$pidf" 2>/dev/null)" 2>/dev/null
     log "$2 stopped"
   fi
   rm -f "$pidf"
