@@ -167,6 +167,16 @@ cdef class L2Book:
         """``(bids, asks)`` as ``(price, size)`` lists, top ``n`` (all if 0)."""
         return self.depth(0, n), self.depth(1, n)
 
+    def snapshot_deltas(self, int n=0):
+        """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per level,
+        all flagged F_SNAPSHOT, the last also F_LAST; each stamped with the book's seq."""
+        out = [(4, 0, 0, 0, 0, 2, self.seq)]
+        for side in (0, 1):
+            out.extend((1, side, p, s, 0, 2, self.seq) for p, s in self.depth(side, n))
+        last = out[len(out) - 1]  # no negative index: the build disables wraparound
+        out[len(out) - 1] = last[:5] + (3, last[6])
+        return out
+
     def checksum(self, int n=10):
         """CRC32 of the top ``n`` levels (orderbook_core.types.checksum_text)."""
         return top_checksum(self.depth(0, n), self.depth(1, n))

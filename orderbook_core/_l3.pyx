@@ -415,6 +415,18 @@ cdef class L3Book:
         """``(bids, asks)`` as ``(price, size, order_count)`` lists, top ``n`` (all if 0)."""
         return self.depth(0, n), self.depth(1, n)
 
+    def snapshot_deltas(self, int n=0):
+        """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per order in
+        queue order, all flagged F_SNAPSHOT, the last also F_LAST; stamped with the book's seq."""
+        out = [(4, 0, 0, 0, 0, 2, self.seq)]
+        for side in (0, 1):
+            for price, _size, _count in self.depth(side, n):
+                for oid in self.order_ids(side, price):
+                    out.append((1, side, price, self.order(oid)[2], oid, 2, self.seq))
+        last = out[len(out) - 1]  # no negative index: the build disables wraparound
+        out[len(out) - 1] = last[:5] + (3, last[6])
+        return out
+
     def checksum(self, int n=10):
         """CRC32 of the top ``n`` levels' prices and sizes (orderbook_core.types.checksum_text)."""
         return top_checksum([(p, s) for p, s, _c in self.depth(0, n)],

@@ -10,7 +10,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, MutableSequence, Sequence
 
 from orderbook_core.errors import InvalidPrice, InvalidSize
-from orderbook_core.types import F_LAST, check_side, checksum, side_key
+from orderbook_core.types import F_LAST, F_SNAPSHOT, check_side, checksum, side_key
 
 LevelUpdate = tuple[int, int, int]
 
@@ -110,6 +110,15 @@ class L2Book:
 
     def snapshot(self, n: int = 0) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         return self.depth(0, n), self.depth(1, n)
+
+    def snapshot_deltas(self, n: int = 0) -> list[tuple[int, ...]]:
+        """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per level,
+        all flagged F_SNAPSHOT, the last also F_LAST; each stamped with the book's seq."""
+        out: list[tuple[int, ...]] = [(4, 0, 0, 0, 0, F_SNAPSHOT, self.seq)]
+        for side in (0, 1):
+            out.extend((1, side, p, s, 0, F_SNAPSHOT, self.seq) for p, s in self.depth(side, n))
+        out[-1] = (*out[-1][:5], F_SNAPSHOT | F_LAST, out[-1][6])
+        return out
 
     def checksum(self, n: int = 10) -> int:
         return checksum(self.depth(0, n), self.depth(1, n))

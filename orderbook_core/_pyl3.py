@@ -16,7 +16,7 @@ from orderbook_core.errors import (
     OrderNotFound,
     OrdersCrossed,
 )
-from orderbook_core.types import F_LAST, Action, check_side, checksum, side_key
+from orderbook_core.types import F_LAST, F_SNAPSHOT, Action, check_side, checksum, side_key
 
 Delta = tuple[int, int, int, int, int, int, int]
 OP_ADD, OP_REDUCE, OP_DELETE, OP_EXECUTE, OP_REPLACE = 1, 2, 3, 4, 5
@@ -227,6 +227,17 @@ class L3Book:
 
     def snapshot(self, n: int = 0) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         return self.depth(0, n), self.depth(1, n)
+
+    def snapshot_deltas(self, n: int = 0) -> list[tuple[int, ...]]:
+        """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per order in
+        queue order, all flagged F_SNAPSHOT, the last also F_LAST; stamped with the book's seq."""
+        out: list[tuple[int, ...]] = [(4, 0, 0, 0, 0, F_SNAPSHOT, self.seq)]
+        for side in (0, 1):
+            for price, _size, _count in self.depth(side, n):
+                for o in self._queues[side][price].values():
+                    out.append((1, side, price, o.size, o.order_id, F_SNAPSHOT, self.seq))
+        out[-1] = (*out[-1][:5], F_SNAPSHOT | F_LAST, out[-1][6])
+        return out
 
     def checksum(self, n: int = 10) -> int:
         return checksum(self.depth(0, n), self.depth(1, n))

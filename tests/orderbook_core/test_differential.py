@@ -50,3 +50,4 @@ def test_l2_books_agree(ops: list[tuple[Any, ...]]) -> None:
         assert compiled.checksum(3) == reference.checksum(3)
         assert compiled.is_crossed() == reference.is_crossed()
         assert compiled.take_deltas() == reference.take_deltas()
+        assert compiled.snapshot_deltas(2) == reference.snapshot_deltas(2)

@@ -110,3 +110,15 @@ def test_environment_switch_selects_implementation(choice: str) -> None:
         choice,
         "orderbook_core._book" if choice == "cython" else "orderbook_core._pybook",
     ]
+
+
+def test_snapshot_as_deltas(book_cls: Any) -> None:
+    book = book_cls(emit_deltas=True)
+    book.apply([(BID, 10, 5), (BID, 9, 1), (ASK, 12, 2)])
+    assert book.snapshot_deltas() == [
+        (4, 0, 0, 0, 0, 2, 3),
+        (1, BID, 10, 5, 0, 2, 3),
+        (1, BID, 9, 1, 0, 2, 3),
+        (1, ASK, 12, 2, 0, 3, 3),
+    ]
+    assert book.snapshot_deltas(1)[-1] == (1, ASK, 12, 2, 0, 3, 3)

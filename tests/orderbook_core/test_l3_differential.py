@@ -53,6 +53,7 @@ def state(book: Any) -> Any:
         book.checksum(5),
         book.is_crossed(),
         book.take_deltas(),
+        book.snapshot_deltas(2),
     )
 
 

@@ -196,3 +196,23 @@ def test_reserved_order_id_refused(impl: Any) -> None:
     with pytest.raises(InvalidOrderId):
         b.add(-(2**63), BID, 10, 1)
     assert b.order_count() == 0
+
+
+def test_snapshot_as_deltas_rebuilds_the_book(impl: Any) -> None:
+    b = impl.L3Book(emit_deltas=True)
+    b.add(1, BID, 10, 5)
+    b.add(2, BID, 10, 3)
+    b.add(3, ASK, 12, 1)
+    b.add(4, ASK, 13, 2)
+    b.take_deltas()
+    snap = b.snapshot_deltas(1)
+    assert snap == [
+        (CLEAR, 0, 0, 0, 0, 2, 4),
+        (ADD, BID, 10, 5, 1, 2, 4),
+        (ADD, BID, 10, 3, 2, 2, 4),
+        (ADD, ASK, 12, 1, 3, 2 | F_LAST, 4),
+    ]
+    copy = impl.L3Book()
+    for _action, side, price, size, oid, _flags, _seq in snap[1:]:
+        copy.add(oid, side, price, size)
+    assert copy.snapshot() == b.snapshot(1)
