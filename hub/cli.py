@@ -115,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", type=int, default=-1, help="stop after N messages (default: all)")
     p.add_argument("--depth", type=int, default=0, help="levels per side (default: all)")
 
+    p = sub.add_parser(
+        "replay", help="replay recorded venue traffic through parser, sync and books"
+    )
+    p.add_argument("kind", choices=["capture"])
+    p.add_argument("file", type=Path, help="capture file (.jsonl or .jsonl.zst)")
+    p.add_argument("--venue", help="kraken (default: from the capture's header)")
+    p.add_argument("--speed", default="max", help="max, or a multiple of real time (1 = live pace)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a checksum failed, a gap occurred or a book crossed",
+    )
+
     sub.add_parser("config", help="print the effective configuration")
     return parser
 
@@ -156,10 +169,32 @@ def _itch(path: Path, symbol: str, after: int, depth: int) -> int:
     return 0
 
 
+def _replay(path: Path, venue: str | None, speed: str, check: bool) -> int:
+    """Replay a capture and print the per-symbol JSON summary."""
+    import json
+
+    from feedhandler.capture import CaptureError
+    from feedhandler.replay import check_failures, replay_capture
+
+    try:
+        summary = replay_capture(path, venue, speed)
+    except (CaptureError, OSError, ValueError) as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    problems = check_failures(summary)
+    if check and problems:
+        print(f"hub: check failed: {'; '.join(problems)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
         return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+    if args.command == "replay":
+        return _replay(args.file, args.venue, args.speed, args.check)
     if args.command == "itch":
         return _itch(args.file, args.symbol, args.after, args.depth)
     try:

@@ -61,3 +61,28 @@ class Unit:
 
     def __repr__(self) -> str:
         return f"Unit({self.text!r})"
+
+
+_NUMBER = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
+
+
+def round_units(text: str, decimals: int) -> int:
+    """Round a JSON number's text to an integer count of 10**-decimals, half away from zero.
+
+    For venues that send prices as JSON numbers (Kraken v2): the number's
+    text is rounded to the instrument's precision, never truncated and never
+    passed through float. Accepts exponent notation (``1e-05``).
+    """
+    m = _NUMBER.match(text.strip())
+    if m is None or not (m.group(2) or m.group(3)):
+        raise ValueError(f"not a number: {text!r}")
+    sign, whole, frac, exp = m.group(1), m.group(2) or "0", m.group(3) or "", int(m.group(4) or 0)
+    mantissa = int(whole + frac)
+    shift = decimals - len(frac) + exp  # value * 10**decimals == mantissa * 10**shift
+    if shift >= 0:
+        units = mantissa * 10**shift
+    else:
+        units, rest = divmod(mantissa, 10**-shift)
+        if 2 * rest >= 10**-shift:
+            units += 1
+    return int(-units if sign == "-" else units)

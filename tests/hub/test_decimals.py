@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.decimals import Unit, parse_decimal
+from hub.decimals import Unit, parse_decimal, round_units
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,27 @@ def test_units_refuse_off_grid() -> None:
 def test_round_trip(units: int, unit_text: str) -> None:
     unit = Unit(unit_text)
     assert unit.to_units(unit.to_str(units)) == units
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "units"),
+    [
+        ("29430.2", 1, 294302),
+        ("0.18967538", 8, 18967538),
+        ("4.0", 8, 400000000),
+        ("0", 1, 0),
+        ("0.123456785", 8, 12345679),
+        ("0.123456784", 8, 12345678),
+        ("1e-05", 8, 1000),
+        ("2.5E2", 1, 2500),
+        ("-1.25", 1, -13),
+        ("29430.25000000001", 1, 294303),
+    ],
+)
+def test_round_units_exact_half_away_from_zero(text: str, decimals: int, units: int) -> None:
+    assert round_units(text, decimals) == units
+
+
+def test_round_units_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="not a number"):
+        round_units("abc", 2)

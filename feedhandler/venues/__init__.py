@@ -1,0 +1,1 @@
+"""One sans-I/O parser per venue, all feeding feedhandler.sync."""

@@ -1,0 +1,211 @@
+"""Kraken WebSocket v1 (``book-N``, ``trade``) and v2 (``book``, ``trade``, ``instrument``).
+
+Sans-I/O: ``KrakenParser.on_frame(text, ts_recv)`` returns normalized events.
+Books are kept at the subscribed depth (levels past it are dropped, as
+Kraken documents) and every update that carries a checksum is verified:
+CRC32 of the top 10 asks (best first) then the top 10 bids, each level as
+price then quantity with the decimal point and leading zeros removed. With
+prices and quantities held as integers of the instrument's precision, that
+text is simply their decimal digits.
+
+v1 sends decimal strings, whose decimals give the precision; v2 sends JSON
+numbers, rounded (never truncated) to the precision from the ``instrument``
+channel or from configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+from feedhandler.sync import BookSync, Delta, Snapshot
+from hub.decimals import parse_decimal, round_units
+from hub.events import Event, LevelChange, Trade
+from orderbook_core import L2Book
+
+VENUE = "KRAKEN"
+CHECKSUM_LEVELS = 10
+KNOWN_PRECISIONS = {"BTC/USD": (1, 8), "ETH/USD": (2, 8)}
+"""(price, quantity) decimals for pairs whose instrument data a capture may lack."""
+
+
+def checksum(book: L2Book) -> int:
+    """Kraken's book checksum from the integer book."""
+    parts = [f"{p}{q}" for p, q in book.depth(1, CHECKSUM_LEVELS)]
+    parts += [f"{p}{q}" for p, q in book.depth(0, CHECKSUM_LEVELS)]
+    return zlib.crc32("".join(parts).encode())
+
+
+class KrakenParser:
+    """Frames from one Kraken connection in, normalized events out."""
+
+    def __init__(self, depth: int = 10, precisions: dict[str, tuple[int, int]] | None = None):
+        self.depth = depth
+        self.precisions = dict(KNOWN_PRECISIONS, **(precisions or {}))
+        self.books: dict[str, BookSync] = {}
+        self.trades: dict[str, int] = {}
+        self.malformed = 0
+        self.errors: list[str] = []
+
+    def subscribe_v2(self, symbols: list[str]) -> list[str]:
+        return [
+            json.dumps(
+                {
+                    "method": "subscribe",
+                    "params": {
+                        "channel": c,
+                        "symbol": symbols,
+                        **({"depth": self.depth} if c == "book" else {}),
+                    },
+                }
+            )
+            for c in ("instrument", "book", "trade")
+        ]
+
+    def _book(self, symbol: str) -> BookSync:
+        sync = self.books.get(symbol)
+        if sync is None:
+            sync = self.books[symbol] = BookSync(VENUE, symbol, self.depth, checksum)
+        return sync
+
+    def _bad(self, text: str, why: str) -> list[Event]:
+        self.malformed += 1
+        self.errors.append(f"{why}: {text[:120]}")
+        return []
+
+    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
+        try:
+            msg = json.loads(text, parse_float=str, parse_int=str)  # exact number text
+        except json.JSONDecodeError:
+            return self._bad(text, "not JSON")
+        try:
+            if isinstance(msg, list):
+                return self._v1(msg, ts_recv)
+            if isinstance(msg, dict) and "channel" in msg:
+                return self._v2(msg, ts_recv)
+            return []  # events: systemStatus, heartbeat, subscriptionStatus, pong
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            return self._bad(text, f"unexpected frame ({type(exc).__name__}: {exc})")
+
+    # --- v1 ----------------------------------------------------------------------------
+
+    def _v1(self, msg: list[Any], ts_recv: int) -> list[Event]:
+        channel, symbol = msg[-2], msg[-1]
+        if channel == "trade":
+            return self._v1_trades(symbol, msg[1], ts_recv)
+        if not str(channel).startswith("book"):
+            return []
+        parts = [p for p in msg[1:-2] if isinstance(p, dict)]
+        if any("as" in p or "bs" in p for p in parts):
+            first = parts[0]
+            sample = (first.get("as") or first["bs"])[0]
+            self.precisions[symbol] = (len(sample[0].split(".")[1]), len(sample[1].split(".")[1]))
+            levels = self._v1_levels(symbol, first.get("bs", []), first.get("as", []))
+            return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
+        bids = [lv for p in parts for lv in p.get("b", [])]
+        asks = [lv for p in parts for lv in p.get("a", [])]
+        crc = next((int(p["c"]) for p in parts if "c" in p), None)
+        ts = max((float(lv[2]) for lv in bids + asks), default=0.0)
+        delta = Delta(self._v1_levels(symbol, bids, asks), ts_event=int(ts * 1e9), checksum=crc)
+        return self._book(symbol).delta(delta, ts_recv)
+
+    def _v1_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
+        pd, qd = self.precisions[symbol]
+        out: list[LevelChange] = []
+        for side, levels in ((0, bids), (1, asks)):
+            for level in levels:
+                out.append((side, _units(level[0], pd), _units(level[1], qd)))
+        return tuple(out)
+
+    def _v1_trades(self, symbol: str, rows: list[Any], ts_recv: int) -> list[Event]:
+        pd, qd = self.precisions.get(symbol, (0, 0))
+        out: list[Event] = []
+        for row in rows:
+            seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1
+            out.append(
+                Trade(
+                    VENUE,
+                    symbol,
+                    seq,
+                    f"{row[2]}:{seq}",
+                    _units(row[0], pd),
+                    _units(row[1], qd),
+                    0 if row[3] == "b" else 1,
+                    int(float(row[2]) * 1e9),
+                    ts_recv,
+                )
+            )
+        return out
+
+    # --- v2 ----------------------------------------------------------------------------
+
+    def _v2(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
+        channel, data = msg["channel"], msg.get("data") or {}
+        if channel == "instrument":
+            for pair in data.get("pairs", []):
+                self.precisions[pair["symbol"]] = (
+                    int(pair["price_precision"]),
+                    int(pair["qty_precision"]),
+                )
+            return []
+        if channel == "trade":
+            return [self._v2_trade(t, ts_recv) for t in data]
+        if channel != "book":
+            return []
+        out: list[Event] = []
+        for item in data:
+            symbol = item["symbol"]
+            if symbol not in self.precisions:
+                out += self._bad(json.dumps(item), f"no precision known for {symbol}")
+                continue
+            levels = self._v2_levels(symbol, item.get("bids", []), item.get("asks", []))
+            ts = _iso_ns(item.get("timestamp"))
+            crc = int(item["checksum"]) if "checksum" in item else None
+            if msg.get("type") == "snapshot":
+                out += self._book(symbol).snapshot(
+                    Snapshot(levels, ts_event=ts, checksum=crc), ts_recv
+                )
+            else:
+                out += self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
+        return out
+
+    def _v2_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
+        pd, qd = self.precisions[symbol]
+        return tuple(
+            (side, round_units(lv["price"], pd), round_units(lv["qty"], qd))
+            for side, levels in ((0, bids), (1, asks))
+            for lv in levels
+        )
+
+    def _v2_trade(self, t: dict[str, Any], ts_recv: int) -> Trade:
+        symbol = t["symbol"]
+        pd, qd = self.precisions.get(symbol, (8, 8))
+        seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1
+        return Trade(
+            VENUE,
+            symbol,
+            seq,
+            str(t.get("trade_id", seq)),
+            round_units(t["price"], pd),
+            round_units(t["qty"], qd),
+            0 if t["side"] == "buy" else 1,
+            _iso_ns(t.get("timestamp")),
+            ts_recv,
+        )
+
+
+def _units(text: str, decimals: int) -> int:
+    mantissa, exp = parse_decimal(text)
+    if exp > decimals:
+        raise ValueError(f"{text!r} has more than {decimals} decimals")
+    return int(mantissa * 10 ** (decimals - exp))
+
+
+def _iso_ns(stamp: str | None) -> int:
+    if not stamp:
+        return 0
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
