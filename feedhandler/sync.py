@@ -31,7 +31,7 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """Absolute level sizes; ``first``/``last``: the venue ids it spans (0 if the venue has none)."""
+    """Absolute level sizes; ``first``/``last``: the venue ids it spans (or 0)."""
 
     levels: tuple[LevelChange, ...]
     first: int = 0

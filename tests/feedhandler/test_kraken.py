@@ -108,15 +108,14 @@ def test_replay_summary_and_check_command(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["symbols"]["BTC/USD"]["checksums_verified"] == 510
+    frames_v1 = [
+        [1, {"as": [["2.0", "1.0", "1.0"]], "bs": []}, "book-10", "XBT/USD"],
+        [1, {"a": [["2.0", "3.0", "1.0"]], "c": "7"}, "book-10", "XBT/USD"],  # wrong checksum
+    ]
+    lines = [{"t": "header", "exchange": "KRAKEN"}]
+    lines += [{"t": "recv", "ts": 1.0, "data": json.dumps(f)} for f in frames_v1]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        '{"t": "header", "exchange": "KRAKEN"}\n{"t": "recv", "data": "[1, {\\"a\\": '
-        '[[\\"1.0\\", \\"1.0\\", \\"1.0\\"]], \\"c\\": \\"1\\"}, \\"book-10\\", \\"XBT/USD\\"]"}\n'
-        '{"t": "recv", "data": "[1, {\\"as\\": [[\\"2.0\\", \\"1.0\\", \\"1.0\\"]], \\"bs\\": []},'
-        ' \\"book-10\\", \\"XBT/USD\\"]"}\n'
-        '{"t": "recv", "data": "[1, {\\"a\\": [[\\"2.0\\", \\"3.0\\", \\"1.0\\"]], \\"c\\": \\"7\\"},'
-        ' \\"book-10\\", \\"XBT/USD\\"]"}\n'
-    )
+    bad.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = subprocess.run(
         [sys.executable, "-m", "hub.cli", "replay", "capture", str(bad), "--check"],
         cwd=ROOT,
