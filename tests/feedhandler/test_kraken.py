@@ -112,7 +112,7 @@ def test_replay_summary_and_check_command(tmp_path: Path) -> None:
         [1, {"as": [["2.0", "1.0", "1.0"]], "bs": []}, "book-10", "XBT/USD"],
         [1, {"a": [["2.0", "3.0", "1.0"]], "c": "7"}, "book-10", "XBT/USD"],  # wrong checksum
     ]
-    lines = [{"t": "header", "exchange": "KRAKEN"}]
+    lines: list[dict[str, object]] = [{"t": "header", "exchange": "KRAKEN"}]
     lines += [{"t": "recv", "ts": 1.0, "data": json.dumps(f)} for f in frames_v1]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(line) + "\n" for line in lines))
