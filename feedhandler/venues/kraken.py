@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from hub.decimals import parse_decimal, round_units
+from feedhandler.venues.base import decimals_unit
+from hub.decimals import Unit, parse_decimal, round_units
 from hub.events import Event, LevelChange, Trade
 from orderbook_core import L2Book
 
@@ -48,6 +49,17 @@ class KrakenParser:
         self.trades: dict[str, int] = {}
         self.malformed = 0
         self.errors: list[str] = []
+
+    def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+        """Kraken books come whole over the WebSocket; REST answers are not needed."""
+        return []
+
+    def units_for(self, symbol: str) -> tuple[Unit, Unit]:
+        pd, qd = self.precisions[symbol]
+        return decimals_unit(pd), decimals_unit(qd)
+
+    def extra_stats(self, symbol: str) -> dict[str, Any]:
+        return {}
 
     def subscribe_v2(self, symbols: list[str]) -> list[str]:
         return [
