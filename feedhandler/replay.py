@@ -17,10 +17,15 @@ from typing import Any
 from feedhandler.capture import CaptureError, read_capture, read_header
 from feedhandler.venues.base import VenueParser
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import Trade
 
-PARSERS: dict[str, Callable[[], VenueParser]] = {"kraken": KrakenParser, "binance": BinanceParser}
+PARSERS: dict[str, Callable[[], VenueParser]] = {
+    "kraken": KrakenParser,
+    "binance": BinanceParser,
+    "coinbase": CoinbaseParser,
+}
 EXCHANGES = {"KRAKEN": "kraken", "BINANCE": "binance", "COINBASE": "coinbase"}
 
 
@@ -82,7 +87,13 @@ def check_failures(summary: dict[str, Any]) -> list[str]:
     """What ``--check`` refuses: failed checksums, unexplained gaps, crossed books."""
     problems = []
     for symbol, s in summary["symbols"].items():
-        for key in ("checksums_failed", "gaps", "crossed", "book_ticker_mismatches"):
+        for key in (
+            "checksums_failed",
+            "gaps",
+            "crossed",
+            "book_ticker_mismatches",
+            "sequence_gaps",
+        ):
             if s.get(key):
                 problems.append(f"{symbol}: {key} = {s[key]}")
     return problems
