@@ -19,6 +19,13 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HUB_SHARED_DIR", ROOT.parent / "shared"))
+CAPTURES = SHARED / "data" / "captures"
+if not CAPTURES.is_dir():
+    raise RuntimeError(
+        f"recorded venue captures not found at {CAPTURES}: put the shared/ "
+        "folder beside the project or set HUB_SHARED_DIR"
+    )
 HUB = [sys.executable, "-m", "hub.cli"]
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:39092")
 REDIS = os.environ.get("HUB_TEST_REDIS", "redis://127.0.0.1:36379/0")

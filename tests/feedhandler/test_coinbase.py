@@ -8,9 +8,8 @@ from feedhandler.capture import read_capture
 from feedhandler.replay import check_failures, replay_capture
 from feedhandler.venues.coinbase import CoinbaseParser
 from hub.events import Trade
-from tests.conftest import ROOT
+from tests.conftest import CAPTURES
 
-CAPTURES = ROOT.parent / "shared" / "data" / "captures"
 ADVANCED = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.zst"
 EXCHANGE = CAPTURES / "coinbase-exchange-level2_10-products_2021-04-17.jsonl.zst"
 

@@ -15,9 +15,8 @@ from feedhandler.replay import replay_capture
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookSnapshot, BookUpdate
 from orderbook_core import L2Book
-from tests.conftest import ROOT
+from tests.conftest import CAPTURES, ROOT
 
-CAPTURES = ROOT.parent / "shared" / "data" / "captures"
 V1 = CAPTURES / "kraken-v1-book10_XBT-USD_2023-08-30.jsonl.zst"
 V2 = CAPTURES / "kraken-v2-book10_BTC-USD_2023-08.jsonl.zst"
 
