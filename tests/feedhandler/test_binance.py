@@ -8,11 +8,9 @@ import json
 from feedhandler.capture import read_capture
 from feedhandler.replay import check_failures, replay_capture
 from feedhandler.venues.binance import BinanceParser
-from tests.conftest import ROOT
+from tests.conftest import CAPTURES
 
-CAPTURE = (
-    ROOT.parent / "shared" / "data" / "captures" / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
-)
+CAPTURE = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
 SYMBOLS = {"NKN-USDT", "BLZ-ETH", "LRC-BTC", "RUNE-EUR"}
 
 
