@@ -82,7 +82,7 @@ class BookSync:
             BookSnapshot(self.venue, self.symbol, self.seq, snap.ts_event, tuple(bids), tuple(asks))
         ]
         if snap.checksum is not None and not self._verify(snap.checksum):
-            return out + self._invalidate()
+            return out + self.invalidate()
         pending, self._buffer = self._buffer, []
         for d in pending:
             if self.continuous and d.last <= self.venue_id:
@@ -100,7 +100,7 @@ class BookSync:
                 return []  # already covered
             if d.first > self.venue_id + 1:
                 self.stats.gaps += 1
-                return self._invalidate()
+                return self.invalidate()
             self.venue_id = d.last
         self.book.apply(d.levels)
         trimmed = self._trim()
@@ -110,10 +110,10 @@ class BookSync:
             BookUpdate(self.venue, self.symbol, self.seq, d.ts_event, ts_recv, d.levels + trimmed)
         ]
         if d.checksum is not None and not self._verify(d.checksum):
-            return out + self._invalidate()
+            return out + self.invalidate()
         if self.book.is_crossed():
             self.stats.crossed += 1
-            return out + self._invalidate()
+            return out + self.invalidate()
         return out
 
     def _verify(self, expected: int) -> bool:
@@ -124,7 +124,7 @@ class BookSync:
         self.stats.checksums_failed += 1
         return False
 
-    def _invalidate(self) -> list[Event]:
+    def invalidate(self) -> list[Event]:
         """Mark the symbol stale: the runner must fetch or resubscribe for a fresh snapshot."""
         self.live = False
         self.stats.resyncs += 1

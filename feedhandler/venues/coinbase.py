@@ -104,7 +104,7 @@ class CoinbaseParser:
         if self.sequence >= 0 and seq != self.sequence + 1:
             self.sequence_gaps += 1
             for sync in self.books.values():
-                out += sync._invalidate()
+                out += sync.invalidate()
         self.sequence = seq
         channel = msg["channel"]
         for event in msg.get("events", []):
