@@ -1,4 +1,4 @@
-"""A local stand-in for a venue: plays a recorded capture to WebSocket clients on 127.0.0.1.
+"""Local stand-ins for venues, on 127.0.0.1, for tests and demos of the live runner.
 
 ``MockKrakenV2`` keeps the venue's true book by applying the capture's
 updates as it streams them. Every subscription gets a fresh snapshot of that
@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from feedhandler.capture import read_capture
 from feedhandler.venues.kraken import KrakenParser, checksum
+from hub.ops import response
 
 
 class MockKrakenV2:
@@ -87,6 +89,154 @@ class MockKrakenV2:
 
     async def start(self) -> int:
         self._server = await serve(self._handle, "127.0.0.1", 0)
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+class MockBinance:
+    """A Binance-shaped venue whose book is the simulated exchange's matching engine.
+
+    Streams ``depthUpdate`` diffs (U/u = the engine's update ids, several updates
+    merged per frame) on ``/stream``, answers ``/api/v3/exchangeInfo`` and
+    ``/api/v3/depth`` from the engine's current book, and can drop one diff
+    silently (a gap for the client) or the whole first connection.
+    """
+
+    def __init__(
+        self,
+        symbol: str = "BTC-USD",
+        seed: int = 5,
+        frames: int = 400,
+        steps_per_frame: int = 3,
+        lose_frame: int | None = None,
+        drop_after: int | None = None,
+        skip_while_away: int = 0,
+    ) -> None:
+        from feedhandler.simulator import SimulatedExchange
+
+        self.symbol = symbol
+        self.raw = symbol.replace("-", "")
+        self.sim = SimulatedExchange("BINANCE", symbol, seed)
+        for _ in range(200):  # a book with depth before anyone connects
+            self.sim.step(0)
+        self.frames_total = frames
+        self.steps_per_frame = steps_per_frame
+        self.lose_frame = lose_frame
+        self.drop_after = drop_after
+        self.skip_while_away = skip_while_away
+        self.sent = 0
+        self.connections = 0
+        self.rest_requests = 0
+        self.done = asyncio.Event()
+        self._server: Server | None = None
+
+    def _decimals(self, unit: str) -> int:
+        return len(unit.split(".")[1]) if "." in unit else 0
+
+    def truth(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        return (
+            [(p, s) for p, s, _n in self.sim.engine.depth(0)],
+            [(p, s) for p, s, _n in self.sim.engine.depth(1)],
+        )
+
+    def _frame(self) -> str:
+        from hub.events import BookUpdate
+
+        first = self.sim.book_seq + 1
+        merged: dict[tuple[int, int], int] = {}
+        while not merged:
+            for _ in range(self.steps_per_frame):
+                for event in self.sim.step(0):
+                    if isinstance(event, BookUpdate):
+                        for side, price, size in event.changes:
+                            merged[side, price] = size
+        inst = self.sim.instrument
+        bids = [
+            [inst.tick.to_str(p), inst.lot.to_str(s)]
+            for (side, p), s in merged.items()
+            if side == 0
+        ]
+        asks = [
+            [inst.tick.to_str(p), inst.lot.to_str(s)]
+            for (side, p), s in merged.items()
+            if side == 1
+        ]
+        data = {
+            "e": "depthUpdate",
+            "E": 1,
+            "s": self.raw,
+            "U": first,
+            "u": self.sim.book_seq,
+            "b": bids,
+            "a": asks,
+        }
+        return json.dumps({"stream": f"{self.raw.lower()}@depth@100ms", "data": data})
+
+    def _rest(self, path: str) -> str:
+        inst = self.sim.instrument
+        if path.startswith("/api/v3/exchangeInfo"):
+            base, quote = self.symbol.split("-")
+            return json.dumps(
+                {
+                    "symbols": [
+                        {
+                            "symbol": self.raw,
+                            "baseAsset": base,
+                            "quoteAsset": quote,
+                            "baseAssetPrecision": self._decimals(inst.lot_size),
+                            "quoteAssetPrecision": self._decimals(inst.tick_size),
+                            "filters": [
+                                {"filterType": "PRICE_FILTER", "tickSize": inst.tick_size},
+                                {"filterType": "LOT_SIZE", "stepSize": inst.lot_size},
+                            ],
+                        }
+                    ]
+                }
+            )
+        bids, asks = self.truth()
+        return json.dumps(
+            {
+                "lastUpdateId": self.sim.book_seq,
+                "bids": [[inst.tick.to_str(p), inst.lot.to_str(s)] for p, s in bids],
+                "asks": [[inst.tick.to_str(p), inst.lot.to_str(s)] for p, s in asks],
+            }
+        )
+
+    def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/stream"):
+            return None
+        self.rest_requests += 1
+        body = self._rest(request.path).encode()
+        return response(200, body, "application/json")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        connection = self.connections
+        sent_here = 0
+        while self.sent < self.frames_total:
+            frame = self._frame()
+            self.sent += 1
+            sent_here += 1
+            if self.sent != self.lose_frame:
+                await ws.send(frame)
+            await asyncio.sleep(0.001)
+            if connection == 1 and self.drop_after is not None and sent_here >= self.drop_after:
+                for _ in range(self.skip_while_away):
+                    self._frame()  # the venue moves on while the client is away
+                await ws.close(1011, "mock venue dropped the connection")
+                return
+        self.done.set()
+        await ws.wait_closed()
+
+    async def start(self) -> int:
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._process_request
+        )
         port: int = next(iter(self._server.sockets)).getsockname()[1]
         return port
 

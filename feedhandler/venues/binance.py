@@ -50,6 +50,14 @@ class BinanceParser:
         matched, mismatched = self.ticker_checks.get(symbol, [0, 0])
         return {"book_ticker_matches": matched, "book_ticker_mismatches": mismatched}
 
+    def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
+        """REST URLs that bring ``symbols`` back: exchangeInfo first while units are unknown,
+        then one depth snapshot each (symbols as the hub names them, e.g. NKN-USDT)."""
+        raws = [next((r for r, n in self.names.items() if n == s), s) for s in symbols]
+        if any(r not in self.units for r in raws):
+            return [f"{rest}/api/v3/exchangeInfo"]
+        return [f"{rest}/api/v3/depth?symbol={r}&limit=1000" for r in raws]
+
     @staticmethod
     def stream_url(symbols: list[str]) -> str:
         streams = [

@@ -7,8 +7,9 @@ import asyncio
 import random
 from collections.abc import Sequence
 
-from feedhandler.mock_venue import MockKrakenV2
+from feedhandler.mock_venue import MockBinance, MockKrakenV2
 from feedhandler.runner import Backoff, LiveRunner
+from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookSnapshot, BookUpdate, Event
 from orderbook_core import L2Book
@@ -78,3 +79,52 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     for n, ds in enumerate(delays):
         assert all(0 <= d <= min(4.0, 0.5 * 2**n) for d in ds)
         assert max(ds) > 0.8 * min(4.0, 0.5 * 2**n)  # the jitter covers the whole window
+
+
+async def run_against_binance(venue: MockBinance) -> tuple[LiveRunner, BinanceParser, Mirror]:
+    port = await venue.start()
+    parser = BinanceParser()
+    mirror = Mirror()
+    rest = f"http://127.0.0.1:{port}"
+    runner = LiveRunner(
+        "binance",
+        f"ws://127.0.0.1:{port}{parser.stream_url([venue.raw])}",
+        parser,
+        lambda: [],
+        mirror,
+        Backoff(base=0.05, cap=0.2),
+        seed=2,
+        snapshot_urls=lambda symbols: parser.snapshot_urls(rest, symbols),
+    )
+    task = asyncio.create_task(runner.run([venue.symbol]))
+    try:
+        await asyncio.wait_for(venue.done.wait(), 30)
+        for _ in range(200):
+            sync = parser.books.get(venue.symbol)
+            if sync is not None and sync.live and sync.book.snapshot() == venue.truth():
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await venue.stop()
+    return runner, parser, mirror
+
+
+async def test_binance_gap_refetches_the_snapshot_and_converges() -> None:
+    venue = MockBinance(lose_frame=120)
+    runner, parser, mirror = await run_against_binance(venue)
+    stats = parser.books["BTC-USD"].stats
+    assert stats.gaps == 1 and stats.snapshots == 2  # the lost diff forced one REST resync
+    assert runner.connections == 1
+    assert parser.books["BTC-USD"].book.snapshot() == venue.truth()
+    assert mirror.book.snapshot() == venue.truth()
+
+
+async def test_binance_reconnect_resyncs_from_rest_and_converges() -> None:
+    venue = MockBinance(drop_after=150, skip_while_away=30)
+    runner, parser, mirror = await run_against_binance(venue)
+    assert runner.connections == 2 and venue.connections == 2
+    assert parser.books["BTC-USD"].stats.snapshots == 2
+    assert parser.books["BTC-USD"].book.snapshot() == venue.truth()
+    assert mirror.book.snapshot() == venue.truth()
