@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from typing import Any, Protocol
+
+import orjson
 
 from feedhandler.sync import BookSync
 from hub.decimals import Unit
@@ -29,6 +34,14 @@ class VenueParser(Protocol):
     def extra_stats(self, symbol: str) -> dict[str, Any]:
         """Venue-specific checks to add to a replay summary."""
         ...
+
+
+def json_loads() -> Callable[[str | bytes], Any]:
+    """orjson, or the standard library's json with HUB_FEED_JSON=stdlib (the benchmark's
+    baseline). Both raise json.JSONDecodeError subclasses on bad input."""
+    if os.environ.get("HUB_FEED_JSON") == "stdlib":
+        return json.loads
+    return orjson.loads
 
 
 def decimals_unit(decimals: int) -> Unit:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit
+from feedhandler.venues.base import decimals_unit, json_loads
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 
@@ -32,6 +32,7 @@ class BinanceParser:
 
     def __init__(self) -> None:
         self.books: dict[str, BookSync] = {}
+        self._loads = json_loads()
         self.units: dict[str, tuple[Unit, Unit]] = {}  # raw symbol -> (tick, step)
         self.names: dict[str, str] = {}  # raw symbol (NKNUSDT) -> hub symbol (NKN-USDT)
         self.filters: dict[str, tuple[str, str]] = {}  # raw symbol -> (tickSize, stepSize)
@@ -87,7 +88,7 @@ class BinanceParser:
 
     def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         try:
-            data = json.loads(body)
+            data = self._loads(body)
             path = urlparse(url).path
             if path.endswith("/exchangeInfo"):
                 self._exchange_info(data)
@@ -128,7 +129,7 @@ class BinanceParser:
 
     def on_frame(self, text: str, ts_recv: int) -> list[Event]:
         try:
-            msg = json.loads(text)
+            msg = self._loads(text)
             data = msg.get("data", msg) if isinstance(msg, dict) else None
             if not isinstance(data, dict):
                 return self._bad(text, "not a stream object")

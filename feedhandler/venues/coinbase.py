@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit
+from feedhandler.venues.base import decimals_unit, json_loads
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
 
@@ -31,6 +31,7 @@ class CoinbaseParser:
 
     def __init__(self) -> None:
         self.books: dict[str, BookSync] = {}
+        self._loads = json_loads()
         self.units: dict[str, tuple[Unit, Unit]] = {}
         self.trades: dict[str, int] = {}
         self.malformed = 0
@@ -68,7 +69,7 @@ class CoinbaseParser:
     def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         """Product lists give each product's price precision (from its quote increment)."""
         try:
-            data = json.loads(body)
+            data = self._loads(body)
             products = data["products"] if isinstance(data, dict) else data
             for p in products:
                 product = p.get("product_id") or p["id"]
@@ -80,7 +81,7 @@ class CoinbaseParser:
 
     def on_frame(self, text: str, ts_recv: int) -> list[Event]:
         try:
-            msg = json.loads(text)
+            msg = self._loads(text)
             if not isinstance(msg, dict):
                 return self._bad(text, "not an object")
             if "channel" in msg:

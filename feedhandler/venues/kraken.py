@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit
+from feedhandler.venues.base import decimals_unit, json_loads
 from hub.decimals import Unit, parse_decimal, round_units
 from hub.events import Event, LevelChange, Trade
 from orderbook_core import L2Book
@@ -46,6 +46,7 @@ class KrakenParser:
         self.depth = depth
         self.precisions = dict(KNOWN_PRECISIONS, **(precisions or {}))
         self.books: dict[str, BookSync] = {}
+        self._loads = json_loads()
         self.trades: dict[str, int] = {}
         self.malformed = 0
         self.errors: list[str] = []
@@ -89,7 +90,10 @@ class KrakenParser:
 
     def on_frame(self, text: str, ts_recv: int) -> list[Event]:
         try:
-            msg = json.loads(text, parse_float=str, parse_int=str)  # exact number text
+            msg = self._loads(text)
+            if isinstance(msg, dict) and msg.get("channel") in ("book", "trade"):
+                # v2 sends prices as JSON numbers: re-read them as exact text, never floats.
+                msg = json.loads(text, parse_float=str, parse_int=str)
         except json.JSONDecodeError:
             return self._bad(text, "not JSON")
         try:
