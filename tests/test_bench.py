@@ -31,3 +31,17 @@ def test_bench_core_quick_prints_the_table() -> None:
         "L3 book memory",
     ):
         assert expected in names
+
+
+def test_bench_feeds_replays_agree_with_the_baseline() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_feeds", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]  # the bench asserts equal summaries
+    for venue in ("binance-spot", "coinbase-advanced-trade", "kraken-v1-book10"):
+        assert f"| {venue} |" in out.stdout
+    assert "simulated exchange" in out.stdout
