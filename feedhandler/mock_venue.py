@@ -22,7 +22,47 @@ from feedhandler.venues.kraken import KrakenParser, checksum
 from hub.ops import response
 
 
-class MockKrakenV2:
+class _MockVenue:
+    """What both mock venues share: the server on 127.0.0.1 and the mid-stream drop."""
+
+    drop_after: int | None
+    skip_while_away: int
+    done: asyncio.Event
+    _server: Server | None = None
+
+    def _advance(self) -> object:
+        raise NotImplementedError
+
+    def _process_request(self, _conn: ServerConnection, _request: Request) -> Response | None:
+        return None
+
+    async def _maybe_drop(self, ws: ServerConnection, connection: int, sent: int) -> bool:
+        """On the first connection, after ``drop_after`` frames: let ``skip_while_away``
+        updates pass unseen, then drop the connection. True if it dropped."""
+        if connection != 1 or self.drop_after is None or sent < self.drop_after:
+            return False
+        for _ in range(self.skip_while_away):
+            self._advance()  # the venue moves on while the client is away
+        await ws.close(1011, "mock venue dropped the connection")
+        return True
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> int:
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._process_request
+        )
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+class MockKrakenV2(_MockVenue):
     def __init__(
         self,
         capture: Path,
@@ -40,13 +80,14 @@ class MockKrakenV2:
         self.skip_while_away = skip_while_away
         self.connections = 0
         self.done = asyncio.Event()
-        self._server: Server | None = None
 
     @property
     def finished(self) -> bool:
         return self.position >= len(self._updates)
 
     def _advance(self) -> str:
+        if self.finished:
+            return ""
         frame = self._updates[self.position]
         self.position += 1
         self.truth.on_frame(frame, 0)
@@ -79,26 +120,13 @@ class MockKrakenV2:
             await ws.send(self._advance())
             sent += 1
             await asyncio.sleep(0)
-            if self.connections == 1 and self.drop_after is not None and sent >= self.drop_after:
-                for _ in range(min(self.skip_while_away, len(self._updates) - self.position)):
-                    self._advance()  # the venue moves on while the client is away
-                await ws.close(1011, "mock venue dropped the connection")
+            if await self._maybe_drop(ws, self.connections, sent):
                 return
         self.done.set()
         await ws.wait_closed()
 
-    async def start(self) -> int:
-        self._server = await serve(self._handle, "127.0.0.1", 0)
-        port: int = next(iter(self._server.sockets)).getsockname()[1]
-        return port
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-
-class MockBinance:
+class MockBinance(_MockVenue):
     """A Binance-shaped venue whose book is the simulated exchange's matching engine.
 
     Streams ``depthUpdate`` diffs (U/u = the engine's update ids, several updates
@@ -133,7 +161,6 @@ class MockBinance:
         self.connections = 0
         self.rest_requests = 0
         self.done = asyncio.Event()
-        self._server: Server | None = None
 
     def _decimals(self, unit: str) -> int:
         return len(unit.split(".")[1]) if "." in unit else 0
@@ -225,22 +252,7 @@ class MockBinance:
             if self.sent != self.lose_frame:
                 await ws.send(frame)
             await asyncio.sleep(0.001)
-            if connection == 1 and self.drop_after is not None and sent_here >= self.drop_after:
-                for _ in range(self.skip_while_away):
-                    self._frame()  # the venue moves on while the client is away
-                await ws.close(1011, "mock venue dropped the connection")
+            if await self._maybe_drop(ws, connection, sent_here):
                 return
         self.done.set()
         await ws.wait_closed()
-
-    async def start(self) -> int:
-        self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request
-        )
-        port: int = next(iter(self._server.sockets)).getsockname()[1]
-        return port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
