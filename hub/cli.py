@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "replay", help="replay recorded venue traffic through parser, sync and books"
     )
-    p.add_argument("kind", choices=["capture"])
-    p.add_argument("file", type=Path, help="capture file (.jsonl or .jsonl.zst)")
+    p.add_argument("kind", choices=["capture", "lobster"])
+    p.add_argument("file", type=Path, help="capture file (.jsonl[.zst]) or LOBSTER message file")
+    p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
+    p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
     p.add_argument("--venue", help="kraken (default: from the capture's header)")
     p.add_argument("--speed", default="max", help="max, or a multiple of real time (1 = live pace)")
     p.add_argument(
@@ -189,10 +191,34 @@ def _replay(path: Path, venue: str | None, speed: str, check: bool) -> int:
     return 0
 
 
+def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, check: bool) -> int:
+    """Replay LOBSTER files; with --check, exit 1 on any row the book disagrees with."""
+    import json
+
+    from feedhandler.lobster import LobsterError, replay_lobster
+
+    try:
+        replay = replay_lobster(messages, orderbook, symbol)
+    except (LobsterError, OSError) as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(replay.summary(), indent=2))
+    if check and replay.mismatches:
+        print(
+            f"hub: check failed: {replay.mismatches} orderbook rows differ, first at line "
+            f"{replay.first_mismatch}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
         return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+    if args.command == "replay" and args.kind == "lobster":
+        return _replay_lobster(args.file, args.orderbook, args.symbol, args.check)
     if args.command == "replay":
         return _replay(args.file, args.venue, args.speed, args.check)
     if args.command == "itch":

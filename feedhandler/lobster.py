@@ -1,0 +1,203 @@
+"""LOBSTER message files (and their orderbook files) into the hub's stream.
+
+Message rows: ``time, type, order id, size, price, direction`` with time in
+seconds after midnight, price in 1/10000 dollars and direction 1 (buy limit
+order) or -1 (sell limit order). Types: 1 submission, 2 partial
+cancellation, 3 deletion, 4 execution of a visible order, 5 execution of a
+hidden order, 6 cross trade, 7 trading halt indicator (price -1 halt,
+0 quoting, 1 resume). Executing a sell order is a buyer-initiated trade.
+
+The orderbook file has one row per message, the book *after* it: for each
+level ``ask price, ask size, bid price, bid size``, empty levels as
+9999999999 / -9999999999 with size 0. The replay starts from the first row
+(the message file does not contain orders resting before it began), applies
+every later message, and compares its top levels with each row.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hub.decimals import parse_decimal
+from hub.events import BookUpdate, Event, Trade
+from orderbook_core import L2Book
+
+EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
+HALT_STATES = {-1: "halted", 0: "quoting", 1: "trading"}
+
+
+class LobsterError(ValueError):
+    """A LOBSTER row is malformed or inconsistent; the message names file and line."""
+
+
+@dataclass
+class LobsterReplay:
+    symbol: str
+    midnight_ns: int = 0
+    venue: str = "LOBSTER"
+    book: L2Book = field(default_factory=L2Book)
+    seq: int = 0
+    trades: int = 0
+    messages: int = 0
+    rows_checked: int = 0
+    mismatches: int = 0
+    first_mismatch: int | None = None
+    state: str = "trading"
+    halts: int = 0
+
+    def start(self, row: list[int]) -> None:
+        """Take the book from the first orderbook row."""
+        self.book.clear()
+        self.book.apply(_levels(row))
+
+    def apply(self, msg: list[str], where: str) -> list[Event]:
+        """Apply one message row; raise LobsterError naming ``where`` if it is bad."""
+        try:
+            t, kind, oid, size, price, direction = msg[:6]
+            ts = self.midnight_ns + _seconds_ns(t)
+            kind_i, size_i, price_i, dir_i = int(kind), int(size), int(price), int(direction)
+        except ValueError as exc:
+            raise LobsterError(f"{where}: {exc}") from None
+        self.messages += 1
+        if kind_i == 7:
+            self.halts += 1
+            self.state = HALT_STATES.get(price_i, self.state)
+            return []
+        if dir_i not in (1, -1) or size_i <= 0:
+            raise LobsterError(f"{where}: bad direction {direction!r} or size {size!r}")
+        side = 0 if dir_i == 1 else 1
+        events: list[Event] = []
+        if kind_i in (4, 5, 6):
+            self.trades += 1
+            # Executing a sell (buy) limit order is a buyer- (seller-) initiated trade.
+            events.append(
+                Trade(
+                    self.venue,
+                    self.symbol,
+                    self.trades,
+                    f"{oid}:{self.trades}",
+                    price_i,
+                    size_i,
+                    0 if dir_i == -1 else 1,
+                    ts,
+                    ts,
+                )
+            )
+        if kind_i in (1, 2, 3, 4):
+            current = self.book.size_at(side, price_i)
+            new = current + size_i if kind_i == 1 else current - size_i
+            if new < 0:
+                raise LobsterError(
+                    f"{where}: removes {size_i} from a level of {current} at {price_i}"
+                )
+            self.book.set(side, price_i, new)
+            self.seq += 1
+            events.append(
+                BookUpdate(self.venue, self.symbol, self.seq, ts, ts, ((side, price_i, new),))
+            )
+        elif kind_i not in (5, 6):
+            raise LobsterError(f"{where}: unknown event type {kind!r}")
+        return events
+
+    def check(self, row: list[int], line: int) -> bool:
+        """Compare our top levels with an orderbook row."""
+        self.rows_checked += 1
+        levels = len(row) // 4
+        ours = _row(self.book, levels)
+        if ours == row:
+            return True
+        self.mismatches += 1
+        if self.first_mismatch is None:
+            self.first_mismatch = line
+        return False
+
+    def summary(self) -> dict[str, Any]:
+        bids, asks = self.book.snapshot(5)
+        return {
+            "symbol": self.symbol,
+            "messages": self.messages,
+            "book_updates": self.seq,
+            "trades": self.trades,
+            "halts": self.halts,
+            "state": self.state,
+            "rows_checked": self.rows_checked,
+            "mismatches": self.mismatches,
+            "first_mismatch_line": self.first_mismatch,
+            "bids": [list(b) for b in bids],
+            "asks": [list(a) for a in asks],
+        }
+
+
+def _seconds_ns(text: str) -> int:
+    mantissa, exp = parse_decimal(text)
+    return int(mantissa * 10 ** (9 - exp)) if exp <= 9 else int(mantissa // 10 ** (exp - 9))
+
+
+def _levels(row: list[int]) -> list[tuple[int, int, int]]:
+    out = []
+    for i in range(0, len(row), 4):
+        ask_p, ask_s, bid_p, bid_s = row[i : i + 4]
+        if ask_p != EMPTY_ASK and ask_s > 0:
+            out.append((1, ask_p, ask_s))
+        if bid_p != EMPTY_BID and bid_s > 0:
+            out.append((0, bid_p, bid_s))
+    return out
+
+
+def _row(book: L2Book, levels: int) -> list[int]:
+    asks, bids = book.depth(1, levels), book.depth(0, levels)
+    out = []
+    for i in range(levels):
+        out += list(asks[i]) if i < len(asks) else [EMPTY_ASK, 0]
+        out += list(bids[i]) if i < len(bids) else [EMPTY_BID, 0]
+    return out
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    with path.open(newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if row:
+                yield line, row
+
+
+def midnight_from_name(path: Path) -> int:
+    """Epoch ns of the file's trading day, from LOBSTER's TICKER_YYYY-MM-DD_... names (else 0)."""
+    m = re.search(r"_(\d{4}-\d{2}-\d{2})_", path.name)
+    if m is None:
+        return 0
+    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
+    return int(day.timestamp()) * 1_000_000_000
+
+
+def replay_lobster(
+    messages: Path, orderbook: Path | None, symbol: str | None = None
+) -> LobsterReplay:
+    """Replay a message file (checked row by row against its orderbook file when given)."""
+    name = symbol or messages.name.split("_", 1)[0]
+    replay = LobsterReplay(name, midnight_from_name(messages))
+    books = _rows(orderbook) if orderbook is not None else None
+    for line, msg in _rows(messages):
+        where = f"{messages.name} line {line}"
+        book_row: list[int] | None = None
+        if books is not None:
+            try:
+                book_line, raw = next(books)
+                book_row = [int(v) for v in raw]
+            except StopIteration:
+                raise LobsterError(f"{orderbook}: fewer rows than {messages.name}") from None
+            except ValueError as exc:
+                raise LobsterError(f"{orderbook} line {book_line}: {exc}") from None
+        if line == 1 and book_row is not None:
+            replay.start(book_row)  # the first row already includes the first message
+            replay.messages += 1
+            continue
+        replay.apply(msg, where)
+        if book_row is not None:
+            replay.check(book_row, line)
+    return replay
