@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "replay", help="replay recorded venue traffic through parser, sync and books"
     )
-    p.add_argument("kind", choices=["capture", "lobster"])
+    p.add_argument("kind", choices=["capture", "lobster", "databento"])
     p.add_argument("file", type=Path, help="capture file (.jsonl[.zst]) or LOBSTER message file")
     p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
     p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
@@ -191,6 +191,21 @@ def _replay(path: Path, venue: str | None, speed: str, check: bool) -> int:
     return 0
 
 
+def _replay_databento(path: Path) -> int:
+    """Replay a Databento MBO file (CSV or DBN) and print the per-instrument summary."""
+    import json
+
+    from feedhandler.databento import DatabentoError, replay_databento
+
+    try:
+        replay = replay_databento(path)
+    except (DatabentoError, OSError, ValueError) as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(replay.summary(), indent=2))
+    return 0
+
+
 def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, check: bool) -> int:
     """Replay LOBSTER files; with --check, exit 1 on any row the book disagrees with."""
     import json
@@ -217,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
         return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+    if args.command == "replay" and args.kind == "databento":
+        return _replay_databento(args.file)
     if args.command == "replay" and args.kind == "lobster":
         return _replay_lobster(args.file, args.orderbook, args.symbol, args.check)
     if args.command == "replay":
