@@ -14,7 +14,6 @@ import asyncio
 import logging
 import random
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,12 +25,16 @@ from hub.db import _redact
 from hub.errors import BadMessage, ServiceUnavailable
 from hub.events import Instrument, Trade, decode
 from hub.kafka import consumer, start_consumer, topic_names
+from recorder.writer import DeadLetter, trade_problem, write_batch
 
 log = logging.getLogger("hub.recorder")
 
 ROWS = Counter("hub_recorder_rows_total", "Rows written (after dedupe)", ["table"])
 RECEIVED = Counter("hub_recorder_messages_total", "Messages consumed", ["kind"])
-BAD = Counter("hub_recorder_bad_messages_total", "Messages that could not be decoded")
+BAD = Counter(
+    "hub_recorder_bad_messages_total",
+    "Messages kept in dead_letters (undecodable or impossible values)",
+)
 BATCH = Histogram(
     "hub_recorder_batch_size",
     "Messages per database transaction",
@@ -54,67 +57,6 @@ DB_DOWN = (
     ServiceUnavailable,
 )
 """Errors that mean the database is unreachable or restarting: retry the batch."""
-
-TRADE_COLUMNS = (
-    "time",
-    "venue",
-    "symbol",
-    "seq",
-    "trade_id",
-    "price_ticks",
-    "size_lots",
-    "side",
-    "ts_event",
-    "ts_recv",
-)
-
-
-def trade_row(t: Trade) -> tuple[Any, ...]:
-    ts = datetime.fromtimestamp(t.ts_event // 1000 / 1e6, tz=UTC)
-    ts = ts.replace(microsecond=(t.ts_event // 1000) % 1_000_000)
-    return (
-        ts,
-        t.venue,
-        t.symbol,
-        t.seq,
-        t.trade_id,
-        t.price,
-        t.size,
-        t.side,
-        t.ts_event,
-        t.ts_recv,
-    )
-
-
-async def write_batch(
-    conn: asyncpg.Connection, trades: list[Trade], instruments: list[Instrument]
-) -> int:
-    """Write one batch in one transaction; return how many trades were new."""
-    async with conn.transaction():
-        for inst in instruments:
-            await conn.execute(
-                "INSERT INTO instruments (venue, symbol, tick_size, lot_size) "
-                "VALUES ($1, $2, $3::numeric, $4::numeric) ON CONFLICT (venue, symbol) DO UPDATE "
-                "SET tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, "
-                "updated_at = now()",
-                inst.venue,
-                inst.symbol,
-                inst.tick_size,
-                inst.lot_size,
-            )
-        if not trades:
-            return 0
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-        await conn.copy_records_to_table(
-            "trades_in", records=[trade_row(t) for t in trades], columns=TRADE_COLUMNS
-        )
-        status = await conn.execute(
-            "INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING"
-        )
-        return int(status.split()[-1])
 
 
 class Recorder:
@@ -141,7 +83,11 @@ class Recorder:
             ) from None
 
     async def _write_with_retry(
-        self, conn: asyncpg.Connection | None, trades: list[Trade], instruments: list[Instrument]
+        self,
+        conn: asyncpg.Connection | None,
+        trades: list[Trade],
+        instruments: list[Instrument],
+        dead: list[DeadLetter],
     ) -> asyncpg.Connection:
         delay = 0.2
         while True:
@@ -149,7 +95,7 @@ class Recorder:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
                 started = time.perf_counter()
-                new = await write_batch(conn, trades, instruments)
+                new = await write_batch(conn, trades, instruments, dead)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new
@@ -202,19 +148,32 @@ class Recorder:
                 records = await c.getmany(timeout_ms=rcfg.flush_ms, max_records=rcfg.batch_size)
                 trades: list[Trade] = []
                 instruments: list[Instrument] = []
+                dead: list[DeadLetter] = []
                 for batch in records.values():
                     for record in batch:
                         try:
                             event = decode(record.value)
+                            problem = trade_problem(event) if isinstance(event, Trade) else None
                         except BadMessage as exc:
+                            event, problem = None, f"undecodable: {exc}"
+                        if problem is not None:
                             BAD.inc()
+                            dead.append(
+                                DeadLetter(
+                                    record.topic,
+                                    record.partition,
+                                    record.offset,
+                                    problem,
+                                    bytes(record.value or b""),
+                                )
+                            )
                             log.warning(
-                                "undecodable message skipped",
+                                "message kept in dead_letters",
                                 extra={
                                     "topic": record.topic,
                                     "partition": record.partition,
                                     "offset": record.offset,
-                                    "error": str(exc),
+                                    "reason": problem,
                                 },
                             )
                             continue
@@ -223,10 +182,10 @@ class Recorder:
                         elif isinstance(event, Instrument):
                             instruments.append(event)
                         RECEIVED.labels(type(event).__name__.lower()).inc()
-                if not trades and not instruments:
+                if not trades and not instruments and not dead:
                     continue
-                BATCH.observe(len(trades) + len(instruments))
-                conn = await self._write_with_retry(conn, trades, instruments)
+                BATCH.observe(len(trades) + len(instruments) + len(dead))
+                conn = await self._write_with_retry(conn, trades, instruments, dead)
                 try:
                     await c.commit()
                 except (CommitFailedError, KafkaError) as exc:

@@ -1,0 +1,144 @@
+"""One recorder batch = one database transaction: instruments, dead letters, trades, bars.
+
+Trades go in with binary COPY into a staging table, then ``INSERT ... ON
+CONFLICT DO NOTHING`` on the trades' unique key, so a re-delivered batch
+changes nothing. In the same transaction every bar the batch touches (each
+interval, each bucket that holds one of its trades) is recomputed from the
+stored trades, which keeps every bar exactly equal to its trades, late and
+out-of-order ones included. Impossible trades and undecodable messages go
+to ``dead_letters`` with the reason instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from hub.events import Instrument, Trade
+
+BAR_INTERVALS = (1, 60, 300, 3600, 86400)
+"""Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
+FUTURE_TOLERANCE_NS = 3600 * 10**9
+"""A trade stamped more than this ahead of our clock is refused as 'time far in the future'."""
+
+TRADE_COLUMNS = (
+    "time",
+    "venue",
+    "symbol",
+    "seq",
+    "trade_id",
+    "price_ticks",
+    "size_lots",
+    "side",
+    "ts_event",
+    "ts_recv",
+)
+
+RECOMPUTE_BARS = """
+WITH affected AS (
+    SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
+    FROM trades_in
+)
+INSERT INTO bars (bucket, interval_s, venue, symbol, open, high, low, close, volume,
+                  notional, trades)
+SELECT a.bucket, $1, a.venue, a.symbol,
+       (array_agg(t.price_ticks ORDER BY t.time, t.seq))[1],
+       max(t.price_ticks), min(t.price_ticks),
+       (array_agg(t.price_ticks ORDER BY t.time DESC, t.seq DESC))[1],
+       sum(t.size_lots), sum(t.price_ticks::numeric * t.size_lots), count(*)
+FROM affected a
+JOIN trades t ON t.venue = a.venue AND t.symbol = a.symbol
+             AND t.time >= a.bucket AND t.time < a.bucket + make_interval(secs => $1)
+GROUP BY a.bucket, a.venue, a.symbol
+ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, notional = EXCLUDED.notional, trades = EXCLUDED.trades
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message kept out of the normal tables, where it came from and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    raw: bytes
+
+
+def trade_problem(t: Trade, now_ns: int | None = None) -> str | None:
+    """Why a trade cannot be stored as a normal trade (None if it can)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if t.price <= 0:
+        return f"non-positive price {t.price}"
+    if t.size <= 0:
+        return f"non-positive size {t.size}"
+    if t.side not in (0, 1):
+        return f"unknown aggressor side {t.side}"
+    if t.ts_event > now_ns + FUTURE_TOLERANCE_NS:
+        return f"event time {t.ts_event} is more than 1 h in the future"
+    return None
+
+
+def trade_row(t: Trade) -> tuple[Any, ...]:
+    micros = t.ts_event // 1000
+    ts = datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(microsecond=micros % 1_000_000)
+    return (
+        ts,
+        t.venue,
+        t.symbol,
+        t.seq,
+        t.trade_id,
+        t.price,
+        t.size,
+        t.side,
+        t.ts_event,
+        t.ts_recv,
+    )
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    trades: list[Trade],
+    instruments: list[Instrument],
+    dead: list[DeadLetter] | None = None,
+) -> int:
+    """Write one batch in one transaction; return how many trades were new."""
+    async with conn.transaction():
+        for inst in instruments:
+            await conn.execute(
+                "INSERT INTO instruments (venue, symbol, tick_size, lot_size) "
+                "VALUES ($1, $2, $3::numeric, $4::numeric) ON CONFLICT (venue, symbol) DO UPDATE "
+                "SET tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, "
+                "updated_at = now()",
+                inst.venue,
+                inst.symbol,
+                inst.tick_size,
+                inst.lot_size,
+            )
+        if dead:
+            await conn.executemany(
+                'INSERT INTO dead_letters (topic, partition, "offset", reason, raw) '
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                [(d.topic, d.partition, d.offset, d.reason, d.raw) for d in dead],
+            )
+        if not trades:
+            return 0
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        )
+        await conn.copy_records_to_table(
+            "trades_in", records=[trade_row(t) for t in trades], columns=TRADE_COLUMNS
+        )
+        status = await conn.execute(
+            "INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING"
+        )
+        for interval in BAR_INTERVALS:
+            await conn.execute(RECOMPUTE_BARS, interval)
+        return int(status.split()[-1])

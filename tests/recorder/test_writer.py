@@ -1,0 +1,159 @@
+"""Recorder batches against the real PostgreSQL + TimescaleDB: trades exactly once, bars
+exactly equal to their trades (late and out-of-order ones included), dead letters kept."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hub.db import migrate
+from hub.events import Instrument, Trade
+from recorder.writer import BAR_INTERVALS, DeadLetter, trade_problem, write_batch
+
+pytestmark = pytest.mark.services
+T0 = 1_790_000_000 * 10**9  # 2026-09-21, ns
+
+
+def make_trades(seed: int, n: int) -> list[Trade]:
+    rng = random.Random(seed)
+    out = []
+    for seq in range(1, n + 1):
+        ts = T0 + rng.randrange(0, 3 * 3600) * 10**9 + rng.randrange(10**9)
+        symbol = rng.choice(["BTC-USD", "ETH-USD"])
+        out.append(
+            Trade(
+                "SIM",
+                symbol,
+                seq,
+                str(seq),
+                rng.randrange(99_000, 101_000),
+                rng.randrange(1, 500),
+                rng.randrange(2),
+                ts,
+                ts,
+            )
+        )
+    return out
+
+
+def expected_bars(rows: list[Any], interval: int) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """OHLCV computed in Python from the stored trades (time in µs since the epoch)."""
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for venue, symbol, micros, seq, price, size in rows:
+        bucket = micros // (interval * 10**6) * interval
+        groups[venue, symbol, bucket].append((micros, seq, price, size))
+    out = {}
+    for key, trades in groups.items():
+        trades.sort()
+        prices = [t[2] for t in trades]
+        out[key] = (
+            prices[0],
+            max(prices),
+            min(prices),
+            prices[-1],
+            sum(t[3] for t in trades),
+            sum(t[2] * t[3] for t in trades),
+            len(trades),
+        )
+    return out
+
+
+async def stored_bars(
+    conn: asyncpg.Connection, interval: int
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    rows = await conn.fetch(
+        "SELECT venue, symbol, extract(epoch FROM bucket)::bigint AS b, open, high, low, close,"
+        " volume, notional, trades FROM bars WHERE interval_s = $1",
+        interval,
+    )
+    return {
+        (r["venue"], r["symbol"], r["b"]): (
+            r["open"],
+            r["high"],
+            r["low"],
+            r["close"],
+            int(r["volume"]),
+            int(r["notional"]),
+            r["trades"],
+        )
+        for r in rows
+    }
+
+
+def test_bars_equal_trades_with_redelivery_and_late_trades(database: str) -> None:
+    migrate(database)
+    trades = make_trades(1, 3000)
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [
+                Instrument("SIM", "BTC-USD", "0.01", "0.0001"),
+                Instrument("SIM", "ETH-USD", "0.01", "0.0001"),
+            ]
+            # Deliver in shuffled batches (out of order), then a late batch, then everything again.
+            shuffled = trades[:2500]
+            random.Random(2).shuffle(shuffled)
+            new = 0
+            for i in range(0, len(shuffled), 400):
+                new += await write_batch(conn, shuffled[i : i + 400], inst)
+            new += await write_batch(conn, trades[2500:], [])
+            assert new == 3000
+            assert await write_batch(conn, trades, inst) == 0  # re-delivery changes nothing
+            assert await conn.fetchval("SELECT count(*) FROM trades") == 3000
+            rows = await conn.fetch(
+                "SELECT venue, symbol, (extract(epoch FROM time) * 1000000)::bigint, seq,"
+                " price_ticks, size_lots FROM trades"
+            )
+            for interval in BAR_INTERVALS:
+                assert await stored_bars(conn, interval) == expected_bars(
+                    [tuple(r) for r in rows], interval
+                ), interval
+            vwap = await conn.fetchval(
+                "SELECT vwap FROM bars_decimal WHERE interval_s = 86400 AND symbol = 'BTC-USD'"
+            )
+            btc = [t for t in trades if t.symbol == "BTC-USD"]
+            from decimal import Decimal
+
+            want = Decimal(sum(t.price * t.size for t in btc)) / sum(t.size for t in btc) / 100
+            assert abs(vwap - want) < Decimal("1e-12")
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_dead_letters_are_kept_once_with_their_reason(database: str) -> None:
+    migrate(database)
+    now = T0
+    assert trade_problem(Trade("V", "S", 1, "1", 0, 5, 0, now, now), now) == "non-positive price 0"
+    assert trade_problem(Trade("V", "S", 1, "1", 5, -1, 0, now, now), now) == "non-positive size -1"
+    assert "in the future" in (
+        trade_problem(Trade("V", "S", 1, "1", 5, 1, 0, now + 2 * 3600 * 10**9, now), now) or ""
+    )
+    assert trade_problem(Trade("V", "S", 1, "1", 5, 1, 0, now, now), now) is None
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            dead = [
+                DeadLetter("md.trades", 3, 17, "non-positive price 0", b'{"k":"trade"}'),
+                DeadLetter("md.trades", 3, 18, "undecodable: not JSON", b"\xff\x00"),
+            ]
+            await write_batch(conn, [], [], dead)
+            await write_batch(conn, [], [], dead)  # re-delivered: still once
+            rows = await conn.fetch('SELECT "offset", reason, raw FROM dead_letters ORDER BY 1')
+            assert [(r[0], r[1], bytes(r[2])) for r in rows] == [
+                (17, "non-positive price 0", b'{"k":"trade"}'),
+                (18, "undecodable: not JSON", b"\xff\x00"),
+            ]
+            assert await conn.fetchval("SELECT count(*) FROM trades") == 0
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
