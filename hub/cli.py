@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("services", help="start/stop the local Kafka, PostgreSQL and Redis")
     p.add_argument("action", choices=["up", "down", "status", "env"])
+    p.add_argument(
+        "service",
+        nargs="?",
+        choices=["kafka", "postgres", "redis"],
+        help="only this service (default: all)",
+    )
 
     p = sub.add_parser("itch", help="replay a NASDAQ ITCH 5.0 file and print one symbol's book")
     p.add_argument("file", type=Path, help="ITCH 5.0 file, plain or gzip")
@@ -231,7 +237,8 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
-        return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action])
+        extra = [args.service] if args.service else []
+        return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action, *extra])
     if args.command == "replay" and args.kind == "databento":
         return _replay_databento(args.file)
     if args.command == "replay" and args.kind == "lobster":

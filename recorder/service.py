@@ -54,6 +54,8 @@ DB_DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57P0x: admin/crash shutdown, starting up
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
     ServiceUnavailable,
 )
 """Errors that mean the database is unreachable or restarting: retry the batch."""

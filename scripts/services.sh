@@ -3,7 +3,7 @@
 # PostgreSQL 15 + TimescaleDB and Redis, on loopback ports with data under
 # $HUB_SERVICES_DIR (default .services/ in the project). Idempotent.
 #
-#   scripts/services.sh up|down|status|env
+#   scripts/services.sh up|down|status|env [kafka|postgres|redis]
 #
 # Ports: HUB_KAFKA_PORT (39092), HUB_PG_PORT (35432), HUB_REDIS_PORT (36379).
 set -uo pipefail
@@ -141,9 +141,13 @@ env_lines() {
   printf 'HUB_REDIS__URL=redis://%s:%s/0\n' "$HOST" "$REDIS_PORT"
 }
 
+only=${2:-all}
+case "$only" in all|kafka|postgres|redis) ;; *) echo "unknown service: $only (kafka, postgres or redis)" >&2; exit 2 ;; esac
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
 case "${1:-}" in
-  up) kafka_up; redis_up; pg_up ;;
-  down) kafka_down; redis_down; pg_down ;;
+  up) want kafka && kafka_up; want redis && redis_up; want postgres && pg_up; true ;;
+  down) want kafka && kafka_down; want redis && redis_down; want postgres && pg_down; true ;;
   status)
     rc=0
     status_line kafka "$KAFKA_PORT" || rc=1
@@ -151,5 +155,5 @@ case "${1:-}" in
     status_line redis "$REDIS_PORT" || rc=1
     exit $rc ;;
   env) env_lines ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env [kafka|postgres|redis]" >&2; exit 2 ;;
 esac

@@ -157,3 +157,16 @@ def test_dead_letters_are_kept_once_with_their_reason(database: str) -> None:
             await conn.close()
 
     asyncio.run(scenario())
+
+
+def test_every_way_a_restarting_database_fails_is_retried() -> None:
+    from recorder.service import DB_DOWN
+
+    for exc in (
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.CannotConnectNowError("starting up"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("gone"),
+        ConnectionRefusedError(111, "refused"),
+        TimeoutError(),
+    ):
+        assert isinstance(exc, DB_DOWN), type(exc).__name__
