@@ -3,9 +3,10 @@
 Trades go in with binary COPY into a staging table, then ``INSERT ... ON
 CONFLICT DO NOTHING`` on the trades' unique key, so a re-delivered batch
 changes nothing. In the same transaction every bar the batch touches (each
-interval, each bucket that holds one of its trades) is recomputed from the
-stored trades, which keeps every bar exactly equal to its trades, late and
-out-of-order ones included. Impossible trades and undecodable messages go
+interval, each bucket that holds one of its trades) is recomputed: 1 s bars
+from the stored trades, each longer interval from the next finer bars. That
+keeps every bar exactly equal to its trades, late and out-of-order ones
+included, at a cost bounded by one bucket's children. Impossible trades and undecodable messages go
 to ``dead_letters`` with the reason instead.
 """
 
@@ -38,7 +39,11 @@ TRADE_COLUMNS = (
     "ts_recv",
 )
 
-RECOMPUTE_BARS = """
+BAR_PARENTS = ((60, 1), (300, 60), (3600, 300), (86400, 3600))
+"""Each longer interval is rebuilt from the next finer bars (children partition it exactly),
+so no batch rescans more than a parent's children: a day bar reads 24 hourly bars."""
+
+RECOMPUTE_BARS_FROM_TRADES = """
 WITH affected AS (
     SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
     FROM trades_in
@@ -53,6 +58,26 @@ SELECT a.bucket, $1, a.venue, a.symbol,
 FROM affected a
 JOIN trades t ON t.venue = a.venue AND t.symbol = a.symbol
              AND t.time >= a.bucket AND t.time < a.bucket + make_interval(secs => $1)
+GROUP BY a.bucket, a.venue, a.symbol
+ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, notional = EXCLUDED.notional, trades = EXCLUDED.trades
+"""
+
+RECOMPUTE_BARS_FROM_CHILDREN = """
+WITH affected AS (
+    SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
+    FROM trades_in
+)
+INSERT INTO bars (bucket, interval_s, venue, symbol, open, high, low, close, volume,
+                  notional, trades)
+SELECT a.bucket, $1, a.venue, a.symbol,
+       (array_agg(b.open ORDER BY b.bucket))[1], max(b.high), min(b.low),
+       (array_agg(b.close ORDER BY b.bucket DESC))[1],
+       sum(b.volume), sum(b.notional), sum(b.trades)
+FROM affected a
+JOIN bars b ON b.venue = a.venue AND b.symbol = a.symbol AND b.interval_s = $2
+           AND b.bucket >= a.bucket AND b.bucket < a.bucket + make_interval(secs => $1)
 GROUP BY a.bucket, a.venue, a.symbol
 ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
     open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
@@ -139,6 +164,7 @@ async def write_batch(
         status = await conn.execute(
             "INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING"
         )
-        for interval in BAR_INTERVALS:
-            await conn.execute(RECOMPUTE_BARS, interval)
+        await conn.execute(RECOMPUTE_BARS_FROM_TRADES, BAR_INTERVALS[0])
+        for interval, child in BAR_PARENTS:
+            await conn.execute(RECOMPUTE_BARS_FROM_CHILDREN, interval, child)
         return int(status.split()[-1])
