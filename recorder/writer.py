@@ -43,46 +43,59 @@ BAR_PARENTS = ((60, 1), (300, 60), (3600, 300), (86400, 3600))
 """Each longer interval is rebuilt from the next finer bars (children partition it exactly),
 so no batch rescans more than a parent's children: a day bar reads 24 hourly bars."""
 
-RECOMPUTE_BARS_FROM_TRADES = """
-WITH affected AS (
-    SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
-    FROM trades_in
-)
-INSERT INTO bars (bucket, interval_s, venue, symbol, open, high, low, close, volume,
-                  notional, trades)
-SELECT a.bucket, $1, a.venue, a.symbol,
-       (array_agg(t.price_ticks ORDER BY t.time, t.seq))[1],
-       max(t.price_ticks), min(t.price_ticks),
-       (array_agg(t.price_ticks ORDER BY t.time DESC, t.seq DESC))[1],
-       sum(t.size_lots), sum(t.price_ticks::numeric * t.size_lots), count(*)
-FROM affected a
-JOIN trades t ON t.venue = a.venue AND t.symbol = a.symbol
-             AND t.time >= a.bucket AND t.time < a.bucket + make_interval(secs => $1)
-GROUP BY a.bucket, a.venue, a.symbol
+# One LATERAL aggregate per affected bucket: each is an index range scan on
+# (venue, symbol, time) or the bars key. (A plain join let the planner merge
+# on (venue, symbol) and filter the time range afterwards: a cross product.)
+UPSERT_BARS = """
 ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
     open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
     volume = EXCLUDED.volume, notional = EXCLUDED.notional, trades = EXCLUDED.trades
 """
 
-RECOMPUTE_BARS_FROM_CHILDREN = """
+AFFECTED = """
 WITH affected AS (
     SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
     FROM trades_in
 )
 INSERT INTO bars (bucket, interval_s, venue, symbol, open, high, low, close, volume,
                   notional, trades)
-SELECT a.bucket, $1, a.venue, a.symbol,
-       (array_agg(b.open ORDER BY b.bucket))[1], max(b.high), min(b.low),
-       (array_agg(b.close ORDER BY b.bucket DESC))[1],
-       sum(b.volume), sum(b.notional), sum(b.trades)
+SELECT a.bucket, $1, a.venue, a.symbol, s.open, s.high, s.low, s.close, s.volume,
+       s.notional, s.trades
 FROM affected a
-JOIN bars b ON b.venue = a.venue AND b.symbol = a.symbol AND b.interval_s = $2
-           AND b.bucket >= a.bucket AND b.bucket < a.bucket + make_interval(secs => $1)
-GROUP BY a.bucket, a.venue, a.symbol
-ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, notional = EXCLUDED.notional, trades = EXCLUDED.trades
+CROSS JOIN LATERAL (
 """
+
+RECOMPUTE_BARS_FROM_TRADES = (
+    AFFECTED
+    + """
+    SELECT (array_agg(t.price_ticks ORDER BY t.time, t.seq))[1] AS open,
+           max(t.price_ticks) AS high, min(t.price_ticks) AS low,
+           (array_agg(t.price_ticks ORDER BY t.time DESC, t.seq DESC))[1] AS close,
+           sum(t.size_lots) AS volume, sum(t.price_ticks::numeric * t.size_lots) AS notional,
+           count(*) AS trades
+    FROM trades t
+    WHERE t.venue = a.venue AND t.symbol = a.symbol
+      AND t.time >= a.bucket AND t.time < a.bucket + make_interval(secs => $1)
+) s
+WHERE s.trades > 0
+"""
+    + UPSERT_BARS
+)
+
+RECOMPUTE_BARS_FROM_CHILDREN = (
+    AFFECTED
+    + """
+    SELECT (array_agg(b.open ORDER BY b.bucket))[1] AS open, max(b.high) AS high,
+           min(b.low) AS low, (array_agg(b.close ORDER BY b.bucket DESC))[1] AS close,
+           sum(b.volume) AS volume, sum(b.notional) AS notional, sum(b.trades) AS trades
+    FROM bars b
+    WHERE b.venue = a.venue AND b.symbol = a.symbol AND b.interval_s = $2
+      AND b.bucket >= a.bucket AND b.bucket < a.bucket + make_interval(secs => $1)
+) s
+WHERE s.trades > 0
+"""
+    + UPSERT_BARS
+)
 
 
 @dataclass(frozen=True, slots=True)
