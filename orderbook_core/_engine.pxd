@@ -36,6 +36,9 @@ cdef struct ELevel:
 ctypedef cmap[int64_t, ELevel] ELevels      # key: price, negated on the bid side
 
 
+cdef tuple order_state(EOrder* o)
+
+
 cdef class MatchingEngine:
     cdef FlatMap[EOrder] _orders
     cdef FlatMap[EOrder] _stops
@@ -55,8 +58,6 @@ cdef class MatchingEngine:
                       int reason) noexcept
     cdef list _finish(self)
     cdef void _flush_book(self) noexcept
-    cdef void _apply_record(self, const int64_t* c) noexcept
-    cdef int64_t _count(self, bint clear) noexcept
     cdef void _touch(self, int side, int64_t price) noexcept
     cdef void _rest(self, EOrder* o) noexcept
     cdef void _unrest(self, EOrder* o) noexcept

@@ -62,21 +62,6 @@ FIELDS = ("order_id", "account", "side", "type", "price", "stop_price", "leaves"
           "display", "visible", "tif", "post_only", "stp", "arrival")
 
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline int64_t _now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
-
-
 cdef inline int64_t _key(int side, int64_t price) noexcept nogil:
     return -price if side == 0 else price
 
@@ -85,18 +70,9 @@ cdef inline int64_t _abs(int64_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
-cdef tuple _state(EOrder* o):
+cdef tuple order_state(EOrder* o):
     return (o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
             o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival)
-
-
-cdef EOrder _from_state(fields):
-    cdef EOrder o
-    (o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
-     o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival) = fields
-    o.prev_id = NO_ORDER
-    o.next_id = NO_ORDER
-    return o
 
 
 cdef class MatchingEngine:
@@ -550,105 +526,15 @@ cdef class MatchingEngine:
             self._cancel(ids[i], R_MASS)
         return self._finish()
 
-    cdef void _apply_record(self, const int64_t* c) noexcept:
-        """One command from a batch record; events stay in the C buffer."""
-        cdef int reason
-        cdef EOrder o
-        cdef EOrder* found
-        cdef int64_t price
-        if c[0] == 1:
-            price = 0 if (c[4] == MARKET or c[4] == STOP) else c[5]
-            reason = self._check(c[1], <int>c[3], <int>c[4], c[5], c[6], <int>c[7], c[8] != 0,
-                                 c[9], c[10], <int>c[11])
-            if reason != R_NONE:
-                self._reject(c[1], c[2], <int>c[3], price, reason)
-            else:
-                o.order_id = c[1]
-                o.account = c[2]
-                o.side = <int>c[3]
-                o.type = <int>c[4]
-                o.price = price
-                o.stop_price = c[10]
-                o.leaves = c[6]
-                o.cum = 0
-                o.display = c[9]
-                o.visible = 0
-                o.tif = <int>c[7]
-                o.post_only = c[8] != 0
-                o.stp = <int>c[11]
-                o.arrival = 0
-                o.prev_id = NO_ORDER
-                o.next_id = NO_ORDER
-                self._report(&o, ACCEPTED, 0, 0, 0)
-                if o.type == STOP or o.type == STOP_LIMIT:
-                    self._arrival += 1
-                    o.arrival = self._arrival
-                    self._stops.put(o.order_id, o)
-                else:
-                    self._process(&o)
-                self._run_triggers()
-        elif c[0] == 2:
-            found = self._find(c[1])
-            if found == NULL:
-                self._reject(c[1], c[2], 0, 0, R_UNKNOWN_ORDER)
-            elif found.account != c[2]:
-                self._reject(c[1], c[2], found.side, found.price, R_NOT_OWNER)
-            else:
-                self._cancel(c[1], R_USER)
-        self._flush_book()
+    def run_batch(self, commands, latencies=None, int64_t interval_ns=0, bint keep=False):
+        """Run commands packed as 12-int64 records without a Python-level loop.
 
-    def run_batch(self, const int64_t[:] commands, int64_t[:] latencies=None,
-                  int64_t interval_ns=0, bint keep=False):
-        """Run commands packed as 12-int64 records, without a Python-level loop.
-
-        Record: ``(1, order_id, account, side, type, price, size, tif, post_only,
-        display, stop_price, stp)`` for a new order, ``(2, order_id, account, 0...)``
-        for a cancel. Events are produced in C exactly as by the per-call API;
-        with ``keep`` they are kept for ``take_events()``, otherwise counted and
-        dropped (as a binary publisher would consume them).
-
-        ``latencies`` (one slot per command) receives each command's latency in
-        ns. With ``interval_ns > 0`` commands are released on a fixed schedule
-        (one every ``interval_ns``) and latency is measured from the scheduled
-        release, so a stall also delays the commands queued behind it: no
-        coordinated omission. Returns the number of events produced.
+        See orderbook_core._engine_batch.run_batch for the record layout and the
+        latency measurement.
         """
-        cdef Py_ssize_t n = commands.shape[0] // 12, i
-        cdef int64_t produced = 0, start, due, now, before = self._count(False)
-        cdef bint timed = latencies is not None
-        if commands.shape[0] % 12:
-            raise ValueError(f"batch length {commands.shape[0]} is not a multiple of 12")
-        if timed and latencies.shape[0] < n:
-            raise ValueError(f"latencies needs {n} slots, has {latencies.shape[0]}")
-        start = _now_ns() if timed else 0
-        for i in range(n):
-            if timed:
-                due = start + i * interval_ns
-                if interval_ns:
-                    now = _now_ns()
-                    while now < due:
-                        now = _now_ns()
-                else:
-                    due = _now_ns()
-            self._apply_record(&commands[12 * i])
-            if timed:
-                latencies[i] = _now_ns() - due
-            if not keep:
-                produced += self._count(True)
-        if keep:
-            return self._count(False) - before
-        return produced
+        from orderbook_core._engine_batch import run_batch
 
-    cdef int64_t _count(self, bint clear) noexcept:
-        """Events in the C buffer; optionally drop them."""
-        cdef size_t i = 0, n = self._events.size()
-        cdef int64_t count = 0
-        while i < n:
-            count += 1
-            i += 12 if self._events[i] == EV_EXEC else (9 if self._events[i] == EV_TRADE else 5)
-        if clear:
-            self._events.clear()
-        return count
+        return run_batch(self, commands, latencies, interval_ns, keep)
 
     def take_events(self):
         """Events kept by ``run_batch(keep=True)``, as tuples like the per-call API returns."""
@@ -677,7 +563,7 @@ cdef class MatchingEngine:
 
     def order(self, int64_t order_id):
         cdef EOrder* o = self._find(order_id)
-        return None if o == NULL else _state(o)
+        return None if o == NULL else order_state(o)
 
     def order_ids(self, int side, int64_t price):
         cdef ELevels* levels = self._levels(side)
@@ -696,47 +582,14 @@ cdef class MatchingEngine:
         return self._orders.size() + self._stops.size()
 
     def snapshot_state(self):
-        """Everything needed to continue exactly where this engine is."""
-        cdef list book = []
-        cdef ELevels* levels
-        cdef ELevels.iterator it
-        cdef int64_t oid
-        cdef size_t i
-        for side in (0, 1):
-            levels = self._levels(side)
-            it = levels.begin()
-            while it != levels.end():
-                orders = []
-                oid = deref(it).second.head_id
-                while oid != NO_ORDER:
-                    orders.append(list(_state(self._orders.find(oid))))
-                    oid = self._orders.find(oid).next_id
-                book.append([side, _abs(deref(it).first), orders])
-                inc(it)
-        stops = []
-        for i in range(self._stops.capacity()):
-            if self._stops.key_at(i) != NO_ORDER:
-                stops.append(list(_state(self._stops.value_at(i))))
-        stops.sort(key=lambda s: s[13])
-        return {"seq": self.seq, "arrival": self._arrival, "last_price": self.last_price,
-                "book": book, "stops": stops}
+        """Everything needed to continue exactly where this engine is (JSON-able)."""
+        from orderbook_core._engine_state import snapshot_state
+
+        return snapshot_state(self)
 
     @classmethod
     def restore(cls, state):
-        cdef MatchingEngine engine = cls()
-        cdef EOrder o
-        cdef int64_t arrival
-        for _side, _price, orders in state["book"]:
-            for fields in orders:
-                o = _from_state(fields)
-                arrival = o.arrival
-                engine._rest(&o)
-                engine._orders.find(o.order_id).arrival = arrival
-        for fields in state["stops"]:
-            o = _from_state(fields)
-            engine._stops.put(o.order_id, o)
-        engine.seq = state["seq"]
-        engine._arrival = state["arrival"]
-        engine.last_price = state["last_price"]
-        engine._touched.clear()
-        return engine
+        """An engine that continues exactly from ``snapshot_state()``'s output."""
+        from orderbook_core._engine_state import restore_into
+
+        return restore_into(cls(), state)
