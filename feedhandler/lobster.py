@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.decimals import parse_decimal
 from hub.events import BookUpdate, Event, Trade
+from hub.times import seconds_ns
 from orderbook_core import L2Book
 
 EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
@@ -60,7 +60,7 @@ class LobsterReplay:
         """Apply one message row; raise LobsterError naming ``where`` if it is bad."""
         try:
             t, kind, oid, size, price, direction = msg[:6]
-            ts = self.midnight_ns + _seconds_ns(t)
+            ts = self.midnight_ns + seconds_ns(t)
             kind_i, size_i, price_i, dir_i = int(kind), int(size), int(price), int(direction)
         except ValueError as exc:
             raise LobsterError(f"{where}: {exc}") from None
@@ -132,11 +132,6 @@ class LobsterReplay:
             "bids": [list(b) for b in bids],
             "asks": [list(a) for a in asks],
         }
-
-
-def _seconds_ns(text: str) -> int:
-    mantissa, exp = parse_decimal(text)
-    return int(mantissa * 10 ** (9 - exp)) if exp <= 9 else int(mantissa // 10 ** (exp - 9))
 
 
 def _levels(row: list[int]) -> list[tuple[int, int, int]]:

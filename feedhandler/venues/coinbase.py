@@ -14,13 +14,13 @@ they arrive (the channels are not mutually ordered, so "most of the time").
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import decimals_unit, json_loads
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
+from hub.times import iso_ns
 
 VENUE = "COINBASE"
 SIZE_DECIMALS = 8
@@ -133,7 +133,7 @@ class CoinbaseParser:
     def _l2_data(self, event: dict[str, Any], ts_recv: int) -> list[Event]:
         product = event["product_id"]
         rows = [(u["side"], u["price_level"], u["new_quantity"]) for u in event["updates"]]
-        ts = max((_iso_ns(u["event_time"]) for u in event["updates"]), default=0)
+        ts = max((iso_ns(u["event_time"]) for u in event["updates"]), default=0)
         levels = self._levels(product, rows)
         if event["type"] == "snapshot":
             return self._book(product).snapshot(Snapshot(levels, ts_event=ts), ts_recv)
@@ -151,7 +151,7 @@ class CoinbaseParser:
             return self._book(product).snapshot(Snapshot(self._levels(product, rows)), ts_recv)
         if kind == "l2update":
             product = msg["product_id"]
-            delta = Delta(self._levels(product, msg["changes"]), ts_event=_iso_ns(msg.get("time")))
+            delta = Delta(self._levels(product, msg["changes"]), ts_event=iso_ns(msg.get("time")))
             return self._book(product).delta(delta, ts_recv)
         if kind == "match":
             return [
@@ -197,7 +197,7 @@ class CoinbaseParser:
             tick.to_units(price),
             lot.to_units(size),
             aggressor,
-            _iso_ns(time),
+            iso_ns(time),
             ts_recv,
         )
 
@@ -210,11 +210,3 @@ class CoinbaseParser:
         top = (bid[0] if bid else None, ask[0] if ask else None)
         counts = self.ticker_checks.setdefault(product, [0, 0])
         counts[0 if top == (tick.to_units(best_bid), tick.to_units(best_ask)) else 1] += 1
-
-
-def _iso_ns(stamp: str | None) -> int:
-    if not stamp:
-        return 0
-    whole, _, frac = stamp.rstrip("Z").partition(".")
-    seconds = int(datetime.fromisoformat(whole.replace(" ", "T") + "+00:00").timestamp())
-    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])

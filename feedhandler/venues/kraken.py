@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from datetime import datetime
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import decimals_unit, json_loads
-from hub.decimals import Unit, parse_decimal, round_units
+from hub.decimals import Unit, round_units
 from hub.events import Event, LevelChange, Trade
+from hub.times import iso_ns, seconds_ns
 from orderbook_core import L2Book
 
 VENUE = "KRAKEN"
@@ -123,20 +123,20 @@ class KrakenParser:
         bids = [lv for p in parts for lv in p.get("b", [])]
         asks = [lv for p in parts for lv in p.get("a", [])]
         crc = next((int(p["c"]) for p in parts if "c" in p), None)
-        ts = max((float(lv[2]) for lv in bids + asks), default=0.0)
-        delta = Delta(self._v1_levels(symbol, bids, asks), ts_event=int(ts * 1e9), checksum=crc)
+        ts = max((seconds_ns(lv[2]) for lv in bids + asks), default=0)
+        delta = Delta(self._v1_levels(symbol, bids, asks), ts_event=ts, checksum=crc)
         return self._book(symbol).delta(delta, ts_recv)
 
     def _v1_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
-        pd, qd = self.precisions[symbol]
-        out: list[LevelChange] = []
-        for side, levels in ((0, bids), (1, asks)):
-            for level in levels:
-                out.append((side, _units(level[0], pd), _units(level[1], qd)))
-        return tuple(out)
+        tick, lot = self.units_for(symbol)
+        return tuple(
+            (side, tick.to_units(level[0]), lot.to_units(level[1]))
+            for side, levels in ((0, bids), (1, asks))
+            for level in levels
+        )
 
     def _v1_trades(self, symbol: str, rows: list[Any], ts_recv: int) -> list[Event]:
-        pd, qd = self.precisions.get(symbol, (0, 0))
+        tick, lot = self.units_for(symbol)  # KeyError (a malformed frame) until the book arrives
         out: list[Event] = []
         for row in rows:
             seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1
@@ -146,10 +146,10 @@ class KrakenParser:
                     symbol,
                     seq,
                     f"{row[2]}:{seq}",
-                    _units(row[0], pd),
-                    _units(row[1], qd),
+                    tick.to_units(row[0]),
+                    lot.to_units(row[1]),
                     0 if row[3] == "b" else 1,
-                    int(float(row[2]) * 1e9),
+                    seconds_ns(row[2]),
                     ts_recv,
                 )
             )
@@ -177,7 +177,7 @@ class KrakenParser:
                 out += self._bad(json.dumps(item), f"no precision known for {symbol}")
                 continue
             levels = self._v2_levels(symbol, item.get("bids", []), item.get("asks", []))
-            ts = _iso_ns(item.get("timestamp"))
+            ts = iso_ns(item.get("timestamp"))
             crc = int(item["checksum"]) if "checksum" in item else None
             if msg.get("type") == "snapshot":
                 out += self._book(symbol).snapshot(
@@ -190,7 +190,11 @@ class KrakenParser:
     def _v2_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
         pd, qd = self.precisions[symbol]
         return tuple(
-            (side, round_units(lv["price"], pd), round_units(lv["qty"], qd))
+            (
+                side,
+                round_units(lv["price"], pd),
+                round_units(lv["qty"], qd),
+            )
             for side, levels in ((0, bids), (1, asks))
             for lv in levels
         )
@@ -207,21 +211,6 @@ class KrakenParser:
             round_units(t["price"], pd),
             round_units(t["qty"], qd),
             0 if t["side"] == "buy" else 1,
-            _iso_ns(t.get("timestamp")),
+            iso_ns(t.get("timestamp")),
             ts_recv,
         )
-
-
-def _units(text: str, decimals: int) -> int:
-    mantissa, exp = parse_decimal(text)
-    if exp > decimals:
-        raise ValueError(f"{text!r} has more than {decimals} decimals")
-    return int(mantissa * 10 ** (decimals - exp))
-
-
-def _iso_ns(stamp: str | None) -> int:
-    if not stamp:
-        return 0
-    whole, _, frac = stamp.rstrip("Z").partition(".")
-    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
-    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
