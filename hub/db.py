@@ -39,10 +39,11 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(dsn, connect_timeout=5)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ServiceUnavailable("PostgreSQL", _redact(dsn), first) from None
+        raise ServiceUnavailable("PostgreSQL", redact_dsn(dsn), first) from None
 
 
-def _redact(dsn: str) -> str:
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password masked, for logs and error messages."""
     return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
 
 

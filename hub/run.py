@@ -19,6 +19,7 @@ from fanout.sources import bus_source, kafka_source
 from feedhandler.feed import Feed
 from hub.bus import InProcessBus, MemorySnapshots
 from hub.config import HubConfig
+from hub.db import redact_dsn
 from hub.kafka import KafkaPublisher, ensure_topics
 from hub.ops import bound_port, serve_ops
 from hub.redis_store import RedisSnapshots
@@ -125,7 +126,7 @@ async def run_recorder(cfg: HubConfig) -> None:
     ops = await serve_ops(cfg.recorder.metrics_host, cfg.recorder.metrics_port, recorder.health)
     announce(
         [
-            f"hub recorder writing to {cfg.postgres.dsn.split('@')[-1]}",
+            f"hub recorder writing to {redact_dsn(cfg.postgres.dsn)}",
             f"  metrics http://{cfg.recorder.metrics_host}:{bound_port(ops)}/metrics",
         ]
     )

@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
 from hub.config import HubConfig
-from hub.db import _redact
+from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
 from hub.events import Instrument, Trade, decode
 from hub.kafka import consumer, start_consumer, topic_names
@@ -81,7 +81,7 @@ class Recorder:
             return await asyncpg.connect(dsn, timeout=5)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise ServiceUnavailable(
-                "PostgreSQL", _redact(dsn), str(exc) or type(exc).__name__
+                "PostgreSQL", redact_dsn(dsn), str(exc) or type(exc).__name__
             ) from None
 
     async def _write_with_retry(
@@ -151,11 +151,14 @@ class Recorder:
                 trades: list[Trade] = []
                 instruments: list[Instrument] = []
                 dead: list[DeadLetter] = []
+                now_ns = time.time_ns()  # one clock read per batch for the future-time check
                 for batch in records.values():
                     for record in batch:
                         try:
                             event = decode(record.value)
-                            problem = trade_problem(event) if isinstance(event, Trade) else None
+                            problem = (
+                                trade_problem(event, now_ns) if isinstance(event, Trade) else None
+                            )
                         except BadMessage as exc:
                             event, problem = None, f"undecodable: {exc}"
                         if problem is not None:
