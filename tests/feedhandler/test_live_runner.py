@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from feedhandler.mock_venue import MockBinance, MockKrakenV2
 from feedhandler.runner import Backoff, LiveRunner
@@ -35,6 +36,24 @@ class Mirror:
                 self.book.apply(e.changes)
 
 
+async def until_venue_done(
+    run: Coroutine[Any, Any, None], venue: MockKrakenV2 | MockBinance, converged: Callable[[], bool]
+) -> None:
+    """Run the client until the venue has sent everything and the client has caught up
+    (at most ~4 s more), then stop both."""
+    task = asyncio.create_task(run)
+    try:
+        await asyncio.wait_for(venue.done.wait(), 30)
+        for _ in range(200):
+            if converged():
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await venue.stop()
+
+
 async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
     venue = MockKrakenV2(CAPTURE, drop_after=150, skip_while_away=40)
     port = await venue.start()
@@ -49,20 +68,13 @@ async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
         Backoff(base=0.05, cap=0.2),
         seed=1,
     )
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(venue.done.wait(), 30)
-        for _ in range(100):  # let the last frames reach the client
-            if (
-                parser.books["BTC/USD"].book.snapshot()
-                == venue.truth.books["BTC/USD"].book.snapshot()
-            ):
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await venue.stop()
+    await until_venue_done(
+        runner.run(),
+        venue,
+        lambda: (
+            parser.books["BTC/USD"].book.snapshot() == venue.truth.books["BTC/USD"].book.snapshot()
+        ),
+    )
     truth = venue.truth.books["BTC/USD"].book.snapshot()
     stats = parser.books["BTC/USD"].stats
     assert (runner.connections, venue.connections) == (2, 2)
@@ -96,18 +108,15 @@ async def run_against_binance(venue: MockBinance) -> tuple[LiveRunner, BinancePa
         seed=2,
         snapshot_urls=lambda symbols: parser.snapshot_urls(rest, symbols),
     )
-    task = asyncio.create_task(runner.run([venue.symbol]))
-    try:
-        await asyncio.wait_for(venue.done.wait(), 30)
-        for _ in range(200):
-            sync = parser.books.get(venue.symbol)
-            if sync is not None and sync.live and sync.book.snapshot() == venue.truth():
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await venue.stop()
+    await until_venue_done(
+        runner.run([venue.symbol]),
+        venue,
+        lambda: (
+            (sync := parser.books.get(venue.symbol)) is not None
+            and sync.live
+            and sync.book.snapshot() == venue.truth()
+        ),
+    )
     return runner, parser, mirror
 
 
