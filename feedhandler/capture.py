@@ -10,6 +10,7 @@ WebSocket frame as text) and ``http`` (``url``, ``data``: a REST body).
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,3 +83,54 @@ def read_capture(path: Path) -> Iterator[CaptureLine]:
                 str(obj.get("url", obj.get("addr", ""))),
                 number,
             )
+
+
+class CaptureWriter:
+    """Records live traffic in the capture format, zstd-compressed when the name ends in .zst.
+
+    Lines are written as they happen, so a capture cut short by a crash is readable up to
+    its last complete line (zstd output is flushed every ``FLUSH_EVERY`` lines)."""
+
+    FLUSH_EVERY = 256
+
+    def __init__(self, path: Path, exchange: str, config: dict[str, Any]) -> None:
+        self.path = path
+        self.lines = 0
+        raw = path.open("wb")
+        self._zstd = path.suffix == ".zst"
+        self._out: Any = (
+            zstandard.ZstdCompressor(level=9).stream_writer(raw, closefd=True)
+            if self._zstd
+            else raw
+        )
+        self._write(
+            {
+                "t": "header",
+                "format": 2,
+                "exchange": exchange.upper(),
+                "config": config,
+                "recorded": time.time(),
+                "recorder": "hub capture",
+            }
+        )
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self._out.write(orjson.dumps(obj) + b"\n")
+        self.lines += 1
+        if self._zstd and self.lines % self.FLUSH_EVERY == 0:
+            self._out.flush(zstandard.FLUSH_BLOCK)
+
+    def connect(self, conn: str, addr: str) -> None:
+        self._write({"t": "connect", "conn": conn, "ts": time.time(), "addr": addr})
+
+    def send(self, conn: str, addr: str, data: str) -> None:
+        self._write({"t": "send", "conn": conn, "ts": time.time(), "addr": addr, "data": data})
+
+    def recv(self, conn: str, data: str, ts_ns: int) -> None:
+        self._write({"t": "recv", "conn": conn, "ts": ts_ns / 1e9, "data": data})
+
+    def http(self, conn: str, url: str, data: str, ts_ns: int) -> None:
+        self._write({"t": "http", "conn": conn, "ts": ts_ns / 1e9, "url": url, "data": data})
+
+    def close(self) -> None:
+        self._out.close()

@@ -14,7 +14,7 @@ are converted exactly).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,11 @@ def _price(text: str) -> int:
     return int(mantissa * 10 ** (PRICE_DECIMALS - exp))
 
 
-def read_csv(path: Path) -> Iterator[tuple[str, MboRecord]]:
+def read_csv(
+    path: Path, on_error: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, MboRecord]]:
+    """Records of a Databento MBO CSV; a bad row raises DatabentoError, or with ``on_error``
+    is reported there and skipped."""
     with path.open(newline="") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
             where = f"{path.name} line {line}"
@@ -193,7 +197,9 @@ def read_csv(path: Path) -> Iterator[tuple[str, MboRecord]]:
                     ),
                 )
             except (KeyError, ValueError) as exc:
-                raise DatabentoError(f"{where}: {exc}") from None
+                if on_error is None:
+                    raise DatabentoError(f"{where}: {exc}") from None
+                on_error(f"{where}: {exc}")
 
 
 def read_dbn(path: Path) -> Iterator[tuple[str, MboRecord]]:

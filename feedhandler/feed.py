@@ -8,21 +8,22 @@ each book to a ``SnapshotStore`` (memory or Redis).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from feedhandler.output import EVENTS, KINDS
 from feedhandler.simulator import SimulatedExchange
 from hub.bus import Publisher, SnapshotStore
 from hub.config import FeedConfig
-from hub.events import BookUpdate, Event, Trade
+from hub.events import Event
 
 log = logging.getLogger("hub.feed")
 
 ORDERS = Counter("hub_feed_orders_total", "Simulated orders executed", ["symbol"])
-EVENTS = Counter("hub_feed_events_total", "Events published", ["kind"])
 SEQ = Gauge("hub_feed_book_seq", "Last book seq published", ["venue", "symbol"])
 PUBLISH_SECONDS = Histogram(
     "hub_feed_publish_seconds",
@@ -62,8 +63,9 @@ class Feed:
         await self.publisher.publish(events)
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         self.published += len(events)
-        for kind, cls in (("book", BookUpdate), ("trade", Trade)):
-            EVENTS.labels(kind).inc(sum(1 for e in events if isinstance(e, cls)))
+        counts = collections.Counter((e.venue, e.symbol, KINDS[type(e)]) for e in events)
+        for labels, n in counts.items():
+            EVENTS.labels(*labels).inc(n)
 
     async def store_snapshots(self, exchanges: Iterable[SimulatedExchange]) -> None:
         """Store each book's snapshot; a store outage is logged and retried next interval."""

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.events import BookUpdate, Event, Trade
+from hub.events import BookUpdate, Event, Status, Trade
 from hub.times import seconds_ns
 from orderbook_core import L2Book
 
@@ -68,7 +68,8 @@ class LobsterReplay:
         if kind_i == 7:
             self.halts += 1
             self.state = HALT_STATES.get(price_i, self.state)
-            return []
+            state = "trading" if self.state == "trading" else "halted"
+            return [Status(self.venue, self.symbol, state, self.state, ts, ts)]
         if dir_i not in (1, -1) or size_i <= 0:
             raise LobsterError(f"{where}: bad direction {direction!r} or size {size!r}")
         side = 0 if dir_i == 1 else 1

@@ -10,22 +10,13 @@ final top 5 levels as decimal strings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from feedhandler.capture import CaptureError, read_capture, read_header
-from feedhandler.venues.base import VenueParser
-from feedhandler.venues.binance import BinanceParser
-from feedhandler.venues.coinbase import CoinbaseParser
-from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues import VENUES
 from hub.events import Trade
 
-PARSERS: dict[str, Callable[[], VenueParser]] = {
-    "kraken": KrakenParser,
-    "binance": BinanceParser,
-    "coinbase": CoinbaseParser,
-}
 EXCHANGES = {"KRAKEN": "kraken", "BINANCE": "binance", "COINBASE": "coinbase"}
 
 
@@ -38,12 +29,12 @@ def venue_of(path: Path) -> str:
 
 def replay_capture(path: Path, venue: str | None = None, speed: str = "max") -> dict[str, Any]:
     venue = venue or venue_of(path)
-    if venue not in PARSERS:
+    if venue not in VENUES:
         raise CaptureError(
-            f"venue {venue!r} has no replay parser yet (supported: {', '.join(sorted(PARSERS))})"
+            f"venue {venue!r} has no replay parser (supported: {', '.join(sorted(VENUES))})"
         )
     factor = 0.0 if speed == "max" else float(speed)
-    parser = PARSERS[venue]()
+    parser = VENUES[venue].parser()
     counts: dict[str, dict[str, int]] = {}
     started, first_ts = time.monotonic(), None
     for line in read_capture(path):

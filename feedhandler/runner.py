@@ -1,14 +1,18 @@
 """The thin asyncio runner around a sans-I/O venue parser.
 
-Connects, sends the venue's subscribe messages, hands every frame to the
+Connects, sends the parser's subscribe messages, hands every frame to the
 parser and publishes what it returns. Venues whose snapshots come over REST
 (Binance) get them fetched while frames keep arriving, so the sync engine
-buffers diffs exactly as the venue documents; a symbol that goes stale (gap,
-checksum, crossed book) gets a fresh snapshot fetched while the others keep
-flowing. When the connection drops (or never opens) every book of the
-connection is marked stale and the runner reconnects with exponential
-backoff and full jitter. Pings and ping timeouts are the websockets
-library's (a silent peer is a dead peer).
+buffers diffs exactly as the venue documents; venues that resend a snapshot
+on resubscribe (Kraken, Coinbase) get the parser's ``recover`` messages. A
+symbol that goes stale (gap, checksum, crossed book) is brought back that
+way while the others keep flowing. When the connection drops (or never
+opens) every book of the connection is marked stale and the runner
+reconnects with exponential backoff and full jitter. Venues that end
+connections after a fixed lifetime (Binance: 24 h) get a planned reconnect
+before it. Pings and ping timeouts are the websockets library's (a silent
+peer is a dead peer). With a ``CaptureWriter`` every frame sent and
+received and every REST answer is recorded in the capture format.
 """
 
 from __future__ import annotations
@@ -17,19 +21,22 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from feedhandler.venues.base import VenueParser
+from feedhandler.capture import CaptureWriter
+from feedhandler.venues.base import ParserBase
 from hub.bus import Publisher
+from hub.events import Event
 
 log = logging.getLogger("hub.feed")
 STALE_CHECK_EVERY = 16
-"""Frames between checks for stale symbols that need a REST snapshot."""
+"""Frames between checks for stale symbols."""
+STALE_CHECK_SECONDS = 1.0
+"""Checks also run this often when frames are rare."""
 
 
 @dataclass
@@ -48,36 +55,53 @@ class LiveRunner:
 
     def __init__(
         self,
-        venue: str,
+        parser: ParserBase,
         url: str,
-        parser: VenueParser,
-        subscribe: Callable[[], list[str]],
+        symbols: list[str],
         publisher: Publisher,
+        rest: str = "",
         backoff: Backoff | None = None,
         ping_interval: float = 20.0,
         seed: int | None = None,
-        snapshot_urls: Callable[[list[str]], list[str]] | None = None,
+        lifetime: float = 0.0,
+        capture: CaptureWriter | None = None,
+        retry_after: float = 5.0,
     ) -> None:
-        self.venue = venue
-        self.url = url
         self.parser = parser
-        self.subscribe = subscribe
+        self.venue = parser.venue
+        self.url = url
+        self.symbols = symbols
         self.publisher = publisher
+        self.rest = rest
+        """Base URL of the venue's REST API (for venues whose snapshots come over HTTP)."""
         self.backoff = backoff or Backoff()
         self.ping_interval = ping_interval
-        self.snapshot_urls = snapshot_urls
-        """For venues whose snapshots come over REST: the URLs that bring symbols back."""
+        self.lifetime = lifetime
+        """Seconds after which a connection is replaced (0: never); below the venue's limit."""
+        self.capture = capture
+        self.retry_after = retry_after
+        """Seconds before a resubscribe for a still-stale symbol is sent again."""
         self.connections = 0
         self.disconnects = 0
+        self.planned_reconnects = 0
         self.frames = 0
         self.snapshot_fetches = 0
+        self.rest_failures = 0
+        self.recoveries = 0
         self._rng = random.Random(seed)
         self._fetching: set[str] = set()
+        self._asked: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._last_check = 0.0
 
-    def stale_symbols(self, symbols: list[str]) -> list[str]:
-        return [s for s in symbols if s not in self.parser.books or not self.parser.books[s].live]
+    def stale_symbols(self) -> list[str]:
+        books = self.parser.books
+        return [s for s in self.symbols if s not in books or not books[s].live]
+
+    async def _publish(self, events: list[Event]) -> None:
+        if events:
+            await self.publisher.publish(events)
 
     async def fetch(self, url: str) -> None:
         """GET a REST resource and hand the answer to the parser; failures are logged and
@@ -87,6 +111,7 @@ class LiveRunner:
             async with self._http.get(url) as response:
                 body = await response.text()
                 if response.status != 200:
+                    self.rest_failures += 1
                     log.warning(
                         "REST request failed",
                         extra={
@@ -97,11 +122,13 @@ class LiveRunner:
                         },
                     )
                     return
+            ts = time.time_ns()
+            if self.capture is not None:
+                self.capture.http(f"{self.venue}.http", url, body, ts)
             self.snapshot_fetches += 1
-            events = self.parser.on_http(url, body, time.time_ns())
-            if events:
-                await self.publisher.publish(events)
+            await self._publish(self.parser.on_http(url, body, ts))
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self.rest_failures += 1
             log.warning(
                 "REST request failed",
                 extra={"venue": self.venue, "url": url, "error": f"{type(exc).__name__}: {exc}"},
@@ -109,35 +136,86 @@ class LiveRunner:
         finally:
             self._fetching.discard(url)
 
-    def _resync(self, symbols: list[str]) -> None:
-        """Start REST fetches for stale symbols, one in flight per URL."""
-        if self.snapshot_urls is None:
+    def _spawn_fetch(self, url: str) -> None:
+        if url in self._fetching:
             return
-        stale = self.stale_symbols(symbols)
+        self._fetching.add(url)
+        task = asyncio.get_running_loop().create_task(self.fetch(url))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, ws: ClientConnection, messages: list[str]) -> None:
+        for message in messages:
+            if self.capture is not None:
+                self.capture.send(f"{self.venue}.ws.{self.connections}", self.url, message)
+            await ws.send(message)
+
+    async def _recover(self, ws: ClientConnection) -> None:
+        """Bring stale symbols back: REST snapshots where the venue has them, otherwise a
+        resubscribe (at most once per ``retry_after`` per symbol)."""
+        self._last_check = time.monotonic()
+        stale = self.stale_symbols()
         if not stale:
             return
-        for url in self.snapshot_urls(stale):
-            if url not in self._fetching:
-                self._fetching.add(url)
-                task = asyncio.get_running_loop().create_task(self.fetch(url))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        if self.rest:
+            for url in self.parser.snapshot_urls(self.rest, stale):
+                self._spawn_fetch(url)
+        now = time.monotonic()
+        due = [s for s in stale if now - self._asked.get(s, 0.0) >= self.retry_after]
+        messages = self.parser.recover(due) if due else []
+        if messages:
+            self.recoveries += 1
+            for s in due:
+                self._asked[s] = now
+            log.info("resubscribing stale symbols", extra={"venue": self.venue, "symbols": due})
+            await self._send(ws, messages)
 
-    async def run(
-        self, symbols: list[str] | None = None, max_connections: int | None = None
-    ) -> None:
+    async def run(self, max_connections: int | None = None) -> None:
         """Run until cancelled, or after ``max_connections`` connections have ended."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
             self._http = http
             try:
-                await self._run(symbols or [], max_connections)
+                await self._run(max_connections)
             finally:
                 for task in list(self._tasks):
                     task.cancel()
 
-    async def _run(self, symbols: list[str], max_connections: int | None) -> None:
+    async def _connection(self, ws: ClientConnection) -> bool:
+        """Serve one open connection; True if it ended by the planned lifetime."""
+        conn = f"{self.venue}.ws.{self.connections}"
+        if self.capture is not None:
+            self.capture.connect(conn, self.url)
+        log.info(
+            "connected",
+            extra={"venue": self.venue, "url": self.url, "connection": self.connections},
+        )
+        now = time.monotonic()
+        self._asked = dict.fromkeys(self.symbols, now)  # the subscribe asks for snapshots
+        await self._send(ws, self.parser.subscribe(self.symbols))
+        await self._recover(ws)
+        planned = False
+        deadline = now + self.lifetime if self.lifetime > 0 else float("inf")
+        async for frame in ws:
+            self.frames += 1
+            ts = time.time_ns()
+            text = frame if isinstance(frame, str) else frame.decode()
+            if self.capture is not None:
+                self.capture.recv(conn, text, ts)
+            await self._publish(self.parser.on_frame(text, ts))
+            if (
+                self.frames % STALE_CHECK_EVERY == 0
+                or time.monotonic() - self._last_check > STALE_CHECK_SECONDS
+            ):
+                await self._recover(ws)
+                if time.monotonic() >= deadline:
+                    planned = True
+                    break
+        return planned
+
+    async def _run(self, max_connections: int | None) -> None:
         attempt = 0
         while max_connections is None or self.connections < max_connections:
+            planned = False
             try:
                 async with connect(
                     self.url,
@@ -148,40 +226,28 @@ class LiveRunner:
                 ) as ws:
                     self.connections += 1
                     attempt = 0
+                    planned = await self._connection(ws)
+                if planned:
+                    self.planned_reconnects += 1
                     log.info(
-                        "connected",
-                        extra={
-                            "venue": self.venue,
-                            "url": self.url,
-                            "connection": self.connections,
-                        },
+                        "planned reconnect: connection lifetime reached",
+                        extra={"venue": self.venue, "lifetime_s": self.lifetime},
                     )
-                    for message in self.subscribe():
-                        await ws.send(message)
-                    self._resync(symbols)
-                    async for frame in ws:
-                        self.frames += 1
-                        text = frame if isinstance(frame, str) else frame.decode()
-                        events = self.parser.on_frame(text, time.time_ns())
-                        if events:
-                            await self.publisher.publish(events)
-                        if self.frames % STALE_CHECK_EVERY == 0:
-                            self._resync(symbols)
+                else:
                     self.disconnects += 1
-                    log.warning(
-                        "venue closed the connection",
-                        extra={"venue": self.venue, "code": ws.close_code},
-                    )
+                    log.warning("venue closed the connection", extra={"venue": self.venue})
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 self.disconnects += 1
                 log.warning(
                     "connection lost",
                     extra={"venue": self.venue, "error": f"{type(exc).__name__}: {exc}"},
                 )
-            for sync in self.parser.books.values():
-                sync.invalidate()
+            ts = time.time_ns()
+            reason = "reconnect" if planned else "disconnected"
+            events = [e for sync in self.parser.books.values() for e in sync.invalidate(reason, ts)]
+            await self._publish(events)
             if max_connections is not None and self.connections >= max_connections:
                 return
-            delay = self.backoff.delay(attempt, self._rng)
-            attempt += 1
-            await asyncio.sleep(delay)
+            if not planned:
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                attempt += 1

@@ -6,6 +6,12 @@ hub's rule (buffer deltas until a snapshot, drop those the snapshot covers,
 then require continuity), verifies checksums when the venue sends them,
 and on a gap, checksum mismatch or crossed book marks the symbol stale and
 asks for a resync. Each call returns the normalized events to publish.
+
+A snapshot is published as one ordinary, sequenced update flagged
+F_SNAPSHOT whose changes turn the book consumers hold (empty at first, the
+stale book after a resync) into the venue's fresh one, so a consumer never
+needs anything but the gap-free update stream; ``Status`` events say when a
+book went stale and when it was resynced.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.events import BookSnapshot, BookUpdate, Event, LevelChange
+from hub.events import BookUpdate, Event, LevelChange, Status
 from orderbook_core import L2Book
+from orderbook_core.types import F_LAST, F_SNAPSHOT
 
 Checksum = Callable[[L2Book], int]
+L2Levels = tuple[list[tuple[int, int]], list[tuple[int, int]]]
+"""(bids, asks) as (price, size) lists, as ``L2Book.snapshot`` returns them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class SyncStats:
     checksums_ok: int = 0
     checksums_failed: int = 0
     crossed: int = 0
+    resynced: int = 0
 
 
 @dataclass
@@ -67,22 +77,41 @@ class BookSync:
     seq: int = 0
     venue_id: int = 0
     stats: SyncStats = field(default_factory=SyncStats)
+    stale_reason: str = ""
+    snapshot_at: int = 0
+    """Receive time (ns) of the snapshot the book was last (re)built from."""
     _buffer: list[Delta] = field(default_factory=list)
 
     def snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
         """Start the book from a snapshot; replay the buffered deltas it does not cover."""
+        was_stale = self.seq > 0 and not self.live
+        before = self.book.snapshot()
         self.book.clear()
         self.book.apply(snap.levels)
         self._trim()
         self.venue_id = snap.seq
         self.stats.snapshots += 1
+        self.snapshot_at = ts_recv
         self.live = True
-        bids, asks = self.book.snapshot()
+        self.seq += 1
         out: list[Event] = [
-            BookSnapshot(self.venue, self.symbol, self.seq, snap.ts_event, tuple(bids), tuple(asks))
+            BookUpdate(
+                self.venue,
+                self.symbol,
+                self.seq,
+                snap.ts_event,
+                ts_recv,
+                book_diff(before, self.book.snapshot()),
+                F_SNAPSHOT | F_LAST,
+            )
         ]
+        if was_stale:
+            self.stats.resynced += 1
+            out.append(
+                Status(self.venue, self.symbol, "resynced", "snapshot", snap.ts_event, ts_recv)
+            )
         if snap.checksum is not None and not self._verify(snap.checksum):
-            return out + self.invalidate()
+            return out + self.invalidate("checksum", ts_recv)
         pending, self._buffer = self._buffer, []
         for d in pending:
             if self.continuous and d.last <= self.venue_id:
@@ -100,7 +129,7 @@ class BookSync:
                 return []  # already covered
             if d.first > self.venue_id + 1:
                 self.stats.gaps += 1
-                return self.invalidate()
+                return self.invalidate("gap", ts_recv)
             self.venue_id = d.last
         self.book.apply(d.levels)
         trimmed = self._trim()
@@ -110,10 +139,10 @@ class BookSync:
             BookUpdate(self.venue, self.symbol, self.seq, d.ts_event, ts_recv, d.levels + trimmed)
         ]
         if d.checksum is not None and not self._verify(d.checksum):
-            return out + self.invalidate()
+            return out + self.invalidate("checksum", ts_recv)
         if self.book.is_crossed():
             self.stats.crossed += 1
-            return out + self.invalidate()
+            return out + self.invalidate("crossed", ts_recv)
         return out
 
     def _verify(self, expected: int) -> bool:
@@ -124,12 +153,16 @@ class BookSync:
         self.stats.checksums_failed += 1
         return False
 
-    def invalidate(self) -> list[Event]:
-        """Mark the symbol stale: the runner must fetch or resubscribe for a fresh snapshot."""
+    def invalidate(self, reason: str, ts_recv: int = 0) -> list[Event]:
+        """Mark the symbol stale (the runner must fetch or resubscribe for a fresh snapshot);
+        returns the ``stale`` status event the first time a live book goes stale."""
+        self._buffer.clear()
+        if not self.live:
+            return []
         self.live = False
         self.stats.resyncs += 1
-        self._buffer.clear()
-        return []
+        self.stale_reason = reason
+        return [Status(self.venue, self.symbol, "stale", reason, 0, ts_recv)]
 
     def _trim(self) -> tuple[LevelChange, ...]:
         """Drop levels past the feed's depth; return the deletions (they are published too)."""
@@ -140,3 +173,13 @@ class BookSync:
             removed += [(side, p, 0) for p, _s in self.book.depth(side)[self.depth :]]
         self.book.apply(removed)
         return tuple(removed)
+
+
+def book_diff(before: L2Levels, after: L2Levels) -> tuple[LevelChange, ...]:
+    """The absolute level changes that turn book ``before`` into book ``after``."""
+    changes: list[LevelChange] = []
+    for side in (0, 1):
+        old, new = dict(before[side]), dict(after[side])
+        changes += [(side, p, 0) for p in old if p not in new]
+        changes += [(side, p, s) for p, s in new.items() if old.get(p) != s]
+    return tuple(changes)

@@ -17,6 +17,7 @@ import orjson
 
 from hub.decimals import Unit
 from hub.errors import BadMessage
+from orderbook_core.types import F_LAST
 
 Level = tuple[int, int]  # (price ticks, size lots)
 LevelChange = tuple[int, int, int]  # (side, price ticks, absolute size lots; 0 deletes)
@@ -60,6 +61,9 @@ class BookUpdate:
     ts_event: int
     ts_recv: int
     changes: tuple[LevelChange, ...]
+    flags: int = F_LAST
+    """F_LAST always (each update is one atomic change); F_SNAPSHOT too when the update is a
+    (re)synchronisation: its changes turn the previous book into the venue's fresh snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +93,26 @@ class BookSnapshot:
     asks: tuple[Level, ...]
 
 
-Event = BookUpdate | Trade | BookSnapshot | Instrument
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A change in a book stream's health, in order with its updates.
+
+    ``state`` is one of STATES: ``stale`` (gap, checksum mismatch, crossed book or lost
+    connection: the book is frozen at its last update until resynced), ``resynced`` (the
+    update just before this event rebuilt it from a fresh snapshot), ``halted`` (the venue
+    halted trading) and ``trading`` (it resumed)."""
+
+    venue: str
+    symbol: str
+    state: str
+    reason: str
+    ts_event: int
+    ts_recv: int
+
+
+STATES = ("stale", "resynced", "halted", "trading")
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument | Status
 
 
 def encode(event: Event) -> bytes:
@@ -104,6 +127,7 @@ def encode(event: Event) -> bytes:
                 "ts_event": event.ts_event,
                 "ts_recv": event.ts_recv,
                 "changes": event.changes,
+                "flags": event.flags,
             }
         )
     if isinstance(event, Trade):
@@ -131,6 +155,18 @@ def encode(event: Event) -> bytes:
                 "ts_event": event.ts_event,
                 "bids": event.bids,
                 "asks": event.asks,
+            }
+        )
+    if isinstance(event, Status):
+        return orjson.dumps(
+            {
+                "k": "status",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "state": event.state,
+                "reason": event.reason,
+                "ts_event": event.ts_event,
+                "ts_recv": event.ts_recv,
             }
         )
     return orjson.dumps(
@@ -192,6 +228,7 @@ def decode(data: bytes) -> Event:
             _int(obj, "ts_event"),
             _int(obj, "ts_recv"),
             _levels(obj, "changes", 3),
+            _int(obj, "flags") if "flags" in obj else F_LAST,
         )
     if kind == "trade":
         return Trade(
@@ -221,4 +258,16 @@ def decode(data: bytes) -> Event:
         except ValueError as exc:
             raise BadMessage(f"instrument {venue}/{symbol}: {exc}") from None
         return Instrument(venue, symbol, tick, lot)
+    if kind == "status":
+        state = _str(obj, "state")
+        if state not in STATES:
+            raise BadMessage(f"field 'state' must be one of {', '.join(STATES)}, got {state!r}")
+        return Status(
+            venue,
+            symbol,
+            state,
+            str(obj.get("reason", "")),
+            _int(obj, "ts_event"),
+            _int(obj, "ts_recv"),
+        )
     raise BadMessage(f"unknown message kind {kind!r}")

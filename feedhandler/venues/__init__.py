@@ -1,1 +1,57 @@
-"""One sans-I/O parser per venue, all feeding feedhandler.sync."""
+"""The live venues the hub connects to: parser, default endpoints and connection rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from feedhandler.venues.base import ParserBase
+from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.coinbase import CoinbaseParser
+from feedhandler.venues.kraken import KrakenParser
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    name: str
+    parser: Callable[[], ParserBase]
+    url: str
+    """Default WebSocket endpoint."""
+    rest: str
+    """Default REST base URL ("" when the venue needs none)."""
+    lifetime: float = 0.0
+    """Planned reconnect after this many seconds (the venue ends connections later)."""
+    streams_in_url: bool = False
+    """Binance: the subscription is the URL's ``streams`` list, not a message."""
+
+    def ws_url(self, base: str, symbols: list[str]) -> str:
+        if self.streams_in_url:
+            return base.rstrip("/") + BinanceParser.stream_url(
+                [s.replace("-", "").replace("/", "") for s in symbols]
+            )
+        return base
+
+
+VENUES: dict[str, VenueSpec] = {
+    "kraken": VenueSpec("kraken", KrakenParser, "wss://ws.kraken.com/v2", ""),
+    "binance": VenueSpec(
+        "binance",
+        BinanceParser,
+        "wss://stream.binance.com:9443",
+        "https://api.binance.com",
+        lifetime=23.5 * 3600,  # Binance disconnects every connection at 24 h
+        streams_in_url=True,
+    ),
+    "coinbase": VenueSpec(
+        "coinbase",
+        CoinbaseParser,
+        "wss://advanced-trade-ws.coinbase.com",
+        "https://api.coinbase.com",
+    ),
+    "coinbase-exchange": VenueSpec(
+        "coinbase-exchange",
+        lambda: CoinbaseParser("exchange"),
+        "wss://ws-feed.exchange.coinbase.com",
+        "https://api.exchange.coinbase.com",
+    ),
+}

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit, json_loads
+from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 
@@ -27,18 +27,16 @@ VENUE = "BINANCE"
 Top = tuple[int, int, int, int]  # bid price, bid size, ask price, ask size
 
 
-class BinanceParser:
+class BinanceParser(ParserBase):
     """Frames and REST bodies in, normalized events out."""
 
+    venue = VENUE
+
     def __init__(self) -> None:
-        self.books: dict[str, BookSync] = {}
-        self._loads = json_loads()
+        super().__init__()
         self.units: dict[str, tuple[Unit, Unit]] = {}  # raw symbol -> (tick, step)
         self.names: dict[str, str] = {}  # raw symbol (NKNUSDT) -> hub symbol (NKN-USDT)
         self.filters: dict[str, tuple[str, str]] = {}  # raw symbol -> (tickSize, stepSize)
-        self.trades: dict[str, int] = {}
-        self.malformed = 0
-        self.errors: list[str] = []
         self.ticker_checks: dict[str, list[int]] = {}  # symbol -> [matched, mismatched]
         self._tops: dict[str, dict[int, Top]] = {}
         self._tickers: dict[str, dict[int, Top]] = {}
@@ -50,6 +48,9 @@ class BinanceParser:
     def extra_stats(self, symbol: str) -> dict[str, Any]:
         matched, mismatched = self.ticker_checks.get(symbol, [0, 0])
         return {"book_ticker_matches": matched, "book_ticker_mismatches": mismatched}
+
+    def instrument_urls(self, rest: str) -> list[str]:
+        return [f"{rest}/api/v3/exchangeInfo"]
 
     def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
         """REST URLs that bring ``symbols`` back: exchangeInfo first while units are unknown,
@@ -65,11 +66,6 @@ class BinanceParser:
             f"{s.lower()}@{k}" for s in symbols for k in ("depth@100ms", "aggTrade", "bookTicker")
         ]
         return "/stream?streams=" + "/".join(streams)
-
-    def _bad(self, text: str, why: str) -> list[Event]:
-        self.malformed += 1
-        self.errors.append(f"{why}: {text[:120]}")
-        return []
 
     def _book(self, raw: str) -> BookSync:
         name = self.names.get(raw, raw)
@@ -162,7 +158,7 @@ class BinanceParser:
         raw = d["s"]
         tick, step = self.units[raw]
         name = self.names.get(raw, raw)
-        seq = self.trades[name] = self.trades.get(name, 0) + 1
+        seq = self._trade_seq(name)
         trade_id = str(d["a"] if d["e"] == "aggTrade" else d["t"])
         # m: the buyer is the maker, so the aggressor sold.
         return [

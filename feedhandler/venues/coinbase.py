@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit, json_loads
+from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
 from hub.times import iso_ns
@@ -26,16 +26,20 @@ VENUE = "COINBASE"
 SIZE_DECIMALS = 8
 
 
-class CoinbaseParser:
-    """Frames and REST bodies in, normalized events out (both Coinbase feeds)."""
+class CoinbaseParser(ParserBase):
+    """Frames and REST bodies in, normalized events out (both Coinbase feeds).
 
-    def __init__(self) -> None:
-        self.books: dict[str, BookSync] = {}
-        self._loads = json_loads()
+    ``feed`` only chooses what ``subscribe``/``recover`` send: ``advanced`` (Advanced
+    Trade) or ``exchange`` (the Exchange feed's public ``level2_batch``)."""
+
+    venue = VENUE
+
+    def __init__(self, feed: str = "advanced") -> None:
+        super().__init__()
+        if feed not in ("advanced", "exchange"):
+            raise ValueError(f"Coinbase feed must be 'advanced' or 'exchange', got {feed!r}")
+        self.feed = feed
         self.units: dict[str, tuple[Unit, Unit]] = {}
-        self.trades: dict[str, int] = {}
-        self.malformed = 0
-        self.errors: list[str] = []
         self.sequence = -1
         self.sequence_gaps = 0
         self.ticker_checks: dict[str, list[int]] = {}  # product -> [agree, disagree]
@@ -55,16 +59,36 @@ class CoinbaseParser:
             "sequence_gaps": self.sequence_gaps,
         }
 
-    def _bad(self, text: str, why: str) -> list[Event]:
-        self.malformed += 1
-        self.errors.append(f"{why}: {text[:120]}")
-        return []
-
     def _book(self, product: str) -> BookSync:
         sync = self.books.get(product)
         if sync is None:
             sync = self.books[product] = BookSync(VENUE, product)
         return sync
+
+    def _requests(self, kind: str, symbols: list[str], channels: tuple[str, ...]) -> list[str]:
+        if self.feed == "exchange":
+            return [json.dumps({"type": kind, "product_ids": symbols, "channels": list(channels)})]
+        return [json.dumps({"type": kind, "product_ids": symbols, "channel": c}) for c in channels]
+
+    def instrument_urls(self, rest: str) -> list[str]:
+        """The product list: each product's price precision, fetched before connecting."""
+        if self.feed == "exchange":
+            return [f"{rest}/products"]
+        return [f"{rest}/api/v3/brokerage/market/products"]
+
+    def subscribe(self, symbols: list[str]) -> list[str]:
+        if self.feed == "exchange":
+            return self._requests("subscribe", symbols, ("level2_batch", "matches", "ticker"))
+        return self._requests(
+            "subscribe", symbols, ("heartbeats", "level2", "market_trades", "ticker")
+        )
+
+    def recover(self, symbols: list[str]) -> list[str]:
+        """Resubscribing the book channel brings a fresh snapshot."""
+        book = ("level2_batch",) if self.feed == "exchange" else ("level2",)
+        return self._requests("unsubscribe", symbols, book) + self._requests(
+            "subscribe", symbols, book
+        )
 
     def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         """Product lists give each product's price precision (from its quote increment)."""
@@ -73,6 +97,8 @@ class CoinbaseParser:
             products = data["products"] if isinstance(data, dict) else data
             for p in products:
                 product = p.get("product_id") or p["id"]
+                if product in self.books:
+                    continue  # a book already in integer units keeps them
                 decimals = max(0, parse_decimal(p["quote_increment"])[1])
                 self.units[product] = (decimals_unit(decimals), decimals_unit(SIZE_DECIMALS))
             return []
@@ -105,7 +131,7 @@ class CoinbaseParser:
         if self.sequence >= 0 and seq != self.sequence + 1:
             self.sequence_gaps += 1
             for sync in self.books.values():
-                out += sync.invalidate()
+                out += sync.invalidate("sequence gap", ts_recv)
         self.sequence = seq
         channel = msg["channel"]
         for event in msg.get("events", []):
@@ -187,7 +213,7 @@ class CoinbaseParser:
         ts_recv: int,
     ) -> Trade:
         tick, lot = self.units_for(product)
-        seq = self.trades[product] = self.trades.get(product, 0) + 1
+        seq = self._trade_seq(product)
         aggressor = 1 if maker_side.lower() == "buy" else 0  # the maker bought: a seller took it
         return Trade(
             VENUE,

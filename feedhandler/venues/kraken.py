@@ -20,7 +20,7 @@ import zlib
 from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import decimals_unit, json_loads
+from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit, round_units
 from hub.events import Event, LevelChange, Trade
 from hub.times import iso_ns, seconds_ns
@@ -39,42 +39,35 @@ def checksum(book: L2Book) -> int:
     return zlib.crc32("".join(parts).encode())
 
 
-class KrakenParser:
+class KrakenParser(ParserBase):
     """Frames from one Kraken connection in, normalized events out."""
+
+    venue = VENUE
 
     def __init__(self, depth: int = 10, precisions: dict[str, tuple[int, int]] | None = None):
         self.depth = depth
         self.precisions = dict(KNOWN_PRECISIONS, **(precisions or {}))
-        self.books: dict[str, BookSync] = {}
-        self._loads = json_loads()
-        self.trades: dict[str, int] = {}
-        self.malformed = 0
-        self.errors: list[str] = []
-
-    def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
-        """Kraken books come whole over the WebSocket; REST answers are not needed."""
-        return []
+        super().__init__()
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         pd, qd = self.precisions[symbol]
         return decimals_unit(pd), decimals_unit(qd)
 
-    def extra_stats(self, symbol: str) -> dict[str, Any]:
-        return {}
+    def _request(self, method: str, channel: str, symbols: list[str]) -> str:
+        params: dict[str, Any] = {"channel": channel, "symbol": symbols}
+        if channel == "book":
+            params["depth"] = self.depth
+        return json.dumps({"method": method, "params": params})
 
-    def subscribe_v2(self, symbols: list[str]) -> list[str]:
+    def subscribe(self, symbols: list[str]) -> list[str]:
+        """WebSocket v2: instrument data first (precisions), then books and trades."""
+        return [self._request("subscribe", c, symbols) for c in ("instrument", "book", "trade")]
+
+    def recover(self, symbols: list[str]) -> list[str]:
+        """Kraken sends a fresh book snapshot on (re)subscribing."""
         return [
-            json.dumps(
-                {
-                    "method": "subscribe",
-                    "params": {
-                        "channel": c,
-                        "symbol": symbols,
-                        **({"depth": self.depth} if c == "book" else {}),
-                    },
-                }
-            )
-            for c in ("instrument", "book", "trade")
+            self._request("unsubscribe", "book", symbols),
+            self._request("subscribe", "book", symbols),
         ]
 
     def _book(self, symbol: str) -> BookSync:
@@ -82,11 +75,6 @@ class KrakenParser:
         if sync is None:
             sync = self.books[symbol] = BookSync(VENUE, symbol, self.depth, checksum)
         return sync
-
-    def _bad(self, text: str, why: str) -> list[Event]:
-        self.malformed += 1
-        self.errors.append(f"{why}: {text[:120]}")
-        return []
 
     def on_frame(self, text: str, ts_recv: int) -> list[Event]:
         try:
@@ -139,7 +127,7 @@ class KrakenParser:
         tick, lot = self.units_for(symbol)  # KeyError (a malformed frame) until the book arrives
         out: list[Event] = []
         for row in rows:
-            seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1
+            seq = self._trade_seq(symbol)
             out.append(
                 Trade(
                     VENUE,
@@ -202,7 +190,7 @@ class KrakenParser:
     def _v2_trade(self, t: dict[str, Any], ts_recv: int) -> Trade:
         symbol = t["symbol"]
         pd, qd = self.precisions.get(symbol, (8, 8))
-        seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1
+        seq = self._trade_seq(symbol)
         return Trade(
             VENUE,
             symbol,

@@ -13,7 +13,7 @@ import pytest
 from feedhandler.capture import CaptureError, read_capture, read_header
 from feedhandler.replay import replay_capture
 from feedhandler.venues.kraken import KrakenParser
-from hub.events import BookSnapshot, BookUpdate
+from hub.events import BookUpdate
 from orderbook_core import L2Book
 from tests.conftest import CAPTURES, ROOT
 
@@ -35,12 +35,7 @@ def test_every_checksum_verifies_and_events_rebuild_the_book(
     mirror = L2Book()
     for text, ts in frames(path):
         for event in parser.on_frame(text, ts):
-            if isinstance(event, BookSnapshot):
-                mirror.clear()
-                mirror.apply(
-                    [(0, p, s) for p, s in event.bids] + [(1, p, s) for p, s in event.asks]
-                )
-            elif isinstance(event, BookUpdate):
+            if isinstance(event, BookUpdate):
                 mirror.apply(event.changes)
             assert not mirror.is_crossed()
     stats = parser.books[symbol].stats

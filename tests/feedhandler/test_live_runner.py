@@ -12,28 +12,32 @@ from feedhandler.mock_venue import MockBinance, MockKrakenV2
 from feedhandler.runner import Backoff, LiveRunner
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.kraken import KrakenParser
-from hub.events import BookSnapshot, BookUpdate, Event
+from hub.events import BookUpdate, Event, Status
 from orderbook_core import L2Book
+from orderbook_core.types import F_SNAPSHOT
 from tests.conftest import CAPTURES
 
 CAPTURE = CAPTURES / "kraken-v2-book10_BTC-USD_2023-08.jsonl.zst"
 
 
 class Mirror:
-    """A downstream consumer: rebuilds the book from published events only."""
+    """A downstream consumer: rebuilds the book from the published, gap-free updates only."""
 
     def __init__(self) -> None:
         self.book = L2Book()
+        self.seq = 0
         self.snapshots = 0
+        self.states: list[str] = []
 
     async def publish(self, events: Sequence[Event]) -> None:
         for e in events:
-            if isinstance(e, BookSnapshot):
-                self.snapshots += 1
-                self.book.clear()
-                self.book.apply([(0, p, s) for p, s in e.bids] + [(1, p, s) for p, s in e.asks])
-            elif isinstance(e, BookUpdate):
+            if isinstance(e, BookUpdate):
+                assert e.seq == self.seq + 1, (self.seq, e.seq)
+                self.seq = e.seq
+                self.snapshots += bool(e.flags & F_SNAPSHOT)
                 self.book.apply(e.changes)
+            elif isinstance(e, Status):
+                self.states.append(e.state)
 
 
 async def until_venue_done(
@@ -60,12 +64,11 @@ async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
     parser = KrakenParser()
     mirror = Mirror()
     runner = LiveRunner(
-        "kraken",
-        f"ws://127.0.0.1:{port}",
         parser,
-        lambda: parser.subscribe_v2(["BTC/USD"]),
+        f"ws://127.0.0.1:{port}",
+        ["BTC/USD"],
         mirror,
-        Backoff(base=0.05, cap=0.2),
+        backoff=Backoff(base=0.05, cap=0.2),
         seed=1,
     )
     await until_venue_done(
@@ -82,6 +85,7 @@ async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
     assert stats.checksums_ok > 400  # every update after each snapshot verified
     assert parser.books["BTC/USD"].book.snapshot() == truth
     assert mirror.book.snapshot() == truth and mirror.snapshots == 2
+    assert mirror.states == ["stale", "resynced"]
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
@@ -99,17 +103,16 @@ async def run_against_binance(venue: MockBinance) -> tuple[LiveRunner, BinancePa
     mirror = Mirror()
     rest = f"http://127.0.0.1:{port}"
     runner = LiveRunner(
-        "binance",
-        f"ws://127.0.0.1:{port}{parser.stream_url([venue.raw])}",
         parser,
-        lambda: [],
+        f"ws://127.0.0.1:{port}{parser.stream_url([venue.raw])}",
+        [venue.symbol],
         mirror,
-        Backoff(base=0.05, cap=0.2),
+        rest=rest,
+        backoff=Backoff(base=0.05, cap=0.2),
         seed=2,
-        snapshot_urls=lambda symbols: parser.snapshot_urls(rest, symbols),
     )
     await until_venue_done(
-        runner.run([venue.symbol]),
+        runner.run(),
         venue,
         lambda: (
             (sync := parser.books.get(venue.symbol)) is not None

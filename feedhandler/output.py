@@ -1,0 +1,227 @@
+"""Where every feed source's events go: the publisher, the snapshot store and /metrics.
+
+``FeedOutput`` is the ``Publisher`` a source writes to. It announces each
+stream's instrument before its first event, publishes, and only then
+applies the book updates to its own copy of every book, so the snapshot it
+stores (Redis, or memory when embedded) never runs ahead of what consumers
+can read. It counts events per venue, symbol and kind, observes the feed
+latency (receive time minus venue time) and keeps each stream's status.
+
+``FeedStats`` exposes the venue-side counters of live runners (frames, bad
+input, connections, and per symbol gaps, resyncs, checksums, crossed books,
+snapshot age, liveness) as Prometheus metrics read at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from hub.bus import Publisher, SnapshotStore
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, Trade
+from orderbook_core import L2Book
+
+log = logging.getLogger("hub.feed")
+
+EVENTS = Counter(
+    "hub_feed_events_total", "Events published, per stream and kind", ["venue", "symbol", "kind"]
+)
+LATENCY = Histogram(
+    "hub_feed_latency_seconds",
+    "Feed latency: our receive time minus the venue's event time",
+    ["venue"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+KINDS: dict[type, str] = {
+    BookUpdate: "book",
+    Trade: "trade",
+    Status: "status",
+    Instrument: "instrument",
+    BookSnapshot: "snapshot",
+}
+InstrumentFor = Callable[[str, str], Instrument | None]
+
+
+@dataclass
+class StreamState:
+    book: L2Book = field(default_factory=L2Book)
+    seq: int = 0
+    ts_event: int = 0
+    status: str = "live"
+    reason: str = ""
+    dirty: bool = False
+
+
+class FeedOutput:
+    """Publishes a source's events; keeps the published books for the snapshot store."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        snapshots: SnapshotStore,
+        instrument_for: InstrumentFor | None = None,
+        measure_latency: bool = True,
+    ) -> None:
+        self.publisher = publisher
+        self.snapshots = snapshots
+        self.instrument_for = instrument_for
+        self.measure_latency = measure_latency
+        self.streams: dict[tuple[str, str], StreamState] = {}
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.published = 0
+        self.snapshot_errors = 0
+
+    def _announce(self, events: Sequence[Event]) -> list[Event]:
+        """Put each new stream's instrument in front of its first event."""
+        out: list[Event] = []
+        for e in events:
+            key = (e.venue, e.symbol)
+            if isinstance(e, Instrument):
+                self.instruments[key] = e
+            elif key not in self.instruments and self.instrument_for is not None:
+                inst = self.instrument_for(e.venue, e.symbol)
+                if inst is not None:
+                    self.instruments[key] = inst
+                    out.append(inst)
+            out.append(e)
+        return out
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        batch = self._announce(events)
+        await self.publisher.publish(batch)
+        self.published += len(batch)
+        for e in batch:
+            EVENTS.labels(e.venue, e.symbol, KINDS[type(e)]).inc()
+            if isinstance(e, Instrument):
+                await self.snapshots.put_instrument(e)
+                continue
+            state = self.streams.get((e.venue, e.symbol))
+            if state is None:
+                state = self.streams[e.venue, e.symbol] = StreamState()
+            if isinstance(e, BookUpdate):
+                state.book.apply(e.changes)
+                state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
+            elif isinstance(e, Status):
+                state.status, state.reason = e.state, e.reason
+                log.info(
+                    "stream status",
+                    extra={"venue": e.venue, "symbol": e.symbol, "state": e.state, "why": e.reason},
+                )
+            if (
+                self.measure_latency
+                and isinstance(e, BookUpdate | Trade)
+                and e.ts_event > 0
+                and e.ts_recv > 0
+            ):
+                LATENCY.labels(e.venue).observe(max(0, e.ts_recv - e.ts_event) / 1e9)
+
+    async def store_snapshots(self) -> None:
+        """Store the snapshot of every book that changed; an outage is logged, retried later."""
+        for (venue, symbol), state in self.streams.items():
+            if not state.dirty:
+                continue
+            bids, asks = state.book.snapshot()
+            try:
+                await self.snapshots.put(
+                    BookSnapshot(venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks))
+                )
+            except Exception as exc:
+                self.snapshot_errors += 1
+                log.warning(
+                    "snapshot store write failed; books keep flowing, retry next interval",
+                    extra={"venue": venue, "symbol": symbol, "error": repr(exc)},
+                )
+                return
+            state.dirty = False
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "streams": {
+                f"{v}/{s}": {"seq": st.seq, "status": st.status, "reason": st.reason}
+                for (v, s), st in sorted(self.streams.items())
+            },
+        }
+
+
+class FeedStats(Collector):
+    """Scrape-time metrics of live runners and their parsers' books."""
+
+    def __init__(self) -> None:
+        self.runners: list[Any] = []
+
+    def add(self, runner: Any) -> None:
+        self.runners.append(runner)
+
+    def collect(self) -> Iterable[Any]:
+        return list(self._collect())
+
+    def _collect(self) -> Iterator[Any]:
+        per_venue = {
+            "frames": "WebSocket frames received",
+            "connections": "WebSocket connections opened",
+            "disconnects": "Connections lost or closed by the venue",
+            "planned_reconnects": "Connections replaced before the venue's lifetime limit",
+            "snapshot_fetches": "REST answers taken (snapshots, instrument data)",
+            "rest_failures": "REST requests that failed",
+        }
+        for attr, doc in per_venue.items():
+            m = CounterMetricFamily(f"hub_feed_{attr}", doc, labels=["venue"])
+            for r in self.runners:
+                m.add_metric([r.venue], getattr(r, attr))
+            yield m
+        bad = CounterMetricFamily(
+            "hub_feed_malformed",
+            "Malformed or unexpected frames and REST answers",
+            labels=["venue"],
+        )
+        for r in self.runners:
+            bad.add_metric([r.venue], r.parser.malformed)
+        yield bad
+        per_symbol = {
+            "book_updates": "Venue book updates applied",
+            "snapshots": "Venue snapshots applied",
+            "gaps": "Sequence gaps detected",
+            "resyncs": "Times the book went stale and had to be resynced",
+            "checksums_ok": "Venue checksums verified",
+            "checksums_failed": "Venue checksum mismatches",
+            "crossed": "Crossed books detected",
+        }
+        stat_attr = {"book_updates": "updates"}
+        for name, doc in per_symbol.items():
+            m = CounterMetricFamily(f"hub_feed_{name}", doc, labels=["venue", "symbol"])
+            for r in self.runners:
+                for symbol, sync in r.parser.books.items():
+                    m.add_metric([r.venue, symbol], getattr(sync.stats, stat_attr.get(name, name)))
+            yield m
+        live = GaugeMetricFamily(
+            "hub_feed_book_live",
+            "1 while the book is in sync, 0 while stale",
+            labels=["venue", "symbol"],
+        )
+        age = GaugeMetricFamily(
+            "hub_feed_snapshot_age_seconds",
+            "Seconds since the book was last (re)built from a venue snapshot",
+            labels=["venue", "symbol"],
+        )
+        now = time.time_ns()
+        for r in self.runners:
+            for symbol, sync in r.parser.books.items():
+                live.add_metric([r.venue, symbol], 1.0 if sync.live else 0.0)
+                if sync.snapshot_at:
+                    age.add_metric([r.venue, symbol], (now - sync.snapshot_at) / 1e9)
+        yield live
+        yield age
+
+
+FEED_STATS = FeedStats()
+REGISTRY.register(FEED_STATS)

@@ -1,0 +1,182 @@
+"""File replays as event sources for the publishing path, at a chosen speed.
+
+Each ``*_batches`` function yields ``(ts_ns, events)``: the events one input
+record produced and the venue time used to pace them. ``Pacer`` turns venue
+time into wall-clock waits for ``--speed``: ``max`` (no waiting), ``1``
+(real time) or any multiple (``10`` = ten times faster). Bad records are
+counted and logged through ``on_error`` with the file position and the
+replay goes on; nothing already applied is touched, because every replay
+checks a record before it changes a book.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from feedhandler.capture import read_capture
+from feedhandler.databento import PRICE_DECIMALS, DatabentoError, MboReplay, read_csv, read_dbn
+from feedhandler.itch_file import CHUNK, open_itch
+from feedhandler.lobster import LobsterError, LobsterReplay, midnight_from_name
+from feedhandler.sync import L2Levels, book_diff
+from feedhandler.venues.base import ParserBase, decimals_unit
+from hub.events import BookUpdate, Event, Instrument, Status
+from orderbook_core import BookError, ItchReplay
+from orderbook_core.types import F_LAST, F_SNAPSHOT
+
+log = logging.getLogger("hub.feed")
+Batch = tuple[int, list[Event]]
+OnError = Callable[[str], None]
+ITCH_BATCH = 4096
+"""ITCH messages applied between published updates (each update is one symbol's net change)."""
+
+
+def parse_speed(text: str) -> float:
+    """``max`` -> 0 (no pacing); otherwise a positive multiple of real time."""
+    if text == "max":
+        return 0.0
+    try:
+        factor = float(text.removeprefix("x"))
+    except ValueError:
+        factor = -1.0
+    if not factor > 0:
+        raise ValueError(f"--speed must be 'max' or a positive number, got {text!r}")
+    return factor
+
+
+class Pacer:
+    """Waits so that records stamped ``ts_ns`` leave at ``speed`` times their original pace."""
+
+    def __init__(self, speed: str) -> None:
+        self.factor = parse_speed(speed)
+        self._start = 0.0
+        self._first: int | None = None
+
+    def delay(self, ts_ns: int) -> float:
+        """Seconds to wait before the record stamped ``ts_ns`` (0 at max speed)."""
+        if self.factor == 0 or ts_ns <= 0:
+            return 0.0
+        if self._first is None:
+            self._first, self._start = ts_ns, time.monotonic()
+        due = self._start + (ts_ns - self._first) / 1e9 / self.factor
+        return max(0.0, due - time.monotonic())
+
+
+def capture_batches(path: Path, parser: ParserBase) -> Iterator[Batch]:
+    """A capture's received frames and REST answers through a venue parser."""
+    for line in read_capture(path):
+        if line.kind == "http":
+            yield line.ts_ns, parser.on_http(line.url, line.data, line.ts_ns)
+        elif line.kind == "recv":
+            yield line.ts_ns, parser.on_frame(line.data, line.ts_ns)
+
+
+def lobster_instrument(symbol: str) -> Instrument:
+    return Instrument("LOBSTER", symbol, "0.0001", "1")  # prices in 1/10000 dollars
+
+
+def lobster_batches(messages: Path, symbol: str, on_error: OnError) -> Iterator[Batch]:
+    """A LOBSTER message file (the book starts empty: LOBSTER files start at the open)."""
+    replay = LobsterReplay(symbol, midnight_from_name(messages))
+    yield 0, [lobster_instrument(symbol)]
+    with messages.open() as f:
+        for number, line in enumerate(f, start=1):
+            row = line.strip().split(",")
+            if row == [""]:
+                continue
+            where = f"{messages.name} line {number}"
+            try:
+                events = replay.apply(row, where)
+            except LobsterError as exc:
+                on_error(str(exc))
+                continue
+            yield (events[0].ts_event if events else 0), events  # type: ignore[union-attr]
+
+
+def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
+    """Databento MBO records (CSV or DBN); instruments appear with their first update."""
+    replay = MboReplay()
+    tick = str(decimals_unit(PRICE_DECIMALS).text)
+    seen: set[str] = set()
+    records = (
+        read_dbn(path)
+        if path.suffix in (".dbn", ".zst") or path.name.endswith(".dbn.zst")
+        else read_csv(path, on_error)
+    )
+    for where, record in records:
+        try:
+            events = replay.apply(record, where)
+        except DatabentoError as exc:
+            on_error(str(exc))
+            continue
+        out: list[Event] = []
+        for e in events:
+            if e.symbol not in seen:
+                seen.add(e.symbol)
+                out.append(Instrument(replay.venue, e.symbol, tick, "1"))
+            out.append(e)
+        yield record.ts_recv, out
+
+
+def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Iterator[Batch]:
+    """An ITCH 5.0 file's books for ``symbols``, one net update per symbol per ``ITCH_BATCH``
+    messages (the books between batches are exact; the steps inside one are conflated)."""
+    names = list(symbols)
+    replay = ItchReplay(names)
+    yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in names]
+    levels: dict[str, L2Levels] = {s: ([], []) for s in names}
+    seqs = dict.fromkeys(names, 0)
+    states: dict[str, str | None] = dict.fromkeys(names)
+    with open_itch(path) as f:
+        data = f.read(CHUNK)
+        while data:
+            try:
+                replay.feed(data, replay.messages + ITCH_BATCH)
+                before = replay.messages
+                while True:  # drain what the chunk still holds, one batch at a time
+                    yield replay.timestamp, _itch_changes(replay, names, levels, seqs, states)
+                    replay.feed(b"", replay.messages + ITCH_BATCH)
+                    if replay.messages == before:
+                        break
+                    before = replay.messages
+            except BookError as exc:
+                on_error(f"{path.name}: {exc}")
+                return  # a corrupt stream cannot be resynchronised: stop at the last good book
+            data = f.read(CHUNK)
+    try:
+        replay.finish()
+    except BookError as exc:
+        on_error(f"{path.name}: {exc}")
+
+
+def _itch_changes(
+    replay: ItchReplay,
+    names: list[str],
+    levels: dict[str, L2Levels],
+    seqs: dict[str, int],
+    states: dict[str, str | None],
+) -> list[Event]:
+    out: list[Event] = []
+    ts = replay.timestamp
+    for symbol in names:
+        state = replay.trading_state(symbol)
+        if state != states[symbol] and state is not None:
+            states[symbol] = state
+            out.append(
+                Status("ITCH", symbol, "trading" if state == "T" else "halted", state, ts, ts)
+            )
+        try:
+            book = replay.book(symbol)
+        except KeyError:
+            continue  # not in the file yet
+        bids, asks = book.snapshot()
+        now = ([(p, size) for p, size, _n in bids], [(p, size) for p, size, _n in asks])
+        changes = book_diff(levels[symbol], now)
+        if changes:
+            levels[symbol] = now
+            seqs[symbol] += 1
+            flags = F_SNAPSHOT | F_LAST if seqs[symbol] == 1 else F_LAST
+            out.append(BookUpdate("ITCH", symbol, seqs[symbol], ts, ts, changes, flags))
+    return out
