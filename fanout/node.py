@@ -27,7 +27,7 @@ from fanout.protocol import ProtocolError, Subscription
 from fanout.stream import BookStream, Outcome
 from hub.bus import SnapshotStore
 from hub.config import FanoutConfig
-from hub.events import BookUpdate, Event, Instrument, Trade
+from hub.events import BookUpdate, Event, Instrument, Status, Trade
 from hub.ops import ops_response, response
 
 log = logging.getLogger("hub.fanout")
@@ -115,6 +115,10 @@ class FanoutNode:
             self._on_trade(event)
         elif isinstance(event, Instrument):
             self._stream(event.venue, event.symbol).instrument = event
+        elif isinstance(event, Status):
+            stream = self._stream(event.venue, event.symbol)
+            stream.venue_status = event.state
+            self._broadcast_status(stream, event.state, f"venue: {event.reason}")
 
     def _on_update(self, update: BookUpdate) -> None:
         stream = self._stream(update.venue, update.symbol)
@@ -365,6 +369,7 @@ class FanoutNode:
                     "gaps": s.gaps,
                     "last_trade_seq": s.last_trade_seq,
                     "resyncs": s.resyncs,
+                    "venue_status": s.venue_status,
                     "tick_size": s.instrument.tick_size if s.instrument else None,
                     "lot_size": s.instrument.lot_size if s.instrument else None,
                 }

@@ -41,6 +41,8 @@ class BookStream:
         self.history: deque[tuple[int, bytes]] = deque(maxlen=history)
         self.gaps = 0
         self.resyncs = 0
+        self.venue_status = "live"
+        """The feed's last word on this book: stale, resynced, halted or trading."""
         self.last_trade_seq = 0
         self.recent_trades: deque[bytes] = deque(maxlen=RECENT_TRADES)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -256,3 +257,50 @@ class MockBinance(_MockVenue):
                 return
         self.done.set()
         await ws.wait_closed()
+
+
+class MockCaptureVenue(_MockVenue):
+    """Plays a capture's first WebSocket connection to whoever connects, after their first
+    message (the subscribe), and answers REST requests with the capture's REST bodies
+    (matched by path and query). Each connection gets the recording from the start."""
+
+    def __init__(self, capture: Path, pace: float = 0.0) -> None:
+        lines = list(read_capture(capture))
+        first = next((x.conn for x in lines if x.kind == "recv"), "")
+        self.frames = [x.data for x in lines if x.kind == "recv" and x.conn == first]
+        self.waits_for_subscribe = any(x.kind == "send" for x in lines)
+        self.rest: dict[str, str] = {}
+        for x in lines:
+            if x.kind == "http":
+                parsed = urlsplit(x.url)
+                self.rest[parsed.path + ("?" + parsed.query if parsed.query else "")] = x.data
+        self.pace = pace
+        self.received: list[str] = []
+        self.rest_requests: list[str] = []
+        self.connections = 0
+        self.drop_after = None
+        self.skip_while_away = 0
+        self.done = asyncio.Event()
+
+    def _advance(self) -> object:
+        return None
+
+    def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        self.rest_requests.append(request.path)
+        body = self.rest.get(request.path)
+        if body is None:
+            return response(404, b'{"message":"not recorded"}', "application/json")
+        return response(200, body.encode(), "application/json")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        if self.waits_for_subscribe:
+            self.received.append(str(await ws.recv()))
+        for frame in self.frames:
+            await ws.send(frame)
+            await asyncio.sleep(self.pace)
+        self.done.set()
+        async for message in ws:
+            self.received.append(str(message))

@@ -189,14 +189,14 @@ class FeedStats(Collector):
         yield bad
         per_symbol = {
             "book_updates": "Venue book updates applied",
-            "snapshots": "Venue snapshots applied",
+            "venue_snapshots": "Venue snapshots applied",
             "gaps": "Sequence gaps detected",
             "resyncs": "Times the book went stale and had to be resynced",
             "checksums_ok": "Venue checksums verified",
             "checksums_failed": "Venue checksum mismatches",
             "crossed": "Crossed books detected",
         }
-        stat_attr = {"book_updates": "updates"}
+        stat_attr = {"book_updates": "updates", "venue_snapshots": "snapshots"}
         for name, doc in per_symbol.items():
             m = CounterMetricFamily(f"hub_feed_{name}", doc, labels=["venue", "symbol"])
             for r in self.runners:

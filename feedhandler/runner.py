@@ -81,6 +81,7 @@ class LiveRunner:
         self.capture = capture
         self.retry_after = retry_after
         """Seconds before a resubscribe for a still-stale symbol is sent again."""
+        self.connected = False
         self.connections = 0
         self.disconnects = 0
         self.planned_reconnects = 0
@@ -174,6 +175,9 @@ class LiveRunner:
         """Run until cancelled, or after ``max_connections`` connections have ended."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
             self._http = http
+            if self.rest:
+                for url in self.parser.instrument_urls(self.rest):
+                    await self.fetch(url)
             try:
                 await self._run(max_connections)
             finally:
@@ -225,8 +229,12 @@ class LiveRunner:
                     max_size=None,
                 ) as ws:
                     self.connections += 1
+                    self.connected = True
                     attempt = 0
-                    planned = await self._connection(ws)
+                    try:
+                        planned = await self._connection(ws)
+                    finally:
+                        self.connected = False
                 if planned:
                     self.planned_reconnects += 1
                     log.info(

@@ -142,8 +142,11 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
                         break
                     before = replay.messages
             except BookError as exc:
+                # A corrupt stream cannot be resynchronised: publish the book as of the last
+                # good message and stop.
                 on_error(f"{path.name}: {exc}")
-                return  # a corrupt stream cannot be resynchronised: stop at the last good book
+                yield replay.timestamp, _itch_changes(replay, names, levels, seqs, states)
+                return
             data = f.read(CHUNK)
     try:
         replay.finish()

@@ -13,7 +13,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub.config import HubConfig, load_config
+from feedhandler.venues import VENUES
+from hub.config import FEED_SOURCES, HubConfig, load_config
 from hub.errors import ConfigError, HubError, ServiceUnavailable
 from hub.logs import setup_logging
 
@@ -32,6 +33,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "seed": ("feed", "seed"),
         "rate": ("feed", "rate"),
         "max_orders": ("feed", "max_orders"),
+        "source": ("feed", "source"),
+        "file": ("feed", "file"),
+        "speed": ("feed", "speed"),
+        "url": ("feed", "url"),
+        "rest_url": ("feed", "rest_url"),
         "host": ("fanout", "host"),
         "port": ("fanout", "port"),
         "group": ("recorder", "group"),
@@ -61,11 +67,24 @@ def _add_service_flags(p: argparse.ArgumentParser, *names: str) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=helps[name])
 
 
+def _symbols(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
 def _add_feed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--source",
+        choices=FEED_SOURCES,
+        help="where books come from (default sim: the simulated exchange)",
+    )
+    p.add_argument("--file", help="file a replay source reads")
+    p.add_argument("--speed", help="replay pace: max, or a multiple of real time (1 = as recorded)")
+    p.add_argument("--url", help="WebSocket endpoint of a live venue (default: the venue's)")
+    p.add_argument("--rest-url", dest="rest_url", help="REST base URL of a live venue")
+    p.add_argument(
         "--symbols",
-        type=lambda s: [x for x in s.split(",") if x],
-        help="comma-separated symbols of the simulated exchange",
+        type=_symbols,
+        help="comma-separated symbols (simulated exchange, live venue or ITCH stocks)",
     )
     p.add_argument("--seed", type=int, help="seed of the simulated order flow")
     p.add_argument("--rate", type=float, help="orders per second per symbol (0 = unpaced)")
@@ -87,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port of the page and WebSocket API (default 8765)")
 
-    p = sub.add_parser("feed", help="simulated exchange publishing to Kafka, snapshots to Redis")
+    p = sub.add_parser(
+        "feed", help="a feed (simulator, live venue or replay) publishing to Kafka, Redis"
+    )
     _add_feed_flags(p)
     _add_service_flags(p, "kafka", "redis", "topic_prefix")
     p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
@@ -128,13 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="capture file (.jsonl[.zst]) or LOBSTER message file")
     p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
     p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
-    p.add_argument("--venue", help="kraken (default: from the capture's header)")
+    p.add_argument(
+        "--venue", choices=sorted(VENUES), help="venue parser (default: from the capture's header)"
+    )
     p.add_argument("--speed", default="max", help="max, or a multiple of real time (1 = live pace)")
     p.add_argument(
         "--check",
         action="store_true",
         help="exit 1 if a checksum failed, a gap occurred or a book crossed",
     )
+
+    p = sub.add_parser("capture", help="record a live venue's traffic in the capture format")
+    p.add_argument("--venue", required=True, choices=sorted(VENUES))
+    p.add_argument("--symbols", required=True, type=_symbols, help="as the venue names them")
+    p.add_argument("out", type=Path, help="output file, .jsonl or .jsonl.zst")
+    p.add_argument("--url", help="WebSocket endpoint (default: the venue's)")
+    p.add_argument("--rest-url", dest="rest_url", help="REST base URL (default: the venue's)")
+    p.add_argument("--duration", type=float, default=0, help="stop after S seconds (0: Ctrl-C)")
+    p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: no limit)")
 
     sub.add_parser("config", help="print the effective configuration")
     return parser
@@ -247,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         return _replay(args.file, args.venue, args.speed, args.check)
     if args.command == "itch":
         return _itch(args.file, args.symbol, args.after, args.depth)
+    if args.command == "capture":
+        from feedhandler.record import capture
+
+        setup_logging("info")
+        return capture(
+            args.venue, args.symbols, args.out, args.url, args.rest_url, args.duration, args.frames
+        )
     try:
         cfg = load_config(args.config, os.environ, _overrides(args))
         setup_logging(cfg.log_level)

@@ -50,12 +50,29 @@ class PostgresConfig:
     """PostgreSQL+TimescaleDB; keep passwords in the environment (HUB_POSTGRES__DSN, PGPASSWORD)."""
 
 
+LIVE_SOURCES = ("kraken", "binance", "coinbase", "coinbase-exchange")
+FILE_SOURCES = ("capture", "itch", "lobster", "databento")
+FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)
+
+
 @dataclass(frozen=True)
 class FeedConfig:
+    source: str = "sim"
+    """Where books come from: sim, a live venue (kraken, binance, coinbase,
+    coinbase-exchange) or a file replay (capture, itch, lobster, databento; set file)."""
+    file: str = ""
+    """The file a replay source reads."""
+    speed: str = "max"
+    """Replay pace: max, or a multiple of real time (1 = as recorded)."""
+    url: str = ""
+    """WebSocket endpoint of a live venue (empty: the venue's public endpoint)."""
+    rest_url: str = ""
+    """REST base URL of a live venue (empty: the venue's public API)."""
     venue: str = "SIM"
     """Venue name of the simulated exchange."""
     symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
-    """Symbols the simulated exchange trades."""
+    """Symbols of the simulated exchange or live venue (as the venue names them), or ITCH
+    stocks."""
     seed: int = 1
     """Seed of the simulated order flow: the same seed gives the same books and trades."""
     rate: float = 200.0
@@ -68,6 +85,23 @@ class FeedConfig:
     """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9101
     """Port of /metrics and /healthz (0 picks a free one)."""
+
+    def __post_init__(self) -> None:
+        if self.source not in FEED_SOURCES:
+            raise ConfigError(
+                f"feed.source: unknown source {self.source!r} (one of {', '.join(FEED_SOURCES)})"
+            )
+        if self.source in FILE_SOURCES and not self.file:
+            raise ConfigError(f"feed.source {self.source!r} replays a file: set feed.file")
+        if self.speed != "max":
+            try:
+                ok = float(self.speed) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(
+                    f"feed.speed: expected 'max' or a positive number, got {self.speed!r}"
+                )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from hub.config import KafkaConfig
 from hub.errors import ServiceUnavailable
-from hub.events import BookUpdate, Event, Instrument, Trade, encode
+from hub.events import BookUpdate, Event, Instrument, Status, Trade, encode
 
 
 def topic_names(cfg: KafkaConfig) -> dict[str, str]:
@@ -110,8 +110,8 @@ class KafkaPublisher:
         """Send events and wait until the broker has acknowledged all of them."""
         futures = []
         for event in events:
-            if isinstance(event, BookUpdate):
-                topic = self.topics["book"]
+            if isinstance(event, BookUpdate | Status):
+                topic = self.topics["book"]  # statuses stay in order with their stream's updates
             elif isinstance(event, Trade):
                 topic = self.topics["trades"]
             elif isinstance(event, Instrument):

@@ -16,7 +16,7 @@ from typing import Any
 
 from fanout.node import FanoutNode, run_source
 from fanout.sources import bus_source, kafka_source
-from feedhandler.feed import Feed
+from feedhandler.launch import build_source
 from hub.bus import InProcessBus, MemorySnapshots
 from hub.config import HubConfig
 from hub.db import redact_dsn
@@ -52,14 +52,14 @@ async def run_demo(cfg: HubConfig) -> None:
     """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
     bus = InProcessBus()
     store = MemorySnapshots()
-    feed = Feed(cfg.feed, bus, store)
+    source = build_source(cfg.feed, bus, store)
     node = FanoutNode(cfg.fanout, store)
     server = await node.start()
     port = bound_port(server)
     base = f"http://{cfg.fanout.host}:{port}"
     announce(
         [
-            f"hub demo running: {', '.join(cfg.feed.symbols)} on the simulated exchange",
+            f"hub demo running: {source.description}",
             f"  live page     {base}/",
             f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
             f"  metrics       {base}/metrics",
@@ -68,28 +68,29 @@ async def run_demo(cfg: HubConfig) -> None:
         ]
     )
     try:
-        await _gather(run_source(node, lambda n: bus_source(n, bus)), feed.run())
+        await _gather(run_source(node, lambda n: bus_source(n, bus)), source.run())
     finally:
         await node.stop()
 
 
 async def run_feed(cfg: HubConfig) -> None:
-    """The simulated exchange publishing to Kafka, with snapshots in Redis."""
+    """A feed source (simulator, live venue or replay) publishing to Kafka, snapshots in Redis."""
     store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
     await store.check()
     await ensure_topics(cfg.kafka)
     publisher = KafkaPublisher(cfg.kafka)
     await publisher.start()
-    feed = Feed(cfg.feed, publisher, store)
-    ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, feed.health)
+    source = build_source(cfg.feed, publisher, store)
+    ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, source.health)
     announce(
         [
-            f"hub feed publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
+            f"hub feed: {source.description}",
+            f"  publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
             f"  metrics http://{cfg.feed.metrics_host}:{bound_port(ops)}/metrics",
         ]
     )
     try:
-        await feed.run()
+        await source.run()
     finally:
         ops.close()
         await publisher.stop()

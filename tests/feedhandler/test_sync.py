@@ -16,7 +16,7 @@ def test_buffered_deltas_after_the_snapshot_apply_in_order() -> None:
     assert isinstance(out[0], BookUpdate) and out[0].flags == F_SNAPSHOT | F_LAST
     assert (out[0].seq, out[0].changes) == (1, ((0, 100, 9), (1, 101, 4)))
     assert [type(e) for e in out[1:]] == [BookUpdate]  # 5..6 covered by the snapshot, 7..8 applied
-    assert (out[1].seq, out[1].changes, out[1].flags) == (2, ((0, 100, 2),), F_LAST)
+    assert out[1] == BookUpdate("V", "S", 2, 0, 2, ((0, 100, 2),), F_LAST)
     assert sync.book.snapshot() == ([(100, 2)], [(101, 4)])
     assert sync.venue_id == 8
 

@@ -1,0 +1,180 @@
+"""File replays as publishing sources: a consumer of the published events ends with exactly
+the book the file replays to, in gap-free sequence, at the pace asked for."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from feedhandler.databento import replay_databento
+from feedhandler.itch_file import replay_itch
+from feedhandler.lobster import replay_lobster
+from feedhandler.sources import (
+    Batch,
+    Pacer,
+    capture_batches,
+    databento_batches,
+    itch_batches,
+    lobster_batches,
+    parse_speed,
+)
+from feedhandler.venues.kraken import KrakenParser
+from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from orderbook_core import L2Book
+from orderbook_core import itchgen as g
+from orderbook_core.types import F_SNAPSHOT
+from tests.conftest import CAPTURES
+from tests.feedhandler.test_databento import session, write_csv
+from tests.feedhandler.test_lobster import write_session
+
+
+class Consumer:
+    """Rebuilds every stream from the events alone, checking each stream's seq is gap-free."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, L2Book] = {}
+        self.seqs: dict[str, int] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.trades: dict[str, int] = {}
+        self.statuses: list[tuple[str, str]] = []
+
+    def take(self, events: Iterable[Event]) -> None:
+        for e in events:
+            if isinstance(e, Instrument):
+                self.instruments[e.symbol] = e
+                continue
+            assert e.symbol in self.instruments, "instrument must come before its first event"
+            if isinstance(e, BookUpdate):
+                assert e.seq == self.seqs.get(e.symbol, 0) + 1
+                self.seqs[e.symbol] = e.seq
+                self.books.setdefault(e.symbol, L2Book()).apply(e.changes)
+            elif isinstance(e, Trade):
+                assert e.seq == self.trades.get(e.symbol, 0) + 1
+                self.trades[e.symbol] = e.seq
+            elif isinstance(e, Status):
+                self.statuses.append((e.symbol, e.state))
+
+
+def consume(batches: Iterable[Batch]) -> Consumer:
+    c = Consumer()
+    for _ts, events in batches:
+        c.take(events)
+    return c
+
+
+def test_lobster_source_ends_with_the_replayed_book(tmp_path: Path) -> None:
+    messages, _orderbook, _n = write_session(tmp_path, seed=5, commands=3000)
+    errors: list[str] = []
+    c = consume(lobster_batches(messages, "TEST", errors.append))
+    expected = replay_lobster(messages, None, "TEST")
+    assert errors == []
+    assert c.books["TEST"].snapshot() == expected.book.snapshot()
+    assert c.seqs["TEST"] == expected.seq and c.trades["TEST"] == expected.trades
+    assert c.instruments["TEST"] == Instrument("LOBSTER", "TEST", "0.0001", "1")
+
+
+def test_lobster_source_skips_bad_rows_without_touching_the_book(tmp_path: Path) -> None:
+    messages, _orderbook, _n = write_session(tmp_path, seed=6, commands=500)
+    good = consume(lobster_batches(messages, "T", lambda _e: None)).books["T"].snapshot()
+    lines = messages.read_text().splitlines()
+    lines.insert(50, "34200.1,1,99,abc,1000,1")  # unreadable size
+    lines.insert(80, "34200.2,3,99,999999999,1000,1")  # removes more than the level holds
+    lines.append("34200.9,1,7")  # truncated last row
+    broken = tmp_path / "broken_message.csv"
+    broken.write_text("\n".join(lines) + "\n")
+    errors: list[str] = []
+    c = consume(lobster_batches(broken, "T", errors.append))
+    assert len(errors) == 3
+    assert "broken_message.csv line 51" in errors[0]
+    assert c.books["T"].snapshot() == good
+
+
+def test_databento_source_ends_with_the_replayed_books(tmp_path: Path) -> None:
+    batches, _truth = session(seed=3, commands=2000)
+    path = tmp_path / "mbo.csv"
+    write_csv(path, batches)
+    errors: list[str] = []
+    c = consume(databento_batches(path, errors.append))
+    expected = replay_databento(path).summary()["instruments"]
+    assert errors == [] and set(c.books) == set(expected)
+    for symbol, book in c.books.items():
+        bids, asks = book.snapshot(5)
+        assert [list(b) for b in bids] == [b[:2] for b in expected[symbol]["bids"]]
+        assert [list(a) for a in asks] == [a[:2] for a in expected[symbol]["asks"]]
+        assert c.seqs[symbol] == expected[symbol]["book_updates"]
+
+
+def test_itch_source_ends_with_the_replayed_books_and_reports_halts(tmp_path: Path) -> None:
+    data = g.random_session(11, 20_000, ("AAPL", "MSFT"))
+    data += g.trading_action(1, 10**12, "AAPL", "H")
+    path = tmp_path / "day.itch"
+    path.write_bytes(data)
+    errors: list[str] = []
+    c = consume(itch_batches(path, ["AAPL", "MSFT"], errors.append))
+    expected = replay_itch(path, ["AAPL", "MSFT"])
+    assert errors == []
+    for symbol in ("AAPL", "MSFT"):
+        bids, asks = expected.book(symbol).snapshot()
+        assert c.books[symbol].snapshot() == (
+            [(p, s) for p, s, _n in bids],
+            [(p, s) for p, s, _n in asks],
+        )
+    assert ("AAPL", "halted") in c.statuses and c.statuses[-1] == ("AAPL", "halted")
+
+
+def test_itch_source_stops_at_corrupt_bytes_and_keeps_the_good_book(tmp_path: Path) -> None:
+    good = g.random_session(12, 3000, ("AAPL",))
+    path = tmp_path / "bad.itch"
+    path.write_bytes(good + b"\x00\x05Zjunk")
+    errors: list[str] = []
+    c = consume(itch_batches(path, ["AAPL"], errors.append))
+    assert len(errors) == 1 and "bad.itch" in errors[0] and "'Z'" in errors[0]
+    (tmp_path / "good.itch").write_bytes(good)
+    bids, asks = replay_itch(tmp_path / "good.itch", ["AAPL"]).book("AAPL").snapshot()
+    assert c.books["AAPL"].snapshot() == (
+        [(p, s) for p, s, _n in bids],
+        [(p, s) for p, s, _n in asks],
+    )
+
+
+def test_capture_source_first_update_is_the_flagged_snapshot() -> None:
+    parser = KrakenParser()
+    events = [
+        e
+        for _ts, ev in capture_batches(
+            CAPTURES / "kraken-v2-book10_BTC-USD_2023-08.jsonl.zst", parser
+        )
+        for e in ev
+    ]
+    updates = [e for e in events if isinstance(e, BookUpdate)]
+    assert updates[0].seq == 1 and updates[0].flags & F_SNAPSHOT
+    assert len(updates[0].changes) == 20  # depth 10, both sides
+    assert not any(u.flags & F_SNAPSHOT for u in updates[1:])
+    assert [u.seq for u in updates] == list(range(1, len(updates) + 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "factor"), [("max", 0.0), ("1", 1.0), ("10", 10.0), ("x2.5", 2.5)]
+)
+def test_speed_parses(text: str, factor: float) -> None:
+    assert parse_speed(text) == factor
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "fast", ""])
+def test_bad_speed_is_refused_by_name(text: str) -> None:
+    with pytest.raises(ValueError, match="--speed"):
+        parse_speed(text)
+
+
+def test_pacer_holds_records_to_their_recorded_spacing() -> None:
+    fast = Pacer("max")
+    assert fast.delay(10**9) == 0 and fast.delay(5 * 10**9) == 0
+    pacer = Pacer("10")  # ten times real time: 2 s of venue time is 0.2 s
+    assert pacer.delay(100 * 10**9) == 0  # the first record sets the clock
+    wait = pacer.delay(102 * 10**9)
+    assert 0.15 < wait <= 0.2
+    time.sleep(wait)
+    assert pacer.delay(102 * 10**9) < 0.02
