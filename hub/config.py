@@ -50,7 +50,7 @@ class PostgresConfig:
     """PostgreSQL+TimescaleDB; keep passwords in the environment (HUB_POSTGRES__DSN, PGPASSWORD)."""
 
 
-LIVE_SOURCES = ("kraken", "binance", "coinbase", "coinbase-exchange")
+LIVE_SOURCES = ("kraken", "binance", "coinbase", "coinbase-exchange", "coinbase-l3")
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)
 
@@ -59,7 +59,8 @@ FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)
 class FeedConfig:
     source: str = "sim"
     """Where books come from: sim, a live venue (kraken, binance, coinbase,
-    coinbase-exchange) or a file replay (capture, itch, lobster, databento; set file)."""
+    coinbase-exchange, coinbase-l3) or a file replay (capture, itch, lobster, databento;
+    set file)."""
     file: str = ""
     """The file a replay source reads."""
     speed: str = "max"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.coinbase import CoinbaseParser
+from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
 
 
@@ -51,6 +52,12 @@ VENUES: dict[str, VenueSpec] = {
     "coinbase-exchange": VenueSpec(
         "coinbase-exchange",
         lambda: CoinbaseParser("exchange"),
+        "wss://ws-feed.exchange.coinbase.com",
+        "https://api.exchange.coinbase.com",
+    ),
+    "coinbase-l3": VenueSpec(
+        "coinbase-l3",
+        CoinbaseL3Parser,
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
     ),
