@@ -180,17 +180,7 @@ class CoinbaseParser(ParserBase):
             delta = Delta(self._levels(product, msg["changes"]), ts_event=iso_ns(msg.get("time")))
             return self._book(product).delta(delta, ts_recv)
         if kind == "match":
-            return [
-                self._trade(
-                    msg["product_id"],
-                    msg["trade_id"],
-                    msg["price"],
-                    msg["size"],
-                    msg["side"],
-                    msg["time"],
-                    ts_recv,
-                )
-            ]
+            return [self._match(msg, ts_recv)]
         if kind == "ticker":
             product = msg["product_id"]
             # The first ticker after subscribing describes the last trade's moment, not the
@@ -224,6 +214,18 @@ class CoinbaseParser(ParserBase):
             lot.to_units(size),
             aggressor,
             iso_ns(time),
+            ts_recv,
+        )
+
+    def _match(self, msg: dict[str, Any], ts_recv: int) -> Trade:
+        """An Exchange-feed ``match`` message as a public trade."""
+        return self._trade(
+            msg["product_id"],
+            msg["trade_id"],
+            msg["price"],
+            msg["size"],
+            msg["side"],
+            msg["time"],
             ts_recv,
         )
 

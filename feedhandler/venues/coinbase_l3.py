@@ -163,17 +163,7 @@ class CoinbaseL3Parser(CoinbaseParser):
             if maker is not None:
                 state.orders[msg["maker_order_id"]] = (maker[0], maker[1], maker[2] - size)
                 changes.append(state.level_change(maker[0], maker[1], -size))
-            out.append(
-                self._trade(
-                    product,
-                    msg["trade_id"],
-                    msg["price"],
-                    msg["size"],
-                    msg["side"],
-                    msg["time"],
-                    ts_recv,
-                )
-            )
+            out.append(self._match(msg, ts_recv))
         elif kind == "change" and "new_size" in msg:
             resting = state.orders.get(msg["order_id"])
             if resting is not None:
