@@ -234,13 +234,17 @@ def read_dbn(path: Path) -> Iterator[tuple[str, MboRecord]]:
         )
 
 
+def read_records(
+    path: Path, on_error: Callable[[str], None] | None = None
+) -> Iterable[tuple[str, MboRecord]]:
+    """DBN (.dbn, .dbn.zst) or CSV records, by file name."""
+    if path.suffix in (".dbn", ".zst") or path.name.endswith(".dbn.zst"):
+        return read_dbn(path)
+    return read_csv(path, on_error)
+
+
 def replay_databento(path: Path, symbols: dict[int, str] | None = None) -> MboReplay:
-    records: Iterable[tuple[str, MboRecord]] = (
-        read_dbn(path)
-        if path.suffix in (".dbn", ".zst") or path.name.endswith(".dbn.zst")
-        else read_csv(path)
-    )
     replay = MboReplay(symbols=symbols)
-    for where, record in records:
+    for where, record in read_records(path):
         replay.apply(record, where)
     return replay

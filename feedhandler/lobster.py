@@ -155,7 +155,8 @@ def _row(book: L2Book, levels: int) -> list[int]:
     return out
 
 
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-empty row of a LOBSTER CSV file."""
     with path.open(newline="") as f:
         for line, row in enumerate(csv.reader(f), start=1):
             if row:
@@ -177,8 +178,8 @@ def replay_lobster(
     """Replay a message file (checked row by row against its orderbook file when given)."""
     name = symbol or messages.name.split("_", 1)[0]
     replay = LobsterReplay(name, midnight_from_name(messages))
-    books = _rows(orderbook) if orderbook is not None else None
-    for line, msg in _rows(messages):
+    books = csv_rows(orderbook) if orderbook is not None else None
+    for line, msg in csv_rows(messages):
         where = f"{messages.name} line {line}"
         book_row: list[int] | None = None
         if books is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,10 +162,7 @@ class FeedStats(Collector):
     def add(self, runner: Any) -> None:
         self.runners.append(runner)
 
-    def collect(self) -> Iterable[Any]:
-        return list(self._collect())
-
-    def _collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Any]:
         per_venue = {
             "frames": "WebSocket frames received",
             "connections": "WebSocket connections opened",

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from feedhandler.capture import CaptureError, read_capture, read_header
+from feedhandler.capture import CaptureError, read_header
+from feedhandler.sources import Pacer, capture_batches
 from feedhandler.venues import VENUES
 from hub.events import Trade
 
@@ -33,22 +34,13 @@ def replay_capture(path: Path, venue: str | None = None, speed: str = "max") -> 
         raise CaptureError(
             f"venue {venue!r} has no replay parser (supported: {', '.join(sorted(VENUES))})"
         )
-    factor = 0.0 if speed == "max" else float(speed)
+    pacer = Pacer(speed)
     parser = VENUES[venue].parser()
     counts: dict[str, dict[str, int]] = {}
-    started, first_ts = time.monotonic(), None
-    for line in read_capture(path):
-        if line.kind not in ("recv", "http"):
-            continue
-        if factor > 0:
-            first_ts = line.ts_ns if first_ts is None else first_ts
-            time.sleep(
-                max(0.0, started + (line.ts_ns - first_ts) / 1e9 / factor - time.monotonic())
-            )
-        if line.kind == "http":
-            events = parser.on_http(line.url, line.data, line.ts_ns)
-        else:
-            events = parser.on_frame(line.data, line.ts_ns)
+    for ts, events in capture_batches(path, parser):
+        wait = pacer.delay(ts)
+        if wait > 0:
+            time.sleep(wait)
         for event in events:
             c = counts.setdefault(event.symbol, {"events": 0, "trades": 0})
             c["events"] += 1

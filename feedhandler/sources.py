@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from feedhandler.capture import read_capture
-from feedhandler.databento import PRICE_DECIMALS, DatabentoError, MboReplay, read_csv, read_dbn
+from feedhandler.databento import PRICE_DECIMALS, DatabentoError, MboReplay, read_records
 from feedhandler.itch_file import CHUNK, open_itch
-from feedhandler.lobster import LobsterError, LobsterReplay, midnight_from_name
+from feedhandler.lobster import LobsterError, LobsterReplay, csv_rows, midnight_from_name
 from feedhandler.sync import L2Levels, book_diff
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.events import BookUpdate, Event, Instrument, Status
@@ -49,8 +49,9 @@ def parse_speed(text: str) -> float:
 class Pacer:
     """Waits so that records stamped ``ts_ns`` leave at ``speed`` times their original pace."""
 
-    def __init__(self, speed: str) -> None:
+    def __init__(self, speed: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.factor = parse_speed(speed)
+        self.clock = clock
         self._start = 0.0
         self._first: int | None = None
 
@@ -59,9 +60,9 @@ class Pacer:
         if self.factor == 0 or ts_ns <= 0:
             return 0.0
         if self._first is None:
-            self._first, self._start = ts_ns, time.monotonic()
+            self._first, self._start = ts_ns, self.clock()
         due = self._start + (ts_ns - self._first) / 1e9 / self.factor
-        return max(0.0, due - time.monotonic())
+        return max(0.0, due - self.clock())
 
 
 def capture_batches(path: Path, parser: ParserBase) -> Iterator[Batch]:
@@ -81,18 +82,13 @@ def lobster_batches(messages: Path, symbol: str, on_error: OnError) -> Iterator[
     """A LOBSTER message file (the book starts empty: LOBSTER files start at the open)."""
     replay = LobsterReplay(symbol, midnight_from_name(messages))
     yield 0, [lobster_instrument(symbol)]
-    with messages.open() as f:
-        for number, line in enumerate(f, start=1):
-            row = line.strip().split(",")
-            if row == [""]:
-                continue
-            where = f"{messages.name} line {number}"
-            try:
-                events = replay.apply(row, where)
-            except LobsterError as exc:
-                on_error(str(exc))
-                continue
-            yield (events[0].ts_event if events else 0), events  # type: ignore[union-attr]
+    for number, row in csv_rows(messages):
+        try:
+            events = replay.apply(row, f"{messages.name} line {number}")
+        except LobsterError as exc:
+            on_error(str(exc))
+            continue
+        yield (events[0].ts_event if events else 0), events  # type: ignore[union-attr]
 
 
 def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
@@ -100,12 +96,7 @@ def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
     replay = MboReplay()
     tick = str(decimals_unit(PRICE_DECIMALS).text)
     seen: set[str] = set()
-    records = (
-        read_dbn(path)
-        if path.suffix in (".dbn", ".zst") or path.name.endswith(".dbn.zst")
-        else read_csv(path, on_error)
-    )
-    for where, record in records:
+    for where, record in read_records(path, on_error):
         try:
             events = replay.apply(record, where)
         except DatabentoError as exc:

@@ -13,8 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from feedhandler.venues import VENUES
-from hub.config import FEED_SOURCES, HubConfig, load_config
+from hub.config import FEED_SOURCES, LIVE_SOURCES, HubConfig, load_config
 from hub.errors import ConfigError, HubError, ServiceUnavailable
 from hub.logs import setup_logging
 
@@ -150,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
     p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
     p.add_argument(
-        "--venue", choices=sorted(VENUES), help="venue parser (default: from the capture's header)"
+        "--venue", choices=LIVE_SOURCES, help="venue parser (default: from the capture's header)"
     )
     p.add_argument("--speed", default="max", help="max, or a multiple of real time (1 = live pace)")
     p.add_argument(
@@ -160,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("capture", help="record a live venue's traffic in the capture format")
-    p.add_argument("--venue", required=True, choices=sorted(VENUES))
+    p.add_argument("--venue", required=True, choices=LIVE_SOURCES)
     p.add_argument("--symbols", required=True, type=_symbols, help="as the venue names them")
     p.add_argument("out", type=Path, help="output file, .jsonl or .jsonl.zst")
     p.add_argument("--url", help="WebSocket endpoint (default: the venue's)")

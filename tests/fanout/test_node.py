@@ -7,10 +7,12 @@ import asyncio
 import pytest
 
 from fanout import node as node_module
+from fanout.client import connect, messages, request
 from fanout.node import FanoutNode
 from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
-from hub.events import BookSnapshot, BookUpdate, Instrument
+from hub.events import BookSnapshot, BookUpdate, Instrument, Status
+from hub.ops import bound_port
 
 
 class FlakyStore(MemorySnapshots):
@@ -47,10 +49,6 @@ async def test_sync_survives_store_errors(monkeypatch: pytest.MonkeyPatch) -> No
 
 async def test_venue_status_reaches_subscribers_over_websocket() -> None:
     """A feed's stale/resynced events are forwarded to the book's subscribers, in order."""
-    from fanout.client import connect, messages, request
-    from hub.events import Status
-    from hub.ops import bound_port
-
     store = MemorySnapshots()
     await store.put_instrument(Instrument("SIM", "X", "0.01", "1"))
     await store.put(BookSnapshot("SIM", "X", 1, 0, ((100, 2),), ((101, 3),)))

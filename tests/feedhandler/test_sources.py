@@ -3,7 +3,6 @@ the book the file replays to, in gap-free sequence, at the pace asked for."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -172,9 +171,11 @@ def test_bad_speed_is_refused_by_name(text: str) -> None:
 def test_pacer_holds_records_to_their_recorded_spacing() -> None:
     fast = Pacer("max")
     assert fast.delay(10**9) == 0 and fast.delay(5 * 10**9) == 0
-    pacer = Pacer("10")  # ten times real time: 2 s of venue time is 0.2 s
+    now = [50.0]
+    pacer = Pacer("10", clock=lambda: now[0])  # ten times real time: 2 s of venue time is 0.2 s
     assert pacer.delay(100 * 10**9) == 0  # the first record sets the clock
-    wait = pacer.delay(102 * 10**9)
-    assert 0.15 < wait <= 0.2
-    time.sleep(wait)
-    assert pacer.delay(102 * 10**9) < 0.02
+    assert pacer.delay(102 * 10**9) == pytest.approx(0.2)
+    now[0] += 0.15
+    assert pacer.delay(102 * 10**9) == pytest.approx(0.05)
+    now[0] += 1.0  # running late: no waiting, no catching up by waiting less later
+    assert pacer.delay(102 * 10**9) == 0
