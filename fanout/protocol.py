@@ -13,10 +13,9 @@ from typing import Any
 
 import orjson
 
-from hub.events import BookUpdate, Instrument, Trade
+from hub.events import TRADE_SIDES, BookUpdate, Instrument, Trade
 from orderbook_core import L2Book
 
-SIDES = ("buy", "sell")
 CHANNELS = ("book", "trades")
 
 
@@ -84,7 +83,7 @@ def encode_trade(inst: Instrument, trade: Trade) -> bytes:
             "trade_id": trade.trade_id,
             "price": inst.tick.to_str(trade.price),
             "size": inst.lot.to_str(trade.size),
-            "side": SIDES[trade.side],
+            "side": TRADE_SIDES[trade.side],
             "ts_event": trade.ts_event,
             "ts_recv": trade.ts_recv,
         }

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.decimals import parse_decimal
-from hub.events import BookUpdate, Event, LevelChange, Trade
+from hub.events import BUY, NO_AGGRESSOR, SELL, BookUpdate, Event, LevelChange, Trade
 from orderbook_core import BookError, L3Book
 
 F_LAST = 128
@@ -29,6 +29,10 @@ PRICE_DECIMALS = 9
 
 class DatabentoError(ValueError):
     """A record is malformed or inconsistent; the message names the record."""
+
+
+_AGGRESSOR = {"B": BUY, "A": SELL, "N": NO_AGGRESSOR}
+"""Databento's side letters; on a trade the side is the aggressor's, N when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,10 @@ class MboReplay:
         ib = self.books.setdefault(r.instrument_id, InstrumentBook())
         ib.counts[r.action] = ib.counts.get(r.action, 0) + 1
         out: list[Event] = []
+        if r.side not in _AGGRESSOR:
+            raise DatabentoError(f"{where}: unknown side {r.side!r} (B, A or N)")
+        if r.side == "N" and r.action in ("A", "M"):
+            raise DatabentoError(f"{where}: action {r.action} needs side B or A, got N")
         side = 0 if r.side == "B" else 1
         try:
             if r.action == "A":
@@ -90,7 +98,7 @@ class MboReplay:
                     for price, _size, _n in ib.book.depth(s):
                         ib.pending[s, price] = 0
                 ib.book.clear()
-            elif r.action == "T" and r.side in ("A", "B"):
+            elif r.action == "T":
                 ib.trades += 1
                 out.append(
                     Trade(
@@ -100,7 +108,7 @@ class MboReplay:
                         f"{r.sequence}:{r.order_id}",
                         r.price,
                         r.size,
-                        0 if r.side == "B" else 1,
+                        _AGGRESSOR[r.side],
                         r.ts_event,
                         r.ts_recv,
                     )

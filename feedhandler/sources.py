@@ -22,7 +22,7 @@ from feedhandler.itch_file import CHUNK, open_itch
 from feedhandler.lobster import LobsterError, LobsterReplay, csv_rows, midnight_from_name
 from feedhandler.sync import L2Levels, book_diff
 from feedhandler.venues.base import ParserBase, decimals_unit
-from hub.events import BookUpdate, Event, Instrument, Status
+from hub.events import BookUpdate, Event, Instrument, Status, Trade
 from orderbook_core import BookError, ItchReplay
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
@@ -112,14 +112,13 @@ def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
 
 
 def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Iterator[Batch]:
-    """An ITCH 5.0 file's books for ``symbols``, one net update per symbol per ``ITCH_BATCH``
-    messages (the books between batches are exact; the steps inside one are conflated)."""
-    names = list(symbols)
-    replay = ItchReplay(names)
-    yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in names]
-    levels: dict[str, L2Levels] = {s: ([], []) for s in names}
-    seqs = dict.fromkeys(names, 0)
-    states: dict[str, str | None] = dict.fromkeys(names)
+    """An ITCH 5.0 file's trades and books for ``symbols``: every print (E, printable C,
+    P, Q) as a Trade, and one net book update per symbol per ``ITCH_BATCH`` messages after
+    that batch's trades (the books between batches are exact; the steps inside one are
+    conflated)."""
+    streams = _ItchStreams(list(symbols))
+    replay = streams.replay
+    yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in streams.names]
     with open_itch(path) as f:
         data = f.read(CHUNK)
         while data:
@@ -127,7 +126,7 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
                 replay.feed(data, replay.messages + ITCH_BATCH)
                 before = replay.messages
                 while True:  # drain what the chunk still holds, one batch at a time
-                    yield replay.timestamp, _itch_changes(replay, names, levels, seqs, states)
+                    yield replay.timestamp, streams.events()
                     replay.feed(b"", replay.messages + ITCH_BATCH)
                     if replay.messages == before:
                         break
@@ -136,7 +135,7 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
                 # A corrupt stream cannot be resynchronised: publish the book as of the last
                 # good message and stop.
                 on_error(f"{path.name}: {exc}")
-                yield replay.timestamp, _itch_changes(replay, names, levels, seqs, states)
+                yield replay.timestamp, streams.events()
                 return
             data = f.read(CHUNK)
     try:
@@ -145,32 +144,40 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
         on_error(f"{path.name}: {exc}")
 
 
-def _itch_changes(
-    replay: ItchReplay,
-    names: list[str],
-    levels: dict[str, L2Levels],
-    seqs: dict[str, int],
-    states: dict[str, str | None],
-) -> list[Event]:
-    out: list[Event] = []
-    ts = replay.timestamp
-    for symbol in names:
-        state = replay.trading_state(symbol)
-        if state != states[symbol] and state is not None:
-            states[symbol] = state
-            out.append(
-                Status("ITCH", symbol, "trading" if state == "T" else "halted", state, ts, ts)
-            )
-        try:
-            book = replay.book(symbol)
-        except KeyError:
-            continue  # not in the file yet
-        bids, asks = book.snapshot()
-        now = ([(p, size) for p, size, _n in bids], [(p, size) for p, size, _n in asks])
-        changes = book_diff(levels[symbol], now)
-        if changes:
-            levels[symbol] = now
-            seqs[symbol] += 1
-            flags = F_SNAPSHOT | F_LAST if seqs[symbol] == 1 else F_LAST
-            out.append(BookUpdate("ITCH", symbol, seqs[symbol], ts, ts, changes, flags))
-    return out
+class _ItchStreams:
+    """The hub streams of an ITCH replay: what consumers were last told, per symbol."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.replay = ItchReplay(names, trades=True)
+        self.levels: dict[str, L2Levels] = {s: ([], []) for s in names}
+        self.seqs = dict.fromkeys(names, 0)
+        self.trade_seqs = dict.fromkeys(names, 0)
+        self.states: dict[str, str | None] = dict.fromkeys(names)
+
+    def events(self) -> list[Event]:
+        """The prints since the last call, then each changed trading state and net book."""
+        out: list[Event] = []
+        ts = self.replay.timestamp
+        for symbol, at, match, price, shares, side in self.replay.take_trades():
+            seq = self.trade_seqs[symbol] = self.trade_seqs[symbol] + 1
+            out.append(Trade("ITCH", symbol, seq, str(match), price, shares, side, at, at))
+        for symbol in self.names:
+            state = self.replay.trading_state(symbol)
+            if state != self.states[symbol] and state is not None:
+                self.states[symbol] = state
+                kind = "trading" if state == "T" else "halted"
+                out.append(Status("ITCH", symbol, kind, state, ts, ts))
+            try:
+                book = self.replay.book(symbol)
+            except KeyError:
+                continue  # not in the file yet
+            bids, asks = book.snapshot()
+            now = ([(p, size) for p, size, _n in bids], [(p, size) for p, size, _n in asks])
+            changes = book_diff(self.levels[symbol], now)
+            if changes:
+                self.levels[symbol] = now
+                seq = self.seqs[symbol] = self.seqs[symbol] + 1
+                flags = F_SNAPSHOT | F_LAST if seq == 1 else F_LAST
+                out.append(BookUpdate("ITCH", symbol, seq, ts, ts, changes, flags))
+        return out

@@ -22,6 +22,10 @@ from orderbook_core.types import F_LAST
 Level = tuple[int, int]  # (price ticks, size lots)
 LevelChange = tuple[int, int, int]  # (side, price ticks, absolute size lots; 0 deletes)
 
+BUY, SELL, NO_AGGRESSOR = 0, 1, 2
+TRADE_SIDES = ("buy", "sell", "none")
+"""A trade's aggressor side by number; ``none`` for auction and cross prints."""
+
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
@@ -68,7 +72,7 @@ class BookUpdate:
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One public trade; ``side`` is the aggressor's side (0 buy, 1 sell)."""
+    """One public trade; ``side`` is the aggressor's side (BUY, SELL or NO_AGGRESSOR)."""
 
     venue: str
     symbol: str
@@ -231,6 +235,8 @@ def decode(data: bytes) -> Event:
             _int(obj, "flags") if "flags" in obj else F_LAST,
         )
     if kind == "trade":
+        if obj.get("side") not in (BUY, SELL, NO_AGGRESSOR):
+            raise BadMessage(f"trade side must be 0, 1 or 2, got {obj.get('side')!r}")
         return Trade(
             venue,
             symbol,

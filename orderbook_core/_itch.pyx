@@ -9,8 +9,9 @@ through their C-level API (orderbook_core/_l3.pxd).
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset
+from libcpp.vector cimport vector
 
-from orderbook_core._l3 cimport L3Book
+from orderbook_core._l3 cimport L3Book, Order
 from orderbook_core.errors import BookError, ItchFormatError, located
 from orderbook_core.itch_spec import BOOK_MESSAGES, MESSAGE_LENGTHS
 
@@ -26,6 +27,19 @@ for _t in BOOK_MESSAGES:
 DEF UNKNOWN = 0
 DEF TRACKED = 1
 DEF IGNORED = 2
+
+DEF BUY = 0
+DEF SELL = 1
+DEF NO_AGGRESSOR = 2
+
+
+cdef struct Print:
+    uint32_t locate
+    int64_t timestamp
+    int64_t match
+    int64_t price
+    int64_t shares
+    int side        # the aggressor: BUY, SELL or NO_AGGRESSOR (a cross)
 
 
 cdef inline uint32_t _u16(const uint8_t* p) noexcept nogil:
@@ -61,8 +75,10 @@ cdef class ItchReplay:
     cdef int64_t _exec_count[65536]
     cdef int64_t _exec_shares[65536]
     cdef dict _state
+    cdef readonly bint keep_trades
+    cdef vector[Print] _prints
 
-    def __cinit__(self, symbols=None):
+    def __cinit__(self, symbols=None, trades=False):
         self._tail = b""
         self.messages = 0
         self.offset = 0
@@ -73,6 +89,7 @@ cdef class ItchReplay:
         self._books = [None] * 65536
         self._names = [None] * 65536
         self._state = {}
+        self.keep_trades = bool(trades)
         memset(self._status, 0, sizeof(self._status))
         memset(self._counts, 0, sizeof(self._counts))
         memset(self._exec_count, 0, sizeof(self._exec_count))
@@ -109,6 +126,9 @@ cdef class ItchReplay:
             self._state[locate] = chr(m[19])
             return 0
         status = self._status[locate]
+        if self.keep_trades and status == TRACKED and (t == 80 or t == 81):
+            self._trade(t, locate, m)
+            return 0
         if not _BOOK[t]:
             return 0  # no book effect: P, Q, B, S, Y, L, V, W, K, J, h, I, N, O
         if status != TRACKED:
@@ -122,9 +142,7 @@ cdef class ItchReplay:
             book.c_add(<int64_t>_u64(m + 11), 0 if m[19] == 66 else 1,
                        <int64_t>_u32(m + 32), <int64_t>_u32(m + 20))
         elif t == 69 or t == 67:  # E, C: execute against the resting order
-            book.c_take(<int64_t>_u64(m + 11), <int64_t>_u32(m + 19))
-            self._exec_count[locate] += 1
-            self._exec_shares[locate] += _u32(m + 19)
+            self._execute(t, locate, book, m)
         elif t == 88:  # X: partial cancel
             book.c_take(<int64_t>_u64(m + 11), <int64_t>_u32(m + 19))
         elif t == 68:  # D
@@ -133,6 +151,57 @@ cdef class ItchReplay:
             book.c_replace(<int64_t>_u64(m + 11), <int64_t>_u64(m + 19),
                            <int64_t>_u32(m + 31), <int64_t>_u32(m + 27))
         return 0
+
+    cdef int _execute(self, uint8_t t, uint32_t locate, L3Book book,
+                      const uint8_t* m) except -1:
+        cdef int64_t ref = <int64_t>_u64(m + 11), shares = <int64_t>_u32(m + 19)
+        cdef Order* order
+        cdef Print pr
+        if self.keep_trades:
+            order = book.find(ref)
+            pr.side = SELL if order.side == BUY else BUY  # the resting order is the passive side
+            pr.price = order.price if t == 69 else <int64_t>_u32(m + 32)
+        book.c_take(ref, shares)
+        self._exec_count[locate] += 1
+        self._exec_shares[locate] += shares
+        # C with printable N is already counted elsewhere (e.g. in a cross): not a print.
+        if self.keep_trades and (t == 69 or m[31] == 89):
+            pr.locate = locate
+            pr.timestamp = self.timestamp
+            pr.match = <int64_t>_u64(m + 23)
+            pr.shares = shares
+            self._prints.push_back(pr)
+        return 0
+
+    cdef int _trade(self, uint8_t t, uint32_t locate, const uint8_t* m) except -1:
+        cdef Print pr
+        pr.locate = locate
+        pr.timestamp = self.timestamp
+        if t == 80:  # P: execution against a non-displayed order of the given side
+            pr.side = SELL if m[19] == 66 else BUY
+            pr.shares = <int64_t>_u32(m + 20)
+            pr.price = <int64_t>_u32(m + 32)
+            pr.match = <int64_t>_u64(m + 36)
+        else:  # Q: the cross's bulk print, no aggressor
+            pr.side = NO_AGGRESSOR
+            pr.shares = <int64_t>_u64(m + 11)
+            pr.price = <int64_t>_u32(m + 27)
+            pr.match = <int64_t>_u64(m + 31)
+        if pr.shares > 0:
+            self._prints.push_back(pr)
+        return 0
+
+    def take_trades(self):
+        """The prints since the last call, oldest first, and forget them:
+        ``(symbol, timestamp, match number, price, shares, aggressor side)`` with side
+        0 buy, 1 sell, 2 none (a cross). Empty unless constructed with ``trades=True``."""
+        cdef Print pr
+        out = []
+        for pr in self._prints:
+            out.append((self._names[pr.locate], pr.timestamp, pr.match, pr.price,
+                        pr.shares, pr.side))
+        self._prints.clear()
+        return out
 
     def feed(self, data, int64_t limit=-1):
         """Apply every complete message in ``data`` (plus the kept tail); return how many.

@@ -14,12 +14,18 @@ _ADD = struct.Struct(">QcI8sI")  # at 11: ref, side, shares, stock, price
 _TAKE = struct.Struct(">QI")  # at 11: ref, shares
 _REF = struct.Struct(">Q")  # at 11: ref
 _REPLACE = struct.Struct(">QQII")  # at 11: old ref, new ref, shares, price
+_EXEC = struct.Struct(">QIQcI")  # at 11: ref, shares, match, printable, price (C)
+_P_TRADE = struct.Struct(">cI8sIQ")  # at 19: side, shares, stock, price, match
+_Q_CROSS = struct.Struct(">Q8sIQ")  # at 11: shares, stock, price, match
+
+Print = tuple[str, int, int, int, int, int]
+"""(symbol, timestamp, match number, price, shares, aggressor side: 0 buy, 1 sell, 2 none)"""
 
 
 class ItchReplay:
     """Replay ITCH 5.0 bytes into one L3 book per symbol (optionally only some symbols)."""
 
-    def __init__(self, symbols: Iterable[str] | None = None) -> None:
+    def __init__(self, symbols: Iterable[str] | None = None, trades: bool = False) -> None:
         self._filter = None if symbols is None else frozenset(symbols)
         self._tail = b""
         self.messages = 0
@@ -33,6 +39,8 @@ class ItchReplay:
         self._state: dict[int, str] = {}
         self._counts: dict[str, int] = {}
         self._execs: dict[int, tuple[int, int]] = {}
+        self.keep_trades = bool(trades)
+        self._prints: list[Print] = []
 
     def _register(self, locate: int, stock: bytes) -> None:
         name = stock.rstrip(b" ").decode("ascii", "replace")
@@ -57,9 +65,12 @@ class ItchReplay:
                 self._register(locate, m[11:19])
             self._state[locate] = chr(m[19])
             return
+        tracked = self._status.get(locate)
+        if self.keep_trades and tracked and t in "PQ":
+            self._trade(t, locate, m)
+            return
         if t not in BOOK_MESSAGES:
             return
-        tracked = self._status.get(locate)
         if tracked is False:
             self.ignored += 1
             return
@@ -70,10 +81,7 @@ class ItchReplay:
             ref, side, shares, _stock, price = _ADD.unpack_from(m, 11)
             book._add(ref, 0 if side == b"B" else 1, price, shares)
         elif t in "EC":
-            ref, shares = _TAKE.unpack_from(m, 11)
-            book._take(ref, shares)
-            count, total = self._execs.get(locate, (0, 0))
-            self._execs[locate] = (count + 1, total + shares)
+            self._execute(t, locate, book, m)
         elif t == "X":
             ref, shares = _TAKE.unpack_from(m, 11)
             book._take(ref, shares)
@@ -82,6 +90,40 @@ class ItchReplay:
         else:
             old, new, shares, price = _REPLACE.unpack_from(m, 11)
             book._replace(old, new, price, shares)
+
+    def _execute(self, t: str, locate: int, book: L3Book, m: bytes) -> None:
+        ref, shares = _TAKE.unpack_from(m, 11)
+        side = price = 0
+        if self.keep_trades:
+            order = book._find(ref)
+            side = 1 if order.side == 0 else 0  # the resting order is the passive side
+            price = order.price
+        book._take(ref, shares)
+        count, total = self._execs.get(locate, (0, 0))
+        self._execs[locate] = (count + 1, total + shares)
+        if not self.keep_trades:
+            return
+        if t == "E":
+            match = _REF.unpack_from(m, 23)[0]
+        else:
+            _ref, _shares, match, printable, price = _EXEC.unpack_from(m, 11)
+            if printable != b"Y":
+                return  # counted elsewhere (e.g. in a cross): not a print
+        self._prints.append((self._names[locate], self.timestamp, match, price, shares, side))
+
+    def _trade(self, t: str, locate: int, m: bytes) -> None:
+        if t == "P":
+            side_b, shares, _stock, price, match = _P_TRADE.unpack_from(m, 19)
+            side = 1 if side_b == b"B" else 0
+        else:
+            shares, _stock, price, match = _Q_CROSS.unpack_from(m, 11)
+            side = 2
+        if shares > 0:
+            self._prints.append((self._names[locate], self.timestamp, match, price, shares, side))
+
+    def take_trades(self) -> list[Print]:
+        out, self._prints = self._prints, []
+        return out
 
     def feed(self, data: bytes, limit: int = -1) -> int:
         buf = self._tail + bytes(data)

@@ -260,7 +260,15 @@ def random_session(seed: int, messages: int, symbols: tuple[str, ...] = ("AAPL",
             out.append(delete(loc, ts, target))
             book.orders[target][2] = 0
         else:
-            out.append(trade(loc, ts, 0, "B", 100, s, mid[s], match))
+            kind = rng.random()
+            if kind < 0.6:  # hidden-order execution
+                out.append(trade(loc, ts, 0, rng.choice("BS"), 100, s, mid[s], match))
+            elif kind < 0.8:  # a cross's bulk print (zero shares when nothing crossed)
+                out.append(cross_trade(loc, ts, 100 * rng.randrange(0, 50), s, mid[s], match))
+            else:  # an execution counted in a cross: changes the book, not a print
+                n = rng.randrange(1, shares + 1)
+                out.append(executed_with_price(loc, ts, target, n, match, mid[s], printable="N"))
+                book.orders[target][2] -= n
             match += 1
         if book.orders[target][2] == 0:
             book.remove(target)

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import Instrument, Trade
+from hub.events import BUY, NO_AGGRESSOR, SELL, Instrument, Trade
 
 BAR_INTERVALS = (1, 60, 300, 3600, 86400)
 """Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
@@ -116,7 +116,7 @@ def trade_problem(t: Trade, now_ns: int | None = None) -> str | None:
         return f"non-positive price {t.price}"
     if t.size <= 0:
         return f"non-positive size {t.size}"
-    if t.side not in (0, 1):
+    if t.side not in (BUY, SELL, NO_AGGRESSOR):
         return f"unknown aggressor side {t.side}"
     if t.ts_event > now_ns + FUTURE_TOLERANCE_NS:
         return f"event time {t.ts_event} is more than 1 h in the future"

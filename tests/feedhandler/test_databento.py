@@ -11,6 +11,7 @@ import pytest
 import zstandard
 
 from feedhandler.databento import DatabentoError, MboRecord, MboReplay, replay_databento
+from hub.events import BUY, NO_AGGRESSOR, SELL, Trade
 from orderbook_core import MatchingEngine
 from orderbook_core.engine_types import OrderType
 
@@ -217,6 +218,21 @@ def test_modify_priority_clear_and_bad_records() -> None:
         r("C", "B", 100, 1, 5)
     with pytest.raises(DatabentoError, match="unknown action 'Z'"):
         r("Z", "B", 100, 1, 5)
+    with pytest.raises(DatabentoError, match="rec: unknown side 'X'"):
+        r("A", "X", 100, 1, 5)
+    with pytest.raises(DatabentoError, match="rec: action A needs side B or A, got N"):
+        r("A", "N", 100, 1, 5)
+    assert replay.books[1].book.order_count() == 0  # refused records changed nothing
+
+
+def test_trades_carry_the_aggressor_and_none_for_a_cross() -> None:
+    replay = MboReplay()
+    trades = []
+    for side in ("B", "A", "N"):
+        rec = MboRecord(0, 0, 1, "T", side, 100, 2, 0, 128, 0)
+        trades += [e for e in replay.apply(rec, "rec") if isinstance(e, Trade)]
+    assert [t.side for t in trades] == [BUY, SELL, NO_AGGRESSOR]
+    assert [t.seq for t in trades] == [1, 2, 3]
 
 
 def test_hub_replay_databento_command(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ the book the file replays to, in gap-free sequence, at the pace asked for."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Consumer:
         self.instruments: dict[str, Instrument] = {}
         self.trades: dict[str, int] = {}
         self.statuses: list[tuple[str, str]] = []
+        self.prints: list[Trade] = []
 
     def take(self, events: Iterable[Event]) -> None:
         for e in events:
@@ -53,6 +55,7 @@ class Consumer:
             elif isinstance(e, Trade):
                 assert e.seq == self.trades.get(e.symbol, 0) + 1
                 self.trades[e.symbol] = e.seq
+                self.prints.append(e)
             elif isinstance(e, Status):
                 self.statuses.append((e.symbol, e.state))
 
@@ -122,6 +125,51 @@ def test_itch_source_ends_with_the_replayed_books_and_reports_halts(tmp_path: Pa
             [(p, s) for p, s, _n in asks],
         )
     assert ("AAPL", "halted") in c.statuses and c.statuses[-1] == ("AAPL", "halted")
+
+
+def printed_shares(data: bytes, locates: dict[int, str]) -> dict[str, tuple[int, int]]:
+    """(prints, shares) per symbol straight from the bytes: E, C marked printable, P, and Q
+    crosses of more than zero shares (an independent reading of the ITCH 5.0 spec)."""
+    out: dict[str, tuple[int, int]] = {}
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack_from(">H", data, pos)
+        m = data[pos + 2 : pos + 2 + length]
+        pos += 2 + length
+        (locate,) = struct.unpack_from(">H", m, 1)
+        shares = 0
+        if m[:1] == b"E" or (m[:1] == b"C" and m[31:32] == b"Y"):
+            (shares,) = struct.unpack_from(">I", m, 19)
+        elif m[:1] == b"P":
+            (shares,) = struct.unpack_from(">I", m, 20)
+        elif m[:1] == b"Q":
+            (shares,) = struct.unpack_from(">Q", m, 11)
+        if shares and locate in locates:
+            n, total = out.get(locates[locate], (0, 0))
+            out[locates[locate]] = (n + 1, total + shares)
+    return out
+
+
+def test_itch_source_publishes_every_print_before_the_book_it_moved(tmp_path: Path) -> None:
+    data = g.random_session(13, 20_000, ("AAPL", "MSFT", "TSLA"))
+    path = tmp_path / "day.itch"
+    path.write_bytes(data)
+    updates: list[BookUpdate] = []
+    c = Consumer()
+    for _ts, events in itch_batches(path, ["AAPL", "MSFT"], print):
+        c.take(events)
+        updates += [e for e in events if isinstance(e, BookUpdate)]
+        trades = [i for i, e in enumerate(events) if isinstance(e, Trade)]
+        books = [i for i, e in enumerate(events) if isinstance(e, BookUpdate)]
+        assert not trades or not books or max(trades) < min(books)
+    expected = printed_shares(data, {1: "AAPL", 2: "MSFT"})
+    for symbol in ("AAPL", "MSFT"):
+        mine = [t for t in c.prints if t.symbol == symbol]
+        assert (len(mine), sum(t.size for t in mine)) == expected[symbol]
+        assert {t.side for t in mine} == {0, 1, 2}  # both aggressors and crosses
+        assert len({t.trade_id for t in mine}) == len(mine)  # match numbers are unique
+        assert [t.ts_event for t in mine] == sorted(t.ts_event for t in mine)
+    assert not any(t.symbol == "TSLA" for t in c.prints)
 
 
 def test_itch_source_stops_at_corrupt_bytes_and_keeps_the_good_book(tmp_path: Path) -> None:

@@ -56,6 +56,11 @@ def test_wire_bytes_are_stable() -> None:
             b'"side":0,"ts_event":1,"ts_recv":1}',
             "'price' must be an integer",
         ),
+        (
+            b'{"k":"trade","venue":"SIM","symbol":"X","seq":1,"trade_id":"1","price":1,"size":1,'
+            b'"side":3,"ts_event":1,"ts_recv":1}',
+            "trade side must be 0, 1 or 2, got 3",
+        ),
     ],
 )
 def test_bad_messages_named(data: bytes, message: str) -> None:

@@ -71,6 +71,41 @@ def test_every_message_type_parsed_and_books_follow_the_spec(impl: Any) -> None:
     assert r.timestamp == 24 and r.symbols() == ["ZVZZT"]
 
 
+def test_trade_log_has_every_print_once_with_the_aggressor(impl: Any) -> None:
+    r = impl.ItchReplay(trades=True)
+    r.feed(every_message_type())
+    # E against the resting buy at its price (a sell hit it); C at its own price against
+    # the resting sell; P against a hidden buy; Q a cross with no aggressor.
+    assert r.take_trades() == [
+        ("ZVZZT", 13, 1, 100_0000, 100, ASK),
+        ("ZVZZT", 14, 2, 101_5000, 50, BID),
+        ("ZVZZT", 17, 3, 100_5000, 10, ASK),
+        ("ZVZZT", 18, 4, 100_5000, 1000, 2),
+    ]
+    assert r.take_trades() == []
+    quiet = impl.ItchReplay()  # the log is opt-in: a plain replay keeps nothing
+    quiet.feed(every_message_type())
+    assert quiet.take_trades() == [] and quiet.executions("ZVZZT") == (2, 150)
+
+
+def test_non_printable_execution_changes_the_book_but_is_no_print(impl: Any) -> None:
+    r = impl.ItchReplay(trades=True)
+    r.feed(
+        g.add_order(1, 1, 5, "S", 100, "X", 50_0000)
+        + g.executed_with_price(1, 2, 5, 40, 9, 49_0000, printable="N")
+        + g.cross_trade(1, 3, 0, "X", 50_0000, 10)
+    )
+    assert r.book("X").snapshot() == ([], [(50_0000, 60, 1)])
+    assert r.take_trades() == []  # nor is a cross of zero shares
+
+
+def test_failed_execution_leaves_no_print(impl: Any) -> None:
+    r = impl.ItchReplay(trades=True)
+    with pytest.raises(OrderNotFound):
+        r.feed(g.add_order(1, 1, 5, "S", 100, "X", 50_0000) + g.executed(1, 2, 6, 10, 1))
+    assert r.take_trades() == [] and r.book("X").snapshot() == ([], [(50_0000, 100, 1)])
+
+
 def test_c_executes_at_its_own_price_against_the_resting_order(impl: Any) -> None:
     r = impl.ItchReplay()
     r.feed(
@@ -194,6 +229,23 @@ def test_compiled_and_python_replays_agree(seed: int, n: int) -> None:
         assert compiled.book(symbol).snapshot() == reference.book(symbol).snapshot()
         assert compiled.book(symbol).checksum(10) == reference.book(symbol).checksum(10)
         assert compiled.executions(symbol) == reference.executions(symbol)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=50, max_value=1500))
+def test_compiled_and_python_trade_logs_agree(seed: int, n: int) -> None:
+    data = g.random_session(seed, n, ("AAPL", "MSFT", "TSLA"))
+    compiled = _itch.ItchReplay(["AAPL", "MSFT"], trades=True)
+    reference = _pyitch.ItchReplay(["AAPL", "MSFT"], trades=True)
+    prints: tuple[list[Any], list[Any]] = ([], [])
+    for i in range(0, len(data), 1000):  # drained between pieces, as a publisher would
+        compiled.feed(data[i : i + 1000])
+        prints[0].extend(compiled.take_trades())
+        reference.feed(data[i : i + 1000])
+        prints[1].extend(reference.take_trades())
+    assert prints[0] == prints[1]
+    assert {p[0] for p in prints[0]} <= {"AAPL", "MSFT"}
+    assert [p[1] for p in prints[0]] == sorted(p[1] for p in prints[0])
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -33,7 +33,7 @@ def make_trades(seed: int, n: int) -> list[Trade]:
                 str(seq),
                 rng.randrange(99_000, 101_000),
                 rng.randrange(1, 500),
-                rng.randrange(2),
+                rng.randrange(3),  # buy, sell, no aggressor (a cross)
                 ts,
                 ts,
             )
@@ -122,6 +122,11 @@ def test_bars_equal_trades_with_redelivery_and_late_trades(database: str) -> Non
 
             want = Decimal(sum(t.price * t.size for t in btc)) / sum(t.size for t in btc) / 100
             assert abs(vwap - want) < Decimal("1e-12")
+            sides = await conn.fetch("SELECT side, count(*) FROM trades_decimal GROUP BY 1")
+            assert dict(sides) == {
+                name: sum(t.side == n for t in trades)
+                for n, name in enumerate(("buy", "sell", "none"))
+            }
         finally:
             await conn.close()
 
@@ -137,6 +142,9 @@ def test_dead_letters_are_kept_once_with_their_reason(database: str) -> None:
         trade_problem(Trade("V", "S", 1, "1", 5, 1, 0, now + 2 * 3600 * 10**9, now), now) or ""
     )
     assert trade_problem(Trade("V", "S", 1, "1", 5, 1, 0, now, now), now) is None
+    assert trade_problem(Trade("V", "S", 1, "1", 5, 1, 3, now, now), now) == (
+        "unknown aggressor side 3"
+    )
 
     async def scenario() -> None:
         conn = await asyncpg.connect(database)
