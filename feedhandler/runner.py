@@ -109,7 +109,7 @@ class LiveRunner:
         retried by the next stale check."""
         assert self._http is not None
         try:
-            async with self._http.get(url) as response:
+            async with self._http.get(url, headers=self.parser.rest_headers(url)) as response:
                 body = await response.text()
                 if response.status != 200:
                     self.rest_failures += 1
@@ -148,7 +148,9 @@ class LiveRunner:
     async def _send(self, ws: ClientConnection, messages: list[str]) -> None:
         for message in messages:
             if self.capture is not None:
-                self.capture.send(f"{self.venue}.ws.{self.connections}", self.url, message)
+                self.capture.send(
+                    f"{self.venue}.ws.{self.connections}", self.url, self.parser.redact(message)
+                )
             await ws.send(message)
 
     async def _recover(self, ws: ClientConnection) -> None:

@@ -76,23 +76,26 @@ async def run_demo(cfg: HubConfig) -> None:
 async def run_feed(cfg: HubConfig) -> None:
     """A feed source (simulator, live venue or replay) publishing to Kafka, snapshots in Redis."""
     store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
-    await store.check()
-    await ensure_topics(cfg.kafka)
     publisher = KafkaPublisher(cfg.kafka)
-    await publisher.start()
-    source = build_source(cfg.feed, publisher, store)
-    ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, source.health)
-    announce(
-        [
-            f"hub feed: {source.description}",
-            f"  publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
-            f"  metrics http://{cfg.feed.metrics_host}:{bound_port(ops)}/metrics",
-        ]
-    )
     try:
-        await source.run()
+        # The source first: a bad source setting stops us before any connection is made.
+        source = build_source(cfg.feed, publisher, store)
+        await store.check()
+        await ensure_topics(cfg.kafka)
+        await publisher.start()
+        ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, source.health)
+        announce(
+            [
+                f"hub feed: {source.description}",
+                f"  publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
+                f"  metrics http://{cfg.feed.metrics_host}:{bound_port(ops)}/metrics",
+            ]
+        )
+        try:
+            await source.run()
+        finally:
+            ops.close()
     finally:
-        ops.close()
         await publisher.stop()
         await store.close()
 

@@ -63,6 +63,24 @@ def test_unreachable_service_is_one_line_naming_service_and_address(
     assert "Traceback" not in out.stderr
 
 
+def test_incomplete_venue_credentials_named_before_any_connection() -> None:
+    out = run_hub(
+        "feed",
+        "--source",
+        "coinbase-l3",
+        "--symbols",
+        "BTC-USD",
+        "--kafka",
+        "127.0.0.1:1",
+        env={"COINBASE_API_KEY": "k"},
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "hub: error: Coinbase credentials incomplete: "
+        "COINBASE_API_SECRET, COINBASE_API_PASSPHRASE not set"
+    )
+
+
 def test_unknown_config_keys_rejected_at_start(tmp_path: object) -> None:
     out = run_hub("feed", env={"HUB_FEED__SEDD": "1"})
     assert out.returncode == 2

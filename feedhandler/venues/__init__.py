@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.coinbase import CoinbaseParser
+from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
 
@@ -33,6 +35,10 @@ class VenueSpec:
         return base
 
 
+def _coinbase_credentials() -> CoinbaseCredentials | None:
+    return CoinbaseCredentials.from_env(os.environ)
+
+
 VENUES: dict[str, VenueSpec] = {
     "kraken": VenueSpec("kraken", KrakenParser, "wss://ws.kraken.com/v2", ""),
     "binance": VenueSpec(
@@ -51,13 +57,13 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "coinbase-exchange": VenueSpec(
         "coinbase-exchange",
-        lambda: CoinbaseParser("exchange"),
+        lambda: CoinbaseParser("exchange", _coinbase_credentials()),
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
     ),
     "coinbase-l3": VenueSpec(
         "coinbase-l3",
-        CoinbaseL3Parser,
+        lambda: CoinbaseL3Parser(_coinbase_credentials()),
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
     ),

@@ -74,6 +74,14 @@ class ParserBase:
         """REST URLs whose answers bring these stale symbols back."""
         return []
 
+    def rest_headers(self, url: str) -> dict[str, str]:
+        """Headers for a REST request (a venue signs them when it needs to)."""
+        return {}
+
+    def redact(self, message: str) -> str:
+        """A sent message as it may be logged or captured (credentials blanked)."""
+        return message
+
     def _bad(self, text: str, why: str, symbol: str = "") -> list[Event]:
         """Count and log bad input (with the offending text, truncated); publish nothing."""
         self.malformed += 1

@@ -18,6 +18,7 @@ from typing import Any
 
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
 from hub.times import iso_ns
@@ -30,12 +31,16 @@ class CoinbaseParser(ParserBase):
     """Frames and REST bodies in, normalized events out (both Coinbase feeds).
 
     ``feed`` only chooses what ``subscribe``/``recover`` send: ``advanced`` (Advanced
-    Trade) or ``exchange`` (the Exchange feed's public ``level2_batch``)."""
+    Trade) or ``exchange`` (the Exchange feed's public ``level2_batch``). With
+    ``credentials`` the Exchange feed's subscriptions and REST requests are signed."""
 
     venue = VENUE
 
-    def __init__(self, feed: str = "advanced") -> None:
+    def __init__(
+        self, feed: str = "advanced", credentials: CoinbaseCredentials | None = None
+    ) -> None:
         super().__init__()
+        self.credentials = credentials
         if feed not in ("advanced", "exchange"):
             raise ValueError(f"Coinbase feed must be 'advanced' or 'exchange', got {feed!r}")
         self.feed = feed
@@ -67,8 +72,19 @@ class CoinbaseParser(ParserBase):
 
     def _requests(self, kind: str, symbols: list[str], channels: tuple[str, ...]) -> list[str]:
         if self.feed == "exchange":
-            return [json.dumps({"type": kind, "product_ids": symbols, "channels": list(channels)})]
+            msg = {"type": kind, "product_ids": symbols, "channels": list(channels)}
+            if self.credentials is not None:
+                msg |= self.credentials.subscribe_fields()
+            return [json.dumps(msg)]
         return [json.dumps({"type": kind, "product_ids": symbols, "channel": c}) for c in channels]
+
+    def rest_headers(self, url: str) -> dict[str, str]:
+        if self.credentials is None or self.feed != "exchange":
+            return {}
+        return self.credentials.rest_headers(url)
+
+    def redact(self, message: str) -> str:
+        return redact(message)
 
     def instrument_urls(self, rest: str) -> list[str]:
         """The product list: each product's price precision, fetched before connecting."""

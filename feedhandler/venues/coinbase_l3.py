@@ -19,14 +19,18 @@ order; ``done`` removes it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.coinbase import VENUE, CoinbaseParser
+from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from hub.events import Event, LevelChange
 from hub.times import iso_ns
+
+log = logging.getLogger(__name__)
 
 Order = tuple[int, int, int]  # side, price ticks, open size lots
 
@@ -51,16 +55,18 @@ class ProductL3:
 class CoinbaseL3Parser(CoinbaseParser):
     """Frames of the Exchange ``full`` channel and level-3 REST snapshots in, events out."""
 
-    def __init__(self) -> None:
-        super().__init__("exchange")
+    def __init__(self, credentials: CoinbaseCredentials | None = None) -> None:
+        super().__init__("exchange", credentials)
         self.l3: dict[str, ProductL3] = {}
 
     def subscribe(self, symbols: list[str]) -> list[str]:
-        return [
-            json.dumps(
-                {"type": "subscribe", "product_ids": symbols, "channels": ["full", "heartbeat"]}
+        if self.credentials is None:
+            log.warning(
+                "Coinbase Exchange refuses unsigned full-channel subscriptions; set "
+                "COINBASE_API_KEY, COINBASE_API_SECRET and COINBASE_API_PASSPHRASE",
+                extra={"venue": self.venue},
             )
-        ]
+        return self._requests("subscribe", symbols, ("full", "heartbeat"))
 
     def recover(self, symbols: list[str]) -> list[str]:
         return []  # snapshots come over REST
