@@ -17,15 +17,13 @@ every later message, and compares its top levels with each row.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hub.events import BookUpdate, Event, Status, Trade
-from hub.times import seconds_ns
+from hub.times import exchange_midnight_ns, seconds_ns, trading_day_from_name
 from orderbook_core import L2Book
 
 EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
@@ -164,12 +162,9 @@ def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def midnight_from_name(path: Path) -> int:
-    """Epoch ns of the file's trading day, from LOBSTER's TICKER_YYYY-MM-DD_... names (else 0)."""
-    m = re.search(r"_(\d{4}-\d{2}-\d{2})_", path.name)
-    if m is None:
-        return 0
-    day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
-    return int(day.timestamp()) * 1_000_000_000
+    """Epoch ns of the file's trading day (New York midnight: LOBSTER's times are NASDAQ
+    local time), from LOBSTER's TICKER_YYYY-MM-DD_... names (else 0)."""
+    return exchange_midnight_ns(trading_day_from_name(path.name))
 
 
 def replay_lobster(

@@ -23,6 +23,7 @@ from feedhandler.lobster import LobsterError, LobsterReplay, csv_rows, midnight_
 from feedhandler.sync import L2Levels, book_diff
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from hub.times import exchange_midnight_ns, trading_day_from_name
 from orderbook_core import BookError, ItchReplay
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
@@ -116,7 +117,14 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
     P, Q) as a Trade, and one net book update per symbol per ``ITCH_BATCH`` messages after
     that batch's trades (the books between batches are exact; the steps inside one are
     conflated)."""
-    streams = _ItchStreams(list(symbols))
+    midnight = exchange_midnight_ns(trading_day_from_name(path.name))
+    if not midnight:
+        log.warning(
+            "no trading day in the ITCH file name (MMDDYYYY.NASDAQ_ITCH50 or YYYY-MM-DD): "
+            "event times stay nanoseconds since midnight",
+            extra={"file": str(path)},
+        )
+    streams = _ItchStreams(list(symbols), midnight)
     replay = streams.replay
     yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in streams.names]
     with open_itch(path) as f:
@@ -126,7 +134,7 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
                 replay.feed(data, replay.messages + ITCH_BATCH)
                 before = replay.messages
                 while True:  # drain what the chunk still holds, one batch at a time
-                    yield replay.timestamp, streams.events()
+                    yield midnight + replay.timestamp, streams.events()
                     replay.feed(b"", replay.messages + ITCH_BATCH)
                     if replay.messages == before:
                         break
@@ -135,7 +143,7 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
                 # A corrupt stream cannot be resynchronised: publish the book as of the last
                 # good message and stop.
                 on_error(f"{path.name}: {exc}")
-                yield replay.timestamp, streams.events()
+                yield midnight + replay.timestamp, streams.events()
                 return
             data = f.read(CHUNK)
     try:
@@ -147,8 +155,9 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
 class _ItchStreams:
     """The hub streams of an ITCH replay: what consumers were last told, per symbol."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], midnight_ns: int) -> None:
         self.names = names
+        self.midnight = midnight_ns
         self.replay = ItchReplay(names, trades=True)
         self.levels: dict[str, L2Levels] = {s: ([], []) for s in names}
         self.seqs = dict.fromkeys(names, 0)
@@ -158,9 +167,10 @@ class _ItchStreams:
     def events(self) -> list[Event]:
         """The prints since the last call, then each changed trading state and net book."""
         out: list[Event] = []
-        ts = self.replay.timestamp
+        ts = self.midnight + self.replay.timestamp
         for symbol, at, match, price, shares, side in self.replay.take_trades():
             seq = self.trade_seqs[symbol] = self.trade_seqs[symbol] + 1
+            at += self.midnight
             out.append(Trade("ITCH", symbol, seq, str(match), price, shares, side, at, at))
         for symbol in self.names:
             state = self.replay.trading_state(symbol)

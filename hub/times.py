@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from hub.decimals import parse_decimal
 
@@ -20,3 +22,32 @@ def iso_ns(stamp: str | None) -> int:
     whole, _, frac = stamp.rstrip("Z").partition(".")
     seconds = int(datetime.fromisoformat(whole.replace(" ", "T") + "+00:00").timestamp())
     return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+NASDAQ_TZ = "America/New_York"
+
+
+def trading_day_from_name(name: str) -> date | None:
+    """The trading day a US equity file's name gives: ``..._YYYY-MM-DD_...`` (LOBSTER),
+    or NASDAQ's ``MMDDYYYY.NASDAQ_ITCH50`` (ITCH); None when the name has neither."""
+    m = re.search(r"(?:^|[^0-9])(\d{4})-(\d{2})-(\d{2})(?:[^0-9]|$)", name)
+    if m is not None:
+        year, month, day = (int(g) for g in m.groups())
+    else:
+        m = re.match(r"(\d{2})(\d{2})(\d{4})\.", name)
+        if m is None:
+            return None
+        month, day, year = (int(g) for g in m.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def exchange_midnight_ns(day: date | None, tz: str = NASDAQ_TZ) -> int:
+    """Epoch ns of midnight of ``day`` in the exchange's time zone (0 without a day). ITCH
+    and LOBSTER stamp events as time since that local midnight."""
+    if day is None:
+        return 0
+    midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
+    return int(midnight.timestamp()) * 1_000_000_000

@@ -12,7 +12,7 @@ PG_MAJOR=15
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" redis-server
   cmake make gcc libssl-dev libkrb5-dev dpkg-dev zstd curl ca-certificates
-  chromium docker-compose
+  chromium docker-compose tzdata
 )
 # chromium: the web page's browser test; docker-compose (v1): validates
 # docker-compose.yml where the docker compose v2 plugin is not installed.

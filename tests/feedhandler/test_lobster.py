@@ -98,7 +98,8 @@ def test_replay_matches_every_orderbook_row(tmp_path: Path, seed: int) -> None:
     assert replay.rows_checked == replay.messages - 1 > 1000
     assert replay.trades == trades > 0
     assert replay.symbol == "TEST"
-    assert replay.midnight_ns == 1340236800 * 10**9  # 2012-06-21
+    # 2012-06-21 00:00 in New York (EDT, UTC-4): 09:30:00 there is 13:30:00 UTC.
+    assert replay.midnight_ns == (1340236800 + 4 * 3600) * 10**9
 
 
 def test_a_wrong_message_is_caught_at_its_line(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from feedhandler.sources import (
 )
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from hub.times import exchange_midnight_ns, trading_day_from_name
 from orderbook_core import L2Book
 from orderbook_core import itchgen as g
 from orderbook_core.types import F_SNAPSHOT
@@ -227,3 +229,34 @@ def test_pacer_holds_records_to_their_recorded_spacing() -> None:
     assert pacer.delay(102 * 10**9) == pytest.approx(0.05)
     now[0] += 1.0  # running late: no waiting, no catching up by waiting less later
     assert pacer.delay(102 * 10**9) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "day", "utc_offset_h"),
+    [
+        ("01302019.NASDAQ_ITCH50", date(2019, 1, 30), 5),  # EST
+        ("07012020.NASDAQ_ITCH50.gz", date(2020, 7, 1), 4),  # EDT
+        ("AAPL_2012-06-21_34200000_57600000_message_10.csv", date(2012, 6, 21), 4),
+        ("day.itch", None, 0),
+        ("13452019.NASDAQ_ITCH50", None, 0),  # no month 13
+    ],
+)
+def test_trading_day_from_file_names_in_new_york_time(
+    name: str, day: date | None, utc_offset_h: int
+) -> None:
+    assert trading_day_from_name(name) == day
+    if day is not None:
+        utc_midnight = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        assert exchange_midnight_ns(day) == (utc_midnight + utc_offset_h * 3600) * 10**9
+
+
+def test_itch_event_times_are_epoch_when_the_name_has_the_day(tmp_path: Path) -> None:
+    data = g.random_session(14, 3000, ("AAPL",))
+    path = tmp_path / "01302019.NASDAQ_ITCH50"
+    path.write_bytes(data)
+    c = consume(itch_batches(path, ["AAPL"], print))
+    midnight = (int(datetime(2019, 1, 30, tzinfo=UTC).timestamp()) + 5 * 3600) * 10**9
+    (path.parent / "plain.itch").write_bytes(data)
+    plain = consume(itch_batches(path.parent / "plain.itch", ["AAPL"], print))
+    assert len(c.prints) == len(plain.prints) > 0
+    assert [t.ts_event - midnight for t in c.prints] == [t.ts_event for t in plain.prints]
