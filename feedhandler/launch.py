@@ -33,7 +33,7 @@ from feedhandler.sources import (
 from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from hub.bus import Publisher, SnapshotStore
-from hub.config import LIVE_SOURCES, FeedConfig
+from hub.config import LIVE_SOURCES, FeedConfig, OrdersConfig
 from hub.events import Instrument
 
 log = logging.getLogger("hub.feed")
@@ -82,7 +82,14 @@ async def _with_snapshots(
         await output.store_snapshots()
 
 
-def build_source(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:
+def build_source(
+    cfg: FeedConfig,
+    publisher: Publisher,
+    store: SnapshotStore,
+    orders: OrdersConfig | None = None,
+) -> FeedSource:
+    if orders is not None and orders.enabled:
+        return _order_path(cfg, orders, publisher, store)
     if cfg.source == "sim":
         feed = Feed(cfg, publisher, store)
         return FeedSource(
@@ -91,6 +98,23 @@ def build_source(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) ->
     if cfg.source in LIVE_SOURCES:
         return _live(cfg, publisher, store)
     return _replay(cfg, publisher, store)
+
+
+def _order_path(
+    cfg: FeedConfig, orders: OrdersConfig, publisher: Publisher, store: SnapshotStore
+) -> FeedSource:
+    """The simulated exchange as the hub's own venue: traders' orders and the simulated
+    flow through risk, matching and the journal (trading/)."""
+    from trading.gateway import OrderPath
+
+    output = FeedOutput(publisher, store, measure_latency=False)
+    path = OrderPath(orders, cfg, output)
+    return FeedSource(
+        f"{', '.join(cfg.symbols)} on the hub's own venue; order entry "
+        f"ws://{orders.host}:{orders.port}/orders, journal {orders.journal}",
+        lambda: _with_snapshots(output, cfg, path.run()),
+        lambda: {**path.health(), **output.health()},
+    )
 
 
 def _live(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:

@@ -104,7 +104,7 @@ class SimulatedExchange:
         self.last_ts = 0
 
     def step(self, ts: int) -> list[Event]:
-        """Generate and execute one order; return its book update and trades."""
+        """Generate and execute one order; return its trades and book update."""
         order = self.flow.next_order(self.engine)
         self.orders += 1
         account = order.order_id % ACCOUNTS  # the simulated traders never self-trade-prevent
@@ -115,6 +115,11 @@ class SimulatedExchange:
             log = self.engine.new_order(
                 order.order_id, account, order.side, kind, order.price, order.size
             )
+        return self.publish(log, ts)
+
+    def publish(self, log: list[tuple[int, ...]], ts: int) -> list[Event]:
+        """The public side of one engine command's events: its trades (aggressor from the
+        engine) and one book update with every level it touched, on this symbol's streams."""
         venue, symbol = self.instrument.venue, self.instrument.symbol
         events: list[Event] = []
         levels = []
@@ -123,15 +128,7 @@ class SimulatedExchange:
                 self.trade_seq += 1
                 events.append(
                     Trade(
-                        venue,
-                        symbol,
-                        self.trade_seq,
-                        str(self.trade_seq),
-                        e[2],
-                        e[3],
-                        order.side,
-                        ts,
-                        ts,
+                        venue, symbol, self.trade_seq, str(self.trade_seq), e[2], e[3], e[4], ts, ts
                     )
                 )
             elif e[0] == EngineEvent.BOOK:

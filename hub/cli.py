@@ -40,6 +40,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "host": ("fanout", "host"),
         "port": ("fanout", "port"),
         "group": ("recorder", "group"),
+        "orders": ("orders", "enabled"),
+        "orders_port": ("orders", "port"),
+        "journal": ("orders", "journal"),
+        "accounts": ("orders", "accounts"),
     }
     out: dict[str, Any] = {}
     for flag, (section, key) in flags.items():
@@ -88,6 +92,15 @@ def _add_feed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of the simulated order flow")
     p.add_argument("--rate", type=float, help="orders per second per symbol (0 = unpaced)")
     p.add_argument("--max-orders", type=int, help="stop generating after N orders per symbol")
+    p.add_argument(
+        "--orders",
+        action="store_const",
+        const=True,
+        help="run the order path: order entry, risk and matching on the simulated venue",
+    )
+    p.add_argument("--orders-port", type=int, help="port of the order-entry WebSocket (8770)")
+    p.add_argument("--journal", help="the order path's journal file (var/orders.journal)")
+    p.add_argument("--accounts", help="TOML file of trader accounts and limits")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -136,6 +136,26 @@ class RecorderConfig:
 
 
 @dataclass(frozen=True)
+class OrdersConfig:
+    enabled: bool = False
+    """Run the co-located order path (order entry, risk, matching) in the feed process;
+    needs feed.source = sim, the hub's own venue."""
+    host: str = "127.0.0.1"
+    """Address of the order-entry WebSocket server (and its /metrics, /healthz)."""
+    port: int = 8770
+    """Port of the order-entry WebSocket server (0 picks a free one)."""
+    journal: str = "var/orders.journal"
+    """The venue's sequenced log: every accepted command, durable before it is acknowledged."""
+    fsync: bool = True
+    """fsync each group commit (off only for benchmarks that measure without it)."""
+    accounts: str = ""
+    """TOML file of trader accounts, keys and limits (empty: demo accounts trader-1..10 with
+    keys demo-key-1..10)."""
+    max_rejects: int = 50
+    """Rate-limited messages a connection may send before it is disconnected."""
+
+
+@dataclass(frozen=True)
 class HubConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -143,6 +163,7 @@ class HubConfig:
     feed: FeedConfig = field(default_factory=FeedConfig)
     fanout: FanoutConfig = field(default_factory=FanoutConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    orders: OrdersConfig = field(default_factory=OrdersConfig)
     log_level: str = "info"
     """debug, info, warning or error."""
 

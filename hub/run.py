@@ -52,7 +52,7 @@ async def run_demo(cfg: HubConfig) -> None:
     """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
     bus = InProcessBus()
     store = MemorySnapshots()
-    source = build_source(cfg.feed, bus, store)
+    source = build_source(cfg.feed, bus, store, cfg.orders)
     node = FanoutNode(cfg.fanout, store)
     server = await node.start()
     port = bound_port(server)
@@ -79,7 +79,7 @@ async def run_feed(cfg: HubConfig) -> None:
     publisher = KafkaPublisher(cfg.kafka)
     try:
         # The source first: a bad source setting stops us before any connection is made.
-        source = build_source(cfg.feed, publisher, store)
+        source = build_source(cfg.feed, publisher, store, cfg.orders)
         await store.check()
         await ensure_topics(cfg.kafka)
         await publisher.start()

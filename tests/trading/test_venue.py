@@ -1,0 +1,195 @@
+"""The venue without I/O: risk checks refuse without changing anything, reports and
+positions follow the fills, and replaying the logged commands rebuilds everything."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from feedhandler.simulator import SimulatedExchange
+from trading.risk import Account, Limits
+from trading.venue import Command, Original, Reject, TradingVenue
+
+SYMBOLS = ("BTC-USD", "ETH-USD")
+ALICE, BOB, OPERATOR = 1001, 1002, 1000
+
+
+NO_LIMITS = Limits()
+
+
+def accounts(limits: Limits = NO_LIMITS) -> list[Account]:
+    return [
+        Account(ALICE, "alice", "alice-key-1", limits),
+        Account(BOB, "bob", "bob-key-12", limits),
+        Account(OPERATOR, "operator", "operator-key", admin=True),
+    ]
+
+
+def venue(limits: Limits = NO_LIMITS, warm: int = 300) -> tuple[TradingVenue, list[Command]]:
+    """A venue whose books the simulated flow has filled; and the commands that did it."""
+    v = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(limits))
+    log: list[Command] = []
+    for s in SYMBOLS:
+        cmd = {"k": "sim", "s": s, "n": warm, "ts": 1}
+        v.apply(cmd)
+        log.append(cmd)
+    return v, log
+
+
+def new(cl: str, side: str = "buy", price: str | None = "64900.00", qty: str = "0.01", **kw: Any):
+    m: dict[str, Any] = {"op": "new", "cl_ord_id": cl, "symbol": "BTC-USD", "side": side}
+    m |= {"type": "limit" if price else "market", "qty": qty, **kw}
+    if price:
+        m["price"] = price
+    return m
+
+
+def run(v: TradingVenue, log: list[Command], account: int, m: dict[str, Any]) -> Any:
+    checked = v.check(account, m, 5)
+    if isinstance(checked, Reject | Original):
+        return checked
+    log.append(checked)
+    return v.apply(checked)
+
+
+def state(v: TradingVenue) -> Any:
+    return (
+        {
+            s: (x.engine.depth(0), x.engine.depth(1), x.book_seq, x.trade_seq)
+            for s, x in v.exchanges.items()
+        },
+        {
+            a: (s.seq, list(s.reports), s.positions, sorted(s.open_orders))
+            for a, s in v.state.items()
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "limits", "reason"),
+    [
+        (new("x", symbol="DOGE-USD"), Limits(), "unknown_symbol"),
+        (new("x", price="64900.001"), Limits(), "bad_field"),
+        (new("x", qty="0.000001"), Limits(), "bad_field"),
+        (new("x", qty="-1"), Limits(), "bad_field"),
+        (
+            new("x", price=None, qty="0.01") | {"price": 64900.0, "type": "limit"},
+            Limits(),
+            "bad_field",
+        ),
+        (new("x", side="up"), Limits(), "bad_field"),
+        (new("x", colour="red"), Limits(), "bad_field"),
+        (new("x", qty="3"), Limits(max_qty="2"), "max_qty"),
+        (new("x", qty="1"), Limits(max_notional="10000"), "max_notional"),
+        (new("x", price="80000.00"), Limits(), "price_collar"),
+        (new("x", qty="6"), Limits(max_position="5"), "position_limit"),
+        (new("x", qty="1", display_qty="2"), Limits(), "bad_field"),
+        ({"op": "cancel", "orig_cl_ord_id": "nope"}, Limits(), "unknown_order"),
+        ({"op": "dance"}, Limits(), "bad_message"),
+        ({"op": "symbol_state", "symbol": "BTC-USD", "state": "halted"}, Limits(), "not_permitted"),
+    ],
+)
+def test_refusals_are_named_and_change_nothing(
+    message: dict[str, Any], limits: Limits, reason: str
+) -> None:
+    v, _log = venue(limits)
+    before = state(v)
+    answer = v.check(ALICE, message, 5)
+    assert isinstance(answer, Reject), answer
+    assert answer.reason == reason, answer
+    assert answer.text
+    assert state(v) == before
+
+
+def test_open_order_count_kill_switch_and_halt_refuse_new_orders() -> None:
+    v, log = venue(Limits(max_open_orders=2))
+    for i in range(2):
+        assert not isinstance(run(v, log, ALICE, new(f"o{i}", price="64000.00")), Reject)
+    assert run(v, log, ALICE, new("o3", price="64000.00")).reason == "max_open_orders"
+    run(v, log, ALICE, {"op": "kill_switch", "on": True})
+    assert v.state[ALICE].open_orders == {}  # the kill switch cancelled both
+    assert run(v, log, ALICE, new("o4", price="64000.00")).reason == "kill_switch"
+    run(v, log, ALICE, {"op": "kill_switch", "on": False})
+    assert run(v, log, OPERATOR, {"op": "symbol_state", "symbol": "BTC-USD", "state": "halted"})
+    assert run(v, log, ALICE, new("o5", price="64000.00")).reason == "symbol_halted"
+    run(v, log, OPERATOR, {"op": "symbol_state", "symbol": "BTC-USD", "state": "open"})
+    assert not isinstance(run(v, log, ALICE, new("o5", price="64000.00")), Reject)
+
+
+def test_client_order_id_is_an_idempotency_key() -> None:
+    v, log = venue()
+    first = run(v, log, ALICE, new("a1"))
+    ack = first.reports[0][1]
+    again = v.check(ALICE, new("a1"), 9)
+    assert again == Original(ack)  # the very same acknowledgement, nothing ran
+    other = v.check(ALICE, new("a1", price="64800.00"), 9)
+    assert isinstance(other, Reject) and other.reason == "duplicate_cl_ord_id"
+    assert not isinstance(run(v, log, BOB, new("a1")), Reject)  # keys are per account
+    assert len([o for o in v.orders.values() if o.cl_ord_id == "a1"]) == 2
+
+
+def test_cancel_of_someone_elses_order_is_refused() -> None:
+    v, log = venue()
+    run(v, log, ALICE, new("a1", price="64000.00"))
+    oid = next(iter(v.orders))
+    answer = v.check(BOB, {"op": "cancel", "order_id": str(oid)}, 5)
+    assert isinstance(answer, Reject) and answer.reason == "not_owner"
+    assert v.orders[oid].open
+
+
+def test_fills_between_traders_give_reports_and_positions_that_add_up() -> None:
+    v, log = venue()
+    bid = v.exchanges["BTC-USD"].engine.best_bid()
+    assert bid is not None
+    price = v.exchanges["BTC-USD"].instrument.tick.to_str(bid[0] + 1)  # inside the spread
+    run(v, log, ALICE, new("s1", side="sell", price=price, qty="0.05"))
+    out = run(v, log, BOB, new("b1", side="buy", price=price, qty="0.02"))
+    kinds = [(a, r["exec_type"]) for a, r in out.reports]
+    assert (BOB, "fill") in kinds and (ALICE, "partial_fill") in kinds
+    assert v.state[BOB].positions["BTC-USD"] == 2000  # lots of 0.00001
+    assert v.state[ALICE].positions["BTC-USD"] == -2000
+    trades = [e for e in out.events if type(e).__name__ == "Trade"]
+    assert [t.size for t in trades] == [2000] and trades[0].side == 0  # bob bought: aggressor
+    for account in (ALICE, BOB):
+        seqs = [r["seq"] for r in v.state[account].reports]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_replaying_the_log_rebuilds_books_reports_and_positions() -> None:
+    rng = random.Random(5)
+    v, log = venue(warm=100)
+    placed: dict[int, list[str]] = {ALICE: [], BOB: []}
+    for i in range(1500):
+        account = rng.choice((ALICE, BOB))
+        roll = rng.random()
+        if roll < 0.3:
+            cmd = {"k": "sim", "s": rng.choice(SYMBOLS), "n": rng.randrange(1, 5), "ts": i}
+            v.apply(cmd)
+            log.append(cmd)
+            continue
+        if roll < 0.45 and placed[account]:
+            run(v, log, account, {"op": "cancel", "orig_cl_ord_id": rng.choice(placed[account])})
+            continue
+        if roll < 0.55 and placed[account]:
+            m = {"op": "replace", "orig_cl_ord_id": rng.choice(placed[account]), "qty": "0.02"}
+            run(v, log, account, m)
+            continue
+        x = v.exchanges["BTC-USD"]
+        ref = v.reference_price("BTC-USD")
+        side = rng.choice(("buy", "sell"))
+        off = rng.randrange(-300, 300)
+        price = x.instrument.tick.to_str(ref + off)
+        kind = rng.choice(("limit", "limit", "market", "ioc"))
+        m = new(f"c{i}", side=side, price=None if kind == "market" else price, qty="0.01")
+        if kind == "ioc":
+            m["tif"] = "ioc"
+        if not isinstance(run(v, log, account, m), Reject):
+            placed[account].append(f"c{i}")
+    replayed = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts())
+    events = [e for c in log for e in replayed.apply(c).events]  # the warm-up included
+    assert state(replayed) == state(v)
+    assert sum(len(s.reports) for s in v.state.values()) > 500
+    assert any(r["exec_type"] == "fill" for r in v.state[ALICE].reports)
+    assert len(events) > 1000

@@ -1,0 +1,1 @@
+"""The co-located order path: order entry, risk checks, matching, execution reports."""

@@ -1,0 +1,421 @@
+"""The order path's I/O: the order-entry WebSocket server, group commit and delivery.
+
+A trader's message goes: session (logon, rate limit, JSON) -> ``TradingVenue.check``
+(validation and risk; a refusal is answered at once and changes nothing) ->
+``OrderPath.submit`` (applied to the engines at once, appended to the journal) ->
+the committer (one fsync for everything appended since the last one) -> the
+execution reports to the account's sessions and drop copies, and the public
+events to the feed's publisher. Nothing is acknowledged or published before it
+is durable, and the books the public sees are the books the traders traded on.
+
+The simulated order flow takes the same path (``sim`` commands), so a restart
+that replays the journal rebuilds exactly the books that were published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from feedhandler.output import FeedOutput
+from feedhandler.simulator import SimulatedExchange
+from hub.config import FeedConfig, OrdersConfig
+from hub.errors import HubError
+from hub.ops import bound_port, ops_response, response
+from trading.journal import Journal
+from trading.risk import Account, demo_accounts, load_accounts
+from trading.venue import Command, Original, Outcome, Reject, Report, TradingVenue
+
+log = logging.getLogger("hub.orders")
+
+COMMANDS = Counter("hub_orders_commands_total", "Commands applied and journaled", ["kind"])
+REJECTS = Counter("hub_orders_rejects_total", "Messages refused before matching", ["reason"])
+COMMIT_SECONDS = Histogram(
+    "hub_orders_commit_seconds",
+    "One group commit: write + fsync of the journal",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+)
+COMMIT_SIZE = Histogram(
+    "hub_orders_commit_commands",
+    "Commands made durable by one group commit",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+ACK_SECONDS = Histogram(
+    "hub_orders_ack_seconds",
+    "Order message received until its first report is sent (durable)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.05),
+)
+SESSIONS = Gauge("hub_orders_sessions", "Logged-on order-entry sessions", ["kind"])
+LOGON_TIMEOUT = 5.0
+REPLAY_CHUNK = 5000
+
+
+@dataclass
+class RateLimit:
+    """A token bucket: ``rate`` messages per second, bursts of two seconds' worth."""
+
+    rate: float
+    tokens: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = 2 * self.rate
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(eq=False)
+class Session:
+    ws: ServerConnection
+    account: Account
+    drop_copy: bool
+    rejected: int = 0
+
+
+@dataclass
+class _Pending:
+    outcome: Outcome
+    to: Session | None = None
+    """Only this session gets the reports (a resent acknowledgement); None: everyone's."""
+    received: float = 0.0
+
+
+class OrderPath:
+    """The venue with its journal, sessions and committer."""
+
+    def __init__(
+        self,
+        cfg: OrdersConfig,
+        feed: FeedConfig,
+        output: FeedOutput,
+        accounts: list[Account] | None = None,
+    ) -> None:
+        if feed.source != "sim":
+            raise HubError(
+                "orders.enabled needs feed.source = sim: orders trade on the hub's own venue"
+            )
+        self.cfg = cfg
+        self.feed = feed
+        self.output = output
+        if accounts is None:
+            accounts = load_accounts(Path(cfg.accounts)) if cfg.accounts else demo_accounts()
+        self.by_key = {a.key: a for a in accounts}
+        exchanges = {s: SimulatedExchange(feed.venue, s, feed.seed) for s in feed.symbols}
+        self.venue = TradingVenue(exchanges, accounts)
+        self.limits = {a.id: RateLimit(a.limits.rate_per_s) for a in accounts}
+        self.journal = Journal(Path(cfg.journal), fsync=cfg.fsync)
+        self.sessions: dict[int, set[Session]] = {a.id: set() for a in accounts}
+        self.delivered: dict[int, int] = dict.fromkeys(self.sessions, 0)
+        self._batch: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self.recovered = 0
+        self.sim_orders = 0
+        self._stopping = False
+
+    # --- recovery -------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Replay the journal into the venue and publish what it produced (consumers drop
+        what they already have by seq), before any new command is taken."""
+        started = time.perf_counter()
+        for x in self.venue.exchanges.values():
+            await self.output.publish([x.instrument])
+        events = []
+        for cmd in self.journal:
+            events += self.venue.apply(cmd).events
+            if len(events) >= REPLAY_CHUNK:
+                await self.output.publish(events)
+                events = []
+        await self.output.publish(events)
+        self.recovered = len(self.journal.recovered)
+        for account, state in self.venue.state.items():
+            self.delivered[account] = state.seq
+        self.journal.recovered = []
+        log.info(
+            "order path recovered",
+            extra={
+                "journal": str(self.journal.path),
+                "commands": self.recovered,
+                "seconds": round(time.perf_counter() - started, 3),
+                "books": {s: x.book_seq for s, x in self.venue.exchanges.items()},
+            },
+        )
+
+    # --- the write path -------------------------------------------------------------
+
+    def submit(self, cmd: Command, received: float = 0.0) -> Outcome:
+        """Apply a checked command now; its reports and events go out after the commit."""
+        outcome = self.venue.apply(cmd)
+        self.journal.append(cmd)
+        COMMANDS.labels(cmd["k"]).inc()
+        self._batch.append(_Pending(outcome, None, received))
+        self._wake.set()
+        return outcome
+
+    def _resend(self, session: Session, original: Report, received: float) -> None:
+        # Through the committer: the original may still be waiting for its commit.
+        self._batch.append(_Pending(Outcome(reports=[(session.account.id, original)]), session))
+        self._wake.set()
+
+    async def committer(self) -> None:
+        """Until stopped: make the pending commands durable, then deliver and publish them.
+        Stopping commits and delivers what is pending first (never half a batch)."""
+        while not (self._stopping and not self._batch):
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._batch = self._batch, []
+            if not batch:
+                continue
+            started = time.perf_counter()
+            n = await self.journal.commit()
+            if n:
+                COMMIT_SECONDS.observe(time.perf_counter() - started)
+                COMMIT_SIZE.observe(n)
+            events = [e for p in batch for e in p.outcome.events]
+            await self._deliver(batch)
+            await self.output.publish(events)
+
+    async def _deliver(self, batch: list[_Pending]) -> None:
+        now = time.perf_counter()
+        for p in batch:
+            if p.received and p.outcome.reports:
+                ACK_SECONDS.observe(now - p.received)
+            for account, report in p.outcome.reports:
+                if p.to is not None:
+                    await _send(p.to, report)
+                    continue
+                self.delivered[account] = report["seq"]
+                for s in list(self.sessions.get(account, ())):
+                    await _send(s, report)
+
+    # --- the simulated flow ---------------------------------------------------------
+
+    async def simulate(self) -> None:
+        """The simulated order flow at ``feed.rate``, through the journal like any order."""
+        started = time.monotonic()
+        done = dict.fromkeys(self.venue.exchanges, 0)
+        while True:
+            elapsed = time.monotonic() - started
+            for symbol, x in self.venue.exchanges.items():
+                target = _target(elapsed, self.feed.rate, self.feed.max_orders)
+                n = min(target - done[symbol], 2000)
+                if n > 0:
+                    self.submit({"k": "sim", "s": symbol, "n": n, "ts": time.time_ns()})
+                    done[symbol] += n
+                    self.sim_orders += n
+                    x.orders = done[symbol]
+            await asyncio.sleep(0.01)
+
+    # --- sessions -------------------------------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path in ("/orders", "/dropcopy"):
+            return None
+        return ops_response(path, self.health) or response(404, b"not found\n", "text/plain")
+
+    async def handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        drop_copy = request.path.split("?", 1)[0] == "/dropcopy"
+        session = await self._logon(ws, drop_copy)
+        if session is None:
+            return
+        kind = "drop_copy" if drop_copy else "trader"
+        account = session.account.id
+        self.sessions[account].add(session)
+        SESSIONS.labels(kind).inc()
+        try:
+            async for raw in ws:
+                if not await self._message(session, raw):
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions[account].discard(session)
+            SESSIONS.labels(kind).dec()
+
+    async def _logon(self, ws: ServerConnection, drop_copy: bool) -> Session | None:
+        """The API key from ``Authorization: Bearer <key>`` or a first ``logon`` message."""
+        request = ws.request
+        assert request is not None
+        header = request.headers.get("Authorization", "")
+        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not key:
+            try:
+                first = orjson.loads(await asyncio.wait_for(ws.recv(), LOGON_TIMEOUT))
+                key = first.get("key", "") if isinstance(first, dict) else ""
+                if not isinstance(first, dict) or first.get("op") != "logon":
+                    key = ""
+            except (TimeoutError, orjson.JSONDecodeError, ConnectionClosed):
+                key = ""
+        account = self.by_key.get(key) if isinstance(key, str) else None
+        if account is None:
+            REJECTS.labels("logon").inc()
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(orjson.dumps(Reject("logon", "unknown API key").report("logon")))
+                await ws.close(1008, "logon failed")
+            return None
+        session = Session(ws, account, drop_copy)
+        await _send(
+            session,
+            {
+                "type": "logon",
+                "account": account.id,
+                "name": account.name,
+                "drop_copy": drop_copy,
+                "last_seq": self.delivered[account.id],
+                "symbols": [
+                    {
+                        "symbol": s,
+                        "tick_size": x.instrument.tick_size,
+                        "lot_size": x.instrument.lot_size,
+                    }
+                    for s, x in self.venue.exchanges.items()
+                ],
+            },
+        )
+        return session
+
+    async def _message(self, session: Session, raw: str | bytes) -> bool:
+        """Handle one message; False when the session must end."""
+        received = time.perf_counter()
+        account = session.account.id
+        try:
+            message = orjson.loads(raw)
+            if not isinstance(message, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return await self._refuse(session, "?", Reject("bad_message", "not a JSON object"))
+        op = message.get("op")
+        op_name = op if isinstance(op, str) else "?"
+        if op == "resend":
+            return await self._resend_since(session, message)
+        if op == "status":
+            answer = self.venue.status(account, message)
+            if isinstance(answer, Reject):
+                return await self._refuse(session, op_name, answer)
+            await _send(session, answer)
+            return True
+        if session.drop_copy:
+            return await self._refuse(
+                session, op_name, Reject("read_only", "a drop copy only listens")
+            )
+        if not self.limits[account].take(time.monotonic()):
+            session.rejected += 1
+            if session.rejected > self.cfg.max_rejects:
+                REJECTS.labels("rate_limited").inc()
+                await session.ws.close(1008, "rate limit: too many messages")
+                log.warning("session disconnected for flooding", extra={"account": account})
+                return False
+            return await self._refuse(
+                session, op_name, Reject("rate_limited", "message rate limit")
+            )
+        checked = self.venue.check(account, message, time.time_ns())
+        if isinstance(checked, Reject):
+            return await self._refuse(session, op_name, checked)
+        if isinstance(checked, Original):
+            self._resend(session, checked.report, received)
+            return True
+        self.submit(checked, received)
+        return True
+
+    async def _refuse(self, session: Session, op: str, reject: Reject) -> bool:
+        REJECTS.labels(reject.reason).inc()
+        await _send(session, reject.report(op))
+        return True
+
+    async def _resend_since(self, session: Session, m: Mapping[str, Any]) -> bool:
+        start = m.get("from_seq")
+        if not isinstance(start, int) or start < 1:
+            return await self._refuse(
+                session, "resend", Reject("bad_field", "from_seq must be >= 1")
+            )
+        account = session.account.id
+        last = self.delivered[account]
+        reports = [r for r in self.venue.reports_since(account, start) if r["seq"] <= last]
+        if reports and reports[0]["seq"] > start:
+            return await self._refuse(
+                session, "resend", Reject("too_old", f"reports before {reports[0]['seq']} are gone")
+            )
+        for r in reports:
+            await _send(session, r)
+        await _send(session, {"type": "resend_done", "from_seq": start, "last_seq": last})
+        return True
+
+    # --- running ---------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "journal": str(self.journal.path),
+            "journaled": self.journal.committed,
+            "pending": self.journal.pending,
+            "recovered": self.recovered,
+            "sessions": sum(len(s) for s in self.sessions.values()),
+            "books": {s: x.book_seq for s, x in self.venue.exchanges.items()},
+        }
+
+    async def start(self) -> Server:
+        return await serve(
+            self.handle,
+            self.cfg.host,
+            self.cfg.port,
+            process_request=self._process_request,
+            max_size=1 << 16,
+        )
+
+    async def run(self) -> None:
+        """Recover, then serve order entry, run the simulated flow and commit, until cancelled."""
+        await self.recover()
+        server = await self.start()
+        log.info(
+            "order entry listening",
+            extra={"url": f"ws://{self.cfg.host}:{bound_port(server)}/orders"},
+        )
+        committer = asyncio.create_task(self.committer())
+        flow = asyncio.create_task(self.simulate())
+        try:
+            # Shielded: cancelling the run must not cancel a commit whose write thread goes
+            # on; a later write could then land before it and reorder the log.
+            await asyncio.gather(asyncio.shield(committer), flow)
+        finally:
+            flow.cancel()
+            server.close()
+            self._stopping = True
+            self._wake.set()
+            await asyncio.gather(flow, committer, return_exceptions=True)
+            await server.wait_closed()
+            self.journal.close()
+
+
+async def _send(session: Session, message: Mapping[str, Any]) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await session.ws.send(orjson.dumps(message).decode())
+
+
+def _target(elapsed: float, rate: float, max_orders: int) -> int:
+    limit = max_orders or (1 << 62)
+    if rate <= 0:
+        return limit
+    return min(limit, int(elapsed * rate))

@@ -1,0 +1,169 @@
+"""Trader accounts and their pre-trade limits.
+
+Limits are written as decimals in the instrument's own terms (quantities in
+base units, notional in quote units) and resolved per instrument into
+integer lots and ticks x lots once, so every check is integer arithmetic.
+An empty limit means "no limit". The accounts file (TOML) looks like::
+
+    [defaults]               # every account's limits unless it sets its own
+    max_qty = "10"
+    max_notional = "1000000"
+    max_position = "50"
+    max_open_orders = 200
+    collar_bps = 1000        # 10 % around the last trade (or the mid)
+    rate_per_s = 200         # messages per second (burst = 2 s of it)
+
+    [[account]]
+    id = 1001
+    name = "alice"
+    key = "alice-secret-key"  # the API key the trader logs on with
+    max_qty = "2"            # overrides the default for this account only
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hub.errors import HubError
+from hub.events import Instrument
+
+FIRST_ACCOUNT_ID = 1000
+"""Trader account ids start here; the simulated flow's accounts are below it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_qty: str = ""
+    max_notional: str = ""
+    max_position: str = ""
+    max_open_orders: int = 200
+    collar_bps: int = 1000
+    rate_per_s: int = 200
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    key: str
+    limits: Limits = Limits()
+    admin: bool = False
+    """May change a symbol's trading state (open, halted, closed)."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Limits of one account on one instrument, in integer units (0 = no limit)."""
+
+    max_qty: int
+    max_qty_text: str
+    max_notional: int
+    notional_text: str
+    max_position: int
+    position_text: str
+    max_open_orders: int
+    collar_bps: int
+
+
+class RiskLimits:
+    """Resolves and caches each (account, instrument)'s integer limits."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str, str], Resolved] = {}
+
+    def limits(self, account: Account, inst: Instrument) -> Resolved:
+        key = (account.id, inst.venue, inst.symbol)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = resolve(account.limits, inst)
+        return hit
+
+
+def resolve(limits: Limits, inst: Instrument) -> Resolved:
+    lot, tick = inst.lot, inst.tick
+    notional = 0
+    if limits.max_notional:
+        # notional in quote units / (tick x lot) = the limit in ticks x lots (rounded down)
+        notional = int(Decimal(limits.max_notional) / (Decimal(tick.text) * Decimal(lot.text)))
+    return Resolved(
+        _lots(limits.max_qty, inst),
+        limits.max_qty,
+        notional,
+        limits.max_notional,
+        _lots(limits.max_position, inst),
+        limits.max_position,
+        limits.max_open_orders,
+        limits.collar_bps,
+    )
+
+
+def _lots(text: str, inst: Instrument) -> int:
+    """A quantity limit in whole lots, rounded down onto the lot grid."""
+    if not text:
+        return 0
+    return int(Decimal(text) / Decimal(inst.lot.text))
+
+
+def load_accounts(path: Path) -> list[Account]:
+    """Accounts from a TOML file; every mistake is named with the file and the account."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HubError(f"accounts file {path}: {exc}") from None
+    defaults = _limits(data.get("defaults", {}), Limits(), f"{path} [defaults]")
+    out: list[Account] = []
+    seen_ids: set[int] = set()
+    seen_keys: set[str] = set()
+    for i, raw in enumerate(data.get("account", []), start=1):
+        where = f"{path} account #{i}"
+        if not isinstance(raw, dict):
+            raise HubError(f"{where}: must be a table")
+        ident, name, key = raw.get("id"), raw.get("name", ""), raw.get("key")
+        if not isinstance(ident, int) or ident < FIRST_ACCOUNT_ID:
+            raise HubError(f"{where}: id must be an integer >= {FIRST_ACCOUNT_ID}")
+        if not isinstance(key, str) or len(key) < 8:
+            raise HubError(f"{where}: key must be a string of at least 8 characters")
+        if ident in seen_ids or key in seen_keys:
+            raise HubError(f"{where}: id {ident} or its key is used twice")
+        seen_ids.add(ident)
+        seen_keys.add(key)
+        admin = raw.get("admin", False)
+        if not isinstance(admin, bool):
+            raise HubError(f"{where}: admin must be true or false")
+        rest = {k: v for k, v in raw.items() if k not in ("id", "name", "key", "admin")}
+        out.append(Account(ident, str(name), key, _limits(rest, defaults, where), admin))
+    if not out:
+        raise HubError(f"accounts file {path}: no [[account]] entries")
+    return out
+
+
+def _limits(raw: dict[str, Any], base: Limits, where: str) -> Limits:
+    known = {f.name: f.type for f in fields(Limits)}
+    for name, value in raw.items():
+        if name not in known:
+            raise HubError(f"{where}: unknown limit {name!r} (one of {', '.join(known)})")
+        want_int = known[name] in (int, "int")
+        if want_int and (not isinstance(value, int) or value < 0):
+            raise HubError(f"{where}: {name} must be a non-negative integer")
+        if not want_int:
+            if not isinstance(value, str):
+                raise HubError(f'{where}: {name} must be a decimal string such as "10"')
+            try:
+                if Decimal(value) <= 0:
+                    raise ValueError
+            except (ArithmeticError, ValueError):
+                raise HubError(f"{where}: {name} must be a positive decimal") from None
+    return replace(base, **raw)
+
+
+def demo_accounts(count: int = 10) -> list[Account]:
+    """Accounts for the demo and load tests: ``trader-<n>`` logs on with key ``demo-key-<n>``;
+    ``operator`` (key ``demo-operator-key``) may halt and reopen symbols."""
+    traders = [
+        Account(FIRST_ACCOUNT_ID + n, f"trader-{n}", f"demo-key-{n}") for n in range(1, count + 1)
+    ]
+    return [*traders, Account(FIRST_ACCOUNT_ID, "operator", "demo-operator-key", admin=True)]

@@ -1,0 +1,547 @@
+"""The hub's own venue, sans-I/O: traders' commands through risk checks into the matching
+engines of the simulated exchange, execution reports out, public market data out.
+
+Two steps per message, so that the durable log only ever holds what changed state:
+
+- ``check(account, message, ts)`` validates and risk-checks without changing anything.
+  A refusal is a ``Reject`` (reason code and text, no sequence number): it never
+  reaches a book or the log. Anything else is a ``Command``: a plain dict, the
+  log record.
+- ``apply(command)`` changes state and returns an ``Outcome``: the execution reports
+  per account (each with that account's gapless ``seq``) and the public events
+  (trades, book updates, statuses) with the stream's own gapless seqs.
+
+``apply`` is deterministic: the same commands in the same order give the same
+state, reports and events, which is how a restart rebuilds everything from the
+log. The simulated order flow goes through the same door (``sim`` commands), so
+the books after a restart are exactly the books before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from feedhandler.simulator import SimulatedExchange
+from hub.events import Event, Status
+from orderbook_core.engine_types import ExecType, OrderType, Reason, SelfTrade, TimeInForce
+from trading.risk import Account, Limits, RiskLimits
+
+Command = dict[str, Any]
+Report = dict[str, Any]
+
+TRADER_ORDER_IDS = 10**12
+"""Trader orders are numbered from here; the simulated flow's ids stay far below."""
+REPORTS_KEPT = 100_000
+"""Execution reports kept per account for resend requests."""
+
+SIDES = {"buy": 0, "sell": 1}
+SIDE_NAMES = ("buy", "sell")
+TYPES = {
+    "limit": OrderType.LIMIT,
+    "market": OrderType.MARKET,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+TIFS = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
+STPS = {
+    "allow": SelfTrade.ALLOW,
+    "cancel_newest": SelfTrade.CANCEL_NEWEST,
+    "cancel_oldest": SelfTrade.CANCEL_OLDEST,
+    "cancel_both": SelfTrade.CANCEL_BOTH,
+    "decrement": SelfTrade.DECREMENT,
+}
+EXEC_NAMES = {x: x.name.lower() for x in ExecType}
+ENGINE_REASONS = {r: r.name.lower() for r in Reason}
+SYMBOL_STATES = ("open", "halted", "closed")
+CLOSED_EXECS = (ExecType.REJECTED, ExecType.FILL, ExecType.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A refusal before matching: nothing changed, nothing logged."""
+
+    reason: str
+    text: str
+    cl_ord_id: str = ""
+
+    def report(self, op: str) -> Report:
+        out: Report = {"type": "reject", "op": op, "reason": self.reason, "text": self.text}
+        if self.cl_ord_id:
+            out["cl_ord_id"] = self.cl_ord_id
+        return out
+
+
+@dataclass(frozen=True)
+class Original:
+    """A repeated new-order message: its first acknowledgement, sent again."""
+
+    report: Report
+
+
+@dataclass
+class Order:
+    """A trader's order as the venue tracks it."""
+
+    account: int
+    cl_ord_id: str
+    symbol: str
+    order_id: int
+    side: int
+    order_type: int
+    price: int
+    qty: int
+    leaves: int = 0
+    cum: int = 0
+    open: bool = True
+
+
+@dataclass
+class Outcome:
+    reports: list[tuple[int, Report]] = field(default_factory=list)
+    """(account, execution report) in the order they happened."""
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class AccountState:
+    seq: int = 0
+    reports: deque[Report] = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
+    killed: bool = False
+    positions: dict[str, int] = field(default_factory=dict)
+    open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
+    orders_by_cl: dict[str, tuple[str, int, str, Report]] = field(default_factory=dict)
+    """cl_ord_id -> (symbol, order id, fingerprint, first report)."""
+
+
+def fingerprint(message: Mapping[str, Any]) -> str:
+    """What makes two new-order messages "the same order" (everything the trader chose)."""
+    return hashlib.sha256(orjson.dumps(dict(message), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class TradingVenue:
+    """Risk checks, matching and reports for traders; public events for everyone."""
+
+    def __init__(
+        self,
+        exchanges: Mapping[str, SimulatedExchange],
+        accounts: Iterable[Account],
+        risk: RiskLimits | None = None,
+    ) -> None:
+        self.exchanges = dict(exchanges)
+        self.accounts = {a.id: a for a in accounts}
+        self.risk = risk or RiskLimits()
+        self.state = {a: AccountState() for a in self.accounts}
+        self.symbol_state = dict.fromkeys(self.exchanges, "open")
+        self.orders: dict[int, Order] = {}
+        """Trader orders by order id (unique across symbols)."""
+        self.next_order_id = TRADER_ORDER_IDS
+        self.commands = 0
+
+    # --- checks: no state changes -------------------------------------------------------
+
+    def check(
+        self, account: int, message: Mapping[str, Any], ts: int
+    ) -> Command | Reject | Original:
+        """Validate and risk-check one message of an authenticated account."""
+        op = message.get("op")
+        if op == "new":
+            return self._check_new(account, message, ts)
+        if op == "cancel":
+            found = self._find(account, message)
+            if isinstance(found, Reject):
+                return found
+            return {"k": "cancel", "a": account, "ts": ts, "s": found.symbol, "oid": found.order_id}
+        if op == "replace":
+            return self._check_replace(account, message, ts)
+        if op == "mass_cancel":
+            symbol = message.get("symbol")
+            if symbol is not None and symbol not in self.exchanges:
+                return Reject("unknown_symbol", f"unknown symbol {symbol!r}")
+            return {"k": "mass_cancel", "a": account, "ts": ts, "s": symbol}
+        if op == "symbol_state":
+            if not self.accounts[account].admin:
+                return Reject("not_permitted", "only an admin account changes trading states")
+            symbol, state = message.get("symbol"), message.get("state")
+            return self.set_symbol_state(str(symbol), str(state), ts)
+        if op == "kill_switch":
+            on = message.get("on")
+            if not isinstance(on, bool):
+                return Reject("bad_field", "kill_switch needs 'on': true or false")
+            return {"k": "kill", "a": account, "ts": ts, "on": on}
+        return Reject("bad_message", f"unknown op {op!r}")
+
+    def set_symbol_state(self, symbol: str, state: str, ts: int) -> Command | Reject:
+        """An operator's trading-state change (open, halted, closed), as a command."""
+        if symbol not in self.exchanges:
+            return Reject("unknown_symbol", f"unknown symbol {symbol!r}")
+        if state not in SYMBOL_STATES:
+            return Reject("bad_field", f"state must be one of {', '.join(SYMBOL_STATES)}")
+        return {"k": "state", "ts": ts, "s": symbol, "state": state}
+
+    def _check_new(
+        self, account: int, m: Mapping[str, Any], ts: int
+    ) -> Command | Reject | Original:
+        cl = m.get("cl_ord_id")
+        if not isinstance(cl, str) or not cl or len(cl) > 64:
+            return Reject("bad_field", "cl_ord_id must be a string of 1 to 64 characters")
+        acct = self.state[account]
+        fp = fingerprint(m)
+        seen = acct.orders_by_cl.get(cl)
+        if seen is not None:
+            if seen[2] == fp:
+                return Original(seen[3])
+            return Reject("duplicate_cl_ord_id", f"cl_ord_id {cl!r} was used for another order", cl)
+        try:
+            cmd = self._parse_new(account, m, cl, ts)
+        except ValueError as exc:
+            return Reject("bad_field", str(exc), cl)
+        if isinstance(cmd, Reject):
+            return cmd
+        cmd["fp"] = fp
+        problem = self._risk(account, cmd)
+        if problem is not None:
+            return Reject(problem[0], problem[1], cl)
+        return cmd
+
+    def _parse_new(self, account: int, m: Mapping[str, Any], cl: str, ts: int) -> Command | Reject:
+        symbol = m.get("symbol")
+        x = self.exchanges.get(symbol) if isinstance(symbol, str) else None
+        if x is None or not isinstance(symbol, str):
+            return Reject("unknown_symbol", f"unknown symbol {symbol!r}", cl)
+        state = self.symbol_state[symbol]
+        if state != "open":
+            return Reject(f"symbol_{state}", f"{symbol} is {state}", cl)
+        if self.state[account].killed:
+            return Reject("kill_switch", "the account's kill switch is on", cl)
+        side = _choice(m, "side", SIDES, None)
+        order_type = _choice(m, "type", TYPES, "limit")
+        inst = x.instrument
+        qty = _units(m, "qty", inst.lot, required=True)
+        if qty <= 0:
+            raise ValueError("qty must be positive")
+        needs_price = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        price = _units(m, "price", inst.tick, required=needs_price)
+        if needs_price and price <= 0:
+            raise ValueError("price must be positive")
+        if not needs_price and "price" in m:
+            raise ValueError(f"a {TYPE_NAMES[OrderType(order_type)]} order has no price")
+        needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        stop = _units(m, "stop_price", inst.tick, required=needs_stop)
+        if needs_stop and stop <= 0:
+            raise ValueError("stop_price must be positive")
+        display = _units(m, "display_qty", inst.lot, required=False)
+        if display < 0 or display > qty:
+            raise ValueError("display_qty must be between 0 and qty")
+        post_only = m.get("post_only", False)
+        if not isinstance(post_only, bool):
+            raise ValueError("post_only must be true or false")
+        unknown = set(m) - NEW_FIELDS
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        return {
+            "k": "new",
+            "a": account,
+            "ts": ts,
+            "cl": cl,
+            "s": symbol,
+            "side": side,
+            "type": int(order_type),
+            "px": price,
+            "qty": qty,
+            "tif": int(_choice(m, "tif", TIFS, "gtc")),
+            "po": post_only,
+            "disp": display,
+            "stop": stop,
+            "stp": int(_choice(m, "stp", STPS, "cancel_newest")),
+        }
+
+    def _risk(self, account: int, cmd: Command) -> tuple[str, str] | None:
+        """The first limit the new order would break, or None."""
+        symbol, side, qty = cmd["s"], cmd["side"], cmd["qty"]
+        x = self.exchanges[symbol]
+        limits = self.risk.limits(self.accounts[account], x.instrument)
+        if limits.max_qty and qty > limits.max_qty:
+            return "max_qty", f"qty exceeds the account's maximum of {limits.max_qty_text}"
+        ref = self.reference_price(symbol)
+        price = cmd["px"] or cmd["stop"] or ref
+        if limits.max_notional and price and price * qty > limits.max_notional:
+            return (
+                "max_notional",
+                f"notional exceeds the account's maximum of {limits.notional_text}",
+            )
+        if cmd["px"] and ref and abs(cmd["px"] - ref) * 10_000 > limits.collar_bps * ref:
+            return (
+                "price_collar",
+                f"price is more than {limits.collar_bps / 100:g}% from the reference price "
+                f"{x.instrument.tick.to_str(ref)}",
+            )
+        acct = self.state[account]
+        if len(acct.open_orders) >= limits.max_open_orders:
+            return "max_open_orders", f"{limits.max_open_orders} orders are already open"
+        if limits.max_position:
+            pos = acct.positions.get(symbol, 0)
+            same_side = sum(
+                o.leaves for o in acct.open_orders.values() if o.symbol == symbol and o.side == side
+            )
+            exposure = pos + same_side + qty if side == 0 else -pos + same_side + qty
+            if exposure > limits.max_position:
+                return (
+                    "position_limit",
+                    f"position plus open orders would exceed {limits.position_text}",
+                )
+        return None
+
+    def _find(self, account: int, m: Mapping[str, Any], open_only: bool = True) -> Order | Reject:
+        """The order a cancel, replace or status names (by orig_cl_ord_id or order_id)."""
+        if "orig_cl_ord_id" in m:
+            orig = m["orig_cl_ord_id"]
+            seen = self.state[account].orders_by_cl.get(orig) if isinstance(orig, str) else None
+            if seen is None:
+                return Reject("unknown_order", f"no order with cl_ord_id {orig!r}")
+            oid = seen[1]
+        elif "order_id" in m:
+            try:
+                oid = int(m["order_id"])
+            except (TypeError, ValueError):
+                return Reject("bad_field", "order_id must be an order id")
+        else:
+            return Reject("bad_field", "name the order: orig_cl_ord_id or order_id")
+        order = self.orders.get(oid)
+        if order is None:
+            return Reject("unknown_order", f"no order {oid}")
+        if order.account != account:
+            return Reject("not_owner", "the order belongs to another account")
+        if open_only and not order.open:
+            return Reject("too_late", "the order is no longer open")
+        return order
+
+    def _check_replace(self, account: int, m: Mapping[str, Any], ts: int) -> Command | Reject:
+        found = self._find(account, m)
+        if isinstance(found, Reject):
+            return found
+        inst = self.exchanges[found.symbol].instrument
+        try:
+            price = _units(m, "price", inst.tick, required=False) or found.price
+            qty = _units(m, "qty", inst.lot, required=False) or found.leaves
+        except ValueError as exc:
+            return Reject("bad_field", str(exc))
+        if price <= 0 or qty <= 0:
+            return Reject("bad_field", "price and qty must be positive")
+        if self.state[account].killed:
+            return Reject("kill_switch", "the account's kill switch is on")
+        if self.symbol_state[found.symbol] != "open":
+            state = self.symbol_state[found.symbol]
+            return Reject(f"symbol_{state}", f"{found.symbol} is {state}")
+        return {
+            "k": "replace",
+            "a": account,
+            "ts": ts,
+            "s": found.symbol,
+            "oid": found.order_id,
+            "px": price,
+            "qty": qty,
+        }
+
+    def reference_price(self, symbol: str) -> int:
+        """Last trade price, else the mid, else 0 (no reference: collars do not apply)."""
+        engine = self.exchanges[symbol].engine
+        if engine.last_price:
+            return engine.last_price
+        bid, ask = engine.best_bid(), engine.best_ask()
+        if bid is not None and ask is not None:
+            return (bid[0] + ask[0]) // 2
+        return 0
+
+    # --- apply: the only state changes --------------------------------------------------
+
+    def apply(self, cmd: Command) -> Outcome:
+        """Run one logged command; deterministic (a restart replays the log through here)."""
+        self.commands += 1
+        kind = cmd["k"]
+        out = Outcome()
+        if kind == "sim":
+            x = self.exchanges[cmd["s"]]
+            for _ in range(cmd["n"]):
+                out.events += x.step(cmd["ts"])
+            return out
+        if kind == "state":
+            self.symbol_state[cmd["s"]] = cmd["state"]
+            x = self.exchanges[cmd["s"]]
+            trading = "trading" if cmd["state"] == "open" else "halted"
+            inst = x.instrument
+            ts = cmd["ts"]
+            out.events.append(Status(inst.venue, inst.symbol, trading, cmd["state"], ts, ts))
+            return out
+        account, ts = cmd["a"], cmd["ts"]
+        if kind == "new":
+            self._new(cmd, out)
+        elif kind == "cancel":
+            self._engine(cmd["s"], "cancel", ts, out, cmd["oid"], account)
+        elif kind == "replace":
+            self._engine(cmd["s"], "replace", ts, out, cmd["oid"], account, cmd["px"], cmd["qty"])
+        elif kind == "mass_cancel":
+            for symbol in [cmd["s"]] if cmd["s"] else list(self.exchanges):
+                self._engine(symbol, "mass_cancel", ts, out, account)
+        elif kind == "kill":
+            self.state[account].killed = cmd["on"]
+            if cmd["on"]:
+                for symbol in self.exchanges:
+                    self._engine(symbol, "mass_cancel", ts, out, account)
+        else:
+            raise ValueError(f"unknown command kind {kind!r}")
+        return out
+
+    def _new(self, cmd: Command, out: Outcome) -> None:
+        oid = self.next_order_id
+        self.next_order_id += 1
+        order = Order(
+            cmd["a"], cmd["cl"], cmd["s"], oid, cmd["side"], cmd["type"], cmd["px"], cmd["qty"]
+        )
+        self.orders[oid] = order
+        self._engine(
+            cmd["s"],
+            "new_order",
+            cmd["ts"],
+            out,
+            oid,
+            cmd["a"],
+            cmd["side"],
+            cmd["type"],
+            cmd["px"],
+            cmd["qty"],
+            cmd["tif"],
+            cmd["po"],
+            cmd["disp"],
+            cmd["stop"],
+            cmd["stp"],
+        )
+        acct = self.state[cmd["a"]]
+        first = next((r for a, r in out.reports if r["order_id"] == str(oid)), None)
+        assert first is not None, "the engine reports every new order"
+        acct.orders_by_cl[cmd["cl"]] = (cmd["s"], oid, cmd["fp"], first)
+
+    def _engine(self, symbol: str, method: str, ts: int, out: Outcome, *args: Any) -> None:
+        x = self.exchanges[symbol]
+        log = getattr(x.engine, method)(*args)
+        out.events += x.publish(log, ts)
+        for e in log:
+            if e[0] == 1:  # EXEC
+                report = self._exec(symbol, e, ts)
+                if report is not None:
+                    out.reports.append((e[3], report))
+
+    def _exec(self, symbol: str, e: tuple[int, ...], ts: int) -> Report | None:
+        _k, _seq, oid, account, exec_type, side, price, last_qty, last_price, leaves, cum, why = e
+        order = self.orders.get(oid)
+        if order is None:
+            return None  # the simulated flow's own orders
+        acct = self.state[account]
+        order.leaves, order.cum = leaves, cum
+        order.price = price or order.price
+        if exec_type in CLOSED_EXECS:
+            order.open = False
+            acct.open_orders.pop((symbol, oid), None)
+        else:
+            acct.open_orders[symbol, oid] = order
+        if last_qty:
+            delta = last_qty if side == 0 else -last_qty
+            acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
+        inst = self.exchanges[symbol].instrument
+        acct.seq += 1
+        report: Report = {
+            "type": "exec",
+            "seq": acct.seq,
+            "account": account,
+            "cl_ord_id": order.cl_ord_id,
+            "order_id": str(oid),
+            "symbol": symbol,
+            "exec_type": EXEC_NAMES[ExecType(exec_type)],
+            "side": SIDE_NAMES[side],
+            "order_type": TYPE_NAMES[OrderType(order.order_type)],
+            "price": inst.tick.to_str(price) if price else None,
+            "last_qty": inst.lot.to_str(last_qty),
+            "last_price": inst.tick.to_str(last_price) if last_qty else None,
+            "leaves_qty": inst.lot.to_str(leaves),
+            "cum_qty": inst.lot.to_str(cum),
+            "reason": ENGINE_REASONS[Reason(why)] if why else None,
+            "position": inst.lot.to_str(acct.positions.get(symbol, 0)),
+            "ts": ts,
+        }
+        acct.reports.append(report)
+        return report
+
+    # --- queries ---------------------------------------------------------------------
+
+    def reports_since(self, account: int, seq: int) -> list[Report]:
+        """The account's reports with ``seq`` >= ``seq`` that are still kept."""
+        return [r for r in self.state[account].reports if r["seq"] >= seq]
+
+    def status(self, account: int, m: Mapping[str, Any]) -> Report | Reject:
+        """An order's current state (open or not), for the order-status query."""
+        found = self._find(account, m, open_only=False)
+        if isinstance(found, Reject):
+            return found
+        inst = self.exchanges[found.symbol].instrument
+        return {
+            "type": "status",
+            "cl_ord_id": found.cl_ord_id,
+            "order_id": str(found.order_id),
+            "symbol": found.symbol,
+            "side": SIDE_NAMES[found.side],
+            "open": found.open,
+            "price": inst.tick.to_str(found.price) if found.price else None,
+            "leaves_qty": inst.lot.to_str(found.leaves),
+            "cum_qty": inst.lot.to_str(found.cum),
+        }
+
+
+NEW_FIELDS = frozenset(
+    {
+        "op",
+        "cl_ord_id",
+        "symbol",
+        "side",
+        "type",
+        "price",
+        "qty",
+        "tif",
+        "post_only",
+        "display_qty",
+        "stop_price",
+        "stp",
+    }
+)
+
+
+def _choice(
+    m: Mapping[str, Any], name: str, options: Mapping[str, int], default: str | None
+) -> int:
+    value = m.get(name, default)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return options[value]
+
+
+def _units(m: Mapping[str, Any], name: str, unit: Any, required: bool) -> int:
+    value = m.get(name)
+    if value is None:
+        if required:
+            raise ValueError(f"{name} is required")
+        return 0
+    if not isinstance(value, str):
+        raise ValueError(f'{name} must be a decimal string such as "1.25", got {value!r}')
+    try:
+        units: int = unit.to_units(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return units
+
+
+__all__ = ["Account", "Limits", "Original", "Outcome", "Reject", "TradingVenue"]
