@@ -59,6 +59,8 @@ ACK_SECONDS = Histogram(
 )
 SESSIONS = Gauge("hub_orders_sessions", "Logged-on order-entry sessions", ["kind"])
 LOGON_TIMEOUT = 5.0
+OUTBOX_LIMIT = 50_000
+"""Messages queued for one session before it is disconnected as too slow."""
 REPLAY_CHUNK = 5000
 
 
@@ -86,10 +88,29 @@ class RateLimit:
 
 @dataclass(eq=False)
 class Session:
+    """One logged-on connection. Everything it is sent goes through its own outbox and
+    writer task, so a slow reader never holds up the committer or anyone else."""
+
     ws: ServerConnection
     account: Account
     drop_copy: bool
     rejected: int = 0
+    outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    closing: asyncio.Task[None] | None = None
+
+    def send(self, text: str) -> None:
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            if self.closing is None:
+                log.warning("slow session disconnected", extra={"account": self.account.id})
+                self.closing = asyncio.ensure_future(self.ws.close(1013, "too slow: outbox full"))
+
+    async def writer(self) -> None:
+        """Send the outbox in order until the end marker (or the connection is gone)."""
+        with contextlib.suppress(ConnectionClosed):
+            while (text := await self.outbox.get()) is not None:
+                await self.ws.send(text)
 
 
 @dataclass
@@ -131,6 +152,8 @@ class OrderPath:
         self.recovered = 0
         self.sim_orders = 0
         self._stopping = False
+        self.port = 0
+        """The order-entry port once serving (the configured one, or the one port 0 got)."""
 
     # --- recovery -------------------------------------------------------------------
 
@@ -192,21 +215,21 @@ class OrderPath:
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 COMMIT_SIZE.observe(n)
             events = [e for p in batch for e in p.outcome.events]
-            await self._deliver(batch)
+            self._deliver(batch)
             await self.output.publish(events)
 
-    async def _deliver(self, batch: list[_Pending]) -> None:
+    def _deliver(self, batch: list[_Pending]) -> None:
         now = time.perf_counter()
         for p in batch:
             if p.received and p.outcome.reports:
                 ACK_SECONDS.observe(now - p.received)
             for account, report in p.outcome.reports:
                 if p.to is not None:
-                    await _send(p.to, report)
+                    _send(p.to, report)
                     continue
                 self.delivered[account] = report["seq"]
                 for s in list(self.sessions.get(account, ())):
-                    await _send(s, report)
+                    _send(s, report)
 
     # --- the simulated flow ---------------------------------------------------------
 
@@ -245,15 +268,23 @@ class OrderPath:
         account = session.account.id
         self.sessions[account].add(session)
         SESSIONS.labels(kind).inc()
+        writer = asyncio.create_task(session.writer())
         try:
             async for raw in ws:
                 if not await self._message(session, raw):
                     break
+                await asyncio.sleep(0)  # a busy connection must not starve the committer
         except ConnectionClosed:
             pass
         finally:
             self.sessions[account].discard(session)
             SESSIONS.labels(kind).dec()
+            with contextlib.suppress(asyncio.QueueFull):
+                session.outbox.put_nowait(None)  # the writer sends what is queued, then ends
+            try:
+                await asyncio.wait_for(writer, 5)
+            except TimeoutError:
+                pass  # wait_for cancelled the writer: the peer stopped reading
 
     async def _logon(self, ws: ServerConnection, drop_copy: bool) -> Session | None:
         """The API key from ``Authorization: Bearer <key>`` or a first ``logon`` message."""
@@ -277,7 +308,7 @@ class OrderPath:
                 await ws.close(1008, "logon failed")
             return None
         session = Session(ws, account, drop_copy)
-        await _send(
+        _send(
             session,
             {
                 "type": "logon",
@@ -315,7 +346,7 @@ class OrderPath:
             answer = self.venue.status(account, message)
             if isinstance(answer, Reject):
                 return await self._refuse(session, op_name, answer)
-            await _send(session, answer)
+            _send(session, answer)
             return True
         if session.drop_copy:
             return await self._refuse(
@@ -325,8 +356,16 @@ class OrderPath:
             session.rejected += 1
             if session.rejected > self.cfg.max_rejects:
                 REJECTS.labels("rate_limited").inc()
-                await session.ws.close(1008, "rate limit: too many messages")
                 log.warning("session disconnected for flooding", extra={"account": account})
+                closing = asyncio.ensure_future(
+                    session.ws.close(1008, "rate limit: too many messages")
+                )
+                # Discard what the flooder already sent: while its messages sit unread, the
+                # reader is paused and the closing handshake could not be heard.
+                with contextlib.suppress(ConnectionClosed):
+                    async for _ in session.ws:
+                        pass
+                await closing
                 return False
             return await self._refuse(
                 session, op_name, Reject("rate_limited", "message rate limit")
@@ -342,7 +381,7 @@ class OrderPath:
 
     async def _refuse(self, session: Session, op: str, reject: Reject) -> bool:
         REJECTS.labels(reject.reason).inc()
-        await _send(session, reject.report(op))
+        _send(session, reject.report(op))
         return True
 
     async def _resend_since(self, session: Session, m: Mapping[str, Any]) -> bool:
@@ -359,8 +398,8 @@ class OrderPath:
                 session, "resend", Reject("too_old", f"reports before {reports[0]['seq']} are gone")
             )
         for r in reports:
-            await _send(session, r)
-        await _send(session, {"type": "resend_done", "from_seq": start, "last_seq": last})
+            _send(session, r)
+        _send(session, {"type": "resend_done", "from_seq": start, "last_seq": last})
         return True
 
     # --- running ---------------------------------------------------------------------
@@ -389,9 +428,10 @@ class OrderPath:
         """Recover, then serve order entry, run the simulated flow and commit, until cancelled."""
         await self.recover()
         server = await self.start()
+        self.port = bound_port(server)
         log.info(
             "order entry listening",
-            extra={"url": f"ws://{self.cfg.host}:{bound_port(server)}/orders"},
+            extra={"url": f"ws://{self.cfg.host}:{self.port}/orders"},
         )
         committer = asyncio.create_task(self.committer())
         flow = asyncio.create_task(self.simulate())
@@ -409,9 +449,8 @@ class OrderPath:
             self.journal.close()
 
 
-async def _send(session: Session, message: Mapping[str, Any]) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await session.ws.send(orjson.dumps(message).decode())
+def _send(session: Session, message: Mapping[str, Any]) -> None:
+    session.send(orjson.dumps(message).decode())
 
 
 def _target(elapsed: float, rate: float, max_orders: int) -> int:

@@ -1,0 +1,209 @@
+"""Order entry over real WebSocket connections: logon, acknowledgements only once durable,
+drop copy, resend after reconnecting, refusals, flooding, and market data from the same log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from feedhandler.output import FeedOutput
+from hub.bus import InProcessBus, MemorySnapshots
+from hub.config import FeedConfig, OrdersConfig
+from hub.events import BookUpdate, Event, Trade
+from trading.gateway import OrderPath
+from trading.journal import read
+from trading.risk import Account, Limits
+
+ACCOUNTS = [
+    Account(1001, "alice", "alice-key-1", Limits(rate_per_s=50)),
+    Account(1002, "bob", "bob-key-12", Limits(rate_per_s=50)),
+]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, rate: float = 50.0
+) -> AsyncIterator[tuple[OrderPath, asyncio.Queue[Event]]]:
+    bus = InProcessBus()
+    events = bus.subscribe()
+    feed = FeedConfig(symbols=("BTC-USD",), rate=rate, seed=2)
+    orders = OrdersConfig(
+        enabled=True, port=0, journal=str(tmp_path / "orders.journal"), max_rejects=5
+    )
+    path = OrderPath(orders, feed, FeedOutput(bus, MemorySnapshots()), ACCOUNTS)
+    task = asyncio.create_task(path.run())
+    try:
+        for _ in range(200):
+            if path.port:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # let the simulated flow build a book
+        yield path, events
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def logon(path: OrderPath, key: str, endpoint: str = "orders") -> ClientConnection:
+    ws = await connect(f"ws://127.0.0.1:{path.port}/{endpoint}")
+    await ws.send(orjson.dumps({"op": "logon", "key": key}).decode())
+    hello = orjson.loads(await ws.recv())
+    assert hello["type"] == "logon", hello
+    return ws
+
+
+async def until(ws: ClientConnection, pred: Any, limit: int = 50) -> list[dict[str, Any]]:
+    """Messages up to and including the first that ``pred`` accepts."""
+    seen = []
+    for _ in range(limit):
+        m = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        seen.append(m)
+        if pred(m):
+            return seen
+    raise AssertionError(f"never came: {seen}")
+
+
+def new(cl: str, **kw: Any) -> str:
+    m = {"op": "new", "cl_ord_id": cl, "symbol": "BTC-USD", "side": "buy", "type": "limit"}
+    m |= {"price": "64000.00", "qty": "0.01"} | kw
+    return orjson.dumps({k: v for k, v in m.items() if v is not None}).decode()
+
+
+async def test_acknowledgement_comes_after_the_command_is_in_the_journal(tmp_path: Path) -> None:
+    async with running(tmp_path) as (path, _events):
+        ws = await logon(path, "alice-key-1")
+        drop = await logon(path, "alice-key-1", "dropcopy")
+        await ws.send(new("a1"))
+        ack = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
+        assert ack["exec_type"] == "accepted" and ack["seq"] == 1
+        logged = [c for c in read(path.journal.path)[0] if c.get("cl") == "a1"]
+        assert len(logged) == 1 and logged[0]["k"] == "new"  # durable before the ack
+        copy = (await until(drop, lambda m: m.get("type") == "exec"))[-1]
+        assert copy == ack
+        await drop.send(new("d1"))
+        refused = (await until(drop, lambda m: m.get("type") == "reject"))[-1]
+        assert refused["reason"] == "read_only"
+        await ws.close()
+        await drop.close()
+
+
+async def test_repeat_is_answered_with_the_original_and_resend_fills_the_gap(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (path, _events):
+        ws = await logon(path, "alice-key-1")
+        await ws.send(new("a1"))
+        first = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
+        await ws.send(new("a1"))
+        assert (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1] == first
+        await ws.send(new("a1", price="63000.00"))
+        dup = (await until(ws, lambda m: m.get("type") == "reject"))[-1]
+        assert dup["reason"] == "duplicate_cl_ord_id"
+        bob = await logon(path, "bob-key-12")
+        await bob.send(new("s1", side="sell", price="64990.00", qty="0.05"))
+        await until(bob, lambda m: m.get("cl_ord_id") == "s1")
+        await ws.send(new("a2", type="market", price=None))
+        reports = await until(ws, lambda m: m.get("exec_type") == "fill")
+        received = [first] + [m for m in reports if m.get("type") == "exec"]
+        await ws.close()
+        again = await logon(path, "alice-key-1")
+        await again.send('{"op":"resend","from_seq":1}')
+        resent = await until(again, lambda m: m.get("type") == "resend_done")
+        assert [m for m in resent if m["type"] == "exec"][: len(received)] == received
+        assert [m["seq"] for m in resent if m["type"] == "exec"] == list(
+            range(1, resent[-1]["last_seq"] + 1)
+        )
+        await again.close()
+        await bob.close()
+
+
+async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path: Path) -> None:
+    async with running(tmp_path, rate=0.001) as (path, _events):
+        bob = await logon(path, "bob-key-12")
+        await bob.send(new("b1"))
+        b1 = (await until(bob, lambda m: m.get("cl_ord_id") == "b1"))[-1]
+        alice = await logon(path, "alice-key-1")
+        before = len(read(path.journal.path)[0])
+        cases = [
+            ("{not json", "bad_message"),
+            (new("x1", symbol="NOPE-USD"), "unknown_symbol"),
+            (new("x2", price="64000.001"), "bad_field"),
+            (new("x3", qty="-0.01"), "bad_field"),
+            (orjson.dumps({"op": "cancel", "order_id": b1["order_id"]}).decode(), "not_owner"),
+        ]
+        for raw, reason in cases:
+            await alice.send(raw)
+            answer = (await until(alice, lambda m: m.get("type") == "reject"))[-1]
+            assert answer["reason"] == reason, (raw, answer)
+        assert len(read(path.journal.path)[0]) == before
+        await alice.close()
+        await bob.close()
+
+
+async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> None:
+    async with running(tmp_path, rate=0.001) as (path, _events):
+        ws = await connect(f"ws://127.0.0.1:{path.port}/orders")
+        await ws.send('{"op":"logon","key":"guess"}')
+        assert orjson.loads(await ws.recv())["reason"] == "logon"
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1008
+        flood = await connect(
+            f"ws://127.0.0.1:{path.port}/orders",
+            additional_headers={"Authorization": "Bearer alice-key-1"},
+        )
+        assert orjson.loads(await flood.recv())["type"] == "logon"
+        for i in range(300):
+            try:
+                await flood.send(new(f"f{i}", price="60000.00"))
+            except ConnectionClosed:
+                break
+        answers: list[dict[str, Any]] = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                answers.append(orjson.loads(await asyncio.wait_for(flood.recv(), 5)))
+        assert flood.close_code == 1008 and "rate limit" in (flood.close_reason or "")
+        limited = [m for m in answers if m.get("reason") == "rate_limited"]
+        assert len(limited) == 5  # max_rejects, then cut off
+        # What got in before the limit (a 2-second burst at 50/s) is durable and can be
+        # fetched again, even though the flooder was gone before its reports went out.
+        for _ in range(100):
+            if path.delivered[1001] >= 90:  # committed (resends hold only durable reports)
+                break
+            await asyncio.sleep(0.02)
+        again = await logon(path, "alice-key-1")
+        await again.send('{"op":"resend","from_seq":1}')
+        resent = await until(again, lambda m: m.get("type") == "resend_done", limit=500)
+        accepted = [m for m in resent if m.get("exec_type") == "accepted"]
+        assert 90 <= len(accepted) <= 110
+        assert len(read(path.journal.path)[0]) >= len(accepted)
+        await again.close()
+
+
+async def test_traders_fills_are_the_public_trades(tmp_path: Path) -> None:
+    async with running(tmp_path, rate=0.001) as (path, events):
+        alice = await logon(path, "alice-key-1")
+        bob = await logon(path, "bob-key-12")
+        await alice.send(new("s1", side="sell", price="64950.00", qty="0.05"))
+        await until(alice, lambda m: m.get("cl_ord_id") == "s1")
+        await bob.send(new("b1", side="buy", price="64950.00", qty="0.02"))
+        fill = (await until(bob, lambda m: m.get("exec_type") == "fill"))[-1]
+        await asyncio.sleep(0.1)
+        seen: list[Event] = []
+        while not events.empty():
+            seen.append(events.get_nowait())
+        trades = [e for e in seen if isinstance(e, Trade) and e.size == 2000]
+        assert trades and trades[-1].price == 6_495_000 and trades[-1].side == 0
+        assert fill["last_price"] == "64950.00" and fill["last_qty"] == "0.02000"
+        seqs = [e.seq for e in seen if isinstance(e, BookUpdate)]
+        assert seqs == list(range(1, len(seqs) + 1))  # the public stream is gap-free
+        await alice.close()
+        await bob.close()

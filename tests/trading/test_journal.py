@@ -1,0 +1,75 @@
+"""The journal: group commits are durable in order; a torn last line is dropped on reopening,
+corruption before the end is refused with its line number."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from trading.journal import Journal, JournalError, read
+
+
+def commands(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [{"k": "sim", "s": "BTC-USD", "n": i, "ts": i * 7} for i in range(start, start + n)]
+
+
+def test_group_commit_writes_everything_appended_in_one_go(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+
+    async def scenario() -> None:
+        j = Journal(path)
+        for c in commands(100):
+            j.append(c)
+        assert read(path)[0] == []  # appended is not yet written
+        assert await j.commit() == 100 and j.commits == 1
+        for c in commands(5, 100):
+            j.append(c)
+        assert await j.commit() == 5 and await j.commit() == 0
+        j.close()
+
+    asyncio.run(scenario())
+    assert read(path)[0] == commands(105)
+    again = Journal(path)
+    assert list(again) == commands(105) and again.committed == 105
+    again.close()
+
+
+def test_torn_last_line_is_cut_and_appending_goes_on_after_the_good_prefix(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j"
+    j = Journal(path)
+    for c in commands(10):
+        j.append(c)
+    j.commit_now()
+    j.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole.splitlines(keepends=True)[3][:20])  # died mid-write
+    j = Journal(path)
+    assert list(j) == commands(10)
+    assert path.read_bytes() == whole  # the torn bytes are gone
+    j.append(commands(1, 10)[0])
+    j.commit_now()
+    j.close()
+    assert read(path)[0] == commands(11)
+
+
+@pytest.mark.parametrize("damage", ["crc", "json"])
+def test_corruption_before_the_end_is_refused_with_its_line(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "j"
+    j = Journal(path)
+    for c in commands(10):
+        j.append(c)
+    j.commit_now()
+    j.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    if damage == "crc":
+        lines[4] = lines[4].replace(b'"n":4', b'"n":5')
+    else:
+        lines[4] = lines[4][:9] + b"{not json\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(JournalError, match=r"line 5 is corrupt"):
+        Journal(path)
+    assert path.read_bytes() == b"".join(lines)  # refused, never rewritten
