@@ -281,10 +281,8 @@ class OrderPath:
             SESSIONS.labels(kind).dec()
             with contextlib.suppress(asyncio.QueueFull):
                 session.outbox.put_nowait(None)  # the writer sends what is queued, then ends
-            try:
+            with contextlib.suppress(TimeoutError):  # then the peer stopped reading
                 await asyncio.wait_for(writer, 5)
-            except TimeoutError:
-                pass  # wait_for cancelled the writer: the peer stopped reading
 
     async def _logon(self, ws: ServerConnection, drop_copy: bool) -> Session | None:
         """The API key from ``Authorization: Bearer <key>`` or a first ``logon`` message."""
