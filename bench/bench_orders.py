@@ -1,0 +1,227 @@
+"""Order path benchmark: order -> acknowledgement round trip over WebSocket on 127.0.0.1.
+
+    .venv/bin/python -m bench.bench_orders [--rate 10000] [--seconds 5]
+
+Starts ``hub demo --orders`` (embedded mode: in-process bus, local journal) as a
+separate process, twice: with the journal fsynced at every group commit, and
+without fsync. One client connection sends immediate-or-cancel limit orders
+that cannot trade (each is accepted, then its remainder cancelled, so nothing
+accumulates) at ``--rate`` orders per second, paced every millisecond, and
+times each order from its send to its ``accepted`` report. Beside it, the same
+orders through the venue in-process (risk checks + matching + reports, no I/O):
+the cost of the matching stage alone. Figures are percentiles of all orders of
+a run after a one-second warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.machine import facts
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNTS = """
+[defaults]
+rate_per_s = 0
+max_open_orders = 1000000
+
+[[account]]
+id = 1001
+name = "bench"
+key = "bench-key-1"
+"""
+
+
+def order(i: int) -> bytes:
+    return orjson.dumps(
+        {
+            "op": "new",
+            "cl_ord_id": f"b{i}",
+            "symbol": "BTC-USD",
+            "side": "buy",
+            "price": "60000.00",  # below every ask: accepted, then the IOC remainder cancelled
+            "qty": "0.01",
+            "tif": "ioc",
+        }
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def in_process(n: int) -> list[int]:
+    """ns per order through check + apply, no I/O."""
+    from feedhandler.simulator import SimulatedExchange
+    from trading.risk import Account, Limits
+    from trading.venue import Reject, TradingVenue
+
+    venue = TradingVenue(
+        {"BTC-USD": SimulatedExchange("SIM", "BTC-USD", 1)},
+        [Account(1001, "bench", "bench-key-1", Limits(rate_per_s=0, max_open_orders=10**6))],
+    )
+    venue.apply({"k": "sim", "s": "BTC-USD", "n": 2000, "ts": 1})
+    out = []
+    for i in range(n):
+        message = orjson.loads(order(i))
+        started = time.perf_counter_ns()
+        cmd = venue.check(1001, message, i)
+        assert not isinstance(cmd, Reject), cmd
+        venue.apply(cmd)  # type: ignore[arg-type]
+        out.append(time.perf_counter_ns() - started)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def drive(port: int, rate: int, seconds: float) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    for _ in range(200):
+        try:
+            ws = await connect(
+                f"ws://127.0.0.1:{port}/orders",
+                additional_headers={"Authorization": "Bearer bench-key-1"},
+                max_queue=None,
+            )
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    else:
+        raise RuntimeError("order entry never came up")
+    await ws.recv()  # logon
+    sent: dict[str, int] = {}
+    latencies: list[float] = []
+    warm_until = time.perf_counter_ns() + 1_000_000_000
+    total = int(rate * seconds)
+    done = asyncio.Event()
+
+    async def reader() -> None:
+        acked = 0
+        async for raw in ws:
+            at = time.perf_counter_ns()
+            m = orjson.loads(raw)
+            if m.get("exec_type") != "accepted":
+                continue
+            t0 = sent.pop(m["cl_ord_id"])
+            if t0 >= warm_until:
+                latencies.append((at - t0) / 1000)
+            acked += 1
+            if acked == total:
+                done.set()
+                return
+
+    task = asyncio.create_task(reader())
+    started = time.perf_counter()
+    per_ms = rate / 1000
+    i = 0
+    while i < total:
+        due = int((time.perf_counter() - started) * 1000 * per_ms) + 1
+        while i < min(due, total):
+            sent[f"b{i}"] = time.perf_counter_ns()
+            await ws.send(order(i).decode())
+            i += 1
+        await asyncio.sleep(0.001)
+    send_seconds = time.perf_counter() - started
+    await asyncio.wait_for(done.wait(), 60)
+    task.cancel()
+    await ws.close()
+    return {"latencies_us": latencies, "sent_per_s": total / send_seconds}
+
+
+def run_mode(fsync: bool, rate: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        accounts = Path(tmp) / "accounts.toml"
+        accounts.write_text(ACCOUNTS)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        env["HUB_ORDERS__FSYNC"] = "true" if fsync else "false"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "demo",
+                "--orders",
+                "--journal",
+                str(Path(tmp) / "orders.journal"),
+                "--accounts",
+                str(accounts),
+                "--orders-port",
+                str(port),
+                "--port",
+                "0",
+                "--symbols",
+                "BTC-USD",
+                "--rate",
+                "50",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            import uvloop
+
+            return uvloop.run(drive(port, rate, seconds))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--rates", default="1000,10000", help="orders per second to run at, comma-separated"
+    )
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    print(facts())
+    matching = [ns / 1000 for ns in in_process(20_000)]
+    rows: list[tuple[str, list[float], float | None, float | None]] = [
+        ("in-process: risk + matching + reports, no I/O", matching, None, None)
+    ]
+    for rate in rates:
+        for fsync in (False, True):
+            r = run_mode(fsync, rate, args.seconds)
+            name = f"WebSocket round trip at {rate:,}/s, journal " + (
+                "fdatasync'd" if fsync else "without fsync"
+            )
+            limit = (3000.0 if fsync else 1000.0) if rate >= 10_000 else None
+            rows.append((name, r["latencies_us"], r["sent_per_s"], limit))
+    print()
+    print("| stage | orders/s sent | p50 us | p99 us | p99.9 us | goal | met |")
+    print("|---|---|---|---|---|---|---|")
+    for name, values, sent, limit in rows:
+        p99 = percentile(values, 0.99)
+        goal = "" if limit is None else f"p99 <= {limit:.0f} us"
+        met = "" if limit is None else ("met" if p99 <= limit else "not met")
+        shown = "" if sent is None else f"{sent:,.0f}"
+        print(
+            f"| {name} | {shown} | {statistics.median(values):.1f} | {p99:.1f} | "
+            f"{percentile(values, 0.999):.1f} | {goal} | {met} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
