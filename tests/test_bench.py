@@ -56,7 +56,7 @@ def test_bench_orders_runs_both_journal_modes() -> None:
         timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][2:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == [
         "| in-process: risk + matching + reports, no I/O",
         "| WebSocket round trip at 300/s, journal without fsync",
