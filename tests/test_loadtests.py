@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,52 @@ def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path
     assert int(rows["book"]["Request Count"]) > 100
     assert int(rows["Aggregated"]["Failure Count"]) == 0  # no gaps, no crossed books
     assert demo.stop() == 0
+
+
+def test_locust_order_traders_get_every_answer(hub_process: Any, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    journal = tmp_path / "orders.journal"
+    demo = hub_process(
+        "demo", "--port", "0", "--orders", "--orders-port", str(port), "--journal", str(journal)
+    )
+    demo.wait_for(r"order entry ws://")
+    prefix = tmp_path / "locust-orders"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "loadtests" / "orders.py"),
+            "--headless",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "5",
+            "--host",
+            f"ws://127.0.0.1:{port}",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {
+        r["Name"]: r for r in csv.DictReader(prefix.with_name("locust-orders_stats.csv").open())
+    }
+    assert int(rows["new"]["Request Count"]) > 50
+    assert int(rows["cancel"]["Request Count"]) > 20
+    assert int(rows["Aggregated"]["Failure Count"]) == 0
+    assert demo.stop() == 0
+    news = [line for line in journal.read_text().splitlines() if '"k":"new"' in line]
+    assert len(news) >= int(rows["new"]["Request Count"])  # every acknowledged order is logged
