@@ -25,4 +25,5 @@ echo "[test] whole suite on the compiled core"
 $PY -m pytest -q -p no:cacheprovider "$@"
 echo "[test] book-core users again on the pure-Python twin (ORDERBOOK_CORE=python)"
 ORDERBOOK_CORE=python $PY -m pytest -q -p no:cacheprovider \
-  tests/feedhandler tests/fanout tests/test_demo.py tests/test_end_to_end.py
+  tests/feedhandler tests/fanout tests/trading/test_venue.py tests/trading/test_gateway.py \
+  tests/test_demo.py tests/test_end_to_end.py

@@ -193,3 +193,34 @@ def test_replaying_the_log_rebuilds_books_reports_and_positions() -> None:
     assert sum(len(s.reports) for s in v.state.values()) > 500
     assert any(r["exec_type"] == "fill" for r in v.state[ALICE].reports)
     assert len(events) > 1000
+
+
+def test_compiled_and_python_engines_give_the_same_venue() -> None:
+    from orderbook_core import _engine, _pyengine
+
+    rng = random.Random(8)
+    v, log = venue(warm=200)
+    for i in range(800):
+        side = rng.choice(("buy", "sell"))
+        ref = v.reference_price("BTC-USD")
+        price = v.exchanges["BTC-USD"].instrument.tick.to_str(ref + rng.randrange(-200, 200))
+        kind = rng.choice(("limit", "market", "stop"))
+        m = new(f"d{i}", side=side, price=None if kind != "limit" else price)
+        if kind == "stop":
+            m |= {"type": "stop", "stop_price": price}
+        run(v, log, rng.choice((ALICE, BOB)), m)
+        if i % 7 == 0:
+            cmd = {"k": "sim", "s": "BTC-USD", "n": 3, "ts": i}
+            v.apply(cmd)
+            log.append(cmd)
+    results = []
+    for engine in (_engine.MatchingEngine, _pyengine.MatchingEngine):
+        exchanges = {s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}
+        for x in exchanges.values():
+            x.engine = engine()  # type: ignore[assignment]  # the twin, duck-typed
+        replayed = TradingVenue(exchanges, accounts())
+        events = [e for c in log for e in replayed.apply(c).events]
+        results.append((state(replayed), events))
+    assert results[0] == results[1]
+    reports = [r for a in (ALICE, BOB) for r in v.state[a].reports]
+    assert {"triggered", "fill", "cancelled"} <= {r["exec_type"] for r in reports}
