@@ -87,9 +87,10 @@ def build_source(
     publisher: Publisher,
     store: SnapshotStore,
     orders: OrdersConfig | None = None,
+    postgres_dsn: str = "",
 ) -> FeedSource:
     if orders is not None and orders.enabled:
-        return _order_path(cfg, orders, publisher, store)
+        return _order_path(cfg, orders, publisher, store, postgres_dsn)
     if cfg.source == "sim":
         feed = Feed(cfg, publisher, store)
         return FeedSource(
@@ -101,14 +102,18 @@ def build_source(
 
 
 def _order_path(
-    cfg: FeedConfig, orders: OrdersConfig, publisher: Publisher, store: SnapshotStore
+    cfg: FeedConfig,
+    orders: OrdersConfig,
+    publisher: Publisher,
+    store: SnapshotStore,
+    postgres_dsn: str,
 ) -> FeedSource:
     """The simulated exchange as the hub's own venue: traders' orders and the simulated
     flow through risk, matching and the journal (trading/)."""
     from trading.gateway import OrderPath
 
     output = FeedOutput(publisher, store, measure_latency=False)
-    path = OrderPath(orders, cfg, output)
+    path = OrderPath(orders, cfg, output, postgres_dsn=postgres_dsn if orders.record else "")
     return FeedSource(
         f"{', '.join(cfg.symbols)} on the hub's own venue; order entry "
         f"ws://{orders.host}:{orders.port}/orders, journal {orders.journal}",

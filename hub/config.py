@@ -153,6 +153,9 @@ class OrdersConfig:
     keys demo-key-1..10)."""
     max_rejects: int = 50
     """Rate-limited messages a connection may send before it is disconnected."""
+    record: bool = False
+    """Also write execution reports (with orders, fills and positions views) to PostgreSQL
+    (postgres.dsn), off the hot path."""
 
 
 @dataclass(frozen=True)

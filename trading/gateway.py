@@ -33,10 +33,12 @@ from websockets.http11 import Request, Response
 from feedhandler.output import FeedOutput
 from feedhandler.simulator import SimulatedExchange
 from hub.config import FeedConfig, OrdersConfig
+from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
 from trading.journal import Journal
 from trading.risk import Account, demo_accounts, load_accounts
+from trading.store import ExecutionStore
 from trading.venue import Command, Original, Outcome, Reject, Report, TradingVenue
 
 log = logging.getLogger("hub.orders")
@@ -131,6 +133,7 @@ class OrderPath:
         feed: FeedConfig,
         output: FeedOutput,
         accounts: list[Account] | None = None,
+        postgres_dsn: str = "",
     ) -> None:
         if feed.source != "sim":
             raise HubError(
@@ -146,6 +149,7 @@ class OrderPath:
         self.venue = TradingVenue(exchanges, accounts)
         self.limits = {a.id: RateLimit(a.limits.rate_per_s) for a in accounts}
         self.journal = Journal(Path(cfg.journal), fsync=cfg.fsync)
+        self.store = ExecutionStore(postgres_dsn, feed.venue, accounts) if postgres_dsn else None
         self.sessions: dict[int, set[Session]] = {a.id: set() for a in accounts}
         self.delivered: dict[int, int] = dict.fromkeys(self.sessions, 0)
         self._batch: list[_Pending] = []
@@ -174,6 +178,9 @@ class OrderPath:
         self.recovered = len(self.journal.recovered)
         for account, state in self.venue.state.items():
             self.delivered[account] = state.seq
+            if self.store is not None:
+                for report in state.reports:  # written again: only what is missing lands
+                    self.store.put(report)
         self.journal.recovered = []
         log.info(
             "order path recovered",
@@ -229,6 +236,8 @@ class OrderPath:
                     _send(p.to, report)
                     continue
                 self.delivered[account] = report["seq"]
+                if self.store is not None:
+                    self.store.put(report)
                 for s in list(self.sessions.get(account, ())):
                     _send(s, report)
 
@@ -412,6 +421,7 @@ class OrderPath:
             "recovered": self.recovered,
             "sessions": sum(len(s) for s in self.sessions.values()),
             "books": {s: x.book_seq for s, x in self.venue.exchanges.items()},
+            "db_backlog": None if self.store is None else len(self.store.backlog),
         }
 
     async def start(self) -> Server:
@@ -426,6 +436,8 @@ class OrderPath:
 
     async def run(self) -> None:
         """Recover, then serve order entry, run the simulated flow and commit, until cancelled."""
+        if self.store is not None:
+            await asyncio.to_thread(migrate, self.store.dsn)
         await self.recover()
         # The commit thread needs the GIL back as soon as fdatasync returns; the default
         # 5 ms switch interval would put that much on every acknowledgement.
@@ -438,12 +450,15 @@ class OrderPath:
         )
         committer = asyncio.create_task(self.committer())
         flow = asyncio.create_task(self.simulate())
+        recorder = asyncio.create_task(self.store.run()) if self.store is not None else None
         try:
             # Shielded: cancelling the run must not cancel a commit whose write thread goes
             # on; a later write could then land before it and reorder the log.
             await asyncio.gather(asyncio.shield(committer), flow)
         finally:
             flow.cancel()
+            if recorder is not None:
+                recorder.cancel()
             server.close()
             self._stopping = True
             self._wake.set()

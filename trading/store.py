@@ -1,0 +1,132 @@
+"""Execution reports into PostgreSQL, off the hot path.
+
+The committer hands every durable report to ``ExecutionStore.put`` (never
+blocking); a background task writes them in batches with ``ON CONFLICT DO
+NOTHING`` on (venue, account, seq), so the writes are idempotent: after a
+restart the replayed reports are written again and only the missing ones
+land. A database outage holds the backlog in memory (bounded) and retries;
+the order path never waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from hub.db import redact_dsn
+from trading.risk import Account
+from trading.venue import Report
+
+log = logging.getLogger("hub.orders")
+ROWS = Counter("hub_orders_db_rows_total", "Execution reports written to PostgreSQL")
+BACKLOG = Gauge("hub_orders_db_backlog", "Execution reports waiting for PostgreSQL")
+DB_ERRORS = Counter("hub_orders_db_errors_total", "Failed PostgreSQL writes (retried)")
+BACKLOG_LIMIT = 1_000_000
+BATCH = 2000
+
+INSERT = """
+INSERT INTO executions (venue, account, seq, time, cl_ord_id, order_id, symbol, exec_type,
+    side, order_type, price, last_qty, last_price, leaves_qty, cum_qty, reason, position,
+    ts_event)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+ON CONFLICT (venue, account, seq) DO NOTHING
+"""
+
+
+def row(venue: str, r: Report) -> tuple[Any, ...]:
+    def dec(text: str | None) -> Decimal | None:
+        return None if text is None else Decimal(text)
+
+    return (
+        venue,
+        r["account"],
+        r["seq"],
+        datetime.fromtimestamp(r["ts"] / 1e9, UTC),
+        r["cl_ord_id"],
+        int(r["order_id"]),
+        r["symbol"],
+        r["exec_type"],
+        r["side"],
+        r["order_type"],
+        dec(r["price"]),
+        Decimal(r["last_qty"]),
+        dec(r["last_price"]),
+        Decimal(r["leaves_qty"]),
+        Decimal(r["cum_qty"]),
+        r["reason"],
+        Decimal(r["position"]),
+        r["ts"],
+    )
+
+
+class ExecutionStore:
+    def __init__(self, dsn: str, venue: str, accounts: list[Account]) -> None:
+        self.dsn = dsn
+        self.venue = venue
+        self.accounts = accounts
+        self.backlog: deque[Report] = deque()
+        self.written = 0
+        self.dropped = 0
+        self._wake = asyncio.Event()
+
+    def put(self, report: Report) -> None:
+        if len(self.backlog) >= BACKLOG_LIMIT:
+            self.dropped += 1  # the journal still has it: the next restart writes it
+            return
+        self.backlog.append(report)
+        BACKLOG.set(len(self.backlog))
+        self._wake.set()
+
+    async def _connect(self) -> asyncpg.Connection:
+        delay = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=5)
+                await conn.executemany(
+                    "INSERT INTO accounts (venue, id, name) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (venue, id) DO UPDATE SET name = EXCLUDED.name",
+                    [(self.venue, a.id, a.name) for a in self.accounts],
+                )
+                return conn
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                DB_ERRORS.inc()
+                log.warning(
+                    "PostgreSQL unavailable for executions; retrying",
+                    extra={"dsn": redact_dsn(self.dsn), "error": repr(exc)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def run(self) -> None:
+        """Write the backlog in batches until cancelled (then what is queued stays queued:
+        the journal has it)."""
+        conn = await self._connect()
+        try:
+            while True:
+                if not self.backlog:
+                    self._wake.clear()
+                    await self._wake.wait()
+                batch = [self.backlog[i] for i in range(min(BATCH, len(self.backlog)))]
+                try:
+                    async with conn.transaction():
+                        await conn.executemany(INSERT, [row(self.venue, r) for r in batch])
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    DB_ERRORS.inc()
+                    log.warning("execution write failed; retrying", extra={"error": repr(exc)})
+                    await conn.close()
+                    conn = await self._connect()
+                    continue
+                for _ in batch:
+                    self.backlog.popleft()
+                self.written += len(batch)
+                ROWS.inc(len(batch))
+                BACKLOG.set(len(self.backlog))
+        finally:
+            await conn.close()
