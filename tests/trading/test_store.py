@@ -99,8 +99,8 @@ def test_reports_orders_fills_and_positions_in_postgres(tmp_path: Path, database
             await conn.close()
 
     fills, open_orders, sold = asyncio.run(views())
-    reports = [r for a in (1001, 1002) for r in first.venue.state[a].reports]
-    assert fills == sum(r["last_qty"] != "0.00000" for r in reports) >= 40
+    every = [r for a in (1001, 1002) for r in first.venue.state[a].reports]
+    assert fills == sum(r["last_qty"] != "0.00000" for r in every) >= 40
     assert sold == Decimal("0.08")
     # 0.08 of alice's 20 x 0.01 sold: 8 sells filled, 12 still resting
     assert open_orders == len(first.venue.state[1001].open_orders) == 12
