@@ -33,7 +33,7 @@ from feedhandler.sources import (
 from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from hub.bus import Publisher, SnapshotStore
-from hub.config import LIVE_SOURCES, FeedConfig, OrdersConfig
+from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
 from hub.events import Instrument
 
 log = logging.getLogger("hub.feed")
@@ -88,9 +88,10 @@ def build_source(
     store: SnapshotStore,
     orders: OrdersConfig | None = None,
     postgres_dsn: str = "",
+    kafka: KafkaConfig | None = None,
 ) -> FeedSource:
     if orders is not None and orders.enabled:
-        return _order_path(cfg, orders, publisher, store, postgres_dsn)
+        return _order_path(cfg, orders, publisher, store, postgres_dsn, kafka)
     if cfg.source == "sim":
         feed = Feed(cfg, publisher, store)
         return FeedSource(
@@ -107,16 +108,19 @@ def _order_path(
     publisher: Publisher,
     store: SnapshotStore,
     postgres_dsn: str,
+    kafka: KafkaConfig | None,
 ) -> FeedSource:
     """The simulated exchange as the hub's own venue: traders' orders and the simulated
     flow through risk, matching and the journal (trading/)."""
     from trading.gateway import OrderPath
 
     output = FeedOutput(publisher, store, measure_latency=False)
-    path = OrderPath(orders, cfg, output, postgres_dsn=postgres_dsn if orders.record else "")
+    dsn = postgres_dsn if orders.record else ""
+    path = OrderPath(orders, cfg, output, postgres_dsn=dsn, kafka=kafka)
+    log_text = f"log {path.journal.path}"
     return FeedSource(
         f"{', '.join(cfg.symbols)} on the hub's own venue; order entry "
-        f"ws://{orders.host}:{orders.port}/orders, journal {orders.journal}",
+        f"ws://{orders.host}:{orders.port}/orders, {log_text}",
         lambda: _with_snapshots(output, cfg, path.run()),
         lambda: {**path.health(), **output.health()},
     )

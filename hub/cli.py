@@ -43,6 +43,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "orders": ("orders", "enabled"),
         "orders_port": ("orders", "port"),
         "journal": ("orders", "journal"),
+        "orders_log": ("orders", "log"),
         "accounts": ("orders", "accounts"),
     }
     out: dict[str, Any] = {}
@@ -100,6 +101,11 @@ def _add_feed_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--orders-port", type=int, help="port of the order-entry WebSocket (8770)")
     p.add_argument("--journal", help="the order path's journal file (var/orders.journal)")
+    p.add_argument(
+        "--orders-log",
+        choices=("file", "kafka"),
+        help="the order path's log: the journal file, or a Kafka topic (hub feed)",
+    )
     p.add_argument("--accounts", help="TOML file of trader accounts and limits")
 
 

@@ -144,8 +144,11 @@ class OrdersConfig:
     """Address of the order-entry WebSocket server (and its /metrics, /healthz)."""
     port: int = 8770
     """Port of the order-entry WebSocket server (0 picks a free one)."""
+    log: str = "file"
+    """Where the venue's sequenced log lives: file (the journal below, fdatasync'd) or kafka
+    (the topic <kafka.topic_prefix>.orders.log, acks=all; hub feed only)."""
     journal: str = "var/orders.journal"
-    """The venue's sequenced log: every accepted command, durable before it is acknowledged."""
+    """The journal file: every accepted command, durable before it is acknowledged."""
     fsync: bool = True
     """fsync each group commit (off only for benchmarks that measure without it)."""
     accounts: str = ""
@@ -156,6 +159,10 @@ class OrdersConfig:
     record: bool = False
     """Also write execution reports (with orders, fills and positions views) to PostgreSQL
     (postgres.dsn), off the hot path."""
+
+    def __post_init__(self) -> None:
+        if self.log not in ("file", "kafka"):
+            raise ConfigError(f"orders.log: expected file or kafka, got {self.log!r}")
 
 
 @dataclass(frozen=True)

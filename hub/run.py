@@ -79,7 +79,7 @@ async def run_feed(cfg: HubConfig) -> None:
     publisher = KafkaPublisher(cfg.kafka)
     try:
         # The source first: a bad source setting stops us before any connection is made.
-        source = build_source(cfg.feed, publisher, store, cfg.orders, cfg.postgres.dsn)
+        source = build_source(cfg.feed, publisher, store, cfg.orders, cfg.postgres.dsn, cfg.kafka)
         await store.check()
         await ensure_topics(cfg.kafka)
         await publisher.start()

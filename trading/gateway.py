@@ -32,11 +32,12 @@ from websockets.http11 import Request, Response
 
 from feedhandler.output import FeedOutput
 from feedhandler.simulator import SimulatedExchange
-from hub.config import FeedConfig, OrdersConfig
+from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
 from trading.journal import Journal
+from trading.kafka_log import KafkaLog
 from trading.risk import Account, demo_accounts, load_accounts
 from trading.store import ExecutionStore
 from trading.venue import Command, Original, Outcome, Reject, Report, TradingVenue
@@ -134,6 +135,7 @@ class OrderPath:
         output: FeedOutput,
         accounts: list[Account] | None = None,
         postgres_dsn: str = "",
+        kafka: KafkaConfig | None = None,
     ) -> None:
         if feed.source != "sim":
             raise HubError(
@@ -148,7 +150,13 @@ class OrderPath:
         exchanges = {s: SimulatedExchange(feed.venue, s, feed.seed) for s in feed.symbols}
         self.venue = TradingVenue(exchanges, accounts)
         self.limits = {a.id: RateLimit(a.limits.rate_per_s) for a in accounts}
-        self.journal = Journal(Path(cfg.journal), fsync=cfg.fsync)
+        self.journal: Journal | KafkaLog
+        if cfg.log == "kafka":
+            if kafka is None:
+                raise HubError("orders.log = kafka needs Kafka: run hub feed, not hub demo")
+            self.journal = KafkaLog(kafka)
+        else:
+            self.journal = Journal(Path(cfg.journal), fsync=cfg.fsync)
         self.store = ExecutionStore(postgres_dsn, feed.venue, accounts) if postgres_dsn else None
         self.sessions: dict[int, set[Session]] = {a.id: set() for a in accounts}
         self.delivered: dict[int, int] = dict.fromkeys(self.sessions, 0)
@@ -438,6 +446,7 @@ class OrderPath:
         """Recover, then serve order entry, run the simulated flow and commit, until cancelled."""
         if self.store is not None:
             await asyncio.to_thread(migrate, self.store.dsn)
+        await self.journal.open()
         await self.recover()
         # The commit thread needs the GIL back as soon as fdatasync returns; the default
         # 5 ms switch interval would put that much on every acknowledgement.
@@ -464,7 +473,7 @@ class OrderPath:
             self._wake.set()
             await asyncio.gather(flow, committer, return_exceptions=True)
             await server.wait_closed()
-            self.journal.close()
+            await self.journal.aclose()
 
 
 def _send(session: Session, message: Mapping[str, Any]) -> None:

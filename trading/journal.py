@@ -127,5 +127,11 @@ class Journal:
             self.committed += len(batch)
         return len(batch)
 
+    async def open(self) -> None:
+        """Nothing to do: the file was read when the journal was made."""
+
     def close(self) -> None:
         os.close(self._fd)
+
+    async def aclose(self) -> None:
+        self.close()

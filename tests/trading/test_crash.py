@@ -147,14 +147,17 @@ async def public_stream(bootstrap: str, prefix: str) -> dict[str, dict[int, list
     return out
 
 
+@pytest.mark.parametrize("log", ["file", "kafka"])
 def test_sigkill_mid_stream_loses_and_repeats_nothing(
-    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path
+    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path, log: str
 ) -> None:
     port = free_port()
     journal = tmp_path / "orders.journal"
     args = (
         "feed",
         "--orders",
+        "--orders-log",
+        log,
         "--journal",
         str(journal),
         "--orders-port",
@@ -199,6 +202,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(
         assert not mine or cl in later
     for cl, status in statuses.items():
         assert status["type"] == "status" and status["cl_ord_id"] == cl
+    assert journal.exists() == (log == "file")
     # The public stream: gap-free seqs, and a republished seq is the very same event.
     for kind, by_seq in stream.items():
         assert sorted(by_seq) == list(range(1, len(by_seq) + 1)), kind

@@ -84,7 +84,7 @@ async def test_acknowledgement_comes_after_the_command_is_in_the_journal(tmp_pat
         await ws.send(new("a1"))
         ack = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
         assert ack["exec_type"] == "accepted" and ack["seq"] == 1
-        logged = [c for c in read(path.journal.path)[0] if c.get("cl") == "a1"]
+        logged = [c for c in read(Path(path.cfg.journal))[0] if c.get("cl") == "a1"]
         assert len(logged) == 1 and logged[0]["k"] == "new"  # durable before the ack
         copy = (await until(drop, lambda m: m.get("type") == "exec"))[-1]
         assert copy == ack
@@ -131,7 +131,7 @@ async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path:
         await bob.send(new("b1"))
         b1 = (await until(bob, lambda m: m.get("cl_ord_id") == "b1"))[-1]
         alice = await logon(path, "alice-key-1")
-        before = len(read(path.journal.path)[0])
+        before = len(read(Path(path.cfg.journal))[0])
         cases = [
             ("{not json", "bad_message"),
             (new("x1", symbol="NOPE-USD"), "unknown_symbol"),
@@ -143,7 +143,7 @@ async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path:
             await alice.send(raw)
             answer = (await until(alice, lambda m: m.get("type") == "reject"))[-1]
             assert answer["reason"] == reason, (raw, answer)
-        assert len(read(path.journal.path)[0]) == before
+        assert len(read(Path(path.cfg.journal))[0]) == before
         await alice.close()
         await bob.close()
 
@@ -184,7 +184,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
         resent = await until(again, lambda m: m.get("type") == "resend_done", limit=500)
         accepted = [m for m in resent if m.get("exec_type") == "accepted"]
         assert 90 <= len(accepted) <= 110
-        assert len(read(path.journal.path)[0]) >= len(accepted)
+        assert len(read(Path(path.cfg.journal))[0]) >= len(accepted)
         await again.close()
 
 
