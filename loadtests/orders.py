@@ -25,11 +25,14 @@ import itertools
 import os
 import random
 import time
+from collections import deque
 from typing import Any
 
 import orjson
 from locust import User, between, events, task
 from websockets.sync.client import connect
+
+from trading.client import messages
 
 KEYS = [k for k in os.environ.get("HUB_LOAD_KEYS", "").split(",") if k] or [
     f"demo-key-{n}" for n in range(1, 11)
@@ -54,7 +57,8 @@ class OrderTrader(User):
             additional_headers={"Authorization": f"Bearer {self.key}"},
             open_timeout=10,
         )
-        hello = orjson.loads(self.ws.recv(timeout=10))
+        self.buffer: deque[dict[str, Any]] = deque()
+        hello = self._next()
         assert hello["type"] == "logon", hello
         self.seq = hello["last_seq"]
         self.next_id = 0
@@ -63,12 +67,18 @@ class OrderTrader(User):
     def on_stop(self) -> None:
         self.ws.close()
 
+    def _next(self) -> dict[str, Any]:
+        """The next message (each frame is a JSON array of them)."""
+        while not self.buffer:
+            self.buffer.extend(messages(self.ws.recv(timeout=10)))
+        return self.buffer.popleft()
+
     def _roundtrip(self, name: str, message: dict[str, Any], about: str) -> None:
         started = time.perf_counter()
         self.ws.send(orjson.dumps(message).decode())
         error: Exception | None = None
         while True:
-            m = orjson.loads(self.ws.recv(timeout=10))
+            m = self._next()
             if m["type"] == "exec":
                 if m["seq"] <= self.seq and self.seq:
                     error = AssertionError(f"report seq {m['seq']} after {self.seq}")

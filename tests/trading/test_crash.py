@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from hub.config import KafkaConfig
 from hub.events import BookUpdate, Trade, decode
 from hub.kafka import consumer, start_consumer
+from trading.client import OrderClient, messages
 
 pytestmark = pytest.mark.services
 
@@ -32,14 +32,10 @@ def free_port() -> int:
         return port
 
 
-async def logon(port: int) -> tuple[ClientConnection, dict[str, Any]]:
+async def logon(port: int) -> tuple[OrderClient, dict[str, Any]]:
     for _ in range(150):
         try:
-            ws = await connect(
-                f"ws://127.0.0.1:{port}/orders",
-                additional_headers={"Authorization": "Bearer demo-key-1"},
-            )
-            return ws, orjson.loads(await ws.recv())
+            return await OrderClient.logon(f"ws://127.0.0.1:{port}/orders", "demo-key-1")
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError("order entry never came up")
@@ -48,8 +44,8 @@ async def logon(port: int) -> tuple[ClientConnection, dict[str, Any]]:
 class Trader:
     """Sends orders (some marketable, some cancelled) and keeps every answer."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
+    def __init__(self, client: OrderClient) -> None:
+        self.ws = client.ws
         self.sent: list[str] = []
         self.reports: list[dict[str, Any]] = []
         self.acked: dict[str, dict[str, Any]] = {}
@@ -57,10 +53,10 @@ class Trader:
     async def read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             async for raw in self.ws:
-                m = orjson.loads(raw)
-                if m.get("type") == "exec":
-                    self.reports.append(m)
-                    self.acked.setdefault(m["cl_ord_id"], m)
+                for m in messages(raw):
+                    if m.get("type") == "exec":
+                        self.reports.append(m)
+                        self.acked.setdefault(m["cl_ord_id"], m)
 
     async def send(self, stop: asyncio.Event) -> None:
         rng = random.Random(4)
@@ -109,19 +105,14 @@ async def trade_until_killed(port: int, feed: Any) -> Trader:
 
 
 async def after_restart(port: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    ws, hello = await logon(port)
-    await ws.send('{"op":"resend","from_seq":1}')
-    resent = []
-    while True:
-        m = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-        if m["type"] == "resend_done":
-            break
-        resent.append(m)
+    client, hello = await logon(port)
+    await client.send({"op": "resend", "from_seq": 1})
+    resent = (await client.until(lambda m: m["type"] == "resend_done", limit=100_000))[:-1]
     statuses = {}
     for cl in ("o1", "o101", "o199"):
-        await ws.send(orjson.dumps({"op": "status", "orig_cl_ord_id": cl}).decode())
-        statuses[cl] = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-    await ws.close()
+        await client.send({"op": "status", "orig_cl_ord_id": cl})
+        statuses[cl] = await client.recv(10)
+    await client.close()
     return hello, resent, statuses
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from feedhandler.output import FeedOutput
 from hub.bus import InProcessBus, MemorySnapshots
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
+from trading.client import OrderClient, messages
 from trading.gateway import OrderPath
 from trading.journal import read
 from trading.risk import Account, Limits
@@ -52,23 +53,17 @@ async def running(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def logon(path: OrderPath, key: str, endpoint: str = "orders") -> ClientConnection:
-    ws = await connect(f"ws://127.0.0.1:{path.port}/{endpoint}")
-    await ws.send(orjson.dumps({"op": "logon", "key": key}).decode())
-    hello = orjson.loads(await ws.recv())
+async def logon(path: OrderPath, key: str, endpoint: str = "orders") -> OrderClient:
+    """Log on with a first ``logon`` message (the other tests use the header)."""
+    client = OrderClient(await connect(f"ws://127.0.0.1:{path.port}/{endpoint}"))
+    await client.send({"op": "logon", "key": key})
+    hello = await client.recv(5)
     assert hello["type"] == "logon", hello
-    return ws
+    return client
 
 
-async def until(ws: ClientConnection, pred: Any, limit: int = 50) -> list[dict[str, Any]]:
-    """Messages up to and including the first that ``pred`` accepts."""
-    seen = []
-    for _ in range(limit):
-        m = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-        seen.append(m)
-        if pred(m):
-            return seen
-    raise AssertionError(f"never came: {seen}")
+async def until(client: OrderClient, pred: Any, limit: int = 50) -> list[dict[str, Any]]:
+    return await client.until(pred, limit, wait=5)
 
 
 def new(cl: str, **kw: Any) -> str:
@@ -152,7 +147,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
     async with running(tmp_path, rate=0.001) as (path, _events):
         ws = await connect(f"ws://127.0.0.1:{path.port}/orders")
         await ws.send('{"op":"logon","key":"guess"}')
-        assert orjson.loads(await ws.recv())["reason"] == "logon"
+        assert messages(await ws.recv())[0]["reason"] == "logon"
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 1008
@@ -160,7 +155,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
             f"ws://127.0.0.1:{path.port}/orders",
             additional_headers={"Authorization": "Bearer alice-key-1"},
         )
-        assert orjson.loads(await flood.recv())["type"] == "logon"
+        assert messages(await flood.recv())[0]["type"] == "logon"
         for i in range(300):
             try:
                 await flood.send(new(f"f{i}", price="60000.00"))
@@ -169,7 +164,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
         answers: list[dict[str, Any]] = []
         with contextlib.suppress(ConnectionClosed):
             while True:
-                answers.append(orjson.loads(await asyncio.wait_for(flood.recv(), 5)))
+                answers.extend(messages(await asyncio.wait_for(flood.recv(), 5)))
         assert flood.close_code == 1008 and "rate limit" in (flood.close_reason or "")
         limited = [m for m in answers if m.get("reason") == "rate_limited"]
         assert len(limited) == 5  # max_rejects, then cut off

@@ -1,0 +1,62 @@
+"""A small asyncio client for order entry (tests, benchmarks, scripts).
+
+Every frame the server sends is a JSON array of messages; ``OrderClient.recv``
+hands them out one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+Message = dict[str, Any]
+
+
+def messages(frame: str | bytes) -> list[Message]:
+    """The messages of one frame."""
+    data = orjson.loads(frame)
+    return data if isinstance(data, list) else [data]
+
+
+class OrderClient:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._buffer: deque[Message] = deque()
+
+    @classmethod
+    async def logon(cls, url: str, key: str, **kwargs: Any) -> tuple[OrderClient, Message]:
+        """Connect with the API key in the Authorization header; return the logon answer."""
+        ws = await connect(url, additional_headers={"Authorization": f"Bearer {key}"}, **kwargs)
+        client = cls(ws)
+        return client, await client.recv(10)
+
+    async def send(self, message: Message | str) -> None:
+        """Send a message (a str goes as it is: already JSON, or deliberately not)."""
+        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
+
+    async def recv(self, wait: float | None = None) -> Message:
+        """The next message; TimeoutError after ``wait`` seconds without a frame."""
+        while not self._buffer:
+            frame = await asyncio.wait_for(self.ws.recv(), wait)
+            self._buffer.extend(messages(frame))
+        return self._buffer.popleft()
+
+    async def until(
+        self, pred: Callable[[Message], bool], limit: int = 1000, wait: float = 10
+    ) -> list[Message]:
+        """Messages up to and including the first that ``pred`` accepts."""
+        seen = []
+        for _ in range(limit):
+            m = await self.recv(wait)
+            seen.append(m)
+            if pred(m):
+                return seen
+        raise AssertionError(f"no such message among {len(seen)}: {seen[-3:]}")
+
+    async def close(self) -> None:
+        await self.ws.close()
