@@ -42,7 +42,7 @@ max_open_orders = 1000000
 [[account]]
 id = 1001
 name = "bench"
-key = "bench-key-1"
+key = "bench-key-1-0123456789abcdef012345"
 """
 
 
@@ -73,7 +73,7 @@ def in_process(n: int) -> list[int]:
 
     venue = TradingVenue(
         {"BTC-USD": SimulatedExchange("SIM", "BTC-USD", 1)},
-        [Account(1001, "bench", "bench-key-1", Limits(rate_per_s=0, max_open_orders=10**6))],
+        [Account(1001, "bench", "bench-key-1-0123456789abcdef012345", Limits(rate_per_s=0, max_open_orders=10**6))],
     )
     venue.apply({"k": "sim", "s": "BTC-USD", "n": 2000, "ts": 1})
     out = []
@@ -101,7 +101,7 @@ async def drive(port: int, rate: int, seconds: float) -> dict[str, Any]:
         try:
             ws = await connect(
                 f"ws://127.0.0.1:{port}/orders",
-                additional_headers={"Authorization": "Bearer bench-key-1"},
+                additional_headers={"Authorization": "Bearer bench-key-1-0123456789abcdef012345"},
                 max_queue=None,
             )
             break

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -159,6 +160,7 @@ class OrderPath:
         if accounts is None:
             accounts = load_accounts(Path(cfg.accounts)) if cfg.accounts else demo_accounts()
         self.by_key = {a.key: a for a in accounts}
+        self.by_id = {a.id: a for a in accounts}
         exchanges = {s: SimulatedExchange(feed.venue, s, feed.seed) for s in feed.symbols}
         self.venue = TradingVenue(exchanges, accounts)
         self.limits = {a.id: RateLimit(a.limits.rate_per_s) for a in accounts}
@@ -314,24 +316,24 @@ class OrderPath:
                 await asyncio.wait_for(writer, 5)
 
     async def _logon(self, ws: ServerConnection, drop_copy: bool) -> Session | None:
-        """The API key from ``Authorization: Bearer <key>`` or a first ``logon`` message."""
+        """An API key or a signed JWT, from ``Authorization: Bearer …`` or a first ``logon``
+        message (``key`` or ``token``)."""
         request = ws.request
         assert request is not None
         header = request.headers.get("Authorization", "")
-        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not key:
+        credential = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not credential:
             try:
                 first = orjson.loads(await asyncio.wait_for(ws.recv(), LOGON_TIMEOUT))
-                key = first.get("key", "") if isinstance(first, dict) else ""
-                if not isinstance(first, dict) or first.get("op") != "logon":
-                    key = ""
+                if isinstance(first, dict) and first.get("op") == "logon":
+                    credential = first.get("token") or first.get("key") or ""
             except (TimeoutError, orjson.JSONDecodeError, ConnectionClosed):
-                key = ""
-        account = self.by_key.get(key) if isinstance(key, str) else None
+                pass
+        account, why = self._authenticate(credential)
         if account is None:
             REJECTS.labels("logon").inc()
             with contextlib.suppress(ConnectionClosed):
-                refusal = Reject("logon", "unknown API key").report("logon")
+                refusal = Reject("logon", why).report("logon")
                 await ws.send(orjson.dumps([refusal]).decode())
                 await ws.close(1008, "logon failed")
             return None
@@ -355,6 +357,31 @@ class OrderPath:
             },
         )
         return session
+
+    def _authenticate(self, credential: object) -> tuple[Account | None, str]:
+        """(account, "") or (None, why). A JWT (HS256, signed with the account's API key,
+        ``sub`` = account id, ``exp`` required) lets a trader log on without sending the
+        key itself; anything else is looked up as an API key."""
+        if not isinstance(credential, str) or not credential:
+            return None, "no API key or token"
+        if credential.count(".") != 2:
+            account = self.by_key.get(credential)
+            return (account, "") if account is not None else (None, "unknown API key")
+        try:
+            claims = jwt.decode(credential, options={"verify_signature": False})
+            account = self.by_id.get(int(claims.get("sub", "")))
+            if account is None:
+                return None, "token for an unknown account"
+            jwt.decode(
+                credential,
+                account.key,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub"]},
+                leeway=5,
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            return None, f"invalid token: {exc}"
+        return account, ""
 
     async def _message(self, session: Session, raw: str | bytes) -> bool:
         """Handle one message; False when the session must end."""

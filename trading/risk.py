@@ -16,7 +16,7 @@ An empty limit means "no limit". The accounts file (TOML) looks like::
     [[account]]
     id = 1001
     name = "alice"
-    key = "alice-secret-key"  # the API key the trader logs on with
+    key = "…32 or more characters…"  # the API key, also the secret of HS256 tokens
     max_qty = "2"            # overrides the default for this account only
 """
 
@@ -31,6 +31,7 @@ from typing import Any
 from hub.errors import HubError
 from hub.events import Instrument
 
+MIN_KEY_LENGTH = 32
 FIRST_ACCOUNT_ID = 1000
 """Trader account ids start here; the simulated flow's accounts are below it."""
 
@@ -125,8 +126,11 @@ def load_accounts(path: Path) -> list[Account]:
         ident, name, key = raw.get("id"), raw.get("name", ""), raw.get("key")
         if not isinstance(ident, int) or ident < FIRST_ACCOUNT_ID:
             raise HubError(f"{where}: id must be an integer >= {FIRST_ACCOUNT_ID}")
-        if not isinstance(key, str) or len(key) < 8:
-            raise HubError(f"{where}: key must be a string of at least 8 characters")
+        if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH:
+            raise HubError(
+                f"{where}: key must be a string of at least {MIN_KEY_LENGTH} characters "
+                "(it is also the HS256 secret of the account's tokens)"
+            )
         if ident in seen_ids or key in seen_keys:
             raise HubError(f"{where}: id {ident} or its key is used twice")
         seen_ids.add(ident)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import orjson
 import pytest
 from websockets.asyncio.client import connect
@@ -23,9 +25,11 @@ from trading.gateway import OrderPath
 from trading.journal import read
 from trading.risk import Account, Limits
 
+ALICE_KEY = "alice-key-1-0123456789abcdef0123456789"
+BOB_KEY = "bob-key-12-0123456789abcdef0123456789"
 ACCOUNTS = [
-    Account(1001, "alice", "alice-key-1", Limits(rate_per_s=50)),
-    Account(1002, "bob", "bob-key-12", Limits(rate_per_s=50)),
+    Account(1001, "alice", ALICE_KEY, Limits(rate_per_s=50)),
+    Account(1002, "bob", BOB_KEY, Limits(rate_per_s=50)),
 ]
 
 
@@ -74,8 +78,8 @@ def new(cl: str, **kw: Any) -> str:
 
 async def test_acknowledgement_comes_after_the_command_is_in_the_journal(tmp_path: Path) -> None:
     async with running(tmp_path) as (path, _events):
-        ws = await logon(path, "alice-key-1")
-        drop = await logon(path, "alice-key-1", "dropcopy")
+        ws = await logon(path, ALICE_KEY)
+        drop = await logon(path, ALICE_KEY, "dropcopy")
         await ws.send(new("a1"))
         ack = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
         assert ack["exec_type"] == "accepted" and ack["seq"] == 1
@@ -94,7 +98,7 @@ async def test_repeat_is_answered_with_the_original_and_resend_fills_the_gap(
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as (path, _events):
-        ws = await logon(path, "alice-key-1")
+        ws = await logon(path, ALICE_KEY)
         await ws.send(new("a1"))
         first = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
         await ws.send(new("a1"))
@@ -102,14 +106,14 @@ async def test_repeat_is_answered_with_the_original_and_resend_fills_the_gap(
         await ws.send(new("a1", price="63000.00"))
         dup = (await until(ws, lambda m: m.get("type") == "reject"))[-1]
         assert dup["reason"] == "duplicate_cl_ord_id"
-        bob = await logon(path, "bob-key-12")
+        bob = await logon(path, BOB_KEY)
         await bob.send(new("s1", side="sell", price="64990.00", qty="0.05"))
         await until(bob, lambda m: m.get("cl_ord_id") == "s1")
         await ws.send(new("a2", type="market", price=None))
         reports = await until(ws, lambda m: m.get("exec_type") == "fill")
         received = [first] + [m for m in reports if m.get("type") == "exec"]
         await ws.close()
-        again = await logon(path, "alice-key-1")
+        again = await logon(path, ALICE_KEY)
         await again.send('{"op":"resend","from_seq":1}')
         resent = await until(again, lambda m: m.get("type") == "resend_done")
         assert [m for m in resent if m["type"] == "exec"][: len(received)] == received
@@ -122,10 +126,10 @@ async def test_repeat_is_answered_with_the_original_and_resend_fills_the_gap(
 
 async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path: Path) -> None:
     async with running(tmp_path, rate=0.001) as (path, _events):
-        bob = await logon(path, "bob-key-12")
+        bob = await logon(path, BOB_KEY)
         await bob.send(new("b1"))
         b1 = (await until(bob, lambda m: m.get("cl_ord_id") == "b1"))[-1]
-        alice = await logon(path, "alice-key-1")
+        alice = await logon(path, ALICE_KEY)
         before = len(read(Path(path.cfg.journal))[0])
         cases = [
             ("{not json", "bad_message"),
@@ -153,7 +157,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
         assert ws.close_code == 1008
         flood = await connect(
             f"ws://127.0.0.1:{path.port}/orders",
-            additional_headers={"Authorization": "Bearer alice-key-1"},
+            additional_headers={"Authorization": f"Bearer {ALICE_KEY}"},
         )
         assert messages(await flood.recv())[0]["type"] == "logon"
         for i in range(300):
@@ -174,7 +178,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
             if path.delivered[1001] >= 90:  # committed (resends hold only durable reports)
                 break
             await asyncio.sleep(0.02)
-        again = await logon(path, "alice-key-1")
+        again = await logon(path, ALICE_KEY)
         await again.send('{"op":"resend","from_seq":1}')
         resent = await until(again, lambda m: m.get("type") == "resend_done", limit=500)
         accepted = [m for m in resent if m.get("exec_type") == "accepted"]
@@ -185,8 +189,8 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
 
 async def test_traders_fills_are_the_public_trades(tmp_path: Path) -> None:
     async with running(tmp_path, rate=0.001) as (path, events):
-        alice = await logon(path, "alice-key-1")
-        bob = await logon(path, "bob-key-12")
+        alice = await logon(path, ALICE_KEY)
+        bob = await logon(path, BOB_KEY)
         await alice.send(new("s1", side="sell", price="64950.00", qty="0.05"))
         await until(alice, lambda m: m.get("cl_ord_id") == "s1")
         await bob.send(new("b1", side="buy", price="64950.00", qty="0.02"))
@@ -202,3 +206,35 @@ async def test_traders_fills_are_the_public_trades(tmp_path: Path) -> None:
         assert seqs == list(range(1, len(seqs) + 1))  # the public stream is gap-free
         await alice.close()
         await bob.close()
+
+
+async def test_signed_token_logs_on_and_bad_tokens_are_named(tmp_path: Path) -> None:
+    now = int(time.time())
+
+    def token(sub: str, key: str, exp: int) -> str:
+        return jwt.encode({"sub": sub, "exp": exp}, key, algorithm="HS256")
+
+    async with running(tmp_path, rate=0.001) as (path, _events):
+        url = f"ws://127.0.0.1:{path.port}/orders"
+        client, hello = await OrderClient.logon(url, token("1001", ALICE_KEY, now + 60))
+        assert hello["type"] == "logon" and hello["account"] == 1001
+        await client.close()
+        cases = [
+            (
+                token("1001", ALICE_KEY, now - 60),
+                "invalid token: Signature has expired",
+            ),
+            (
+                token("1002", ALICE_KEY, now + 60),
+                "invalid token: Signature verification",
+            ),
+            (
+                token("1003", ALICE_KEY, now + 60),
+                "token for an unknown account",
+            ),
+        ]
+        for bad, why in cases:
+            refused, answer = await OrderClient.logon(url, bad)
+            assert answer["reason"] == "logon" and answer["text"].startswith(why), answer
+            with pytest.raises(ConnectionClosed):
+                await refused.recv(5)
