@@ -34,6 +34,7 @@ from bench.machine import facts
 from trading.client import messages
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-key-1-0123456789abcdef012345"
 ACCOUNTS = """
 [defaults]
 rate_per_s = 0
@@ -42,7 +43,7 @@ max_open_orders = 1000000
 [[account]]
 id = 1001
 name = "bench"
-key = "bench-key-1-0123456789abcdef012345"
+key = "{KEY}"
 """
 
 
@@ -73,7 +74,14 @@ def in_process(n: int) -> list[int]:
 
     venue = TradingVenue(
         {"BTC-USD": SimulatedExchange("SIM", "BTC-USD", 1)},
-        [Account(1001, "bench", "bench-key-1-0123456789abcdef012345", Limits(rate_per_s=0, max_open_orders=10**6))],
+        [
+            Account(
+                1001,
+                "bench",
+                "bench-key-1-0123456789abcdef012345",
+                Limits(rate_per_s=0, max_open_orders=10**6),
+            )
+        ],
     )
     venue.apply({"k": "sim", "s": "BTC-USD", "n": 2000, "ts": 1})
     out = []
@@ -101,7 +109,7 @@ async def drive(port: int, rate: int, seconds: float) -> dict[str, Any]:
         try:
             ws = await connect(
                 f"ws://127.0.0.1:{port}/orders",
-                additional_headers={"Authorization": "Bearer bench-key-1-0123456789abcdef012345"},
+                additional_headers={"Authorization": f"Bearer {KEY}"},
                 max_queue=None,
             )
             break
@@ -152,7 +160,7 @@ async def drive(port: int, rate: int, seconds: float) -> dict[str, Any]:
 def run_mode(fsync: bool, rate: int, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         accounts = Path(tmp) / "accounts.toml"
-        accounts.write_text(ACCOUNTS)
+        accounts.write_text(ACCOUNTS.replace("{KEY}", KEY))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env["HUB_ORDERS__FSYNC"] = "true" if fsync else "false"

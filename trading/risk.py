@@ -12,6 +12,7 @@ An empty limit means "no limit". The accounts file (TOML) looks like::
     max_open_orders = 200
     collar_bps = 1000        # 10 % around the last trade (or the mid)
     rate_per_s = 200         # messages per second (burst = 2 s of it)
+    buying_power = "250000"  # starting cash, quote units
 
     [[account]]
     id = 1001
@@ -44,6 +45,9 @@ class Limits:
     max_open_orders: int = 200
     collar_bps: int = 1000
     rate_per_s: int = 200
+    buying_power: str = ""
+    """Starting cash in quote units: buys (open and new, at their limit price or the
+    reference price) must fit what is left of it after fills."""
 
 
 @dataclass(frozen=True)

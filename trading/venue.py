@@ -23,6 +23,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -115,6 +116,8 @@ class AccountState:
     reports: deque[Report] = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
     killed: bool = False
     positions: dict[str, int] = field(default_factory=dict)
+    cash: Decimal | None = None
+    """Buying power left after fills (None: no buying-power limit)."""
     open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
     orders_by_cl: dict[str, tuple[str, int, str, Report]] = field(default_factory=dict)
     """cl_ord_id -> (symbol, order id, fingerprint, first report)."""
@@ -137,7 +140,17 @@ class TradingVenue:
         self.exchanges = dict(exchanges)
         self.accounts = {a.id: a for a in accounts}
         self.risk = risk or RiskLimits()
-        self.state = {a: AccountState() for a in self.accounts}
+        self.state = {
+            a.id: AccountState(
+                cash=Decimal(a.limits.buying_power) if a.limits.buying_power else None
+            )
+            for a in self.accounts.values()
+        }
+        self.scale = {
+            s: Decimal(x.instrument.tick.text) * Decimal(x.instrument.lot.text)
+            for s, x in self.exchanges.items()
+        }
+        """Quote units per tick x lot, per symbol."""
         self.symbol_state = dict.fromkeys(self.exchanges, "open")
         self.orders: dict[int, Order] = {}
         """Trader orders by order id (unique across symbols)."""
@@ -296,6 +309,19 @@ class TradingVenue:
                     "position_limit",
                     f"position plus open orders would exceed {limits.position_text}",
                 )
+        if side == 0 and acct.cash is not None:
+            committed = sum(
+                (o.price or self.reference_price(o.symbol)) * o.leaves * self.scale[o.symbol]
+                for o in acct.open_orders.values()
+                if o.side == 0
+            )
+            needed = committed + price * qty * self.scale[symbol]
+            if needed > acct.cash:
+                return (
+                    "buying_power",
+                    f"buys would need {needed.normalize():f}, the account has "
+                    f"{acct.cash.normalize():f}",
+                )
         return None
 
     def _find(self, account: int, m: Mapping[str, Any], open_only: bool = True) -> Order | Reject:
@@ -453,6 +479,8 @@ class TradingVenue:
         if last_qty:
             delta = last_qty if side == 0 else -last_qty
             acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
+            if acct.cash is not None:
+                acct.cash -= delta * last_price * self.scale[symbol]
         inst = self.exchanges[symbol].instrument
         acct.seq += 1
         report: Report = {

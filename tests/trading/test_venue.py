@@ -224,3 +224,27 @@ def test_compiled_and_python_engines_give_the_same_venue() -> None:
     assert results[0] == results[1]
     reports = [r for a in (ALICE, BOB) for r in v.state[a].reports]
     assert {"triggered", "fill", "cancelled"} <= {r["exec_type"] for r in reports}
+
+
+def test_buying_power_counts_open_buys_and_moves_with_fills() -> None:
+    from decimal import Decimal
+
+    v, log = venue(Limits(buying_power="2000"))
+    # 0.02 BTC at 64,900 = 1,298 of the 2,000: fits; another 0.02 would need 2,596.
+    assert not isinstance(run(v, log, ALICE, new("b1", qty="0.02")), Reject)
+    refused = v.check(ALICE, new("b2", qty="0.02"), 5)
+    assert isinstance(refused, Reject) and refused.reason == "buying_power"
+    assert "2596" in refused.text and "2000" in refused.text
+    run(v, log, ALICE, {"op": "cancel", "orig_cl_ord_id": "b1"})
+    # A buy that trades spends cash at the fill price; a sell gives it back.
+    ask = v.exchanges["BTC-USD"].engine.best_ask()
+    assert ask is not None
+    price = v.exchanges["BTC-USD"].instrument.tick.to_str(ask[0])
+    out = run(v, log, ALICE, new("b3", price=price, qty="0.01", tif="ioc"))
+    spent = sum(
+        Decimal(r["last_qty"]) * Decimal(r["last_price"])
+        for _a, r in out.reports
+        if r["last_price"]
+    )
+    assert spent > 0 and v.state[ALICE].cash == Decimal("2000") - spent
+    assert v.state[BOB].cash == Decimal("2000")  # each account has its own
