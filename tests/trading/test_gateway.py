@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,19 @@ async def test_signed_token_logs_on_and_bad_tokens_are_named(tmp_path: Path) -> 
             assert answer["reason"] == "logon" and answer["text"].startswith(why), answer
             with pytest.raises(ConnectionClosed):
                 await refused.recv(5)
+
+
+async def test_order_port_serves_metrics_and_health(tmp_path: Path) -> None:
+    async with running(tmp_path, rate=0.001) as (path, _events):
+        client = await logon(path, ALICE_KEY)
+        await client.send(new("m1"))
+        await until(client, lambda m: m.get("cl_ord_id") == "m1")
+        base = f"http://127.0.0.1:{path.port}"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{base}/metrics").read())
+        health = orjson.loads(
+            await asyncio.to_thread(lambda: urllib.request.urlopen(f"{base}/healthz").read())
+        )
+        await client.close()
+    assert b'hub_orders_commands_total{kind="new"}' in text
+    assert b"hub_orders_ack_seconds_count" in text
+    assert health["ok"] and health["journaled"] >= 1 and health["sessions"] == 1
