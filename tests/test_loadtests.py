@@ -1,4 +1,5 @@
-"""The locust subscriber users run headless against the embedded hub, bounded in time."""
+"""The locust users run headless against the embedded hub, bounded in time: subscribers
+keep exact books, order traders get an answer to every command."""
 
 from __future__ import annotations
 
@@ -12,28 +13,26 @@ from typing import Any
 from tests.conftest import ROOT
 
 
-def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path) -> None:
-    demo = hub_process("demo", "--port", "0", "--rate", "300")
-    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
-    prefix = tmp_path / "locust"
+def run_locust(locustfile: str, host: str, users: int, prefix: Path) -> dict[str, dict[str, str]]:
+    """A bounded headless run (6 s); the stats rows by name."""
     out = subprocess.run(
         [
             sys.executable,
             "-m",
             "locust",
             "-f",
-            str(ROOT / "loadtests" / "locustfile.py"),
+            str(ROOT / "loadtests" / locustfile),
             "--headless",
             "-u",
-            "8",
+            str(users),
             "-r",
-            "8",
+            str(users),
             "-t",
             "6s",
             "--stop-timeout",
             "6",
             "--host",
-            f"ws://127.0.0.1:{port}",
+            host,
             "--csv",
             str(prefix),
             "--only-summary",
@@ -44,7 +43,14 @@ def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path
         timeout=90,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = {r["Name"]: r for r in csv.DictReader((prefix.with_name("locust_stats.csv")).open())}
+    stats = prefix.with_name(f"{prefix.name}_stats.csv")
+    return {r["Name"]: r for r in csv.DictReader(stats.open())}
+
+
+def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path) -> None:
+    demo = hub_process("demo", "--port", "0", "--rate", "300")
+    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
+    rows = run_locust("locustfile.py", f"ws://127.0.0.1:{port}", 8, tmp_path / "locust")
     assert int(rows["snapshot"]["Request Count"]) >= 8  # every user got its snapshot
     assert int(rows["book"]["Request Count"]) > 100
     assert int(rows["Aggregated"]["Failure Count"]) == 0  # no gaps, no crossed books
@@ -60,38 +66,7 @@ def test_locust_order_traders_get_every_answer(hub_process: Any, tmp_path: Path)
         "demo", "--port", "0", "--orders", "--orders-port", str(port), "--journal", str(journal)
     )
     demo.wait_for(r"order entry ws://")
-    prefix = tmp_path / "locust-orders"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "loadtests" / "orders.py"),
-            "--headless",
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "6s",
-            "--stop-timeout",
-            "5",
-            "--host",
-            f"ws://127.0.0.1:{port}",
-            "--csv",
-            str(prefix),
-            "--only-summary",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = {
-        r["Name"]: r for r in csv.DictReader(prefix.with_name("locust-orders_stats.csv").open())
-    }
+    rows = run_locust("orders.py", f"ws://127.0.0.1:{port}", 6, tmp_path / "locust-orders")
     assert int(rows["new"]["Request Count"]) > 50
     assert int(rows["cancel"]["Request Count"]) > 20
     assert int(rows["Aggregated"]["Failure Count"]) == 0

@@ -15,6 +15,16 @@ def commands(n: int, start: int = 0) -> list[dict[str, object]]:
     return [{"k": "sim", "s": "BTC-USD", "n": i, "ts": i * 7} for i in range(start, start + n)]
 
 
+def written(path: Path, n: int) -> Path:
+    """A journal file holding ``commands(n)``, committed and closed."""
+    j = Journal(path)
+    for c in commands(n):
+        j.append(c)
+    j.commit_now()
+    j.close()
+    return path
+
+
 def test_group_commit_writes_everything_appended_in_one_go(tmp_path: Path) -> None:
     path = tmp_path / "j"
 
@@ -39,12 +49,7 @@ def test_group_commit_writes_everything_appended_in_one_go(tmp_path: Path) -> No
 def test_torn_last_line_is_cut_and_appending_goes_on_after_the_good_prefix(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "j"
-    j = Journal(path)
-    for c in commands(10):
-        j.append(c)
-    j.commit_now()
-    j.close()
+    path = written(tmp_path / "j", 10)
     whole = path.read_bytes()
     path.write_bytes(whole + whole.splitlines(keepends=True)[3][:20])  # died mid-write
     j = Journal(path)
@@ -58,12 +63,7 @@ def test_torn_last_line_is_cut_and_appending_goes_on_after_the_good_prefix(
 
 @pytest.mark.parametrize("damage", ["crc", "json"])
 def test_corruption_before_the_end_is_refused_with_its_line(tmp_path: Path, damage: str) -> None:
-    path = tmp_path / "j"
-    j = Journal(path)
-    for c in commands(10):
-        j.append(c)
-    j.commit_now()
-    j.close()
+    path = written(tmp_path / "j", 10)
     lines = path.read_bytes().splitlines(keepends=True)
     if damage == "crc":
         lines[4] = lines[4].replace(b'"n":4', b'"n":5')
