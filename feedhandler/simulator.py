@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade
 from orderbook_core import MatchingEngine, Side
@@ -58,6 +59,23 @@ class OrderFlow:
         self._ref = spec.start_price
         self._next_id = 1
         self._live: list[int] = []
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to go on generating exactly the same orders (JSON-able)."""
+        version, internal, gauss = self._rng.getstate()
+        return {
+            "rng": [version, list(internal), gauss],
+            "ref": self._ref,
+            "next_id": self._next_id,
+            "live": list(self._live),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        version, internal, gauss = state["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        self._ref = state["ref"]
+        self._next_id = state["next_id"]
+        self._live = list(state["live"])
 
     def next_order(self, engine: MatchingEngine) -> SimOrder:
         rng = self._rng
@@ -138,6 +156,26 @@ class SimulatedExchange:
             self.last_ts = ts
             events.append(BookUpdate(venue, symbol, self.book_seq, ts, ts, tuple(levels)))
         return events
+
+    def state(self) -> dict[str, Any]:
+        """The engine, the order flow and the stream seqs, JSON-able: ``restore`` continues
+        exactly (the same commands then give the same events)."""
+        return {
+            "engine": self.engine.snapshot_state(),
+            "flow": self.flow.state(),
+            "book_seq": self.book_seq,
+            "trade_seq": self.trade_seq,
+            "orders": self.orders,
+            "last_ts": self.last_ts,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.engine = type(self.engine).restore(state["engine"])
+        self.flow.restore(state["flow"])
+        self.book_seq = state["book_seq"]
+        self.trade_seq = state["trade_seq"]
+        self.orders = state["orders"]
+        self.last_ts = state["last_ts"]
 
     def snapshot(self) -> BookSnapshot:
         """The current book, stamped with the seq of the last update it includes."""

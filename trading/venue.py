@@ -19,6 +19,7 @@ the books after a restart are exactly the books before it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -504,6 +505,51 @@ class TradingVenue:
         }
         acct.reports.append(report)
         return report
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole venue as JSON-able data: ``restore`` into a venue built with the same
+        symbols and accounts continues exactly (the log after it replays the same)."""
+        return {
+            "commands": self.commands,
+            "next_order_id": self.next_order_id,
+            "symbol_state": dict(self.symbol_state),
+            "exchanges": {s: x.state() for s, x in self.exchanges.items()},
+            "orders": [dataclasses.astuple(o) for o in self.orders.values()],
+            "accounts": {
+                str(a): {
+                    "seq": st.seq,
+                    "reports": list(st.reports),
+                    "killed": st.killed,
+                    "positions": st.positions,
+                    "cash": None if st.cash is None else str(st.cash),
+                    "open": [oid for (_s, oid) in st.open_orders],
+                    "by_cl": st.orders_by_cl,
+                }
+                for a, st in self.state.items()
+            },
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.commands = data["commands"]
+        self.next_order_id = data["next_order_id"]
+        self.symbol_state = dict(data["symbol_state"])
+        for symbol, state in data["exchanges"].items():
+            self.exchanges[symbol].restore(state)
+        self.orders = {fields[3]: Order(*fields) for fields in data["orders"]}
+        for key, saved in data["accounts"].items():
+            st = self.state[int(key)]
+            st.seq = saved["seq"]
+            st.reports.clear()
+            st.reports.extend(saved["reports"])
+            st.killed = saved["killed"]
+            st.positions = dict(saved["positions"])
+            st.cash = None if saved["cash"] is None else Decimal(saved["cash"])
+            st.open_orders = {
+                (self.orders[oid].symbol, oid): self.orders[oid] for oid in saved["open"]
+            }
+            st.orders_by_cl = {cl: tuple(v) for cl, v in saved["by_cl"].items()}
 
     # --- queries ---------------------------------------------------------------------
 
