@@ -124,6 +124,15 @@ class FeedOutput:
             ):
                 LATENCY.labels(e.venue).observe(max(0, e.ts_recv - e.ts_event) / 1e9)
 
+    def prime(self, snapshot: BookSnapshot) -> None:
+        """Start a stream's published book from a snapshot (a restart from a checkpoint);
+        the store gets it with the next ``store_snapshots``."""
+        state = self.streams[snapshot.venue, snapshot.symbol] = StreamState()
+        state.book.apply(
+            [(0, p, s) for p, s in snapshot.bids] + [(1, p, s) for p, s in snapshot.asks]
+        )
+        state.seq, state.ts_event, state.dirty = snapshot.seq, snapshot.ts_event, True
+
     async def store_snapshots(self) -> None:
         """Store the snapshot of every book that changed; an outage is logged, retried later."""
         for (venue, symbol), state in self.streams.items():

@@ -151,6 +151,9 @@ class OrdersConfig:
     """The journal file: every accepted command, durable before it is acknowledged."""
     fsync: bool = True
     """fsync each group commit (off only for benchmarks that measure without it)."""
+    checkpoint_every: int = 200_000
+    """Write a checkpoint of the venue and start a new journal generation after this many
+    journaled commands, so restarts replay at most that many (0: never; file log only)."""
     accounts: str = ""
     """TOML file of trader accounts, keys and limits (empty: demo accounts trader-1..10 with
     keys demo-key-1..10)."""

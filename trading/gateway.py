@@ -179,6 +179,8 @@ class OrderPath:
         self.recovered = 0
         self.sim_orders = 0
         self._stopping = False
+        self._due: tuple[dict[str, Any], int] | None = None
+        """A checkpoint taken, waiting for the commands it covers to be committed."""
         self.port = 0
         """The order-entry port once serving (the configured one, or the one port 0 got)."""
 
@@ -190,6 +192,14 @@ class OrderPath:
         started = time.perf_counter()
         for x in self.venue.exchanges.values():
             await self.output.publish([x.instrument])
+        if self.journal.checkpoint is not None:
+            # The books as of the checkpoint go to the snapshot store; the commands after it
+            # are replayed and republished as usual.
+            self.venue.restore(self.journal.checkpoint["state"])
+            self.journal.checkpoint = None
+            for x in self.venue.exchanges.values():
+                self.output.prime(x.snapshot())
+            await self.output.store_snapshots()
         events = []
         for cmd in self.journal:
             events += self.venue.apply(cmd).events
@@ -220,6 +230,7 @@ class OrderPath:
         """Apply a checked command now; its reports and events go out after the commit."""
         outcome = self.venue.apply(cmd)
         self.journal.append(cmd)
+        self._take_checkpoint()
         COMMANDS.labels(cmd["k"]).inc()
         self._batch.append(_Pending(outcome, None, received))
         self._wake.set()
@@ -247,6 +258,39 @@ class OrderPath:
             events = [e for p in batch for e in p.outcome.events]
             self._deliver(batch)
             await self.output.publish(events)
+            due = self._due
+            # Written once everything it covers is in the file.
+            if (
+                due is not None
+                and isinstance(self.journal, Journal)
+                and (self.journal.in_file >= due[1])
+            ):
+                self._due = None
+                await self._checkpoint(*due)
+
+    def _take_checkpoint(self) -> None:
+        """When a checkpoint is due: the venue's state now, with the number of journal
+        commands it covers (those in the file plus those appended and not yet committed:
+        exactly the commands applied so far). Written after they are committed."""
+        j = self.journal
+        every = self.cfg.checkpoint_every
+        if not every or self._due is not None or not isinstance(j, Journal):
+            return
+        if j.in_file + j.pending >= every:
+            self._due = (self.venue.snapshot(), j.in_file + j.pending)
+
+    async def _checkpoint(self, state: dict[str, Any], covers: int) -> None:
+        assert isinstance(self.journal, Journal)
+        started = time.perf_counter()
+        await self.journal.write_checkpoint(state, covers)
+        log.info(
+            "checkpoint written",
+            extra={
+                "checkpoint": str(self.journal.checkpoint_path),
+                "covers": covers,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
 
     def _deliver(self, batch: list[_Pending]) -> None:
         now = time.perf_counter()

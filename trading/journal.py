@@ -69,19 +69,82 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 class Journal:
     """Append commands, commit them durably in groups."""
 
+    supports_checkpoints = True
+
     def __init__(self, path: Path, fsync: bool = True) -> None:
         self.path = path
+        self.checkpoint_path = path.with_name(path.name + ".checkpoint")
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.recovered, good = read(path)
+        commands, good = read(path)
         with path.open("ab") as f:
             f.truncate(good)  # drop a torn tail before appending after it
+        self.generation = 0
+        if commands and commands[0].get("k") == "generation":
+            self.generation = commands.pop(0)["g"]
+        self.in_file = len(commands)
+        """Commands in the journal file (after its generation line)."""
+        self.checkpoint = self._load_checkpoint()
+        self.recovered = self._after_checkpoint(commands)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._pending: list[bytes] = []
         self._lock = asyncio.Lock()
         self.commits = 0
+        self.checkpoints = 0
         self.committed = len(self.recovered)
         self.bytes = good
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.checkpoint_path.exists():
+            return None
+        try:
+            data = orjson.loads(self.checkpoint_path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise JournalError(f"checkpoint {self.checkpoint_path} is corrupt: {exc}") from None
+        if not isinstance(data, dict) or not {"g", "covers", "state"} <= set(data):
+            raise JournalError(f"checkpoint {self.checkpoint_path} lacks g, covers or state")
+        return data
+
+    def _after_checkpoint(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The commands to replay on top of the checkpoint (all of them without one)."""
+        if self.checkpoint is None:
+            if self.generation:
+                raise JournalError(
+                    f"journal {self.path} is generation {self.generation} but its checkpoint "
+                    f"{self.checkpoint_path} is missing"
+                )
+            return commands
+        g, covers = self.checkpoint["g"], self.checkpoint["covers"]
+        if self.generation == g:
+            return commands
+        if self.generation == g - 1 and len(commands) >= covers:
+            return commands[covers:]  # stopped between the checkpoint and the rotation
+        raise JournalError(
+            f"journal {self.path} (generation {self.generation}, {len(commands)} commands) "
+            f"does not follow checkpoint generation {g} covering {covers}"
+        )
+
+    async def write_checkpoint(self, state: dict[str, Any], covers: int) -> None:
+        """Make ``state`` (the venue after the file's first ``covers`` commands) durable, then
+        start a new generation of the file holding only what came after it. A crash at any
+        point leaves a checkpoint and a file that recover to the same venue."""
+        async with self._lock:  # no commit in between; appends wait in memory
+            data = orjson.dumps({"g": self.generation + 1, "covers": covers, "state": state})
+            await asyncio.to_thread(self._rotate, data, covers)
+            self.generation += 1
+            self.in_file -= covers
+            self.checkpoints += 1
+
+    def _rotate(self, checkpoint: bytes, covers: int) -> None:
+        _replace(self.checkpoint_path, checkpoint)
+        *lines, _tail = self.path.read_bytes().split(b"\n")
+        if lines and (_parse(lines[0]) or {}).get("k") == "generation":
+            lines = lines[1:]
+        header = _line({"k": "generation", "g": self.generation + 1})
+        rest = b"".join(line + b"\n" for line in lines[covers:])
+        _replace(self.path, header + rest)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.recovered)
@@ -115,6 +178,7 @@ class Journal:
                 self._write(data)  # a write to the page cache: cheaper than a thread hop
             self.commits += 1
             self.committed += len(batch)
+            self.in_file += len(batch)
             self.bytes += len(data)
             return len(batch)
 
@@ -125,6 +189,7 @@ class Journal:
             self._write(b"".join(batch))
             self.commits += 1
             self.committed += len(batch)
+            self.in_file += len(batch)
         return len(batch)
 
     async def open(self) -> None:
@@ -135,3 +200,23 @@ class Journal:
 
     async def aclose(self) -> None:
         self.close()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file, fsync'd, renamed over it, and
+    the directory fsync'd so the rename itself survives a crash."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

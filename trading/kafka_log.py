@@ -25,6 +25,9 @@ from hub.kafka import consumer, quiet_client, start_consumer, unavailable
 
 
 class KafkaLog:
+    supports_checkpoints = False
+    checkpoint: dict[str, Any] | None = None
+
     def __init__(self, cfg: KafkaConfig) -> None:
         self.cfg = cfg
         self.topic = f"{cfg.topic_prefix}.orders.log"

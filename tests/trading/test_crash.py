@@ -138,9 +138,14 @@ async def public_stream(bootstrap: str, prefix: str) -> dict[str, dict[int, list
     return out
 
 
-@pytest.mark.parametrize("log", ["file", "kafka"])
+@pytest.mark.parametrize(("log", "checkpoint_every"), [("file", 0), ("file", 150), ("kafka", 0)])
 def test_sigkill_mid_stream_loses_and_repeats_nothing(
-    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path, log: str
+    hub_process: Any,
+    unique: str,
+    services: dict[str, str],
+    tmp_path: Path,
+    log: str,
+    checkpoint_every: int,
 ) -> None:
     port = free_port()
     journal = tmp_path / "orders.journal"
@@ -165,6 +170,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(
         "HUB_KAFKA__TOPIC_PREFIX": unique,
         "HUB_REDIS__URL": services["redis"],
         "HUB_REDIS__KEY_PREFIX": unique,
+        "HUB_ORDERS__CHECKPOINT_EVERY": str(checkpoint_every),
     }
     feed = hub_process(*args, env=env)
     before = asyncio.run(trade_until_killed(port, feed))
@@ -194,6 +200,8 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(
     for cl, status in statuses.items():
         assert status["type"] == "status" and status["cl_ord_id"] == cl
     assert journal.exists() == (log == "file")
+    checkpoint = journal.with_name("orders.journal.checkpoint")
+    assert checkpoint.exists() == (checkpoint_every > 0)  # the restart came from one
     # The public stream: gap-free seqs, and a republished seq is the very same event.
     for kind, by_seq in stream.items():
         assert sorted(by_seq) == list(range(1, len(by_seq) + 1)), kind

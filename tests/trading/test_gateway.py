@@ -23,7 +23,7 @@ from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
 from trading.client import OrderClient, messages
 from trading.gateway import OrderPath
-from trading.journal import read
+from trading.journal import Journal, read
 from trading.risk import Account, Limits
 
 ALICE_KEY = "alice-key-1-0123456789abcdef0123456789"
@@ -255,3 +255,43 @@ async def test_order_port_serves_metrics_and_health(tmp_path: Path) -> None:
     assert b'hub_orders_commands_total{kind="new"}' in text
     assert b"hub_orders_ack_seconds_count" in text
     assert health["ok"] and health["journaled"] >= 1 and health["sessions"] == 1
+
+
+async def test_restart_from_a_checkpoint_gives_the_same_venue(tmp_path: Path) -> None:
+    from tests.trading.test_venue import state
+
+    journal = tmp_path / "orders.journal"
+    feed = FeedConfig(symbols=("BTC-USD",), rate=400.0, seed=2)
+    orders = OrdersConfig(enabled=True, port=0, journal=str(journal), checkpoint_every=20)
+
+    async def run_once(trade: bool) -> OrderPath:
+        path = OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
+        task = asyncio.create_task(path.run())
+        try:
+            while not path.port:  # noqa: ASYNC110 - polling the server's start
+                await asyncio.sleep(0.01)
+            if trade:
+                client = await logon(path, ALICE_KEY)
+                for i in range(40):
+                    side = "buy" if i % 2 else "sell"
+                    await client.send(new(f"k{i}", side=side, price="65000.00"))
+                await client.until(lambda m: m.get("cl_ord_id") == "k39", 1000)
+                await asyncio.sleep(0.3)
+                await client.close()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return path
+
+    first = await run_once(trade=True)
+    assert isinstance(first.journal, Journal)
+    assert first.journal.checkpoints >= 2  # 40 orders and the flow's ~100 commands a second
+    assert journal.with_name("orders.journal.checkpoint").exists()
+    assert len(journal.read_text().splitlines()) < first.journal.committed
+    again = OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
+    await again.journal.open()
+    await again.recover()
+    assert state(again.venue) == state(first.venue)
+    assert again.recovered < first.journal.committed  # replayed only after the checkpoint
+    assert isinstance(again.journal, Journal)
+    again.journal.close()

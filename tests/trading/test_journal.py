@@ -73,3 +73,41 @@ def test_corruption_before_the_end_is_refused_with_its_line(tmp_path: Path, dama
     with pytest.raises(JournalError, match=r"line 5 is corrupt"):
         Journal(path)
     assert path.read_bytes() == b"".join(lines)  # refused, never rewritten
+
+
+def test_checkpoint_starts_a_generation_holding_only_what_came_after(tmp_path: Path) -> None:
+    path = written(tmp_path / "j", 10)
+
+    async def checkpoint() -> None:
+        j = Journal(path)
+        for c in commands(3, 10):  # appended after the state was taken: kept
+            j.append(c)
+        await j.commit()
+        await j.write_checkpoint({"venue": "after 10"}, covers=10)
+        j.append(commands(1, 13)[0])
+        await j.commit()
+        j.close()
+
+    asyncio.run(checkpoint())
+    j = Journal(path)
+    assert j.checkpoint is not None and j.checkpoint["state"] == {"venue": "after 10"}
+    assert list(j) == commands(4, 10) and j.generation == 1 and j.in_file == 4
+    j.close()
+    assert len(path.read_bytes().splitlines()) == 5  # generation line + 4 commands
+
+
+def test_a_stop_between_checkpoint_and_rotation_recovers_the_same(tmp_path: Path) -> None:
+    from trading.journal import _replace
+
+    path = written(tmp_path / "j", 10)
+    checkpoint = path.with_name("j.checkpoint")
+    _replace(checkpoint, b'{"g": 1, "covers": 6, "state": {}}')  # the rotation never ran
+    j = Journal(path)
+    assert list(j) == commands(4, 6)  # the first 6 are inside the checkpoint
+    j.close()
+    _replace(checkpoint, b'{"g": 3, "covers": 6, "state": {}}')
+    with pytest.raises(JournalError, match="does not follow checkpoint generation 3"):
+        Journal(path)
+    checkpoint.write_bytes(b"{half a check")
+    with pytest.raises(JournalError, match=r"checkpoint .* is corrupt"):
+        Journal(path)
