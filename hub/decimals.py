@@ -28,7 +28,7 @@ def parse_decimal(text: str) -> tuple[int, int]:
 class Unit:
     """A tick or lot size such as ``"0.01"``: converts strings to integer units and back."""
 
-    __slots__ = ("_div", "_exp", "_mant", "text")
+    __slots__ = ("_div", "_exp", "_mant", "_zero", "text")
 
     def __init__(self, text: str) -> None:
         mant, exp = parse_decimal(text)
@@ -38,6 +38,7 @@ class Unit:
         self._mant = mant
         self._exp = exp
         self._div = 10**exp
+        self._zero = "0" if exp == 0 else "0." + "0" * exp
 
     def to_units(self, text: str) -> int:
         """Convert a decimal string to a whole number of units; refuse anything off the grid."""
@@ -52,6 +53,8 @@ class Unit:
 
     def to_str(self, units: int) -> str:
         """Format a whole number of units as a decimal string with this unit's decimals."""
+        if units == 0:
+            return self._zero
         scaled = units * self._mant
         if self._exp == 0:
             return str(scaled)

@@ -179,6 +179,7 @@ class OrderPath:
         self.recovered = 0
         self.sim_orders = 0
         self._stopping = False
+        self._counters: dict[str, Any] = {}
         self._due: tuple[dict[str, Any], int] | None = None
         """A checkpoint taken, waiting for the commands it covers to be committed."""
         self.port = 0
@@ -231,7 +232,10 @@ class OrderPath:
         outcome = self.venue.apply(cmd)
         self.journal.append(cmd)
         self._take_checkpoint()
-        COMMANDS.labels(cmd["k"]).inc()
+        counter = self._counters.get(cmd["k"])
+        if counter is None:
+            counter = self._counters[cmd["k"]] = COMMANDS.labels(cmd["k"])
+        counter.inc()
         self._batch.append(_Pending(outcome, None, received))
         self._wake.set()
         return outcome

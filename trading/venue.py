@@ -50,7 +50,7 @@ TYPES = {
     "stop": OrderType.STOP,
     "stop_limit": OrderType.STOP_LIMIT,
 }
-TYPE_NAMES = {v: k for k, v in TYPES.items()}
+TYPE_NAMES = {int(v): k for k, v in TYPES.items()}
 TIFS = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
 STPS = {
     "allow": SelfTrade.ALLOW,
@@ -59,8 +59,8 @@ STPS = {
     "cancel_both": SelfTrade.CANCEL_BOTH,
     "decrement": SelfTrade.DECREMENT,
 }
-EXEC_NAMES = {x: x.name.lower() for x in ExecType}
-ENGINE_REASONS = {r: r.name.lower() for r in Reason}
+EXEC_NAMES = {int(x): x.name.lower() for x in ExecType}
+ENGINE_REASONS = {int(r): r.name.lower() for r in Reason}
 SYMBOL_STATES = ("open", "halted", "closed")
 CLOSED_EXECS = (ExecType.REJECTED, ExecType.FILL, ExecType.CANCELLED)
 
@@ -152,6 +152,8 @@ class TradingVenue:
             for s, x in self.exchanges.items()
         }
         """Quote units per tick x lot, per symbol."""
+        self.units = {s: (x.instrument.tick, x.instrument.lot) for s, x in self.exchanges.items()}
+        """(tick, lot) units per symbol, looked up once."""
         self.symbol_state = dict.fromkeys(self.exchanges, "open")
         self.orders: dict[int, Order] = {}
         """Trader orders by order id (unique across symbols)."""
@@ -245,7 +247,7 @@ class TradingVenue:
         if needs_price and price <= 0:
             raise ValueError("price must be positive")
         if not needs_price and "price" in m:
-            raise ValueError(f"a {TYPE_NAMES[OrderType(order_type)]} order has no price")
+            raise ValueError(f"a {TYPE_NAMES[order_type]} order has no price")
         needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
         stop = _units(m, "stop_price", inst.tick, required=needs_stop)
         if needs_stop and stop <= 0:
@@ -482,7 +484,7 @@ class TradingVenue:
             acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
             if acct.cash is not None:
                 acct.cash -= delta * last_price * self.scale[symbol]
-        inst = self.exchanges[symbol].instrument
+        tick, lot = self.units[symbol]
         acct.seq += 1
         report: Report = {
             "type": "exec",
@@ -491,16 +493,16 @@ class TradingVenue:
             "cl_ord_id": order.cl_ord_id,
             "order_id": str(oid),
             "symbol": symbol,
-            "exec_type": EXEC_NAMES[ExecType(exec_type)],
+            "exec_type": EXEC_NAMES[exec_type],
             "side": SIDE_NAMES[side],
-            "order_type": TYPE_NAMES[OrderType(order.order_type)],
-            "price": inst.tick.to_str(price) if price else None,
-            "last_qty": inst.lot.to_str(last_qty),
-            "last_price": inst.tick.to_str(last_price) if last_qty else None,
-            "leaves_qty": inst.lot.to_str(leaves),
-            "cum_qty": inst.lot.to_str(cum),
-            "reason": ENGINE_REASONS[Reason(why)] if why else None,
-            "position": inst.lot.to_str(acct.positions.get(symbol, 0)),
+            "order_type": TYPE_NAMES[order.order_type],
+            "price": tick.to_str(price) if price else None,
+            "last_qty": lot.to_str(last_qty),
+            "last_price": tick.to_str(last_price) if last_qty else None,
+            "leaves_qty": lot.to_str(leaves),
+            "cum_qty": lot.to_str(cum),
+            "reason": ENGINE_REASONS[why] if why else None,
+            "position": lot.to_str(acct.positions.get(symbol, 0)),
             "ts": ts,
         }
         acct.reports.append(report)
