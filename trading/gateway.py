@@ -180,7 +180,7 @@ class OrderPath:
         self.sim_orders = 0
         self._stopping = False
         self._counters: dict[str, Any] = {}
-        self._due: tuple[dict[str, Any], int] | None = None
+        self._due: tuple[bytes, int] | None = None
         """A checkpoint taken, waiting for the commands it covers to be committed."""
         self.port = 0
         """The order-entry port once serving (the configured one, or the one port 0 got)."""
@@ -281,9 +281,10 @@ class OrderPath:
         if not every or self._due is not None or not isinstance(j, Journal):
             return
         if j.in_file + j.pending >= every:
-            self._due = (self.venue.snapshot(), j.in_file + j.pending)
+            # Serialized now: the snapshot shares live objects that later commands change.
+            self._due = (orjson.dumps(self.venue.snapshot()), j.in_file + j.pending)
 
-    async def _checkpoint(self, state: dict[str, Any], covers: int) -> None:
+    async def _checkpoint(self, state: bytes, covers: int) -> None:
         assert isinstance(self.journal, Journal)
         started = time.perf_counter()
         await self.journal.write_checkpoint(state, covers)

@@ -124,12 +124,14 @@ class Journal:
             f"does not follow checkpoint generation {g} covering {covers}"
         )
 
-    async def write_checkpoint(self, state: dict[str, Any], covers: int) -> None:
-        """Make ``state`` (the venue after the file's first ``covers`` commands) durable, then
-        start a new generation of the file holding only what came after it. A crash at any
-        point leaves a checkpoint and a file that recover to the same venue."""
+    async def write_checkpoint(self, state: bytes, covers: int) -> None:
+        """Make ``state`` (the venue after the file's first ``covers`` commands, as JSON
+        serialized when it was taken) durable, then start a new generation of the file
+        holding only what came after it. A crash at any point leaves a checkpoint and a file
+        that recover to the same venue."""
         async with self._lock:  # no commit in between; appends wait in memory
-            data = orjson.dumps({"g": self.generation + 1, "covers": covers, "state": state})
+            head = orjson.dumps({"g": self.generation + 1, "covers": covers})
+            data = head[:-1] + b',"state":' + state + b"}"
             await asyncio.to_thread(self._rotate, data, covers)
             self.generation += 1
             self.in_file -= covers

@@ -512,7 +512,8 @@ class TradingVenue:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole venue as JSON-able data: ``restore`` into a venue built with the same
-        symbols and accounts continues exactly (the log after it replays the same)."""
+        symbols and accounts continues exactly (the log after it replays the same). It
+        shares live objects with the venue: serialize it before applying anything else."""
         return {
             "commands": self.commands,
             "next_order_id": self.next_order_id,

@@ -60,7 +60,7 @@ async def running(
 
 async def logon(path: OrderPath, key: str, endpoint: str = "orders") -> OrderClient:
     """Log on with a first ``logon`` message (the other tests use the header)."""
-    client = OrderClient(await connect(f"ws://127.0.0.1:{path.port}/{endpoint}"))
+    client = OrderClient(await connect(f"ws://127.0.0.1:{path.port}/{endpoint}", max_queue=None))
     await client.send({"op": "logon", "key": key})
     hello = await client.recv(5)
     assert hello["type"] == "logon", hello
@@ -271,13 +271,15 @@ async def test_restart_from_a_checkpoint_gives_the_same_venue(tmp_path: Path) ->
             while not path.port:  # noqa: ASYNC110 - polling the server's start
                 await asyncio.sleep(0.01)
             if trade:
-                client = await logon(path, ALICE_KEY)
-                for i in range(40):
-                    side = "buy" if i % 2 else "sell"
-                    await client.send(new(f"k{i}", side=side, price="65000.00"))
-                await client.until(lambda m: m.get("cl_ord_id") == "k39", 1000)
+                alice, bob = await logon(path, ALICE_KEY), await logon(path, BOB_KEY)
+                for i in range(40):  # they trade with each other: positions move throughout
+                    await alice.send(new(f"k{i}", side="sell", price="65000.00"))
+                    await bob.send(new(f"k{i}", side="buy", price="65000.00", qty="0.004"))
+                    await asyncio.sleep(0.01)
+                await bob.until(lambda m: m.get("cl_ord_id") == "k39", 1000)
                 await asyncio.sleep(0.3)
-                await client.close()
+                await alice.close()
+                await bob.close()
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -292,6 +294,47 @@ async def test_restart_from_a_checkpoint_gives_the_same_venue(tmp_path: Path) ->
     await again.journal.open()
     await again.recover()
     assert state(again.venue) == state(first.venue)
+    assert first.venue.state[1002].positions["BTC-USD"] == 40 * 400  # all of bob's buys filled
     assert again.recovered < first.journal.committed  # replayed only after the checkpoint
     assert isinstance(again.journal, Journal)
     again.journal.close()
+
+
+async def test_a_checkpoint_is_the_state_when_taken_not_when_written(tmp_path: Path) -> None:
+    """Commands applied after a checkpoint is taken and before it is written must not leak
+    into it (they are replayed from the journal after it)."""
+    from tests.trading.test_venue import state
+
+    feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
+    orders = OrdersConfig(
+        enabled=True, port=0, journal=str(tmp_path / "j"), checkpoint_every=4, fsync=False
+    )
+
+    def order_path() -> OrderPath:
+        return OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
+
+    path = order_path()
+    await path.journal.open()
+    await path.recover()
+    for i in range(8):  # the checkpoint is taken at the 4th; 4 more trades follow at once
+        for account, side in ((1001, "sell"), (1002, "buy")):
+            m = orjson.loads(new(f"c{i}", side=side, price="65000.00"))
+            cmd = path.venue.check(account, m, i)
+            assert isinstance(cmd, dict), cmd
+            path.submit(cmd)
+    assert path.venue.state[1002].positions["BTC-USD"] == 8 * 1000
+    committer = asyncio.create_task(path.committer())
+    for _ in range(100):
+        if path.journal.checkpoints:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.01)
+    path._stopping = True
+    path._wake.set()
+    await committer
+    await path.journal.aclose()
+    again = order_path()
+    await again.journal.open()
+    await again.recover()
+    assert again.recovered == 12  # 16 commands, 4 inside the checkpoint
+    assert state(again.venue) == state(path.venue)
+    await again.journal.aclose()

@@ -83,7 +83,7 @@ def test_checkpoint_starts_a_generation_holding_only_what_came_after(tmp_path: P
         for c in commands(3, 10):  # appended after the state was taken: kept
             j.append(c)
         await j.commit()
-        await j.write_checkpoint({"venue": "after 10"}, covers=10)
+        await j.write_checkpoint(b'{"venue": "after 10"}', covers=10)
         j.append(commands(1, 13)[0])
         await j.commit()
         j.close()
