@@ -269,20 +269,20 @@ class OrderPath:
                 and isinstance(self.journal, Journal)
                 and (self.journal.in_file >= due[1])
             ):
-                self._due = None
                 await self._checkpoint(*due)
+                self._due = None  # only now: a new one counts from the new generation
 
     def _take_checkpoint(self) -> None:
-        """When a checkpoint is due: the venue's state now, with the number of journal
-        commands it covers (those in the file plus those appended and not yet committed:
-        exactly the commands applied so far). Written after they are committed."""
+        """When a checkpoint is due: the venue's state now, with the number of commands of
+        the journal's generation it covers (every one appended: exactly those applied so
+        far). Written once they are all committed; none is taken while one is pending."""
         j = self.journal
         every = self.cfg.checkpoint_every
         if not every or self._due is not None or not isinstance(j, Journal):
             return
-        if j.in_file + j.pending >= every:
+        if j.appended >= every:
             # Serialized now: the snapshot shares live objects that later commands change.
-            self._due = (orjson.dumps(self.venue.snapshot()), j.in_file + j.pending)
+            self._due = (orjson.dumps(self.venue.snapshot()), j.appended)
 
     async def _checkpoint(self, state: bytes, covers: int) -> None:
         assert isinstance(self.journal, Journal)

@@ -83,7 +83,9 @@ class Journal:
         if commands and commands[0].get("k") == "generation":
             self.generation = commands.pop(0)["g"]
         self.in_file = len(commands)
-        """Commands in the journal file (after its generation line)."""
+        """Commands written to the journal file (after its generation line)."""
+        self.appended = self.in_file
+        """Commands of this generation: written, being written, or waiting to be."""
         self.checkpoint = self._load_checkpoint()
         self.recovered = self._after_checkpoint(commands)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -135,6 +137,7 @@ class Journal:
             await asyncio.to_thread(self._rotate, data, covers)
             self.generation += 1
             self.in_file -= covers
+            self.appended -= covers
             self.checkpoints += 1
 
     def _rotate(self, checkpoint: bytes, covers: int) -> None:
@@ -153,6 +156,7 @@ class Journal:
 
     def append(self, command: dict[str, Any]) -> None:
         self._pending.append(_line(command))
+        self.appended += 1
 
     @property
     def pending(self) -> int:

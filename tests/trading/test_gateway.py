@@ -338,3 +338,37 @@ async def test_a_checkpoint_is_the_state_when_taken_not_when_written(tmp_path: P
     assert again.recovered == 12  # 16 commands, 4 inside the checkpoint
     assert state(again.venue) == state(path.venue)
     await again.journal.aclose()
+
+
+async def test_checkpoints_under_continuous_commands_recover_exactly(tmp_path: Path) -> None:
+    """Commands keep arriving while commits and checkpoint rotations are in flight."""
+    from tests.trading.test_venue import state
+
+    feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
+    orders = OrdersConfig(enabled=True, port=0, journal=str(tmp_path / "j"), checkpoint_every=7)
+
+    def order_path() -> OrderPath:
+        return OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
+
+    path = order_path()
+    await path.journal.open()
+    await path.recover()
+    committer = asyncio.create_task(path.committer())
+    for i in range(300):
+        account, side = ((1001, "sell"), (1002, "buy"))[i % 2]
+        m = orjson.loads(new(f"c{i}", side=side, price="65000.00", qty="0.003"))
+        cmd = path.venue.check(account, m, i)
+        assert isinstance(cmd, dict), cmd
+        path.submit(cmd)
+        if i % 2 == 0:
+            await asyncio.sleep(0.0003)  # let the committer (and its threads) interleave
+    path._stopping = True
+    path._wake.set()
+    await committer
+    assert isinstance(path.journal, Journal) and path.journal.checkpoints >= 5
+    await path.journal.aclose()
+    again = order_path()
+    await again.journal.open()
+    await again.recover()
+    assert state(again.venue) == state(path.venue)
+    await again.journal.aclose()
