@@ -40,9 +40,10 @@ from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
+from trading.messages import Original, Reject, Report
 from trading.risk import Account, demo_accounts, load_accounts
 from trading.store import ExecutionStore
-from trading.venue import Command, Original, Outcome, Reject, Report, TradingVenue
+from trading.venue import Command, Outcome, TradingVenue
 
 log = logging.getLogger("hub.orders")
 

@@ -21,8 +21,8 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from hub.db import redact_dsn
+from trading.messages import Report
 from trading.risk import Account
-from trading.venue import Report
 
 log = logging.getLogger("hub.orders")
 ROWS = Counter("hub_orders_db_rows_total", "Execution reports written to PostgreSQL")

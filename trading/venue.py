@@ -20,71 +20,42 @@ the books after a restart are exactly the books before it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from feedhandler.simulator import SimulatedExchange
 from hub.events import Event, Status
-from orderbook_core.engine_types import ExecType, OrderType, Reason, SelfTrade, TimeInForce
+from orderbook_core.engine_types import OrderType
+from trading.messages import (
+    CLOSED_EXECS,
+    ENGINE_REASONS,
+    EXEC_NAMES,
+    NEW_FIELDS,
+    SIDE_NAMES,
+    SIDES,
+    STPS,
+    SYMBOL_STATES,
+    TIFS,
+    TYPE_NAMES,
+    TYPES,
+    Original,
+    Reject,
+    Report,
+    choice,
+    fingerprint,
+    units,
+)
 from trading.risk import Account, Limits, RiskLimits
 
 Command = dict[str, Any]
-Report = dict[str, Any]
 
 TRADER_ORDER_IDS = 10**12
 """Trader orders are numbered from here; the simulated flow's ids stay far below."""
 REPORTS_KEPT = 100_000
 """Execution reports kept per account for resend requests."""
-
-SIDES = {"buy": 0, "sell": 1}
-SIDE_NAMES = ("buy", "sell")
-TYPES = {
-    "limit": OrderType.LIMIT,
-    "market": OrderType.MARKET,
-    "stop": OrderType.STOP,
-    "stop_limit": OrderType.STOP_LIMIT,
-}
-TYPE_NAMES = {int(v): k for k, v in TYPES.items()}
-TIFS = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
-STPS = {
-    "allow": SelfTrade.ALLOW,
-    "cancel_newest": SelfTrade.CANCEL_NEWEST,
-    "cancel_oldest": SelfTrade.CANCEL_OLDEST,
-    "cancel_both": SelfTrade.CANCEL_BOTH,
-    "decrement": SelfTrade.DECREMENT,
-}
-EXEC_NAMES = {int(x): x.name.lower() for x in ExecType}
-ENGINE_REASONS = {int(r): r.name.lower() for r in Reason}
-SYMBOL_STATES = ("open", "halted", "closed")
-CLOSED_EXECS = (ExecType.REJECTED, ExecType.FILL, ExecType.CANCELLED)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A refusal before matching: nothing changed, nothing logged."""
-
-    reason: str
-    text: str
-    cl_ord_id: str = ""
-
-    def report(self, op: str) -> Report:
-        out: Report = {"type": "reject", "op": op, "reason": self.reason, "text": self.text}
-        if self.cl_ord_id:
-            out["cl_ord_id"] = self.cl_ord_id
-        return out
-
-
-@dataclass(frozen=True)
-class Original:
-    """A repeated new-order message: its first acknowledgement, sent again."""
-
-    report: Report
 
 
 @dataclass
@@ -122,11 +93,6 @@ class AccountState:
     open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
     orders_by_cl: dict[str, tuple[str, int, str, Report]] = field(default_factory=dict)
     """cl_ord_id -> (symbol, order id, fingerprint, first report)."""
-
-
-def fingerprint(message: Mapping[str, Any]) -> str:
-    """What makes two new-order messages "the same order" (everything the trader chose)."""
-    return hashlib.sha256(orjson.dumps(dict(message), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 class TradingVenue:
@@ -236,23 +202,23 @@ class TradingVenue:
             return Reject(f"symbol_{state}", f"{symbol} is {state}", cl)
         if self.state[account].killed:
             return Reject("kill_switch", "the account's kill switch is on", cl)
-        side = _choice(m, "side", SIDES, None)
-        order_type = _choice(m, "type", TYPES, "limit")
+        side = choice(m, "side", SIDES, None)
+        order_type = choice(m, "type", TYPES, "limit")
         inst = x.instrument
-        qty = _units(m, "qty", inst.lot, required=True)
+        qty = units(m, "qty", inst.lot, required=True)
         if qty <= 0:
             raise ValueError("qty must be positive")
         needs_price = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        price = _units(m, "price", inst.tick, required=needs_price)
+        price = units(m, "price", inst.tick, required=needs_price)
         if needs_price and price <= 0:
             raise ValueError("price must be positive")
         if not needs_price and "price" in m:
             raise ValueError(f"a {TYPE_NAMES[order_type]} order has no price")
         needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-        stop = _units(m, "stop_price", inst.tick, required=needs_stop)
+        stop = units(m, "stop_price", inst.tick, required=needs_stop)
         if needs_stop and stop <= 0:
             raise ValueError("stop_price must be positive")
-        display = _units(m, "display_qty", inst.lot, required=False)
+        display = units(m, "display_qty", inst.lot, required=False)
         if display < 0 or display > qty:
             raise ValueError("display_qty must be between 0 and qty")
         post_only = m.get("post_only", False)
@@ -271,11 +237,11 @@ class TradingVenue:
             "type": int(order_type),
             "px": price,
             "qty": qty,
-            "tif": int(_choice(m, "tif", TIFS, "gtc")),
+            "tif": int(choice(m, "tif", TIFS, "gtc")),
             "po": post_only,
             "disp": display,
             "stop": stop,
-            "stp": int(_choice(m, "stp", STPS, "cancel_newest")),
+            "stp": int(choice(m, "stp", STPS, "cancel_newest")),
         }
 
     def _risk(self, account: int, cmd: Command) -> tuple[str, str] | None:
@@ -357,8 +323,8 @@ class TradingVenue:
             return found
         inst = self.exchanges[found.symbol].instrument
         try:
-            price = _units(m, "price", inst.tick, required=False) or found.price
-            qty = _units(m, "qty", inst.lot, required=False) or found.leaves
+            price = units(m, "price", inst.tick, required=False) or found.price
+            qty = units(m, "qty", inst.lot, required=False) or found.leaves
         except ValueError as exc:
             return Reject("bad_field", str(exc))
         if price <= 0 or qty <= 0:
@@ -579,46 +545,13 @@ class TradingVenue:
         }
 
 
-NEW_FIELDS = frozenset(
-    {
-        "op",
-        "cl_ord_id",
-        "symbol",
-        "side",
-        "type",
-        "price",
-        "qty",
-        "tif",
-        "post_only",
-        "display_qty",
-        "stop_price",
-        "stp",
-    }
-)
-
-
-def _choice(
-    m: Mapping[str, Any], name: str, options: Mapping[str, int], default: str | None
-) -> int:
-    value = m.get(name, default)
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return options[value]
-
-
-def _units(m: Mapping[str, Any], name: str, unit: Any, required: bool) -> int:
-    value = m.get(name)
-    if value is None:
-        if required:
-            raise ValueError(f"{name} is required")
-        return 0
-    if not isinstance(value, str):
-        raise ValueError(f'{name} must be a decimal string such as "1.25", got {value!r}')
-    try:
-        units: int = unit.to_units(value)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
-    return units
-
-
-__all__ = ["Account", "Limits", "Original", "Outcome", "Reject", "TradingVenue"]
+__all__ = [
+    "Account",
+    "Command",
+    "Limits",
+    "Original",
+    "Outcome",
+    "Reject",
+    "Report",
+    "TradingVenue",
+]
