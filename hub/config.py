@@ -133,6 +133,9 @@ class RecorderConfig:
     """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9103
     """Port of /metrics and /healthz (0 picks a free one)."""
+    retention_days: int = 0
+    """Drop raw trades older than this many days (0: keep them); bars stay. A policy on the
+    full TimescaleDB edition, an hourly drop_chunks by the recorder on the Apache edition."""
 
 
 @dataclass(frozen=True)

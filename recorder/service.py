@@ -25,6 +25,8 @@ from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
 from hub.events import Instrument, Trade, decode
 from hub.kafka import consumer, start_consumer, topic_names
+from recorder import retention
+from recorder.retention import Retention, set_up
 from recorder.writer import DeadLetter, trade_problem, write_batch
 
 log = logging.getLogger("hub.recorder")
@@ -47,6 +49,11 @@ COMMIT_SECONDS = Histogram(
 )
 RETRIES = Counter("hub_recorder_retries_total", "Batch writes retried after a database error")
 DB_UP = Gauge("hub_recorder_database_up", "1 when the last database write succeeded")
+LAG = Gauge(
+    "hub_recorder_consumer_lag",
+    "Messages in the partition after the group's committed offset: not yet stored",
+    ["topic", "partition"],
+)
 
 DB_DOWN = (
     TimeoutError,
@@ -59,6 +66,7 @@ DB_DOWN = (
     ServiceUnavailable,
 )
 """Errors that mean the database is unreachable or restarting: retry the batch."""
+LAG_EVERY_S = 2.0
 
 
 class Recorder:
@@ -71,9 +79,46 @@ class Recorder:
         self.db_ok = False
         self.written = 0
         self.last_error: str | None = None
+        self.lag: dict[tuple[str, int], int] = {}
+        self.stored: dict[tuple[str, int], int] = {}
+        """Per partition: the offset after the last message stored (written and committed)."""
+        self.retention = Retention(0, "apache")
 
     def health(self) -> dict[str, Any]:
-        return {"ok": self.db_ok, "rows_written": self.written, "last_error": self.last_error}
+        return {
+            "ok": self.db_ok,
+            "rows_written": self.written,
+            "last_error": self.last_error,
+            "consumer_lag": sum(self.lag.values()),
+            "retention": {"days": self.retention.days, "edition": self.retention.edition},
+        }
+
+    async def _measure_lag(self) -> None:
+        """Every 2 s, per partition: the broker's end offset minus the group's committed
+        offset, i.e. the messages not yet stored (it keeps counting while a database outage
+        holds a batch back)."""
+        c = self._consumer
+        while True:
+            await asyncio.sleep(LAG_EVERY_S)
+            tps = list(c.assignment())
+            if not tps:
+                continue
+            try:
+                ends = await c.end_offsets(tps)
+            except KafkaError as exc:
+                log.warning("consumer lag not measured", extra={"error": repr(exc)})
+                continue
+            for tp in tps:
+                stored = self.stored.get((tp.topic, tp.partition))
+                if stored is None:
+                    try:
+                        stored = await asyncio.wait_for(c.committed(tp), 2.0) or 0
+                    except (KafkaError, TimeoutError) as exc:
+                        log.warning("consumer lag not measured", extra={"error": repr(exc)})
+                        continue
+                lag = max(0, ends[tp] - stored)
+                self.lag[tp.topic, tp.partition] = lag
+                LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     async def _connect(self) -> asyncpg.Connection:
         dsn = self.cfg.postgres.dsn
@@ -123,6 +168,7 @@ class Recorder:
         """Connect to PostgreSQL and join the consumer group (ServiceUnavailable if not)."""
         rcfg, kcfg = self.cfg.recorder, self.cfg.kafka
         self._conn = await self._connect()
+        self.retention = await set_up(self._conn, rcfg.retention_days)
         self.db_ok = True
         DB_UP.set(1)
         topics = topic_names(kcfg)
@@ -145,6 +191,8 @@ class Recorder:
         rcfg = self.cfg.recorder
         conn: asyncpg.Connection | None = self._conn
         c = self._consumer
+        dropper = asyncio.create_task(retention.run(self.cfg.postgres.dsn, self.retention))
+        lag = asyncio.create_task(self._measure_lag())
         try:
             while True:
                 records = await c.getmany(timeout_ms=rcfg.flush_ms, max_records=rcfg.batch_size)
@@ -191,12 +239,17 @@ class Recorder:
                     continue
                 BATCH.observe(len(trades) + len(instruments) + len(dead))
                 conn = await self._write_with_retry(conn, trades, instruments, dead)
+                for tp, batch in records.items():
+                    if batch:
+                        self.stored[tp.topic, tp.partition] = batch[-1].offset + 1
                 try:
                     await c.commit()
                 except (CommitFailedError, KafkaError) as exc:
                     # The rows are stored; the batch will come again and change nothing.
                     log.warning("offset commit failed after write", extra={"error": str(exc)})
         finally:
+            dropper.cancel()
+            lag.cancel()
             await c.stop()
             if conn is not None:
                 await conn.close()
