@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -65,3 +67,17 @@ def test_bench_orders_runs_both_journal_modes() -> None:
     for row in rows[1:]:
         sent = float(row.split(" | ")[1].replace(",", ""))
         assert 250 <= sent <= 350  # the pacing held the rate
+
+
+@pytest.mark.services
+def test_bench_queries_answers_equal_from_bars_and_trades(services: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_queries", "--trades", "100000", "--runs", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]  # the bench asserts both give the same rows
+    assert "100,000 trades stored" in out.stdout
+    assert "| from the stored bars |" in out.stdout
