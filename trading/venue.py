@@ -244,8 +244,12 @@ class TradingVenue:
             "stp": int(choice(m, "stp", STPS, "cancel_newest")),
         }
 
-    def _risk(self, account: int, cmd: Command) -> tuple[str, str] | None:
-        """The first limit the new order would break, or None."""
+    def _risk(
+        self, account: int, cmd: Command, replacing: Order | None = None
+    ) -> tuple[str, str] | None:
+        """The first limit the new order would break, or None. For a replace, ``cmd`` is
+        the order as it would be and ``replacing`` the open order it replaces (left out of
+        the account's open orders and their counts)."""
         symbol, side, qty = cmd["s"], cmd["side"], cmd["qty"]
         x = self.exchanges[symbol]
         limits = self.risk.limits(self.accounts[account], x.instrument)
@@ -265,13 +269,12 @@ class TradingVenue:
                 f"{x.instrument.tick.to_str(ref)}",
             )
         acct = self.state[account]
-        if len(acct.open_orders) >= limits.max_open_orders:
+        others = [o for o in acct.open_orders.values() if o is not replacing]
+        if replacing is None and len(others) >= limits.max_open_orders:
             return "max_open_orders", f"{limits.max_open_orders} orders are already open"
         if limits.max_position:
             pos = acct.positions.get(symbol, 0)
-            same_side = sum(
-                o.leaves for o in acct.open_orders.values() if o.symbol == symbol and o.side == side
-            )
+            same_side = sum(o.leaves for o in others if o.symbol == symbol and o.side == side)
             exposure = pos + same_side + qty if side == 0 else -pos + same_side + qty
             if exposure > limits.max_position:
                 return (
@@ -281,7 +284,7 @@ class TradingVenue:
         if side == 0 and acct.cash is not None:
             committed = sum(
                 (o.price or self.reference_price(o.symbol)) * o.leaves * self.scale[o.symbol]
-                for o in acct.open_orders.values()
+                for o in others
                 if o.side == 0
             )
             needed = committed + price * qty * self.scale[symbol]
@@ -334,6 +337,11 @@ class TradingVenue:
         if self.symbol_state[found.symbol] != "open":
             state = self.symbol_state[found.symbol]
             return Reject(f"symbol_{state}", f"{found.symbol} is {state}")
+        # The replaced order must pass the same limits as a new one of that price and size.
+        as_new = {"s": found.symbol, "side": found.side, "qty": qty, "px": price, "stop": 0}
+        problem = self._risk(account, as_new, replacing=found)
+        if problem is not None:
+            return Reject(problem[0], problem[1], found.cl_ord_id)
         return {
             "k": "replace",
             "a": account,

@@ -285,3 +285,24 @@ def test_a_restored_snapshot_continues_exactly() -> None:
     first_cl = next(iter(v.state[ALICE].orders_by_cl))
     reused = copy.check(ALICE, new(first_cl, price="1.00"), 1)
     assert isinstance(reused, Reject) and reused.reason == "duplicate_cl_ord_id"
+
+
+def test_a_replace_must_pass_the_limits_a_new_order_would() -> None:
+    v, log = venue(Limits(max_qty="0.05", max_position="0.06", buying_power="3000"))
+    run(v, log, ALICE, new("r1", price="64900.00", qty="0.01"))
+    before = state(v)
+    cases = [
+        ({"qty": "0.5"}, "max_qty"),
+        ({"price": "90000.00"}, "price_collar"),
+        ({"qty": "0.05", "price": "64000.00"}, "position_limit"),  # with r2 below
+    ]
+    run(v, log, ALICE, new("r2", price="64000.00", qty="0.02"))
+    for change, reason in cases:
+        answer = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "r1", **change}, 5)
+        assert isinstance(answer, Reject) and answer.reason == reason, (change, answer)
+    # Within the limits it goes through, and the order itself is not counted twice.
+    ok = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "r1", "qty": "0.02"}, 5)
+    assert isinstance(ok, dict) and ok["k"] == "replace"  # 1,298 + 1,280 of the 3,000
+    poor = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "r2", "qty": "0.04"}, 5)
+    assert isinstance(poor, Reject) and poor.reason == "buying_power"
+    assert before != state(v)  # r2 was placed; the refused replaces changed nothing more
