@@ -15,11 +15,11 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from feedhandler.output import EVENTS, KINDS
+from feedhandler.output import EVENTS, KINDS, TopTracker
 from feedhandler.simulator import SimulatedExchange
 from hub.bus import Publisher, SnapshotStore
 from hub.config import FeedConfig
-from hub.events import Event
+from hub.events import BookUpdate, Event
 
 log = logging.getLogger("hub.feed")
 
@@ -47,6 +47,7 @@ class Feed:
         self.exchanges = {s: SimulatedExchange(cfg.venue, s, cfg.seed) for s in cfg.symbols}
         self.published = 0
         self.done = asyncio.Event()
+        self.tops = TopTracker()
 
     def health(self) -> dict[str, object]:
         return {
@@ -107,7 +108,12 @@ class Feed:
                 target = self._target(now - started)
                 n = min(target - x.orders, MAX_BATCH)
                 for _ in range(max(0, n)):
-                    batch.extend(x.step(time.time_ns()))
+                    events = x.step(time.time_ns())
+                    batch.extend(events)
+                    if events and isinstance(events[-1], BookUpdate):
+                        top = self.tops.after(events[-1], x.engine.best_bid(), x.engine.best_ask())
+                        if top is not None:
+                            batch.append(top)
                 ORDERS.labels(symbol).inc(max(0, n))
             if batch:
                 await self._publish(batch)

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from hub.bus import Publisher, SnapshotStore
-from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, Trade
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, TopOfBook, Trade
 from orderbook_core import L2Book
 
 log = logging.getLogger("hub.feed")
@@ -45,7 +45,34 @@ KINDS: dict[type, str] = {
     Status: "status",
     Instrument: "instrument",
     BookSnapshot: "snapshot",
+    TopOfBook: "bbo",
 }
+
+
+class TopTracker:
+    """The best bid and ask of each stream as last published: ``after`` returns a
+    TopOfBook when a book update changed either (the one place both publishing paths,
+    FeedOutput and the simulator's Feed, decide it)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+
+    def after(
+        self,
+        update: BookUpdate,
+        bid: tuple[int, int] | None,
+        ask: tuple[int, int] | None,
+    ) -> TopOfBook | None:
+        top = (*(bid or (0, 0)), *(ask or (0, 0)))
+        key = (update.venue, update.symbol)
+        if self._last.get(key) == top:
+            return None
+        self._last[key] = top
+        return TopOfBook(
+            update.venue, update.symbol, update.seq, update.ts_event, update.ts_recv, *top
+        )
+
+
 InstrumentFor = Callable[[str, str], Instrument | None]
 
 
@@ -77,6 +104,7 @@ class FeedOutput:
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self.published = 0
         self.snapshot_errors = 0
+        self.tops = TopTracker()
 
     def _announce(self, events: Sequence[Event]) -> list[Event]:
         """Put each new stream's instrument in front of its first event."""
@@ -99,6 +127,7 @@ class FeedOutput:
         batch = self._announce(events)
         await self.publisher.publish(batch)
         self.published += len(batch)
+        tops: list[Event] = []
         for e in batch:
             EVENTS.labels(e.venue, e.symbol, KINDS[type(e)]).inc()
             if isinstance(e, Instrument):
@@ -110,6 +139,9 @@ class FeedOutput:
             if isinstance(e, BookUpdate):
                 state.book.apply(e.changes)
                 state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
+                top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
+                if top is not None:
+                    tops.append(top)
             elif isinstance(e, Status):
                 state.status, state.reason = e.state, e.reason
                 log.info(
@@ -123,6 +155,11 @@ class FeedOutput:
                 and e.ts_recv > 0
             ):
                 LATENCY.labels(e.venue).observe(max(0, e.ts_recv - e.ts_event) / 1e9)
+        if tops:  # after the updates they follow from (their own topic: order per stream kept)
+            await self.publisher.publish(tops)
+            self.published += len(tops)
+            for t in tops:
+                EVENTS.labels(t.venue, t.symbol, "bbo").inc()
 
     def prime(self, snapshot: BookSnapshot) -> None:
         """Start a stream's published book from a snapshot (a restart from a checkpoint);

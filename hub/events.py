@@ -116,7 +116,24 @@ class Status:
 
 STATES = ("stale", "resynced", "halted", "trading")
 
-Event = BookUpdate | Trade | BookSnapshot | Instrument | Status
+
+@dataclass(frozen=True, slots=True)
+class TopOfBook:
+    """The best bid and ask after book update ``seq``, published when either changed.
+    An empty side has price and size 0."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    ts_recv: int
+    bid_price: int
+    bid_size: int
+    ask_price: int
+    ask_size: int
+
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook
 
 
 def encode(event: Event) -> bytes:
@@ -159,6 +176,19 @@ def encode(event: Event) -> bytes:
                 "ts_event": event.ts_event,
                 "bids": event.bids,
                 "asks": event.asks,
+            }
+        )
+    if isinstance(event, TopOfBook):
+        return orjson.dumps(
+            {
+                "k": "bbo",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "seq": event.seq,
+                "ts_event": event.ts_event,
+                "ts_recv": event.ts_recv,
+                "bid": [event.bid_price, event.bid_size],
+                "ask": [event.ask_price, event.ask_size],
             }
         )
     if isinstance(event, Status):
@@ -276,4 +306,26 @@ def decode(data: bytes) -> Event:
             _int(obj, "ts_event"),
             _int(obj, "ts_recv"),
         )
+    if kind == "bbo":
+        bid, ask = _pair(obj, "bid"), _pair(obj, "ask")
+        return TopOfBook(
+            venue,
+            symbol,
+            _int(obj, "seq"),
+            _int(obj, "ts_event"),
+            _int(obj, "ts_recv"),
+            *bid,
+            *ask,
+        )
     raise BadMessage(f"unknown message kind {kind!r}")
+
+
+def _pair(obj: dict[str, Any], key: str) -> tuple[int, int]:
+    value = obj.get(key)
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(type(v) is int and v >= 0 for v in value)
+    ):
+        raise BadMessage(f"field {key!r} must be [price, size] of non-negative integers")
+    return value[0], value[1]

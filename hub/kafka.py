@@ -20,12 +20,17 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from hub.config import KafkaConfig
 from hub.errors import ServiceUnavailable
-from hub.events import BookUpdate, Event, Instrument, Status, Trade, encode
+from hub.events import BookUpdate, Event, Instrument, Status, TopOfBook, Trade, encode
 
 
 def topic_names(cfg: KafkaConfig) -> dict[str, str]:
     p = cfg.topic_prefix
-    return {"book": f"{p}.book", "trades": f"{p}.trades", "instruments": f"{p}.instruments"}
+    return {
+        "book": f"{p}.book",
+        "trades": f"{p}.trades",
+        "instruments": f"{p}.instruments",
+        "bbo": f"{p}.bbo",
+    }
 
 
 def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
@@ -116,6 +121,8 @@ class KafkaPublisher:
                 topic = self.topics["trades"]
             elif isinstance(event, Instrument):
                 topic = self.topics["instruments"]
+            elif isinstance(event, TopOfBook):
+                topic = self.topics["bbo"]
             else:
                 continue
             futures.append(

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from hub.config import HubConfig
 from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
-from hub.events import Instrument, Trade, decode
+from hub.events import Instrument, TopOfBook, Trade, decode
 from hub.kafka import consumer, start_consumer, topic_names
 from recorder import retention
 from recorder.retention import Retention, set_up
@@ -135,6 +135,7 @@ class Recorder:
         trades: list[Trade],
         instruments: list[Instrument],
         dead: list[DeadLetter],
+        tops: list[TopOfBook],
     ) -> asyncpg.Connection:
         delay = 0.2
         while True:
@@ -142,7 +143,7 @@ class Recorder:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
                 started = time.perf_counter()
-                new = await write_batch(conn, trades, instruments, dead)
+                new = await write_batch(conn, trades, instruments, dead, tops)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new
@@ -176,6 +177,7 @@ class Recorder:
             kcfg,
             topics["trades"],
             topics["instruments"],
+            topics["bbo"],
             group=rcfg.group,
             max_poll_interval_ms=600_000,
         )
@@ -198,6 +200,7 @@ class Recorder:
                 records = await c.getmany(timeout_ms=rcfg.flush_ms, max_records=rcfg.batch_size)
                 trades: list[Trade] = []
                 instruments: list[Instrument] = []
+                tops: list[TopOfBook] = []
                 dead: list[DeadLetter] = []
                 now_ns = time.time_ns()  # one clock read per batch for the future-time check
                 for batch in records.values():
@@ -234,11 +237,13 @@ class Recorder:
                             trades.append(event)
                         elif isinstance(event, Instrument):
                             instruments.append(event)
+                        elif isinstance(event, TopOfBook):
+                            tops.append(event)
                         RECEIVED.labels(type(event).__name__.lower()).inc()
-                if not trades and not instruments and not dead:
+                if not trades and not instruments and not dead and not tops:
                     continue
-                BATCH.observe(len(trades) + len(instruments) + len(dead))
-                conn = await self._write_with_retry(conn, trades, instruments, dead)
+                BATCH.observe(len(trades) + len(instruments) + len(dead) + len(tops))
+                conn = await self._write_with_retry(conn, trades, instruments, dead, tops)
                 for tp, batch in records.items():
                     if batch:
                         self.stored[tp.topic, tp.partition] = batch[-1].offset + 1

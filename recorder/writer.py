@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import BUY, NO_AGGRESSOR, SELL, Instrument, Trade
+from hub.events import BUY, NO_AGGRESSOR, SELL, Instrument, TopOfBook, Trade
 
 BAR_INTERVALS = (1, 60, 300, 3600, 86400)
 """Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
@@ -123,11 +123,17 @@ def trade_problem(t: Trade, now_ns: int | None = None) -> str | None:
     return None
 
 
+def _time(ts_ns: int) -> datetime:
+    """Event time in ns as a timestamptz (microseconds, as PostgreSQL keeps them)."""
+    micros = ts_ns // 1000
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
+        microsecond=micros % 1_000_000
+    )
+
+
 def trade_row(t: Trade) -> tuple[Any, ...]:
-    micros = t.ts_event // 1000
-    ts = datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(microsecond=micros % 1_000_000)
     return (
-        ts,
+        _time(t.ts_event),
         t.venue,
         t.symbol,
         t.seq,
@@ -140,11 +146,54 @@ def trade_row(t: Trade) -> tuple[Any, ...]:
     )
 
 
+TOP_COLUMNS = (
+    "time",
+    "venue",
+    "symbol",
+    "seq",
+    "bid_ticks",
+    "bid_lots",
+    "ask_ticks",
+    "ask_lots",
+)
+
+
+def top_row(q: TopOfBook) -> tuple[Any, ...]:
+    return (
+        _time(q.ts_event),
+        q.venue,
+        q.symbol,
+        q.seq,
+        q.bid_price,
+        q.bid_size,
+        q.ask_price,
+        q.ask_size,
+    )
+
+
+async def write_tops(conn: asyncpg.Connection, tops: list[TopOfBook]) -> int:
+    """Top-of-book rows, re-delivery harmless (inside the caller's transaction)."""
+    if not tops:
+        return 0
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS tops_in (LIKE top_of_book INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(
+        "tops_in", records=[top_row(q) for q in tops], columns=TOP_COLUMNS
+    )
+    status = await conn.execute(
+        "INSERT INTO top_of_book SELECT * FROM tops_in ON CONFLICT DO NOTHING"
+    )
+    return int(status.split()[-1])
+
+
 async def write_batch(
     conn: asyncpg.Connection,
     trades: list[Trade],
     instruments: list[Instrument],
     dead: list[DeadLetter] | None = None,
+    tops: list[TopOfBook] | None = None,
 ) -> int:
     """Write one batch in one transaction; return how many trades were new."""
     async with conn.transaction():
@@ -165,6 +214,8 @@ async def write_batch(
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 [(d.topic, d.partition, d.offset, d.reason, d.raw) for d in dead],
             )
+        if tops:
+            await write_tops(conn, tops)
         if not trades:
             return 0
         await conn.execute(

@@ -4,6 +4,7 @@ the same figure computed independently in Python."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -15,10 +16,10 @@ import asyncpg
 import pytest
 
 from hub.db import migrate
-from hub.events import Instrument, Trade
+from hub.events import Instrument, TopOfBook, Trade
 from recorder.writer import DeadLetter, write_batch
 from tests.conftest import ROOT
-from tests.recorder.test_writer import make_trades
+from tests.recorder.test_writer import T0, make_trades
 
 pytestmark = pytest.mark.services
 TICK = Decimal("0.01")
@@ -47,6 +48,33 @@ def data() -> tuple[list[Trade], list[Trade]]:
         for t in make_trades(12, 500)
     ]
     return sim, other
+
+
+def tops() -> list[TopOfBook]:
+    """Top-of-book changes over three hours for both symbols; some with an empty side."""
+    rng = random.Random(13)
+    out = []
+    for seq in range(1, 1500):
+        symbol = rng.choice(["BTC-USD", "ETH-USD"])
+        ts = T0 + seq * 7 * 10**9 + rng.randrange(10**9)
+        bid = rng.randrange(99_000, 100_000)
+        ask = bid + rng.randrange(1, 50)
+        if rng.random() < 0.03:
+            bid = 0  # no bids for a moment: no spread
+        out.append(
+            TopOfBook(
+                "SIM",
+                symbol,
+                seq,
+                ts,
+                ts,
+                bid,
+                rng.randrange(1, 500) if bid else 0,
+                ask,
+                rng.randrange(1, 500),
+            )
+        )
+    return out
 
 
 def micros(t: Trade) -> int:
@@ -116,6 +144,22 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
         ]
     if name == "dead_letters":
         return [("md.trades", 0, 9, "non-positive size 0"), ("md.trades", 0, 8, "undecodable")]
+    if name == "spread_per_minute":
+        minutes: dict[tuple[str, int], list[TopOfBook]] = defaultdict(list)
+        for q in tops():
+            if q.bid_price and q.ask_price:
+                minutes[q.symbol, q.ts_event // 1000 // (60 * 10**6)].append(q)
+        return [
+            (
+                when(m * 60 * 10**6),
+                s,
+                Decimal(sum(q.ask_price - q.bid_price for q in qs)) / len(qs) * TICK,
+                max(q.ask_price - q.bid_price for q in qs) * TICK,
+                Decimal(sum(q.bid_size + q.ask_size for q in qs)) * LOT / len(qs),
+                len(qs),
+            )
+            for (s, m), qs in sorted(minutes.items())
+        ]
     raise AssertionError(f"no independent answer for query {name!r}")
 
 
@@ -136,6 +180,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
         "feed_gaps",
         "venue_comparison",
         "dead_letters",
+        "spread_per_minute",
     }
 
     async def scenario() -> None:
@@ -155,6 +200,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
                     DeadLetter("md.trades", 0, 9, "non-positive size 0", b"y"),
                 ],
             )
+            await write_batch(conn, [], [], tops=tops())
             await conn.execute(
                 'UPDATE dead_letters SET recorded_at = now() + make_interval(secs => "offset")'
             )

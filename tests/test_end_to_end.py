@@ -18,6 +18,7 @@ import redis
 from fanout.client import BookMirror, connect, messages, mirror_for, request
 from feedhandler.simulator import SimulatedExchange
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
+from orderbook_core import L2Book
 
 pytestmark = pytest.mark.services
 
@@ -26,17 +27,28 @@ SEED = 42
 ORDERS = 3000
 
 
+TOPS: dict[str, list[tuple[Any, ...]]] = {}
+"""Per symbol: (seq, bid, bid size, ask, ask size) at every update that moved the top."""
+
+
 def rebuild(symbol: str) -> tuple[SimulatedExchange, list[Trade], int]:
-    """What the feed must have produced for one symbol: final book, trades, last book seq."""
+    """What the feed must have produced for one symbol: final book, trades, last book seq
+    (and, in TOPS, the top-of-book changes, from a book rebuilt out of the updates alone)."""
     x = SimulatedExchange("SIM", symbol, SEED)
     trades: list[Trade] = []
     seq = 0
+    book, tops, last = L2Book(), TOPS.setdefault(symbol, []), None
     for _ in range(ORDERS):
         for e in x.step(0):
             if isinstance(e, Trade):
                 trades.append(e)
             elif isinstance(e, BookUpdate):
                 seq = e.seq
+                book.apply(e.changes)
+                top = (*(book.best_bid() or (0, 0)), *(book.best_ask() or (0, 0)))
+                if top != last:
+                    tops.append((seq, *top))
+                    last = top
     return x, trades, seq
 
 
@@ -167,6 +179,18 @@ def test_feed_to_fanout_redis_and_timescaledb(
         ).fetchone()  # type: ignore[misc]
         inst = expected["BTC-USD"][0].instrument
         assert (price, size) == (inst.tick.to_str(first.price), inst.lot.to_str(first.size))
+        # Every top-of-book change, once, as a book rebuilt from the updates says.
+        want_tops = [(s, *t) for s in sorted(SYMBOLS) for t in TOPS[s]]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            tops = conn.execute(
+                "SELECT symbol, seq, bid_ticks, bid_lots, ask_ticks, ask_lots FROM top_of_book "
+                "ORDER BY symbol, seq"
+            ).fetchall()
+            if len(tops) >= len(want_tops):
+                break
+            time.sleep(0.3)
+        assert [tuple(r) for r in tops] == want_tops and len(want_tops) > 1000
 
     for p in (fanout, feed, recorder):
         assert p.stop() == 0, p.stderr()

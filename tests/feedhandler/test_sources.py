@@ -260,3 +260,21 @@ def test_itch_event_times_are_epoch_when_the_name_has_the_day(tmp_path: Path) ->
     plain = consume(itch_batches(path.parent / "plain.itch", ["AAPL"], print))
     assert len(c.prints) == len(plain.prints) > 0
     assert [t.ts_event - midnight for t in c.prints] == [t.ts_event for t in plain.prints]
+
+
+def test_top_tracker_reports_only_changes_of_the_best_levels() -> None:
+    from feedhandler.output import TopTracker
+    from hub.events import TopOfBook
+
+    tracker = TopTracker()
+
+    def update(seq: int) -> BookUpdate:
+        return BookUpdate("V", "S", seq, seq * 10, seq * 10 + 1, ())
+
+    assert tracker.after(update(1), (100, 5), None) == TopOfBook("V", "S", 1, 10, 11, 100, 5, 0, 0)
+    assert tracker.after(update(2), (100, 5), None) is None  # a deeper level moved
+    assert tracker.after(update(3), (100, 6), (101, 1)) == TopOfBook(
+        "V", "S", 3, 30, 31, 100, 6, 101, 1
+    )
+    other = BookUpdate("V", "T", 1, 1, 1, ())
+    assert tracker.after(other, (100, 6), (101, 1)) is not None  # streams are separate

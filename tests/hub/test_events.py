@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hub.errors import BadMessage
-from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade, decode, encode
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, TopOfBook, Trade, decode, encode
 
 EVENTS: list[Event] = [
     BookUpdate(
@@ -17,6 +17,8 @@ EVENTS: list[Event] = [
     Trade("SIM", "BTC-USD", 3, "3", 6_500_000, 5, 1, 10, 11),
     BookSnapshot("SIM", "BTC-USD", 9, 12, ((100, 1), (99, 2)), ((101, 3),)),
     Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
+    TopOfBook("SIM", "BTC-USD", 7, 10, 11, 6_500_000, 12, 6_500_100, 3),
+    TopOfBook("SIM", "BTC-USD", 8, 10, 11, 0, 0, 6_500_100, 3),  # no bids
 ]
 
 
@@ -60,6 +62,11 @@ def test_wire_bytes_are_stable() -> None:
             b'{"k":"trade","venue":"SIM","symbol":"X","seq":1,"trade_id":"1","price":1,"size":1,'
             b'"side":3,"ts_event":1,"ts_recv":1}',
             "trade side must be 0, 1 or 2, got 3",
+        ),
+        (
+            b'{"k":"bbo","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"ts_recv":1,'
+            b'"bid":[1,-2],"ask":[3,4]}',
+            "'bid' must be \\[price, size\\] of non-negative integers",
         ),
     ],
 )

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from hub.db import migrate
-from hub.events import Instrument, Trade
+from hub.events import Instrument, TopOfBook, Trade
 from recorder.writer import BAR_INTERVALS, DeadLetter, trade_problem, write_batch
 
 pytestmark = pytest.mark.services
@@ -127,6 +127,35 @@ def test_bars_equal_trades_with_redelivery_and_late_trades(database: str) -> Non
                 name: sum(t.side == n for t in trades)
                 for n, name in enumerate(("buy", "sell", "none"))
             }
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_top_of_book_rows_are_stored_once(database: str) -> None:
+    migrate(database)
+    tops = [
+        TopOfBook("SIM", "BTC-USD", seq, T0 + seq * 1000, T0, 6_500_000 - seq, seq, 6_500_100, 2)
+        for seq in range(1, 301)
+    ]
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [Instrument("SIM", "BTC-USD", "0.01", "0.0001")]
+            await write_batch(conn, [], inst, tops=tops[:200])
+            await write_batch(conn, [], [], tops=tops[100:])  # half of it again
+            rows = await conn.fetch(
+                "SELECT seq, bid_ticks, bid_lots, ask_ticks, ask_lots FROM top_of_book ORDER BY seq"
+            )
+            assert [tuple(r) for r in rows] == [
+                (q.seq, q.bid_price, q.bid_size, q.ask_price, q.ask_size) for q in tops
+            ]
+            spread = await conn.fetchval(
+                "SELECT spread::text FROM top_of_book_decimal WHERE seq = 100"
+            )
+            assert spread == "2.00"  # (6,500,100 - 6,499,900) ticks of 0.01
         finally:
             await conn.close()
 
