@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from feedhandler.output import EVENTS, KINDS, TopTracker
+from feedhandler.output import EVENTS, KINDS, TopTracker, publish_depth, top_levels
 from feedhandler.simulator import SimulatedExchange
 from hub.bus import Publisher, SnapshotStore
 from hub.config import FeedConfig
@@ -70,18 +70,22 @@ class Feed:
 
     async def store_snapshots(self, exchanges: Iterable[SimulatedExchange]) -> None:
         """Store each book's snapshot; a store outage is logged and retried next interval."""
+        depth = []
         for x in exchanges:
             SEQ.labels(x.instrument.venue, x.instrument.symbol).set(x.book_seq)
+            snap = x.snapshot()
+            depth.append(top_levels(snap))
             try:
-                await self.snapshots.put(x.snapshot())
+                await self.snapshots.put(snap)
             except Exception as exc:
                 SNAPSHOT_ERRORS.inc()
                 log.warning(
                     "snapshot store write failed; books keep flowing, retry next interval",
                     extra={"symbol": x.instrument.symbol, "error": repr(exc)},
                 )
-                return
+                break
             SNAPSHOTS.inc()
+        await publish_depth(self.publisher, depth)
 
     async def run(self) -> None:
         """Run until cancelled; with ``max_orders`` set, stop generating after that many."""

@@ -49,6 +49,28 @@ KINDS: dict[type, str] = {
 }
 
 
+DEPTH_LEVELS = 10
+"""Levels per side in the periodic snapshots published for the recorder."""
+
+
+def top_levels(snap: BookSnapshot, n: int = DEPTH_LEVELS) -> BookSnapshot:
+    return BookSnapshot(
+        snap.venue, snap.symbol, snap.seq, snap.ts_event, snap.bids[:n], snap.asks[:n]
+    )
+
+
+async def publish_depth(publisher: Publisher, snaps: list[BookSnapshot]) -> None:
+    """Publish periodic top-N snapshots of books that have had an update; a failure is
+    logged (the next interval sends newer ones)."""
+    snaps = [s for s in snaps if s.seq > 0]
+    if not snaps:
+        return
+    try:
+        await publisher.publish(snaps)
+    except Exception as exc:
+        log.warning("depth snapshots not published", extra={"error": repr(exc)})
+
+
 class TopTracker:
     """The best bid and ask of each stream as last published: ``after`` returns a
     TopOfBook when a book update changed either (the one place both publishing paths,
@@ -171,23 +193,26 @@ class FeedOutput:
         state.seq, state.ts_event, state.dirty = snapshot.seq, snapshot.ts_event, True
 
     async def store_snapshots(self) -> None:
-        """Store the snapshot of every book that changed; an outage is logged, retried later."""
+        """Store the snapshot of every book that changed (an outage is logged, retried
+        later) and publish its top DEPTH_LEVELS for the recorder."""
+        depth: list[BookSnapshot] = []
         for (venue, symbol), state in self.streams.items():
             if not state.dirty:
                 continue
             bids, asks = state.book.snapshot()
+            snap = BookSnapshot(venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks))
+            depth.append(top_levels(snap))
             try:
-                await self.snapshots.put(
-                    BookSnapshot(venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks))
-                )
+                await self.snapshots.put(snap)
             except Exception as exc:
                 self.snapshot_errors += 1
                 log.warning(
                     "snapshot store write failed; books keep flowing, retry next interval",
                     extra={"venue": venue, "symbol": symbol, "error": repr(exc)},
                 )
-                return
+                break
             state.dirty = False
+        await publish_depth(self.publisher, depth)
 
     def health(self) -> dict[str, Any]:
         return {

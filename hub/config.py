@@ -25,7 +25,7 @@ class KafkaConfig:
     bootstrap: str = "127.0.0.1:39092"
     """host:port list of the Kafka brokers."""
     topic_prefix: str = "md"
-    """Topics are <prefix>.book, <prefix>.trades, <prefix>.instruments and <prefix>.bbo."""
+    """Topics are <prefix>.book, .trades, .instruments, .bbo and .depth."""
     partitions: int = 8
     """Partitions of topics the hub creates (keyed by symbol)."""
     idempotent: bool = False

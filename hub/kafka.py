@@ -20,7 +20,16 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from hub.config import KafkaConfig
 from hub.errors import ServiceUnavailable
-from hub.events import BookUpdate, Event, Instrument, Status, TopOfBook, Trade, encode
+from hub.events import (
+    BookSnapshot,
+    BookUpdate,
+    Event,
+    Instrument,
+    Status,
+    TopOfBook,
+    Trade,
+    encode,
+)
 
 
 def topic_names(cfg: KafkaConfig) -> dict[str, str]:
@@ -30,6 +39,7 @@ def topic_names(cfg: KafkaConfig) -> dict[str, str]:
         "trades": f"{p}.trades",
         "instruments": f"{p}.instruments",
         "bbo": f"{p}.bbo",
+        "depth": f"{p}.depth",
     }
 
 
@@ -123,6 +133,8 @@ class KafkaPublisher:
                 topic = self.topics["instruments"]
             elif isinstance(event, TopOfBook):
                 topic = self.topics["bbo"]
+            elif isinstance(event, BookSnapshot):
+                topic = self.topics["depth"]
             else:
                 continue
             futures.append(

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from hub.config import HubConfig
 from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
-from hub.events import Instrument, TopOfBook, Trade, decode
+from hub.events import BookSnapshot, Instrument, TopOfBook, Trade, decode
 from hub.kafka import consumer, start_consumer, topic_names
 from recorder import retention
 from recorder.retention import Retention, set_up
@@ -136,6 +136,7 @@ class Recorder:
         instruments: list[Instrument],
         dead: list[DeadLetter],
         tops: list[TopOfBook],
+        snaps: list[BookSnapshot],
     ) -> asyncpg.Connection:
         delay = 0.2
         while True:
@@ -143,7 +144,7 @@ class Recorder:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
                 started = time.perf_counter()
-                new = await write_batch(conn, trades, instruments, dead, tops)
+                new = await write_batch(conn, trades, instruments, dead, tops, snaps)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new
@@ -178,6 +179,7 @@ class Recorder:
             topics["trades"],
             topics["instruments"],
             topics["bbo"],
+            topics["depth"],
             group=rcfg.group,
             max_poll_interval_ms=600_000,
         )
@@ -201,6 +203,7 @@ class Recorder:
                 trades: list[Trade] = []
                 instruments: list[Instrument] = []
                 tops: list[TopOfBook] = []
+                snaps: list[BookSnapshot] = []
                 dead: list[DeadLetter] = []
                 now_ns = time.time_ns()  # one clock read per batch for the future-time check
                 for batch in records.values():
@@ -239,11 +242,13 @@ class Recorder:
                             instruments.append(event)
                         elif isinstance(event, TopOfBook):
                             tops.append(event)
+                        elif isinstance(event, BookSnapshot):
+                            snaps.append(event)
                         RECEIVED.labels(type(event).__name__.lower()).inc()
-                if not trades and not instruments and not dead and not tops:
+                if not (trades or instruments or dead or tops or snaps):
                     continue
-                BATCH.observe(len(trades) + len(instruments) + len(dead) + len(tops))
-                conn = await self._write_with_retry(conn, trades, instruments, dead, tops)
+                BATCH.observe(len(trades) + len(instruments) + len(dead) + len(tops) + len(snaps))
+                conn = await self._write_with_retry(conn, trades, instruments, dead, tops, snaps)
                 for tp, batch in records.items():
                     if batch:
                         self.stored[tp.topic, tp.partition] = batch[-1].offset + 1

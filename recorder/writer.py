@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import BUY, NO_AGGRESSOR, SELL, Instrument, TopOfBook, Trade
+from hub.events import BUY, NO_AGGRESSOR, SELL, BookSnapshot, Instrument, TopOfBook, Trade
 
 BAR_INTERVALS = (1, 60, 300, 3600, 86400)
 """Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
@@ -188,12 +188,55 @@ async def write_tops(conn: asyncpg.Connection, tops: list[TopOfBook]) -> int:
     return int(status.split()[-1])
 
 
+SNAPSHOT_COLUMNS = (
+    "time",
+    "venue",
+    "symbol",
+    "seq",
+    "bid_ticks",
+    "bid_lots",
+    "ask_ticks",
+    "ask_lots",
+)
+
+
+def snapshot_row(s: BookSnapshot) -> tuple[Any, ...]:
+    return (
+        _time(s.ts_event),
+        s.venue,
+        s.symbol,
+        s.seq,
+        [p for p, _q in s.bids],
+        [q for _p, q in s.bids],
+        [p for p, _q in s.asks],
+        [q for _p, q in s.asks],
+    )
+
+
+async def write_snapshots(conn: asyncpg.Connection, snaps: list[BookSnapshot]) -> int:
+    """Top-N snapshot rows, each book state once (inside the caller's transaction)."""
+    if not snaps:
+        return 0
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS snapshots_in (LIKE book_snapshots INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(
+        "snapshots_in", records=[snapshot_row(s) for s in snaps], columns=SNAPSHOT_COLUMNS
+    )
+    status = await conn.execute(
+        "INSERT INTO book_snapshots SELECT * FROM snapshots_in ON CONFLICT DO NOTHING"
+    )
+    return int(status.split()[-1])
+
+
 async def write_batch(
     conn: asyncpg.Connection,
     trades: list[Trade],
     instruments: list[Instrument],
     dead: list[DeadLetter] | None = None,
     tops: list[TopOfBook] | None = None,
+    snapshots: list[BookSnapshot] | None = None,
 ) -> int:
     """Write one batch in one transaction; return how many trades were new."""
     async with conn.transaction():
@@ -216,6 +259,8 @@ async def write_batch(
             )
         if tops:
             await write_tops(conn, tops)
+        if snapshots:
+            await write_snapshots(conn, snapshots)
         if not trades:
             return 0
         await conn.execute(

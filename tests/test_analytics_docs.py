@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from hub.db import migrate
-from hub.events import Instrument, TopOfBook, Trade
+from hub.events import BookSnapshot, Instrument, TopOfBook, Trade
 from recorder.writer import DeadLetter, write_batch
 from tests.conftest import ROOT
 from tests.recorder.test_writer import T0, make_trades
@@ -74,6 +74,20 @@ def tops() -> list[TopOfBook]:
                 rng.randrange(1, 500),
             )
         )
+    return out
+
+
+def snapshots() -> list[BookSnapshot]:
+    """Top-10 snapshots every 20 s for two hours, both symbols, 3 to 10 levels a side."""
+    rng = random.Random(17)
+    out = []
+    for i in range(360):
+        for symbol in ("BTC-USD", "ETH-USD"):
+            ts = T0 + i * 20 * 10**9
+            mid = 100_000 + rng.randrange(-50, 50)
+            bids = tuple((mid - k, rng.randrange(1, 900)) for k in range(1, rng.randrange(4, 11)))
+            asks = tuple((mid + k, rng.randrange(1, 900)) for k in range(1, rng.randrange(4, 11)))
+            out.append(BookSnapshot("SIM", symbol, i + 1, ts, bids, asks))
     return out
 
 
@@ -144,6 +158,20 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
         ]
     if name == "dead_letters":
         return [("md.trades", 0, 9, "non-positive size 0"), ("md.trades", 0, 8, "undecodable")]
+    if name == "depth_per_minute":
+        books: dict[tuple[str, int], list[BookSnapshot]] = defaultdict(list)
+        for snap in snapshots():
+            books[snap.symbol, snap.ts_event // 1000 // (60 * 10**6)].append(snap)
+        return [
+            (
+                when(m * 60 * 10**6),
+                s,
+                Decimal(sum(sum(q for _p, q in x.bids[:5]) for x in xs)) / len(xs),
+                Decimal(sum(sum(q for _p, q in x.asks[:5]) for x in xs)) / len(xs),
+                len(xs),
+            )
+            for (s, m), xs in sorted(books.items())
+        ]
     if name == "spread_per_minute":
         minutes: dict[tuple[str, int], list[TopOfBook]] = defaultdict(list)
         for q in tops():
@@ -181,6 +209,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
         "venue_comparison",
         "dead_letters",
         "spread_per_minute",
+        "depth_per_minute",
     }
 
     async def scenario() -> None:
@@ -200,7 +229,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
                     DeadLetter("md.trades", 0, 9, "non-positive size 0", b"y"),
                 ],
             )
-            await write_batch(conn, [], [], tops=tops())
+            await write_batch(conn, [], [], tops=tops(), snapshots=snapshots())
             await conn.execute(
                 'UPDATE dead_letters SET recorded_at = now() + make_interval(secs => "offset")'
             )

@@ -29,6 +29,8 @@ ORDERS = 3000
 
 TOPS: dict[str, list[tuple[Any, ...]]] = {}
 """Per symbol: (seq, bid, bid size, ask, ask size) at every update that moved the top."""
+DEPTH: dict[str, dict[int, tuple[Any, ...]]] = {}
+"""Per symbol and book seq: the top 10 levels as the recorder's arrays."""
 
 
 def rebuild(symbol: str) -> tuple[SimulatedExchange, list[Trade], int]:
@@ -49,6 +51,13 @@ def rebuild(symbol: str) -> tuple[SimulatedExchange, list[Trade], int]:
                 if top != last:
                     tops.append((seq, *top))
                     last = top
+                bids, asks = book.snapshot(10)
+                DEPTH.setdefault(symbol, {})[seq] = (
+                    [p for p, _ in bids],
+                    [q for _, q in bids],
+                    [p for p, _ in asks],
+                    [q for _, q in asks],
+                )
     return x, trades, seq
 
 
@@ -191,6 +200,21 @@ def test_feed_to_fanout_redis_and_timescaledb(
                 break
             time.sleep(0.3)
         assert [tuple(r) for r in tops] == want_tops and len(want_tops) > 1000
+        # Periodic top-10 snapshots: each is the book rebuilt from the updates at its seq,
+        # and the final books are there.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            snaps = conn.execute(
+                "SELECT symbol, seq, bid_ticks, bid_lots, ask_ticks, ask_lots "
+                "FROM book_snapshots ORDER BY symbol, seq"
+            ).fetchall()
+            if {(s, expected[s][2]) for s in SYMBOLS} <= {(r[0], r[1]) for r in snaps}:
+                break
+            time.sleep(0.3)
+        assert {(s, expected[s][2]) for s in SYMBOLS} <= {(r[0], r[1]) for r in snaps}
+        for symbol, seq, *levels in snaps:
+            assert tuple(levels) == DEPTH[symbol][seq], (symbol, seq)
+        assert len(snaps) > 2 * len(SYMBOLS)
 
     for p in (fanout, feed, recorder):
         assert p.stop() == 0, p.stderr()

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from hub.db import migrate
-from hub.events import Instrument, TopOfBook, Trade
+from hub.events import BookSnapshot, Instrument, TopOfBook, Trade
 from recorder.writer import BAR_INTERVALS, DeadLetter, trade_problem, write_batch
 
 pytestmark = pytest.mark.services
@@ -133,7 +133,7 @@ def test_bars_equal_trades_with_redelivery_and_late_trades(database: str) -> Non
     asyncio.run(scenario())
 
 
-def test_top_of_book_rows_are_stored_once(database: str) -> None:
+def test_top_of_book_and_snapshot_rows_are_stored_once(database: str) -> None:
     migrate(database)
     tops = [
         TopOfBook("SIM", "BTC-USD", seq, T0 + seq * 1000, T0, 6_500_000 - seq, seq, 6_500_100, 2)
@@ -156,6 +156,19 @@ def test_top_of_book_rows_are_stored_once(database: str) -> None:
                 "SELECT spread::text FROM top_of_book_decimal WHERE seq = 100"
             )
             assert spread == "2.00"  # (6,500,100 - 6,499,900) ticks of 0.01
+            snaps = [
+                BookSnapshot("SIM", "BTC-USD", seq, T0 + seq, ((99, seq), (98, 1)), ((101, 2),))
+                for seq in (1, 2, 3)
+            ]
+            await write_batch(conn, [], [], snapshots=snaps[:2])
+            await write_batch(conn, [], [], snapshots=snaps)  # sent again with a newer one
+            rows = await conn.fetch(
+                "SELECT seq, bid_ticks, bid_lots, ask_ticks, ask_lots FROM book_snapshots"
+                " ORDER BY seq"
+            )
+            assert [tuple(r) for r in rows] == [
+                (s, [99, 98], [s, 1], [101], [2]) for s in (1, 2, 3)
+            ]
         finally:
             await conn.close()
 
