@@ -146,7 +146,7 @@ def trade_row(t: Trade) -> tuple[Any, ...]:
     )
 
 
-TOP_COLUMNS = (
+BOOK_COLUMNS = (
     "time",
     "venue",
     "symbol",
@@ -156,6 +156,7 @@ TOP_COLUMNS = (
     "ask_ticks",
     "ask_lots",
 )
+"""Columns of top_of_book and book_snapshots (scalars in one, arrays best first in the other)."""
 
 
 def top_row(q: TopOfBook) -> tuple[Any, ...]:
@@ -171,35 +172,6 @@ def top_row(q: TopOfBook) -> tuple[Any, ...]:
     )
 
 
-async def write_tops(conn: asyncpg.Connection, tops: list[TopOfBook]) -> int:
-    """Top-of-book rows, re-delivery harmless (inside the caller's transaction)."""
-    if not tops:
-        return 0
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS tops_in (LIKE top_of_book INCLUDING DEFAULTS) "
-        "ON COMMIT DELETE ROWS"
-    )
-    await conn.copy_records_to_table(
-        "tops_in", records=[top_row(q) for q in tops], columns=TOP_COLUMNS
-    )
-    status = await conn.execute(
-        "INSERT INTO top_of_book SELECT * FROM tops_in ON CONFLICT DO NOTHING"
-    )
-    return int(status.split()[-1])
-
-
-SNAPSHOT_COLUMNS = (
-    "time",
-    "venue",
-    "symbol",
-    "seq",
-    "bid_ticks",
-    "bid_lots",
-    "ask_ticks",
-    "ask_lots",
-)
-
-
 def snapshot_row(s: BookSnapshot) -> tuple[Any, ...]:
     return (
         _time(s.ts_event),
@@ -213,19 +185,21 @@ def snapshot_row(s: BookSnapshot) -> tuple[Any, ...]:
     )
 
 
-async def write_snapshots(conn: asyncpg.Connection, snaps: list[BookSnapshot]) -> int:
-    """Top-N snapshot rows, each book state once (inside the caller's transaction)."""
-    if not snaps:
+async def insert_once(
+    conn: asyncpg.Connection, table: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]
+) -> int:
+    """Binary COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING: re-delivered
+    rows change nothing (inside the caller's transaction). Returns the rows that were new."""
+    if not rows:
         return 0
+    staging = f"{table}_in"
     await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS snapshots_in (LIKE book_snapshots INCLUDING DEFAULTS) "
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) "
         "ON COMMIT DELETE ROWS"
     )
-    await conn.copy_records_to_table(
-        "snapshots_in", records=[snapshot_row(s) for s in snaps], columns=SNAPSHOT_COLUMNS
-    )
+    await conn.copy_records_to_table(staging, records=rows, columns=columns)
     status = await conn.execute(
-        "INSERT INTO book_snapshots SELECT * FROM snapshots_in ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table} SELECT * FROM {staging} ON CONFLICT DO NOTHING"
     )
     return int(status.split()[-1])
 
@@ -257,23 +231,15 @@ async def write_batch(
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 [(d.topic, d.partition, d.offset, d.reason, d.raw) for d in dead],
             )
-        if tops:
-            await write_tops(conn, tops)
-        if snapshots:
-            await write_snapshots(conn, snapshots)
+        await insert_once(conn, "top_of_book", [top_row(q) for q in tops or []], BOOK_COLUMNS)
+        await insert_once(
+            conn, "book_snapshots", [snapshot_row(x) for x in snapshots or []], BOOK_COLUMNS
+        )
         if not trades:
             return 0
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-        await conn.copy_records_to_table(
-            "trades_in", records=[trade_row(t) for t in trades], columns=TRADE_COLUMNS
-        )
-        status = await conn.execute(
-            "INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING"
-        )
+        # The bars below are recomputed for the buckets of what is still in trades_in.
+        new = await insert_once(conn, "trades", [trade_row(t) for t in trades], TRADE_COLUMNS)
         await conn.execute(RECOMPUTE_BARS_FROM_TRADES, BAR_INTERVALS[0])
         for interval, child in BAR_PARENTS:
             await conn.execute(RECOMPUTE_BARS_FROM_CHILDREN, interval, child)
-        return int(status.split()[-1])
+        return new
