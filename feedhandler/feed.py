@@ -109,7 +109,7 @@ class Feed:
             now = time.monotonic()
             batch: list[Event] = []
             for symbol, x in self.exchanges.items():
-                target = self._target(now - started)
+                target = paced_target(now - started, self.cfg.rate, self.cfg.max_orders)
                 n = min(target - x.orders, MAX_BATCH)
                 for _ in range(max(0, n)):
                     events = x.step(time.time_ns())
@@ -132,13 +132,16 @@ class Feed:
                 self.done.set()
             await asyncio.sleep(STEP_INTERVAL if batch or self._finished() else 0.001)
 
-    def _target(self, elapsed: float) -> int:
-        limit = self.cfg.max_orders or (1 << 62)
-        if self.cfg.rate <= 0:
-            return limit
-        return min(limit, int(elapsed * self.cfg.rate))
-
     def _finished(self) -> bool:
         return self.cfg.max_orders > 0 and all(
             x.orders >= self.cfg.max_orders for x in self.exchanges.values()
         )
+
+
+def paced_target(elapsed: float, rate: float, max_orders: int) -> int:
+    """Orders per symbol the simulated flow should have generated after ``elapsed`` seconds
+    at ``rate`` per second (0: as fast as possible), capped at ``max_orders`` (0: none)."""
+    limit = max_orders or (1 << 62)
+    if rate <= 0:
+        return limit
+    return min(limit, int(elapsed * rate))

@@ -32,6 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from feedhandler.feed import paced_target
 from feedhandler.output import FeedOutput
 from feedhandler.simulator import SimulatedExchange
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
@@ -178,7 +179,6 @@ class OrderPath:
         self._batch: list[_Pending] = []
         self._wake = asyncio.Event()
         self.recovered = 0
-        self.sim_orders = 0
         self._stopping = False
         self._counters: dict[str, Any] = {}
         self._due: tuple[bytes, int] | None = None
@@ -243,7 +243,8 @@ class OrderPath:
 
     def _resend(self, session: Session, original: Report, received: float) -> None:
         # Through the committer: the original may still be waiting for its commit.
-        self._batch.append(_Pending(Outcome(reports=[(session.account.id, original)]), session))
+        outcome = Outcome(reports=[(session.account.id, original)])
+        self._batch.append(_Pending(outcome, session, received))
         self._wake.set()
 
     async def committer(self) -> None:
@@ -321,14 +322,12 @@ class OrderPath:
         done = dict.fromkeys(self.venue.exchanges, 0)
         while True:
             elapsed = time.monotonic() - started
-            for symbol, x in self.venue.exchanges.items():
-                target = _target(elapsed, self.feed.rate, self.feed.max_orders)
+            target = paced_target(elapsed, self.feed.rate, self.feed.max_orders)
+            for symbol in self.venue.exchanges:
                 n = min(target - done[symbol], 2000)
                 if n > 0:
                     self.submit({"k": "sim", "s": symbol, "n": n, "ts": time.time_ns()})
                     done[symbol] += n
-                    self.sim_orders += n
-                    x.orders = done[symbol]
             await asyncio.sleep(0.01)
 
     # --- sessions -------------------------------------------------------------------
@@ -572,10 +571,3 @@ class OrderPath:
 
 def _send(session: Session, message: Mapping[str, Any]) -> None:
     session.send(orjson.dumps(message))
-
-
-def _target(elapsed: float, rate: float, max_orders: int) -> int:
-    limit = max_orders or (1 << 62)
-    if rate <= 0:
-        return limit
-    return min(limit, int(elapsed * rate))

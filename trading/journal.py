@@ -94,7 +94,6 @@ class Journal:
         self.commits = 0
         self.checkpoints = 0
         self.committed = len(self.recovered)
-        self.bytes = good
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():
@@ -185,7 +184,6 @@ class Journal:
             self.commits += 1
             self.committed += len(batch)
             self.in_file += len(batch)
-            self.bytes += len(data)
             return len(batch)
 
     def commit_now(self) -> int:
