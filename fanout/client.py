@@ -1,36 +1,58 @@
-"""A client of the hub's public WebSocket protocol that keeps exact books.
+"""An asyncio client of the hub's public WebSocket protocol that keeps exact books.
 
-``BookMirror`` applies snapshot and book messages for one stream, checks
-that seqs are contiguous, and holds prices and sizes as integer ticks and
-lots (parsed exactly from the decimal strings with the stream's units).
+``BookMirror`` applies snapshot and book messages of one book subscription,
+checks seq ranges and checksums, and holds prices and sizes as integer ticks
+and lots (parsed exactly from the decimal strings with the stream's units).
+
+``HubClient`` connects (API key, token or anonymous), subscribes, keeps a
+mirror per book, pings, and on a lost connection reconnects and resumes each
+book from the last seq it applied (``resume_from``): the node replays what it
+missed or sends a fresh snapshot, and the client is told which happened.
+Iterate ``client.messages()`` for every message after it has been applied.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from hub.decimals import Unit
+from orderbook_core.types import checksum as book_checksum
+
+CHECKSUM_LEVELS = 10
 
 
 class SequenceGap(Exception):
     """A book message did not follow the last applied seq."""
 
 
-class BookMirror:
-    """An exact copy of one L2 book built from the public protocol."""
+class ChecksumMismatch(Exception):
+    """The mirror's top levels do not hash to the checksum the node sent."""
 
-    def __init__(self, tick_size: str, lot_size: str) -> None:
+
+class BookMirror:
+    """An exact copy of one L2 book (or its top ``depth`` levels) built from the protocol."""
+
+    def __init__(self, tick_size: str, lot_size: str, depth: int = 0) -> None:
         self.tick = Unit(tick_size)
         self.lot = Unit(lot_size)
+        self.top_n = depth
+        """Levels per side the subscription holds (0: the full book)."""
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.seq: int | None = None
         self.snapshots = 0
         self.updates = 0
+        self.checksums = 0
+        """Checksums verified."""
 
     def _set(self, side: dict[int, int], level: list[str]) -> None:
         price, size = self.tick.to_units(level[0]), self.lot.to_units(level[1])
@@ -39,28 +61,34 @@ class BookMirror:
         else:
             side[price] = size
 
-    def apply(self, msg: dict[str, Any]) -> None:
-        """Apply one snapshot or book message; raise SequenceGap on a missing seq."""
+    def apply(self, msg: dict[str, Any]) -> bool:
+        """Apply one snapshot or book message (False if it was already applied); raise
+        SequenceGap on a missing range and ChecksumMismatch on a wrong book."""
         if msg["type"] == "snapshot":
             self.bids.clear()
             self.asks.clear()
-            for level in msg["bids"]:
-                self._set(self.bids, level)
-            for level in msg["asks"]:
-                self._set(self.asks, level)
-            self.seq = msg["seq"]
             self.snapshots += 1
-            return
-        if self.seq is None or msg["seq"] <= self.seq:
-            return
-        if msg["seq"] != self.seq + 1:
-            raise SequenceGap(f"expected seq {self.seq + 1}, got {msg['seq']}")
+        else:
+            if self.seq is None or msg["seq"] <= self.seq:
+                return False
+            first = msg.get("first", msg["seq"])
+            if first > self.seq + 1:
+                raise SequenceGap(f"expected a message from seq {self.seq + 1}, got {first}")
+            self.updates += 1
         for level in msg["bids"]:
             self._set(self.bids, level)
         for level in msg["asks"]:
             self._set(self.asks, level)
         self.seq = msg["seq"]
-        self.updates += 1
+        if "checksum" in msg:
+            n = min(self.top_n or CHECKSUM_LEVELS, CHECKSUM_LEVELS)
+            mine = book_checksum(self.depth(0)[:n], self.depth(1)[:n])
+            if mine != msg["checksum"]:
+                raise ChecksumMismatch(
+                    f"{msg.get('symbol')} seq {self.seq}: checksum {mine} != {msg['checksum']}"
+                )
+            self.checksums += 1
+        return True
 
     def depth(self, side: int) -> list[tuple[int, int]]:
         levels = self.bids if side == 0 else self.asks
@@ -68,6 +96,12 @@ class BookMirror:
 
     def crossed(self) -> bool:
         return bool(self.bids and self.asks and max(self.bids) >= min(self.asks))
+
+    def best(self, side: int) -> tuple[str, str] | None:
+        levels = self.depth(side)
+        if not levels:
+            return None
+        return self.tick.to_str(levels[0][0]), self.lot.to_str(levels[0][1])
 
 
 async def messages(ws: ClientConnection) -> AsyncIterator[dict[str, Any]]:
@@ -93,4 +127,161 @@ async def mirror_for(ws: ClientConnection, symbol: str) -> BookMirror | None:
     return None
 
 
-__all__ = ["BookMirror", "SequenceGap", "connect", "messages", "mirror_for", "request"]
+def _key(msg: dict[str, Any]) -> tuple[str, str]:
+    return msg["venue"], msg["symbol"]
+
+
+class HubClient:
+    """A resuming client: ``async with HubClient(url) as c: await c.subscribe([...])``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        deflate: bool = False,
+        ping_s: float = 15.0,
+        reconnect: bool = True,
+    ) -> None:
+        parts = urlsplit(url)
+        self.url = urlunsplit(
+            parts._replace(path=parts.path if parts.path not in ("", "/") else "/ws")
+        )
+        self.token = token
+        self.deflate = deflate
+        self.ping_s = ping_s
+        self.reconnect = reconnect
+        self.ws: ClientConnection | None = None
+        self.streams: dict[tuple[str, str], dict[str, Any]] = {}
+        self.books: dict[tuple[str, str], BookMirror] = {}
+        self.channels: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] = {}
+        self.reconnects = 0
+        self._ids = 0
+        self._pinger: asyncio.Task[None] | None = None
+        self._backlog: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> HubClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        url = self.url
+        if self.deflate:
+            url += ("&" if "?" in url else "?") + "deflate=1"
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        self.ws = await connect(
+            url,
+            additional_headers=headers,
+            compression="deflate" if self.deflate else None,
+            max_size=None,
+            max_queue=None,
+        )
+        self.welcome = await self._expect("welcome")
+        for s in (await self.request({"op": "list"}, "streams"))["streams"]:
+            self.streams[s["venue"], s["symbol"]] = s
+        if self._pinger is None or self._pinger.done():
+            self._pinger = asyncio.create_task(self._ping())
+
+    async def close(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_s)
+            with contextlib.suppress(ConnectionClosed, AttributeError):
+                assert self.ws is not None
+                await self.ws.send(orjson.dumps({"op": "ping"}).decode())
+
+    async def _expect(self, kind: str, ident: Any = None) -> dict[str, Any]:
+        """Read until a message of ``kind`` (with ``id``) arrives; keep the others."""
+        assert self.ws is not None
+        found: dict[str, Any] | None = None
+        while found is None:
+            for msg in orjson.loads(await self.ws.recv()):
+                if found is None and msg["type"] == kind and msg.get("id") == ident:
+                    found = msg
+                else:
+                    self._backlog.append(msg)
+        return found
+
+    async def request(self, message: dict[str, Any], answer: str) -> dict[str, Any]:
+        assert self.ws is not None
+        self._ids += 1
+        message = {**message, "id": self._ids}
+        await self.ws.send(orjson.dumps(message).decode())
+        return await self._expect(answer, self._ids)
+
+    async def subscribe(self, channels: list[dict[str, Any]]) -> dict[str, Any]:
+        """Subscribe; books get a mirror each. Returns the node's answer."""
+        answer = await self.request({"op": "subscribe", "channels": channels}, "subscribed")
+        for item in answer["accepted"]:
+            if item["channel"] == "book":
+                s = self.streams[item["venue"], item["symbol"]]
+                self.books[item["venue"], item["symbol"]] = BookMirror(
+                    s["tick_size"], s["lot_size"], item.get("depth", 0)
+                )
+            wanted = {k: v for k, v in item.items() if k not in ("resume", "replayed")}
+            if wanted not in self.channels:
+                self.channels.append(wanted)
+        return answer
+
+    async def _resume(self) -> dict[str, Any]:
+        """Reconnect and subscribe again, each book from the last seq it applied."""
+        self.reconnects += 1
+        await self.connect()
+        channels = []
+        for item in self.channels:
+            book = self.books.get((item["venue"], item["symbol"]))
+            if item["channel"] == "book" and book is not None and book.seq is not None:
+                channels.append({**item, "resume_from": book.seq})
+            else:
+                channels.append(item)
+        return await self.request({"op": "subscribe", "channels": channels}, "subscribed")
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        """Every message, after its book (if any) has been applied. After a reconnect the
+        resubscription's answer comes as ``{"type": "resumed", ...}``."""
+        while True:
+            while self._backlog:
+                yield self._apply(self._backlog.pop(0))
+            try:
+                assert self.ws is not None
+                frame = await self.ws.recv()
+            except ConnectionClosed:
+                if not self.reconnect:
+                    return
+                while True:
+                    try:
+                        answer = await self._resume()
+                        break
+                    except (OSError, ConnectionClosed):
+                        await asyncio.sleep(0.5)
+                yield {**answer, "type": "resumed", "at": time.time_ns()}
+                continue
+            for msg in orjson.loads(frame):
+                yield self._apply(msg)
+
+    def _apply(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if msg["type"] in ("snapshot", "book"):
+            book = self.books.get(_key(msg))
+            if book is not None:
+                book.apply(msg)
+        return msg
+
+
+__all__ = [
+    "BookMirror",
+    "ChecksumMismatch",
+    "HubClient",
+    "SequenceGap",
+    "connect",
+    "messages",
+    "mirror_for",
+    "request",
+]

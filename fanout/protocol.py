@@ -1,26 +1,37 @@
-"""The traders' WebSocket protocol: message encoding and request parsing.
+"""The traders' WebSocket protocol: client-request parsing and server-message encoding.
 
-Server frames are JSON arrays of messages, so one frame can carry many
-updates. Prices and sizes are exact decimal strings; times are integer ns.
-Each message is encoded once per update and shared by every subscriber.
+Server frames are JSON arrays of messages, so one frame carries many updates.
+Prices and sizes are exact decimal strings; times are integer ns. Each message
+is encoded once per update and shared by every subscriber of its feed.
 docs/protocol.md is the reference for clients.
+
+Parsing is sans-I/O and total: any input either becomes a ``Request`` or
+raises ``ProtocolError`` with a stable code (fuzzed in the tests).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from hub.events import TRADE_SIDES, BookUpdate, Instrument, Trade
-from orderbook_core import L2Book
+from hub.events import TRADE_SIDES, Bar, Instrument, Trade
 
-CHANNELS = ("book", "trades")
+CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
+CANDLE_INTERVALS = (1, 60, 300, 3600, 86400)
+"""Candle intervals in seconds, the recorder's bar intervals."""
+OPS = ("subscribe", "unsubscribe", "ping", "list", "auth")
+MAX_DEPTH = 1000
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_ITEMS = 200
+"""Most channels in one (un)subscribe request."""
+CHECKSUM_LEVELS = 10
 
 
 class ProtocolError(Exception):
-    """A client request is malformed; ``code`` is the stable error code sent back."""
+    """A client request is malformed or refused; ``code`` is the stable error code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -28,49 +39,184 @@ class ProtocolError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
+class ChannelRequest:
+    """One entry of a (un)subscribe request, validated; ``venue`` may still be unknown."""
+
     channel: str
-    venue: str
     symbol: str
+    venue: str | None = None
+    depth: int = 0
+    """Book levels per side (0: the full book)."""
+    checksum: bool = False
+    interval: int = 0
+    """Candle interval in seconds."""
+    resume_from: int | None = None
+    """The last book seq the client applied (book only)."""
+    raw: Any = None
+
+    def echo(self) -> Any:
+        return self.raw
 
 
-def _levels(inst: Instrument, levels: list[tuple[int, int]]) -> list[list[str]]:
+@dataclass(frozen=True, slots=True)
+class Request:
+    op: str
+    id: Any = None
+    channels: tuple[ChannelRequest | ProtocolError, ...] = ()
+    """Entries that failed validation stay in place as the error to refuse them with."""
+    token: str | None = None
+
+
+def _int_field(item: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = item.get(key)
+    if type(value) is not int or not low <= value <= high:
+        raise ProtocolError("bad_request", f"'{key}' must be an integer from {low} to {high}")
+    return value
+
+
+def _channel(item: Any) -> ChannelRequest:
+    if not isinstance(item, dict):
+        raise ProtocolError("bad_request", "each channel must be an object")
+    channel, symbol, venue = item.get("channel"), item.get("symbol"), item.get("venue")
+    if channel not in CHANNELS:
+        raise ProtocolError(
+            "unknown_channel", f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}"
+        )
+    if not isinstance(symbol, str) or not symbol:
+        raise ProtocolError("bad_request", "'symbol' must be a non-empty string")
+    if venue is not None and (not isinstance(venue, str) or not venue):
+        raise ProtocolError("bad_request", "'venue' must be a non-empty string")
+    depth, interval, resume = 0, 0, None
+    checksum = item.get("checksum", False)
+    if not isinstance(checksum, bool):
+        raise ProtocolError("bad_request", "'checksum' must be true or false")
+    if channel == "book":
+        if "depth" in item:
+            depth = _int_field(item, "depth", 1, MAX_DEPTH)
+        if "resume_from" in item:
+            resume = _int_field(item, "resume_from", 0, 2**63 - 1)
+    elif channel == "candles":
+        interval = item.get("interval", 60)
+        if interval not in CANDLE_INTERVALS or type(interval) is not int:
+            raise ProtocolError(
+                "bad_request",
+                f"'interval' must be one of {', '.join(map(str, CANDLE_INTERVALS))} (seconds)",
+            )
+    checksum = checksum and channel == "book"
+    return ChannelRequest(channel, symbol, venue, depth, checksum, interval, resume, item)
+
+
+def parse_request(data: str | bytes) -> Request:
+    """Parse one client message; raise ProtocolError with a stable code."""
+    if isinstance(data, bytes):
+        raise ProtocolError("binary_frame", "send requests as text frames of JSON")
+    if len(data) > MAX_REQUEST_BYTES:
+        raise ProtocolError("too_large", f"request over {MAX_REQUEST_BYTES} bytes")
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("bad_json", "message is not valid JSON") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("bad_request", "message must be a JSON object")
+    op = msg.get("op")
+    if op not in OPS:
+        raise ProtocolError("unknown_op", f"unknown op {op!r}; expected {', '.join(OPS)}")
+    ident = msg.get("id")
+    if (ident is not None and not isinstance(ident, str | int)) or isinstance(ident, bool):
+        raise ProtocolError("bad_request", "'id' must be a string or an integer")
+    if op == "auth":
+        token = msg.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("bad_request", "'token' must be the API key or a signed JWT")
+        return Request(op, ident, token=token)
+    if op in ("subscribe", "unsubscribe"):
+        items = msg.get("channels")
+        if not isinstance(items, list) or not items:
+            raise ProtocolError("bad_request", "'channels' must be a non-empty list")
+        if len(items) > MAX_ITEMS:
+            raise ProtocolError("too_many", f"at most {MAX_ITEMS} channels per request")
+        parsed: list[ChannelRequest | ProtocolError] = []
+        for item in items:
+            try:
+                parsed.append(_channel(item))
+            except ProtocolError as exc:
+                parsed.append(exc)
+        return Request(op, ident, tuple(parsed))
+    return Request(op, ident)
+
+
+# --- server messages ---------------------------------------------------------------------
+
+
+def levels(inst: Instrument, raw: list[tuple[int, int]]) -> list[list[str]]:
     tick, lot = inst.tick, inst.lot
-    return [[tick.to_str(p), lot.to_str(s)] for p, s in levels]
+    return [[tick.to_str(p), lot.to_str(s)] for p, s in raw]
 
 
-def encode_update(inst: Instrument, update: BookUpdate) -> bytes:
+def split_changes(inst: Instrument, changes: Any) -> tuple[list[list[str]], list[list[str]]]:
+    """(bids, asks) of [price, size] strings from (side, price, size) changes."""
     tick, lot = inst.tick, inst.lot
-    bids = [[tick.to_str(p), lot.to_str(s)] for side, p, s in update.changes if side == 0]
-    asks = [[tick.to_str(p), lot.to_str(s)] for side, p, s in update.changes if side == 1]
-    return orjson.dumps(
-        {
-            "type": "book",
-            "venue": update.venue,
-            "symbol": update.symbol,
-            "seq": update.seq,
-            "ts_event": update.ts_event,
-            "ts_recv": update.ts_recv,
-            "bids": bids,
-            "asks": asks,
-        }
-    )
+    bids = [[tick.to_str(p), lot.to_str(s)] for side, p, s in changes if side == 0]
+    asks = [[tick.to_str(p), lot.to_str(s)] for side, p, s in changes if side == 1]
+    return bids, asks
 
 
-def encode_snapshot(inst: Instrument, book: L2Book, seq: int, ts_event: int, reason: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "snapshot",
-            "channel": "book",
-            "venue": inst.venue,
-            "symbol": inst.symbol,
-            "seq": seq,
-            "ts_event": ts_event,
-            "reason": reason,
-            "bids": _levels(inst, book.depth(0)),
-            "asks": _levels(inst, book.depth(1)),
-        }
-    )
+def encode_book(
+    inst: Instrument,
+    first: int,
+    seq: int,
+    ts_event: int,
+    ts_recv: int,
+    changes: Any,
+    depth: int = 0,
+    checksum: int | None = None,
+) -> bytes:
+    """A book delta covering book updates ``first``..``seq``."""
+    bids, asks = split_changes(inst, changes)
+    msg: dict[str, Any] = {
+        "type": "book",
+        "venue": inst.venue,
+        "symbol": inst.symbol,
+        "first": first,
+        "seq": seq,
+        "ts_event": ts_event,
+        "ts_recv": ts_recv,
+        "bids": bids,
+        "asks": asks,
+    }
+    if depth:
+        msg["depth"] = depth
+    if checksum is not None:
+        msg["checksum"] = checksum
+    return orjson.dumps(msg)
+
+
+def encode_snapshot(
+    inst: Instrument,
+    bids: list[tuple[int, int]],
+    asks: list[tuple[int, int]],
+    seq: int,
+    ts_event: int,
+    reason: str,
+    depth: int = 0,
+    checksum: int | None = None,
+) -> bytes:
+    msg: dict[str, Any] = {
+        "type": "snapshot",
+        "channel": "book",
+        "venue": inst.venue,
+        "symbol": inst.symbol,
+        "seq": seq,
+        "ts_event": ts_event,
+        "reason": reason,
+        "bids": levels(inst, bids),
+        "asks": levels(inst, asks),
+    }
+    if depth:
+        msg["depth"] = depth
+    if checksum is not None:
+        msg["checksum"] = checksum
+    return orjson.dumps(msg)
 
 
 def encode_trade(inst: Instrument, trade: Trade) -> bytes:
@@ -86,6 +232,68 @@ def encode_trade(inst: Instrument, trade: Trade) -> bytes:
             "side": TRADE_SIDES[trade.side],
             "ts_event": trade.ts_event,
             "ts_recv": trade.ts_recv,
+        }
+    )
+
+
+def encode_bbo(
+    inst: Instrument,
+    seq: int,
+    ts_event: int,
+    ts_recv: int,
+    bid: tuple[int, int] | None,
+    ask: tuple[int, int] | None,
+) -> bytes:
+    tick, lot = inst.tick, inst.lot
+    return orjson.dumps(
+        {
+            "type": "bbo",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "seq": seq,
+            "ts_event": ts_event,
+            "ts_recv": ts_recv,
+            "bid": [tick.to_str(bid[0]), lot.to_str(bid[1])] if bid else None,
+            "ask": [tick.to_str(ask[0]), lot.to_str(ask[1])] if ask else None,
+        }
+    )
+
+
+def candle(inst: Instrument, bar: Bar) -> dict[str, Any]:
+    tick, lot = inst.tick, inst.lot
+    notional = Decimal(bar.notional) * Decimal(inst.tick_size) * Decimal(inst.lot_size)
+    return {
+        "start": bar.start,
+        "open": tick.to_str(bar.open),
+        "high": tick.to_str(bar.high),
+        "low": tick.to_str(bar.low),
+        "close": tick.to_str(bar.close),
+        "volume": lot.to_str(bar.volume),
+        "notional": format(notional.normalize(), "f") if notional else "0",
+        "trades": bar.trades,
+    }
+
+
+def encode_candle(inst: Instrument, bar: Bar) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "candle",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "interval": bar.interval_s,
+            **candle(inst, bar),
+        }
+    )
+
+
+def encode_candles(inst: Instrument, interval: int, bars: list[Bar]) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "candles",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "interval": interval,
+            "bars": [candle(inst, b) for b in bars],
         }
     )
 
@@ -107,17 +315,8 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def parse_request(data: str | bytes) -> dict[str, Any]:
-    """Parse one client message; raise ProtocolError with a stable code."""
-    try:
-        msg = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("bad_json", "message is not valid JSON") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError("bad_request", "message must be a JSON object")
-    op = msg.get("op")
-    if op not in ("subscribe", "unsubscribe", "ping", "list"):
-        raise ProtocolError(
-            "unknown_op", f"unknown op {op!r}; expected subscribe, unsubscribe, ping or list"
-        )
-    return msg
+def error(code: str, message: str, ident: Any = None) -> bytes:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ident is not None:
+        out["id"] = ident
+    return orjson.dumps(out)

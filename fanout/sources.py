@@ -25,7 +25,8 @@ async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
 
 
 async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
-    """Feed the node from Kafka: every partition of the book, trade and instrument topics.
+    """Feed the node from Kafka: every partition of the book, trade, bar and instrument
+    topics.
 
     No consumer group: each node reads all streams it serves, from wherever
     the broker puts it, and relies on seq for dedupe and on the snapshot
@@ -37,6 +38,7 @@ async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
         topics["instruments"],
         topics["book"],
         topics["trades"],
+        topics["bars"],
         group=None,
         offset_reset="latest",
     )

@@ -1,4 +1,5 @@
-"""Per-stream state of a fanout node: snapshot + buffered-delta sync, dedupe, gaps.
+"""Per-stream state of a fanout node: snapshot + buffered-delta sync, dedupe, gaps,
+top-N views and candles.
 
 Sans-I/O: the node feeds updates and snapshots in and reads back what to do.
 The sync rule is the one the hub uses everywhere: buffer updates, take a
@@ -11,12 +12,15 @@ from __future__ import annotations
 from collections import deque
 from enum import Enum
 
-from hub.events import BookSnapshot, BookUpdate, Instrument
+from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
 from orderbook_core import L2Book
 
 MAX_BUFFER = 200_000
 RECENT_TRADES = 50
 """Trades a new trades subscriber receives first, oldest first."""
+CANDLES_KEPT = 500
+"""Candles kept per stream and interval; a new subscriber gets up to CANDLES_SENT of them."""
+CANDLES_SENT = 300
 
 
 class Outcome(Enum):
@@ -26,10 +30,73 @@ class Outcome(Enum):
     GAP = "gap"
 
 
+class DepthView:
+    """The top ``depth`` levels of a book as last sent to the view's subscribers.
+
+    ``diff`` turns one book update into the changes of the top-N book a client
+    holds: sizes that changed inside it, levels that entered it (pushed up when
+    a better one went) and levels that left it (size 0)."""
+
+    __slots__ = ("asks", "bids", "depth", "worst")
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.worst: list[int | None] = [None, None]
+        """Per side the worst price held while the side is full (None: not full)."""
+
+    def reset(self, book: L2Book) -> None:
+        self.bids = dict(book.depth(0, self.depth))
+        self.asks = dict(book.depth(1, self.depth))
+        self._bounds()
+
+    def _bounds(self) -> None:
+        n = self.depth
+        self.worst = [
+            min(self.bids) if len(self.bids) >= n else None,
+            max(self.asks) if len(self.asks) >= n else None,
+        ]
+
+    def touches(self, changes: tuple[LevelChange, ...]) -> bool:
+        """Can these changes alter the top N? (Only changes beyond a full side cannot.)"""
+        wb, wa = self.worst
+        for side, price, _size in changes:
+            if side == 0:
+                if wb is None or price >= wb:
+                    return True
+            elif wa is None or price <= wa:
+                return True
+        return False
+
+    def diff(self, book: L2Book, changes: tuple[LevelChange, ...]) -> list[LevelChange]:
+        if not self.touches(changes):
+            return []
+        out: list[LevelChange] = []
+        for side, old in ((0, self.bids), (1, self.asks)):
+            new = dict(book.depth(side, self.depth))
+            for price, size in new.items():
+                if old.get(price) != size:
+                    out.append((side, price, size))
+            for price in old:
+                if price not in new:
+                    out.append((side, price, 0))
+            if side == 0:
+                self.bids = new
+            else:
+                self.asks = new
+        self._bounds()
+        return out
+
+    def levels(self, side: int) -> list[tuple[int, int]]:
+        held = self.bids if side == 0 else self.asks
+        return sorted(held.items(), reverse=side == 0)
+
+
 class BookStream:
     """One (venue, symbol) book as a fanout node holds it."""
 
-    def __init__(self, venue: str, symbol: str, history: int) -> None:
+    def __init__(self, venue: str, symbol: str) -> None:
         self.venue = venue
         self.symbol = symbol
         self.instrument: Instrument | None = None
@@ -38,13 +105,15 @@ class BookStream:
         self.ts_event = 0
         self.synced = False
         self.buffer: deque[BookUpdate] = deque(maxlen=MAX_BUFFER)
-        self.history: deque[tuple[int, bytes]] = deque(maxlen=history)
         self.gaps = 0
         self.resyncs = 0
         self.venue_status = "live"
         """The feed's last word on this book: stale, resynced, halted or trading."""
         self.last_trade_seq = 0
         self.recent_trades: deque[bytes] = deque(maxlen=RECENT_TRADES)
+        self.top: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+        self.bbo_msg: bytes | None = None
+        self.candles: dict[int, dict[int, Bar]] = {}
 
     def on_update(self, update: BookUpdate) -> Outcome:
         """Apply an update when it is the next one; buffer it while unsynced."""
@@ -59,7 +128,6 @@ class BookStream:
             self.synced = False
             self.buffer.clear()
             self.buffer.append(update)
-            self.history.clear()
             return Outcome.GAP
         self.book.apply(update.changes)
         self.seq = update.seq
@@ -90,7 +158,88 @@ class BookStream:
             self.seq = u.seq
             self.ts_event = u.ts_event
         self.buffer.clear()
-        self.history.clear()
         self.synced = True
         self.resyncs += 1
         return True
+
+    def top_changed(self) -> bool:
+        """Whether the best bid or ask moved since the last call."""
+        top = (self.book.best_bid(), self.book.best_ask())
+        if top == self.top:
+            return False
+        self.top = top
+        return True
+
+    def on_bar(self, bar: Bar) -> None:
+        kept = self.candles.setdefault(bar.interval_s, {})
+        kept[bar.start] = bar
+        if len(kept) > CANDLES_KEPT:
+            del kept[min(kept)]
+
+    def recent_candles(self, interval: int) -> list[Bar]:
+        kept = self.candles.get(interval, {})
+        return [kept[s] for s in sorted(kept)[-CANDLES_SENT:]]
+
+
+class BarBuilder:
+    """Bars from trades in-process (the embedded hub has no recorder): the recorder's
+    intervals and rules (open/close = first/last by event time then seq)."""
+
+    def __init__(self, intervals: tuple[int, ...]) -> None:
+        self.intervals = intervals
+        self.bars: dict[tuple[str, str, int, int], Bar] = {}
+        self._order: dict[tuple[str, str, int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+
+    def add(
+        self, venue: str, symbol: str, price: int, size: int, ts_event: int, seq: int
+    ) -> list[Bar]:
+        out = []
+        at = (ts_event, seq)
+        for interval in self.intervals:
+            width = interval * 1_000_000_000
+            start = ts_event // width * width
+            key = (venue, symbol, interval, start)
+            bar = self.bars.get(key)
+            if bar is None:
+                bar = Bar(
+                    venue,
+                    symbol,
+                    interval,
+                    start,
+                    price,
+                    price,
+                    price,
+                    price,
+                    size,
+                    price * size,
+                    1,
+                )
+                self._order[key] = (at, at)
+                if len(self.bars) > 50_000:
+                    self._trim()
+            else:
+                first, last = self._order[key]
+                opened = price if at < first else bar.open
+                closed = price if at > last else bar.close
+                self._order[key] = (min(first, at), max(last, at))
+                bar = Bar(
+                    venue,
+                    symbol,
+                    interval,
+                    start,
+                    opened,
+                    max(bar.high, price),
+                    min(bar.low, price),
+                    closed,
+                    bar.volume + size,
+                    bar.notional + price * size,
+                    bar.trades + 1,
+                )
+            self.bars[key] = bar
+            out.append(bar)
+        return out
+
+    def _trim(self) -> None:
+        for key in list(self.bars)[:10_000]:
+            del self.bars[key]
+            del self._order[key]

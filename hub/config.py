@@ -112,11 +112,34 @@ class FanoutConfig:
     port: int = 8765
     """Port of the WebSocket API, the web page, /metrics and /healthz (0 picks a free one)."""
     flush_ms: int = 5
-    """Updates for one connection are sent as one frame per this interval."""
+    """Messages for a connection are sent as one frame per this interval."""
     history: int = 5000
-    """Book updates kept per symbol for resuming clients."""
+    """Book messages kept per feed for resuming clients."""
     queue_limit: int = 20000
-    """Messages queued per connection before its book is reset to a fresh snapshot."""
+    """Messages a lagging connection may have queued before it is reset to fresh snapshots."""
+    send_buffer_kib: int = 512
+    """A connection whose socket holds more unsent bytes than this is lagging: its book
+    deltas are conflated until it drains."""
+    max_resets: int = 3
+    """Resets to snapshots a lagging connection may get in a minute before it is closed."""
+    slow_timeout_s: float = 30.0
+    """A connection lagging this long without draining is closed as a slow consumer."""
+    anonymous: bool = False
+    """Serve clients without a credential (hub demo turns this on)."""
+    keys: str = ""
+    """TOML file of API keys with their channels and limits (docs/protocol.md)."""
+    max_connections: int = 10000
+    """Open connections on this node."""
+    max_errors: int = 20
+    """Bad requests a connection may send in 10 s before it is closed."""
+    heartbeat_s: float = 5.0
+    """A heartbeat message goes to any connection that got nothing for this long."""
+    client_timeout_s: float = 60.0
+    """A connection that sent nothing (not even a ping) for this long is closed (0: never)."""
+    auth_timeout_s: float = 5.0
+    """Time a client without a header or URL credential has to send its auth message."""
+    deflate: bool = True
+    """Let clients ask for permessage-deflate with ?deflate=1 (never on without asking)."""
     group: str = ""
     """Node name (defaults to fanout-<pid>)."""
 
@@ -133,6 +156,9 @@ class RecorderConfig:
     """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9103
     """Port of /metrics and /healthz (0 picks a free one)."""
+    publish_bars: bool = True
+    """Publish every bar a batch changes, as stored, to <prefix>.bars (the fanout nodes'
+    candles channel)."""
     retention_days: int = 0
     """Drop raw trades older than this many days (0: keep them); bars stay. A policy on the
     full TimescaleDB edition, an hourly drop_chunks by the recorder on the Apache edition."""

@@ -133,7 +133,28 @@ class TopOfBook:
     ask_size: int
 
 
-Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar of a stream's trades: ``interval_s`` seconds from ``start`` (ns).
+
+    Prices in ticks, volume in lots, ``notional`` = sum(price ticks x size lots); the same
+    numbers the recorder stores in the ``bars`` table. A bar is republished whenever a
+    trade (late ones included) changes it: the newest copy of a bucket replaces older ones."""
+
+    venue: str
+    symbol: str
+    interval_s: int
+    start: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    notional: int
+    trades: int
+
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar
 
 
 def encode(event: Event) -> bytes:
@@ -201,6 +222,20 @@ def encode(event: Event) -> bytes:
                 "reason": event.reason,
                 "ts_event": event.ts_event,
                 "ts_recv": event.ts_recv,
+            }
+        )
+    if isinstance(event, Bar):
+        return orjson.dumps(
+            {
+                "k": "bar",
+                "venue": event.venue,
+                "symbol": event.symbol,
+                "interval_s": event.interval_s,
+                "start": event.start,
+                "ohlc": [event.open, event.high, event.low, event.close],
+                "volume": event.volume,
+                "notional": str(event.notional),  # may exceed 64 bits
+                "trades": event.trades,
             }
         )
     return orjson.dumps(
@@ -316,6 +351,25 @@ def decode(data: bytes) -> Event:
             _int(obj, "ts_recv"),
             *bid,
             *ask,
+        )
+    if kind == "bar":
+        ohlc, notional = obj.get("ohlc"), obj.get("notional")
+        if not isinstance(ohlc, list) or len(ohlc) != 4 or any(type(x) is not int for x in ohlc):
+            raise BadMessage(f"field 'ohlc' must be 4 integers, got {ohlc!r}")
+        if not isinstance(notional, str) or not notional.isdigit():
+            raise BadMessage(f"field 'notional' must be a string of digits, got {notional!r}")
+        return Bar(
+            venue,
+            symbol,
+            _int(obj, "interval_s"),
+            _int(obj, "start"),
+            ohlc[0],
+            ohlc[1],
+            ohlc[2],
+            ohlc[3],
+            _int(obj, "volume"),
+            int(notional),
+            _int(obj, "trades"),
         )
     raise BadMessage(f"unknown message kind {kind!r}")
 

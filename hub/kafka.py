@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from hub.config import KafkaConfig
 from hub.errors import ServiceUnavailable
 from hub.events import (
+    Bar,
     BookSnapshot,
     BookUpdate,
     Event,
@@ -40,6 +41,7 @@ def topic_names(cfg: KafkaConfig) -> dict[str, str]:
         "instruments": f"{p}.instruments",
         "bbo": f"{p}.bbo",
         "depth": f"{p}.depth",
+        "bars": f"{p}.bars",
     }
 
 
@@ -135,6 +137,8 @@ class KafkaPublisher:
                 topic = self.topics["bbo"]
             elif isinstance(event, BookSnapshot):
                 topic = self.topics["depth"]
+            elif isinstance(event, Bar):
+                topic = self.topics["bars"]
             else:
                 continue
             futures.append(

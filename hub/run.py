@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from fanout.node import FanoutNode, run_source
@@ -53,7 +54,10 @@ async def run_demo(cfg: HubConfig) -> None:
     bus = InProcessBus()
     store = MemorySnapshots()
     source = build_source(cfg.feed, bus, store, cfg.orders)
-    node = FanoutNode(cfg.fanout, store)
+    # The embedded demo is the one place anonymous access is on by default; it has no
+    # recorder, so the node makes its candles from the trades itself.
+    fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
+    node = FanoutNode(fanout, store, bars_from_trades=True)
     server = await node.start()
     port = bound_port(server)
     base = f"http://{cfg.fanout.host}:{port}"

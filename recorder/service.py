@@ -23,8 +23,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from hub.config import HubConfig
 from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
-from hub.events import BookSnapshot, Instrument, TopOfBook, Trade, decode
-from hub.kafka import consumer, start_consumer, topic_names
+from hub.events import Bar, BookSnapshot, Instrument, TopOfBook, Trade, decode
+from hub.kafka import KafkaPublisher, consumer, start_consumer, topic_names
 from recorder import retention
 from recorder.retention import Retention, set_up
 from recorder.writer import DeadLetter, trade_problem, write_batch
@@ -48,6 +48,7 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
 RETRIES = Counter("hub_recorder_retries_total", "Batch writes retried after a database error")
+BARS = Counter("hub_recorder_bars_published_total", "Bars published back to Kafka, as stored")
 DB_UP = Gauge("hub_recorder_database_up", "1 when the last database write succeeded")
 LAG = Gauge(
     "hub_recorder_consumer_lag",
@@ -83,6 +84,7 @@ class Recorder:
         self.stored: dict[tuple[str, int], int] = {}
         """Per partition: the offset after the last message stored (written and committed)."""
         self.retention = Retention(0, "apache")
+        self._bars: KafkaPublisher | None = None
 
     def health(self) -> dict[str, Any]:
         return {
@@ -137,6 +139,7 @@ class Recorder:
         dead: list[DeadLetter],
         tops: list[TopOfBook],
         snaps: list[BookSnapshot],
+        bars: list[Bar] | None,
     ) -> asyncpg.Connection:
         delay = 0.2
         while True:
@@ -144,7 +147,9 @@ class Recorder:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
                 started = time.perf_counter()
-                new = await write_batch(conn, trades, instruments, dead, tops, snaps)
+                if bars:
+                    bars.clear()  # a failed attempt's bars were rolled back with it
+                new = await write_batch(conn, trades, instruments, dead, tops, snaps, bars)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new
@@ -166,6 +171,26 @@ class Recorder:
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
 
+    async def _publish_bars(self, bars: list[Bar]) -> None:
+        """Send the batch's bars, as stored, to ``<prefix>.bars`` before its offsets are
+        committed: a crash in between re-delivers the trades, which recomputes and
+        republishes the same bars. While Kafka refuses, consumption waits."""
+        assert self._bars is not None
+        delay = 0.2
+        while True:
+            try:
+                await self._bars.publish(bars)
+                BARS.inc(len(bars))
+                return
+            except KafkaError as exc:
+                RETRIES.inc()
+                log.warning(
+                    "publishing bars failed; retrying",
+                    extra={"error": str(exc), "retry_in": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def start(self) -> None:
         """Connect to PostgreSQL and join the consumer group (ServiceUnavailable if not)."""
         rcfg, kcfg = self.cfg.recorder, self.cfg.kafka
@@ -184,9 +209,14 @@ class Recorder:
             max_poll_interval_ms=600_000,
         )
         try:
+            if rcfg.publish_bars:
+                self._bars = KafkaPublisher(kcfg)
+                await self._bars.start()
             await start_consumer(kcfg, self._consumer)
         except ServiceUnavailable:
             await self._conn.close()
+            if self._bars is not None:
+                await self._bars.stop()
             raise
         log.info("recorder started", extra={"group": rcfg.group, "topics": list(topics.values())})
 
@@ -248,7 +278,12 @@ class Recorder:
                 if not (trades or instruments or dead or tops or snaps):
                     continue
                 BATCH.observe(len(trades) + len(instruments) + len(dead) + len(tops) + len(snaps))
-                conn = await self._write_with_retry(conn, trades, instruments, dead, tops, snaps)
+                bars: list[Bar] | None = [] if self._bars is not None else None
+                conn = await self._write_with_retry(
+                    conn, trades, instruments, dead, tops, snaps, bars
+                )
+                if bars:
+                    await self._publish_bars(bars)
                 for tp, batch in records.items():
                     if batch:
                         self.stored[tp.topic, tp.partition] = batch[-1].offset + 1
@@ -261,5 +296,7 @@ class Recorder:
             dropper.cancel()
             lag.cancel()
             await c.stop()
+            if self._bars is not None:
+                await self._bars.stop()
             if conn is not None:
                 await conn.close()

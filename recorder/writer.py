@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import BUY, NO_AGGRESSOR, SELL, BookSnapshot, Instrument, TopOfBook, Trade
+from hub.events import BUY, NO_AGGRESSOR, SELL, Bar, BookSnapshot, Instrument, TopOfBook, Trade
 
 BAR_INTERVALS = (1, 60, 300, 3600, 86400)
 """Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
@@ -211,8 +211,10 @@ async def write_batch(
     dead: list[DeadLetter] | None = None,
     tops: list[TopOfBook] | None = None,
     snapshots: list[BookSnapshot] | None = None,
+    bars: list[Bar] | None = None,
 ) -> int:
-    """Write one batch in one transaction; return how many trades were new."""
+    """Write one batch in one transaction; return how many trades were new. When ``bars``
+    is given, every bar the batch recomputed is appended to it, as stored."""
     async with conn.transaction():
         for inst in instruments:
             await conn.execute(
@@ -239,7 +241,35 @@ async def write_batch(
             return 0
         # The bars below are recomputed for the buckets of what is still in trades_in.
         new = await insert_once(conn, "trades", [trade_row(t) for t in trades], TRADE_COLUMNS)
-        await conn.execute(RECOMPUTE_BARS_FROM_TRADES, BAR_INTERVALS[0])
+        if bars is None:
+            await conn.execute(RECOMPUTE_BARS_FROM_TRADES, BAR_INTERVALS[0])
+            for interval, child in BAR_PARENTS:
+                await conn.execute(RECOMPUTE_BARS_FROM_CHILDREN, interval, child)
+            return new
+        rows = await conn.fetch(RECOMPUTE_BARS_FROM_TRADES + RETURNING_BAR, BAR_INTERVALS[0])
         for interval, child in BAR_PARENTS:
-            await conn.execute(RECOMPUTE_BARS_FROM_CHILDREN, interval, child)
+            rows += await conn.fetch(RECOMPUTE_BARS_FROM_CHILDREN + RETURNING_BAR, interval, child)
+        bars.extend(bar_from_row(r) for r in rows)
         return new
+
+
+RETURNING_BAR = """RETURNING venue, symbol, interval_s, bucket, open, high, low, close, volume,
+    notional, trades"""
+
+
+def bar_from_row(r: asyncpg.Record) -> Bar:
+    start = r["bucket"]
+    start_ns = (int(start.timestamp()) * 1_000_000 + start.microsecond) * 1000
+    return Bar(
+        r["venue"],
+        r["symbol"],
+        r["interval_s"],
+        start_ns,
+        r["open"],
+        r["high"],
+        r["low"],
+        r["close"],
+        int(r["volume"]),
+        int(r["notional"]),
+        r["trades"],
+    )

@@ -25,7 +25,7 @@ async def collect(url: str, symbol: str, deltas: int) -> tuple[BookMirror, int]:
                     {"channel": "book", "symbol": symbol},
                     {"channel": "trades", "symbol": symbol},
                     {"channel": "book", "symbol": "NOPE"},
-                    {"channel": "candles", "symbol": symbol},
+                    {"channel": "orderbook", "symbol": symbol},
                 ],
             },
         )

@@ -115,7 +115,7 @@ def test_feed_to_fanout_redis_and_timescaledb(
 
     recorder = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
     recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
-    fanout = hub_process("fanout", "--port", "0", env=env)
+    fanout = hub_process("fanout", "--port", "0", env={**env, "HUB_FANOUT__ANONYMOUS": "true"})
     port = int(fanout.wait_for(r"serving ws://127.0.0.1:(\d+)/ws").group(1))
     feed = hub_process(
         "feed",

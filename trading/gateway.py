@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +34,7 @@ from websockets.http11 import Request, Response
 from feedhandler.feed import paced_target
 from feedhandler.output import FeedOutput
 from feedhandler.simulator import SimulatedExchange
+from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
@@ -72,28 +72,6 @@ FRAME_MESSAGES = 500
 """Most messages sent in one frame."""
 """Messages queued for one session before it is disconnected as too slow."""
 REPLAY_CHUNK = 5000
-
-
-@dataclass
-class RateLimit:
-    """A token bucket: ``rate`` messages per second, bursts of two seconds' worth."""
-
-    rate: float
-    tokens: float = 0.0
-    at: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = 2 * self.rate
-
-    def take(self, now: float) -> bool:
-        if self.rate <= 0:
-            return True
-        self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @dataclass(eq=False)
@@ -408,29 +386,11 @@ class OrderPath:
         return session
 
     def _authenticate(self, credential: object) -> tuple[Account | None, str]:
-        """(account, "") or (None, why). A JWT (HS256, signed with the account's API key,
-        ``sub`` = account id, ``exp`` required) lets a trader log on without sending the
-        key itself; anything else is looked up as an API key."""
-        if not isinstance(credential, str) or not credential:
-            return None, "no API key or token"
-        if credential.count(".") != 2:
-            account = self.by_key.get(credential)
-            return (account, "") if account is not None else (None, "unknown API key")
-        try:
-            claims = jwt.decode(credential, options={"verify_signature": False})
-            account = self.by_id.get(int(claims.get("sub", "")))
-            if account is None:
-                return None, "token for an unknown account"
-            jwt.decode(
-                credential,
-                account.key,
-                algorithms=["HS256"],
-                options={"require": ["exp", "sub"]},
-                leeway=5,
-            )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            return None, f"invalid token: {exc}"
-        return account, ""
+        """(account, "") or (None, why): an API key, or a JWT whose ``sub`` is the account id."""
+        return authenticate(credential, self.by_key.get, self._by_subject, lambda a: a.key)
+
+    def _by_subject(self, sub: str) -> Account | None:
+        return self.by_id.get(int(sub)) if sub.isdigit() else None
 
     async def _message(self, session: Session, raw: str | bytes) -> bool:
         """Handle one message; False when the session must end."""

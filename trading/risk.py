@@ -29,10 +29,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hub.auth import MIN_KEY_LENGTH
 from hub.errors import HubError
 from hub.events import Instrument
 
-MIN_KEY_LENGTH = 32
 FIRST_ACCOUNT_ID = 1000
 """Trader account ids start here; the simulated flow's accounts are below it."""
 

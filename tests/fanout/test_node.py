@@ -1,18 +1,36 @@
-"""Fanout node behaviour that needs no network: sync through a failing store."""
+"""A fanout node over real WebSocket connections, fed events directly (no services).
+
+Books are proven equal with the protocol's own tools: the client's mirror
+checks every seq range and checksum, and the final mirror is compared with
+the node's book (or with an independent top-N cut of it).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from fanout import node as node_module
-from fanout.client import connect, messages, request
+from fanout.client import BookMirror, ChecksumMismatch, HubClient, connect, messages, request
 from fanout.node import FanoutNode
+from hub.auth import make_token
 from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
-from hub.events import BookSnapshot, BookUpdate, Instrument, Status
+from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, Status, Trade
 from hub.ops import bound_port
+from orderbook_core.types import checksum as book_checksum
+
+INST = Instrument("SIM", "X", "0.01", "1")
+OPEN = FanoutConfig(port=0, anonymous=True, flush_ms=2)
 
 
 class FlakyStore(MemorySnapshots):
@@ -29,10 +47,105 @@ class FlakyStore(MemorySnapshots):
         return await super().get(venue, symbol)
 
 
+class Market:
+    """A random book stream for one symbol, with the node fed as it goes."""
+
+    def __init__(self, node: FanoutNode, seed: int = 1) -> None:
+        self.node = node
+        self.rng = random.Random(seed)
+        self.seq = 1
+        self.trade_seq = 0
+        self.bids = {10_000 - i: 5 for i in range(1, 40)}
+        self.asks = {10_000 + i: 5 for i in range(0, 40)}
+
+    def snapshot(self) -> BookSnapshot:
+        return BookSnapshot(
+            "SIM",
+            "X",
+            self.seq,
+            0,
+            tuple(sorted(self.bids.items(), reverse=True)),
+            tuple(sorted(self.asks.items())),
+        )
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            side = self.rng.randrange(2)
+            levels = self.bids if side == 0 else self.asks
+            best_ask, best_bid = min(self.asks), max(self.bids)
+            if side == 0:
+                price = best_bid - self.rng.randrange(-1, 12)
+                price = min(price, best_ask - 1)
+            else:
+                price = best_ask + self.rng.randrange(-1, 12)
+                price = max(price, best_bid + 1)
+            size = 0 if (self.rng.random() < 0.35 and price in levels) else self.rng.randrange(1, 9)
+            if size == 0 and len(levels) <= 1:
+                size = 1
+            if size:
+                levels[price] = size
+            else:
+                levels.pop(price, None)
+            self.seq += 1
+            now = 1_795_000_000_000_000_000 + self.seq * 1000
+            self.node.on_event(BookUpdate("SIM", "X", self.seq, now, now, ((side, price, size),)))
+
+    def trade(self, price: int, size: int, ts: int) -> Trade:
+        self.trade_seq += 1
+        t = Trade("SIM", "X", self.trade_seq, str(self.trade_seq), price, size, 0, ts, ts)
+        self.node.on_event(t)
+        return t
+
+
+async def started(
+    cfg: FanoutConfig = OPEN, bars_from_trades: bool = False
+) -> tuple[FanoutNode, Market, str]:
+    store = MemorySnapshots()
+    node = FanoutNode(cfg, store, bars_from_trades)
+    server = await node.start()
+    market = Market(node)
+    await store.put_instrument(INST)
+    await store.put(market.snapshot())
+    node.on_event(INST)
+    market.step()
+    for _ in range(300):
+        if node.streams["SIM", "X"].synced:
+            break
+        await asyncio.sleep(0.01)
+    assert node.streams["SIM", "X"].synced
+    return node, market, f"ws://127.0.0.1:{bound_port(server)}/ws"
+
+
+async def until(stream: AsyncIterator[dict[str, Any]], kind: str, wait: float = 5) -> Any:
+    async def read() -> dict[str, Any]:
+        async for msg in stream:
+            if msg["type"] == kind:
+                return msg
+        raise AssertionError(f"closed before a {kind!r} message")
+
+    return await asyncio.wait_for(read(), wait)
+
+
+async def catch_up(client: HubClient, node: FanoutNode, wait: float = 10) -> None:
+    """Read until every book mirror reached the node's seq."""
+    target = node.streams["SIM", "X"].seq
+
+    async def read() -> None:
+        async for _msg in client.messages():
+            if all(b.seq == target for b in client.books.values()):
+                return
+
+    await asyncio.wait_for(read(), wait)
+
+
+def top(node: FanoutNode, side: int, n: int = 0) -> list[tuple[int, int]]:
+    return node.streams["SIM", "X"].book.depth(side, n)
+
+
 async def test_sync_survives_store_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(node_module, "SYNC_RETRY", 0.01)
     store = FlakyStore(failures=3)
-    await store.put_instrument(Instrument("SIM", "X", "0.01", "1"))
+    await store.put_instrument(INST)
     await store.put(BookSnapshot("SIM", "X", 5, 0, ((100, 2),), ((101, 3),)))
     node = FanoutNode(FanoutConfig(), store)
     node.on_event(BookUpdate("SIM", "X", 6, 0, 0, ((0, 100, 7),)))
@@ -47,46 +160,476 @@ async def test_sync_survives_store_errors(monkeypatch: pytest.MonkeyPatch) -> No
     await node.stop()
 
 
-async def test_venue_status_reaches_subscribers_over_websocket() -> None:
-    """A feed's stale/resynced events are forwarded to the book's subscribers, in order."""
-    store = MemorySnapshots()
-    await store.put_instrument(Instrument("SIM", "X", "0.01", "1"))
-    await store.put(BookSnapshot("SIM", "X", 1, 0, ((100, 2),), ((101, 3),)))
-    node = FanoutNode(FanoutConfig(port=0), store)
-    server = await node.start()
-    node.on_event(Instrument("SIM", "X", "0.01", "1"))
-    node.on_event(BookUpdate("SIM", "X", 2, 0, 0, ((0, 100, 5),)))
+async def test_full_and_top_n_books_with_checksums_equal_the_node() -> None:
+    node, market, url = await started()
     try:
-        for _ in range(200):
-            if node.streams["SIM", "X"].synced:
-                break
-            await asyncio.sleep(0.01)
-        async with connect(f"ws://127.0.0.1:{bound_port(server)}/ws") as ws:
-            await request(
-                ws,
-                {"op": "subscribe", "id": 1, "channels": [{"channel": "book", "symbol": "X"}]},
+        async with (
+            HubClient(url) as full,
+            HubClient(url) as top5,
+            HubClient(url) as plain,
+        ):
+            a = await full.subscribe([{"channel": "book", "symbol": "X", "checksum": True}])
+            b = await top5.subscribe(
+                [{"channel": "book", "symbol": "X", "depth": 5, "checksum": True}]
             )
-            stream = messages(ws)
-            first = await asyncio.wait_for(anext(stream), 5)
-            assert first["type"] == "subscribed"
-            node.on_event(Status("SIM", "X", "stale", "checksum", 0, 1))
-            node.on_event(BookUpdate("SIM", "X", 3, 0, 0, ((0, 100, 9),), 3))
-            node.on_event(Status("SIM", "X", "resynced", "snapshot", 0, 2))
-            seen: list[tuple[str, object]] = []
+            await plain.subscribe([{"channel": "book", "symbol": "X"}])
+            assert a["accepted"][0]["checksum"] and b["accepted"][0]["depth"] == 5
+            for _ in range(40):
+                market.step(50)
+                await asyncio.sleep(0.002)
+            for c in (full, top5, plain):
+                await catch_up(c, node)
+        mirror_full, mirror_top = full.books["SIM", "X"], top5.books["SIM", "X"]
+        assert mirror_full.depth(0) == top(node, 0) and mirror_full.depth(1) == top(node, 1)
+        assert mirror_top.depth(0) == top(node, 0, 5) and mirror_top.depth(1) == top(node, 1, 5)
+        assert plain.books["SIM", "X"].depth(0) == top(node, 0)
+        # Every delta carried a checksum the mirrors verified; the top-5 view skips updates
+        # beyond its levels, so it needed fewer messages for the same 2000 updates.
+        assert mirror_full.checksums == mirror_full.updates + 1 >= 2000
+        assert 0 < mirror_top.updates < mirror_full.updates
+        assert mirror_top.checksums == mirror_top.updates + 1
+        assert plain.books["SIM", "X"].checksums == 0
+    finally:
+        await node.stop()
+
+
+def test_checksum_mismatch_is_detected() -> None:
+    mirror = BookMirror("0.01", "1")
+    snap = {"type": "snapshot", "seq": 1, "bids": [["1.00", "2"]], "asks": [["1.01", "3"]]}
+    mirror.apply({**snap, "checksum": book_checksum([(100, 2)], [(101, 3)])})
+    with pytest.raises(ChecksumMismatch):
+        mirror.apply(
+            {
+                "type": "book",
+                "first": 2,
+                "seq": 2,
+                "bids": [["1.00", "5"]],
+                "asks": [],
+                "checksum": book_checksum([(100, 2)], [(101, 3)]),
+            }
+        )
+
+
+async def test_resume_replays_from_history_or_sends_a_snapshot() -> None:
+    node, market, url = await started(replace(OPEN, history=300))
+    try:
+        async with HubClient(url) as client:
+            await client.subscribe([{"channel": "book", "symbol": "X"}])
+            market.step(100)
+            await catch_up(client, node)
+            left_at = client.books["SIM", "X"].seq
+            assert left_at is not None
+            assert client.ws is not None
+            await client.ws.close()
+            market.step(120)  # within the node's history
+            stream = client.messages()
+            resumed = await until(stream, "resumed")
+            assert resumed["accepted"][0]["resume"] == "replayed"
+            assert resumed["accepted"][0]["replayed"] == 120
+            await catch_up(client, node)
+            book = client.books["SIM", "X"]
+            assert book.snapshots == 1 and book.seq == left_at + 120
+            assert book.depth(0) == top(node, 0) and book.depth(1) == top(node, 1)
+
+            await client.ws.close()
+            market.step(1000)  # far more than the history holds
+            resumed = await until(stream, "resumed")
+            assert resumed["accepted"][0]["resume"] == "snapshot"
+            await catch_up(client, node)
+            assert book.snapshots == 2
+            assert book.depth(0) == top(node, 0) and book.depth(1) == top(node, 1)
+    finally:
+        await node.stop()
+
+
+async def test_identical_clients_share_one_frame_per_flush() -> None:
+    node, market, url = await started()
+    try:
+        clients = [HubClient(url) for _ in range(5)]
+        for c in clients:
+            await c.connect()
+            await c.subscribe(
+                [{"channel": "book", "symbol": "X"}, {"channel": "bbo", "symbol": "X"}]
+            )
+        market.step(10)
+        for c in clients:
+            await catch_up(c, node)
+        assert len(node.groups) == 1
+        (group,) = node.groups.values()
+        assert len(group.members) == 5 and not node.private
+        market.step(200)
+        for c in clients:
+            await catch_up(c, node)
+            assert c.books["SIM", "X"].depth(0) == top(node, 0)
+        for c in clients:
+            await c.close()
+    finally:
+        await node.stop()
+
+
+async def slow_socket(node: FanoutNode, url: str) -> ClientConnection:
+    """A connection that reads almost nothing: tiny socket buffers at both ends (a slow
+    link; otherwise the kernel would absorb megabytes first), one frame queued."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    before = set(node.clients)
+    ws = await connect(url, sock=sock, max_queue=1, max_size=None)
+    for _ in range(100):
+        new = set(node.clients) - before
+        if new:
+            break
+        await asyncio.sleep(0.01)
+    (client,) = new
+    server_sock = client.ws.transport.get_extra_info("socket")
+    server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return ws
+
+
+async def test_slow_client_is_conflated_while_others_get_every_update() -> None:
+    cfg = replace(OPEN, send_buffer_kib=16, slow_timeout_s=60, queue_limit=1_000_000)
+    node, market, url = await started(cfg)
+    try:
+        async with HubClient(url) as fast:
+            await fast.subscribe([{"channel": "book", "symbol": "X", "checksum": True}])
+            slow = await slow_socket(node, url)
+            await request(
+                slow,
+                {
+                    "op": "subscribe",
+                    "channels": [{"channel": "book", "symbol": "X", "checksum": True}],
+                },
+            )
+            mirror = BookMirror("0.01", "1")
+            for _ in range(60):
+                market.step(100)
+                await asyncio.sleep(0.005)
+            await catch_up(fast, node)
+            assert fast.books["SIM", "X"].updates == 6000  # the fast client got every delta
+            clients = [c for c in node.clients if c.lagging]
+            assert len(clients) == 1  # the slow one, and only it
+            # Now the slow client reads everything that is there: conflated ranges, exact book.
+            ranges = 0
+            async for msg in messages(slow):
+                if msg["type"] in ("snapshot", "book"):
+                    mirror.apply(msg)
+                    ranges += msg["type"] == "book" and msg["first"] < msg["seq"]
+                if mirror.seq == node.streams["SIM", "X"].seq:
+                    break
+            assert ranges > 0 and mirror.updates < 6000
+            assert mirror.depth(0) == top(node, 0) and mirror.depth(1) == top(node, 1)
+            await slow.close()
+    finally:
+        await node.stop()
+
+
+async def test_client_that_never_reads_is_disconnected_with_a_reason() -> None:
+    cfg = replace(OPEN, send_buffer_kib=16, slow_timeout_s=0.5)
+    node, market, url = await started(cfg)
+    try:
+        slow = await slow_socket(node, url)
+        await request(slow, {"op": "subscribe", "channels": [{"channel": "book", "symbol": "X"}]})
+        for _ in range(800):  # the close handshake waits close_timeout (2 s) for the client
+            market.step(20)
+            await asyncio.sleep(0.01)
+            if not node.clients:
+                break
+        assert not node.clients
+        with pytest.raises(ConnectionClosed) as closed:
+            async for _ in messages(slow):
+                pass
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 1013
+    finally:
+        await node.stop()
+
+
+async def test_trades_bbo_candles_and_status_channels() -> None:
+    node, market, url = await started(bars_from_trades=True)
+    try:
+        async with HubClient(url) as client:
+            answer = await client.subscribe(
+                [
+                    {"channel": "trades", "symbol": "X"},
+                    {"channel": "bbo", "symbol": "X"},
+                    {"channel": "candles", "symbol": "X", "interval": 1},
+                    {"channel": "status", "symbol": "X"},
+                    {"channel": "l3", "symbol": "X"},
+                    {"channel": "candles", "symbol": "X", "interval": 7},
+                ]
+            )
+            assert [a["channel"] for a in answer["accepted"]] == [
+                "trades",
+                "bbo",
+                "candles",
+                "status",
+            ]
+            assert [r["code"] for r in answer["refused"]] == ["unavailable", "bad_request"]
+            base = 1_795_000_000_000_000_000
+            trades = [market.trade(10_000 + i % 3, 1 + i, base + i * 300_000_000) for i in range(8)]
+            node.on_event(Status("SIM", "X", "halted", "venue halt", 0, 0))
+            market.step(30)
+            seen: dict[str, list[dict[str, Any]]] = {}
+            stream = client.messages()
 
             async def read() -> None:
                 async for msg in stream:
-                    seen.append((msg["type"], msg.get("state") or msg.get("seq")))
-                    if len(seen) == 4:
+                    seen.setdefault(msg["type"], []).append(msg)
+                    if (
+                        len(seen.get("trade", [])) == 8
+                        and seen.get("status", [])[-1:]
+                        and (seen["status"][-1]["state"] == "halted")
+                        and len(seen.get("candle", [])) == 8
+                    ):
                         return
 
             await asyncio.wait_for(read(), 5)
-            assert seen == [
-                ("snapshot", 2),
-                ("status", "stale"),
-                ("book", 3),
-                ("status", "resynced"),
+            assert [t["price"] for t in seen["trade"]] == ["100.00", "100.01", "100.02"] * 2 + [
+                "100.00",
+                "100.01",
             ]
-            assert node.stream_list()[0]["venue_status"] == "resynced"
+            # Candles: the last message of each 1 s bucket equals the bar of its trades.
+            last: dict[int, dict[str, Any]] = {}
+            for c in seen["candle"]:
+                last[c["start"]] = c
+            for start, c in last.items():
+                mine = [t for t in trades if t.ts_event // 10**9 * 10**9 == start]
+                assert c["open"] == f"{mine[0].price / 100:.2f}"
+                assert c["close"] == f"{mine[-1].price / 100:.2f}"
+                assert c["high"] == f"{max(t.price for t in mine) / 100:.2f}"
+                assert c["volume"] == str(sum(t.size for t in mine))
+                assert c["trades"] == len(mine)
+            assert seen["status"][0]["reason"] == "subscribe"
+            await asyncio.sleep(0.05)
+            bbo = node.streams["SIM", "X"].top
+            last_bbo = [m for m in seen.get("bbo", [])] or [await until(stream, "bbo")]
+            assert last_bbo[-1]["seq"] <= node.streams["SIM", "X"].seq
+            assert bbo[0] is not None
+    finally:
+        await node.stop()
+
+
+async def test_candles_from_kafka_bars_are_exact_decimals() -> None:
+    node, _market, url = await started()
+    try:
+        bar = Bar(
+            "SIM", "X", 60, 1_795_000_020_000_000_000, 10001, 10007, 9998, 10003, 12, 120_030, 4
+        )
+        node.on_event(bar)
+        async with HubClient(url) as client:
+            await client.subscribe([{"channel": "candles", "symbol": "X", "interval": 60}])
+            msg = await until(client.messages(), "candles")
+            assert msg["bars"] == [
+                {
+                    "start": 1_795_000_020_000_000_000,
+                    "open": "100.01",
+                    "high": "100.07",
+                    "low": "99.98",
+                    "close": "100.03",
+                    "volume": "12",
+                    "notional": "1200.3",
+                    "trades": 4,
+                }
+            ]
+            node.on_event(replace(bar, close=10005, trades=5, volume=13, notional=130_035))
+            update = await until(client.messages(), "candle")
+            assert (update["close"], update["trades"], update["notional"]) == (
+                "100.05",
+                5,
+                "1300.35",
+            )
+    finally:
+        await node.stop()
+
+
+async def test_venue_status_reaches_book_subscribers_in_order() -> None:
+    node, market, url = await started()
+    try:
+        async with connect(url) as ws:
+            await request(ws, {"op": "subscribe", "channels": [{"channel": "book", "symbol": "X"}]})
+            stream = messages(ws)
+            await until(stream, "snapshot")
+            seq = node.streams["SIM", "X"].seq
+            node.on_event(Status("SIM", "X", "stale", "checksum", 0, 1))
+            market.step()
+            node.on_event(Status("SIM", "X", "resynced", "snapshot", 0, 2))
+            seen: list[tuple[str, object]] = []
+            async for msg in stream:
+                seen.append((msg["type"], msg.get("state") or msg.get("seq")))
+                if len(seen) == 3:
+                    break
+            assert seen == [("status", "stale"), ("book", seq + 1), ("status", "resynced")]
+    finally:
+        await node.stop()
+
+
+KEY_A = "key-a-0123456789abcdef0123456789abcdef"
+KEY_B = "key-b-0123456789abcdef0123456789abcdef"
+
+
+def keys_file(tmp_path: Path) -> str:
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        f"""
+[defaults]
+max_subscriptions = 2
+messages_per_s = 5
+
+[[key]]
+id = "a"
+key = "{KEY_A}"
+channels = ["book", "status"]
+max_connections = 1
+
+[[key]]
+id = "b"
+key = "{KEY_B}"
+"""
+    )
+    return str(path)
+
+
+async def close_reason(url: str, **kwargs: Any) -> tuple[int, str]:
+    async with connect(url, **kwargs) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            async for _ in ws:
+                pass
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_authentication_permissions_and_limits(tmp_path: Path) -> None:
+    cfg = replace(OPEN, anonymous=False, keys=keys_file(tmp_path), auth_timeout_s=0.5)
+    node, _market, url = await started(cfg)
+    try:
+        code, reason = await close_reason(url)
+        assert code == 1008 and "authentication required" in reason
+        code, reason = await close_reason(url, additional_headers={"Authorization": "Bearer nope"})
+        assert (code, reason) == (1008, "authentication failed: unknown API key")
+        bad_token = make_token("a", KEY_B)
+        code, reason = await close_reason(f"{url}?token={bad_token}")
+        assert code == 1008 and "invalid token" in reason
+
+        async with HubClient(url, token=KEY_A) as a:
+            assert a.welcome["key"] == "a"
+            answer = await a.subscribe(
+                [
+                    {"channel": "book", "symbol": "X"},
+                    {"channel": "trades", "symbol": "X"},
+                    {"channel": "status", "symbol": "X"},
+                    {"channel": "book", "symbol": "X", "depth": 3},  # replaces the book
+                ]
+            )
+            assert [r["code"] for r in answer["refused"]] == ["forbidden"]
+            assert len(answer["accepted"]) == 3
+            more = await a.subscribe([{"channel": "bbo", "symbol": "X"}])
+            assert [r["code"] for r in more["refused"]] == ["forbidden"]
+            # One connection per key 'a': a second one is refused with a reason.
+            code, reason = await close_reason(
+                url, additional_headers={"Authorization": f"Bearer {KEY_A}"}
+            )
+            assert code == 1013 and "too many connections" in reason
+        # A token signed with the key, in the URL (as a browser would); and the auth message.
+        async with HubClient(f"{url}?token={make_token('b', KEY_B)}") as b:
+            assert b.welcome["key"] == "b"
+        async with connect(url) as ws:
+            await request(ws, {"op": "auth", "token": KEY_B})
+            welcome = await until(messages(ws), "welcome")
+            assert welcome["key"] == "b"
+    finally:
+        await node.stop()
+
+
+async def test_bad_input_gets_error_codes_and_abuse_disconnects_only_that_client(
+    tmp_path: Path,
+) -> None:
+    cfg = replace(OPEN, max_errors=5)
+    node, market, url = await started(cfg)
+    try:
+        async with HubClient(url) as good, connect(url) as bad:
+            await good.subscribe([{"channel": "book", "symbol": "X"}])
+            stream = messages(bad)
+            await until(stream, "welcome")
+            codes = []
+            for data in (
+                b"\x00binary",
+                "{not json",
+                "[1,2]",
+                '{"op":"subscribe_all"}',
+                "x" * 70_000,
+            ):
+                await bad.send(data)
+                codes.append((await until(stream, "error"))["code"])
+            assert codes == ["binary_frame", "bad_json", "bad_request", "unknown_op", "too_large"]
+            await request(
+                bad, {"op": "subscribe", "channels": [{"channel": "book", "symbol": "NOPE"}]}
+            )
+            refused = (await until(stream, "subscribed"))["refused"]
+            assert refused[0]["code"] == "unknown_symbol"
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(10):
+                    await bad.send("{oops")
+                    await asyncio.sleep(0.01)
+                async for _ in stream:
+                    pass
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert "too many bad requests" in closed.value.rcvd.reason
+            market.step(50)
+            await catch_up(good, node)  # everyone else is still served
+            assert good.books["SIM", "X"].depth(0) == top(node, 0)
+    finally:
+        await node.stop()
+
+
+async def test_rate_limit_and_subscription_floods(tmp_path: Path) -> None:
+    cfg = replace(OPEN, anonymous=False, keys=keys_file(tmp_path), max_errors=100)
+    node, _market, url = await started(cfg)
+    try:
+        async with connect(url, additional_headers={"Authorization": f"Bearer {KEY_B}"}) as ws:
+            for i in range(30):
+                await request(ws, {"op": "ping", "id": i})
+            got: dict[str, int] = {}
+            stream = messages(ws)
+
+            async def read() -> None:
+                async for msg in stream:
+                    got[msg["type"]] = got.get(msg["type"], 0) + 1
+                    if got.get("pong", 0) + got.get("error", 0) == 30:
+                        return
+
+            await asyncio.wait_for(read(), 5)
+            assert got["pong"] == 10 and got["error"] == 20  # a burst of 2 s x 5/s
+    finally:
+        await node.stop()
+
+
+async def test_deflate_only_when_the_client_asks() -> None:
+    node, _market, url = await started()
+    try:
+        async with connect(url, compression="deflate") as ws:  # offers it, as browsers do
+            assert not ws.protocol.extensions
+        async with HubClient(url, deflate=True) as c:
+            assert c.welcome["deflate"] is True
+            assert c.ws is not None and c.ws.protocol.extensions
+            await c.subscribe([{"channel": "book", "symbol": "X"}])
+            await until(c.messages(), "snapshot")
+    finally:
+        await node.stop()
+
+
+async def test_heartbeats_and_idle_clients() -> None:
+    node, _market, url = await started(replace(OPEN, heartbeat_s=0.2, client_timeout_s=2))
+    try:
+        async with connect(url) as ws:
+            stream = messages(ws)
+            beat = await until(stream, "heartbeat", wait=3)
+            assert beat["ts"] > 0
+            await request(ws, {"op": "ping", "id": 7})
+            assert (await until(stream, "pong"))["id"] == 7
+            with pytest.raises(ConnectionClosed) as closed:
+                async for _ in stream:
+                    pass
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert closed.value.rcvd.reason.startswith("idle")
     finally:
         await node.stop()

@@ -17,7 +17,7 @@ def snap(
 
 
 def test_buffered_updates_at_or_below_snapshot_are_dropped() -> None:
-    s = BookStream("SIM", "X", 100)
+    s = BookStream("SIM", "X")
     for seq, change in [(4, (0, 100, 1)), (5, (0, 100, 2)), (6, (1, 105, 7)), (7, (0, 99, 3))]:
         assert s.on_update(upd(seq, change)) is Outcome.BUFFERED
     assert s.needs_snapshot_after() == 3
@@ -28,7 +28,7 @@ def test_buffered_updates_at_or_below_snapshot_are_dropped() -> None:
 
 
 def test_snapshot_older_than_buffer_is_refused() -> None:
-    s = BookStream("SIM", "X", 100)
+    s = BookStream("SIM", "X")
     s.on_update(upd(10, (0, 100, 1)))
     assert not s.try_sync(snap(8, ((100, 5),), ()))
     assert not s.synced
@@ -37,7 +37,7 @@ def test_snapshot_older_than_buffer_is_refused() -> None:
 
 
 def test_duplicates_ignored_and_gap_unsyncs() -> None:
-    s = BookStream("SIM", "X", 100)
+    s = BookStream("SIM", "X")
     assert s.try_sync(snap(3, ((100, 1),), ()))
     assert s.on_update(upd(4, (0, 100, 2))) is Outcome.APPLIED
     assert s.on_update(upd(4, (0, 100, 9))) is Outcome.DUPLICATE
@@ -51,7 +51,7 @@ def test_duplicates_ignored_and_gap_unsyncs() -> None:
 
 
 def test_hole_inside_buffer_waits_for_newer_snapshot() -> None:
-    s = BookStream("SIM", "X", 100)
+    s = BookStream("SIM", "X")
     for seq in (2, 3, 5, 6):
         s.on_update(upd(seq, (0, 100, seq)))
     assert not s.try_sync(snap(1, (), ()))

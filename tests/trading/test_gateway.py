@@ -231,7 +231,7 @@ async def test_signed_token_logs_on_and_bad_tokens_are_named(tmp_path: Path) -> 
             ),
             (
                 token("1003", ALICE_KEY, now + 60),
-                "token for an unknown account",
+                "token for an unknown subject",
             ),
         ]
         for bad, why in cases:

@@ -1,0 +1,78 @@
+"""Credentials and message-rate limits shared by the order gateway and the fanout nodes.
+
+A client proves who it is with its API key itself or with a JWT (HS256, signed
+with that key, ``sub`` naming the holder, ``exp`` required): the token lets a
+browser or a short-lived job connect without ever holding the key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import jwt
+
+T = TypeVar("T")
+
+MIN_KEY_LENGTH = 32
+"""Shortest API key accepted (it is also an HS256 secret)."""
+
+
+def authenticate(
+    credential: object,
+    by_key: Callable[[str], T | None],
+    by_subject: Callable[[str], T | None],
+    secret: Callable[[T], str],
+) -> tuple[T | None, str]:
+    """(holder, "") or (None, why refused). Anything shaped like a JWT is checked as one:
+    its ``sub`` names the holder, whose key must have signed it; anything else is looked
+    up as an API key."""
+    if not isinstance(credential, str) or not credential:
+        return None, "no API key or token"
+    if credential.count(".") != 2:
+        holder = by_key(credential)
+        return (holder, "") if holder is not None else (None, "unknown API key")
+    try:
+        claims = jwt.decode(credential, options={"verify_signature": False})
+        holder = by_subject(str(claims.get("sub", "")))
+        if holder is None:
+            return None, "token for an unknown subject"
+        jwt.decode(
+            credential,
+            secret(holder),
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub"]},
+            leeway=5,
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        return None, f"invalid token: {exc}"
+    return holder, ""
+
+
+def make_token(subject: str, key: str, ttl_s: float = 3600.0) -> str:
+    """A token for ``subject`` signed with its API key, valid for ``ttl_s`` seconds."""
+    return jwt.encode({"sub": subject, "exp": int(time.time() + ttl_s)}, key, algorithm="HS256")
+
+
+@dataclass
+class RateLimit:
+    """A token bucket: ``rate`` messages per second, bursts of two seconds' worth."""
+
+    rate: float
+    tokens: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = 2 * self.rate
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
