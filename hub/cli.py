@@ -186,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0, help="stop after S seconds (0: Ctrl-C)")
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: no limit)")
 
+    p = sub.add_parser("subscribe", help="print a live view of a symbol from a fanout node")
+    p.add_argument("symbol", help="symbol, e.g. BTC-USD")
+    p.add_argument(
+        "--channel",
+        action="append",
+        choices=["book", "trades", "bbo", "candles", "status"],
+        help="channel to show (repeat; default: book and trades)",
+    )
+    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="fanout node's WebSocket URL")
+    p.add_argument("--depth", type=int, default=0, help="book levels per side (default: all)")
+    p.add_argument("--interval", type=int, default=60, help="candle interval in seconds")
+    p.add_argument("--token", help="API key or signed token (default: $HUB_TOKEN)")
+    p.add_argument("--count", type=int, default=0, help="stop after N lines (0: no limit)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after S seconds (0: Ctrl-C)")
+
     sub.add_parser("config", help="print the effective configuration")
     return parser
 
@@ -297,6 +312,25 @@ def main(argv: list[str] | None = None) -> int:
         return _replay(args.file, args.venue, args.speed, args.check)
     if args.command == "itch":
         return _itch(args.file, args.symbol, args.after, args.depth)
+    if args.command == "subscribe":
+        from fanout.cli import subscribe
+
+        channels = args.channel or ["book", "trades"]
+        token = args.token or os.environ.get("HUB_TOKEN")
+        coro = subscribe(
+            args.url,
+            args.symbol,
+            channels,
+            args.depth,
+            args.interval,
+            token,
+            args.count,
+            args.seconds,
+        )
+        try:
+            return asyncio.run(coro)
+        except KeyboardInterrupt:
+            return 130
     if args.command == "capture":
         from feedhandler.record import capture
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.request
 from typing import Any
 
@@ -68,4 +69,40 @@ def test_demo_serves_exact_books_page_and_ops(hub_process: Any) -> None:
     assert "hub_feed_orders_total" in metrics
     page = urllib.request.urlopen(f"{base}/").read().decode()
     assert "<title>mdhub" in page and "/app.js" in page
+    assert demo.stop() == 0
+
+
+def test_hub_subscribe_prints_a_verified_live_view(hub_process: Any) -> None:
+    demo = hub_process("demo", "--port", "0", "--symbols", "BTC-USD", "--rate", "300")
+    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
+    url = f"ws://127.0.0.1:{port}/ws"
+    view = hub_process(
+        "subscribe",
+        "BTC-USD",
+        "--url",
+        url,
+        "--depth",
+        "5",
+        "--count",
+        "60",
+        "--channel",
+        "book",
+        "--channel",
+        "trades",
+        "--channel",
+        "bbo",
+    )
+    assert view.wait(30) == 0, view.stderr()
+    lines = view.output
+    assert lines[0].startswith("subscribed: book, trades, bbo")
+    books = [x for x in lines if x.startswith(("snapshot", "book "))]
+    assert books and all(x.rstrip().endswith("checksum ok") for x in books)
+    counts = [re.search(r"levels (\d+)/(\d+)", x).groups() for x in books]  # type: ignore[union-attr]
+    assert all(int(b) <= 5 and int(a) <= 5 for b, a in counts)  # a top-5 book
+    assert any(x.startswith("trade #") for x in lines) or any(x.startswith("bbo") for x in lines)
+    missing = hub_process("subscribe", "NOPE", "--url", url, "--count", "1")
+    assert missing.wait(30) == 1
+    assert "refused unknown_symbol" in "".join(missing.output)
+    down = hub_process("subscribe", "BTC-USD", "--url", "ws://127.0.0.1:1/ws")
+    assert down.wait(30) == 3 and "cannot connect" in down.stderr()
     assert demo.stop() == 0
