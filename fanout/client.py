@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from hub.decimals import Unit
 from orderbook_core.types import checksum as book_checksum
@@ -127,6 +127,11 @@ async def mirror_for(ws: ClientConnection, symbol: str) -> BookMirror | None:
     return None
 
 
+def _ws_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path if parts.path not in ("", "/") else "/ws"))
+
+
 def _key(msg: dict[str, Any]) -> tuple[str, str]:
     return msg["venue"], msg["symbol"]
 
@@ -141,11 +146,11 @@ class HubClient:
         deflate: bool = False,
         ping_s: float = 15.0,
         reconnect: bool = True,
+        others: list[str] | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        self.url = urlunsplit(
-            parts._replace(path=parts.path if parts.path not in ("", "/") else "/ws")
-        )
+        self.urls = [_ws_url(u) for u in [url, *(others or [])]]
+        """Nodes to try in turn when the connection is lost."""
+        self.url = self.urls[0]
         self.token = token
         self.deflate = deflate
         self.ping_s = ping_s
@@ -232,8 +237,10 @@ class HubClient:
         return answer
 
     async def _resume(self) -> dict[str, Any]:
-        """Reconnect and subscribe again, each book from the last seq it applied."""
+        """Reconnect (to the next node in ``urls``) and subscribe again, each book from the
+        last seq it applied."""
         self.reconnects += 1
+        self.url = self.urls[self.reconnects % len(self.urls)]
         await self.connect()
         channels = []
         for item in self.channels:
@@ -260,8 +267,8 @@ class HubClient:
                     try:
                         answer = await self._resume()
                         break
-                    except (OSError, ConnectionClosed):
-                        await asyncio.sleep(0.5)
+                    except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
+                        await asyncio.sleep(0.2)
                 yield {**answer, "type": "resumed", "at": time.time_ns()}
                 continue
             for msg in orjson.loads(frame):

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 import redis
 
-from fanout.client import BookMirror, connect, messages, mirror_for, request
+from fanout.client import BookMirror, HubClient, connect, messages, mirror_for, request
 from feedhandler.simulator import SimulatedExchange
+from hub.decimals import Unit
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
 from orderbook_core import L2Book
 
@@ -216,5 +218,50 @@ def test_feed_to_fanout_redis_and_timescaledb(
             assert tuple(levels) == DEPTH[symbol][seq], (symbol, seq)
         assert len(snaps) > 2 * len(SYMBOLS)
 
+        # The candles channel shows the bars the database holds (the recorder publishes
+        # each bar it stores to Kafka; the fanout node serves them).
+        for interval in (1, 60):
+            db_bars = {
+                (r[0], r[1]): tuple(r[2:])
+                for r in conn.execute(
+                    "SELECT symbol, (extract(epoch FROM bucket) * 1e9)::bigint, open, high, "
+                    "low, close, volume::bigint, notional, trades FROM bars "
+                    "WHERE interval_s = %s",
+                    (interval,),
+                ).fetchall()
+            }
+            assert db_bars
+            served = asyncio.run(candles(url, interval))
+            assert served == db_bars
+
     for p in (fanout, feed, recorder):
         assert p.stop() == 0, p.stderr()
+
+
+async def candles(url: str, interval: int) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """Every symbol's recent candles from the node, back in integer ticks and lots."""
+    out: dict[tuple[str, int], tuple[Any, ...]] = {}
+    async with HubClient(url) as client:
+        await client.subscribe(
+            [{"channel": "candles", "symbol": s, "interval": interval} for s in SYMBOLS]
+        )
+        seen = 0
+        async for msg in client.messages():
+            if msg["type"] != "candles":
+                continue
+            s = client.streams["SIM", msg["symbol"]]
+            tick, lot = Unit(s["tick_size"]), Unit(s["lot_size"])
+            for b in msg["bars"]:
+                out[msg["symbol"], b["start"]] = (
+                    tick.to_units(b["open"]),
+                    tick.to_units(b["high"]),
+                    tick.to_units(b["low"]),
+                    tick.to_units(b["close"]),
+                    lot.to_units(b["volume"]),
+                    Decimal(b["notional"]) / Decimal(s["tick_size"]) / Decimal(s["lot_size"]),
+                    b["trades"],
+                )
+            seen += 1
+            if seen == len(SYMBOLS):
+                return out
+    raise AssertionError("connection closed early")
