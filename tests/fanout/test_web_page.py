@@ -47,6 +47,8 @@ async def drive(url: str) -> dict[str, Any]:
         await page.goto(url)
         await page.wait_for_function("document.querySelectorAll('#ladder td.bid').length >= 10")
         await page.wait_for_function("document.querySelectorAll('#tape tbody tr').length >= 3")
+        await page.wait_for_function("Number(document.querySelector('#chart').dataset.candles) >= 2")
+        first_candle = await page.inner_text("#c-last")
         first_ladder = await ladder(page)
         first_seq = int(await page.inner_text("#h-seq"))
         first_tape = await page.inner_text("#tape tbody")
@@ -54,15 +56,17 @@ async def drive(url: str) -> dict[str, Any]:
         second_ladder = await ladder(page)
         second_seq = int(await page.inner_text("#h-seq"))
         second_tape = await page.inner_text("#tape tbody")
+        second_candle = await page.inner_text("#c-last")
         out_dir = ROOT / "test-output"
         out_dir.mkdir(exist_ok=True)
-        await page.screenshot(path=str(out_dir / "demo-page.png"))
+        await page.screenshot(path=str(out_dir / "demo-page.png"), full_page=True)
         await browser.close()
     return {
         "errors": errors,
         "ladders": (first_ladder, second_ladder),
         "seqs": (first_seq, second_seq),
         "tapes": (first_tape, second_tape),
+        "candles": (first_candle, second_candle),
     }
 
 
@@ -80,5 +84,7 @@ def test_page_ladder_and_tape_update_live_without_console_errors(hub_process: An
         assert float(bids[0]) < float(asks[0])  # never crossed
     assert seen["seqs"][1] > seen["seqs"][0]  # the book kept updating
     assert seen["tapes"][0] != seen["tapes"][1]  # and so did the tape
+    assert seen["candles"][0] != seen["candles"][1]  # and the candle chart
+    assert seen["candles"][1].startswith("O ") and "trades)" in seen["candles"][1]
     assert (ROOT / "test-output" / "demo-page.png").stat().st_size > 10_000
     assert demo.stop() == 0
