@@ -1,17 +1,22 @@
-"""Locust users for the hub's public WebSocket protocol.
+"""Locust users for the hub's public WebSocket protocol (subscribers).
 
-Each ``BookSubscriber`` connects to a fanout node, subscribes to the book and
-trades of one symbol, keeps an exact book (snapshot + deltas, seq-checked)
-and reports every received frame to locust as a request named by message
-type, with the venue-event-to-receive latency as its response time. A seq
-gap or a crossed book is reported as a failure.
+Each ``Subscriber`` is one WebSocket connection; one locust process runs many
+of them (``-u``). Each connects to a fanout node, subscribes to a random mix
+of symbols and channels (full or top-N book, with or without checksums,
+trades, best bid/offer, candles), keeps an exact book per book subscription
+(seq ranges and checksums checked) and reports every received message to
+locust as a request named by message type, with the latency from the hub's
+receive time (``ts_recv``) to this client as its response time. A seq gap, a
+checksum mismatch or a crossed book is reported as a failure.
 
 Bounded headless run on this machine (the demo serves on 127.0.0.1:8765):
 
-    locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s \\
+    locust -f loadtests/locustfile.py --headless -u 200 -r 50 -t 30s \\
         --host ws://127.0.0.1:8765 --csv test-output/locust
 
-Environment: HUB_LOAD_SYMBOLS (comma list; default: every symbol the node lists).
+Environment: HUB_LOAD_SYMBOLS (comma list; default: every symbol the node
+lists), HUB_LOAD_TOKEN (API key or token when the node requires one),
+HUB_LOAD_SYMBOLS_PER_USER (default 2).
 """
 
 from __future__ import annotations
@@ -25,19 +30,28 @@ import orjson
 from locust import User, between, events, task
 from websockets.sync.client import connect
 
-from fanout.client import BookMirror, SequenceGap
+from fanout.client import BookMirror, ChecksumMismatch, SequenceGap
 
 READ_SECONDS = 5.0
+BOOK_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"checksum": True},
+    {"depth": 10, "checksum": True},
+    {"depth": 25},
+]
+EXTRA_CHANNELS = ("trades", "bbo", "candles")
 
 
-class BookSubscriber(User):
-    """A trader following one book and its trades."""
+class Subscriber(User):
+    """A trader following a few books and their trades, quotes or candles."""
 
-    wait_time = between(0.0, 0.5)
+    wait_time = between(0.0, 0.2)
 
     def on_start(self) -> None:
         url = self.host.rstrip("/") + "/ws"
-        self.ws = connect(url, open_timeout=10, max_size=None)
+        token = os.environ.get("HUB_LOAD_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.ws = connect(url, open_timeout=10, max_size=None, additional_headers=headers)
         self.ws.send(orjson.dumps({"op": "list", "id": 1}).decode())
         streams: list[dict[str, Any]] = []
         while not streams:
@@ -46,22 +60,33 @@ class BookSubscriber(User):
                     streams = [s for s in msg["streams"] if s["tick_size"]]
         wanted = [s for s in os.environ.get("HUB_LOAD_SYMBOLS", "").split(",") if s]
         choices = [s for s in streams if not wanted or s["symbol"] in wanted]
-        stream = random.choice(choices)
-        self.mirror = BookMirror(stream["tick_size"], stream["lot_size"])
-        channels = [
-            {"channel": c, "venue": stream["venue"], "symbol": stream["symbol"]}
-            for c in ("book", "trades")
-        ]
+        per_user = int(os.environ.get("HUB_LOAD_SYMBOLS_PER_USER", "2"))
+        self.mirrors: dict[tuple[str, str], BookMirror] = {}
+        channels: list[dict[str, Any]] = []
+        for stream in random.sample(choices, min(per_user, len(choices))):
+            where = {"venue": stream["venue"], "symbol": stream["symbol"]}
+            variant = random.choice(BOOK_VARIANTS)
+            channels.append({"channel": "book", **where, **variant})
+            self.mirrors[stream["venue"], stream["symbol"]] = BookMirror(
+                stream["tick_size"], stream["lot_size"], variant.get("depth", 0)
+            )
+            extra = random.choice(EXTRA_CHANNELS)
+            interval = {"interval": 1} if extra == "candles" else {}
+            channels.append({"channel": extra, **where, **interval})
         self.ws.send(orjson.dumps({"op": "subscribe", "id": 2, "channels": channels}).decode())
+        self.last_ping = time.monotonic()
 
     def on_stop(self) -> None:
         self.ws.close()
 
     @task
     def read(self) -> None:
-        """Read frames for a few seconds, checking the book as a client must."""
+        """Read frames for a few seconds, checking the books as a client must."""
         deadline = time.monotonic() + READ_SECONDS
         while time.monotonic() < deadline:
+            if time.monotonic() - self.last_ping > 10:
+                self.ws.send(orjson.dumps({"op": "ping"}).decode())
+                self.last_ping = time.monotonic()
             try:
                 frame = self.ws.recv(timeout=1)
             except TimeoutError:
@@ -74,13 +99,18 @@ class BookSubscriber(User):
         kind = msg["type"]
         error: Exception | None = None
         if kind in ("snapshot", "book"):
+            mirror = self.mirrors[msg["venue"], msg["symbol"]]
             try:
-                self.mirror.apply(msg)
-                if self.mirror.crossed():
-                    error = AssertionError(f"crossed book at seq {self.mirror.seq}")
-            except SequenceGap as exc:
+                mirror.apply(msg)
+                if mirror.crossed():
+                    error = AssertionError(f"crossed book at seq {mirror.seq}")
+            except (SequenceGap, ChecksumMismatch) as exc:
                 error = exc
-        latency_ms = (received - msg["ts_event"]) / 1e6 if "ts_event" in msg else 0.0
+        elif kind == "subscribed" and msg["refused"]:
+            error = AssertionError(f"refused: {msg['refused']}")
+        elif kind == "error":
+            error = AssertionError(f"{msg['code']}: {msg['message']}")
+        latency_ms = (received - msg["ts_recv"]) / 1e6 if "ts_recv" in msg else 0.0
         events.request.fire(
             request_type="WS",
             name=kind,

@@ -53,7 +53,8 @@ def test_locust_subscribers_receive_exact_books(hub_process: Any, tmp_path: Path
     rows = run_locust("locustfile.py", f"ws://127.0.0.1:{port}", 8, tmp_path / "locust")
     assert int(rows["snapshot"]["Request Count"]) >= 8  # every user got its snapshot
     assert int(rows["book"]["Request Count"]) > 100
-    assert int(rows["Aggregated"]["Failure Count"]) == 0  # no gaps, no crossed books
+    assert int(rows["Aggregated"]["Failure Count"]) == 0  # no gaps, checksums right, not crossed
+    assert int(rows["subscribed"]["Request Count"]) == 8
     assert demo.stop() == 0
 
 
