@@ -83,6 +83,16 @@ CLOSE_TIMEOUT_S = 2.0
 UPDATE_TYPES = (b'{"type":"book"', b'{"type":"trade"', b'{"type":"bbo"')
 
 
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked WebSocket text frame (RFC 6455 section 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
 class FanoutNode:
     """Book sync, feeds, subscriptions and the WebSocket server of one node."""
 
@@ -104,6 +114,8 @@ class FanoutNode:
         self._sync_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
         self.source_error: str | None = None
 
     # --- feeds ---------------------------------------------------------------------------
@@ -144,6 +156,8 @@ class FanoutNode:
 
     def on_event(self, event: Event) -> None:
         """Take one event from the source (bus or Kafka)."""
+        if self._flush_at is None and self._server is not None:
+            self.wake()
         if isinstance(event, BookUpdate):
             self._on_update(event)
         elif isinstance(event, Trade):
@@ -285,6 +299,7 @@ class FanoutNode:
                 for feed in self.book_feeds[stream.venue, stream.symbol]:
                     feed.restart()
                     self._publish_snapshot(feed, "resync")
+                self.wake()
                 return
             await asyncio.sleep(SYNC_POLL)
 
@@ -339,10 +354,21 @@ class FanoutNode:
         client.group = group
         self.private.discard(client)
 
-    def _write(self, sockets: list[ServerConnection], batch: list[bytes], oldest: int) -> None:
+    def _write(self, clients: list[Client], batch: list[bytes], oldest: int) -> None:
+        """One text frame to every client: serialized once (an unmasked server frame is the
+        same bytes for every uncompressed connection) and written to each socket; clients
+        that negotiated permessage-deflate go through websockets (compressed per socket)."""
         frame = b"[" + b",".join(batch) + b"]"
-        broadcast(sockets, frame, text=True)
-        n = len(sockets)
+        wire = text_frame(frame)
+        deflated = []
+        for client in clients:
+            if client.deflate:
+                deflated.append(client.ws)
+            else:
+                client.ws.transport.write(wire)
+        if deflated:
+            broadcast(deflated, frame, text=True)
+        n = len(clients)
         FRAMES.inc(n)
         MESSAGES.inc(len(batch) * n)
         UPDATES_SENT.inc(sum(1 for m in batch if m.startswith(UPDATE_TYPES)) * n)
@@ -372,7 +398,7 @@ class FanoutNode:
                     client.lagging = True
                     client.lagging_since = now
                 elif client.ws.protocol.state is State.OPEN:
-                    ready.append(client.ws)
+                    ready.append(client)
             if ready:
                 self._write(ready, batch, oldest)
             group.last_sent = now
@@ -392,7 +418,7 @@ class FanoutNode:
                 client.lagging = size > high // 2
             client.pending = []
             if batch and client.ws.protocol.state is State.OPEN:
-                self._write([client.ws], batch, client.oldest)
+                self._write([client], batch, client.oldest)
                 client.last_sent = now
             if not client.lagging:
                 self._join(client)
@@ -444,12 +470,23 @@ class FanoutNode:
         if ws.transport is not None and not ws.transport.is_closing():
             ws.transport.abort()
 
-    async def _flusher(self) -> None:
-        interval = self.cfg.flush_ms / 1000
-        while True:
-            started = time.monotonic()
-            self.flush()
-            await asyncio.sleep(max(0.0005, interval - (time.monotonic() - started)))
+    def wake(self) -> None:
+        """Make sure a flush is due: at once when the last one is more than ``flush_ms``
+        ago, else when it will be. A quiet node sends an update as soon as the current
+        batch of source events is handled; a busy one sends at most one frame per group
+        and interval, however many updates arrive."""
+        if self._flush_at is not None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last_flush + self.cfg.flush_ms / 1000
+        self._flush_at = loop.call_at(max(due, loop.time()), self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_at = None
+        self._last_flush = asyncio.get_running_loop().time()
+        self.flush()
+        if any(c.pending or c.conflated for c in self.private):
+            self.wake()  # lagging clients: try again next interval
 
     async def _housekeeper(self) -> None:
         """Once a second: heartbeats to quiet connections, idle clients closed, gauges."""
@@ -468,6 +505,7 @@ class FanoutNode:
                 if timeout and now - client.last_heard > timeout:
                     REFUSED.labels("idle").inc()
                     self._close(client, 1008, f"idle: no message from the client in {timeout} s")
+            self.wake()
             GROUPS.set(len(self.groups))
             PRIVATE.set(len(self.private))
             SUBSCRIPTIONS.set(sum(len(c.feeds) for c in self.clients))
@@ -603,6 +641,7 @@ class FanoutNode:
         client.push(protocol.error(exc.code, str(exc), ident))
 
     def _request(self, client: Client, limit: RateLimit, data: str | bytes) -> None:
+        self.wake()
         client.last_heard = time.monotonic()
         if not limit.take(client.last_heard):
             self._refuse(
@@ -688,6 +727,7 @@ class FanoutNode:
                 {"type": "welcome", "node": self.name, "key": grant.id, "deflate": deflate}
             )
         )
+        self.wake()
         try:
             async for data in ws:
                 if not client.closing:
@@ -761,10 +801,7 @@ class FanoutNode:
             close_timeout=CLOSE_TIMEOUT_S,
             write_limit=self.cfg.send_buffer_kib * 1024,
         )
-        self._tasks += [
-            asyncio.create_task(self._flusher()),
-            asyncio.create_task(self._housekeeper()),
-        ]
+        self._tasks.append(asyncio.create_task(self._housekeeper()))
         return self._server
 
     async def stop(self) -> None:

@@ -69,6 +69,23 @@ def test_bench_orders_runs_both_journal_modes() -> None:
         assert 250 <= sent <= 350  # the pacing held the rate
 
 
+def test_bench_fanout_delivers_what_the_feed_offers() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_fanout", "--quick", "--seconds", "1.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| 20 ")]
+    assert [r[3] for r in rows] == ["baseline: a frame per update", "hub FanoutNode"]
+    for row in rows:
+        # 20 clients x 100 updates/s each: every offered update arrives (some book updates
+        # are trades in the count; the generator's pacing allows a few percent).
+        assert 1800 <= float(row[4].replace(",", "")) <= 2200, row
+
+
 @pytest.mark.services
 def test_bench_queries_answers_equal_from_bars_and_trades(services: dict[str, str]) -> None:
     out = subprocess.run(

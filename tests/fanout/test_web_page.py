@@ -47,7 +47,7 @@ async def drive(url: str) -> dict[str, Any]:
         await page.goto(url)
         await page.wait_for_function("document.querySelectorAll('#ladder td.bid').length >= 10")
         await page.wait_for_function("document.querySelectorAll('#tape tbody tr').length >= 3")
-        await page.wait_for_function("Number(document.querySelector('#chart').dataset.candles) >= 2")
+        await page.wait_for_function("Number(document.getElementById('chart').dataset.candles) > 1")
         first_candle = await page.inner_text("#c-last")
         first_ladder = await ladder(page)
         first_seq = int(await page.inner_text("#h-seq"))
