@@ -319,7 +319,9 @@ def main() -> None:
         f"{args.symbols} symbols, 10% of events trades; each client: book + trades of one "
         "symbol; clients in a separate process"
     )
-    scenarios = ((20, 400, 2, ""),) if args.quick else SCENARIOS
+    scenarios: tuple[tuple[int, int, int, str], ...] = (
+        ((20, 400, 2, ""),) if args.quick else SCENARIOS
+    )
     if args.only is not None:
         scenarios = (scenarios[args.only],)
     if args.flush:
