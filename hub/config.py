@@ -112,7 +112,8 @@ class FanoutConfig:
     port: int = 8765
     """Port of the WebSocket API, the web page, /metrics and /healthz (0 picks a free one)."""
     flush_ms: int = 5
-    """Messages for a connection are sent as one frame per this interval."""
+    """At most one frame per connection per this interval (an update on a quiet node goes
+    out at once)."""
     history: int = 5000
     """Book messages kept per feed for resuming clients."""
     queue_limit: int = 20000
