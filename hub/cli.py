@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -205,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dump_tasks() -> None:
+    """Every asyncio task's stack on stderr (SIGUSR1): where a stuck service waits."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
 def _run_async(runner: Runner, cfg: HubConfig) -> None:
     """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM arrives."""
     import uvloop
@@ -215,6 +224,7 @@ def _run_async(runner: Runner, cfg: HubConfig) -> None:
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         try:
             await runner(cfg)
         except asyncio.CancelledError:
@@ -300,6 +310,8 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck process is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     if args.command == "services":
         extra = [args.service] if args.service else []

@@ -32,6 +32,8 @@ from hub.events import (
     encode,
 )
 
+log = logging.getLogger("hub.kafka")
+
 
 def topic_names(cfg: KafkaConfig) -> dict[str, str]:
     p = cfg.topic_prefix
@@ -149,8 +151,13 @@ class KafkaPublisher:
         if futures:
             await asyncio.gather(*futures)
 
-    async def stop(self) -> None:
-        await self._producer.stop()
+    async def stop(self, wait_s: float = 10.0) -> None:
+        """Flush and close; a broker that does not answer within ``wait_s`` is given up on
+        (with a warning), so shutdown never hangs on it."""
+        try:
+            await asyncio.wait_for(self._producer.stop(), wait_s)
+        except TimeoutError:
+            log.warning("Kafka producer did not close in time", extra={"wait_s": wait_s})
 
 
 def consumer(

@@ -136,6 +136,9 @@ class HubProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # Where is it stuck? The hub CLI dumps its stacks on SIGUSR1 (into stderr).
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
                 self.proc.kill()
                 self.proc.wait()
         if not self._stderr.closed:
