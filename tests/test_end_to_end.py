@@ -231,7 +231,13 @@ def test_feed_to_fanout_redis_and_timescaledb(
                 ).fetchall()
             }
             assert db_bars
+            # The recorder publishes a batch's bars right after its commit: the node may
+            # be a moment behind the database.
+            deadline = time.monotonic() + 15
             served = asyncio.run(candles(url, interval))
+            while served != db_bars and time.monotonic() < deadline:
+                time.sleep(0.3)
+                served = asyncio.run(candles(url, interval))
             assert served == db_bars
 
     for p in (fanout, feed, recorder):
