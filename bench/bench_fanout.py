@@ -40,7 +40,8 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.machine import facts
 from fanout import protocol
-from fanout.node import FRAMES, FanoutNode
+from fanout.node import FanoutNode
+from fanout.sender import FRAMES
 from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import BookSnapshot, BookUpdate, Instrument, Trade

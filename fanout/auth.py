@@ -25,6 +25,9 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.http11 import Request
 
 from fanout.protocol import CHANNELS
 from hub.auth import MIN_KEY_LENGTH, authenticate
@@ -62,6 +65,15 @@ class Keys:
                 return self.anonymous, ""
             return None, "authentication required: an API key or a signed token"
         return authenticate(credential, self.by_key.get, self.by_id.get, lambda g: g.key)
+
+
+def credential_in(request: Request) -> str | None:
+    """The key or token of a handshake: ``Authorization: Bearer …``, else ``?token=…``."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    tokens = parse_qs(urlsplit(request.path).query).get("token")
+    return tokens[0] if tokens else None
 
 
 def _grant(raw: dict[str, Any], base: Grant, where: str) -> Grant:

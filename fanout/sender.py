@@ -1,0 +1,273 @@
+"""Writing to sockets: groups of clients sharing frames, private queues, slow clients.
+
+The node decides what each connection receives (fanout.node); the ``Sender``
+decides when and how it reaches the socket: at most one frame per group and
+``flush_ms`` (at once on a quiet node), serialized once for every member; a
+connection with messages of its own or a full socket buffer on a private
+queue, conflated while it lags, reset to snapshots, then closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import Counter, Gauge, Histogram
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from fanout import protocol
+from fanout.delivery import Client, Feed, Group
+from hub.config import FanoutConfig
+
+log = logging.getLogger("hub.fanout")
+
+FRAMES = Counter("hub_fanout_frames_sent_total", "WebSocket frames written to sockets")
+MESSAGES = Counter("hub_fanout_messages_sent_total", "Messages delivered (many per frame)")
+UPDATES_SENT = Counter("hub_fanout_updates_sent_total", "Book, trade and bbo messages delivered")
+BYTES = Counter("hub_fanout_bytes_sent_total", "Payload bytes written to sockets")
+CONFLATIONS = Counter("hub_fanout_conflated_total", "Book deltas merged for lagging clients")
+RESETS = Counter("hub_fanout_snapshot_resets_total", "Lagging clients reset to fresh snapshots")
+SLOW = Counter("hub_fanout_slow_disconnects_total", "Clients disconnected as too slow")
+QUEUE_DEPTH = Histogram(
+    "hub_fanout_queue_depth",
+    "Messages per flushed frame",
+    buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
+)
+BUFFERED = Gauge("hub_fanout_send_buffer_max_bytes", "Largest socket write buffer at last check")
+LATENCY = Histogram(
+    "hub_fanout_tick_to_send_seconds",
+    "Hub receive time (ts_recv) of the oldest message in a frame to its socket write",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+SUBSCRIPTIONS = Gauge("hub_fanout_subscriptions", "Active subscriptions")
+GROUPS = Gauge("hub_fanout_groups", "Groups of clients sharing frames")
+PRIVATE = Gauge("hub_fanout_private_clients", "Clients on a private queue (new, lagging)")
+REFUSED = Counter("hub_fanout_refused_total", "Connections and requests refused", ["code"])
+RESET_WINDOW_S = 60.0
+CLOSE_TIMEOUT_S = 2.0
+UPDATE_TYPES = (b'{"type":"book"', b'{"type":"trade"', b'{"type":"bbo"')
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked WebSocket text frame (RFC 6455 section 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+class Sender:
+    """Groups, private queues and the flush schedule of one node's connections."""
+
+    def __init__(self, cfg: FanoutConfig, snapshot_for: Callable[[Feed, str], bytes]) -> None:
+        self.cfg = cfg
+        self.snapshot_for = snapshot_for
+        """A book feed's snapshot message for a client being reset."""
+        self.groups: dict[frozenset[Feed], Group] = {}
+        self.private: set[Client] = set()
+        self.clients: set[Client] = set()
+        """Every open connection (the node adds and removes them)."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+
+    def isolate(self, client: Client) -> None:
+        """Take a client out of its group onto a private queue, keeping what the group has
+        gathered for it this interval."""
+        group = client.group
+        if group is None:
+            return
+        client.group = None
+        group.members.discard(client)
+        client.pending = list(group.pending)
+        client.oldest = group.oldest
+        for feed in client.feeds.values():
+            feed.targets.add(client)
+        if not group.members:
+            for feed in group.feeds:
+                feed.targets.discard(group)
+            del self.groups[group.feeds]
+        self.private.add(client)
+
+    def join(self, client: Client) -> None:
+        """Move a private client that has nothing of its own pending into its group."""
+        feeds = frozenset(client.feeds.values())
+        if not feeds or client.closing:
+            return
+        group = self.groups.get(feeds)
+        if group is None:
+            group = self.groups[feeds] = Group(feeds)
+            for feed in feeds:
+                feed.targets.add(group)
+        for feed in feeds:
+            feed.targets.discard(client)
+        group.members.add(client)
+        client.group = group
+        self.private.discard(client)
+
+    def write(self, clients: list[Client], batch: list[bytes], oldest: int) -> None:
+        """One text frame to every client: serialized once (an unmasked server frame is the
+        same bytes for every uncompressed connection) and written to each socket; clients
+        that negotiated permessage-deflate go through websockets (compressed per socket)."""
+        frame = b"[" + b",".join(batch) + b"]"
+        wire = text_frame(frame)
+        deflated = []
+        for client in clients:
+            if client.deflate:
+                deflated.append(client.ws)
+            else:
+                client.ws.transport.write(wire)
+        if deflated:
+            broadcast(deflated, frame, text=True)
+        n = len(clients)
+        FRAMES.inc(n)
+        MESSAGES.inc(len(batch) * n)
+        UPDATES_SENT.inc(sum(1 for m in batch if m.startswith(UPDATE_TYPES)) * n)
+        BYTES.inc(len(frame) * n)
+        QUEUE_DEPTH.observe(len(batch))
+        if oldest:
+            LATENCY.observe(max(0.0, (time.time_ns() - oldest) / 1e9))
+
+    def flush(self) -> None:
+        """Write what accumulated since the last flush: one frame per group, one per
+        private client. Synchronous, so nothing arrives halfway through."""
+        high = self.cfg.send_buffer_kib * 1024
+        now = time.monotonic()
+        worst = 0
+        for group in list(self.groups.values()):
+            if not group.pending:
+                continue
+            batch, oldest = group.pending, group.oldest
+            group.pending = []
+            ready = []
+            for client in list(group.members):
+                size = client.buffered()
+                worst = max(worst, size)
+                if size > high:
+                    self.isolate(client)
+                    client.pending = list(batch)
+                    client.lagging = True
+                    client.lagging_since = now
+                elif client.ws.protocol.state is State.OPEN:
+                    ready.append(client)
+            if ready:
+                self.write(ready, batch, oldest)
+            group.last_sent = now
+        for client in list(self.private):
+            size = client.buffered()
+            worst = max(worst, size)
+            if client.lagging and size > high:
+                if now - client.lagging_since > self.cfg.slow_timeout_s:
+                    SLOW.inc()
+                    self.close(client, 1013, "slow consumer: not reading")
+                elif len(client.pending) > self.cfg.queue_limit:
+                    self.reset(client, now)
+                continue
+            batch = client.pending
+            if client.lagging:
+                batch += client.drain_conflated()
+                client.lagging = size > high // 2
+            client.pending = []
+            if batch and client.ws.protocol.state is State.OPEN:
+                self.write([client], batch, client.oldest)
+                client.last_sent = now
+            if not client.lagging:
+                self.join(client)
+        BUFFERED.set(worst)
+        CONFLATIONS.inc(sum(c.conflations for c in self.private))
+        for client in self.private:
+            client.conflations = 0
+
+    def reset(self, client: Client, now: float) -> None:
+        """Replace a lagging client's queue by fresh snapshots; disconnect it when that
+        keeps happening."""
+        while client.resets and now - client.resets[0] > RESET_WINDOW_S:
+            client.resets.popleft()
+        client.resets.append(now)
+        if len(client.resets) > self.cfg.max_resets:
+            SLOW.inc()
+            self.close(client, 1013, f"slow consumer: reset {len(client.resets)} times in a minute")
+            return
+        RESETS.inc()
+        log.info("lagging client reset to snapshots", extra={"key": client.grant.id})
+        client.pending = []
+        client.conflated.clear()
+        client.latest_bbo.clear()
+        for (channel, _v, _s, _i), feed in client.feeds.items():
+            if channel == "book":
+                client.push(self.snapshot_for(feed, "slow_client"))
+            elif channel == "bbo" and feed.stream.bbo_msg is not None:
+                client.push(feed.stream.bbo_msg)
+
+    def close(self, client: Client, code: int, reason: str) -> None:
+        if client.closing:
+            return
+        client.closing = True
+        self.isolate(client)
+        for feed in client.feeds.values():
+            feed.targets.discard(client)
+        self.private.discard(client)
+        log.info("closing client", extra={"key": client.grant.id, "code": code, "reason": reason})
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(self._close_or_abort(client.ws, code, reason)))
+
+    async def _close_or_abort(self, ws: ServerConnection, code: int, reason: str) -> None:
+        """Close with a reason; a peer that does not read cannot even take the close
+        frame, so after the close timeout its connection is aborted."""
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_S + 0.5)
+        if ws.transport is not None and not ws.transport.is_closing():
+            ws.transport.abort()
+
+    def wake(self) -> None:
+        """Make sure a flush is due: at once when the last one is more than ``flush_ms``
+        ago, else when it will be. A quiet node sends an update as soon as the current
+        batch of source events is handled; a busy one sends at most one frame per group
+        and interval, however many updates arrive."""
+        if self._flush_at is not None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last_flush + self.cfg.flush_ms / 1000
+        self._flush_at = loop.call_at(max(due, loop.time()), self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_at = None
+        self._last_flush = asyncio.get_running_loop().time()
+        self.flush()
+        if any(c.pending or c.conflated for c in self.private):
+            self.wake()  # lagging clients: try again next interval
+
+    async def housekeeper(self) -> None:
+        """Once a second: heartbeats to quiet connections, idle clients closed, gauges."""
+        beat = self.cfg.heartbeat_s
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            msg = protocol.encode({"type": "heartbeat", "ts": time.time_ns()})
+            for group in self.groups.values():
+                if now - group.last_sent >= beat and not group.pending:
+                    group.pending.append(msg)
+            for client in list(self.clients):
+                if client.group is None and now - client.last_sent >= beat and not client.pending:
+                    client.push(msg)
+                timeout = self.cfg.client_timeout_s
+                if timeout and now - client.last_heard > timeout:
+                    REFUSED.labels("idle").inc()
+                    self.close(client, 1008, f"idle: no message from the client in {timeout} s")
+            self.wake()
+            GROUPS.set(len(self.groups))
+            PRIVATE.set(len(self.private))
+            SUBSCRIPTIONS.set(sum(len(c.feeds) for c in self.clients))
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._flush_at is not None:
+            self._flush_at.cancel()
