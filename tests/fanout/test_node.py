@@ -8,6 +8,7 @@ the node's book (or with an independent top-N cut of it).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from dataclasses import replace
 from typing import Any
@@ -266,7 +267,7 @@ async def test_trades_bbo_candles_and_status_channels() -> None:
             base = 1_795_000_000_000_000_000
             trades = [market.trade(10_000 + i % 3, 1 + i, base + i * 300_000_000) for i in range(8)]
             node.on_event(Status("SIM", "X", "halted", "venue halt", 0, 0))
-            market.step(30)
+            market.step(300)
             seen: dict[str, list[dict[str, Any]]] = {}
             stream = client.messages()
 
@@ -298,11 +299,27 @@ async def test_trades_bbo_candles_and_status_channels() -> None:
                 assert c["volume"] == str(sum(t.size for t in mine))
                 assert c["trades"] == len(mine)
             assert seen["status"][0]["reason"] == "subscribe"
-            await asyncio.sleep(0.05)
-            bbo = node.streams["SIM", "X"].top
-            last_bbo = [m for m in seen.get("bbo", [])] or [await until(stream, "bbo")]
-            assert last_bbo[-1]["seq"] <= node.streams["SIM", "X"].seq
-            assert bbo[0] is not None
+            # Best bid/offer: one message per change, the last one the node's book's top.
+            best = node.streams["SIM", "X"].book
+            want = [
+                [f"{level[0] / 100:.2f}", str(level[1])]
+                for level in (best.best_bid(), best.best_ask())
+                if level is not None
+            ]
+            bbos = seen.get("bbo", [])
+
+            async def more() -> None:
+                async for msg in stream:
+                    if msg["type"] == "bbo":
+                        bbos.append(msg)
+                        if [msg["bid"], msg["ask"]] == want:
+                            return
+
+            if not bbos or [bbos[-1]["bid"], bbos[-1]["ask"]] != want:
+                await asyncio.wait_for(more(), 5)
+            pairs = [(m["bid"], m["ask"]) for m in bbos]
+            assert len(pairs) > 1 and all(a != b for a, b in itertools.pairwise(pairs))
+            assert [m["seq"] for m in bbos] == sorted({m["seq"] for m in bbos})
     finally:
         await node.stop()
 
