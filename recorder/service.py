@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ import asyncpg
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
+from hub.backoff import Backoff
 from hub.config import HubConfig
 from hub.db import redact_dsn
 from hub.errors import BadMessage, ServiceUnavailable
@@ -141,13 +141,13 @@ class Recorder:
         snaps: list[BookSnapshot],
         bars: list[Bar] | None,
     ) -> asyncpg.Connection:
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0, jitter=True)
         while True:
             try:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
                 started = time.perf_counter()
-                if bars:
+                if bars is not None:
                     bars.clear()  # a failed attempt's bars were rolled back with it
                 new = await write_batch(conn, trades, instruments, dead, tops, snaps, bars)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
@@ -163,20 +163,19 @@ class Recorder:
                 RETRIES.inc()
                 log.warning(
                     "database write failed; retrying the same batch",
-                    extra={"error": self.last_error, "retry_in": round(delay, 2)},
+                    extra={"error": self.last_error, "retry_in": round(backoff.delay, 2)},
                 )
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
                 conn = None
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                await backoff.wait()
 
     async def _publish_bars(self, bars: list[Bar]) -> None:
         """Send the batch's bars, as stored, to ``<prefix>.bars`` before its offsets are
         committed: a crash in between re-delivers the trades, which recomputes and
         republishes the same bars. While Kafka refuses, consumption waits."""
         assert self._bars is not None
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 await self._bars.publish(bars)
@@ -186,10 +185,9 @@ class Recorder:
                 RETRIES.inc()
                 log.warning(
                     "publishing bars failed; retrying",
-                    extra={"error": str(exc), "retry_in": round(delay, 2)},
+                    extra={"error": str(exc), "retry_in": round(backoff.delay, 2)},
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait()
 
     async def start(self) -> None:
         """Connect to PostgreSQL and join the consumer group (ServiceUnavailable if not)."""

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter, Gauge
 
+from hub.backoff import Backoff
 from hub.db import redact_dsn
 from trading.messages import Report
 from trading.risk import Account
@@ -85,7 +86,7 @@ class ExecutionStore:
         self._wake.set()
 
     async def _connect(self) -> asyncpg.Connection:
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=5)
@@ -101,8 +102,7 @@ class ExecutionStore:
                     "PostgreSQL unavailable for executions; retrying",
                     extra={"dsn": redact_dsn(self.dsn), "error": repr(exc)},
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await backoff.wait()
 
     async def run(self) -> None:
         """Write the backlog in batches until cancelled (then what is queued stays queued:
