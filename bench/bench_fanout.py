@@ -154,7 +154,7 @@ def client_process(port: int, n: int, symbols: int, path: str, seconds: float, o
 # --- server side (this process) -------------------------------------------------------------
 
 
-class Feed:
+class SyntheticFeed:
     """Synthetic book updates and trades for ``symbols`` streams at ``rate`` events/s."""
 
     def __init__(self, symbols: int, rate: int) -> None:
@@ -202,7 +202,7 @@ class Feed:
 
 async def run_hub(clients: int, args: argparse.Namespace) -> dict[str, Any]:
     store = MemorySnapshots()
-    feed = Feed(args.symbols, args.rate)
+    feed = SyntheticFeed(args.symbols, args.rate)
     for inst, snap in zip(feed.instruments, feed.snapshots(), strict=True):
         await store.put_instrument(inst)
         await store.put(snap)
@@ -228,7 +228,7 @@ async def run_hub(clients: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_baseline(clients: int, args: argparse.Namespace) -> dict[str, Any]:
-    feed = Feed(args.symbols, args.rate)
+    feed = SyntheticFeed(args.symbols, args.rate)
     subscribers: dict[str, set[ServerConnection]] = {s: set() for s in feed.symbols}
     frames = [0]
     insts = {i.symbol: i for i in feed.instruments}
@@ -262,7 +262,7 @@ async def run_baseline(clients: int, args: argparse.Namespace) -> dict[str, Any]
 
 
 async def drive(
-    port: int, clients: int, args: argparse.Namespace, feed: Feed, sink: Any, frames: Any
+    port: int, clients: int, args: argparse.Namespace, feed: SyntheticFeed, sink: Any, frames: Any
 ) -> dict[str, Any]:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(

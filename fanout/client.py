@@ -24,10 +24,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from fanout.protocol import CHECKSUM_LEVELS
 from hub.decimals import Unit
 from orderbook_core.types import checksum as book_checksum
-
-CHECKSUM_LEVELS = 10
 
 
 class SequenceGap(Exception):

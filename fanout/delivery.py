@@ -1,22 +1,14 @@
-"""How encoded messages reach sockets: feeds, shared frames, private queues, conflation.
+"""What each connection receives: feeds, and a lagging client's conflated queue.
 
 A ``Feed`` is one encoded variant of one channel of one stream (the full
 book, the top-10 book with checksums, trades, ...). Each message is encoded
-once per feed and handed to the feed's targets.
+once per feed and handed to the feed's targets: a ``Group`` of clients that
+share frames, or a ``Client`` on its own queue (fanout.sender decides which
+and writes them out).
 
-Clients with the same set of feeds that are keeping up share a ``Group``:
-per flush interval the group builds **one** frame and it is written to every
-member (websockets' ``broadcast``: framing per socket, no per-client
-encoding, no await). A client leaves its group for a private queue when it
-needs messages of its own (answers, snapshots, resumes) or falls behind; once
-its private queue is flushed and its socket drained it rejoins a group.
-
-A private client that falls behind (its socket's write buffer above the high
-mark) has its book deltas **conflated**: per book feed one pending message
-with the latest size of each changed level and the seq range it covers, and
-only the newest best bid/offer. Trades are never conflated: a queue that still
-grows past its limit is replaced by fresh snapshots; a client reset too often
-is disconnected.
+A lagging client has its book deltas **conflated**: per book feed one pending
+message with the latest size of each changed level and the seq range it
+covers, and only the newest best bid/offer. Trades are never conflated.
 """
 
 from __future__ import annotations
@@ -25,6 +17,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter
 from websockets.asyncio.server import ServerConnection
 
 from fanout import protocol
@@ -35,6 +28,8 @@ from hub.events import LevelChange
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+CONFLATIONS = Counter("hub_fanout_conflated_total", "Book deltas merged for lagging clients")
+
 
 class Feed:
     """One encoded variant of one channel of one stream, and who receives it."""
@@ -44,7 +39,6 @@ class Feed:
         "checksum",
         "depth",
         "history",
-        "interval",
         "seq",
         "stream",
         "targets",
@@ -57,14 +51,12 @@ class Feed:
         channel: str,
         depth: int = 0,
         checksum: bool = False,
-        interval: int = 0,
         history: int = 0,
     ) -> None:
         self.stream = stream
         self.channel = channel
         self.depth = depth
         self.checksum = checksum
-        self.interval = interval
         self.targets: set[Group | Client] = set()
         self.history: deque[tuple[int, int, bytes]] = deque(maxlen=max(history, 1))
         """Book feeds: the last messages as (first seq, last seq, bytes), for resumes."""
@@ -75,7 +67,8 @@ class Feed:
     def checksum_now(self) -> int | None:
         if not self.checksum:
             return None
-        return self.stream.book.checksum(min(self.depth or protocol.CHECKSUM_LEVELS, 10))
+        levels = protocol.CHECKSUM_LEVELS
+        return self.stream.book.checksum(min(self.depth or levels, levels))
 
     def snapshot(self, reason: str) -> bytes:
         """The feed's current book as a snapshot message."""
@@ -192,7 +185,6 @@ class Client:
         self.errors: deque[float] = deque(maxlen=64)
         self.last_sent = time.monotonic()
         self.last_heard = time.monotonic()
-        self.conflations = 0
         self.closing = False
 
     def buffered(self) -> int:
@@ -223,7 +215,7 @@ class Client:
             if pending is None:
                 pending = self.conflated[feed] = Conflated(first)
             pending.merge(last, ts_event, ts_recv, changes)
-            self.conflations += 1
+            CONFLATIONS.inc()
             return
         if not self.pending:
             self.oldest = ts_recv

@@ -102,7 +102,7 @@ class FanoutNode:
         key = (channel, stream.venue, stream.symbol, depth or interval, checksum)
         feed = self.feeds.get(key)
         if feed is None:
-            feed = Feed(stream, channel, depth, checksum, interval, self.cfg.history)
+            feed = Feed(stream, channel, depth, checksum, self.cfg.history)
             feed.restart()
             self.feeds[key] = feed
             if channel == "book":
@@ -317,7 +317,7 @@ class FanoutNode:
                 stream = self._resolve(client, item)
             except ProtocolError as exc:
                 REFUSED.labels(exc.code).inc()
-                refused.append({"request": item.echo(), "code": exc.code, "reason": str(exc)})
+                refused.append({"request": item.raw, "code": exc.code, "reason": str(exc)})
                 continue
             sub = (item.channel, stream.venue, stream.symbol, item.interval)
             answer: dict[str, Any] = {
@@ -335,7 +335,7 @@ class FanoutNode:
                 REFUSED.labels("too_many_subscriptions").inc()
                 refused.append(
                     {
-                        "request": item.echo(),
+                        "request": item.raw,
                         "code": "too_many_subscriptions",
                         "reason": f"at most {client.grant.max_subscriptions} per connection",
                     }

@@ -53,9 +53,7 @@ class ChannelRequest:
     resume_from: int | None = None
     """The last book seq the client applied (book only)."""
     raw: Any = None
-
-    def echo(self) -> Any:
-        return self.raw
+    """The entry as the client sent it (echoed in refusals)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ FRAMES = Counter("hub_fanout_frames_sent_total", "WebSocket frames written to so
 MESSAGES = Counter("hub_fanout_messages_sent_total", "Messages delivered (many per frame)")
 UPDATES_SENT = Counter("hub_fanout_updates_sent_total", "Book, trade and bbo messages delivered")
 BYTES = Counter("hub_fanout_bytes_sent_total", "Payload bytes written to sockets")
-CONFLATIONS = Counter("hub_fanout_conflated_total", "Book deltas merged for lagging clients")
 RESETS = Counter("hub_fanout_snapshot_resets_total", "Lagging clients reset to fresh snapshots")
 SLOW = Counter("hub_fanout_slow_disconnects_total", "Clients disconnected as too slow")
 QUEUE_DEPTH = Histogram(
@@ -181,9 +180,6 @@ class Sender:
             if not client.lagging:
                 self.join(client)
         BUFFERED.set(worst)
-        CONFLATIONS.inc(sum(c.conflations for c in self.private))
-        for client in self.private:
-            client.conflations = 0
 
     def reset(self, client: Client, now: float) -> None:
         """Replace a lagging client's queue by fresh snapshots; disconnect it when that

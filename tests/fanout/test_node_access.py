@@ -133,7 +133,7 @@ async def test_bad_input_gets_error_codes_and_abuse_disconnects_only_that_client
         await node.stop()
 
 
-async def test_rate_limit_and_subscription_floods(tmp_path: Path) -> None:
+async def test_rate_limit_answers_a_message_flood(tmp_path: Path) -> None:
     cfg = replace(OPEN, anonymous=False, keys=keys_file(tmp_path), max_errors=100)
     node, _market, url = await started(cfg)
     try:
