@@ -103,6 +103,107 @@ class BookMirror:
         return self.tick.to_str(levels[0][0]), self.lot.to_str(levels[0][1])
 
 
+class OrderBookMismatch(Exception):
+    """An order-level change does not fit the mirror (an unknown order, a size that grows
+    in place): the mirror no longer equals the hub's book."""
+
+
+class OrderMirror:
+    """An exact copy of one order-level (L3) book built from ``l3_snapshot`` and ``l3``
+    messages: every resting order with its size, each price level in queue order."""
+
+    def __init__(self, tick_size: str, lot_size: str) -> None:
+        self.tick = Unit(tick_size)
+        self.lot = Unit(lot_size)
+        self.orders: dict[str, tuple[int, int, int]] = {}
+        """order id -> (side, price ticks, size lots)."""
+        self.queues: tuple[dict[int, dict[str, None]], dict[int, dict[str, None]]] = ({}, {})
+        """Per side: price -> the level's order ids in queue order."""
+        self.seq: int | None = None
+        self.snapshots = 0
+        self.updates = 0
+
+    def _clear(self) -> None:
+        self.orders.clear()
+        self.queues[0].clear()
+        self.queues[1].clear()
+
+    def _add(self, side: int, price: int, size: int, oid: str) -> None:
+        if oid in self.orders or size <= 0:
+            raise OrderBookMismatch(f"seq {self.seq}: add of order {oid} ({size} lots)")
+        self.orders[oid] = (side, price, size)
+        self.queues[side].setdefault(price, {})[oid] = None
+
+    def _remove(self, oid: str) -> None:
+        side, price, _size = self._order(oid)
+        del self.orders[oid]
+        queue = self.queues[side][price]
+        del queue[oid]
+        if not queue:
+            del self.queues[side][price]
+
+    def _order(self, oid: str) -> tuple[int, int, int]:
+        order = self.orders.get(oid)
+        if order is None:
+            raise OrderBookMismatch(f"seq {self.seq}: order {oid} is not in the book")
+        return order
+
+    def apply(self, msg: dict[str, Any]) -> bool:
+        """Apply one l3_snapshot or l3 message (False if it was already applied); raise
+        SequenceGap on a missing range and OrderBookMismatch on a change that cannot be."""
+        if msg["type"] == "l3_snapshot":
+            self._clear()
+            for side, key in ((0, "bids"), (1, "asks")):
+                for price, size, oid in msg[key]:
+                    self._add(side, self.tick.to_units(price), self.lot.to_units(size), oid)
+            self.seq = msg["seq"]
+            self.snapshots += 1
+            return True
+        if self.seq is None or msg["seq"] <= self.seq:
+            return False
+        if msg["first"] > self.seq + 1:
+            raise SequenceGap(f"expected an l3 message from seq {self.seq + 1}, got {msg['first']}")
+        for change in msg["orders"]:
+            action = change[0]
+            if action == "clear":
+                self._clear()
+                continue
+            side = 0 if change[1] == "bid" else 1
+            price, size = self.tick.to_units(change[2]), self.lot.to_units(change[3])
+            oid = change[4]
+            if action == "add":
+                self._add(side, price, size, oid)
+            elif action == "delete":
+                self._remove(oid)
+            else:
+                old = self._order(oid)
+                if (old[0], old[1]) != (side, price) or not 0 < size < old[2]:
+                    raise OrderBookMismatch(f"seq {self.seq}: update of {oid} to {size} lots")
+                self.orders[oid] = (side, price, size)
+        self.seq = msg["seq"]
+        self.updates += 1
+        return True
+
+    def resting(self) -> list[tuple[int, int, int, str]]:
+        """Every order as (side, price ticks, size lots, id): bids best first, then asks,
+        each level in queue order (the order of ``BookSnapshot.orders``)."""
+        return [
+            (side, price, self.orders[oid][2], oid)
+            for side in (0, 1)
+            for price in sorted(self.queues[side], reverse=(side == 0))
+            for oid in self.queues[side][price]
+        ]
+
+    def queue(self, side: int, price: int) -> list[tuple[str, int]]:
+        """One level's orders in queue order, as (order id, size lots)."""
+        return [(oid, self.orders[oid][2]) for oid in self.queues[side].get(price, {})]
+
+    def depth(self, side: int) -> list[tuple[int, int]]:
+        """The L2 book these orders add up to, best price first."""
+        prices = sorted(self.queues[side], reverse=(side == 0))
+        return [(p, sum(self.orders[oid][2] for oid in self.queues[side][p])) for p in prices]
+
+
 async def messages(ws: ClientConnection) -> AsyncIterator[dict[str, Any]]:
     """Yield every message of every frame the server sends."""
     async for frame in ws:
@@ -157,6 +258,7 @@ class HubClient:
         self.ws: ClientConnection | None = None
         self.streams: dict[tuple[str, str], dict[str, Any]] = {}
         self.books: dict[tuple[str, str], BookMirror] = {}
+        self.order_books: dict[tuple[str, str], OrderMirror] = {}
         self.channels: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
         self.reconnects = 0
@@ -222,14 +324,15 @@ class HubClient:
         return await self._expect(answer, self._ids)
 
     async def subscribe(self, channels: list[dict[str, Any]]) -> dict[str, Any]:
-        """Subscribe; books get a mirror each. Returns the node's answer."""
+        """Subscribe; books (L2 and L3) get a mirror each. Returns the node's answer."""
         answer = await self.request({"op": "subscribe", "channels": channels}, "subscribed")
         for item in answer["accepted"]:
+            key = item["venue"], item["symbol"]
+            s = self.streams[key]
             if item["channel"] == "book":
-                s = self.streams[item["venue"], item["symbol"]]
-                self.books[item["venue"], item["symbol"]] = BookMirror(
-                    s["tick_size"], s["lot_size"], item.get("depth", 0)
-                )
+                self.books[key] = BookMirror(s["tick_size"], s["lot_size"], item.get("depth", 0))
+            elif item["channel"] == "l3":
+                self.order_books[key] = OrderMirror(s["tick_size"], s["lot_size"])
             wanted = {k: v for k, v in item.items() if k not in ("resume", "replayed")}
             if wanted not in self.channels:
                 self.channels.append(wanted)
@@ -243,9 +346,14 @@ class HubClient:
         await self.connect()
         channels = []
         for item in self.channels:
-            book = self.books.get((item["venue"], item["symbol"]))
-            if item["channel"] == "book" and book is not None and book.seq is not None:
-                channels.append({**item, "resume_from": book.seq})
+            key = item["venue"], item["symbol"]
+            seq = None
+            if item["channel"] == "book" and key in self.books:
+                seq = self.books[key].seq
+            elif item["channel"] == "l3" and key in self.order_books:
+                seq = self.order_books[key].seq
+            if seq is not None:
+                channels.append({**item, "resume_from": seq})
             else:
                 channels.append(item)
         return await self.request({"op": "subscribe", "channels": channels}, "subscribed")
@@ -278,6 +386,10 @@ class HubClient:
             book = self.books.get(_key(msg))
             if book is not None:
                 book.apply(msg)
+        elif msg["type"] in ("l3_snapshot", "l3"):
+            orders = self.order_books.get(_key(msg))
+            if orders is not None:
+                orders.apply(msg)
         return msg
 
 
@@ -285,6 +397,8 @@ __all__ = [
     "BookMirror",
     "ChecksumMismatch",
     "HubClient",
+    "OrderBookMismatch",
+    "OrderMirror",
     "SequenceGap",
     "connect",
     "messages",

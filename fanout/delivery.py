@@ -24,6 +24,7 @@ from fanout import protocol
 from fanout.auth import Grant
 from fanout.stream import BookStream, DepthView
 from hub.events import LevelChange
+from hub.orders import resting_orders
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -59,9 +60,9 @@ class Feed:
         self.checksum = checksum
         self.targets: set[Group | Client] = set()
         self.history: deque[tuple[int, int, bytes]] = deque(maxlen=max(history, 1))
-        """Book feeds: the last messages as (first seq, last seq, bytes), for resumes."""
+        """Book and L3 feeds: the last messages as (first seq, last seq, bytes), for resumes."""
         self.seq = 0
-        """Book feeds: the last seq this feed's messages cover."""
+        """Book and L3 feeds: the last seq this feed's messages cover."""
         self.view = DepthView(depth) if depth else None
 
     def checksum_now(self) -> int | None:
@@ -74,6 +75,9 @@ class Feed:
         """The feed's current book as a snapshot message."""
         s = self.stream
         assert s.instrument is not None
+        if self.channel == "l3":
+            orders = () if s.orders is None else resting_orders(s.orders)
+            return protocol.encode_l3_snapshot(s.instrument, orders, self.seq, s.ts_event, reason)
         if self.view is None:
             bids, asks = s.book.depth(0), s.book.depth(1)
         else:

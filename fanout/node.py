@@ -110,9 +110,12 @@ class FanoutNode:
         return feed
 
     def _status_feeds(self, stream: BookStream) -> list[Feed]:
-        status = self.feeds.get(("status", stream.venue, stream.symbol, 0, False))
         feeds = list(self.book_feeds.get((stream.venue, stream.symbol), []))
-        return [*feeds, status] if status is not None else feeds
+        for channel in ("l3", "status"):
+            feed = self.feeds.get((channel, stream.venue, stream.symbol, 0, False))
+            if feed is not None:
+                feeds.append(feed)
+        return feeds
 
     # --- source side ---------------------------------------------------------------------
 
@@ -188,6 +191,14 @@ class FanoutNode:
             )
             feed.history.append((first, u.seq, msg))
             feed.publish_book(msg, first, u.seq, u.ts_event, u.ts_recv, changes)
+        l3 = self.feeds.get(("l3", u.venue, u.symbol, 0, False))
+        if l3 is not None and u.orders and stream.orders is not None:
+            first = l3.seq + 1
+            l3.seq = u.seq
+            msg = protocol.encode_l3(inst, first, u.seq, u.ts_event, u.ts_recv, u.orders)
+            l3.history.append((first, u.seq, msg))
+            if l3.targets:
+                l3.publish(msg, u.ts_recv)
         if stream.top_changed():
             bid, ask = stream.top
             stream.bbo_msg = protocol.encode_bbo(inst, u.seq, u.ts_event, u.ts_recv, bid, ask)
@@ -258,9 +269,11 @@ class FanoutNode:
                 )
                 stream.top_changed()
                 self._broadcast_status(stream, "live", "synced")
-                for feed in self.book_feeds[stream.venue, stream.symbol]:
-                    feed.restart()
-                    self._publish_snapshot(feed, "resync")
+                l3 = self.feeds.get(("l3", stream.venue, stream.symbol, 0, False))
+                for feed in [*self.book_feeds[stream.venue, stream.symbol], l3]:
+                    if feed is not None:
+                        feed.restart()
+                        self._publish_snapshot(feed, "resync")
                 self.out.wake()
                 return
             await asyncio.sleep(SYNC_POLL)
@@ -297,9 +310,10 @@ class FanoutNode:
                 "ambiguous_symbol", f"{item.symbol!r} trades on several venues; give 'venue'"
             )
         stream = self.streams[matches[0]]
-        if item.channel == "l3":
+        if item.channel == "l3" and stream.synced and stream.orders is None:
             raise ProtocolError(
-                "unavailable", f"no order-level (L3) data is published for {item.symbol!r}"
+                "unavailable",
+                f"no order-level (L3) data for {item.symbol!r}: its source publishes levels only",
             )
         return stream
 
@@ -374,7 +388,7 @@ class FanoutNode:
     def _initial(self, feed: Feed, item: ChannelRequest, answer: dict[str, Any]) -> list[bytes]:
         """What a new subscription receives before the live messages."""
         stream = feed.stream
-        if item.channel == "book":
+        if item.channel in ("book", "l3"):
             if item.resume_from is not None and stream.synced:
                 replay = feed.replay_after(item.resume_from)
                 if replay is not None:
@@ -524,7 +538,7 @@ class FanoutNode:
                     "venue_status": s.venue_status,
                     "tick_size": s.instrument.tick_size if s.instrument else None,
                     "lot_size": s.instrument.lot_size if s.instrument else None,
-                    "channels": [c for c in protocol.CHANNELS if c != "l3"],
+                    "channels": [c for c in protocol.CHANNELS if c != "l3" or s.orders is not None],
                 }
             )
         return out

@@ -11,13 +11,15 @@ raises ``ProtocolError`` with a stable code (fuzzed in the tests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from hub.events import TRADE_SIDES, Bar, Instrument, Trade
+from hub.events import TRADE_SIDES, Bar, Instrument, OrderChange, RestingOrder, Trade
+from hub.orders import CLEAR
 
 CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
 CANDLE_INTERVALS = (1, 60, 300, 3600, 86400)
@@ -88,8 +90,8 @@ def _channel(item: Any) -> ChannelRequest:
     checksum = item.get("checksum", False)
     if not isinstance(checksum, bool):
         raise ProtocolError("bad_request", "'checksum' must be true or false")
-    if channel == "book":
-        if "depth" in item:
+    if channel in ("book", "l3"):
+        if "depth" in item and channel == "book":
             depth = _int_field(item, "depth", 1, MAX_DEPTH)
         if "resume_from" in item:
             resume = _int_field(item, "resume_from", 0, 2**63 - 1)
@@ -215,6 +217,66 @@ def encode_snapshot(
     if checksum is not None:
         msg["checksum"] = checksum
     return orjson.dumps(msg)
+
+
+ORDER_ACTIONS = {1: "add", 2: "update", 3: "delete", 4: "clear"}
+SIDES = ("bid", "ask")
+
+
+def encode_l3(
+    inst: Instrument,
+    first: int,
+    seq: int,
+    ts_event: int,
+    ts_recv: int,
+    orders: Iterable[OrderChange],
+) -> bytes:
+    """Order-level changes of book updates ``first``..``seq``, in the order they apply:
+    ``[action, side, price, size, order id]``; ``["clear"]`` empties the book."""
+    tick, lot = inst.tick, inst.lot
+    out: list[list[str]] = []
+    for action, side, price, size, oid in orders:
+        if action == CLEAR:
+            out.append(["clear"])
+        else:
+            out.append(
+                [ORDER_ACTIONS[action], SIDES[side], tick.to_str(price), lot.to_str(size), str(oid)]
+            )
+    return orjson.dumps(
+        {
+            "type": "l3",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "first": first,
+            "seq": seq,
+            "ts_event": ts_event,
+            "ts_recv": ts_recv,
+            "orders": out,
+        }
+    )
+
+
+def encode_l3_snapshot(
+    inst: Instrument, orders: Iterable[RestingOrder], seq: int, ts_event: int, reason: str
+) -> bytes:
+    """Every resting order as ``[price, size, order id]``, per side best price first and
+    each level in queue order."""
+    tick, lot = inst.tick, inst.lot
+    sides: tuple[list[list[str]], list[list[str]]] = ([], [])
+    for side, price, size, oid in orders:
+        sides[side].append([tick.to_str(price), lot.to_str(size), str(oid)])
+    return orjson.dumps(
+        {
+            "type": "l3_snapshot",
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "seq": seq,
+            "ts_event": ts_event,
+            "reason": reason,
+            "bids": sides[0],
+            "asks": sides[1],
+        }
+    )
 
 
 def encode_trade(inst: Instrument, trade: Trade) -> bytes:

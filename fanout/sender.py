@@ -197,7 +197,7 @@ class Sender:
         client.conflated.clear()
         client.latest_bbo.clear()
         for (channel, _v, _s, _i), feed in client.feeds.items():
-            if channel == "book":
+            if channel in ("book", "l3"):
                 client.push(self.snapshot_for(feed, "slow_client"))
             elif channel == "bbo" and feed.stream.bbo_msg is not None:
                 client.push(feed.stream.bbo_msg)

@@ -13,7 +13,8 @@ from collections import deque
 from enum import Enum
 
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
-from orderbook_core import L2Book
+from hub.orders import apply_orders, order_book
+from orderbook_core import BookError, L2Book, L3Book
 
 MAX_BUFFER = 200_000
 RECENT_TRADES = 50
@@ -101,6 +102,9 @@ class BookStream:
         self.symbol = symbol
         self.instrument: Instrument | None = None
         self.book = L2Book()
+        self.orders: L3Book | None = None
+        """The order-level book at ``seq`` when the source publishes orders (else None)."""
+        self.order_errors = 0
         self.seq = 0
         self.ts_event = 0
         self.synced = False
@@ -130,9 +134,22 @@ class BookStream:
             self.buffer.append(update)
             return Outcome.GAP
         self.book.apply(update.changes)
+        self._apply_orders(update)
         self.seq = update.seq
         self.ts_event = update.ts_event
         return Outcome.APPLIED
+
+    def _apply_orders(self, update: BookUpdate) -> None:
+        if self.orders is None:
+            return
+        if update.orders is None:
+            self.orders = None  # the source stopped publishing orders
+            return
+        try:
+            apply_orders(self.orders, update.orders)
+        except (ValueError, BookError):
+            self.order_errors += 1
+            self.orders = None  # until a snapshot with orders syncs the stream again
 
     def needs_snapshot_after(self) -> int:
         """The lowest snapshot seq that can start a sync (first buffered seq - 1)."""
@@ -151,10 +168,12 @@ class BookStream:
         self.book.clear()
         self.book.apply([(0, p, s) for p, s in snapshot.bids])
         self.book.apply([(1, p, s) for p, s in snapshot.asks])
+        self.orders = None if snapshot.orders is None else order_book(snapshot.orders)
         self.seq = snapshot.seq
         self.ts_event = snapshot.ts_event
         for u in pending:
             self.book.apply(u.changes)
+            self._apply_orders(u)
             self.seq = u.seq
             self.ts_event = u.ts_event
         self.buffer.clear()

@@ -51,7 +51,7 @@ class MboRecord:
 
 @dataclass
 class InstrumentBook:
-    book: L3Book = field(default_factory=lambda: L3Book(allow_cross=True))
+    book: L3Book = field(default_factory=lambda: L3Book(emit_deltas=True, allow_cross=True))
     seq: int = 0
     trades: int = 0
     pending: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -122,10 +122,17 @@ class MboReplay:
                 (s, p, self._level(ib, s, p)) for (s, p) in ib.pending
             )
             ib.pending.clear()
+            orders = tuple(d[:5] for d in ib.book.take_deltas())
             ib.seq += 1
             out.append(
                 BookUpdate(
-                    self.venue, self._name(r.instrument_id), ib.seq, r.ts_event, r.ts_recv, changes
+                    self.venue,
+                    self._name(r.instrument_id),
+                    ib.seq,
+                    r.ts_event,
+                    r.ts_recv,
+                    changes,
+                    orders=orders,
                 )
             )
         return out

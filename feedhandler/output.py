@@ -26,7 +26,8 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from hub.bus import Publisher, SnapshotStore
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, TopOfBook, Trade
-from orderbook_core import L2Book
+from hub.orders import apply_orders, order_book, resting_orders
+from orderbook_core import BookError, L2Book, L3Book
 
 log = logging.getLogger("hub.feed")
 
@@ -101,6 +102,8 @@ InstrumentFor = Callable[[str, str], Instrument | None]
 @dataclass
 class StreamState:
     book: L2Book = field(default_factory=L2Book)
+    orders: L3Book | None = None
+    """The order-level book, for sources whose updates carry orders from their first."""
     seq: int = 0
     ts_event: int = 0
     status: str = "live"
@@ -160,6 +163,7 @@ class FeedOutput:
                 state = self.streams[e.venue, e.symbol] = StreamState()
             if isinstance(e, BookUpdate):
                 state.book.apply(e.changes)
+                self._apply_orders(state, e)
                 state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
                 top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
                 if top is not None:
@@ -183,6 +187,24 @@ class FeedOutput:
             for t in tops:
                 EVENTS.labels(t.venue, t.symbol, "bbo").inc()
 
+    @staticmethod
+    def _apply_orders(state: StreamState, e: BookUpdate) -> None:
+        if e.orders is None:
+            state.orders = None
+            return
+        if state.orders is None:
+            if e.seq != 1:
+                return  # orders start mid-stream: no order-level book to snapshot
+            state.orders = order_book()
+        try:
+            apply_orders(state.orders, e.orders)
+        except (ValueError, BookError) as exc:
+            log.warning(
+                "order changes do not fit the book; its snapshots leave out orders",
+                extra={"venue": e.venue, "symbol": e.symbol, "seq": e.seq, "error": str(exc)},
+            )
+            state.orders = None
+
     def prime(self, snapshot: BookSnapshot) -> None:
         """Start a stream's published book from a snapshot (a restart from a checkpoint);
         the store gets it with the next ``store_snapshots``."""
@@ -190,6 +212,8 @@ class FeedOutput:
         state.book.apply(
             [(0, p, s) for p, s in snapshot.bids] + [(1, p, s) for p, s in snapshot.asks]
         )
+        if snapshot.orders is not None:
+            state.orders = order_book(snapshot.orders)
         state.seq, state.ts_event, state.dirty = snapshot.seq, snapshot.ts_event, True
 
     async def store_snapshots(self) -> None:
@@ -200,7 +224,10 @@ class FeedOutput:
             if not state.dirty:
                 continue
             bids, asks = state.book.snapshot()
-            snap = BookSnapshot(venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks))
+            orders = None if state.orders is None else resting_orders(state.orders)
+            snap = BookSnapshot(
+                venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks), orders
+            )
             depth.append(top_levels(snap))
             try:
                 await self.snapshots.put(snap)

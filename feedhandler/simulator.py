@@ -13,10 +13,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Trade
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, OrderChange, RestingOrder, Trade
+from hub.orders import ADD, DELETE, UPDATE
 from orderbook_core import MatchingEngine, Side
+from orderbook_core.engine_types import ARRIVAL, LEAVES, PRICE, SIDE, TYPE, VISIBLE, OrderType
 from orderbook_core.engine_types import Event as EngineEvent
-from orderbook_core.engine_types import OrderType
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,85 @@ class OrderFlow:
         return SimOrder("limit", oid, side, max(1, price), size)
 
 
+class PublicOrders:
+    """The order-level book as published, kept in step with a matching engine.
+
+    Only orders named in a command's execution reports can change, so after each command
+    just those are looked up: gone or moved (DELETE), smaller in place (UPDATE), or newly
+    resting (ADD, at the back of its queue). Queue order is arrival order; a new order
+    that arrived before orders already published at its level (the engine never does this
+    today) has those deleted and added again behind it, so the queue order stays exact.
+    """
+
+    def __init__(self, engine: MatchingEngine) -> None:
+        self.engine = engine
+        self.levels: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
+        """(side, price) -> order id -> (arrival, displayed size), in queue order."""
+        self.where: dict[int, tuple[int, int]] = {}
+        for side in (0, 1):
+            for price, _size, _n in engine.depth(side):
+                level = self.levels[side, price] = {}
+                for oid in engine.order_ids(side, price):
+                    order = engine.order(oid)
+                    assert order is not None, f"order {oid} is queued but unknown"
+                    level[oid] = (order[ARRIVAL], order[VISIBLE])
+                    self.where[oid] = (side, price)
+
+    def changes(self, log: list[tuple[int, ...]]) -> list[OrderChange]:
+        """The order changes caused by one command, given the events it returned."""
+        out: list[OrderChange] = []
+        adds: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        for oid in dict.fromkeys(e[2] for e in log if e[0] == EngineEvent.EXEC):
+            o = self.engine.order(oid)
+            here = None
+            if o is not None and o[TYPE] == OrderType.LIMIT and o[LEAVES] > 0:
+                here = (o[SIDE], o[PRICE])
+            old = self.where.get(oid)
+            if old is not None:
+                arrival, size = self.levels[old][oid]
+                if o is not None and here == old and o[ARRIVAL] == arrival and o[VISIBLE] <= size:
+                    if o[VISIBLE] < size:
+                        out.append((UPDATE, old[0], old[1], o[VISIBLE], oid))
+                        self.levels[old][oid] = (arrival, o[VISIBLE])
+                    continue
+                out.append((DELETE, old[0], old[1], 0, oid))
+                self._remove(old, oid)
+            if o is not None and here is not None:
+                adds.setdefault(here, []).append((o[ARRIVAL], oid, o[VISIBLE]))
+        for (side, price), new in adds.items():
+            level = self.levels.setdefault((side, price), {})
+            first = min(new)[0]
+            behind = []
+            for oid, (arrival, size) in reversed(level.items()):
+                if arrival < first:
+                    break
+                behind.append((arrival, oid, size))
+            for _arrival, oid, _size in behind:
+                out.append((DELETE, side, price, 0, oid))
+                del level[oid]
+            for arrival, oid, size in sorted(new + behind):
+                out.append((ADD, side, price, size, oid))
+                level[oid] = (arrival, size)
+                self.where[oid] = (side, price)
+        return out
+
+    def _remove(self, key: tuple[int, int], oid: int) -> None:
+        level = self.levels[key]
+        del level[oid]
+        del self.where[oid]
+        if not level:
+            del self.levels[key]
+
+    def resting(self) -> tuple[RestingOrder, ...]:
+        """Every published order, bids best first, then asks, each level in queue order."""
+        return tuple(
+            (side, price, size, oid)
+            for side in (0, 1)
+            for price, _size, _n in self.engine.depth(side)
+            for oid, (_arrival, size) in self.levels[side, price].items()
+        )
+
+
 class SimulatedExchange:
     """One symbol of the simulated venue: order flow, matching engine and sequencing."""
 
@@ -120,6 +200,7 @@ class SimulatedExchange:
         self.trade_seq = 0
         self.orders = 0
         self.last_ts = 0
+        self.public = PublicOrders(self.engine)
 
     def step(self, ts: int) -> list[Event]:
         """Generate and execute one order; return its trades and book update."""
@@ -137,7 +218,8 @@ class SimulatedExchange:
 
     def publish(self, log: list[tuple[int, ...]], ts: int) -> list[Event]:
         """The public side of one engine command's events: its trades (aggressor from the
-        engine) and one book update with every level it touched, on this symbol's streams."""
+        engine) and one book update with every level it touched and its order changes, on
+        this symbol's streams."""
         venue, symbol = self.instrument.venue, self.instrument.symbol
         events: list[Event] = []
         levels = []
@@ -154,7 +236,17 @@ class SimulatedExchange:
         if levels:
             self.book_seq += 1
             self.last_ts = ts
-            events.append(BookUpdate(venue, symbol, self.book_seq, ts, ts, tuple(levels)))
+            events.append(
+                BookUpdate(
+                    venue,
+                    symbol,
+                    self.book_seq,
+                    ts,
+                    ts,
+                    tuple(levels),
+                    orders=tuple(self.public.changes(log)),
+                )
+            )
         return events
 
     def state(self) -> dict[str, Any]:
@@ -176,11 +268,19 @@ class SimulatedExchange:
         self.trade_seq = state["trade_seq"]
         self.orders = state["orders"]
         self.last_ts = state["last_ts"]
+        self.public = PublicOrders(self.engine)
 
     def snapshot(self) -> BookSnapshot:
-        """The current book, stamped with the seq of the last update it includes."""
+        """The current book and its orders, stamped with the seq of the last update it
+        includes."""
         bids = tuple((p, s) for p, s, _n in self.engine.depth(Side.BID))
         asks = tuple((p, s) for p, s, _n in self.engine.depth(Side.ASK))
         return BookSnapshot(
-            self.instrument.venue, self.instrument.symbol, self.book_seq, self.last_ts, bids, asks
+            self.instrument.venue,
+            self.instrument.symbol,
+            self.book_seq,
+            self.last_ts,
+            bids,
+            asks,
+            self.public.resting(),
         )

@@ -158,7 +158,7 @@ class _ItchStreams:
     def __init__(self, names: list[str], midnight_ns: int) -> None:
         self.names = names
         self.midnight = midnight_ns
-        self.replay = ItchReplay(names, trades=True)
+        self.replay = ItchReplay(names, trades=True, orders=True)
         self.levels: dict[str, L2Levels] = {s: ([], []) for s in names}
         self.seqs = dict.fromkeys(names, 0)
         self.trade_seqs = dict.fromkeys(names, 0)
@@ -185,9 +185,10 @@ class _ItchStreams:
             bids, asks = book.snapshot()
             now = ([(p, size) for p, size, _n in bids], [(p, size) for p, size, _n in asks])
             changes = book_diff(self.levels[symbol], now)
-            if changes:
+            orders = tuple(d[:5] for d in book.take_deltas())
+            if changes or orders:
                 self.levels[symbol] = now
                 seq = self.seqs[symbol] = self.seqs[symbol] + 1
                 flags = F_SNAPSHOT | F_LAST if seq == 1 else F_LAST
-                out.append(BookUpdate("ITCH", symbol, seq, ts, ts, changes, flags))
+                out.append(BookUpdate("ITCH", symbol, seq, ts, ts, changes, flags, orders))
         return out

@@ -21,6 +21,13 @@ from orderbook_core.types import F_LAST
 
 Level = tuple[int, int]  # (price ticks, size lots)
 LevelChange = tuple[int, int, int]  # (side, price ticks, absolute size lots; 0 deletes)
+OrderChange = tuple[int, int, int, int, int]
+"""(action, side, price ticks, size lots, order id): one order-level (L3) change, with the
+book core's actions: ADD puts the order at the back of its level's queue, UPDATE sets a
+smaller size in place (priority kept), DELETE removes it (size 0), CLEAR empties the book
+(side, price, size and id 0). A larger size or a new price is a DELETE then an ADD."""
+RestingOrder = tuple[int, int, int, int]
+"""(side, price ticks, size lots, order id) in an L3 snapshot, in priority order."""
 
 BUY, SELL, NO_AGGRESSOR = 0, 1, 2
 TRADE_SIDES = ("buy", "sell", "none")
@@ -68,6 +75,10 @@ class BookUpdate:
     flags: int = F_LAST
     """F_LAST always (each update is one atomic change); F_SNAPSHOT too when the update is a
     (re)synchronisation: its changes turn the previous book into the venue's fresh snapshot."""
+    orders: tuple[OrderChange, ...] | None = None
+    """Sources with orders (the simulated venue, Databento MBO): the same event's changes of
+    the order-level book, which aggregates to the L2 book at every seq. None for L2-only
+    sources."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,9 @@ class BookSnapshot:
     ts_event: int
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+    orders: tuple[RestingOrder, ...] | None = None
+    """The order-level book at the same seq (sources with orders): bids best first, then
+    asks best first, each level's orders in queue order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,18 +174,19 @@ Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Ba
 def encode(event: Event) -> bytes:
     """Encode an event as one JSON object."""
     if isinstance(event, BookUpdate):
-        return orjson.dumps(
-            {
-                "k": "book",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "seq": event.seq,
-                "ts_event": event.ts_event,
-                "ts_recv": event.ts_recv,
-                "changes": event.changes,
-                "flags": event.flags,
-            }
-        )
+        update: dict[str, Any] = {
+            "k": "book",
+            "venue": event.venue,
+            "symbol": event.symbol,
+            "seq": event.seq,
+            "ts_event": event.ts_event,
+            "ts_recv": event.ts_recv,
+            "changes": event.changes,
+            "flags": event.flags,
+        }
+        if event.orders is not None:
+            update["orders"] = event.orders
+        return orjson.dumps(update)
     if isinstance(event, Trade):
         return orjson.dumps(
             {
@@ -188,17 +203,18 @@ def encode(event: Event) -> bytes:
             }
         )
     if isinstance(event, BookSnapshot):
-        return orjson.dumps(
-            {
-                "k": "snapshot",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "seq": event.seq,
-                "ts_event": event.ts_event,
-                "bids": event.bids,
-                "asks": event.asks,
-            }
-        )
+        snapshot: dict[str, Any] = {
+            "k": "snapshot",
+            "venue": event.venue,
+            "symbol": event.symbol,
+            "seq": event.seq,
+            "ts_event": event.ts_event,
+            "bids": event.bids,
+            "asks": event.asks,
+        }
+        if event.orders is not None:
+            snapshot["orders"] = event.orders
+        return orjson.dumps(snapshot)
     if isinstance(event, TopOfBook):
         return orjson.dumps(
             {
@@ -279,6 +295,26 @@ def _levels(obj: dict[str, Any], key: str, width: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
+ORDER_ACTIONS = (1, 2, 3, 4)
+"""ADD, UPDATE, DELETE, CLEAR (orderbook_core.types.Action)."""
+
+
+def _order_changes(obj: dict[str, Any]) -> tuple[OrderChange, ...]:
+    changes: tuple[OrderChange, ...] = _levels(obj, "orders", 5)
+    for action, side, _price, size, _oid in changes:
+        if action not in ORDER_ACTIONS or side not in (0, 1) or size < 0:
+            raise BadMessage(f"field 'orders': bad entry {[action, side, _price, size, _oid]!r}")
+    return changes
+
+
+def _resting(obj: dict[str, Any]) -> tuple[RestingOrder, ...]:
+    orders: tuple[RestingOrder, ...] = _levels(obj, "orders", 4)
+    for side, _price, size, _oid in orders:
+        if side not in (0, 1) or size <= 0:
+            raise BadMessage(f"field 'orders': bad entry {[side, _price, size, _oid]!r}")
+    return orders
+
+
 def decode(data: bytes) -> Event:
     """Decode one wire message; raise BadMessage naming the problem."""
     try:
@@ -298,6 +334,7 @@ def decode(data: bytes) -> Event:
             _int(obj, "ts_recv"),
             _levels(obj, "changes", 3),
             _int(obj, "flags") if "flags" in obj else F_LAST,
+            _order_changes(obj) if "orders" in obj else None,
         )
     if kind == "trade":
         if obj.get("side") not in (BUY, SELL, NO_AGGRESSOR):
@@ -321,6 +358,7 @@ def decode(data: bytes) -> Event:
             _int(obj, "ts_event"),
             _levels(obj, "bids", 2),
             _levels(obj, "asks", 2),
+            _resting(obj) if "orders" in obj else None,
         )
     if kind == "instrument":
         tick, lot = _str(obj, "tick_size"), _str(obj, "lot_size")

@@ -76,9 +76,10 @@ cdef class ItchReplay:
     cdef int64_t _exec_shares[65536]
     cdef dict _state
     cdef readonly bint keep_trades
+    cdef readonly bint keep_orders
     cdef vector[Print] _prints
 
-    def __cinit__(self, symbols=None, trades=False):
+    def __cinit__(self, symbols=None, trades=False, orders=False):
         self._tail = b""
         self.messages = 0
         self.offset = 0
@@ -90,6 +91,7 @@ cdef class ItchReplay:
         self._names = [None] * 65536
         self._state = {}
         self.keep_trades = bool(trades)
+        self.keep_orders = bool(orders)
         memset(self._status, 0, sizeof(self._status))
         memset(self._counts, 0, sizeof(self._counts))
         memset(self._exec_count, 0, sizeof(self._exec_count))
@@ -101,7 +103,7 @@ cdef class ItchReplay:
         self._names[locate] = name
         if self._filter is None or name in self._filter:
             if self._books[locate] is None:
-                self._books[locate] = L3Book(allow_cross=True)
+                self._books[locate] = L3Book(emit_deltas=self.keep_orders, allow_cross=True)
             self._status[locate] = TRACKED
         else:
             self._status[locate] = IGNORED

@@ -12,6 +12,7 @@ from bisect import bisect_left, insort
 from collections.abc import MutableSequence, Sequence
 from typing import Any
 
+from orderbook_core.engine_types import ORDER_FIELDS
 from orderbook_core.engine_types import ExecType as X
 from orderbook_core.engine_types import OrderType as T
 from orderbook_core.engine_types import Reason as R
@@ -20,22 +21,7 @@ from orderbook_core.engine_types import TimeInForce as F
 from orderbook_core.types import side_key
 
 EventTuple = tuple[int, ...]
-FIELDS = (
-    "order_id",
-    "account",
-    "side",
-    "type",
-    "price",
-    "stop_price",
-    "leaves",
-    "cum",
-    "display",
-    "visible",
-    "tif",
-    "post_only",
-    "stp",
-    "arrival",
-)
+FIELDS = ORDER_FIELDS
 
 
 class _Order:

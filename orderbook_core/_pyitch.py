@@ -25,7 +25,9 @@ Print = tuple[str, int, int, int, int, int]
 class ItchReplay:
     """Replay ITCH 5.0 bytes into one L3 book per symbol (optionally only some symbols)."""
 
-    def __init__(self, symbols: Iterable[str] | None = None, trades: bool = False) -> None:
+    def __init__(
+        self, symbols: Iterable[str] | None = None, trades: bool = False, orders: bool = False
+    ) -> None:
         self._filter = None if symbols is None else frozenset(symbols)
         self._tail = b""
         self.messages = 0
@@ -40,6 +42,7 @@ class ItchReplay:
         self._counts: dict[str, int] = {}
         self._execs: dict[int, tuple[int, int]] = {}
         self.keep_trades = bool(trades)
+        self.keep_orders = bool(orders)
         self._prints: list[Print] = []
 
     def _register(self, locate: int, stock: bytes) -> None:
@@ -48,7 +51,7 @@ class ItchReplay:
         tracked = self._filter is None or name in self._filter
         self._status[locate] = tracked
         if tracked and locate not in self._books:
-            self._books[locate] = L3Book(allow_cross=True)
+            self._books[locate] = L3Book(emit_deltas=self.keep_orders, allow_cross=True)
 
     def _message(self, m: bytes) -> None:
         t = chr(m[0])

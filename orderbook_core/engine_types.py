@@ -19,6 +19,29 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+ORDER_FIELDS = (
+    "order_id",
+    "account",
+    "side",
+    "type",
+    "price",
+    "stop_price",
+    "leaves",
+    "cum",
+    "display",
+    "visible",
+    "tif",
+    "post_only",
+    "stp",
+    "arrival",
+)
+"""What ``MatchingEngine.order(order_id)`` returns, in this order."""
+SIDE, TYPE, PRICE, LEAVES, ARRIVAL = (
+    ORDER_FIELDS.index(f) for f in ("side", "type", "price", "leaves", "arrival")
+)
+VISIBLE = ORDER_FIELDS.index("visible")
+"""Index of a resting order's displayed size (what the public book shows of it)."""
+
 
 class Event(IntEnum):
     EXEC = 1

@@ -1,9 +1,10 @@
 """Two fanout nodes behind the real local Kafka (Tansu) and Redis.
 
-A trader on node A (API key, checksummed book) loses A to SIGKILL and resumes
-on node B from the last seq it applied; A restarts and serves a correct book
-again. When the feed stops, every client's book equals the final snapshot in
-Redis, and every delta on the way was seq-checked and checksum-verified.
+A trader on node A (API key, checksummed book and the order-level book) loses
+A to SIGKILL and resumes on node B from the last seq it applied; A restarts and
+serves correct books again. When the feed stops, every client's L2 and L3 books
+equal the final snapshot in Redis, and every delta on the way was seq-checked
+and checksum-verified.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ async def read_for(client: HubClient, seconds: float, seen: list[dict[str, Any]]
 
 
 async def read_until_seq(client: HubClient, seq: int, seconds: float = 30) -> None:
-    book = client.books["SIM", SYMBOL]
+    book, orders = client.books["SIM", SYMBOL], client.order_books["SIM", SYMBOL]
 
     async def read() -> None:
         async for _msg in client.messages():
-            if book.seq == seq:
+            if book.seq == seq and orders.seq == seq:
                 return
 
-    if book.seq != seq:
+    if book.seq != seq or orders.seq != seq:
         await asyncio.wait_for(read(), seconds)
 
 
@@ -74,6 +75,7 @@ def test_client_moves_to_another_node_and_a_restarted_node_catches_up(
     channels: list[dict[str, Any]] = [
         {"channel": "book", "symbol": SYMBOL, "checksum": True},
         {"channel": "trades", "symbol": SYMBOL},
+        {"channel": "l3", "symbol": SYMBOL},
     ]
 
     async def scenario() -> tuple[HubClient, HubClient]:
@@ -128,6 +130,9 @@ def test_client_moves_to_another_node_and_a_restarted_node_catches_up(
             book = client.books["SIM", SYMBOL]
             assert book.depth(0) == list(final.bids) and book.depth(1) == list(final.asks)
             assert book.checksums > 100  # every delta on the way was verified
+            assert final.orders is not None
+            resting = client.order_books["SIM", SYMBOL].resting()
+            assert resting == [(s, p, n, str(oid)) for s, p, n, oid in final.orders]
             await client.close()
         return mover, newcomer
 

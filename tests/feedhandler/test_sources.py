@@ -24,8 +24,9 @@ from feedhandler.sources import (
 )
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from hub.orders import apply_orders, order_book, resting_orders
 from hub.times import exchange_midnight_ns, trading_day_from_name
-from orderbook_core import L2Book
+from orderbook_core import L2Book, L3Book
 from orderbook_core import itchgen as g
 from orderbook_core.types import F_SNAPSHOT
 from tests.conftest import CAPTURES
@@ -38,6 +39,8 @@ class Consumer:
 
     def __init__(self) -> None:
         self.books: dict[str, L2Book] = {}
+        self.orders: dict[str, L3Book] = {}
+        """Order-level books, for sources whose updates carry orders."""
         self.seqs: dict[str, int] = {}
         self.instruments: dict[str, Instrument] = {}
         self.trades: dict[str, int] = {}
@@ -53,7 +56,14 @@ class Consumer:
             if isinstance(e, BookUpdate):
                 assert e.seq == self.seqs.get(e.symbol, 0) + 1
                 self.seqs[e.symbol] = e.seq
-                self.books.setdefault(e.symbol, L2Book()).apply(e.changes)
+                book = self.books.setdefault(e.symbol, L2Book())
+                book.apply(e.changes)
+                if e.orders is not None:
+                    orders = self.orders.setdefault(e.symbol, order_book())
+                    apply_orders(orders, e.orders)
+                    # the order-level book sums to the level book at every seq
+                    assert [lv[:2] for lv in orders.depth(0, 5)] == book.depth(0, 5)
+                    assert [lv[:2] for lv in orders.depth(1, 5)] == book.depth(1, 5)
             elif isinstance(e, Trade):
                 assert e.seq == self.trades.get(e.symbol, 0) + 1
                 self.trades[e.symbol] = e.seq
@@ -102,8 +112,11 @@ def test_databento_source_ends_with_the_replayed_books(tmp_path: Path) -> None:
     write_csv(path, batches)
     errors: list[str] = []
     c = consume(databento_batches(path, errors.append))
-    expected = replay_databento(path).summary()["instruments"]
+    replay = replay_databento(path)
+    expected = replay.summary()["instruments"]
     assert errors == [] and set(c.books) == set(expected)
+    for instrument, ib in replay.books.items():  # every order, in queue order
+        assert resting_orders(c.orders[replay._name(instrument)]) == resting_orders(ib.book)
     for symbol, book in c.books.items():
         bids, asks = book.snapshot(5)
         assert [list(b) for b in bids] == [b[:2] for b in expected[symbol]["bids"]]
@@ -122,6 +135,7 @@ def test_itch_source_ends_with_the_replayed_books_and_reports_halts(tmp_path: Pa
     assert errors == []
     for symbol in ("AAPL", "MSFT"):
         bids, asks = expected.book(symbol).snapshot()
+        assert resting_orders(c.orders[symbol]) == resting_orders(expected.book(symbol))
         assert c.books[symbol].snapshot() == (
             [(p, s) for p, s, _n in bids],
             [(p, s) for p, s, _n in asks],

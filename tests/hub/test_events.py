@@ -19,6 +19,18 @@ EVENTS: list[Event] = [
     Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
     TopOfBook("SIM", "BTC-USD", 7, 10, 11, 6_500_000, 12, 6_500_100, 3),
     TopOfBook("SIM", "BTC-USD", 8, 10, 11, 0, 0, 6_500_100, 3),  # no bids
+    BookUpdate(  # with its order-level changes; a Databento order id needs all 64 bits
+        "DATABENTO",
+        "ESZ6",
+        8,
+        1,
+        2,
+        ((0, 100, 3),),
+        orders=((1, 0, 100, 4, 2**64 - 1), (2, 0, 100, 3, 2**64 - 1), (4, 0, 0, 0, 0)),
+    ),
+    BookSnapshot(
+        "SIM", "BTC-USD", 9, 12, ((100, 1),), ((101, 3),), ((0, 100, 1, 7), (1, 101, 3, 8))
+    ),
 ]
 
 
@@ -62,6 +74,16 @@ def test_wire_bytes_are_stable() -> None:
             b'{"k":"trade","venue":"SIM","symbol":"X","seq":1,"trade_id":"1","price":1,"size":1,'
             b'"side":3,"ts_event":1,"ts_recv":1}',
             "trade side must be 0, 1 or 2, got 3",
+        ),
+        (
+            b'{"k":"book","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"ts_recv":1,'
+            b'"changes":[],"orders":[[9,0,100,1,5]]}',
+            "field 'orders': bad entry \\[9, 0, 100, 1, 5\\]",
+        ),
+        (
+            b'{"k":"snapshot","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"bids":[],'
+            b'"asks":[],"orders":[[0,100,0,5]]}',
+            "field 'orders': bad entry \\[0, 100, 0, 5\\]",
         ),
         (
             b'{"k":"bbo","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"ts_recv":1,'
