@@ -70,7 +70,8 @@ async def sim_node() -> tuple[FanoutNode, Venue, str]:
 async def read_until_seq(client: HubClient, seq: int, wait: float = 10) -> None:
     async def read() -> None:
         async for _msg in client.messages():
-            if all(m.seq == seq for m in [*client.order_books.values(), *client.books.values()]):
+            seqs = [m.seq for m in client.order_books.values()]
+            if all(s == seq for s in [*seqs, *(b.seq for b in client.books.values())]):
                 return
 
     await asyncio.wait_for(read(), wait)

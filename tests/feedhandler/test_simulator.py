@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from feedhandler.simulator import SimulatedExchange
 from hub.events import BookUpdate, Event, Trade
 from hub.orders import apply_orders, order_book, resting_orders
@@ -82,7 +84,7 @@ def test_order_changes_of_icebergs_stops_replaces_and_mass_cancels() -> None:
     x = SimulatedExchange("SIM", "X", 1)
     book = order_book()
     e = x.engine
-    commands = [
+    commands: list[Callable[[], list[tuple[int, ...]]]] = [
         lambda: e.new_order(1, 1, 0, OrderType.LIMIT, 100, 10, display=3),  # iceberg
         lambda: e.new_order(2, 2, 0, OrderType.LIMIT, 100, 5),
         lambda: e.new_order(3, 3, 0, OrderType.LIMIT, 100, 5),
@@ -98,7 +100,7 @@ def test_order_changes_of_icebergs_stops_replaces_and_mass_cancels() -> None:
         lambda: e.new_order(9, 9, 0, OrderType.LIMIT, 100, 7),
         lambda: e.cancel(9, 9),
     ]
-    seen = []
+    seen: list[list[int]] = []
     for ts, command in enumerate(commands):
         events = x.publish(command(), ts)
         mirror_updates(x, book, events)
