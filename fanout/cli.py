@@ -1,8 +1,9 @@
 """``hub subscribe``: a live view of one symbol through the public protocol.
 
 One line per message: book lines show the top of the mirror the client
-keeps (and that its checksums verified), trades, bbo, candles and status as
-they come. It resumes by itself after a lost connection.
+keeps (and that its checksums verified), l3 lines the best level of each side
+with its queue length, trades, bbo, candles and status as they come. It
+resumes by itself after a lost connection.
 """
 
 from __future__ import annotations
@@ -14,12 +15,36 @@ from typing import Any, TextIO
 
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from fanout.client import BookMirror, ChecksumMismatch, HubClient, SequenceGap
+from fanout.client import (
+    BookMirror,
+    ChecksumMismatch,
+    HubClient,
+    OrderBookMismatch,
+    OrderMirror,
+    SequenceGap,
+)
 
 
-def describe(msg: dict[str, Any], book: BookMirror | None) -> str | None:
+def describe(
+    msg: dict[str, Any], book: BookMirror | None, orders: OrderMirror | None = None
+) -> str | None:
     """One line for a message, or None for messages not worth a line."""
     kind = msg["type"]
+    if kind in ("l3_snapshot", "l3") and orders is not None:
+        label = "l3 snapshot" if kind == "l3_snapshot" else f"l3 {msg['first']}..{msg['seq']}"
+        best = []
+        for side in (0, 1):
+            prices = sorted(orders.queues[side], reverse=side == 0)
+            if prices:
+                queue = orders.queue(side, prices[0])
+                best.append(f"{orders.tick.to_str(prices[0])} x{len(queue)} orders")
+            else:
+                best.append("-")
+        changes = "" if kind == "l3_snapshot" else f"  {len(msg['orders'])} changes"
+        return (
+            f"{label:<22} seq {orders.seq}  {best[0]}  |  {best[1]}"
+            f"  orders {len(orders.orders)}{changes}"
+        )
     if kind in ("snapshot", "book") and book is not None:
         bid, ask = book.best(0), book.best(1)
         top = f"{bid[1]} @ {bid[0]}" if bid else "-"
@@ -93,8 +118,8 @@ async def subscribe(
                     msg = await asyncio.wait_for(anext(stream), left)
                 except (TimeoutError, StopAsyncIteration):
                     break
-                book = client.books.get((msg.get("venue", ""), msg.get("symbol", "")))
-                line = describe(msg, book)
+                key = (msg.get("venue", ""), msg.get("symbol", ""))
+                line = describe(msg, client.books.get(key), client.order_books.get(key))
                 if line is None:
                     continue
                 print(line, file=out, flush=True)
@@ -102,7 +127,7 @@ async def subscribe(
                 if count and lines >= count:
                     break
             return 0
-    except (SequenceGap, ChecksumMismatch) as exc:
+    except (SequenceGap, ChecksumMismatch, OrderBookMismatch) as exc:
         print(f"hub subscribe: the book is wrong: {exc}", file=sys.stderr)
         return 4
     except (OSError, InvalidHandshake, InvalidURI) as exc:

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--channel",
         action="append",
-        choices=["book", "trades", "bbo", "candles", "status"],
+        choices=["book", "l3", "trades", "bbo", "candles", "status"],
         help="channel to show (repeat; default: book and trades)",
     )
     p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="fanout node's WebSocket URL")

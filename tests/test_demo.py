@@ -100,6 +100,13 @@ def test_hub_subscribe_prints_a_verified_live_view(hub_process: Any) -> None:
     counts = [re.search(r"levels (\d+)/(\d+)", x).groups() for x in books]  # type: ignore[union-attr]
     assert all(int(b) <= 5 and int(a) <= 5 for b, a in counts)  # a top-5 book
     assert any(x.startswith("trade #") for x in lines) or any(x.startswith("bbo") for x in lines)
+    orders = hub_process("subscribe", "BTC-USD", "--url", url, "--count", "20", "--channel", "l3")
+    assert orders.wait(30) == 0, orders.stderr()
+    assert orders.output[0].startswith("subscribed: l3")
+    l3 = [x for x in orders.output if x.startswith("l3 ")]
+    assert l3[0].startswith("l3 snapshot") and len(l3) > 5
+    queued = [re.search(r"orders (\d+)", x) for x in l3]
+    assert all(m is not None and int(m.group(1)) > 0 for m in queued)
     missing = hub_process("subscribe", "NOPE", "--url", url, "--count", "1")
     assert missing.wait(30) == 1
     assert "refused unknown_symbol" in "".join(missing.output)
