@@ -16,8 +16,8 @@ from typing import Any
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import ADD, DELETE, UPDATE
 from orderbook_core import MatchingEngine, Side
-from orderbook_core.engine_types import ARRIVAL, LEAVES, PRICE, SIDE, TYPE, VISIBLE, OrderType
 from orderbook_core.engine_types import Event as EngineEvent
+from orderbook_core.engine_types import OrderType
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,9 @@ class OrderFlow:
         return SimOrder("limit", oid, side, max(1, price), size)
 
 
+EXEC = int(EngineEvent.EXEC)
+
+
 class PublicOrders:
     """The order-level book as published, kept in step with a matching engine.
 
@@ -128,34 +131,40 @@ class PublicOrders:
             for price, _size, _n in engine.depth(side):
                 level = self.levels[side, price] = {}
                 for oid in engine.order_ids(side, price):
-                    order = engine.order(oid)
-                    assert order is not None, f"order {oid} is queued but unknown"
-                    level[oid] = (order[ARRIVAL], order[VISIBLE])
+                    now = engine.resting(oid)
+                    assert now is not None, f"order {oid} is queued but not resting"
+                    level[oid] = (now[3], now[2])
                     self.where[oid] = (side, price)
 
     def changes(self, log: list[tuple[int, ...]]) -> list[OrderChange]:
         """The order changes caused by one command, given the events it returned."""
         out: list[OrderChange] = []
         adds: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-        for oid in dict.fromkeys(e[2] for e in log if e[0] == EngineEvent.EXEC):
-            o = self.engine.order(oid)
-            here = None
-            if o is not None and o[TYPE] == OrderType.LIMIT and o[LEAVES] > 0:
-                here = (o[SIDE], o[PRICE])
-            old = self.where.get(oid)
+        resting, where, levels = self.engine.resting, self.where, self.levels
+        seen: set[int] = set()
+        for e in log:
+            if e[0] != EXEC or e[2] in seen:
+                continue
+            oid = e[2]
+            seen.add(oid)
+            now = resting(oid)
+            old = where.get(oid)
             if old is not None:
-                arrival, size = self.levels[old][oid]
-                if o is not None and here == old and o[ARRIVAL] == arrival and o[VISIBLE] <= size:
-                    if o[VISIBLE] < size:
-                        out.append((UPDATE, old[0], old[1], o[VISIBLE], oid))
-                        self.levels[old][oid] = (arrival, o[VISIBLE])
+                level = levels[old]
+                arrival, size = level[oid]
+                if now is not None and now[:2] == old and now[3] == arrival and now[2] <= size:
+                    if now[2] < size:
+                        out.append((UPDATE, old[0], old[1], now[2], oid))
+                        level[oid] = (arrival, now[2])
                     continue
                 out.append((DELETE, old[0], old[1], 0, oid))
-                self._remove(old, oid)
-            if o is not None and here is not None:
-                adds.setdefault(here, []).append((o[ARRIVAL], oid, o[VISIBLE]))
+                del level[oid], where[oid]
+                if not level:
+                    del levels[old]
+            if now is not None:
+                adds.setdefault(now[:2], []).append((now[3], oid, now[2]))
         for (side, price), new in adds.items():
-            level = self.levels.setdefault((side, price), {})
+            level = levels.setdefault((side, price), {})
             first = min(new)[0]
             behind = []
             for oid, (arrival, size) in reversed(level.items()):
@@ -165,18 +174,11 @@ class PublicOrders:
             for _arrival, oid, _size in behind:
                 out.append((DELETE, side, price, 0, oid))
                 del level[oid]
-            for arrival, oid, size in sorted(new + behind):
+            for arrival, oid, size in sorted(new + behind) if len(new) + len(behind) > 1 else new:
                 out.append((ADD, side, price, size, oid))
                 level[oid] = (arrival, size)
-                self.where[oid] = (side, price)
+                where[oid] = (side, price)
         return out
-
-    def _remove(self, key: tuple[int, int], oid: int) -> None:
-        level = self.levels[key]
-        del level[oid]
-        del self.where[oid]
-        if not level:
-            del self.levels[key]
 
     def resting(self) -> tuple[RestingOrder, ...]:
         """Every published order, bids best first, then asks, each level in queue order."""

@@ -565,6 +565,12 @@ cdef class MatchingEngine:
         cdef EOrder* o = self._find(order_id)
         return None if o == NULL else order_state(o)
 
+    def resting(self, int64_t order_id):
+        """(side, price, displayed size, arrival) of a resting order; None for a pending
+        stop or an unknown id. Queue order within a level is arrival order."""
+        cdef EOrder* o = self._orders.find(order_id)
+        return None if o == NULL else (o.side, o.price, o.visible, o.arrival)
+
     def order_ids(self, int side, int64_t price):
         cdef ELevels* levels = self._levels(side)
         cdef ELevels.iterator it = levels.find(_key(side, price))

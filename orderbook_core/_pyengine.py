@@ -457,6 +457,12 @@ class MatchingEngine:
         o = self._orders.get(order_id) or self._stops.get(order_id)
         return None if o is None else tuple(o.state())
 
+    def resting(self, order_id: int) -> tuple[int, int, int, int] | None:
+        """(side, price, displayed size, arrival) of a resting order; None for a pending
+        stop or an unknown id. Queue order within a level is arrival order."""
+        o = self._orders.get(order_id)
+        return None if o is None else (o.side, o.price, o.visible, o.arrival)
+
     def order_ids(self, side: int, price: int) -> list[int]:
         return list(self._queues[side].get(price, {}))
 

@@ -70,6 +70,11 @@ def views(engine: Any) -> Any:
         engine.order_count(),
         engine.seq,
         engine.last_price,
+        tuple(  # every queue, with what resting() says of each order in it
+            (side, p, tuple((oid, engine.resting(oid)) for oid in engine.order_ids(side, p)))
+            for side in (0, 1)
+            for p, _size, _n in engine.depth(side)
+        ),
     )
 
 

@@ -95,6 +95,8 @@ def test_stop_and_stop_limit_trigger_on_trades_in_arrival_order(eng: Any) -> Non
     eng.new_order(1, A, SELL, T.LIMIT, 101, 10)
     eng.new_order(2, B, BUY, T.STOP, 0, 2, stop_price=100)
     eng.new_order(3, B, BUY, T.STOP_LIMIT, 101, 2, stop_price=100)
+    assert eng.order(3) is not None and eng.resting(3) is None  # pending, not in the book
+    assert eng.resting(1) == (SELL, 101, 10, 1)  # (side, price, shown, arrival)
     eng.new_order(9, A, SELL, T.LIMIT, 100, 1)
     ev = eng.new_order(10, B, BUY, T.LIMIT, 100, 1)  # trade at 100 triggers both stops
     assert [r for r in reports(ev) if r[1] == X.TRIGGERED] == [
