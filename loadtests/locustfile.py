@@ -3,8 +3,8 @@
 Each ``Subscriber`` is one WebSocket connection; one locust process runs many
 of them (``-u``). Each connects to a fanout node, subscribes to a random mix
 of symbols and channels (full or top-N book, with or without checksums,
-trades, best bid/offer, candles), keeps an exact book per book subscription
-(seq ranges and checksums checked) and reports every received message to
+trades, best bid/offer, candles, order-level books), keeps an exact book per
+book subscription (seq ranges and checksums checked) and reports every received message to
 locust as a request named by message type, with the latency from the hub's
 receive time (``ts_recv``) to this client as its response time. A seq gap, a
 checksum mismatch or a crossed book is reported as a failure.
@@ -30,7 +30,13 @@ import orjson
 from locust import User, between, events, task
 from websockets.sync.client import connect
 
-from fanout.client import BookMirror, ChecksumMismatch, SequenceGap
+from fanout.client import (
+    BookMirror,
+    ChecksumMismatch,
+    OrderBookMismatch,
+    OrderMirror,
+    SequenceGap,
+)
 
 READ_SECONDS = 5.0
 BOOK_VARIANTS: list[dict[str, Any]] = [
@@ -39,7 +45,8 @@ BOOK_VARIANTS: list[dict[str, Any]] = [
     {"depth": 10, "checksum": True},
     {"depth": 25},
 ]
-EXTRA_CHANNELS = ("trades", "bbo", "candles")
+EXTRA_CHANNELS = ("trades", "bbo", "candles", "l3")
+"""A second channel per book, among those the stream offers (l3 where it has orders)."""
 
 
 class Subscriber(User):
@@ -62,6 +69,7 @@ class Subscriber(User):
         choices = [s for s in streams if not wanted or s["symbol"] in wanted]
         per_user = int(os.environ.get("HUB_LOAD_SYMBOLS_PER_USER", "2"))
         self.mirrors: dict[tuple[str, str], BookMirror] = {}
+        self.order_mirrors: dict[tuple[str, str], OrderMirror] = {}
         channels: list[dict[str, Any]] = []
         for stream in random.sample(choices, min(per_user, len(choices))):
             where = {"venue": stream["venue"], "symbol": stream["symbol"]}
@@ -70,7 +78,11 @@ class Subscriber(User):
             self.mirrors[stream["venue"], stream["symbol"]] = BookMirror(
                 stream["tick_size"], stream["lot_size"], variant.get("depth", 0)
             )
-            extra = random.choice(EXTRA_CHANNELS)
+            offered = [c for c in EXTRA_CHANNELS if c in stream.get("channels", EXTRA_CHANNELS)]
+            extra = random.choice(offered)
+            if extra == "l3":
+                key = stream["venue"], stream["symbol"]
+                self.order_mirrors[key] = OrderMirror(stream["tick_size"], stream["lot_size"])
             interval = {"interval": 1} if extra == "candles" else {}
             channels.append({"channel": extra, **where, **interval})
         self.ws.send(orjson.dumps({"op": "subscribe", "id": 2, "channels": channels}).decode())
@@ -105,6 +117,11 @@ class Subscriber(User):
                 if mirror.crossed():
                     error = AssertionError(f"crossed book at seq {mirror.seq}")
             except (SequenceGap, ChecksumMismatch) as exc:
+                error = exc
+        elif kind in ("l3_snapshot", "l3"):
+            try:
+                self.order_mirrors[msg["venue"], msg["symbol"]].apply(msg)
+            except (SequenceGap, OrderBookMismatch) as exc:
                 error = exc
         elif kind == "subscribed" and msg["refused"]:
             error = AssertionError(f"refused: {msg['refused']}")
