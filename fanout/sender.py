@@ -49,7 +49,8 @@ PRIVATE = Gauge("hub_fanout_private_clients", "Clients on a private queue (new, 
 REFUSED = Counter("hub_fanout_refused_total", "Connections and requests refused", ["code"])
 RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
-UPDATE_TYPES = (b'{"type":"book"', b'{"type":"trade"', b'{"type":"bbo"')
+UPDATE_TYPES = (b'{"type":"book"', b'{"type":"trade"', b'{"type":"bbo"', b'{"type":"l3"')
+OPEN = State.OPEN
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -125,7 +126,10 @@ class Sender:
                 client.ws.transport.write(wire)
         if deflated:
             broadcast(deflated, frame, text=True)
-        n = len(clients)
+        self._sent(len(clients), batch, frame, oldest)
+
+    @staticmethod
+    def _sent(n: int, batch: list[bytes], frame: bytes, oldest: int) -> None:
         FRAMES.inc(n)
         MESSAGES.inc(len(batch) * n)
         UPDATES_SENT.inc(sum(1 for m in batch if m.startswith(UPDATE_TYPES)) * n)
@@ -134,6 +138,39 @@ class Sender:
         if oldest:
             LATENCY.observe(max(0.0, (time.time_ns() - oldest) / 1e9))
 
+    def _write_group(self, group: Group, high: int, now: float) -> int:
+        """The group's frame to each member that keeps up (one pass: check the socket,
+        write); a member whose socket holds more than ``high`` bytes leaves for a private
+        queue with the batch. Returns the largest write buffer seen."""
+        batch, oldest = group.pending, group.oldest
+        group.pending = []
+        frame = b"[" + b",".join(batch) + b"]"
+        wire = text_frame(frame)
+        deflated = []
+        worst = sent = 0
+        for client in list(group.members):
+            transport = client.ws.transport
+            size = transport.get_write_buffer_size()
+            if size > worst:
+                worst = size
+            if size > high:
+                self.isolate(client)
+                client.pending = list(batch)
+                client.lagging = True
+                client.lagging_since = now
+            elif client.ws.protocol.state is OPEN:
+                if client.deflate:
+                    deflated.append(client.ws)
+                else:
+                    transport.write(wire)
+                sent += 1
+        if deflated:
+            broadcast(deflated, frame, text=True)
+        if sent:
+            self._sent(sent, batch, frame, oldest)
+        group.last_sent = now
+        return worst
+
     def flush(self) -> None:
         """Write what accumulated since the last flush: one frame per group, one per
         private client. Synchronous, so nothing arrives halfway through."""
@@ -141,24 +178,8 @@ class Sender:
         now = time.monotonic()
         worst = 0
         for group in list(self.groups.values()):
-            if not group.pending:
-                continue
-            batch, oldest = group.pending, group.oldest
-            group.pending = []
-            ready = []
-            for client in list(group.members):
-                size = client.buffered()
-                worst = max(worst, size)
-                if size > high:
-                    self.isolate(client)
-                    client.pending = list(batch)
-                    client.lagging = True
-                    client.lagging_since = now
-                elif client.ws.protocol.state is State.OPEN:
-                    ready.append(client)
-            if ready:
-                self.write(ready, batch, oldest)
-            group.last_sent = now
+            if group.pending:
+                worst = max(worst, self._write_group(group, high, now))
         for client in list(self.private):
             size = client.buffered()
             worst = max(worst, size)
@@ -174,7 +195,7 @@ class Sender:
                 batch += client.drain_conflated()
                 client.lagging = size > high // 2
             client.pending = []
-            if batch and client.ws.protocol.state is State.OPEN:
+            if batch and client.ws.protocol.state is OPEN:
                 self.write([client], batch, client.oldest)
                 client.last_sent = now
             if not client.lagging:
