@@ -92,7 +92,7 @@ class OrderFlow:
                 oid = self._live[idx]
                 self._live[idx] = self._live[-1]
                 self._live.pop()
-                if engine.order(oid) is not None:
+                if engine.resting(oid) is not None:
                     return SimOrder("cancel", oid, 0, 0, 0)
         oid = self._next_id
         self._next_id += 1
@@ -109,7 +109,7 @@ class OrderFlow:
         return SimOrder("limit", oid, side, max(1, price), size)
 
 
-EXEC = int(EngineEvent.EXEC)
+EXEC, TRADE, BOOK = int(EngineEvent.EXEC), int(EngineEvent.TRADE), int(EngineEvent.BOOK)
 
 
 class PublicOrders:
@@ -138,21 +138,18 @@ class PublicOrders:
 
     def changes(self, log: list[tuple[int, ...]]) -> list[OrderChange]:
         """The order changes caused by one command, given the events it returned."""
+        oids = [e[2] for e in log if e[0] == EXEC]
+        if len(oids) > 1:
+            oids = list(dict.fromkeys(oids))
         out: list[OrderChange] = []
-        adds: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
         resting, where, levels = self.engine.resting, self.where, self.levels
-        seen: set[int] = set()
-        for e in log:
-            if e[0] != EXEC or e[2] in seen:
-                continue
-            oid = e[2]
-            seen.add(oid)
+        for oid in oids:
             now = resting(oid)
             old = where.get(oid)
             if old is not None:
                 level = levels[old]
                 arrival, size = level[oid]
-                if now is not None and now[:2] == old and now[3] == arrival and now[2] <= size:
+                if now is not None and now[3] == arrival and now[2] <= size and now[:2] == old:
                     if now[2] < size:
                         out.append((UPDATE, old[0], old[1], now[2], oid))
                         level[oid] = (arrival, now[2])
@@ -162,23 +159,37 @@ class PublicOrders:
                 if not level:
                     del levels[old]
             if now is not None:
-                adds.setdefault(now[:2], []).append((now[3], oid, now[2]))
-        for (side, price), new in adds.items():
-            level = levels.setdefault((side, price), {})
-            first = min(new)[0]
-            behind = []
-            for oid, (arrival, size) in reversed(level.items()):
-                if arrival < first:
-                    break
-                behind.append((arrival, oid, size))
-            for _arrival, oid, _size in behind:
-                out.append((DELETE, side, price, 0, oid))
-                del level[oid]
-            for arrival, oid, size in sorted(new + behind) if len(new) + len(behind) > 1 else new:
-                out.append((ADD, side, price, size, oid))
-                level[oid] = (arrival, size)
-                where[oid] = (side, price)
+                self._add(out, oid, *now)
         return out
+
+    def _add(
+        self, out: list[OrderChange], oid: int, side: int, price: int, shown: int, arrival: int
+    ) -> None:
+        """Publish a newly resting order at the back of its queue; orders published there
+        that arrived after it are deleted and added again behind it."""
+        key = (side, price)
+        level = self.levels.get(key)
+        if level is None:
+            level = self.levels[key] = {}
+        elif next(reversed(level.values()))[0] > arrival:
+            behind = []
+            for other, (later, size) in reversed(level.items()):
+                if later < arrival:
+                    break
+                behind.append((other, later, size))
+            for other, _later, _size in behind:
+                out.append((DELETE, side, price, 0, other))
+                del level[other]
+            out.append((ADD, side, price, shown, oid))
+            level[oid] = (arrival, shown)
+            for other, later, size in reversed(behind):
+                out.append((ADD, side, price, size, other))
+                level[other] = (later, size)
+            self.where[oid] = key
+            return
+        out.append((ADD, side, price, shown, oid))
+        level[oid] = (arrival, shown)
+        self.where[oid] = key
 
     def resting(self) -> tuple[RestingOrder, ...]:
         """Every published order, bids best first, then asks, each level in queue order."""
@@ -188,6 +199,9 @@ class PublicOrders:
             for price, _size, _n in self.engine.depth(side)
             for oid, (_arrival, size) in self.levels[side, price].items()
         )
+
+
+MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
 
 
 class SimulatedExchange:
@@ -212,7 +226,7 @@ class SimulatedExchange:
         if order.kind == "cancel":
             log = self.engine.cancel(order.order_id, account)
         else:
-            kind = OrderType.MARKET if order.kind == "market" else OrderType.LIMIT
+            kind = MARKET if order.kind == "market" else LIMIT
             log = self.engine.new_order(
                 order.order_id, account, order.side, kind, order.price, order.size
             )
@@ -226,14 +240,14 @@ class SimulatedExchange:
         events: list[Event] = []
         levels = []
         for e in log:
-            if e[0] == EngineEvent.TRADE:
+            if e[0] == TRADE:
                 self.trade_seq += 1
                 events.append(
                     Trade(
                         venue, symbol, self.trade_seq, str(self.trade_seq), e[2], e[3], e[4], ts, ts
                     )
                 )
-            elif e[0] == EngineEvent.BOOK:
+            elif e[0] == BOOK:
                 levels.append((e[2], e[3], e[4]))
         if levels:
             self.book_seq += 1

@@ -107,7 +107,7 @@ def test_order_changes_of_icebergs_stops_replaces_and_mass_cancels() -> None:
         assert resting_orders(book) == engine_orders(x), f"after command {ts}"
         seen.append([c[0] for u in events if isinstance(u, BookUpdate) for c in u.orders or ()])
     add, update, delete = 1, 2, 3
-    assert seen[5] == [delete, delete, add]  # iceberg slice filled, shown again at the back
+    assert seen[5] == [delete, add, delete]  # iceberg slice filled, shown again at the back
     assert seen[6] == [update]
     assert seen[7] == [delete, add]
     assert seen[8] == [delete, add]  # to the new price
