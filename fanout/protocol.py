@@ -161,6 +161,21 @@ def split_changes(inst: Instrument, changes: Any) -> tuple[list[list[str]], list
     return bids, asks
 
 
+def _delta(
+    kind: str, inst: Instrument, first: int, seq: int, ts_event: int, ts_recv: int
+) -> dict[str, Any]:
+    """The head every seq-ranged message (book, l3) starts with."""
+    return {
+        "type": kind,
+        "venue": inst.venue,
+        "symbol": inst.symbol,
+        "first": first,
+        "seq": seq,
+        "ts_event": ts_event,
+        "ts_recv": ts_recv,
+    }
+
+
 def encode_book(
     inst: Instrument,
     first: int,
@@ -173,17 +188,8 @@ def encode_book(
 ) -> bytes:
     """A book delta covering book updates ``first``..``seq``."""
     bids, asks = split_changes(inst, changes)
-    msg: dict[str, Any] = {
-        "type": "book",
-        "venue": inst.venue,
-        "symbol": inst.symbol,
-        "first": first,
-        "seq": seq,
-        "ts_event": ts_event,
-        "ts_recv": ts_recv,
-        "bids": bids,
-        "asks": asks,
-    }
+    msg = _delta("book", inst, first, seq, ts_event, ts_recv)
+    msg["bids"], msg["asks"] = bids, asks
     if depth:
         msg["depth"] = depth
     if checksum is not None:
@@ -242,18 +248,9 @@ def encode_l3(
             out.append(
                 [ORDER_ACTIONS[action], SIDES[side], tick.to_str(price), lot.to_str(size), str(oid)]
             )
-    return orjson.dumps(
-        {
-            "type": "l3",
-            "venue": inst.venue,
-            "symbol": inst.symbol,
-            "first": first,
-            "seq": seq,
-            "ts_event": ts_event,
-            "ts_recv": ts_recv,
-            "orders": out,
-        }
-    )
+    msg = _delta("l3", inst, first, seq, ts_event, ts_recv)
+    msg["orders"] = out
+    return orjson.dumps(msg)
 
 
 def encode_l3_snapshot(
