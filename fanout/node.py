@@ -524,24 +524,7 @@ class FanoutNode:
             CONNECTIONS.set(len(self.clients))
 
     def stream_list(self) -> list[dict[str, Any]]:
-        out = []
-        for (venue, symbol), s in sorted(self.streams.items()):
-            out.append(
-                {
-                    "venue": venue,
-                    "symbol": symbol,
-                    "seq": s.seq,
-                    "synced": s.synced,
-                    "gaps": s.gaps,
-                    "last_trade_seq": s.last_trade_seq,
-                    "resyncs": s.resyncs,
-                    "venue_status": s.venue_status,
-                    "tick_size": s.instrument.tick_size if s.instrument else None,
-                    "lot_size": s.instrument.lot_size if s.instrument else None,
-                    "channels": [c for c in protocol.CHANNELS if c != "l3" or s.orders is not None],
-                }
-            )
-        return out
+        return [s.describe(protocol.CHANNELS) for _key, s in sorted(self.streams.items())]
 
     def health(self) -> dict[str, Any]:
         return {

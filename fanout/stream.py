@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import Enum
+from typing import Any
 
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
 from hub.orders import apply_orders, order_book
@@ -180,6 +181,23 @@ class BookStream:
         self.synced = True
         self.resyncs += 1
         return True
+
+    def describe(self, channels: tuple[str, ...]) -> dict[str, Any]:
+        """What ``list`` tells clients of this stream; ``l3`` only where it has orders."""
+        inst = self.instrument
+        return {
+            "venue": self.venue,
+            "symbol": self.symbol,
+            "seq": self.seq,
+            "synced": self.synced,
+            "gaps": self.gaps,
+            "last_trade_seq": self.last_trade_seq,
+            "resyncs": self.resyncs,
+            "venue_status": self.venue_status,
+            "tick_size": inst.tick_size if inst else None,
+            "lot_size": inst.lot_size if inst else None,
+            "channels": [c for c in channels if c != "l3" or self.orders is not None],
+        }
 
     def top_changed(self) -> bool:
         """Whether the best bid or ask moved since the last call."""

@@ -566,8 +566,7 @@ cdef class MatchingEngine:
         return None if o == NULL else order_state(o)
 
     def resting(self, int64_t order_id):
-        """(side, price, displayed size, arrival) of a resting order; None for a pending
-        stop or an unknown id. Queue order within a level is arrival order."""
+        """(side, price, shown size, arrival) of a book order; None for stops, unknown ids."""
         cdef EOrder* o = self._orders.find(order_id)
         return None if o == NULL else (o.side, o.price, o.visible, o.arrival)
 
