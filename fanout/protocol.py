@@ -20,6 +20,7 @@ import orjson
 
 from hub.events import TRADE_SIDES, Bar, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import CLEAR
+from orderbook_core.types import Action
 
 CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
 CANDLE_INTERVALS = (1, 60, 300, 3600, 86400)
@@ -225,7 +226,7 @@ def encode_snapshot(
     return orjson.dumps(msg)
 
 
-ORDER_ACTIONS = {1: "add", 2: "update", 3: "delete", 4: "clear"}
+ORDER_ACTIONS = {int(a): a.name.lower() for a in Action}
 SIDES = ("bid", "ask")
 
 

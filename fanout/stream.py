@@ -14,8 +14,8 @@ from enum import Enum
 from typing import Any
 
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
-from hub.orders import apply_orders, order_book
-from orderbook_core import BookError, L2Book, L3Book
+from hub.orders import follow, order_book
+from orderbook_core import L2Book, L3Book
 
 MAX_BUFFER = 200_000
 RECENT_TRADES = 50
@@ -141,16 +141,9 @@ class BookStream:
         return Outcome.APPLIED
 
     def _apply_orders(self, update: BookUpdate) -> None:
-        if self.orders is None:
-            return
-        if update.orders is None:
-            self.orders = None  # the source stopped publishing orders
-            return
-        try:
-            apply_orders(self.orders, update.orders)
-        except (ValueError, BookError):
-            self.order_errors += 1
-            self.orders = None  # until a snapshot with orders syncs the stream again
+        self.orders, why = follow(self.orders, update.orders)
+        if why:
+            self.order_errors += 1  # no L3 until a snapshot with orders syncs the stream again
 
     def needs_snapshot_after(self) -> int:
         """The lowest snapshot seq that can start a sync (first buffered seq - 1)."""

@@ -26,8 +26,8 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from hub.bus import Publisher, SnapshotStore
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, TopOfBook, Trade
-from hub.orders import apply_orders, order_book, resting_orders
-from orderbook_core import BookError, L2Book, L3Book
+from hub.orders import follow, order_book, resting_orders
+from orderbook_core import L2Book, L3Book
 
 log = logging.getLogger("hub.feed")
 
@@ -189,21 +189,14 @@ class FeedOutput:
 
     @staticmethod
     def _apply_orders(state: StreamState, e: BookUpdate) -> None:
-        if e.orders is None:
-            state.orders = None
-            return
-        if state.orders is None:
-            if e.seq != 1:
-                return  # orders start mid-stream: no order-level book to snapshot
-            state.orders = order_book()
-        try:
-            apply_orders(state.orders, e.orders)
-        except (ValueError, BookError) as exc:
+        if state.orders is None and e.seq == 1 and e.orders is not None:
+            state.orders = order_book()  # a stream with orders from its first update
+        state.orders, why = follow(state.orders, e.orders)
+        if why:
             log.warning(
-                "order changes do not fit the book; its snapshots leave out orders",
-                extra={"venue": e.venue, "symbol": e.symbol, "seq": e.seq, "error": str(exc)},
+                "order-level book dropped; snapshots leave out orders",
+                extra={"venue": e.venue, "symbol": e.symbol, "seq": e.seq, "error": why},
             )
-            state.orders = None
 
     def prime(self, snapshot: BookSnapshot) -> None:
         """Start a stream's published book from a snapshot (a restart from a checkpoint);

@@ -249,7 +249,8 @@ class SimulatedExchange:
                 )
             elif e[0] == BOOK:
                 levels.append((e[2], e[3], e[4]))
-        if levels:
+        orders = self.public.changes(log)  # kept in step even by a command with no level
+        if levels or orders:
             self.book_seq += 1
             self.last_ts = ts
             events.append(
@@ -260,7 +261,7 @@ class SimulatedExchange:
                     ts,
                     ts,
                     tuple(levels),
-                    orders=tuple(self.public.changes(log)),
+                    orders=tuple(orders),
                 )
             )
         return events

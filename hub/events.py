@@ -17,7 +17,7 @@ import orjson
 
 from hub.decimals import Unit
 from hub.errors import BadMessage
-from orderbook_core.types import F_LAST
+from orderbook_core.types import F_LAST, Action
 
 Level = tuple[int, int]  # (price ticks, size lots)
 LevelChange = tuple[int, int, int]  # (side, price ticks, absolute size lots; 0 deletes)
@@ -295,8 +295,7 @@ def _levels(obj: dict[str, Any], key: str, width: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
-ORDER_ACTIONS = (1, 2, 3, 4)
-"""ADD, UPDATE, DELETE, CLEAR (orderbook_core.types.Action)."""
+ORDER_ACTIONS = tuple(int(a) for a in Action)
 
 
 def _order_changes(obj: dict[str, Any]) -> tuple[OrderChange, ...]:

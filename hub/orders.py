@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hub.events import OrderChange, RestingOrder
-from orderbook_core import L3Book
+from orderbook_core import BookError, L3Book
 from orderbook_core.types import Action
 
 ADD, UPDATE, DELETE, CLEAR = (
@@ -48,6 +48,21 @@ def apply_orders(book: L3Book, changes: Iterable[OrderChange]) -> None:
             book.clear()
         else:
             raise ValueError(f"unknown order action {action}")
+
+
+def follow(book: L3Book | None, changes: Iterable[OrderChange] | None) -> tuple[L3Book | None, str]:
+    """A consumer's order book after one update: ``(book, "")``, or ``(None, why)`` when it
+    can no longer follow the stream (the update has no orders, or a change does not fit)
+    and must wait for a snapshot with orders. A consumer without a book stays without."""
+    if book is None:
+        return None, ""
+    if changes is None:
+        return None, "the source stopped publishing orders"
+    try:
+        apply_orders(book, changes)
+    except (ValueError, BookError) as exc:
+        return None, str(exc)
+    return book, ""
 
 
 def resting_orders(book: L3Book) -> tuple[RestingOrder, ...]:

@@ -21,11 +21,10 @@ from orderbook_core.engine_types import TimeInForce as F
 from orderbook_core.types import side_key
 
 EventTuple = tuple[int, ...]
-FIELDS = ORDER_FIELDS
 
 
 class _Order:
-    __slots__ = FIELDS
+    __slots__ = ORDER_FIELDS
     order_id: int
     account: int
     side: int
@@ -42,11 +41,11 @@ class _Order:
     arrival: int
 
     def __init__(self, *values: int) -> None:
-        for name, value in zip(FIELDS, values, strict=True):
+        for name, value in zip(ORDER_FIELDS, values, strict=True):
             setattr(self, name, value)
 
     def state(self) -> list[int]:
-        return [getattr(self, name) for name in FIELDS]
+        return [getattr(self, name) for name in ORDER_FIELDS]
 
 
 class MatchingEngine:

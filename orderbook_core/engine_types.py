@@ -36,9 +36,6 @@ ORDER_FIELDS = (
     "arrival",
 )
 """What ``MatchingEngine.order(order_id)`` returns, in this order."""
-SIDE, TYPE, PRICE, LEAVES, ARRIVAL = (
-    ORDER_FIELDS.index(f) for f in ("side", "type", "price", "leaves", "arrival")
-)
 VISIBLE = ORDER_FIELDS.index("visible")
 """Index of a resting order's displayed size (what the public book shows of it)."""
 
