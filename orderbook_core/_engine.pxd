@@ -63,6 +63,8 @@ cdef class MatchingEngine:
     cdef void _unrest(self, EOrder* o) noexcept
     cdef int64_t _best(self, int side) noexcept
     cdef bint _crosses(self, int side, int64_t price) noexcept
+    cdef int64_t _level_size(self, int side, int64_t price) noexcept
+    cdef bint _overflows(self, int side, int64_t price, int64_t shown, int64_t already) noexcept
     cdef void _cancel(self, int64_t order_id, int reason) noexcept
     cdef bint _fillable(self, EOrder* o) noexcept
     cdef bint _self_trade(self, EOrder* o, EOrder* maker) noexcept

@@ -14,6 +14,7 @@ from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
 DEF NO_ORDER = -9223372036854775807 - 1
+DEF SIZE_MAX = 9223372036854775807
 # event kinds
 DEF EV_EXEC = 1
 DEF EV_TRADE = 2
@@ -57,6 +58,7 @@ DEF R_MASS = 15
 DEF R_NOT_REPLACEABLE = 16
 DEF R_SIDE = 17
 DEF R_ORDER_ID = 18
+DEF R_SIZE_OVERFLOW = 19
 
 FIELDS = ("order_id", "account", "side", "type", "price", "stop_price", "leaves", "cum",
           "display", "visible", "tif", "post_only", "stp", "arrival")
@@ -228,6 +230,16 @@ cdef class MatchingEngine:
         cdef int64_t best = self._best(1 - side)
         return best != 0 and (price >= best if side == 0 else price <= best)
 
+    cdef int64_t _level_size(self, int side, int64_t price) noexcept:
+        """The displayed size of one level (0 when there is none)."""
+        cdef ELevels* levels = self._levels(side)
+        cdef ELevels.iterator it = levels.find(_key(side, price))
+        return 0 if it == levels.end() else deref(it).second.visible
+
+    cdef bint _overflows(self, int side, int64_t price, int64_t shown, int64_t already) noexcept:
+        """Whether ``shown`` more on the level (of which ``already`` is leaving) passes int64."""
+        return shown > SIZE_MAX - (self._level_size(side, price) - already)
+
     cdef EOrder* _find(self, int64_t order_id) noexcept:
         cdef EOrder* o = self._orders.find(order_id)
         return o if o != NULL else self._stops.find(order_id)
@@ -365,6 +377,11 @@ cdef class MatchingEngine:
             o.visible = o.display if o.display < o.leaves else o.leaves
         else:
             o.visible = o.leaves
+        if self._overflows(o.side, o.price, o.visible, 0):  # a triggered stop-limit, say
+            o.leaves = 0
+            o.visible = 0
+            self._report(o, CANCELLED, 0, 0, R_SIZE_OVERFLOW)
+            return
         self._rest(o)
 
     cdef void _run_triggers(self) noexcept:
@@ -413,6 +430,8 @@ cdef class MatchingEngine:
             return R_STOP_PRICE
         if display < 0 or display > size or (display and (order_type == MARKET or order_type == STOP)):
             return R_DISPLAY
+        if order_type == LIMIT and self._overflows(side, price, display if display else size, 0):
+            return R_SIZE_OVERFLOW
         if post_only and (order_type != LIMIT or tif != GTC):
             return R_TYPE
         if post_only and self._crosses(side, price):
@@ -488,6 +507,10 @@ cdef class MatchingEngine:
             reason = R_SIZE
         elif price <= 0:
             reason = R_PRICE
+        elif size > SIZE_MAX - o.cum or self._overflows(
+                o.side, price, o.display if 0 < o.display < size else size,
+                o.visible if price == o.price else 0):
+            reason = R_SIZE_OVERFLOW
         elif o.post_only and price != o.price and self._crosses(o.side, price):
             reason = R_POST_ONLY
         if reason != R_NONE:

@@ -9,6 +9,7 @@ from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t
 
 from orderbook_core._engine cimport EOrder, ELevels, MatchingEngine, order_state
+from orderbook_core.errors import InvalidSize
 
 DEF NO_ORDER = -9223372036854775807 - 1
 
@@ -54,12 +55,17 @@ def snapshot_state(MatchingEngine self):
 
 
 def restore_into(MatchingEngine engine, state):
-    """Load a ``snapshot_state()`` into a new engine and return it."""
+    """Load a ``snapshot_state()`` into a new engine and return it; a state whose level
+    sizes do not fit int64 (or whose fields do not) is refused with InvalidSize
+    (OverflowError), never loaded wrapped."""
     cdef EOrder o
     cdef int64_t arrival
     for _side, _price, orders in state["book"]:
         for fields in orders:
             o = _from_state(fields)
+            if o.visible < 0 or engine._overflows(o.side, o.price, o.visible, 0):
+                raise InvalidSize(f"engine state: order {o.order_id} takes the level at "
+                                  f"{o.price} past int64")
             arrival = o.arrival
             engine._rest(&o)
             engine._orders.find(o.order_id).arrival = arrival

@@ -18,9 +18,22 @@ from orderbook_core.engine_types import OrderType as T
 from orderbook_core.engine_types import Reason as R
 from orderbook_core.engine_types import SelfTrade as S
 from orderbook_core.engine_types import TimeInForce as F
+from orderbook_core.errors import InvalidSize
 from orderbook_core.types import side_key
 
 EventTuple = tuple[int, ...]
+SIZE_MAX = 2**63 - 1
+"""The largest size an int64 holds: no level, order or total may pass it."""
+_C_INT = 2**31
+
+
+def _fits(*values: int, wide: bool = True) -> None:
+    """Refuse arguments the compiled engine's C types cannot hold, as its conversion does
+    (OverflowError, before anything changes): int64 when ``wide``, C int otherwise."""
+    low, high = (-SIZE_MAX - 1, SIZE_MAX) if wide else (-_C_INT, _C_INT - 1)
+    for v in values:
+        if not low <= v <= high:
+            raise OverflowError(f"{v} does not fit the engine's {'int64' if wide else 'int'}")
 
 
 class _Order:
@@ -133,6 +146,10 @@ class MatchingEngine:
         keys = self._keys[side]
         return abs(keys[0]) if keys else 0
 
+    def _overflows(self, side: int, price: int, shown: int, already: int) -> bool:
+        """Whether ``shown`` more on the level (of which ``already`` is leaving) passes int64."""
+        return shown > SIZE_MAX - (self._visible[side].get(price, 0) - already)
+
     def _crosses(self, side: int, price: int) -> bool:
         best = self._best(1 - side)
         return best != 0 and (price >= best if side == 0 else price <= best)
@@ -236,6 +253,11 @@ class MatchingEngine:
             self._report(o, X.CANCELLED, reason=reason)
             return
         o.visible = min(o.display, o.leaves) if o.display else o.leaves
+        if self._overflows(o.side, o.price, o.visible, 0):  # a triggered stop-limit, say
+            o.leaves = 0
+            o.visible = 0
+            self._report(o, X.CANCELLED, reason=R.SIZE_OVERFLOW)
+            return
         self._rest(o)
 
     def _triggered(self, o: _Order) -> bool:
@@ -285,6 +307,8 @@ class MatchingEngine:
             return R.INVALID_STOP_PRICE
         if display < 0 or display > size or (display and order_type in (T.MARKET, T.STOP)):
             return R.INVALID_DISPLAY
+        if order_type == T.LIMIT and self._overflows(side, price, display or size, 0):
+            return R.SIZE_OVERFLOW
         if post_only and (order_type != T.LIMIT or tif != F.GTC):
             return R.INVALID_TYPE
         if post_only and self._crosses(side, price):
@@ -306,6 +330,8 @@ class MatchingEngine:
         stp: int = 0,
     ) -> list[EventTuple]:
         """Accept, match, rest or reject one new order; return the events it caused."""
+        _fits(order_id, account, price, size, display, stop_price)
+        _fits(side, order_type, tif, stp, wide=False)
         reason = self._check(
             order_id, side, order_type, price, size, tif, post_only, display, stop_price, stp
         )
@@ -350,6 +376,7 @@ class MatchingEngine:
         return o
 
     def cancel(self, order_id: int, account: int) -> list[EventTuple]:
+        _fits(order_id, account)
         o = self._owned(order_id, account)
         if o is not None:
             self._cancel(o, R.USER_CANCEL)
@@ -357,6 +384,7 @@ class MatchingEngine:
 
     def replace(self, order_id: int, account: int, price: int, size: int) -> list[EventTuple]:
         """New price and open size; size down at the same price keeps queue priority."""
+        _fits(order_id, account, price, size)
         o = self._owned(order_id, account)
         if o is None:
             return self._finish()
@@ -367,6 +395,13 @@ class MatchingEngine:
             reason = R.INVALID_SIZE
         elif price <= 0:
             reason = R.INVALID_PRICE
+        elif size > SIZE_MAX - o.cum or self._overflows(
+            o.side,
+            price,
+            o.display if 0 < o.display < size else size,
+            o.visible if price == o.price else 0,
+        ):
+            reason = R.SIZE_OVERFLOW
         elif o.post_only and price != o.price and self._crosses(o.side, price):
             reason = R.POST_ONLY_WOULD_TAKE
         if reason != R.NONE:
@@ -390,6 +425,7 @@ class MatchingEngine:
 
     def mass_cancel(self, account: int) -> list[EventTuple]:
         """Cancel every resting and pending stop order of an account, by order id."""
+        _fits(account)
         mine = [o for o in (*self._orders.values(), *self._stops.values()) if o.account == account]
         for o in sorted(mine, key=lambda x: x.order_id):
             self._cancel(o, R.MASS_CANCEL)
@@ -489,11 +525,17 @@ class MatchingEngine:
         engine = cls()
         for _side, _price, orders in state["book"]:
             for fields in orders:
+                _fits(*fields)
                 o = _Order(*fields)
+                if o.visible < 0 or engine._overflows(o.side, o.price, o.visible, 0):
+                    raise InvalidSize(
+                        f"engine state: order {o.order_id} takes the level at {o.price} past int64"
+                    )
                 arrival = o.arrival
                 engine._rest(o)
                 o.arrival = arrival
         for fields in state["stops"]:
+            _fits(*fields)
             o = _Order(*fields)
             engine._stops[o.order_id] = o
         engine.seq = state["seq"]

@@ -104,3 +104,7 @@ class Reason(IntEnum):
     INVALID_SIDE = 17
     INVALID_ORDER_ID = 18
     """The reserved order id -2**63."""
+    SIZE_OVERFLOW = 19
+    """The order would take its price level's displayed size, or its own filled plus open
+    size, past what an int64 holds (the venue's checks refuse such orders first; this is
+    the engine's last line)."""

@@ -15,6 +15,14 @@ message names both.
 
 Both implementations raise exactly these classes, so callers and the
 differential tests see the same errors whichever core is selected.
+
+The matching engine works in int64: an argument that does not fit (an order id,
+price or size of 2**63 or more) raises the built-in ``OverflowError`` before
+anything changes, in both cores (the compiled one at argument conversion). A
+well-typed order that would take a price level's size, or its own filled plus
+open size, past int64 is not an exception but a reject report with reason
+``SIZE_OVERFLOW`` (book unchanged): it is the engine's normal way of refusing
+an order, sequenced in its event log like every other refusal.
 """
 
 from __future__ import annotations

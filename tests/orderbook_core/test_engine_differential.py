@@ -15,7 +15,13 @@ from orderbook_core import _engine, _pyengine
 ids = st.integers(min_value=1, max_value=25)
 accounts = st.integers(min_value=1, max_value=3)
 prices = st.one_of(st.integers(min_value=95, max_value=105), st.sampled_from([0, -1]))
-sizes = st.one_of(st.integers(min_value=1, max_value=12), st.sampled_from([0, -2]))
+sizes = st.one_of(
+    st.integers(min_value=1, max_value=12),
+    st.sampled_from([0, -2]),
+    st.sampled_from([2**62, 2**62 + 7, 2**63 - 1]),  # levels and totals at the int64 edge
+)
+WIDE = (2**63, -(2**63) - 1, 2**64)
+"""Values no int64 holds: both engines raise OverflowError and change nothing."""
 
 new_orders = st.tuples(
     st.just("new"),
@@ -39,6 +45,7 @@ commands = st.lists(
         st.tuples(st.just("cancel"), ids, accounts),
         st.tuples(st.just("replace"), ids, accounts, prices, sizes),
         st.tuples(st.just("mass"), accounts),
+        st.tuples(st.just("wide"), st.integers(min_value=0, max_value=5), st.sampled_from(WIDE)),
     ),
     min_size=5,
     max_size=120,
@@ -47,6 +54,17 @@ commands = st.lists(
 
 def run(engine: Any, cmd: tuple[Any, ...]) -> bytes:
     kind = cmd[0]
+    if kind == "wide":  # one argument out of int64 range, the rest a good order
+        args = [7, 1, 0, 0, 100, 5, 0, False, 0, 0, 0]
+        where = (0, 1, 4, 5, 8, 9)[cmd[1]]
+        args[where] = cmd[2]
+        before = orjson.dumps(engine.snapshot_state())
+        try:
+            engine.new_order(*args)
+        except OverflowError:
+            assert orjson.dumps(engine.snapshot_state()) == before
+            return b"overflow"
+        raise AssertionError(f"{args} did not overflow")
     if kind == "new":
         events = engine.new_order(*cmd[1:])
     elif kind == "new_bad":

@@ -217,3 +217,82 @@ def test_same_commands_same_bytes(eng: Any) -> None:
         return out
 
     assert session(cls()) == session(cls())
+
+
+BIG = 2**62
+MAX = 2**63 - 1
+
+
+def test_a_level_never_overflows_int64(eng: Any) -> None:
+    """Two orders of 2**62 at one price: the second is refused, the level stays exact."""
+    assert reports(eng.new_order(1, A, BUY, T.LIMIT, 100, BIG)) == [(1, X.ACCEPTED, R.NONE)]
+    before = eng.snapshot_state()
+    ev = eng.new_order(2, B, BUY, T.LIMIT, 100, BIG)
+    assert reports(ev) == [(2, X.REJECTED, R.SIZE_OVERFLOW)] and book(ev) == []
+    assert eng.snapshot_state()["book"] == before["book"]
+    assert eng.depth(BUY) == [(100, BIG, 1)]
+    # An iceberg showing what still fits rests; its hidden size is not on the level.
+    assert reports(eng.new_order(3, B, BUY, T.LIMIT, 100, MAX, display=MAX - BIG)) == [
+        (3, X.ACCEPTED, R.NONE)
+    ]
+    assert eng.depth(BUY) == [(100, MAX, 2)]
+    assert reports(eng.new_order(4, B, BUY, T.LIMIT, 100, 1)) == [(4, X.REJECTED, R.SIZE_OVERFLOW)]
+    assert eng.depth(BUY) == [(100, MAX, 2)]
+
+
+def test_a_replace_never_overflows_a_level_or_its_own_total(eng: Any) -> None:
+    eng.new_order(1, A, BUY, T.LIMIT, 100, BIG)
+    eng.new_order(2, A, BUY, T.LIMIT, 99, BIG)
+    ev = eng.replace(2, A, 100, BIG)  # onto the full level
+    assert reports(ev) == [(2, X.REJECTED, R.SIZE_OVERFLOW)] and book(ev) == []
+    assert reports(eng.replace(1, A, 100, MAX)) == [(1, X.REPLACED, R.NONE)]  # itself leaves
+    assert eng.depth(BUY) == [(100, MAX, 1), (99, BIG, 1)]
+    eng.new_order(3, B, SELL, T.LIMIT, 100, BIG)  # fills 2**62 of order 1
+    assert eng.order(1)[7] == BIG  # cum
+    ev = eng.replace(1, A, 100, MAX)  # cum + open would pass int64
+    assert reports(ev) == [(1, X.REJECTED, R.SIZE_OVERFLOW)]
+    assert eng.depth(BUY) == [(100, MAX - BIG, 1), (99, BIG, 1)]
+
+
+def test_a_stop_limit_triggered_onto_a_full_level_is_cancelled(eng: Any) -> None:
+    eng.new_order(1, A, BUY, T.LIMIT, 100, MAX)
+    eng.new_order(2, B, BUY, T.STOP_LIMIT, 100, 5, stop_price=101)
+    eng.new_order(3, A, SELL, T.LIMIT, 101, 1)
+    ev = eng.new_order(4, B, BUY, T.LIMIT, 101, 1)  # trades at 101: the stop triggers
+    assert (2, X.CANCELLED, R.SIZE_OVERFLOW) in reports(ev)
+    assert eng.depth(BUY) == [(100, MAX, 1)]
+
+
+@pytest.mark.parametrize("where", ["order_id", "account", "price", "size", "display", "stop"])
+def test_arguments_past_int64_raise_overflow_error_and_change_nothing(eng: Any, where: str) -> None:
+    eng.new_order(1, A, SELL, T.LIMIT, 105, 3)
+    before = eng.snapshot_state()
+    args: dict[str, Any] = {"order_id": 2, "account": A, "price": 100, "size": 1}
+    args |= {"display": 0, "stop": 0, where: 2**63}
+    with pytest.raises(OverflowError):
+        eng.new_order(
+            args["order_id"],
+            args["account"],
+            BUY,
+            T.LIMIT,
+            args["price"],
+            args["size"],
+            display=args["display"],
+            stop_price=args["stop"],
+        )
+    with pytest.raises(OverflowError):
+        eng.replace(1, A, 105, 2**63)
+    assert eng.snapshot_state() == before
+
+
+def test_a_state_whose_level_would_overflow_is_refused(eng: Any) -> None:
+    from orderbook_core.errors import InvalidSize
+
+    eng.new_order(1, A, BUY, T.LIMIT, 100, BIG)
+    state = eng.snapshot_state()
+    orders = state["book"][0][2]
+    twin = list(orders[0])
+    twin[0] = 2
+    orders.append(twin)  # a second 2**62 at the same price, as a poisoned checkpoint holds
+    with pytest.raises(InvalidSize, match="past int64"):
+        type(eng).restore(state)
