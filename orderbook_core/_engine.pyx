@@ -593,6 +593,10 @@ cdef class MatchingEngine:
         cdef EOrder* o = self._orders.find(order_id)
         return None if o == NULL else (o.side, o.price, o.visible, o.arrival)
 
+    def level_size(self, int side, int64_t price):
+        """The displayed size of the level at ``price`` (0 when there is none)."""
+        return self._level_size(side, price)
+
     def order_ids(self, int side, int64_t price):
         cdef ELevels* levels = self._levels(side)
         cdef ELevels.iterator it = levels.find(_key(side, price))

@@ -498,6 +498,12 @@ class MatchingEngine:
         o = self._orders.get(order_id)
         return None if o is None else (o.side, o.price, o.visible, o.arrival)
 
+    def level_size(self, side: int, price: int) -> int:
+        """The displayed size of the level at ``price`` (0 when there is none)."""
+        _fits(price)
+        _fits(side, wide=False)
+        return self._visible[0 if side == 0 else 1].get(price, 0)  # as the compiled one
+
     def order_ids(self, side: int, price: int) -> list[int]:
         return list(self._queues[side].get(price, {}))
 

@@ -6,7 +6,9 @@ acknowledgements go out. Here a commit is one batch of records produced to
 the single partition of ``<prefix>.orders.log`` and acknowledged by the broker
 (``acks=all``; idempotent where the broker supports it, ``kafka.idempotent``).
 On start the whole topic is read back, from the beginning to the end offset
-it had at that moment, to rebuild the venue.
+it had at that moment, to rebuild the venue; a record that is not a JSON object is
+refused (logged and counted, ``trading/replay.py``) and skipped, and every command
+is re-checked as it is replayed, as from the journal file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.config import KafkaConfig
 from hub.kafka import consumer, quiet_client, start_consumer, unavailable
+from trading.replay import refused
 
 
 class KafkaLog:
@@ -65,7 +68,8 @@ class KafkaLog:
             while True:
                 batch = await c.getmany(tp, timeout_ms=500)
                 for records in batch.values():
-                    self.recovered += [orjson.loads(r.value) for r in records]
+                    for r in records:
+                        self._recover(r.offset, r.value)
                 if not batch and await c.position(tp) >= end:
                     break
         finally:
@@ -85,6 +89,18 @@ class KafkaLog:
         except (TimeoutError, KafkaError, OSError) as exc:
             await self._producer.stop()
             raise unavailable(self.cfg, exc) from None
+
+    def _recover(self, offset: int, value: bytes | None) -> None:
+        """Keep one record read back if it is a JSON object; anything else (not this
+        venue's writing) is refused like a command replay refuses, and skipped."""
+        try:
+            command = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            command = None
+        if isinstance(command, dict):
+            self.recovered.append(command)
+        else:
+            refused(self.path, offset, "malformed", "not a JSON object", value or b"")
 
     def __iter__(self) -> Any:
         return iter(self.recovered)

@@ -82,9 +82,13 @@ NEW_FIELDS = frozenset(
 )
 
 
+DECIMAL_CHARS = 40
+"""Longest decimal string a price or quantity may be (int64 needs at most 20 digits)."""
+
+
 def choice(m: Mapping[str, Any], name: str, options: Mapping[str, int], default: str | None) -> int:
     value = m.get(name, default)
-    if value not in options:
+    if not isinstance(value, str) or value not in options:  # a list or object, too
         raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
     return options[value]
 
@@ -97,6 +101,8 @@ def units(m: Mapping[str, Any], name: str, unit: Any, required: bool) -> int:
         return 0
     if not isinstance(value, str):
         raise ValueError(f'{name} must be a decimal string such as "1.25", got {value!r}')
+    if len(value) > DECIMAL_CHARS:
+        raise ValueError(f"{name} is longer than {DECIMAL_CHARS} characters")
     try:
         units: int = unit.to_units(value)
     except ValueError as exc:

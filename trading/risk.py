@@ -3,12 +3,16 @@
 Limits are written as decimals in the instrument's own terms (quantities in
 base units, notional in quote units) and resolved per instrument into
 integer lots and ticks x lots once, so every check is integer arithmetic.
-An empty limit means "no limit". The accounts file (TOML) looks like::
+Every limit has a finite default (``Limits``), for the demo accounts and for
+an accounts file that leaves it out; ``"off"`` turns a decimal limit off
+explicitly. Off or not, the venue's int64 bounds (``trading/bounds.py``) still
+hold every order, level and account total to what the engine can store. The
+accounts file (TOML) looks like::
 
     [defaults]               # every account's limits unless it sets its own
     max_qty = "10"
     max_notional = "1000000"
-    max_position = "50"
+    max_position = "50"      # or "off": no position limit (the int64 bounds remain)
     max_open_orders = 200
     collar_bps = 1000        # 10 % around the last trade (or the mid)
     rate_per_s = 200         # messages per second (burst = 2 s of it)
@@ -37,17 +41,36 @@ FIRST_ACCOUNT_ID = 1000
 """Trader account ids start here; the simulated flow's accounts are below it."""
 
 
+OFF = "off"
+"""The value that turns a decimal limit off (the int64 bounds still apply)."""
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_qty: str = ""
-    max_notional: str = ""
-    max_position: str = ""
+    """One account's limits; the defaults are what an account gets when nothing says
+    otherwise (documented in docs/order-entry.md)."""
+
+    max_qty: str = "1000"
+    """Base units per order."""
+    max_notional: str = "1000000"
+    """Quote units per order (price x qty; market orders at the reference price)."""
+    max_position: str = "10000"
+    """Base units: |position + open orders on the order's side| per symbol."""
     max_open_orders: int = 200
     collar_bps: int = 1000
     rate_per_s: int = 200
-    buying_power: str = ""
+    buying_power: str = "10000000"
     """Starting cash in quote units: buys (open and new, at their limit price or the
     reference price) must fit what is left of it after fills."""
+
+    def cash(self) -> Decimal | None:
+        """The starting buying power, or None when it is off."""
+        return None if is_off(self.buying_power) else Decimal(self.buying_power)
+
+
+def is_off(text: str) -> bool:
+    """Whether a decimal limit is off (``"off"``; an empty string from code, too)."""
+    return text in ("", OFF)
 
 
 @dataclass(frozen=True)
@@ -91,7 +114,7 @@ class RiskLimits:
 def resolve(limits: Limits, inst: Instrument) -> Resolved:
     lot, tick = inst.lot, inst.tick
     notional = 0
-    if limits.max_notional:
+    if not is_off(limits.max_notional):
         # notional in quote units / (tick x lot) = the limit in ticks x lots (rounded down)
         notional = int(Decimal(limits.max_notional) / (Decimal(tick.text) * Decimal(lot.text)))
     return Resolved(
@@ -107,8 +130,8 @@ def resolve(limits: Limits, inst: Instrument) -> Resolved:
 
 
 def _lots(text: str, inst: Instrument) -> int:
-    """A quantity limit in whole lots, rounded down onto the lot grid."""
-    if not text:
+    """A quantity limit in whole lots, rounded down onto the lot grid (0: off)."""
+    if is_off(text):
         return 0
     return int(Decimal(text) / Decimal(inst.lot.text))
 
@@ -160,11 +183,15 @@ def _limits(raw: dict[str, Any], base: Limits, where: str) -> Limits:
         if not want_int:
             if not isinstance(value, str):
                 raise HubError(f'{where}: {name} must be a decimal string such as "10"')
+            if value == OFF:
+                continue
             try:
-                if Decimal(value) <= 0:
+                if not Decimal(value).is_finite() or Decimal(value) <= 0:
                     raise ValueError
             except (ArithmeticError, ValueError):
-                raise HubError(f"{where}: {name} must be a positive decimal") from None
+                raise HubError(
+                    f'{where}: {name} must be a positive decimal or "{OFF}", got {value!r}'
+                ) from None
     return replace(base, **raw)
 
 

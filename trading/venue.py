@@ -28,7 +28,8 @@ from typing import Any
 
 from feedhandler.simulator import SimulatedExchange
 from hub.events import Event, Status
-from orderbook_core.engine_types import OrderType
+from orderbook_core.engine_types import ExecType, OrderType
+from trading.checks import bounds_problem, field_problem, limits_problem, replay_problem
 from trading.messages import (
     CLOSED_EXECS,
     ENGINE_REASONS,
@@ -107,12 +108,7 @@ class TradingVenue:
         self.exchanges = dict(exchanges)
         self.accounts = {a.id: a for a in accounts}
         self.risk = risk or RiskLimits()
-        self.state = {
-            a.id: AccountState(
-                cash=Decimal(a.limits.buying_power) if a.limits.buying_power else None
-            )
-            for a in self.accounts.values()
-        }
+        self.state = {a.id: AccountState(cash=a.limits.cash()) for a in self.accounts.values()}
         self.scale = {
             s: Decimal(x.instrument.tick.text) * Decimal(x.instrument.lot.text)
             for s, x in self.exchanges.items()
@@ -144,7 +140,7 @@ class TradingVenue:
             return self._check_replace(account, message, ts)
         if op == "mass_cancel":
             symbol = message.get("symbol")
-            if symbol is not None and symbol not in self.exchanges:
+            if symbol is not None and (not isinstance(symbol, str) or symbol not in self.exchanges):
                 return Reject("unknown_symbol", f"unknown symbol {symbol!r}")
             return {"k": "mass_cancel", "a": account, "ts": ts, "s": symbol}
         if op == "symbol_state":
@@ -187,7 +183,7 @@ class TradingVenue:
         if isinstance(cmd, Reject):
             return cmd
         cmd["fp"] = fp
-        problem = self._risk(account, cmd)
+        problem = limits_problem(self, account, cmd) or bounds_problem(self, account, cmd)
         if problem is not None:
             return Reject(problem[0], problem[1], cl)
         return cmd
@@ -221,6 +217,15 @@ class TradingVenue:
         display = units(m, "display_qty", inst.lot, required=False)
         if display < 0 or display > qty:
             raise ValueError("display_qty must be between 0 and qty")
+        for name, value, unit in (
+            ("qty", qty, inst.lot),
+            ("price", price, inst.tick),
+            ("stop_price", stop, inst.tick),
+            ("display_qty", display, inst.lot),
+        ):
+            problem = field_problem(name, value, unit)
+            if problem is not None:
+                raise ValueError(problem)
         post_only = m.get("post_only", False)
         if not isinstance(post_only, bool):
             raise ValueError("post_only must be true or false")
@@ -244,58 +249,6 @@ class TradingVenue:
             "stp": int(choice(m, "stp", STPS, "cancel_newest")),
         }
 
-    def _risk(
-        self, account: int, cmd: Command, replacing: Order | None = None
-    ) -> tuple[str, str] | None:
-        """The first limit the new order would break, or None. For a replace, ``cmd`` is
-        the order as it would be and ``replacing`` the open order it replaces (left out of
-        the account's open orders and their counts)."""
-        symbol, side, qty = cmd["s"], cmd["side"], cmd["qty"]
-        x = self.exchanges[symbol]
-        limits = self.risk.limits(self.accounts[account], x.instrument)
-        if limits.max_qty and qty > limits.max_qty:
-            return "max_qty", f"qty exceeds the account's maximum of {limits.max_qty_text}"
-        ref = self.reference_price(symbol)
-        price = cmd["px"] or cmd["stop"] or ref
-        if limits.max_notional and price and price * qty > limits.max_notional:
-            return (
-                "max_notional",
-                f"notional exceeds the account's maximum of {limits.notional_text}",
-            )
-        if cmd["px"] and ref and abs(cmd["px"] - ref) * 10_000 > limits.collar_bps * ref:
-            return (
-                "price_collar",
-                f"price is more than {limits.collar_bps / 100:g}% from the reference price "
-                f"{x.instrument.tick.to_str(ref)}",
-            )
-        acct = self.state[account]
-        others = [o for o in acct.open_orders.values() if o is not replacing]
-        if replacing is None and len(others) >= limits.max_open_orders:
-            return "max_open_orders", f"{limits.max_open_orders} orders are already open"
-        if limits.max_position:
-            pos = acct.positions.get(symbol, 0)
-            same_side = sum(o.leaves for o in others if o.symbol == symbol and o.side == side)
-            exposure = pos + same_side + qty if side == 0 else -pos + same_side + qty
-            if exposure > limits.max_position:
-                return (
-                    "position_limit",
-                    f"position plus open orders would exceed {limits.position_text}",
-                )
-        if side == 0 and acct.cash is not None:
-            committed = sum(
-                (o.price or self.reference_price(o.symbol)) * o.leaves * self.scale[o.symbol]
-                for o in others
-                if o.side == 0
-            )
-            needed = committed + price * qty * self.scale[symbol]
-            if needed > acct.cash:
-                return (
-                    "buying_power",
-                    f"buys would need {needed.normalize():f}, the account has "
-                    f"{acct.cash.normalize():f}",
-                )
-        return None
-
     def _find(self, account: int, m: Mapping[str, Any], open_only: bool = True) -> Order | Reject:
         """The order a cancel, replace or status names (by orig_cl_ord_id or order_id)."""
         if "orig_cl_ord_id" in m:
@@ -307,7 +260,7 @@ class TradingVenue:
         elif "order_id" in m:
             try:
                 oid = int(m["order_id"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return Reject("bad_field", "order_id must be an order id")
         else:
             return Reject("bad_field", "name the order: orig_cl_ord_id or order_id")
@@ -326,20 +279,31 @@ class TradingVenue:
             return found
         inst = self.exchanges[found.symbol].instrument
         try:
-            price = units(m, "price", inst.tick, required=False) or found.price
-            qty = units(m, "qty", inst.lot, required=False) or found.leaves
+            # Given means given: "0" is refused below, never read as "unchanged".
+            price = units(m, "price", inst.tick, required=False)
+            qty = units(m, "qty", inst.lot, required=False)
         except ValueError as exc:
             return Reject("bad_field", str(exc))
+        price = price if m.get("price") is not None else found.price
+        qty = qty if m.get("qty") is not None else found.leaves
         if price <= 0 or qty <= 0:
-            return Reject("bad_field", "price and qty must be positive")
+            return Reject(
+                "bad_field", "price and qty must be positive (to remove an order, cancel it)"
+            )
+        too_big = field_problem("qty", qty, inst.lot) or field_problem("price", price, inst.tick)
+        if too_big is not None:
+            return Reject("bad_field", too_big)
         if self.state[account].killed:
             return Reject("kill_switch", "the account's kill switch is on")
         if self.symbol_state[found.symbol] != "open":
             state = self.symbol_state[found.symbol]
             return Reject(f"symbol_{state}", f"{found.symbol} is {state}")
         # The replaced order must pass the same limits as a new one of that price and size.
-        as_new = {"s": found.symbol, "side": found.side, "qty": qty, "px": price, "stop": 0}
-        problem = self._risk(account, as_new, replacing=found)
+        as_new = {"s": found.symbol, "side": found.side, "type": found.order_type}
+        as_new |= {"qty": qty, "px": price, "stop": 0}
+        problem = limits_problem(self, account, as_new, found) or bounds_problem(
+            self, account, as_new, found
+        )
         if problem is not None:
             return Reject(problem[0], problem[1], found.cl_ord_id)
         return {
@@ -365,54 +329,59 @@ class TradingVenue:
     # --- apply: the only state changes --------------------------------------------------
 
     def apply(self, cmd: Command) -> Outcome:
-        """Run one logged command; deterministic (a restart replays the log through here)."""
-        self.commands += 1
+        """Run one logged command; deterministic (a restart replays the log through here).
+        A command ``check`` made cannot fail here: every number in it fits the engine."""
         kind = cmd["k"]
         out = Outcome()
         if kind == "sim":
             x = self.exchanges[cmd["s"]]
             for _ in range(cmd["n"]):
                 out.events += x.step(cmd["ts"])
-            return out
-        if kind == "state":
+        elif kind == "state":
             self.symbol_state[cmd["s"]] = cmd["state"]
-            x = self.exchanges[cmd["s"]]
+            inst = self.exchanges[cmd["s"]].instrument
             trading = "trading" if cmd["state"] == "open" else "halted"
-            inst = x.instrument
             ts = cmd["ts"]
             out.events.append(Status(inst.venue, inst.symbol, trading, cmd["state"], ts, ts))
-            return out
-        account, ts = cmd["a"], cmd["ts"]
-        if kind == "new":
+        elif kind == "new":
             self._new(cmd, out)
         elif kind == "cancel":
-            self._engine(cmd["s"], "cancel", ts, out, cmd["oid"], account)
+            self._engine(cmd["s"], "cancel", cmd["ts"], out, cmd["oid"], cmd["a"])
         elif kind == "replace":
-            self._engine(cmd["s"], "replace", ts, out, cmd["oid"], account, cmd["px"], cmd["qty"])
+            args = (cmd["oid"], cmd["a"], cmd["px"], cmd["qty"])
+            self._engine(cmd["s"], "replace", cmd["ts"], out, *args)
         elif kind == "mass_cancel":
             for symbol in [cmd["s"]] if cmd["s"] else list(self.exchanges):
-                self._engine(symbol, "mass_cancel", ts, out, account)
+                self._engine(symbol, "mass_cancel", cmd["ts"], out, cmd["a"])
         elif kind == "kill":
-            self.state[account].killed = cmd["on"]
+            self.state[cmd["a"]].killed = cmd["on"]
             if cmd["on"]:
                 for symbol in self.exchanges:
-                    self._engine(symbol, "mass_cancel", ts, out, account)
+                    self._engine(symbol, "mass_cancel", cmd["ts"], out, cmd["a"])
         else:
             raise ValueError(f"unknown command kind {kind!r}")
+        self.commands += 1
         return out
+
+    def replay(self, cmd: Mapping[str, Any]) -> tuple[Outcome, Reject | None]:
+        """One command read back from the journal or log, re-checked by today's shape and
+        int64 rules (``checks.replay_problem``) before it is applied; refused, it changes
+        nothing, except that a refused ``new`` keeps the order id and the one report its
+        acknowledgement had (``_refused``). Never raises, whatever JSON object it is given."""
+        problem = replay_problem(self, cmd)
+        if problem is None:
+            return self.apply(dict(cmd)), None
+        out = Outcome()
+        if cmd.get("k") == "new" and problem[0] == "size_limit":
+            self._refused(cmd, out)
+        cl = cmd.get("cl")
+        return out, Reject(problem[0], problem[1], cl if isinstance(cl, str) else "")
 
     def _new(self, cmd: Command, out: Outcome) -> None:
         oid = self.next_order_id
-        self.next_order_id += 1
-        order = Order(
-            cmd["a"], cmd["cl"], cmd["s"], oid, cmd["side"], cmd["type"], cmd["px"], cmd["qty"]
-        )
-        self.orders[oid] = order
-        self._engine(
-            cmd["s"],
-            "new_order",
-            cmd["ts"],
-            out,
+        symbol = cmd["s"]
+        # The engine first: should it raise, nothing here has changed (no id taken).
+        log = self.exchanges[symbol].engine.new_order(
             oid,
             cmd["a"],
             cmd["side"],
@@ -425,15 +394,38 @@ class TradingVenue:
             cmd["stop"],
             cmd["stp"],
         )
-        acct = self.state[cmd["a"]]
+        self.next_order_id = oid + 1
+        self.orders[oid] = Order(
+            cmd["a"], cmd["cl"], symbol, oid, cmd["side"], cmd["type"], cmd["px"], cmd["qty"]
+        )
+        self._publish(symbol, log, cmd["ts"], out)
         first = next((r for a, r in out.reports if r["order_id"] == str(oid)), None)
         assert first is not None, "the engine reports every new order"
-        acct.orders_by_cl[cmd["cl"]] = (cmd["s"], oid, cmd["fp"], first)
+        self.state[cmd["a"]].orders_by_cl[cmd["cl"]] = (symbol, oid, cmd["fp"], first)
+
+    def _refused(self, cmd: Mapping[str, Any], out: Outcome) -> None:
+        """A journaled new order that today's int64 bounds refuse (written by a venue that
+        did not have them): it keeps its order id, so every later id stays the one that was
+        acknowledged, and is reported cancelled with reason ``replay_refused`` in place of
+        its acknowledgement, so the account's later seqs stay too."""
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        symbol, account = cmd["s"], cmd["a"]
+        order = Order(account, cmd["cl"], symbol, oid, cmd["side"], cmd["type"], cmd["px"], 0)
+        self.orders[oid] = order
+        event = (1, 0, oid, account, int(ExecType.CANCELLED), cmd["side"], cmd["px"], 0, 0)
+        report = self._exec(symbol, (*event, 0, 0, 0), cmd["ts"])
+        assert report is not None, "a trader order always has a report"
+        report["reason"] = "replay_refused"
+        out.reports.append((account, report))
+        self.state[account].orders_by_cl[cmd["cl"]] = (symbol, oid, cmd["fp"], report)
 
     def _engine(self, symbol: str, method: str, ts: int, out: Outcome, *args: Any) -> None:
-        x = self.exchanges[symbol]
-        log = getattr(x.engine, method)(*args)
-        out.events += x.publish(log, ts)
+        self._publish(symbol, getattr(self.exchanges[symbol].engine, method)(*args), ts, out)
+
+    def _publish(self, symbol: str, log: list[tuple[int, ...]], ts: int, out: Outcome) -> None:
+        """The public events and the traders' reports of one engine command's events."""
+        out.events += self.exchanges[symbol].publish(log, ts)
         for e in log:
             if e[0] == 1:  # EXEC
                 report = self._exec(symbol, e, ts)

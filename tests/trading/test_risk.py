@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from hub.errors import HubError
 from hub.events import Instrument
-from trading.risk import Limits, load_accounts, resolve
+from trading.risk import Limits, demo_accounts, is_off, load_accounts, resolve
 
 KEY = "k" * 32
 
@@ -39,6 +40,8 @@ id = 1002
 name = "bob"
 key = "{KEY}b"
 admin = true
+max_position = "off"
+buying_power = "off"
 """,
     )
     alice, bob = load_accounts(path)
@@ -48,7 +51,25 @@ admin = true
     r = resolve(alice.limits, btc)
     assert r.max_qty == 250_000  # lots of 0.00001
     assert r.max_notional == 1_000_000 * 100 * 100_000  # ticks x lots
-    assert r.max_position == 0 and r.collar_bps == 500
+    # Left out: the finite default (10,000 base units); said "off": no limit, explicitly.
+    assert r.max_position == 10_000 * 100_000 and r.collar_bps == 500
+    assert alice.limits.cash() == Decimal("10000000")
+    assert resolve(bob.limits, btc).max_position == 0 and bob.limits.cash() is None
+
+
+def test_every_account_has_finite_limits_unless_one_is_said_to_be_off() -> None:
+    """Demo accounts and code that builds ``Limits()`` get the documented defaults."""
+    for account in demo_accounts():
+        limits = account.limits
+        assert limits == Limits()
+        assert all(
+            not is_off(getattr(limits, name))
+            for name in ("max_qty", "max_notional", "max_position", "buying_power")
+        )
+    btc = Instrument("SIM", "BTC-USD", "0.01", "0.00001")
+    r = resolve(Limits(), btc)
+    assert (r.max_qty, r.max_position) == (1000 * 100_000, 10_000 * 100_000)
+    assert r.max_notional == 1_000_000 * 100 * 100_000
 
 
 @pytest.mark.parametrize(
@@ -63,6 +84,8 @@ admin = true
         (f'[[account]]\nid = 1001\nkey = "{KEY}"\nmax_qtty = "1"', "unknown limit 'max_qtty'"),
         (f'[[account]]\nid = 1001\nkey = "{KEY}"\nmax_qty = 5', "max_qty must be a decimal"),
         (f'[[account]]\nid = 1001\nkey = "{KEY}"\nmax_qty = "-1"', "positive decimal"),
+        (f'[[account]]\nid = 1001\nkey = "{KEY}"\nmax_qty = "Infinity"', 'or "off"'),
+        (f'[[account]]\nid = 1001\nkey = "{KEY}"\nbuying_power = "NaN"', "positive decimal"),
         ('[defaults]\nmax_open_orders = "many"', "[defaults]: max_open_orders must be"),
         ("[defaults]\n", "no [[account]] entries"),
         ("not toml [", "accounts file"),
