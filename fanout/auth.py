@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.http11 import Request
 
 from fanout.protocol import CHANNELS
-from hub.auth import MIN_KEY_LENGTH, authenticate
+from hub.auth import MAX_TOKEN_LIFETIME_S, MIN_KEY_LENGTH, authenticate
 from hub.errors import HubError
 
 
@@ -52,10 +52,17 @@ class Grant:
 class Keys:
     """The node's key table."""
 
-    def __init__(self, grants: list[Grant], anonymous: Grant | None) -> None:
+    def __init__(
+        self,
+        grants: list[Grant],
+        anonymous: Grant | None,
+        max_token_lifetime_s: float = MAX_TOKEN_LIFETIME_S,
+    ) -> None:
         self.by_key = {g.key: g for g in grants}
         self.by_id = {g.id: g for g in grants}
         self.anonymous = anonymous
+        self.max_token_lifetime_s = max_token_lifetime_s
+        """Longest JWT lifetime accepted (0: no maximum)."""
 
     def check(self, credential: str | None) -> tuple[Grant | None, str]:
         """(grant, "") or (None, why refused). No credential gets the anonymous grant
@@ -64,7 +71,9 @@ class Keys:
             if self.anonymous is not None:
                 return self.anonymous, ""
             return None, "authentication required: an API key or a signed token"
-        return authenticate(credential, self.by_key.get, self.by_id.get, lambda g: g.key)
+        return authenticate(
+            credential, self.by_key.get, self.by_id.get, lambda g: g.key, self.max_token_lifetime_s
+        )
 
 
 def credential_in(request: Request) -> str | None:
@@ -97,7 +106,9 @@ def _grant(raw: dict[str, Any], base: Grant, where: str) -> Grant:
     return replace(base, **out)
 
 
-def load_keys(path: Path, anonymous: bool) -> Keys:
+def load_keys(
+    path: Path, anonymous: bool, max_token_lifetime_s: float = MAX_TOKEN_LIFETIME_S
+) -> Keys:
     """The key table from a TOML file; every mistake is named with the file and the key."""
     try:
         data = tomllib.loads(path.read_text())
@@ -123,11 +134,13 @@ def load_keys(path: Path, anonymous: bool) -> Keys:
         grants.append(replace(_grant(rest, defaults, where), id=ident, key=key))
     if not grants:
         raise HubError(f"fanout keys file {path}: no [[key]] entries")
-    return Keys(grants, defaults if anonymous else None)
+    return Keys(grants, defaults if anonymous else None, max_token_lifetime_s)
 
 
-def keys_for(keys_file: str, anonymous: bool) -> Keys:
+def keys_for(
+    keys_file: str, anonymous: bool, max_token_lifetime_s: float = MAX_TOKEN_LIFETIME_S
+) -> Keys:
     """The node's key table from its settings: a file, anonymous-only, or nobody."""
     if keys_file:
-        return load_keys(Path(keys_file), anonymous)
-    return Keys([], Grant() if anonymous else None)
+        return load_keys(Path(keys_file), anonymous, max_token_lifetime_s)
+    return Keys([], Grant() if anonymous else None, max_token_lifetime_s)

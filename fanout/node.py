@@ -67,7 +67,7 @@ class FanoutNode:
         self.cfg = cfg
         self.name = cfg.group or f"fanout-{os.getpid()}"
         self.snapshots = snapshots
-        self.keys: Keys = keys_for(cfg.keys, cfg.anonymous)
+        self.keys: Keys = keys_for(cfg.keys, cfg.anonymous, cfg.max_token_lifetime_s)
         self.streams: dict[tuple[str, str], BookStream] = {}
         self.feeds: dict[tuple[str, str, str, int, bool], Feed] = {}
         self.book_feeds: dict[tuple[str, str], list[Feed]] = {}

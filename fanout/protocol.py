@@ -5,8 +5,10 @@ Prices and sizes are exact decimal strings; times are integer ns. Each message
 is encoded once per update and shared by every subscriber of its feed.
 docs/protocol.md is the reference for clients.
 
-Parsing is sans-I/O and total: any input either becomes a ``Request`` or
-raises ``ProtocolError`` with a stable code (fuzzed in the tests).
+Parsing is sans-I/O and total: every message first passes the strict schema step
+shared with order entry (``hub.wire``: size, nesting, types and lengths), and any
+input either becomes a ``Request`` or raises ``ProtocolError`` with a stable code
+(fuzzed in the tests). A refused entry is echoed with its checked fields only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from hub import wire
+from hub.auth import MAX_CREDENTIAL
 from hub.events import TRADE_SIDES, Bar, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import CLEAR
 from orderbook_core.types import Action
@@ -27,10 +31,33 @@ CANDLE_INTERVALS = (1, 60, 300, 3600, 86400)
 """Candle intervals in seconds, the recorder's bar intervals."""
 OPS = ("subscribe", "unsubscribe", "ping", "list", "auth")
 MAX_DEPTH = 1000
+"""Most book levels per side a subscription may ask for."""
 MAX_REQUEST_BYTES = 64 * 1024
+"""Longest client message (UTF-8 bytes)."""
+MAX_NESTING = 8
+"""Deepest nesting of a client message (the protocol itself needs 3: request, list, entry)."""
 MAX_ITEMS = 200
 """Most channels in one (un)subscribe request."""
+MAX_NAME = 64
+"""Longest symbol, venue or request id (characters)."""
 CHECKSUM_LEVELS = 10
+REQUEST_FIELDS: wire.Schema = {
+    "op": wire.Field("text", 32),
+    "id": wire.Field("id", MAX_NAME),
+    "channels": wire.Field("list", MAX_ITEMS),
+    "token": wire.Field("text", MAX_CREDENTIAL),
+}
+ENTRY_FIELDS: wire.Schema = {
+    "channel": wire.Field("text", 16, required=True),
+    "symbol": wire.Field("text", MAX_NAME, required=True),
+    "venue": wire.Field("text", MAX_NAME),
+    "depth": wire.Field("int", low=1, high=MAX_DEPTH),
+    "checksum": wire.Field("bool"),
+    "interval": wire.Field("int", low=1, high=max(CANDLE_INTERVALS)),
+    "resume_from": wire.Field("int", low=0),
+}
+WIRE_CODES = {"binary_frame": "binary_frame", "too_large": "too_large", "bad_json": "bad_json"}
+"""The schema step's refusals that keep their own error code (the rest are bad_request)."""
 
 
 class ProtocolError(Exception):
@@ -56,7 +83,7 @@ class ChannelRequest:
     resume_from: int | None = None
     """The last book seq the client applied (book only)."""
     raw: Any = None
-    """The entry as the client sent it (echoed in refusals)."""
+    """The entry's checked fields as the client sent them (echoed in refusals)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,78 +95,67 @@ class Request:
     token: str | None = None
 
 
-def _int_field(item: dict[str, Any], key: str, low: int, high: int) -> int:
-    value = item.get(key)
-    if type(value) is not int or not low <= value <= high:
-        raise ProtocolError("bad_request", f"'{key}' must be an integer from {low} to {high}")
-    return value
-
-
-def _channel(item: Any) -> ChannelRequest:
+def _channel(item: Any, where: str) -> ChannelRequest:
     if not isinstance(item, dict):
-        raise ProtocolError("bad_request", "each channel must be an object")
-    channel, symbol, venue = item.get("channel"), item.get("symbol"), item.get("venue")
-    if channel not in CHANNELS:
+        raise ProtocolError("bad_request", f"{where} must be an object, got {wire.shown(item)}")
+    channel = item.get("channel")
+    if not isinstance(channel, str) or channel not in CHANNELS:
         raise ProtocolError(
-            "unknown_channel", f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}"
+            "unknown_channel",
+            f"unknown channel {wire.shown(channel)}; one of {', '.join(CHANNELS)}",
         )
-    if not isinstance(symbol, str) or not symbol:
-        raise ProtocolError("bad_request", "'symbol' must be a non-empty string")
-    if venue is not None and (not isinstance(venue, str) or not venue):
-        raise ProtocolError("bad_request", "'venue' must be a non-empty string")
-    depth, interval, resume = 0, 0, None
-    checksum = item.get("checksum", False)
-    if not isinstance(checksum, bool):
-        raise ProtocolError("bad_request", "'checksum' must be true or false")
-    if channel in ("book", "l3"):
-        if "depth" in item and channel == "book":
-            depth = _int_field(item, "depth", 1, MAX_DEPTH)
-        if "resume_from" in item:
-            resume = _int_field(item, "resume_from", 0, 2**63 - 1)
+    refusal = wire.check(item, ENTRY_FIELDS, where)
+    if refusal is not None:
+        raise ProtocolError("bad_request", refusal.text)
+    depth, interval = 0, 0
+    checksum: bool = item.get("checksum", False)
+    resume: int | None = item.get("resume_from") if channel in ("book", "l3") else None
+    if channel == "book":
+        depth = item.get("depth", 0)
     elif channel == "candles":
         interval = item.get("interval", 60)
-        if interval not in CANDLE_INTERVALS or type(interval) is not int:
+        if interval not in CANDLE_INTERVALS:
             raise ProtocolError(
                 "bad_request",
-                f"'interval' must be one of {', '.join(map(str, CANDLE_INTERVALS))} (seconds)",
+                f"{where}.interval must be one of "
+                f"{', '.join(map(str, CANDLE_INTERVALS))} (seconds)",
             )
     checksum = checksum and channel == "book"
-    return ChannelRequest(channel, symbol, venue, depth, checksum, interval, resume, item)
+    # Echoed in refusals: the checked fields only, each a bounded scalar.
+    echo = {k: item[k] for k in ENTRY_FIELDS if k in item}
+    return ChannelRequest(
+        channel, item["symbol"], item.get("venue"), depth, checksum, interval, resume, echo
+    )
 
 
 def parse_request(data: str | bytes) -> Request:
-    """Parse one client message; raise ProtocolError with a stable code."""
-    if isinstance(data, bytes):
-        raise ProtocolError("binary_frame", "send requests as text frames of JSON")
-    if len(data) > MAX_REQUEST_BYTES:
-        raise ProtocolError("too_large", f"request over {MAX_REQUEST_BYTES} bytes")
-    try:
-        msg = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("bad_json", "message is not valid JSON") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError("bad_request", "message must be a JSON object")
+    """Parse one client message through the strict schema step (hub.wire); raise
+    ProtocolError with a stable code, never anything else."""
+    msg = wire.decode(data, MAX_REQUEST_BYTES, MAX_NESTING)
+    if isinstance(msg, wire.Refusal):
+        raise ProtocolError(WIRE_CODES.get(msg.code, "bad_request"), msg.text)
     op = msg.get("op")
-    if op not in OPS:
-        raise ProtocolError("unknown_op", f"unknown op {op!r}; expected {', '.join(OPS)}")
+    if not isinstance(op, str) or op not in OPS:
+        raise ProtocolError("unknown_op", f"unknown op {wire.shown(op)}; expected {', '.join(OPS)}")
+    items = msg.get("channels")
+    if isinstance(items, list) and len(items) > MAX_ITEMS:
+        raise ProtocolError("too_many", f"at most {MAX_ITEMS} channels per request")
+    refusal = wire.check(msg, REQUEST_FIELDS)
+    if refusal is not None:
+        raise ProtocolError("bad_request", refusal.text)
     ident = msg.get("id")
-    if (ident is not None and not isinstance(ident, str | int)) or isinstance(ident, bool):
-        raise ProtocolError("bad_request", "'id' must be a string or an integer")
     if op == "auth":
         token = msg.get("token")
-        if not isinstance(token, str) or not token:
-            raise ProtocolError("bad_request", "'token' must be the API key or a signed JWT")
+        if token is None:
+            raise ProtocolError("bad_request", "token must be the API key or a signed JWT")
         return Request(op, ident, token=token)
     if op in ("subscribe", "unsubscribe"):
-        items = msg.get("channels")
-        if not isinstance(items, list) or not items:
-            raise ProtocolError("bad_request", "'channels' must be a non-empty list")
-        if len(items) > MAX_ITEMS:
-            raise ProtocolError("too_many", f"at most {MAX_ITEMS} channels per request")
+        if not items:
+            raise ProtocolError("bad_request", "channels must be a non-empty list")
         parsed: list[ChannelRequest | ProtocolError] = []
-        for item in items:
+        for i, item in enumerate(items):
             try:
-                parsed.append(_channel(item))
+                parsed.append(_channel(item, f"channels[{i}]"))
             except ProtocolError as exc:
                 parsed.append(exc)
         return Request(op, ident, tuple(parsed))

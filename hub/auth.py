@@ -2,7 +2,9 @@
 
 A client proves who it is with its API key itself or with a JWT (HS256, signed
 with that key, ``sub`` naming the holder, ``exp`` required): the token lets a
-browser or a short-lived job connect without ever holding the key.
+browser or a short-lived job connect without ever holding the key. A token lives
+at most ``max_lifetime_s`` (``exp - iat``, or ``exp - now`` without ``iat``), so a
+leaked one cannot stand in for the key for ever.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ T = TypeVar("T")
 
 MIN_KEY_LENGTH = 32
 """Shortest API key accepted (it is also an HS256 secret)."""
+MAX_TOKEN_LIFETIME_S = 86400.0
+"""Default longest token lifetime (orders.max_token_lifetime_s, fanout.max_token_lifetime_s)."""
+LEEWAY_S = 5
+"""Clock skew allowed on ``exp``, ``iat`` and the lifetime."""
+MAX_CREDENTIAL = 4096
+"""Longest API key or token read."""
 
 
 def authenticate(
@@ -25,12 +33,15 @@ def authenticate(
     by_key: Callable[[str], T | None],
     by_subject: Callable[[str], T | None],
     secret: Callable[[T], str],
+    max_lifetime_s: float = MAX_TOKEN_LIFETIME_S,
 ) -> tuple[T | None, str]:
     """(holder, "") or (None, why refused). Anything shaped like a JWT is checked as one:
-    its ``sub`` names the holder, whose key must have signed it; anything else is looked
-    up as an API key."""
+    its ``sub`` names the holder, whose key must have signed it, and it may live at most
+    ``max_lifetime_s`` seconds (0: no maximum); anything else is looked up as an API key."""
     if not isinstance(credential, str) or not credential:
         return None, "no API key or token"
+    if len(credential) > MAX_CREDENTIAL:
+        return None, f"API key or token over {MAX_CREDENTIAL} characters"
     if credential.count(".") != 2:
         holder = by_key(credential)
         return (holder, "") if holder is not None else (None, "unknown API key")
@@ -44,10 +55,18 @@ def authenticate(
             secret(holder),
             algorithms=["HS256"],
             options={"require": ["exp", "sub"]},
-            leeway=5,
+            leeway=LEEWAY_S,
         )
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
-        return None, f"invalid token: {exc}"
+        # Seconds the token is valid for: from its issue time when it has one, else from now.
+        iat = claims.get("iat")
+        lifetime = float(claims["exp"]) - (time.time() if iat is None else float(iat))
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        return None, f"invalid token: {str(exc)[:200]}"
+    if max_lifetime_s > 0 and lifetime > max_lifetime_s + LEEWAY_S:
+        return None, (
+            f"invalid token: lifetime of {lifetime:.6g} s is over the maximum of "
+            f"{max_lifetime_s:.6g} s"
+        )
     return holder, ""
 
 
@@ -76,3 +95,9 @@ class RateLimit:
             return False
         self.tokens -= 1
         return True
+
+    def charge(self, n: float) -> None:
+        """Take ``n`` more tokens for work already done (the bucket may go below zero:
+        the next messages wait until it refills)."""
+        if self.rate > 0:
+            self.tokens -= n

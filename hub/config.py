@@ -139,6 +139,9 @@ class FanoutConfig:
     """A connection that sent nothing (not even a ping) for this long is closed (0: never)."""
     auth_timeout_s: float = 5.0
     """Time a client without a header or URL credential has to send its auth message."""
+    max_token_lifetime_s: float = 86400.0
+    """Longest lifetime a client's JWT may have: exp - iat, or exp - now without iat (0: no
+    maximum)."""
     deflate: bool = True
     """Let clients ask for permessage-deflate with ?deflate=1 (never on without asking)."""
     group: str = ""
@@ -188,7 +191,10 @@ class OrdersConfig:
     """TOML file of trader accounts, keys and limits (empty: demo accounts trader-1..10 with
     keys demo-key-1..10)."""
     max_rejects: int = 50
-    """Rate-limited messages a connection may send before it is disconnected."""
+    """Rate-limited or malformed messages a connection may send before it is disconnected."""
+    max_token_lifetime_s: float = 86400.0
+    """Longest lifetime a logon JWT may have: exp - iat, or exp - now without iat (0: no
+    maximum)."""
     record: bool = False
     """Also write execution reports (with orders, fills and positions views) to PostgreSQL
     (postgres.dsn), off the hot path."""

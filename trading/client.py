@@ -35,9 +35,12 @@ class OrderClient:
         client = cls(ws)
         return client, await client.recv(10)
 
-    async def send(self, message: Message | str) -> None:
-        """Send a message (a str goes as it is: already JSON, or deliberately not)."""
-        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
+    async def send(self, message: Message | str | bytes) -> None:
+        """Send a message (a str goes as it is: already JSON, or deliberately not; bytes go
+        as a binary frame, which the server refuses)."""
+        if isinstance(message, dict):
+            message = orjson.dumps(message).decode()
+        await self.ws.send(message)
 
     async def recv(self, wait: float | None = None) -> Message:
         """The next message; TimeoutError after ``wait`` seconds without a frame."""

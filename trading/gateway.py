@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import sys
 import time
@@ -39,6 +40,7 @@ from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
+from trading import schema
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
 from trading.messages import Original, Reject, Report
@@ -69,10 +71,16 @@ ACK_SECONDS = Histogram(
 SESSIONS = Gauge("hub_orders_sessions", "Logged-on order-entry sessions", ["kind"])
 LOGON_TIMEOUT = 5.0
 OUTBOX_LIMIT = 50_000
+"""Messages queued for one session before it is disconnected as too slow."""
 FRAME_MESSAGES = 500
 """Most messages sent in one frame."""
-"""Messages queued for one session before it is disconnected as too slow."""
 REPLAY_CHUNK = 5000
+RESEND_PAGE = 10_000
+"""Most reports one resend request returns (``resend_done`` then says ``more``)."""
+RESEND_CHUNK = 200
+"""Reports a resend queues before letting other sessions run."""
+RESEND_COST = 100
+"""Reports resent per rate-limit token (beyond the request's own token)."""
 
 
 @dataclass(eq=False)
@@ -351,12 +359,8 @@ class OrderPath:
         header = request.headers.get("Authorization", "")
         credential = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not credential:
-            try:
-                first = orjson.loads(await asyncio.wait_for(ws.recv(), LOGON_TIMEOUT))
-                if isinstance(first, dict) and first.get("op") == "logon":
-                    credential = first.get("token") or first.get("key") or ""
-            except (TimeoutError, orjson.JSONDecodeError, ConnectionClosed):
-                pass
+            with contextlib.suppress(TimeoutError, ConnectionClosed):
+                credential = schema.credential(await asyncio.wait_for(ws.recv(), LOGON_TIMEOUT))
         account, why = self._authenticate(credential)
         if account is None:
             REJECTS.labels("logon").inc()
@@ -388,83 +392,96 @@ class OrderPath:
 
     def _authenticate(self, credential: object) -> tuple[Account | None, str]:
         """(account, "") or (None, why): an API key, or a JWT whose ``sub`` is the account id."""
-        return authenticate(credential, self.by_key.get, self._by_subject, lambda a: a.key)
+        return authenticate(
+            credential,
+            self.by_key.get,
+            self._by_subject,
+            lambda a: a.key,
+            self.cfg.max_token_lifetime_s,
+        )
 
     def _by_subject(self, sub: str) -> Account | None:
         return self.by_id.get(int(sub)) if sub.isdigit() else None
 
     async def _message(self, session: Session, raw: str | bytes) -> bool:
-        """Handle one message; False when the session must end."""
+        """Handle one message; False when the session must end. Every message, whatever
+        its kind and even when malformed, takes a token from the account's rate limit;
+        rate-limited and malformed ones count towards ``orders.max_rejects``."""
         received = time.perf_counter()
         account = session.account.id
-        try:
-            message = orjson.loads(raw)
-            if not isinstance(message, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            return await self._refuse(session, "?", Reject("bad_message", "not a JSON object"))
-        op = message.get("op")
-        op_name = op if isinstance(op, str) else "?"
+        op, parsed = schema.parse(raw)
+        if not self.limits[account].take(time.monotonic()):
+            return await self._strike(session, op, Reject("rate_limited", "message rate limit"))
+        if isinstance(parsed, Reject):
+            return await self._strike(session, op, parsed)
         if op == "resend":
-            return await self._resend_since(session, message)
+            return await self._resend_since(session, parsed["from_seq"])
         if op == "status":
-            answer = self.venue.status(account, message)
+            answer = self.venue.status(account, parsed)
             if isinstance(answer, Reject):
-                return await self._refuse(session, op_name, answer)
+                return await self._refuse(session, op, answer)
             _send(session, answer)
             return True
         if session.drop_copy:
-            return await self._refuse(
-                session, op_name, Reject("read_only", "a drop copy only listens")
-            )
-        if not self.limits[account].take(time.monotonic()):
-            session.rejected += 1
-            if session.rejected > self.cfg.max_rejects:
-                REJECTS.labels("rate_limited").inc()
-                log.warning("session disconnected for flooding", extra={"account": account})
-                closing = asyncio.ensure_future(
-                    session.ws.close(1008, "rate limit: too many messages")
-                )
-                # Discard what the flooder already sent: while its messages sit unread, the
-                # reader is paused and the closing handshake could not be heard.
-                with contextlib.suppress(ConnectionClosed):
-                    async for _ in session.ws:
-                        pass
-                await closing
-                return False
-            return await self._refuse(
-                session, op_name, Reject("rate_limited", "message rate limit")
-            )
-        checked = self.venue.check(account, message, time.time_ns())
+            return await self._refuse(session, op, Reject("read_only", "a drop copy only listens"))
+        checked = self.venue.check(account, parsed, time.time_ns())
         if isinstance(checked, Reject):
-            return await self._refuse(session, op_name, checked)
+            return await self._refuse(session, op, checked)
         if isinstance(checked, Original):
             self._resend(session, checked.report, received)
             return True
         self.submit(checked, received)
         return True
 
+    async def _strike(self, session: Session, op: str, reject: Reject) -> bool:
+        """Refuse a rate-limited or malformed message; past ``orders.max_rejects`` of them,
+        close the session (1008) instead."""
+        session.rejected += 1
+        if session.rejected <= self.cfg.max_rejects:
+            return await self._refuse(session, op, reject)
+        REJECTS.labels(reject.reason).inc()
+        limited = reject.reason == "rate_limited"
+        why = "rate limit: too many messages" if limited else "too many malformed messages"
+        log.warning("session disconnected", extra={"account": session.account.id, "why": why})
+        closing = asyncio.ensure_future(session.ws.close(1008, why))
+        # Discard what the client already sent: while its messages sit unread, the reader
+        # is paused and the closing handshake could not be heard.
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in session.ws:
+                pass
+        await closing
+        return False
+
     async def _refuse(self, session: Session, op: str, reject: Reject) -> bool:
         REJECTS.labels(reject.reason).inc()
         _send(session, reject.report(op))
         return True
 
-    async def _resend_since(self, session: Session, m: Mapping[str, Any]) -> bool:
-        start = m.get("from_seq")
-        if not isinstance(start, int) or start < 1:
-            return await self._refuse(
-                session, "resend", Reject("bad_field", "from_seq must be >= 1")
-            )
+    async def _resend_since(self, session: Session, start: int) -> bool:
+        """The account's durable reports from seq ``start``: at most ``RESEND_PAGE`` per
+        request, queued ``RESEND_CHUNK`` at a time with other sessions served in between,
+        and charged one rate-limit token per ``RESEND_COST`` reports, so a resend flood
+        costs its sender, not the other traders."""
         account = session.account.id
         last = self.delivered[account]
-        reports = [r for r in self.venue.reports_since(account, start) if r["seq"] <= last]
-        if reports and reports[0]["seq"] > start:
+        kept = self.venue.state[account].reports  # in seq order, gap-free
+        if start <= last and (not kept or kept[0]["seq"] > start):
+            oldest = kept[0]["seq"] if kept else last + 1
             return await self._refuse(
-                session, "resend", Reject("too_old", f"reports before {reports[0]['seq']} are gone")
+                session, "resend", Reject("too_old", f"reports before {oldest} are gone")
             )
-        for r in reports:
-            _send(session, r)
-        _send(session, {"type": "resend_done", "from_seq": start, "last_seq": last})
+        end = min(last, start + RESEND_PAGE - 1)
+        seq = start
+        while seq <= end and kept and kept[0]["seq"] <= seq:  # (others may run in between)
+            at = seq - kept[0]["seq"]
+            for report in itertools.islice(kept, at, at + min(RESEND_CHUNK, end - seq + 1)):
+                _send(session, report)
+                seq += 1
+            if seq <= end:
+                await asyncio.sleep(0)
+        self.limits[account].charge((seq - start) // RESEND_COST)
+        done = {"from_seq": start, "to_seq": seq - 1, "last_seq": last, "more": seq <= last}
+        _send(session, {"type": "resend_done", **done})
         return True
 
     # --- running ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import contextlib
 import time
 import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ ACCOUNTS = [
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, rate: float = 50.0
+    tmp_path: Path, rate: float = 50.0, **settings: Any
 ) -> AsyncIterator[tuple[OrderPath, asyncio.Queue[Event]]]:
     bus = InProcessBus()
     events = bus.subscribe()
@@ -44,6 +45,7 @@ async def running(
     orders = OrdersConfig(
         enabled=True, port=0, journal=str(tmp_path / "orders.journal"), max_rejects=5
     )
+    orders = replace(orders, **settings)
     path = OrderPath(orders, feed, FeedOutput(bus, MemorySnapshots()), ACCOUNTS)
     task = asyncio.create_task(path.run())
     try:
