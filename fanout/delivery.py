@@ -23,6 +23,7 @@ from websockets.asyncio.server import ServerConnection
 from fanout import protocol
 from fanout.auth import Grant
 from fanout.stream import BookStream, DepthView
+from fanout.views import History, compact
 from hub.events import LevelChange
 from hub.orders import resting_orders
 
@@ -40,9 +41,12 @@ class Feed:
         "checksum",
         "depth",
         "history",
+        "interval",
+        "permanent",
         "seq",
         "stream",
         "targets",
+        "users",
         "view",
     )
 
@@ -53,17 +57,23 @@ class Feed:
         depth: int = 0,
         checksum: bool = False,
         history: int = 0,
+        interval: int = 0,
     ) -> None:
         self.stream = stream
         self.channel = channel
         self.depth = depth
         self.checksum = checksum
+        self.interval = interval
         self.targets: set[Group | Client] = set()
-        self.history: deque[tuple[int, int, bytes]] = deque(maxlen=max(history, 1))
-        """Book and L3 feeds: the last messages as (first seq, last seq, bytes), for resumes."""
+        self.history = History(history)
+        """Book and L3 feeds: the last messages within ``history`` bytes, for resumes."""
         self.seq = 0
         """Book and L3 feeds: the last seq this feed's messages cover."""
         self.view = DepthView(depth) if depth else None
+        self.users = 0
+        """Subscriptions holding this feed (fanout.views frees it at 0)."""
+        self.permanent = False
+        """Kept with no subscriber: a stream's full book and l3 (their history)."""
 
     def checksum_now(self) -> int | None:
         if not self.checksum:
@@ -77,13 +87,24 @@ class Feed:
         assert s.instrument is not None
         if self.channel == "l3":
             orders = () if s.orders is None else resting_orders(s.orders)
-            return protocol.encode_l3_snapshot(s.instrument, orders, self.seq, s.ts_event, reason)
+            return compact(
+                protocol.encode_l3_snapshot(s.instrument, orders, self.seq, s.ts_event, reason)
+            )
         if self.view is None:
             bids, asks = s.book.depth(0), s.book.depth(1)
         else:
             bids, asks = self.view.levels(0), self.view.levels(1)
-        return protocol.encode_snapshot(
-            s.instrument, bids, asks, self.seq, s.ts_event, reason, self.depth, self.checksum_now()
+        return compact(
+            protocol.encode_snapshot(
+                s.instrument,
+                bids,
+                asks,
+                self.seq,
+                s.ts_event,
+                reason,
+                self.depth,
+                self.checksum_now(),
+            )
         )
 
     def restart(self) -> None:
@@ -97,13 +118,7 @@ class Feed:
     def replay_after(self, seq: int) -> list[bytes] | None:
         """The messages a client at book seq ``seq`` needs to catch up, or None when the
         history does not reach back that far (or the client is ahead of this node)."""
-        if seq == self.seq:
-            return []
-        if seq > self.seq or not self.history:
-            return None
-        out = [msg for first, last, msg in self.history if last > seq]
-        start = next(first for first, last, _ in self.history if last > seq)
-        return out if start <= seq + 1 else None
+        return self.history.after(seq, self.seq)
 
     def publish(self, msg: bytes, ts: int = 0) -> None:
         for target in self.targets:
@@ -127,6 +142,9 @@ class Group:
         self.pending: list[bytes] = []
         self.oldest = 0
         self.last_sent = time.monotonic()
+
+    def drop_feed_state(self, _feed: Feed) -> None:
+        """Nothing to forget: a group holds no per-feed state."""
 
     def take(self, _feed: Feed, msg: bytes, ts: int = 0) -> None:
         if not self.pending:
@@ -183,6 +201,13 @@ class Client:
         self.oldest = 0
         self.lagging = False
         self.lagging_since = 0.0
+        self.progress_at = 0.0
+        """While lagging: when the socket's write buffer last shrank (the peer read)."""
+        self.last_size = 0
+        self.subscribing = False
+        """A subscribe request is being worked through in slices: stay on the private queue."""
+        self.holder = grant.id if grant.key else f"anonymous connection {id(self):x}"
+        """Whose book views this connection's count against (fanout.max_views_per_key)."""
         self.conflated: dict[Feed, Conflated] = {}
         self.latest_bbo: dict[Feed, bytes] = {}
         self.resets: deque[float] = deque(maxlen=16)

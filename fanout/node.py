@@ -32,11 +32,14 @@ from fanout.protocol import ChannelRequest, ProtocolError
 from fanout.protocol import Request as ClientRequest
 from fanout.sender import CLOSE_TIMEOUT_S, REFUSED, Sender
 from fanout.stream import BarBuilder, BookStream, Outcome
+from fanout.views import Views, compact
 from hub.auth import RateLimit
+from hub.backoff import Backoff
 from hub.bus import SnapshotStore
 from hub.config import FanoutConfig
 from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
 from hub.ops import ops_response, response
+from hub.redis_store import BadSnapshot, snapshot_problem
 
 log = logging.getLogger("hub.fanout")
 
@@ -44,8 +47,10 @@ CONNECTIONS = Gauge("hub_fanout_connections", "Open client connections")
 UPDATES = Counter("hub_fanout_updates_total", "Source events by outcome", ["kind", "outcome"])
 GAPS = Counter("hub_fanout_gaps_total", "Sequence gaps detected", ["symbol"])
 RESYNCS = Counter("hub_fanout_resyncs_total", "Books (re)synced from a snapshot", ["symbol"])
-RESUMES = Counter("hub_fanout_resumes_total", "Book resumes by outcome", ["outcome"])
 STORE_ERRORS = Counter("hub_fanout_store_errors_total", "Failed snapshot-store reads")
+SYNC_FAILURES = Counter(
+    "hub_fanout_sync_failures_total", "Snapshots a book could not sync from", ["symbol"]
+)
 
 WEB_DIR = Path(__file__).parent / "web"
 STATIC = {
@@ -55,7 +60,13 @@ STATIC = {
 }
 SYNC_POLL = 0.05
 SYNC_RETRY = 1.0
+"""First wait after a failed snapshot read or a snapshot that cannot be used; doubling."""
+SYNC_RETRY_CAP = 30.0
+SUBSCRIBE_SLICE = 8
+"""Subscriptions set up (snapshots encoded) between two yields to the event loop."""
 ERROR_WINDOW_S = 10.0
+Sub = tuple[str, str, str, int]
+"""A connection's subscription: (channel, venue, symbol, candle interval)."""
 
 
 class FanoutNode:
@@ -69,9 +80,12 @@ class FanoutNode:
         self.snapshots = snapshots
         self.keys: Keys = keys_for(cfg.keys, cfg.anonymous, cfg.max_token_lifetime_s)
         self.streams: dict[tuple[str, str], BookStream] = {}
-        self.feeds: dict[tuple[str, str, str, int, bool], Feed] = {}
-        self.book_feeds: dict[tuple[str, str], list[Feed]] = {}
-        self.out = Sender(cfg, self._initial_book)
+        self.by_symbol: dict[str, list[tuple[str, str]]] = {}
+        self.views = Views(cfg, Feed)
+        self.feeds = self.views.feeds
+        self.unsynced: dict[tuple[str, str], str] = {}
+        """Streams that cannot sync from the snapshot store, and why (on /healthz)."""
+        self.out = Sender(cfg, self.views.initial_book)
         self.clients = self.out.clients
         self.per_key: dict[str, int] = {}
         self.bars = BarBuilder(protocol.CANDLE_INTERVALS) if bars_from_trades else None
@@ -80,42 +94,14 @@ class FanoutNode:
         self._server: Server | None = None
         self.source_error: str | None = None
 
-    # --- feeds ---------------------------------------------------------------------------
-
     def _stream(self, venue: str, symbol: str) -> BookStream:
         key = (venue, symbol)
         stream = self.streams.get(key)
         if stream is None:
             stream = self.streams[key] = BookStream(venue, symbol)
-            self.book_feeds[key] = []
-            self._feed(stream, "book")  # the full book always keeps its history for resumes
+            self.by_symbol.setdefault(symbol, []).append(key)
+            self.views.add_stream(stream)
         return stream
-
-    def _feed(
-        self,
-        stream: BookStream,
-        channel: str,
-        depth: int = 0,
-        checksum: bool = False,
-        interval: int = 0,
-    ) -> Feed:
-        key = (channel, stream.venue, stream.symbol, depth or interval, checksum)
-        feed = self.feeds.get(key)
-        if feed is None:
-            feed = Feed(stream, channel, depth, checksum, self.cfg.history)
-            feed.restart()
-            self.feeds[key] = feed
-            if channel == "book":
-                self.book_feeds[stream.venue, stream.symbol].append(feed)
-        return feed
-
-    def _status_feeds(self, stream: BookStream) -> list[Feed]:
-        feeds = list(self.book_feeds.get((stream.venue, stream.symbol), []))
-        for channel in ("l3", "status"):
-            feed = self.feeds.get((channel, stream.venue, stream.symbol, 0, False))
-            if feed is not None:
-                feeds.append(feed)
-        return feeds
 
     # --- source side ---------------------------------------------------------------------
 
@@ -141,7 +127,19 @@ class FanoutNode:
         outcome = stream.on_update(update)
         UPDATES.labels("book", outcome.value).inc()
         if outcome is Outcome.APPLIED:
-            self._publish_update(stream, update)
+            self.views.publish_update(stream, update)
+        elif outcome is Outcome.INVALID:
+            log.warning(
+                "book update does not apply; resyncing",
+                extra={
+                    "venue": update.venue,
+                    "symbol": update.symbol,
+                    "seq": update.seq,
+                    "error": stream.problem,
+                },
+            )
+            self._broadcast_status(stream, "stale", "invalid update")
+            self._start_sync(stream)
         elif outcome is Outcome.GAP:
             GAPS.labels(update.symbol).inc()
             log.warning(
@@ -158,54 +156,6 @@ class FanoutNode:
         elif outcome is Outcome.BUFFERED:
             self._start_sync(stream)
 
-    def _publish_update(self, stream: BookStream, u: BookUpdate) -> None:
-        inst = stream.instrument
-        assert inst is not None
-        plain: bytes | None = None
-        for feed in self.book_feeds[u.venue, u.symbol]:
-            if feed.view is None:
-                if feed.checksum:
-                    msg = protocol.encode_book(
-                        inst, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes, 0, feed.checksum_now()
-                    )
-                else:
-                    if plain is None:
-                        plain = protocol.encode_book(
-                            inst, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes
-                        )
-                    msg = plain
-                feed.history.append((u.seq, u.seq, msg))
-                feed.seq = u.seq
-                if feed.targets:
-                    feed.publish_book(msg, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes)
-                continue
-            if not feed.targets:
-                continue  # an unused view; restarted when someone subscribes again
-            changes = feed.view.diff(stream.book, u.changes)
-            if not changes:
-                continue
-            first = feed.seq + 1
-            feed.seq = u.seq
-            msg = protocol.encode_book(
-                inst, first, u.seq, u.ts_event, u.ts_recv, changes, feed.depth, feed.checksum_now()
-            )
-            feed.history.append((first, u.seq, msg))
-            feed.publish_book(msg, first, u.seq, u.ts_event, u.ts_recv, changes)
-        l3 = self.feeds.get(("l3", u.venue, u.symbol, 0, False))
-        if l3 is not None and u.orders and stream.orders is not None:
-            first = l3.seq + 1
-            l3.seq = u.seq
-            msg = protocol.encode_l3(inst, first, u.seq, u.ts_event, u.ts_recv, u.orders)
-            l3.history.append((first, u.seq, msg))
-            if l3.targets:
-                l3.publish(msg, u.ts_recv)
-        if stream.top_changed():
-            bid, ask = stream.top
-            stream.bbo_msg = protocol.encode_bbo(inst, u.seq, u.ts_event, u.ts_recv, bid, ask)
-            bbo = self.feeds.get(("bbo", u.venue, u.symbol, 0, False))
-            if bbo is not None and bbo.targets:
-                bbo.publish(stream.bbo_msg, u.ts_recv)
-
     def _on_trade(self, trade: Trade) -> None:
         stream = self._stream(trade.venue, trade.symbol)
         if trade.seq <= stream.last_trade_seq:
@@ -215,9 +165,9 @@ class FanoutNode:
         stream.last_trade_seq = trade.seq
         if stream.instrument is None:
             return
-        msg = protocol.encode_trade(stream.instrument, trade)
+        msg = compact(protocol.encode_trade(stream.instrument, trade))
         stream.recent_trades.append(msg)
-        feed = self.feeds.get(("trades", trade.venue, trade.symbol, 0, False))
+        feed = self.views.get("trades", trade.venue, trade.symbol)
         if feed is not None and feed.targets:
             feed.publish(msg, trade.ts_recv)
         if self.bars is not None:
@@ -229,9 +179,9 @@ class FanoutNode:
     def _on_bar(self, bar: Bar) -> None:
         stream = self._stream(bar.venue, bar.symbol)
         stream.on_bar(bar)
-        feed = self.feeds.get(("candles", bar.venue, bar.symbol, bar.interval_s, False))
+        feed = self.views.get("candles", bar.venue, bar.symbol, bar.interval_s)
         if feed is not None and feed.targets and stream.instrument is not None:
-            feed.publish(protocol.encode_candle(stream.instrument, bar))
+            feed.publish(compact(protocol.encode_candle(stream.instrument, bar)))
 
     def _start_sync(self, stream: BookStream) -> None:
         key = (stream.venue, stream.symbol)
@@ -240,60 +190,74 @@ class FanoutNode:
             self._sync_tasks[key] = asyncio.create_task(self._sync(stream))
 
     async def _sync(self, stream: BookStream) -> None:
-        """Poll the snapshot store until a snapshot covers the buffered updates."""
+        """Poll the snapshot store until a snapshot covers the buffered updates. A read that
+        fails or a snapshot that cannot be used marks the stream unsynced on /healthz and is
+        retried with a growing delay; the source keeps filling the buffer meanwhile."""
+        key = (stream.venue, stream.symbol)
+        backoff = Backoff(SYNC_RETRY, SYNC_RETRY_CAP)
         while not stream.synced:
-            try:
-                if stream.instrument is None:
-                    for inst in await self.snapshots.instruments():
-                        if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
-                            stream.instrument = inst
-                snap = await self.snapshots.get(stream.venue, stream.symbol)
-            except Exception as exc:  # the store is down or returned garbage: keep trying
-                STORE_ERRORS.inc()
-                log.warning(
-                    "snapshot store read failed; retrying",
-                    extra={"venue": stream.venue, "symbol": stream.symbol, "error": repr(exc)},
-                )
-                await asyncio.sleep(SYNC_RETRY)
-                continue
-            if (
-                stream.instrument is not None
-                and snap is not None
-                and snap.seq >= stream.needs_snapshot_after()
-                and stream.try_sync(snap)
-            ):
-                RESYNCS.labels(stream.symbol).inc()
-                log.info(
-                    "book synced",
-                    extra={"venue": stream.venue, "symbol": stream.symbol, "seq": stream.seq},
-                )
-                stream.top_changed()
-                self._broadcast_status(stream, "live", "synced")
-                l3 = self.feeds.get(("l3", stream.venue, stream.symbol, 0, False))
-                for feed in [*self.book_feeds[stream.venue, stream.symbol], l3]:
-                    if feed is not None:
-                        feed.restart()
-                        self._publish_snapshot(feed, "resync")
-                self.out.wake()
+            problem = await self._try_sync(stream)
+            if stream.synced:
+                self.unsynced.pop(key, None)
                 return
-            await asyncio.sleep(SYNC_POLL)
+            if problem is None:
+                await asyncio.sleep(SYNC_POLL)
+                continue
+            SYNC_FAILURES.labels(stream.symbol).inc()
+            if self.unsynced.get(key) != problem:
+                log.warning(
+                    "cannot sync the book from the snapshot store; retrying",
+                    extra={"venue": stream.venue, "symbol": stream.symbol, "error": problem},
+                )
+            self.unsynced[key] = problem
+            await backoff.wait()
 
-    def _publish_snapshot(self, feed: Feed, reason: str) -> None:
-        if not feed.targets:
-            return
-        msg = feed.snapshot(reason)
-        for target in feed.targets:
-            if isinstance(target, Client):
-                target.drop_feed_state(feed)
-        feed.publish(msg)
+    async def _try_sync(self, stream: BookStream) -> str | None:
+        """One sync attempt; what went wrong (None: synced, or no snapshot that covers the
+        buffer yet)."""
+        try:
+            if stream.instrument is None:
+                for inst in await self.snapshots.instruments():
+                    if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
+                        stream.instrument = inst
+            snap = await self.snapshots.get(stream.venue, stream.symbol)
+        except BadSnapshot as exc:
+            return str(exc)
+        except Exception as exc:  # the store is down or returned garbage: keep trying
+            STORE_ERRORS.inc()
+            return f"snapshot store read failed: {exc!r}"
+        if stream.instrument is None or snap is None or snap.seq < stream.needs_snapshot_after():
+            return None
+        problem = snapshot_problem(snap)
+        if problem is not None:
+            return f"bad snapshot of {stream.venue}:{stream.symbol}: {problem}"
+        try:
+            synced = stream.try_sync(snap)
+        except (ValueError, OverflowError, TypeError, KeyError) as exc:
+            return f"snapshot of {stream.venue}:{stream.symbol} does not apply: {exc}"
+        if not synced:
+            return None
+        RESYNCS.labels(stream.symbol).inc()
+        log.info(
+            "book synced", extra={"venue": stream.venue, "symbol": stream.symbol, "seq": stream.seq}
+        )
+        stream.top_changed()
+        self._broadcast_status(stream, "live", "synced")
+        l3 = self.views.get("l3", stream.venue, stream.symbol)
+        for feed in [*self.views.book[stream.venue, stream.symbol], l3]:
+            if feed is not None:
+                feed.restart()
+                self.views.publish_snapshot(feed, "resync")
+        self.out.wake()
+        return None
 
     def _broadcast_status(self, stream: BookStream, state: str, reason: str) -> None:
-        msg = protocol.encode_status(stream.venue, stream.symbol, state, stream.seq, reason)
-        for feed in self._status_feeds(stream):
+        msg = compact(
+            protocol.encode_status(stream.venue, stream.symbol, state, stream.seq, reason)
+        )
+        for feed in self.views.status_feeds(stream):
             if feed.targets:
                 feed.publish(msg)
-
-    # --- delivery ------------------------------------------------------------------------
 
     # --- client requests -----------------------------------------------------------------
 
@@ -302,7 +266,7 @@ class FanoutNode:
             raise ProtocolError(
                 "forbidden", f"key {client.grant.id!r} may not use the {item.channel} channel"
             )
-        matches = [k for k in self.streams if k[1] == item.symbol and item.venue in (None, k[0])]
+        matches = [k for k in self.by_symbol.get(item.symbol, ()) if item.venue in (None, k[0])]
         if not matches:
             raise ProtocolError("unknown_symbol", f"no stream for symbol {item.symbol!r}")
         if len(matches) > 1:
@@ -317,12 +281,16 @@ class FanoutNode:
             )
         return stream
 
-    def _subscribe(self, client: Client, req: ClientRequest) -> None:
-        """Answer a (un)subscribe request, then send each new subscription's initial state."""
+    async def _subscribe(self, client: Client, req: ClientRequest) -> None:
+        """Answer a (un)subscribe request at once, then set up each new subscription's
+        initial state (snapshots) a slice at a time, yielding to the event loop in between:
+        a large request never holds up anyone else's messages."""
         self.out.isolate(client)
         accepted: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
-        initial: list[bytes] = []
+        early: list[bytes] = []
+        todo: dict[Sub, tuple[ChannelRequest, Feed]] = {}
+        """Per subscription, the last entry of this request for it and its (held) feed."""
         for item in req.channels:
             if isinstance(item, ProtocolError):
                 refused.append({"code": item.code, "reason": str(item)})
@@ -340,79 +308,97 @@ class FanoutNode:
                 "symbol": stream.symbol,
             }
             if req.op == "unsubscribe":
-                feed = client.feeds.pop(sub, None)
-                if feed is not None:
-                    feed.targets.discard(client)
+                self._detach(client, sub)
                 accepted.append(answer)
                 continue
-            if sub not in client.feeds and len(client.feeds) >= client.grant.max_subscriptions:
+            limit = client.grant.max_subscriptions
+            if (
+                sub not in client.feeds
+                and sub not in todo
+                and len(client.feeds.keys() | todo.keys()) >= limit
+            ):
                 REFUSED.labels("too_many_subscriptions").inc()
                 refused.append(
                     {
                         "request": item.raw,
                         "code": "too_many_subscriptions",
-                        "reason": f"at most {client.grant.max_subscriptions} per connection",
+                        "reason": f"at most {limit} per connection",
                     }
                 )
                 continue
-            feed = self._feed(stream, item.channel, item.depth, item.checksum, item.interval)
-            if feed.view is not None and not feed.targets:
-                feed.restart()
-            old = client.feeds.get(sub)
-            if old is not None:
-                old.targets.discard(client)
-            client.feeds[sub] = feed
-            feed.targets.add(client)
+            try:
+                feed = self.views.acquire(
+                    stream, item.channel, item.depth, item.checksum, item.interval, client.holder
+                )
+            except ProtocolError as exc:
+                REFUSED.labels(exc.code).inc()
+                refused.append({"request": item.raw, "code": exc.code, "reason": str(exc)})
+                continue
             if item.depth:
                 answer["depth"] = item.depth
             if item.interval:
                 answer["interval"] = item.interval
             if item.checksum:
                 answer["checksum"] = True
-            initial.extend(self._initial(feed, item, answer))
             accepted.append(answer)
+            replaced = todo.pop(sub, None)
+            if replaced is not None:  # the last entry for a subscription wins
+                self.views.release(replaced[1], client.holder)
+            replay = self.views.replay(feed, item, answer)
+            if replay is None:
+                todo[sub] = (item, feed)
+            else:
+                self._attach(client, sub, feed)
+                early.extend(replay)
         client.push(
             protocol.encode(
                 {"type": f"{req.op}d", "id": req.id, "accepted": accepted, "refused": refused}
             )
         )
-        for msg in initial:
+        for msg in early:
             client.push(msg)
+        await self._set_up(client, list(todo.items()))
 
-    def _initial_book(self, feed: Feed, reason: str) -> bytes:
-        stream = feed.stream
-        if stream.synced and stream.instrument is not None:
-            return feed.snapshot(reason)
-        return protocol.encode_status(stream.venue, stream.symbol, "stale", stream.seq, "syncing")
+    async def _set_up(
+        self, client: Client, todo: list[tuple[Sub, tuple[ChannelRequest, Feed]]]
+    ) -> None:
+        """Attach held feeds and send their initial state, SUBSCRIBE_SLICE at a time."""
+        client.subscribing = True
+        done = 0
+        try:
+            while done < len(todo) and not client.closing:
+                if done and done % SUBSCRIBE_SLICE == 0:
+                    self.out.wake()
+                    await asyncio.sleep(0)
+                    if client.closing:
+                        break
+                sub, (item, feed) = todo[done]
+                done += 1
+                self._attach(client, sub, feed)
+                for msg in self.views.initial(feed, item):
+                    client.push(msg)
+        finally:
+            client.subscribing = False
+            for _sub, (_item, feed) in todo[done:]:
+                self.views.release(feed, client.holder)
+            self.out.wake()
 
-    def _initial(self, feed: Feed, item: ChannelRequest, answer: dict[str, Any]) -> list[bytes]:
-        """What a new subscription receives before the live messages."""
-        stream = feed.stream
-        if item.channel in ("book", "l3"):
-            if item.resume_from is not None and stream.synced:
-                replay = feed.replay_after(item.resume_from)
-                if replay is not None:
-                    RESUMES.labels("replayed").inc()
-                    answer["resume"] = "replayed"
-                    answer["replayed"] = len(replay)
-                    return replay
-                RESUMES.labels("snapshot").inc()
-                answer["resume"] = "snapshot"
-            return [self._initial_book(feed, "subscribe")]
-        if item.channel == "trades":
-            return list(stream.recent_trades)
-        if item.channel == "bbo":
-            return [stream.bbo_msg] if stream.bbo_msg is not None else []
-        if item.channel == "candles":
-            if stream.instrument is None:
-                return []
-            return [
-                protocol.encode_candles(
-                    stream.instrument, item.interval, stream.recent_candles(item.interval)
-                )
-            ]
-        state = (stream.venue_status if stream.synced else "stale") or "live"
-        return [protocol.encode_status(stream.venue, stream.symbol, state, stream.seq, "subscribe")]
+    def _attach(self, client: Client, sub: Sub, feed: Feed) -> None:
+        """Make ``feed`` (held for this client) serve subscription ``sub``."""
+        old = client.feeds.get(sub)
+        if old is not None:
+            self._detach(client, sub)
+        if feed.view is not None and not feed.targets:
+            feed.restart()  # nobody received it: its view and seq may be behind the book
+        client.feeds[sub] = feed
+        feed.targets.add(client)
+
+    def _detach(self, client: Client, sub: Sub) -> None:
+        feed = client.feeds.pop(sub, None)
+        if feed is not None:
+            feed.targets.discard(client)
+            client.drop_feed_state(feed)
+            self.views.release(feed, client.holder)
 
     def _refuse(self, client: Client, exc: ProtocolError, ident: Any = None) -> None:
         """An error frame; a client that keeps sending bad requests is disconnected."""
@@ -428,7 +414,7 @@ class FanoutNode:
         self.out.isolate(client)
         client.push(protocol.error(exc.code, str(exc), ident))
 
-    def _request(self, client: Client, limit: RateLimit, data: str | bytes) -> None:
+    async def _request(self, client: Client, limit: RateLimit, data: str | bytes) -> None:
         self.out.wake()
         client.last_heard = time.monotonic()
         if not limit.take(client.last_heard):
@@ -456,7 +442,7 @@ class FanoutNode:
         elif req.op == "auth":
             self._refuse(client, ProtocolError("bad_request", "already authenticated"), req.id)
         else:
-            self._subscribe(client, req)
+            await self._subscribe(client, req)
 
     # --- connections ---------------------------------------------------------------------
 
@@ -511,13 +497,13 @@ class FanoutNode:
         try:
             async for data in ws:
                 if not client.closing:
-                    self._request(client, limit, data)
+                    await self._request(client, limit, data)
         except ConnectionClosed:
             pass
         finally:
             self.out.isolate(client)
-            for feed in client.feeds.values():
-                feed.targets.discard(client)
+            for sub in list(client.feeds):
+                self._detach(client, sub)
             self.out.private.discard(client)
             self.clients.discard(client)
             self.per_key[grant.id] -= 1
@@ -527,10 +513,18 @@ class FanoutNode:
         return [s.describe(protocol.CHANNELS) for _key, s in sorted(self.streams.items())]
 
     def health(self) -> dict[str, Any]:
+        """Not ok when the source failed or a book cannot sync (each named, with why)."""
+        unsynced = [
+            {"venue": venue, "symbol": symbol, "reason": why}
+            for (venue, symbol), why in sorted(self.unsynced.items())
+        ]
         return {
-            "ok": self.source_error is None,
+            "ok": self.source_error is None and not unsynced,
             "node": self.name,
             "source_error": self.source_error,
+            "unsynced": unsynced,
+            "views": self.views.views,
+            "history_bytes": self.views.history_bytes(),
             "connections": len(self.clients),
             "groups": len(self.out.groups),
             "streams": self.stream_list(),
@@ -561,6 +555,10 @@ class FanoutNode:
             max_size=1 << 20,
             max_queue=64,
             compression="deflate",
+            # No WebSocket keepalive pings: behind a slow reader's backlog their pongs come
+            # late and websockets would drop it silently. Liveness is the node's own rules
+            # (client_timeout_s, and the slow-consumer policy in fanout.sender).
+            ping_interval=None,
             close_timeout=CLOSE_TIMEOUT_S,
             write_limit=self.cfg.send_buffer_kib * 1024,
         )

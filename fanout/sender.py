@@ -5,15 +5,22 @@ decides when and how it reaches the socket: at most one frame per group and
 ``flush_ms`` (at once on a quiet node), serialized once for every member; a
 connection with messages of its own or a full socket buffer on a private
 queue, conflated while it lags, reset to snapshots, then closed.
+
+A slow reader is told why it is closed: the close frame waits behind what its
+socket still holds, so the connection is kept while the peer keeps reading
+(up to ``slow_timeout_s``) and aborted only once it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -49,8 +56,39 @@ PRIVATE = Gauge("hub_fanout_private_clients", "Clients on a private queue (new, 
 REFUSED = Counter("hub_fanout_refused_total", "Connections and requests refused", ["code"])
 RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
+"""A closing connection whose unsent bytes do not shrink for this long is aborted."""
+CLOSE_POLL_S = 0.1
+FRAME_BYTES = 256 * 1024
+"""A private queue is written in frames of about this many bytes at most (clients' frame
+limits are often 1 MiB)."""
 UPDATE_TYPES = (b'{"type":"book"', b'{"type":"trade"', b'{"type":"bbo"', b'{"type":"l3"')
 OPEN = State.OPEN
+
+
+def unsent(ws: ServerConnection) -> int:
+    """Bytes written to a connection that its peer has not received: the transport's buffer
+    and, on Linux, the kernel's send queue."""
+    transport = ws.transport
+    if transport is None:
+        return 0
+    size = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            size += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return size
+
+
+def frames(batch: list[bytes]) -> Iterator[list[bytes]]:
+    """Split a batch of messages into runs of about FRAME_BYTES (one message at least)."""
+    start, size = 0, 0
+    for i, msg in enumerate(batch):
+        if size and size + len(msg) > FRAME_BYTES:
+            yield batch[start:i]
+            start, size = i, 0
+        size += len(msg) + 1
+    if start < len(batch):
+        yield batch[start:]
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -99,7 +137,7 @@ class Sender:
     def join(self, client: Client) -> None:
         """Move a private client that has nothing of its own pending into its group."""
         feeds = frozenset(client.feeds.values())
-        if not feeds or client.closing:
+        if not feeds or client.closing or client.subscribing:
             return
         group = self.groups.get(feeds)
         if group is None:
@@ -115,18 +153,20 @@ class Sender:
     def write(self, clients: list[Client], batch: list[bytes], oldest: int) -> None:
         """One text frame to every client: serialized once (an unmasked server frame is the
         same bytes for every uncompressed connection) and written to each socket; clients
-        that negotiated permessage-deflate go through websockets (compressed per socket)."""
-        frame = b"[" + b",".join(batch) + b"]"
-        wire = text_frame(frame)
-        deflated = []
-        for client in clients:
-            if client.deflate:
-                deflated.append(client.ws)
-            else:
-                client.ws.transport.write(wire)
-        if deflated:
-            broadcast(deflated, frame, text=True)
-        self._sent(len(clients), batch, frame, oldest)
+        that negotiated permessage-deflate go through websockets (compressed per socket).
+        A long batch goes out as several frames."""
+        for part in frames(batch):
+            frame = b"[" + b",".join(part) + b"]"
+            wire = text_frame(frame)
+            deflated = []
+            for client in clients:
+                if client.deflate:
+                    deflated.append(client.ws)
+                else:
+                    client.ws.transport.write(wire)
+            if deflated:
+                broadcast(deflated, frame, text=True)
+            self._sent(len(clients), part, frame, oldest)
 
     @staticmethod
     def _sent(n: int, batch: list[bytes], frame: bytes, oldest: int) -> None:
@@ -156,8 +196,7 @@ class Sender:
             if size > high:
                 self.isolate(client)
                 client.pending = list(batch)
-                client.lagging = True
-                client.lagging_since = now
+                self._lagging(client, size, now)
             elif client.ws.protocol.state is OPEN:
                 if client.deflate:
                     deflated.append(client.ws)
@@ -183,10 +222,16 @@ class Sender:
         for client in list(self.private):
             size = client.buffered()
             worst = max(worst, size)
+            if size > high and not client.lagging:
+                self._lagging(client, size, now)
             if client.lagging and size > high:
-                if now - client.lagging_since > self.cfg.slow_timeout_s:
+                if size < client.last_size:
+                    client.progress_at = now
+                client.last_size = size
+                stuck = now - client.progress_at
+                if stuck > self.cfg.slow_timeout_s:
                     SLOW.inc()
-                    self.close(client, 1013, "slow consumer: not reading")
+                    self.close(client, 1013, f"slow consumer: read nothing for {stuck:.0f} s")
                 elif len(client.pending) > self.cfg.queue_limit:
                     self.reset(client, now)
                 continue
@@ -202,6 +247,13 @@ class Sender:
                 self.join(client)
         BUFFERED.set(worst)
 
+    @staticmethod
+    def _lagging(client: Client, size: int, now: float) -> None:
+        """Start conflating a client whose socket holds more than ``send_buffer_kib``."""
+        client.lagging = True
+        client.lagging_since = client.progress_at = now
+        client.last_size = size
+
     def reset(self, client: Client, now: float) -> None:
         """Replace a lagging client's queue by fresh snapshots; disconnect it when that
         keeps happening."""
@@ -213,7 +265,10 @@ class Sender:
             self.close(client, 1013, f"slow consumer: reset {len(client.resets)} times in a minute")
             return
         RESETS.inc()
-        log.info("lagging client reset to snapshots", extra={"key": client.grant.id})
+        log.info(
+            "lagging client reset to snapshots",
+            extra={"key": client.grant.id, "queued": len(client.pending)},
+        )
         client.pending = []
         client.conflated.clear()
         client.latest_bbo.clear()
@@ -231,17 +286,40 @@ class Sender:
         for feed in client.feeds.values():
             feed.targets.discard(client)
         self.private.discard(client)
-        log.info("closing client", extra={"key": client.grant.id, "code": code, "reason": reason})
+        log.log(
+            logging.WARNING if code == 1013 else logging.INFO,
+            "closing client",
+            extra={
+                "key": client.grant.id,
+                "code": code,
+                "reason": reason,
+                "unsent": unsent(client.ws),
+            },
+        )
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(self._close_or_abort(client.ws, code, reason)))
 
     async def _close_or_abort(self, ws: ServerConnection, code: int, reason: str) -> None:
-        """Close with a reason; a peer that does not read cannot even take the close
-        frame, so after the close timeout its connection is aborted."""
-        with contextlib.suppress(TimeoutError, ConnectionClosed):
-            await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_S + 0.5)
+        """Close with a reason. The close frame queues behind what the socket holds, so
+        wait while the peer keeps reading (at most ``slow_timeout_s``); abort once it has
+        read nothing for CLOSE_TIMEOUT_S (a peer that does not read cannot take it)."""
+        ws.close_timeout = None  # the progress watch below decides when to give up
+        closing = asyncio.ensure_future(ws.close(code, reason))
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + max(self.cfg.slow_timeout_s, CLOSE_TIMEOUT_S)
+        left, still_since = unsent(ws), loop.time()
+        while not closing.done():
+            await asyncio.wait({closing}, timeout=CLOSE_POLL_S)
+            now, before = loop.time(), left
+            left = unsent(ws)
+            if left < before:
+                still_since = now
+            if not closing.done() and (now - still_since > CLOSE_TIMEOUT_S or now > give_up):
+                break
         if ws.transport is not None and not ws.transport.is_closing():
             ws.transport.abort()
+        with contextlib.suppress(TimeoutError, ConnectionClosed, OSError):
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
 
     def wake(self) -> None:
         """Make sure a flush is due: at once when the last one is more than ``flush_ms``

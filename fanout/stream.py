@@ -30,6 +30,9 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"
     BUFFERED = "buffered"
     GAP = "gap"
+    INVALID = "invalid"
+    """The update does not apply to the book (a size past int64, a negative size): the
+    stream is unsynced until a snapshot past it syncs it again."""
 
 
 class DepthView:
@@ -112,6 +115,8 @@ class BookStream:
         self.buffer: deque[BookUpdate] = deque(maxlen=MAX_BUFFER)
         self.gaps = 0
         self.resyncs = 0
+        self.problem = ""
+        """Why the last invalid update did not apply."""
         self.venue_status = "live"
         """The feed's last word on this book: stale, resynced, halted or trading."""
         self.last_trade_seq = 0
@@ -134,7 +139,13 @@ class BookStream:
             self.buffer.clear()
             self.buffer.append(update)
             return Outcome.GAP
-        self.book.apply(update.changes)
+        try:
+            self.book.apply(update.changes)
+        except (ValueError, OverflowError, TypeError) as exc:
+            self.problem = f"seq {update.seq}: {exc}"
+            self.synced = False
+            self.buffer.clear()
+            return Outcome.INVALID
         self._apply_orders(update)
         self.seq = update.seq
         self.ts_event = update.ts_event

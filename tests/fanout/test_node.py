@@ -110,7 +110,7 @@ def test_checksum_mismatch_is_detected() -> None:
 
 
 async def test_resume_replays_from_history_or_sends_a_snapshot() -> None:
-    node, market, url = await started(replace(OPEN, history=300))
+    node, market, url = await started(replace(OPEN, history_kib=48))
     try:
         async with HubClient(url) as client:
             await client.subscribe([{"channel": "book", "symbol": "X"}])

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 from fanout.client import HubClient, OrderMirror
 from fanout.node import FanoutNode
 from feedhandler.simulator import SimulatedExchange
 from hub.bus import MemorySnapshots
+from hub.config import FanoutConfig
 from hub.events import BookUpdate, Trade
 from hub.ops import bound_port
 from orderbook_core.engine_types import VISIBLE
@@ -51,9 +53,9 @@ def mirror_queues(m: OrderMirror) -> dict[tuple[int, int], list[tuple[str, int]]
     }
 
 
-async def sim_node() -> tuple[FanoutNode, Venue, str]:
+async def sim_node(cfg: FanoutConfig = OPEN) -> tuple[FanoutNode, Venue, str]:
     store = MemorySnapshots()
-    node = FanoutNode(OPEN, store)
+    node = FanoutNode(cfg, store)
     server = await node.start()
     venue = Venue(node)
     await store.put_instrument(venue.x.instrument)
@@ -106,7 +108,7 @@ async def test_l3_subscriber_holds_every_queue_of_the_engine() -> None:
 
 
 async def test_l3_resume_replays_what_was_missed_or_sends_a_snapshot() -> None:
-    node, venue, url = await sim_node()
+    node, venue, url = await sim_node(replace(OPEN, history_kib=32))
     try:
         async with HubClient(url) as client:
             await client.subscribe([{"channel": "l3", "symbol": "BTC-USD"}])
@@ -124,7 +126,13 @@ async def test_l3_resume_replays_what_was_missed_or_sends_a_snapshot() -> None:
             assert mirror_queues(orders) == venue.queues()
 
             client.ws.transport.abort()
-            venue.step(node.cfg.history * 3)  # more than the node keeps
+            left_at = orders.seq
+            assert left_at is not None
+            held = node.views.get("l3", "SIM", "BTC-USD")
+            assert held is not None
+            while next(iter(held.history))[0] <= left_at + 1:  # until the node no longer
+                venue.step(100)  # holds what the client missed (32 KiB of l3 messages)
+            assert held.history.bytes <= 32 * 1024
             resumed = await until(client.messages(), "resumed")
             assert resumed["accepted"][0]["resume"] == "snapshot"
             await read_until_seq(client, venue.x.book_seq)
