@@ -114,8 +114,14 @@ class FanoutConfig:
     flush_ms: int = 5
     """At most one frame per connection per this interval (an update on a quiet node goes
     out at once)."""
-    history: int = 5000
-    """Book messages kept per feed for resuming clients."""
+    history_kib: int = 1024
+    """Bytes (KiB) of book messages kept per book feed (and l3) for resuming clients; a
+    resume from further back gets a fresh snapshot."""
+    max_views: int = 500
+    """Book views (depth and checksum variants of a book) this node serves at once; each
+    costs work on every update. Views are shared and freed with their last subscriber."""
+    max_views_per_key: int = 50
+    """Book views one key (each anonymous connection on its own) may hold at once."""
     queue_limit: int = 20000
     """Messages a lagging connection may have queued before it is reset to fresh snapshots."""
     send_buffer_kib: int = 512
@@ -124,7 +130,9 @@ class FanoutConfig:
     max_resets: int = 3
     """Resets to snapshots a lagging connection may get in a minute before it is closed."""
     slow_timeout_s: float = 30.0
-    """A connection lagging this long without draining is closed as a slow consumer."""
+    """A lagging connection whose socket buffer does not shrink for this long is closed as a
+    slow consumer (1013); also the longest a closed slow reader gets to read up to the close
+    frame."""
     anonymous: bool = False
     """Serve clients without a credential (hub demo turns this on)."""
     keys: str = ""
