@@ -140,6 +140,7 @@ def _int(cmd: Mapping[str, Any], key: str, low: int = 0, high: int = INT64_MAX) 
     return type(value) is int and low <= value <= high
 
 
+KINDS = frozenset({"sim", "state", "new", "cancel", "replace", "mass_cancel", "kill"})
 NEW_SHAPE = {"side": 1, "type": 3, "tif": 2, "stp": 4}
 """Small integer fields of a ``new`` command and their largest value."""
 
@@ -150,9 +151,12 @@ def replay_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
     account this venue has) and the int64 bounds. Account limits are not re-run (see the
     module docstring), and neither is anything the engine refuses by itself."""
     kind = cmd.get("k")
+    if not isinstance(kind, str) or kind not in KINDS:
+        return "malformed", f"unknown command kind {kind!r}"
     if not _int(cmd, "ts"):
         return "malformed", "ts must be a non-negative int64"
-    if cmd.get("s") is not None and cmd.get("s") not in v.exchanges:
+    symbol = cmd.get("s")
+    if symbol is not None and (not isinstance(symbol, str) or symbol not in v.exchanges):
         return "unknown_symbol", f"unknown symbol {cmd.get('s')!r}"
     if kind == "sim":
         if "s" not in cmd or cmd["s"] is None or not _int(cmd, "n", 0, SIM_STEPS_MAX):
@@ -162,7 +166,7 @@ def replay_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
         if cmd.get("s") is None or cmd.get("state") not in SYMBOL_STATES:
             return "malformed", "a state command needs a symbol and a known state"
         return None
-    if cmd.get("a") not in v.accounts or type(cmd.get("a")) is not int:
+    if type(cmd.get("a")) is not int or cmd["a"] not in v.accounts:
         return "unknown_account", f"unknown account {cmd.get('a')!r}"
     if kind == "kill":
         return None if type(cmd.get("on")) is bool else ("malformed", "kill needs on: bool")
@@ -181,9 +185,7 @@ def replay_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
             return None  # the engine refuses it by itself, as it did the first time
         as_new = {"s": order.symbol, "side": order.side, "type": order.order_type, "stop": 0}
         return bounds_problem(v, cmd["a"], as_new | {"px": cmd["px"], "qty": cmd["qty"]}, order)
-    if kind == "new":
-        return _new_problem(v, cmd)
-    return "malformed", f"unknown command kind {kind!r}"
+    return _new_problem(v, cmd)
 
 
 def _new_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
