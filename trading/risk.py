@@ -5,7 +5,7 @@ base units, notional in quote units) and resolved per instrument into
 integer lots and ticks x lots once, so every check is integer arithmetic.
 Every limit has a finite default (``Limits``), for the demo accounts and for
 an accounts file that leaves it out; ``"off"`` turns a decimal limit off
-explicitly. Off or not, the venue's int64 bounds (``trading/bounds.py``) still
+explicitly. Off or not, the venue's int64 bounds (``trading/checks.py``) still
 hold every order, level and account total to what the engine can store. The
 accounts file (TOML) looks like::
 

@@ -143,7 +143,7 @@ HOSTILE = st.one_of(
 @st.composite
 def mangled(draw: st.DrawFn, base: list[dict[str, Any]]) -> dict[str, Any]:
     """A real command with some fields replaced by hostile values, or dropped."""
-    cmd = copy.deepcopy(draw(st.sampled_from(base)))
+    cmd: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(base)))
     for key in draw(st.lists(st.sampled_from(sorted(cmd)), max_size=3)):
         if draw(st.booleans()):
             cmd[key] = draw(HOSTILE)
