@@ -104,6 +104,8 @@ def shown(value: Any) -> str:
 
 def name(key: str) -> str:
     """A field name as written in a refusal (client-chosen names are shortened)."""
+    if not key:
+        return '""'
     return key if len(key) <= MAX_SHOWN else key[: MAX_SHOWN - 3] + "..."
 
 
@@ -142,7 +144,7 @@ def too_deep(value: dict[str, Any] | list[Any], max_depth: int) -> str | None:
         item, depth, path = stack.pop()
         if depth > max_depth:
             return path
-        near = path.count(".") + path.count("[") < 3
+        near = not path or path.count(".") + path.count("[") < 2
         if isinstance(item, dict):
             for key, sub in item.items():
                 if isinstance(sub, dict | list):

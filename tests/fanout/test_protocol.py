@@ -1,10 +1,12 @@
-"""The client-message parser is total: any input is a Request or a ProtocolError."""
+"""The client-message parser is total: any input is a Request or a ProtocolError, and
+what it keeps to echo back is bounded."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,25 +19,19 @@ from fanout.protocol import (
     Request,
     parse_request,
 )
+from tests.hub.nasty import EXAMPLES, json_values, messages, raw_frames
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+channel_fields = {
+    "channel": st.sampled_from([*CHANNELS, "nope"]),
+    "symbol": st.sampled_from(["BTC-USD", "", "X" * 65]),
+    "venue": st.sampled_from(["SIM", ""]),
+    "depth": st.integers(-5, 2000),
+    "checksum": st.booleans(),
+    "interval": st.sampled_from([1, 60, 7]),
+    "resume_from": st.integers(-1, 2**64),
+}
 channel_items = st.fixed_dictionaries(
-    {},
-    optional={
-        "channel": st.sampled_from([*CHANNELS, "nope"]) | json_values,
-        "symbol": st.sampled_from(["BTC-USD", ""]) | json_values,
-        "venue": st.sampled_from(["SIM"]) | json_values,
-        "depth": st.integers(-5, 2000) | json_values,
-        "checksum": st.booleans() | json_values,
-        "interval": st.sampled_from([1, 60, 7]) | json_values,
-        "resume_from": st.integers(-1, 2**64) | json_values,
-    },
+    {}, optional={k: v | json_values for k, v in channel_fields.items()}
 )
 requests = st.fixed_dictionaries(
     {"op": st.sampled_from([*OPS, "x"]) | json_values},
@@ -47,28 +43,46 @@ requests = st.fixed_dictionaries(
 )
 
 
+@st.composite
+def nasty_requests(draw: st.DrawFn) -> str:
+    """A request whose entries may hold deeply nested values (spliced in as raw JSON)."""
+    entries = draw(st.lists(messages(channel_fields, wrong=5), min_size=1, max_size=4))
+    op = draw(st.sampled_from(["subscribe", "unsubscribe", "ping"]))
+    return f'{{"op": "{op}", "id": 1, "channels": [{", ".join(entries)}]}}'
+
+
 def check(data: str | bytes) -> None:
     try:
         req = parse_request(data)
     except ProtocolError as exc:
-        assert exc.code and str(exc)
+        assert exc.code and str(exc) and len(str(exc)) < 300
         return
     assert isinstance(req, Request) and req.op in OPS
+    assert len(orjson.dumps({"id": req.id})) < 100
     for item in req.channels:
         if isinstance(item, ChannelRequest):
             assert item.channel in CHANNELS and item.symbol
             assert 0 <= item.depth <= 1000
             assert item.checksum is False or item.channel == "book"
+            assert len(orjson.dumps({"request": item.raw})) < 400  # echoed in refusals
+        else:
+            assert len(str(item)) < 300
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(requests)
 def test_structured_requests_never_crash_the_parser(msg: dict[str, Any]) -> None:
     check(json.dumps(msg))  # stdlib: integers beyond 64 bits are sent too
 
 
-@settings(max_examples=1000, deadline=None)
-@given(st.text(max_size=200) | st.binary(max_size=200))
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(nasty_requests())
+def test_nested_and_wrongly_typed_entries_never_crash_the_parser(data: str) -> None:
+    check(data)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(raw_frames)
 def test_arbitrary_text_and_bytes_never_crash_the_parser(data: str | bytes) -> None:
     check(data)
 
