@@ -17,6 +17,7 @@ from typing import Any
 from hub.config import FEED_SOURCES, LIVE_SOURCES, HubConfig, load_config
 from hub.errors import ConfigError, HubError, ServiceUnavailable
 from hub.logs import setup_logging
+from hub.shutdown import StopRequested, run_service, stop_early
 
 ROOT = Path(__file__).resolve().parent.parent
 Runner = Callable[[HubConfig], Coroutine[Any, Any, None]]
@@ -206,33 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _dump_tasks() -> None:
-    """Every asyncio task's stack on stderr (SIGUSR1): where a stuck service waits."""
-    for task in asyncio.all_tasks():
-        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
-        task.print_stack(file=sys.stderr)
-    sys.stderr.flush()
-
-
-def _run_async(runner: Runner, cfg: HubConfig) -> None:
-    """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM arrives."""
-    import uvloop
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-        try:
-            await runner(cfg)
-        except asyncio.CancelledError:
-            logging.getLogger("hub").info("stopped by signal")
-
-    uvloop.run(main())
-
-
 def _itch(path: Path, symbol: str, after: int, depth: int) -> int:
     """Print a symbol's book after replaying an ITCH file, as JSON with integer prices."""
     import json
@@ -312,6 +286,9 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
 def main(argv: list[str] | None = None) -> int:
     # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck process is doing.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Until a service's event loop takes over SIGTERM, it stops the command cleanly (exit
+    # 0) instead of killing it mid-import or mid-configuration.
+    signal.signal(signal.SIGTERM, stop_early)
     args = build_parser().parse_args(argv)
     if args.command == "services":
         extra = [args.service] if args.service else []
@@ -377,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             "fanout": run.run_fanout,
             "recorder": run.run_recorder,
         }
-        _run_async(runners[args.command], cfg)
+        command = runners[args.command]
+        run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
         return 0
     except ConfigError as exc:
         print(f"hub: config error: {exc}", file=sys.stderr)
@@ -390,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except StopRequested:
+        return 0
     except Exception as exc:
         logging.getLogger("hub").exception("unexpected failure")
         print(f"hub: error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)

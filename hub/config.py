@@ -34,6 +34,18 @@ class KafkaConfig:
     """Producer acks: all, 1 or 0."""
     linger_ms: int = 2
     """Producer batching delay."""
+    publish_timeout_ms: int = 5000
+    """How long a publish waits for the broker's acknowledgement before the broker counts
+    as unreachable: the batch goes back into the publish buffer and the producer is
+    re-created."""
+    buffer_bytes: int = 64 * 1024 * 1024
+    """Bound of the publish buffer that holds events while the broker is unreachable (their
+    encoded size); when it is full, newer events are dropped and counted, and consumers
+    resync those streams from the snapshot store when their next event shows the gap."""
+    retry_first_ms: int = 100
+    """First delay between reconnection attempts to an unreachable broker (doubling)."""
+    retry_max_ms: int = 5000
+    """Longest delay between reconnection attempts."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,9 @@ class HubConfig:
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     log_level: str = "info"
     """debug, info, warning or error."""
+    shutdown_timeout_s: float = 20.0
+    """Bound of a clean stop after SIGTERM/SIGINT: a process still running after it (or
+    given a second signal) logs why, dumps its tasks' stacks and exits with code 1."""
 
 
 T = TypeVar("T")

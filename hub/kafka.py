@@ -16,10 +16,19 @@ from collections.abc import Iterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConfigurationError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
 
 from hub.config import KafkaConfig
-from hub.errors import ServiceUnavailable
+from hub.errors import HubError, ServiceUnavailable
 from hub.events import (
     Bar,
     BookSnapshot,
@@ -76,7 +85,8 @@ async def ensure_topics(cfg: KafkaConfig, wait_s: float = 10.0) -> None:
     )
     try:
         with quiet_client():
-            await asyncio.wait_for(admin.start(), wait_s)
+            async with asyncio.timeout(wait_s):
+                await admin.start()
     except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
         raise unavailable(cfg, exc) from None
@@ -94,6 +104,8 @@ async def ensure_topics(cfg: KafkaConfig, wait_s: float = 10.0) -> None:
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
+    except (KafkaError, OSError) as exc:
+        raise unavailable(cfg, exc) from None
     finally:
         await admin.close()
 
@@ -102,12 +114,48 @@ def stream_key(venue: str, symbol: str) -> bytes:
     return f"{venue}:{symbol}".encode()
 
 
+Record = tuple[str, bytes, bytes]
+"""One message as the producer sends it: topic, key (the stream), encoded event."""
+
+PERMANENT = (
+    MessageSizeTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    KafkaConfigurationError,
+    UnsupportedVersionError,
+)
+"""Producer errors retrying cannot cure; every other broker or transport failure can
+(a broker that restarted answers UnknownError or lost topics until it has them back)."""
+
+
+def publish_error(cfg: KafkaConfig, exc: BaseException) -> HubError:
+    """The hub error for a failed send: ServiceUnavailable (retriable) for a broker that is
+    down, restarting or wedged; a non-retriable HubError for a message the broker refuses."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, PERMANENT):
+        return HubError(f"Kafka at {cfg.bootstrap} refused the message: {exc!r}")
+    return unavailable(cfg, exc)
+
+
 class KafkaPublisher:
-    """Publisher that writes events to the hub's topics, keyed by stream."""
+    """Publisher that writes events to the hub's topics, keyed by stream.
+
+    Every failure surfaces as a HubError whose ``retriable`` says whether trying again
+    (with a new producer) can help; ReliablePublisher (hub.kafka_publish) does that."""
 
     def __init__(self, cfg: KafkaConfig) -> None:
         self.cfg = cfg
         self.topics = topic_names(cfg)
+        self._kinds: dict[type, str] = {
+            BookUpdate: self.topics["book"],
+            Status: self.topics["book"],  # statuses stay in order with their stream's updates
+            Trade: self.topics["trades"],
+            Instrument: self.topics["instruments"],
+            TopOfBook: self.topics["bbo"],
+            BookSnapshot: self.topics["depth"],
+            Bar: self.topics["bars"],
+        }
         self._producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
             acks=cfg.acks if cfg.acks == "all" else int(cfg.acks),
@@ -117,47 +165,58 @@ class KafkaPublisher:
             request_timeout_ms=15000,
         )
 
-    async def start(self) -> None:
+    async def start(self, wait_s: float = 15.0) -> None:
         try:
             with quiet_client():
-                await asyncio.wait_for(self._producer.start(), 15)
-        except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
-            await self._producer.stop()
+                async with asyncio.timeout(wait_s):
+                    await self._producer.start()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await self.abort()
             raise unavailable(self.cfg, exc) from None
+
+    def records(self, events: Sequence[Event]) -> list[Record]:
+        """Encode events into the messages that carry them (unknown kinds are skipped)."""
+        out = []
+        for event in events:
+            topic = self._kinds.get(type(event))
+            if topic is not None:
+                out.append((topic, stream_key(event.venue, event.symbol), encode(event)))
+        return out
+
+    async def send(self, records: Sequence[Record]) -> None:
+        """Send messages and wait until the broker has acknowledged all of them."""
+        try:
+            futures = [
+                await self._producer.send(topic, value, key=key) for topic, key, value in records
+            ]
+            if futures:
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise publish_error(self.cfg, exc) from exc
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Send events and wait until the broker has acknowledged all of them."""
-        futures = []
-        for event in events:
-            if isinstance(event, BookUpdate | Status):
-                topic = self.topics["book"]  # statuses stay in order with their stream's updates
-            elif isinstance(event, Trade):
-                topic = self.topics["trades"]
-            elif isinstance(event, Instrument):
-                topic = self.topics["instruments"]
-            elif isinstance(event, TopOfBook):
-                topic = self.topics["bbo"]
-            elif isinstance(event, BookSnapshot):
-                topic = self.topics["depth"]
-            elif isinstance(event, Bar):
-                topic = self.topics["bars"]
-            else:
-                continue
-            futures.append(
-                await self._producer.send(
-                    topic, encode(event), key=stream_key(event.venue, event.symbol)
-                )
-            )
-        if futures:
-            await asyncio.gather(*futures)
+        await self.send(self.records(events))
 
     async def stop(self, wait_s: float = 10.0) -> None:
         """Flush and close; a broker that does not answer within ``wait_s`` is given up on
         (with a warning), so shutdown never hangs on it."""
         try:
-            await asyncio.wait_for(self._producer.stop(), wait_s)
+            async with asyncio.timeout(wait_s):
+                await self._producer.stop()
         except TimeoutError:
             log.warning("Kafka producer did not close in time", extra={"wait_s": wait_s})
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Close without flushing: stop the sender task (which otherwise retries for ever
+        against a dead broker) and the client's connections. Unsent messages are lost."""
+        sender = getattr(self._producer, "_sender", None)
+        with contextlib.suppress(Exception):
+            if sender is not None:
+                await sender.close()
+        with contextlib.suppress(Exception):
+            await self._producer.client.close()
 
 
 def consumer(
@@ -181,7 +240,8 @@ def consumer(
 async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer) -> None:
     try:
         with quiet_client():
-            await asyncio.wait_for(c.start(), 15)
+            async with asyncio.timeout(15):
+                await c.start()
     except (TimeoutError, KafkaError, OSError) as exc:
         await c.stop()
         raise unavailable(cfg, exc) from None

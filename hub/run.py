@@ -21,7 +21,8 @@ from feedhandler.launch import build_source
 from hub.bus import InProcessBus, MemorySnapshots
 from hub.config import HubConfig
 from hub.db import redact_dsn
-from hub.kafka import KafkaPublisher, ensure_topics
+from hub.kafka import ensure_topics
+from hub.kafka_publish import ReliablePublisher
 from hub.ops import bound_port, serve_ops
 from hub.redis_store import RedisSnapshots
 from recorder.service import Recorder
@@ -80,14 +81,20 @@ async def run_demo(cfg: HubConfig) -> None:
 async def run_feed(cfg: HubConfig) -> None:
     """A feed source (simulator, live venue or replay) publishing to Kafka, snapshots in Redis."""
     store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
-    publisher = KafkaPublisher(cfg.kafka)
+    publisher = ReliablePublisher(cfg.kafka)
     try:
         # The source first: a bad source setting stops us before any connection is made.
         source = build_source(cfg.feed, publisher, store, cfg.orders, cfg.postgres.dsn, cfg.kafka)
         await store.check()
         await ensure_topics(cfg.kafka)
         await publisher.start()
-        ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, source.health)
+
+        def health() -> dict[str, Any]:
+            status = source.health()
+            kafka = publisher.health()
+            return {**status, "ok": status.get("ok", True) and kafka["ok"], "kafka": kafka}
+
+        ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, health)
         announce(
             [
                 f"hub feed: {source.description}",

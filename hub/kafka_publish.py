@@ -1,0 +1,229 @@
+"""The feed's publishing path to Kafka: survives a broker outage or restart.
+
+While the broker answers, ``publish`` sends and waits for the acknowledgement
+(at most ``kafka.publish_timeout_ms``), as KafkaPublisher does. When a send
+fails with a retriable error (the broker is down, restarting, lost its topics,
+or aiokafka's client is wedged and answers UnknownError), or is not
+acknowledged in time, the publisher goes *down*:
+
+- the failed batch and every later one go, in order, into a bounded buffer
+  (``kafka.buffer_bytes`` of encoded messages), and ``publish`` returns at
+  once, so the source keeps running and its books stay current;
+- a recovery task throws the old producer away, waits (``Backoff`` from
+  ``kafka.retry_first_ms`` doubling to ``kafka.retry_max_ms``), re-creates the
+  topics a memory-only broker lost, starts a new producer and resends the
+  buffer in order; when the buffer is empty the publisher is *up* again.
+
+Nothing is lost while the buffer has room. A batch is resent whole, so a
+consumer may see an event twice; every consumer drops a seq it already has.
+When the buffer is full, newer messages are dropped, counted per stream
+(``hub_kafka_dropped_total``) and logged; the stream's next event then shows
+consumers a seq gap, and they resync it from the snapshot store, which the feed
+keeps writing during the outage. ``health`` is not ok while down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from hub.backoff import Backoff
+from hub.config import KafkaConfig
+from hub.errors import HubError
+from hub.events import Event
+from hub.kafka import KafkaPublisher, Record, ensure_topics
+
+log = logging.getLogger("hub.kafka")
+
+CONNECTED = Gauge("hub_kafka_connected", "1 while the broker acknowledges what we publish")
+RETRIES = Counter(
+    "hub_kafka_publish_retries_total", "Failed attempts to reach the broker again and resend"
+)
+RESTARTS = Counter(
+    "hub_kafka_producer_restarts_total", "Producers re-created after the broker failed"
+)
+OUTAGES = Counter("hub_kafka_outages_total", "Times the broker became unreachable")
+BUFFERED = Counter("hub_kafka_buffered_total", "Messages put in the publish buffer")
+RESENT = Counter("hub_kafka_resent_total", "Buffered messages sent after the broker returned")
+DROPPED = Counter(
+    "hub_kafka_dropped_total", "Messages dropped because the publish buffer was full", ["stream"]
+)
+BUFFER_BYTES = Gauge("hub_kafka_buffer_bytes", "Encoded bytes waiting in the publish buffer")
+BUFFER_MESSAGES = Gauge("hub_kafka_buffer_messages", "Messages waiting in the publish buffer")
+
+RESEND_CHUNK = 5000
+"""Buffered messages sent (and acknowledged) per step of the resend."""
+
+
+class ReliablePublisher:
+    """A Publisher over Kafka that buffers through outages and recovers by itself."""
+
+    def __init__(self, cfg: KafkaConfig) -> None:
+        self.cfg = cfg
+        self._producer = KafkaPublisher(cfg)
+        self._buffer: collections.deque[Record] = collections.deque()
+        self._buffer_bytes = 0
+        self.up = False
+        self.reason = "not started"
+        self.down_since: float | None = None
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self._recovery: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Connect the first producer; raise ServiceUnavailable if the broker is down now
+        (at start-up a clear error beats waiting for a broker that may never come)."""
+        await self._producer.start()
+        self._set_up()
+
+    def _set_up(self) -> None:
+        self.up = True
+        self.reason = ""
+        self.down_since = None
+        CONNECTED.set(1)
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Send events; while the broker is unreachable, buffer them (in order) instead."""
+        records = self._producer.records(events)
+        if not records:
+            return
+        if self.up and not self._buffer:
+            try:
+                async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+                    await self._producer.send(records)
+                return
+            except TimeoutError:
+                self._went_down(f"no acknowledgement in {self.cfg.publish_timeout_ms} ms")
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
+                self._went_down(str(exc))
+        self._keep(records)
+
+    def _went_down(self, reason: str) -> None:
+        if self.up:
+            OUTAGES.inc()
+            log.warning(
+                "Kafka unreachable; buffering what the feed publishes",
+                extra={"why": reason, "buffer_bytes": self.cfg.buffer_bytes},
+            )
+            self.down_since = time.monotonic()
+        self.up = False
+        self.reason = reason
+        CONNECTED.set(0)
+        if (self._recovery is None or self._recovery.done()) and not self._closing:
+            self._recovery = asyncio.create_task(self._recover(), name="kafka-recovery")
+
+    def _keep(self, records: list[Record]) -> None:
+        """Append to the buffer; past its bound, drop and count per stream."""
+        room = self.cfg.buffer_bytes - self._buffer_bytes
+        for record in records:
+            size = len(record[2])
+            if size > room:
+                stream = record[1].decode(errors="replace")
+                if not self.dropped:
+                    log.error(
+                        "Kafka publish buffer full; dropping messages until the broker "
+                        "returns (consumers will resync the streams from snapshots)",
+                        extra={"buffer_bytes": self.cfg.buffer_bytes},
+                    )
+                self.dropped[stream] += 1
+                DROPPED.labels(stream).inc()
+                continue
+            room -= size
+            self._buffer.append(record)
+            self._buffer_bytes += size
+        BUFFERED.inc(len(records))
+        self._gauges()
+
+    def _gauges(self) -> None:
+        BUFFER_BYTES.set(self._buffer_bytes)
+        BUFFER_MESSAGES.set(len(self._buffer))
+
+    async def _recover(self) -> None:
+        """Until the buffer is delivered: new producer, topics, resend in order."""
+        backoff = Backoff(self.cfg.retry_first_ms / 1000, self.cfg.retry_max_ms / 1000, True)
+        old, self._producer = self._producer, KafkaPublisher(self.cfg)
+        await old.abort()
+        resent = 0
+        while True:
+            try:
+                await ensure_topics(self.cfg, wait_s=self.cfg.publish_timeout_ms / 1000)
+                await self._producer.start(wait_s=self.cfg.publish_timeout_ms / 1000)
+                RESTARTS.inc()
+                while self._buffer:
+                    chunk = [self._buffer[i] for i in range(min(RESEND_CHUNK, len(self._buffer)))]
+                    async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+                        await self._producer.send(chunk)
+                    for _ in chunk:
+                        self._buffer_bytes -= len(self._buffer.popleft()[2])
+                    resent += len(chunk)
+                    RESENT.inc(len(chunk))
+                    self._gauges()
+                break
+            except (HubError, TimeoutError) as exc:
+                if isinstance(exc, HubError) and not exc.retriable:
+                    log.error(
+                        "Kafka refused buffered messages; dropping them",
+                        extra={"error": str(exc), "messages": len(self._buffer)},
+                    )
+                    self._buffer.clear()
+                    self._buffer_bytes = 0
+                    self._gauges()
+                    continue
+                RETRIES.inc()
+                self.reason = str(exc) or "no acknowledgement in time"
+                old, self._producer = self._producer, KafkaPublisher(self.cfg)
+                await old.abort()
+                await backoff.wait()
+        outage = time.monotonic() - (self.down_since or time.monotonic())
+        log.info(
+            "Kafka reachable again; buffered messages sent",
+            extra={
+                "resent": resent,
+                "outage_s": round(outage, 3),
+                "dropped": sum(self.dropped.values()),
+                "dropped_streams": sorted(self.dropped),
+            },
+        )
+        self.dropped.clear()
+        self._set_up()
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows of the broker; ``ok`` is False while it is unreachable."""
+        out: dict[str, Any] = {
+            "ok": self.up,
+            "buffered_messages": len(self._buffer),
+            "buffered_bytes": self._buffer_bytes,
+        }
+        if not self.up:
+            out["reason"] = self.reason
+            if self.down_since is not None:
+                out["down_s"] = round(time.monotonic() - self.down_since, 3)
+        if self.dropped:
+            out["dropped"] = dict(self.dropped)
+        return out
+
+    async def stop(self, wait_s: float = 5.0) -> None:
+        """Stop retrying and close within ``wait_s``; what is still buffered is lost (and
+        logged: consumers resync those streams when the feed publishes again)."""
+        self._closing = True
+        if self._recovery is not None and not self._recovery.done():
+            self._recovery.cancel()
+            await asyncio.wait([self._recovery])
+        if self._buffer:
+            log.warning(
+                "stopping with messages never published (Kafka unreachable)",
+                extra={"messages": len(self._buffer), "reason": self.reason},
+            )
+        if self.up:
+            await self._producer.stop(wait_s)
+        else:
+            await self._producer.abort()
+        CONNECTED.set(0)
