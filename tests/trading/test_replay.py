@@ -254,3 +254,51 @@ def test_whatever_the_checks_accept_applies_without_raising(
     assert {a: list(s.reports) for a, s in again.state.items()} == {
         a: list(s.reports) for a, s in v.state.items()
     }
+
+
+async def test_kafka_log_refuses_records_that_are_not_commands(
+    services: dict[str, str], unique: str
+) -> None:
+    """Records in the log topic that are not JSON objects are refused (counted, skipped)
+    and the poisoned order replays as refused, as from the journal file."""
+    from aiokafka import AIOKafkaProducer
+
+    from hub.config import KafkaConfig
+    from trading.kafka_log import KafkaLog
+    from trading.replay import replayed
+
+    cfg = KafkaConfig(bootstrap=services["kafka"], topic_prefix=unique)
+    log = KafkaLog(cfg)
+    await log.open()  # creates the topic
+    await log.aclose()
+    v, warm = venue(warm=50)
+    bid = v.exchanges["BTC-USD"].engine.best_bid()
+    assert bid is not None
+    records = [
+        *(orjson.dumps(c) for c in warm),
+        b"\x00\xffnot json",
+        b"[1, 2, 3]",
+        orjson.dumps(old_new(BOB, "b1", bid[0] * 95 // 100, 2**62)),
+        orjson.dumps(old_new(ALICE, "a1", bid[0] * 95 // 100, 1000)),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for r in records:
+            await producer.send_and_wait(log.topic, r, partition=0)
+    finally:
+        await producer.stop()
+    before = (refused_count("malformed"), refused_count("size_limit"))
+    again = KafkaLog(cfg)
+    await again.open()
+    await again.aclose()
+    assert [c.get("k") for c in again.recovered] == ["sim", "sim", "new", "new"]
+    assert refused_count("malformed") - before[0] == 2
+    fresh, _ = venue(warm=0)
+    outcomes = list(replayed(fresh, again, again.path))
+    assert len(outcomes) == 4 and refused_count("size_limit") - before[1] == 1
+    assert {o.cl_ord_id: o.order_id for o in fresh.orders.values()} == {
+        "b1": FIRST_ID,
+        "a1": FIRST_ID + 1,
+    }
+    sane(fresh)
