@@ -97,6 +97,11 @@ async def victim(url: str, seen: dict[str, Any]) -> None:
                     assert all(0 < s < 2**63 for _p, s in hub.books[KEY].depth(side))
 
 
+async def answer(client: OrderClient, cl: str) -> dict[str, Any]:
+    """The first report or refusal naming ``cl``."""
+    return (await client.until(lambda m: m.get("cl_ord_id") == cl))[-1]
+
+
 async def attack(port: int, orders_port: int, price: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     watcher = asyncio.create_task(victim(f"ws://127.0.0.1:{port}/ws", seen))
@@ -105,17 +110,17 @@ async def attack(port: int, orders_port: int, price: str) -> dict[str, Any]:
     for client, cl in ((one, "x1"), (two, "x2")):
         await client.send({"op": "new", "cl_ord_id": cl, "symbol": "BTC-USD", "side": "buy",
                            "price": price, "qty": POISON})  # fmt: skip
-        answers[cl] = (await client.until(lambda m, cl=cl: m.get("cl_ord_id") == cl))[-1]
+        answers[cl] = await answer(client, cl)
     for cl, extra in (
         ("big", {"qty": "99999999999999.99999"}),
         ("stop", {"type": "stop_limit", "stop_price": "99999999999999999.99", "qty": "0.01"}),
     ):
         m = {"op": "new", "cl_ord_id": cl, "symbol": "BTC-USD", "side": "buy", "price": price}
         await one.send(m | {"qty": "0.01"} | extra)
-        answers[cl] = (await one.until(lambda m, cl=cl: m.get("cl_ord_id") == cl))[-1]
+        answers[cl] = await answer(one, cl)
     await one.send({"op": "new", "cl_ord_id": "g1", "symbol": "BTC-USD", "side": "buy",
                     "price": price, "qty": "0.01"})  # fmt: skip
-    answers["g1"] = (await one.until(lambda m: m.get("cl_ord_id") == "g1"))[-1]
+    answers["g1"] = await answer(one, "g1")
     await one.send({"op": "replace", "orig_cl_ord_id": "g1", "qty": "0"})
     answers["zero"] = (await one.until(lambda m: m.get("type") == "reject"))[-1]
     metrics = await asyncio.to_thread(get, f"http://127.0.0.1:{orders_port}/metrics")
