@@ -94,6 +94,8 @@ class Session:
     rejected: int = 0
     outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closing: asyncio.Task[None] | None = None
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set whenever the writer has taken everything queued (and once it has ended)."""
 
     def send(self, message: bytes) -> None:
         try:
@@ -107,16 +109,29 @@ class Session:
         """Send the outbox in order until the end marker (or the connection is gone): each
         frame is a JSON array of everything queued when it is written, so a busy session
         costs one frame per wake-up, not one per report."""
-        with contextlib.suppress(ConnectionClosed):
+        try:
             done = False
             while not done:
                 items = [await self.outbox.get()]
                 while not self.outbox.empty() and len(items) < FRAME_MESSAGES:
                     items.append(self.outbox.get_nowait())
+                if self.outbox.empty():
+                    self.drained.set()
                 done = None in items
                 messages = [m for m in items if m is not None]
                 if messages:
                     await self.ws.send((b"[" + b",".join(messages) + b"]").decode())
+        except ConnectionClosed:
+            pass
+        finally:
+            self.drained.set()  # nobody waits for a writer that is gone
+
+    async def backlog(self, most: int) -> None:
+        """Wait until no more than ``most`` messages are queued: work that queues many
+        (a resend) goes at the pace this session's own socket takes them."""
+        while self.outbox.qsize() > most:
+            self.drained.clear()
+            await self.drained.wait()
 
 
 @dataclass
@@ -459,9 +474,9 @@ class OrderPath:
 
     async def _resend_since(self, session: Session, start: int) -> bool:
         """The account's durable reports from seq ``start``: at most ``RESEND_PAGE`` per
-        request, queued ``RESEND_CHUNK`` at a time with other sessions served in between,
-        and charged one rate-limit token per ``RESEND_COST`` reports, so a resend flood
-        costs its sender, not the other traders."""
+        request, queued ``RESEND_CHUNK`` at a time as the session's socket takes them with
+        other sessions served in between, and charged one rate-limit token per
+        ``RESEND_COST`` reports, so a resend flood costs its sender, not the other traders."""
         account = session.account.id
         last = self.delivered[account]
         kept = self.venue.state[account].reports  # in seq order, gap-free
@@ -479,6 +494,7 @@ class OrderPath:
                 seq += 1
             if seq <= end:
                 await asyncio.sleep(0)
+                await session.backlog(RESEND_CHUNK)
         self.limits[account].charge((seq - start) // RESEND_COST)
         done = {"from_seq": start, "to_seq": seq - 1, "last_seq": last, "more": seq <= last}
         _send(session, {"type": "resend_done", **done})
