@@ -9,8 +9,9 @@ Two kinds of rule, kept apart because only one of them may run again on replay:
   acknowledged and traded under the limits of its time.
 - **Int64 bounds** (``field_problem``, ``bounds_problem``): every quantity, price, stop
   price and display size fits int64; after the order, its price level's size, the
-  account's open quantity on that side, its position plus open quantity and the
-  order's notional (ticks x lots) still fit too. These never change and hold even when
+  account's open quantity on that side, its position plus open quantity, the order's
+  notional and the notional of the account's open orders on that side (ticks x lots)
+  still fit too. These never change and hold even when
   a limit is "off", so the engine never meets a number it cannot store. On replay they
   run again (``replay_problem``, with the command's shape), which is how a journal
   written before they existed starts cleanly.
@@ -122,13 +123,15 @@ def bounds_problem(
     if price * qty > INT64_MAX:
         return "size_limit", "notional is more than the venue can hold (int64 ticks x lots)"
     acct = v.state[account]
-    same = sum(
-        o.leaves
-        for o in acct.open_orders.values()
-        if o is not replacing and o.symbol == symbol and o.side == side
-    )
+    same = worth = 0
+    for o in acct.open_orders.values():
+        if o is not replacing and o.symbol == symbol and o.side == side:
+            same += o.leaves
+            worth += (o.price or price) * o.leaves
     if same + qty > INT64_MAX:
         return "size_limit", f"open orders on that side would pass {most}"
+    if worth + price * qty > INT64_MAX:
+        return "size_limit", "open orders' notional on that side would pass int64 ticks x lots"
     pos = acct.positions.get(symbol, 0)
     if (pos if side == 0 else -pos) + same + qty > INT64_MAX:
         return "size_limit", f"position plus open orders would pass {most}"

@@ -449,3 +449,19 @@ def test_poisoned_journal_commands_are_refused_on_replay_keeping_ids_and_seqs() 
     assert not fresh.orders[FIRST_ID + 1].open and fresh.state[BOB].open_orders == {}
     again = fresh.check(BOB, {"op": "new", **{"cl_ord_id": "b1"}}, 9)
     assert isinstance(again, Reject) and again.reason == "duplicate_cl_ord_id"  # key kept
+
+
+def test_account_totals_are_bounded_even_with_every_limit_off() -> None:
+    """Open qty on a side (here a resting limit plus a pending stop, neither on one level)
+    and the open orders' notional must fit int64 too."""
+    v, log = venue(OFF)
+    assert not isinstance(run(v, log, ALICE, new("q1", price="0.01", qty=POISON)), Reject)
+    stop = new("q2", price=None, type="stop", stop_price="0.01", qty=POISON)
+    answer = v.check(ALICE, stop, 5)
+    assert isinstance(answer, Reject) and answer.reason == "size_limit", answer
+    assert "open orders on that side" in answer.text
+    assert not isinstance(v.check(BOB, stop, 5), Reject)  # another account's totals are its own
+    half = new("q3", price=None, type="stop", stop_price="0.02", qty="23058430092136.93952")
+    answer = v.check(ALICE, half, 5)  # 2**61 lots at 2 ticks: qty fits, notional does not
+    assert isinstance(answer, Reject) and answer.reason == "size_limit", answer
+    assert "notional on that side" in answer.text
