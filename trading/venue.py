@@ -413,12 +413,22 @@ class TradingVenue:
         symbol, account = cmd["s"], cmd["a"]
         order = Order(account, cmd["cl"], symbol, oid, cmd["side"], cmd["type"], cmd["px"], 0)
         self.orders[oid] = order
-        event = (1, 0, oid, account, int(ExecType.CANCELLED), cmd["side"], cmd["px"], 0, 0)
-        report = self._exec(symbol, (*event, 0, 0, 0), cmd["ts"])
+        report = self.refuse_order(oid, cmd["ts"])
         assert report is not None, "a trader order always has a report"
-        report["reason"] = "replay_refused"
         out.reports.append((account, report))
         self.state[account].orders_by_cl[cmd["cl"]] = (symbol, oid, cmd["fp"], report)
+
+    def refuse_order(self, oid: int, ts: int) -> Report | None:
+        """Close a trader's order that replay or a checkpoint had to leave out of the book:
+        reported cancelled with reason ``replay_refused`` (None for the simulated flow's)."""
+        order = self.orders.get(oid)
+        if order is None:
+            return None
+        event = (1, 0, oid, order.account, int(ExecType.CANCELLED), order.side, order.price)
+        report = self._exec(order.symbol, (*event, 0, 0, 0, order.cum, 0), ts)
+        assert report is not None
+        report["reason"] = "replay_refused"
+        return report
 
     def _engine(self, symbol: str, method: str, ts: int, out: Outcome, *args: Any) -> None:
         self._publish(symbol, getattr(self.exchanges[symbol].engine, method)(*args), ts, out)

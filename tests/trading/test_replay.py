@@ -302,3 +302,38 @@ async def test_kafka_log_refuses_records_that_are_not_commands(
         "a1": FIRST_ID + 1,
     }
     sane(fresh)
+
+
+def test_a_checkpoint_holding_an_overflowed_level_restores_without_it() -> None:
+    """A checkpoint an unbounded venue wrote with both 2**62 orders on one level: the
+    second is left out of the book and reported cancelled (replay_refused); the rest is
+    restored exactly and the venue goes on."""
+    from trading.replay import restore
+
+    v, _log = venue(OFF, warm=50)
+    run_ok = v.check(ALICE, new("c1", price="0.01", qty="46116860184273.87904"), 5)
+    assert isinstance(run_ok, dict)
+    v.apply(run_ok)
+    saved = orjson.loads(orjson.dumps(v.snapshot()))
+    level = next(lvl for lvl in saved["exchanges"]["BTC-USD"]["engine"]["book"] if lvl[1] == 1)
+    twin = list(level[2][0])
+    twin[0], twin[1] = FIRST_ID + 1, BOB  # order id, account: bob's order on the same level
+    level[2].append(twin)
+    saved["orders"].append([BOB, "c2", "BTC-USD", FIRST_ID + 1, 0, 0, 1, 2**62, 2**62, 0, True])
+    saved["accounts"][str(BOB)]["open"].append(FIRST_ID + 1)
+    saved["next_order_id"] = FIRST_ID + 2
+    before = refused_count("size_limit")
+    fresh, _ = venue(OFF, warm=0)
+    restore(fresh, saved, "test checkpoint")
+    assert refused_count("size_limit") - before == 1
+    assert (1, 2**62, 1) in fresh.exchanges["BTC-USD"].engine.depth(0)
+    sane(fresh)
+    bob = list(fresh.state[BOB].reports)
+    assert [(r["order_id"], r["exec_type"], r["reason"]) for r in bob] == [
+        (str(FIRST_ID + 1), "cancelled", "replay_refused")
+    ]
+    assert fresh.state[BOB].open_orders == {} and not fresh.orders[FIRST_ID + 1].open
+    assert fresh.state[ALICE].open_orders.keys() == v.state[ALICE].open_orders.keys()
+    nxt = fresh.check(ALICE, new("c3", price="64000.00"), 9)  # and it goes on
+    assert isinstance(nxt, dict)
+    assert fresh.apply(nxt).reports[0][1]["order_id"] == str(FIRST_ID + 2)
