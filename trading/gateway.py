@@ -44,7 +44,7 @@ from trading import schema
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
 from trading.messages import Original, Reject, Report
-from trading.replay import replayed
+from trading.replay import replayed, restore
 from trading.risk import Account, demo_accounts, load_accounts
 from trading.store import ExecutionStore
 from trading.venue import Command, Outcome, TradingVenue
@@ -199,7 +199,7 @@ class OrderPath:
         if self.journal.checkpoint is not None:
             # The books as of the checkpoint go to the snapshot store; the commands after it
             # are replayed and republished as usual.
-            self.venue.restore(self.journal.checkpoint["state"])
+            restore(self.venue, self.journal.checkpoint["state"], f"{self.journal.path} checkpoint")
             self.journal.checkpoint = None
             for x in self.venue.exchanges.values():
                 self.output.prime(x.snapshot())
