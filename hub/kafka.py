@@ -216,7 +216,11 @@ class KafkaPublisher:
             if sender is not None:
                 await sender.close()
         with contextlib.suppress(Exception):
-            await self._producer.client.close()
+            async with asyncio.timeout(2):
+                await self._producer.stop()  # no sender left: nothing to flush, just close
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self._producer.client.close()  # in case an interrupted stop() left it
 
 
 def consumer(

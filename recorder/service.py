@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from hub.backoff import Backoff
 from hub.config import HubConfig
 from hub.db import redact_dsn
-from hub.errors import BadMessage, ServiceUnavailable
+from hub.errors import BadMessage, HubError, ServiceUnavailable
 from hub.events import Bar, BookSnapshot, Instrument, TopOfBook, Trade, decode
 from hub.kafka import KafkaPublisher, consumer, start_consumer, topic_names
 from recorder import retention
@@ -181,7 +181,9 @@ class Recorder:
                 await self._bars.publish(bars)
                 BARS.inc(len(bars))
                 return
-            except KafkaError as exc:
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
                 RETRIES.inc()
                 log.warning(
                     "publishing bars failed; retrying",
