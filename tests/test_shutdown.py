@@ -4,9 +4,10 @@ process within its shutdown bound, whenever it arrives.
 Each trial starts a real process (``feed``, ``feed --orders``, ``fanout``,
 ``recorder``, ``demo``) under load and sends SIGTERM at a random moment: during
 start-up (before Kafka connects), while it runs, or while its private broker is
-down (SIGKILLed). The process must exit with code 0, which it only does after a
-clean stop: past its bound (``shutdown_timeout_s``) the watchdog forces an exit
-with code 1 and says why. The trials are seeded; the seed is in every failure
+down (SIGKILLed); the moments start once the interpreter runs the hub's code
+and has set its SIGTERM handler. The process must exit with code 0, which it
+only does after a clean stop: past its bound (``shutdown_timeout_s``) the
+watchdog forces an exit with code 1 and says why. The trials are seeded; the seed is in every failure
 message (set HUB_TEST_SEED to repeat a run).
 
 The in-process test shows the cause of the SIGTERM a plain ``hub feed`` once
@@ -74,6 +75,22 @@ def args_for(kind: str, tmp_path: Path, n: int) -> list[str]:
     return ["demo", "--port", "0", "--rate", "0"]
 
 
+def catches_sigterm(pid: int) -> None:
+    """Wait until the process has a SIGTERM handler (its SigCgt mask in /proc).
+
+    Before that the interpreter is still starting (~0.1 s, no hub code has run) and
+    SIGTERM's default action ends it with status -15, as for any program; the hub sets
+    its handler first thing, so every moment after this is the hub's to handle."""
+    deadline = time.monotonic() + 10
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        assert time.monotonic() < deadline, "the process never set a SIGTERM handler"
+        time.sleep(0.005)
+
+
 async def listed(port: int) -> None:
     """Wait until the node at ``port`` has streams (its Kafka consumer is running)."""
     deadline = time.monotonic() + 30
@@ -115,6 +132,7 @@ def test_sigterm_at_random_moments_stops_every_process_in_bound(
             delay = rng.uniform(0.0, 3.0)
             where = f"seed={SEED} trial {n}: {kind}, broker down={broker_down}, delay {delay:.2f} s"
             p = hub_process(*args_for(kind, tmp_path, n), env=env)
+            catches_sigterm(p.proc.pid)
             if broker_down:
                 port = int(p.wait_for(READY[kind]).group(1))
                 if kind == "fanout":  # consuming: the node lists the loading feed's streams
