@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from feedhandler.frames import INT64_MAX, MalformedFrame
 from hub.events import BookUpdate, Event, LevelChange, Status
 from orderbook_core import L2Book
 from orderbook_core.types import F_LAST, F_SNAPSHOT
@@ -83,7 +84,10 @@ class BookSync:
     _buffer: list[Delta] = field(default_factory=list)
 
     def snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
-        """Start the book from a snapshot; replay the buffered deltas it does not cover."""
+        """Start the book from a snapshot; replay the buffered deltas it does not cover.
+
+        Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
+        self._check(snap.levels)
         was_stale = self.seq > 0 and not self.live
         before = self.book.snapshot()
         self.book.clear()
@@ -120,7 +124,10 @@ class BookSync:
         return out
 
     def delta(self, d: Delta, ts_recv: int) -> list[Event]:
-        """Apply one delta if the book is live and it follows on; buffer it otherwise."""
+        """Apply one delta if the book is live and it follows on; buffer it otherwise.
+
+        Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
+        self._check(d.levels)
         if not self.live:
             self._buffer.append(d)
             return []
@@ -144,6 +151,15 @@ class BookSync:
             self.stats.crossed += 1
             return out + self.invalidate("crossed", ts_recv)
         return out
+
+    def _check(self, levels: tuple[LevelChange, ...]) -> None:
+        """Refuse what the book core would: sides other than 0/1, prices not in 1..2**63-1,
+        sizes not in 0..2**63-1 (the parsers' range checks make this a last line)."""
+        for side, price, size in levels:
+            if side not in (0, 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+                raise MalformedFrame(
+                    "range", f"level (side {side}, price {price}, size {size})", (self.symbol,)
+                )
 
     def _verify(self, expected: int) -> bool:
         assert self.checksum is not None

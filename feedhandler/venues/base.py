@@ -17,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
+from feedhandler.frames import MalformedFrame
 from feedhandler.sync import BookSync
 from hub.decimals import Unit
 from hub.events import Event
@@ -28,27 +30,72 @@ ERRORS_KEPT = 100
 LOGGED_EVERY = 1000
 """After the first ``ERRORS_LOGGED`` bad inputs, only every this-many-th is logged."""
 ERRORS_LOGGED = 20
+MALFORMED = Counter(
+    "hub_feed_malformed_frames",
+    "Venue frames and REST answers refused as malformed, by reason",
+    ["venue", "reason"],
+)
 
 
 class ParserBase:
-    """State every venue parser keeps; subclasses implement ``on_frame`` and ``on_http``."""
+    """State every venue parser keeps; subclasses implement ``_frame`` and ``_http``.
+
+    ``on_frame`` and ``on_http`` are total: a subclass reads every value through
+    feedhandler.frames and raises ``MalformedFrame`` before it changes any state,
+    and the frame is counted, logged and dropped here; the books it could have
+    changed go stale, so the runner resyncs them. ``chained`` says what happens
+    when the frame cannot be pinned on a symbol: venues whose every book stream
+    reveals a lost update by itself (per-symbol sequence numbers or checksums) rely
+    on that; the others invalidate every book of the connection."""
 
     venue = ""
+    chained = True
 
     def __init__(self) -> None:
         self.books: dict[str, BookSync] = {}
         self.trades: dict[str, int] = {}
         self.malformed = 0
+        self.reasons: dict[str, int] = {}
+        """Malformed frames and REST answers per reason."""
         self.errors: deque[str] = deque(maxlen=ERRORS_KEPT)
         self._loads = json_loads()
+        self._touched: set[str] = set()
 
-    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
+    def on_frame(self, frame: str | bytes, ts_recv: int) -> list[Event]:
         """One WebSocket frame in, normalized events out; bad frames are counted, never raised."""
-        raise NotImplementedError
+        self._touched.clear()
+        if isinstance(frame, bytes):
+            try:
+                text = frame.decode()
+            except UnicodeDecodeError as exc:
+                bad = MalformedFrame("json", f"not UTF-8 ({exc.reason} at byte {exc.start})")
+                return self.malformed_input(frame.decode("utf-8", "replace"), bad, ts_recv)
+        else:
+            text = frame
+        try:
+            return self._frame(text, ts_recv)
+        except MalformedFrame as exc:
+            return self.malformed_input(text, exc, ts_recv)
 
     def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
-        """One REST answer (instrument data, snapshots) in, events out."""
+        """One REST answer (instrument data, snapshots) in, events out; never raises."""
+        self._touched.clear()
+        try:
+            return self._http(url, body, ts_recv)
+        except MalformedFrame as exc:
+            return self.malformed_input(body, exc, ts_recv, f"REST answer from {url}")
+
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        raise NotImplementedError
+
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         return []
+
+    def _json(self, text: str) -> Any:
+        try:
+            return self._loads(text)
+        except (ValueError, RecursionError):
+            raise MalformedFrame("json", "not JSON") from None
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         """Tick and lot units of a symbol, for decimal output."""
@@ -82,22 +129,59 @@ class ParserBase:
         """A sent message as it may be logged or captured (credentials blanked)."""
         return message
 
-    def _bad(self, text: str, why: str, symbol: str = "") -> list[Event]:
-        """Count and log bad input (with the offending text, truncated); publish nothing."""
+    def resync(self, symbol: str, reason: str, ts_recv: int) -> list[Event]:
+        """Mark one book stale so the runner brings it back from a fresh snapshot."""
+        sync = self.books.get(symbol)
+        return sync.invalidate(reason, ts_recv) if sync is not None else []
+
+    def malformed_input(
+        self, text: str, exc: MalformedFrame, ts_recv: int, where: str = "frame"
+    ) -> list[Event]:
+        """Count and log refused input (with the offending text, truncated); invalidate the
+        books it could have changed; return their ``stale`` statuses."""
         self.malformed += 1
-        self.errors.append(f"{why}: {text[:120]}")
+        self.reasons[exc.reason] = self.reasons.get(exc.reason, 0) + 1
+        MALFORMED.labels(self.venue, exc.reason).inc()
+        self.errors.append(f"{where}: {exc}: {text[:120]}")
+        symbols = exc.symbols
+        if symbols is None:
+            symbols = () if self.chained else tuple(self.books)
         if self.malformed <= ERRORS_LOGGED or self.malformed % LOGGED_EVERY == 0:
             log.warning(
-                "bad input from venue",
+                "malformed input from venue dropped",
                 extra={
                     "venue": self.venue,
-                    "symbol": symbol,
-                    "why": why,
+                    "where": where,
+                    "reason": exc.reason,
+                    "why": exc.detail,
+                    "resync": list(symbols),
                     "text": text[:200],
                     "count": self.malformed,
                 },
             )
-        return []
+        out: list[Event] = []
+        for symbol in symbols:
+            out += self.resync(symbol, f"malformed {exc.reason}", ts_recv)
+        return out
+
+    def internal_error(self, text: str | bytes, exc: Exception, ts_recv: int) -> list[Event]:
+        """The last line of defence (the runner and replay call it): the parser raised
+        something it should not have. Counted as ``internal``, logged with the traceback,
+        and every book the frame touched (all of them if unknown) is resynced."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        log.error(
+            "venue parser failed on a frame",
+            exc_info=exc,
+            extra={"venue": self.venue, "text": text[:200]},
+        )
+        touched = tuple(self._touched) or tuple(self.books)
+        detail = f"{type(exc).__name__}: {exc}"
+        return self.malformed_input(text, MalformedFrame("internal", detail, touched), ts_recv)
+
+    def _touch(self, symbol: str) -> None:
+        """Note that the current frame reached this symbol's book (for ``internal_error``)."""
+        self._touched.add(symbol)
 
     def _trade_seq(self, symbol: str) -> int:
         seq = self.trades[symbol] = self.trades.get(symbol, 0) + 1

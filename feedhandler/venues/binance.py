@@ -14,16 +14,27 @@ matches and mismatches.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from feedhandler.frames import (
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    field,
+    millis_time,
+    row,
+    units,
+)
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 
 VENUE = "BINANCE"
+MAX_DECIMALS = 18
 Top = tuple[int, int, int, int]  # bid price, bid size, ask price, ask size
 
 
@@ -69,111 +80,138 @@ class BinanceParser(ParserBase):
 
     def _book(self, raw: str) -> BookSync:
         name = self.names.get(raw, raw)
+        self._touch(name)
         sync = self.books.get(name)
         if sync is None:
             sync = self.books[name] = BookSync(VENUE, name, continuous=True)
         return sync
 
-    def _levels(self, raw: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
-        tick, step = self.units[raw]
+    def _units(self, raw: str, what: str) -> tuple[Unit, Unit]:
+        found = self.units.get(raw)
+        if found is None:
+            raise MalformedFrame("symbol", f"{what} for {raw[:20]} before exchangeInfo")
+        return found
+
+    def _levels(self, raw: str, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
+        tick, step = self._units(raw, "depth")
         return tuple(
-            (side, tick.to_units(p), step.to_units(q))
-            for side, levels in ((0, bids), (1, asks))
-            for p, q in levels
+            (
+                side,
+                units(tick, (r := row(level, 2, "level"))[0], "price", positive=True),
+                units(step, r[1], "quantity"),
+            )
+            for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
+            for level in levels
         )
 
-    def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
-        try:
-            data = self._loads(body)
-            path = urlparse(url).path
-            if path.endswith("/exchangeInfo"):
-                self._exchange_info(data)
-                return []
-            if path.endswith("/depth"):
-                raw = parse_qs(urlparse(url).query)["symbol"][0]
-                if raw not in self.units:
-                    return self._bad(body, f"depth snapshot for {raw} before exchangeInfo")
-                snap = Snapshot(
-                    self._levels(raw, data["bids"], data["asks"]), seq=int(data["lastUpdateId"])
-                )
-                out = self._book(raw).snapshot(snap, ts_recv)
-                self._record_top(raw)
-                return out
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+        path = urlparse(url).path
+        if path.endswith("/exchangeInfo"):
+            self._exchange_info(self._json(body))
             return []
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
-            return self._bad(body, f"unexpected REST answer from {url} ({exc})")
+        if not path.endswith("/depth"):
+            return []
+        raw = parse_qs(urlparse(url).query).get("symbol", [""])[0]
+        try:
+            data = self._json(body)
+            levels = self._levels(raw, field(data, "bids"), field(data, "asks"))
+            snap = Snapshot(levels, seq=count(field(data, "lastUpdateId"), "lastUpdateId"))
+        except MalformedFrame as exc:
+            raise exc.on() from None  # a refused snapshot changes no book
+        out = self._book(raw).snapshot(snap, ts_recv)
+        self._record_top(raw)
+        return out
 
-    def _exchange_info(self, data: dict[str, Any]) -> None:
+    def _exchange_info(self, data: Any) -> None:
         """Book units: the quote and base assets' precisions, not the order-entry filters.
 
         Real books break the filters: NKNUSDT (2021-10-12) has a resting level of
         11979.3 with LOT_SIZE step 1, and one at price 0.25974 with tick 0.0001
         (orders placed before a tick-size change stay on the book). The
-        filters stay order-entry metadata in ``filters``.
+        filters stay order-entry metadata in ``filters``. The whole answer is
+        read before any of it is kept.
         """
-        for s in data["symbols"]:
-            filters = {f["filterType"]: f for f in s["filters"]}
-            self.units[s["symbol"]] = (
-                decimals_unit(int(s["quoteAssetPrecision"])),
-                decimals_unit(int(s["baseAssetPrecision"])),
+        found = []
+        for s in as_list(field(data, "symbols"), "symbols"):
+            filters = {}
+            for f in as_list(field(s, "filters"), "filters"):
+                filters[as_str(field(f, "filterType"), "filterType")] = f
+            found.append(
+                (
+                    as_str(field(s, "symbol"), "symbol"),
+                    decimals_unit(_precision(field(s, "quoteAssetPrecision"))),
+                    decimals_unit(_precision(field(s, "baseAssetPrecision"))),
+                    as_str(field(field(filters, "PRICE_FILTER"), "tickSize"), "tickSize"),
+                    as_str(field(field(filters, "LOT_SIZE"), "stepSize"), "stepSize"),
+                    f"{as_str(field(s, 'baseAsset'), 'baseAsset')}-"
+                    f"{as_str(field(s, 'quoteAsset'), 'quoteAsset')}",
+                )
             )
-            self.filters[s["symbol"]] = (
-                filters["PRICE_FILTER"]["tickSize"],
-                filters["LOT_SIZE"]["stepSize"],
-            )
-            self.names[s["symbol"]] = f"{s['baseAsset']}-{s['quoteAsset']}"
+        for raw, tick, step, tick_size, step_size, name in found:
+            self.units[raw] = (tick, step)
+            self.filters[raw] = (tick_size, step_size)
+            self.names[raw] = name
 
-    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
-        try:
-            msg = self._loads(text)
-            data = msg.get("data", msg) if isinstance(msg, dict) else None
-            if not isinstance(data, dict):
-                return self._bad(text, "not a stream object")
-            kind = data.get("e")
-            if kind == "depthUpdate":
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        msg = self._json(text)
+        data = as_dict(msg.get("data", msg) if isinstance(msg, dict) else msg, "stream data")
+        kind = data.get("e")
+        if kind == "depthUpdate":
+            try:
                 return self._depth(data, ts_recv)
-            if kind in ("aggTrade", "trade"):
+            except MalformedFrame as exc:
+                raise exc.on(*self._named(msg, data)) from None
+        if kind in ("aggTrade", "trade"):
+            try:
                 return self._trade(data, ts_recv)
-            if "u" in data and "b" in data and "a" in data and "e" not in data:
+            except MalformedFrame as exc:
+                raise exc.on() from None
+        if kind is None and "u" in data and "b" in data and "a" in data:
+            try:
                 self._book_ticker(data)
-            return []
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
-            return self._bad(text, f"unexpected frame ({type(exc).__name__}: {exc})")
+            except MalformedFrame as exc:
+                raise exc.on() from None
+        elif kind is not None and not isinstance(kind, str):
+            raise MalformedFrame("shape", "event type 'e' must be a string")
+        return []
+
+    def _named(self, msg: Any, data: dict[str, Any]) -> tuple[str, ...]:
+        """The symbol a bad depth update was for: its ``s``, else its stream's name."""
+        raw = data.get("s")
+        if not isinstance(raw, str) or raw not in self.units:
+            stream = msg.get("stream") if isinstance(msg, dict) else None
+            raw = stream.split("@")[0].upper() if isinstance(stream, str) else ""
+        return (self.names.get(raw, raw),) if raw in self.units else ()
 
     def _depth(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
-        raw = d["s"]
-        if raw not in self.units:
-            return self._bad(json.dumps(d), f"depth update for {raw} before exchangeInfo")
+        raw = as_str(field(d, "s"), "s")
+        first, last = count(field(d, "U"), "U"), count(field(d, "u"), "u")
+        if first > last:
+            raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
         delta = Delta(
-            self._levels(raw, d["b"], d["a"]),
-            first=int(d["U"]),
-            last=int(d["u"]),
-            ts_event=int(d["E"]) * 1_000_000,
+            self._levels(raw, field(d, "b"), field(d, "a")),
+            first=first,
+            last=last,
+            ts_event=millis_time(field(d, "E"), "E"),
         )
         out = self._book(raw).delta(delta, ts_recv)
         self._record_top(raw)
         return out
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
-        raw = d["s"]
-        tick, step = self.units[raw]
+        raw = as_str(field(d, "s"), "s")
+        tick, step = self._units(raw, "trade")
+        trade_id = count(field(d, "a" if d["e"] == "aggTrade" else "t"), "trade id")
+        maker = field(d, "m")
+        if not isinstance(maker, bool):
+            raise MalformedFrame("shape", "'m' must be true or false")
+        price = units(tick, field(d, "p"), "price", positive=True)
+        size = units(step, field(d, "q"), "quantity", positive=True)
+        ts = millis_time(field(d, "T"), "T")
         name = self.names.get(raw, raw)
         seq = self._trade_seq(name)
-        trade_id = str(d["a"] if d["e"] == "aggTrade" else d["t"])
         # m: the buyer is the maker, so the aggressor sold.
-        return [
-            Trade(
-                VENUE,
-                name,
-                seq,
-                trade_id,
-                tick.to_units(d["p"]),
-                step.to_units(d["q"]),
-                1 if d["m"] else 0,
-                int(d["T"]) * 1_000_000,
-                ts_recv,
-            )
-        ]
+        return [Trade(VENUE, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
 
     def _top(self, raw: str) -> Top:
         book = self._book(raw).book
@@ -191,21 +229,29 @@ class BinanceParser(ParserBase):
             self._compare(sync.symbol, pending, tops[sync.venue_id])
 
     def _book_ticker(self, d: dict[str, Any]) -> None:
-        raw = d["s"]
-        tick, step = self.units[raw]
+        raw = as_str(field(d, "s"), "s")
+        tick, step = self._units(raw, "bookTicker")
         name = self.names.get(raw, raw)
         ticker = (
-            tick.to_units(d["b"]),
-            step.to_units(d["B"]),
-            tick.to_units(d["a"]),
-            step.to_units(d["A"]),
+            units(tick, field(d, "b"), "b"),
+            units(step, field(d, "B"), "B"),
+            units(tick, field(d, "a"), "a"),
+            units(step, field(d, "A"), "A"),
         )
-        top = self._tops.get(name, {}).get(int(d["u"]))
+        update = count(field(d, "u"), "u")
+        top = self._tops.get(name, {}).get(update)
         if top is None:
-            self._tickers.setdefault(name, {})[int(d["u"])] = ticker
+            self._tickers.setdefault(name, {})[update] = ticker
         else:
             self._compare(name, ticker, top)
 
     def _compare(self, symbol: str, ticker: Top, top: Top) -> None:
         counts = self.ticker_checks.setdefault(symbol, [0, 0])
         counts[0 if ticker == top else 1] += 1
+
+
+def _precision(value: Any) -> int:
+    decimals = count(value, "asset precision")
+    if decimals > MAX_DECIMALS:
+        raise MalformedFrame("range", f"asset precision {decimals} > {MAX_DECIMALS}")
+    return decimals

@@ -14,17 +14,29 @@ they arrive (the channels are not mutually ordered, so "most of the time").
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+from feedhandler.frames import (
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    field,
+    iso_time,
+    row,
+    units,
+)
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
-from hub.times import iso_ns
 
 VENUE = "COINBASE"
 SIZE_DECIMALS = 8
+MAX_DECIMALS = 18
 
 
 class CoinbaseParser(ParserBase):
@@ -35,6 +47,7 @@ class CoinbaseParser(ParserBase):
     ``credentials`` the Exchange feed's subscriptions and REST requests are signed."""
 
     venue = VENUE
+    chained = False
 
     def __init__(
         self, feed: str = "advanced", credentials: CoinbaseCredentials | None = None
@@ -65,6 +78,7 @@ class CoinbaseParser(ParserBase):
         }
 
     def _book(self, product: str) -> BookSync:
+        self._touch(product)
         sync = self.books.get(product)
         if sync is None:
             sync = self.books[product] = BookSync(VENUE, product)
@@ -106,151 +120,241 @@ class CoinbaseParser(ParserBase):
             "subscribe", symbols, book
         )
 
-    def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         """Product lists give each product's price precision (from its quote increment)."""
-        try:
-            data = self._loads(body)
-            products = data["products"] if isinstance(data, dict) else data
-            for p in products:
-                product = p.get("product_id") or p["id"]
-                if product in self.books:
-                    continue  # a book already in integer units keeps them
-                decimals = max(0, parse_decimal(p["quote_increment"])[1])
+        data = self._json(body)
+        products = field(data, "products") if isinstance(data, dict) else data
+        found = []
+        for p in as_list(products, "products"):
+            p = as_dict(p, "product")
+            product = as_str(p.get("product_id") or field(p, "id"), "product id")
+            increment = as_str(field(p, "quote_increment"), "quote_increment")
+            try:
+                decimals = max(0, parse_decimal(increment)[1])
+            except ValueError:
+                raise MalformedFrame("number", f"quote_increment {increment[:30]!r}") from None
+            if decimals > MAX_DECIMALS:
+                raise MalformedFrame("range", f"quote_increment {increment[:30]!r}")
+            found.append((product, decimals))
+        for product, decimals in found:
+            if product not in self.books:  # a book already in integer units keeps them
                 self.units[product] = (decimals_unit(decimals), decimals_unit(SIZE_DECIMALS))
-            return []
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            return self._bad(body, f"unexpected REST answer from {url} ({exc})")
+        return []
 
-    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
-        try:
-            msg = self._loads(text)
-            if not isinstance(msg, dict):
-                return self._bad(text, "not an object")
-            if "channel" in msg:
-                return self._advanced(msg, ts_recv)
-            return self._exchange(msg, ts_recv)
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
-            return self._bad(text, f"unexpected frame ({type(exc).__name__}: {exc})")
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        msg = as_dict(self._json(text), "a frame")
+        if "channel" in msg:
+            return self._advanced(text, msg, ts_recv)
+        return self._exchange(msg, ts_recv)
 
-    def _levels(self, product: str, rows: list[tuple[str, str, str]]) -> tuple[LevelChange, ...]:
+    def _levels(self, product: str, rows: list[Any]) -> tuple[LevelChange, ...]:
+        """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell)."""
         tick, lot = self.units_for(product)
-        return tuple(
-            (0 if side in ("bid", "buy") else 1, tick.to_units(price), lot.to_units(size))
-            for side, price, size in rows
-        )
+        levels = []
+        for item in rows:
+            side, price, size = row(item, 3, "level")[:3]
+            levels.append(
+                (
+                    _side(side),
+                    units(tick, price, "price", positive=True),
+                    units(lot, size, "size"),
+                )
+            )
+        return tuple(levels)
+
+    def _pinned(self, exc: MalformedFrame, product: str, snapshot: bool) -> MalformedFrame:
+        """A bad snapshot, or a bad update of a product we keep a book for, is that book's
+        problem; an update of a product without a book cannot be pinned on any (so every
+        book resyncs)."""
+        return exc.on(product) if snapshot or product in self.books else exc
+
+    def _known(self, product: str) -> None:
+        """An update for a product with no book: it cannot be pinned on a book we keep."""
+        if product not in self.books:
+            raise MalformedFrame("symbol", f"book update for {product[:20]!r}, which has no book")
 
     # --- Advanced Trade ----------------------------------------------------------------
 
-    def _advanced(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
-        seq = int(msg["sequence_num"])
+    def _advanced(self, text: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
+        """The sequence number first (a frame that arrived keeps the chain), then each event;
+        a bad event is refused on its own, after the good ones before it are applied."""
+        seq = count(field(msg, "sequence_num"), "sequence_num")
+        channel = as_str(msg["channel"], "channel")
+        events = as_list(field(msg, "events"), "events")
         out: list[Event] = []
         if self.sequence >= 0 and seq != self.sequence + 1:
             self.sequence_gaps += 1
             for sync in self.books.values():
                 out += sync.invalidate("sequence gap", ts_recv)
         self.sequence = seq
-        channel = msg["channel"]
-        for event in msg.get("events", []):
-            if channel == "l2_data":
-                out += self._l2_data(event, ts_recv)
-            elif channel == "market_trades":
-                for t in event.get("trades", []):
-                    if event["type"] == "update":
-                        out.append(
-                            self._trade(
-                                t["product_id"],
-                                t["trade_id"],
-                                t["price"],
-                                t["size"],
-                                t["side"],
-                                t["time"],
-                                ts_recv,
-                            )
-                        )
-            elif channel == "ticker":
-                for t in event.get("tickers", []):
-                    self._check_ticker(t["product_id"], t.get("best_bid"), t.get("best_ask"))
+        if channel not in ADVANCED_CHANNELS:
+            bad = MalformedFrame("shape", f"unknown channel {channel[:20]!r}")
+            return out + self.malformed_input(text, bad, ts_recv)
+        for event in events:
+            try:
+                if channel == "l2_data":
+                    out += self._l2_data(event, ts_recv)
+                elif channel == "market_trades":
+                    out += self._market_trades(event, ts_recv)
+                elif channel == "ticker":
+                    for t in as_list(as_dict(event, "event").get("tickers", []), "tickers"):
+                        bid, ask = field(t, "best_bid"), field(t, "best_ask")
+                        self._check_ticker(field(t, "product_id"), bid, ask)
+            except MalformedFrame as exc:
+                out += self.malformed_input(text, exc, ts_recv)
         return out
 
-    def _l2_data(self, event: dict[str, Any], ts_recv: int) -> list[Event]:
-        product = event["product_id"]
-        rows = [(u["side"], u["price_level"], u["new_quantity"]) for u in event["updates"]]
-        ts = max((iso_ns(u["event_time"]) for u in event["updates"]), default=0)
-        levels = self._levels(product, rows)
-        if event["type"] == "snapshot":
+    def _l2_data(self, event: Any, ts_recv: int) -> list[Event]:
+        product = as_str(field(event, "product_id"), "product_id")
+        kind = field(event, "type")
+        try:
+            if kind not in ("snapshot", "update"):
+                raise MalformedFrame("shape", f"l2_data event type {kind!r:.20}")
+            if kind == "update":
+                self._known(product)
+            updates = [as_dict(u, "update") for u in as_list(field(event, "updates"), "updates")]
+            rows = [
+                (field(u, "side"), field(u, "price_level"), field(u, "new_quantity"))
+                for u in updates
+            ]
+            ts = max((iso_time(field(u, "event_time"), "event_time") for u in updates), default=0)
+            levels = self._levels(product, rows)
+        except MalformedFrame as exc:
+            raise self._pinned(exc, product, kind == "snapshot") from None
+        if kind == "snapshot":
             return self._book(product).snapshot(Snapshot(levels, ts_event=ts), ts_recv)
         return self._book(product).delta(Delta(levels, ts_event=ts), ts_recv)
+
+    def _market_trades(self, event: Any, ts_recv: int) -> list[Event]:
+        try:
+            if field(event, "type") != "update":
+                return []  # the snapshot: recent trades from before we subscribed
+            trades = [
+                self._trade(
+                    field(t, "product_id"),
+                    field(t, "trade_id"),
+                    field(t, "price"),
+                    field(t, "size"),
+                    field(t, "side"),
+                    field(t, "time"),
+                )
+                for t in as_list(event.get("trades", []), "trades")
+            ]
+        except MalformedFrame as exc:
+            raise exc.on() from None
+        return [self._sequenced(t, ts_recv) for t in trades]
 
     # --- Exchange ----------------------------------------------------------------------
 
     def _exchange(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         kind = msg.get("type")
-        if kind == "snapshot":
-            product = msg["product_id"]
-            rows = [("buy", p, s) for p, s in msg["bids"]] + [
-                ("sell", p, s) for p, s in msg["asks"]
-            ]
-            return self._book(product).snapshot(Snapshot(self._levels(product, rows)), ts_recv)
-        if kind == "l2update":
-            product = msg["product_id"]
-            delta = Delta(self._levels(product, msg["changes"]), ts_event=iso_ns(msg.get("time")))
-            return self._book(product).delta(delta, ts_recv)
+        if kind in ("subscriptions", "heartbeat", "status", "last_match"):
+            return []
+        if kind == "error":
+            raise MalformedFrame("venue", f"venue error: {str(msg.get('message'))[:80]}", ())
+        if kind not in ("snapshot", "l2update", "match", "ticker"):
+            raise MalformedFrame("shape", f"unknown message type {kind!r:.20}")
+        product = as_str(field(msg, "product_id"), "product_id")
         if kind == "match":
-            return [self._match(msg, ts_recv)]
+            try:
+                return [self._sequenced(self._match(msg), ts_recv)]
+            except MalformedFrame as exc:
+                raise exc.on() from None
         if kind == "ticker":
-            product = msg["product_id"]
             # The first ticker after subscribing describes the last trade's moment, not the
             # current book (seen in the 2021 capture: it disagrees for 7 of 10 products).
-            if product in self._ticked:
-                self._check_ticker(product, msg.get("best_bid"), msg.get("best_ask"))
+            try:
+                if product in self._ticked:
+                    self._check_ticker(product, msg.get("best_bid"), msg.get("best_ask"))
+            except MalformedFrame as exc:
+                raise exc.on() from None
             self._ticked.add(product)
-        return []
+            return []
+        try:
+            if kind == "snapshot":
+                bids = as_list(field(msg, "bids"), "bids")
+                rows = [("buy", *row(r, 2, "bid")[:2]) for r in bids]
+                asks = as_list(field(msg, "asks"), "asks")
+                rows += [("sell", *row(r, 2, "ask")[:2]) for r in asks]
+                snap = Snapshot(self._levels(product, rows))
+                return self._book(product).snapshot(snap, ts_recv)
+            self._known(product)
+            changes = self._levels(product, as_list(field(msg, "changes"), "changes"))
+            delta = Delta(changes, ts_event=iso_time(msg.get("time"), "time"))
+        except MalformedFrame as exc:
+            raise self._pinned(exc, product, kind == "snapshot") from None
+        return self._book(product).delta(delta, ts_recv)
 
     # --- shared ------------------------------------------------------------------------
 
     def _trade(
-        self,
-        product: str,
-        trade_id: Any,
-        price: str,
-        size: str,
-        maker_side: str,
-        time: str,
-        ts_recv: int,
+        self, product: Any, trade_id: Any, price: Any, size: Any, maker_side: Any, time: Any
     ) -> Trade:
+        """A public trade, not yet numbered (``_sequenced`` gives it its seq)."""
+        product = as_str(product, "product_id")
         tick, lot = self.units_for(product)
-        seq = self._trade_seq(product)
-        aggressor = 1 if maker_side.lower() == "buy" else 0  # the maker bought: a seller took it
+        if not isinstance(trade_id, str | int) or isinstance(trade_id, bool):
+            raise MalformedFrame("shape", "trade_id must be a string or an integer")
+        side = as_str(maker_side, "side").lower()
+        if side not in ("buy", "sell"):
+            raise MalformedFrame("shape", f"trade side {side[:10]!r}")
         return Trade(
             VENUE,
             product,
-            seq,
+            0,
             str(trade_id),
-            tick.to_units(price),
-            lot.to_units(size),
-            aggressor,
-            iso_ns(time),
-            ts_recv,
+            units(tick, price, "price", positive=True),
+            units(lot, size, "size", positive=True),
+            1 if side == "buy" else 0,  # the maker bought: a seller took it
+            iso_time(time, "time"),
+            0,
         )
 
-    def _match(self, msg: dict[str, Any], ts_recv: int) -> Trade:
-        """An Exchange-feed ``match`` message as a public trade."""
+    def _sequenced(self, trade: Trade, ts_recv: int) -> Trade:
+        return replace(trade, seq=self._trade_seq(trade.symbol), ts_recv=ts_recv)
+
+    def _match(self, msg: dict[str, Any]) -> Trade:
+        """An Exchange-feed ``match`` message as a public trade (not yet numbered)."""
         return self._trade(
-            msg["product_id"],
-            msg["trade_id"],
-            msg["price"],
-            msg["size"],
-            msg["side"],
-            msg["time"],
-            ts_recv,
+            msg.get("product_id"),
+            field(msg, "trade_id"),
+            field(msg, "price"),
+            field(msg, "size"),
+            field(msg, "side"),
+            field(msg, "time"),
         )
 
-    def _check_ticker(self, product: str, best_bid: str | None, best_ask: str | None) -> None:
-        sync = self.books.get(product)
+    def _check_ticker(self, product: Any, best_bid: Any, best_ask: Any) -> None:
+        sync = self.books.get(product) if isinstance(product, str) else None
         if sync is None or not sync.live or not best_bid or not best_ask:
             return
         tick, _lot = self.units_for(product)
+        quoted = (units(tick, best_bid, "best_bid"), units(tick, best_ask, "best_ask"))
         bid, ask = sync.book.best_bid(), sync.book.best_ask()
         top = (bid[0] if bid else None, ask[0] if ask else None)
         counts = self.ticker_checks.setdefault(product, [0, 0])
-        counts[0 if top == (tick.to_units(best_bid), tick.to_units(best_ask)) else 1] += 1
+        counts[0 if top == quoted else 1] += 1
+
+
+ADVANCED_CHANNELS = frozenset(
+    {
+        "l2_data",
+        "market_trades",
+        "ticker",
+        "ticker_batch",
+        "heartbeats",
+        "subscriptions",
+        "candles",
+        "status",
+        "user",
+        "futures_balance_summary",
+    }
+)
+
+
+def _side(value: Any) -> int:
+    if value in ("bid", "buy"):
+        return 0
+    if value in ("offer", "ask", "sell"):
+        return 1
+    raise MalformedFrame("shape", f"side {value!r:.20}")

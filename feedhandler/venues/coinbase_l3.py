@@ -18,21 +18,32 @@ order; ``done`` removes it.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from feedhandler.frames import (
+    INT64_MAX,
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    iso_time,
+    row,
+    units,
+)
+from feedhandler.frames import field as need
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.coinbase import VENUE, CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from hub.events import Event, LevelChange
-from hub.times import iso_ns
 
 log = logging.getLogger(__name__)
 
 Order = tuple[int, int, int]  # side, price ticks, open size lots
+FULL_TYPES = frozenset({"received", "open", "done", "match", "change", "activate"})
 
 
 @dataclass
@@ -44,7 +55,10 @@ class ProductL3:
     buffer: list[dict[str, Any]] = field(default_factory=list)
 
     def level_change(self, side: int, price: int, by: int) -> LevelChange:
+        """The level's new size; one below zero or past int64 is a contradiction."""
         size = self.levels.get((side, price), 0) + by
+        if not 0 <= size <= INT64_MAX:
+            raise MalformedFrame("inconsistent", f"level at {price} would hold {size}")
         if size:
             self.levels[side, price] = size
         else:
@@ -54,6 +68,8 @@ class ProductL3:
 
 class CoinbaseL3Parser(CoinbaseParser):
     """Frames of the Exchange ``full`` channel and level-3 REST snapshots in, events out."""
+
+    chained = True  # each product numbers its messages: a lost one is a gap
 
     def __init__(self, credentials: CoinbaseCredentials | None = None) -> None:
         super().__init__("exchange", credentials)
@@ -75,68 +91,86 @@ class CoinbaseL3Parser(CoinbaseParser):
         return [f"{rest}/products/{s}/book?level=3" for s in symbols]
 
     def _product(self, product: str) -> ProductL3:
+        self._touch(product)
         state = self.l3.get(product)
         if state is None:
             state = self.l3[product] = ProductL3()
             self.books[product] = BookSync(VENUE, product, continuous=True)
         return state
 
-    def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+    def resync(self, symbol: str, reason: str, ts_recv: int) -> list[Event]:
+        """Forget the product's orders until a fresh level-3 snapshot."""
+        state = self.l3.get(symbol)
+        if state is not None:
+            state.synced, state.buffer = False, []
+        return super().resync(symbol, reason, ts_recv)
+
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         path = urlparse(url).path
         if not path.endswith("/book"):
-            return super().on_http(url, body, ts_recv)
+            return super()._http(url, body, ts_recv)
         product = path.split("/")[-2]
         try:
-            data = self._loads(body)
+            data = self._json(body)
             tick, lot = self.units_for(product)
             orders: dict[str, Order] = {}
-            for side, rows in ((0, data["bids"]), (1, data["asks"])):
-                for price, size, order_id in rows:
-                    orders[str(order_id)] = (side, tick.to_units(price), lot.to_units(size))
-            sequence = int(data["sequence"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            return self._bad(body, f"unexpected level-3 snapshot from {url} ({exc})", product)
+            for side, key in ((0, "bids"), (1, "asks")):
+                for item in as_list(need(data, key), key):
+                    price, size, order_id = row(item, 3, "order")[:3]
+                    orders[as_str(order_id, "order id")] = (
+                        side,
+                        units(tick, price, "price", positive=True),
+                        units(lot, size, "size", positive=True),
+                    )
+            sequence = count(need(data, "sequence"), "sequence")
+            levels: dict[tuple[int, int], int] = {}
+            for side, price, size in orders.values():
+                levels[side, price] = levels.get((side, price), 0) + size
+        except MalformedFrame as exc:
+            raise exc.on() from None  # a refused snapshot changes no book
         state = self._product(product)
-        state.orders = orders
-        state.levels = {}
-        for side, price, size in orders.values():
-            state.level_change(side, price, size)
+        state.orders, state.levels = orders, levels
         state.sequence, state.synced = sequence, True
-        levels = tuple((s, p, size) for (s, p), size in state.levels.items())
         sync = self.books[product]
-        out = sync.snapshot(Snapshot(levels, seq=sequence), ts_recv)
+        snapshot = Snapshot(tuple((s, p, size) for (s, p), size in levels.items()), seq=sequence)
+        try:
+            out = sync.snapshot(snapshot, ts_recv)
+        except MalformedFrame as exc:  # a level past int64: summed from orders that each fit
+            state.synced = False
+            raise exc.on(product) from None
         pending, state.buffer = state.buffer, []
         for msg in pending:
-            if int(msg["sequence"]) > sequence:
-                out += self._apply(product, state, msg, ts_recv)
+            if msg["sequence"] > sequence:
+                try:
+                    out += self._apply(product, state, msg, ts_recv)
+                except MalformedFrame as exc:
+                    return out + self.malformed_input(str(msg), exc.on(product), ts_recv)
         return out
 
-    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
-        try:
-            msg = self._loads(text)
-            if not isinstance(msg, dict):
-                return self._bad(text, "not an object")
-            if msg.get("type") in ("subscriptions", "heartbeat", "error"):
-                if msg.get("type") == "error":
-                    return self._bad(text, "venue error")
-                return []
-            product = msg["product_id"]
-            int(msg["sequence"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            return self._bad(text, f"unexpected frame ({type(exc).__name__}: {exc})")
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        msg = as_dict(self._json(text), "a frame")
+        kind = msg.get("type")
+        if kind in ("subscriptions", "heartbeat"):
+            return []
+        if kind == "error":
+            raise MalformedFrame("venue", f"venue error: {str(msg.get('message'))[:80]}", ())
+        product = as_str(need(msg, "product_id"), "product_id")
+        msg["sequence"] = count(need(msg, "sequence"), "sequence")
         state = self._product(product)
         if not state.synced:
             state.buffer.append(msg)
             return []
         try:
             return self._apply(product, state, msg, ts_recv)
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._bad(text, f"unexpected {msg.get('type')} ({exc})", product)
+        except MalformedFrame as exc:
+            raise exc.on(product) from None
 
     def _apply(
         self, product: str, state: ProductL3, msg: dict[str, Any], ts_recv: int
     ) -> list[Event]:
-        sequence = int(msg["sequence"])
+        """Apply one sequenced message. A ``MalformedFrame`` from here may leave the
+        product's orders half changed: the caller resyncs the product."""
+        sequence: int = msg["sequence"]
         sync = self.books[product]
         if sequence <= state.sequence:
             return []  # already in the snapshot
@@ -145,40 +179,55 @@ class CoinbaseL3Parser(CoinbaseParser):
             state.synced, state.buffer = False, [msg]
             return sync.invalidate("gap", ts_recv)
         state.sequence = sequence
-        kind = msg["type"]
-        ts = iso_ns(msg.get("time"))
+        kind = msg.get("type")
+        if not isinstance(kind, str) or kind not in FULL_TYPES:
+            raise MalformedFrame("shape", f"unknown message type {kind!r:.20}")
+        ts = iso_time(msg.get("time"), "time")
         changes: list[LevelChange] = []
         out: list[Event] = []
+        tick, lot = self.units_for(product)
         if kind == "open":
-            tick, lot = self.units_for(product)
+            order_id = as_str(need(msg, "order_id"), "order_id")
+            if order_id in state.orders:
+                raise MalformedFrame("inconsistent", f"open of resting order {order_id[:40]}")
             order = (
-                0 if msg["side"] == "buy" else 1,
-                tick.to_units(msg["price"]),
-                lot.to_units(msg["remaining_size"]),
+                _side(need(msg, "side")),
+                units(tick, need(msg, "price"), "price", positive=True),
+                units(lot, need(msg, "remaining_size"), "remaining_size"),
             )
-            state.orders[msg["order_id"]] = order
+            state.orders[order_id] = order
             changes.append(state.level_change(*order))
         elif kind == "done":
-            done = state.orders.pop(msg["order_id"], None)
+            done = state.orders.pop(as_str(need(msg, "order_id"), "order_id"), None)
             if done is not None:
                 changes.append(state.level_change(done[0], done[1], -done[2]))
         elif kind == "match":
-            _tick, lot = self.units_for(product)
-            size = lot.to_units(msg["size"])
-            maker = state.orders.get(msg["maker_order_id"])
-            if maker is not None:
-                state.orders[msg["maker_order_id"]] = (maker[0], maker[1], maker[2] - size)
-                changes.append(state.level_change(maker[0], maker[1], -size))
-            out.append(self._match(msg, ts_recv))
-        elif kind == "change" and "new_size" in msg:
-            resting = state.orders.get(msg["order_id"])
-            if resting is not None:
-                _tick, lot = self.units_for(product)
-                new = lot.to_units(msg["new_size"])
-                state.orders[msg["order_id"]] = (resting[0], resting[1], new)
+            trade = self._match(msg)
+            maker_id = as_str(need(msg, "maker_order_id"), "maker_order_id")
+            maker = state.orders.get(maker_id)
+            if maker is None or trade.size > maker[2]:
+                # The maker of every match rests on the book we hold, with at least that size.
+                raise MalformedFrame("inconsistent", f"fill of {maker_id[:40]} contradicts book")
+            state.orders[maker_id] = (maker[0], maker[1], maker[2] - trade.size)
+            changes.append(state.level_change(maker[0], maker[1], -trade.size))
+            out.append(self._sequenced(trade, ts_recv))
+        elif kind == "change":
+            order_id = as_str(need(msg, "order_id"), "order_id")
+            resting = state.orders.get(order_id)
+            if resting is not None:  # (changes of orders not on the book carry new_funds)
+                new = units(lot, need(msg, "new_size"), "new_size")
+                state.orders[order_id] = (resting[0], resting[1], new)
                 changes.append(state.level_change(resting[0], resting[1], new - resting[2]))
         if changes:
             out = sync.delta(Delta(tuple(changes), sequence, sequence, ts), ts_recv) + out
         else:
             sync.venue_id = sequence  # a message that moved no level still advances the chain
         return out
+
+
+def _side(value: Any) -> int:
+    if value == "buy":
+        return 0
+    if value == "sell":
+        return 1
+    raise MalformedFrame("shape", f"side {value!r:.20}")

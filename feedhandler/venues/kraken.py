@@ -19,17 +19,31 @@ import json
 import zlib
 from typing import Any
 
+from feedhandler.frames import (
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    field,
+    iso_time,
+    rounded,
+    row,
+    seconds_time,
+    units,
+)
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
-from hub.decimals import Unit, round_units
+from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
-from hub.times import iso_ns, seconds_ns
 from orderbook_core import L2Book
 
 VENUE = "KRAKEN"
 CHECKSUM_LEVELS = 10
 KNOWN_PRECISIONS = {"BTC/USD": (1, 8), "ETH/USD": (2, 8)}
 """(price, quantity) decimals for pairs whose instrument data a capture may lack."""
+MAX_DECIMALS = 18
+"""Most decimals a precision may have (10**18 units of one already fill int64)."""
 
 
 def checksum(book: L2Book) -> int:
@@ -71,134 +85,211 @@ class KrakenParser(ParserBase):
         ]
 
     def _book(self, symbol: str) -> BookSync:
+        self._touch(symbol)
         sync = self.books.get(symbol)
         if sync is None:
             sync = self.books[symbol] = BookSync(VENUE, symbol, self.depth, checksum)
         return sync
 
-    def on_frame(self, text: str, ts_recv: int) -> list[Event]:
-        try:
-            msg = self._loads(text)
-            if isinstance(msg, dict) and msg.get("channel") in ("book", "trade"):
-                # v2 sends prices as JSON numbers: re-read them as exact text, never floats.
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        msg = self._json(text)
+        if isinstance(msg, list):
+            return self._v1(msg, ts_recv)
+        if not isinstance(msg, dict):
+            raise MalformedFrame("shape", f"a frame must be an object or a list, got {msg!r:.40}")
+        if "channel" not in msg:
+            if "event" in msg or "method" in msg:
+                return []  # v1 events (heartbeat, systemStatus, ...), v2 method answers
+            raise MalformedFrame("shape", "an object with no 'channel', 'event' or 'method'")
+        channel = as_str(msg["channel"], "channel")
+        if channel in ("book", "trade"):
+            try:  # v2 sends prices as JSON numbers: re-read them as exact text, never floats
                 msg = json.loads(text, parse_float=str, parse_int=str)
-        except json.JSONDecodeError:
-            return self._bad(text, "not JSON")
-        try:
-            if isinstance(msg, list):
-                return self._v1(msg, ts_recv)
-            if isinstance(msg, dict) and "channel" in msg:
-                return self._v2(msg, ts_recv)
-            return []  # events: systemStatus, heartbeat, subscriptionStatus, pong
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            return self._bad(text, f"unexpected frame ({type(exc).__name__}: {exc})")
+            except RecursionError:
+                raise MalformedFrame("json", "nested too deeply") from None
+        return self._v2(channel, msg, ts_recv)
 
     # --- v1 ----------------------------------------------------------------------------
 
     def _v1(self, msg: list[Any], ts_recv: int) -> list[Event]:
-        channel, symbol = msg[-2], msg[-1]
+        if len(msg) < 4:
+            raise MalformedFrame("shape", f"a v1 channel message has {len(msg)} items, needs 4")
+        channel = as_str(msg[-2], "channel name")
         if channel == "trade":
-            return self._v1_trades(symbol, msg[1], ts_recv)
-        if not str(channel).startswith("book"):
+            symbol = as_str(msg[-1], "pair")
+            try:
+                return self._v1_trades(symbol, as_list(msg[1], "trades"), ts_recv)
+            except MalformedFrame as exc:
+                raise exc.on() from None
+        if not channel.startswith("book"):
             return []
-        parts = [p for p in msg[1:-2] if isinstance(p, dict)]
+        symbol = as_str(msg[-1], "pair")
+        try:
+            return self._v1_book(symbol, msg[1:-2], ts_recv)
+        except MalformedFrame as exc:
+            raise exc.on(symbol) from None
+
+    def _v1_book(self, symbol: str, parts: list[Any], ts_recv: int) -> list[Event]:
+        parts = [as_dict(p, "book message part") for p in parts]
         if any("as" in p or "bs" in p for p in parts):
             first = parts[0]
-            sample = (first.get("as") or first["bs"])[0]
-            self.precisions[symbol] = (len(sample[0].split(".")[1]), len(sample[1].split(".")[1]))
-            levels = self._v1_levels(symbol, first.get("bs", []), first.get("as", []))
+            asks, bids = as_list(field(first, "as"), "as"), as_list(field(first, "bs"), "bs")
+            sample = row((asks or bids or [None])[0], 2, "snapshot level")
+            precision = (_decimals(sample[0], "price"), _decimals(sample[1], "volume"))
+            units = decimals_unit(precision[0]), decimals_unit(precision[1])
+            levels, _ts = _v1_levels(units, bids, asks)
+            self.precisions[symbol] = precision
             return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
-        bids = [lv for p in parts for lv in p.get("b", [])]
-        asks = [lv for p in parts for lv in p.get("a", [])]
-        crc = next((int(p["c"]) for p in parts if "c" in p), None)
-        ts = max((seconds_ns(lv[2]) for lv in bids + asks), default=0)
-        delta = Delta(self._v1_levels(symbol, bids, asks), ts_event=ts, checksum=crc)
-        return self._book(symbol).delta(delta, ts_recv)
-
-    def _v1_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
-        tick, lot = self.units_for(symbol)
-        return tuple(
-            (side, tick.to_units(level[0]), lot.to_units(level[1]))
-            for side, levels in ((0, bids), (1, asks))
-            for level in levels
-        )
+        if symbol not in self.precisions:
+            raise MalformedFrame("symbol", f"book update for {symbol} before its snapshot")
+        bids = [lv for p in parts for lv in as_list(p.get("b", []), "b")]
+        asks = [lv for p in parts for lv in as_list(p.get("a", []), "a")]
+        crc = next((count(p["c"], "c", digits=True) for p in parts if "c" in p), None)
+        levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
+        return self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
 
     def _v1_trades(self, symbol: str, rows: list[Any], ts_recv: int) -> list[Event]:
-        tick, lot = self.units_for(symbol)  # KeyError (a malformed frame) until the book arrives
-        out: list[Event] = []
-        for row in rows:
-            seq = self._trade_seq(symbol)
-            out.append(
-                Trade(
-                    VENUE,
-                    symbol,
-                    seq,
-                    f"{row[2]}:{seq}",
-                    tick.to_units(row[0]),
-                    lot.to_units(row[1]),
-                    0 if row[3] == "b" else 1,
-                    seconds_ns(row[2]),
-                    ts_recv,
+        if symbol not in self.precisions:
+            raise MalformedFrame("symbol", f"trade for {symbol} before its book snapshot")
+        tick, lot = self.units_for(symbol)
+        parsed = []
+        for item in rows:
+            r = row(item, 4, "trade")
+            parsed.append(
+                (
+                    units(tick, r[0], "trade price", positive=True),
+                    units(lot, r[1], "trade volume", positive=True),
+                    seconds_time(r[2], "trade time"),
+                    as_str(r[2], "trade time"),
+                    _side(r[3], "b", "s"),
                 )
             )
+        out: list[Event] = []
+        for price, size, ts, stamp, side in parsed:
+            seq = self._trade_seq(symbol)
+            out.append(Trade(VENUE, symbol, seq, f"{stamp}:{seq}", price, size, side, ts, ts_recv))
         return out
 
     # --- v2 ----------------------------------------------------------------------------
 
-    def _v2(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
-        channel, data = msg["channel"], msg.get("data") or {}
+    def _v2(self, channel: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         if channel == "instrument":
-            for pair in data.get("pairs", []):
-                self.precisions[pair["symbol"]] = (
-                    int(pair["price_precision"]),
-                    int(pair["qty_precision"]),
+            data = as_dict(msg.get("data") or {}, "data")
+            pairs = []
+            for pair in as_list(data.get("pairs", []), "pairs"):
+                pairs.append(
+                    (
+                        as_str(field(pair, "symbol"), "symbol"),
+                        _precision(field(pair, "price_precision"), "price_precision"),
+                        _precision(field(pair, "qty_precision"), "qty_precision"),
+                    )
                 )
+            for symbol, pd, qd in pairs:
+                self.precisions[symbol] = (pd, qd)
             return []
         if channel == "trade":
-            return [self._v2_trade(t, ts_recv) for t in data]
+            try:
+                trades = [self._v2_trade(t) for t in as_list(msg.get("data") or [], "data")]
+            except MalformedFrame as exc:
+                raise exc.on() from None
+            out: list[Event] = []
+            for symbol, trade_id, price, qty, side, ts in trades:
+                seq = self._trade_seq(symbol)
+                tid = trade_id or str(seq)
+                out.append(Trade(VENUE, symbol, seq, tid, price, qty, side, ts, ts_recv))
+            return out
         if channel != "book":
             return []
-        out: list[Event] = []
-        for item in data:
-            symbol = item["symbol"]
-            if symbol not in self.precisions:
-                out += self._bad(json.dumps(item), f"no precision known for {symbol}")
-                continue
-            levels = self._v2_levels(symbol, item.get("bids", []), item.get("asks", []))
-            ts = iso_ns(item.get("timestamp"))
-            crc = int(item["checksum"]) if "checksum" in item else None
-            if msg.get("type") == "snapshot":
-                out += self._book(symbol).snapshot(
-                    Snapshot(levels, ts_event=ts, checksum=crc), ts_recv
-                )
+        items = as_list(field(msg, "data"), "data")
+        symbols = tuple(as_str(field(item, "symbol"), "symbol") for item in items)
+        try:
+            kind = as_str(field(msg, "type"), "type")
+            if kind not in ("snapshot", "update"):
+                raise MalformedFrame("shape", f"book message type {kind!r:.20}")
+            parsed = [self._v2_book(s, item) for s, item in zip(symbols, items, strict=True)]
+        except MalformedFrame as exc:
+            raise exc.on(*symbols) from None
+        books: list[Event] = []
+        for symbol, (levels, ts, crc) in zip(symbols, parsed, strict=True):
+            if kind == "snapshot":
+                snap = Snapshot(levels, ts_event=ts, checksum=crc)
+                books += self._book(symbol).snapshot(snap, ts_recv)
             else:
-                out += self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
-        return out
+                delta = Delta(levels, ts_event=ts, checksum=crc)
+                books += self._book(symbol).delta(delta, ts_recv)
+        return books
 
-    def _v2_levels(self, symbol: str, bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
+    def _v2_book(
+        self, symbol: str, item: dict[str, Any]
+    ) -> tuple[tuple[LevelChange, ...], int, int | None]:
+        if symbol not in self.precisions:
+            raise MalformedFrame("symbol", f"no precision known for {symbol}")
         pd, qd = self.precisions[symbol]
-        return tuple(
+        levels = tuple(
             (
                 side,
-                round_units(lv["price"], pd),
-                round_units(lv["qty"], qd),
+                rounded(field(lv, "price"), pd, "price", positive=True),
+                rounded(field(lv, "qty"), qd, "qty"),
             )
-            for side, levels in ((0, bids), (1, asks))
-            for lv in levels
+            for side, key in ((0, "bids"), (1, "asks"))
+            for lv in as_list(item.get(key, []), key)
+        )
+        ts = iso_time(item.get("timestamp"), "timestamp")
+        crc = count(item["checksum"], "checksum", digits=True) if "checksum" in item else None
+        return levels, ts, crc
+
+    def _v2_trade(self, t: Any) -> tuple[str, str | None, int, int, int, int]:
+        symbol = as_str(field(t, "symbol"), "symbol")
+        pd, qd = self.precisions.get(symbol, (8, 8))
+        trade_id = t.get("trade_id")
+        if trade_id is not None and not isinstance(trade_id, str):
+            raise MalformedFrame("shape", "trade_id must be a number")
+        return (
+            symbol,
+            trade_id,
+            rounded(field(t, "price"), pd, "price", positive=True),
+            rounded(field(t, "qty"), qd, "qty", positive=True),
+            _side(field(t, "side"), "buy", "sell"),
+            iso_time(t.get("timestamp"), "timestamp"),
         )
 
-    def _v2_trade(self, t: dict[str, Any], ts_recv: int) -> Trade:
-        symbol = t["symbol"]
-        pd, qd = self.precisions.get(symbol, (8, 8))
-        seq = self._trade_seq(symbol)
-        return Trade(
-            VENUE,
-            symbol,
-            seq,
-            str(t.get("trade_id", seq)),
-            round_units(t["price"], pd),
-            round_units(t["qty"], qd),
-            0 if t["side"] == "buy" else 1,
-            iso_ns(t.get("timestamp")),
-            ts_recv,
-        )
+
+def _v1_levels(
+    units_: tuple[Unit, Unit], bids: list[Any], asks: list[Any]
+) -> tuple[tuple[LevelChange, ...], int]:
+    """v1 levels ``[price, volume, timestamp(, "r")]`` and the latest timestamp."""
+    tick, lot = units_
+    levels: list[LevelChange] = []
+    ts = 0
+    for side, rows in ((0, bids), (1, asks)):
+        for item in rows:
+            r = row(item, 3, "level")
+            levels.append(
+                (side, units(tick, r[0], "price", positive=True), units(lot, r[1], "volume"))
+            )
+            ts = max(ts, seconds_time(r[2], "level time"))
+    return tuple(levels), ts
+
+
+def _decimals(value: Any, what: str) -> int:
+    text = as_str(value, what)
+    try:
+        decimals = parse_decimal(text)[1]
+    except ValueError:
+        raise MalformedFrame("number", f"{what} {text[:30]!r} is not a decimal") from None
+    return _precision(decimals, what)
+
+
+def _precision(value: Any, what: str) -> int:
+    decimals = count(value, what)
+    if decimals > MAX_DECIMALS:
+        raise MalformedFrame("range", f"{what} {decimals} is more than {MAX_DECIMALS} decimals")
+    return decimals
+
+
+def _side(value: Any, buy: str, sell: str) -> int:
+    if value == buy:
+        return 0
+    if value == sell:
+        return 1
+    raise MalformedFrame("shape", f"side must be {buy!r} or {sell!r}, got {value!r:.20}")

@@ -73,4 +73,6 @@ def test_unexpected_rest_answer_and_bad_frames_are_counted() -> None:
     assert parser.on_frame('{"stream": "x", "data": {"e": "depthUpdate"}}', 0) == []
     assert parser.on_frame("[]", 0) == []
     assert parser.malformed == 3
-    assert "unexpected REST answer" in parser.errors[0]
+    assert (
+        "REST answer from https://x/api/v3/depth?symbol=NKNUSDT: json: not JSON" in parser.errors[0]
+    )

@@ -177,5 +177,8 @@ def test_bad_frames_are_counted_and_leave_the_book_alone() -> None:
     assert parser.on_frame("not json", 0) == []
     bad_rest = parser.on_http(parser.snapshot_urls(REST, [PRODUCT])[0], '{"oops":1}', 0)
     assert bad_rest == [] and parser.malformed == 3
-    assert "level-3 snapshot" in parser.errors[-1]
+    assert (
+        "REST answer from https://api.exchange.coinbase.com/products/BTC-USD/book"
+        in (parser.errors[-1])
+    )
     assert down.book.snapshot() == before == venue.l2()
