@@ -1,9 +1,11 @@
 """How every long-running ``hub`` process stops: bounded, logged, never ignored.
 
 The first SIGTERM or SIGINT cancels the service coroutine, which then runs its
-clean shutdown (flush, close); a watchdog thread, started at the same moment,
-forces the exit when that takes longer than the shutdown bound, and a second
-signal forces it at once. Either forced exit logs its reason and every task's
+clean shutdown (flush, close); a watchdog thread, started at the same moment
+and never disarmed (it covers the event loop's and the interpreter's teardown
+too, where a stuck executor thread would otherwise hold the exit), forces the
+exit when all that takes longer than the shutdown bound, and a second signal
+forces it at once. Either forced exit logs its reason and every task's
 stack first (the stacks say where the clean shutdown was stuck). The watchdog
 is a thread so that it fires even while a blocking call holds the event loop.
 
@@ -137,10 +139,6 @@ class Shutdown:
         self._watchdog.start()
         self.task.cancel()
 
-    def done(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-
 
 def run_service(runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float) -> None:
     """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM stops it."""
@@ -168,8 +166,6 @@ def run_service(runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float)
                     "took_s": round(time.monotonic() - stop.requested_at, 3),
                 },
             )
-        finally:
-            stop.done()
 
     try:
         uvloop.run(main())
