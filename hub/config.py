@@ -46,7 +46,7 @@ class KafkaConfig:
     gap."""
     retry_first_ms: int = 100
     """First delay between reconnection attempts to an unreachable broker (doubling)."""
-    retry_max_ms: int = 5000
+    retry_max_ms: int = 2000
     """Longest delay between reconnection attempts."""
 
 
