@@ -13,6 +13,11 @@ connections after a fixed lifetime (Binance: 24 h) get a planned reconnect
 before it. Pings and ping timeouts are the websockets library's (a silent
 peer is a dead peer). With a ``CaptureWriter`` every frame sent and
 received and every REST answer is recorded in the capture format.
+
+No frame can end the feed: the parser refuses malformed ones (counted in
+``hub_feed_malformed_frames_total``, their books resynced), and an exception
+it raises anyway is logged with the frame, counted as reason ``internal``
+and costs only a resync of the books that frame touched.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ log = logging.getLogger("hub.feed")
 STALE_CHECK_EVERY = 16
 """Frames between checks for stale symbols."""
 STALE_CHECK_SECONDS = 1.0
-"""Checks also run this often when frames are rare."""
+"""Checks also run this often when frames are rare or the venue is silent."""
 
 
 @dataclass
@@ -89,6 +94,8 @@ class LiveRunner:
         self.snapshot_fetches = 0
         self.rest_failures = 0
         self.recoveries = 0
+        self.parser_errors = 0
+        """Inputs the parser raised on (a bug: the frame was dropped, its books resynced)."""
         self._rng = random.Random(seed)
         self._fetching: set[str] = set()
         self._asked: dict[str, float] = {}
@@ -110,7 +117,7 @@ class LiveRunner:
         assert self._http is not None
         try:
             async with self._http.get(url, headers=self.parser.rest_headers(url)) as response:
-                body = await response.text()
+                body = await response.text(errors="replace")
                 if response.status != 200:
                     self.rest_failures += 1
                     log.warning(
@@ -127,7 +134,12 @@ class LiveRunner:
             if self.capture is not None:
                 self.capture.http(f"{self.venue}.http", url, body, ts)
             self.snapshot_fetches += 1
-            await self._publish(self.parser.on_http(url, body, ts))
+            try:
+                events = self.parser.on_http(url, body, ts)
+            except Exception as exc:  # a parser bug must not end the feed
+                self.parser_errors += 1
+                events = self.parser.internal_error(body, exc, ts)
+            await self._publish(events)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.rest_failures += 1
             log.warning(
@@ -199,15 +211,33 @@ class LiveRunner:
         self._asked = dict.fromkeys(self.symbols, now)  # the subscribe asks for snapshots
         await self._send(ws, self.parser.subscribe(self.symbols))
         await self._recover(ws)
+        checks = asyncio.get_running_loop().create_task(self._stale_checks(ws))
+        try:
+            return await self._frames(ws, conn, now)
+        finally:
+            checks.cancel()
+
+    async def _stale_checks(self, ws: ClientConnection) -> None:
+        """Bring stale symbols back even while the venue sends nothing."""
+        while True:
+            await asyncio.sleep(STALE_CHECK_SECONDS)
+            if time.monotonic() - self._last_check >= STALE_CHECK_SECONDS:
+                try:
+                    await self._recover(ws)
+                except ConnectionClosed:
+                    return  # the frame loop sees it too and reconnects
+
+    async def _frames(self, ws: ClientConnection, conn: str, now: float) -> bool:
+        """Hand every frame to the parser until the connection ends (True: by lifetime)."""
         planned = False
         deadline = now + self.lifetime if self.lifetime > 0 else float("inf")
         async for frame in ws:
             self.frames += 1
             ts = time.time_ns()
-            text = frame if isinstance(frame, str) else frame.decode()
             if self.capture is not None:
+                text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
                 self.capture.recv(conn, text, ts)
-            await self._publish(self.parser.on_frame(text, ts))
+            await self._publish(self._parse(frame, ts))
             if (
                 self.frames % STALE_CHECK_EVERY == 0
                 or time.monotonic() - self._last_check > STALE_CHECK_SECONDS
@@ -217,6 +247,16 @@ class LiveRunner:
                     planned = True
                     break
         return planned
+
+    def _parse(self, frame: str | bytes, ts: int) -> list[Event]:
+        """The parser's events for one frame. Parsers refuse bad frames themselves; anything
+        they raise anyway is a bug, which costs that frame and a resync of the books it
+        touched, never the connection or the feed."""
+        try:
+            return self.parser.on_frame(frame, ts)
+        except Exception as exc:
+            self.parser_errors += 1
+            return self.parser.internal_error(frame, exc, ts)
 
     async def _run(self, max_connections: int | None) -> None:
         attempt = 0

@@ -81,12 +81,35 @@ class BookSync:
     stale_reason: str = ""
     snapshot_at: int = 0
     """Receive time (ns) of the snapshot the book was last (re)built from."""
+    sink: list[Event] | None = field(default=None, repr=False, compare=False)
+    """Where every returned event is also appended (the parser's record of the current
+    frame's events, so none is lost if the parser fails after producing them)."""
     _buffer: list[Delta] = field(default_factory=list)
 
     def snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
         """Start the book from a snapshot; replay the buffered deltas it does not cover.
 
         Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
+        return self._sunk(self._snapshot(snap, ts_recv))
+
+    def delta(self, d: Delta, ts_recv: int) -> list[Event]:
+        """Apply one delta if the book is live and it follows on; otherwise buffer it
+        (``continuous`` streams) or drop it (the next snapshot covers it).
+
+        Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
+        return self._sunk(self._delta(d, ts_recv))
+
+    def invalidate(self, reason: str, ts_recv: int = 0) -> list[Event]:
+        """Mark the symbol stale (the runner must fetch or resubscribe for a fresh snapshot);
+        returns the ``stale`` status event the first time a live book goes stale."""
+        return self._sunk(self._invalidate(reason, ts_recv))
+
+    def _sunk(self, out: list[Event]) -> list[Event]:
+        if self.sink is not None:
+            self.sink += out
+        return out
+
+    def _snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
         self._check(snap.levels)
         was_stale = self.seq > 0 and not self.live
         before = self.book.snapshot()
@@ -115,28 +138,28 @@ class BookSync:
                 Status(self.venue, self.symbol, "resynced", "snapshot", snap.ts_event, ts_recv)
             )
         if snap.checksum is not None and not self._verify(snap.checksum):
-            return out + self.invalidate("checksum", ts_recv)
+            return out + self._invalidate("checksum", ts_recv)
         pending, self._buffer = self._buffer, []
         for d in pending:
             if self.continuous and d.last <= self.venue_id:
                 continue
-            out += self.delta(d, ts_recv)
+            out += self._delta(d, ts_recv)
         return out
 
-    def delta(self, d: Delta, ts_recv: int) -> list[Event]:
-        """Apply one delta if the book is live and it follows on; buffer it otherwise.
-
-        Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
+    def _delta(self, d: Delta, ts_recv: int) -> list[Event]:
         self._check(d.levels)
         if not self.live:
-            self._buffer.append(d)
+            # Only ids tell which buffered deltas a later snapshot covers; without them the
+            # snapshot comes on the same stream (Kraken, Coinbase) and covers all of them.
+            if self.continuous:
+                self._buffer.append(d)
             return []
         if self.continuous:
             if d.last <= self.venue_id:
                 return []  # already covered
             if d.first > self.venue_id + 1:
                 self.stats.gaps += 1
-                return self.invalidate("gap", ts_recv)
+                return self._invalidate("gap", ts_recv)
             self.venue_id = d.last
         self.book.apply(d.levels)
         trimmed = self._trim()
@@ -146,10 +169,10 @@ class BookSync:
             BookUpdate(self.venue, self.symbol, self.seq, d.ts_event, ts_recv, d.levels + trimmed)
         ]
         if d.checksum is not None and not self._verify(d.checksum):
-            return out + self.invalidate("checksum", ts_recv)
+            return out + self._invalidate("checksum", ts_recv)
         if self.book.is_crossed():
             self.stats.crossed += 1
-            return out + self.invalidate("crossed", ts_recv)
+            return out + self._invalidate("crossed", ts_recv)
         return out
 
     def _check(self, levels: tuple[LevelChange, ...]) -> None:
@@ -169,9 +192,7 @@ class BookSync:
         self.stats.checksums_failed += 1
         return False
 
-    def invalidate(self, reason: str, ts_recv: int = 0) -> list[Event]:
-        """Mark the symbol stale (the runner must fetch or resubscribe for a fresh snapshot);
-        returns the ``stale`` status event the first time a live book goes stale."""
+    def _invalidate(self, reason: str, ts_recv: int) -> list[Event]:
         self._buffer.clear()
         if not self.live:
             return []

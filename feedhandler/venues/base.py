@@ -60,10 +60,13 @@ class ParserBase:
         self.errors: deque[str] = deque(maxlen=ERRORS_KEPT)
         self._loads = json_loads()
         self._touched: set[str] = set()
+        self._emitted: list[Event] = []
+        """Every event the books produced for the current input (see ``internal_error``)."""
 
     def on_frame(self, frame: str | bytes, ts_recv: int) -> list[Event]:
         """One WebSocket frame in, normalized events out; bad frames are counted, never raised."""
         self._touched.clear()
+        self._emitted.clear()
         if isinstance(frame, bytes):
             try:
                 text = frame.decode()
@@ -80,6 +83,7 @@ class ParserBase:
     def on_http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         """One REST answer (instrument data, snapshots) in, events out; never raises."""
         self._touched.clear()
+        self._emitted.clear()
         try:
             return self._http(url, body, ts_recv)
         except MalformedFrame as exc:
@@ -166,8 +170,11 @@ class ParserBase:
 
     def internal_error(self, text: str | bytes, exc: Exception, ts_recv: int) -> list[Event]:
         """The last line of defence (the runner and replay call it): the parser raised
-        something it should not have. Counted as ``internal``, logged with the traceback,
-        and every book the frame touched (all of them if unknown) is resynced."""
+        something it should not have. Counted as ``internal``, logged with the traceback;
+        the book events the input had already produced are returned (their seqs are
+        taken, so consumers must see them), then every book the input touched (all of
+        them if unknown) goes stale and resyncs. Trades of that input are lost."""
+        produced = list(self._emitted)
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         log.error(
@@ -177,7 +184,8 @@ class ParserBase:
         )
         touched = tuple(self._touched) or tuple(self.books)
         detail = f"{type(exc).__name__}: {exc}"
-        return self.malformed_input(text, MalformedFrame("internal", detail, touched), ts_recv)
+        bad = MalformedFrame("internal", detail, touched)
+        return produced + self.malformed_input(text, bad, ts_recv)
 
     def _touch(self, symbol: str) -> None:
         """Note that the current frame reached this symbol's book (for ``internal_error``)."""

@@ -84,6 +84,7 @@ class BinanceParser(ParserBase):
         sync = self.books.get(name)
         if sync is None:
             sync = self.books[name] = BookSync(VENUE, name, continuous=True)
+            sync.sink = self._emitted
         return sync
 
     def _units(self, raw: str, what: str) -> tuple[Unit, Unit]:

@@ -82,6 +82,7 @@ class CoinbaseParser(ParserBase):
         sync = self.books.get(product)
         if sync is None:
             sync = self.books[product] = BookSync(VENUE, product)
+            sync.sink = self._emitted
         return sync
 
     def _requests(self, kind: str, symbols: list[str], channels: tuple[str, ...]) -> list[str]:

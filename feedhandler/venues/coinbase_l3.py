@@ -96,6 +96,7 @@ class CoinbaseL3Parser(CoinbaseParser):
         if state is None:
             state = self.l3[product] = ProductL3()
             self.books[product] = BookSync(VENUE, product, continuous=True)
+            self.books[product].sink = self._emitted
         return state
 
     def resync(self, symbol: str, reason: str, ts_recv: int) -> list[Event]:

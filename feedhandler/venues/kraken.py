@@ -89,6 +89,7 @@ class KrakenParser(ParserBase):
         sync = self.books.get(symbol)
         if sync is None:
             sync = self.books[symbol] = BookSync(VENUE, symbol, self.depth, checksum)
+            sync.sink = self._emitted
         return sync
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
