@@ -87,17 +87,16 @@ class RateLimit:
         self.tokens = 2 * self.rate
 
     def take(self, now: float) -> bool:
+        """Take one token (one message) if the bucket has it."""
+        return self.take_up_to(1, now) == 1
+
+    def take_up_to(self, n: int, now: float) -> int:
+        """Take as many of ``n`` tokens as the bucket holds; how many were taken (``n``
+        when there is no limit)."""
         if self.rate <= 0:
-            return True
+            return n
         self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def charge(self, n: float) -> None:
-        """Take ``n`` more tokens for work already done (the bucket may go below zero:
-        the next messages wait until it refills)."""
-        if self.rate > 0:
-            self.tokens -= n
+        taken = max(0, min(n, int(self.tokens)))
+        self.tokens -= taken
+        return taken

@@ -61,5 +61,29 @@ class OrderClient:
                 return seen
         raise AssertionError(f"no such message among {len(seen)}: {seen[-3:]}")
 
+    async def resend(self, from_seq: int = 1, wait: float = 10) -> list[Message]:
+        """Every report from ``from_seq`` up to the account's last durable one, asking page
+        by page while ``resend_done`` says there is ``more``, waiting when the account's
+        rate limit refuses a request (messages in between that are not resent reports are
+        dropped: read them before calling)."""
+        out: list[Message] = []
+        refused = 0
+        while True:
+            await self.send({"op": "resend", "from_seq": from_seq})
+            page = await self.until(
+                lambda m: m.get("type") in ("resend_done", "reject"), 1_000_000, wait
+            )
+            done = page[-1]
+            if done["type"] == "reject":
+                if done["reason"] != "rate_limited" or refused >= 10:
+                    raise AssertionError(f"resend refused: {done}")
+                refused += 1
+                await asyncio.sleep(0.5)  # the account's rate limit refills
+                continue
+            out += [m for m in page if m.get("type") == "exec" and m["seq"] <= done["last_seq"]]
+            if not done.get("more"):
+                return out
+            from_seq = done["to_seq"] + 1
+
     async def close(self) -> None:
         await self.ws.close()

@@ -79,8 +79,9 @@ RESEND_PAGE = 10_000
 """Most reports one resend request returns (``resend_done`` then says ``more``)."""
 RESEND_CHUNK = 200
 """Reports a resend queues before letting other sessions run."""
-RESEND_COST = 100
-"""Reports resent per rate-limit token (beyond the request's own token)."""
+RESEND_COST = 25
+"""Reports resent per rate-limit token: the request's own token pays for the first ones,
+the bucket's other tokens (as many as it holds) for the rest of the page."""
 
 
 @dataclass(eq=False)
@@ -474,9 +475,10 @@ class OrderPath:
 
     async def _resend_since(self, session: Session, start: int) -> bool:
         """The account's durable reports from seq ``start``: at most ``RESEND_PAGE`` per
-        request, queued ``RESEND_CHUNK`` at a time as the session's socket takes them with
-        other sessions served in between, and charged one rate-limit token per
-        ``RESEND_COST`` reports, so a resend flood costs its sender, not the other traders."""
+        request and as many as the account's rate-limit tokens pay for (``RESEND_COST``
+        each), queued ``RESEND_CHUNK`` at a time as the session's socket takes them with
+        other sessions served in between: a resend flood costs its sender, not the other
+        traders."""
         account = session.account.id
         last = self.delivered[account]
         kept = self.venue.state[account].reports  # in seq order, gap-free
@@ -485,7 +487,10 @@ class OrderPath:
             return await self._refuse(
                 session, "resend", Reject("too_old", f"reports before {oldest} are gone")
             )
-        end = min(last, start + RESEND_PAGE - 1)
+        wanted = min(last - start + 1, RESEND_PAGE)
+        extra = -(-max(0, wanted - RESEND_COST) // RESEND_COST)  # tokens past the request's
+        paid = self.limits[account].take_up_to(extra, time.monotonic())
+        end = min(last, start + RESEND_PAGE - 1, start + (1 + paid) * RESEND_COST - 1)
         seq = start
         while seq <= end and kept and kept[0]["seq"] <= seq:  # (others may run in between)
             at = seq - kept[0]["seq"]
@@ -495,7 +500,6 @@ class OrderPath:
             if seq <= end:
                 await asyncio.sleep(0)
                 await session.backlog(RESEND_CHUNK)
-        self.limits[account].charge((seq - start) // RESEND_COST)
         done = {"from_seq": start, "to_seq": seq - 1, "last_seq": last, "more": seq <= last}
         _send(session, {"type": "resend_done", **done})
         return True
