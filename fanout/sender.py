@@ -150,23 +150,22 @@ class Sender:
         client.group = group
         self.private.discard(client)
 
-    def write(self, clients: list[Client], batch: list[bytes], oldest: int) -> None:
-        """One text frame to every client: serialized once (an unmasked server frame is the
-        same bytes for every uncompressed connection) and written to each socket; clients
-        that negotiated permessage-deflate go through websockets (compressed per socket).
-        A long batch goes out as several frames."""
+    def write(self, client: Client, batch: list[bytes], high: int) -> int:
+        """A private client's messages in frames of about FRAME_BYTES, until its socket holds
+        more than ``high`` bytes: the rest waits for the next flush, so one client's long
+        queue never makes a flush long. Returns how many messages were written."""
+        done = 0
         for part in frames(batch):
             frame = b"[" + b",".join(part) + b"]"
-            wire = text_frame(frame)
-            deflated = []
-            for client in clients:
-                if client.deflate:
-                    deflated.append(client.ws)
-                else:
-                    client.ws.transport.write(wire)
-            if deflated:
-                broadcast(deflated, frame, text=True)
-            self._sent(len(clients), part, frame, oldest)
+            if client.deflate:
+                broadcast([client.ws], frame, text=True)
+            else:
+                client.ws.transport.write(text_frame(frame))
+            self._sent(1, part, frame, 0 if done else client.oldest)
+            done += len(part)
+            if client.buffered() > high:
+                break
+        return done
 
     @staticmethod
     def _sent(n: int, batch: list[bytes], frame: bytes, oldest: int) -> None:
@@ -241,9 +240,10 @@ class Sender:
                 client.lagging = size > high // 2
             client.pending = []
             if batch and client.ws.protocol.state is OPEN:
-                self.write([client], batch, client.oldest)
+                done = self.write(client, batch, high)
+                client.pending = batch[done:]
                 client.last_sent = now
-            if not client.lagging:
+            if not client.lagging and not client.pending:
                 self.join(client)
         BUFFERED.set(worst)
 
@@ -308,16 +308,18 @@ class Sender:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + max(self.cfg.slow_timeout_s, CLOSE_TIMEOUT_S)
         left, still_since = unsent(ws), loop.time()
-        while not closing.done():
-            await asyncio.wait({closing}, timeout=CLOSE_POLL_S)
-            now, before = loop.time(), left
-            left = unsent(ws)
-            if left < before:
-                still_since = now
-            if not closing.done() and (now - still_since > CLOSE_TIMEOUT_S or now > give_up):
-                break
-        if ws.transport is not None and not ws.transport.is_closing():
-            ws.transport.abort()
+        try:
+            while not closing.done():
+                await asyncio.wait({closing}, timeout=CLOSE_POLL_S)
+                now, before = loop.time(), left
+                left = unsent(ws)
+                if left < before:
+                    still_since = now
+                if now - still_since > CLOSE_TIMEOUT_S or now > give_up:
+                    break
+        finally:  # also when the node stops meanwhile
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()
         with contextlib.suppress(TimeoutError, ConnectionClosed, OSError):
             await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
 

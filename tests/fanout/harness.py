@@ -111,3 +111,22 @@ async def catch_up(client: HubClient, node: FanoutNode, wait: float = 10) -> Non
 
 def top(node: FanoutNode, side: int, n: int = 0) -> list[tuple[int, int]]:
     return node.streams["SIM", "X"].book.depth(side, n)
+
+
+async def more_symbols(node: FanoutNode, n: int, levels: int = 40) -> list[str]:
+    """Add ``n`` synced streams S0, S1, ... (``levels`` levels a side) to a started node."""
+    store = node.snapshots
+    names = [f"S{i}" for i in range(n)]
+    for name in names:
+        inst = Instrument("SIM", name, "0.01", "1")
+        await store.put_instrument(inst)
+        bids = tuple((10_000 - i, 5) for i in range(1, levels + 1))
+        asks = tuple((10_000 + i, 5) for i in range(levels))
+        await store.put(BookSnapshot("SIM", name, 1, 0, bids, asks))
+        node.on_event(inst)
+        node.on_event(BookUpdate("SIM", name, 2, 0, 0, ((0, 9_000, 1),)))
+    for _ in range(500):
+        if all(node.streams["SIM", name].synced for name in names):
+            return names
+        await asyncio.sleep(0.01)
+    raise AssertionError("the extra streams did not sync")
