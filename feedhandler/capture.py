@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,20 +36,23 @@ class CaptureLine:
     line: int
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open(path: Path) -> io.BufferedIOBase:
+    """The capture's bytes, decompressed when it starts with the zstd magic number."""
     raw = path.open("rb")
     if raw.read(4) == ZSTD_MAGIC:
         raw.seek(0)
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.TextIOWrapper(stream, encoding="utf-8")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8")
+    return raw
 
 
 def read_header(path: Path) -> dict[str, Any]:
     """The capture's header line (raises CaptureError if it has none)."""
-    with _open_text(path) as f:
-        first = f.readline()
+    try:
+        with _open(path) as f:
+            first = f.readline()
+    except zstandard.ZstdError as exc:
+        raise CaptureError(f"{path}: not readable as zstd ({exc})") from None
     try:
         header = orjson.loads(first)
     except orjson.JSONDecodeError:
@@ -59,30 +62,62 @@ def read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def read_capture(path: Path) -> Iterator[CaptureLine]:
-    """Yield the capture's events after the header, in file order."""
-    with _open_text(path) as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                raise CaptureError(f"{path}: line {number} is not JSON: {text[:80]!r}") from None
-            kind = obj.get("t") if isinstance(obj, dict) else None
-            if kind == "header":
-                continue
-            if kind not in ("connect", "send", "recv", "http"):
-                raise CaptureError(f"{path}: line {number} has unknown kind {kind!r}")
-            data = obj.get("data", "")
-            yield CaptureLine(
-                kind,
-                str(obj.get("conn", "")),
-                int(float(obj.get("ts", 0)) * 1e9),
-                data if isinstance(data, str) else orjson.dumps(data).decode(),
-                str(obj.get("url", obj.get("addr", ""))),
-                number,
-            )
+OnBadLine = Callable[[int, str, str], None]
+"""Called with (line number, why, the line's text) for a line that is skipped."""
+
+
+def read_capture(path: Path, on_bad_line: OnBadLine | None = None) -> Iterator[CaptureLine]:
+    """Yield the capture's events after the header, in file order.
+
+    A line that is not JSON (or not UTF-8), of an unknown kind or with an unreadable
+    field raises CaptureError naming the file and line; with ``on_bad_line`` it is
+    reported there and skipped. Compressed data that ends early or is corrupt raises
+    CaptureError after the last good line either way."""
+    number = 0
+    try:
+        with _open(path) as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    line = _line(raw, number)
+                except CaptureError as exc:
+                    if on_bad_line is None:
+                        raise CaptureError(f"{path}: {exc}") from None
+                    on_bad_line(number, str(exc), raw[:200].decode("utf-8", "replace"))
+                    continue
+                if line is not None:
+                    yield line
+    except zstandard.ZstdError as exc:
+        raise CaptureError(f"{path}: compressed data corrupt after line {number} ({exc})") from None
+
+
+def _line(raw: bytes, number: int) -> CaptureLine | None:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CaptureError(f"line {number} is not JSON: {raw[:80]!r}") from None
+    kind = obj.get("t") if isinstance(obj, dict) else None
+    if kind == "header":
+        return None
+    if kind not in ("connect", "send", "recv", "http"):
+        raise CaptureError(f"line {number} has unknown kind {kind!r:.40}")
+    data = obj.get("data", "")
+    ts = obj.get("ts", 0)
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not 0 <= ts < 1e10:
+        raise CaptureError(f"line {number} has no valid time 'ts': {ts!r:.40}")
+    try:
+        text = data if isinstance(data, str) else orjson.dumps(data).decode()
+    except TypeError:  # an integer past 64 bits in a JSON body orjson cannot write back
+        raise CaptureError(f"line {number}: 'data' cannot be read back as JSON text") from None
+    return CaptureLine(
+        kind,
+        str(obj.get("conn", "")),
+        int(ts * 1e9),
+        text,
+        str(obj.get("url", obj.get("addr", ""))),
+        number,
+    )
 
 
 class CaptureWriter:

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from feedhandler.capture import read_capture
+from feedhandler.capture import CaptureLine, read_capture
 from feedhandler.databento import PRICE_DECIMALS, DatabentoError, MboReplay, read_records
+from feedhandler.frames import MalformedFrame
 from feedhandler.itch_file import CHUNK, open_itch
 from feedhandler.lobster import LobsterError, LobsterReplay, csv_rows, midnight_from_name
 from feedhandler.sync import L2Levels, book_diff
@@ -30,6 +31,8 @@ from orderbook_core.types import F_LAST, F_SNAPSHOT
 log = logging.getLogger("hub.feed")
 Batch = tuple[int, list[Event]]
 OnError = Callable[[str], None]
+UNREADABLE = "unreadable: "
+"""How a capture line that could not be read at all is reported (after its line number)."""
 ITCH_BATCH = 4096
 """ITCH messages applied between published updates (each update is one symbol's net change)."""
 
@@ -66,13 +69,57 @@ class Pacer:
         return max(0.0, due - self.clock())
 
 
-def capture_batches(path: Path, parser: ParserBase) -> Iterator[Batch]:
-    """A capture's received frames and REST answers through a venue parser."""
-    for line in read_capture(path):
+def capture_batches(
+    path: Path, parser: ParserBase, on_error: OnError | None = None
+) -> Iterator[Batch]:
+    """A capture's received frames and REST answers through a venue parser.
+
+    Nothing in the file stops the replay: a frame the parser refuses, or a line
+    that cannot be read at all (which may have been a frame, so it counts as a
+    malformed one and the venue's rule for unattributable frames applies), is
+    reported to ``on_error`` with its line number (logged when None) and skipped."""
+    report = on_error or _log_bad_record(path)
+    stale: list[Event] = []  # statuses of books an unreadable line invalidated
+
+    def bad_line(number: int, why: str, text: str) -> None:
+        report(f"{path.name} line {number}: {UNREADABLE}{why}")
+        bad = MalformedFrame("json", "unreadable capture line")
+        stale.extend(parser.malformed_input(text, bad, 0))
+
+    for line in read_capture(path, bad_line):
+        if line.kind not in ("http", "recv"):
+            continue
+        before = parser.malformed
+        events = _parsed(parser, line)
+        if parser.malformed != before:
+            report(f"{path.name} line {line.line}: {parser.errors[-1]}")
+        if stale:
+            events, stale[:] = stale + events, []
+        yield line.ts_ns, events
+    if stale:
+        yield 0, stale
+
+
+def _parsed(parser: ParserBase, line: CaptureLine) -> list[Event]:
+    """The parser's events for one line; an exception it raises anyway (a bug) costs only
+    that line and a resync of the books it touched, as in the live runner."""
+    try:
         if line.kind == "http":
-            yield line.ts_ns, parser.on_http(line.url, line.data, line.ts_ns)
-        elif line.kind == "recv":
-            yield line.ts_ns, parser.on_frame(line.data, line.ts_ns)
+            return parser.on_http(line.url, line.data, line.ts_ns)
+        return parser.on_frame(line.data, line.ts_ns)
+    except Exception as exc:
+        return parser.internal_error(line.data, exc, line.ts_ns)
+
+
+def _log_bad_record(path: Path) -> OnError:
+    count = [0]
+
+    def report(text: str) -> None:
+        count[0] += 1
+        if count[0] <= 20 or count[0] % 1000 == 0:
+            log.warning("bad replay record skipped", extra={"file": str(path), "why": text[:200]})
+
+    return report
 
 
 def lobster_instrument(symbol: str) -> Instrument:
