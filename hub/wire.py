@@ -60,7 +60,9 @@ class Field:
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this field (None: nothing)."""
         kind = self.kind
-        if kind in ("text", "decimal"):
+        if kind == "text" or kind == "decimal":
+            if type(value) is str and self.min_len <= len(value) <= self.max_len:
+                return None  # the common case first: order entry's hot path
             if not isinstance(value, str):
                 if kind == "decimal":
                     return f'must be a decimal string such as "1.25", got {shown(value)}'
@@ -139,6 +141,12 @@ def too_deep(value: dict[str, Any] | list[Any], max_depth: int) -> str | None:
     """The path of the first container past ``max_depth`` levels, or None. Iterative, so
     any depth orjson can read is walked without recursion; the path names at most three
     steps."""
+    if type(value) is dict:
+        for v in value.values():
+            if type(v) is dict or type(v) is list:
+                break
+        else:
+            return None  # a flat object, as every order-entry message is
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
         item, depth, path = stack.pop()
@@ -164,13 +172,14 @@ def check(
     schema does not name is refused unless ``unknown``; a required one must be present."""
     for key, value in message.items():
         spec = schema.get(key)
-        path = f"{where}.{name(key)}" if where else name(key)
         if spec is None:
             if unknown:
                 continue
+            path = f"{where}.{name(key)}" if where else name(key)
             return Refusal("bad_field", path, f"unknown field {path}")
         problem = spec.problem(value)
         if problem is not None:
+            path = f"{where}.{name(key)}" if where else name(key)
             return Refusal("bad_field", path, f"{path} {problem}")
     for key, spec in schema.items():
         if spec.required and key not in message:

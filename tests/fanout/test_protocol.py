@@ -58,7 +58,7 @@ def check(data: str | bytes) -> None:
         assert exc.code and str(exc) and len(str(exc)) < 300
         return
     assert isinstance(req, Request) and req.op in OPS
-    assert len(orjson.dumps({"id": req.id})) < 100
+    assert len(orjson.dumps({"id": req.id})) < 64 * 6 + 20  # 64 characters, escaped
     for item in req.channels:
         if isinstance(item, ChannelRequest):
             assert item.channel in CHANNELS and item.symbol
