@@ -176,7 +176,7 @@ def keys_file(tmp_path: Path) -> str:
 async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
     cfg = replace(OPEN, keys=keys_file(tmp_path), max_views=6, max_views_per_key=3)
     node, market, url = await started(cfg)
-    auth = {"additional_headers": {"Authorization": f"Bearer {KEY}"}}
+    auth = {"Authorization": f"Bearer {KEY}"}
     try:
         async with running(market) as moving, HubClient(url) as victim:
             await victim.subscribe(
@@ -185,7 +185,7 @@ async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
             codes = []
             async with contextlib.AsyncExitStack() as stack:
                 for depth in range(1, 6):  # one key, five connections, five views asked for
-                    ws = await stack.enter_async_context(connect(url, **auth))
+                    ws = await stack.enter_async_context(connect(url, additional_headers=auth))
                     await request(
                         ws,
                         {
@@ -201,7 +201,7 @@ async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
                         assert "fanout.max_views_per_key" in reason and "3" in reason
                 assert codes == ["ok", "ok", "ok", "too_many_views", "too_many_views"]
                 # A view the key already holds is shared, not counted twice.
-                ws = await stack.enter_async_context(connect(url, **auth))
+                ws = await stack.enter_async_context(connect(url, additional_headers=auth))
                 entry = {"channel": "book", "symbol": "X", "depth": 2}
                 await request(ws, {"op": "subscribe", "id": 2, "channels": [entry]})
                 assert (await answer(ws, 2))["accepted"]
@@ -435,7 +435,7 @@ async def test_an_update_that_does_not_fit_the_book_resyncs_the_stream(size: int
             node.on_event(BookUpdate("SIM", "X", market.seq, 0, 0, ((0, 9_990, size),)))
             assert not stream.synced
             market.step(5)
-            await node.snapshots.put(market.snapshot())  # type: ignore[attr-defined]
+            await node.snapshots.put(market.snapshot())
             market.step(5)
             for _ in range(300):
                 if stream.synced:
