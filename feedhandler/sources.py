@@ -26,6 +26,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
 from hub.times import exchange_midnight_ns, trading_day_from_name
 from orderbook_core import BookError, ItchReplay
+from orderbook_core.errors import UnknownStockLocate
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
 log = logging.getLogger("hub.feed")
@@ -177,21 +178,25 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
     with open_itch(path) as f:
         data = f.read(CHUNK)
         while data:
-            try:
-                replay.feed(data, replay.messages + ITCH_BATCH)
-                before = replay.messages
-                while True:  # drain what the chunk still holds, one batch at a time
+            while True:  # apply the chunk one batch at a time, then read the next one
+                try:
+                    done = replay.feed(data, replay.messages + ITCH_BATCH)
+                except UnknownStockLocate as exc:
+                    # Framing is intact: the message was skipped and the stream goes on.
+                    on_error(f"{path.name}: {exc}")
+                    data = b""
                     yield midnight + replay.timestamp, streams.events()
-                    replay.feed(b"", replay.messages + ITCH_BATCH)
-                    if replay.messages == before:
-                        break
-                    before = replay.messages
-            except BookError as exc:
-                # A corrupt stream cannot be resynchronised: publish the book as of the last
-                # good message and stop.
-                on_error(f"{path.name}: {exc}")
+                    continue
+                except BookError as exc:
+                    # A corrupt stream cannot be resynchronised: publish the book as of the
+                    # last good message and stop.
+                    on_error(f"{path.name}: {exc}")
+                    yield midnight + replay.timestamp, streams.events()
+                    return
+                data = b""
+                if not done:
+                    break
                 yield midnight + replay.timestamp, streams.events()
-                return
             data = f.read(CHUNK)
     try:
         replay.finish()

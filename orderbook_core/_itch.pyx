@@ -12,7 +12,7 @@ from libc.string cimport memset
 from libcpp.vector cimport vector
 
 from orderbook_core._l3 cimport L3Book, Order
-from orderbook_core.errors import BookError, ItchFormatError, located
+from orderbook_core.errors import BookError, ItchFormatError, UnknownStockLocate, located
 from orderbook_core.itch_spec import BOOK_MESSAGES, MESSAGE_LENGTHS
 
 cdef int _LENGTH[256]
@@ -138,7 +138,7 @@ cdef class ItchReplay:
                 self.ignored += 1
                 return 0
         if status != TRACKED:
-            raise KeyError(f"stock locate {locate} was never announced (no R, A or F message)")
+            raise UnknownStockLocate(locate, -1, chr(t))
         book = <L3Book>self._books[locate]
         if t == 65 or t == 70:
             book.c_add(<int64_t>_u64(m + 11), 0 if m[19] == 66 else 1,
@@ -209,8 +209,9 @@ cdef class ItchReplay:
         """Apply every complete message in ``data`` (plus the kept tail); return how many.
 
         Stops early after ``limit`` messages in total when ``limit >= 0``. A bad
-        message raises ItchFormatError or a book error carrying ``offset`` and
-        ``msg_type``; everything before it stays applied, the bad message is
+        message raises ItchFormatError (UnknownStockLocate for a book message of a
+        locate never announced, with its ``locate``) or a book error carrying
+        ``offset`` and ``msg_type``; everything before it stays applied, the bad message is
         skipped, and a later ``feed(b"")`` continues with what followed it.
         """
         cdef bytes buf = self._tail + bytes(data) if self._tail else bytes(data)
@@ -233,6 +234,10 @@ cdef class ItchReplay:
                 pos += 2 + length
                 self.messages += 1
                 done += 1
+        except UnknownStockLocate as exc:
+            at = self.offset + pos
+            self._counts[t] -= 1
+            err = UnknownStockLocate(exc.locate, at, chr(t))
         except (BookError, KeyError, ValueError) as exc:
             at = self.offset + pos
             self._counts[t] -= 1

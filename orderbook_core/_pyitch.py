@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterable
 
 from orderbook_core._pyl3 import L3Book
-from orderbook_core.errors import BookError, ItchFormatError, located
+from orderbook_core.errors import BookError, ItchFormatError, UnknownStockLocate, located
 from orderbook_core.itch_spec import BOOK_MESSAGES, MESSAGE_LENGTHS
 
 _U16 = struct.Struct(">H")
@@ -79,7 +79,7 @@ class ItchReplay:
             return
         book = self._books.get(locate)
         if book is None:
-            raise KeyError(f"stock locate {locate} was never announced (no R, A or F message)")
+            raise UnknownStockLocate(locate, -1, t)
         if t in "AF":
             ref, side, shares, _stock, price = _ADD.unpack_from(m, 11)
             book._add(ref, 0 if side == b"B" else 1, price, shares)
@@ -153,6 +153,9 @@ class ItchReplay:
             else:
                 try:
                     self._message(buf[pos + 2 : pos + 2 + length])
+                except UnknownStockLocate as exc:
+                    self._counts[t] -= 1
+                    err = UnknownStockLocate(exc.locate, at, t)
                 except (BookError, KeyError, ValueError) as exc:
                     self._counts[t] -= 1
                     err = located(exc, f"ITCH {t!r} message at byte {at}", at, t)

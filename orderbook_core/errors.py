@@ -8,6 +8,7 @@
     ├── InvalidOrderId         the reserved order id -2**63
     ├── OrdersCrossed          an operation that would leave best bid >= best ask
     └── ItchFormatError        ITCH bytes that are truncated, of unknown type or wrong length
+        └── UnknownStockLocate a book message for a stock locate never announced (R, A, F)
 
 Errors raised while replaying a file also carry ``offset`` (byte offset of
 the message's length prefix) and ``msg_type`` (its type letter), and their
@@ -77,3 +78,17 @@ class ItchFormatError(BookError, ValueError):
         super().__init__(message)
         self.offset = offset
         self.msg_type = msg_type
+
+
+class UnknownStockLocate(ItchFormatError):
+    """An ITCH book message names a stock ``locate`` that no R, A or F message announced
+    (the input is not a whole session, or is corrupt); ``offset`` says where."""
+
+    def __init__(self, locate: int, offset: int, msg_type: str) -> None:
+        where = f"ITCH {msg_type!r} message at byte {offset}: " if offset >= 0 else ""
+        super().__init__(
+            f"{where}stock locate {locate} was never announced (no R, A or F message)",
+            offset,
+            msg_type,
+        )
+        self.locate = locate

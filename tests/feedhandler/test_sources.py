@@ -143,6 +143,27 @@ def test_itch_source_ends_with_the_replayed_books_and_reports_halts(tmp_path: Pa
     assert ("AAPL", "halted") in c.statuses and c.statuses[-1] == ("AAPL", "halted")
 
 
+def test_itch_source_skips_messages_of_an_unannounced_locate(tmp_path: Path) -> None:
+    session = g.random_session(12, 5_000, ("AAPL", "MSFT"))
+    clean = tmp_path / "clean.itch"
+    clean.write_bytes(session)
+    cut = 2 + struct.unpack_from(">H", session, 0)[0]  # after the first message
+    stray = g.delete(999, 5, 77)  # a locate no R, A or F message announced
+    path = tmp_path / "partial.itch"
+    path.write_bytes(session[:cut] + stray + session[cut:] + stray)
+    errors: list[str] = []
+    c = consume(itch_batches(path, ["AAPL", "MSFT"], errors.append))
+    assert errors == [
+        f"partial.itch: ITCH 'D' message at byte {at}: stock locate 999 was never announced "
+        "(no R, A or F message)"
+        for at in (cut, len(session) + len(stray))
+    ]
+    expected = consume(itch_batches(clean, ["AAPL", "MSFT"], errors.append))
+    for symbol in ("AAPL", "MSFT"):
+        assert c.books[symbol].snapshot() == expected.books[symbol].snapshot()
+        assert resting_orders(c.orders[symbol]) == resting_orders(expected.orders[symbol])
+
+
 def printed_shares(data: bytes, locates: dict[int, str]) -> dict[str, tuple[int, int]]:
     """(prints, shares) per symbol straight from the bytes: E, C marked printable, P, and Q
     crosses of more than zero shares (an independent reading of the ITCH 5.0 spec)."""

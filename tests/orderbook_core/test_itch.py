@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from orderbook_core import _itch, _pyitch
 from orderbook_core import itchgen as g
-from orderbook_core.errors import InvalidSize, ItchFormatError, OrderNotFound
+from orderbook_core.errors import (
+    BookError,
+    InvalidSize,
+    ItchFormatError,
+    OrderNotFound,
+    UnknownStockLocate,
+)
 from orderbook_core.itch_spec import MESSAGE_LENGTHS
 from tests.conftest import ROOT
 
@@ -216,6 +222,39 @@ def test_book_errors_name_offset_and_type(impl: Any) -> None:
     with pytest.raises(InvalidSize, match="ITCH 'X' message"):
         r.feed(g.cancel(1, 3, 1, 500))
     assert r.book("X").order(1) == (BID, 10_0000, 100)
+
+
+def test_unannounced_stock_locate_is_a_typed_error_naming_locate_and_offset(impl: Any) -> None:
+    r = impl.ItchReplay()
+    data = g.add_order(1, 1, 1, "B", 100, "X", 10_0000) + g.delete(7, 2, 5)
+    with pytest.raises(UnknownStockLocate) as info:
+        r.feed(data)
+    err = info.value
+    assert isinstance(err, ItchFormatError) and isinstance(err, BookError)
+    assert not isinstance(err, KeyError)
+    assert (err.locate, err.offset, err.msg_type) == (7, 38, "D")
+    assert str(err) == (
+        "ITCH 'D' message at byte 38: stock locate 7 was never announced (no R, A or F message)"
+    )
+    assert r.errors == 1 and r.counts() == {"A": 1}
+    assert r.feed(g.delete(1, 3, 1)) == 1  # the stream goes on after the refused message
+    assert r.book("X").order_count() == 0
+
+
+def test_hub_itch_names_an_unannounced_locate(tmp_path: Path) -> None:
+    path = tmp_path / "partial.itch"
+    path.write_bytes(g.add_order(1, 1, 1, "B", 100, "AAPL", 150_0000) + g.delete(9, 2, 4))
+    out = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "itch", str(path), "--symbol", "AAPL"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        f"hub: error: {path}: ITCH 'D' message at byte 38: stock locate 9 was never announced "
+        "(no R, A or F message)"
+    )
 
 
 @settings(max_examples=40, deadline=None)
