@@ -23,6 +23,9 @@ import orjson
 
 MAX_DEPTH = 8
 """Default nesting limit: an object is level 1, a list or object inside it level 2, …"""
+MAX_CONTAINERS = 512
+"""Default limit on the lists and objects one message holds (the fanout protocol needs
+at most 202: a request, its channel list and 200 entries)."""
 MAX_SHOWN = 40
 """Characters of a client value quoted back in a refusal's text."""
 INT64 = 2**63 - 1
@@ -112,10 +115,14 @@ def name(key: str) -> str:
 
 
 def decode(
-    data: str | bytes, max_bytes: int, max_depth: int = MAX_DEPTH
+    data: str | bytes,
+    max_bytes: int,
+    max_depth: int = MAX_DEPTH,
+    max_containers: int = MAX_CONTAINERS,
 ) -> dict[str, Any] | Refusal:
     """One client message as an object, or why not: text frames only, at most ``max_bytes``
-    bytes of UTF-8, valid JSON, an object, at most ``max_depth`` levels deep."""
+    bytes of UTF-8, valid JSON, an object, at most ``max_depth`` levels deep and holding at
+    most ``max_containers`` lists and objects (so checking its shape costs little)."""
     if not isinstance(data, str):
         return Refusal("binary_frame", "", "binary frame: send each message as a JSON text frame")
     size = len(data)
@@ -129,40 +136,45 @@ def decode(
         return Refusal("bad_json", "", "message is not valid JSON")
     if not isinstance(message, dict):
         return Refusal("not_object", "", f"message must be a JSON object, got {shown(message)}")
-    deep = too_deep(message, max_depth)
-    if deep is not None:
-        return Refusal(
-            "too_deep", deep, f"{deep or 'message'} is nested deeper than {max_depth} levels"
-        )
-    return message
+    return shape(message, max_depth, max_containers) or message
 
 
-def too_deep(value: dict[str, Any] | list[Any], max_depth: int) -> str | None:
-    """The path of the first container past ``max_depth`` levels, or None. Iterative, so
-    any depth orjson can read is walked without recursion; the path names at most three
-    steps."""
-    if type(value) is dict:
-        for v in value.values():
-            if type(v) is dict or type(v) is list:
-                break
-        else:
-            return None  # a flat object, as every order-entry message is
+def shape(value: dict[str, Any], max_depth: int, max_containers: int) -> Refusal | None:
+    """Why ``value`` nests too deep (naming the first path past ``max_depth`` levels, at most
+    three steps of it) or holds too many lists and objects; None when it does neither.
+    Iterative, and it stops after ``max_containers`` containers, so any message orjson can
+    read is walked quickly and without recursion."""
+    for v in value.values():
+        if type(v) is dict or type(v) is list:
+            break
+    else:
+        return None  # a flat object, as every order-entry message is
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    seen = 1
     while stack:
         item, depth, path = stack.pop()
         if depth > max_depth:
-            return path
+            return Refusal("too_deep", path, f"{path} is nested deeper than {max_depth} levels")
         near = not path or path.count(".") + path.count("[") < 2
-        if isinstance(item, dict):
-            for key, sub in item.items():
-                if isinstance(sub, dict | list):
-                    step = (f"{path}.{name(key)}" if path else name(key)) if near else path
-                    stack.append((sub, depth + 1, step))
-        else:
-            for i, sub in enumerate(item):
-                if isinstance(sub, dict | list):
-                    stack.append((sub, depth + 1, f"{path}[{i}]" if near else path))
+        subs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, sub in subs:
+            if isinstance(sub, dict | list):
+                seen += 1
+                if seen > max_containers:
+                    return Refusal(
+                        "too_large",
+                        "",
+                        f"message holds more than {max_containers} lists and objects",
+                    )
+                stack.append((sub, depth + 1, _step(path, key) if near else path))
     return None
+
+
+def _step(path: str, key: str | int) -> str:
+    """``path`` one step further: ``path[3]`` for a list item, ``path.name`` for a field."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{name(key)}" if path else name(key)
 
 
 def check(

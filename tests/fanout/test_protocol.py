@@ -100,6 +100,8 @@ def test_arbitrary_text_and_bytes_never_crash_the_parser(data: str | bytes) -> N
         ('{"op": "auth"}', "bad_request"),
         ('{"op": "subscribe", "channels": [' + ",".join(["{}"] * 201) + "]}", "too_many"),
         ("x" * 70_000, "too_large"),
+        ('{"op": "ping", "x": [' + ",".join(["[]"] * 21_000) + "]}", "too_large"),
+        ('{"op": "ping", "id": ' + "[" * 300 + "]" * 300 + "}", "bad_request"),
     ],
 )
 def test_stable_error_codes(data: str | bytes, code: str) -> None:

@@ -80,6 +80,7 @@ def test_any_frame_is_clean_or_refused_with_a_code(data: str | bytes) -> None:
         ("[1]", "not_object", ""),
         ('{"name": "a", "items": ' + nested(300) + "}", "too_deep", "items[0][0]"),
         ('{"a": {"b": {"c": {"d": {"e": 1}}}}}', "too_deep", "a.b.c"),
+        ('{"items": [' + ",".join(["[]"] * 600) + "]}", "too_large", ""),  # > 512 containers
         ('{"name": ["a"]}', "bad_field", "name"),
         ('{"name": "a", "n": true}', "bad_field", "n"),
         ('{"name": "a", "n": 1.0}', "bad_field", "n"),
