@@ -20,7 +20,9 @@ consumer may see an event twice; every consumer drops a seq it already has.
 When the buffer is full, newer messages are dropped, counted per stream
 (``hub_kafka_dropped_total``) and logged; the stream's next event then shows
 consumers a seq gap, and they resync it from the snapshot store, which the feed
-keeps writing during the outage. ``health`` is not ok while down.
+keeps writing during the outage. A stream whose newest messages were all dropped
+(it went quiet) gets its newest one sent after the buffer, so the gap shows
+there too. ``health`` is not ok while down.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class ReliablePublisher:
         self.reason = "not started"
         self.down_since: float | None = None
         self.dropped: collections.Counter[str] = collections.Counter()
+        self._tails: dict[tuple[str, bytes], Record] = {}
+        """Per topic and stream, the newest dropped message with nothing kept after it:
+        sent once the buffer is delivered, so a stream that went quiet after losing
+        messages still shows consumers its gap (they resync; those who have it drop it)."""
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -135,8 +141,11 @@ class ReliablePublisher:
     def _keep(self, records: list[Record]) -> None:
         """Append compact copies to the buffer; past its bound, drop and count per stream."""
         room = self.cfg.buffer_bytes - self._buffer_bytes
+        kept = 0
         for topic, key, value in records:
             size = held(key, value)
+            # orjson's output keeps its whole working buffer (~4 KB) behind even a 200-byte
+            # message; a copy holds just the bytes (measured: 4.2 KB -> 0.3 KB a message).
             if size > room:
                 stream = key.decode(errors="replace")
                 if not self.dropped:
@@ -147,13 +156,14 @@ class ReliablePublisher:
                     )
                 self.dropped[stream] += 1
                 DROPPED.labels(stream).inc()
+                self._tails[topic, key] = (topic, key, memoryview(value).tobytes())
                 continue
             room -= size
-            # orjson's output keeps its whole working buffer (~4 KB) behind even a 200-byte
-            # message; a copy holds just the bytes (measured: 4.2 KB -> 0.3 KB a message).
+            self._tails.pop((topic, key), None)  # this later message shows the gap itself
             self._buffer.append((topic, key, memoryview(value).tobytes()))
             self._buffer_bytes += size
-        BUFFERED.inc(len(records))
+            kept += 1
+        BUFFERED.inc(kept)
         self._gauges()
 
     def _gauges(self) -> None:
@@ -181,6 +191,10 @@ class ReliablePublisher:
                     resent += len(chunk)
                     RESENT.inc(len(chunk))
                     self._gauges()
+                if self._tails:
+                    async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+                        await self._producer.send(list(self._tails.values()))
+                    self._tails.clear()
                 break
             except (HubError, TimeoutError) as exc:
                 if isinstance(exc, HubError) and not exc.retriable:
