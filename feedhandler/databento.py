@@ -25,6 +25,7 @@ from orderbook_core import BookError, L3Book
 
 F_LAST = 128
 PRICE_DECIMALS = 9
+INT64_MAX = (1 << 63) - 1
 
 
 class DatabentoError(ValueError):
@@ -80,6 +81,10 @@ class MboReplay:
             raise DatabentoError(f"{where}: unknown side {r.side!r} (B, A or N)")
         if r.side == "N" and r.action in ("A", "M"):
             raise DatabentoError(f"{where}: action {r.action} needs side B or A, got N")
+        for name in ("ts_recv", "ts_event", "price", "size", "order_id"):
+            value = getattr(r, name)
+            if not -INT64_MAX <= value <= INT64_MAX:
+                raise DatabentoError(f"{where}: {name} {value} does not fit int64")
         side = 0 if r.side == "B" else 1
         try:
             if r.action == "A":
@@ -192,9 +197,16 @@ def read_csv(
 ) -> Iterator[tuple[str, MboRecord]]:
     """Records of a Databento MBO CSV; a bad row raises DatabentoError, or with ``on_error``
     is reported there and skipped."""
-    with path.open(newline="") as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
-            where = f"{path.name} line {line}"
+    with path.open(newline="", errors="replace") as f:
+        reader = csv.DictReader(f)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise DatabentoError(f"{path.name} line {reader.line_num}: {exc}") from None
+            where = f"{path.name} line {reader.line_num}"
             try:
                 yield (
                     where,
@@ -211,7 +223,7 @@ def read_csv(
                         int(row["sequence"]),
                     ),
                 )
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, TypeError) as exc:  # TypeError: a row short of fields
                 if on_error is None:
                     raise DatabentoError(f"{where}: {exc}") from None
                 on_error(f"{where}: {exc}")
@@ -226,9 +238,13 @@ def read_dbn(path: Path) -> Iterator[tuple[str, MboRecord]]:
 
         data = zstandard.ZstdDecompressor().stream_reader(data).read()
     decoder = databento_dbn.DBNDecoder()
-    decoder.write(data)
+    try:
+        decoder.write(data)
+        records = decoder.decode()
+    except Exception as exc:  # the decoder's own errors (e.g. a truncated or corrupt file)
+        raise DatabentoError(f"{path.name}: not a readable DBN file ({exc})") from None
     index = 0
-    for rec in decoder.decode():
+    for rec in records:
         if not isinstance(rec, databento_dbn.MBOMsg):
             continue
         index += 1

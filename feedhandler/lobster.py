@@ -24,7 +24,9 @@ from typing import Any
 
 from hub.events import BookUpdate, Event, Status, Trade
 from hub.times import exchange_midnight_ns, seconds_ns, trading_day_from_name
-from orderbook_core import L2Book
+from orderbook_core import BookError, L2Book
+
+INT64_MAX = (1 << 63) - 1
 
 EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
 HALT_STATES = {-1: "halted", 0: "quoting", 1: "trading"}
@@ -49,10 +51,11 @@ class LobsterReplay:
     state: str = "trading"
     halts: int = 0
 
-    def start(self, row: list[int]) -> None:
-        """Take the book from the first orderbook row."""
+    def start(self, row: list[int], where: str = "orderbook row 1") -> None:
+        """Take the book from the first orderbook row (LobsterError if it is not one)."""
+        levels = _levels(row, where)
         self.book.clear()
-        self.book.apply(_levels(row))
+        self.book.apply(levels)
 
     def apply(self, msg: list[str], where: str) -> list[Event]:
         """Apply one message row; raise LobsterError naming ``where`` if it is bad."""
@@ -62,14 +65,18 @@ class LobsterReplay:
             kind_i, size_i, price_i, dir_i = int(kind), int(size), int(price), int(direction)
         except ValueError as exc:
             raise LobsterError(f"{where}: {exc}") from None
+        if not 0 <= ts <= INT64_MAX:
+            raise LobsterError(f"{where}: time {t[:30]!r} is out of range")
         self.messages += 1
         if kind_i == 7:
             self.halts += 1
             self.state = HALT_STATES.get(price_i, self.state)
             state = "trading" if self.state == "trading" else "halted"
             return [Status(self.venue, self.symbol, state, self.state, ts, ts)]
-        if dir_i not in (1, -1) or size_i <= 0:
-            raise LobsterError(f"{where}: bad direction {direction!r} or size {size!r}")
+        if dir_i not in (1, -1) or not 0 < size_i <= INT64_MAX:
+            raise LobsterError(f"{where}: bad direction {direction!r} or size {size[:30]!r}")
+        if not 0 < price_i <= INT64_MAX:
+            raise LobsterError(f"{where}: price {price[:30]!r} is not in 1..2**63-1")
         side = 0 if dir_i == 1 else 1
         events: list[Event] = []
         if kind_i in (4, 5, 6):
@@ -95,7 +102,12 @@ class LobsterReplay:
                 raise LobsterError(
                     f"{where}: removes {size_i} from a level of {current} at {price_i}"
                 )
-            self.book.set(side, price_i, new)
+            if new > INT64_MAX:
+                raise LobsterError(f"{where}: the level at {price_i} would pass 2**63-1")
+            try:
+                self.book.set(side, price_i, new)
+            except BookError as exc:
+                raise LobsterError(f"{where}: {exc}") from None
             self.seq += 1
             events.append(
                 BookUpdate(self.venue, self.symbol, self.seq, ts, ts, ((side, price_i, new),))
@@ -133,14 +145,23 @@ class LobsterReplay:
         }
 
 
-def _levels(row: list[int]) -> list[tuple[int, int, int]]:
+def _levels(row: list[int], where: str) -> list[tuple[int, int, int]]:
+    if not row or len(row) % 4:
+        raise LobsterError(f"{where}: {len(row)} fields, not a multiple of 4")
+    if any(not -INT64_MAX <= v <= INT64_MAX for v in row):
+        raise LobsterError(f"{where}: a value past int64")
     out = []
     for i in range(0, len(row), 4):
         ask_p, ask_s, bid_p, bid_s = row[i : i + 4]
-        if ask_p != EMPTY_ASK and ask_s > 0:
-            out.append((1, ask_p, ask_s))
-        if bid_p != EMPTY_BID and bid_s > 0:
-            out.append((0, bid_p, bid_s))
+        for side, price, size, empty in (
+            (1, ask_p, ask_s, EMPTY_ASK),
+            (0, bid_p, bid_s, EMPTY_BID),
+        ):
+            if price == empty or size == 0:
+                continue
+            if price <= 0 or size < 0:
+                raise LobsterError(f"{where}: level {price} x {size} is not a price and size")
+            out.append((side, price, size))
     return out
 
 
@@ -154,11 +175,20 @@ def _row(book: L2Book, levels: int) -> list[int]:
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every non-empty row of a LOBSTER CSV file."""
-    with path.open(newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
+    """(line number, fields) of every non-empty row of a LOBSTER CSV file. Bytes that are
+    not UTF-8 become U+FFFD, so the row they are in is refused as a bad number; a row the
+    CSV reader cannot split at all raises LobsterError naming the line."""
+    with path.open(newline="", errors="replace") as f:
+        reader = csv.reader(f)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise LobsterError(f"{path.name} line {reader.line_num}: {exc}") from None
             if row:
-                yield line, row
+                yield reader.line_num, row
 
 
 def midnight_from_name(path: Path) -> int:
@@ -185,8 +215,11 @@ def replay_lobster(
                 raise LobsterError(f"{orderbook}: fewer rows than {messages.name}") from None
             except ValueError as exc:
                 raise LobsterError(f"{orderbook} line {book_line}: {exc}") from None
+            if line > 1 and (len(book_row) % 4 or not book_row):
+                raise LobsterError(f"{orderbook} line {book_line}: not a multiple of 4 fields")
         if line == 1 and book_row is not None:
-            replay.start(book_row)  # the first row already includes the first message
+            # The first row already includes the first message.
+            replay.start(book_row, f"{orderbook.name if orderbook else ''} line 1")
             replay.messages += 1
             continue
         replay.apply(msg, where)

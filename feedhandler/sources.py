@@ -128,36 +128,44 @@ def lobster_instrument(symbol: str) -> Instrument:
 
 
 def lobster_batches(messages: Path, symbol: str, on_error: OnError) -> Iterator[Batch]:
-    """A LOBSTER message file (the book starts empty: LOBSTER files start at the open)."""
+    """A LOBSTER message file (the book starts empty: LOBSTER files start at the open).
+    A bad row is reported and skipped; a file the CSV reader cannot read on ends there."""
     replay = LobsterReplay(symbol, midnight_from_name(messages))
     yield 0, [lobster_instrument(symbol)]
-    for number, row in csv_rows(messages):
-        try:
-            events = replay.apply(row, f"{messages.name} line {number}")
-        except LobsterError as exc:
-            on_error(str(exc))
-            continue
-        yield (events[0].ts_event if events else 0), events  # type: ignore[union-attr]
+    try:
+        for number, row in csv_rows(messages):
+            try:
+                events = replay.apply(row, f"{messages.name} line {number}")
+            except LobsterError as exc:
+                on_error(str(exc))
+                continue
+            yield (events[0].ts_event if events else 0), events  # type: ignore[union-attr]
+    except LobsterError as exc:
+        on_error(str(exc))
 
 
 def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
-    """Databento MBO records (CSV or DBN); instruments appear with their first update."""
+    """Databento MBO records (CSV or DBN); instruments appear with their first update.
+    A bad record is reported and skipped; a file that cannot be read on ends there."""
     replay = MboReplay()
     tick = str(decimals_unit(PRICE_DECIMALS).text)
     seen: set[str] = set()
-    for where, record in read_records(path, on_error):
-        try:
-            events = replay.apply(record, where)
-        except DatabentoError as exc:
-            on_error(str(exc))
-            continue
-        out: list[Event] = []
-        for e in events:
-            if e.symbol not in seen:
-                seen.add(e.symbol)
-                out.append(Instrument(replay.venue, e.symbol, tick, "1"))
-            out.append(e)
-        yield record.ts_recv, out
+    try:
+        for where, record in read_records(path, on_error):
+            try:
+                events = replay.apply(record, where)
+            except DatabentoError as exc:
+                on_error(str(exc))
+                continue
+            out: list[Event] = []
+            for e in events:
+                if e.symbol not in seen:
+                    seen.add(e.symbol)
+                    out.append(Instrument(replay.venue, e.symbol, tick, "1"))
+                out.append(e)
+            yield record.ts_recv, out
+    except DatabentoError as exc:
+        on_error(str(exc))
 
 
 def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Iterator[Batch]:
