@@ -7,8 +7,8 @@ start-up (before Kafka connects), while it runs, or while its private broker is
 down (SIGKILLed); the moments start once the interpreter runs the hub's code
 and has set its SIGTERM handler. The process must exit with code 0, which it
 only does after a clean stop: past its bound (``shutdown_timeout_s``) the
-watchdog forces an exit with code 1 and says why. The trials are seeded; the seed is in every failure
-message (set HUB_TEST_SEED to repeat a run).
+watchdog forces an exit with code 1 and says why. The trials are seeded; the
+seed is in every failure message (set HUB_TEST_SEED to repeat a run).
 
 The in-process test shows the cause of the SIGTERM a plain ``hub feed`` once
 ignored: Python 3.11's ``asyncio.wait_for`` (used by redis-py for every socket
@@ -151,6 +151,53 @@ def test_sigterm_at_random_moments_stops_every_process_in_bound(
         assert load.stop(BOUND_S + 10) == 0, f"seed={SEED}: the loading feed\n{load.stderr()}"
     finally:
         broker.stop()
+
+
+FROZEN_CLIENT = """
+import asyncio, sys
+from websockets.asyncio.client import connect
+
+async def main() -> None:
+    async with connect(sys.argv[1]) as ws:
+        await ws.recv()
+        print("connected", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.services
+def test_fanout_stops_cleanly_beside_a_client_that_never_answers(
+    hub_process: Any, unique: str, services: dict[str, str]
+) -> None:
+    """A peer that never answers the close handshake (frozen: SIGSTOP) must not hold the
+    node's shutdown until the watchdog forces it."""
+    env = {
+        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
+        "HUB_KAFKA__TOPIC_PREFIX": unique,
+        "HUB_REDIS__URL": services["redis"],
+        "HUB_REDIS__KEY_PREFIX": unique,
+        "HUB_FANOUT__ANONYMOUS": "true",
+        "HUB_SHUTDOWN_TIMEOUT_S": str(BOUND_S),
+    }
+    node = hub_process("fanout", "--port", "0", env=env)
+    port = node.wait_for(READY["fanout"]).group(1)
+    client = subprocess.Popen(
+        [sys.executable, "-c", FROZEN_CLIENT, f"ws://127.0.0.1:{port}/ws"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert client.stdout is not None and client.stdout.readline() == "connected\n"
+        client.send_signal(signal.SIGSTOP)
+        node.proc.send_signal(signal.SIGTERM)
+        code = node.proc.wait(BOUND_S + 10)
+        assert code == 0, node.stderr()
+    finally:
+        client.send_signal(signal.SIGCONT)
+        client.kill()
+        client.wait()
 
 
 STUCK = """
