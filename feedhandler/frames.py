@@ -90,7 +90,7 @@ def as_str(value: Any, what: str) -> str:
 
 def row(value: Any, n: int, what: str) -> list[Any] | tuple[Any, ...]:
     """A list (or a row the parser built) of at least ``n`` items (a price level)."""
-    items = value if isinstance(value, tuple) else as_list(value, what)
+    items = value if type(value) is list or isinstance(value, tuple) else as_list(value, what)
     if len(items) < n:
         raise MalformedFrame("shape", f"{what} has {len(items)} items, needs {n}")
     return items
@@ -123,13 +123,17 @@ def _text(value: Any, what: str) -> str:
 
 
 def units(unit: Unit, value: Any, what: str, positive: bool = False) -> int:
-    """A decimal string as whole ``unit``s, in int64 (positive for prices)."""
-    text = _text(value, what)
+    """A decimal string as whole ``unit``s, in int64 (positive for prices). The hot path of
+    every parser: the checks are inlined."""
+    if type(value) is not str or len(value) > MAX_NUMBER_TEXT:
+        _text(value, what)  # raises the right MalformedFrame
     try:
-        n = unit.to_units(text)
+        n = unit.to_units(value)
     except ValueError as exc:
         raise MalformedFrame("number", f"{what}: {exc}") from None
-    return _checked(n, f"{what} {text!r}", positive)
+    if n > INT64_MAX or n < 0 or (positive and not n):
+        _checked(n, f"{what} {value!r}", positive)
+    return n
 
 
 def rounded(value: Any, decimals: int, what: str, positive: bool = False) -> int:
