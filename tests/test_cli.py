@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
 
@@ -94,3 +96,31 @@ def test_config_prints_effective_settings() -> None:
     out = run_hub("config", env={"HUB_KAFKA__PARTITIONS": "3"})
     assert out.returncode == 0
     assert '"partitions": 3' in out.stdout
+
+
+@pytest.mark.services
+def test_sigterm_while_start_up_waits_for_a_silent_broker_exits_0(
+    services: dict[str, str],
+) -> None:
+    """SIGTERM before Kafka answers (a broker that accepts and never replies) stops the
+    feed at once, cleanly, instead of after the start-up timeout or not at all."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(30)
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [*HUB, "feed", "--kafka", f"127.0.0.1:{port}", "--redis", services["redis"]],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HUB_SHUTDOWN_TIMEOUT_S": "5"},
+        )
+        conn, _ = silent.accept()  # the feed now waits for the broker's answer
+        with conn:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert '"msg":"stopped by signal"' in err
+    assert "forced exit" not in err
