@@ -16,6 +16,7 @@ book went stale and when it was resynced.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from orderbook_core import L2Book
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
 Checksum = Callable[[L2Book], int]
+BUFFER_LIMIT = 50_000
+"""Deltas a stale ``continuous`` book keeps for its next snapshot; past it the oldest go
+(a snapshot that does not cover them shows as a gap and is fetched again)."""
 L2Levels = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 """(bids, asks) as (price, size) lists, as ``L2Book.snapshot`` returns them."""
 
@@ -84,7 +88,7 @@ class BookSync:
     sink: list[Event] | None = field(default=None, repr=False, compare=False)
     """Where every returned event is also appended (the parser's record of the current
     frame's events, so none is lost if the parser fails after producing them)."""
-    _buffer: list[Delta] = field(default_factory=list)
+    _buffer: deque[Delta] = field(default_factory=lambda: deque(maxlen=BUFFER_LIMIT))
 
     def snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
         """Start the book from a snapshot; replay the buffered deltas it does not cover.
@@ -139,7 +143,7 @@ class BookSync:
             )
         if snap.checksum is not None and not self._verify(snap.checksum):
             return out + self._invalidate("checksum", ts_recv)
-        pending, self._buffer = self._buffer, []
+        pending, self._buffer = self._buffer, deque(maxlen=BUFFER_LIMIT)
         for d in pending:
             if self.continuous and d.last <= self.venue_id:
                 continue

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from feedhandler.sync import BookSync, Delta, Snapshot
+import pytest
+
+from feedhandler.frames import MalformedFrame
+from feedhandler.sync import BUFFER_LIMIT, BookSync, Delta, Snapshot
 from hub.events import BookUpdate, Status
 from orderbook_core import L2Book
 from orderbook_core.types import F_LAST, F_SNAPSHOT
@@ -64,3 +67,36 @@ def test_depth_trim_publishes_the_deletions() -> None:
     assert isinstance(update, BookUpdate)
     assert update.changes == ((1, 100, 5), (1, 102, 0))
     assert sync.book.depth(1) == [(100, 5), (101, 1)]
+
+
+def test_a_book_without_ids_drops_deltas_while_stale() -> None:
+    """Kraken and Coinbase resend the snapshot on the same stream: it already includes the
+    deltas that came while the book was stale, so replaying them onto it would corrupt it."""
+    sync = BookSync("V", "S")
+    sync.snapshot(Snapshot(((0, 100, 1), (1, 102, 1))), 0)
+    sync.invalidate("checksum", 1)
+    assert sync.delta(Delta(((0, 100, 7),)), 2) == []
+    out = sync.snapshot(Snapshot(((0, 100, 5), (1, 102, 1))), 3)
+    assert [type(e) for e in out] == [BookUpdate, Status]
+    assert sync.book.snapshot() == ([(100, 5)], [(102, 1)])
+
+
+def test_levels_the_core_cannot_hold_are_refused_and_the_book_kept() -> None:
+    sync = BookSync("V", "S")
+    sync.snapshot(Snapshot(((0, 100, 1),)), 0)
+    for bad in [(0, 2**63, 1), (0, 0, 1), (1, 100, -1), (1, 100, 2**63), (2, 100, 1)]:
+        with pytest.raises(MalformedFrame) as info:
+            sync.delta(Delta(((0, 99, 4), bad)), 1)
+        assert (info.value.reason, info.value.symbols) == ("range", ("S",))
+    with pytest.raises(MalformedFrame):
+        sync.snapshot(Snapshot(((0, 2**64, 1),)), 2)
+    assert sync.book.snapshot() == ([(100, 1)], []) and sync.live and sync.seq == 1
+
+
+def test_a_stale_books_buffer_is_bounded() -> None:
+    sync = BookSync("V", "S", continuous=True)
+    for i in range(1, BUFFER_LIMIT + 11):
+        sync.delta(Delta(((0, 100, i),), first=i, last=i), 0)
+    out = sync.snapshot(Snapshot(((0, 100, 1),), seq=5), 1)
+    assert sync.stats.gaps == 1 and not sync.live  # deltas 6..10 were dropped: a gap
+    assert out[-1] == Status("V", "S", "stale", "gap", 0, 1)
