@@ -93,7 +93,12 @@ class KrakenParser(ParserBase):
         return sync
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
-        msg = self._json(text)
+        try:
+            msg = self._loads(text)
+        except ValueError:
+            # orjson refuses numbers no float holds (1e400); read as exact text, the frame
+            # is refused for that number, and pinned on its symbol.
+            msg = _exact_json(text)
         if isinstance(msg, list):
             return self._v1(msg, ts_recv)
         if not isinstance(msg, dict):
@@ -104,10 +109,7 @@ class KrakenParser(ParserBase):
             raise MalformedFrame("shape", "an object with no 'channel', 'event' or 'method'")
         channel = as_str(msg["channel"], "channel")
         if channel in ("book", "trade"):
-            try:  # v2 sends prices as JSON numbers: re-read them as exact text, never floats
-                msg = json.loads(text, parse_float=str, parse_int=str)
-            except RecursionError:
-                raise MalformedFrame("json", "nested too deeply") from None
+            msg = _exact_json(text)  # v2 prices are JSON numbers: their exact text, never floats
         return self._v2(channel, msg, ts_recv)
 
     # --- v1 ----------------------------------------------------------------------------
@@ -253,6 +255,14 @@ class KrakenParser(ParserBase):
             _side(field(t, "side"), "buy", "sell"),
             iso_time(t.get("timestamp"), "timestamp"),
         )
+
+
+def _exact_json(text: str) -> Any:
+    """The frame with every JSON number as its exact text."""
+    try:
+        return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+    except (ValueError, RecursionError):
+        raise MalformedFrame("json", "not JSON") from None
 
 
 def _v1_levels(
