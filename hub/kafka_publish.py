@@ -196,21 +196,26 @@ class ReliablePublisher:
                         await self._producer.send(list(self._tails.values()))
                     self._tails.clear()
                 break
-            except (HubError, TimeoutError) as exc:
-                if isinstance(exc, HubError) and not exc.retriable:
+            except Exception as exc:  # whatever the client raised, a new one is the cure
+                permanent = isinstance(exc, HubError) and not exc.retriable
+                if permanent:
                     log.error(
                         "Kafka refused buffered messages; dropping them",
                         extra={"error": str(exc), "messages": len(self._buffer)},
                     )
                     self._buffer.clear()
                     self._buffer_bytes = 0
+                    self._tails.clear()
                     self._gauges()
-                    continue
-                RETRIES.inc()
-                self.reason = str(exc) or "no acknowledgement in time"
+                else:
+                    RETRIES.inc()
+                    self.reason = str(exc) or "no acknowledgement in time"
+                    if not isinstance(exc, HubError | TimeoutError):
+                        log.exception("unexpected error while reconnecting to Kafka; retrying")
                 old, self._producer = self._producer, KafkaPublisher(self.cfg)
                 await old.abort()
-                await backoff.wait()
+                if not permanent:
+                    await backoff.wait()
         outage = time.monotonic() - (self.down_since or time.monotonic())
         log.info(
             "Kafka reachable again; buffered messages sent",
