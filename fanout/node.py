@@ -61,8 +61,8 @@ SYNC_POLL = 0.05
 SYNC_RETRY = 1.0
 """First wait after a failed snapshot read or a snapshot that cannot be used; doubling."""
 SYNC_RETRY_CAP = 30.0
-SUBSCRIBE_SLICE = 8
-"""Subscriptions set up (snapshots encoded) between two yields to the event loop."""
+SUBSCRIBE_SLICE_S = 0.001
+"""Longest stretch of subscription set-up (snapshot encoding) between two yields."""
 ERROR_WINDOW_S = 10.0
 Sub = tuple[str, str, str, int]
 """A connection's subscription: (channel, venue, symbol, candle interval)."""
@@ -361,16 +361,18 @@ class FanoutNode:
     async def _set_up(
         self, client: Client, todo: list[tuple[Sub, tuple[ChannelRequest, Feed]]]
     ) -> None:
-        """Attach held feeds and send their initial state, SUBSCRIBE_SLICE at a time."""
+        """Attach held feeds and send their initial state, yielding to the event loop after
+        each SUBSCRIBE_SLICE_S of work."""
         client.subscribing = True
         done = 0
         try:
+            started = time.perf_counter()
             while done < len(todo) and not client.closing:
-                if done and done % SUBSCRIBE_SLICE == 0:
+                if time.perf_counter() - started > SUBSCRIBE_SLICE_S:
                     self.out.wake()
                     await asyncio.sleep(0)
-                    if client.closing:
-                        break
+                    started = time.perf_counter()
+                    continue
                 sub, (item, feed) = todo[done]
                 done += 1
                 self._attach(client, sub, feed)
