@@ -289,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     # Until a service's event loop takes over SIGTERM, it stops the command cleanly (exit
     # 0) instead of killing it mid-import or mid-configuration.
     signal.signal(signal.SIGTERM, stop_early)
+    try:
+        return _main(argv)
+    except StopRequested:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "services":
         extra = [args.service] if args.service else []
@@ -368,8 +375,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except StopRequested:
-        return 0
     except Exception as exc:
         logging.getLogger("hub").exception("unexpected failure")
         print(f"hub: error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
