@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from fanout.node import FanoutNode
 from hub.bus import InProcessBus
@@ -13,13 +15,31 @@ from hub.kafka import consumer, start_consumer, topic_names
 
 log = logging.getLogger("hub.fanout")
 
+SOURCE_SLICE_S = 0.002
+"""Longest stretch of source events handled before the node serves its clients again."""
+
+
+class Slicer:
+    """Yield to the event loop once ``SOURCE_SLICE_S`` of work has gone by: a large batch
+    from the source (or a backlog on the bus) never holds up clients' requests and writes."""
+
+    def __init__(self) -> None:
+        self.since = time.perf_counter()
+
+    async def tick(self) -> None:
+        if time.perf_counter() - self.since > SOURCE_SLICE_S:
+            await asyncio.sleep(0)
+            self.since = time.perf_counter()
+
 
 async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
     """Feed the node from the embedded hub's bus."""
     queue = bus.subscribe()
+    slicer = Slicer()
     try:
         while True:
             node.on_event(await queue.get())
+            await slicer.tick()
     finally:
         bus.unsubscribe(queue)
 
@@ -44,22 +64,26 @@ async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
     )
     await start_consumer(cfg, c)
     bad = 0
+    slicer = Slicer()
     try:
         while True:
             batches = await c.getmany(timeout_ms=100, max_records=5000)
             for records in batches.values():
                 for record in records:
+                    await slicer.tick()
                     try:
                         node.on_event(decode(record.value))
-                    except BadMessage as exc:
+                    except Exception as exc:  # one poisoned record never stops the node
                         bad += 1
                         log.warning(
-                            "undecodable message dropped",
+                            "undecodable message dropped"
+                            if isinstance(exc, BadMessage)
+                            else "message could not be handled; dropped",
                             extra={
                                 "topic": record.topic,
                                 "partition": record.partition,
                                 "offset": record.offset,
-                                "error": str(exc),
+                                "error": repr(exc),
                                 "bad": bad,
                             },
                         )
