@@ -223,7 +223,9 @@ class Views:
         if item.channel not in ("book", "l3") or item.resume_from is None or not stream.synced:
             return None
         source = self.base(stream) if item.channel == "book" and not feed.depth else feed
-        replay = source.replay_after(item.resume_from)
+        # A view nobody receives is not kept up to date: its history stops short.
+        live = source.view is None or bool(source.targets)
+        replay = source.replay_after(item.resume_from) if live else None
         if replay is not None:
             RESUMES.labels("replayed").inc()
             answer["resume"] = "replayed"

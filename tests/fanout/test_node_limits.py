@@ -25,7 +25,7 @@ from fanout.client import BookMirror, HubClient, connect, messages, request
 from fanout.delivery import Feed
 from fanout.node import FanoutNode
 from hub.events import BookUpdate
-from tests.fanout.harness import OPEN, Market, catch_up, more_symbols, started, top
+from tests.fanout.harness import OPEN, Market, catch_up, more_symbols, started, top, until
 
 KEY = "hostile-key-0123456789abcdef0123456789"
 
@@ -63,9 +63,27 @@ async def answer(ws: Any, ident: int) -> dict[str, Any]:
     raise AssertionError("closed before the answer")
 
 
+async def reach(client: HubClient, node: FanoutNode, depth: int = 0, wait: float = 10) -> None:
+    """Read until the client's book is at the seq of its feed (a top-N view's last message
+    may be older than the book's last update)."""
+    feed = node.feeds["book", "SIM", "X", depth, True] if depth else None
+    book = client.books["SIM", "X"]
+
+    async def read() -> None:
+        async for _msg in client.messages():
+            if book.seq == (feed.seq if feed is not None else node.streams["SIM", "X"].seq):
+                return
+
+    if book.seq != (feed.seq if feed is not None else node.streams["SIM", "X"].seq):
+        await asyncio.wait_for(read(), wait)
+
+
 async def exact(victim: HubClient, node: FanoutNode, depth: int = 0) -> None:
     """The victim's checksummed book equals the node's, from one snapshot, with no gap."""
-    await catch_up(victim, node)
+    if depth:
+        await reach(victim, node, depth)
+    else:
+        await catch_up(victim, node)
     book = victim.books["SIM", "X"]
     assert book.snapshots == 1 and victim.reconnects == 0
     assert book.checksums == book.updates + 1
@@ -163,6 +181,42 @@ async def test_history_is_bounded_in_bytes_and_resumes_beyond_it_get_a_snapshot(
                 {"op": "subscribe", "id": 2, "channels": [{**ask, "resume_from": first_held - 5}]},
             )
             assert (await answer(ws, 2))["accepted"][0]["resume"] == "snapshot"
+    finally:
+        await node.stop()
+
+
+async def test_a_view_resumes_from_its_own_history_while_it_lives() -> None:
+    node, market, url = await started()
+    entry = {"channel": "book", "symbol": "X", "depth": 5, "checksum": True}
+    try:
+        async with HubClient(url) as keeper, HubClient(url) as mover:
+            await keeper.subscribe([entry])
+            await mover.subscribe([entry])
+            market.step(100)
+            await reach(mover, node, 5)
+            assert mover.ws is not None and mover.ws.transport is not None
+            mover.ws.transport.abort()  # the keeper holds the view meanwhile
+            market.step(100)
+            resumed = await until(mover.messages(), "resumed")
+            assert resumed["accepted"][0]["resume"] == "replayed"
+            await reach(mover, node, 5)
+            book = mover.books["SIM", "X"]
+            assert book.snapshots == 1 and book.checksums == book.updates + 1
+            assert book.depth(0) == top(node, 0, 5) and book.depth(1) == top(node, 1, 5)
+
+            await keeper.close()
+            mover.ws.transport.abort()  # now nobody holds it: freed, history and all
+            for _ in range(100):
+                if not views(node):
+                    break
+                await asyncio.sleep(0.01)
+            assert not views(node)
+            market.step(10)
+            resumed = await until(mover.messages(), "resumed")
+            assert resumed["accepted"][0]["resume"] == "snapshot"
+            await reach(mover, node, 5)
+            assert book.snapshots == 2
+            assert book.depth(0) == top(node, 0, 5) and book.depth(1) == top(node, 1, 5)
     finally:
         await node.stop()
 
