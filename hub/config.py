@@ -34,7 +34,7 @@ class KafkaConfig:
     """Producer acks: all, 1 or 0."""
     linger_ms: int = 2
     """Producer batching delay."""
-    publish_timeout_ms: int = 5000
+    publish_timeout_ms: int = 2000
     """How long a publish waits for the broker's acknowledgement before the broker counts
     as unreachable: the batch goes back into the publish buffer and the producer is
     re-created."""

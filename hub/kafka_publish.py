@@ -72,7 +72,9 @@ def held(key: bytes, value: bytes) -> int:
 
 
 RESEND_CHUNK = 5000
-"""Buffered messages sent (and acknowledged) per step of the resend."""
+"""Buffered messages sent (and acknowledged) per step of the resend; halved, down to
+MIN_CHUNK, each time a step is not acknowledged in time, so a slow broker still moves on."""
+MIN_CHUNK = 100
 
 
 class ReliablePublisher:
@@ -176,13 +178,16 @@ class ReliablePublisher:
         old, self._producer = self._producer, KafkaPublisher(self.cfg)
         await old.abort()
         resent = 0
+        size = RESEND_CHUNK
         while True:
+            sending = False
             try:
                 await ensure_topics(self.cfg, wait_s=self.cfg.publish_timeout_ms / 1000)
                 await self._producer.start(wait_s=self.cfg.publish_timeout_ms / 1000)
                 RESTARTS.inc()
+                sending = True
                 while self._buffer:
-                    chunk = [self._buffer[i] for i in range(min(RESEND_CHUNK, len(self._buffer)))]
+                    chunk = [self._buffer[i] for i in range(min(size, len(self._buffer)))]
                     async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
                         await self._producer.send(chunk)
                     for _ in chunk:
@@ -210,6 +215,8 @@ class ReliablePublisher:
                 else:
                     RETRIES.inc()
                     self.reason = str(exc) or "no acknowledgement in time"
+                    if sending and isinstance(exc, TimeoutError):
+                        size = max(MIN_CHUNK, size // 2)  # a slow broker: smaller steps
                     if not isinstance(exc, HubError | TimeoutError):
                         log.exception("unexpected error while reconnecting to Kafka; retrying")
                 old, self._producer = self._producer, KafkaPublisher(self.cfg)
