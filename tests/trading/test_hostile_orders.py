@@ -79,10 +79,16 @@ async def quiet(orders_port: int) -> None:
     raise AssertionError("the book never stopped moving")
 
 
-async def victim(url: str, seen: dict[str, Any]) -> None:
+async def victim(url: str, seen: dict[str, Any], token: str | None) -> None:
     """A subscriber with checksummed top-10 and the order-by-order book, until cancelled;
     any gap, checksum or order mismatch raises out of here."""
-    async with HubClient(url, reconnect=False) as hub:
+    async with HubClient(url, token=token, reconnect=False) as hub:
+        for _ in range(100):  # a node lists the stream once the feed's first events arrived
+            if KEY in hub.streams:
+                break
+            await hub.close()
+            await asyncio.sleep(0.3)
+            await hub.connect()
         await hub.subscribe(
             [
                 {"channel": "book", "symbol": "BTC-USD", "depth": 10, "checksum": True},
@@ -102,9 +108,13 @@ async def answer(client: OrderClient, cl: str) -> dict[str, Any]:
     return (await client.until(lambda m: m.get("cl_ord_id") == cl))[-1]
 
 
-async def attack(port: int, orders_port: int, price: str) -> dict[str, Any]:
+async def attack(
+    url: str, orders_port: int, price: str, token: str | None = None, fresh_url: str = ""
+) -> dict[str, Any]:
+    """The hostile orders over /orders while a victim watches ``url``; at the end a fresh
+    subscriber (on ``fresh_url``, another node, if given) must see the victim's book."""
     seen: dict[str, Any] = {}
-    watcher = asyncio.create_task(victim(f"ws://127.0.0.1:{port}/ws", seen))
+    watcher = asyncio.create_task(victim(url, seen, token))
     one, two = await logon(orders_port, "demo-key-1"), await logon(orders_port, "demo-key-2")
     answers = {}
     for client, cl in ((one, "x1"), (two, "x2")):
@@ -125,7 +135,7 @@ async def attack(port: int, orders_port: int, price: str) -> dict[str, Any]:
     answers["zero"] = (await one.until(lambda m: m.get("type") == "reject"))[-1]
     metrics = await asyncio.to_thread(get, f"http://127.0.0.1:{orders_port}/metrics")
     await quiet(orders_port)
-    async with HubClient(f"ws://127.0.0.1:{port}/ws", reconnect=False) as fresh:
+    async with HubClient(fresh_url or url, token=token, reconnect=False) as fresh:
         await fresh.subscribe([{"channel": "book", "symbol": "BTC-USD"}])
         async for msg in fresh.messages():
             if msg["type"] == "snapshot":
@@ -173,7 +183,7 @@ def test_hostile_sizes_leave_the_venue_up_and_a_victim_exact(
     args += ["--journal", str(journal)]
     demo = hub_process(*args)
     port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
-    seen = asyncio.run(attack(port, orders_port, price))
+    seen = asyncio.run(attack(f"ws://127.0.0.1:{port}/ws", orders_port, price))
     assert demo.proc.poll() is None, demo.stderr()
     answers = seen["answers"]
     assert answers["x1"]["reason"] == "max_qty" and answers["x2"]["reason"] == "max_qty"
@@ -193,3 +203,47 @@ def test_hostile_sizes_leave_the_venue_up_and_a_victim_exact(
     assert status["type"] == "status" and status["open"] and status["cl_ord_id"] == "g1"
     assert cancelled["exec_type"] == "cancelled" and cancelled["order_id"] == str(FIRST_ID + 2)
     assert again.stop() == 0
+
+
+def test_hostile_sizes_leave_hub_feed_and_two_fanout_nodes_exact(
+    hub_process: Any, tmp_path: Path, services: dict[str, str], unique: str
+) -> None:
+    """The distributed layout: ``hub feed --orders`` (Kafka, Redis) replaying the same
+    poisoned journal and taking the same orders, with two fanout nodes; the victim reads
+    node a, the final snapshot comes from node b, and every process stays up."""
+    token = "victim-key-0123456789abcdef0123456789"
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[key]]\nid = "victim"\nkey = "{token}"\n')
+    env = {
+        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
+        "HUB_KAFKA__TOPIC_PREFIX": unique,
+        "HUB_REDIS__URL": services["redis"],
+        "HUB_REDIS__KEY_PREFIX": unique,
+        "HUB_FANOUT__KEYS": str(keys),
+    }
+    nodes = []
+    for name in ("a", "b"):
+        proc = hub_process("fanout", "--port", "0", env={**env, "HUB_FANOUT__GROUP": name})
+        port = proc.wait_for(r"serving ws://127.0.0.1:(\d+)/ws").group(1)
+        nodes.append((proc, f"ws://127.0.0.1:{port}/ws"))
+    journal = tmp_path / "orders.journal"
+    px = poisoned_journal(journal, seed=3)
+    price = SimulatedExchange("SIM", "BTC-USD", 3).instrument.tick.to_str(px)
+    orders_port = free_port()
+    feed = hub_process(
+        *("feed", "--symbols", "BTC-USD", "--seed", "3", "--rate", "300", "--max-orders", "900"),
+        *("--orders", "--orders-port", str(orders_port), "--journal", str(journal)),
+        *("--metrics-port", "0"),
+        env=env,
+    )
+    feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+    seen = asyncio.run(attack(nodes[0][1], orders_port, price, token, fresh_url=nodes[1][1]))
+    for proc in (feed, nodes[0][0], nodes[1][0]):
+        assert proc.proc.poll() is None, proc.stderr()
+    answers = seen["answers"]
+    assert answers["x1"]["reason"] == "max_qty" and answers["big"]["reason"] == "bad_field"
+    assert answers["g1"]["order_id"] == str(FIRST_ID + 2)
+    assert b'hub_orders_replay_refused_total{reason="size_limit"} 2.0' in seen["metrics"]
+    assert seen["exact"] and seen["checksums"] > 0 and seen["updates"] > 10
+    for proc in (feed, nodes[0][0], nodes[1][0]):
+        assert proc.stop() == 0
