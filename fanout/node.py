@@ -2,10 +2,11 @@
 
 The source (in-process bus or Kafka) delivers book updates, trades, statuses
 and bars; the node keeps each book in sync (fanout.stream), encodes every
-update once per feed (fanout.delivery) and, every ``flush_ms``, writes one
-frame per group of clients with the same feeds plus one per client with
-messages of its own. A slow client is conflated, then reset to snapshots,
-then disconnected; it never delays anyone else.
+update once per shared feed (fanout.views, capped and freed with their last
+subscriber) and, every ``flush_ms``, writes one frame per group of clients with
+the same feeds plus one per client with messages of its own (fanout.sender). A
+large subscribe is set up in slices and a slow client is conflated, reset to
+snapshots, then disconnected with a reason; neither delays anyone else.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class FanoutNode:
         early: list[bytes] = []
         todo: dict[Sub, tuple[ChannelRequest, Feed]] = {}
         """Per subscription, the last entry of this request for it and its (held) feed."""
+        added = 0  # subscriptions in todo the connection does not hold yet
         for item in req.channels:
             if isinstance(item, ProtocolError):
                 refused.append({"code": item.code, "reason": str(item)})
@@ -311,11 +313,7 @@ class FanoutNode:
                 accepted.append(answer)
                 continue
             limit = client.grant.max_subscriptions
-            if (
-                sub not in client.feeds
-                and sub not in todo
-                and len(client.feeds.keys() | todo.keys()) >= limit
-            ):
+            if sub not in client.feeds and sub not in todo and len(client.feeds) + added >= limit:
                 REFUSED.labels("too_many_subscriptions").inc()
                 refused.append(
                     {
@@ -343,9 +341,11 @@ class FanoutNode:
             replaced = todo.pop(sub, None)
             if replaced is not None:  # the last entry for a subscription wins
                 self.views.release(replaced[1], client.holder)
+                added -= sub not in client.feeds
             replay = self.views.replay(feed, item, answer)
             if replay is None:
                 todo[sub] = (item, feed)
+                added += sub not in client.feeds
             else:
                 self._attach(client, sub, feed)
                 early.extend(replay)

@@ -474,6 +474,20 @@ async def test_a_slow_reader_is_conflated_reset_then_closed_with_a_reason_it_rea
         await node.stop()
 
 
+async def test_the_node_sends_no_keepalive_pings_of_its_own() -> None:
+    """Defect 9: websockets' keepalive (a ping every 20 s, 20 s for the pong) dropped a
+    slow reader silently, its pong stuck behind the backlog; the node's own rules
+    (client_timeout_s, the slow-consumer policy) are the only ones that close."""
+    node, _market, url = await started()
+    try:
+        async with HubClient(url) as client:
+            await client.subscribe([{"channel": "book", "symbol": "X"}])
+            (served,) = node.clients
+            assert served.ws.ping_interval is None and served.ws.keepalive_task is None
+    finally:
+        await node.stop()
+
+
 @pytest.mark.parametrize("size", [-(2**63), 2**63])
 async def test_an_update_that_does_not_fit_the_book_resyncs_the_stream(size: int) -> None:
     """A poisoned update (a size past int64) marks the book stale and resyncs it from the
