@@ -13,7 +13,9 @@ acknowledged in time, the publisher goes *down*:
 - a recovery task throws the old producer away, waits (``Backoff`` from
   ``kafka.retry_first_ms`` doubling to ``kafka.retry_max_ms``), re-creates the
   topics a memory-only broker lost, starts a new producer and resends the
-  buffer in order; when the buffer is empty the publisher is *up* again.
+  buffer in order; when the buffer is empty the publisher is *up* again. While
+  the resend runs, each publish waits for it (at most one publish timeout), so
+  a busy source cannot keep the buffer from emptying.
 
 Nothing is lost while the buffer has room. A batch is resent whole, so a
 consumer may see an event twice; every consumer drops a seq it already has.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -94,6 +97,8 @@ class ReliablePublisher:
         sent once the buffer is delivered, so a stream that went quiet after losing
         messages still shows consumers its gap (they resync; those who have it drop it)."""
         self._recovery: asyncio.Task[None] | None = None
+        self._drained: asyncio.Event | None = None
+        """Set while the buffer is being resent to a broker that is back; publish waits."""
         self._closing = False
 
     async def start(self) -> None:
@@ -125,6 +130,14 @@ class ReliablePublisher:
                     raise
                 self._went_down(str(exc))
         self._keep(records)
+        if not self._closing and (self._recovery is None or self._recovery.done()):
+            self._went_down(self.reason or "messages buffered with no recovery running")
+        if self._drained is not None:
+            # The broker is back and the buffer is being resent: wait for it (at most one
+            # publish timeout), so a busy source cannot keep the buffer from emptying.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+                    await self._drained.wait()
 
     def _went_down(self, reason: str) -> None:
         if self.up:
@@ -186,22 +199,17 @@ class ReliablePublisher:
                 await self._producer.start(wait_s=self.cfg.publish_timeout_ms / 1000)
                 RESTARTS.inc()
                 sending = True
-                while self._buffer:
-                    chunk = [self._buffer[i] for i in range(min(size, len(self._buffer)))]
-                    async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
-                        await self._producer.send(chunk)
-                    for _ in chunk:
-                        _topic, key, value = self._buffer.popleft()
-                        self._buffer_bytes -= held(key, value)
-                    resent += len(chunk)
-                    RESENT.inc(len(chunk))
-                    self._gauges()
-                if self._tails:
-                    async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
-                        await self._producer.send(list(self._tails.values()))
-                    self._tails.clear()
+                self._drained = asyncio.Event()
+                # Until both are empty with no await in between: what publish() buffers
+                # meanwhile is sent too, and the publisher is up only with nothing left.
+                while self._buffer or self._tails:
+                    if self._buffer:
+                        resent += await self._resend(size)
+                    else:
+                        await self._send_tails()
                 break
             except Exception as exc:  # whatever the client raised, a new one is the cure
+                self._release()
                 permanent = isinstance(exc, HubError) and not exc.retriable
                 if permanent:
                     log.error(
@@ -235,6 +243,34 @@ class ReliablePublisher:
         )
         self.dropped.clear()
         self._set_up()
+        self._release()
+
+    def _release(self) -> None:
+        """Let the publish calls waiting for the resend go on (it ended, or failed)."""
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
+    async def _resend(self, size: int) -> int:
+        """Send the oldest ``size`` buffered messages; drop them once acknowledged."""
+        chunk = [self._buffer[i] for i in range(min(size, len(self._buffer)))]
+        async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+            await self._producer.send(chunk)
+        for _ in chunk:
+            _topic, key, value = self._buffer.popleft()
+            self._buffer_bytes -= held(key, value)
+        RESENT.inc(len(chunk))
+        self._gauges()
+        return len(chunk)
+
+    async def _send_tails(self) -> None:
+        """Send each quiet stream's newest dropped message (see ``_tails``)."""
+        sent = list(self._tails.items())
+        async with asyncio.timeout(self.cfg.publish_timeout_ms / 1000):
+            await self._producer.send([record for _key, record in sent])
+        for key, record in sent:
+            if self._tails.get(key) is record:  # not replaced by a newer one meanwhile
+                del self._tails[key]
 
     def health(self) -> dict[str, Any]:
         """What /healthz shows of the broker; ``ok`` is False while it is unreachable."""
@@ -255,6 +291,7 @@ class ReliablePublisher:
         """Stop retrying and close within ``wait_s``; what is still buffered is lost (and
         logged: consumers resync those streams when the feed publishes again)."""
         self._closing = True
+        self._release()
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()
             await asyncio.wait([self._recovery], timeout=wait_s)
