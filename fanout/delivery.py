@@ -206,7 +206,7 @@ class Client:
         self.last_size = 0
         self.subscribing = False
         """A subscribe request is being worked through in slices: stay on the private queue."""
-        self.holder = grant.id if grant.key else f"anonymous connection {id(self):x}"
+        self.holder = f"key {grant.id!r}" if grant.key else f"anonymous connection {id(self):x}"
         """Whose book views this connection's count against (fanout.max_views_per_key)."""
         self.conflated: dict[Feed, Conflated] = {}
         self.latest_bbo: dict[Feed, bytes] = {}

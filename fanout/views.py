@@ -154,7 +154,7 @@ class Views:
             if key not in mine and len(mine) >= cap:
                 raise ProtocolError(
                     "too_many_views",
-                    f"{holder or 'this connection'} may hold at most {cap} book views (depth "
+                    f"{holder or 'a connection'} may hold at most {cap} book views (depth "
                     "and checksum variants) at once (fanout.max_views_per_key)",
                 )
             if feed is None and self.views >= self.cfg.max_views:
