@@ -16,10 +16,11 @@ SYMBOLS = ("BTC-USD", "ETH-USD")
 ALICE, BOB, OPERATOR = 1001, 1002, 1000
 
 
-NO_LIMITS = Limits()
+DEFAULT_LIMITS = Limits()
+"""What an account gets when nothing says otherwise (finite, see docs/order-entry.md)."""
 
 
-def accounts(limits: Limits = NO_LIMITS) -> list[Account]:
+def accounts(limits: Limits = DEFAULT_LIMITS) -> list[Account]:
     return [
         Account(ALICE, "alice", "alice-key-1", limits),
         Account(BOB, "bob", "bob-key-12", limits),
@@ -27,7 +28,7 @@ def accounts(limits: Limits = NO_LIMITS) -> list[Account]:
     ]
 
 
-def venue(limits: Limits = NO_LIMITS, warm: int = 300) -> tuple[TradingVenue, list[Command]]:
+def venue(limits: Limits = DEFAULT_LIMITS, warm: int = 300) -> tuple[TradingVenue, list[Command]]:
     """A venue whose books the simulated flow has filled; and the commands that did it."""
     v = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(limits))
     log: list[Command] = []
