@@ -9,7 +9,10 @@ commands, not one per order.
 ``read`` returns every intact command in order. A torn last line (the process
 died in the middle of a write) was never committed, so never acknowledged, and
 is cut off when the journal is opened again. A bad line anywhere before the
-end is corruption: it is refused with its line number, never skipped.
+end is corruption: it is refused with its line number, never skipped. An intact line
+is not trusted either: the order path replays it through ``trading/replay.py``, which
+re-checks every command by today's shape and int64 rules and refuses (logs, counts,
+skips) what no longer passes, so a poisoned command cannot crash every restart.
 """
 
 from __future__ import annotations
