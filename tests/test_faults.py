@@ -188,8 +188,8 @@ def test_feed_survives_broker_restart_and_loses_nothing(
 ) -> None:
     sc = Scenario(hub_process, unique, services, tmp_path)
     max_orders = RATE * 30  # generation outlasts the outage and the recovery
-    feed, ops, url = sc.start(max_orders)
     try:
+        feed, ops, url = sc.start(max_orders)
         # Longer than the producer's 15 s request timeout, which killed the feed before.
         client, final = asyncio.run(through_outage(sc, feed, ops, url, 17, max_orders))
         book = client.books["SIM", SYMBOL]
@@ -226,8 +226,8 @@ def test_full_publish_buffer_drops_counted_and_consumers_resync(
 ) -> None:
     sc = Scenario(hub_process, unique, services, tmp_path)
     max_orders = RATE * 16
-    feed, ops, url = sc.start(max_orders, HUB_KAFKA__BUFFER_BYTES="20000")
     try:
+        feed, ops, url = sc.start(max_orders, HUB_KAFKA__BUFFER_BYTES="20000")
         client, final = asyncio.run(through_outage(sc, feed, ops, url, 5, max_orders))
         book = client.books["SIM", SYMBOL]
         assert book.depth(0) == list(final.bids) and book.depth(1) == list(final.asks)
@@ -248,14 +248,14 @@ def test_a_stream_quiet_after_its_drops_still_shows_the_gap(
     final seq (a gap before it: it resyncs from the snapshot store)."""
     sc = Scenario(hub_process, unique, services, tmp_path)
     max_orders = RATE * 3
-    sc.broker.start()
-    feed = hub_process(
-        "feed", "--symbols", SYMBOL, "--seed", "5", "--rate", str(RATE),
-        "--max-orders", str(max_orders), "--metrics-port", "0",
-        env={**sc.env, "HUB_KAFKA__BUFFER_BYTES": "20000"},
-    )  # fmt: skip
-    ops = int(feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics").group(1))
     try:
+        sc.broker.start()
+        feed = hub_process(
+            "feed", "--symbols", SYMBOL, "--seed", "5", "--rate", str(RATE),
+            "--max-orders", str(max_orders), "--metrics-port", "0",
+            env={**sc.env, "HUB_KAFKA__BUFFER_BYTES": "20000"},
+        )  # fmt: skip
+        ops = int(feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics").group(1))
         sc.broker.kill()
         final = sc.final_snapshot(ops, max_orders)  # generated while the broker is down
         assert health(ops)[0] == 503

@@ -49,7 +49,6 @@ async def last_seqs(cfg: KafkaConfig, want: dict[str, int]) -> dict[str, int]:
 
 def test_publishing_through_an_outage_and_its_resend(tmp_path: Path, unique: str) -> None:
     broker = PrivateBroker(tmp_path)
-    broker.start()
     cfg = KafkaConfig(
         bootstrap=broker.address,
         topic_prefix=unique,
@@ -61,6 +60,7 @@ def test_publishing_through_an_outage_and_its_resend(tmp_path: Path, unique: str
     )
 
     async def scenario() -> tuple[dict[str, object], dict[str, int], dict[str, int]]:
+        broker.start()
         await ensure_topics(cfg)
         pub = ReliablePublisher(cfg)
         await pub.start()

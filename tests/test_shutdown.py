@@ -110,7 +110,6 @@ def test_sigterm_at_random_moments_stops_every_process_in_bound(
 ) -> None:
     rng = random.Random(SEED)
     broker = PrivateBroker(tmp_path)
-    broker.start()
     env = {
         "HUB_KAFKA__BOOTSTRAP": broker.address,
         "HUB_KAFKA__TOPIC_PREFIX": unique,
@@ -122,6 +121,7 @@ def test_sigterm_at_random_moments_stops_every_process_in_bound(
         "HUB_SHUTDOWN_TIMEOUT_S": str(BOUND_S),
     }
     try:
+        broker.start()
         migrate = hub_process("db", "migrate", env=env)
         assert migrate.wait() == 0, migrate.stderr()
         load = hub_process("feed", "--rate", "500", "--metrics-port", "0", env=env)
