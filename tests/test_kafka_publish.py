@@ -13,10 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NodeNotReadyError,
+    TopicAuthorizationFailedError,
+    UnknownError,
+    UnknownTopicOrPartitionError,
+)
 
 from hub.config import KafkaConfig
 from hub.events import Trade, decode
-from hub.kafka import consumer, ensure_topics, start_consumer
+from hub.kafka import consumer, ensure_topics, publish_error, start_consumer
 from hub.kafka_publish import ReliablePublisher
 from tests.faults import PrivateBroker
 
@@ -95,3 +104,24 @@ def test_publishing_through_an_outage_and_its_resend(tmp_path: Path, unique: str
     assert health["ok"] is True and health["buffered_messages"] == 0
     assert health.get("dropped") is None  # counted per outage; cleared once it ended
     assert seen == final
+
+
+@pytest.mark.parametrize(
+    ("error", "retriable"),
+    [
+        (UnknownError(), True),  # a wedged client after a broker restart: a new one cures it
+        (NodeNotReadyError(), True),
+        (UnknownTopicOrPartitionError(), True),  # a memory-only broker lost its topics
+        (KafkaTimeoutError(), True),
+        (KafkaConnectionError(), True),
+        (ConnectionRefusedError(), True),
+        (MessageSizeTooLargeError(), False),
+        (TopicAuthorizationFailedError(), False),
+    ],
+)
+def test_send_errors_say_whether_retrying_helps(error: Exception, retriable: bool) -> None:
+    """The retry code reads ``retriable`` from the hub's error, never a list of types."""
+    cfg = KafkaConfig(bootstrap="127.0.0.1:1")
+    mapped = publish_error(cfg, error)
+    assert mapped.retriable is retriable
+    assert "127.0.0.1:1" in str(mapped)
