@@ -378,8 +378,9 @@ class HubClient:
                         await asyncio.sleep(0.2)
                 yield {**answer, "type": "resumed", "at": time.time_ns()}
                 continue
-            for msg in orjson.loads(frame):
-                yield self._apply(msg)
+            # Through the backlog: a caller that stops iterating mid-frame (a timeout, a
+            # break) leaves the frame's other messages for its next messages().
+            self._backlog.extend(orjson.loads(frame))
 
     def _apply(self, msg: dict[str, Any]) -> dict[str, Any]:
         if msg["type"] in ("snapshot", "book"):
