@@ -223,10 +223,11 @@ class Sender:
             worst = max(worst, size)
             if size > high and not client.lagging:
                 self._lagging(client, size, now)
-            if client.lagging and size > high:
-                if size < client.last_size:
-                    client.progress_at = now
+            if client.lagging:
+                if size < client.last_size or size <= high:
+                    client.progress_at = now  # the peer read something
                 client.last_size = size
+            if client.lagging and size > high:
                 stuck = now - client.progress_at
                 if stuck > self.cfg.slow_timeout_s:
                     SLOW.inc()
