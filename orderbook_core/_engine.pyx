@@ -15,6 +15,7 @@ from libcpp.vector cimport vector
 
 DEF NO_ORDER = -9223372036854775807 - 1
 DEF SIZE_MAX = 9223372036854775807
+DEF SLICES_MAX = 1000  # most slices an iceberg may show: one order, at most that many trades
 # event kinds
 DEF EV_EXEC = 1
 DEF EV_TRADE = 2
@@ -430,6 +431,8 @@ cdef class MatchingEngine:
             return R_STOP_PRICE
         if display < 0 or display > size or (display and (order_type == MARKET or order_type == STOP)):
             return R_DISPLAY
+        if display and (size - 1) // display >= SLICES_MAX:
+            return R_DISPLAY
         if order_type == LIMIT and self._overflows(side, price, display if display else size, 0):
             return R_SIZE_OVERFLOW
         if post_only and (order_type != LIMIT or tif != GTC):
@@ -507,6 +510,8 @@ cdef class MatchingEngine:
             reason = R_SIZE
         elif price <= 0:
             reason = R_PRICE
+        elif o.display and (size - 1) // o.display >= SLICES_MAX:
+            reason = R_DISPLAY
         elif size > SIZE_MAX - o.cum or self._overflows(
                 o.side, price, o.display if 0 < o.display < size else size,
                 o.visible if price == o.price else 0):

@@ -25,6 +25,8 @@ EventTuple = tuple[int, ...]
 SIZE_MAX = 2**63 - 1
 """The largest size an int64 holds: no level, order or total may pass it."""
 _C_INT = 2**31
+SLICES_MAX = 1000
+"""Most slices an iceberg may show: one taker meets at most that many trades per iceberg."""
 
 
 def _fits(*values: int, wide: bool = True) -> None:
@@ -307,6 +309,8 @@ class MatchingEngine:
             return R.INVALID_STOP_PRICE
         if display < 0 or display > size or (display and order_type in (T.MARKET, T.STOP)):
             return R.INVALID_DISPLAY
+        if display and (size - 1) // display >= SLICES_MAX:
+            return R.INVALID_DISPLAY
         if order_type == T.LIMIT and self._overflows(side, price, display or size, 0):
             return R.SIZE_OVERFLOW
         if post_only and (order_type != T.LIMIT or tif != F.GTC):
@@ -395,6 +399,8 @@ class MatchingEngine:
             reason = R.INVALID_SIZE
         elif price <= 0:
             reason = R.INVALID_PRICE
+        elif o.display and (size - 1) // o.display >= SLICES_MAX:
+            reason = R.INVALID_DISPLAY
         elif size > SIZE_MAX - o.cum or self._overflows(
             o.side,
             price,

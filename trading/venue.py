@@ -28,7 +28,7 @@ from typing import Any
 
 from feedhandler.simulator import SimulatedExchange
 from hub.events import Event, Status
-from orderbook_core.engine_types import ExecType, OrderType
+from orderbook_core.engine_types import ORDER_FIELDS, ExecType, OrderType
 from trading.checks import bounds_problem, field_problem, limits_problem, replay_problem
 from trading.messages import (
     CLOSED_EXECS,
@@ -57,6 +57,10 @@ TRADER_ORDER_IDS = 10**12
 """Trader orders are numbered from here; the simulated flow's ids stay far below."""
 REPORTS_KEPT = 100_000
 """Execution reports kept per account for resend requests."""
+ICEBERG_SLICES = 1000
+"""Most slices an iceberg may show (the engine's limit too): a taker meets at most that many
+trades per iceberg, so one order cannot make one command produce millions of events."""
+DISPLAY = ORDER_FIELDS.index("display")
 
 
 @dataclass
@@ -217,6 +221,8 @@ class TradingVenue:
         display = units(m, "display_qty", inst.lot, required=False)
         if display < 0 or display > qty:
             raise ValueError("display_qty must be between 0 and qty")
+        if display and (qty - 1) // display >= ICEBERG_SLICES:
+            raise ValueError(f"display_qty must be at least qty / {ICEBERG_SLICES}")
         for name, value, unit in (
             ("qty", qty, inst.lot),
             ("price", price, inst.tick),
@@ -293,6 +299,10 @@ class TradingVenue:
         too_big = field_problem("qty", qty, inst.lot) or field_problem("price", price, inst.tick)
         if too_big is not None:
             return Reject("bad_field", too_big)
+        engine_order = self.exchanges[found.symbol].engine.order(found.order_id)
+        display = engine_order[DISPLAY] if engine_order is not None else 0
+        if display and (qty - 1) // display >= ICEBERG_SLICES:
+            return Reject("bad_field", f"qty must be at most display_qty x {ICEBERG_SLICES}")
         if self.state[account].killed:
             return Reject("kill_switch", "the account's kill switch is on")
         if self.symbol_state[found.symbol] != "open":

@@ -296,3 +296,17 @@ def test_a_state_whose_level_would_overflow_is_refused(eng: Any) -> None:
     orders.append(twin)  # a second 2**62 at the same price, as a poisoned checkpoint holds
     with pytest.raises(InvalidSize, match="past int64"):
         type(eng).restore(state)
+
+
+def test_an_iceberg_shows_at_most_a_thousand_slices(eng: Any) -> None:
+    """A display of 1 on 2**62 lots would make one taker meet 2**62 trades (found by the
+    differential fuzz: the compiled engine ran out of memory); such an iceberg, or a replace
+    that makes one, is refused, and the largest allowed one trades in 1,000 slices."""
+    ev = eng.new_order(1, A, BUY, T.LIMIT, 100, BIG, display=1)
+    assert reports(ev) == [(1, X.REJECTED, R.INVALID_DISPLAY)]
+    assert reports(eng.new_order(2, A, BUY, T.LIMIT, 100, 1000, display=1)) == [
+        (2, X.ACCEPTED, R.NONE)
+    ]
+    assert reports(eng.replace(2, A, 100, 1001)) == [(2, X.REJECTED, R.INVALID_DISPLAY)]
+    ev = eng.new_order(3, B, SELL, T.MARKET, 0, BIG)
+    assert len(trades(ev)) == 1000 and eng.depth(BUY) == []

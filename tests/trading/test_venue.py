@@ -466,3 +466,16 @@ def test_account_totals_are_bounded_even_with_every_limit_off() -> None:
     answer = v.check(ALICE, half, 5)  # 2**61 lots at 2 ticks: qty fits, notional does not
     assert isinstance(answer, Reject) and answer.reason == "size_limit", answer
     assert "notional on that side" in answer.text
+
+
+def test_an_iceberg_may_not_show_less_than_a_thousandth_of_its_size() -> None:
+    v, log = venue(OFF)
+    tiny = new("i1", price="64000.00", qty="1", display_qty="0.00001")
+    answer = v.check(ALICE, tiny, 5)
+    assert isinstance(answer, Reject) and answer.reason == "bad_field", answer
+    assert "display_qty must be at least qty / 1000" in answer.text
+    assert not isinstance(
+        run(v, log, ALICE, new("i2", price="64000.00", display_qty="0.00001")), Reject
+    )
+    grow = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "i2", "qty": "0.01001"}, 5)
+    assert isinstance(grow, Reject) and grow.reason == "bad_field", grow
