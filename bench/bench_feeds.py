@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_feeds [--repeat 5]
 
-Each capture in ../shared/data/captures is replayed at --speed max through
+Each capture in ../shared/data/captures whose venue has a parser is replayed at --speed max through
 the real parser + sync engine + book (orjson, compiled book), and again in a
 subprocess of this same run with the standard library's json and the
 pure-Python book (HUB_FEED_JSON=stdlib, ORDERBOOK_CORE=python) as the
@@ -86,8 +86,16 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.repeat)))
         return
-    rows = []
+    from feedhandler.capture import CaptureError
+    from feedhandler.replay import venue_of
+
+    rows, unsupported = [], []
     for path in sorted(CAPTURES.glob("*.jsonl*")):
+        try:
+            venue_of(path)
+        except CaptureError:
+            unsupported.append(path.name.split("_")[0])
+            continue
         ours = measure(path, args.repeat)
         base = baseline(path, args.repeat)
         assert ours["summary"] == base["summary"], f"{path.name}: replays disagree"
@@ -109,6 +117,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if unsupported:
+        print(f"| no parser yet: {', '.join(unsupported)} | | | | |")
     rate = simulator_rate(100_000)
     print(
         f"| simulated exchange, book events/s into the engine (with their order changes) | | "
