@@ -57,7 +57,8 @@ kafka_up() {
   mkdir -p "$DIR/kafka"
   local bin
   bin=$(tansu_bin) || exit 1
-  nohup "$bin" broker --listener-url "tcp://$HOST:$KAFKA_PORT" \
+  # Its own session: the broker outlives the shell (and process group) that started it.
+  setsid nohup "$bin" broker --listener-url "tcp://$HOST:$KAFKA_PORT" \
     --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" --storage-engine memory://tansu/ \
     >"$DIR/kafka/tansu.log" 2>&1 </dev/null &
   echo $! >"$pidf"
