@@ -10,17 +10,7 @@ from libc.stdint cimport int64_t
 
 from orderbook_core._engine cimport EOrder, MatchingEngine
 
-DEF NO_ORDER = -9223372036854775807 - 1
-DEF EV_EXEC = 1
-DEF EV_TRADE = 2
-DEF MARKET = 1
-DEF STOP = 2
-DEF STOP_LIMIT = 3
-DEF ACCEPTED = 1
-DEF R_NONE = 0
-DEF R_UNKNOWN_ORDER = 1
-DEF R_NOT_OWNER = 9
-DEF R_USER = 14
+include "_engine_consts.pxi"
 
 
 cdef extern from "<time.h>" nogil:
