@@ -181,7 +181,8 @@ def sink_for(node: FanoutNode) -> Any:
 
 
 def finish(proc: Any) -> None:
-    """Let a client process that sent its results go (its closing handshakes do not count)."""
+    """Let a client process that sent its results go (its closing handshakes do not count).
+    It blocks: run it in an executor, never on the node's event loop."""
     proc.join(2)
     if proc.is_alive():
         proc.terminate()
@@ -223,10 +224,10 @@ async def burst_run(args: argparse.Namespace, hostile: bool) -> dict[str, Any]:
         await asyncio.sleep(args.seconds / 4)
         hpipe.send("go")
         start, end, snapshots = await loop.run_in_executor(None, hpipe.recv)
-        finish(proc)
+        await loop.run_in_executor(None, finish, proc)
         window = (start, end)
     samples: list[tuple[float, float]] = await loop.run_in_executor(None, vpipe.recv)
-    finish(victim)
+    await loop.run_in_executor(None, finish, victim)
     feeding.cancel()
     watching.cancel()
     await node.stop()
@@ -264,7 +265,7 @@ async def memory_run(args: argparse.Namespace) -> list[tuple[str, tuple[float, i
     subscribed = await loop.run_in_executor(None, pipe.recv)
     rows.append(("end of cycling", state(node)))
     pipe.send("leave")
-    finish(proc)
+    await loop.run_in_executor(None, finish, proc)
     await asyncio.sleep(2)
     gc.collect()
     rows.append((f"2 s after they left ({subscribed} subscribes)", state(node)))
