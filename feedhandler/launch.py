@@ -159,12 +159,12 @@ def _live(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSo
 
 def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:
     path = Path(cfg.file)
-    errors: list[str] = []
+    bad = {"records": 0}  # a count, not the texts: a damaged file may hold millions
 
     def on_error(text: str) -> None:
         BAD_RECORDS.labels(cfg.source).inc()
-        errors.append(text)
-        if len(errors) <= 20 or len(errors) % 1000 == 0:
+        bad["records"] += 1
+        if bad["records"] <= 20 or bad["records"] % 1000 == 0:
             log.warning("bad replay record skipped", extra={"file": str(path), "why": text[:200]})
 
     instrument_for = None
@@ -172,7 +172,7 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
     if cfg.source == "capture":
         parser = VENUES[venue_of(path)].parser()
         instrument_for = instrument_from(parser)
-        batches = capture_batches(path, parser)
+        batches = capture_batches(path, parser, on_error)
     elif cfg.source == "lobster":
         batches = lobster_batches(path, path.name.split("_", 1)[0], on_error)
     elif cfg.source == "databento":
@@ -195,7 +195,7 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
         state["done"] = True
         log.info(
             "replay finished; books are final",
-            extra={"file": str(path), "records": state["records"], "bad_records": len(errors)},
+            extra={"file": str(path), "records": state["records"], "bad_records": bad["records"]},
         )
 
     async def run() -> None:
@@ -208,7 +208,7 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
             "file": str(path),
             "records": state["records"],
             "finished": state["done"],
-            "bad_records": len(errors),
+            "bad_records": bad["records"],
             **output.health(),
         }
 
