@@ -10,7 +10,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, MutableSequence, Sequence
 
 from orderbook_core.errors import InvalidPrice, InvalidSize
-from orderbook_core.types import F_LAST, F_SNAPSHOT, check_side, checksum, side_key
+from orderbook_core.types import F_LAST, F_SNAPSHOT, check_int64, check_side, checksum, side_key
 
 LevelUpdate = tuple[int, int, int]
 
@@ -26,6 +26,7 @@ class L2Book:
         self._deltas: list[list[int]] = []
 
     def _set(self, side: int, price: int, size: int) -> int:
+        check_int64(price, size)
         check_side(side)
         if size < 0:
             raise InvalidSize(f"negative size {size} at price {price}")

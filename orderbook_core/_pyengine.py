@@ -19,10 +19,10 @@ from orderbook_core.engine_types import Reason as R
 from orderbook_core.engine_types import SelfTrade as S
 from orderbook_core.engine_types import TimeInForce as F
 from orderbook_core.errors import InvalidSize
-from orderbook_core.types import side_key
+from orderbook_core.types import INT64_MAX, side_key
 
 EventTuple = tuple[int, ...]
-SIZE_MAX = 2**63 - 1
+SIZE_MAX = INT64_MAX
 """The largest size an int64 holds: no level, order or total may pass it."""
 _C_INT = 2**31
 SLICES_MAX = 1000

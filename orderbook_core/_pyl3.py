@@ -16,7 +16,15 @@ from orderbook_core.errors import (
     OrderNotFound,
     OrdersCrossed,
 )
-from orderbook_core.types import F_LAST, F_SNAPSHOT, Action, check_side, checksum, side_key
+from orderbook_core.types import (
+    F_LAST,
+    F_SNAPSHOT,
+    Action,
+    check_int64,
+    check_side,
+    checksum,
+    side_key,
+)
 
 Delta = tuple[int, int, int, int, int, int, int]
 OP_ADD, OP_REDUCE, OP_DELETE, OP_EXECUTE, OP_REPLACE = 1, 2, 3, 4, 5
@@ -140,14 +148,17 @@ class L3Book:
     # --- Python API --------------------------------------------------------------------
 
     def add(self, order_id: int, side: int, price: int, size: int) -> None:
+        check_int64(order_id, price, size)
         self._add(order_id, side, price, size)
         self._mark_last()
 
     def reduce(self, order_id: int, size: int) -> None:
+        check_int64(order_id, size)
         self._take(order_id, size)
         self._mark_last()
 
     def execute(self, order_id: int, size: int) -> tuple[int, int]:
+        check_int64(order_id, size)
         price = self._find(order_id).price
         self._take(order_id, size)
         self._mark_last()
@@ -158,6 +169,7 @@ class L3Book:
         self._mark_last()
 
     def replace(self, order_id: int, new_order_id: int, price: int, size: int) -> None:
+        check_int64(order_id, new_order_id, price, size)
         self._replace(order_id, new_order_id, price, size)
         self._mark_last()
 

@@ -39,6 +39,17 @@ def check_side(side: int) -> None:
         raise ValueError(f"side must be 0 (bid) or 1 (ask), got {side}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_int64(*values: int) -> None:
+    """Refuse what an int64 cannot hold, as the compiled core's argument conversion does
+    (OverflowError, before anything changes): the pure-Python twins hold any int."""
+    for v in values:
+        if not INT64_MIN <= v <= INT64_MAX:
+            raise OverflowError(f"{v} does not fit an int64")
+
+
 def side_key(side: int, price: int) -> int:
     """Sort key that puts the best price first on either side (bids negated)."""
     return -price if side == 0 else price
