@@ -1,4 +1,4 @@
-"""The benchmark runs (small sizes) and cross-checks every contender's book: it cannot rot."""
+"""Each benchmark runs (small sizes) and cross-checks what it measures: none can rot."""
 
 from __future__ import annotations
 
@@ -10,16 +10,22 @@ import pytest
 from tests.conftest import ROOT
 
 
-def test_bench_core_quick_prints_the_table() -> None:
+def run_bench(module: str, *args: str, timeout: float = 300) -> str:
+    """Run ``python -m bench.<module> args``; its stdout, once it exited 0."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_core", "--quick"],
+        [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = out.stdout.splitlines()
+    return out.stdout
+
+
+def test_bench_core_quick_prints_the_table() -> None:
+    stdout = run_bench("bench_core", "--quick")
+    lines = stdout.splitlines()
     assert lines[0].startswith("CPU: ")
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     names = " ".join(r.split(" | ")[0] for r in rows)
@@ -36,29 +42,15 @@ def test_bench_core_quick_prints_the_table() -> None:
 
 
 def test_bench_feeds_replays_agree_with_the_baseline() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_feeds", "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]  # the bench asserts equal summaries
+    stdout = run_bench("bench_feeds", "--repeat", "1")  # the bench asserts equal summaries
     for venue in ("binance-spot", "coinbase-advanced-trade", "kraken-v1-book10"):
-        assert f"| {venue} |" in out.stdout
-    assert "simulated exchange" in out.stdout
+        assert f"| {venue} |" in stdout
+    assert "simulated exchange" in stdout
 
 
 def test_bench_orders_runs_both_journal_modes() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_orders", "--rates", "300", "--seconds", "1.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    stdout = run_bench("bench_orders", "--rates", "300", "--seconds", "1.5", timeout=180)
+    rows = [line for line in stdout.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == [
         "| in-process: risk + matching + reports, no I/O",
         "| WebSocket round trip at 300/s, journal without fsync",
@@ -70,15 +62,8 @@ def test_bench_orders_runs_both_journal_modes() -> None:
 
 
 def test_bench_fanout_delivers_what_the_feed_offers() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_fanout", "--quick", "--seconds", "1.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| 20 ")]
+    stdout = run_bench("bench_fanout", "--quick", "--seconds", "1.5", timeout=120)
+    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| 20 ")]
     assert [r[3] for r in rows] == ["baseline: a frame per update", "hub FanoutNode"]
     for row in rows:
         # 20 clients x 100 updates/s each: every offered update arrives (some book updates
@@ -88,13 +73,19 @@ def test_bench_fanout_delivers_what_the_feed_offers() -> None:
 
 @pytest.mark.services
 def test_bench_queries_answers_equal_from_bars_and_trades(services: dict[str, str]) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_queries", "--trades", "100000", "--runs", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]  # the bench asserts both give the same rows
-    assert "100,000 trades stored" in out.stdout
-    assert "| from the stored bars |" in out.stdout
+    # the bench asserts both give the same rows
+    stdout = run_bench("bench_queries", "--trades", "100000", "--runs", "3", timeout=180)
+    assert "100,000 trades stored" in stdout
+    assert "| from the stored bars |" in stdout
+
+
+def test_bench_hostile_quick_prints_both_tables() -> None:
+    stdout = run_bench("bench_hostile", "--quick")
+    lines = stdout.splitlines()
+    assert lines[0].startswith("CPU: ")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert "baseline: no hostile client" in rows and "hostile burst, whole run" in rows
+    assert "40 requests x 50 entries, 2000 snapshots received" in stdout
+    (left,) = [line for key, line in rows.items() if key.startswith("2 s after they left")]
+    cells = [c.strip() for c in left.strip("|").split("|")]
+    assert cells[2:4] == ["0", "0"]  # no view, no view history left
