@@ -55,6 +55,17 @@ def services() -> dict[str, str]:
     return {"kafka": KAFKA, "redis": REDIS, "postgres_admin": PG_ADMIN}
 
 
+def stack_env(services: dict[str, str], unique: str, kafka: str = "") -> dict[str, str]:
+    """The environment of a hub process on the local Kafka (or ``kafka``) and Redis, its
+    topics and keys named apart by ``unique``."""
+    return {
+        "HUB_KAFKA__BOOTSTRAP": kafka or services["kafka"],
+        "HUB_KAFKA__TOPIC_PREFIX": unique,
+        "HUB_REDIS__URL": services["redis"],
+        "HUB_REDIS__KEY_PREFIX": unique,
+    }
+
+
 @pytest.fixture
 def database(services: dict[str, str]) -> Iterator[str]:
     """A fresh, empty database; dropped afterwards."""

@@ -21,6 +21,7 @@ from feedhandler.simulator import SimulatedExchange
 from hub.decimals import Unit
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
 from orderbook_core import L2Book
+from tests.conftest import stack_env
 
 pytestmark = pytest.mark.services
 
@@ -105,10 +106,7 @@ def test_feed_to_fanout_redis_and_timescaledb(
     hub_process: Any, database: str, unique: str, services: dict[str, str]
 ) -> None:
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_POSTGRES__DSN": database,
     }
     migrate = hub_process("db", "migrate", env=env)

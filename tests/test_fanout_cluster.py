@@ -19,6 +19,7 @@ import redis
 
 from fanout.client import HubClient
 from hub.events import BookSnapshot, decode
+from tests.conftest import stack_env
 
 pytestmark = pytest.mark.services
 
@@ -54,10 +55,7 @@ def test_client_moves_to_another_node_and_a_restarted_node_catches_up(
     keys = tmp_path / "keys.toml"
     keys.write_text(f'[[key]]\nid = "trader"\nkey = "{KEY}"\n')
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_FANOUT__KEYS": str(keys),
     }
 

@@ -26,6 +26,7 @@ from fanout.client import HubClient
 from hub.config import KafkaConfig
 from hub.events import BookSnapshot, BookUpdate, decode
 from hub.kafka import consumer, start_consumer
+from tests.conftest import stack_env
 from tests.faults import PrivateBroker, health, metric, metric_sum
 
 pytestmark = pytest.mark.services
@@ -74,11 +75,8 @@ class Scenario:
         self.unique = unique
         self.redis_url = services["redis"]
         self.env = {
-            "HUB_KAFKA__BOOTSTRAP": self.broker.address,
-            "HUB_KAFKA__TOPIC_PREFIX": unique,
+            **stack_env(services, unique, kafka=self.broker.address),
             "HUB_KAFKA__PARTITIONS": "2",
-            "HUB_REDIS__URL": services["redis"],
-            "HUB_REDIS__KEY_PREFIX": unique,
             "HUB_FANOUT__ANONYMOUS": "true",
             "HUB_KAFKA__PUBLISH_TIMEOUT_MS": "1500",
             "HUB_KAFKA__RETRY_MAX_MS": "500",

@@ -22,7 +22,7 @@ from hub.kafka import consumer, start_consumer
 from hub.redis_store import RedisSnapshots
 from orderbook_core import L2Book
 from orderbook_core.types import F_SNAPSHOT
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, stack_env
 
 pytestmark = pytest.mark.services
 CAPTURE = CAPTURES / "kraken-v2-book10_BTC-USD_2023-08.jsonl.zst"
@@ -95,10 +95,7 @@ def test_live_kraken_feed_through_kafka_and_redis(
     thread = VenueThread(venue)
     port = thread.start()
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_FEED__SNAPSHOT_INTERVAL_MS": "50",
     }
     try:

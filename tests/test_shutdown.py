@@ -31,6 +31,7 @@ import pytest
 
 from fanout.client import HubClient
 from hub.shutdown import _wait_for, fix_wait_for
+from tests.conftest import stack_env
 from tests.faults import PrivateBroker
 
 BOUND_S = 8.0
@@ -111,11 +112,8 @@ def test_sigterm_at_random_moments_stops_every_process_in_bound(
     rng = random.Random(SEED)
     broker = PrivateBroker(tmp_path)
     env = {
-        "HUB_KAFKA__BOOTSTRAP": broker.address,
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
+        **stack_env(services, unique, kafka=broker.address),
         "HUB_KAFKA__PUBLISH_TIMEOUT_MS": "1500",
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
         "HUB_POSTGRES__DSN": database,
         "HUB_FANOUT__ANONYMOUS": "true",
         "HUB_SHUTDOWN_TIMEOUT_S": str(BOUND_S),
@@ -174,10 +172,7 @@ def test_fanout_stops_cleanly_beside_a_client_that_never_answers(
     """A peer that never answers the close handshake (frozen: SIGSTOP) must not hold the
     node's shutdown until the watchdog forces it."""
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_FANOUT__ANONYMOUS": "true",
         "HUB_SHUTDOWN_TIMEOUT_S": str(BOUND_S),
     }

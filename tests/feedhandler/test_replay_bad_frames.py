@@ -84,4 +84,3 @@ def test_bad_frames_are_reported_with_line_numbers_and_the_replay_goes_on(
     checked = replay(bad_path, "--check")
     assert checked.returncode == 1
     assert "3 malformed input(s), first: bad.jsonl line" in checked.stderr
-

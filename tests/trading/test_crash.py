@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from hub.config import KafkaConfig
 from hub.events import BookUpdate, Trade, decode
 from hub.kafka import consumer, start_consumer
+from tests.conftest import stack_env
 from trading.client import OrderClient, messages
 
 pytestmark = pytest.mark.services
@@ -166,10 +167,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(
         "0",
     )
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_ORDERS__CHECKPOINT_EVERY": str(checkpoint_every),
     }
     feed = hub_process(*args, env=env)

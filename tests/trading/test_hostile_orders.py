@@ -17,6 +17,7 @@ import orjson
 
 from fanout.client import HubClient
 from feedhandler.simulator import SimulatedExchange
+from tests.conftest import stack_env
 from tests.trading.test_venue import old_new
 from trading.client import OrderClient
 from trading.journal import Journal
@@ -215,10 +216,7 @@ def test_hostile_sizes_leave_hub_feed_and_two_fanout_nodes_exact(
     keys = tmp_path / "keys.toml"
     keys.write_text(f'[[key]]\nid = "victim"\nkey = "{token}"\n')
     env = {
-        "HUB_KAFKA__BOOTSTRAP": services["kafka"],
-        "HUB_KAFKA__TOPIC_PREFIX": unique,
-        "HUB_REDIS__URL": services["redis"],
-        "HUB_REDIS__KEY_PREFIX": unique,
+        **stack_env(services, unique),
         "HUB_FANOUT__KEYS": str(keys),
     }
     nodes = []
