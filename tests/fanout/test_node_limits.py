@@ -227,6 +227,17 @@ def keys_file(tmp_path: Path) -> str:
     return str(path)
 
 
+async def ask_view(
+    stack: contextlib.AsyncExitStack, url: str, depth: int, auth: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """On a new connection (kept open by ``stack``), subscribe X's book at ``depth``: the
+    answer."""
+    ws = await stack.enter_async_context(connect(url, additional_headers=auth))
+    entry = {"channel": "book", "symbol": "X", "depth": depth}
+    await request(ws, {"op": "subscribe", "id": 1, "channels": [entry]})
+    return await answer(ws, 1)
+
+
 async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
     cfg = replace(OPEN, keys=keys_file(tmp_path), max_views=6, max_views_per_key=3)
     node, market, url = await started(cfg)
@@ -239,16 +250,7 @@ async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
             codes = []
             async with contextlib.AsyncExitStack() as stack:
                 for depth in range(1, 6):  # one key, five connections, five views asked for
-                    ws = await stack.enter_async_context(connect(url, additional_headers=auth))
-                    await request(
-                        ws,
-                        {
-                            "op": "subscribe",
-                            "id": 1,
-                            "channels": [{"channel": "book", "symbol": "X", "depth": depth}],
-                        },
-                    )
-                    got = await answer(ws, 1)
+                    got = await ask_view(stack, url, depth, auth)
                     codes.append(got["refused"][0]["code"] if got["refused"] else "ok")
                     if got["refused"]:
                         reason = got["refused"][0]["reason"]
@@ -264,16 +266,7 @@ async def test_views_are_capped_per_key_and_per_node(tmp_path: Path) -> None:
                 assert node.views.held["key 'hostile'"]["book", "SIM", "X", 2, False] == 2
                 # The node's own cap: anonymous connections each count on their own.
                 for depth in range(20, 27):
-                    ws = await stack.enter_async_context(connect(url))
-                    await request(
-                        ws,
-                        {
-                            "op": "subscribe",
-                            "id": 1,
-                            "channels": [{"channel": "book", "symbol": "X", "depth": depth}],
-                        },
-                    )
-                    got = await answer(ws, 1)
+                    got = await ask_view(stack, url, depth)
                     codes.append(got["refused"][0]["code"] if got["refused"] else "ok")
                 assert len(views(node)) == 6
                 assert codes[5:] == ["ok"] * 2 + ["too_many_views"] * 5
