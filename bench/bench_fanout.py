@@ -200,29 +200,35 @@ class SyntheticFeed:
             await asyncio.sleep(0.001)
 
 
-async def run_hub(clients: int, args: argparse.Namespace) -> dict[str, Any]:
+async def synced_node(feed: SyntheticFeed, cfg: FanoutConfig) -> tuple[FanoutNode, int]:
+    """A started node whose every book is synced from ``feed``'s snapshots; its port."""
     store = MemorySnapshots()
-    feed = SyntheticFeed(args.symbols, args.rate)
     for inst, snap in zip(feed.instruments, feed.snapshots(), strict=True):
         await store.put_instrument(inst)
         await store.put(snap)
-    cfg = FanoutConfig(port=0, anonymous=True, flush_ms=args.flush_ms, client_timeout_s=0)
     node = FanoutNode(cfg, store)
     server = await node.start()
     for inst in feed.instruments:
         node.on_event(inst)
-    for e in feed.events(args.symbols * 20):
+    for e in feed.events(len(feed.symbols) * 20):
         node.on_event(e)
-    for _ in range(500):
-        if all(s.synced for s in node.streams.values()):
+    for _ in range(1000):
+        if len(node.streams) == len(feed.symbols) and all(s.synced for s in node.streams.values()):
             break
         await asyncio.sleep(0.01)
+    return node, bound_port(server)
+
+
+async def run_hub(clients: int, args: argparse.Namespace) -> dict[str, Any]:
+    feed = SyntheticFeed(args.symbols, args.rate)
+    cfg = FanoutConfig(port=0, anonymous=True, flush_ms=args.flush_ms, client_timeout_s=0)
+    node, port = await synced_node(feed, cfg)
 
     def sink(events: list[BookUpdate | Trade]) -> None:
         for e in events:
             node.on_event(e)
 
-    result = await drive(bound_port(server), clients, args, feed, sink, lambda: FRAMES._value.get())
+    result = await drive(port, clients, args, feed, sink, lambda: FRAMES._value.get())
     await node.stop()
     return result
 

@@ -33,13 +33,11 @@ import orjson
 import uvloop
 from websockets.asyncio.client import connect
 
-from bench.bench_fanout import SyntheticFeed
+from bench.bench_fanout import SyntheticFeed, synced_node
 from bench.machine import facts
 from fanout.node import FanoutNode
-from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import BookUpdate, Trade
-from hub.ops import bound_port
 
 PING_EVERY_S = 1 / 16
 BURST = 40
@@ -154,22 +152,10 @@ def cycler_process(url: str, n: int, seconds: float, out: Any) -> None:
 
 
 async def started(args: argparse.Namespace) -> tuple[FanoutNode, SyntheticFeed, str]:
-    store = MemorySnapshots()
     feed = SyntheticFeed(args.symbols, args.rate)
-    for inst, snap in zip(feed.instruments, feed.snapshots(), strict=True):
-        await store.put_instrument(inst)
-        await store.put(snap)
-    node = FanoutNode(FanoutConfig(port=0, anonymous=True, client_timeout_s=0), store)
-    server = await node.start()
-    for inst in feed.instruments:
-        node.on_event(inst)
-    for e in feed.events(args.symbols * 20):
-        node.on_event(e)
-    for _ in range(1000):
-        if len(node.streams) == args.symbols and all(s.synced for s in node.streams.values()):
-            break
-        await asyncio.sleep(0.01)
-    return node, feed, f"ws://127.0.0.1:{bound_port(server)}/ws"
+    cfg = FanoutConfig(port=0, anonymous=True, client_timeout_s=0)
+    node, port = await synced_node(feed, cfg)
+    return node, feed, f"ws://127.0.0.1:{port}/ws"
 
 
 def sink_for(node: FanoutNode) -> Any:
