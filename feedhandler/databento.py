@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedhandler.csvfile import read_rows
 from hub.decimals import parse_decimal
 from hub.events import BUY, NO_AGGRESSOR, SELL, BookUpdate, Event, LevelChange, Trade
 from orderbook_core import BookError, L3Book
@@ -197,36 +198,28 @@ def read_csv(
 ) -> Iterator[tuple[str, MboRecord]]:
     """Records of a Databento MBO CSV; a bad row raises DatabentoError, or with ``on_error``
     is reported there and skipped."""
-    with path.open(newline="", errors="replace") as f:
-        reader = csv.DictReader(f)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise DatabentoError(f"{path.name} line {reader.line_num}: {exc}") from None
-            where = f"{path.name} line {reader.line_num}"
-            try:
-                yield (
-                    where,
-                    MboRecord(
-                        int(row["ts_recv"]),
-                        int(row["ts_event"]),
-                        int(row["instrument_id"]),
-                        row["action"],
-                        row["side"],
-                        _price(row["price"]),
-                        int(row["size"]),
-                        int(row["order_id"]),
-                        int(row["flags"]),
-                        int(row["sequence"]),
-                    ),
-                )
-            except (KeyError, ValueError, TypeError) as exc:  # TypeError: a row short of fields
-                if on_error is None:
-                    raise DatabentoError(f"{where}: {exc}") from None
-                on_error(f"{where}: {exc}")
+    for number, row in read_rows(path, csv.DictReader, DatabentoError):
+        where = f"{path.name} line {number}"
+        try:
+            yield (
+                where,
+                MboRecord(
+                    int(row["ts_recv"]),
+                    int(row["ts_event"]),
+                    int(row["instrument_id"]),
+                    row["action"],
+                    row["side"],
+                    _price(row["price"]),
+                    int(row["size"]),
+                    int(row["order_id"]),
+                    int(row["flags"]),
+                    int(row["sequence"]),
+                ),
+            )
+        except (KeyError, ValueError, TypeError) as exc:  # TypeError: a row short of fields
+            if on_error is None:
+                raise DatabentoError(f"{where}: {exc}") from None
+            on_error(f"{where}: {exc}")
 
 
 def read_dbn(path: Path) -> Iterator[tuple[str, MboRecord]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedhandler.csvfile import read_rows
 from hub.events import BookUpdate, Event, Status, Trade
 from hub.times import exchange_midnight_ns, seconds_ns, trading_day_from_name
 from orderbook_core import BookError, L2Book
@@ -175,20 +176,10 @@ def _row(book: L2Book, levels: int) -> list[int]:
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every non-empty row of a LOBSTER CSV file. Bytes that are
-    not UTF-8 become U+FFFD, so the row they are in is refused as a bad number; a row the
-    CSV reader cannot split at all raises LobsterError naming the line."""
-    with path.open(newline="", errors="replace") as f:
-        reader = csv.reader(f)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise LobsterError(f"{path.name} line {reader.line_num}: {exc}") from None
-            if row:
-                yield reader.line_num, row
+    """(line number, fields) of every non-empty row of a LOBSTER CSV file."""
+    for number, row in read_rows(path, csv.reader, LobsterError):
+        if row:
+            yield number, row
 
 
 def midnight_from_name(path: Path) -> int:
