@@ -44,11 +44,12 @@ async def until_venue_done(
     run: Coroutine[Any, Any, None], venue: MockKrakenV2 | MockBinance, converged: Callable[[], bool]
 ) -> None:
     """Run the client until the venue has sent everything and the client has caught up
-    (at most ~4 s more), then stop both."""
+    (at most ~15 s more: a resync after the last frame waits for its resubscription, slow on
+    a loaded machine), then stop both."""
     task = asyncio.create_task(run)
     try:
         await asyncio.wait_for(venue.done.wait(), 30)
-        for _ in range(200):
+        for _ in range(750):
             if converged():
                 break
             await asyncio.sleep(0.02)
