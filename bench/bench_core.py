@@ -27,7 +27,8 @@ from order_book import OrderBook
 from sortedcontainers import SortedDict
 
 from bench.machine import facts, rss_bytes
-from orderbook_core import _book, _engine, _itch, _l3, _pybook, _pyengine, _pyitch, itchgen
+from orderbook_core import _book, _engine, _itch, _l3, _pybook, _pyengine, _pyitch
+from testing import itchgen
 
 Row = tuple[str, str, str, str, str]
 

@@ -39,10 +39,10 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from bench.machine import facts
+from bus.local import MemorySnapshots
 from fanout import protocol
 from fanout.node import FanoutNode
 from fanout.sender import FRAMES
-from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import BookSnapshot, BookUpdate, Instrument, Trade
 from hub.ops import bound_port

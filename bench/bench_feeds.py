@@ -30,8 +30,8 @@ CAPTURES = Path(os.environ.get("HUB_SHARED_DIR", ROOT.parent / "shared")) / "dat
 
 def measure(path: Path, repeat: int) -> dict[str, Any]:
     """Replay ``path`` ``repeat`` times in this process; median frames/s and updates/s."""
-    from feedhandler.capture import read_capture
-    from feedhandler.replay import replay_capture
+    from feedhandler.files.capture import read_capture
+    from feedhandler.files.replay import replay_capture
 
     frames = sum(1 for x in read_capture(path) if x.kind in ("recv", "http"))
     times, summary = [], {}
@@ -68,8 +68,8 @@ def baseline(path: Path, repeat: int) -> dict[str, Any]:
 
 
 def simulator_rate(steps: int) -> float:
-    from feedhandler.simulator import SimulatedExchange
     from hub.events import BookUpdate
+    from trading.simulator import SimulatedExchange
 
     x = SimulatedExchange("SIM", "BTC-USD", 1)
     started, n = time.perf_counter(), 0
@@ -86,8 +86,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.repeat)))
         return
-    from feedhandler.capture import CaptureError
-    from feedhandler.replay import venue_of
+    from feedhandler.files.capture import CaptureError
+    from feedhandler.files.replay import venue_of
 
     rows, unsupported = [], []
     for path in sorted(CAPTURES.glob("*.jsonl*")):

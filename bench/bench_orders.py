@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from bench.machine import facts
-from trading.client import messages
+from client.orders import messages
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key-1-0123456789abcdef012345"
@@ -68,8 +68,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def in_process(n: int) -> list[int]:
     """ns per order through check + apply, no I/O."""
-    from feedhandler.simulator import SimulatedExchange
     from trading.risk import Account, Limits
+    from trading.simulator import SimulatedExchange
     from trading.venue import Reject, TradingVenue
 
     venue = TradingVenue(
@@ -168,7 +168,7 @@ def run_mode(fsync: bool, rate: int, seconds: float) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "hub.cli",
+                "app.cli",
                 "demo",
                 "--orders",
                 "--journal",

@@ -26,6 +26,7 @@ from fanout.stream import BookStream, DepthView
 from fanout.views import History, compact
 from hub.events import LevelChange
 from hub.orders import resting_orders
+from orderbook_core.types import CHECKSUM_LEVELS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -78,7 +79,7 @@ class Feed:
     def checksum_now(self) -> int | None:
         if not self.checksum:
             return None
-        levels = protocol.CHECKSUM_LEVELS
+        levels = CHECKSUM_LEVELS
         return self.stream.book.checksum(min(self.depth or levels, levels))
 
     def snapshot(self, reason: str) -> bytes:

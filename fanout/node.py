@@ -25,6 +25,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from bus.local import SnapshotStore
+from bus.redis_store import BadSnapshot, snapshot_problem
 from fanout import protocol
 from fanout.auth import Grant, Keys, credential_in, keys_for
 from fanout.delivery import Client, Feed
@@ -35,11 +37,9 @@ from fanout.stream import BarBuilder, BookStream, Outcome
 from fanout.views import Views, compact
 from hub.auth import RateLimit
 from hub.backoff import Backoff
-from hub.bus import SnapshotStore
 from hub.config import FanoutConfig
 from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
 from hub.ops import ops_response, response
-from hub.redis_store import BadSnapshot, snapshot_problem
 
 log = logging.getLogger("hub.fanout")
 

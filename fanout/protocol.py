@@ -40,7 +40,6 @@ MAX_ITEMS = 200
 """Most channels in one (un)subscribe request."""
 MAX_NAME = 64
 """Longest symbol, venue or request id (characters)."""
-CHECKSUM_LEVELS = 10
 REQUEST_FIELDS: wire.Schema = {
     "op": wire.Field("text", 32),
     "id": wire.Field("id", MAX_NAME),

@@ -6,12 +6,12 @@ import asyncio
 import logging
 import time
 
+from bus.kafka import consumer, start_consumer, topic_names
+from bus.local import InProcessBus
 from fanout.node import FanoutNode
-from hub.bus import InProcessBus
 from hub.config import KafkaConfig
 from hub.errors import BadMessage
 from hub.events import decode
-from hub.kafka import consumer, start_consumer, topic_names
 
 log = logging.getLogger("hub.fanout")
 

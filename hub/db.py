@@ -13,7 +13,7 @@ import psycopg
 
 from hub.errors import HubError, ServiceUnavailable
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x6D64687562  # "mdhub"
 

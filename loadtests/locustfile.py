@@ -30,7 +30,7 @@ import orjson
 from locust import User, between, events, task
 from websockets.sync.client import connect
 
-from fanout.client import (
+from client.market import (
     BookMirror,
     ChecksumMismatch,
     OrderBookMismatch,

@@ -32,7 +32,7 @@ import orjson
 from locust import User, between, events, task
 from websockets.sync.client import connect
 
-from trading.client import messages
+from client.orders import messages
 
 KEYS = [k for k in os.environ.get("HUB_LOAD_KEYS", "").split(",") if k] or [
     f"demo-key-{n}" for n in range(1, 11)

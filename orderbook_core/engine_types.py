@@ -18,6 +18,7 @@ per engine. The same commands always give the same events.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import NamedTuple
 
 ORDER_FIELDS = (
     "order_id",
@@ -108,3 +109,66 @@ class Reason(IntEnum):
     """The order would take its price level's displayed size, or its own filled plus open
     size, past what an int64 holds (the venue's checks refuse such orders first; this is
     the engine's last line)."""
+
+
+class ExecEvent(NamedTuple):
+    """An execution report: what happened to one order (``kind`` is ``Event.EXEC``)."""
+
+    kind: int
+    seq: int
+    order_id: int
+    account: int
+    exec_type: int
+    side: int
+    price: int
+    last_qty: int
+    last_price: int
+    leaves_qty: int
+    cum_qty: int
+    reason: int
+
+
+class TradeEvent(NamedTuple):
+    """One match between a resting (maker) and an incoming (taker) order (``Event.TRADE``)."""
+
+    kind: int
+    seq: int
+    price: int
+    qty: int
+    aggressor_side: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: int
+    taker_account: int
+
+
+class BookEvent(NamedTuple):
+    """A price level's new displayed size after a command (0 = level gone; ``Event.BOOK``)."""
+
+    kind: int
+    seq: int
+    side: int
+    price: int
+    size: int
+
+
+EngineEvent = ExecEvent | TradeEvent | BookEvent
+
+
+class OrderState(NamedTuple):
+    """A resting order as ``MatchingEngine.order(order_id)`` returns it (``ORDER_FIELDS``)."""
+
+    order_id: int
+    account: int
+    side: int
+    type: int
+    price: int
+    stop_price: int
+    leaves: int
+    cum: int
+    display: int
+    visible: int
+    tif: int
+    post_only: int
+    stp: int
+    arrival: int

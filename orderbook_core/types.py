@@ -55,6 +55,10 @@ def side_key(side: int, price: int) -> int:
     return -price if side == 0 else price
 
 
+CHECKSUM_LEVELS = 10
+"""Levels per side a published book checksum covers (fewer when the book or view is shallower)."""
+
+
 def checksum_text(bids: Sequence[tuple[int, ...]], asks: Sequence[tuple[int, ...]]) -> bytes:
     """The canonical text a book checksum covers.
 

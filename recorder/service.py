@@ -19,12 +19,12 @@ import asyncpg
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
+from bus.kafka import KafkaPublisher, consumer, start_consumer, topic_names
 from hub.backoff import Backoff
 from hub.config import HubConfig
 from hub.db import redact_dsn
 from hub.errors import BadMessage, HubError, ServiceUnavailable
 from hub.events import Bar, BookSnapshot, Instrument, TopOfBook, Trade, decode
-from hub.kafka import KafkaPublisher, consumer, start_consumer, topic_names
 from recorder import retention
 from recorder.retention import Retention, set_up
 from recorder.writer import DeadLetter, trade_problem, write_batch

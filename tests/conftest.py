@@ -26,7 +26,7 @@ if not CAPTURES.is_dir():
         f"recorded venue captures not found at {CAPTURES}: put the shared/ "
         "folder beside the project or set HUB_SHARED_DIR"
     )
-HUB = [sys.executable, "-m", "hub.cli"]
+HUB = [sys.executable, "-m", "app.cli"]
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:39092")
 REDIS = os.environ.get("HUB_TEST_REDIS", "redis://127.0.0.1:36379/0")
 PG_ADMIN = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:35432/postgres")

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from fanout.client import BookMirror, connect, messages, mirror_for, request
-from feedhandler.simulator import SimulatedExchange
+from client.market import BookMirror, connect, messages, mirror_for, request
+from trading.simulator import SimulatedExchange
 
 
 async def collect(url: str, symbol: str, deltas: int) -> tuple[BookMirror, int]:

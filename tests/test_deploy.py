@@ -13,8 +13,8 @@ import yaml
 from prometheus_client import REGISTRY
 
 import fanout.node
-import feedhandler.feed
 import recorder.service
+import trading.feed
 from hub.config import load_config
 from tests.conftest import ROOT
 
@@ -82,7 +82,7 @@ def test_prometheus_scrapes_each_process_on_its_configured_port() -> None:
 
 
 def test_grafana_dashboard_uses_only_metrics_the_hub_exports() -> None:
-    assert fanout.node and feedhandler.feed and recorder.service  # their metrics are registered
+    assert fanout.node and trading.feed and recorder.service  # their metrics are registered
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     exported = {f.name + sfx for f in REGISTRY.collect() for sfx in suffixes.get(f.type, ("",))}
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/mdhub.json").read_text())

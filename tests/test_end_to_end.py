@@ -16,12 +16,12 @@ import psycopg
 import pytest
 import redis
 
-from fanout.client import BookMirror, HubClient, connect, messages, mirror_for, request
-from feedhandler.simulator import SimulatedExchange
+from client.market import BookMirror, HubClient, connect, messages, mirror_for, request
 from hub.decimals import Unit
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
 from orderbook_core import L2Book
 from tests.conftest import stack_env
+from trading.simulator import SimulatedExchange
 
 pytestmark = pytest.mark.services
 

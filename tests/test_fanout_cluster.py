@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from fanout.client import HubClient
+from client.market import HubClient
 from hub.events import BookSnapshot, decode
 from tests.conftest import stack_env
 

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import redis
 
-from fanout.client import HubClient
+from bus.kafka import consumer, start_consumer
+from client.market import HubClient
 from hub.config import KafkaConfig
 from hub.events import BookSnapshot, BookUpdate, decode
-from hub.kafka import consumer, start_consumer
 from tests.conftest import stack_env
 from tests.faults import PrivateBroker, health, metric, metric_sum
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import redis
 
-from feedhandler.mock_venue import MockKrakenV2
+from bus.kafka import consumer, start_consumer
+from bus.redis_store import RedisSnapshots
 from hub.config import KafkaConfig
 from hub.events import BookSnapshot, BookUpdate, Instrument, Status, decode
-from hub.kafka import consumer, start_consumer
-from hub.redis_store import RedisSnapshots
 from orderbook_core import L2Book
 from orderbook_core.types import F_SNAPSHOT
+from testing.mock_venue import MockKrakenV2
 from tests.conftest import CAPTURES, stack_env
 
 pytestmark = pytest.mark.services

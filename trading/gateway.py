@@ -32,20 +32,20 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from feedhandler.feed import paced_target
-from feedhandler.output import FeedOutput
-from feedhandler.simulator import SimulatedExchange
+from bus.output import FeedOutput
 from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
 from trading import schema
+from trading.feed import paced_target
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
 from trading.messages import Original, Reject, Report
 from trading.replay import replayed, restore
 from trading.risk import Account, demo_accounts, load_accounts
+from trading.simulator import SimulatedExchange
 from trading.store import ExecutionStore
 from trading.venue import Command, Outcome, TradingVenue
 

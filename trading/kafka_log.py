@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from bus.kafka import consumer, quiet_client, start_consumer, unavailable
 from hub.config import KafkaConfig
-from hub.kafka import consumer, quiet_client, start_consumer, unavailable
 from trading.replay import refused
 
 

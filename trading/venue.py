@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from feedhandler.simulator import SimulatedExchange
 from hub.events import Event, Status
 from orderbook_core.engine_types import ORDER_FIELDS, ExecType, OrderType
 from trading.checks import bounds_problem, field_problem, limits_problem, replay_problem
@@ -50,6 +49,7 @@ from trading.messages import (
     units,
 )
 from trading.risk import Account, Limits, RiskLimits
+from trading.simulator import SimulatedExchange
 
 Command = dict[str, Any]
 

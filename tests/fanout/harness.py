@@ -7,9 +7,9 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fanout.client import HubClient
+from bus.local import MemorySnapshots
+from client.market import HubClient
 from fanout.node import FanoutNode
-from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import BookSnapshot, BookUpdate, Instrument, Trade
 from hub.ops import bound_port

@@ -17,10 +17,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from bus.local import MemorySnapshots
+from client.market import BookMirror, ChecksumMismatch, HubClient, connect, messages, request
 from fanout import node as node_module
-from fanout.client import BookMirror, ChecksumMismatch, HubClient, connect, messages, request
 from fanout.node import FanoutNode
-from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import Bar, BookSnapshot, BookUpdate, Status
 from orderbook_core.types import checksum as book_checksum

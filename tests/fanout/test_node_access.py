@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from fanout.client import HubClient, connect, messages, request
+from client.market import HubClient, connect, messages, request
 from hub.auth import make_token
 from tests.fanout.harness import OPEN, catch_up, started, top, until
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from fanout.client import HubClient, connect, messages, request
+from client.market import HubClient, connect, messages, request
 from tests.fanout.harness import OPEN, catch_up, started, top, until
 from tests.fanout.test_node_access import KEY_A, close_reason, keys_file
 

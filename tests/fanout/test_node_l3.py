@@ -8,15 +8,15 @@ import asyncio
 import itertools
 from dataclasses import replace
 
-from fanout.client import HubClient, OrderMirror
+from bus.local import MemorySnapshots
+from client.market import HubClient, OrderMirror
 from fanout.node import FanoutNode
-from feedhandler.simulator import SimulatedExchange
-from hub.bus import MemorySnapshots
 from hub.config import FanoutConfig
 from hub.events import BookUpdate, Trade
 from hub.ops import bound_port
 from orderbook_core.engine_types import VISIBLE
 from tests.fanout.harness import OPEN, started, until
+from trading.simulator import SimulatedExchange
 
 _clock = itertools.count(1_795_000_000_000_000_000, 1_000_000)
 

@@ -21,7 +21,7 @@ from websockets.frames import Close, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from fanout.client import BookMirror, HubClient, connect, messages, request
+from client.market import BookMirror, HubClient, connect, messages, request
 from fanout.delivery import Feed
 from fanout.node import FanoutNode
 from hub.events import BookUpdate

@@ -14,12 +14,12 @@ import orjson
 import pytest
 import redis
 
+from bus.redis_store import RedisSnapshots
+from client.market import HubClient
 from fanout import node as node_module
-from fanout.client import HubClient
 from fanout.node import FanoutNode
 from hub.events import encode
 from hub.ops import bound_port
-from hub.redis_store import RedisSnapshots
 from tests.fanout.harness import INST, OPEN, Market, catch_up, top
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from feedhandler.capture import read_capture
+from feedhandler.files.capture import read_capture
 from feedhandler.venues.base import ParserBase
 from hub.decimals import Unit
 from orderbook_core import L2Book

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderbook_core import _itch, _pyitch
-from orderbook_core import itchgen as g
 from orderbook_core.errors import (
     BookError,
     InvalidSize,
@@ -23,6 +22,7 @@ from orderbook_core.errors import (
     UnknownStockLocate,
 )
 from orderbook_core.itch_spec import MESSAGE_LENGTHS
+from testing import itchgen as g
 from tests.conftest import ROOT
 
 BID, ASK = 0, 1
@@ -245,7 +245,7 @@ def test_hub_itch_names_an_unannounced_locate(tmp_path: Path) -> None:
     path = tmp_path / "partial.itch"
     path.write_bytes(g.add_order(1, 1, 1, "B", 100, "AAPL", 150_0000) + g.delete(9, 2, 4))
     out = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "itch", str(path), "--symbol", "AAPL"],
+        [sys.executable, "-m", "app.cli", "itch", str(path), "--symbol", "AAPL"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -298,7 +298,7 @@ def test_hub_itch_prints_the_book(tmp_path: Path, compress: bool) -> None:
     )
     path = tmp_path / ("day.itch.gz" if compress else "day.itch")
     path.write_bytes(gzip.compress(data) if compress else data)
-    run = [sys.executable, "-m", "hub.cli", "itch", str(path), "--symbol", "AAPL"]
+    run = [sys.executable, "-m", "app.cli", "itch", str(path), "--symbol", "AAPL"]
     out = subprocess.run(
         [*run, "--after", "4"], cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -313,7 +313,7 @@ def test_hub_itch_reports_bad_bytes_with_offset(tmp_path: Path) -> None:
     path = tmp_path / "bad.itch"
     path.write_bytes(g.add_order(1, 1, 1, "B", 100, "AAPL", 150_0000) + b"\x00\x03Z12")
     out = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "itch", str(path), "--symbol", "AAPL"],
+        [sys.executable, "-m", "app.cli", "itch", str(path), "--symbol", "AAPL"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bus.kafka import KafkaPublisher
 from hub.config import KafkaConfig
 from hub.db import migrate
 from hub.events import Instrument
-from hub.kafka import KafkaPublisher
 from recorder.writer import BAR_INTERVALS
 from tests.conftest import ROOT
 from tests.recorder.test_writer import expected_bars, make_trades, stored_bars

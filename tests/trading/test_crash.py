@@ -17,11 +17,11 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from bus.kafka import consumer, start_consumer
+from client.orders import OrderClient, messages
 from hub.config import KafkaConfig
 from hub.events import BookUpdate, Trade, decode
-from hub.kafka import consumer, start_consumer
 from tests.conftest import stack_env
-from trading.client import OrderClient, messages
 
 pytestmark = pytest.mark.services
 

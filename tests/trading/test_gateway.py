@@ -18,11 +18,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from feedhandler.output import FeedOutput
-from hub.bus import InProcessBus, MemorySnapshots
+from bus.local import InProcessBus, MemorySnapshots
+from bus.output import FeedOutput
+from client.orders import OrderClient, messages
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
-from trading.client import OrderClient, messages
 from trading.gateway import OrderPath
 from trading.journal import Journal, read
 from trading.risk import Account, Limits

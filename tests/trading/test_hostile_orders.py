@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 
-from fanout.client import HubClient
-from feedhandler.simulator import SimulatedExchange
+from client.market import HubClient
+from client.orders import OrderClient
 from tests.conftest import stack_env
 from tests.trading.test_venue import old_new
-from trading.client import OrderClient
 from trading.journal import Journal
+from trading.simulator import SimulatedExchange
 
 POISON = "46116860184273.87904"  # 2**62 lots of 0.00001 BTC
 FIRST_ID = 10**12

@@ -16,9 +16,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from client.orders import OrderClient, messages
 from hub.events import BookUpdate, Event
 from tests.trading.test_gateway import ALICE_KEY, BOB_KEY, logon, new, running, until
-from trading.client import OrderClient, messages
 from trading.gateway import OrderPath
 
 DEEP = "[" * 300 + "]" * 300

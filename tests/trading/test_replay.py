@@ -18,16 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from feedhandler.output import FeedOutput
-from feedhandler.simulator import SimulatedExchange
-from hub.bus import InProcessBus, MemorySnapshots
+from bus.local import InProcessBus, MemorySnapshots
+from bus.output import FeedOutput
+from client.orders import OrderClient
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate
 from tests.trading.test_venue import ALICE, BOB, OFF, accounts, new, old_new, sane, venue
-from trading.client import OrderClient
 from trading.gateway import OrderPath
 from trading.journal import Journal
 from trading.risk import Account
+from trading.simulator import SimulatedExchange
 from trading.venue import Reject, TradingVenue
 
 KEYS = {ALICE: "alice-key-1-0123456789abcdef0123456789", BOB: "bob-key-12-0123456789abcdef012345"}

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from feedhandler.output import FeedOutput
-from hub.bus import InProcessBus, MemorySnapshots
+from bus.local import InProcessBus, MemorySnapshots
+from bus.output import FeedOutput
 from hub.config import FeedConfig, OrdersConfig
 from trading.gateway import OrderPath
 from trading.risk import Account

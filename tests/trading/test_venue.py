@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from feedhandler.simulator import SimulatedExchange
 from trading.risk import Account, Limits
+from trading.simulator import SimulatedExchange
 from trading.venue import Command, Original, Reject, TradingVenue
 
 SYMBOLS = ("BTC-USD", "ETH-USD")

@@ -1,0 +1,211 @@
+"""One feed process, whatever its source: the simulator, a live venue or a file replay.
+
+``build_source`` turns ``[feed]`` configuration into a ``FeedSource``: a
+coroutine that runs until cancelled (or, for a replay, until the file ends)
+and a health check. Live venues and replays publish through ``FeedOutput``,
+which also stores each book's snapshot every ``snapshot_interval_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter
+
+from bus.local import Publisher, SnapshotStore
+from bus.output import FEED_STATS, FeedOutput
+from feedhandler.files.databento import databento_batches
+from feedhandler.files.itch import itch_batches
+from feedhandler.files.lobster import lobster_batches
+from feedhandler.files.pacing import Batch, Pacer
+from feedhandler.files.replay import capture_batches, venue_of
+from feedhandler.venues import VENUES
+from feedhandler.venues.base import ParserBase
+from feedhandler.venues.runner import LiveRunner
+from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
+from hub.events import Instrument
+from trading.feed import Feed
+
+log = logging.getLogger("hub.feed")
+BAD_RECORDS = Counter(
+    "hub_feed_bad_records_total", "Replay records skipped as malformed or inconsistent", ["source"]
+)
+
+
+@dataclass
+class FeedSource:
+    description: str
+    run: Callable[[], Coroutine[Any, Any, None]]
+    health: Callable[[], dict[str, Any]]
+
+
+def instrument_from(parser: ParserBase) -> Callable[[str, str], Instrument | None]:
+    """A stream's instrument from the venue parser's units, once it knows them."""
+
+    def lookup(venue: str, symbol: str) -> Instrument | None:
+        try:
+            tick, lot = parser.units_for(symbol)
+        except KeyError:
+            return None
+        return Instrument(venue, symbol, tick.text, lot.text)
+
+    return lookup
+
+
+async def _snapshot_loop(output: FeedOutput, interval_ms: int) -> None:
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        await output.store_snapshots()
+
+
+async def _with_snapshots(
+    output: FeedOutput, cfg: FeedConfig, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run ``work`` while storing snapshots; store the final ones when it ends."""
+    snapshots = asyncio.create_task(_snapshot_loop(output, cfg.snapshot_interval_ms))
+    try:
+        await work
+    finally:
+        snapshots.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await snapshots
+        await output.store_snapshots()
+
+
+def build_source(
+    cfg: FeedConfig,
+    publisher: Publisher,
+    store: SnapshotStore,
+    orders: OrdersConfig | None = None,
+    postgres_dsn: str = "",
+    kafka: KafkaConfig | None = None,
+) -> FeedSource:
+    if orders is not None and orders.enabled:
+        return _order_path(cfg, orders, publisher, store, postgres_dsn, kafka)
+    if cfg.source == "sim":
+        feed = Feed(cfg, publisher, store)
+        return FeedSource(
+            f"{', '.join(cfg.symbols)} on the simulated exchange", feed.run, feed.health
+        )
+    if cfg.source in LIVE_SOURCES:
+        return _live(cfg, publisher, store)
+    return _replay(cfg, publisher, store)
+
+
+def _order_path(
+    cfg: FeedConfig,
+    orders: OrdersConfig,
+    publisher: Publisher,
+    store: SnapshotStore,
+    postgres_dsn: str,
+    kafka: KafkaConfig | None,
+) -> FeedSource:
+    """The simulated exchange as the hub's own venue: traders' orders and the simulated
+    flow through risk, matching and the journal (trading/)."""
+    from trading.gateway import OrderPath
+
+    output = FeedOutput(publisher, store, measure_latency=False)
+    dsn = postgres_dsn if orders.record else ""
+    path = OrderPath(orders, cfg, output, postgres_dsn=dsn, kafka=kafka)
+    log_text = f"log {path.journal.path}"
+    return FeedSource(
+        f"{', '.join(cfg.symbols)} on the hub's own venue; order entry "
+        f"ws://{orders.host}:{orders.port}/orders, {log_text}",
+        lambda: _with_snapshots(output, cfg, path.run()),
+        lambda: {**path.health(), **output.health()},
+    )
+
+
+def _live(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:
+    spec = VENUES[cfg.source]
+    parser = spec.parser()
+    output = FeedOutput(publisher, store, instrument_from(parser))
+    symbols = list(cfg.symbols)
+    runner = LiveRunner(
+        parser,
+        spec.ws_url(cfg.url or spec.url, symbols),
+        symbols,
+        output,
+        rest=cfg.rest_url or spec.rest,
+        lifetime=spec.lifetime,
+    )
+    FEED_STATS.add(runner)
+
+    def health() -> dict[str, Any]:
+        return {
+            "ok": runner.connected,
+            "venue": spec.name,
+            "connections": runner.connections,
+            "stale": runner.stale_symbols(),
+            **output.health(),
+        }
+
+    return FeedSource(
+        f"{', '.join(symbols)} live from {spec.name} ({runner.url})",
+        lambda: _with_snapshots(output, cfg, runner.run()),
+        health,
+    )
+
+
+def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:
+    path = Path(cfg.file)
+    bad = {"records": 0}  # a count, not the texts: a damaged file may hold millions
+
+    def on_error(text: str) -> None:
+        BAD_RECORDS.labels(cfg.source).inc()
+        bad["records"] += 1
+        if bad["records"] <= 20 or bad["records"] % 1000 == 0:
+            log.warning("bad replay record skipped", extra={"file": str(path), "why": text[:200]})
+
+    instrument_for = None
+    batches: Iterator[Batch]
+    if cfg.source == "capture":
+        parser = VENUES[venue_of(path)].parser()
+        instrument_for = instrument_from(parser)
+        batches = capture_batches(path, parser, on_error)
+    elif cfg.source == "lobster":
+        batches = lobster_batches(path, path.name.split("_", 1)[0], on_error)
+    elif cfg.source == "databento":
+        batches = databento_batches(path, on_error)
+    else:
+        batches = itch_batches(path, cfg.symbols, on_error)
+    output = FeedOutput(publisher, store, instrument_for, measure_latency=False)
+    state = {"records": 0, "done": False}
+
+    async def play() -> None:
+        pacer = Pacer(cfg.speed)
+        for ts, events in batches:
+            state["records"] += 1
+            wait = pacer.delay(ts)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif state["records"] % 256 == 0:
+                await asyncio.sleep(0)  # let snapshots, metrics and consumers run
+            await output.publish(events)
+        state["done"] = True
+        log.info(
+            "replay finished; books are final",
+            extra={"file": str(path), "records": state["records"], "bad_records": bad["records"]},
+        )
+
+    async def run() -> None:
+        await _with_snapshots(output, cfg, play())
+        await asyncio.Event().wait()  # keep serving the final books until stopped
+
+    def health() -> dict[str, Any]:
+        return {
+            "ok": True,
+            "file": str(path),
+            "records": state["records"],
+            "finished": state["done"],
+            "bad_records": bad["records"],
+            **output.health(),
+        }
+
+    return FeedSource(f"replay of {path} ({cfg.source}, speed {cfg.speed})", run, health)

@@ -1,0 +1,151 @@
+"""Process entry points: the embedded demo and the distributed feed, fanout and recorder.
+
+Each coroutine runs until cancelled (SIGINT/SIGTERM) and raises
+ServiceUnavailable, naming the service and address, when a backing service
+cannot be reached at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+
+from app.launch import build_source
+from bus.kafka import ensure_topics
+from bus.kafka_publish import ReliablePublisher
+from bus.local import InProcessBus, MemorySnapshots
+from bus.redis_store import RedisSnapshots
+from fanout.node import FanoutNode, run_source
+from fanout.sources import bus_source, kafka_source
+from hub.config import HubConfig
+from hub.db import redact_dsn
+from hub.ops import bound_port, serve_ops
+from recorder.service import Recorder
+
+log = logging.getLogger("hub")
+
+
+def announce(lines: list[str]) -> None:
+    """Print what a person should open, on stdout, and flush at once."""
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
+
+
+async def _gather(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run tasks until one fails or all are cancelled; cancel the rest either way."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+async def run_demo(cfg: HubConfig) -> None:
+    """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
+    bus = InProcessBus()
+    store = MemorySnapshots()
+    source = build_source(cfg.feed, bus, store, cfg.orders)
+    # The embedded demo is the one place anonymous access is on by default; it has no
+    # recorder, so the node makes its candles from the trades itself.
+    fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
+    node = FanoutNode(fanout, store, bars_from_trades=True)
+    server = await node.start()
+    port = bound_port(server)
+    base = f"http://{cfg.fanout.host}:{port}"
+    announce(
+        [
+            f"hub demo running: {source.description}",
+            f"  live page     {base}/",
+            f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
+            f"  metrics       {base}/metrics",
+            f"  health        {base}/healthz",
+            "press Ctrl-C to stop",
+        ]
+    )
+    try:
+        await _gather(run_source(node, lambda n: bus_source(n, bus)), source.run())
+    finally:
+        await node.stop()
+
+
+async def run_feed(cfg: HubConfig) -> None:
+    """A feed source (simulator, live venue or replay) publishing to Kafka, snapshots in Redis."""
+    store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
+    publisher = ReliablePublisher(cfg.kafka)
+    try:
+        # The source first: a bad source setting stops us before any connection is made.
+        source = build_source(cfg.feed, publisher, store, cfg.orders, cfg.postgres.dsn, cfg.kafka)
+        await store.check()
+        await ensure_topics(cfg.kafka)
+        await publisher.start()
+
+        def health() -> dict[str, Any]:
+            status = source.health()
+            kafka = publisher.health()
+            return {**status, "ok": status.get("ok", True) and kafka["ok"], "kafka": kafka}
+
+        ops = await serve_ops(cfg.feed.metrics_host, cfg.feed.metrics_port, health)
+        announce(
+            [
+                f"hub feed: {source.description}",
+                f"  publishing to Kafka {cfg.kafka.bootstrap}, snapshots to {cfg.redis.url}",
+                f"  metrics http://{cfg.feed.metrics_host}:{bound_port(ops)}/metrics",
+            ]
+        )
+        try:
+            await source.run()
+        finally:
+            ops.close()
+    finally:
+        await publisher.stop()
+        await store.close()
+
+
+async def run_fanout(cfg: HubConfig) -> None:
+    """A fanout node consuming Kafka and joining books from Redis snapshots."""
+    store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
+    await store.check()
+    await ensure_topics(cfg.kafka)
+    node = FanoutNode(cfg.fanout, store)
+    server = await node.start()
+    port = bound_port(server)
+    announce(
+        [
+            f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
+            f"  live page http://{cfg.fanout.host}:{port}/",
+            f"  metrics   http://{cfg.fanout.host}:{port}/metrics",
+        ]
+    )
+    try:
+        await run_source(node, lambda n: kafka_source(n, cfg.kafka))
+    finally:
+        await node.stop()
+        await store.close()
+
+
+async def run_recorder(cfg: HubConfig) -> None:
+    """Kafka trades into TimescaleDB."""
+    await ensure_topics(cfg.kafka)
+    recorder = Recorder(cfg)
+    await recorder.start()
+    ops = await serve_ops(cfg.recorder.metrics_host, cfg.recorder.metrics_port, recorder.health)
+    announce(
+        [
+            f"hub recorder writing to {redact_dsn(cfg.postgres.dsn)}",
+            f"  metrics http://{cfg.recorder.metrics_host}:{bound_port(ops)}/metrics",
+        ]
+    )
+    try:
+        await recorder.run()
+    finally:
+        ops.close()

@@ -1,0 +1,251 @@
+"""Kafka plumbing shared by feed, fanout and recorder (aiokafka).
+
+Topics: ``<prefix>.book`` (book updates), ``<prefix>.trades`` and
+``<prefix>.instruments``, keyed by ``venue:symbol`` so one stream stays in
+one partition and in order. Consumers never trust broker offsets for
+correctness (Tansu can misreport end offsets): they dedupe and detect gaps
+by each stream's own seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConfigurationError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
+
+from hub.config import KafkaConfig
+from hub.errors import HubError, ServiceUnavailable
+from hub.events import (
+    Bar,
+    BookSnapshot,
+    BookUpdate,
+    Event,
+    Instrument,
+    Status,
+    TopOfBook,
+    Trade,
+    encode,
+)
+
+log = logging.getLogger("hub.kafka")
+
+
+def topic_names(cfg: KafkaConfig) -> dict[str, str]:
+    p = cfg.topic_prefix
+    return {
+        "book": f"{p}.book",
+        "trades": f"{p}.trades",
+        "instruments": f"{p}.instruments",
+        "bbo": f"{p}.bbo",
+        "depth": f"{p}.depth",
+        "bars": f"{p}.bars",
+    }
+
+
+def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
+    if isinstance(exc, KafkaConnectionError | OSError):
+        reason = "connection refused or broker not answering"
+    elif isinstance(exc, asyncio.TimeoutError):
+        reason = "timed out"
+    else:
+        reason = str(exc) or type(exc).__name__
+    return ServiceUnavailable("Kafka", cfg.bootstrap, reason)
+
+
+@contextlib.contextmanager
+def quiet_client() -> Iterator[None]:
+    """Silence aiokafka's own connection errors while we turn them into one clear error."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def ensure_topics(cfg: KafkaConfig, wait_s: float = 10.0) -> None:
+    """Create the hub's topics if they are missing; raise ServiceUnavailable if Kafka is down."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=cfg.bootstrap, request_timeout_ms=int(wait_s * 1000)
+    )
+    try:
+        with quiet_client():
+            async with asyncio.timeout(wait_s):
+                await admin.start()
+    except (TimeoutError, KafkaError, OSError) as exc:
+        await admin.close()
+        raise unavailable(cfg, exc) from None
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name,
+                num_partitions=1 if kind == "instruments" else cfg.partitions,
+                replication_factor=1,
+            )
+            for kind, name in topic_names(cfg).items()
+            if name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    except (KafkaError, OSError) as exc:
+        raise unavailable(cfg, exc) from None
+    finally:
+        await admin.close()
+
+
+def stream_key(venue: str, symbol: str) -> bytes:
+    return f"{venue}:{symbol}".encode()
+
+
+Record = tuple[str, bytes, bytes]
+"""One message as the producer sends it: topic, key (the stream), encoded event."""
+
+PERMANENT = (
+    MessageSizeTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    KafkaConfigurationError,
+    UnsupportedVersionError,
+)
+"""Producer errors retrying cannot cure; every other broker or transport failure can
+(a broker that restarted answers UnknownError or lost topics until it has them back)."""
+
+
+def publish_error(cfg: KafkaConfig, exc: BaseException) -> HubError:
+    """The hub error for a failed send: ServiceUnavailable (retriable) for a broker that is
+    down, restarting or wedged; a non-retriable HubError for a message the broker refuses."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, PERMANENT):
+        return HubError(f"Kafka at {cfg.bootstrap} refused the message: {exc!r}")
+    return unavailable(cfg, exc)
+
+
+class KafkaPublisher:
+    """Publisher that writes events to the hub's topics, keyed by stream.
+
+    Every failure surfaces as a HubError whose ``retriable`` says whether trying again
+    (with a new producer) can help; ReliablePublisher (bus.kafka_publish) does that."""
+
+    def __init__(self, cfg: KafkaConfig) -> None:
+        self.cfg = cfg
+        self.topics = topic_names(cfg)
+        self._kinds: dict[type, str] = {
+            BookUpdate: self.topics["book"],
+            Status: self.topics["book"],  # statuses stay in order with their stream's updates
+            Trade: self.topics["trades"],
+            Instrument: self.topics["instruments"],
+            TopOfBook: self.topics["bbo"],
+            BookSnapshot: self.topics["depth"],
+            Bar: self.topics["bars"],
+        }
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap,
+            acks=cfg.acks if cfg.acks == "all" else int(cfg.acks),
+            enable_idempotence=cfg.idempotent,
+            linger_ms=cfg.linger_ms,
+            max_batch_size=1 << 20,
+            request_timeout_ms=15000,
+        )
+
+    async def start(self, wait_s: float = 15.0) -> None:
+        try:
+            with quiet_client():
+                async with asyncio.timeout(wait_s):
+                    await self._producer.start()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await self.abort()
+            raise unavailable(self.cfg, exc) from None
+
+    def records(self, events: Sequence[Event]) -> list[Record]:
+        """Encode events into the messages that carry them (unknown kinds are skipped)."""
+        out = []
+        for event in events:
+            topic = self._kinds.get(type(event))
+            if topic is not None:
+                out.append((topic, stream_key(event.venue, event.symbol), encode(event)))
+        return out
+
+    async def send(self, records: Sequence[Record]) -> None:
+        """Send messages and wait until the broker has acknowledged all of them."""
+        try:
+            futures = [
+                await self._producer.send(topic, value, key=key) for topic, key, value in records
+            ]
+            if futures:
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise publish_error(self.cfg, exc) from exc
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Send events and wait until the broker has acknowledged all of them."""
+        await self.send(self.records(events))
+
+    async def stop(self, wait_s: float = 10.0) -> None:
+        """Flush and close; a broker that does not answer within ``wait_s`` is given up on
+        (with a warning), so shutdown never hangs on it."""
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._producer.stop()
+        except TimeoutError:
+            log.warning("Kafka producer did not close in time", extra={"wait_s": wait_s})
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Close without flushing: stop the sender task (which otherwise retries for ever
+        against a dead broker) and the client's connections. Unsent messages are lost."""
+        sender = getattr(self._producer, "_sender", None)
+        with contextlib.suppress(Exception):
+            if sender is not None:
+                await sender.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self._producer.stop()  # no sender left: nothing to flush, just close
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self._producer.client.close()  # in case an interrupted stop() left it
+
+
+def consumer(
+    cfg: KafkaConfig,
+    *topics: str,
+    group: str | None,
+    offset_reset: str = "earliest",
+    **kwargs: object,
+) -> AIOKafkaConsumer:
+    """A consumer with the hub's defaults: manual commits, explicit offset reset."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=cfg.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset=offset_reset,
+        **kwargs,
+    )
+
+
+async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer) -> None:
+    try:
+        with quiet_client():
+            async with asyncio.timeout(15):
+                await c.start()
+    except (TimeoutError, KafkaError, OSError) as exc:
+        await c.stop()
+        raise unavailable(cfg, exc) from None

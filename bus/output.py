@@ -1,0 +1,315 @@
+"""Where every feed source's events go: the publisher, the snapshot store and /metrics.
+
+``FeedOutput`` is the ``Publisher`` a source writes to. It announces each
+stream's instrument before its first event, publishes, and only then
+applies the book updates to its own copy of every book, so the snapshot it
+stores (Redis, or memory when embedded) never runs ahead of what consumers
+can read. It counts events per venue, symbol and kind, observes the feed
+latency (receive time minus venue time) and keeps each stream's status.
+
+``FeedStats`` exposes the venue-side counters of live runners (frames, bad
+input, connections, and per symbol gaps, resyncs, checksums, crossed books,
+snapshot age, liveness) as Prometheus metrics read at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from bus.local import Publisher, SnapshotStore
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, TopOfBook, Trade
+from hub.orders import follow, order_book, resting_orders
+from orderbook_core import L2Book, L3Book
+
+log = logging.getLogger("hub.feed")
+
+EVENTS = Counter(
+    "hub_feed_events_total", "Events published, per stream and kind", ["venue", "symbol", "kind"]
+)
+LATENCY = Histogram(
+    "hub_feed_latency_seconds",
+    "Feed latency: our receive time minus the venue's event time",
+    ["venue"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+KINDS: dict[type, str] = {
+    BookUpdate: "book",
+    Trade: "trade",
+    Status: "status",
+    Instrument: "instrument",
+    BookSnapshot: "snapshot",
+    TopOfBook: "bbo",
+}
+
+
+DEPTH_LEVELS = 10
+"""Levels per side in the periodic snapshots published for the recorder."""
+
+
+def top_levels(snap: BookSnapshot, n: int = DEPTH_LEVELS) -> BookSnapshot:
+    return BookSnapshot(
+        snap.venue, snap.symbol, snap.seq, snap.ts_event, snap.bids[:n], snap.asks[:n]
+    )
+
+
+async def publish_depth(publisher: Publisher, snaps: list[BookSnapshot]) -> None:
+    """Publish periodic top-N snapshots of books that have had an update; a failure is
+    logged (the next interval sends newer ones)."""
+    snaps = [s for s in snaps if s.seq > 0]
+    if not snaps:
+        return
+    try:
+        await publisher.publish(snaps)
+    except Exception as exc:
+        log.warning("depth snapshots not published", extra={"error": repr(exc)})
+
+
+class TopTracker:
+    """The best bid and ask of each stream as last published: ``after`` returns a
+    TopOfBook when a book update changed either (the one place both publishing paths,
+    FeedOutput and the simulator's Feed, decide it)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+
+    def after(
+        self,
+        update: BookUpdate,
+        bid: tuple[int, int] | None,
+        ask: tuple[int, int] | None,
+    ) -> TopOfBook | None:
+        top = (*(bid or (0, 0)), *(ask or (0, 0)))
+        key = (update.venue, update.symbol)
+        if self._last.get(key) == top:
+            return None
+        self._last[key] = top
+        return TopOfBook(
+            update.venue, update.symbol, update.seq, update.ts_event, update.ts_recv, *top
+        )
+
+
+InstrumentFor = Callable[[str, str], Instrument | None]
+
+
+@dataclass
+class StreamState:
+    book: L2Book = field(default_factory=L2Book)
+    orders: L3Book | None = None
+    """The order-level book, for sources whose updates carry orders from their first."""
+    seq: int = 0
+    ts_event: int = 0
+    status: str = "live"
+    reason: str = ""
+    dirty: bool = False
+
+
+class FeedOutput:
+    """Publishes a source's events; keeps the published books for the snapshot store."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        snapshots: SnapshotStore,
+        instrument_for: InstrumentFor | None = None,
+        measure_latency: bool = True,
+    ) -> None:
+        self.publisher = publisher
+        self.snapshots = snapshots
+        self.instrument_for = instrument_for
+        self.measure_latency = measure_latency
+        self.streams: dict[tuple[str, str], StreamState] = {}
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.published = 0
+        self.snapshot_errors = 0
+        self.tops = TopTracker()
+
+    def _announce(self, events: Sequence[Event]) -> list[Event]:
+        """Put each new stream's instrument in front of its first event."""
+        out: list[Event] = []
+        for e in events:
+            key = (e.venue, e.symbol)
+            if isinstance(e, Instrument):
+                self.instruments[key] = e
+            elif key not in self.instruments and self.instrument_for is not None:
+                inst = self.instrument_for(e.venue, e.symbol)
+                if inst is not None:
+                    self.instruments[key] = inst
+                    out.append(inst)
+            out.append(e)
+        return out
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        batch = self._announce(events)
+        await self.publisher.publish(batch)
+        self.published += len(batch)
+        tops: list[Event] = []
+        for e in batch:
+            EVENTS.labels(e.venue, e.symbol, KINDS[type(e)]).inc()
+            if isinstance(e, Instrument):
+                await self.snapshots.put_instrument(e)
+                continue
+            state = self.streams.get((e.venue, e.symbol))
+            if state is None:
+                state = self.streams[e.venue, e.symbol] = StreamState()
+            if isinstance(e, BookUpdate):
+                state.book.apply(e.changes)
+                self._apply_orders(state, e)
+                state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
+                top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
+                if top is not None:
+                    tops.append(top)
+            elif isinstance(e, Status):
+                state.status, state.reason = e.state, e.reason
+                log.info(
+                    "stream status",
+                    extra={"venue": e.venue, "symbol": e.symbol, "state": e.state, "why": e.reason},
+                )
+            if (
+                self.measure_latency
+                and isinstance(e, BookUpdate | Trade)
+                and e.ts_event > 0
+                and e.ts_recv > 0
+            ):
+                LATENCY.labels(e.venue).observe(max(0, e.ts_recv - e.ts_event) / 1e9)
+        if tops:  # after the updates they follow from (their own topic: order per stream kept)
+            await self.publisher.publish(tops)
+            self.published += len(tops)
+            for t in tops:
+                EVENTS.labels(t.venue, t.symbol, "bbo").inc()
+
+    @staticmethod
+    def _apply_orders(state: StreamState, e: BookUpdate) -> None:
+        if state.orders is None and e.seq == 1 and e.orders is not None:
+            state.orders = order_book()  # a stream with orders from its first update
+        state.orders, why = follow(state.orders, e.orders)
+        if why:
+            log.warning(
+                "order-level book dropped; snapshots leave out orders",
+                extra={"venue": e.venue, "symbol": e.symbol, "seq": e.seq, "error": why},
+            )
+
+    def prime(self, snapshot: BookSnapshot) -> None:
+        """Start a stream's published book from a snapshot (a restart from a checkpoint);
+        the store gets it with the next ``store_snapshots``."""
+        state = self.streams[snapshot.venue, snapshot.symbol] = StreamState()
+        state.book.apply(
+            [(0, p, s) for p, s in snapshot.bids] + [(1, p, s) for p, s in snapshot.asks]
+        )
+        if snapshot.orders is not None:
+            state.orders = order_book(snapshot.orders)
+        state.seq, state.ts_event, state.dirty = snapshot.seq, snapshot.ts_event, True
+
+    async def store_snapshots(self) -> None:
+        """Store the snapshot of every book that changed (an outage is logged, retried
+        later) and publish its top DEPTH_LEVELS for the recorder."""
+        depth: list[BookSnapshot] = []
+        for (venue, symbol), state in self.streams.items():
+            if not state.dirty:
+                continue
+            bids, asks = state.book.snapshot()
+            orders = None if state.orders is None else resting_orders(state.orders)
+            snap = BookSnapshot(
+                venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks), orders
+            )
+            depth.append(top_levels(snap))
+            try:
+                await self.snapshots.put(snap)
+            except Exception as exc:
+                self.snapshot_errors += 1
+                log.warning(
+                    "snapshot store write failed; books keep flowing, retry next interval",
+                    extra={"venue": venue, "symbol": symbol, "error": repr(exc)},
+                )
+                break
+            state.dirty = False
+        await publish_depth(self.publisher, depth)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "streams": {
+                f"{v}/{s}": {"seq": st.seq, "status": st.status, "reason": st.reason}
+                for (v, s), st in sorted(self.streams.items())
+            },
+        }
+
+
+class FeedStats(Collector):
+    """Scrape-time metrics of live runners and their parsers' books."""
+
+    def __init__(self) -> None:
+        self.runners: list[Any] = []
+
+    def add(self, runner: Any) -> None:
+        self.runners.append(runner)
+
+    def collect(self) -> Iterator[Any]:
+        per_venue = {
+            "frames": "WebSocket frames received",
+            "connections": "WebSocket connections opened",
+            "disconnects": "Connections lost or closed by the venue",
+            "planned_reconnects": "Connections replaced before the venue's lifetime limit",
+            "snapshot_fetches": "REST answers taken (snapshots, instrument data)",
+            "rest_failures": "REST requests that failed",
+        }
+        for attr, doc in per_venue.items():
+            m = CounterMetricFamily(f"hub_feed_{attr}", doc, labels=["venue"])
+            for r in self.runners:
+                m.add_metric([r.venue], getattr(r, attr))
+            yield m
+        bad = CounterMetricFamily(
+            "hub_feed_malformed",
+            "Malformed or unexpected frames and REST answers",
+            labels=["venue"],
+        )
+        for r in self.runners:
+            bad.add_metric([r.venue], r.parser.malformed)
+        yield bad
+        per_symbol = {
+            "book_updates": "Venue book updates applied",
+            "venue_snapshots": "Venue snapshots applied",
+            "gaps": "Sequence gaps detected",
+            "resyncs": "Times the book went stale and had to be resynced",
+            "checksums_ok": "Venue checksums verified",
+            "checksums_failed": "Venue checksum mismatches",
+            "crossed": "Crossed books detected",
+        }
+        stat_attr = {"book_updates": "updates", "venue_snapshots": "snapshots"}
+        for name, doc in per_symbol.items():
+            m = CounterMetricFamily(f"hub_feed_{name}", doc, labels=["venue", "symbol"])
+            for r in self.runners:
+                for symbol, sync in r.parser.books.items():
+                    m.add_metric([r.venue, symbol], getattr(sync.stats, stat_attr.get(name, name)))
+            yield m
+        live = GaugeMetricFamily(
+            "hub_feed_book_live",
+            "1 while the book is in sync, 0 while stale",
+            labels=["venue", "symbol"],
+        )
+        age = GaugeMetricFamily(
+            "hub_feed_snapshot_age_seconds",
+            "Seconds since the book was last (re)built from a venue snapshot",
+            labels=["venue", "symbol"],
+        )
+        now = time.time_ns()
+        for r in self.runners:
+            for symbol, sync in r.parser.books.items():
+                live.add_metric([r.venue, symbol], 1.0 if sync.live else 0.0)
+                if sync.snapshot_at:
+                    age.add_metric([r.venue, symbol], (now - sync.snapshot_at) / 1e9)
+        yield live
+        yield age
+
+
+FEED_STATS = FeedStats()
+REGISTRY.register(FEED_STATS)

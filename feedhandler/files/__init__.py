@@ -1,0 +1,1 @@
+"""feedhandler/files."""

@@ -1,0 +1,303 @@
+"""The thin asyncio runner around a sans-I/O venue parser.
+
+Connects, sends the parser's subscribe messages, hands every frame to the
+parser and publishes what it returns. Venues whose snapshots come over REST
+(Binance) get them fetched while frames keep arriving, so the sync engine
+buffers diffs exactly as the venue documents; venues that resend a snapshot
+on resubscribe (Kraken, Coinbase) get the parser's ``recover`` messages. A
+symbol that goes stale (gap, checksum, crossed book) is brought back that
+way while the others keep flowing. When the connection drops (or never
+opens) every book of the connection is marked stale and the runner
+reconnects with exponential backoff and full jitter. Venues that end
+connections after a fixed lifetime (Binance: 24 h) get a planned reconnect
+before it. Pings and ping timeouts are the websockets library's (a silent
+peer is a dead peer). With a ``CaptureWriter`` every frame sent and
+received and every REST answer is recorded in the capture format.
+
+No frame can end the feed: the parser refuses malformed ones (counted in
+``hub_feed_malformed_frames_total``, their books resynced), and an exception
+it raises anyway is logged with the frame, counted as reason ``internal``
+and costs only a resync of the books that frame touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from bus.local import Publisher
+from feedhandler.files.capture import CaptureWriter
+from feedhandler.venues.base import ParserBase
+from hub.events import Event
+
+log = logging.getLogger("hub.feed")
+STALE_CHECK_EVERY = 16
+"""Frames between checks for stale symbols."""
+STALE_CHECK_SECONDS = 1.0
+"""Checks also run this often when frames are rare or the venue is silent."""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2**n)]."""
+
+    base: float = 0.2
+    cap: float = 10.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap, self.base * 2**attempt))
+
+
+class LiveRunner:
+    """One WebSocket connection to a venue, kept alive, feeding one parser."""
+
+    def __init__(
+        self,
+        parser: ParserBase,
+        url: str,
+        symbols: list[str],
+        publisher: Publisher,
+        rest: str = "",
+        backoff: Backoff | None = None,
+        ping_interval: float = 20.0,
+        seed: int | None = None,
+        lifetime: float = 0.0,
+        capture: CaptureWriter | None = None,
+        retry_after: float = 5.0,
+    ) -> None:
+        self.parser = parser
+        self.venue = parser.venue
+        self.url = url
+        self.symbols = symbols
+        self.publisher = publisher
+        self.rest = rest
+        """Base URL of the venue's REST API (for venues whose snapshots come over HTTP)."""
+        self.backoff = backoff or Backoff()
+        self.ping_interval = ping_interval
+        self.lifetime = lifetime
+        """Seconds after which a connection is replaced (0: never); below the venue's limit."""
+        self.capture = capture
+        self.retry_after = retry_after
+        """Seconds before a resubscribe for a still-stale symbol is sent again."""
+        self.connected = False
+        self.connections = 0
+        self.disconnects = 0
+        self.planned_reconnects = 0
+        self.frames = 0
+        self.snapshot_fetches = 0
+        self.rest_failures = 0
+        self.recoveries = 0
+        self.parser_errors = 0
+        """Inputs the parser raised on (a bug: the frame was dropped, its books resynced)."""
+        self._rng = random.Random(seed)
+        self._fetching: set[str] = set()
+        self._asked: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._last_check = 0.0
+
+    def stale_symbols(self) -> list[str]:
+        books = self.parser.books
+        return [s for s in self.symbols if s not in books or not books[s].live]
+
+    async def _publish(self, events: list[Event]) -> None:
+        if events:
+            await self.publisher.publish(events)
+
+    async def fetch(self, url: str) -> None:
+        """GET a REST resource and hand the answer to the parser; failures are logged and
+        retried by the next stale check."""
+        assert self._http is not None
+        try:
+            async with self._http.get(url, headers=self.parser.rest_headers(url)) as response:
+                body = await response.text(errors="replace")
+                if response.status != 200:
+                    self.rest_failures += 1
+                    log.warning(
+                        "REST request failed",
+                        extra={
+                            "venue": self.venue,
+                            "url": url,
+                            "status": response.status,
+                            "body": body[:200],
+                        },
+                    )
+                    return
+            ts = time.time_ns()
+            if self.capture is not None:
+                self.capture.http(f"{self.venue}.http", url, body, ts)
+            self.snapshot_fetches += 1
+            try:
+                events = self.parser.on_http(url, body, ts)
+            except Exception as exc:  # a parser bug must not end the feed
+                self.parser_errors += 1
+                events = self.parser.internal_error(body, exc, ts)
+            await self._publish(events)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.rest_failures += 1
+            log.warning(
+                "REST request failed",
+                extra={"venue": self.venue, "url": url, "error": f"{type(exc).__name__}: {exc}"},
+            )
+        finally:
+            self._fetching.discard(url)
+
+    def _spawn_fetch(self, url: str) -> None:
+        if url in self._fetching:
+            return
+        self._fetching.add(url)
+        task = asyncio.get_running_loop().create_task(self.fetch(url))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, ws: ClientConnection, messages: list[str]) -> None:
+        for message in messages:
+            if self.capture is not None:
+                self.capture.send(
+                    f"{self.venue}.ws.{self.connections}", self.url, self.parser.redact(message)
+                )
+            await ws.send(message)
+
+    async def _recover(self, ws: ClientConnection) -> None:
+        """Bring stale symbols back: REST snapshots where the venue has them, otherwise a
+        resubscribe (at most once per ``retry_after`` per symbol)."""
+        self._last_check = time.monotonic()
+        stale = self.stale_symbols()
+        if not stale:
+            return
+        if self.rest:
+            for url in self.parser.snapshot_urls(self.rest, stale):
+                self._spawn_fetch(url)
+        now = time.monotonic()
+        due = [s for s in stale if now - self._asked.get(s, 0.0) >= self.retry_after]
+        messages = self.parser.recover(due) if due else []
+        if messages:
+            self.recoveries += 1
+            for s in due:
+                self._asked[s] = now
+            log.info("resubscribing stale symbols", extra={"venue": self.venue, "symbols": due})
+            await self._send(ws, messages)
+
+    async def run(self, max_connections: int | None = None) -> None:
+        """Run until cancelled, or after ``max_connections`` connections have ended."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+            self._http = http
+            if self.rest:
+                for url in self.parser.instrument_urls(self.rest):
+                    await self.fetch(url)
+            try:
+                await self._run(max_connections)
+            finally:
+                for task in list(self._tasks):
+                    task.cancel()
+
+    async def _connection(self, ws: ClientConnection) -> bool:
+        """Serve one open connection; True if it ended by the planned lifetime."""
+        conn = f"{self.venue}.ws.{self.connections}"
+        if self.capture is not None:
+            self.capture.connect(conn, self.url)
+        log.info(
+            "connected",
+            extra={"venue": self.venue, "url": self.url, "connection": self.connections},
+        )
+        now = time.monotonic()
+        self._asked = dict.fromkeys(self.symbols, now)  # the subscribe asks for snapshots
+        await self._send(ws, self.parser.subscribe(self.symbols))
+        await self._recover(ws)
+        checks = asyncio.get_running_loop().create_task(self._stale_checks(ws))
+        try:
+            return await self._frames(ws, conn, now)
+        finally:
+            checks.cancel()
+
+    async def _stale_checks(self, ws: ClientConnection) -> None:
+        """Bring stale symbols back even while the venue sends nothing."""
+        while True:
+            await asyncio.sleep(STALE_CHECK_SECONDS)
+            if time.monotonic() - self._last_check >= STALE_CHECK_SECONDS:
+                try:
+                    await self._recover(ws)
+                except ConnectionClosed:
+                    return  # the frame loop sees it too and reconnects
+
+    async def _frames(self, ws: ClientConnection, conn: str, now: float) -> bool:
+        """Hand every frame to the parser until the connection ends (True: by lifetime)."""
+        planned = False
+        deadline = now + self.lifetime if self.lifetime > 0 else float("inf")
+        async for frame in ws:
+            self.frames += 1
+            ts = time.time_ns()
+            if self.capture is not None:
+                text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+                self.capture.recv(conn, text, ts)
+            await self._publish(self._parse(frame, ts))
+            if (
+                self.frames % STALE_CHECK_EVERY == 0
+                or time.monotonic() - self._last_check > STALE_CHECK_SECONDS
+            ):
+                await self._recover(ws)
+                if time.monotonic() >= deadline:
+                    planned = True
+                    break
+        return planned
+
+    def _parse(self, frame: str | bytes, ts: int) -> list[Event]:
+        """The parser's events for one frame. Parsers refuse bad frames themselves; anything
+        they raise anyway is a bug, which costs that frame and a resync of the books it
+        touched, never the connection or the feed."""
+        try:
+            return self.parser.on_frame(frame, ts)
+        except Exception as exc:
+            self.parser_errors += 1
+            return self.parser.internal_error(frame, exc, ts)
+
+    async def _run(self, max_connections: int | None) -> None:
+        attempt = 0
+        while max_connections is None or self.connections < max_connections:
+            planned = False
+            try:
+                async with connect(
+                    self.url,
+                    open_timeout=10,
+                    ping_interval=self.ping_interval,
+                    ping_timeout=self.ping_interval,
+                    max_size=None,
+                ) as ws:
+                    self.connections += 1
+                    self.connected = True
+                    attempt = 0
+                    try:
+                        planned = await self._connection(ws)
+                    finally:
+                        self.connected = False
+                if planned:
+                    self.planned_reconnects += 1
+                    log.info(
+                        "planned reconnect: connection lifetime reached",
+                        extra={"venue": self.venue, "lifetime_s": self.lifetime},
+                    )
+                else:
+                    self.disconnects += 1
+                    log.warning("venue closed the connection", extra={"venue": self.venue})
+            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+                self.disconnects += 1
+                log.warning(
+                    "connection lost",
+                    extra={"venue": self.venue, "error": f"{type(exc).__name__}: {exc}"},
+                )
+            ts = time.time_ns()
+            reason = "reconnect" if planned else "disconnected"
+            events = [e for sync in self.parser.books.values() for e in sync.invalidate(reason, ts)]
+            await self._publish(events)
+            if max_connections is not None and self.connections >= max_connections:
+                return
+            if not planned:
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                attempt += 1
