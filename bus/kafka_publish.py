@@ -187,7 +187,7 @@ class ReliablePublisher:
 
     async def _recover(self) -> None:
         """Until the buffer is delivered: new producer, topics, resend in order."""
-        backoff = Backoff(self.cfg.retry_first_ms / 1000, self.cfg.retry_max_ms / 1000, True)
+        backoff = Backoff(self.cfg.retry_first_ms / 1000, self.cfg.retry_max_ms / 1000, "spread")
         old, self._producer = self._producer, KafkaPublisher(self.cfg)
         await old.abort()
         resent = 0

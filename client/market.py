@@ -25,15 +25,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from hub.decimals import Unit
+from hub.errors import BadInput
 from orderbook_core.types import CHECKSUM_LEVELS
 from orderbook_core.types import checksum as book_checksum
 
 
-class SequenceGap(Exception):
+class SequenceGap(BadInput):
     """A book message did not follow the last applied seq."""
 
 
-class ChecksumMismatch(Exception):
+class ChecksumMismatch(BadInput):
     """The mirror's top levels do not hash to the checksum the node sent."""
 
 
@@ -103,7 +104,7 @@ class BookMirror:
         return self.tick.to_str(levels[0][0]), self.lot.to_str(levels[0][1])
 
 
-class OrderBookMismatch(Exception):
+class OrderBookMismatch(BadInput):
     """An order-level change does not fit the mirror (an unknown order, a size that grows
     in place): the mirror no longer equals the hub's book."""
 

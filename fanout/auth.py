@@ -21,7 +21,6 @@ Bearer …``, as ``?token=…`` in the URL (browsers cannot set headers) or in a
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from websockets.http11 import Request
 from fanout.protocol import CHANNELS
 from hub.auth import MAX_TOKEN_LIFETIME_S, MIN_KEY_LENGTH, authenticate
 from hub.errors import HubError
+from hub.tomlfile import load_toml
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,7 @@ def load_keys(
     path: Path, anonymous: bool, max_token_lifetime_s: float = MAX_TOKEN_LIFETIME_S
 ) -> Keys:
     """The key table from a TOML file; every mistake is named with the file and the key."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise HubError(f"fanout keys file {path}: {exc}") from None
+    data = load_toml(path, "fanout keys file")
     defaults = _grant(data.get("defaults", {}), Grant(), f"{path} [defaults]")
     grants: list[Grant] = []
     for i, raw in enumerate(data.get("key", []), start=1):

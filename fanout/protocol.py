@@ -22,12 +22,13 @@ import orjson
 
 from hub import wire
 from hub.auth import MAX_CREDENTIAL
-from hub.events import TRADE_SIDES, Bar, Instrument, OrderChange, RestingOrder, Trade
+from hub.errors import BadInput
+from hub.events import BAR_INTERVALS, TRADE_SIDES, Bar, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import CLEAR
 from orderbook_core.types import Action
 
 CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
-CANDLE_INTERVALS = (1, 60, 300, 3600, 86400)
+CANDLE_INTERVALS = BAR_INTERVALS
 """Candle intervals in seconds, the recorder's bar intervals."""
 OPS = ("subscribe", "unsubscribe", "ping", "list", "auth")
 MAX_DEPTH = 1000
@@ -59,7 +60,7 @@ WIRE_CODES = {"binary_frame": "binary_frame", "too_large": "too_large", "bad_jso
 """The schema step's refusals that keep their own error code (the rest are bad_request)."""
 
 
-class ProtocolError(Exception):
+class ProtocolError(BadInput):
     """A client request is malformed or refused; ``code`` is the stable error code."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from hub.errors import ConfigError
+from hub.tomlfile import load_toml
 
 
 @dataclass(frozen=True)
@@ -349,12 +349,7 @@ def load_config(
     if path is None and env.get("HUB_CONFIG"):
         path = Path(env["HUB_CONFIG"])
     if path is not None:
-        try:
-            tree = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
+        tree = load_toml(path, "config file", ConfigError)
     tree = _merge(tree, _from_env(env))
     tree = _merge(tree, overrides or {})
     return _build(HubConfig, tree, "")

@@ -1,9 +1,18 @@
 """Errors of the hub's services (the book core has its own: orderbook_core.errors).
 
-HubError                 base; ``retriable`` says whether retrying can help
-├── ConfigError          a setting is unknown, missing or of the wrong type
-├── ServiceUnavailable   Kafka, Redis or PostgreSQL cannot be reached (retriable)
-└── BadMessage           a message could not be decoded or is inconsistent
+HubError                   base; ``retriable`` says whether retrying can help
+├── BadInput               input from outside (a file, a frame, a client's or peer's
+│   │                      message, a setting) cannot be used; the message names it
+│   ├── ConfigError        a setting is unknown, missing or of the wrong type
+│   ├── BadMessage         a message from a peer or the bus cannot be decoded or applied
+│   └── ...                every format's own: CaptureError, LobsterError, DatabentoError,
+│                          ItchFileError, JournalError, ProtocolError, the client's mirror
+│                          errors (SequenceGap, ChecksumMismatch, OrderBookMismatch)
+└── ServiceError           a service the hub depends on failed
+    └── ServiceUnavailable Kafka, Redis or PostgreSQL cannot be reached (retriable)
+
+Retry code reads ``retriable`` (``is_retriable`` also knows the drivers' own errors);
+bad input is never retried: the same bytes fail the same way.
 """
 
 from __future__ import annotations
@@ -15,11 +24,24 @@ class HubError(Exception):
     retriable = False
 
 
-class ConfigError(HubError):
+class BadInput(HubError, ValueError):
+    """Input from outside the process cannot be used; the message names the input
+    (file and line, venue and frame, client and request). Also a ``ValueError``."""
+
+
+class ConfigError(BadInput):
     """The configuration is invalid; the message names the setting."""
 
 
-class ServiceUnavailable(HubError):
+class BadMessage(BadInput):
+    """A message from a peer or the bus cannot be decoded or applied."""
+
+
+class ServiceError(HubError):
+    """A service the hub depends on failed."""
+
+
+class ServiceUnavailable(ServiceError):
     """A backing service cannot be reached at its configured address."""
 
     retriable = True
@@ -29,7 +51,3 @@ class ServiceUnavailable(HubError):
         self.service = service
         self.address = address
         self.reason = reason
-
-
-class BadMessage(HubError):
-    """A message from a peer or the bus cannot be decoded or applied."""

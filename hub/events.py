@@ -147,6 +147,10 @@ class TopOfBook:
     ask_size: int
 
 
+BAR_INTERVALS = (1, 60, 300, 3600, 86400)
+"""Bar lengths in seconds, shortest first: the recorder's ``bars`` and fanout's candles."""
+
+
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One OHLCV bar of a stream's trades: ``interval_s`` seconds from ``start`` (ns).

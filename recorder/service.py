@@ -141,7 +141,7 @@ class Recorder:
         snaps: list[BookSnapshot],
         bars: list[Bar] | None,
     ) -> asyncpg.Connection:
-        backoff = Backoff(0.2, 5.0, jitter=True)
+        backoff = Backoff(0.2, 5.0, "spread")
         while True:
             try:
                 if conn is None or conn.is_closed():

@@ -19,9 +19,18 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import BUY, NO_AGGRESSOR, SELL, Bar, BookSnapshot, Instrument, TopOfBook, Trade
+from hub.events import (
+    BAR_INTERVALS,
+    BUY,
+    NO_AGGRESSOR,
+    SELL,
+    Bar,
+    BookSnapshot,
+    Instrument,
+    TopOfBook,
+    Trade,
+)
 
-BAR_INTERVALS = (1, 60, 300, 3600, 86400)
 """Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
 FUTURE_TOLERANCE_NS = 3600 * 10**9
 """A trade stamped more than this ahead of our clock is refused as 'time far in the future'."""
@@ -39,7 +48,7 @@ TRADE_COLUMNS = (
     "ts_recv",
 )
 
-BAR_PARENTS = ((60, 1), (300, 60), (3600, 300), (86400, 3600))
+BAR_PARENTS = tuple(zip(BAR_INTERVALS[1:], BAR_INTERVALS[:-1], strict=True))
 """Each longer interval is rebuilt from the next finer bars (children partition it exactly),
 so no batch rescans more than a parent's children: a day bar reads 24 hourly bars."""
 

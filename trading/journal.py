@@ -26,10 +26,10 @@ from typing import Any
 
 import orjson
 
-from hub.errors import HubError
+from hub.errors import BadInput
 
 
-class JournalError(HubError):
+class JournalError(BadInput):
     """The journal is corrupt before its end; the message names file and line."""
 
 

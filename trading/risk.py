@@ -27,7 +27,6 @@ accounts file (TOML) looks like::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 from hub.auth import MIN_KEY_LENGTH
 from hub.errors import HubError
 from hub.events import Instrument
+from hub.tomlfile import load_toml
 
 FIRST_ACCOUNT_ID = 1000
 """Trader account ids start here; the simulated flow's accounts are below it."""
@@ -138,10 +138,7 @@ def _lots(text: str, inst: Instrument) -> int:
 
 def load_accounts(path: Path) -> list[Account]:
     """Accounts from a TOML file; every mistake is named with the file and the account."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise HubError(f"accounts file {path}: {exc}") from None
+    data = load_toml(path, "accounts file")
     defaults = _limits(data.get("defaults", {}), Limits(), f"{path} [defaults]")
     out: list[Account] = []
     seen_ids: set[int] = set()

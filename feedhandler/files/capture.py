@@ -19,10 +19,12 @@ from typing import Any
 import orjson
 import zstandard
 
+from hub.errors import BadInput
+
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-class CaptureError(ValueError):
+class CaptureError(BadInput):
     """A capture file is unreadable; the message names the file and line."""
 
 

@@ -23,6 +23,7 @@ from feedhandler.files.csvfile import read_rows
 from feedhandler.files.pacing import Batch, OnError
 from feedhandler.venues.base import decimals_unit
 from hub.decimals import parse_decimal
+from hub.errors import BadInput
 from hub.events import BUY, NO_AGGRESSOR, SELL, BookUpdate, Event, Instrument, LevelChange, Trade
 from orderbook_core import BookError, L3Book
 
@@ -31,7 +32,7 @@ PRICE_DECIMALS = 9
 INT64_MAX = (1 << 63) - 1
 
 
-class DatabentoError(ValueError):
+class DatabentoError(BadInput):
     """A record is malformed or inconsistent; the message names the record."""
 
 

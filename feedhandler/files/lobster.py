@@ -24,6 +24,7 @@ from typing import Any
 
 from feedhandler.files.csvfile import read_rows
 from feedhandler.files.pacing import Batch, OnError
+from hub.errors import BadInput
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
 from hub.times import exchange_midnight_ns, seconds_ns, trading_day_from_name
 from orderbook_core import BookError, L2Book
@@ -34,7 +35,7 @@ EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
 HALT_STATES = {-1: "halted", 0: "quoting", 1: "trading"}
 
 
-class LobsterError(ValueError):
+class LobsterError(BadInput):
     """A LOBSTER row is malformed or inconsistent; the message names file and line."""
 
 

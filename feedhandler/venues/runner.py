@@ -26,7 +26,6 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
@@ -35,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from bus.local import Publisher
 from feedhandler.files.capture import CaptureWriter
 from feedhandler.venues.base import ParserBase
+from hub.backoff import Backoff
 from hub.events import Event
 
 log = logging.getLogger("hub.feed")
@@ -42,17 +42,6 @@ STALE_CHECK_EVERY = 16
 """Frames between checks for stale symbols."""
 STALE_CHECK_SECONDS = 1.0
 """Checks also run this often when frames are rare or the venue is silent."""
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2**n)]."""
-
-    base: float = 0.2
-    cap: float = 10.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 class LiveRunner:
@@ -79,7 +68,7 @@ class LiveRunner:
         self.publisher = publisher
         self.rest = rest
         """Base URL of the venue's REST API (for venues whose snapshots come over HTTP)."""
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(0.2, 10.0, "full", random.Random(seed))
         self.ping_interval = ping_interval
         self.lifetime = lifetime
         """Seconds after which a connection is replaced (0: never); below the venue's limit."""
@@ -96,7 +85,6 @@ class LiveRunner:
         self.recoveries = 0
         self.parser_errors = 0
         """Inputs the parser raised on (a bug: the frame was dropped, its books resynced)."""
-        self._rng = random.Random(seed)
         self._fetching: set[str] = set()
         self._asked: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -259,7 +247,6 @@ class LiveRunner:
             return self.parser.internal_error(frame, exc, ts)
 
     async def _run(self, max_connections: int | None) -> None:
-        attempt = 0
         while max_connections is None or self.connections < max_connections:
             planned = False
             try:
@@ -272,7 +259,7 @@ class LiveRunner:
                 ) as ws:
                     self.connections += 1
                     self.connected = True
-                    attempt = 0
+                    self.backoff.reset()
                     try:
                         planned = await self._connection(ws)
                     finally:
@@ -299,5 +286,4 @@ class LiveRunner:
             if max_connections is not None and self.connections >= max_connections:
                 return
             if not planned:
-                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
-                attempt += 1
+                await self.backoff.wait()

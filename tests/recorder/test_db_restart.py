@@ -18,8 +18,7 @@ import pytest
 from bus.kafka import KafkaPublisher
 from hub.config import KafkaConfig
 from hub.db import migrate
-from hub.events import Instrument
-from recorder.writer import BAR_INTERVALS
+from hub.events import BAR_INTERVALS, Instrument
 from tests.conftest import ROOT
 from tests.recorder.test_writer import expected_bars, make_trades, stored_bars
 

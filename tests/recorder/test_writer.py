@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from hub.db import migrate
-from hub.events import BookSnapshot, Instrument, TopOfBook, Trade
-from recorder.writer import BAR_INTERVALS, DeadLetter, trade_problem, write_batch
+from hub.events import BAR_INTERVALS, BookSnapshot, Instrument, TopOfBook, Trade
+from recorder.writer import DeadLetter, trade_problem, write_batch
 
 pytestmark = pytest.mark.services
 T0 = 1_790_000_000 * 10**9  # 2026-09-21, ns

@@ -22,7 +22,8 @@ from feedhandler.files.capture import CaptureWriter, read_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
-from feedhandler.venues.runner import Backoff, LiveRunner
+from feedhandler.venues.runner import LiveRunner
+from hub.backoff import Backoff
 from hub.errors import HubError
 from hub.events import Event
 from hub.ops import response
@@ -107,7 +108,7 @@ class MockExchange:
             [PRODUCT],
             publisher,
             rest=f"http://127.0.0.1:{port}",
-            backoff=Backoff(base=0.05, cap=0.1),
+            backoff=Backoff(0.05, 0.1, "full"),
             capture=capture,
         )
         task = asyncio.create_task(runner.run())

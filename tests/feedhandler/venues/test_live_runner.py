@@ -10,7 +10,8 @@ from typing import Any
 
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.kraken import KrakenParser
-from feedhandler.venues.runner import Backoff, LiveRunner
+from feedhandler.venues.runner import LiveRunner
+from hub.backoff import Backoff
 from hub.events import BookUpdate, Event, Status
 from orderbook_core import L2Book
 from orderbook_core.types import F_SNAPSHOT
@@ -69,7 +70,7 @@ async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
         f"ws://127.0.0.1:{port}",
         ["BTC/USD"],
         mirror,
-        backoff=Backoff(base=0.05, cap=0.2),
+        backoff=Backoff(0.05, 0.2, "full"),
         seed=1,
     )
     await until_venue_done(
@@ -90,9 +91,11 @@ async def test_reconnect_resyncs_and_ends_with_the_venues_book() -> None:
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
-    rng = random.Random(7)
-    b = Backoff(base=0.5, cap=4.0)
-    delays = [[b.delay(n, rng) for _ in range(200)] for n in range(6)]
+    runs = []
+    for seed in range(200):
+        b = Backoff(0.5, 4.0, "full", random.Random(seed))
+        runs.append([b.next() for _n in range(6)])
+    delays = [list(ds) for ds in zip(*runs, strict=True)]  # per attempt
     for n, ds in enumerate(delays):
         assert all(0 <= d <= min(4.0, 0.5 * 2**n) for d in ds)
         assert max(ds) > 0.8 * min(4.0, 0.5 * 2**n)  # the jitter covers the whole window
@@ -109,7 +112,7 @@ async def run_against_binance(venue: MockBinance) -> tuple[LiveRunner, BinancePa
         [venue.symbol],
         mirror,
         rest=rest,
-        backoff=Backoff(base=0.05, cap=0.2),
+        backoff=Backoff(0.05, 0.2, "full"),
         seed=2,
     )
     await until_venue_done(

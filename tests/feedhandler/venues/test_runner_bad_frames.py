@@ -12,7 +12,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 
 from feedhandler.venues.kraken import KrakenParser
-from feedhandler.venues.runner import Backoff, LiveRunner
+from feedhandler.venues.runner import LiveRunner
+from hub.backoff import Backoff
 from testing.mock_venue import MockKrakenV2
 from tests.feedhandler.venues.test_live_runner import CAPTURE, Mirror, until_venue_done
 
@@ -81,7 +82,7 @@ async def run(venue: HostileKraken, parser: KrakenParser) -> tuple[LiveRunner, M
         f"ws://127.0.0.1:{port}",
         [SYMBOL],
         mirror,
-        backoff=Backoff(base=0.05, cap=0.2),
+        backoff=Backoff(0.05, 0.2, "full"),
         seed=3,
         retry_after=0.2,
     )
