@@ -1,4 +1,9 @@
-"""Schema migrations (psycopg): the numbered files in sql/, applied once each.
+"""PostgreSQL for the hub: connections, the drivers' errors in the hub's terms, migrations.
+
+Every database failure leaves this module (or a block under ``postgres_errors``)
+as a HubError: ServiceUnavailable (retriable) when the server cannot be reached,
+is restarting or dropped the connection, a ServiceError (not retriable) when it
+refused the statement. Retry code reads ``exc.retriable`` and lists no driver types.
 
 ``sql/NNN_name.sql`` files run in order, each in its own transaction, and are
 recorded in ``schema_version``; an advisory lock makes concurrent runs safe.
@@ -7,15 +12,65 @@ recorded in ``schema_version``; an advisory lock makes concurrent runs safe.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import psycopg
 
-from hub.errors import HubError, ServiceUnavailable
+from hub.errors import BadInput, HubError, ServiceError, ServiceUnavailable
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x6D64687562  # "mdhub"
+
+
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # 08xxx, and the server going away mid-query
+    asyncpg.InterfaceError,  # the client's side of a connection that is gone
+    asyncpg.exceptions.OperatorInterventionError,  # 57P0x: admin/crash shutdown, starting up
+    psycopg.OperationalError,
+)
+"""Driver errors that mean the database cannot be reached or is restarting."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def postgres_error(exc: BaseException, dsn: str) -> HubError:
+    """The hub's error for a driver's: ServiceUnavailable (retriable) for a database that
+    cannot be reached or is restarting, a non-retriable ServiceError for a refused
+    statement; a HubError stays as it is."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, UNREACHABLE):
+        return ServiceUnavailable("PostgreSQL", redact_dsn(dsn), _first_line(exc))
+    return ServiceError(f"PostgreSQL at {redact_dsn(dsn)} refused: {_first_line(exc)}")
+
+
+@contextmanager
+def postgres_errors(dsn: str) -> Iterator[None]:
+    """Raise the drivers' errors of the block (sync or awaited) as ``postgres_error``'s."""
+    try:
+        yield
+    except (*UNREACHABLE, asyncpg.PostgresError, psycopg.Error) as exc:
+        raise postgres_error(exc, dsn) from exc
+
+
+async def connect_async(dsn: str) -> asyncpg.Connection:
+    """An asyncpg connection; any failure to get one is ServiceUnavailable (a server that
+    refuses the login may be starting up, so retrying can help)."""
+    try:
+        return await asyncpg.connect(dsn, timeout=5)
+    except (*UNREACHABLE, asyncpg.PostgresError) as exc:
+        raise ServiceUnavailable(
+            "PostgreSQL", redact_dsn(dsn), str(exc) or type(exc).__name__
+        ) from exc
 
 
 def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
@@ -24,10 +79,10 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
     for path in sorted(sql_dir.glob("*.sql")):
         m = _NAME.match(path.name)
         if m is None:
-            raise HubError(f"migration {path.name}: name must look like 001_description.sql")
+            raise BadInput(f"migration {path.name}: name must look like 001_description.sql")
         version = int(m.group(1))
         if version in found:
-            raise HubError(
+            raise BadInput(
                 f"migrations {found[version].name} and {path.name} share version {version}"
             )
         found[version] = path
@@ -35,11 +90,11 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
 
 
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A psycopg connection, or ServiceUnavailable naming the (redacted) DSN."""
     try:
         return psycopg.connect(dsn, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ServiceUnavailable("PostgreSQL", redact_dsn(dsn), first) from None
+        raise ServiceUnavailable("PostgreSQL", redact_dsn(dsn), _first_line(exc)) from None
 
 
 def redact_dsn(dsn: str) -> str:
@@ -50,7 +105,7 @@ def redact_dsn(dsn: str) -> str:
 def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply pending migrations; return the names of those applied now."""
     applied_now: list[str] = []
-    with connect(dsn) as conn:
+    with postgres_errors(dsn), connect(dsn) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version integer PRIMARY KEY, name text NOT NULL,"
@@ -78,6 +133,7 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
 
 
 def current_version(dsn: str) -> int:
-    with connect(dsn) as conn:
+    """The highest migration applied (0: none)."""
+    with postgres_errors(dsn), connect(dsn) as conn:
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
         return int(str(row[0])) if row else 0

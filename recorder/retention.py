@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import asyncpg
 from prometheus_client import Counter
 
+from hub.db import connect_async, postgres_errors
+from hub.errors import HubError
+
 log = logging.getLogger("hub.recorder")
 DROPPED = Counter("hub_recorder_chunks_dropped_total", "Trade chunks dropped by retention")
 EVERY_S = 3600.0
@@ -72,11 +75,12 @@ async def run(dsn: str, retention: Retention) -> None:
         return
     while True:
         try:
-            conn = await asyncpg.connect(dsn, timeout=5)
-            try:
-                await drop_old(conn, retention.days)
-            finally:
-                await conn.close()
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            with postgres_errors(dsn):
+                conn = await connect_async(dsn)
+                try:
+                    await drop_old(conn, retention.days)
+                finally:
+                    await conn.close()
+        except HubError as exc:
             log.warning("retention run failed; next hour", extra={"error": repr(exc)})
         await asyncio.sleep(EVERY_S)

@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from bus.kafka import KafkaPublisher, consumer, start_consumer, topic_names
 from hub.backoff import Backoff
 from hub.config import HubConfig
-from hub.db import redact_dsn
+from hub.db import connect_async, postgres_errors
 from hub.errors import BadMessage, HubError, ServiceUnavailable
 from hub.events import Bar, BookSnapshot, Instrument, TopOfBook, Trade, decode
 from recorder import retention
@@ -56,17 +56,6 @@ LAG = Gauge(
     ["topic", "partition"],
 )
 
-DB_DOWN = (
-    TimeoutError,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,  # 57P0x: admin/crash shutdown, starting up
-    asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
-    ServiceUnavailable,
-)
-"""Errors that mean the database is unreachable or restarting: retry the batch."""
 LAG_EVERY_S = 2.0
 
 
@@ -122,15 +111,6 @@ class Recorder:
                 self.lag[tp.topic, tp.partition] = lag
                 LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
-    async def _connect(self) -> asyncpg.Connection:
-        dsn = self.cfg.postgres.dsn
-        try:
-            return await asyncpg.connect(dsn, timeout=5)
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            raise ServiceUnavailable(
-                "PostgreSQL", redact_dsn(dsn), str(exc) or type(exc).__name__
-            ) from None
-
     async def _write_with_retry(
         self,
         conn: asyncpg.Connection | None,
@@ -142,21 +122,25 @@ class Recorder:
         bars: list[Bar] | None,
     ) -> asyncpg.Connection:
         backoff = Backoff(0.2, 5.0, "spread")
+        dsn = self.cfg.postgres.dsn
         while True:
             try:
                 if conn is None or conn.is_closed():
-                    conn = await self._connect()
+                    conn = await connect_async(dsn)
                 started = time.perf_counter()
                 if bars is not None:
                     bars.clear()  # a failed attempt's bars were rolled back with it
-                new = await write_batch(conn, trades, instruments, dead, tops, snaps, bars)
+                with postgres_errors(dsn):
+                    new = await write_batch(conn, trades, instruments, dead, tops, snaps, bars)
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new
                 self.db_ok = True
                 DB_UP.set(1)
                 return conn
-            except DB_DOWN as exc:
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
                 self.db_ok = False
                 DB_UP.set(0)
                 self.last_error = str(exc) or type(exc).__name__
@@ -194,8 +178,9 @@ class Recorder:
     async def start(self) -> None:
         """Connect to PostgreSQL and join the consumer group (ServiceUnavailable if not)."""
         rcfg, kcfg = self.cfg.recorder, self.cfg.kafka
-        self._conn = await self._connect()
-        self.retention = await set_up(self._conn, rcfg.retention_days)
+        self._conn = await connect_async(self.cfg.postgres.dsn)
+        with postgres_errors(self.cfg.postgres.dsn):
+            self.retention = await set_up(self._conn, rcfg.retention_days)
         self.db_ok = True
         DB_UP.set(1)
         topics = topic_names(kcfg)

@@ -210,13 +210,27 @@ def test_dead_letters_are_kept_once_with_their_reason(database: str) -> None:
 
 
 def test_every_way_a_restarting_database_fails_is_retried() -> None:
-    from recorder.service import DB_DOWN
+    """The recorder's retry loop reads ``retriable`` from the hub's error (hub.db)."""
+    from hub.db import postgres_error, postgres_errors
+    from hub.errors import ServiceError, ServiceUnavailable
 
+    dsn = "postgresql://u:secret@db:5432/hub"
     for exc in (
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
         asyncpg.exceptions.CannotConnectNowError("starting up"),
         asyncpg.exceptions.ConnectionDoesNotExistError("gone"),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
         ConnectionRefusedError(111, "refused"),
         TimeoutError(),
     ):
-        assert isinstance(exc, DB_DOWN), type(exc).__name__
+        mapped = postgres_error(exc, dsn)
+        assert isinstance(mapped, ServiceUnavailable), type(exc).__name__
+        assert mapped.retriable and "secret" not in str(mapped)
+        assert str(mapped).startswith("PostgreSQL unreachable at postgresql://u:***@db:5432/hub")
+    refused = postgres_error(asyncpg.exceptions.UniqueViolationError("duplicate key"), dsn)
+    assert type(refused) is ServiceError and not refused.retriable
+    assert str(refused) == "PostgreSQL at postgresql://u:***@db:5432/hub refused: duplicate key"
+    cause = ConnectionResetError(104, "reset")
+    with pytest.raises(ServiceUnavailable) as caught, postgres_errors(dsn):
+        raise cause
+    assert caught.value.__cause__ is cause
