@@ -16,7 +16,7 @@ from typing import Any
 
 from app.shutdown import StopRequested, run_service, stop_early
 from hub.config import FEED_SOURCES, LIVE_SOURCES, HubConfig, load_config
-from hub.errors import ConfigError, HubError, ServiceUnavailable
+from hub.errors import BadInput, ConfigError, HubError, ServiceUnavailable
 from hub.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,17 +211,9 @@ def _itch(path: Path, symbol: str, after: int, depth: int) -> int:
     """Print a symbol's book after replaying an ITCH file, as JSON with integer prices."""
     import json
 
-    from feedhandler.files.itch import replay_itch
-    from orderbook_core import BookError
+    from feedhandler.files.itch import itch_book
 
-    try:
-        replay = replay_itch(path, [symbol], after)
-        book = replay.book(symbol)
-    except (BookError, KeyError, OSError, EOFError) as exc:
-        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"hub: error: {path}: {detail}", file=sys.stderr)
-        return 1
-    bids, asks = book.snapshot(depth)
+    bids, asks = itch_book(path, symbol, after).snapshot(depth)
     print(json.dumps({"bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}))
     return 0
 
@@ -230,14 +222,9 @@ def _replay(path: Path, venue: str | None, speed: str, check: bool) -> int:
     """Replay a capture and print the per-symbol JSON summary."""
     import json
 
-    from feedhandler.files.capture import CaptureError
     from feedhandler.files.replay import check_failures, replay_capture
 
-    try:
-        summary = replay_capture(path, venue, speed)
-    except (CaptureError, OSError, ValueError) as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 2
+    summary = replay_capture(path, venue, speed)
     print(json.dumps(summary, indent=2))
     problems = check_failures(summary)
     if check and problems:
@@ -250,14 +237,9 @@ def _replay_databento(path: Path) -> int:
     """Replay a Databento MBO file (CSV or DBN) and print the per-instrument summary."""
     import json
 
-    from feedhandler.files.databento import DatabentoError, replay_databento
+    from feedhandler.files.databento import replay_databento
 
-    try:
-        replay = replay_databento(path)
-    except (DatabentoError, OSError, ValueError) as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(replay.summary(), indent=2))
+    print(json.dumps(replay_databento(path).summary(), indent=2))
     return 0
 
 
@@ -265,13 +247,9 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
     """Replay LOBSTER files; with --check, exit 1 on any row the book disagrees with."""
     import json
 
-    from feedhandler.files.lobster import LobsterError, replay_lobster
+    from feedhandler.files.lobster import replay_lobster
 
-    try:
-        replay = replay_lobster(messages, orderbook, symbol)
-    except (LobsterError, OSError) as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 2
+    replay = replay_lobster(messages, orderbook, symbol)
     print(json.dumps(replay.summary(), indent=2))
     if check and replay.mismatches:
         print(
@@ -281,6 +259,25 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
         )
         return 1
     return 0
+
+
+BAD_INPUT_EXIT = {"replay": 2, "capture": 2}
+"""Exit code of a command whose input cannot be used (1 elsewhere): ``hub replay`` keeps 1
+for a failed ``--check``, so a file it cannot read at all is 2, as for ``hub capture``."""
+
+
+def failed(command: str, exc: HubError) -> int:
+    """Print the one-line error of a failed command; its exit code: 2 for a bad setting,
+    3 for a service that cannot be reached, ``BAD_INPUT_EXIT`` for bad input, else 1."""
+    if isinstance(exc, ConfigError):
+        print(f"hub: config error: {exc}", file=sys.stderr)
+        return 2
+    print(f"hub: error: {exc}", file=sys.stderr)
+    if isinstance(exc, ServiceUnavailable):
+        return 3
+    if isinstance(exc, BadInput):
+        return BAD_INPUT_EXIT.get(command, 1)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,6 +294,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except HubError as exc:
+        return failed(args.command, exc)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        logging.getLogger("hub").exception("unexpected failure")
+        print(f"hub: error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; its failures are HubErrors, which ``failed`` reports."""
     if args.command == "services":
         extra = [args.service] if args.service else []
         return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action, *extra])
@@ -323,10 +334,7 @@ def _main(argv: list[str] | None) -> int:
             args.count,
             args.seconds,
         )
-        try:
-            return asyncio.run(coro)
-        except KeyboardInterrupt:
-            return 130
+        return asyncio.run(coro)
     if args.command == "capture":
         from feedhandler.files.record import capture
 
@@ -334,51 +342,33 @@ def _main(argv: list[str] | None) -> int:
         return capture(
             args.venue, args.symbols, args.out, args.url, args.rest_url, args.duration, args.frames
         )
-    try:
-        cfg = load_config(args.config, os.environ, _overrides(args))
-        setup_logging(cfg.log_level)
-        if args.command == "config":
-            import dataclasses
-            import json
+    cfg = load_config(args.config, os.environ, _overrides(args))
+    setup_logging(cfg.log_level)
+    if args.command == "config":
+        import dataclasses
+        import json
 
-            print(json.dumps(dataclasses.asdict(cfg), indent=2))
-            return 0
-        if args.command == "db":
-            from hub import db
-
-            if args.action == "migrate":
-                applied = db.migrate(cfg.postgres.dsn)
-                print(
-                    f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}"
-                )
-            print(f"schema version {db.current_version(cfg.postgres.dsn)}")
-            return 0
-        from app import run
-
-        runners: dict[str, Runner] = {
-            "demo": run.run_demo,
-            "feed": run.run_feed,
-            "fanout": run.run_fanout,
-            "recorder": run.run_recorder,
-        }
-        command = runners[args.command]
-        run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
+        print(json.dumps(dataclasses.asdict(cfg), indent=2))
         return 0
-    except ConfigError as exc:
-        print(f"hub: config error: {exc}", file=sys.stderr)
-        return 2
-    except ServiceUnavailable as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 3
-    except HubError as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        logging.getLogger("hub").exception("unexpected failure")
-        print(f"hub: error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    if args.command == "db":
+        from hub import db
+
+        if args.action == "migrate":
+            applied = db.migrate(cfg.postgres.dsn)
+            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+        print(f"schema version {db.current_version(cfg.postgres.dsn)}")
+        return 0
+    from app import run
+
+    runners: dict[str, Runner] = {
+        "demo": run.run_demo,
+        "feed": run.run_feed,
+        "fanout": run.run_fanout,
+        "recorder": run.run_recorder,
+    }
+    command = runners[args.command]
+    run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
+    return 0
 
 
 if __name__ == "__main__":

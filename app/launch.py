@@ -29,6 +29,7 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.runner import LiveRunner
 from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
+from hub.errors import BadInput
 from hub.events import Instrument
 from trading.feed import Feed
 
@@ -155,6 +156,10 @@ def _live(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSo
 
 def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSource:
     path = Path(cfg.file)
+    try:
+        path.open("rb").close()  # a missing file stops the feed at start, not as one bad record
+    except OSError as exc:
+        raise BadInput(f"feed.file {path}: {exc.strerror or exc}") from exc
     bad = {"records": 0}  # a count, not the texts: a damaged file may hold millions
 
     def on_error(text: str) -> None:

@@ -25,7 +25,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class CaptureError(BadInput):
-    """A capture file is unreadable; the message names the file and line."""
+    """A capture file cannot be read (or written); the message names the file and line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,12 @@ class CaptureLine:
 
 
 def _open(path: Path) -> io.BufferedIOBase:
-    """The capture's bytes, decompressed when it starts with the zstd magic number."""
-    raw = path.open("rb")
+    """The capture's bytes, decompressed when it starts with the zstd magic number
+    (CaptureError naming the file if it cannot be opened)."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise CaptureError(f"{path}: {exc.strerror or exc}") from exc
     if raw.read(4) == ZSTD_MAGIC:
         raw.seek(0)
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))

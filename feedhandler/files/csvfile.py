@@ -2,7 +2,7 @@
 
 Bytes that are not UTF-8 become U+FFFD, so the row they are in is refused by the
 reader's own field checks; a row the CSV module cannot split at all raises the
-format's error naming the file and line.
+format's error naming the file and line (a file that cannot be opened, naming the file).
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ def read_rows(
     error: Callable[[str], Exception],
 ) -> Iterator[tuple[int, Row]]:
     """(line number, row) of every row ``reader`` (``csv.reader``, ``csv.DictReader``)
-    makes of ``path``."""
-    with path.open(newline="", errors="replace") as f:
+    makes of ``path``; a file that cannot be opened raises ``error`` naming it."""
+    try:
+        f = path.open(newline="", errors="replace")
+    except OSError as exc:
+        raise error(f"{path}: {exc.strerror or exc}") from exc
+    with f:
         rows: Any = reader(f)
         while True:
             try:

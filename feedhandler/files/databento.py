@@ -227,12 +227,16 @@ def read_csv(
 
 def read_dbn(path: Path) -> Iterator[tuple[str, MboRecord]]:
     import databento_dbn
+    import zstandard
 
-    data = path.read_bytes()
-    if data[:4] == b"\x28\xb5\x2f\xfd":  # zstd-compressed DBN
-        import zstandard
-
-        data = zstandard.ZstdDecompressor().stream_reader(data).read()
+    try:
+        data = path.read_bytes()
+        if data[:4] == b"\x28\xb5\x2f\xfd":  # zstd-compressed DBN
+            data = zstandard.ZstdDecompressor().stream_reader(data).read()
+    except OSError as exc:
+        raise DatabentoError(f"{path}: {exc.strerror or exc}") from exc
+    except zstandard.ZstdError as exc:
+        raise DatabentoError(f"{path.name}: not readable as zstd ({exc})") from exc
     decoder = databento_dbn.DBNDecoder()
     try:
         decoder.write(data)

@@ -1,18 +1,26 @@
-"""NASDAQ TotalView-ITCH 5.0 files (plain or gzip): replay through the book core, or as events."""
+"""NASDAQ TotalView-ITCH 5.0 files (plain or gzip): replay through the book core, or as events.
+
+A file that cannot be read, or bytes the core refuses (its BookError and
+ItchFormatError), raise ItchFileError naming the file, with the core's message
+and position; the event source instead reports a refused message and goes on
+or stops, as the framing allows.
+"""
 
 from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from feedhandler.files.pacing import Batch, OnError
 from feedhandler.sync import L2Levels, book_diff
+from hub.errors import BadInput
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
 from hub.times import exchange_midnight_ns, trading_day_from_name
-from orderbook_core import BookError, ItchReplay
+from orderbook_core import BookError, ItchReplay, L3Book
 from orderbook_core.errors import UnknownStockLocate
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
@@ -22,32 +30,100 @@ CHUNK = 4 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+class ItchFileError(BadInput):
+    """An ITCH file cannot be replayed: it cannot be read, or the book core refused its
+    bytes. The message is the file, then the cause's; ``offset``, ``msg_type`` and
+    ``locate`` are the core error's (None when it had none, or the file was unreadable)."""
+
+    def __init__(
+        self,
+        path: Path,
+        detail: str,
+        offset: int | None = None,
+        msg_type: str | None = None,
+        locate: int | None = None,
+    ) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.offset = offset
+        self.msg_type = msg_type
+        self.locate = locate
+
+    @classmethod
+    def of(cls, path: Path, exc: Exception) -> ItchFileError:
+        """The error for ``exc`` (the core's, or the file system's) while reading ``path``."""
+        if isinstance(exc, OSError) and exc.strerror:
+            detail = exc.strerror
+        else:
+            detail = str(exc.args[0]) if exc.args else type(exc).__name__
+        return cls(
+            path,
+            detail,
+            getattr(exc, "offset", None),
+            getattr(exc, "msg_type", None),
+            getattr(exc, "locate", None),
+        )
+
+
+UNREADABLE = (OSError, EOFError, zlib.error)
+"""What reading a missing, unreadable, truncated or corrupt (gzip) file raises."""
+REFUSED = (BookError, KeyError, ValueError)
+"""What the core raises for ITCH bytes it refuses (the replay's errors carry an offset)."""
+
+
 def open_itch(path: Path) -> BinaryIO:
-    """Open a file for reading, transparently decompressing gzip."""
-    raw = path.open("rb")
-    if raw.read(2) == GZIP_MAGIC:
-        raw.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
+    """Open a file for reading, transparently decompressing gzip (ItchFileError if not)."""
+    try:
+        raw = path.open("rb")
+        if raw.read(2) == GZIP_MAGIC:
+            raw.close()
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        raw.seek(0)
+        return raw
+    except OSError as exc:
+        raise ItchFileError.of(path, exc) from exc
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes, ``CHUNK`` at a time; a read that fails raises ItchFileError."""
+    with open_itch(path) as f:
+        while True:
+            try:
+                chunk = f.read(CHUNK)
+            except UNREADABLE as exc:
+                raise ItchFileError.of(path, exc) from exc
+            if not chunk:
+                return
+            yield chunk
 
 
 def replay_itch(path: Path, symbols: Iterable[str] | None = None, after: int = -1) -> ItchReplay:
     """Build the books of ``symbols`` (all if None) from the first ``after`` messages (all if < 0).
 
-    Raises the core's typed errors (with byte offset and message type) on
-    truncated or corrupt input; a truncated file is only an error when the
-    whole file is being replayed.
+    Raises ItchFileError (carrying the core's byte offset and message type) on
+    unreadable, truncated or corrupt input; a truncated file is only an error
+    when the whole file is being replayed.
     """
     replay = ItchReplay(symbols)
-    with open_itch(path) as f:
-        while after < 0 or replay.messages < after:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                replay.finish()
-                break
+    try:
+        for chunk in _chunks(path):
             replay.feed(chunk, after)
+            if 0 <= after <= replay.messages:
+                return replay
+        replay.finish()
+    except REFUSED as exc:
+        raise ItchFileError.of(path, exc) from exc
     return replay
+
+
+def itch_book(path: Path, symbol: str, after: int = -1) -> L3Book:
+    """``symbol``'s book after the first ``after`` messages of the file (all if < 0);
+    ItchFileError if the file cannot be replayed or never announces the symbol."""
+    replay = replay_itch(path, [symbol], after)
+    try:
+        return replay.book(symbol)
+    except KeyError as exc:
+        raise ItchFileError.of(path, exc) from exc
 
 
 ITCH_BATCH = 4096
@@ -69,29 +145,26 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
     streams = _ItchStreams(list(symbols), midnight)
     replay = streams.replay
     yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in streams.names]
-    with open_itch(path) as f:
-        data = f.read(CHUNK)
-        while data:
-            while True:  # apply the chunk one batch at a time, then read the next one
-                try:
-                    done = replay.feed(data, replay.messages + ITCH_BATCH)
-                except UnknownStockLocate as exc:
-                    # Framing is intact: the message was skipped and the stream goes on.
-                    on_error(f"{path.name}: {exc}")
-                    data = b""
-                    yield midnight + replay.timestamp, streams.events()
-                    continue
-                except BookError as exc:
-                    # A corrupt stream cannot be resynchronised: publish the book as of the
-                    # last good message and stop.
-                    on_error(f"{path.name}: {exc}")
-                    yield midnight + replay.timestamp, streams.events()
-                    return
+    for data in _chunks(path):
+        while True:  # apply the chunk one batch at a time, then read the next one
+            try:
+                done = replay.feed(data, replay.messages + ITCH_BATCH)
+            except UnknownStockLocate as exc:
+                # Framing is intact: the message was skipped and the stream goes on.
+                on_error(f"{path.name}: {exc}")
                 data = b""
-                if not done:
-                    break
                 yield midnight + replay.timestamp, streams.events()
-            data = f.read(CHUNK)
+                continue
+            except BookError as exc:
+                # A corrupt stream cannot be resynchronised: publish the book as of the
+                # last good message and stop.
+                on_error(f"{path.name}: {exc}")
+                yield midnight + replay.timestamp, streams.events()
+                return
+            data = b""
+            if not done:
+                break
+            yield midnight + replay.timestamp, streams.events()
     try:
         replay.finish()
     except BookError as exc:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hub.errors import BadInput
 from hub.events import Event
 
 log = logging.getLogger("hub.feed")
@@ -38,7 +39,7 @@ def parse_speed(text: str) -> float:
     except ValueError:
         factor = -1.0
     if not factor > 0:
-        raise ValueError(f"--speed must be 'max' or a positive number, got {text!r}")
+        raise BadInput(f"--speed must be 'max' or a positive number, got {text!r}")
     return factor
 
 

@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from feedhandler.files.capture import CaptureWriter
+from feedhandler.files.capture import CaptureError, CaptureWriter
 from feedhandler.venues import VENUES
 from feedhandler.venues.runner import LiveRunner
 
@@ -38,9 +37,12 @@ async def record(
     """Record until ``duration`` seconds or ``frames`` frames (or cancellation); summary."""
     spec = VENUES[venue]
     parser = spec.parser()
-    writer = CaptureWriter(
-        out, parser.venue, {"venue": venue, "symbols": symbols, "l2_book": symbols}
-    )
+    try:
+        writer = CaptureWriter(
+            out, parser.venue, {"venue": venue, "symbols": symbols, "l2_book": symbols}
+        )
+    except OSError as exc:
+        raise CaptureError(f"{out}: cannot write: {exc.strerror or exc}") from exc
     runner = LiveRunner(
         parser,
         spec.ws_url(url or spec.url, symbols),
@@ -87,10 +89,8 @@ def capture(
     duration: float,
     frames: int,
 ) -> int:
-    try:
-        summary = asyncio.run(record(venue, symbols, out, url, rest_url, duration, frames))
-    except OSError as exc:
-        print(f"hub: error: {exc}", file=sys.stderr)
-        return 2
+    """Record and print the summary; exit status 0, or 1 if no frame came (CaptureError if
+    ``out`` cannot be written)."""
+    summary = asyncio.run(record(venue, symbols, out, url, rest_url, duration, frames))
     print(json.dumps(summary, indent=2))
     return 0 if summary["frames"] else 1

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from hub.errors import HubError
+from hub.errors import BadInput
 
 ENV_NAMES = ("COINBASE_API_KEY", "COINBASE_API_SECRET", "COINBASE_API_PASSPHRASE")
 VERIFY_PATH = "/users/self/verify"
@@ -42,7 +42,7 @@ class CoinbaseCredentials:
         try:
             base64.b64decode(self.secret, validate=True)
         except (binascii.Error, ValueError):
-            raise HubError(
+            raise BadInput(
                 "COINBASE_API_SECRET is not base64 (the Exchange API secret is)"
             ) from None
 
@@ -54,7 +54,7 @@ class CoinbaseCredentials:
             return None
         missing = [name for name, value in zip(ENV_NAMES, values, strict=True) if not value]
         if missing:
-            raise HubError(f"Coinbase credentials incomplete: {', '.join(missing)} not set")
+            raise BadInput(f"Coinbase credentials incomplete: {', '.join(missing)} not set")
         key, secret, passphrase = values
         return cls(key, secret, passphrase)
 
