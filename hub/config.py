@@ -2,8 +2,11 @@
 
 Sources, later ones winning: built-in defaults, a TOML file (``--config``,
 or ``$HUB_CONFIG``), environment variables ``HUB_<SECTION>__<KEY>`` (e.g.
-``HUB_KAFKA__BOOTSTRAP``), then command-line flags. Every setting below has
-its default and meaning documented in place; docs/configuration.md lists them.
+``HUB_KAFKA__BOOTSTRAP``) and ``HUB_<KEY>`` for the top-level settings
+(``HUB_LOG_LEVEL``), then command-line flags. Other ``HUB_*`` variables
+(``HUB_TOKEN``, the scripts' and tests' own) are not settings and are ignored.
+Every setting below has its default and meaning documented in place;
+docs/configuration.md lists them.
 """
 
 from __future__ import annotations
@@ -323,12 +326,40 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _env_names() -> dict[str, str]:
+    """Each setting's variable name as a near miss would write it (lower case, without
+    HUB_, one underscore after the section) -> as it is (``feed_seed`` -> ``feed__seed``)."""
+    names: dict[str, str] = {}
+    for name, kind in get_type_hints(HubConfig).items():
+        if dataclasses.is_dataclass(kind):
+            for sub in dataclasses.fields(kind):
+                names[f"{name}_{sub.name}"] = f"{name}__{sub.name}"
+        else:
+            names[name] = name
+    return names
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings in ``env``: every ``HUB_<SECTION>__<KEY>`` (checked like the file's
+    keys) and the top-level ``HUB_<KEY>`` ones. Other ``HUB_*`` names (``HUB_TOKEN``,
+    tooling variables) are not settings and are left alone, except near misses of a
+    setting's name (``HUB_FEED_SEED``, ``HUB_LOG_LEVL``), refused like misspelt keys."""
+    near = _env_names()
     tree: dict[str, Any] = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == "HUB_CONFIG":
             continue
-        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        key = name[len(ENV_PREFIX) :].lower()
+        if "__" not in key:
+            if key in near and near[key] == key:
+                tree[key] = value
+                continue
+            close = [key] if key in near else difflib.get_close_matches(key, near, 1, 0.8)
+            if close:
+                meant = f"HUB_{near[close[0]].upper()}"
+                raise ConfigError(f"unknown setting {name} (did you mean {meant}?)")
+            continue
+        parts = key.split("__")
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})

@@ -163,9 +163,7 @@ def hub_process(tmp_path: Path) -> Iterator[object]:
     started: list[HubProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> HubProcess:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        full_env.update(env or {})
-        p = HubProcess(list(args), full_env, tmp_path)
+        p = HubProcess(list(args), {**os.environ, **(env or {})}, tmp_path)
         started.append(p)
         return p
 

@@ -92,6 +92,18 @@ def test_unknown_config_keys_rejected_at_start(tmp_path: object) -> None:
     )
 
 
+def test_other_hub_variables_pass_but_a_misspelt_setting_is_named() -> None:
+    out = run_hub("config", env={"HUB_TOKEN": "x", "HUB_KAFKA_PORT": "1"})
+    assert out.returncode == 0, out.stderr
+    assert '"port": 8765' in out.stdout
+    out = run_hub("config", env={"HUB_TOKEN": "x", "HUB_FANOUT__PROT": "9000"})
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == "hub: config error: unknown setting 'fanout.prot' (did you mean 'port'?)"
+    )
+
+
 def test_config_prints_effective_settings() -> None:
     out = run_hub("config", env={"HUB_KAFKA__PARTITIONS": "3"})
     assert out.returncode == 0

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import load_config
+from hub.config import HubConfig, load_config
 from hub.errors import ConfigError
 
 
@@ -41,6 +41,36 @@ def test_unknown_section_and_env_typo_rejected() -> None:
         load_config(env={"HUB_KAFAK__BOOTSTRAP": "x"})
     with pytest.raises(ConfigError, match=r"unknown setting 'feed\.sed'"):
         load_config(env={"HUB_FEED__SED": "3"})
+
+
+def test_other_hub_variables_are_not_settings() -> None:
+    """HUB_TOKEN and the tools' variables share the prefix; the loader leaves them alone."""
+    tools = {
+        "HUB_TOKEN": "key-1",
+        "HUB_KAFKA_PORT": "1",
+        "HUB_PG_PORT": "2",
+        "HUB_SERVICES_DIR": "/tmp/x",
+        "HUB_LOAD_TOKEN": "k",
+        "HUB_FUZZ_EXAMPLES": "5",
+        "HUB_TEST_KAFKA": "h:1",
+    }
+    cfg = load_config(env={**tools, "HUB_LOG_LEVEL": "debug", "HUB_SHUTDOWN_TIMEOUT_S": "3"})
+    assert cfg == HubConfig(log_level="debug", shutdown_timeout_s=3.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("HUB_FANOUT_PORT", "HUB_FANOUT__PORT"),
+        ("HUB_FEED_SEED", "HUB_FEED__SEED"),
+        ("HUB_FEED_SED", "HUB_FEED__SEED"),
+        ("HUB_LOG_LEVL", "HUB_LOG_LEVEL"),
+    ],
+)
+def test_near_misses_of_a_setting_name_are_refused(name: str, meant: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={name: "1"})
+    assert str(caught.value) == f"unknown setting {name} (did you mean {meant}?)"
 
 
 def test_wrong_types_named() -> None:
