@@ -28,14 +28,12 @@ from websockets.http11 import Request, Response
 from bus.local import SnapshotStore
 from bus.redis_store import BadSnapshot, snapshot_problem
 from fanout import protocol
-from fanout.auth import Grant, Keys, credential_in, keys_for
-from fanout.delivery import Client, Feed
-from fanout.protocol import ChannelRequest, ProtocolError
-from fanout.protocol import Request as ClientRequest
-from fanout.sender import CLOSE_TIMEOUT_S, REFUSED, Sender
-from fanout.stream import BarBuilder, BookStream, Outcome
-from fanout.views import Views, compact
-from hub.auth import RateLimit
+from fanout.auth import credential_in, keys_for
+from fanout.delivery import Client, compact
+from fanout.sender import CLOSE_TIMEOUT_S, Sender
+from fanout.session import Attach, Close, Detach, Output, Session, Shared, State
+from fanout.stream import BarBuilder, BookStream, Outcome, StreamKey
+from fanout.views import Views
 from hub.backoff import Backoff
 from hub.config import FanoutConfig
 from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
@@ -64,13 +62,11 @@ SYNC_RETRY = 1.0
 SYNC_RETRY_CAP = 30.0
 SUBSCRIBE_SLICE_S = 0.001
 """Longest stretch of subscription set-up (snapshot encoding) between two yields."""
-ERROR_WINDOW_S = 10.0
-Sub = tuple[str, str, str, int]
-"""A connection's subscription: (channel, venue, symbol, candle interval)."""
+IDLE_CHECK_S = 1.0
 
 
 class FanoutNode:
-    """Book sync, feeds, subscriptions and the WebSocket server of one node."""
+    """Book sync, feeds, sessions and the WebSocket server of one node."""
 
     def __init__(
         self, cfg: FanoutConfig, snapshots: SnapshotStore, bars_from_trades: bool = False
@@ -78,29 +74,36 @@ class FanoutNode:
         self.cfg = cfg
         self.name = cfg.group or f"fanout-{os.getpid()}"
         self.snapshots = snapshots
-        self.keys: Keys = keys_for(cfg.keys, cfg.anonymous, cfg.max_token_lifetime_s)
-        self.streams: dict[tuple[str, str], BookStream] = {}
-        self.by_symbol: dict[str, list[tuple[str, str]]] = {}
-        self.views = Views(cfg, Feed)
+        self.views = Views(cfg)
         self.feeds = self.views.feeds
-        self.unsynced: dict[tuple[str, str], str] = {}
+        self.shared = Shared(
+            cfg, keys_for(cfg.keys, cfg.anonymous, cfg.max_token_lifetime_s), self.views, self.name
+        )
+        self.streams = self.shared.streams
+        self.unsynced: dict[StreamKey, str] = {}
         """Streams that cannot sync from the snapshot store, and why (on /healthz)."""
         self.out = Sender(cfg, self.views.initial_book)
         self.clients = self.out.clients
-        self.per_key: dict[str, int] = {}
+        self.sessions: dict[Client, Session] = {}
         self.bars = BarBuilder(protocol.CANDLE_INTERVALS) if bars_from_trades else None
-        self._sync_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._on_kind: dict[type[Event], Callable[[Any], None]] = {
+            BookUpdate: self._on_update,
+            Trade: self._on_trade,
+            Bar: self._on_bar,
+            Instrument: self._on_instrument,
+            Status: self._on_status,
+        }
+        """What each kind of source event does (the rest are not for fanout)."""
+        self._sync_tasks: dict[StreamKey, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
         self.source_error: str | None = None
 
     def _stream(self, venue: str, symbol: str) -> BookStream:
-        key = (venue, symbol)
-        stream = self.streams.get(key)
+        stream = self.streams.get(StreamKey(venue, symbol))
         if stream is None:
-            stream = self.streams[key] = BookStream(venue, symbol)
-            self.by_symbol.setdefault(symbol, []).append(key)
-            self.views.add_stream(stream)
+            stream = BookStream(venue, symbol)
+            self.shared.add_stream(stream)
         return stream
 
     # --- source side ---------------------------------------------------------------------
@@ -109,18 +112,17 @@ class FanoutNode:
         """Take one event from the source (bus or Kafka)."""
         if self._server is not None:
             self.out.wake()
-        if isinstance(event, BookUpdate):
-            self._on_update(event)
-        elif isinstance(event, Trade):
-            self._on_trade(event)
-        elif isinstance(event, Bar):
-            self._on_bar(event)
-        elif isinstance(event, Instrument):
-            self._stream(event.venue, event.symbol).instrument = event
-        elif isinstance(event, Status):
-            stream = self._stream(event.venue, event.symbol)
-            stream.venue_status = event.state
-            self._broadcast_status(stream, event.state, f"venue: {event.reason}")
+        handle = self._on_kind.get(type(event))
+        if handle is not None:
+            handle(event)
+
+    def _on_instrument(self, inst: Instrument) -> None:
+        self._stream(inst.venue, inst.symbol).instrument = inst
+
+    def _on_status(self, status: Status) -> None:
+        stream = self._stream(status.venue, status.symbol)
+        stream.venue_status = status.state
+        self._broadcast_status(stream, status.state, f"venue: {status.reason}")
 
     def _on_update(self, update: BookUpdate) -> None:
         stream = self._stream(update.venue, update.symbol)
@@ -184,32 +186,30 @@ class FanoutNode:
             feed.publish(compact(protocol.encode_candle(stream.instrument, bar)))
 
     def _start_sync(self, stream: BookStream) -> None:
-        key = (stream.venue, stream.symbol)
-        task = self._sync_tasks.get(key)
+        task = self._sync_tasks.get(stream.key)
         if task is None or task.done():
-            self._sync_tasks[key] = asyncio.create_task(self._sync(stream))
+            self._sync_tasks[stream.key] = asyncio.create_task(self._sync(stream))
 
     async def _sync(self, stream: BookStream) -> None:
         """Poll the snapshot store until a snapshot covers the buffered updates. A read that
         fails or a snapshot that cannot be used marks the stream unsynced on /healthz and is
         retried with a growing delay; the source keeps filling the buffer meanwhile."""
-        key = (stream.venue, stream.symbol)
         backoff = Backoff(SYNC_RETRY, SYNC_RETRY_CAP)
         while not stream.synced:
             problem = await self._try_sync(stream)
             if stream.synced:
-                self.unsynced.pop(key, None)
+                self.unsynced.pop(stream.key, None)
                 return
             if problem is None:
                 await asyncio.sleep(SYNC_POLL)
                 continue
             SYNC_FAILURES.labels(stream.symbol).inc()
-            if self.unsynced.get(key) != problem:
+            if self.unsynced.get(stream.key) != problem:
                 log.warning(
                     "cannot sync the book from the snapshot store; retrying",
                     extra={"venue": stream.venue, "symbol": stream.symbol, "error": problem},
                 )
-            self.unsynced[key] = problem
+            self.unsynced[stream.key] = problem
             await backoff.wait()
 
     async def _try_sync(self, stream: BookStream) -> str | None:
@@ -218,7 +218,7 @@ class FanoutNode:
         try:
             if stream.instrument is None:
                 for inst in await self.snapshots.instruments():
-                    if (inst.venue, inst.symbol) == (stream.venue, stream.symbol):
+                    if StreamKey(inst.venue, inst.symbol) == stream.key:
                         stream.instrument = inst
             snap = await self.snapshots.get(stream.venue, stream.symbol)
         except BadSnapshot as exc:
@@ -243,11 +243,7 @@ class FanoutNode:
         )
         stream.top_changed()
         self._broadcast_status(stream, "live", "synced")
-        l3 = self.views.get("l3", stream.venue, stream.symbol)
-        for feed in [*self.views.book[stream.venue, stream.symbol], l3]:
-            if feed is not None:
-                feed.restart()
-                self.views.publish_snapshot(feed, "resync")
+        self.views.resync(stream)
         self.out.wake()
         return None
 
@@ -259,259 +255,107 @@ class FanoutNode:
             if feed.targets:
                 feed.publish(msg)
 
-    # --- client requests -----------------------------------------------------------------
+    # --- connections ---------------------------------------------------------------------
 
-    def _resolve(self, client: Client, item: ChannelRequest) -> BookStream:
-        if item.channel not in client.grant.channels:
-            raise ProtocolError(
-                "forbidden", f"key {client.grant.id!r} may not use the {item.channel} channel"
-            )
-        matches = [k for k in self.by_symbol.get(item.symbol, ()) if item.venue in (None, k[0])]
-        if not matches:
-            raise ProtocolError("unknown_symbol", f"no stream for symbol {item.symbol!r}")
-        if len(matches) > 1:
-            raise ProtocolError(
-                "ambiguous_symbol", f"{item.symbol!r} trades on several venues; give 'venue'"
-            )
-        stream = self.streams[matches[0]]
-        if item.channel == "l3" and stream.synced and stream.orders is None:
-            raise ProtocolError(
-                "unavailable",
-                f"no order-level (L3) data for {item.symbol!r}: its source publishes levels only",
-            )
-        return stream
+    def _carry_out(self, client: Client, outputs: list[Output]) -> None:
+        """Do what a session asked for, in order."""
+        for out in outputs:
+            match out:
+                case bytes():
+                    client.push(out)
+                case Attach(feed):
+                    feed.targets.add(client)
+                case Detach(feed):
+                    feed.targets.discard(client)
+                    client.drop_feed_state(feed)
+                case Close(code, reason):
+                    self.out.close(client, code, reason)
 
-    async def _subscribe(self, client: Client, req: ClientRequest) -> None:
-        """Answer a (un)subscribe request at once, then set up each new subscription's
-        initial state (snapshots) a slice at a time, yielding to the event loop in between:
-        a large request never holds up anyone else's messages."""
-        self.out.isolate(client)
-        accepted: list[dict[str, Any]] = []
-        refused: list[dict[str, Any]] = []
-        early: list[bytes] = []
-        todo: dict[Sub, tuple[ChannelRequest, Feed]] = {}
-        """Per subscription, the last entry of this request for it and its (held) feed."""
-        added = 0  # subscriptions in todo the connection does not hold yet
-        for item in req.channels:
-            if isinstance(item, ProtocolError):
-                refused.append({"code": item.code, "reason": str(item)})
-                continue
+    async def _authenticate(self, ws: ServerConnection, session: Session) -> list[Output]:
+        """Open the session with the handshake's credential, or else with the first message
+        (within ``auth_timeout_s``)."""
+        credential = credential_in(ws.request) if ws.request is not None else None
+        outputs = session.connect(credential, time.monotonic())
+        while session.state is State.AUTH:
             try:
-                stream = self._resolve(client, item)
-            except ProtocolError as exc:
-                REFUSED.labels(exc.code).inc()
-                refused.append({"request": item.raw, "code": exc.code, "reason": str(exc)})
-                continue
-            sub = (item.channel, stream.venue, stream.symbol, item.interval)
-            answer: dict[str, Any] = {
-                "channel": item.channel,
-                "venue": stream.venue,
-                "symbol": stream.symbol,
-            }
-            if req.op == "unsubscribe":
-                self._detach(client, sub)
-                accepted.append(answer)
-                continue
-            limit = client.grant.max_subscriptions
-            if sub not in client.feeds and sub not in todo and len(client.feeds) + added >= limit:
-                REFUSED.labels("too_many_subscriptions").inc()
-                refused.append(
-                    {
-                        "request": item.raw,
-                        "code": "too_many_subscriptions",
-                        "reason": f"at most {limit} per connection",
-                    }
-                )
-                continue
-            try:
-                feed = self.views.acquire(
-                    stream, item.channel, item.depth, item.checksum, item.interval, client.holder
-                )
-            except ProtocolError as exc:
-                REFUSED.labels(exc.code).inc()
-                refused.append({"request": item.raw, "code": exc.code, "reason": str(exc)})
-                continue
-            if item.depth:
-                answer["depth"] = item.depth
-            if item.interval:
-                answer["interval"] = item.interval
-            if item.checksum:
-                answer["checksum"] = True
-            accepted.append(answer)
-            replaced = todo.pop(sub, None)
-            if replaced is not None:  # the last entry for a subscription wins
-                self.views.release(replaced[1], client.holder)
-                added -= sub not in client.feeds
-            replay = self.views.replay(feed, item, answer)
-            if replay is None:
-                todo[sub] = (item, feed)
-                added += sub not in client.feeds
+                data = await asyncio.wait_for(ws.recv(), session.auth_by - time.monotonic())
+            except TimeoutError:
+                outputs = session.tick(time.monotonic())
             else:
-                self._attach(client, sub, feed)
-                early.extend(replay)
-        client.push(
-            protocol.encode(
-                {"type": f"{req.op}d", "id": req.id, "accepted": accepted, "refused": refused}
-            )
-        )
-        for msg in early:
-            client.push(msg)
-        await self._set_up(client, list(todo.items()))
+                outputs = session.receive(data, time.monotonic(), time.time_ns())
+        return outputs
 
-    async def _set_up(
-        self, client: Client, todo: list[tuple[Sub, tuple[ChannelRequest, Feed]]]
-    ) -> None:
-        """Attach held feeds and send their initial state, yielding to the event loop after
-        each SUBSCRIBE_SLICE_S of work."""
+    async def _handle(self, ws: ServerConnection) -> None:
+        deflate = bool(ws.protocol.extensions)
+        session = Session(self.shared, time.monotonic(), deflate)
+        try:
+            outputs = await self._authenticate(ws, session)
+            if session.state is not State.OPEN:
+                for out in outputs:
+                    if isinstance(out, Close):
+                        await ws.close(out.code, out.reason)
+                return
+        except ConnectionClosed:
+            return
+        assert session.grant is not None
+        client = Client(ws, session.grant, deflate, session.feeds)
+        self.clients.add(client)
+        self.sessions[client] = session
+        self.out.private.add(client)
+        CONNECTIONS.set(len(self.clients))
+        self._carry_out(client, outputs)
+        self.out.wake()
+        try:
+            async for data in ws:
+                if client.closing:
+                    continue
+                self.out.wake()
+                outputs = session.receive(data, time.monotonic(), time.time_ns())
+                if outputs:
+                    self.out.isolate(client)
+                    self._carry_out(client, outputs)
+                if session.setting_up:
+                    await self._set_up(client, session)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.out.isolate(client)
+            self._carry_out(client, session.ended())
+            self.out.private.discard(client)
+            self.clients.discard(client)
+            del self.sessions[client]
+            CONNECTIONS.set(len(self.clients))
+
+    async def _set_up(self, client: Client, session: Session) -> None:
+        """Attach the subscriptions of a subscribe and send their initial state (snapshots)
+        one at a time, yielding to the event loop after each SUBSCRIBE_SLICE_S of work: a
+        large request never holds up anyone else's messages."""
         client.subscribing = True
-        done = 0
         try:
             started = time.perf_counter()
-            while done < len(todo) and not client.closing:
+            while session.setting_up and not client.closing:
                 if time.perf_counter() - started > SUBSCRIBE_SLICE_S:
                     self.out.wake()
                     await asyncio.sleep(0)
                     started = time.perf_counter()
                     continue
-                sub, (item, feed) = todo[done]
-                done += 1
-                self._attach(client, sub, feed)
-                for msg in self.views.initial(feed, item):
-                    client.push(msg)
+                self._carry_out(client, session.set_up())
         finally:
             client.subscribing = False
-            for _sub, (_item, feed) in todo[done:]:
-                self.views.release(feed, client.holder)
+            session.cancel_set_up()
             self.out.wake()
 
-    def _attach(self, client: Client, sub: Sub, feed: Feed) -> None:
-        """Make ``feed`` (held for this client) serve subscription ``sub``."""
-        old = client.feeds.get(sub)
-        if old is not None:
-            self._detach(client, sub)
-        if feed.view is not None and not feed.targets:
-            feed.restart()  # nobody received it: its view and seq may be behind the book
-        client.feeds[sub] = feed
-        feed.targets.add(client)
-
-    def _detach(self, client: Client, sub: Sub) -> None:
-        feed = client.feeds.pop(sub, None)
-        if feed is not None:
-            feed.targets.discard(client)
-            client.drop_feed_state(feed)
-            self.views.release(feed, client.holder)
-
-    def _refuse(self, client: Client, exc: ProtocolError, ident: Any = None) -> None:
-        """An error frame; a client that keeps sending bad requests is disconnected."""
-        REFUSED.labels(exc.code).inc()
-        now = time.monotonic()
-        client.errors.append(now)
-        recent = sum(1 for t in client.errors if now - t <= ERROR_WINDOW_S)
-        if recent > self.cfg.max_errors:
-            self.out.close(
-                client, 1008, f"too many bad requests ({recent} in {ERROR_WINDOW_S:.0f} s)"
-            )
-            return
-        self.out.isolate(client)
-        client.push(protocol.error(exc.code, str(exc), ident))
-
-    async def _request(self, client: Client, limit: RateLimit, data: str | bytes) -> None:
-        self.out.wake()
-        client.last_heard = time.monotonic()
-        if not limit.take(client.last_heard):
-            self._refuse(
-                client,
-                ProtocolError(
-                    "rate_limited",
-                    f"more than {client.grant.messages_per_s:g} messages per second",
-                ),
-            )
-            return
-        try:
-            req = protocol.parse_request(data)
-        except ProtocolError as exc:
-            self._refuse(client, exc)
-            return
-        if req.op == "ping":
-            self.out.isolate(client)
-            client.push(protocol.encode({"type": "pong", "id": req.id, "ts": time.time_ns()}))
-        elif req.op == "list":
-            self.out.isolate(client)
-            client.push(
-                protocol.encode({"type": "streams", "id": req.id, "streams": self.stream_list()})
-            )
-        elif req.op == "auth":
-            self._refuse(client, ProtocolError("bad_request", "already authenticated"), req.id)
-        else:
-            await self._subscribe(client, req)
-
-    # --- connections ---------------------------------------------------------------------
-
-    async def _authenticate(self, ws: ServerConnection) -> Grant | None:
-        """The client's grant from its header, URL or first message; None after closing."""
-        credential = credential_in(ws.request) if ws.request is not None else None
-        if credential is None and self.keys.anonymous is None:
-            try:
-                first = await asyncio.wait_for(ws.recv(), self.cfg.auth_timeout_s)
-                req = protocol.parse_request(first)
-                if req.op != "auth":
-                    raise ProtocolError("unauthenticated", "send {'op': 'auth'} first")
-                credential = req.token
-            except (TimeoutError, ProtocolError) as exc:
-                why = str(exc) if isinstance(exc, ProtocolError) else "no credential in time"
-                REFUSED.labels("unauthenticated").inc()
-                await ws.close(1008, f"authentication required: {why}"[:120])
-                return None
-        grant, why = self.keys.check(credential)
-        if grant is None:
-            REFUSED.labels("unauthenticated").inc()
-            await ws.close(1008, f"authentication failed: {why}"[:120])
-            return None
-        if len(self.clients) >= self.cfg.max_connections or (
-            grant.key and self.per_key.get(grant.id, 0) >= grant.max_connections
-        ):
-            REFUSED.labels("too_many_connections").inc()
-            await ws.close(1013, "too many connections; try later or elsewhere")
-            return None
-        return grant
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        try:
-            grant = await self._authenticate(ws)
-        except ConnectionClosed:
-            return
-        if grant is None:
-            return
-        deflate = bool(ws.protocol.extensions)
-        client = Client(ws, grant, deflate)
-        self.clients.add(client)
-        self.out.private.add(client)
-        self.per_key[grant.id] = self.per_key.get(grant.id, 0) + 1
-        CONNECTIONS.set(len(self.clients))
-        limit = RateLimit(grant.messages_per_s)
-        client.push(
-            protocol.encode(
-                {"type": "welcome", "node": self.name, "key": grant.id, "deflate": deflate}
-            )
-        )
-        self.out.wake()
-        try:
-            async for data in ws:
+    async def _watch_idle(self) -> None:
+        """Once a second: close the connections whose session is past a deadline."""
+        while True:
+            await asyncio.sleep(IDLE_CHECK_S)
+            now = time.monotonic()
+            for client, session in list(self.sessions.items()):
                 if not client.closing:
-                    await self._request(client, limit, data)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.out.isolate(client)
-            for sub in list(client.feeds):
-                self._detach(client, sub)
-            self.out.private.discard(client)
-            self.clients.discard(client)
-            self.per_key[grant.id] -= 1
-            CONNECTIONS.set(len(self.clients))
+                    self._carry_out(client, session.tick(now))
 
     def stream_list(self) -> list[dict[str, Any]]:
-        return [s.describe(protocol.CHANNELS) for _key, s in sorted(self.streams.items())]
+        return self.shared.stream_list()
 
     def health(self) -> dict[str, Any]:
         """Not ok when the source failed or a book cannot sync (each named, with why)."""
@@ -564,6 +408,7 @@ class FanoutNode:
             write_limit=self.cfg.send_buffer_kib * 1024,
         )
         self._tasks.append(asyncio.create_task(self.out.housekeeper()))
+        self._tasks.append(asyncio.create_task(self._watch_idle()))
         return self._server
 
     async def stop(self) -> None:

@@ -53,7 +53,6 @@ LATENCY = Histogram(
 SUBSCRIPTIONS = Gauge("hub_fanout_subscriptions", "Active subscriptions")
 GROUPS = Gauge("hub_fanout_groups", "Groups of clients sharing frames")
 PRIVATE = Gauge("hub_fanout_private_clients", "Clients on a private queue (new, lagging)")
-REFUSED = Counter("hub_fanout_refused_total", "Connections and requests refused", ["code"])
 RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
 """A closing connection whose unsent bytes do not shrink for this long is aborted."""
@@ -273,10 +272,10 @@ class Sender:
         client.pending = []
         client.conflated.clear()
         client.latest_bbo.clear()
-        for (channel, _v, _s, _i), feed in client.feeds.items():
-            if channel in ("book", "l3"):
+        for sub, feed in client.feeds.items():
+            if sub.channel in ("book", "l3"):
                 client.push(self.snapshot_for(feed, "slow_client"))
-            elif channel == "bbo" and feed.stream.bbo_msg is not None:
+            elif sub.channel == "bbo" and feed.stream.bbo_msg is not None:
                 client.push(feed.stream.bbo_msg)
 
     def close(self, client: Client, code: int, reason: str) -> None:
@@ -343,7 +342,7 @@ class Sender:
             self.wake()  # lagging clients: try again next interval
 
     async def housekeeper(self) -> None:
-        """Once a second: heartbeats to quiet connections, idle clients closed, gauges."""
+        """Once a second: heartbeats to quiet connections, gauges."""
         beat = self.cfg.heartbeat_s
         while True:
             await asyncio.sleep(1.0)
@@ -355,10 +354,6 @@ class Sender:
             for client in list(self.clients):
                 if client.group is None and now - client.last_sent >= beat and not client.pending:
                     client.push(msg)
-                timeout = self.cfg.client_timeout_s
-                if timeout and now - client.last_heard > timeout:
-                    REFUSED.labels("idle").inc()
-                    self.close(client, 1008, f"idle: no message from the client in {timeout} s")
             self.wake()
             GROUPS.set(len(self.groups))
             PRIVATE.set(len(self.private))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
 from hub.orders import follow, order_book
@@ -23,6 +23,13 @@ RECENT_TRADES = 50
 CANDLES_KEPT = 500
 """Candles kept per stream and interval; a new subscriber gets up to CANDLES_SENT of them."""
 CANDLES_SENT = 300
+
+
+class StreamKey(NamedTuple):
+    """One book stream of a node."""
+
+    venue: str
+    symbol: str
 
 
 class Outcome(Enum):
@@ -102,6 +109,7 @@ class BookStream:
     """One (venue, symbol) book as a fanout node holds it."""
 
     def __init__(self, venue: str, symbol: str) -> None:
+        self.key = StreamKey(venue, symbol)
         self.venue = venue
         self.symbol = symbol
         self.instrument: Instrument | None = None
