@@ -36,7 +36,7 @@ cdef struct ELevel:
 ctypedef cmap[int64_t, ELevel] ELevels      # key: price, negated on the bid side
 
 
-cdef tuple order_state(EOrder* o)
+cdef object order_state(EOrder* o)
 
 
 cdef class MatchingEngine:

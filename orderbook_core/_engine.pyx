@@ -4,19 +4,27 @@
 Port of the executable specification in _pyengine.py (same events, byte for
 byte). Orders live in hash maps keyed by id; each price level is an ordered
 map entry with an intrusive FIFO of order ids; events are appended to a flat
-int64 buffer and turned into tuples once per command.
+int64 buffer and turned into named records (engine_types.ExecEvent, TradeEvent,
+BookEvent) once per command, filled in C like plain tuples.
 """
 
+from cpython.long cimport PyLong_FromLongLong
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t
 from libcpp.algorithm cimport sort as csort
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
+from orderbook_core.engine_types import BookEvent, ExecEvent, OrderState, TradeEvent
+
 include "_engine_consts.pxi"
 
-FIELDS = ("order_id", "account", "side", "type", "price", "stop_price", "leaves", "cum",
-          "display", "visible", "tif", "post_only", "stp", "arrival")
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t n)
 
 
 cdef inline int64_t _key(int side, int64_t price) noexcept nogil:
@@ -27,9 +35,36 @@ cdef inline int64_t _abs(int64_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
-cdef tuple order_state(EOrder* o):
-    return (o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
-            o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival)
+cdef object record(type cls, const int64_t* fields, Py_ssize_t n):
+    """A NamedTuple ``cls`` of ``n`` ints, allocated and filled as a tuple is (its
+    ``__new__`` would build an argument tuple first and copy it)."""
+    cdef object out = PyType_GenericAlloc(<PyTypeObject*>cls, n)
+    cdef object v
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = PyLong_FromLongLong(fields[i])
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, i, v)
+    return out
+
+
+cdef object order_state(EOrder* o):
+    cdef int64_t f[14]
+    f[0] = o.order_id
+    f[1] = o.account
+    f[2] = o.side
+    f[3] = o.type
+    f[4] = o.price
+    f[5] = o.stop_price
+    f[6] = o.leaves
+    f[7] = o.cum
+    f[8] = o.display
+    f[9] = o.visible
+    f[10] = o.tif
+    f[11] = o.post_only
+    f[12] = o.stp
+    f[13] = o.arrival
+    return record(OrderState, f, 14)
 
 
 cdef class MatchingEngine:
@@ -108,14 +143,23 @@ cdef class MatchingEngine:
 
     cdef list _finish(self):
         cdef size_t i = 0, n
+        cdef int64_t kind
         cdef list out = []
+        cdef const int64_t* data
         self._flush_book()
         n = self._events.size()
+        data = self._events.data()
         while i < n:
-            kind = self._events[i]
-            width = 12 if kind == EV_EXEC else (9 if kind == EV_TRADE else 5)
-            out.append(tuple([self._events[i + k] for k in range(width)]))
-            i += width
+            kind = data[i]
+            if kind == EV_EXEC:
+                out.append(record(ExecEvent, data + i, 12))
+                i += 12
+            elif kind == EV_TRADE:
+                out.append(record(TradeEvent, data + i, 9))
+                i += 9
+            else:
+                out.append(record(BookEvent, data + i, 5))
+                i += 5
         self._events.clear()
         return out
 
@@ -519,7 +563,7 @@ cdef class MatchingEngine:
         return run_batch(self, commands, latencies, interval_ns, keep)
 
     def take_events(self):
-        """Events kept by ``run_batch(keep=True)``, as tuples like the per-call API returns."""
+        """Events kept by ``run_batch(keep=True)``, as records like the per-call API returns."""
         return self._finish()
 
     # --- views and state ---------------------------------------------------------------

@@ -12,7 +12,14 @@ from bisect import bisect_left, insort
 from collections.abc import MutableSequence, Sequence
 from typing import Any
 
-from orderbook_core.engine_types import ORDER_FIELDS
+from orderbook_core.engine_types import (
+    ORDER_FIELDS,
+    BookEvent,
+    EngineEvent,
+    ExecEvent,
+    OrderState,
+    TradeEvent,
+)
 from orderbook_core.engine_types import ExecType as X
 from orderbook_core.engine_types import OrderType as T
 from orderbook_core.engine_types import Reason as R
@@ -21,7 +28,6 @@ from orderbook_core.engine_types import TimeInForce as F
 from orderbook_core.errors import InvalidSize
 from orderbook_core.types import INT64_MAX, side_key
 
-EventTuple = tuple[int, ...]
 SIZE_MAX = INT64_MAX
 """The largest size an int64 holds: no level, order or total may pass it."""
 _C_INT = 2**31
@@ -57,7 +63,7 @@ class _Order:
 
     def __init__(self, *values: int) -> None:
         for name, value in zip(ORDER_FIELDS, values, strict=True):
-            setattr(self, name, value)
+            setattr(self, name, int(value))  # plain ints, as the compiled engine's records
 
     def state(self) -> list[int]:
         return [getattr(self, name) for name in ORDER_FIELDS]
@@ -76,21 +82,24 @@ class MatchingEngine:
         self._queues: tuple[dict[int, dict[int, _Order]], dict[int, dict[int, _Order]]] = ({}, {})
         self._visible: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._keys: tuple[list[int], list[int]] = ([], [])
-        self._events: list[EventTuple] = []
+        self._events: list[EngineEvent] = []
         self._touched: list[tuple[int, int]] = []
-        self._kept: list[EventTuple] = []
+        self._kept: list[EngineEvent] = []
 
     # --- event log ---------------------------------------------------------------------
 
-    def _emit(self, *fields: int) -> None:
+    def _next_seq(self) -> int:
         self.seq += 1
-        self._events.append((int(fields[0]), self.seq, *(int(f) for f in fields[1:])))
+        return self.seq
+
+    def _exec(self, *fields: int) -> None:
+        """Append an execution report: ``fields`` are ExecEvent's after ``kind, seq``."""
+        self._events.append(ExecEvent(1, self._next_seq(), *(int(f) for f in fields)))
 
     def _report(
         self, o: _Order, exec_type: int, last_qty: int = 0, last_px: int = 0, reason: int = 0
     ) -> None:
-        self._emit(
-            1,
+        self._exec(
             o.order_id,
             o.account,
             exec_type,
@@ -104,11 +113,12 @@ class MatchingEngine:
         )
 
     def _reject(self, order_id: int, account: int, side: int, price: int, reason: int) -> None:
-        self._emit(1, order_id, account, X.REJECTED, side, price, 0, 0, 0, 0, reason)
+        self._exec(order_id, account, X.REJECTED, side, price, 0, 0, 0, 0, reason)
 
-    def _finish(self) -> list[EventTuple]:
+    def _finish(self) -> list[EngineEvent]:
         for side, price in self._touched:
-            self._emit(3, side, price, self._visible[side].get(price, 0))
+            size = self._visible[side].get(price, 0)
+            self._events.append(BookEvent(3, self._next_seq(), side, price, size))
         self._touched = []
         events, self._events = self._events, []
         return events
@@ -230,7 +240,18 @@ class MatchingEngine:
             self._visible[other][price] -= qty
             self.last_price = price
             self._touch(other, price)
-            self._emit(2, price, qty, o.side, maker.order_id, o.order_id, maker.account, o.account)
+            trade = TradeEvent(
+                2,
+                self._next_seq(),
+                price,
+                qty,
+                o.side,
+                maker.order_id,
+                o.order_id,
+                maker.account,
+                o.account,
+            )
+            self._events.append(trade)
             self._report(maker, X.FILL if maker.leaves == 0 else X.PARTIAL_FILL, qty, price)
             self._report(o, X.FILL if o.leaves == 0 else X.PARTIAL_FILL, qty, price)
             if maker.leaves == 0:
@@ -332,7 +353,7 @@ class MatchingEngine:
         display: int = 0,
         stop_price: int = 0,
         stp: int = 0,
-    ) -> list[EventTuple]:
+    ) -> list[EngineEvent]:
         """Accept, match, rest or reject one new order; return the events it caused."""
         _fits(order_id, account, price, size, display, stop_price)
         _fits(side, order_type, tif, stp, wide=False)
@@ -379,14 +400,14 @@ class MatchingEngine:
             return None
         return o
 
-    def cancel(self, order_id: int, account: int) -> list[EventTuple]:
+    def cancel(self, order_id: int, account: int) -> list[EngineEvent]:
         _fits(order_id, account)
         o = self._owned(order_id, account)
         if o is not None:
             self._cancel(o, R.USER_CANCEL)
         return self._finish()
 
-    def replace(self, order_id: int, account: int, price: int, size: int) -> list[EventTuple]:
+    def replace(self, order_id: int, account: int, price: int, size: int) -> list[EngineEvent]:
         """New price and open size; size down at the same price keeps queue priority."""
         _fits(order_id, account, price, size)
         o = self._owned(order_id, account)
@@ -429,7 +450,7 @@ class MatchingEngine:
         self._run_triggers()
         return self._finish()
 
-    def mass_cancel(self, account: int) -> list[EventTuple]:
+    def mass_cancel(self, account: int) -> list[EngineEvent]:
         """Cancel every resting and pending stop order of an account, by order id."""
         _fits(account)
         mine = [o for o in (*self._orders.values(), *self._stops.values()) if o.account == account]
@@ -450,7 +471,7 @@ class MatchingEngine:
         n = len(commands) // 12
         if latencies is not None and len(latencies) < n:
             raise ValueError(f"latencies needs {n} slots, has {len(latencies)}")
-        kept: list[EventTuple] = []
+        kept: list[EngineEvent] = []
         produced = 0
         start = time.monotonic_ns()
         for i in range(n):
@@ -474,7 +495,7 @@ class MatchingEngine:
         self._kept = kept
         return produced
 
-    def take_events(self) -> list[EventTuple]:
+    def take_events(self) -> list[EngineEvent]:
         kept, self._kept = self._kept, []
         return kept
 
@@ -494,9 +515,9 @@ class MatchingEngine:
             (abs(k), self._visible[side][abs(k)], len(self._queues[side][abs(k)])) for k in keys
         ]
 
-    def order(self, order_id: int) -> tuple[int, ...] | None:
+    def order(self, order_id: int) -> OrderState | None:
         o = self._orders.get(order_id) or self._stops.get(order_id)
-        return None if o is None else tuple(o.state())
+        return None if o is None else OrderState(*o.state())
 
     def resting(self, order_id: int) -> tuple[int, int, int, int] | None:
         """(side, price, displayed size, arrival) of a resting order; None for a pending

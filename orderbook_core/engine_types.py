@@ -1,13 +1,18 @@
 """Vocabulary of the matching engine, shared by the compiled engine and its twin.
 
 Commands go in; one sequenced event log per symbol comes out. Each command
-returns the events it caused, as tuples of integers:
+returns the events it caused, as named records of integers (NamedTuples, so
+``e.kind``, ``e.price`` and ``e[0]`` all work), one class per kind:
 
-    EXEC   (1, seq, order_id, account, exec_type, side, price, last_qty, last_price,
-            leaves_qty, cum_qty, reason)
-    TRADE  (2, seq, price, qty, aggressor_side, maker_order_id, taker_order_id,
-            maker_account, taker_account)
-    BOOK   (3, seq, side, price, displayed_level_size)
+    ExecEvent   (kind=1, seq, order_id, account, exec_type, side, price, last_qty,
+                 last_price, leaves_qty, cum_qty, reason)
+    TradeEvent  (kind=2, seq, price, qty, aggressor_side, maker_order_id, taker_order_id,
+                 maker_account, taker_account)
+    BookEvent   (kind=3, seq, side, price, size)   size: the level's displayed size
+
+``isinstance(e, TradeEvent)`` narrows an ``EngineEvent`` for mypy. Both engines
+return these same classes, field values plain ``int``; ``MatchingEngine.order()``
+returns an ``OrderState``. orjson does not serialise NamedTuples: pass ``list(e)``.
 
 Execution reports and trades appear in execution order; the book deltas of
 a command follow them, one per level it touched (in first-touched order),

@@ -11,7 +11,7 @@ import zstandard
 
 from feedhandler.files.databento import MboRecord
 from orderbook_core import MatchingEngine
-from orderbook_core.engine_types import OrderType
+from orderbook_core.engine_types import OrderType, TradeEvent
 
 COLUMNS = [
     "ts_recv",
@@ -67,7 +67,7 @@ def session(seed: int, commands: int) -> tuple[list[list[MboRecord]], list[tuple
             if order is None:
                 continue
             engine.cancel(victim, 1)
-            records.append(rec("C", order[2], order[4], order[6], victim))
+            records.append(rec("C", order.side, order.price, order.leaves, victim))
         else:
             side = rng.randrange(2)
             price = 10_000 + rng.randrange(1, 20) * (-1 if side == 0 else 1)
@@ -75,8 +75,8 @@ def session(seed: int, commands: int) -> tuple[list[list[MboRecord]], list[tuple
                 price = 10_000 + 6 * (1 if side == 0 else -1)
             before = {o: engine.order(o) for o in live}
             events = engine.new_order(oid, 1, side, OrderType.LIMIT, price, rng.randrange(1, 50))
-            for e in (e for e in events if e[0] == 2):
-                _k, _s, px, qty, aggressor, maker, _taker, _ma, _ta = e
+            for e in (e for e in events if isinstance(e, TradeEvent)):
+                px, qty, aggressor, maker = e.price, e.qty, e.aggressor_side, e.maker_order_id
                 records.append(rec("T", aggressor, px, qty, oid))
                 records.append(rec("F", 1 - aggressor, px, qty, maker))
                 after = engine.order(maker)
@@ -84,11 +84,11 @@ def session(seed: int, commands: int) -> tuple[list[list[MboRecord]], list[tuple
                     records.append(rec("C", 1 - aggressor, px, qty, maker))
                     live.remove(maker)
                 else:
-                    records.append(rec("M", 1 - aggressor, px, after[6], maker))
+                    records.append(rec("M", 1 - aggressor, px, after.leaves, maker))
             assert before is not None
             resting = engine.order(oid)
             if resting is not None:
-                records.append(rec("A", side, price, resting[6], oid))
+                records.append(rec("A", side, price, resting.leaves, oid))
                 live.append(oid)
         if not records:
             continue

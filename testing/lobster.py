@@ -8,7 +8,7 @@ from pathlib import Path
 
 from feedhandler.files.lobster import EMPTY_ASK, EMPTY_BID
 from orderbook_core import MatchingEngine
-from orderbook_core.engine_types import OrderType
+from orderbook_core.engine_types import OrderType, TradeEvent
 
 LEVELS = 10
 
@@ -53,7 +53,7 @@ def write_session(folder: Path, seed: int, commands: int) -> tuple[Path, Path, i
             victim = live.pop(rng.randrange(len(live)))
             resting = engine.order(victim)
             if resting is not None:
-                side, price, leaves = resting[2], resting[4], resting[6]
+                side, price, leaves = resting.side, resting.price, resting.leaves
                 engine.cancel(victim, 1)
                 emit(3, victim, leaves, price, side)
             continue
@@ -64,12 +64,12 @@ def write_session(folder: Path, seed: int, commands: int) -> tuple[Path, Path, i
         size = 100 * rng.randrange(1, 10)
         events = engine.new_order(oid, 1, side, OrderType.LIMIT, price, size)
         for e in events:
-            if e[0] == 2:  # trade: the resting maker order was executed
+            if isinstance(e, TradeEvent):  # the resting maker order was executed
                 trades += 1
-                emit(4, e[5], e[3], e[2], 1 - e[4])
+                emit(4, e.maker_order_id, e.qty, e.price, 1 - e.aggressor_side)
         resting = engine.order(oid)
         if resting is not None:
-            emit(1, oid, resting[6], price, side)
+            emit(1, oid, resting.leaves, price, side)
             live.append(oid)
         for s in (0, 1):  # the independent book must equal the engine's after every command
             assert [(p, q) for p, q, _n in engine.depth(s, LEVELS)] == sorted(

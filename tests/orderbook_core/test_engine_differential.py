@@ -11,6 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderbook_core import _engine, _pyengine
+from orderbook_core.engine_types import BookEvent, Event, ExecEvent, OrderState, TradeEvent
+
+RECORDS: dict[int, type] = {Event.EXEC: ExecEvent, Event.TRADE: TradeEvent, Event.BOOK: BookEvent}
+"""The record class each event kind comes as, in both engines."""
 
 ids = st.integers(min_value=1, max_value=25)
 accounts = st.integers(min_value=1, max_value=3)
@@ -76,7 +80,8 @@ def run(engine: Any, cmd: tuple[Any, ...]) -> bytes:
     else:
         events = engine.mass_cancel(cmd[1])
     assert all(type(v) is int for e in events for v in e)
-    return orjson.dumps(events)
+    assert all(type(e) is RECORDS[e.kind] for e in events)
+    return orjson.dumps([(type(e).__name__, *e) for e in events])
 
 
 def views(engine: Any) -> Any:
@@ -104,6 +109,10 @@ def test_engines_agree_byte_for_byte(cmds: list[tuple[Any, ...]]) -> None:
         assert run(compiled, cmd) == run(reference, cmd), cmd
         assert views(compiled) == views(reference), cmd
     assert compiled.snapshot_state() == reference.snapshot_state()
+    for oid in range(1, 26):  # the ids the strategy draws
+        state = compiled.order(oid)
+        assert state == reference.order(oid)
+        assert state is None or type(state) is type(reference.order(oid)) is OrderState
 
 
 @settings(max_examples=200, deadline=None)
@@ -151,7 +160,9 @@ def test_batch_path_gives_the_per_call_events(cmds: list[tuple[Any, ...]]) -> No
         batch = impl.MatchingEngine()
         latencies = array("q", [0] * (len(records) // 12))
         assert batch.run_batch(records, latencies, keep=True) == len(expected)
-        assert batch.take_events() == expected
+        kept = batch.take_events()
+        assert kept == expected
+        assert [type(e) for e in kept] == [RECORDS[e.kind] for e in expected]
         assert all(v >= 0 for v in latencies)
         dropped = impl.MatchingEngine()
         assert dropped.run_batch(records) == len(expected)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from orderbook_core import _engine, _pyengine
+from orderbook_core.engine_types import BookEvent, EngineEvent, ExecEvent, TradeEvent
 from orderbook_core.engine_types import ExecType as X
 from orderbook_core.engine_types import OrderType as T
 from orderbook_core.engine_types import Reason as R
@@ -22,18 +23,22 @@ def eng(request: pytest.FixtureRequest) -> Any:
     return (_engine if request.param == "cython" else _pyengine).MatchingEngine()
 
 
-def reports(events: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
+def reports(events: list[EngineEvent]) -> list[tuple[int, int, int]]:
     """(order_id, exec_type, reason) of each execution report."""
-    return [(e[2], e[4], e[11]) for e in events if e[0] == 1]
+    return [(e.order_id, e.exec_type, e.reason) for e in events if isinstance(e, ExecEvent)]
 
 
-def trades(events: list[tuple[int, ...]]) -> list[tuple[int, int, int, int]]:
+def trades(events: list[EngineEvent]) -> list[tuple[int, int, int, int]]:
     """(price, qty, maker_id, taker_id) of each trade."""
-    return [(e[2], e[3], e[5], e[6]) for e in events if e[0] == 2]
+    return [
+        (e.price, e.qty, e.maker_order_id, e.taker_order_id)
+        for e in events
+        if isinstance(e, TradeEvent)
+    ]
 
 
-def book(events: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
-    return [(e[2], e[3], e[4]) for e in events if e[0] == 3]
+def book(events: list[EngineEvent]) -> list[tuple[int, int, int]]:
+    return [(e.side, e.price, e.size) for e in events if isinstance(e, BookEvent)]
 
 
 def test_price_time_priority_partial_fill_and_gapless_seq(eng: Any) -> None:
@@ -44,7 +49,7 @@ def test_price_time_priority_partial_fill_and_gapless_seq(eng: Any) -> None:
     assert trades(ev) == [(100, 3, 2, 10), (100, 4, 3, 10), (101, 2, 1, 10)]
     assert reports(ev)[-1] == (10, X.FILL, 0)
     assert book(ev) == [(SELL, 100, 0), (SELL, 101, 3)]
-    assert [e[1] for e in ev] == list(range(ev[0][1], ev[0][1] + len(ev)))
+    assert [e.seq for e in ev] == list(range(ev[0].seq, ev[0].seq + len(ev)))
 
 
 def test_market_order_sweeps_and_cancels_rest(eng: Any) -> None:
@@ -88,7 +93,7 @@ def test_iceberg_shows_display_and_replenishes_at_back(eng: Any) -> None:
     assert trades(ev) == [(100, 3, 1, 3), (100, 1, 2, 3)]
     assert eng.order_ids(SELL, 100) == [2, 1]
     assert eng.depth(SELL) == [(100, 4, 2)]  # 1 left of order 2, 3 shown of the iceberg
-    assert eng.order(1)[6] == 7  # leaves, hidden included
+    assert eng.order(1).leaves == 7  # hidden included
 
 
 def test_stop_and_stop_limit_trigger_on_trades_in_arrival_order(eng: Any) -> None:
@@ -248,7 +253,7 @@ def test_a_replace_never_overflows_a_level_or_its_own_total(eng: Any) -> None:
     assert reports(eng.replace(1, A, 100, MAX)) == [(1, X.REPLACED, R.NONE)]  # itself leaves
     assert eng.depth(BUY) == [(100, MAX, 1), (99, BIG, 1)]
     eng.new_order(3, B, SELL, T.LIMIT, 100, BIG)  # fills 2**62 of order 1
-    assert eng.order(1)[7] == BIG  # cum
+    assert eng.order(1).cum == BIG
     ev = eng.replace(1, A, 100, MAX)  # cum + open would pass int64
     assert reports(ev) == [(1, X.REJECTED, R.SIZE_OVERFLOW)]
     assert eng.depth(BUY) == [(100, MAX - BIG, 1), (99, BIG, 1)]
