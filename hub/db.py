@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import psycopg
 
-from hub.errors import BadInput, HubError, ServiceError, ServiceUnavailable
+from hub.errors import BadInput, ConfigError, HubError, ServiceError, ServiceUnavailable
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -95,6 +95,8 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(dsn, connect_timeout=5)
     except psycopg.OperationalError as exc:
         raise ServiceUnavailable("PostgreSQL", redact_dsn(dsn), _first_line(exc)) from None
+    except psycopg.ProgrammingError as exc:  # the DSN cannot be parsed
+        raise ConfigError(f"postgres.dsn {redact_dsn(dsn)}: {_first_line(exc)}") from None
 
 
 def redact_dsn(dsn: str) -> str:

@@ -1,18 +1,35 @@
 """Errors of the hub's services (the book core has its own: orderbook_core.errors).
 
-HubError                   base; ``retriable`` says whether retrying can help
-├── BadInput               input from outside (a file, a frame, a client's or peer's
-│   │                      message, a setting) cannot be used; the message names it
-│   ├── ConfigError        a setting is unknown, missing or of the wrong type
-│   ├── BadMessage         a message from a peer or the bus cannot be decoded or applied
-│   └── ...                every format's own: CaptureError, LobsterError, DatabentoError,
-│                          ItchFileError, JournalError, ProtocolError, the client's mirror
-│                          errors (SequenceGap, ChecksumMismatch, OrderBookMismatch)
-└── ServiceError           a service the hub depends on failed
-    └── ServiceUnavailable Kafka, Redis or PostgreSQL cannot be reached (retriable)
+HubError                        base; ``retriable`` says whether retrying can help
+├── BadInput                    input from outside (a file, a frame, a client's or peer's
+│   │                           message, a setting, a secret) cannot be used; the message
+│   │                           names it. Also a ``ValueError``. Never retried: the same
+│   │                           bytes fail the same way
+│   ├── ConfigError             a setting is unknown, missing or of the wrong type
+│   ├── BadMessage              a message from a peer or the bus cannot be decoded or applied
+│   │   ├── MalformedFrame      a venue frame or REST answer (feedhandler.frames)
+│   │   └── BadSnapshot         a stored book snapshot (bus.redis_store); retriable: the
+│   │                           feed stores a fresh one every few hundred ms
+│   ├── CaptureError            a capture file (feedhandler.files.capture)
+│   ├── ItchFileError           an ITCH file, with the core's offset and message type
+│   │                           (feedhandler.files.itch)
+│   ├── LobsterError            LOBSTER message and orderbook files
+│   ├── DatabentoError          Databento MBO files, CSV or DBN
+│   ├── JournalError            the order path's journal (trading.journal)
+│   ├── ProtocolError           a fanout client's request (fanout.protocol)
+│   └── SequenceGap, ChecksumMismatch, OrderBookMismatch
+│                               a node's stream the client's mirror cannot apply
+│                               (client.market)
+└── ServiceError                a service the hub depends on failed or refused the request
+    │                           (PostgreSQL refused a statement); not retriable
+    └── ServiceUnavailable      Kafka, Redis or PostgreSQL cannot be reached, is restarting
+                                or dropped the connection (retriable)
 
-Retry code reads ``retriable`` (``is_retriable`` also knows the drivers' own errors);
-bad input is never retried: the same bytes fail the same way.
+Retry code reads ``exc.retriable`` and lists no driver types: each service's
+driver errors are translated once where the hub calls the driver (bus.kafka,
+bus.redis_store, hub.db). The ``hub`` command maps the branches to its exit
+codes (app.cli): ConfigError 2, ServiceUnavailable 3, BadInput 1 (2 for
+``hub replay`` and ``hub capture``), any other HubError 1.
 """
 
 from __future__ import annotations

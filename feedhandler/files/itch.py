@@ -111,6 +111,8 @@ def replay_itch(path: Path, symbols: Iterable[str] | None = None, after: int = -
             if 0 <= after <= replay.messages:
                 return replay
         replay.finish()
+    except ItchFileError:
+        raise
     except REFUSED as exc:
         raise ItchFileError.of(path, exc) from exc
     return replay
