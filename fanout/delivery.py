@@ -256,7 +256,9 @@ class Feed:
         if self.channel == "l3":
             first = self._seq + 1
             self._seq = u.seq
-            msg = compact(protocol.encode_l3(inst, first, u.seq, u.ts_event, u.ts_recv, u.orders))
+            msg = compact(
+                protocol.encode_l3(inst, first, u.seq, u.ts_event, u.ts_recv, u.orders or ())
+            )
             self._history.append(first, u.seq, msg)
             if self.targets:
                 self.publish(msg, u.ts_recv)
