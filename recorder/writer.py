@@ -6,8 +6,11 @@ changes nothing. In the same transaction every bar the batch touches (each
 interval, each bucket that holds one of its trades) is recomputed: 1 s bars
 from the stored trades, each longer interval from the next finer bars. That
 keeps every bar exactly equal to its trades, late and out-of-order ones
-included, at a cost bounded by one bucket's children. Impossible trades and undecodable messages go
-to ``dead_letters`` with the reason instead.
+included, at a cost bounded by one bucket's children. Open and close are the
+first and last trade by event time in ns (``time`` keeps microseconds) then seq,
+the fanout's in-memory candles' rule (tests/recorder/test_bars_agree.py).
+Impossible trades and undecodable messages go to ``dead_letters`` with the
+reason instead.
 """
 
 from __future__ import annotations
@@ -77,9 +80,9 @@ CROSS JOIN LATERAL (
 RECOMPUTE_BARS_FROM_TRADES = (
     AFFECTED
     + """
-    SELECT (array_agg(t.price_ticks ORDER BY t.time, t.seq))[1] AS open,
+    SELECT (array_agg(t.price_ticks ORDER BY t.ts_event, t.seq))[1] AS open,
            max(t.price_ticks) AS high, min(t.price_ticks) AS low,
-           (array_agg(t.price_ticks ORDER BY t.time DESC, t.seq DESC))[1] AS close,
+           (array_agg(t.price_ticks ORDER BY t.ts_event DESC, t.seq DESC))[1] AS close,
            sum(t.size_lots) AS volume, sum(t.price_ticks::numeric * t.size_lots) AS notional,
            count(*) AS trades
     FROM trades t
