@@ -1,9 +1,11 @@
-"""One feed process, whatever its source: the simulator, a live venue or a file replay.
+"""One feed process, whatever its source: the simulator, the hub's own venue (the order
+path, trading/), a live venue or a file replay.
 
-``build_source`` turns ``[feed]`` configuration into a ``FeedSource``: a
-coroutine that runs until cancelled (or, for a replay, until the file ends)
-and a health check. Live venues and replays publish through ``FeedOutput``,
-which also stores each book's snapshot every ``snapshot_interval_ms``.
+``build_source`` turns ``[feed]`` (and ``[orders]``) configuration into a
+``FeedSource``: a coroutine that runs until cancelled (a replay keeps serving
+its final books after the file ends) and a health check. Live venues and
+replays publish through ``FeedOutput``, which also stores each book's
+snapshot every ``snapshot_interval_ms``.
 """
 
 from __future__ import annotations

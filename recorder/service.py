@@ -1,11 +1,13 @@
-"""The recorder: Kafka trades → TimescaleDB, each trade stored exactly once.
+"""The recorder: Kafka trades, books and instruments → TimescaleDB, each stored once.
 
-A consumer group reads the trades and instruments topics; each batch is
-written in one transaction (binary COPY into a staging table, then INSERT
-... ON CONFLICT DO NOTHING), and Kafka offsets are committed only after that
-transaction commits. A crash between the two re-delivers the batch, which
-the unique key turns into a no-op. While the database is down the recorder
-stops fetching (backpressure) and retries the same batch with backoff.
+A consumer group reads the trades, instruments, bbo and depth topics; each
+batch is written in one transaction (binary COPY into a staging table, then
+INSERT ... ON CONFLICT DO NOTHING), and Kafka offsets are committed only
+after that transaction commits. A crash between the two re-delivers the
+batch, which the unique keys turn into a no-op. Undecodable or impossible
+messages go to dead_letters. While the database is unreachable (a retriable
+error, hub.db) the recorder stops fetching (backpressure) and retries the
+same batch with backoff; any other error stops it.
 """
 
 from __future__ import annotations
