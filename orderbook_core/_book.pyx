@@ -45,9 +45,9 @@ cdef class L2Book:
         cdef int action
         cdef Delta d
         if size < 0:
-            raise InvalidSize(f"negative size {size} at price {price}")
+            raise InvalidSize(f"negative size {size} at price {price}", size=size, side=side, price=price)
         if price <= 0:
-            raise InvalidPrice(f"non-positive price {price}")
+            raise InvalidPrice(f"non-positive price {price}", price=price, side=side)
         it = levels.find(key)
         if size == 0:
             if it == levels.end():

@@ -65,7 +65,8 @@ def restore_into(MatchingEngine engine, state):
             o = _from_state(fields)
             if o.visible < 0 or engine._overflows(o.side, o.price, o.visible, 0):
                 raise InvalidSize(f"engine state: order {o.order_id} takes the level at "
-                                  f"{o.price} past int64")
+                                  f"{o.price} past int64", size=o.visible, side=o.side,
+                                  price=o.price, order_id=o.order_id)
             arrival = o.arrival
             engine._rest(&o)
             engine._orders.find(o.order_id).arrival = arrival

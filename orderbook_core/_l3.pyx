@@ -135,7 +135,7 @@ cdef class L3Book:
     cdef Order* find(self, int64_t order_id) except NULL:
         cdef int64_t* slot = self._slots.find(order_id)
         if slot == NULL:
-            raise OrderNotFound(f"order id {order_id} is not in the book")
+            raise OrderNotFound(f"order id {order_id} is not in the book", order_id=order_id)
         return &self._pool[slot[0]]
 
     cdef Level* best_level(self, int side) noexcept:
@@ -175,7 +175,8 @@ cdef class L3Book:
         if (side == 0 and price >= best) or (side == 1 and price <= -best):
             raise OrdersCrossed(
                 f"order {order_id}: {'bid' if side == 0 else 'ask'} at {price} would cross "
-                f"the best {'ask' if side == 0 else 'bid'} {best if side == 0 else -best}")
+                f"the best {'ask' if side == 0 else 'bid'} {best if side == 0 else -best}",
+                order_id=order_id, side=side, price=price, best=best if side == 0 else -best)
         return 0
 
     cdef int c_add(self, int64_t order_id, int side, int64_t price, int64_t size) except -1:
@@ -187,13 +188,15 @@ cdef class L3Book:
         cdef Level level
         cdef Level* lvl
         if order_id == NO_ORDER:
-            raise InvalidOrderId(f"order id {order_id} is reserved")
+            raise InvalidOrderId(f"order id {order_id} is reserved", order_id=order_id)
         if size <= 0:
-            raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
+            raise InvalidSize(f"order {order_id}: size must be positive, got {size}",
+                              size=size, side=side, price=price, order_id=order_id)
         if price <= 0:
-            raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
+            raise InvalidPrice(f"order {order_id}: price must be positive, got {price}",
+                               price=price, side=side, order_id=order_id)
         if self._slots.contains(order_id):
-            raise DuplicateOrderId(f"order id {order_id} is already in the book")
+            raise DuplicateOrderId(f"order id {order_id} is already in the book", order_id=order_id)
         self.check_cross(order_id, side, price)
         order.order_id = order_id
         order.price = price
@@ -259,7 +262,8 @@ cdef class L3Book:
         cdef Order* order = self.find(order_id)
         if size <= 0 or size > order.size:
             raise InvalidSize(
-                f"order {order_id}: cannot remove {size} of its {order.size} lots")
+                f"order {order_id}: cannot remove {size} of its {order.size} lots",
+                size=size, side=order.side, price=order.price, order_id=order_id)
         if size == order.size:
             self.record(DELETE, order.side, order.price, 0, order_id)
             return self.c_remove(order)
@@ -280,11 +284,14 @@ cdef class L3Book:
         cdef Order* order = self.find(order_id)
         cdef int side = order.side
         if size <= 0:
-            raise InvalidSize(f"replace of {order_id}: size must be positive, got {size}")
+            raise InvalidSize(f"replace of {order_id}: size must be positive, got {size}",
+                              size=size, side=side, price=price, order_id=order_id)
         if price <= 0:
-            raise InvalidPrice(f"replace of {order_id}: price must be positive, got {price}")
+            raise InvalidPrice(f"replace of {order_id}: price must be positive, got {price}",
+                               price=price, side=side, order_id=order_id)
         if new_id != order_id and self._slots.contains(new_id):
-            raise DuplicateOrderId(f"replace of {order_id}: new id {new_id} is already in the book")
+            raise DuplicateOrderId(f"replace of {order_id}: new id {new_id} is already in the book",
+                                   order_id=new_id)
         self.check_cross(new_id, side, price)
         self.record(DELETE, side, order.price, 0, order_id)
         self.c_remove(order)

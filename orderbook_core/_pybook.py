@@ -29,9 +29,11 @@ class L2Book:
         check_int64(price, size)
         check_side(side)
         if size < 0:
-            raise InvalidSize(f"negative size {size} at price {price}")
+            raise InvalidSize(
+                f"negative size {size} at price {price}", size=size, side=side, price=price
+            )
         if price <= 0:
-            raise InvalidPrice(f"non-positive price {price}")
+            raise InvalidPrice(f"non-positive price {price}", price=price, side=side)
         sizes, keys = self._sizes[side], self._keys[side]
         if size == 0:
             if price not in sizes:

@@ -562,7 +562,11 @@ class MatchingEngine:
                 o = _Order(*fields)
                 if o.visible < 0 or engine._overflows(o.side, o.price, o.visible, 0):
                     raise InvalidSize(
-                        f"engine state: order {o.order_id} takes the level at {o.price} past int64"
+                        f"engine state: order {o.order_id} takes the level at {o.price} past int64",
+                        size=o.visible,
+                        side=o.side,
+                        price=o.price,
+                        order_id=o.order_id,
                     )
                 arrival = o.arrival
                 engine._rest(o)

@@ -68,7 +68,7 @@ class L3Book:
     def _find(self, order_id: int) -> _Order:
         order = self._orders.get(order_id)
         if order is None:
-            raise OrderNotFound(f"order id {order_id} is not in the book")
+            raise OrderNotFound(f"order id {order_id} is not in the book", order_id=order_id)
         return order
 
     def _check_cross(self, order_id: int, side: int, price: int) -> None:
@@ -79,19 +79,34 @@ class L3Book:
         if (side == 0 and price >= best) or (side == 1 and price <= best):
             raise OrdersCrossed(
                 f"order {order_id}: {'bid' if side == 0 else 'ask'} at {price} would cross "
-                f"the best {'ask' if side == 0 else 'bid'} {best}"
+                f"the best {'ask' if side == 0 else 'bid'} {best}",
+                order_id=order_id,
+                side=side,
+                price=price,
+                best=best,
             )
 
     def _add(self, order_id: int, side: int, price: int, size: int) -> None:
         check_side(side)
         if order_id == -(2**63):
-            raise InvalidOrderId(f"order id {order_id} is reserved")
+            raise InvalidOrderId(f"order id {order_id} is reserved", order_id=order_id)
         if size <= 0:
-            raise InvalidSize(f"order {order_id}: size must be positive, got {size}")
+            raise InvalidSize(
+                f"order {order_id}: size must be positive, got {size}",
+                size=size,
+                side=side,
+                price=price,
+                order_id=order_id,
+            )
         if price <= 0:
-            raise InvalidPrice(f"order {order_id}: price must be positive, got {price}")
+            raise InvalidPrice(
+                f"order {order_id}: price must be positive, got {price}",
+                price=price,
+                side=side,
+                order_id=order_id,
+            )
         if order_id in self._orders:
-            raise DuplicateOrderId(f"order id {order_id} is already in the book")
+            raise DuplicateOrderId(f"order id {order_id} is already in the book", order_id=order_id)
         self._check_cross(order_id, side, price)
         order = _Order(order_id, side, price, size)
         queues = self._queues[side]
@@ -118,7 +133,13 @@ class L3Book:
     def _take(self, order_id: int, size: int) -> None:
         order = self._find(order_id)
         if size <= 0 or size > order.size:
-            raise InvalidSize(f"order {order_id}: cannot remove {size} of its {order.size} lots")
+            raise InvalidSize(
+                f"order {order_id}: cannot remove {size} of its {order.size} lots",
+                size=size,
+                side=order.side,
+                price=order.price,
+                order_id=order_id,
+            )
         if size == order.size:
             self._record(Action.DELETE, order.side, order.price, 0, order_id)
             self._remove(order)
@@ -134,16 +155,30 @@ class L3Book:
 
     def _replace(self, order_id: int, new_id: int, price: int, size: int) -> None:
         order = self._find(order_id)
+        side = order.side
         if size <= 0:
-            raise InvalidSize(f"replace of {order_id}: size must be positive, got {size}")
+            raise InvalidSize(
+                f"replace of {order_id}: size must be positive, got {size}",
+                size=size,
+                side=side,
+                price=price,
+                order_id=order_id,
+            )
         if price <= 0:
-            raise InvalidPrice(f"replace of {order_id}: price must be positive, got {price}")
+            raise InvalidPrice(
+                f"replace of {order_id}: price must be positive, got {price}",
+                price=price,
+                side=side,
+                order_id=order_id,
+            )
         if new_id != order_id and new_id in self._orders:
-            raise DuplicateOrderId(f"replace of {order_id}: new id {new_id} is already in the book")
-        self._check_cross(new_id, order.side, price)
-        self._record(Action.DELETE, order.side, order.price, 0, order_id)
+            raise DuplicateOrderId(
+                f"replace of {order_id}: new id {new_id} is already in the book", order_id=new_id
+            )
+        self._check_cross(new_id, side, price)
+        self._record(Action.DELETE, side, order.price, 0, order_id)
         self._remove(order)
-        self._add(new_id, order.side, price, size)
+        self._add(new_id, side, price, size)
 
     # --- Python API --------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ def test_book_errors_name_offset_and_type(impl: Any) -> None:
     data = g.add_order(1, 1, 1, "B", 100, "X", 10_0000) + g.executed(1, 2, 99, 10, 1)
     with pytest.raises(OrderNotFound, match=r"ITCH 'E' message at byte 38: order id 99") as info:
         r.feed(data)
-    assert (info.value.offset, info.value.msg_type) == (38, "E")  # type: ignore[attr-defined]
+    assert (info.value.offset, info.value.msg_type) == (38, "E")
     with pytest.raises(InvalidSize, match="ITCH 'X' message"):
         r.feed(g.cancel(1, 3, 1, 500))
     assert r.book("X").order(1) == (BID, 10_0000, 100)

@@ -78,7 +78,7 @@ def test_batch_writes_top_after_each_update_and_keeps_prefix(book_cls: Any) -> N
     tops = array("q", [0] * 24)
     with pytest.raises(InvalidSize) as info:
         book.apply_batch(ops, tops)
-    assert info.value.index == 4  # type: ignore[attr-defined]
+    assert info.value.index == 4
     assert list(tops[:16]) == [100, 5, 0, 0, 100, 5, 103, 2, 101, 1, 103, 2, 100, 5, 103, 2]
     assert book.snapshot() == ([(100, 5)], [(103, 2)])
     with pytest.raises(ValueError, match="multiple of 3"):

@@ -169,7 +169,7 @@ def test_batch_applies_in_order_and_keeps_prefix_on_error(impl: Any) -> None:
     )
     with pytest.raises(OrderNotFound) as info:
         b.apply_batch(ops)
-    assert info.value.index == 4  # type: ignore[attr-defined]
+    assert info.value.index == 4
     assert b.snapshot() == ([(10, 3, 1)], [(12, 2, 1)])
     deltas = b.take_deltas()
     assert [d[0] for d in deltas] == [ADD, ADD, UPDATE, UPDATE]
