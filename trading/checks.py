@@ -21,23 +21,64 @@ A problem is ``(reason, text)``; the venue turns it into a ``Reject``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orderbook_core.engine_types import OrderType
-from trading.messages import SYMBOL_STATES
+from trading.messages import (
+    SYMBOL_STATES,
+    Cancel,
+    Command,
+    Kill,
+    MassCancel,
+    New,
+    Replace,
+    SetState,
+    Sim,
+)
 
 if TYPE_CHECKING:
     from trading.venue import Order, TradingVenue
 
 INT64_MAX = 2**63 - 1
 """The largest number the engine stores: no size, price, level or total may pass it."""
+INT64_MIN = -(2**63)
 SIM_STEPS_MAX = 100_000
 """Most simulated orders one ``sim`` command may ask for (the order path asks for 2,000)."""
 RESTING = (int(OrderType.LIMIT), int(OrderType.STOP_LIMIT))
 """Order types that rest at their price (and so add to that level)."""
 
 Problem = tuple[str, str]
+
+
+class Terms(Protocol):
+    """What the checks read of an order: a ``New``, or a replaced order as it would be."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> int: ...
+    @property
+    def type(self) -> int: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def stop(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """An open order with a replace's new price and quantity (a replace keeps no stop)."""
+
+    symbol: str
+    side: int
+    type: int
+    price: int
+    qty: int
+    stop: int = 0
 
 
 def field_problem(name: str, value: int, unit: Any) -> str | None:
@@ -50,21 +91,21 @@ def field_problem(name: str, value: int, unit: Any) -> str | None:
 
 
 def limits_problem(
-    v: TradingVenue, account: int, cmd: Mapping[str, Any], replacing: Order | None = None
+    v: TradingVenue, account: int, terms: Terms, replacing: Order | None = None
 ) -> Problem | None:
-    """The first account limit the order would break, or None. For a replace, ``cmd`` is
+    """The first account limit the order would break, or None. For a replace, ``terms`` are
     the order as it would be and ``replacing`` the open order it replaces (left out of the
     account's open orders and their counts)."""
-    symbol, side, qty = cmd["s"], cmd["side"], cmd["qty"]
+    symbol, side, qty = terms.symbol, terms.side, terms.qty
     x = v.exchanges[symbol]
     limits = v.risk.limits(v.accounts[account], x.instrument)
     if limits.max_qty and qty > limits.max_qty:
         return "max_qty", f"qty exceeds the account's maximum of {limits.max_qty_text}"
     ref = v.reference_price(symbol)
-    price = cmd["px"] or cmd["stop"] or ref
+    price = terms.price or terms.stop or ref
     if limits.max_notional and price and price * qty > limits.max_notional:
         return "max_notional", f"notional exceeds the account's maximum of {limits.notional_text}"
-    if cmd["px"] and ref and abs(cmd["px"] - ref) * 10_000 > limits.collar_bps * ref:
+    if terms.price and ref and abs(terms.price - ref) * 10_000 > limits.collar_bps * ref:
         return (
             "price_collar",
             f"price is more than {limits.collar_bps / 100:g}% from the reference price "
@@ -82,33 +123,39 @@ def limits_problem(
             text = f"position plus open orders would exceed {limits.position_text}"
             return "position_limit", text
     if side == 0 and acct.cash is not None:
+        # In the venue's cash units (integers): ticks x lots x the symbol's cash scale.
+        scale = v.cash_scale
         committed = sum(
-            (o.price or v.reference_price(o.symbol)) * o.leaves * v.scale[o.symbol]
+            (o.price or v.reference_price(o.symbol)) * o.leaves * scale[o.symbol]
             for o in others
             if o.side == 0
         )
-        needed = committed + price * qty * v.scale[symbol]
+        needed = committed + price * qty * scale[symbol]
         if needed > acct.cash:
             return (
                 "buying_power",
-                f"buys would need {needed.normalize():f}, the account has "
-                f"{acct.cash.normalize():f}",
+                f"buys would need {_shown(v.cash_decimal(needed))}, the account has "
+                f"{_shown(v.cash_decimal(acct.cash))}",
             )
     return None
 
 
+def _shown(amount: Decimal) -> str:
+    return f"{amount.normalize():f}"
+
+
 def bounds_problem(
-    v: TradingVenue, account: int, cmd: Mapping[str, Any], replacing: Order | None = None
+    v: TradingVenue, account: int, terms: Terms, replacing: Order | None = None
 ) -> Problem | None:
     """The first int64 bound the order would break (reason ``size_limit``), or None; the
     order's own fields are already known to fit (``field_problem``)."""
-    symbol, side, qty, px = cmd["s"], cmd["side"], cmd["qty"], cmd["px"]
+    symbol, side, qty, px = terms.symbol, terms.side, terms.qty, terms.price
     tick, lot = v.units[symbol]
     most = lot.to_str(INT64_MAX)
     engine = v.exchanges[symbol].engine
     if replacing is not None and replacing.cum + qty > INT64_MAX:
         return "size_limit", f"filled plus open qty of the order would pass {most}"
-    if px and cmd["type"] in RESTING:
+    if px and terms.type in RESTING:
         level = engine.level_size(side, px)
         if replacing is not None and replacing.price == px:
             shown = engine.resting(replacing.order_id)
@@ -119,15 +166,15 @@ def bounds_problem(
                 f"the {tick.to_str(px)} level would hold more than {most} (what the venue "
                 "can hold)",
             )
-    price = px or cmd["stop"] or v.reference_price(symbol)
+    price = px or terms.stop or v.reference_price(symbol)
     if price * qty > INT64_MAX:
         return "size_limit", "notional is more than the venue can hold (int64 ticks x lots)"
     acct = v.state[account]
     same = worth = 0
-    for o in acct.open_orders.values():
-        if o is not replacing and o.symbol == symbol and o.side == side:
-            same += o.leaves
-            worth += (o.price or price) * o.leaves
+    for other in acct.open_orders.values():
+        if other is not replacing and other.symbol == symbol and other.side == side:
+            same += other.leaves
+            worth += (other.price or price) * other.leaves
     if same + qty > INT64_MAX:
         return "size_limit", f"open orders on that side would pass {most}"
     if worth + price * qty > INT64_MAX:
@@ -138,71 +185,56 @@ def bounds_problem(
     return None
 
 
-def _int(cmd: Mapping[str, Any], key: str, low: int = 0, high: int = INT64_MAX) -> bool:
-    value = cmd.get(key)
-    return type(value) is int and low <= value <= high
+def _int64(value: int, low: int = 0) -> bool:
+    return low <= value <= INT64_MAX
 
 
-KINDS = frozenset({"sim", "state", "new", "cancel", "replace", "mass_cancel", "kill"})
 NEW_SHAPE = {"side": 1, "type": 3, "tif": 2, "stp": 4}
 """Small integer fields of a ``new`` command and their largest value."""
 
 
-def replay_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
-    """Why a command read back from the journal or log must not be applied, or None: its
-    shape (every field ``apply`` reads, of the right type and range, naming a symbol and
-    account this venue has) and the int64 bounds. Account limits are not re-run (see the
-    module docstring), and neither is anything the engine refuses by itself."""
-    kind = cmd.get("k")
-    if not isinstance(kind, str) or kind not in KINDS:
-        return "malformed", f"unknown command kind {kind!r}"
-    if not _int(cmd, "ts"):
+def replay_problem(v: TradingVenue, cmd: Command) -> Problem | None:
+    """Why a command read back from the journal or log (its types already read by the
+    codec, ``journal.decode``) must not be applied, or None: its ranges, the symbol and
+    account it names (this venue's?) and the int64 bounds. Account limits are not re-run
+    (see the module docstring), and neither is anything the engine refuses by itself."""
+    if not _int64(cmd.ts):
         return "malformed", "ts must be a non-negative int64"
-    symbol = cmd.get("s")
-    if symbol is not None and (not isinstance(symbol, str) or symbol not in v.exchanges):
-        return "unknown_symbol", f"unknown symbol {cmd.get('s')!r}"
-    if kind == "sim":
-        if "s" not in cmd or cmd["s"] is None or not _int(cmd, "n", 0, SIM_STEPS_MAX):
-            return "malformed", f"a sim command needs a symbol and 0..{SIM_STEPS_MAX} steps"
+    symbol = cmd.symbol if not isinstance(cmd, Kill) else None
+    if symbol is not None and symbol not in v.exchanges:
+        return "unknown_symbol", f"unknown symbol {symbol!r}"
+    if isinstance(cmd, Sim):
+        if not 0 <= cmd.n <= SIM_STEPS_MAX:
+            return "malformed", f"a sim command needs 0..{SIM_STEPS_MAX} steps"
         return None
-    if kind == "state":
-        if cmd.get("s") is None or cmd.get("state") not in SYMBOL_STATES:
-            return "malformed", "a state command needs a symbol and a known state"
+    if isinstance(cmd, SetState):
+        if cmd.state not in SYMBOL_STATES:
+            return "malformed", "a state command needs a known state"
         return None
-    if type(cmd.get("a")) is not int or cmd["a"] not in v.accounts:
-        return "unknown_account", f"unknown account {cmd.get('a')!r}"
-    if kind == "kill":
-        return None if type(cmd.get("on")) is bool else ("malformed", "kill needs on: bool")
-    if kind == "mass_cancel":
-        return None if "s" in cmd else ("malformed", "mass_cancel needs s (a symbol or null)")
-    if cmd.get("s") is None:
-        return "malformed", f"a {kind} command needs a symbol"
-    if kind == "cancel":
-        ok = _int(cmd, "oid", -INT64_MAX - 1)
-        return None if ok else ("malformed", "cancel needs an int64 oid")
-    if kind == "replace":
-        if not (_int(cmd, "oid", -INT64_MAX - 1) and _int(cmd, "px") and _int(cmd, "qty")):
-            return "malformed", "replace needs an int64 oid and int64 px and qty"
-        order = v.orders.get(cmd["oid"])
-        if order is None or not order.open or order.account != cmd["a"]:
+    if cmd.account not in v.accounts:
+        return "unknown_account", f"unknown account {cmd.account!r}"
+    if isinstance(cmd, Kill | MassCancel):
+        return None
+    if isinstance(cmd, Cancel):
+        ok = _int64(cmd.order_id, INT64_MIN)
+        return None if ok else ("malformed", "cancel needs an int64 order id")
+    if isinstance(cmd, Replace):
+        if not (_int64(cmd.order_id, INT64_MIN) and _int64(cmd.price) and _int64(cmd.qty)):
+            return "malformed", "replace needs an int64 order id and int64 price and qty"
+        order = v.orders.get(cmd.order_id)
+        if order is None or not order.open or order.account != cmd.account:
             return None  # the engine refuses it by itself, as it did the first time
-        as_new = {"s": order.symbol, "side": order.side, "type": order.order_type, "stop": 0}
-        return bounds_problem(v, cmd["a"], as_new | {"px": cmd["px"], "qty": cmd["qty"]}, order)
+        as_new = Replaced(order.symbol, order.side, order.order_type, cmd.price, cmd.qty)
+        return bounds_problem(v, cmd.account, as_new, order)
     return _new_problem(v, cmd)
 
 
-def _new_problem(v: TradingVenue, cmd: Mapping[str, Any]) -> Problem | None:
-    cl = cmd.get("cl")
-    if not isinstance(cl, str) or not isinstance(cmd.get("fp"), str):
-        return "malformed", "a new command needs cl and fp strings"
-    if type(cmd.get("po")) is not bool:
-        return "malformed", "a new command needs po: bool"
+def _new_problem(v: TradingVenue, cmd: New) -> Problem | None:
     for key, high in NEW_SHAPE.items():
-        if not _int(cmd, key, 0, high):
+        if not 0 <= getattr(cmd, key) <= high:
             return "malformed", f"{key} must be an int from 0 to {high}"
-    for key in ("px", "qty", "disp", "stop"):
-        if type(cmd.get(key)) is not int:
-            return "malformed", f"{key} must be an int"
-        if cmd[key] < 0 or cmd[key] > INT64_MAX:
-            return "size_limit", f"{key} {cmd[key]} does not fit int64"
-    return bounds_problem(v, cmd["a"], cmd)
+    for key in ("price", "qty", "display", "stop"):
+        value = getattr(cmd, key)
+        if not _int64(value):
+            return "size_limit", f"{key} {value} does not fit int64"
+    return bounds_problem(v, cmd.account, cmd)

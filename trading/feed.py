@@ -1,14 +1,16 @@
-"""The feed process: runs the simulated exchange and publishes what it produces.
+"""The simulated exchange without traders (``feed.source = sim``, orders off): its order
+flow paced at ``feed.rate`` and published through the hub's one publishing path,
+``bus.output.FeedOutput``.
 
-Publishes every event through a ``Publisher`` (the in-process bus or Kafka)
-and, after the events it covers are acknowledged, the latest snapshot of
-each book to a ``SnapshotStore`` (memory or Redis).
+With order entry on, the order path (``trading/gateway.py``) runs the same exchanges and
+publishes through a ``FeedOutput`` too; both start the same way (``publish_start``) and
+pace the flow the same way (``paced_target``), so the two differ only in what drives the
+engines, never in what the public sees of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Iterable
@@ -16,9 +18,9 @@ from collections.abc import Iterable
 from prometheus_client import Counter, Gauge, Histogram
 
 from bus.local import Publisher, SnapshotStore
-from bus.output import EVENTS, KINDS, TopTracker, publish_depth, top_levels
+from bus.output import FeedOutput
 from hub.config import FeedConfig
-from hub.events import BookUpdate, Event
+from hub.events import Event
 from trading.simulator import SimulatedExchange
 
 log = logging.getLogger("hub.feed")
@@ -30,11 +32,29 @@ PUBLISH_SECONDS = Histogram(
     "Time to publish one batch until acknowledged",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
-SNAPSHOTS = Counter("hub_feed_snapshots_total", "Book snapshots stored")
-SNAPSHOT_ERRORS = Counter("hub_feed_snapshot_errors_total", "Failed snapshot-store writes")
 
 STEP_INTERVAL = 0.01
 MAX_BATCH = 2000
+"""Most simulated orders per symbol in one batch (the order path's ``Sim`` commands too)."""
+
+
+async def publish_start(output: FeedOutput, exchanges: Iterable[SimulatedExchange]) -> None:
+    """Announce each symbol's instrument and store its book as it stands now (empty, or as
+    a checkpoint restored it), before any event of it is published."""
+    xs = list(exchanges)
+    await output.publish([x.instrument for x in xs])
+    for x in xs:
+        output.prime(x.snapshot())
+    await output.store_snapshots()
+
+
+def paced_target(elapsed: float, rate: float, max_orders: int) -> int:
+    """Orders per symbol the simulated flow should have generated after ``elapsed`` seconds
+    at ``rate`` per second (0: as fast as possible), capped at ``max_orders`` (0: none)."""
+    limit = max_orders or (1 << 62)
+    if rate <= 0:
+        return limit
+    return min(limit, int(elapsed * rate))
 
 
 class Feed:
@@ -42,17 +62,15 @@ class Feed:
 
     def __init__(self, cfg: FeedConfig, publisher: Publisher, snapshots: SnapshotStore) -> None:
         self.cfg = cfg
-        self.publisher = publisher
-        self.snapshots = snapshots
+        self.output = FeedOutput(publisher, snapshots, measure_latency=False)
         self.exchanges = {s: SimulatedExchange(cfg.venue, s, cfg.seed) for s in cfg.symbols}
-        self.published = 0
         self.done = asyncio.Event()
-        self.tops = TopTracker()
 
     def health(self) -> dict[str, object]:
         return {
             "ok": True,
-            "published": self.published,
+            "published": self.output.published,
+            "snapshot_errors": self.output.snapshot_errors,
             "streams": {
                 s: {"book_seq": x.book_seq, "trade_seq": x.trade_seq, "orders": x.orders}
                 for s, x in self.exchanges.items()
@@ -61,39 +79,17 @@ class Feed:
 
     async def _publish(self, events: list[Event]) -> None:
         started = time.perf_counter()
-        await self.publisher.publish(events)
+        await self.output.publish(events)
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        self.published += len(events)
-        counts = collections.Counter((e.venue, e.symbol, KINDS[type(e)]) for e in events)
-        for labels, n in counts.items():
-            EVENTS.labels(*labels).inc(n)
 
-    async def store_snapshots(self, exchanges: Iterable[SimulatedExchange]) -> None:
-        """Store each book's snapshot; a store outage is logged and retried next interval."""
-        depth = []
-        for x in exchanges:
+    async def _store_snapshots(self) -> None:
+        for x in self.exchanges.values():
             SEQ.labels(x.instrument.venue, x.instrument.symbol).set(x.book_seq)
-            snap = x.snapshot()
-            depth.append(top_levels(snap))
-            try:
-                await self.snapshots.put(snap)
-            except Exception as exc:
-                SNAPSHOT_ERRORS.inc()
-                log.warning(
-                    "snapshot store write failed; books keep flowing, retry next interval",
-                    extra={"symbol": x.instrument.symbol, "error": repr(exc)},
-                )
-                break
-            SNAPSHOTS.inc()
-        await publish_depth(self.publisher, depth)
+        await self.output.store_snapshots()
 
     async def run(self) -> None:
         """Run until cancelled; with ``max_orders`` set, stop generating after that many."""
-        instruments = [x.instrument for x in self.exchanges.values()]
-        for inst in instruments:
-            await self.snapshots.put_instrument(inst)
-        await self.publisher.publish(instruments)
-        await self.store_snapshots(self.exchanges.values())
+        await publish_start(self.output, self.exchanges.values())
         log.info(
             "feed started",
             extra={
@@ -107,25 +103,20 @@ class Feed:
         last_snapshot = started
         while True:
             now = time.monotonic()
+            target = paced_target(now - started, self.cfg.rate, self.cfg.max_orders)
             batch: list[Event] = []
             for symbol, x in self.exchanges.items():
-                target = paced_target(now - started, self.cfg.rate, self.cfg.max_orders)
-                n = min(target - x.orders, MAX_BATCH)
-                for _ in range(max(0, n)):
-                    events = x.step(time.time_ns())
-                    batch.extend(events)
-                    if events and isinstance(events[-1], BookUpdate):
-                        top = self.tops.after(events[-1], x.engine.best_bid(), x.engine.best_ask())
-                        if top is not None:
-                            batch.append(top)
-                ORDERS.labels(symbol).inc(max(0, n))
+                n = max(0, min(target - x.orders, MAX_BATCH))
+                for _ in range(n):
+                    batch += x.step(time.time_ns())
+                ORDERS.labels(symbol).inc(n)
             if batch:
                 await self._publish(batch)
             if now - last_snapshot >= self.cfg.snapshot_interval_ms / 1000:
-                await self.store_snapshots(self.exchanges.values())
+                await self._store_snapshots()
                 last_snapshot = now
             if self._finished() and not self.done.is_set():
-                await self.store_snapshots(self.exchanges.values())
+                await self._store_snapshots()
                 log.info(
                     "max_orders reached; books are final", extra={"orders": self.cfg.max_orders}
                 )
@@ -136,12 +127,3 @@ class Feed:
         return self.cfg.max_orders > 0 and all(
             x.orders >= self.cfg.max_orders for x in self.exchanges.values()
         )
-
-
-def paced_target(elapsed: float, rate: float, max_orders: int) -> int:
-    """Orders per symbol the simulated flow should have generated after ``elapsed`` seconds
-    at ``rate`` per second (0: as fast as possible), capped at ``max_orders`` (0: none)."""
-    limit = max_orders or (1 << 62)
-    if rate <= 0:
-        return limit
-    return min(limit, int(elapsed * rate))

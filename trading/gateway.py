@@ -8,18 +8,19 @@ execution reports to the account's sessions and drop copies, and the public
 events to the feed's publisher. Nothing is acknowledged or published before it
 is durable, and the books the public sees are the books the traders traded on.
 
-The simulated order flow takes the same path (``sim`` commands), so a restart
+The simulated order flow takes the same path (``Sim`` commands), so a restart
 that replays the journal rebuilds exactly the books that were published.
+
+Process-wide settings (the interpreter's switch interval, the collector's thresholds) are
+not this module's to make: the process that composes it chooses them (``app/run.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,10 +40,10 @@ from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, ops_response, response
 from trading import schema
-from trading.feed import paced_target
+from trading.feed import MAX_BATCH, paced_target, publish_start
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
-from trading.messages import Original, Reject, Report
+from trading.messages import ExecReport, Original, Reject, Sim
 from trading.replay import replayed, restore
 from trading.risk import Account, demo_accounts, load_accounts
 from trading.simulator import SimulatedExchange
@@ -183,7 +184,7 @@ class OrderPath:
         self._wake = asyncio.Event()
         self.recovered = 0
         self._stopping = False
-        self._counters: dict[str, Any] = {}
+        self._counters: dict[type, Any] = {}
         self._due: tuple[bytes, int] | None = None
         """A checkpoint taken, waiting for the commands it covers to be committed."""
         self.port = 0
@@ -195,16 +196,12 @@ class OrderPath:
         """Replay the journal into the venue and publish what it produced (consumers drop
         what they already have by seq), before any new command is taken."""
         started = time.perf_counter()
-        for x in self.venue.exchanges.values():
-            await self.output.publish([x.instrument])
         if self.journal.checkpoint is not None:
             # The books as of the checkpoint go to the snapshot store; the commands after it
             # are replayed and republished as usual.
             restore(self.venue, self.journal.checkpoint["state"], f"{self.journal.path} checkpoint")
             self.journal.checkpoint = None
-            for x in self.venue.exchanges.values():
-                self.output.prime(x.snapshot())
-            await self.output.store_snapshots()
+        await publish_start(self.output, self.venue.exchanges.values())
         events = []
         for outcome in replayed(self.venue, self.journal, str(self.journal.path)):
             events += outcome.events  # a command today's checks refuse is logged and skipped
@@ -236,15 +233,15 @@ class OrderPath:
         outcome = self.venue.apply(cmd)
         self.journal.append(cmd)
         self._take_checkpoint()
-        counter = self._counters.get(cmd["k"])
+        counter = self._counters.get(type(cmd))
         if counter is None:
-            counter = self._counters[cmd["k"]] = COMMANDS.labels(cmd["k"])
+            counter = self._counters[type(cmd)] = COMMANDS.labels(cmd.kind)
         counter.inc()
         self._batch.append(_Pending(outcome, None, received))
         self._wake.set()
         return outcome
 
-    def _resend(self, session: Session, original: Report, received: float) -> None:
+    def _resend(self, session: Session, original: ExecReport, received: float) -> None:
         # Through the committer: the original may still be waiting for its commit.
         outcome = Outcome(reports=[(session.account.id, original)])
         self._batch.append(_Pending(outcome, session, received))
@@ -327,9 +324,9 @@ class OrderPath:
             elapsed = time.monotonic() - started
             target = paced_target(elapsed, self.feed.rate, self.feed.max_orders)
             for symbol in self.venue.exchanges:
-                n = min(target - done[symbol], 2000)
+                n = min(target - done[symbol], MAX_BATCH)
                 if n > 0:
-                    self.submit({"k": "sim", "s": symbol, "n": n, "ts": time.time_ns()})
+                    self.submit(Sim(symbol, n, time.time_ns()))
                     done[symbol] += n
             await asyncio.sleep(0.01)
 
@@ -534,14 +531,6 @@ class OrderPath:
             await asyncio.to_thread(migrate, self.store.dsn)
         await self.journal.open()
         await self.recover()
-        # The commit thread needs the GIL back as soon as fdatasync returns; the default
-        # 5 ms switch interval would put that much on every acknowledgement.
-        sys.setswitchinterval(0.0002)
-        # Orders, reports and idempotency keys are long-lived and many: full collections
-        # over them were the 100-ms stalls in the order benchmark's tail. Collect rarely.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 1000)
         server = await self.start()
         self.port = bound_port(server)
         log.info(

@@ -1,62 +1,178 @@
-"""The venue's sequenced log in embedded mode: an append-only journal file with group commit.
+"""The venue's sequenced log in embedded mode: an append-only journal file with group commit,
+and the one codec of its records (used by the Kafka log too).
 
-One command per line: ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. ``append`` only
-buffers; ``commit`` writes everything buffered and fsyncs once (in a thread, so
-the event loop keeps matching while the disk works), and only then may the
-commands' acknowledgements go out. So durability costs one fsync per batch of
-commands, not one per order.
+One record per line: ``<crc32 of the JSON, 8 hex digits> <JSON array>\n``. The first line
+is the header, ``["journal", FORMAT, generation]``; every other line is one command as
+``encode`` writes it: its kind, then its fields in their declared order
+(``["cancel", 1001, 1700000000000000000, "BTC-USD", 1000000000007]``). A file in any other
+format (the JSON objects of the journals before issue 15) is refused as a whole, naming
+the file: it is not this venue's to read.
 
-``read`` returns every intact command in order. A torn last line (the process
-died in the middle of a write) was never committed, so never acknowledged, and
-is cut off when the journal is opened again. A bad line anywhere before the
-end is corruption: it is refused with its line number, never skipped. An intact line
-is not trusted either: the order path replays it through ``trading/replay.py``, which
-re-checks every command by today's shape and int64 rules and refuses (logs, counts,
-skips) what no longer passes, so a poisoned command cannot crash every restart.
+``append`` only buffers; ``commit`` writes everything buffered and fsyncs once (in a
+thread, so the event loop keeps matching while the disk works), and only then may the
+commands' acknowledgements go out. So durability costs one fsync per batch of commands,
+not one per order.
+
+``read`` returns every intact record in order. A torn last line (the process died in the
+middle of a write) was never committed, so never acknowledged, and is cut off when the
+journal is opened again. A bad line anywhere before the end is corruption: it is refused
+with its line number, never skipped. An intact line is not trusted either: the order path
+replays it through ``trading/replay.py``, where ``decode`` re-reads its shape and the venue
+re-checks its int64 rules, refusing (logging, counting, skipping) what no longer passes,
+so a poisoned command cannot crash every restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import operator
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from hub.errors import BadInput
+from trading.messages import Cancel, Command, Kill, MassCancel, New, Replace, SetState, Sim
+
+FORMAT = 2
+"""The journal's format (1: one JSON object per command, before issue 15)."""
+HEADER = "journal"
 
 
 class JournalError(BadInput):
-    """The journal is corrupt before its end; the message names file and line."""
+    """The journal is corrupt before its end, or not in this format; the message names the
+    file (and the line)."""
 
 
-def _line(command: dict[str, Any]) -> bytes:
-    body = orjson.dumps(command)
+# --- the codec ------------------------------------------------------------------------
+
+KINDS: dict[str, type[Command]] = {
+    c.kind: c for c in (Sim, SetState, New, Cancel, Replace, MassCancel, Kill)
+}
+"""Every command record by the kind the journal names it by."""
+_FIELDS = {c: tuple(f.name for f in dataclasses.fields(c)) for c in KINDS.values()}
+_VALUES: dict[type[Command], Callable[[Any], tuple[Any, ...]]] = {
+    c: operator.attrgetter(*names) for c, names in _FIELDS.items()
+}
+_IS: dict[str, Callable[[object], bool]] = {
+    "int": lambda v: type(v) is int,  # any size: the venue's checks judge the range
+    "str": lambda v: type(v) is str,
+    "bool": lambda v: type(v) is bool,
+    "str | None": lambda v: v is None or type(v) is str,
+}
+_TYPES = {
+    c: tuple((f.name, str(f.type), _IS[str(f.type)]) for f in dataclasses.fields(c))
+    for c in KINDS.values()
+}
+
+
+def encode(cmd: Command) -> bytes:
+    """One command as the journal (and the Kafka log) holds it: a JSON array."""
+    return orjson.dumps([cmd.kind, *_VALUES[type(cmd)](cmd)])
+
+
+def decode(record: object) -> Command:
+    """The command a record read back holds; ValueError, saying what is wrong, for anything
+    that is not one (field ranges are the venue's to check: ``checks.replay_problem``)."""
+    kind = record[0] if isinstance(record, list) and record else None
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown command kind {repr(kind)[:40]}")
+    fields = _TYPES[cls]
+    assert isinstance(record, list)
+    if len(record) != len(fields) + 1:
+        names = ", ".join(name for name, _t, _is in fields)
+        raise ValueError(
+            f"a {kind} command has {len(fields)} fields ({names}), not {len(record) - 1}"
+        )
+    for (name, typename, is_type), value in zip(fields, record[1:], strict=True):
+        if not is_type(value):
+            raise ValueError(f"{kind} {name} must be {typename}, got {type(value).__name__}")
+    return cls(*record[1:])
+
+
+def is_record(value: object) -> bool:
+    """Whether a value read back is a command record at all (an array naming a kind)."""
+    return isinstance(value, list) and bool(value) and value[0] in KINDS
+
+
+def old_format(value: object) -> bool:
+    """Whether a record is one of the JSON objects the logs held before issue 15."""
+    return isinstance(value, dict) and "k" in value
+
+
+def old_format_error(where: str) -> JournalError:
+    return JournalError(
+        f"{where} is in the order log format before issue 15 (one JSON object per command); "
+        f"this venue reads format {FORMAT} only: move it away to start an empty venue"
+    )
+
+
+# --- the file -------------------------------------------------------------------------
+
+
+def _line(body: bytes) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
-def read(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """(commands, byte length of the intact prefix) of a journal file (nothing if absent)."""
+def _header(generation: int) -> bytes:
+    return _line(orjson.dumps([HEADER, FORMAT, generation]))
+
+
+class Contents(NamedTuple):
+    generation: int
+    records: list[Any]
+    """Every intact command record after the header, as JSON values (``decode`` reads them)."""
+    length: int
+    """Bytes of the intact prefix (header included; 0: nothing intact, not even a header)."""
+
+
+def read(path: Path) -> Contents:
+    """The intact contents of a journal file (nothing if absent)."""
     if not path.exists():
-        return [], 0
+        return Contents(0, [], 0)
     *complete, tail = path.read_bytes().split(b"\n")
-    commands: list[dict[str, Any]] = []
+    values: list[Any] = []
     good = 0
     for number, raw in enumerate(complete, start=1):
-        command = _parse(raw)
-        if command is None:
+        value = _parse(raw)
+        if value is None:
             if number == len(complete) and not tail:
                 break  # the very last line, damaged while being written: never committed
             raise JournalError(f"journal {path} line {number} is corrupt (crc or JSON)")
-        commands.append(command)
+        if number == 1:
+            _check_header(path, value)
+        values.append(value)
         good += len(raw) + 1
-    return commands, good  # a tail without its newline was never committed either
+    if not values:
+        return Contents(0, [], 0)  # a tail without its newline was never committed either
+    return Contents(values[0][2], values[1:], good)
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+def _check_header(path: Path, value: Any) -> None:
+    if old_format(value):
+        raise old_format_error(f"journal {path}")
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and value[:2] == [HEADER, FORMAT]
+        and type(value[2]) is int
+        and value[2] >= 0
+    )
+    if not ok:
+        shown = orjson.dumps(value)[:60].decode(errors="replace")
+        raise JournalError(
+            f"journal {path} does not start with a format {FORMAT} header "
+            f'(["{HEADER}", {FORMAT}, generation]): its first line is {shown}'
+        )
+
+
+def _parse(raw: bytes) -> Any:
+    """The JSON value of one intact line (an array or an object), or None."""
     if len(raw) < 10 or raw[8:9] != b" ":
         return None
     body = raw[9:]
@@ -66,7 +182,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
         value = orjson.loads(body)
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, list | dict) else None
 
 
 class Journal:
@@ -79,19 +195,19 @@ class Journal:
         self.checkpoint_path = path.with_name(path.name + ".checkpoint")
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        commands, good = read(path)
+        self.generation, commands, good = read(path)
         with path.open("ab") as f:
             f.truncate(good)  # drop a torn tail before appending after it
-        self.generation = 0
-        if commands and commands[0].get("k") == "generation":
-            self.generation = commands.pop(0)["g"]
         self.in_file = len(commands)
-        """Commands written to the journal file (after its generation line)."""
+        """Commands written to the journal file (after its header)."""
         self.appended = self.in_file
         """Commands of this generation: written, being written, or waiting to be."""
         self.checkpoint = self._load_checkpoint()
         self.recovered = self._after_checkpoint(commands)
+        """The records to replay, as read (``decode`` makes them commands)."""
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        if not good:
+            self._write(_header(self.generation))  # a new file starts with its header
         self._pending: list[bytes] = []
         self._lock = asyncio.Lock()
         self.commits = 0
@@ -109,7 +225,7 @@ class Journal:
             raise JournalError(f"checkpoint {self.checkpoint_path} lacks g, covers or state")
         return data
 
-    def _after_checkpoint(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _after_checkpoint(self, commands: list[Any]) -> list[Any]:
         """The commands to replay on top of the checkpoint (all of them without one)."""
         if self.checkpoint is None:
             if self.generation:
@@ -144,20 +260,17 @@ class Journal:
 
     def _rotate(self, checkpoint: bytes, covers: int) -> None:
         _replace(self.checkpoint_path, checkpoint)
-        *lines, _tail = self.path.read_bytes().split(b"\n")
-        if lines and (_parse(lines[0]) or {}).get("k") == "generation":
-            lines = lines[1:]
-        header = _line({"k": "generation", "g": self.generation + 1})
+        _header_line, *lines, _tail = self.path.read_bytes().split(b"\n")
         rest = b"".join(line + b"\n" for line in lines[covers:])
-        _replace(self.path, header + rest)
+        _replace(self.path, _header(self.generation + 1) + rest)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.recovered)
 
-    def append(self, command: dict[str, Any]) -> None:
-        self._pending.append(_line(command))
+    def append(self, command: Command) -> None:
+        self._pending.append(_line(encode(command)))
         self.appended += 1
 
     @property

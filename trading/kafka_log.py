@@ -5,10 +5,12 @@ Same contract as the journal file (``trading/journal.py``): ``append`` buffers,
 acknowledgements go out. Here a commit is one batch of records produced to
 the single partition of ``<prefix>.orders.log`` and acknowledged by the broker
 (``acks=all``; idempotent where the broker supports it, ``kafka.idempotent``).
+Each record is one command in the journal's codec (``trading/journal.py``: a JSON array).
 On start the whole topic is read back, from the beginning to the end offset
-it had at that moment, to rebuild the venue; a record that is not a JSON object is
+it had at that moment, to rebuild the venue; a record that is not a command record is
 refused (logged and counted, ``trading/replay.py``) and skipped, and every command
-is re-checked as it is replayed, as from the journal file.
+is re-checked as it is replayed, as from the journal file. A topic whose first record is
+in the format before issue 15 (a JSON object) is refused as a whole (``JournalError``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bus.kafka import consumer, quiet_client, start_consumer, unavailable
 from hub.config import KafkaConfig
+from trading.journal import encode, is_record, old_format, old_format_error
+from trading.messages import Command
 from trading.replay import refused
 
 
@@ -35,7 +39,9 @@ class KafkaLog:
         self.cfg = cfg
         self.topic = f"{cfg.topic_prefix}.orders.log"
         self.path = f"kafka:{self.topic}"
-        self.recovered: list[dict[str, Any]] = []
+        self.recovered: list[Any] = []
+        """The command records read back (``decode`` makes them commands)."""
+        self._read = 0
         self._pending: list[bytes] = []
         self._lock = asyncio.Lock()
         self.commits = 0
@@ -91,22 +97,25 @@ class KafkaLog:
             raise unavailable(self.cfg, exc) from None
 
     def _recover(self, offset: int, value: bytes | None) -> None:
-        """Keep one record read back if it is a JSON object; anything else (not this
+        """Keep one record read back if it is a command record; anything else (not this
         venue's writing) is refused like a command replay refuses, and skipped."""
+        self._read += 1
         try:
-            command = orjson.loads(value or b"")
+            record = orjson.loads(value or b"")
         except orjson.JSONDecodeError:
-            command = None
-        if isinstance(command, dict):
-            self.recovered.append(command)
+            record = None
+        if is_record(record):
+            self.recovered.append(record)
+        elif self._read == 1 and old_format(record):
+            raise old_format_error(f"order log {self.path}")
         else:
-            refused(self.path, offset, "malformed", "not a JSON object", value or b"")
+            refused(self.path, offset, "malformed", "not a command record", value or b"")
 
     def __iter__(self) -> Any:
         return iter(self.recovered)
 
-    def append(self, command: dict[str, Any]) -> None:
-        self._pending.append(orjson.dumps(command))
+    def append(self, command: Command) -> None:
+        self._pending.append(encode(command))
 
     @property
     def pending(self) -> int:

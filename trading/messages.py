@@ -1,18 +1,163 @@
-"""The order-entry vocabulary: message fields and their values, refusals, and the parsing
-helpers that turn decimal strings into the instrument's integer units."""
+"""The order-entry vocabulary: message fields and their values, the commands the venue
+logs, the reports it sends, refusals, and the parsing helpers that turn decimal strings
+into the instrument's integer units.
+
+A ``Command`` is one typed record per kind (``Sim`` … ``Kill``): what ``TradingVenue.check``
+makes, ``TradingVenue.apply`` runs and the journal (``trading/journal.py``) writes. Reports
+are wire dicts, typed as ``TypedDict`` (``ExecReport`` and the others): they go out as
+JSON as they are.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 import orjson
 
 from orderbook_core.engine_types import ExecType, OrderType, Reason, SelfTrade, TimeInForce
 
-Report = dict[str, Any]
+# --- commands: what changes state, and what the journal holds --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sim:
+    """Run ``n`` orders of the simulated flow on ``symbol``."""
+
+    kind: ClassVar[str] = "sim"
+    symbol: str
+    n: int
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetState:
+    """An operator's trading-state change of one symbol (open, halted, closed)."""
+
+    kind: ClassVar[str] = "state"
+    symbol: str
+    state: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """A trader's new order, in the instrument's integer units (ticks, lots)."""
+
+    kind: ClassVar[str] = "new"
+    account: int
+    ts: int
+    cl_ord_id: str
+    symbol: str
+    side: int
+    type: int
+    price: int
+    qty: int
+    tif: int
+    post_only: bool
+    display: int
+    stop: int
+    stp: int
+    fingerprint: str
+    """What the trader chose (``fingerprint``): a repeat of it is answered, not re-entered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    kind: ClassVar[str] = "cancel"
+    account: int
+    ts: int
+    symbol: str
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    kind: ClassVar[str] = "replace"
+    account: int
+    ts: int
+    symbol: str
+    order_id: int
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class MassCancel:
+    """Cancel the account's open orders on ``symbol``, or on every symbol (None)."""
+
+    kind: ClassVar[str] = "mass_cancel"
+    account: int
+    ts: int
+    symbol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """The account's kill switch: on cancels everything open and refuses new orders."""
+
+    kind: ClassVar[str] = "kill"
+    account: int
+    ts: int
+    on: bool
+
+
+Command = Sim | SetState | New | Cancel | Replace | MassCancel | Kill
+
+
+# --- reports: what the traders are sent ---------------------------------------------
+
+
+class ExecReport(TypedDict):
+    """An execution report: what happened to one of the account's orders (gapless ``seq``
+    per account)."""
+
+    type: Literal["exec"]
+    seq: int
+    account: int
+    cl_ord_id: str
+    order_id: str
+    symbol: str
+    exec_type: str
+    side: str
+    order_type: str
+    price: str | None
+    last_qty: str
+    last_price: str | None
+    leaves_qty: str
+    cum_qty: str
+    reason: str | None
+    position: str
+    ts: int
+
+
+class RejectReport(TypedDict):
+    """A refusal before matching (no seq: nothing changed)."""
+
+    type: Literal["reject"]
+    op: str
+    reason: str
+    text: str
+    cl_ord_id: NotRequired[str]
+
+
+class StatusReport(TypedDict):
+    """An order's current state, the answer to ``status``."""
+
+    type: Literal["status"]
+    cl_ord_id: str
+    order_id: str
+    symbol: str
+    side: str
+    open: bool
+    price: str | None
+    leaves_qty: str
+    cum_qty: str
+
+
+Report = ExecReport | RejectReport | StatusReport
 
 SIDES = {"buy": 0, "sell": 1}
 SIDE_NAMES = ("buy", "sell")
@@ -45,8 +190,8 @@ class Reject:
     text: str
     cl_ord_id: str = ""
 
-    def report(self, op: str) -> Report:
-        out: Report = {"type": "reject", "op": op, "reason": self.reason, "text": self.text}
+    def report(self, op: str) -> RejectReport:
+        out: RejectReport = {"type": "reject", "op": op, "reason": self.reason, "text": self.text}
         if self.cl_ord_id:
             out["cl_ord_id"] = self.cl_ord_id
         return out
@@ -56,7 +201,7 @@ class Reject:
 class Original:
     """A repeated new-order message: its first acknowledgement, sent again."""
 
-    report: Report
+    report: ExecReport
 
 
 def fingerprint(message: Mapping[str, Any]) -> str:

@@ -1,10 +1,10 @@
 """Replay of the venue's journal or Kafka log at start-up, where a poisoned record is
 refused instead of crashing the venue again on every restart.
 
-Each record goes through ``TradingVenue.replay``, which re-checks it by today's shape
-and int64 rules before applying it. A refused record is logged at error level with its
-source, its position and why (one JSON line an operator can search for:
-``"journaled command refused on replay"``), counted in
+Each record goes through ``TradingVenue.replay``, which decodes it (the journal's codec,
+``trading/journal.py``) and re-checks it by today's int64 rules before applying it. A
+refused record is logged at error level with its source, its position and why (one JSON
+line an operator can search for: ``"journaled command refused on replay"``), counted in
 ``hub_orders_replay_refused_total{reason}``, and skipped; the venue starts.
 
 A checkpoint is read the same way (``restore``): an order of an engine's state that no
@@ -37,15 +37,13 @@ SHOWN = 300
 """Characters of a refused record put in its log line."""
 
 
-def replayed(
-    venue: TradingVenue, commands: Iterable[dict[str, Any]], source: str
-) -> Iterator[Outcome]:
-    """The outcome of every command of ``source`` in order; refused ones are reported by
+def replayed(venue: TradingVenue, records: Iterable[Any], source: str) -> Iterator[Outcome]:
+    """The outcome of every record of ``source`` in order; refused ones are reported by
     ``refused`` and give an outcome with nothing, or only a refused order's report."""
-    for position, cmd in enumerate(commands, start=1):
-        outcome, refusal = venue.replay(cmd)
+    for position, record in enumerate(records, start=1):
+        outcome, refusal = venue.replay(record)
         if refusal is not None:
-            refused(source, position, refusal.reason, refusal.text, cmd)
+            refused(source, position, refusal.reason, refusal.text, record)
         yield outcome
 
 

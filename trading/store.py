@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from hub.backoff import Backoff
 from hub.db import redact_dsn
-from trading.messages import Report
+from trading.messages import ExecReport
 from trading.risk import Account
 
 log = logging.getLogger("hub.orders")
@@ -41,7 +41,16 @@ ON CONFLICT (venue, account, seq) DO NOTHING
 """
 
 
-def row(venue: str, r: Report) -> tuple[Any, ...]:
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc(ns: int) -> datetime:
+    """Epoch nanoseconds as a UTC datetime, exactly to the microsecond (rounded down, as
+    PostgreSQL's timestamptz holds it): integer arithmetic, never a float."""
+    return EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def row(venue: str, r: ExecReport) -> tuple[Any, ...]:
     def dec(text: str | None) -> Decimal | None:
         return None if text is None else Decimal(text)
 
@@ -49,7 +58,7 @@ def row(venue: str, r: Report) -> tuple[Any, ...]:
         venue,
         r["account"],
         r["seq"],
-        datetime.fromtimestamp(r["ts"] / 1e9, UTC),
+        utc(r["ts"]),
         r["cl_ord_id"],
         int(r["order_id"]),
         r["symbol"],
@@ -72,12 +81,12 @@ class ExecutionStore:
         self.dsn = dsn
         self.venue = venue
         self.accounts = accounts
-        self.backlog: deque[Report] = deque()
+        self.backlog: deque[ExecReport] = deque()
         self.written = 0
         self.dropped = 0
         self._wake = asyncio.Event()
 
-    def put(self, report: Report) -> None:
+    def put(self, report: ExecReport) -> None:
         if len(self.backlog) >= BACKLOG_LIMIT:
             self.dropped += 1  # the journal still has it: the next restart writes it
             return

@@ -5,16 +5,21 @@ Two steps per message, so that the durable log only ever holds what changed stat
 
 - ``check(account, message, ts)`` validates and risk-checks without changing anything.
   A refusal is a ``Reject`` (reason code and text, no sequence number): it never
-  reaches a book or the log. Anything else is a ``Command``: a plain dict, the
-  log record.
+  reaches a book or the log. Anything else is a ``Command`` (``trading/messages.py``):
+  a typed record, what the journal holds.
 - ``apply(command)`` changes state and returns an ``Outcome``: the execution reports
   per account (each with that account's gapless ``seq``) and the public events
   (trades, book updates, statuses) with the stream's own gapless seqs.
 
 ``apply`` is deterministic: the same commands in the same order give the same
 state, reports and events, which is how a restart rebuilds everything from the
-log. The simulated order flow goes through the same door (``sim`` commands), so
+log. The simulated order flow goes through the same door (``Sim`` commands), so
 the books after a restart are exactly the books before it.
+
+Money is integers here too: buying power is kept in the venue's cash unit (the finest
+tick x lot of its symbols), so a fill moves it by ticks x lots x the symbol's scale;
+``Decimal`` only turns the accounts file's buying power into units and units back into
+text for a refusal (``cash_decimal``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import dataclasses
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from hub.events import Event, Status
 from orderbook_core.engine_types import ORDER_FIELDS, ExecType, OrderType
-from trading.checks import bounds_problem, field_problem, limits_problem, replay_problem
+from trading.checks import Replaced, bounds_problem, field_problem, limits_problem, replay_problem
+from trading.journal import decode
 from trading.messages import (
     CLOSED_EXECS,
     ENGINE_REASONS,
@@ -41,17 +47,24 @@ from trading.messages import (
     TIFS,
     TYPE_NAMES,
     TYPES,
+    Cancel,
+    Command,
+    ExecReport,
+    Kill,
+    MassCancel,
+    New,
     Original,
     Reject,
-    Report,
+    Replace,
+    SetState,
+    Sim,
+    StatusReport,
     choice,
     fingerprint,
     units,
 )
 from trading.risk import Account, Limits, RiskLimits
 from trading.simulator import SimulatedExchange
-
-Command = dict[str, Any]
 
 TRADER_ORDER_IDS = 10**12
 """Trader orders are numbered from here; the simulated flow's ids stay far below."""
@@ -82,7 +95,7 @@ class Order:
 
 @dataclass
 class Outcome:
-    reports: list[tuple[int, Report]] = field(default_factory=list)
+    reports: list[tuple[int, ExecReport]] = field(default_factory=list)
     """(account, execution report) in the order they happened."""
     events: list[Event] = field(default_factory=list)
 
@@ -90,13 +103,13 @@ class Outcome:
 @dataclass
 class AccountState:
     seq: int = 0
-    reports: deque[Report] = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
+    reports: deque[ExecReport] = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
     killed: bool = False
     positions: dict[str, int] = field(default_factory=dict)
-    cash: Decimal | None = None
-    """Buying power left after fills (None: no buying-power limit)."""
+    cash: int | None = None
+    """Buying power left after fills, in the venue's cash units (None: no limit)."""
     open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
-    orders_by_cl: dict[str, tuple[str, int, str, Report]] = field(default_factory=dict)
+    orders_by_cl: dict[str, tuple[str, int, str, ExecReport]] = field(default_factory=dict)
     """cl_ord_id -> (symbol, order id, fingerprint, first report)."""
 
 
@@ -112,12 +125,18 @@ class TradingVenue:
         self.exchanges = dict(exchanges)
         self.accounts = {a.id: a for a in accounts}
         self.risk = risk or RiskLimits()
-        self.state = {a.id: AccountState(cash=a.limits.cash()) for a in self.accounts.values()}
-        self.scale = {
+        scales = {
             s: Decimal(x.instrument.tick.text) * Decimal(x.instrument.lot.text)
             for s, x in self.exchanges.items()
         }
-        """Quote units per tick x lot, per symbol."""
+        self.cash_places = max((-int(d.as_tuple().exponent) for d in scales.values()), default=0)
+        """Decimal places of the cash unit: the finest tick x lot of the venue's symbols."""
+        self.cash_scale = {s: int(d.scaleb(self.cash_places)) for s, d in scales.items()}
+        """Cash units per tick x lot, per symbol (exact integers)."""
+        self.state = {
+            a.id: AccountState(cash=self._cash_units(a.limits.cash()))
+            for a in self.accounts.values()
+        }
         self.units = {s: (x.instrument.tick, x.instrument.lot) for s, x in self.exchanges.items()}
         """(tick, lot) units per symbol, looked up once."""
         self.symbol_state = dict.fromkeys(self.exchanges, "open")
@@ -125,6 +144,21 @@ class TradingVenue:
         """Trader orders by order id (unique across symbols)."""
         self.next_order_id = TRADER_ORDER_IDS
         self.commands = 0
+
+    def _cash_units(self, amount: Decimal | None) -> int | None:
+        """An amount of quote currency in cash units, rounded down (None stays None)."""
+        if amount is None:
+            return None
+        return int(amount.scaleb(self.cash_places).to_integral_value(ROUND_FLOOR))
+
+    def cash_decimal(self, cash: int) -> Decimal:
+        """Cash units as quote currency (for display)."""
+        return Decimal(cash).scaleb(-self.cash_places)
+
+    def buying_power(self, account: int) -> Decimal | None:
+        """The account's buying power left, in quote currency (None: no limit)."""
+        cash = self.state[account].cash
+        return None if cash is None else self.cash_decimal(cash)
 
     # --- checks: no state changes -------------------------------------------------------
 
@@ -139,14 +173,14 @@ class TradingVenue:
             found = self._find(account, message)
             if isinstance(found, Reject):
                 return found
-            return {"k": "cancel", "a": account, "ts": ts, "s": found.symbol, "oid": found.order_id}
+            return Cancel(account, ts, found.symbol, found.order_id)
         if op == "replace":
             return self._check_replace(account, message, ts)
         if op == "mass_cancel":
             symbol = message.get("symbol")
             if symbol is not None and (not isinstance(symbol, str) or symbol not in self.exchanges):
                 return Reject("unknown_symbol", f"unknown symbol {symbol!r}")
-            return {"k": "mass_cancel", "a": account, "ts": ts, "s": symbol}
+            return MassCancel(account, ts, symbol)
         if op == "symbol_state":
             if not self.accounts[account].admin:
                 return Reject("not_permitted", "only an admin account changes trading states")
@@ -156,7 +190,7 @@ class TradingVenue:
             on = message.get("on")
             if not isinstance(on, bool):
                 return Reject("bad_field", "kill_switch needs 'on': true or false")
-            return {"k": "kill", "a": account, "ts": ts, "on": on}
+            return Kill(account, ts, on)
         return Reject("bad_message", f"unknown op {op!r}")
 
     def set_symbol_state(self, symbol: str, state: str, ts: int) -> Command | Reject:
@@ -165,7 +199,7 @@ class TradingVenue:
             return Reject("unknown_symbol", f"unknown symbol {symbol!r}")
         if state not in SYMBOL_STATES:
             return Reject("bad_field", f"state must be one of {', '.join(SYMBOL_STATES)}")
-        return {"k": "state", "ts": ts, "s": symbol, "state": state}
+        return SetState(symbol, state, ts)
 
     def _check_new(
         self, account: int, m: Mapping[str, Any], ts: int
@@ -181,18 +215,19 @@ class TradingVenue:
                 return Original(seen[3])
             return Reject("duplicate_cl_ord_id", f"cl_ord_id {cl!r} was used for another order", cl)
         try:
-            cmd = self._parse_new(account, m, cl, ts)
+            cmd = self._parse_new(account, m, cl, ts, fp)
         except ValueError as exc:
             return Reject("bad_field", str(exc), cl)
         if isinstance(cmd, Reject):
             return cmd
-        cmd["fp"] = fp
         problem = limits_problem(self, account, cmd) or bounds_problem(self, account, cmd)
         if problem is not None:
             return Reject(problem[0], problem[1], cl)
         return cmd
 
-    def _parse_new(self, account: int, m: Mapping[str, Any], cl: str, ts: int) -> Command | Reject:
+    def _parse_new(
+        self, account: int, m: Mapping[str, Any], cl: str, ts: int, fp: str
+    ) -> New | Reject:
         symbol = m.get("symbol")
         x = self.exchanges.get(symbol) if isinstance(symbol, str) else None
         if x is None or not isinstance(symbol, str):
@@ -238,22 +273,22 @@ class TradingVenue:
         unknown = set(m) - NEW_FIELDS
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
-        return {
-            "k": "new",
-            "a": account,
-            "ts": ts,
-            "cl": cl,
-            "s": symbol,
-            "side": side,
-            "type": int(order_type),
-            "px": price,
-            "qty": qty,
-            "tif": int(choice(m, "tif", TIFS, "gtc")),
-            "po": post_only,
-            "disp": display,
-            "stop": stop,
-            "stp": int(choice(m, "stp", STPS, "cancel_newest")),
-        }
+        return New(
+            account,
+            ts,
+            cl,
+            symbol,
+            side,
+            int(order_type),
+            price,
+            qty,
+            int(choice(m, "tif", TIFS, "gtc")),
+            post_only,
+            display,
+            stop,
+            int(choice(m, "stp", STPS, "cancel_newest")),
+            fp,
+        )
 
     def _find(self, account: int, m: Mapping[str, Any], open_only: bool = True) -> Order | Reject:
         """The order a cancel, replace or status names (by orig_cl_ord_id or order_id)."""
@@ -309,22 +344,13 @@ class TradingVenue:
             state = self.symbol_state[found.symbol]
             return Reject(f"symbol_{state}", f"{found.symbol} is {state}")
         # The replaced order must pass the same limits as a new one of that price and size.
-        as_new = {"s": found.symbol, "side": found.side, "type": found.order_type}
-        as_new |= {"qty": qty, "px": price, "stop": 0}
+        as_new = Replaced(found.symbol, found.side, found.order_type, price, qty)
         problem = limits_problem(self, account, as_new, found) or bounds_problem(
             self, account, as_new, found
         )
         if problem is not None:
             return Reject(problem[0], problem[1], found.cl_ord_id)
-        return {
-            "k": "replace",
-            "a": account,
-            "ts": ts,
-            "s": found.symbol,
-            "oid": found.order_id,
-            "px": price,
-            "qty": qty,
-        }
+        return Replace(account, ts, found.symbol, found.order_id, price, qty)
 
     def reference_price(self, symbol: str) -> int:
         """Last trade price, else the mid, else 0 (no reference: collars do not apply)."""
@@ -341,94 +367,100 @@ class TradingVenue:
     def apply(self, cmd: Command) -> Outcome:
         """Run one logged command; deterministic (a restart replays the log through here).
         A command ``check`` made cannot fail here: every number in it fits the engine."""
-        kind = cmd["k"]
         out = Outcome()
-        if kind == "sim":
-            x = self.exchanges[cmd["s"]]
-            for _ in range(cmd["n"]):
-                out.events += x.step(cmd["ts"])
-        elif kind == "state":
-            self.symbol_state[cmd["s"]] = cmd["state"]
-            inst = self.exchanges[cmd["s"]].instrument
-            trading = "trading" if cmd["state"] == "open" else "halted"
-            ts = cmd["ts"]
-            out.events.append(Status(inst.venue, inst.symbol, trading, cmd["state"], ts, ts))
-        elif kind == "new":
+        ts = cmd.ts
+        if isinstance(cmd, Sim):
+            x = self.exchanges[cmd.symbol]
+            for _ in range(cmd.n):
+                out.events += x.step(ts)
+        elif isinstance(cmd, New):
             self._new(cmd, out)
-        elif kind == "cancel":
-            self._engine(cmd["s"], "cancel", cmd["ts"], out, cmd["oid"], cmd["a"])
-        elif kind == "replace":
-            args = (cmd["oid"], cmd["a"], cmd["px"], cmd["qty"])
-            self._engine(cmd["s"], "replace", cmd["ts"], out, *args)
-        elif kind == "mass_cancel":
-            for symbol in [cmd["s"]] if cmd["s"] else list(self.exchanges):
-                self._engine(symbol, "mass_cancel", cmd["ts"], out, cmd["a"])
-        elif kind == "kill":
-            self.state[cmd["a"]].killed = cmd["on"]
-            if cmd["on"]:
-                for symbol in self.exchanges:
-                    self._engine(symbol, "mass_cancel", cmd["ts"], out, cmd["a"])
+        elif isinstance(cmd, Cancel):
+            engine = self.exchanges[cmd.symbol].engine
+            self._publish(cmd.symbol, engine.cancel(cmd.order_id, cmd.account), ts, out)
+        elif isinstance(cmd, Replace):
+            engine = self.exchanges[cmd.symbol].engine
+            log = engine.replace(cmd.order_id, cmd.account, cmd.price, cmd.qty)
+            self._publish(cmd.symbol, log, ts, out)
+        elif isinstance(cmd, MassCancel):
+            self._mass_cancel(cmd.account, [cmd.symbol] if cmd.symbol else None, ts, out)
+        elif isinstance(cmd, Kill):
+            self.state[cmd.account].killed = cmd.on
+            if cmd.on:
+                self._mass_cancel(cmd.account, None, ts, out)
         else:
-            raise ValueError(f"unknown command kind {kind!r}")
+            self.symbol_state[cmd.symbol] = cmd.state
+            inst = self.exchanges[cmd.symbol].instrument
+            trading = "trading" if cmd.state == "open" else "halted"
+            out.events.append(Status(inst.venue, inst.symbol, trading, cmd.state, ts, ts))
         self.commands += 1
         return out
 
-    def replay(self, cmd: Mapping[str, Any]) -> tuple[Outcome, Reject | None]:
-        """One command read back from the journal or log, re-checked by today's shape and
-        int64 rules (``checks.replay_problem``) before it is applied; refused, it changes
-        nothing, except that a refused ``new`` keeps the order id and the one report its
-        acknowledgement had (``_refused``). Never raises, whatever JSON object it is given."""
+    def _mass_cancel(self, account: int, symbols: list[str] | None, ts: int, out: Outcome) -> None:
+        for symbol in symbols or list(self.exchanges):
+            self._publish(symbol, self.exchanges[symbol].engine.mass_cancel(account), ts, out)
+
+    def replay(self, record: object) -> tuple[Outcome, Reject | None]:
+        """One record read back from the journal or log: decoded (``journal.decode``) and
+        re-checked by today's int64 rules (``checks.replay_problem``) before it is applied;
+        refused, it changes nothing, except that a refused ``New`` keeps the order id and
+        the one report its acknowledgement had (``_refused``). Never raises, whatever JSON
+        value it is given."""
+        try:
+            cmd = decode(record)
+        except ValueError as exc:
+            return Outcome(), Reject("malformed", str(exc))
         problem = replay_problem(self, cmd)
         if problem is None:
-            return self.apply(dict(cmd)), None
+            return self.apply(cmd), None
         out = Outcome()
-        if cmd.get("k") == "new" and problem[0] == "size_limit":
+        if isinstance(cmd, New) and problem[0] == "size_limit":
             self._refused(cmd, out)
-        cl = cmd.get("cl")
-        return out, Reject(problem[0], problem[1], cl if isinstance(cl, str) else "")
+        cl = cmd.cl_ord_id if isinstance(cmd, New) else ""
+        return out, Reject(problem[0], problem[1], cl)
 
-    def _new(self, cmd: Command, out: Outcome) -> None:
+    def _new(self, cmd: New, out: Outcome) -> None:
         oid = self.next_order_id
-        symbol = cmd["s"]
+        symbol = cmd.symbol
         # The engine first: should it raise, nothing here has changed (no id taken).
         log = self.exchanges[symbol].engine.new_order(
             oid,
-            cmd["a"],
-            cmd["side"],
-            cmd["type"],
-            cmd["px"],
-            cmd["qty"],
-            cmd["tif"],
-            cmd["po"],
-            cmd["disp"],
-            cmd["stop"],
-            cmd["stp"],
+            cmd.account,
+            cmd.side,
+            cmd.type,
+            cmd.price,
+            cmd.qty,
+            cmd.tif,
+            cmd.post_only,
+            cmd.display,
+            cmd.stop,
+            cmd.stp,
         )
         self.next_order_id = oid + 1
         self.orders[oid] = Order(
-            cmd["a"], cmd["cl"], symbol, oid, cmd["side"], cmd["type"], cmd["px"], cmd["qty"]
+            cmd.account, cmd.cl_ord_id, symbol, oid, cmd.side, cmd.type, cmd.price, cmd.qty
         )
-        self._publish(symbol, log, cmd["ts"], out)
+        self._publish(symbol, log, cmd.ts, out)
         first = next((r for a, r in out.reports if r["order_id"] == str(oid)), None)
         assert first is not None, "the engine reports every new order"
-        self.state[cmd["a"]].orders_by_cl[cmd["cl"]] = (symbol, oid, cmd["fp"], first)
+        self.state[cmd.account].orders_by_cl[cmd.cl_ord_id] = (symbol, oid, cmd.fingerprint, first)
 
-    def _refused(self, cmd: Mapping[str, Any], out: Outcome) -> None:
+    def _refused(self, cmd: New, out: Outcome) -> None:
         """A journaled new order that today's int64 bounds refuse (written by a venue that
         did not have them): it keeps its order id, so every later id stays the one that was
         acknowledged, and is reported cancelled with reason ``replay_refused`` in place of
         its acknowledgement, so the account's later seqs stay too."""
         oid = self.next_order_id
         self.next_order_id = oid + 1
-        symbol, account = cmd["s"], cmd["a"]
-        order = Order(account, cmd["cl"], symbol, oid, cmd["side"], cmd["type"], cmd["px"], 0)
+        symbol, account = cmd.symbol, cmd.account
+        order = Order(account, cmd.cl_ord_id, symbol, oid, cmd.side, cmd.type, cmd.price, 0)
         self.orders[oid] = order
-        report = self.refuse_order(oid, cmd["ts"])
+        report = self.refuse_order(oid, cmd.ts)
         assert report is not None, "a trader order always has a report"
         out.reports.append((account, report))
-        self.state[account].orders_by_cl[cmd["cl"]] = (symbol, oid, cmd["fp"], report)
+        self.state[account].orders_by_cl[cmd.cl_ord_id] = (symbol, oid, cmd.fingerprint, report)
 
-    def refuse_order(self, oid: int, ts: int) -> Report | None:
+    def refuse_order(self, oid: int, ts: int) -> ExecReport | None:
         """Close a trader's order that replay or a checkpoint had to leave out of the book:
         reported cancelled with reason ``replay_refused`` (None for the simulated flow's)."""
         order = self.orders.get(oid)
@@ -440,9 +472,6 @@ class TradingVenue:
         report["reason"] = "replay_refused"
         return report
 
-    def _engine(self, symbol: str, method: str, ts: int, out: Outcome, *args: Any) -> None:
-        self._publish(symbol, getattr(self.exchanges[symbol].engine, method)(*args), ts, out)
-
     def _publish(self, symbol: str, log: list[tuple[int, ...]], ts: int, out: Outcome) -> None:
         """The public events and the traders' reports of one engine command's events."""
         out.events += self.exchanges[symbol].publish(log, ts)
@@ -452,7 +481,7 @@ class TradingVenue:
                 if report is not None:
                     out.reports.append((e[3], report))
 
-    def _exec(self, symbol: str, e: tuple[int, ...], ts: int) -> Report | None:
+    def _exec(self, symbol: str, e: tuple[int, ...], ts: int) -> ExecReport | None:
         _k, _seq, oid, account, exec_type, side, price, last_qty, last_price, leaves, cum, why = e
         order = self.orders.get(oid)
         if order is None:
@@ -469,10 +498,10 @@ class TradingVenue:
             delta = last_qty if side == 0 else -last_qty
             acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
             if acct.cash is not None:
-                acct.cash -= delta * last_price * self.scale[symbol]
+                acct.cash -= delta * last_price * self.cash_scale[symbol]
         tick, lot = self.units[symbol]
         acct.seq += 1
-        report: Report = {
+        report: ExecReport = {
             "type": "exec",
             "seq": acct.seq,
             "account": account,
@@ -512,7 +541,7 @@ class TradingVenue:
                     "reports": list(st.reports),
                     "killed": st.killed,
                     "positions": st.positions,
-                    "cash": None if st.cash is None else str(st.cash),
+                    "cash": st.cash,
                     "open": [oid for (_s, oid) in st.open_orders],
                     "by_cl": st.orders_by_cl,
                 }
@@ -534,7 +563,7 @@ class TradingVenue:
             st.reports.extend(saved["reports"])
             st.killed = saved["killed"]
             st.positions = dict(saved["positions"])
-            st.cash = None if saved["cash"] is None else Decimal(saved["cash"])
+            st.cash = saved["cash"]
             st.open_orders = {
                 (self.orders[oid].symbol, oid): self.orders[oid] for oid in saved["open"]
             }
@@ -542,11 +571,11 @@ class TradingVenue:
 
     # --- queries ---------------------------------------------------------------------
 
-    def reports_since(self, account: int, seq: int) -> list[Report]:
+    def reports_since(self, account: int, seq: int) -> list[ExecReport]:
         """The account's reports with ``seq`` >= ``seq`` that are still kept."""
         return [r for r in self.state[account].reports if r["seq"] >= seq]
 
-    def status(self, account: int, m: Mapping[str, Any]) -> Report | Reject:
+    def status(self, account: int, m: Mapping[str, Any]) -> StatusReport | Reject:
         """An order's current state (open or not), for the order-status query."""
         found = self._find(account, m, open_only=False)
         if isinstance(found, Reject):
@@ -572,6 +601,5 @@ __all__ = [
     "Original",
     "Outcome",
     "Reject",
-    "Report",
     "TradingVenue",
 ]

@@ -24,7 +24,8 @@ from client.orders import OrderClient, messages
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
 from trading.gateway import OrderPath
-from trading.journal import Journal, read
+from trading.journal import Journal, decode, read
+from trading.messages import New
 from trading.risk import Account, Limits
 
 ALICE_KEY = "alice-key-1-0123456789abcdef0123456789"
@@ -86,8 +87,9 @@ async def test_acknowledgement_comes_after_the_command_is_in_the_journal(tmp_pat
         await ws.send(new("a1"))
         ack = (await until(ws, lambda m: m.get("cl_ord_id") == "a1"))[-1]
         assert ack["exec_type"] == "accepted" and ack["seq"] == 1
-        logged = [c for c in read(Path(path.cfg.journal))[0] if c.get("cl") == "a1"]
-        assert len(logged) == 1 and logged[0]["k"] == "new"  # durable before the ack
+        logged = [decode(r) for r in read(Path(path.cfg.journal)).records]
+        mine = [c for c in logged if isinstance(c, New) and c.cl_ord_id == "a1"]
+        assert len(mine) == 1  # durable before the ack
         copy = (await until(drop, lambda m: m.get("type") == "exec"))[-1]
         assert copy == ack
         await drop.send(new("d1"))
@@ -133,7 +135,7 @@ async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path:
         await bob.send(new("b1"))
         b1 = (await until(bob, lambda m: m.get("cl_ord_id") == "b1"))[-1]
         alice = await logon(path, ALICE_KEY)
-        before = len(read(Path(path.cfg.journal))[0])
+        before = len(read(Path(path.cfg.journal)).records)
         cases = [
             ("{not json", "bad_message"),
             (new("x1", symbol="NOPE-USD"), "unknown_symbol"),
@@ -145,7 +147,7 @@ async def test_bad_input_is_refused_with_reasons_and_nothing_is_logged(tmp_path:
             await alice.send(raw)
             answer = (await until(alice, lambda m: m.get("type") == "reject"))[-1]
             assert answer["reason"] == reason, (raw, answer)
-        assert len(read(Path(path.cfg.journal))[0]) == before
+        assert len(read(Path(path.cfg.journal)).records) == before
         await alice.close()
         await bob.close()
 
@@ -185,7 +187,7 @@ async def test_wrong_key_is_refused_and_a_flood_is_cut_off(tmp_path: Path) -> No
         resent = await again.resend(1)  # in pages: the flood left alice's bucket empty
         accepted = [m for m in resent if m.get("exec_type") == "accepted"]
         assert 90 <= len(accepted) <= 110
-        assert len(read(Path(path.cfg.journal))[0]) >= len(accepted)
+        assert len(read(Path(path.cfg.journal)).records) >= len(accepted)
         await again.close()
 
 
@@ -322,7 +324,7 @@ async def test_a_checkpoint_is_the_state_when_taken_not_when_written(tmp_path: P
         for account, side in ((1001, "sell"), (1002, "buy")):
             m = orjson.loads(new(f"c{i}", side=side, price="65000.00"))
             cmd = path.venue.check(account, m, i)
-            assert isinstance(cmd, dict), cmd
+            assert isinstance(cmd, New), cmd
             path.submit(cmd)
     assert path.venue.state[1002].positions["BTC-USD"] == 8 * 1000
     committer = asyncio.create_task(path.committer())
@@ -360,7 +362,7 @@ async def test_checkpoints_under_continuous_commands_recover_exactly(tmp_path: P
         account, side = ((1001, "sell"), (1002, "buy"))[i % 2]
         m = orjson.loads(new(f"c{i}", side=side, price="65000.00", qty="0.003"))
         cmd = path.venue.check(account, m, i)
-        assert isinstance(cmd, dict), cmd
+        assert isinstance(cmd, New), cmd
         path.submit(cmd)
         if i % 2 == 0:
             await asyncio.sleep(0.0003)  # let the committer (and its threads) interleave

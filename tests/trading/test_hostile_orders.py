@@ -20,6 +20,7 @@ from client.orders import OrderClient
 from tests.conftest import stack_env
 from tests.trading.test_venue import old_new
 from trading.journal import Journal
+from trading.messages import Sim
 from trading.simulator import SimulatedExchange
 
 POISON = "46116860184273.87904"  # 2**62 lots of 0.00001 BTC
@@ -43,7 +44,7 @@ def poisoned_journal(path: Path, seed: int) -> int:
     assert bid is not None
     px = bid[0] * 95 // 100
     j = Journal(path)
-    j.append({"k": "sim", "s": "BTC-USD", "n": 300, "ts": 1})
+    j.append(Sim("BTC-USD", 300, 1))
     j.append(old_new(1001, "p1", px, 2**62))
     j.append(old_new(1002, "p2", px, 2**62))
     j.commit_now()

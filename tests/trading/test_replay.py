@@ -23,12 +23,13 @@ from bus.output import FeedOutput
 from client.orders import OrderClient
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate
-from tests.trading.test_venue import ALICE, BOB, OFF, accounts, new, old_new, sane, venue
+from tests.trading.test_venue import ALICE, BOB, OFF, accounts, new, old_new, record, sane, venue
 from trading.gateway import OrderPath
-from trading.journal import Journal
+from trading.journal import Journal, _line, encode
+from trading.messages import Command, New, Sim
 from trading.risk import Account
 from trading.simulator import SimulatedExchange
-from trading.venue import Reject, TradingVenue
+from trading.venue import Original, Reject, TradingVenue
 
 KEYS = {ALICE: "alice-key-1-0123456789abcdef0123456789", BOB: "bob-key-12-0123456789abcdef012345"}
 FIRST_ID = 10**12
@@ -52,17 +53,17 @@ async def test_the_order_path_starts_on_a_poisoned_journal_and_keeps_acked_ids(
     later = old_new(ALICE, "a2", px - 3, 2000)
     journal = tmp_path / "orders.journal"
     j = Journal(journal)
-    commands: list[dict[str, Any]] = [
-        {"k": "sim", "s": "BTC-USD", "n": 300, "ts": 1},
+    commands: list[Command] = [
+        Sim("BTC-USD", 300, 1),
         good,
         old_new(BOB, "b1", px, 2**62),  # as a venue without int64 bounds journaled them
         old_new(BOB, "b2", px, 2**62),
-        {"k": "teleport", "ts": 3},  # not this venue's writing at all
-        {"k": "sim", "s": "DOGE-USD", "n": 5, "ts": 3},
+        Sim("DOGE-USD", 5, 3),
         later,
     ]
     for c in commands:
         j.append(c)
+    j._pending.insert(4, _line(b'["teleport",3]'))  # not this venue's writing at all
     j.commit_now()
     j.close()
     before = {r: refused_count(r) for r in ("size_limit", "malformed", "unknown_symbol")}
@@ -141,21 +142,25 @@ HOSTILE = st.one_of(
 
 
 @st.composite
-def mangled(draw: st.DrawFn, base: list[dict[str, Any]]) -> dict[str, Any]:
-    """A real command with some fields replaced by hostile values, or dropped."""
-    cmd: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(base)))
-    for key in draw(st.lists(st.sampled_from(sorted(cmd)), max_size=3)):
+def mangled(draw: st.DrawFn, base: list[list[Any]]) -> list[Any]:
+    """A real command record with some fields (or its kind) replaced by hostile values, or
+    dropped."""
+    cmd: list[Any] = copy.deepcopy(draw(st.sampled_from(base)))
+    for _ in range(draw(st.integers(0, 3))):
+        if not cmd:
+            break
+        at = draw(st.integers(0, len(cmd) - 1))
         if draw(st.booleans()):
-            cmd[key] = draw(HOSTILE)
+            cmd[at] = draw(HOSTILE)
         else:
-            cmd.pop(key, None)
+            del cmd[at]
     return cmd
 
 
-def real_commands() -> list[dict[str, Any]]:
-    """One of every kind, as the venue writes them."""
+def real_commands() -> list[list[Any]]:
+    """One of every kind, as the venue writes them (records read back)."""
     v, log = venue(OFF, warm=50)
-    out = [*log]
+    out: list[Command] = [*log]
     for m in (
         new("f1", price="64000.00"),
         new("f2", price="64000.00", type="stop_limit", stop_price="64100.00"),
@@ -167,10 +172,10 @@ def real_commands() -> list[dict[str, Any]]:
     ):
         account = 1000 if m["op"] == "symbol_state" else ALICE
         cmd = v.check(account, m, 9)
-        assert isinstance(cmd, dict), (m, cmd)
+        assert not isinstance(cmd, Reject | Original), (m, cmd)
         v.apply(cmd)
         out.append(cmd)
-    return out
+    return [record(c) for c in out]
 
 
 BASE = real_commands()
@@ -179,7 +184,7 @@ BASE = real_commands()
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mangled(BASE), min_size=1, max_size=25))
 def test_replay_of_mangled_commands_never_raises_and_is_deterministic(
-    cmds: list[dict[str, Any]],
+    cmds: list[list[Any]],
 ) -> None:
     results = []
     for _ in range(2):
@@ -239,17 +244,15 @@ def test_whatever_the_checks_accept_applies_without_raising(
             del m["orig_cl_ord_id"]
         m = orjson.loads(json.dumps(m))  # as the wire carries it (ints past 64 bits: floats)
         checked = v.check(account, m, i)
-        if isinstance(checked, dict):
+        if not isinstance(checked, Reject | Original):
             v.apply(checked)
             log.append(checked)
-        else:
-            assert isinstance(checked, Reject) or type(checked).__name__ == "Original"
         sane(v)
     again = TradingVenue(
         {s: SimulatedExchange("SIM", s, 3) for s in ("BTC-USD", "ETH-USD")}, accounts(OFF)
     )
     for cmd in log:
-        assert again.replay(cmd)[1] is None, cmd
+        assert again.replay(record(cmd))[1] is None, cmd
     assert again.next_order_id == v.next_order_id
     assert {a: list(s.reports) for a, s in again.state.items()} == {
         a: list(s.reports) for a, s in v.state.items()
@@ -259,8 +262,8 @@ def test_whatever_the_checks_accept_applies_without_raising(
 async def test_kafka_log_refuses_records_that_are_not_commands(
     services: dict[str, str], unique: str
 ) -> None:
-    """Records in the log topic that are not JSON objects are refused (counted, skipped)
-    and the poisoned order replays as refused, as from the journal file."""
+    """Records in the log topic that are not command records are refused (counted,
+    skipped) and the poisoned order replays as refused, as from the journal file."""
     from aiokafka import AIOKafkaProducer
 
     from hub.config import KafkaConfig
@@ -275,11 +278,11 @@ async def test_kafka_log_refuses_records_that_are_not_commands(
     bid = v.exchanges["BTC-USD"].engine.best_bid()
     assert bid is not None
     records = [
-        *(orjson.dumps(c) for c in warm),
+        *(encode(c) for c in warm),
         b"\x00\xffnot json",
         b"[1, 2, 3]",
-        orjson.dumps(old_new(BOB, "b1", bid[0] * 95 // 100, 2**62)),
-        orjson.dumps(old_new(ALICE, "a1", bid[0] * 95 // 100, 1000)),
+        encode(old_new(BOB, "b1", bid[0] * 95 // 100, 2**62)),
+        encode(old_new(ALICE, "a1", bid[0] * 95 // 100, 1000)),
     ]
     producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all")
     await producer.start()
@@ -292,7 +295,7 @@ async def test_kafka_log_refuses_records_that_are_not_commands(
     again = KafkaLog(cfg)
     await again.open()
     await again.aclose()
-    assert [c.get("k") for c in again.recovered] == ["sim", "sim", "new", "new"]
+    assert [c[0] for c in again.recovered] == ["sim", "sim", "new", "new"]
     assert refused_count("malformed") - before[0] == 2
     fresh, _ = venue(warm=0)
     outcomes = list(replayed(fresh, again, again.path))
@@ -312,7 +315,7 @@ def test_a_checkpoint_holding_an_overflowed_level_restores_without_it() -> None:
 
     v, _log = venue(OFF, warm=50)
     run_ok = v.check(ALICE, new("c1", price="0.01", qty="46116860184273.87904"), 5)
-    assert isinstance(run_ok, dict)
+    assert isinstance(run_ok, New)
     v.apply(run_ok)
     saved = orjson.loads(orjson.dumps(v.snapshot()))
     level = next(lvl for lvl in saved["exchanges"]["BTC-USD"]["engine"]["book"] if lvl[1] == 1)
@@ -335,5 +338,5 @@ def test_a_checkpoint_holding_an_overflowed_level_restores_without_it() -> None:
     assert fresh.state[BOB].open_orders == {} and not fresh.orders[FIRST_ID + 1].open
     assert fresh.state[ALICE].open_orders.keys() == v.state[ALICE].open_orders.keys()
     nxt = fresh.check(ALICE, new("c3", price="64000.00"), 9)  # and it goes on
-    assert isinstance(nxt, dict)
+    assert isinstance(nxt, New)
     assert fresh.apply(nxt).reports[0][1]["order_id"] == str(FIRST_ID + 2)

@@ -54,13 +54,15 @@ def judge(data: str | bytes, account: int) -> None:
     if op == "resend":
         assert type(out["from_seq"]) is int and out["from_seq"] >= 1
         return
-    answer = VENUE.status(account, out) if op == "status" else VENUE.check(account, out, ts)
+    if op == "status":
+        status = VENUE.status(account, out)
+        assert isinstance(status, Reject) or status["type"] == "status"
+        return
+    answer = VENUE.check(account, out, ts)
     if isinstance(answer, Reject):
         assert len(orjson.dumps(answer.report(op))) < 500
-    elif isinstance(answer, dict) and op != "status":
+    elif not isinstance(answer, Original):
         VENUE.apply(answer)  # accepted: the engine takes it
-    else:
-        assert isinstance(answer, Original | dict)
 
 
 @st.composite

@@ -104,3 +104,14 @@ def test_reports_orders_fills_and_positions_in_postgres(tmp_path: Path, database
     assert sold == Decimal("0.08")
     # 0.08 of alice's 20 x 0.01 sold: 8 sells filled, 12 still resting
     assert open_orders == len(first.venue.state[1001].open_orders) == 12
+
+
+def test_report_time_is_the_exact_microsecond_of_its_ns_never_rounded_through_float() -> None:
+    from datetime import UTC, datetime
+
+    from trading.store import utc
+
+    last = 1_700_000_000_999_999_999  # as a float of seconds this rounds up to :21
+    assert utc(last) == datetime(2023, 11, 14, 22, 13, 20, 999_999, tzinfo=UTC)
+    assert utc(0) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert utc(2**63 - 1) == datetime(2262, 4, 11, 23, 47, 16, 854_775, tzinfo=UTC)

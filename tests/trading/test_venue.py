@@ -6,8 +6,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
 import pytest
 
+from trading.journal import encode
+from trading.messages import Cancel, New, Replace, Sim
 from trading.risk import Account, Limits
 from trading.simulator import SimulatedExchange
 from trading.venue import Command, Original, Reject, TradingVenue
@@ -33,7 +36,7 @@ def venue(limits: Limits = DEFAULT_LIMITS, warm: int = 300) -> tuple[TradingVenu
     v = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(limits))
     log: list[Command] = []
     for s in SYMBOLS:
-        cmd = {"k": "sim", "s": s, "n": warm, "ts": 1}
+        cmd = Sim(s, warm, 1)
         v.apply(cmd)
         log.append(cmd)
     return v, log
@@ -166,7 +169,7 @@ def test_replaying_the_log_rebuilds_books_reports_and_positions() -> None:
         account = rng.choice((ALICE, BOB))
         roll = rng.random()
         if roll < 0.3:
-            cmd = {"k": "sim", "s": rng.choice(SYMBOLS), "n": rng.randrange(1, 5), "ts": i}
+            cmd = Sim(rng.choice(SYMBOLS), rng.randrange(1, 5), i)
             v.apply(cmd)
             log.append(cmd)
             continue
@@ -211,7 +214,7 @@ def test_compiled_and_python_engines_give_the_same_venue() -> None:
             m |= {"type": "stop", "stop_price": price}
         run(v, log, rng.choice((ALICE, BOB)), m)
         if i % 7 == 0:
-            cmd = {"k": "sim", "s": "BTC-USD", "n": 3, "ts": i}
+            cmd = Sim("BTC-USD", 3, i)
             v.apply(cmd)
             log.append(cmd)
     results = []
@@ -247,20 +250,19 @@ def test_buying_power_counts_open_buys_and_moves_with_fills() -> None:
         for _a, r in out.reports
         if r["last_price"]
     )
-    assert spent > 0 and v.state[ALICE].cash == Decimal("2000") - spent
-    assert v.state[BOB].cash == Decimal("2000")  # each account has its own
+    assert spent > 0 and v.buying_power(ALICE) == Decimal("2000") - spent
+    assert type(v.state[ALICE].cash) is int  # kept in integer cash units, not Decimal
+    assert v.buying_power(BOB) == Decimal("2000")  # each account has its own
 
 
 def test_a_restored_snapshot_continues_exactly() -> None:
-    import orjson
-
     rng = random.Random(9)
 
     def traffic(v: TradingVenue, log: list[Command], start: int, n: int) -> None:
         for i in range(start, start + n):
             account = rng.choice((ALICE, BOB))
             if i % 5 == 0:
-                cmd = {"k": "sim", "s": rng.choice(SYMBOLS), "n": 3, "ts": i}
+                cmd = Sim(rng.choice(SYMBOLS), 3, i)
                 v.apply(cmd)
                 log.append(cmd)
                 continue
@@ -303,7 +305,7 @@ def test_a_replace_must_pass_the_limits_a_new_order_would() -> None:
         assert isinstance(answer, Reject) and answer.reason == reason, (change, answer)
     # Within the limits it goes through, and the order itself is not counted twice.
     ok = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "r1", "qty": "0.02"}, 5)
-    assert isinstance(ok, dict) and ok["k"] == "replace"  # 1,298 + 1,280 of the 3,000
+    assert isinstance(ok, Replace)  # 1,298 + 1,280 of the 3,000
     poor = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "r2", "qty": "0.04"}, 5)
     assert isinstance(poor, Reject) and poor.reason == "buying_power"
     assert state(v) == before  # checks change nothing, refused or not
@@ -339,7 +341,7 @@ def test_two_orders_of_two_to_the_62_lots_cannot_overflow_a_level() -> None:
     from trading.risk import demo_accounts
 
     demo = TradingVenue({"BTC-USD": SimulatedExchange("SIM", "BTC-USD", 3)}, demo_accounts())
-    demo.apply({"k": "sim", "s": "BTC-USD", "n": 300, "ts": 1})
+    demo.apply(Sim("BTC-USD", 300, 1))
     bid = demo.exchanges["BTC-USD"].engine.best_bid()
     assert bid is not None
     price = demo.exchanges["BTC-USD"].instrument.tick.to_str(bid[0] * 95 // 100)
@@ -383,10 +385,10 @@ def test_a_number_past_int64_is_refused_before_it_takes_an_order_id() -> None:
     assert ack.reports[0][1]["order_id"] == str(FIRST_ID)
     replayed = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(OFF))
     for cmd in log:
-        assert replayed.replay(cmd)[1] is None
+        assert replayed.replay(record(cmd))[1] is None
     assert state(replayed) == state(v)
     cancel = replayed.check(ALICE, {"op": "cancel", "order_id": str(FIRST_ID)}, 6)
-    assert isinstance(cancel, dict), cancel
+    assert isinstance(cancel, Cancel), cancel
     out = replayed.apply(cancel)
     assert [r["exec_type"] for _a, r in out.reports] == ["cancelled"]
 
@@ -404,13 +406,14 @@ def test_replace_to_zero_is_refused_not_a_silent_no_op(change: dict[str, str]) -
     assert state(v) == before
 
 
-def old_new(account: int, cl: str, px: int, qty: int) -> Command:
+def old_new(account: int, cl: str, px: int, qty: int) -> New:
     """A new-order command as the venue journaled it before the int64 bounds existed."""
-    return {
-        "k": "new", "a": account, "ts": 7, "cl": cl, "s": "BTC-USD", "side": 0, "type": 0,
-        "px": px, "qty": qty, "tif": 0, "po": False, "disp": 0, "stop": 0, "stp": 1,
-        "fp": f"fp-{cl}",
-    }  # fmt: skip
+    return New(account, 7, cl, "BTC-USD", 0, 0, px, qty, 0, False, 0, 0, 1, f"fp-{cl}")
+
+
+def record(cmd: Command) -> Any:
+    """A command as it is read back from the journal (a JSON value)."""
+    return orjson.loads(encode(cmd))
 
 
 def test_poisoned_journal_commands_are_refused_on_replay_keeping_ids_and_seqs() -> None:
@@ -430,7 +433,7 @@ def test_poisoned_journal_commands_are_refused_on_replay_keeping_ids_and_seqs() 
     fresh = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts())
     refusals = []
     for cmd in journal:
-        outcome, refusal = fresh.replay(cmd)
+        outcome, refusal = fresh.replay(record(cmd))
         assert all(0 <= s < 2**63 for s in sizes_in(outcome.events))
         if refusal is not None:
             refusals.append((refusal.reason, refusal.cl_ord_id))
