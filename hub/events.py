@@ -1,17 +1,28 @@
-"""The hub's event schema and its wire encoding (orjson, integer fields).
+"""The hub's events and their wire encoding (orjson, integer fields), declared in one table.
 
 Every event carries the venue's event time and our receive time in int64
 nanoseconds. Book updates and trades are sequenced per (venue, symbol)
 stream, each with its own gap-free ``seq`` starting at 1.
 
-Wire format (Kafka values, Redis snapshot values) is one JSON object per
-event with a kind tag ``k``; ``decode`` validates it and names what is wrong.
+Each event class is declared once with ``@event(tag, topic=...)``: its kind tag,
+the Kafka topic that carries it (``bus.kafka``) and its fields, each with the shape
+it travels in (``wire(shape)``; plain ``int`` and ``str`` fields need none). At
+import the declaration is compiled into one encoder and one decoder per class, so
+adding an event is a change in one place and costs no reflection per message.
+
+Wire format (Kafka values, Redis snapshot values) is one JSON object per event:
+the kind tag ``k``, then the fields in declaration order (a field that defaults to
+None is left out while None). ``encode`` refuses an object that is not a declared
+event (TypeError); ``decode`` validates a message and names what is wrong with it
+(BadMessage), an unknown kind tag included. tests/hub/test_events.py pins the bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform, get_type_hints
 
 import orjson
 
@@ -32,16 +43,305 @@ RestingOrder = tuple[int, int, int, int]
 BUY, SELL, NO_AGGRESSOR = 0, 1, 2
 TRADE_SIDES = ("buy", "sell", "none")
 """A trade's aggressor side by number; ``none`` for auction and cross prints."""
+STATES = ("stale", "resynced", "halted", "trading")
+"""A book stream's health as a Status event reports it."""
+ORDER_ACTIONS = tuple(int(a) for a in Action)
+BAR_INTERVALS = (1, 60, 300, 3600, 86400)
+"""Bar lengths in seconds, shortest first: the recorder's ``bars`` and fanout's candles."""
+
+
+# -- field shapes: how one field travels and how it is checked on the way in --------------
+
+
+class Shape:
+    """How a field travels on the wire: as its own value, unless ``encoded`` says otherwise.
+
+    ``check`` turns the JSON value of field ``key`` into the field's value or raises
+    BadMessage naming the key. ``fast``, when set, is a condition on ``{v}`` that holds
+    exactly when ``check`` would accept ``{v}`` unchanged: the generated decoder tests it
+    inline and calls ``check`` only to raise."""
+
+    fast: str | None = None
+    attrs = 1
+    """How many consecutive fields of the class this one wire value holds."""
+
+    def encoded(self, values: list[str]) -> str:
+        """Source of the JSON value of the fields whose values' sources are ``values``."""
+        return values[0]
+
+    def check(self, key: str, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class Integer(Shape):
+    fast = "type({v}) is int"
+
+    def check(self, key: str, value: Any) -> int:
+        if type(value) is not int:
+            raise BadMessage(f"field {key!r} must be an integer, got {value!r}")
+        return value
+
+
+class Text(Shape):
+    fast = "type({v}) is str and {v}"
+
+    def check(self, key: str, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise BadMessage(f"field {key!r} must be a non-empty string, got {value!r}")
+        return value
+
+
+class Note(Shape):
+    """Free text that may be missing (read as "") and is never refused."""
+
+    def check(self, key: str, value: Any) -> str:
+        return "" if value is None else str(value)
+
+
+class Choice(Shape):
+    """One of ``values``, all of one type; ``what`` is the refusal's text when not."""
+
+    def __init__(self, values: tuple[Any, ...], what: str = "") -> None:
+        self.values, self.kind, self.what = values, type(values[0]), what
+
+    def check(self, key: str, value: Any) -> Any:
+        if type(value) is not self.kind or value not in self.values:
+            what = self.what or f"field {key!r} must be one of {', '.join(map(str, self.values))}"
+            raise BadMessage(f"{what}, got {value!r}")
+        return value
+
+
+class UnitSize(Shape):
+    """A positive decimal string, such as an instrument's tick size "0.01"."""
+
+    def check(self, key: str, value: Any) -> str:
+        text = TEXT.check(key, value)
+        try:
+            _unit(text)
+        except ValueError as exc:
+            raise BadMessage(f"field {key!r}: {exc}") from None
+        return text
+
+
+class Digits(Shape):
+    """A non-negative integer that may not fit 64 bits, sent as a string of digits."""
+
+    def encoded(self, values: list[str]) -> str:
+        return f"str({values[0]})"
+
+    def check(self, key: str, value: Any) -> int:
+        if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
+            raise BadMessage(f"field {key!r} must be a string of digits, got {value!r}")
+        return int(value)
+
+
+class Levels(Shape):
+    """A list of entries of ``width`` integers each (levels, level changes, orders), read
+    as a tuple of tuples; ``entry`` says whether one (checked for width) makes sense."""
+
+    def __init__(self, width: int, entry: Callable[[list[int]], bool] | None = None) -> None:
+        self.width, self.entry = width, entry
+
+    def check(self, key: str, value: Any) -> tuple[tuple[int, ...], ...]:
+        if not isinstance(value, list):
+            raise BadMessage(f"field {key!r} must be a list, got {type(value).__name__}")
+        width, entry = self.width, self.entry
+        for item in value:
+            if type(item) is not list or len(item) != width:
+                raise BadMessage(f"field {key!r}: bad entry {item!r}")
+            for x in item:
+                if type(x) is not int:
+                    raise BadMessage(f"field {key!r}: bad entry {item!r}")
+            if entry is not None and not entry(item):
+                raise BadMessage(f"field {key!r}: bad entry {item!r}")
+        return tuple(map(tuple, value))
+
+
+class Packed(Shape):
+    """Consecutive integer fields that travel as one JSON array under ``key``, one part per
+    field (``"bid":[price,size]``); ``low`` is the smallest value a part may hold."""
+
+    def __init__(self, key: str, parts: tuple[str, ...], low: int | None = None) -> None:
+        self.key, self.parts, self.attrs, self.low = key, parts, len(parts), low
+
+    def encoded(self, values: list[str]) -> str:
+        return f"[{', '.join(values)}]"
+
+    def check(self, key: str, value: Any) -> list[int]:
+        low = self.low
+        if (
+            not isinstance(value, list)
+            or len(value) != self.attrs
+            or not all(type(v) is int and (low is None or v >= low) for v in value)
+        ):
+            kind = "integers" if low is None else f"integers of at least {low}"
+            if low == 0:
+                kind = "non-negative integers"
+            parts = ", ".join(self.parts)
+            raise BadMessage(f"field {key!r} must be [{parts}] of {kind}, got {value!r}")
+        return value
+
+
+def _order_change_ok(change: list[int]) -> bool:
+    action, side, _price, size, _oid = change
+    return action in ORDER_ACTIONS and side in (0, 1) and size >= 0
+
+
+def _resting_order_ok(order: list[int]) -> bool:
+    side, _price, size, _oid = order
+    return side in (0, 1) and size > 0
+
+
+INTEGER, TEXT = Integer(), Text()
+LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
+ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
+BID, ASK = Packed("bid", ("price", "size"), low=0), Packed("ask", ("price", "size"), low=0)
+OHLC = Packed("ohlc", ("open", "high", "low", "close"))
+PLAIN: dict[Any, Shape] = {int: INTEGER, str: TEXT}
+"""The shape of a field declared without one, by its type."""
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+def wire(shape: Shape, *, default: Any = dataclasses.MISSING) -> Any:
+    """Declare a field that travels in ``shape`` (a field without a default unless given)."""
+    return dataclasses.field(default=default, metadata={"wire": shape})
 
 
 @dataclass(frozen=True, slots=True)
+class EventType:
+    """One declared event: its kind tag, its Kafka topic (the suffix after the prefix),
+    its class and the codec generated from its fields (``source`` shows the code)."""
+
+    tag: str
+    topic: str
+    cls: type
+    encode: Callable[[Any], bytes]
+    decode: Callable[[dict[str, Any]], Any]
+    source: str
+
+
+EVENT_TYPES: dict[type, EventType] = {}
+"""Every event type by class, in declaration order."""
+_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {}
+
+_E = TypeVar("_E")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, wire))
+def event(tag: str, *, topic: str) -> Callable[[type[_E]], type[_E]]:
+    """Declare an event class: a frozen, slotted dataclass sent as kind ``tag`` on ``topic``."""
+
+    def declare(cls: type[_E]) -> type[_E]:
+        cls = dataclass(frozen=True, slots=True)(cls)
+        if tag in _DECODERS:
+            raise TypeError(f"{cls.__name__}: kind tag {tag!r} is already declared")
+        encoder, decoder, source = _compile(cls, tag)
+        EVENT_TYPES[cls] = EventType(tag, topic, cls, encoder, decoder, source)
+        _ENCODERS[cls], _DECODERS[tag] = encoder, decoder
+        return cls
+
+    return declare
+
+
+Group = tuple[str, Shape, tuple[dataclasses.Field[Any], ...]]
+"""One wire value: its key, its shape and the fields of the class it holds."""
+
+
+def _groups(cls: type) -> list[Group]:
+    """The wire values of an event class in field order; TypeError for a field without a
+    shape or a Packed shape whose fields are not together."""
+    hints, fields = get_type_hints(cls), dataclasses.fields(cls)
+    out: list[Group] = []
+    i = 0
+    while i < len(fields):
+        f = fields[i]
+        shape = f.metadata.get("wire") or PLAIN.get(hints[f.name])
+        if shape is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: declare its shape with wire(...)")
+        group = fields[i : i + shape.attrs]
+        if len(group) < shape.attrs or any(g.metadata.get("wire") is not shape for g in group[1:]):
+            raise TypeError(f"{cls.__name__}.{f.name}: {shape.attrs} fields travel together")
+        out.append((shape.key if isinstance(shape, Packed) else f.name, shape, group))
+        i += shape.attrs
+    return out
+
+
+def _encoder(tag: str, groups: list[Group]) -> list[str]:
+    """Source of the encoder: one dict display, then the fields that are left out while
+    None (and any after them)."""
+    items, after = [f"'k': {tag!r}"], []
+    for key, shape, group in groups:
+        value = shape.encoded([f"e.{f.name}" for f in group])
+        if group[0].default is None:
+            after += [f"    if e.{group[0].name} is not None:", f"        d[{key!r}] = {value}"]
+        elif after:
+            after.append(f"    d[{key!r}] = {value}")
+        else:
+            items.append(f"{key!r}: {value}")
+    display = "{" + ", ".join(items) + "}"
+    if not after:
+        return [f"def encode_{tag}(e):", f"    return _dumps({display})"]
+    return [f"def encode_{tag}(e):", f"    d = {display}", *after, "    return _dumps(d)"]
+
+
+def _decoder(tag: str, groups: list[Group], ns: dict[str, Any]) -> list[str]:
+    """Source of the decoder: each key read once (integers and strings tested inline, a
+    missing key with a default takes it), then the event built through its slots (the
+    frozen dataclass's ``__init__`` costs twice as much)."""
+    lines = [f"def decode_{tag}(obj):"]
+    for i, (key, shape, group) in enumerate(groups):
+        ns[f"_s{i}"], var = shape, f"f_{group[0].name}"
+        if shape.fast is None:
+            targets = ", ".join(f"f_{f.name}" for f in group)
+            read = [f"{targets} = _s{i}.check({key!r}, obj.get({key!r}))"]
+        else:
+            test = shape.fast.format(v=var)
+            read = [
+                f"{var} = obj.get({key!r})",
+                f"if not ({test}):",
+                f"    _s{i}.check({key!r}, {var})",
+            ]
+        if group[0].default is not dataclasses.MISSING:
+            ns[f"_d{i}"] = group[0].default
+            read = [
+                f"if {key!r} in obj:",
+                *(f"    {r}" for r in read),
+                "else:",
+                f"    {var} = _d{i}",
+            ]
+        lines += [f"    {r}" for r in read]
+    lines.append("    e = _new(_cls)")
+    for f in (f for _, _, group in groups for f in group):
+        ns[f"_set_{f.name}"] = getattr(ns["_cls"], f.name).__set__
+        lines.append(f"    _set_{f.name}(e, f_{f.name})")
+    return [*lines, "    return e"]
+
+
+def _compile(cls: type, tag: str) -> tuple[Callable[[Any], bytes], Callable[..., Any], str]:
+    """Generate the encoder and decoder of an event class from its declaration."""
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: decoders build events without __init__")
+    groups = _groups(cls)
+    ns: dict[str, Any] = {"_cls": cls, "_dumps": orjson.dumps, "_new": object.__new__}
+    source = "\n".join(_encoder(tag, groups) + _decoder(tag, groups, ns)) + "\n"
+    exec(compile(source, f"<event {tag}>", "exec"), ns)
+    return ns[f"encode_{tag}"], ns[f"decode_{tag}"], source
+
+
+# -- the events ----------------------------------------------------------------------------
+
+
+@event("instrument", topic="instruments")
 class Instrument:
     """Static data of one instrument: tick and lot sizes as decimal strings."""
 
     venue: str
     symbol: str
-    tick_size: str
-    lot_size: str
+    tick_size: str = wire(UnitSize())
+    lot_size: str = wire(UnitSize())
 
     @property
     def tick(self) -> Unit:
@@ -62,7 +362,7 @@ def _unit(text: str) -> Unit:
     return unit
 
 
-@dataclass(frozen=True, slots=True)
+@event("book", topic="book")
 class BookUpdate:
     """One atomic change of an L2 book: after it the book is consistent."""
 
@@ -71,17 +371,17 @@ class BookUpdate:
     seq: int
     ts_event: int
     ts_recv: int
-    changes: tuple[LevelChange, ...]
+    changes: tuple[LevelChange, ...] = wire(LEVEL_CHANGES)
     flags: int = F_LAST
     """F_LAST always (each update is one atomic change); F_SNAPSHOT too when the update is a
     (re)synchronisation: its changes turn the previous book into the venue's fresh snapshot."""
-    orders: tuple[OrderChange, ...] | None = None
+    orders: tuple[OrderChange, ...] | None = wire(ORDER_CHANGES, default=None)
     """Sources with orders (the simulated venue, Databento MBO): the same event's changes of
     the order-level book, which aggregates to the L2 book at every seq. None for L2-only
     sources."""
 
 
-@dataclass(frozen=True, slots=True)
+@event("trade", topic="trades")
 class Trade:
     """One public trade; ``side`` is the aggressor's side (BUY, SELL or NO_AGGRESSOR)."""
 
@@ -91,29 +391,30 @@ class Trade:
     trade_id: str
     price: int
     size: int
-    side: int
+    side: int = wire(Choice((BUY, SELL, NO_AGGRESSOR), "trade side must be 0, 1 or 2"))
     ts_event: int
     ts_recv: int
 
 
-@dataclass(frozen=True, slots=True)
+@event("snapshot", topic="depth")
 class BookSnapshot:
-    """The whole L2 book as of book stream ``seq`` (the last update applied)."""
+    """The whole L2 book as of book stream ``seq`` (the last update applied); the feed
+    stores it whole and publishes its top levels periodically (topic ``depth``)."""
 
     venue: str
     symbol: str
     seq: int
     ts_event: int
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
-    orders: tuple[RestingOrder, ...] | None = None
+    bids: tuple[Level, ...] = wire(LEVELS)
+    asks: tuple[Level, ...] = wire(LEVELS)
+    orders: tuple[RestingOrder, ...] | None = wire(RESTING_ORDERS, default=None)
     """The order-level book at the same seq (sources with orders): bids best first, then
     asks best first, each level's orders in queue order."""
 
 
-@dataclass(frozen=True, slots=True)
+@event("status", topic="book")
 class Status:
-    """A change in a book stream's health, in order with its updates.
+    """A change in a book stream's health, in order with its updates (on their topic).
 
     ``state`` is one of STATES: ``stale`` (gap, checksum mismatch, crossed book or lost
     connection: the book is frozen at its last update until resynced), ``resynced`` (the
@@ -122,16 +423,13 @@ class Status:
 
     venue: str
     symbol: str
-    state: str
-    reason: str
+    state: str = wire(Choice(STATES))
+    reason: str = wire(Note())
     ts_event: int
     ts_recv: int
 
 
-STATES = ("stale", "resynced", "halted", "trading")
-
-
-@dataclass(frozen=True, slots=True)
+@event("bbo", topic="bbo")
 class TopOfBook:
     """The best bid and ask after book update ``seq``, published when either changed.
     An empty side has price and size 0."""
@@ -141,17 +439,13 @@ class TopOfBook:
     seq: int
     ts_event: int
     ts_recv: int
-    bid_price: int
-    bid_size: int
-    ask_price: int
-    ask_size: int
+    bid_price: int = wire(BID)
+    bid_size: int = wire(BID)
+    ask_price: int = wire(ASK)
+    ask_size: int = wire(ASK)
 
 
-BAR_INTERVALS = (1, 60, 300, 3600, 86400)
-"""Bar lengths in seconds, shortest first: the recorder's ``bars`` and fanout's candles."""
-
-
-@dataclass(frozen=True, slots=True)
+@event("bar", topic="bars")
 class Bar:
     """One OHLCV bar of a stream's trades: ``interval_s`` seconds from ``start`` (ns).
 
@@ -163,159 +457,37 @@ class Bar:
     symbol: str
     interval_s: int
     start: int
-    open: int
-    high: int
-    low: int
-    close: int
+    open: int = wire(OHLC)
+    high: int = wire(OHLC)
+    low: int = wire(OHLC)
+    close: int = wire(OHLC)
     volume: int
-    notional: int
+    notional: int = wire(Digits())
+    """Sent as a string of digits: it may exceed 64 bits."""
     trades: int
 
 
 Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar
+"""Every declared event (tests check that it names each class of EVENT_TYPES)."""
+
+TOPICS = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES.values()))
+"""The Kafka topics events travel on, by their suffix, in declaration order."""
+
+
+def event_type(event: object) -> EventType:
+    """The declaration of an event's class; TypeError for anything else."""
+    declared = EVENT_TYPES.get(type(event))
+    if declared is None:
+        raise TypeError(f"not an event: {type(event).__name__}")
+    return declared
 
 
 def encode(event: Event) -> bytes:
-    """Encode an event as one JSON object."""
-    if isinstance(event, BookUpdate):
-        update: dict[str, Any] = {
-            "k": "book",
-            "venue": event.venue,
-            "symbol": event.symbol,
-            "seq": event.seq,
-            "ts_event": event.ts_event,
-            "ts_recv": event.ts_recv,
-            "changes": event.changes,
-            "flags": event.flags,
-        }
-        if event.orders is not None:
-            update["orders"] = event.orders
-        return orjson.dumps(update)
-    if isinstance(event, Trade):
-        return orjson.dumps(
-            {
-                "k": "trade",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "seq": event.seq,
-                "trade_id": event.trade_id,
-                "price": event.price,
-                "size": event.size,
-                "side": event.side,
-                "ts_event": event.ts_event,
-                "ts_recv": event.ts_recv,
-            }
-        )
-    if isinstance(event, BookSnapshot):
-        snapshot: dict[str, Any] = {
-            "k": "snapshot",
-            "venue": event.venue,
-            "symbol": event.symbol,
-            "seq": event.seq,
-            "ts_event": event.ts_event,
-            "bids": event.bids,
-            "asks": event.asks,
-        }
-        if event.orders is not None:
-            snapshot["orders"] = event.orders
-        return orjson.dumps(snapshot)
-    if isinstance(event, TopOfBook):
-        return orjson.dumps(
-            {
-                "k": "bbo",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "seq": event.seq,
-                "ts_event": event.ts_event,
-                "ts_recv": event.ts_recv,
-                "bid": [event.bid_price, event.bid_size],
-                "ask": [event.ask_price, event.ask_size],
-            }
-        )
-    if isinstance(event, Status):
-        return orjson.dumps(
-            {
-                "k": "status",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "state": event.state,
-                "reason": event.reason,
-                "ts_event": event.ts_event,
-                "ts_recv": event.ts_recv,
-            }
-        )
-    if isinstance(event, Bar):
-        return orjson.dumps(
-            {
-                "k": "bar",
-                "venue": event.venue,
-                "symbol": event.symbol,
-                "interval_s": event.interval_s,
-                "start": event.start,
-                "ohlc": [event.open, event.high, event.low, event.close],
-                "volume": event.volume,
-                "notional": str(event.notional),  # may exceed 64 bits
-                "trades": event.trades,
-            }
-        )
-    return orjson.dumps(
-        {
-            "k": "instrument",
-            "venue": event.venue,
-            "symbol": event.symbol,
-            "tick_size": event.tick_size,
-            "lot_size": event.lot_size,
-        }
-    )
-
-
-def _int(obj: dict[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if type(value) is not int:
-        raise BadMessage(f"field {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _str(obj: dict[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadMessage(f"field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _levels(obj: dict[str, Any], key: str, width: int) -> tuple[Any, ...]:
-    raw = obj.get(key)
-    if not isinstance(raw, list):
-        raise BadMessage(f"field {key!r} must be a list, got {type(raw).__name__}")
-    out = []
-    for item in raw:
-        if (
-            not isinstance(item, list)
-            or len(item) != width
-            or any(type(x) is not int for x in item)
-        ):
-            raise BadMessage(f"field {key!r}: bad entry {item!r}")
-        out.append(tuple(item))
-    return tuple(out)
-
-
-ORDER_ACTIONS = tuple(int(a) for a in Action)
-
-
-def _order_changes(obj: dict[str, Any]) -> tuple[OrderChange, ...]:
-    changes: tuple[OrderChange, ...] = _levels(obj, "orders", 5)
-    for action, side, _price, size, _oid in changes:
-        if action not in ORDER_ACTIONS or side not in (0, 1) or size < 0:
-            raise BadMessage(f"field 'orders': bad entry {[action, side, _price, size, _oid]!r}")
-    return changes
-
-
-def _resting(obj: dict[str, Any]) -> tuple[RestingOrder, ...]:
-    orders: tuple[RestingOrder, ...] = _levels(obj, "orders", 4)
-    for side, _price, size, _oid in orders:
-        if side not in (0, 1) or size <= 0:
-            raise BadMessage(f"field 'orders': bad entry {[side, _price, size, _oid]!r}")
-    return orders
+    """Encode an event as one JSON object; TypeError for an object that is not an event."""
+    encoder = _ENCODERS.get(type(event))
+    if encoder is None:
+        raise TypeError(f"not an event: {type(event).__name__}")
+    return encoder(event)
 
 
 def decode(data: bytes) -> Event:
@@ -324,103 +496,19 @@ def decode(data: bytes) -> Event:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadMessage(f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise BadMessage("message must be a JSON object")
     kind = obj.get("k")
-    venue, symbol = _str(obj, "venue"), _str(obj, "symbol")
-    if kind == "book":
-        return BookUpdate(
-            venue,
-            symbol,
-            _int(obj, "seq"),
-            _int(obj, "ts_event"),
-            _int(obj, "ts_recv"),
-            _levels(obj, "changes", 3),
-            _int(obj, "flags") if "flags" in obj else F_LAST,
-            _order_changes(obj) if "orders" in obj else None,
-        )
-    if kind == "trade":
-        if obj.get("side") not in (BUY, SELL, NO_AGGRESSOR):
-            raise BadMessage(f"trade side must be 0, 1 or 2, got {obj.get('side')!r}")
-        return Trade(
-            venue,
-            symbol,
-            _int(obj, "seq"),
-            _str(obj, "trade_id"),
-            _int(obj, "price"),
-            _int(obj, "size"),
-            _int(obj, "side"),
-            _int(obj, "ts_event"),
-            _int(obj, "ts_recv"),
-        )
-    if kind == "snapshot":
-        return BookSnapshot(
-            venue,
-            symbol,
-            _int(obj, "seq"),
-            _int(obj, "ts_event"),
-            _levels(obj, "bids", 2),
-            _levels(obj, "asks", 2),
-            _resting(obj) if "orders" in obj else None,
-        )
-    if kind == "instrument":
-        tick, lot = _str(obj, "tick_size"), _str(obj, "lot_size")
-        try:
-            _unit(tick), _unit(lot)
-        except ValueError as exc:
-            raise BadMessage(f"instrument {venue}/{symbol}: {exc}") from None
-        return Instrument(venue, symbol, tick, lot)
-    if kind == "status":
-        state = _str(obj, "state")
-        if state not in STATES:
-            raise BadMessage(f"field 'state' must be one of {', '.join(STATES)}, got {state!r}")
-        return Status(
-            venue,
-            symbol,
-            state,
-            str(obj.get("reason", "")),
-            _int(obj, "ts_event"),
-            _int(obj, "ts_recv"),
-        )
-    if kind == "bbo":
-        bid, ask = _pair(obj, "bid"), _pair(obj, "ask")
-        return TopOfBook(
-            venue,
-            symbol,
-            _int(obj, "seq"),
-            _int(obj, "ts_event"),
-            _int(obj, "ts_recv"),
-            *bid,
-            *ask,
-        )
-    if kind == "bar":
-        ohlc, notional = obj.get("ohlc"), obj.get("notional")
-        if not isinstance(ohlc, list) or len(ohlc) != 4 or any(type(x) is not int for x in ohlc):
-            raise BadMessage(f"field 'ohlc' must be 4 integers, got {ohlc!r}")
-        if not isinstance(notional, str) or not notional.isdigit():
-            raise BadMessage(f"field 'notional' must be a string of digits, got {notional!r}")
-        return Bar(
-            venue,
-            symbol,
-            _int(obj, "interval_s"),
-            _int(obj, "start"),
-            ohlc[0],
-            ohlc[1],
-            ohlc[2],
-            ohlc[3],
-            _int(obj, "volume"),
-            int(notional),
-            _int(obj, "trades"),
-        )
-    raise BadMessage(f"unknown message kind {kind!r}")
+    decoder = _DECODERS.get(kind) if type(kind) is str else None
+    if decoder is None:
+        raise BadMessage(f"unknown message kind {kind!r}")
+    event: Event = decoder(obj)
+    return event
 
 
-def _pair(obj: dict[str, Any], key: str) -> tuple[int, int]:
-    value = obj.get(key)
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(type(v) is int and v >= 0 for v in value)
-    ):
-        raise BadMessage(f"field {key!r} must be [price, size] of non-negative integers")
-    return value[0], value[1]
+def decode_as(data: bytes, cls: type[_E]) -> _E:
+    """Decode a message that must hold an event of class ``cls``; BadMessage otherwise."""
+    event = decode(data)
+    if not isinstance(event, cls):
+        raise BadMessage(f"expected a {EVENT_TYPES[cls].tag} message, got {event_type(event).tag}")
+    return event

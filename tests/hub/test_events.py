@@ -1,12 +1,20 @@
 from __future__ import annotations
 
-from typing import get_args
+import dataclasses
+import json
+from typing import Any, get_args
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import hub.events
 from hub.errors import BadMessage
 from hub.events import (
+    EVENT_TYPES,
     SELL,
+    TOPICS,
     Bar,
     BookSnapshot,
     BookUpdate,
@@ -16,9 +24,14 @@ from hub.events import (
     TopOfBook,
     Trade,
     decode,
+    decode_as,
     encode,
+    event,
+    event_type,
+    wire,
 )
 from orderbook_core.types import F_LAST, F_SNAPSHOT
+from tests.hub.nasty import EXAMPLES, json_values
 
 EVENTS: list[Event] = [
     BookUpdate(
@@ -165,7 +178,9 @@ def test_messages_of_older_writers_decode() -> None:
             "bad entry",
         ),
         (b'{"k":"trade","venue":"","symbol":"X"}', "'venue' must be a non-empty string"),
-        (b'{"k":"weird","venue":"SIM","symbol":"X"}', "unknown message kind"),
+        (b'{"k":"weird","venue":"SIM","symbol":"X"}', "unknown message kind 'weird'"),
+        (b'{"venue":"SIM","symbol":"X"}', "unknown message kind None"),
+        (b'{"k":["book"]}', "unknown message kind \\['book'\\]"),
         (
             b'{"k":"instrument","venue":"SIM","symbol":"X","tick_size":"0","lot_size":"1"}',
             "positive",
@@ -195,8 +210,131 @@ def test_messages_of_older_writers_decode() -> None:
             b'"bid":[1,-2],"ask":[3,4]}',
             "'bid' must be \\[price, size\\] of non-negative integers",
         ),
+        (
+            b'{"k":"bar","venue":"SIM","symbol":"X","interval_s":1,"start":0,"ohlc":[1,2,3],'
+            b'"volume":1,"notional":"1","trades":1}',
+            "'ohlc' must be \\[open, high, low, close\\] of integers, got \\[1, 2, 3\\]",
+        ),
+        (
+            b'{"k":"bar","venue":"SIM","symbol":"X","interval_s":1,"start":0,"ohlc":[1,2,3,4],'
+            b'"volume":1,"notional":"\xc2\xb2","trades":1}',  # a superscript 2: not ASCII
+            "'notional' must be a string of digits",
+        ),
+        (
+            b'{"k":"status","venue":"SIM","symbol":"X","state":"gone","ts_event":1,"ts_recv":1}',
+            "'state' must be one of stale, resynced, halted, trading, got 'gone'",
+        ),
+        (
+            b'{"k":"snapshot","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"bids":{},"asks":[]}',
+            "'bids' must be a list, got dict",
+        ),
     ],
 )
 def test_bad_messages_named(data: bytes, message: str) -> None:
     with pytest.raises(BadMessage, match=message):
         decode(data)
+
+
+def test_the_table_declares_every_event_once() -> None:
+    assert set(EVENT_TYPES) == set(get_args(Event))
+    assert len({t.tag for t in EVENT_TYPES.values()}) == len(EVENT_TYPES)
+    assert TOPICS == ("instruments", "book", "trades", "depth", "bbo", "bars")
+    assert {cls: t.topic for cls, t in EVENT_TYPES.items()} == {
+        Instrument: "instruments",
+        BookUpdate: "book",
+        Status: "book",  # in order with its stream's updates
+        Trade: "trades",
+        BookSnapshot: "depth",
+        TopOfBook: "bbo",
+        Bar: "bars",
+    }
+    for e, data in GOLDEN:
+        assert event_type(e).tag == orjson.loads(data)["k"]
+
+
+def test_an_object_that_is_not_an_event_is_not_encoded() -> None:
+    """Never written as some other kind: a look-alike of a Trade is refused."""
+
+    @dataclasses.dataclass(frozen=True)
+    class LooksLikeTrade:
+        venue: str = "SIM"
+        symbol: str = "X"
+
+    for thing in (LooksLikeTrade(), object(), None):
+        with pytest.raises(TypeError, match="not an event"):
+            encode(thing)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="not an event"):
+            event_type(thing)
+
+
+def test_decode_as_names_the_kind_it_got() -> None:
+    trade = next(data for e, data in GOLDEN if isinstance(e, Trade))
+    assert decode_as(trade, Trade) == decode(trade)
+    with pytest.raises(BadMessage, match="expected a snapshot message, got trade"):
+        decode_as(trade, BookSnapshot)
+
+
+@pytest.fixture
+def scratch_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declarations made by a test leave the module's table as it was."""
+    for name in ("EVENT_TYPES", "_ENCODERS", "_DECODERS"):
+        monkeypatch.setattr(hub.events, name, dict(getattr(hub.events, name)))
+
+
+@pytest.mark.usefixtures("scratch_table")
+def test_a_new_event_is_declared_in_one_place() -> None:
+    @event("ping", topic="pings")
+    class Ping:
+        venue: str
+        symbol: str
+        n: int
+        note: str = wire(hub.events.Note())
+        sides: tuple[tuple[int, int], ...] | None = wire(hub.events.LEVELS, default=None)
+
+    ping = Ping("SIM", "X", 3, "hi")
+    assert encode(ping) == b'{"k":"ping","venue":"SIM","symbol":"X","n":3,"note":"hi"}'  # type: ignore[arg-type]
+    assert decode(encode(ping)) == ping  # type: ignore[arg-type, comparison-overlap]
+    assert decode(b'{"k":"ping","venue":"SIM","symbol":"X","n":3,"sides":[[1,2]]}') == Ping(  # type: ignore[comparison-overlap]
+        "SIM", "X", 3, "", ((1, 2),)
+    )
+    assert hub.events.EVENT_TYPES[Ping].topic == "pings"
+    with pytest.raises(BadMessage, match="'n' must be an integer, got '3'"):
+        decode(b'{"k":"ping","venue":"SIM","symbol":"X","n":"3"}')
+
+
+@pytest.mark.usefixtures("scratch_table")
+def test_declarations_that_cannot_travel_are_refused() -> None:
+    with pytest.raises(TypeError, match="'book' is already declared"):
+
+        @event("book", topic="book")
+        class Again:
+            venue: str
+
+    with pytest.raises(TypeError, match=r"Odd.levels: declare its shape with wire\(...\)"):
+
+        @event("odd", topic="odd")
+        class Odd:
+            levels: tuple[tuple[int, int], ...]
+
+    with pytest.raises(TypeError, match=r"Half.bid_price: 2 fields travel together"):
+
+        @event("half", topic="half")
+        class Half:
+            bid_price: int = wire(hub.events.BID)
+
+    assert "odd" not in hub.events._DECODERS and "half" not in hub.events._DECODERS
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.sampled_from(GOLDEN), st.data())
+def test_any_field_value_decodes_or_is_named(golden: tuple[Event, bytes], data: Any) -> None:
+    """A message with one field (or the kind) replaced by any JSON value decodes to an event
+    that encodes again, or is refused with a BadMessage; nothing else escapes."""
+    obj = orjson.loads(golden[1])
+    key = data.draw(st.sampled_from([*obj, "orders", "flags"]))
+    obj[key] = data.draw(json_values)
+    try:
+        decoded = decode(json.dumps(obj).encode())
+    except BadMessage:
+        return
+    assert decode(encode(decoded)) == decoded
