@@ -1,12 +1,15 @@
 """A fanout node: serves traders' WebSocket subscriptions from a market-data source.
 
 The source (in-process bus or Kafka) delivers book updates, trades, statuses
-and bars; the node keeps each book in sync (fanout.stream), encodes every
-update once per shared feed (fanout.views, capped and freed with their last
-subscriber) and, every ``flush_ms``, writes one frame per group of clients with
-the same feeds plus one per client with messages of its own (fanout.sender). A
-large subscribe is set up in slices and a slow client is conflated, reset to
-snapshots, then disconnected with a reason; neither delays anyone else.
+and bars, each kind to its handler; the node keeps each book in sync
+(fanout.stream), has every update encoded once per shared feed (fanout.views,
+capped and freed with their last subscriber) and, every ``flush_ms``, writes one
+frame per group of clients with the same feeds plus one per client with
+messages of its own (fanout.sender). Each connection's handler is a thin loop
+around its sans-I/O session (fanout.session): messages in, and what the session
+asks for carried out. A large subscribe is set up in slices and a slow client
+is conflated, reset to snapshots, then disconnected with a reason; neither
+delays anyone else.
 """
 
 from __future__ import annotations

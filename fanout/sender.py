@@ -1,10 +1,11 @@
 """Writing to sockets: groups of clients sharing frames, private queues, slow clients.
 
-The node decides what each connection receives (fanout.node); the ``Sender``
-decides when and how it reaches the socket: at most one frame per group and
-``flush_ms`` (at once on a quiet node), serialized once for every member; a
-connection with messages of its own or a full socket buffer on a private
-queue, conflated while it lags, reset to snapshots, then closed.
+A connection's session decides what it receives (fanout.session, carried out
+by fanout.node); the ``Sender`` decides when and how it reaches the socket: at
+most one frame per group and ``flush_ms`` (at once on a quiet node), serialized
+once for every member; a connection with messages of its own or a full socket
+buffer on a private queue, conflated while it lags, reset to snapshots, then
+closed.
 
 A slow reader is told why it is closed: the close frame waits behind what its
 socket still holds, so the connection is kept while the peer keeps reading
