@@ -1,10 +1,11 @@
 """Kafka plumbing shared by feed, fanout and recorder (aiokafka).
 
-Topics: ``<prefix>.book`` (book updates), ``<prefix>.trades`` and
-``<prefix>.instruments``, keyed by ``venue:symbol`` so one stream stays in
-one partition and in order. Consumers never trust broker offsets for
-correctness (Tansu can misreport end offsets): they dedupe and detect gaps
-by each stream's own seq.
+Topics are ``<prefix>.<topic>`` for each topic the event table names
+(``hub.events``: book updates and statuses on ``book``, then ``trades``,
+``instruments``, ``bbo``, ``depth`` and ``bars``), keyed by ``venue:symbol`` so
+one stream stays in one partition and in order. Consumers never trust broker
+offsets for correctness (Tansu can misreport end offsets): they dedupe and
+detect gaps by each stream's own seq.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,31 +31,14 @@ from aiokafka.errors import (
 
 from hub.config import KafkaConfig
 from hub.errors import HubError, ServiceUnavailable
-from hub.events import (
-    Bar,
-    BookSnapshot,
-    BookUpdate,
-    Event,
-    Instrument,
-    Status,
-    TopOfBook,
-    Trade,
-    encode,
-)
+from hub.events import EVENT_TYPES, TOPICS, Event
 
 log = logging.getLogger("hub.kafka")
 
 
 def topic_names(cfg: KafkaConfig) -> dict[str, str]:
-    p = cfg.topic_prefix
-    return {
-        "book": f"{p}.book",
-        "trades": f"{p}.trades",
-        "instruments": f"{p}.instruments",
-        "bbo": f"{p}.bbo",
-        "depth": f"{p}.depth",
-        "bars": f"{p}.bars",
-    }
+    """The full name of each of the hub's topics, by the topic the event table names."""
+    return {topic: f"{cfg.topic_prefix}.{topic}" for topic in TOPICS}
 
 
 def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
@@ -147,15 +132,11 @@ class KafkaPublisher:
     def __init__(self, cfg: KafkaConfig) -> None:
         self.cfg = cfg
         self.topics = topic_names(cfg)
-        self._kinds: dict[type, str] = {
-            BookUpdate: self.topics["book"],
-            Status: self.topics["book"],  # statuses stay in order with their stream's updates
-            Trade: self.topics["trades"],
-            Instrument: self.topics["instruments"],
-            TopOfBook: self.topics["bbo"],
-            BookSnapshot: self.topics["depth"],
-            Bar: self.topics["bars"],
+        self._routes: dict[type, tuple[str, Callable[[Any], bytes]]] = {
+            cls: (self.topics[declared.topic], declared.encode)
+            for cls, declared in EVENT_TYPES.items()
         }
+        """Each event class's topic and encoder, from the event table."""
         self._producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
             acks=cfg.acks if cfg.acks == "all" else int(cfg.acks),
@@ -175,12 +156,16 @@ class KafkaPublisher:
             raise unavailable(self.cfg, exc) from None
 
     def records(self, events: Sequence[Event]) -> list[Record]:
-        """Encode events into the messages that carry them (unknown kinds are skipped)."""
+        """Encode events into the messages that carry them; TypeError for an object that
+        is not an event (nothing is sent as some other kind)."""
         out = []
+        routes = self._routes
         for event in events:
-            topic = self._kinds.get(type(event))
-            if topic is not None:
-                out.append((topic, stream_key(event.venue, event.symbol), encode(event)))
+            route = routes.get(type(event))
+            if route is None:
+                raise TypeError(f"not an event: {type(event).__name__}")
+            topic, encode = route
+            out.append((topic, stream_key(event.venue, event.symbol), encode(event)))
         return out
 
     async def send(self, records: Sequence[Record]) -> None:

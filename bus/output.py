@@ -9,7 +9,9 @@ latency (receive time minus venue time) and keeps each stream's status.
 
 ``FeedStats`` exposes the venue-side counters of live runners (frames, bad
 input, connections, and per symbol gaps, resyncs, checksums, crossed books,
-snapshot age, liveness) as Prometheus metrics read at scrape time.
+snapshot age, liveness) as Prometheus metrics read at scrape time; ``FEED_STATS``
+joins the registry with its first runner, so importing this module registers only
+the event counter and the latency histogram.
 """
 
 from __future__ import annotations
@@ -22,10 +24,19 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import REGISTRY, Collector
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from bus.local import Publisher, SnapshotStore
-from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, TopOfBook, Trade
+from hub.events import (
+    EVENT_TYPES,
+    BookSnapshot,
+    BookUpdate,
+    Event,
+    Instrument,
+    Status,
+    TopOfBook,
+    Trade,
+)
 from hub.orders import follow, order_book, resting_orders
 from orderbook_core import L2Book, L3Book
 
@@ -40,14 +51,8 @@ LATENCY = Histogram(
     ["venue"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
-KINDS: dict[type, str] = {
-    BookUpdate: "book",
-    Trade: "trade",
-    Status: "status",
-    Instrument: "instrument",
-    BookSnapshot: "snapshot",
-    TopOfBook: "bbo",
-}
+KINDS: dict[type, str] = {cls: declared.tag for cls, declared in EVENT_TYPES.items()}
+"""The ``kind`` label of ``hub_feed_events_total``: each event's kind tag."""
 
 
 DEPTH_LEVELS = 10
@@ -245,12 +250,18 @@ class FeedOutput:
 
 
 class FeedStats(Collector):
-    """Scrape-time metrics of live runners and their parsers' books."""
+    """Scrape-time metrics of live runners and their parsers' books, in ``registry`` from
+    the first runner on (a process without live runners exports none of them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.runners: list[Any] = []
+        self.registry = registry
+        self.registered = False
 
     def add(self, runner: Any) -> None:
+        if not self.registered:
+            self.registry.register(self)
+            self.registered = True
         self.runners.append(runner)
 
     def collect(self) -> Iterator[Any]:
@@ -312,4 +323,4 @@ class FeedStats(Collector):
 
 
 FEED_STATS = FeedStats()
-REGISTRY.register(FEED_STATS)
+"""The live runners of this process (app.launch adds each one it starts)."""

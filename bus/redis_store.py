@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from hub.errors import BadMessage, ServiceUnavailable
-from hub.events import BookSnapshot, Instrument, decode, encode
+from hub.events import BookSnapshot, Instrument, decode, decode_as, encode
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -94,10 +94,10 @@ class RedisSnapshots:
         if data is None:
             return None
         try:
-            snap = decode(data if isinstance(data, bytes) else data.encode())
+            snap = decode_as(data if isinstance(data, bytes) else data.encode(), BookSnapshot)
         except BadMessage as exc:
             raise BadSnapshot(f"Redis key {key}: {exc}") from None
-        if not isinstance(snap, BookSnapshot) or (snap.venue, snap.symbol) != (venue, symbol):
+        if (snap.venue, snap.symbol) != (venue, symbol):
             raise BadSnapshot(f"Redis key {key} does not hold a snapshot of {venue}:{symbol}")
         problem = snapshot_problem(snap)
         if problem is not None:
