@@ -103,7 +103,7 @@ class FanoutNode:
         self.source_error: str | None = None
 
     def _stream(self, venue: str, symbol: str) -> BookStream:
-        stream = self.streams.get(StreamKey(venue, symbol))
+        stream = self.streams.get((venue, symbol))  # equals its StreamKey, cheaper to build
         if stream is None:
             stream = BookStream(venue, symbol)
             self.shared.add_stream(stream)

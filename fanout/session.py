@@ -240,7 +240,8 @@ class Session:
                 "forbidden", f"key {self.grant.id!r} may not use the {item.channel} channel"
             )
         shared = self.shared
-        matches = [k for k in shared.by_symbol.get(item.symbol, ()) if item.venue in (None, k[0])]
+        listed = shared.by_symbol.get(item.symbol, ())
+        matches = [k for k in listed if item.venue in (None, k.venue)]
         if not matches:
             raise ProtocolError("unknown_symbol", f"no stream for symbol {item.symbol!r}")
         if len(matches) > 1:

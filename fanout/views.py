@@ -55,7 +55,9 @@ class Views:
         self._create(stream, FeedKey("book", stream.venue, stream.symbol)).permanent = True
 
     def get(self, channel: str, venue: str, symbol: str, param: int = 0) -> Feed | None:
-        return self.feeds.get(FeedKey(channel, venue, symbol, param))
+        """The feed of a channel (no checksum variant). Looked up on every source event, by
+        the plain tuple: it equals the FeedKey and costs a fifth of one to build."""
+        return self.feeds.get((channel, venue, symbol, param, False))
 
     def base(self, stream: BookStream) -> Feed:
         """The stream's full book feed: its history serves every full-book resume."""

@@ -268,3 +268,18 @@ def test_list_names_the_streams_and_ending_gives_everything_back() -> None:
     assert [type(o) for o in out] == [Detach]
     assert all(f.users == 0 for f in held)
     assert shared.views.views == 0 and shared.connections == 0
+
+
+def test_a_symbol_on_two_venues_needs_a_venue_and_l3_needs_orders() -> None:
+    shared, _stream = node()
+    other = BookStream("ALT", "X")
+    shared.add_stream(other)
+    session = opened(shared)
+    entries = [book(), book(venue="ALT"), {"channel": "l3", "symbol": "X", "venue": "SIM"}]
+    (answer,) = sent(ask(session, {"op": "subscribe", "channels": entries}))
+    assert [r["code"] for r in answer["refused"]] == ["ambiguous_symbol", "unavailable"]
+    assert answer["accepted"] == [{"channel": "book", "venue": "ALT", "symbol": "X"}]
+    # ALT:X is still syncing: its subscriber is told so instead of an empty snapshot.
+    attach, status = session.set_up()
+    assert attach == Attach(shared.views.base(other))
+    assert (message(status)["type"], message(status)["state"]) == ("status", "stale")
