@@ -25,9 +25,10 @@ HubError                        base; ``retriable`` says whether retrying can he
     └── ServiceUnavailable      Kafka, Redis or PostgreSQL cannot be reached, is restarting
                                 or dropped the connection (retriable)
 
-Retry code reads ``exc.retriable`` and lists no driver types: each service's
-driver errors are translated once where the hub calls the driver (bus.kafka,
-bus.redis_store, hub.db). The ``hub`` command maps the branches to its exit
+Retry code reads ``exc.retriable`` and lists no driver types: a service's
+driver errors are translated once, where the hub calls the driver (Kafka in
+bus.kafka, Redis in bus.redis_store, PostgreSQL with hub.db.connect_async and
+hub.db.postgres_errors). The ``hub`` command maps the branches to its exit
 codes (app.cli): ConfigError 2, ServiceUnavailable 3, BadInput 1 (2 for
 ``hub replay`` and ``hub capture``), any other HubError 1.
 """
