@@ -3,6 +3,7 @@ command makes of each branch (its one-line message and exit code)."""
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import pkgutil
 import re
@@ -134,6 +135,13 @@ def test_an_itch_file_error_keeps_the_cores_message_and_position(tmp_path: Path)
         replay_itch(tmp_path / "none.itch")
     assert str(caught.value) == f"{tmp_path / 'none.itch'}: No such file or directory"
     assert caught.value.offset is None and isinstance(caught.value.__cause__, OSError)
+    cut = tmp_path / "cut.itch.gz"
+    whole = gzip.compress(g.stock_directory(1, 1, "AAPL") * 50)
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ItchFileError) as caught:
+        replay_itch(cut)
+    assert isinstance(caught.value.__cause__, EOFError)
+    assert str(caught.value) == f"{cut}: {caught.value.__cause__}"
 
 
 def run_hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
