@@ -225,6 +225,10 @@ class Feed:
         if self.view is not None:
             self.view.reset(self.stream.book)
 
+    def free(self) -> None:
+        """Nobody holds the feed any more (fanout.views forgets it): let its history go."""
+        self._history.clear()
+
     def catch_up(self) -> None:
         """Before a subscriber's snapshot: restart a view that skipped updates while
         nobody received it (its levels and seq are behind the book)."""

@@ -119,7 +119,7 @@ class Views:
         if feed.users > 0 or feed.permanent or self.feeds.get(key) is not feed:
             return
         del self.feeds[key]
-        feed.history.clear()
+        feed.free()
         if key.channel == "book":
             self.book[feed.stream.key].remove(feed)
             self.views -= 1
