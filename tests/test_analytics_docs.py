@@ -100,7 +100,7 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
         return datetime.fromtimestamp(us // 10**6, tz=UTC)
 
     def ordered(ts: list[Trade]) -> list[Trade]:
-        return sorted(ts, key=lambda t: (micros(t), t.seq))
+        return sorted(ts, key=lambda t: (t.ts_event, t.seq))  # as the SQL: ns, then seq
 
     if name == "bars_any_interval":
         groups: dict[int, list[Trade]] = defaultdict(list)
