@@ -8,7 +8,7 @@ stored negated), which makes reading the top O(1) after every update and
 """
 
 from cython.operator cimport dereference as deref, preincrement as inc
-from libc.stdint cimport int64_t, INT64_MIN
+from libc.stdint cimport int64_t
 
 from orderbook_core._l3 cimport Delta, take_delta_list
 from orderbook_core._l3 import top_checksum
@@ -18,6 +18,8 @@ from orderbook_core.errors import (
     InvalidSize,
     OrderNotFound,
 )
+
+include "_consts.pxi"
 
 
 cdef inline int64_t _key(int side, int64_t price):
@@ -53,13 +55,13 @@ cdef class L2Book:
             if it == levels.end():
                 return 0
             levels.erase(it)
-            action = 3
+            action = DELETE
         elif it == levels.end():
             levels[0][key] = size
-            action = 1
+            action = ADD
         else:
             levels[0][key] = size
-            action = 2
+            action = UPDATE
         if self.emit_deltas:
             self.seq += 1
             d.action = action
@@ -76,7 +78,7 @@ cdef class L2Book:
         cdef Delta* last
         if self.emit_deltas and self._deltas.size():
             last = &self._deltas.back()
-            last.flags |= 1
+            last.flags |= F_LAST
 
     def set(self, int side, int64_t price, int64_t size):
         """Set the absolute size at a level (0 removes it); return the Action value or 0 for no change."""
@@ -170,11 +172,11 @@ cdef class L2Book:
     def snapshot_deltas(self, int n=0):
         """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per level,
         all flagged F_SNAPSHOT, the last also F_LAST; each stamped with the book's seq."""
-        out = [(4, 0, 0, 0, 0, 2, self.seq)]
+        out = [(CLEAR, BID, 0, 0, 0, F_SNAPSHOT, self.seq)]
         for side in (0, 1):
-            out.extend((1, side, p, s, 0, 2, self.seq) for p, s in self.depth(side, n))
+            out.extend((ADD, side, p, s, 0, F_SNAPSHOT, self.seq) for p, s in self.depth(side, n))
         last = out[len(out) - 1]  # no negative index: the build disables wraparound
-        out[len(out) - 1] = last[:5] + (3, last[6])
+        out[len(out) - 1] = last[:5] + (F_SNAPSHOT | F_LAST, last[6])
         return out
 
     def checksum(self, int n=10):
@@ -195,11 +197,11 @@ cdef class L2Book:
         self._asks.clear()
         if self.emit_deltas:
             self.seq += 1
-            d.action = 4
+            d.action = CLEAR
             d.side = 0
             d.price = 0
             d.size = 0
             d.order_id = 0
-            d.flags = 1
+            d.flags = F_LAST
             d.seq = self.seq
             self._deltas.push_back(d)

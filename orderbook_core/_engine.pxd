@@ -1,4 +1,5 @@
-# C-level contract of the matching engine (Python users: _engine.pyi).
+# C-level contract of the matching engine (Python users: _engine.pyi). noexcept marks only
+# leaf helpers that neither call Python nor allocate; the rest return int, except -1.
 from libc.stdint cimport int64_t
 from libcpp.map cimport map as cmap
 from libcpp.pair cimport pair
@@ -51,26 +52,26 @@ cdef class MatchingEngine:
     cdef int64_t _arrival
 
     cdef ELevels* _levels(self, int side) noexcept
-    cdef void _push(self, int64_t* fields, int n) noexcept
-    cdef void _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
-                      int reason) noexcept
-    cdef void _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
-                      int reason) noexcept
+    cdef int _push(self, int64_t* fields, int n) except -1
+    cdef int _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
+                     int reason) except -1
+    cdef int _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
+                     int reason) except -1
     cdef list _finish(self)
-    cdef void _flush_book(self) noexcept
-    cdef void _touch(self, int side, int64_t price) noexcept
-    cdef void _rest(self, EOrder* o) noexcept
-    cdef void _unrest(self, EOrder* o) noexcept
+    cdef int _flush_book(self) except -1
+    cdef int _touch(self, int side, int64_t price) except -1
+    cdef int _rest(self, EOrder* o) except -1
+    cdef int _unrest(self, EOrder* o) except -1
     cdef int64_t _best(self, int side) noexcept
     cdef bint _crosses(self, int side, int64_t price) noexcept
     cdef int64_t _level_size(self, int side, int64_t price) noexcept
     cdef bint _overflows(self, int side, int64_t price, int64_t shown, int64_t already) noexcept
-    cdef void _cancel(self, int64_t order_id, int reason) noexcept
+    cdef int _cancel(self, int64_t order_id, int reason) except -1
     cdef bint _fillable(self, EOrder* o) noexcept
-    cdef bint _self_trade(self, EOrder* o, EOrder* maker) noexcept
-    cdef void _match(self, EOrder* o) noexcept
-    cdef void _process(self, EOrder* o) noexcept
-    cdef void _run_triggers(self) noexcept
+    cdef int _self_trade(self, EOrder* o, EOrder* maker) except -1
+    cdef int _match(self, EOrder* o) except -1
+    cdef int _process(self, EOrder* o) except -1
+    cdef int _run_triggers(self) except -1
     cdef int _check(self, int64_t order_id, int side, int order_type, int64_t price,
                     int64_t size, int tif, bint post_only, int64_t display, int64_t stop_price,
                     int stp) noexcept

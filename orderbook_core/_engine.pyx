@@ -20,7 +20,7 @@ from libcpp.vector cimport vector
 
 from orderbook_core.engine_types import BookEvent, ExecEvent, OrderState, TradeEvent
 
-include "_engine_consts.pxi"
+include "_consts.pxi"
 
 
 cdef extern from "Python.h":
@@ -85,16 +85,17 @@ cdef class MatchingEngine:
     cdef ELevels* _levels(self, int side) noexcept:
         return &self._bids if side == 0 else &self._asks
 
-    cdef void _push(self, int64_t* fields, int n) noexcept:
+    cdef int _push(self, int64_t* fields, int n) except -1:
         cdef int i
         self.seq += 1
         self._events.push_back(fields[0])
         self._events.push_back(self.seq)
         for i in range(1, n):
             self._events.push_back(fields[i])
+        return 0
 
-    cdef void _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
-                      int reason) noexcept:
+    cdef int _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
+                     int reason) except -1:
         cdef int64_t f[11]
         f[0] = EV_EXEC
         f[1] = o.order_id
@@ -108,9 +109,10 @@ cdef class MatchingEngine:
         f[9] = o.cum
         f[10] = reason
         self._push(f, 11)
+        return 0
 
-    cdef void _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
-                      int reason) noexcept:
+    cdef int _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
+                     int reason) except -1:
         cdef int64_t f[11]
         f[0] = EV_EXEC
         f[1] = order_id
@@ -124,8 +126,9 @@ cdef class MatchingEngine:
         f[9] = 0
         f[10] = reason
         self._push(f, 11)
+        return 0
 
-    cdef void _flush_book(self) noexcept:
+    cdef int _flush_book(self) except -1:
         """Append the command's book deltas: one per touched level, final displayed size."""
         cdef int64_t f[4]
         cdef size_t i
@@ -140,6 +143,7 @@ cdef class MatchingEngine:
             f[3] = 0 if it == levels.end() else deref(it).second.visible
             self._push(f, 4)
         self._touched.clear()
+        return 0
 
     cdef list _finish(self):
         cdef size_t i = 0, n
@@ -163,16 +167,17 @@ cdef class MatchingEngine:
         self._events.clear()
         return out
 
-    cdef void _touch(self, int side, int64_t price) noexcept:
+    cdef int _touch(self, int side, int64_t price) except -1:
         cdef size_t i
         for i in range(self._touched.size()):
             if self._touched[i].first == side and self._touched[i].second == price:
-                return
+                return 0
         self._touched.push_back(pair[int, int64_t](side, price))
+        return 0
 
     # --- book --------------------------------------------------------------------------
 
-    cdef void _rest(self, EOrder* src) noexcept:
+    cdef int _rest(self, EOrder* src) except -1:
         cdef ELevels* levels = self._levels(src.side)
         cdef int64_t key = _key(src.side, src.price)
         cdef ELevels.iterator it = levels.find(key)
@@ -198,8 +203,9 @@ cdef class MatchingEngine:
             lvl.count += 1
         self._orders.put(o.order_id, o)
         self._touch(o.side, o.price)
+        return 0
 
-    cdef void _unrest(self, EOrder* o) noexcept:
+    cdef int _unrest(self, EOrder* o) except -1:
         """Unlink a resting order and forget it; ``o`` is invalid afterwards."""
         cdef ELevels* levels = self._levels(o.side)
         cdef ELevels.iterator it = levels.find(_key(o.side, o.price))
@@ -218,6 +224,7 @@ cdef class MatchingEngine:
         if lvl.count == 0:
             levels.erase(it)
         self._orders.erase(o.order_id)
+        return 0
 
     cdef int64_t _best(self, int side) noexcept:
         cdef ELevels* levels = self._levels(side)
@@ -243,7 +250,7 @@ cdef class MatchingEngine:
         cdef EOrder* o = self._orders.find(order_id)
         return o if o != NULL else self._stops.find(order_id)
 
-    cdef void _cancel(self, int64_t order_id, int reason) noexcept:
+    cdef int _cancel(self, int64_t order_id, int reason) except -1:
         cdef EOrder* found = self._orders.find(order_id)
         cdef EOrder copy
         if found != NULL:
@@ -254,6 +261,7 @@ cdef class MatchingEngine:
             self._stops.erase(order_id)
         copy.leaves = 0
         self._report(&copy, CANCELLED, 0, 0, reason)
+        return 0
 
     # --- matching ----------------------------------------------------------------------
 
@@ -277,7 +285,7 @@ cdef class MatchingEngine:
             inc(it)
         return False
 
-    cdef bint _self_trade(self, EOrder* o, EOrder* maker) noexcept:
+    cdef int _self_trade(self, EOrder* o, EOrder* maker) except -1:
         cdef int mode = o.stp
         cdef int64_t qty
         cdef ELevel* lvl
@@ -310,7 +318,7 @@ cdef class MatchingEngine:
         self._report(o, REPLACED, 0, 0, R_SELF_TRADE)
         return True
 
-    cdef void _match(self, EOrder* o) noexcept:
+    cdef int _match(self, EOrder* o) except -1:
         cdef int other = 1 - o.side
         cdef ELevels* levels = self._levels(other)
         cdef ELevels.iterator it
@@ -328,7 +336,7 @@ cdef class MatchingEngine:
             maker = self._orders.find(lvl.head_id)
             if o.stp != STP_ALLOW and maker.account == o.account:
                 if not self._self_trade(o, maker):
-                    return
+                    return 0
                 continue
             qty = o.leaves if o.leaves < maker.visible else maker.visible
             maker.visible -= qty
@@ -357,21 +365,22 @@ cdef class MatchingEngine:
                 self._unrest(maker)
                 copy.visible = copy.display if copy.display < copy.leaves else copy.leaves
                 self._rest(&copy)
+        return 0
 
-    cdef void _process(self, EOrder* o) noexcept:
+    cdef int _process(self, EOrder* o) except -1:
         cdef int reason
         if o.tif == FOK and not self._fillable(o):
             o.leaves = 0
             self._report(o, CANCELLED, 0, 0, R_FOK)
-            return
+            return 0
         self._match(o)
         if o.leaves == 0:
-            return
+            return 0
         if o.type == MARKET or o.tif != GTC:
             reason = R_NO_LIQUIDITY if o.type == MARKET and o.cum == 0 else R_IOC
             o.leaves = 0
             self._report(o, CANCELLED, 0, 0, reason)
-            return
+            return 0
         if o.display:
             o.visible = o.display if o.display < o.leaves else o.leaves
         else:
@@ -380,10 +389,11 @@ cdef class MatchingEngine:
             o.leaves = 0
             o.visible = 0
             self._report(o, CANCELLED, 0, 0, R_SIZE_OVERFLOW)
-            return
+            return 0
         self._rest(o)
+        return 0
 
-    cdef void _run_triggers(self) noexcept:
+    cdef int _run_triggers(self) except -1:
         cdef EOrder* s
         cdef EOrder o
         cdef int64_t best_arrival, best_id
@@ -401,12 +411,13 @@ cdef class MatchingEngine:
                         best_arrival = s.arrival
                         best_id = s.order_id
             if best_id == NO_ORDER:
-                return
+                return 0
             o = self._stops.find(best_id)[0]
             self._stops.erase(best_id)
             o.type = MARKET if o.type == STOP else LIMIT
             self._report(&o, TRIGGERED, 0, 0, 0)
             self._process(&o)
+        return 0
 
     # --- commands ----------------------------------------------------------------------
 

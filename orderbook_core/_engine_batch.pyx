@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t
 
 from orderbook_core._engine cimport EOrder, MatchingEngine
 
-include "_engine_consts.pxi"
+include "_consts.pxi"
 
 
 cdef extern from "<time.h>" nogil:
@@ -28,7 +28,7 @@ cdef inline int64_t _now_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
-cdef void _apply_record(MatchingEngine self, const int64_t* c) noexcept:
+cdef int _apply_record(MatchingEngine self, const int64_t* c) except -1:
     """One command from a batch record; events stay in the C buffer."""
     cdef int reason
     cdef EOrder o
@@ -74,6 +74,7 @@ cdef void _apply_record(MatchingEngine self, const int64_t* c) noexcept:
         else:
             self._cancel(c[1], R_USER)
     self._flush_book()
+    return 0
 
 def run_batch(MatchingEngine self, const int64_t[:] commands, int64_t[:] latencies=None,
           int64_t interval_ns=0, bint keep=False):

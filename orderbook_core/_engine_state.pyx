@@ -11,7 +11,7 @@ from libc.stdint cimport int64_t
 from orderbook_core._engine cimport EOrder, ELevels, MatchingEngine, order_state
 from orderbook_core.errors import InvalidSize
 
-include "_engine_consts.pxi"
+include "_consts.pxi"
 
 
 cdef inline int64_t _abs(int64_t v) noexcept nogil:

@@ -28,8 +28,10 @@ DEF UNKNOWN = 0
 DEF TRACKED = 1
 DEF IGNORED = 2
 
-DEF BUY = 0
-DEF SELL = 1
+include "_consts.pxi"
+
+DEF BUY = BID  # an ITCH 'B' order rests on the bid
+DEF SELL = ASK
 DEF NO_AGGRESSOR = 2
 
 

@@ -51,8 +51,8 @@ cdef class L3Book:
     cdef QueueMap* side_map(self, int side) except NULL
     cdef Order* find(self, int64_t order_id) except NULL
     cdef Level* best_level(self, int side) noexcept
-    cdef void record(self, int action, int side, int64_t price, int64_t size,
-                     int64_t order_id) noexcept
+    cdef int record(self, int action, int side, int64_t price, int64_t size,
+                    int64_t order_id) except -1
     cdef int check_cross(self, int64_t order_id, int side, int64_t price) except -1
     cdef int c_add(self, int64_t order_id, int side, int64_t price, int64_t size) except -1
     cdef int c_remove(self, Order* order) except -1

@@ -23,17 +23,7 @@ from orderbook_core.errors import (
 
 ctypedef pair[int64_t, Level] LevelEntry
 
-DEF NO_ORDER = -9223372036854775807 - 1
-DEF ADD = 1
-DEF UPDATE = 2
-DEF DELETE = 3
-DEF CLEAR = 4
-DEF F_LAST = 1
-DEF OP_ADD = 1
-DEF OP_REDUCE = 2
-DEF OP_DELETE = 3
-DEF OP_EXECUTE = 4
-DEF OP_REPLACE = 5
+include "_consts.pxi"
 
 cdef uint32_t _CRC_TABLE[256]
 
@@ -144,11 +134,11 @@ cdef class L3Book:
             return NULL
         return &deref(levels.begin()).second
 
-    cdef void record(self, int action, int side, int64_t price, int64_t size,
-                     int64_t order_id) noexcept:
+    cdef int record(self, int action, int side, int64_t price, int64_t size,
+                    int64_t order_id) except -1:
         cdef Delta d
         if not self.emit_deltas:
-            return
+            return 0
         self.seq += 1
         d.action = action
         d.side = side
@@ -158,6 +148,7 @@ cdef class L3Book:
         d.flags = 0
         d.seq = self.seq
         self._deltas.push_back(d)
+        return 0
 
     cdef void mark_last(self) noexcept:
         cdef Delta* last
@@ -425,13 +416,13 @@ cdef class L3Book:
     def snapshot_deltas(self, int n=0):
         """The book (top ``n`` levels, all if 0) as deltas: CLEAR, then one ADD per order in
         queue order, all flagged F_SNAPSHOT, the last also F_LAST; stamped with the book's seq."""
-        out = [(4, 0, 0, 0, 0, 2, self.seq)]
+        out = [(CLEAR, BID, 0, 0, 0, F_SNAPSHOT, self.seq)]
         for side in (0, 1):
             for price, _size, _count in self.depth(side, n):
                 for oid in self.order_ids(side, price):
-                    out.append((1, side, price, self.order(oid)[2], oid, 2, self.seq))
+                    out.append((ADD, side, price, self.order(oid)[2], oid, F_SNAPSHOT, self.seq))
         last = out[len(out) - 1]  # no negative index: the build disables wraparound
-        out[len(out) - 1] = last[:5] + (3, last[6])
+        out[len(out) - 1] = last[:5] + (F_SNAPSHOT | F_LAST, last[6])
         return out
 
     def checksum(self, int n=10):

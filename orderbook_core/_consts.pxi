@@ -1,8 +1,26 @@
-# The matching engine's compiled constants, declared once for every module that
-# drives the engine's C-level API (_engine.pyx, _engine_batch.pyx, _engine_state.pyx).
-# Their Python names are in orderbook_core/engine_types.py (tests keep the two equal).
+# The book core's compiled constants, declared once for every .pyx (each includes
+# this file). Their Python names are in orderbook_core/types.py, engine_types.py and
+# _pyl3.py; tests/orderbook_core/test_engine_consts.py keeps the two equal and checks
+# that no .pyx declares a DEF of its own that belongs here.
 
-DEF NO_ORDER = -9223372036854775807 - 1
+DEF NO_ORDER = -9223372036854775807 - 1  # INT64_MIN: the reserved order id (flat_map's EMPTY)
+# book sides (types.Side)
+DEF BID = 0
+DEF ASK = 1
+# book delta actions (types.Action) and flags (types.F_LAST, F_SNAPSHOT)
+DEF ADD = 1
+DEF UPDATE = 2
+DEF DELETE = 3
+DEF CLEAR = 4
+DEF F_LAST = 1
+DEF F_SNAPSHOT = 2
+# L3 batch operations (_pyl3.OP_*)
+DEF OP_ADD = 1
+DEF OP_REDUCE = 2
+DEF OP_DELETE = 3
+DEF OP_EXECUTE = 4
+DEF OP_REPLACE = 5
+# --- the matching engine (engine_types) ---
 DEF SIZE_MAX = 9223372036854775807
 DEF SLICES_MAX = 1000  # most slices an iceberg may show: one order, at most that many trades
 # event kinds
