@@ -97,7 +97,12 @@ def decode(record: object) -> Command:
 
 def is_record(value: object) -> bool:
     """Whether a value read back is a command record at all (an array naming a kind)."""
-    return isinstance(value, list) and bool(value) and value[0] in KINDS
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and isinstance(value[0], str)
+        and (value[0] in KINDS)
+    )
 
 
 def old_format(value: object) -> bool:

@@ -2,6 +2,8 @@
 
 Sans-I/O: ``SimulatedExchange.step`` takes the receive time and returns the
 sequenced events one order produced; nothing here sleeps, sends or awaits.
+``SimulatedExchange.publish`` makes those public events (trades, one book update per
+command with its order changes) of any engine command, the venue's traders' too.
 The same (symbol, seed) always gives the same orders, books and trades,
 which lets tests rebuild the exact book a running feed must have.
 """
@@ -10,14 +12,14 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import ADD, DELETE, UPDATE
 from orderbook_core import MatchingEngine, Side
-from orderbook_core.engine_types import Event as EngineEvent
-from orderbook_core.engine_types import OrderType
+from orderbook_core.engine_types import BookEvent, EngineEvent, ExecEvent, OrderType, TradeEvent
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,6 @@ class OrderFlow:
         return SimOrder("limit", oid, side, max(1, price), size)
 
 
-EXEC, TRADE, BOOK = int(EngineEvent.EXEC), int(EngineEvent.TRADE), int(EngineEvent.BOOK)
-
-
 class PublicOrders:
     """The order-level book as published, kept in step with a matching engine.
 
@@ -133,26 +132,28 @@ class PublicOrders:
                 for oid in engine.order_ids(side, price):
                     now = engine.resting(oid)
                     assert now is not None, f"order {oid} is queued but not resting"
-                    level[oid] = (now[3], now[2])
+                    _side, _price, shown, arrival = now
+                    level[oid] = (arrival, shown)
                     self.where[oid] = (side, price)
 
-    def changes(self, log: list[tuple[int, ...]]) -> list[OrderChange]:
+    def changes(self, log: Sequence[EngineEvent]) -> list[OrderChange]:
         """The order changes caused by one command, given the events it returned."""
-        oids = [e[2] for e in log if e[0] == EXEC]
+        oids = [e.order_id for e in log if isinstance(e, ExecEvent)]
         if len(oids) > 1:
             oids = list(dict.fromkeys(oids))
         out: list[OrderChange] = []
         resting, where, levels = self.engine.resting, self.where, self.levels
         for oid in oids:
-            now = resting(oid)
+            now = resting(oid)  # (side, price, shown size, arrival) or None
             old = where.get(oid)
             if old is not None:
                 level = levels[old]
                 arrival, size = level[oid]
                 if now is not None and now[3] == arrival and now[2] <= size and now[:2] == old:
-                    if now[2] < size:
-                        out.append((UPDATE, old[0], old[1], now[2], oid))
-                        level[oid] = (arrival, now[2])
+                    shown = now[2]
+                    if shown < size:
+                        out.append((UPDATE, old[0], old[1], shown, oid))
+                        level[oid] = (arrival, shown)
                     continue
                 out.append((DELETE, old[0], old[1], 0, oid))
                 del level[oid], where[oid]
@@ -232,7 +233,7 @@ class SimulatedExchange:
             )
         return self.publish(log, ts)
 
-    def publish(self, log: list[tuple[int, ...]], ts: int) -> list[Event]:
+    def publish(self, log: Sequence[EngineEvent], ts: int) -> list[Event]:
         """The public side of one engine command's events: its trades (aggressor from the
         engine) and one book update with every level it touched and its order changes, on
         this symbol's streams."""
@@ -240,15 +241,14 @@ class SimulatedExchange:
         events: list[Event] = []
         levels = []
         for e in log:
-            if e[0] == TRADE:
+            if isinstance(e, TradeEvent):
                 self.trade_seq += 1
+                seq = self.trade_seq
                 events.append(
-                    Trade(
-                        venue, symbol, self.trade_seq, str(self.trade_seq), e[2], e[3], e[4], ts, ts
-                    )
+                    Trade(venue, symbol, seq, str(seq), e.price, e.qty, e.aggressor_side, ts, ts)
                 )
-            elif e[0] == BOOK:
-                levels.append((e[2], e[3], e[4]))
+            elif isinstance(e, BookEvent):
+                levels.append((e.side, e.price, e.size))
         orders = self.public.changes(log)  # kept in step even by a command with no level
         if levels or orders:
             self.book_seq += 1

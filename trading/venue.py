@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from hub.events import Event, Status
-from orderbook_core.engine_types import ORDER_FIELDS, ExecType, OrderType
+from orderbook_core.engine_types import EngineEvent, ExecEvent, ExecType, OrderType
+from orderbook_core.engine_types import Event as EngineKind
 from trading.checks import Replaced, bounds_problem, field_problem, limits_problem, replay_problem
 from trading.journal import decode
 from trading.messages import (
@@ -73,7 +74,6 @@ REPORTS_KEPT = 100_000
 ICEBERG_SLICES = 1000
 """Most slices an iceberg may show (the engine's limit too): a taker meets at most that many
 trades per iceberg, so one order cannot make one command produce millions of events."""
-DISPLAY = ORDER_FIELDS.index("display")
 
 
 @dataclass
@@ -335,7 +335,7 @@ class TradingVenue:
         if too_big is not None:
             return Reject("bad_field", too_big)
         engine_order = self.exchanges[found.symbol].engine.order(found.order_id)
-        display = engine_order[DISPLAY] if engine_order is not None else 0
+        display = engine_order.display if engine_order is not None else 0
         if display and (qty - 1) // display >= ICEBERG_SLICES:
             return Reject("bad_field", f"qty must be at most display_qty x {ICEBERG_SLICES}")
         if self.state[account].killed:
@@ -466,30 +466,44 @@ class TradingVenue:
         order = self.orders.get(oid)
         if order is None:
             return None
-        event = (1, 0, oid, order.account, int(ExecType.CANCELLED), order.side, order.price)
-        report = self._exec(order.symbol, (*event, 0, 0, 0, order.cum, 0), ts)
+        cancelled = ExecEvent(
+            EngineKind.EXEC,
+            0,
+            oid,
+            order.account,
+            int(ExecType.CANCELLED),
+            order.side,
+            order.price,
+            0,
+            0,
+            0,
+            order.cum,
+            0,
+        )
+        report = self._exec(order.symbol, cancelled, ts)
         assert report is not None
         report["reason"] = "replay_refused"
         return report
 
-    def _publish(self, symbol: str, log: list[tuple[int, ...]], ts: int, out: Outcome) -> None:
+    def _publish(self, symbol: str, log: Sequence[EngineEvent], ts: int, out: Outcome) -> None:
         """The public events and the traders' reports of one engine command's events."""
         out.events += self.exchanges[symbol].publish(log, ts)
         for e in log:
-            if e[0] == 1:  # EXEC
+            if isinstance(e, ExecEvent):
                 report = self._exec(symbol, e, ts)
                 if report is not None:
-                    out.reports.append((e[3], report))
+                    out.reports.append((e.account, report))
 
-    def _exec(self, symbol: str, e: tuple[int, ...], ts: int) -> ExecReport | None:
-        _k, _seq, oid, account, exec_type, side, price, last_qty, last_price, leaves, cum, why = e
+    def _exec(self, symbol: str, e: ExecEvent, ts: int) -> ExecReport | None:
+        oid, account, side, price = e.order_id, e.account, e.side, e.price
+        last_qty, last_price, leaves, cum = e.last_qty, e.last_price, e.leaves_qty, e.cum_qty
         order = self.orders.get(oid)
         if order is None:
             return None  # the simulated flow's own orders
         acct = self.state[account]
         order.leaves, order.cum = leaves, cum
         order.price = price or order.price
-        if exec_type in CLOSED_EXECS:
+        if e.exec_type in CLOSED_EXECS:
             order.open = False
             acct.open_orders.pop((symbol, oid), None)
         else:
@@ -508,7 +522,7 @@ class TradingVenue:
             "cl_ord_id": order.cl_ord_id,
             "order_id": str(oid),
             "symbol": symbol,
-            "exec_type": EXEC_NAMES[exec_type],
+            "exec_type": EXEC_NAMES[e.exec_type],
             "side": SIDE_NAMES[side],
             "order_type": TYPE_NAMES[order.order_type],
             "price": tick.to_str(price) if price else None,
@@ -516,7 +530,7 @@ class TradingVenue:
             "last_price": tick.to_str(last_price) if last_qty else None,
             "leaves_qty": lot.to_str(leaves),
             "cum_qty": lot.to_str(cum),
-            "reason": ENGINE_REASONS[why] if why else None,
+            "reason": ENGINE_REASONS[e.reason] if e.reason else None,
             "position": lot.to_str(acct.positions.get(symbol, 0)),
             "ts": ts,
         }

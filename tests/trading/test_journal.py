@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from trading.journal import Journal, JournalError, decode, encode, read
+from trading.journal import Journal, JournalError, decode, encode, is_record, read
 from trading.messages import (
     Cancel,
     Command,
@@ -169,6 +169,12 @@ def test_every_kind_of_command_comes_back_as_it_was_written(tmp_path: Path) -> N
 def test_decode_names_what_is_wrong_with_a_record(record: object, why: str) -> None:
     with pytest.raises(ValueError, match=re.escape(why)):
         decode(record)
+
+
+def test_only_an_array_naming_a_kind_is_a_command_record() -> None:
+    assert is_record(["sim", 1]) and is_record(["kill"])  # (decode judges the fields)
+    for junk in ([[1], 2], [{"k": 1}], [], [1, 2, 3], {"k": "sim"}, "sim", None):
+        assert not is_record(junk), junk
 
 
 def test_a_journal_of_the_old_format_is_refused_naming_the_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from hub.events import BookUpdate, Event, Trade
 from hub.orders import apply_orders, order_book, resting_orders
 from orderbook_core import L2Book, L3Book
-from orderbook_core.engine_types import VISIBLE, OrderType
+from orderbook_core.engine_types import EngineEvent, OrderType
 from trading.simulator import SimulatedExchange
 
 
@@ -45,10 +45,16 @@ def test_updates_rebuild_the_engine_book_and_seqs_are_contiguous() -> None:
     assert list(snap.bids) == book.depth(0) and list(snap.asks) == book.depth(1)
 
 
+def shown(x: SimulatedExchange, oid: int) -> int:
+    state = x.engine.order(oid)
+    assert state is not None, f"order {oid} is queued but unknown"
+    return state.visible
+
+
 def engine_orders(x: SimulatedExchange) -> tuple[tuple[int, int, int, int], ...]:
     """Every resting order as the engine holds it: (side, price, displayed size, id)."""
     return tuple(
-        (side, price, x.engine.order(oid)[VISIBLE], oid)  # type: ignore[index]
+        (side, price, shown(x, oid), oid)
         for side in (0, 1)
         for price, _size, _n in x.engine.depth(side)
         for oid in x.engine.order_ids(side, price)
@@ -84,7 +90,7 @@ def test_order_changes_of_icebergs_stops_replaces_and_mass_cancels() -> None:
     x = SimulatedExchange("SIM", "X", 1)
     book = order_book()
     e = x.engine
-    commands: list[Callable[[], list[tuple[int, ...]]]] = [
+    commands: list[Callable[[], list[EngineEvent]]] = [
         lambda: e.new_order(1, 1, 0, OrderType.LIMIT, 100, 10, display=3),  # iceberg
         lambda: e.new_order(2, 2, 0, OrderType.LIMIT, 100, 5),
         lambda: e.new_order(3, 3, 0, OrderType.LIMIT, 100, 5),
