@@ -86,7 +86,7 @@ class Text(Shape):
     fast = "type({v}) is str and {v}"
 
     def check(self, key: str, value: Any) -> str:
-        if not isinstance(value, str) or not value:
+        if type(value) is not str or not value:
             raise BadMessage(f"field {key!r} must be a non-empty string, got {value!r}")
         return value
 
@@ -159,10 +159,11 @@ class Levels(Shape):
 
 class Packed(Shape):
     """Consecutive integer fields that travel as one JSON array under ``key``, one part per
-    field (``"bid":[price,size]``); ``low`` is the smallest value a part may hold."""
+    field (``"bid":[price,size]``), each part at least 0 when ``non_negative``."""
 
-    def __init__(self, key: str, parts: tuple[str, ...], low: int | None = None) -> None:
-        self.key, self.parts, self.attrs, self.low = key, parts, len(parts), low
+    def __init__(self, key: str, parts: tuple[str, ...], non_negative: bool = False) -> None:
+        self.key, self.parts, self.attrs = key, parts, len(parts)
+        self.low = 0 if non_negative else None
 
     def encoded(self, values: list[str]) -> str:
         return f"[{', '.join(values)}]"
@@ -170,13 +171,11 @@ class Packed(Shape):
     def check(self, key: str, value: Any) -> list[int]:
         low = self.low
         if (
-            not isinstance(value, list)
+            type(value) is not list
             or len(value) != self.attrs
             or not all(type(v) is int and (low is None or v >= low) for v in value)
         ):
-            kind = "integers" if low is None else f"integers of at least {low}"
-            if low == 0:
-                kind = "non-negative integers"
+            kind = "integers" if low is None else "non-negative integers"
             parts = ", ".join(self.parts)
             raise BadMessage(f"field {key!r} must be [{parts}] of {kind}, got {value!r}")
         return value
@@ -195,7 +194,8 @@ def _resting_order_ok(order: list[int]) -> bool:
 INTEGER, TEXT = Integer(), Text()
 LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
 ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
-BID, ASK = Packed("bid", ("price", "size"), low=0), Packed("ask", ("price", "size"), low=0)
+UNIT_SIZE = UnitSize()
+BID, ASK = (Packed(side, ("price", "size"), non_negative=True) for side in ("bid", "ask"))
 OHLC = Packed("ohlc", ("open", "high", "low", "close"))
 PLAIN: dict[Any, Shape] = {int: INTEGER, str: TEXT}
 """The shape of a field declared without one, by its type."""
@@ -269,7 +269,7 @@ def _groups(cls: type) -> list[Group]:
     return out
 
 
-def _encoder(tag: str, groups: list[Group]) -> list[str]:
+def _encoder(name: str, tag: str, groups: list[Group]) -> list[str]:
     """Source of the encoder: one dict display, then the fields that are left out while
     None (and any after them)."""
     items, after = [f"'k': {tag!r}"], []
@@ -283,15 +283,15 @@ def _encoder(tag: str, groups: list[Group]) -> list[str]:
             items.append(f"{key!r}: {value}")
     display = "{" + ", ".join(items) + "}"
     if not after:
-        return [f"def encode_{tag}(e):", f"    return _dumps({display})"]
-    return [f"def encode_{tag}(e):", f"    d = {display}", *after, "    return _dumps(d)"]
+        return [f"def encode_{name}(e):", f"    return _dumps({display})"]
+    return [f"def encode_{name}(e):", f"    d = {display}", *after, "    return _dumps(d)"]
 
 
-def _decoder(tag: str, groups: list[Group], ns: dict[str, Any]) -> list[str]:
+def _decoder(name: str, groups: list[Group], ns: dict[str, Any]) -> list[str]:
     """Source of the decoder: each key read once (integers and strings tested inline, a
     missing key with a default takes it), then the event built through its slots (the
     frozen dataclass's ``__init__`` costs twice as much)."""
-    lines = [f"def decode_{tag}(obj):"]
+    lines = [f"def decode_{name}(obj):"]
     for i, (key, shape, group) in enumerate(groups):
         ns[f"_s{i}"], var = shape, f"f_{group[0].name}"
         if shape.fast is None:
@@ -326,9 +326,10 @@ def _compile(cls: type, tag: str) -> tuple[Callable[[Any], bytes], Callable[...,
         raise TypeError(f"{cls.__name__}: decoders build events without __init__")
     groups = _groups(cls)
     ns: dict[str, Any] = {"_cls": cls, "_dumps": orjson.dumps, "_new": object.__new__}
-    source = "\n".join(_encoder(tag, groups) + _decoder(tag, groups, ns)) + "\n"
-    exec(compile(source, f"<event {tag}>", "exec"), ns)
-    return ns[f"encode_{tag}"], ns[f"decode_{tag}"], source
+    name = cls.__name__
+    source = "\n".join(_encoder(name, tag, groups) + _decoder(name, groups, ns)) + "\n"
+    exec(compile(source, f"<event {name}>", "exec"), ns)
+    return ns[f"encode_{name}"], ns[f"decode_{name}"], source
 
 
 # -- the events ----------------------------------------------------------------------------
@@ -340,8 +341,8 @@ class Instrument:
 
     venue: str
     symbol: str
-    tick_size: str = wire(UnitSize())
-    lot_size: str = wire(UnitSize())
+    tick_size: str = wire(UNIT_SIZE)
+    lot_size: str = wire(UNIT_SIZE)
 
     @property
     def tick(self) -> Unit:
