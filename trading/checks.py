@@ -22,7 +22,6 @@ A problem is ``(reason, text)``; the venue turns it into a ``Reject``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from orderbook_core.engine_types import OrderType
@@ -124,7 +123,7 @@ def limits_problem(
             return "position_limit", text
     if side == 0 and acct.cash is not None:
         # In the venue's cash units (integers): ticks x lots x the symbol's cash scale.
-        scale = v.cash_scale
+        scale = v.cash_unit.scale
         committed = sum(
             (o.price or v.reference_price(o.symbol)) * o.leaves * scale[o.symbol]
             for o in others
@@ -134,14 +133,10 @@ def limits_problem(
         if needed > acct.cash:
             return (
                 "buying_power",
-                f"buys would need {_shown(v.cash_decimal(needed))}, the account has "
-                f"{_shown(v.cash_decimal(acct.cash))}",
+                f"buys would need {v.cash_unit.text(needed)}, the account has "
+                f"{v.cash_unit.text(acct.cash)}",
             )
     return None
-
-
-def _shown(amount: Decimal) -> str:
-    return f"{amount.normalize():f}"
 
 
 def bounds_problem(

@@ -27,8 +27,9 @@ accounts file (TOML) looks like::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,37 @@ def _lots(text: str, inst: Instrument) -> int:
     if is_off(text):
         return 0
     return int(Decimal(text) / Decimal(inst.lot.text))
+
+
+@dataclass(frozen=True)
+class CashUnit:
+    """The unit buying power is kept in, as an integer: the finest tick x lot of a venue's
+    symbols, so every symbol's fills move cash by a whole number of units."""
+
+    places: int
+    """Decimal places of the unit (7: one unit is 0.0000001 of the quote currency)."""
+    scale: dict[str, int]
+    """Units per tick x lot, per symbol (exact)."""
+
+    @classmethod
+    def of(cls, instruments: Mapping[str, Instrument]) -> CashUnit:
+        steps = {s: Decimal(i.tick.text) * Decimal(i.lot.text) for s, i in instruments.items()}
+        places = max((-int(d.as_tuple().exponent) for d in steps.values()), default=0)
+        return cls(places, {s: int(d.scaleb(places)) for s, d in steps.items()})
+
+    def units(self, amount: Decimal | None) -> int | None:
+        """An amount of quote currency in units, rounded down (None stays None)."""
+        if amount is None:
+            return None
+        return int(amount.scaleb(self.places).to_integral_value(ROUND_FLOOR))
+
+    def decimal(self, cash: int) -> Decimal:
+        """Units as an amount of quote currency."""
+        return Decimal(cash).scaleb(-self.places)
+
+    def text(self, cash: int) -> str:
+        """Units as a decimal string without trailing zeros (``"2596"``)."""
+        return f"{self.decimal(cash).normalize():f}"
 
 
 def load_accounts(path: Path) -> list[Account]:

@@ -19,7 +19,7 @@ the books after a restart are exactly the books before it.
 Money is integers here too: buying power is kept in the venue's cash unit (the finest
 tick x lot of its symbols), so a fill moves it by ticks x lots x the symbol's scale;
 ``Decimal`` only turns the accounts file's buying power into units and units back into
-text for a refusal (``cash_decimal``).
+text for a refusal (``risk.CashUnit``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from hub.events import Event, Status
@@ -64,7 +64,7 @@ from trading.messages import (
     fingerprint,
     units,
 )
-from trading.risk import Account, Limits, RiskLimits
+from trading.risk import Account, CashUnit, Limits, RiskLimits
 from trading.simulator import SimulatedExchange
 
 TRADER_ORDER_IDS = 10**12
@@ -125,18 +125,9 @@ class TradingVenue:
         self.exchanges = dict(exchanges)
         self.accounts = {a.id: a for a in accounts}
         self.risk = risk or RiskLimits()
-        scales = {
-            s: Decimal(x.instrument.tick.text) * Decimal(x.instrument.lot.text)
-            for s, x in self.exchanges.items()
-        }
-        self.cash_places = max((-int(d.as_tuple().exponent) for d in scales.values()), default=0)
-        """Decimal places of the cash unit: the finest tick x lot of the venue's symbols."""
-        self.cash_scale = {s: int(d.scaleb(self.cash_places)) for s, d in scales.items()}
-        """Cash units per tick x lot, per symbol (exact integers)."""
-        self.state = {
-            a.id: AccountState(cash=self._cash_units(a.limits.cash()))
-            for a in self.accounts.values()
-        }
+        self.cash_unit = CashUnit.of({s: x.instrument for s, x in self.exchanges.items()})
+        cash = self.cash_unit.units
+        self.state = {a: AccountState(cash=cash(x.limits.cash())) for a, x in self.accounts.items()}
         self.units = {s: (x.instrument.tick, x.instrument.lot) for s, x in self.exchanges.items()}
         """(tick, lot) units per symbol, looked up once."""
         self.symbol_state = dict.fromkeys(self.exchanges, "open")
@@ -145,20 +136,10 @@ class TradingVenue:
         self.next_order_id = TRADER_ORDER_IDS
         self.commands = 0
 
-    def _cash_units(self, amount: Decimal | None) -> int | None:
-        """An amount of quote currency in cash units, rounded down (None stays None)."""
-        if amount is None:
-            return None
-        return int(amount.scaleb(self.cash_places).to_integral_value(ROUND_FLOOR))
-
-    def cash_decimal(self, cash: int) -> Decimal:
-        """Cash units as quote currency (for display)."""
-        return Decimal(cash).scaleb(-self.cash_places)
-
     def buying_power(self, account: int) -> Decimal | None:
         """The account's buying power left, in quote currency (None: no limit)."""
         cash = self.state[account].cash
-        return None if cash is None else self.cash_decimal(cash)
+        return None if cash is None else self.cash_unit.decimal(cash)
 
     # --- checks: no state changes -------------------------------------------------------
 
@@ -466,20 +447,8 @@ class TradingVenue:
         order = self.orders.get(oid)
         if order is None:
             return None
-        cancelled = ExecEvent(
-            EngineKind.EXEC,
-            0,
-            oid,
-            order.account,
-            int(ExecType.CANCELLED),
-            order.side,
-            order.price,
-            0,
-            0,
-            0,
-            order.cum,
-            0,
-        )
+        closed = (int(ExecType.CANCELLED), order.side, order.price, 0, 0, 0, order.cum, 0)
+        cancelled = ExecEvent(EngineKind.EXEC, 0, oid, order.account, *closed)
         report = self._exec(order.symbol, cancelled, ts)
         assert report is not None
         report["reason"] = "replay_refused"
@@ -512,7 +481,7 @@ class TradingVenue:
             delta = last_qty if side == 0 else -last_qty
             acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
             if acct.cash is not None:
-                acct.cash -= delta * last_price * self.cash_scale[symbol]
+                acct.cash -= delta * last_price * self.cash_unit.scale[symbol]
         tick, lot = self.units[symbol]
         acct.seq += 1
         report: ExecReport = {

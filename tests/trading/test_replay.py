@@ -307,6 +307,33 @@ async def test_kafka_log_refuses_records_that_are_not_commands(
     sane(fresh)
 
 
+async def test_a_kafka_log_of_the_old_format_is_refused_naming_the_topic(
+    services: dict[str, str], unique: str
+) -> None:
+    """A topic written before issue 15 (JSON objects) is not this venue's to read."""
+    from aiokafka import AIOKafkaProducer
+
+    from hub.config import KafkaConfig
+    from trading.journal import JournalError
+    from trading.kafka_log import KafkaLog
+
+    cfg = KafkaConfig(bootstrap=services["kafka"], topic_prefix=unique)
+    log = KafkaLog(cfg)
+    await log.open()  # creates the topic
+    await log.aclose()
+    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all")
+    await producer.start()
+    try:
+        old = {"k": "sim", "s": "BTC-USD", "n": 3, "ts": 1}
+        await producer.send_and_wait(log.topic, orjson.dumps(old), partition=0)
+    finally:
+        await producer.stop()
+    again = KafkaLog(cfg)
+    with pytest.raises(JournalError, match=f"order log kafka:{log.topic} is in the order log"):
+        await again.open()
+    await again.aclose()
+
+
 def test_a_checkpoint_holding_an_overflowed_level_restores_without_it() -> None:
     """A checkpoint an unbounded venue wrote with both 2**62 orders on one level: the
     second is left out of the book and reported cancelled (replay_refused); the rest is

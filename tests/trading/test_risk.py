@@ -96,3 +96,18 @@ def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(HubError, match=message.replace("[", r"\[").replace("]", r"\]")) as exc:
         load_accounts(path)
     assert str(path) in str(exc.value)
+
+
+def test_cash_is_kept_in_the_finest_tick_times_lot_as_integers() -> None:
+    from trading.risk import CashUnit
+
+    unit = CashUnit.of(
+        {
+            "BTC-USD": Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
+            "X": Instrument("SIM", "X", "0.25", "0.1"),
+        }
+    )
+    assert (unit.places, unit.scale) == (7, {"BTC-USD": 1, "X": 250_000})
+    assert unit.units(Decimal("2000.123456789")) == 20_001_234_567  # rounded down to the unit
+    assert unit.units(None) is None
+    assert unit.text(25_960_000_000) == "2596" and unit.decimal(1) == Decimal("0.0000001")
