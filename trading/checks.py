@@ -225,11 +225,12 @@ def replay_problem(v: TradingVenue, cmd: Command) -> Problem | None:
 
 
 def _new_problem(v: TradingVenue, cmd: New) -> Problem | None:
-    for key, high in NEW_SHAPE.items():
-        if not 0 <= getattr(cmd, key) <= high:
-            return "malformed", f"{key} must be an int from 0 to {high}"
-    for key in ("price", "qty", "display", "stop"):
-        value = getattr(cmd, key)
+    small = (("side", cmd.side), ("type", cmd.type), ("tif", cmd.tif), ("stp", cmd.stp))
+    for key, value in small:
+        if not 0 <= value <= NEW_SHAPE[key]:
+            return "malformed", f"{key} must be an int from 0 to {NEW_SHAPE[key]}"
+    sizes = (("price", cmd.price), ("qty", cmd.qty), ("display", cmd.display), ("stop", cmd.stop))
+    for key, value in sizes:
         if not _int64(value):
             return "size_limit", f"{key} {value} does not fit int64"
     return bounds_problem(v, cmd.account, cmd)
