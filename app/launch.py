@@ -3,9 +3,9 @@ path, trading/), a live venue or a file replay.
 
 ``build_source`` turns ``[feed]`` (and ``[orders]``) configuration into a
 ``FeedSource``: a coroutine that runs until cancelled (a replay keeps serving
-its final books after the file ends) and a health check. Live venues and
-replays publish through ``FeedOutput``, which also stores each book's
-snapshot every ``snapshot_interval_ms``.
+its final books after the file ends) and a health check. Every source
+(simulator, live venue, replay) publishes through ``FeedOutput``, which also
+stores each book's snapshot every ``snapshot_interval_ms``.
 """
 
 from __future__ import annotations

@@ -79,8 +79,8 @@ async def publish_depth(publisher: Publisher, snaps: list[BookSnapshot]) -> None
 
 class TopTracker:
     """The best bid and ask of each stream as last published: ``after`` returns a
-    TopOfBook when a book update changed either (the one place both publishing paths,
-    FeedOutput and the simulator's Feed, decide it)."""
+    TopOfBook when a book update changed either (FeedOutput decides it here for every
+    source, the simulator's included)."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], tuple[int, int, int, int]] = {}

@@ -21,7 +21,8 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from hub.backoff import Backoff
-from hub.db import redact_dsn
+from hub.db import connect_async, postgres_errors, redact_dsn
+from hub.errors import HubError
 from trading.messages import ExecReport
 from trading.risk import Account
 
@@ -98,20 +99,25 @@ class ExecutionStore:
         backoff = Backoff(0.5, 10.0)
         while True:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
-                await conn.executemany(
-                    "INSERT INTO accounts (venue, id, name) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (venue, id) DO UPDATE SET name = EXCLUDED.name",
-                    [(self.venue, a.id, a.name) for a in self.accounts],
-                )
+                conn = await connect_async(self.dsn)
+                with postgres_errors(self.dsn):
+                    await conn.executemany(
+                        "INSERT INTO accounts (venue, id, name) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (venue, id) DO UPDATE SET name = EXCLUDED.name",
+                        [(self.venue, a.id, a.name) for a in self.accounts],
+                    )
                 return conn
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                DB_ERRORS.inc()
-                log.warning(
-                    "PostgreSQL unavailable for executions; retrying",
-                    extra={"dsn": redact_dsn(self.dsn), "error": repr(exc)},
-                )
+            except HubError as exc:
+                self._failed("PostgreSQL unavailable for executions; retrying", exc)
                 await backoff.wait()
+
+    def _failed(self, what: str, exc: HubError) -> None:
+        """Count and log a failed attempt. Executions are retried even when the database
+        refused them (``retriable`` false): the gateway migrated the schema at start, so a
+        refusal is an operator's to fix, and the journal keeps every report until then."""
+        DB_ERRORS.inc()
+        level = logging.WARNING if exc.retriable else logging.ERROR
+        log.log(level, what, extra={"dsn": redact_dsn(self.dsn), "error": str(exc)})
 
     async def run(self) -> None:
         """Write the backlog in batches until cancelled (then what is queued stays queued:
@@ -124,11 +130,11 @@ class ExecutionStore:
                     await self._wake.wait()
                 batch = [self.backlog[i] for i in range(min(BATCH, len(self.backlog)))]
                 try:
-                    async with conn.transaction():
-                        await conn.executemany(INSERT, [row(self.venue, r) for r in batch])
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    DB_ERRORS.inc()
-                    log.warning("execution write failed; retrying", extra={"error": repr(exc)})
+                    with postgres_errors(self.dsn):
+                        async with conn.transaction():
+                            await conn.executemany(INSERT, [row(self.venue, r) for r in batch])
+                except HubError as exc:
+                    self._failed("execution write failed; retrying", exc)
                     await conn.close()
                     conn = await self._connect()
                     continue
