@@ -25,6 +25,7 @@ include "_consts.pxi"
 
 cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t n)
+    void PyObject_GC_UnTrack(object o)
 
 
 cdef inline int64_t _key(int side, int64_t price) noexcept nogil:
@@ -37,7 +38,13 @@ cdef inline int64_t _abs(int64_t v) noexcept nogil:
 
 cdef object record(type cls, const int64_t* fields, Py_ssize_t n):
     """A NamedTuple ``cls`` of ``n`` ints, allocated and filled as a tuple is (its
-    ``__new__`` would build an argument tuple first and copy it)."""
+    ``__new__`` would build an argument tuple first and copy it).
+
+    The record holds only ints, so it can be in no reference cycle: it is taken off
+    the garbage collector's list, as CPython does for a plain tuple of ints (which it
+    does for exact tuples only). Kept records then cost the collector nothing; tracked,
+    they made building and keeping 200k of them twice as slow as plain tuples.
+    """
     cdef object out = PyType_GenericAlloc(<PyTypeObject*>cls, n)
     cdef object v
     cdef Py_ssize_t i
@@ -45,6 +52,7 @@ cdef object record(type cls, const int64_t* fields, Py_ssize_t n):
         v = PyLong_FromLongLong(fields[i])
         Py_INCREF(v)
         PyTuple_SET_ITEM(out, i, v)
+    PyObject_GC_UnTrack(out)
     return out
 
 
