@@ -5,27 +5,20 @@ Port of the executable specification in _pyengine.py (same events, byte for
 byte). Orders live in hash maps keyed by id; each price level is an ordered
 map entry with an intrusive FIFO of order ids; events are appended to a flat
 int64 buffer and turned into named records (engine_types.ExecEvent, TradeEvent,
-BookEvent) once per command, filled in C like plain tuples.
+BookEvent) once per command, filled in C (_engine_records.pxd).
 """
 
-from cpython.long cimport PyLong_FromLongLong
-from cpython.object cimport PyTypeObject
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t
 from libcpp.algorithm cimport sort as csort
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
+from orderbook_core._engine_records cimport record
+
 from orderbook_core.engine_types import BookEvent, ExecEvent, OrderState, TradeEvent
 
 include "_consts.pxi"
-
-
-cdef extern from "Python.h":
-    object PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t n)
-    void PyObject_GC_UnTrack(object o)
 
 
 cdef inline int64_t _key(int side, int64_t price) noexcept nogil:
@@ -36,42 +29,10 @@ cdef inline int64_t _abs(int64_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
-cdef object record(type cls, const int64_t* fields, Py_ssize_t n):
-    """A NamedTuple ``cls`` of ``n`` ints, allocated and filled as a tuple is (its
-    ``__new__`` would build an argument tuple first and copy it).
-
-    The record holds only ints, so it can be in no reference cycle: it is taken off
-    the garbage collector's list, as CPython does for a plain tuple of ints (which it
-    does for exact tuples only). Kept records then cost the collector nothing; tracked,
-    they made building and keeping 200k of them twice as slow as plain tuples.
-    """
-    cdef object out = PyType_GenericAlloc(<PyTypeObject*>cls, n)
-    cdef object v
-    cdef Py_ssize_t i
-    for i in range(n):
-        v = PyLong_FromLongLong(fields[i])
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(out, i, v)
-    PyObject_GC_UnTrack(out)
-    return out
-
-
 cdef object order_state(EOrder* o):
     cdef int64_t f[14]
-    f[0] = o.order_id
-    f[1] = o.account
-    f[2] = o.side
-    f[3] = o.type
-    f[4] = o.price
-    f[5] = o.stop_price
-    f[6] = o.leaves
-    f[7] = o.cum
-    f[8] = o.display
-    f[9] = o.visible
-    f[10] = o.tif
-    f[11] = o.post_only
-    f[12] = o.stp
-    f[13] = o.arrival
+    f[:] = [o.order_id, o.account, o.side, o.type, o.price, o.stop_price, o.leaves, o.cum,
+             o.display, o.visible, o.tif, o.post_only, o.stp, o.arrival]
     return record(OrderState, f, 14)
 
 
@@ -105,34 +66,15 @@ cdef class MatchingEngine:
     cdef int _report(self, EOrder* o, int exec_type, int64_t last_qty, int64_t last_px,
                      int reason) except -1:
         cdef int64_t f[11]
-        f[0] = EV_EXEC
-        f[1] = o.order_id
-        f[2] = o.account
-        f[3] = exec_type
-        f[4] = o.side
-        f[5] = o.price
-        f[6] = last_qty
-        f[7] = last_px
-        f[8] = o.leaves
-        f[9] = o.cum
-        f[10] = reason
+        f[:] = [EV_EXEC, o.order_id, o.account, exec_type, o.side, o.price, last_qty,
+                 last_px, o.leaves, o.cum, reason]
         self._push(f, 11)
         return 0
 
     cdef int _reject(self, int64_t order_id, int64_t account, int side, int64_t price,
                      int reason) except -1:
         cdef int64_t f[11]
-        f[0] = EV_EXEC
-        f[1] = order_id
-        f[2] = account
-        f[3] = REJECTED
-        f[4] = side
-        f[5] = price
-        f[6] = 0
-        f[7] = 0
-        f[8] = 0
-        f[9] = 0
-        f[10] = reason
+        f[:] = [EV_EXEC, order_id, account, REJECTED, side, price, 0, 0, 0, 0, reason]
         self._push(f, 11)
         return 0
 
@@ -145,10 +87,8 @@ cdef class MatchingEngine:
         for i in range(self._touched.size()):
             levels = self._levels(self._touched[i].first)
             it = levels.find(_key(self._touched[i].first, self._touched[i].second))
-            f[0] = EV_BOOK
-            f[1] = self._touched[i].first
-            f[2] = self._touched[i].second
-            f[3] = 0 if it == levels.end() else deref(it).second.visible
+            f[:] = [EV_BOOK, self._touched[i].first, self._touched[i].second,
+                     0 if it == levels.end() else deref(it).second.visible]
             self._push(f, 4)
         self._touched.clear()
         return 0
@@ -355,14 +295,8 @@ cdef class MatchingEngine:
             lvl.visible -= qty
             self.last_price = price
             self._touch(other, price)
-            f[0] = EV_TRADE
-            f[1] = price
-            f[2] = qty
-            f[3] = o.side
-            f[4] = maker.order_id
-            f[5] = o.order_id
-            f[6] = maker.account
-            f[7] = o.account
+            f[:] = [EV_TRADE, price, qty, o.side, maker.order_id, o.order_id, maker.account,
+                     o.account]
             self._push(f, 8)
             self._report(maker, FILL if maker.leaves == 0 else PARTIAL_FILL, qty, price, 0)
             self._report(o, FILL if o.leaves == 0 else PARTIAL_FILL, qty, price, 0)
