@@ -72,5 +72,5 @@ def test_locust_order_traders_get_every_answer(hub_process: Any, tmp_path: Path)
     assert int(rows["cancel"]["Request Count"]) > 20
     assert int(rows["Aggregated"]["Failure Count"]) == 0
     assert demo.stop() == 0
-    news = [line for line in journal.read_text().splitlines() if '"k":"new"' in line]
+    news = [line for line in journal.read_text().splitlines() if '["new",' in line]
     assert len(news) >= int(rows["new"]["Request Count"])  # every acknowledged order is logged
