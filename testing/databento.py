@@ -140,20 +140,26 @@ def write_csv(path: Path, batches: list[list[MboRecord]]) -> None:
             )
 
 
-def write_dbn(path: Path, batches: list[list[MboRecord]]) -> None:
-    meta = dbn.Metadata(
-        dataset="TEST.MBO",
-        schema=dbn.Schema.from_str("mbo"),
-        start=0,
-        stype_in=dbn.SType.from_str("raw_symbol"),
-        stype_out=dbn.SType.from_str("instrument_id"),
-        end=0,
-        symbols=["TEST"],
-        partial=[],
-        not_found=[],
-        mappings=[],
+def dbn_header() -> bytes:
+    """The metadata header of a one-symbol MBO file, as a DBN file starts."""
+    return bytes(
+        dbn.Metadata(
+            dataset="TEST.MBO",
+            schema=dbn.Schema.from_str("mbo"),
+            start=0,
+            stype_in=dbn.SType.from_str("raw_symbol"),
+            stype_out=dbn.SType.from_str("instrument_id"),
+            end=0,
+            symbols=["TEST"],
+            partial=[],
+            not_found=[],
+            mappings=[],
+        ).encode()
     )
-    data = meta.encode()
+
+
+def write_dbn(path: Path, batches: list[list[MboRecord]]) -> None:
+    data = dbn_header()
     for r in (r for b in batches for r in b):
         data += bytes(
             dbn.MBOMsg(

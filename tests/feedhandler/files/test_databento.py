@@ -8,7 +8,7 @@ import pytest
 
 from feedhandler.files.databento import DatabentoError, MboRecord, MboReplay, replay_databento
 from hub.events import BUY, NO_AGGRESSOR, SELL, Trade
-from testing.databento import COLUMNS, session, write_csv, write_dbn
+from testing.databento import COLUMNS, dbn_header, session, write_csv, write_dbn
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -107,22 +107,8 @@ def test_a_record_that_panics_the_decoder_is_a_named_error(tmp_path: Path) -> No
     than its rtype's layout; the replay must still name the file, not crash."""
     import struct
 
-    import databento_dbn as dbn
-
-    meta = dbn.Metadata(
-        dataset="TEST.MBO",
-        schema=dbn.Schema.from_str("mbo"),
-        start=0,
-        stype_in=dbn.SType.from_str("raw_symbol"),
-        stype_out=dbn.SType.from_str("instrument_id"),
-        end=0,
-        symbols=["TEST"],
-        partial=[],
-        not_found=[],
-        mappings=[],
-    )
     short_trade = struct.pack("<BBHIQ", 6, 0, 1, 42, 1000) + bytes(8)  # 24 of TradeMsg's 48
     path = tmp_path / "short.dbn"
-    path.write_bytes(meta.encode() + short_trade)
+    path.write_bytes(dbn_header() + short_trade)
     with pytest.raises(DatabentoError, match=r"short\.dbn: not a readable DBN file"):
         replay_databento(path)
