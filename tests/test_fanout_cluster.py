@@ -46,7 +46,12 @@ async def read_until_seq(client: HubClient, seq: int, seconds: float = 30) -> No
                 return
 
     if book.seq != seq or orders.seq != seq:
-        await asyncio.wait_for(read(), seconds)
+        try:
+            await asyncio.wait_for(read(), seconds)
+        except TimeoutError:
+            raise AssertionError(
+                f"{client.url}: book at seq {book.seq}, order book at {orders.seq}, final {seq}"
+            ) from None
 
 
 def test_client_moves_to_another_node_and_a_restarted_node_catches_up(

@@ -99,6 +99,12 @@ class Feed:
                 "seed": self.cfg.seed,
             },
         )
+        try:
+            await self._run_paced()
+        finally:  # a stop stores the books as last published, not as the last interval saw them
+            await self._store_snapshots()
+
+    async def _run_paced(self) -> None:
         started = time.monotonic()
         last_snapshot = started
         while True:
