@@ -111,6 +111,11 @@ class FanoutNode:
 
     # --- source side ---------------------------------------------------------------------
 
+    @property
+    def event_kinds(self) -> tuple[type[Event], ...]:
+        """The kinds of source event the node takes (what its Kafka source reads)."""
+        return tuple(self._on_kind)
+
     def on_event(self, event: Event) -> None:
         """Take one event from the source (bus or Kafka)."""
         if self._server is not None:

@@ -11,7 +11,7 @@ from bus.local import InProcessBus
 from fanout.node import FanoutNode
 from hub.config import KafkaConfig
 from hub.errors import BadMessage
-from hub.events import decode
+from hub.events import EVENT_TYPES, decode
 
 log = logging.getLogger("hub.fanout")
 
@@ -45,8 +45,8 @@ async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
 
 
 async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
-    """Feed the node from Kafka: every partition of the book, trade, bar and instrument
-    topics.
+    """Feed the node from Kafka: every partition of the topics of the events it takes
+    (book, trades, bars, instruments).
 
     No consumer group: each node reads all streams it serves, from wherever
     the broker puts it, and relies on seq for dedupe and on the snapshot
@@ -55,10 +55,7 @@ async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:
     topics = topic_names(cfg)
     c = consumer(
         cfg,
-        topics["instruments"],
-        topics["book"],
-        topics["trades"],
-        topics["bars"],
+        *dict.fromkeys(topics[EVENT_TYPES[kind].topic] for kind in node.event_kinds),
         group=None,
         offset_reset="latest",
     )

@@ -26,12 +26,15 @@ from hub.backoff import Backoff
 from hub.config import HubConfig
 from hub.db import connect_async, postgres_errors
 from hub.errors import BadMessage, HubError, ServiceUnavailable
-from hub.events import Bar, BookSnapshot, Instrument, TopOfBook, Trade, decode
+from hub.events import EVENT_TYPES, Bar, BookSnapshot, Event, Instrument, TopOfBook, Trade, decode
 from recorder import retention
 from recorder.retention import Retention, set_up
 from recorder.writer import DeadLetter, trade_problem, write_batch
 
 log = logging.getLogger("hub.recorder")
+
+RECORDED: tuple[type[Event], ...] = (Trade, Instrument, TopOfBook, BookSnapshot)
+"""The events stored; the recorder reads their topics (the event table's)."""
 
 ROWS = Counter("hub_recorder_rows_total", "Rows written (after dedupe)", ["table"])
 RECEIVED = Counter("hub_recorder_messages_total", "Messages consumed", ["kind"])
@@ -188,10 +191,7 @@ class Recorder:
         topics = topic_names(kcfg)
         self._consumer = consumer(
             kcfg,
-            topics["trades"],
-            topics["instruments"],
-            topics["bbo"],
-            topics["depth"],
+            *dict.fromkeys(topics[EVENT_TYPES[cls].topic] for cls in RECORDED),
             group=rcfg.group,
             max_poll_interval_ms=600_000,
         )
@@ -217,10 +217,7 @@ class Recorder:
         try:
             while True:
                 records = await c.getmany(timeout_ms=rcfg.flush_ms, max_records=rcfg.batch_size)
-                trades: list[Trade] = []
-                instruments: list[Instrument] = []
-                tops: list[TopOfBook] = []
-                snaps: list[BookSnapshot] = []
+                got: dict[type, list[Any]] = {cls: [] for cls in RECORDED}
                 dead: list[DeadLetter] = []
                 now_ns = time.time_ns()  # one clock read per batch for the future-time check
                 for batch in records.values():
@@ -253,18 +250,15 @@ class Recorder:
                                 },
                             )
                             continue
-                        if isinstance(event, Trade):
-                            trades.append(event)
-                        elif isinstance(event, Instrument):
-                            instruments.append(event)
-                        elif isinstance(event, TopOfBook):
-                            tops.append(event)
-                        elif isinstance(event, BookSnapshot):
-                            snaps.append(event)
+                        kept = got.get(type(event))
+                        if kept is not None:
+                            kept.append(event)
                         RECEIVED.labels(type(event).__name__.lower()).inc()
-                if not (trades or instruments or dead or tops or snaps):
+                trades, instruments, tops, snaps = (got[cls] for cls in RECORDED)
+                size = len(dead) + sum(map(len, got.values()))
+                if not size:
                     continue
-                BATCH.observe(len(trades) + len(instruments) + len(dead) + len(tops) + len(snaps))
+                BATCH.observe(size)
                 bars: list[Bar] | None = [] if self._bars is not None else None
                 conn = await self._write_with_retry(
                     conn, trades, instruments, dead, tops, snaps, bars

@@ -14,7 +14,6 @@ from fanout.node import FanoutNode
 from hub.config import FanoutConfig
 from hub.events import BookUpdate, Trade
 from hub.ops import bound_port
-from orderbook_core.engine_types import VISIBLE
 from tests.fanout.harness import OPEN, started, until
 from trading.simulator import SimulatedExchange
 
@@ -38,8 +37,14 @@ class Venue:
 
     def queues(self) -> dict[tuple[int, int], list[tuple[str, int]]]:
         e = self.x.engine
+
+        def visible(oid: int) -> int:
+            state = e.order(oid)
+            assert state is not None, oid
+            return state.visible
+
         return {
-            (side, price): [(str(oid), e.order(oid)[VISIBLE]) for oid in e.order_ids(side, price)]  # type: ignore[index]
+            (side, price): [(str(oid), visible(oid)) for oid in e.order_ids(side, price)]
             for side in (0, 1)
             for price, _size, _n in e.depth(side)
         }

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderbook_core import _engine, _pyengine
-from orderbook_core.engine_types import BookEvent, Event, ExecEvent, OrderState, TradeEvent
+from orderbook_core.engine_types import (
+    ORDER_FIELDS,
+    BookEvent,
+    Event,
+    ExecEvent,
+    OrderState,
+    TradeEvent,
+)
 
 RECORDS: dict[int, type] = {Event.EXEC: ExecEvent, Event.TRADE: TradeEvent, Event.BOOK: BookEvent}
 """The record class each event kind comes as, in both engines."""
@@ -167,3 +174,11 @@ def test_batch_path_gives_the_per_call_events(cmds: list[tuple[Any, ...]]) -> No
         dropped = impl.MatchingEngine()
         assert dropped.run_batch(records) == len(expected)
         assert dropped.snapshot_state() == per_call.snapshot_state()
+
+
+def test_order_state_names_the_fields_both_engines_fill() -> None:
+    """``OrderState`` and the twin's ``_Order`` slots spell ``ORDER_FIELDS`` out; both
+    engines fill an order's state by position, so a field added to one must be in all."""
+    assert OrderState._fields == ORDER_FIELDS
+    assert _pyengine._Order.__slots__ == ORDER_FIELDS
+    assert list(_pyengine._Order.__annotations__) == list(ORDER_FIELDS)
