@@ -33,11 +33,17 @@ from feedhandler.venues.runner import LiveRunner
 from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
 from hub.errors import BadInput
 from hub.events import Instrument
+from hub.ops import metrics
 from trading.feed import Feed
+
+METRICS = metrics("feed")
 
 log = logging.getLogger("hub.feed")
 BAD_RECORDS = Counter(
-    "hub_feed_bad_records_total", "Replay records skipped as malformed or inconsistent", ["source"]
+    "hub_feed_bad_records_total",
+    "Replay records skipped as malformed or inconsistent",
+    ["source"],
+    registry=METRICS,
 )
 
 

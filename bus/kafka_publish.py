@@ -44,26 +44,48 @@ from hub.backoff import Backoff
 from hub.config import KafkaConfig
 from hub.errors import HubError
 from hub.events import Event
+from hub.ops import metrics, runs
+
+METRICS = metrics("kafka")
 
 log = logging.getLogger("hub.kafka")
 
-CONNECTED = Gauge("hub_kafka_connected", "1 while the broker acknowledges what we publish")
+CONNECTED = Gauge(
+    "hub_kafka_connected", "1 while the broker acknowledges what we publish", registry=METRICS
+)
 RETRIES = Counter(
-    "hub_kafka_publish_retries_total", "Failed attempts to reach the broker again and resend"
+    "hub_kafka_publish_retries_total",
+    "Failed attempts to reach the broker again and resend",
+    registry=METRICS,
 )
 RESTARTS = Counter(
-    "hub_kafka_producer_restarts_total", "Producers re-created after the broker failed"
+    "hub_kafka_producer_restarts_total",
+    "Producers re-created after the broker failed",
+    registry=METRICS,
 )
-OUTAGES = Counter("hub_kafka_outages_total", "Times the broker became unreachable")
-BUFFERED = Counter("hub_kafka_buffered_total", "Messages put in the publish buffer")
-RESENT = Counter("hub_kafka_resent_total", "Buffered messages sent after the broker returned")
+OUTAGES = Counter(
+    "hub_kafka_outages_total", "Times the broker became unreachable", registry=METRICS
+)
+BUFFERED = Counter(
+    "hub_kafka_buffered_total", "Messages put in the publish buffer", registry=METRICS
+)
+RESENT = Counter(
+    "hub_kafka_resent_total", "Buffered messages sent after the broker returned", registry=METRICS
+)
 DROPPED = Counter(
-    "hub_kafka_dropped_total", "Messages dropped because the publish buffer was full", ["stream"]
+    "hub_kafka_dropped_total",
+    "Messages dropped because the publish buffer was full",
+    ["stream"],
+    registry=METRICS,
 )
 BUFFER_BYTES = Gauge(
-    "hub_kafka_buffer_bytes", "Memory held by messages waiting in the publish buffer"
+    "hub_kafka_buffer_bytes",
+    "Memory held by messages waiting in the publish buffer",
+    registry=METRICS,
 )
-BUFFER_MESSAGES = Gauge("hub_kafka_buffer_messages", "Messages waiting in the publish buffer")
+BUFFER_MESSAGES = Gauge(
+    "hub_kafka_buffer_messages", "Messages waiting in the publish buffer", registry=METRICS
+)
 
 RECORD_OVERHEAD = 96
 """Bytes a buffered message holds beyond its key and value (tuple and object headers)."""
@@ -84,6 +106,7 @@ class ReliablePublisher:
     """A Publisher over Kafka that buffers through outages and recovers by itself."""
 
     def __init__(self, cfg: KafkaConfig) -> None:
+        runs("kafka")
         self.cfg = cfg
         self._producer = KafkaPublisher(cfg)
         self._buffer: collections.deque[Record] = collections.deque()

@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from bus.local import Publisher, SnapshotStore
 from hub.events import (
@@ -37,19 +37,26 @@ from hub.events import (
     TopOfBook,
     Trade,
 )
+from hub.ops import metrics, runs
 from hub.orders import follow, order_book, resting_orders
 from orderbook_core import L2Book, L3Book
+
+METRICS = metrics("feed")
 
 log = logging.getLogger("hub.feed")
 
 EVENTS = Counter(
-    "hub_feed_events_total", "Events published, per stream and kind", ["venue", "symbol", "kind"]
+    "hub_feed_events_total",
+    "Events published, per stream and kind",
+    ["venue", "symbol", "kind"],
+    registry=METRICS,
 )
 LATENCY = Histogram(
     "hub_feed_latency_seconds",
     "Feed latency: our receive time minus the venue's event time",
     ["venue"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+    registry=METRICS,
 )
 KINDS: dict[type, str] = {cls: declared.tag for cls, declared in EVENT_TYPES.items()}
 """The ``kind`` label of ``hub_feed_events_total``: each event's kind tag."""
@@ -126,6 +133,7 @@ class FeedOutput:
         instrument_for: InstrumentFor | None = None,
         measure_latency: bool = True,
     ) -> None:
+        runs("feed")
         self.publisher = publisher
         self.snapshots = snapshots
         self.instrument_for = instrument_for
@@ -253,7 +261,7 @@ class FeedStats(Collector):
     """Scrape-time metrics of live runners and their parsers' books, in ``registry`` from
     the first runner on (a process without live runners exports none of them)."""
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, registry: CollectorRegistry = METRICS) -> None:
         self.runners: list[Any] = []
         self.registry = registry
         self.registered = False

@@ -27,10 +27,15 @@ from fanout import protocol
 from fanout.auth import Grant
 from fanout.stream import BookStream, DepthView
 from hub.events import BookUpdate, LevelChange
+from hub.ops import metrics
 from hub.orders import resting_orders
 from orderbook_core.types import CHECKSUM_LEVELS
 
-CONFLATIONS = Counter("hub_fanout_conflated_total", "Book deltas merged for lagging clients")
+METRICS = metrics("fanout")
+
+CONFLATIONS = Counter(
+    "hub_fanout_conflated_total", "Book deltas merged for lagging clients", registry=METRICS
+)
 
 
 class SubKey(NamedTuple):

@@ -40,17 +40,28 @@ from fanout.views import Views
 from hub.backoff import Backoff
 from hub.config import FanoutConfig
 from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
-from hub.ops import ops_response, response
+from hub.ops import metrics, ops_response, response, runs
+
+METRICS = metrics("fanout")
 
 log = logging.getLogger("hub.fanout")
 
-CONNECTIONS = Gauge("hub_fanout_connections", "Open client connections")
-UPDATES = Counter("hub_fanout_updates_total", "Source events by outcome", ["kind", "outcome"])
-GAPS = Counter("hub_fanout_gaps_total", "Sequence gaps detected", ["symbol"])
-RESYNCS = Counter("hub_fanout_resyncs_total", "Books (re)synced from a snapshot", ["symbol"])
-STORE_ERRORS = Counter("hub_fanout_store_errors_total", "Failed snapshot-store reads")
+CONNECTIONS = Gauge("hub_fanout_connections", "Open client connections", registry=METRICS)
+UPDATES = Counter(
+    "hub_fanout_updates_total", "Source events by outcome", ["kind", "outcome"], registry=METRICS
+)
+GAPS = Counter("hub_fanout_gaps_total", "Sequence gaps detected", ["symbol"], registry=METRICS)
+RESYNCS = Counter(
+    "hub_fanout_resyncs_total", "Books (re)synced from a snapshot", ["symbol"], registry=METRICS
+)
+STORE_ERRORS = Counter(
+    "hub_fanout_store_errors_total", "Failed snapshot-store reads", registry=METRICS
+)
 SYNC_FAILURES = Counter(
-    "hub_fanout_sync_failures_total", "Snapshots a book could not sync from", ["symbol"]
+    "hub_fanout_sync_failures_total",
+    "Snapshots a book could not sync from",
+    ["symbol"],
+    registry=METRICS,
 )
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -74,6 +85,7 @@ class FanoutNode:
     def __init__(
         self, cfg: FanoutConfig, snapshots: SnapshotStore, bars_from_trades: bool = False
     ) -> None:
+        runs("fanout")
         self.cfg = cfg
         self.name = cfg.group or f"fanout-{os.getpid()}"
         self.snapshots = snapshots

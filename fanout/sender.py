@@ -31,29 +31,50 @@ from websockets.protocol import State
 from fanout import protocol
 from fanout.delivery import Client, Feed, Group
 from hub.config import FanoutConfig
+from hub.ops import metrics
+
+METRICS = metrics("fanout")
 
 log = logging.getLogger("hub.fanout")
 
-FRAMES = Counter("hub_fanout_frames_sent_total", "WebSocket frames written to sockets")
-MESSAGES = Counter("hub_fanout_messages_sent_total", "Messages delivered (many per frame)")
-UPDATES_SENT = Counter("hub_fanout_updates_sent_total", "Book, trade and bbo messages delivered")
-BYTES = Counter("hub_fanout_bytes_sent_total", "Payload bytes written to sockets")
-RESETS = Counter("hub_fanout_snapshot_resets_total", "Lagging clients reset to fresh snapshots")
-SLOW = Counter("hub_fanout_slow_disconnects_total", "Clients disconnected as too slow")
+FRAMES = Counter(
+    "hub_fanout_frames_sent_total", "WebSocket frames written to sockets", registry=METRICS
+)
+MESSAGES = Counter(
+    "hub_fanout_messages_sent_total", "Messages delivered (many per frame)", registry=METRICS
+)
+UPDATES_SENT = Counter(
+    "hub_fanout_updates_sent_total", "Book, trade and bbo messages delivered", registry=METRICS
+)
+BYTES = Counter("hub_fanout_bytes_sent_total", "Payload bytes written to sockets", registry=METRICS)
+RESETS = Counter(
+    "hub_fanout_snapshot_resets_total", "Lagging clients reset to fresh snapshots", registry=METRICS
+)
+SLOW = Counter(
+    "hub_fanout_slow_disconnects_total", "Clients disconnected as too slow", registry=METRICS
+)
 QUEUE_DEPTH = Histogram(
     "hub_fanout_queue_depth",
     "Messages per flushed frame",
     buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
+    registry=METRICS,
 )
-BUFFERED = Gauge("hub_fanout_send_buffer_max_bytes", "Largest socket write buffer at last check")
+BUFFERED = Gauge(
+    "hub_fanout_send_buffer_max_bytes",
+    "Largest socket write buffer at last check",
+    registry=METRICS,
+)
 LATENCY = Histogram(
     "hub_fanout_tick_to_send_seconds",
     "Hub receive time (ts_recv) of the oldest message in a frame to its socket write",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=METRICS,
 )
-SUBSCRIPTIONS = Gauge("hub_fanout_subscriptions", "Active subscriptions")
-GROUPS = Gauge("hub_fanout_groups", "Groups of clients sharing frames")
-PRIVATE = Gauge("hub_fanout_private_clients", "Clients on a private queue (new, lagging)")
+SUBSCRIPTIONS = Gauge("hub_fanout_subscriptions", "Active subscriptions", registry=METRICS)
+GROUPS = Gauge("hub_fanout_groups", "Groups of clients sharing frames", registry=METRICS)
+PRIVATE = Gauge(
+    "hub_fanout_private_clients", "Clients on a private queue (new, lagging)", registry=METRICS
+)
 RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
 """A closing connection whose unsent bytes do not shrink for this long is aborted."""

@@ -35,8 +35,13 @@ from fanout.stream import BookStream, StreamKey
 from fanout.views import Views
 from hub.auth import RateLimit
 from hub.config import FanoutConfig
+from hub.ops import metrics
 
-REFUSED = Counter("hub_fanout_refused_total", "Connections and requests refused", ["code"])
+METRICS = metrics("fanout")
+
+REFUSED = Counter(
+    "hub_fanout_refused_total", "Connections and requests refused", ["code"], registry=METRICS
+)
 ERROR_WINDOW_S = 10.0
 """A session with more than ``fanout.max_errors`` refused requests in this window is closed."""
 MAX_CLOSE_REASON = 120

@@ -24,14 +24,23 @@ from fanout import protocol
 from fanout.delivery import Feed, FeedKey, compact
 from fanout.protocol import ChannelRequest, ProtocolError
 from hub.events import BookUpdate
+from hub.ops import metrics
+
+METRICS = metrics("fanout")
 
 if TYPE_CHECKING:
     from fanout.stream import BookStream, StreamKey
     from hub.config import FanoutConfig
 
-VIEWS = Gauge("hub_fanout_views", "Book views (depth and checksum variants) in use")
-HISTORY_BYTES = Gauge("hub_fanout_history_bytes", "Bytes of messages held for resumes")
-RESUMES = Counter("hub_fanout_resumes_total", "Book resumes by outcome", ["outcome"])
+VIEWS = Gauge(
+    "hub_fanout_views", "Book views (depth and checksum variants) in use", registry=METRICS
+)
+HISTORY_BYTES = Gauge(
+    "hub_fanout_history_bytes", "Bytes of messages held for resumes", registry=METRICS
+)
+RESUMES = Counter(
+    "hub_fanout_resumes_total", "Book resumes by outcome", ["outcome"], registry=METRICS
+)
 
 
 class Views:

@@ -3,23 +3,79 @@
 Processes that already run a websockets server answer these paths from its
 ``process_request`` hook (``http_response``); the others start a small
 server of their own with ``serve_ops``.
+
+Metrics belong to components (``feed``, ``kafka``, ``fanout``, ``recorder``,
+``orders``): each module declares its metrics in ``metrics(component)``, the
+component's own registry, never in prometheus_client's global one. A process
+exports the registries of the components it runs, and only those: each
+component's entry object (FeedOutput, ReliablePublisher, FanoutNode, Recorder,
+the order gateway) calls ``runs(component)`` when it is built. So a recorder
+never exports the fanout's metrics as zeros, and a panel such as
+``min(hub_recorder_database_up)`` reads only recorders. Every metric of a
+component is named ``hub_<component>_...`` (tests/hub/test_ops.py checks).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 HealthCheck = Callable[[], dict[str, Any]]
 """Returns a JSON-able status; ``{"ok": False, ...}`` answers 503."""
+
+
+COMPONENTS = ("feed", "kafka", "fanout", "recorder", "orders")
+"""The components whose metrics a process may export."""
+_REGISTRIES = {name: CollectorRegistry() for name in COMPONENTS}
+_RUNNING: set[str] = set()
+
+
+def metrics(component: str) -> CollectorRegistry:
+    """The registry a component declares its metrics in."""
+    return _REGISTRIES[component]
+
+
+def runs(component: str) -> None:
+    """Say that this process runs ``component``: its metrics are exported from now on."""
+    if component not in _REGISTRIES:
+        raise KeyError(f"unknown metrics component {component!r}; one of {', '.join(COMPONENTS)}")
+    _RUNNING.add(component)
+
+
+def running() -> list[str]:
+    return sorted(_RUNNING)
+
+
+class _Running(Collector):
+    """The process's platform metrics, then those of each component it runs."""
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            yield from collector.collect()
+        for name in sorted(_RUNNING):
+            yield from _REGISTRIES[name].collect()
+
+
+PROCESS = CollectorRegistry(auto_describe=False)
+"""What /metrics of this process answers."""
+PROCESS.register(_Running())
 
 
 def response(status: int, body: bytes, content_type: str) -> Response:
@@ -35,7 +91,7 @@ def response(status: int, body: bytes, content_type: str) -> Response:
 
 
 def ops_response(
-    path: str, health: HealthCheck, registry: CollectorRegistry = REGISTRY
+    path: str, health: HealthCheck, registry: CollectorRegistry = PROCESS
 ) -> Response | None:
     """Answer /metrics and /healthz; None for any other path."""
     if path == "/metrics":

@@ -18,9 +18,14 @@ from prometheus_client import Counter
 
 from hub.db import connect_async, postgres_errors
 from hub.errors import HubError
+from hub.ops import metrics
+
+METRICS = metrics("recorder")
 
 log = logging.getLogger("hub.recorder")
-DROPPED = Counter("hub_recorder_chunks_dropped_total", "Trade chunks dropped by retention")
+DROPPED = Counter(
+    "hub_recorder_chunks_dropped_total", "Trade chunks dropped by retention", registry=METRICS
+)
 EVERY_S = 3600.0
 COMPRESS_AFTER = "7 days"
 

@@ -27,38 +27,53 @@ from hub.config import HubConfig
 from hub.db import connect_async, postgres_errors
 from hub.errors import BadMessage, HubError, ServiceUnavailable
 from hub.events import EVENT_TYPES, Bar, BookSnapshot, Event, Instrument, TopOfBook, Trade, decode
+from hub.ops import metrics, runs
 from recorder import retention
 from recorder.retention import Retention, set_up
 from recorder.writer import DeadLetter, trade_problem, write_batch
+
+METRICS = metrics("recorder")
 
 log = logging.getLogger("hub.recorder")
 
 RECORDED: tuple[type[Event], ...] = (Trade, Instrument, TopOfBook, BookSnapshot)
 """The events stored; the recorder reads their topics (the event table's)."""
 
-ROWS = Counter("hub_recorder_rows_total", "Rows written (after dedupe)", ["table"])
-RECEIVED = Counter("hub_recorder_messages_total", "Messages consumed", ["kind"])
+ROWS = Counter(
+    "hub_recorder_rows_total", "Rows written (after dedupe)", ["table"], registry=METRICS
+)
+RECEIVED = Counter("hub_recorder_messages_total", "Messages consumed", ["kind"], registry=METRICS)
 BAD = Counter(
     "hub_recorder_bad_messages_total",
     "Messages kept in dead_letters (undecodable or impossible values)",
+    registry=METRICS,
 )
 BATCH = Histogram(
     "hub_recorder_batch_size",
     "Messages per database transaction",
     buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000),
+    registry=METRICS,
 )
 COMMIT_SECONDS = Histogram(
     "hub_recorder_commit_seconds",
     "Database transaction time",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=METRICS,
 )
-RETRIES = Counter("hub_recorder_retries_total", "Batch writes retried after a database error")
-BARS = Counter("hub_recorder_bars_published_total", "Bars published back to Kafka, as stored")
-DB_UP = Gauge("hub_recorder_database_up", "1 when the last database write succeeded")
+RETRIES = Counter(
+    "hub_recorder_retries_total", "Batch writes retried after a database error", registry=METRICS
+)
+BARS = Counter(
+    "hub_recorder_bars_published_total", "Bars published back to Kafka, as stored", registry=METRICS
+)
+DB_UP = Gauge(
+    "hub_recorder_database_up", "1 when the last database write succeeded", registry=METRICS
+)
 LAG = Gauge(
     "hub_recorder_consumer_lag",
     "Messages in the partition after the group's committed offset: not yet stored",
     ["topic", "partition"],
+    registry=METRICS,
 )
 
 LAG_EVERY_S = 2.0
@@ -68,6 +83,7 @@ class Recorder:
     """Consume, write, then commit; retry the same batch while the database is down."""
 
     def __init__(self, cfg: HubConfig) -> None:
+        runs("recorder")
         self.cfg = cfg
         self._conn: asyncpg.Connection | None = None
         self._consumer: Any = None

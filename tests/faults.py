@@ -104,6 +104,13 @@ def metric(port: int, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def components(port: int) -> set[str]:
+    """The components whose metrics a process exports (``hub_<component>_...`` names)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return set(re.findall(r"^# TYPE hub_([a-z]+)_", text, re.M))
+
+
 def metric_sum(port: int, name: str) -> float:
     """The sum of a labelled metric's samples (0 when it has none)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:

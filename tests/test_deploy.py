@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
 
 import fanout.node
 import recorder.service
 import trading.feed
 from hub.config import load_config
+from hub.ops import COMPONENTS, metrics
 from tests.conftest import ROOT
 
 HUB_SERVICES = ("migrate", "feed", "fanout", "recorder")
@@ -84,7 +84,12 @@ def test_prometheus_scrapes_each_process_on_its_configured_port() -> None:
 def test_grafana_dashboard_uses_only_metrics_the_hub_exports() -> None:
     assert fanout.node and trading.feed and recorder.service  # their metrics are registered
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
-    exported = {f.name + sfx for f in REGISTRY.collect() for sfx in suffixes.get(f.type, ("",))}
+    exported = {
+        f.name + sfx
+        for c in COMPONENTS
+        for f in metrics(c).collect()
+        for sfx in suffixes.get(f.type, ("",))
+    }
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/mdhub.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     names = {n for e in exprs for n in re.findall(r"\bhub_[a-z_]+", e)}

@@ -21,6 +21,7 @@ from hub.decimals import Unit
 from hub.events import BookSnapshot, BookUpdate, Trade, decode
 from orderbook_core import L2Book
 from tests.conftest import stack_env
+from tests.faults import components
 from trading.simulator import SimulatedExchange
 
 pytestmark = pytest.mark.services
@@ -114,7 +115,7 @@ def test_feed_to_fanout_redis_and_timescaledb(
     assert "001_trades.sql" in "".join(migrate.output)
 
     recorder = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
-    recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+    recorder_ops = int(recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics").group(1))
     fanout = hub_process("fanout", "--port", "0", env={**env, "HUB_FANOUT__ANONYMOUS": "true"})
     port = int(fanout.wait_for(r"serving ws://127.0.0.1:(\d+)/ws").group(1))
     feed = hub_process(
@@ -131,7 +132,7 @@ def test_feed_to_fanout_redis_and_timescaledb(
         "0",
         env=env,
     )
-    feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+    feed_ops = int(feed.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics").group(1))
 
     expected = {s: rebuild(s) for s in SYMBOLS}
     url = f"ws://127.0.0.1:{port}/ws"
@@ -238,6 +239,11 @@ def test_feed_to_fanout_redis_and_timescaledb(
                 served = asyncio.run(candles(url, interval))
             assert served == db_bars
 
+    # Each process exports its own components' metrics only (a recorder's "database up"
+    # is never diluted by zeros from processes that have no database).
+    assert components(feed_ops) == {"feed", "kafka"}
+    assert components(port) == {"fanout"}
+    assert components(recorder_ops) == {"recorder"}
     for p in (fanout, feed, recorder):
         assert p.stop() == 0, p.stderr()
 

@@ -21,16 +21,20 @@ from bus.local import Publisher, SnapshotStore
 from bus.output import FeedOutput
 from hub.config import FeedConfig
 from hub.events import Event
+from hub.ops import metrics
 from trading.simulator import SimulatedExchange
+
+METRICS = metrics("feed")
 
 log = logging.getLogger("hub.feed")
 
-ORDERS = Counter("hub_feed_orders_total", "Simulated orders executed", ["symbol"])
-SEQ = Gauge("hub_feed_book_seq", "Last book seq published", ["venue", "symbol"])
+ORDERS = Counter("hub_feed_orders_total", "Simulated orders executed", ["symbol"], registry=METRICS)
+SEQ = Gauge("hub_feed_book_seq", "Last book seq published", ["venue", "symbol"], registry=METRICS)
 PUBLISH_SECONDS = Histogram(
     "hub_feed_publish_seconds",
     "Time to publish one batch until acknowledged",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=METRICS,
 )
 
 STEP_INTERVAL = 0.01

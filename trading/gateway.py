@@ -38,7 +38,7 @@ from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
-from hub.ops import bound_port, ops_response, response
+from hub.ops import bound_port, metrics, ops_response, response, runs
 from trading import schema
 from trading.feed import MAX_BATCH, paced_target, publish_start
 from trading.journal import Journal
@@ -50,26 +50,37 @@ from trading.simulator import SimulatedExchange
 from trading.store import ExecutionStore
 from trading.venue import Command, Outcome, TradingVenue
 
+METRICS = metrics("orders")
+
 log = logging.getLogger("hub.orders")
 
-COMMANDS = Counter("hub_orders_commands_total", "Commands applied and journaled", ["kind"])
-REJECTS = Counter("hub_orders_rejects_total", "Messages refused before matching", ["reason"])
+COMMANDS = Counter(
+    "hub_orders_commands_total", "Commands applied and journaled", ["kind"], registry=METRICS
+)
+REJECTS = Counter(
+    "hub_orders_rejects_total", "Messages refused before matching", ["reason"], registry=METRICS
+)
 COMMIT_SECONDS = Histogram(
     "hub_orders_commit_seconds",
     "One group commit: write + fsync of the journal",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+    registry=METRICS,
 )
 COMMIT_SIZE = Histogram(
     "hub_orders_commit_commands",
     "Commands made durable by one group commit",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    registry=METRICS,
 )
 ACK_SECONDS = Histogram(
     "hub_orders_ack_seconds",
     "Order message received until its first report is sent (durable)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.05),
+    registry=METRICS,
 )
-SESSIONS = Gauge("hub_orders_sessions", "Logged-on order-entry sessions", ["kind"])
+SESSIONS = Gauge(
+    "hub_orders_sessions", "Logged-on order-entry sessions", ["kind"], registry=METRICS
+)
 LOGON_TIMEOUT = 5.0
 OUTBOX_LIMIT = 50_000
 """Messages queued for one session before it is disconnected as too slow."""
@@ -156,6 +167,7 @@ class OrderPath:
         postgres_dsn: str = "",
         kafka: KafkaConfig | None = None,
     ) -> None:
+        runs("orders")
         if feed.source != "sim":
             raise HubError(
                 "orders.enabled needs feed.source = sim: orders trade on the hub's own venue"

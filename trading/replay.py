@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from prometheus_client import Counter
 
+from hub.ops import metrics
 from orderbook_core.engine_types import ORDER_FIELDS, VISIBLE
 from trading.checks import INT64_MAX
+
+METRICS = metrics("orders")
 
 if TYPE_CHECKING:
     from trading.venue import Outcome, TradingVenue
@@ -32,6 +35,7 @@ REFUSED = Counter(
     "hub_orders_replay_refused_total",
     "Journaled commands refused on replay by today's checks (and skipped)",
     ["reason"],
+    registry=METRICS,
 )
 SHOWN = 300
 """Characters of a refused record put in its log line."""

@@ -23,13 +23,22 @@ from prometheus_client import Counter, Gauge
 from hub.backoff import Backoff
 from hub.db import connect_async, postgres_errors, redact_dsn
 from hub.errors import HubError
+from hub.ops import metrics
 from trading.messages import ExecReport
 from trading.risk import Account
 
+METRICS = metrics("orders")
+
 log = logging.getLogger("hub.orders")
-ROWS = Counter("hub_orders_db_rows_total", "Execution reports written to PostgreSQL")
-BACKLOG = Gauge("hub_orders_db_backlog", "Execution reports waiting for PostgreSQL")
-DB_ERRORS = Counter("hub_orders_db_errors_total", "Failed PostgreSQL writes (retried)")
+ROWS = Counter(
+    "hub_orders_db_rows_total", "Execution reports written to PostgreSQL", registry=METRICS
+)
+BACKLOG = Gauge(
+    "hub_orders_db_backlog", "Execution reports waiting for PostgreSQL", registry=METRICS
+)
+DB_ERRORS = Counter(
+    "hub_orders_db_errors_total", "Failed PostgreSQL writes (retried)", registry=METRICS
+)
 BACKLOG_LIMIT = 1_000_000
 BATCH = 2000
 

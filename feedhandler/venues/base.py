@@ -23,6 +23,9 @@ from feedhandler.frames import MalformedFrame
 from feedhandler.sync import BookSync
 from hub.decimals import Unit
 from hub.events import Event
+from hub.ops import metrics
+
+METRICS = metrics("feed")
 
 log = logging.getLogger("hub.feed")
 ERRORS_KEPT = 100
@@ -34,6 +37,7 @@ MALFORMED = Counter(
     "hub_feed_malformed_frames",
     "Venue frames and REST answers refused as malformed, by reason",
     ["venue", "reason"],
+    registry=METRICS,
 )
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from bus.local import InProcessBus, MemorySnapshots
 from bus.output import KINDS, FeedOutput, FeedStats
 from feedhandler.venues import VENUES
 from feedhandler.venues.runner import LiveRunner
 from hub.events import Bar, BookUpdate, Instrument, Status, TopOfBook, Trade
+from hub.ops import metrics
 from tests.conftest import ROOT
 
 
@@ -31,7 +32,7 @@ def test_kind_labels_are_the_kind_tags() -> None:
 async def test_published_events_are_counted_by_kind() -> None:
     def count(kind: str) -> float:
         labels = {"venue": "OUT", "symbol": "X", "kind": kind}
-        return REGISTRY.get_sample_value("hub_feed_events_total", labels) or 0.0
+        return metrics("feed").get_sample_value("hub_feed_events_total", labels) or 0.0
 
     before = {k: count(k) for k in ("instrument", "book", "trade", "status", "bbo", "bar")}
     bus = InProcessBus()
@@ -53,9 +54,10 @@ async def test_published_events_are_counted_by_kind() -> None:
 
 def test_importing_the_output_registers_no_runner_metrics() -> None:
     code = (
-        "from prometheus_client import REGISTRY, generate_latest\n"
+        "from prometheus_client import generate_latest\n"
         "import bus.output\n"
-        "text = generate_latest(REGISTRY).decode()\n"
+        "from hub.ops import metrics\n"
+        "text = generate_latest(metrics('feed')).decode()\n"
         "assert 'hub_feed_events_total' in text, text\n"
         "assert 'hub_feed_frames' not in text and 'hub_feed_book_live' not in text, text\n"
         "assert not bus.output.FEED_STATS.registered\n"

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Opcode
 from websockets.protocol import State
@@ -25,6 +24,7 @@ from client.market import BookMirror, HubClient, connect, messages, request
 from fanout.delivery import Feed
 from fanout.node import FanoutNode
 from hub.events import BookUpdate
+from hub.ops import metrics
 from tests.fanout.harness import OPEN, Market, catch_up, more_symbols, started, top, until
 
 KEY = "hostile-key-0123456789abcdef0123456789"
@@ -131,8 +131,8 @@ async def test_views_are_shared_and_freed_with_their_last_subscriber() -> None:
             assert set(node.feeds) == baseline
             (left,) = views(node)
             assert (left.depth, left.checksum) == (10, True) and left.targets
-            assert REGISTRY.get_sample_value("hub_fanout_views") == 1
-            assert REGISTRY.get_sample_value("hub_fanout_history_bytes") == sum(
+            assert metrics("fanout").get_sample_value("hub_fanout_views") == 1
+            assert metrics("fanout").get_sample_value("hub_fanout_history_bytes") == sum(
                 held(f) for f in node.feeds.values()
             )
             moving.cancel()
@@ -422,8 +422,8 @@ async def test_a_slow_reader_is_conflated_reset_then_closed_with_a_reason_it_rea
     1013 with the reason, which waits for it behind what its socket still holds."""
     cfg = replace(OPEN, send_buffer_kib=32, queue_limit=40, max_resets=2, slow_timeout_s=20)
     node, market, url = await started(cfg)
-    closes = REGISTRY.get_sample_value("hub_fanout_slow_disconnects_total") or 0
-    resets = REGISTRY.get_sample_value("hub_fanout_snapshot_resets_total") or 0
+    closes = metrics("fanout").get_sample_value("hub_fanout_slow_disconnects_total") or 0
+    resets = metrics("fanout").get_sample_value("hub_fanout_snapshot_resets_total") or 0
     loop = asyncio.get_running_loop()
     try:
         async with running(market, 30, 0.005) as moving, HubClient(url) as victim:
@@ -457,11 +457,16 @@ async def test_a_slow_reader_is_conflated_reset_then_closed_with_a_reason_it_rea
                 if trading is not None:
                     trading.cancel()
             assert ranges > 0 and mirror.checksums > 0
-            assert REGISTRY.get_sample_value("hub_fanout_snapshot_resets_total") == resets + 2
+            assert (
+                metrics("fanout").get_sample_value("hub_fanout_snapshot_resets_total") == resets + 2
+            )
             assert slow.close is not None, "closed without a close frame"
             assert slow.close.code == 1013
             assert slow.close.reason == "slow consumer: reset 3 times in a minute"
-            assert REGISTRY.get_sample_value("hub_fanout_slow_disconnects_total") == closes + 1
+            assert (
+                metrics("fanout").get_sample_value("hub_fanout_slow_disconnects_total")
+                == closes + 1
+            )
             moving.cancel()
             await exact(victim, node)
     finally:

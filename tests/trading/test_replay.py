@@ -16,13 +16,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
 
 from bus.local import InProcessBus, MemorySnapshots
 from bus.output import FeedOutput
 from client.orders import OrderClient
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate
+from hub.ops import metrics
 from tests.trading.test_venue import ALICE, BOB, OFF, accounts, new, old_new, record, sane, venue
 from trading.gateway import OrderPath
 from trading.journal import Journal, _line, encode
@@ -36,7 +36,10 @@ FIRST_ID = 10**12
 
 
 def refused_count(reason: str) -> float:
-    return REGISTRY.get_sample_value("hub_orders_replay_refused_total", {"reason": reason}) or 0
+    return (
+        metrics("orders").get_sample_value("hub_orders_replay_refused_total", {"reason": reason})
+        or 0
+    )
 
 
 async def test_the_order_path_starts_on_a_poisoned_journal_and_keeps_acked_ids(

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
@@ -18,6 +17,7 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookUpdate, Status
+from hub.ops import metrics
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Raw, capture_items, dump, feed, load
 from tests.feedhandler.venues.test_fuzz_venues import l3_items
@@ -94,7 +94,7 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
 
 
 def malformed_count(venue: str, reason: str) -> float:
-    value = REGISTRY.get_sample_value(
+    value = metrics("feed").get_sample_value(
         "hub_feed_malformed_frames_total", {"venue": venue, "reason": reason}
     )
     return value or 0.0
