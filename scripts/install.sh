@@ -12,10 +12,11 @@ PG_MAJOR=15
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" redis-server
   cmake make gcc libssl-dev libkrb5-dev dpkg-dev zstd curl ca-certificates
-  chromium docker-compose tzdata
+  chromium docker-compose tzdata prometheus
 )
 # chromium: the web page's browser test; docker-compose (v1): validates
-# docker-compose.yml where the docker compose v2 plugin is not installed.
+# docker-compose.yml where the docker compose v2 plugin is not installed;
+# prometheus: its promtool checks the alert rules and their unit tests.
 
 log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
