@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +148,15 @@ def _live(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> FeedSo
     FEED_STATS.add(runner)
 
     def health() -> dict[str, Any]:
+        stale = runner.stale_for(time.monotonic())
+        too_long = sorted(s for s, seconds in stale.items() if seconds >= cfg.stale_alarm_s)
         return {
-            "ok": runner.connected,
+            "ok": runner.connected and not too_long,
             "venue": spec.name,
+            "connected": runner.connected,
             "connections": runner.connections,
-            "stale": runner.stale_symbols(),
+            "stale": sorted(stale),
+            "stale_too_long": too_long,
             **output.health(),
         }
 

@@ -99,6 +99,9 @@ class FeedConfig:
     """Stop generating after this many orders per symbol (0 = never)."""
     snapshot_interval_ms: int = 200
     """How often the latest book snapshot is stored (Redis, or memory when embedded)."""
+    stale_alarm_s: float = 30.0
+    """Seconds a live venue's book may stay stale (resyncing) before the feed's /healthz
+    says not ok (the HubVenueBookStale alert waits a minute)."""
     metrics_host: str = "127.0.0.1"
     """Address of /metrics and /healthz (0.0.0.0 in containers)."""
     metrics_port: int = 9101
@@ -191,6 +194,9 @@ class RecorderConfig:
     retention_days: int = 0
     """Drop raw trades older than this many days (0: keep them); bars stay. A policy on the
     full TimescaleDB edition, an hourly drop_chunks by the recorder on the Apache edition."""
+    max_lag: int = 50_000
+    """Consumed-but-unstored messages above which the recorder's /healthz says not ok
+    (as the HubRecorderLagging alert does)."""
 
 
 @dataclass(frozen=True)

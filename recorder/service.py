@@ -97,11 +97,15 @@ class Recorder:
         self._bars: KafkaPublisher | None = None
 
     def health(self) -> dict[str, Any]:
+        lag = sum(self.lag.values())
+        lagging = lag > self.cfg.recorder.max_lag
         return {
-            "ok": self.db_ok,
+            "ok": self.db_ok and not lagging,
+            "database": "up" if self.db_ok else "down",
+            "lagging": lagging,
             "rows_written": self.written,
             "last_error": self.last_error,
-            "consumer_lag": sum(self.lag.values()),
+            "consumer_lag": lag,
             "retention": {"days": self.retention.days, "edition": self.retention.edition},
         }
 

@@ -90,10 +90,21 @@ class LiveRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._last_check = 0.0
+        self.stale_since: dict[str, float] = {}
+        """Monotonic time each stale symbol was first seen stale."""
 
     def stale_symbols(self) -> list[str]:
         books = self.parser.books
         return [s for s in self.symbols if s not in books or not books[s].live]
+
+    def stale_for(self, now: float) -> dict[str, float]:
+        """Seconds each stale symbol has been stale, as the periodic checks saw it (from the
+        first check that found it stale; a reconnect marks every symbol stale)."""
+        stale = self.stale_symbols()
+        for s in list(self.stale_since):
+            if s not in stale:
+                del self.stale_since[s]
+        return {s: now - self.stale_since.setdefault(s, now) for s in stale}
 
     async def _publish(self, events: list[Event]) -> None:
         if events:
@@ -157,7 +168,7 @@ class LiveRunner:
         """Bring stale symbols back: REST snapshots where the venue has them, otherwise a
         resubscribe (at most once per ``retry_after`` per symbol)."""
         self._last_check = time.monotonic()
-        stale = self.stale_symbols()
+        stale = list(self.stale_for(self._last_check))
         if not stale:
             return
         if self.rest:

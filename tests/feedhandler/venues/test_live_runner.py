@@ -8,10 +8,14 @@ import random
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from app.launch import build_source
+from bus.local import InProcessBus, MemorySnapshots
+from bus.output import FEED_STATS
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.runner import LiveRunner
 from hub.backoff import Backoff
+from hub.config import FeedConfig
 from hub.events import BookUpdate, Event, Status
 from orderbook_core import L2Book
 from orderbook_core.types import F_SNAPSHOT
@@ -144,3 +148,25 @@ async def test_binance_reconnect_resyncs_from_rest_and_converges() -> None:
     assert parser.books["BTC-USD"].stats.snapshots == 2
     assert parser.books["BTC-USD"].book.snapshot() == venue.truth()
     assert mirror.book.snapshot() == venue.truth()
+
+
+def test_stale_for_counts_from_the_first_check_that_saw_a_symbol_stale() -> None:
+    parser = KrakenParser()
+    runner = LiveRunner(parser, "ws://127.0.0.1:9", ["BTC/USD", "ETH/USD"], Mirror())
+    assert runner.stale_for(100.0) == {"BTC/USD": 0.0, "ETH/USD": 0.0}  # no book yet
+    assert runner.stale_for(112.5) == {"BTC/USD": 12.5, "ETH/USD": 12.5}
+    runner.stale_since.pop("ETH/USD")  # as if it had been live in between
+    assert runner.stale_for(120.0) == {"BTC/USD": 20.0, "ETH/USD": 0.0}
+
+
+def test_the_feeds_health_fails_once_a_book_stays_stale_past_the_alarm() -> None:
+    cfg = FeedConfig(source="kraken", symbols=("BTC/USD",), stale_alarm_s=30.0)
+    source = build_source(cfg, InProcessBus(), MemorySnapshots())
+    runner = FEED_STATS.runners[-1]
+    assert source.health()["ok"] is False  # not connected yet
+    runner.connected = True
+    first = source.health()
+    assert first["ok"] is True and first["stale"] == ["BTC/USD"]  # resyncing, for now
+    runner.stale_since["BTC/USD"] -= 31.0
+    late = source.health()
+    assert late["ok"] is False and late["stale_too_long"] == ["BTC/USD"]
