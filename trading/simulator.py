@@ -6,6 +6,30 @@ sequenced events one order produced; nothing here sleeps, sends or awaits.
 command with its order changes) of any engine command, the venue's traders' too.
 The same (symbol, seed) always gives the same orders, books and trades,
 which lets tests rebuild the exact book a running feed must have.
+
+The price process (``FairValue``, one step per order): a fair value in ticks
+follows a random walk whose per-order volatility (``SimSpec.step_vol`` ticks in the
+calm regime) is multiplied by ``VOLATILE_FACTOR`` in the volatile regime; regimes
+switch at random (``CALM_TO_VOLATILE``/``VOLATILE_TO_CALM`` per order), a slow trend
+(a mean-reverting drift) and rare jumps (``JUMP_PROB``) move it further. The walk is
+geometric (volatility scales with the price) and reflects off ``MIN_FAIR`` of the
+start price, so it never reaches zero. Floats live only in this model (their JSON
+form round-trips exactly); every price and size sent to the engine is an integer.
+
+The order flow (``OrderFlow``) places limit orders at an exponentially distributed
+distance (mean ``SimSpec.depth_ticks``) behind the fair value, sends marketable
+orders when the fair value has moved past the touch (and a few market orders), and
+cancels with a probability that grows with the number of its resting orders,
+choosing the farthest from the fair value and oldest of a few sampled. Bounds:
+
+- resting simulated orders per symbol <= ``SimSpec.max_resting`` (default
+  ``MAX_RESTING``, 4000): at the cap the flow only cancels or trades (market orders);
+  in practice the cancellation pressure holds it well below the cap at any rate.
+- ``OrderFlow._live`` (ids of the flow's possibly resting orders, the only list
+  that grows with orders) <= ``max_resting``: ids of filled orders are pruned when
+  sampled, every ``PRUNE_EVERY`` orders and whenever the list reaches the cap.
+- ``PublicOrders`` holds exactly the engine's resting orders (traders' ones too,
+  which the venue bounds); nothing else here grows with time (counters only).
 """
 
 from __future__ import annotations
@@ -21,25 +45,71 @@ from hub.orders import ADD, DELETE, UPDATE
 from orderbook_core import MatchingEngine, Side
 from orderbook_core.engine_types import BookEvent, EngineEvent, ExecEvent, OrderType, TradeEvent
 
+MAX_RESTING = 4000
+"""Default cap of the flow's resting orders per symbol (``SimSpec.max_resting``)."""
+
 
 @dataclass(frozen=True)
 class SimSpec:
-    """Instrument data and starting price of a simulated symbol."""
+    """Instrument data, starting price and price/flow scale of a simulated symbol.
+
+    ``step_vol``: the fair value's standard deviation per order in ticks (calm regime, at
+    the start price); ``depth_ticks``: mean distance of limit orders from the fair value.
+    """
 
     tick_size: str
     lot_size: str
     start_price: int
     max_lots: int
+    step_vol: float = 1.0
+    depth_ticks: float = 12.0
+    max_resting: int = MAX_RESTING
 
 
 DEFAULT_SPECS = {
-    "BTC-USD": SimSpec("0.01", "0.00001", 6_500_000, 50_000),
-    "ETH-USD": SimSpec("0.01", "0.0001", 300_000, 20_000),
-    "SOL-USD": SimSpec("0.001", "0.01", 150_000, 5_000),
+    "BTC-USD": SimSpec("0.01", "0.00001", 6_500_000, 50_000, step_vol=5.0, depth_ticks=60.0),
+    "ETH-USD": SimSpec("0.01", "0.0001", 300_000, 20_000, step_vol=0.8, depth_ticks=12.0),
+    "SOL-USD": SimSpec("0.001", "0.01", 150_000, 5_000, step_vol=0.6, depth_ticks=10.0),
 }
 ACCOUNTS = 50
 """Simulated trader accounts; order ids are spread over them."""
-GENERIC_SPEC = SimSpec("0.01", "0.001", 10_000, 5_000)
+GENERIC_SPEC = SimSpec("0.01", "0.001", 10_000, 5_000, step_vol=0.3, depth_ticks=6.0)
+
+VOLATILE_FACTOR = 4.0
+"""Volatility of the volatile regime, in multiples of the calm one."""
+CALM_TO_VOLATILE = 1 / 60_000
+VOLATILE_TO_CALM = 1 / 15_000
+"""Per-order switching probabilities: calm spells last ~60k orders, volatile ~15k."""
+TREND_STEPS = 50_000
+"""Memory of the trend (a mean-reverting drift), in orders."""
+TREND_EVERY = 256
+"""Orders between updates of the trend."""
+TREND_STD = 0.005
+"""Typical size of the trend, in calm standard deviations per order."""
+JUMP_PROB = 1 / 40_000
+JUMP_SIGMAS = 300.0
+"""A jump moves the fair value by ~N(0, JUMP_SIGMAS) calm deviations and turns volatile."""
+MIN_FAIR = 0.1
+"""The fair value reflects off this fraction of the start price."""
+_TREND_DECAY = 1 - TREND_EVERY / TREND_STEPS
+_TREND_KICK = TREND_STD * (2 * TREND_EVERY / TREND_STEPS) ** 0.5
+
+CANCEL_BASE, CANCEL_SLOPE = 0.12, 0.78
+"""Cancel probability per order: BASE + SLOPE * resting / max_resting."""
+CHASE_PROB = 0.45
+"""Probability of a marketable order while the fair value is past the touch."""
+MARKET_PROB = 0.03
+"""Probability of a (noise) market order otherwise."""
+NEAR_PROB = 0.25
+"""Share of limit orders placed near the fair value (a tenth of the usual distance)."""
+CANCEL_SAMPLE = 4
+"""Resting orders sampled per cancel; the farthest from the fair value (and oldest) goes."""
+STALE_WEIGHT = 3.0
+"""Extra weight of the distance of an order the fair value has moved past (a stale quote)."""
+AGE_ORDERS = 20_000
+"""Age, in orders, that counts as much as ``depth_ticks`` of distance when cancelling."""
+PRUNE_EVERY = 2048
+"""Orders between prunes of filled ids from ``OrderFlow._live``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,60 +123,159 @@ class SimOrder:
     size: int
 
 
+class FairValue:
+    """The fair value in ticks: a geometric random walk with regimes, trend and jumps."""
+
+    def __init__(self, spec: SimSpec) -> None:
+        self.start = float(spec.start_price)
+        self.rel_vol = spec.step_vol / spec.start_price
+        self.value = self.start
+        self.volatile = False
+        self.drift = 0.0
+        """The trend, in calm standard deviations per order."""
+
+    def step(self, rng: random.Random, count: int) -> float:
+        """Move one order on (``count``: orders so far); return the new value."""
+        calm = self.rel_vol * self.value
+        if count % TREND_EVERY == 0:
+            self.drift = self.drift * _TREND_DECAY + rng.gauss(0.0, _TREND_KICK)
+        noise = rng.gauss(0.0, VOLATILE_FACTOR if self.volatile else 1.0)
+        value = self.value + calm * (self.drift + noise)
+        u = rng.random()
+        if u < JUMP_PROB:
+            value += calm * rng.gauss(0.0, JUMP_SIGMAS)
+            self.volatile = True
+        elif u < JUMP_PROB + (VOLATILE_TO_CALM if self.volatile else CALM_TO_VOLATILE):
+            self.volatile = not self.volatile
+        floor = self.start * MIN_FAIR
+        if value < floor:
+            value = 2 * floor - value
+        self.value = value
+        return value
+
+    def state(self) -> dict[str, Any]:
+        return {"value": self.value, "volatile": self.volatile, "drift": self.drift}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.value = float(state["value"])
+        self.volatile = bool(state["volatile"])
+        self.drift = float(state["drift"])
+
+
 class OrderFlow:
-    """Random but reproducible order flow around the current mid price."""
+    """Random but reproducible order flow around a moving fair value, bounded by
+    construction (see the module docstring)."""
 
     def __init__(self, symbol: str, seed: int, spec: SimSpec) -> None:
         self._rng = random.Random((seed << 32) ^ zlib.crc32(symbol.encode()))
         self._spec = spec
-        self._ref = spec.start_price
+        self.fair = FairValue(spec)
         self._next_id = 1
+        self._count = 0
         self._live: list[int] = []
+        """Ids of the flow's limit orders that may still rest (filled ones pruned lazily)."""
 
     def state(self) -> dict[str, Any]:
         """Everything needed to go on generating exactly the same orders (JSON-able)."""
         version, internal, gauss = self._rng.getstate()
         return {
             "rng": [version, list(internal), gauss],
-            "ref": self._ref,
+            "fair": self.fair.state(),
             "next_id": self._next_id,
+            "count": self._count,
             "live": list(self._live),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         version, internal, gauss = state["rng"]
         self._rng.setstate((version, tuple(internal), gauss))
-        self._ref = state["ref"]
+        if "fair" in state:
+            self.fair.restore(state["fair"])
+        else:  # a checkpoint of the old flow: the walk starts at its reference price
+            self.fair.restore({"value": state["ref"], "volatile": False, "drift": 0.0})
         self._next_id = state["next_id"]
+        self._count = state.get("count", 0)
         self._live = list(state["live"])
 
+    @property
+    def live(self) -> int:
+        """Ids held as possibly resting (>= the flow's resting orders, <= max_resting)."""
+        return len(self._live)
+
+    def _prune(self, engine: MatchingEngine) -> None:
+        resting = engine.resting
+        self._live = [oid for oid in self._live if resting(oid) is not None]
+
+    def _pick_cancel(self, engine: MatchingEngine, fair: float) -> int | None:
+        """Of a few sampled resting orders, the farthest from ``fair`` and oldest; ids of
+        orders no longer resting met on the way are dropped."""
+        live, rng = self._live, self._rng
+        depth = self._spec.depth_ticks
+        best: list[float] = []  # [score, index]
+        tries = 0
+        while live and tries < 4 * CANCEL_SAMPLE and (tries < CANCEL_SAMPLE or not best):
+            tries += 1
+            idx = rng.randrange(len(live))
+            now = engine.resting(live[idx])
+            if now is None:
+                last = len(live) - 1
+                live[idx] = live[last]
+                live.pop()
+                if best and best[1] == last:
+                    best[1] = idx
+                continue
+            off = now[1] - fair if now[0] == Side.BID else fair - now[1]  # > 0: stale side
+            score = (abs(off) + STALE_WEIGHT * max(off, 0.0)) / depth
+            score += (self._next_id - live[idx]) / AGE_ORDERS
+            if not best or score > best[0]:
+                best = [score, idx]
+        if not best:
+            return None
+        idx = int(best[1])
+        oid = live[idx]
+        live[idx] = live[-1]
+        live.pop()
+        return oid
+
     def next_order(self, engine: MatchingEngine) -> SimOrder:
-        rng = self._rng
-        bid, ask = engine.best_bid(), engine.best_ask()
-        if bid is not None and ask is not None:
-            self._ref = (bid[0] + ask[0]) // 2
-        if rng.random() < 0.02:
-            self._ref = max(100, self._ref + rng.choice((-5, 5)))
-        roll = rng.random()
-        if roll < 0.30 and self._live:
-            while self._live:
-                idx = rng.randrange(len(self._live))
-                oid = self._live[idx]
-                self._live[idx] = self._live[-1]
-                self._live.pop()
-                if engine.resting(oid) is not None:
-                    return SimOrder("cancel", oid, 0, 0, 0)
+        rng, spec = self._rng, self._spec
+        self._count += 1
+        fair = self.fair.step(rng, self._count)
+        target = max(1, int(fair + 0.5))
+        cap = spec.max_resting
+        if self._count % PRUNE_EVERY == 0 or len(self._live) >= cap:
+            self._prune(engine)
+        n = len(self._live)
+        if n and rng.random() < CANCEL_BASE + CANCEL_SLOPE * n / cap:
+            oid = self._pick_cancel(engine, fair)
+            if oid is not None:
+                return SimOrder("cancel", oid, 0, 0, 0)
+            n = len(self._live)
+        full = n >= cap
         oid = self._next_id
         self._next_id += 1
-        side = rng.randrange(2)
-        size = 1 + int(rng.paretovariate(1.5) * self._spec.max_lots / 50) % self._spec.max_lots
-        if roll < 0.36:
+        size = 1 + int(rng.paretovariate(1.5) * spec.max_lots / 50) % spec.max_lots
+        bid, ask = engine.best_bid(), engine.best_ask()
+        roll = rng.random()
+        chase = -1  # the side the fair value has run away from the touch to
+        if ask is not None and fair >= ask[0] + 1:
+            chase = Side.BID
+        elif bid is not None and fair <= bid[0] - 1:
+            chase = Side.ASK
+        if chase >= 0 and roll < CHASE_PROB:
+            if full:
+                return SimOrder("market", oid, chase, 0, max(1, size // 4))
+            self._live.append(oid)  # marketable up to the fair value; the rest rests there
+            return SimOrder("limit", oid, chase, target, size)
+        side = Side.BID if rng.random() < 0.5 else Side.ASK
+        if full or roll > 1 - MARKET_PROB:
             return SimOrder("market", oid, side, 0, max(1, size // 4))
-        offset = int(rng.expovariate(1 / 6))
-        if rng.random() < 0.07:
-            price = self._ref + 1 + offset // 3 if side == Side.BID else self._ref - 1 - offset // 3
+        mean = spec.depth_ticks / 10 if rng.random() < NEAR_PROB else spec.depth_ticks
+        offset = 1 + int(rng.expovariate(1 / mean))
+        if side == Side.BID:  # passive: at most inside the spread, never through it
+            price = target - offset if ask is None else min(target - offset, ask[0] - 1)
         else:
-            price = self._ref - 1 - offset if side == Side.BID else self._ref + 1 + offset
+            price = target + offset if bid is None else max(target + offset, bid[0] + 1)
         self._live.append(oid)
         return SimOrder("limit", oid, side, max(1, price), size)
 
