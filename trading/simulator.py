@@ -27,7 +27,8 @@ choosing the farthest from the fair value and oldest of a few sampled. Bounds:
   in practice the cancellation pressure holds it well below the cap at any rate.
 - ``OrderFlow._live`` (ids of the flow's possibly resting orders, the only list
   that grows with orders) <= ``max_resting``: ids of filled orders are pruned when
-  sampled, every ``PRUNE_EVERY`` orders and whenever the list reaches the cap.
+  sampled, every ``PRUNE_EVERY`` orders and every ``PRUNE_FULL`` while the list is at
+  the cap (which counts as full until then).
 - ``PublicOrders`` holds exactly the engine's resting orders (traders' ones too,
   which the venue bounds); nothing else here grows with time (counters only).
 """
@@ -109,7 +110,8 @@ STALE_WEIGHT = 3.0
 AGE_ORDERS = 20_000
 """Age, in orders, that counts as much as ``depth_ticks`` of distance when cancelling."""
 PRUNE_EVERY = 2048
-"""Orders between prunes of filled ids from ``OrderFlow._live``."""
+PRUNE_FULL = 64
+"""Orders between prunes of filled ids from ``OrderFlow._live``; at the cap, more often."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,8 @@ class OrderFlow:
         fair = self.fair.step(rng, self._count)
         target = max(1, int(fair + 0.5))
         cap = spec.max_resting
-        if self._count % PRUNE_EVERY == 0 or len(self._live) >= cap:
+        count = self._count
+        if count % PRUNE_EVERY == 0 or (len(self._live) >= cap and count % PRUNE_FULL == 0):
             self._prune(engine)
         n = len(self._live)
         if n and rng.random() < CANCEL_BASE + CANCEL_SLOPE * n / cap:
@@ -377,8 +380,8 @@ MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
 class SimulatedExchange:
     """One symbol of the simulated venue: order flow, matching engine and sequencing."""
 
-    def __init__(self, venue: str, symbol: str, seed: int) -> None:
-        spec = DEFAULT_SPECS.get(symbol, GENERIC_SPEC)
+    def __init__(self, venue: str, symbol: str, seed: int, spec: SimSpec | None = None) -> None:
+        spec = spec or DEFAULT_SPECS.get(symbol, GENERIC_SPEC)
         self.instrument = Instrument(venue, symbol, spec.tick_size, spec.lot_size)
         self.engine = MatchingEngine()
         self.flow = OrderFlow(symbol, seed, spec)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
+
+import pytest
 
 from hub.events import BookUpdate, Event, Trade
 from hub.orders import apply_orders, order_book, resting_orders
 from orderbook_core import L2Book, L3Book
 from orderbook_core.engine_types import EngineEvent, OrderType
-from trading.simulator import SimulatedExchange
+from trading import simulator
+from trading.simulator import ACCOUNTS, DEFAULT_SPECS, GENERIC_SPEC, SimulatedExchange
 
 
 def run(seed: int, n: int) -> tuple[SimulatedExchange, list[object]]:
@@ -117,3 +122,120 @@ def test_order_changes_of_icebergs_stops_replaces_and_mass_cancels() -> None:
     assert seen[6] == [update]
     assert seen[7] == [delete, add]
     assert seen[8] == [delete, add]  # to the new price
+
+
+def flow_only(x: SimulatedExchange, n: int, check: Callable[[int], None]) -> None:
+    """Drive the flow straight into the engine (no publishing, to keep long runs fast)."""
+    engine, flow = x.engine, x.flow
+    for i in range(n):
+        o = flow.next_order(engine)
+        account = o.order_id % ACCOUNTS
+        if o.kind == "cancel":
+            engine.cancel(o.order_id, account)
+        else:
+            kind = OrderType.MARKET if o.kind == "market" else OrderType.LIMIT
+            engine.new_order(o.order_id, account, o.side, kind, o.price, o.size)
+        check(i)
+
+
+def resting_count(x: SimulatedExchange) -> int:
+    return sum(n for side in (0, 1) for _p, _s, n in x.engine.depth(side))
+
+
+def test_long_run_is_bounded_moves_and_never_crosses() -> None:
+    x = SimulatedExchange("SIM", "ETH-USD", 7)
+    cap = DEFAULT_SPECS["ETH-USD"].max_resting
+    counts: list[int] = []
+    mids: list[tuple[float, bool]] = []
+    crossed = 0
+
+    def check(i: int) -> None:
+        nonlocal crossed
+        bid, ask = x.engine.best_bid(), x.engine.best_ask()
+        if bid is not None and ask is not None:
+            crossed += bid[0] >= ask[0]
+            if i % 100 == 0:
+                mids.append(((bid[0] + ask[0]) / 2, x.flow.fair.volatile))
+        if i % 1000 == 0:
+            counts.append(resting_count(x))
+            assert x.flow.live <= cap
+
+    flow_only(x, 200_000, check)
+    assert crossed == 0
+    assert max(counts) < cap
+    q = len(counts) // 4  # a plateau, not a queue: the last quarter holds no more than the second
+    late, early = counts[3 * q :], counts[q : 2 * q]
+    assert sum(late) / len(late) < 1.25 * sum(early) / len(early)
+    assert max(counts) > 500, "the book should be deep enough to trade against"
+    prices = [m for m, _v in mids]
+    assert max(prices) - min(prices) > 300  # ticks: $3 on a $3000 start
+    calm = [b - a for (a, va), (b, vb) in zip(mids, mids[1:], strict=False) if not va and not vb]
+    wild = [b - a for (a, va), (b, vb) in zip(mids, mids[1:], strict=False) if va and vb]
+    assert len(calm) > 100 and len(wild) > 100, "both regimes must occur in this run"
+
+    def rms(moves: list[float]) -> float:
+        return (sum(m * m for m in moves) / len(moves)) ** 0.5
+
+    assert rms(wild) > 2 * rms(calm)
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USD", "SOL-USD", "OTHER"])
+def test_every_instrument_moves_and_stays_bounded(symbol: str) -> None:
+    x = SimulatedExchange("SIM", symbol, 2)
+    spec = DEFAULT_SPECS.get(symbol, GENERIC_SPEC)
+    mids: list[float] = []
+    peak = 0
+
+    def check(i: int) -> None:
+        nonlocal peak
+        if i % 500 == 0:
+            bid, ask = x.engine.best_bid(), x.engine.best_ask()
+            assert bid is None or ask is None or bid[0] < ask[0]
+            if bid is not None and ask is not None:
+                mids.append((bid[0] + ask[0]) / 2)
+            peak = max(peak, resting_count(x))
+
+    flow_only(x, 50_000, check)
+    assert peak < spec.max_resting
+    assert max(mids) - min(mids) > 20 * spec.step_vol  # many ticks, scaled to the instrument
+
+
+def test_the_hard_cap_holds_without_cancellation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(simulator, "CANCEL_BASE", 0.0)
+    monkeypatch.setattr(simulator, "CANCEL_SLOPE", 0.0)
+    spec = dataclasses.replace(DEFAULT_SPECS["ETH-USD"], max_resting=300)
+    x = SimulatedExchange("SIM", "ETH-USD", 4, spec)
+    counts: list[int] = []
+
+    def check(i: int) -> None:
+        assert x.flow.live <= 300
+        if i % 50 == 0:
+            counts.append(resting_count(x))
+
+    flow_only(x, 10_000, check)
+    assert max(counts) == 300  # reached, never passed: at the cap the flow only trades
+    assert resting_count(x) <= 300
+
+
+def test_state_round_trips_through_json_and_continues_identically() -> None:
+    a = SimulatedExchange("SIM", "BTC-USD", 9)
+    for i in range(15_000):
+        a.step(i)
+    state = json.loads(json.dumps(a.state()))
+    assert state["flow"] == a.flow.state()  # floats of the price model round-trip exactly
+    b = SimulatedExchange("SIM", "BTC-USD", 9)
+    b.restore(state)
+    ea = [e for i in range(15_000, 20_000) for e in a.step(i)]
+    eb = [e for i in range(15_000, 20_000) for e in b.step(i)]
+    assert ea == eb
+    assert a.snapshot() == b.snapshot()
+    assert a.flow.state() == b.flow.state()
+
+
+def test_a_checkpoint_of_the_old_flow_still_restores() -> None:
+    x = SimulatedExchange("SIM", "BTC-USD", 1)
+    state = x.flow.state()
+    old = {"rng": state["rng"], "ref": 6_400_000, "next_id": 5, "live": []}
+    x.flow.restore(old)
+    assert x.flow.fair.value == 6_400_000 and not x.flow.fair.volatile
+    x.step(0)
