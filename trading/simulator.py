@@ -39,7 +39,7 @@ import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import ADD, DELETE, UPDATE
@@ -95,14 +95,17 @@ MIN_FAIR = 0.1
 _TREND_DECAY = 1 - TREND_EVERY / TREND_STEPS
 _TREND_KICK = TREND_STD * (2 * TREND_EVERY / TREND_STEPS) ** 0.5
 
-CANCEL_BASE, CANCEL_SLOPE = 0.12, 0.78
+CANCEL_BASE, CANCEL_SLOPE = 0.01, 0.5
 """Cancel probability per order: BASE + SLOPE * resting / max_resting."""
-CHASE_PROB = 0.45
-"""Probability of a marketable order while the fair value is past the touch."""
+CHASE_PROB, CHASE_MAX = 0.15, 0.8
+"""Probability of a marketable order while the fair value is past the touch: PROB per
+``step_vol`` of distance past it, at most MAX."""
 MARKET_PROB = 0.03
 """Probability of a (noise) market order otherwise."""
 NEAR_PROB = 0.25
 """Share of limit orders placed near the fair value (a tenth of the usual distance)."""
+REQUOTE_SHARE = 0.6
+"""Share of those that instead cancel the flow's stale order at the touch (a requote)."""
 CANCEL_SAMPLE = 4
 """Resting orders sampled per cancel; the farthest from the fair value (and oldest) goes."""
 STALE_WEIGHT = 3.0
@@ -114,8 +117,7 @@ PRUNE_FULL = 64
 """Orders between prunes of filled ids from ``OrderFlow._live``; at the cap, more often."""
 
 
-@dataclass(frozen=True, slots=True)
-class SimOrder:
+class SimOrder(NamedTuple):
     """One order-flow action: ``kind`` is limit, market or cancel."""
 
     kind: str
@@ -239,6 +241,18 @@ class OrderFlow:
         live.pop()
         return oid
 
+    def _stale_touch(
+        self, engine: MatchingEngine, side: int, touch: tuple[int, int] | None
+    ) -> int | None:
+        """The flow's oldest order at the touch of ``side`` (its id stays in ``_live``
+        until pruned), or None when the level holds none of them."""
+        if touch is None:
+            return None
+        for oid in engine.order_ids(side, touch[0]):
+            if oid < self._next_id:  # ours: traders' ids are far above the flow's
+                return int(oid)
+        return None
+
     def next_order(self, engine: MatchingEngine) -> SimOrder:
         rng, spec = self._rng, self._spec
         self._count += 1
@@ -260,17 +274,23 @@ class OrderFlow:
         size = 1 + int(rng.paretovariate(1.5) * spec.max_lots / 50) % spec.max_lots
         bid, ask = engine.best_bid(), engine.best_ask()
         roll = rng.random()
-        chase = -1  # the side the fair value has run away from the touch to
+        chase, gap = -1, 0.0  # the side the fair value has run away from the touch to
         if ask is not None and fair >= ask[0] + 1:
-            chase = Side.BID
+            chase, gap = Side.BID, fair - ask[0]
         elif bid is not None and fair <= bid[0] - 1:
-            chase = Side.ASK
-        if chase >= 0 and roll < CHASE_PROB:
+            chase, gap = Side.ASK, bid[0] - fair
+        if chase >= 0 and roll < min(CHASE_MAX, CHASE_PROB * gap / spec.step_vol):
+            if rng.random() < REQUOTE_SHARE:  # the stale quote at the touch is pulled
+                stale = self._stale_touch(engine, 1 - chase, (ask if chase == Side.BID else bid))
+                if stale is not None:
+                    self._next_id -= 1  # no new order after all
+                    return SimOrder("cancel", stale, 0, 0, 0)
             if full:
                 return SimOrder("market", oid, chase, 0, max(1, size // 4))
             self._live.append(oid)  # marketable up to the fair value; the rest rests there
             return SimOrder("limit", oid, chase, target, size)
         side = Side.BID if rng.random() < 0.5 else Side.ASK
+        roll = rng.random()
         if full or roll > 1 - MARKET_PROB:
             return SimOrder("market", oid, side, 0, max(1, size // 4))
         mean = spec.depth_ticks / 10 if rng.random() < NEAR_PROB else spec.depth_ticks
