@@ -96,7 +96,8 @@ def main() -> None:
     print("| process | start | end |")
     print("|---|---:|---:|")
     print(f"| RSS MB | {rss_start:.0f} | {rss_mb():.0f} |")
-    print(f"| orders/s (all symbols, {window:,}-order window) | {rate_start:,.0f} | {rate_end:,.0f} |")
+    label = f"orders/s (all symbols, {window:,}-order window)"
+    print(f"| {label} | {rate_start:,.0f} | {rate_end:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 from collections.abc import Callable
 
 import pytest
@@ -165,17 +167,18 @@ def test_long_run_is_bounded_moves_and_never_crosses() -> None:
     assert max(counts) < cap
     half = len(counts) // 2  # a plateau, not a queue: it shrinks as much as it grows
     assert max(counts[half:]) < 1.5 * max(counts[:half])
-    steps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(counts)]
     assert -sum(d for d in steps if d < 0) > 0.8 * sum(d for d in steps if d > 0)
     assert max(counts) > 500, "the book should be deep enough to trade against"
     prices = [m for m, _v in mids]
     assert max(prices) - min(prices) > 300  # ticks: $3 on a $3000 start
-    calm = [b - a for (a, va), (b, vb) in zip(mids, mids[1:], strict=False) if not va and not vb]
-    wild = [b - a for (a, va), (b, vb) in zip(mids, mids[1:], strict=False) if va and vb]
+    calm = [b - a for (a, va), (b, vb) in itertools.pairwise(mids) if not va and not vb]
+    wild = [b - a for (a, va), (b, vb) in itertools.pairwise(mids) if va and vb]
     assert len(calm) > 100 and len(wild) > 100, "both regimes must occur in this run"
 
     def rms(moves: list[float]) -> float:
-        return (sum(m * m for m in moves) / len(moves)) ** 0.5
+        mean_square: float = sum(m * m for m in moves) / len(moves)
+        return math.sqrt(mean_square)
 
     assert rms(wild) > 2 * rms(calm)
 

@@ -145,8 +145,14 @@ def test_cancel_of_someone_elses_order_is_refused() -> None:
 
 def test_fills_between_traders_give_reports_and_positions_that_add_up() -> None:
     v, log = venue()
-    bid = v.exchanges["BTC-USD"].engine.best_bid()
-    assert bid is not None
+    engine = v.exchanges["BTC-USD"].engine
+    for ts in range(10_000):  # the flow until its spread is wider than a tick
+        bid, ask = engine.best_bid(), engine.best_ask()
+        if bid is not None and ask is not None and ask[0] - bid[0] >= 2:
+            break
+        log.append(Sim("BTC-USD", 1, ts))
+        v.apply(log[-1])
+    assert bid is not None and ask is not None and ask[0] - bid[0] >= 2
     price = v.exchanges["BTC-USD"].instrument.tick.to_str(bid[0] + 1)  # inside the spread
     run(v, log, ALICE, new("s1", side="sell", price=price, qty="0.05"))
     out = run(v, log, BOB, new("b1", side="buy", price=price, qty="0.02"))
