@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+import trading.simulator
 from bench.machine import facts
 from client.market import HubClient
 from hub.config import FanoutConfig
@@ -62,6 +63,10 @@ class Sample:
     """The demo's CPU time over the window / the window (1.0: one core busy)."""
     client_cpu: float = 0.0
     """This process's (the measuring client's), likewise: near 1.0, it measures itself."""
+    synced: int = 0
+    """The node's streams in sync now."""
+    resyncs: int = 0
+    """Gaps plus resyncs of the node's streams so far (a node behind its bus drops events)."""
 
     def pct(self, q: float) -> float:
         """The ``q`` quantile of the window's latency in ms (nan without samples)."""
@@ -188,8 +193,12 @@ async def sample(
     url = f"ws://127.0.0.1:{demo.port}/ws"
     resting = {s: await resting_orders(url, s) for s in symbols}
     at = time.monotonic() - started
+    streams = health["streams"]
+    synced = sum(1 for st in streams if st["synced"])
+    resyncs = sum(st["gaps"] + st["resyncs"] for st in streams)
     return Sample(
-        at, demo.rss(), health["history_bytes"], resting, orders, window, demo_cpu, client_cpu
+        *(at, demo.rss(), health["history_bytes"], resting, orders, window),
+        *(demo_cpu, client_cpu, synced, resyncs),
     )
 
 
@@ -237,9 +246,13 @@ def print_table(first: Sample, last: Sample, args: argparse.Namespace, budget: i
         f"| RSS, MiB | {first.rss / mb:.1f} | {last.rss / mb:.1f} | {ratio(last.rss, first.rss)} "
         f"| growth < {GOAL_RSS - 1:.0%}: {verdict(rss_ok)} |"
     )
+    bound = getattr(trading.simulator, "MAX_RESTING", None)
     for s in args.symbols:
         a, b = first.resting[s], last.resting[s]
-        print(f"| resting orders {s} | {a:,} | {b:,} | {ratio(b, a)} | bounded |")
+        goal = "no bound in trading.simulator" if bound is None else f"<= {bound:,}"
+        if bound is not None:
+            goal += f": {verdict(max(a, b) <= bound)}"
+        print(f"| resting orders {s} | {a:,} | {b:,} | {ratio(b, a)} | {goal} |")
     h_ok = last.history_bytes <= budget
     print(
         f"| history bytes (all feeds) | {first.history_bytes:,} | {last.history_bytes:,} | "
@@ -254,6 +267,8 @@ def print_table(first: Sample, last: Sample, args: argparse.Namespace, budget: i
         f"{ratio(last.pct(0.99), first.pct(0.99))} | end <= {GOAL_P99}x start: "
         f"{verdict(p99_ok)} |"
     )
+    print(f"| streams in sync | {first.synced} | {last.synced} | | all {len(args.symbols)} |")
+    print(f"| gaps + resyncs (first sync: 1 each) | {first.resyncs} | {last.resyncs} | | |")
     print(f"| latency samples | {len(first.latency_ns):,} | {len(last.latency_ns):,} | | |")
     print(
         f"| CPU over the window: demo / client, cores | {first.demo_cpu:.2f} / "
