@@ -99,7 +99,8 @@ class Resolved:
 
 
 class RiskLimits:
-    """Resolves and caches each (account, instrument)'s integer limits."""
+    """Resolves and caches each (account, instrument)'s integer limits (the cache holds at
+    most accounts x instruments entries: both are fixed at start)."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, str, str], Resolved] = {}

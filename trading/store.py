@@ -40,6 +40,9 @@ DB_ERRORS = Counter(
     "hub_orders_db_errors_total", "Failed PostgreSQL writes (retried)", registry=METRICS
 )
 BACKLOG_LIMIT = 1_000_000
+"""Reports held for PostgreSQL while it is down (about 800 bytes each: some 800 MB at the
+bound). Past it a report is dropped from the backlog (counted in ``dropped``): the journal
+has it, and a restart writes again each account's last ``REPORTS_KEPT`` reports."""
 BATCH = 2000
 
 INSERT = """

@@ -25,7 +25,6 @@ text for a refusal (``risk.CashUnit``).
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +33,7 @@ from typing import Any
 from hub.events import Event, Status
 from orderbook_core.engine_types import EngineEvent, ExecEvent, ExecType, OrderType
 from orderbook_core.engine_types import Event as EngineKind
+from trading.accounts import CLOSED_KEPT, AccountState, Order
 from trading.checks import Replaced, bounds_problem, field_problem, limits_problem, replay_problem
 from trading.journal import decode
 from trading.messages import (
@@ -69,28 +69,9 @@ from trading.simulator import SimulatedExchange
 
 TRADER_ORDER_IDS = 10**12
 """Trader orders are numbered from here; the simulated flow's ids stay far below."""
-REPORTS_KEPT = 100_000
-"""Execution reports kept per account for resend requests."""
 ICEBERG_SLICES = 1000
 """Most slices an iceberg may show (the engine's limit too): a taker meets at most that many
 trades per iceberg, so one order cannot make one command produce millions of events."""
-
-
-@dataclass
-class Order:
-    """A trader's order as the venue tracks it."""
-
-    account: int
-    cl_ord_id: str
-    symbol: str
-    order_id: int
-    side: int
-    order_type: int
-    price: int
-    qty: int
-    leaves: int = 0
-    cum: int = 0
-    open: bool = True
 
 
 @dataclass
@@ -98,19 +79,6 @@ class Outcome:
     reports: list[tuple[int, ExecReport]] = field(default_factory=list)
     """(account, execution report) in the order they happened."""
     events: list[Event] = field(default_factory=list)
-
-
-@dataclass
-class AccountState:
-    seq: int = 0
-    reports: deque[ExecReport] = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
-    killed: bool = False
-    positions: dict[str, int] = field(default_factory=dict)
-    cash: int | None = None
-    """Buying power left after fills, in the venue's cash units (None: no limit)."""
-    open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
-    orders_by_cl: dict[str, tuple[str, int, str, ExecReport]] = field(default_factory=dict)
-    """cl_ord_id -> (symbol, order id, fingerprint, first report)."""
 
 
 class TradingVenue:
@@ -121,7 +89,10 @@ class TradingVenue:
         exchanges: Mapping[str, SimulatedExchange],
         accounts: Iterable[Account],
         risk: RiskLimits | None = None,
+        closed_kept: int = CLOSED_KEPT,
     ) -> None:
+        self.closed_kept = max(1, closed_kept)
+        """Closed orders kept per account: the idempotency window (``trading/accounts.py``)."""
         self.exchanges = dict(exchanges)
         self.accounts = {a.id: a for a in accounts}
         self.risk = risk or RiskLimits()
@@ -473,6 +444,8 @@ class TradingVenue:
         order.leaves, order.cum = leaves, cum
         order.price = price or order.price
         if e.exec_type in CLOSED_EXECS:
+            if order.open:
+                acct.close(oid, self.orders, self.closed_kept)
             order.open = False
             acct.open_orders.pop((symbol, oid), None)
         else:
@@ -527,6 +500,7 @@ class TradingVenue:
                     "cash": st.cash,
                     "open": [oid for (_s, oid) in st.open_orders],
                     "by_cl": st.orders_by_cl,
+                    "closed": list(st.closed),
                 }
                 for a, st in self.state.items()
             },
@@ -551,6 +525,7 @@ class TradingVenue:
                 (self.orders[oid].symbol, oid): self.orders[oid] for oid in saved["open"]
             }
             st.orders_by_cl = {cl: tuple(v) for cl, v in saved["by_cl"].items()}
+            st.restore_closed(saved.get("closed"), self.orders, int(key), self.closed_kept)
 
     # --- queries ---------------------------------------------------------------------
 
@@ -579,8 +554,10 @@ class TradingVenue:
 
 __all__ = [
     "Account",
+    "AccountState",
     "Command",
     "Limits",
+    "Order",
     "Original",
     "Outcome",
     "Reject",

@@ -488,3 +488,73 @@ def test_an_iceberg_may_not_show_less_than_a_thousandth_of_its_size() -> None:
     )
     grow = v.check(ALICE, {"op": "replace", "orig_cl_ord_id": "i2", "qty": "0.01001"}, 5)
     assert isinstance(grow, Reject) and grow.reason == "bad_field", grow
+
+
+def kept(v: TradingVenue) -> Any:
+    """What the idempotency window holds: per account its keys and closed ids, and the orders."""
+    by_account = {a: (list(s.orders_by_cl), list(s.closed)) for a, s in v.state.items()}
+    return by_account, sorted(v.orders)
+
+
+def test_the_idempotency_window_keeps_open_orders_and_the_last_closed_ones() -> None:
+    window = 20
+    v = TradingVenue(
+        {s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(), closed_kept=window
+    )
+    log: list[Command] = []
+    for s in SYMBOLS:
+        log.append(Sim(s, 300, 1))
+        v.apply(log[-1])
+    resting = run(v, log, ALICE, new("rest", price="60000.00"))  # far below: stays open
+    assert not isinstance(resting, Reject)
+    for i in range(3 * window):  # each closes at once: an IOC far from the market
+        out = run(v, log, ALICE, new(f"ioc{i}", price="60000.00", tif="ioc"))
+        assert out.reports[-1][1]["exec_type"] == "cancelled"
+    alice = v.state[ALICE]
+    assert len(alice.closed) == window
+    assert set(alice.orders_by_cl) == {"rest"} | {f"ioc{i}" for i in range(2 * window, 3 * window)}
+    assert len(v.orders) == window + 1  # Alice's: one open, the window's closed ones
+    # Inside the window a repeat is the original; the open order is never forgotten.
+    last = f"ioc{3 * window - 1}"
+    assert isinstance(v.check(ALICE, new(last, price="60000.00", tif="ioc"), 9), Original)
+    assert isinstance(v.check(ALICE, new("rest", price="60000.00"), 9), Original)
+    assert v.status(ALICE, {"orig_cl_ord_id": "rest"})["open"] is True  # type: ignore[index]
+    too_late = v.check(ALICE, {"op": "cancel", "orig_cl_ord_id": last}, 9)
+    assert isinstance(too_late, Reject) and too_late.reason == "too_late"
+    # Past it: forgotten, and a new order with that key is entered as a new one.
+    gone = v.check(ALICE, {"op": "cancel", "orig_cl_ord_id": "ioc0"}, 9)
+    assert isinstance(gone, Reject) and gone.reason == "unknown_order"
+    again = run(v, log, ALICE, new("ioc0", price="60000.00", tif="ioc"))
+    assert not isinstance(again, Reject) and again.reports[0][1]["cl_ord_id"] == "ioc0"
+    assert len(alice.closed) == window and len(alice.orders_by_cl) == window + 1
+    # A replay forgets exactly the same orders, and so does a restored checkpoint.
+    replayed = TradingVenue(
+        {s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(), closed_kept=window
+    )
+    for c in log:
+        replayed.apply(c)
+    assert kept(replayed) == kept(v) and state(replayed) == state(v)
+    copy = TradingVenue(
+        {s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(), closed_kept=window
+    )
+    copy.restore(orjson.loads(orjson.dumps(v.snapshot())))
+    assert kept(copy) == kept(v)
+    more = new("after", price="60000.00", tif="ioc")
+    run(v, [], ALICE, more)
+    run(copy, [], ALICE, more)
+    assert kept(copy) == kept(v) and "ioc1" not in copy.state[ALICE].orders_by_cl
+
+
+def test_a_checkpoint_from_before_the_window_is_trimmed_to_it() -> None:
+    v, log = venue()
+    for i in range(30):
+        run(v, log, ALICE, new(f"x{i}", price="60000.00", tif="ioc"))
+    saved = orjson.loads(orjson.dumps(v.snapshot()))
+    for account in saved["accounts"].values():
+        del account["closed"]  # as a checkpoint written before the window was
+    copy = TradingVenue(
+        {s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts(), closed_kept=10
+    )
+    copy.restore(saved)
+    assert list(copy.state[ALICE].orders_by_cl) == [f"x{i}" for i in range(20, 30)]
+    assert len(copy.orders) == 10 and state(copy) == state(v)
