@@ -173,7 +173,7 @@ def create_database(dsn: str) -> bool:
     if not name:
         raise ConfigError(f"postgres.dsn {redact_dsn(dsn)} names no database")
     params["dbname"] = "postgres"
-    admin = psycopg.conninfo.make_conninfo(**params)
+    admin = psycopg.conninfo.make_conninfo("", **params)
     with postgres_errors(dsn), connect(admin) as conn:
         conn.autocommit = True
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():

@@ -69,7 +69,10 @@ class TimeSlice:
     hold the loop (the node's HTTP and WebSocket) for the whole file."""
 
     def __init__(
-        self, slice_s: float = 0.002, every: int = 256, clock: Callable[[], float] = time.perf_counter
+        self,
+        slice_s: float = 0.002,
+        every: int = 256,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.slice_s = slice_s
         self.every = every
