@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import errno
 import faulthandler
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +23,11 @@ from hub.errors import BadInput, ConfigError, HubError, ServiceUnavailable
 from hub.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICES_NEED_CHECKOUT = (
+    "hub: error: `hub services` runs the checkout's scripts/services.sh and this hub is "
+    "installed without one: run it from a checkout (scripts/install.sh sets one up), or "
+    "point HUB_KAFKA__BOOTSTRAP, HUB_REDIS__URL and HUB_POSTGRES__DSN at your services"
+)
 Runner = Callable[[HubConfig], Coroutine[Any, Any, None]]
 
 
@@ -144,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
 
     p = sub.add_parser("db", help="database tools")
-    p.add_argument("action", choices=["migrate", "version"])
+    p.add_argument(
+        "action",
+        choices=["create", "migrate", "version"],
+        help="create: the database the DSN names (if absent); migrate: apply pending "
+        "migrations; version: print the schema version",
+    )
     _add_service_flags(p, "postgres")
 
     p = sub.add_parser("services", help="start/stop the local Kafka, PostgreSQL and Redis")
@@ -309,8 +322,12 @@ def _main(argv: list[str] | None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run the command; its failures are HubErrors, which ``failed`` reports."""
     if args.command == "services":
+        script = ROOT / "scripts" / "services.sh"
+        if not script.is_file():  # an installed wheel: the services live in a checkout
+            print(SERVICES_NEED_CHECKOUT, file=sys.stderr)
+            return 2
         extra = [args.service] if args.service else []
-        return subprocess.call([str(ROOT / "scripts" / "services.sh"), args.action, *extra])
+        return subprocess.call([str(script), args.action, *extra])
     if args.command == "replay" and args.kind == "databento":
         return _replay_databento(args.file)
     if args.command == "replay" and args.kind == "lobster":
@@ -345,14 +362,19 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, os.environ, _overrides(args))
     setup_logging(cfg.log_level)
     if args.command == "config":
-        import dataclasses
         import json
 
-        print(json.dumps(dataclasses.asdict(cfg), indent=2))
+        from hub.config import masked
+
+        print(json.dumps(masked(cfg), indent=2))
         return 0
     if args.command == "db":
         from hub import db
 
+        if args.action == "create":
+            made = db.create_database(cfg.postgres.dsn)
+            print(f"database {'created' if made else 'exists already'}: {redact(cfg)}")
+            return 0
         if args.action == "migrate":
             applied = db.migrate(cfg.postgres.dsn)
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
@@ -367,8 +389,40 @@ def _run(args: argparse.Namespace) -> int:
         "recorder": run.run_recorder,
     }
     command = runners[args.command]
-    run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
+    try:
+        run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise port_in_use(exc, cfg) from None
     return 0
+
+
+def redact(cfg: HubConfig) -> str:
+    from hub.config import mask_secret
+
+    return mask_secret(cfg.postgres.dsn)
+
+
+_BIND_ADDRESS = re.compile(r"\('?([^',)]*)'?, (\d+)")
+
+
+def port_in_use(exc: OSError, cfg: HubConfig) -> ConfigError:
+    """The one-line error for a port another process holds: host:port and the setting(s)
+    that asked for it (``fanout.port``, ``feed.metrics_port``...)."""
+    m = _BIND_ADDRESS.search(str(exc))
+    host, port = (m.group(1), int(m.group(2))) if m else ("?", -1)
+    settings = [
+        f"{section.name}.{sub.name}"
+        for section in dataclasses.fields(cfg)
+        if dataclasses.is_dataclass(value := getattr(cfg, section.name))
+        for sub in dataclasses.fields(value)
+        if (sub.name == "port" or sub.name.endswith("_port")) and getattr(value, sub.name) == port
+    ]
+    named = f" ({' or '.join(settings)})" if settings else ""
+    return ConfigError(
+        f"{host}:{port}{named} is already in use: stop what listens there or choose another port"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from bus.output import FEED_STATS, FeedOutput
 from feedhandler.files.databento import databento_batches
 from feedhandler.files.itch import itch_batches
 from feedhandler.files.lobster import lobster_batches
-from feedhandler.files.pacing import Batch, Pacer
+from feedhandler.files.pacing import Batch, Pacer, TimeSlice
 from feedhandler.files.replay import capture_batches, venue_of
 from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
@@ -195,6 +195,9 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
         batches = itch_batches(path, cfg.symbols, on_error)
     output = FeedOutput(publisher, store, instrument_for, measure_latency=False)
     state = {"records": 0, "done": False}
+    # An ITCH batch is ITCH_BATCH messages (a few ms of work): yield after each one; the
+    # other formats' batches are one record each: yield every 2 ms of work.
+    slicer = TimeSlice(every=1 if cfg.source == "itch" else 256)
 
     async def play() -> None:
         pacer = Pacer(cfg.speed)
@@ -203,8 +206,8 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
             wait = pacer.delay(ts)
             if wait > 0:
                 await asyncio.sleep(wait)
-            elif state["records"] % 256 == 0:
-                await asyncio.sleep(0)  # let snapshots, metrics and consumers run
+            elif slicer.due():
+                await asyncio.sleep(0)  # let HTTP, WebSocket, snapshots and consumers run
             await output.publish(events)
         state["done"] = True
         log.info(
@@ -222,6 +225,7 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
             "file": str(path),
             "records": state["records"],
             "finished": state["done"],
+            "loop_yields": slicer.yields,
             "bad_records": bad["records"],
             **output.health(),
         }

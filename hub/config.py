@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -319,7 +320,55 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             if isinstance(kind, types.UnionType):
                 kind = get_args(kind)[0]
             kwargs[key] = _coerce(f"{where}{key}", value, kind)
+            if _is_port(key, kind):
+                _check_port(f"{where}{key}", kwargs[key])
     return cls(**kwargs)
+
+
+def _is_port(name: str, kind: Any) -> bool:
+    return kind is int and (name == "port" or name.endswith("_port"))
+
+
+def _check_port(where: str, port: int) -> None:
+    """A TCP port: 1-65535, or 0 for "any free port" (the OS picks one at bind time)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: port must be 1-65535 (0: any free port), got {port}")
+
+
+SECRET_NAMES = ("password", "secret", "token", "api_key")
+"""Settings whose whole value is a secret (none today; masked in full if one is added)."""
+_URL_PASSWORD = re.compile(r"(://[^:@/\s]*):[^@/\s]*@")
+_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|secret|token)=(\S+)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|secret|token)=)[^&\s]*")
+
+
+def mask_secret(text: str) -> str:
+    """``text`` with the passwords of URLs (``scheme://user:***@host``), libpq key=value
+    DSNs (``password=***``) and query strings masked."""
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    return _KV_PASSWORD.sub(r"\1=***", text)
+
+
+def masked(cfg: HubConfig) -> dict[str, Any]:
+    """The configuration as a dict for display (``hub config``): every string setting with
+    its embedded passwords masked (postgres.dsn, redis.url, kafka.bootstrap...), and any
+    setting named like a secret masked in full."""
+
+    def walk(node: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                out[key] = walk(value)
+            elif isinstance(value, str) and any(s in key for s in SECRET_NAMES):
+                out[key] = "***" if value else ""
+            elif isinstance(value, str):
+                out[key] = mask_secret(value)
+            else:
+                out[key] = value
+        return out
+
+    return walk(dataclasses.asdict(cfg))
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import asyncpg
 import psycopg
+import psycopg.conninfo
+import psycopg.errors
+import psycopg.sql
 
 from hub.errors import BadInput, ConfigError, HubError, ServiceError, ServiceUnavailable
 
@@ -89,11 +92,29 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
+class MissingDatabase(ServiceError):
+    """The server answers but has no database of the DSN's name (``hub db create`` makes it)."""
+
+    def __init__(self, name: str, dsn: str) -> None:
+        super().__init__(
+            f"database {name!r} does not exist on PostgreSQL at {redact_dsn(dsn)}: "
+            "create it with `hub db create`"
+        )
+        self.name = name
+
+
+_NO_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+
+
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
-    """A psycopg connection, or ServiceUnavailable naming the (redacted) DSN."""
+    """A psycopg connection; MissingDatabase when the server has no such database, else
+    ServiceUnavailable naming the (redacted) DSN."""
     try:
         return psycopg.connect(dsn, connect_timeout=5)
     except psycopg.OperationalError as exc:
+        missing = _NO_DATABASE.search(str(exc))
+        if missing:
+            raise MissingDatabase(missing.group(1), dsn) from None
         raise ServiceUnavailable("PostgreSQL", redact_dsn(dsn), _first_line(exc)) from None
     except psycopg.ProgrammingError as exc:  # the DSN cannot be parsed
         raise ConfigError(f"postgres.dsn {redact_dsn(dsn)}: {_first_line(exc)}") from None
@@ -139,3 +160,26 @@ def current_version(dsn: str) -> int:
     with postgres_errors(dsn), connect(dsn) as conn:
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
         return int(str(row[0])) if row else 0
+
+
+def create_database(dsn: str) -> bool:
+    """Create the database the DSN names (connecting to the server's ``postgres`` database
+    with the same user and address); False when it exists already (idempotent)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"postgres.dsn {redact_dsn(dsn)}: {_first_line(exc)}") from None
+    name = str(params.get("dbname") or params.get("user") or "")
+    if not name:
+        raise ConfigError(f"postgres.dsn {redact_dsn(dsn)} names no database")
+    params["dbname"] = "postgres"
+    admin = psycopg.conninfo.make_conninfo("", **params)
+    with postgres_errors(dsn), connect(admin) as conn:
+        conn.autocommit = True
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        try:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:  # created meanwhile by a concurrent run
+            return False
+    return True

@@ -22,6 +22,8 @@ HubError                        base; ``retriable`` says whether retrying can he
 │                               (client.market)
 └── ServiceError                a service the hub depends on failed or refused the request
     │                           (PostgreSQL refused a statement); not retriable
+    ├── MissingDatabase         PostgreSQL answers but has no database of the DSN's name
+    │                           (hub.db; ``hub db create`` makes it)
     └── ServiceUnavailable      Kafka, Redis or PostgreSQL cannot be reached, is restarting
                                 or dropped the connection (retriable)
 

@@ -137,8 +137,11 @@ def test_the_checks_catch_what_they_forbid() -> None:
 
 
 def test_only_the_product_ships() -> None:
-    text = (ROOT / "pyproject.toml").read_text()
-    shipped = text.split("packages = [", 1)[1].split("]", 1)[0]
-    names = {n.strip().strip('"') for n in shipped.replace("\n", " ").split(",") if n.strip()}
+    import tomllib
+
+    from setuptools import find_packages  # type: ignore[import-untyped]
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    names = set(find_packages(str(ROOT), include=find["packages"]["find"]["include"]))
     expected = {module_of(p.parent) for room in LEVEL for p in (ROOT / room).rglob("__init__.py")}
     assert names == expected

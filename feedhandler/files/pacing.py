@@ -62,6 +62,38 @@ class Pacer:
         return max(0.0, due - self.clock())
 
 
+class TimeSlice:
+    """When a replay running on the event loop should let it run other work: after
+    ``slice_s`` of work since the last yield, or after ``every`` batches, whichever comes
+    first. A replay at ``--speed max`` never waits on its own, so without this it would
+    hold the loop (the node's HTTP and WebSocket) for the whole file."""
+
+    def __init__(
+        self,
+        slice_s: float = 0.002,
+        every: int = 256,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.slice_s = slice_s
+        self.every = every
+        self.clock = clock
+        self.yields = 0
+        self._since = clock()
+        self._batches = 0
+
+    def due(self) -> bool:
+        """Count one batch done; True when the caller should yield now (and then it is
+        counted as a yield and the slice starts again)."""
+        self._batches += 1
+        now = self.clock()
+        if self._batches < self.every and now - self._since < self.slice_s:
+            return False
+        self._batches = 0
+        self._since = now
+        self.yields += 1
+        return True
+
+
 def log_bad_record(path: Path) -> OnError:
     count = [0]
 
