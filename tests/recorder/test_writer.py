@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -234,3 +235,34 @@ def test_every_way_a_restarting_database_fails_is_retried() -> None:
     with pytest.raises(ServiceUnavailable) as caught, postgres_errors(dsn):
         raise cause
     assert caught.value.__cause__ is cause
+
+
+def test_bars_stored_before_merge_keys_get_them_from_their_trades(database: str) -> None:
+    """Migration 009 gives every existing bar the (ts_event, epoch, seq) of its first and
+    last trade; later trades then merge into it exactly as into a bar the recorder made."""
+    migrate(database)
+    trades = make_trades(5, 1200)
+    backfill = (files("hub") / "sql" / "009_bar_merge_keys.sql").read_text()
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
+            await write_batch(conn, trades[:1000], inst)
+            made = await conn.fetch("SELECT * FROM bars ORDER BY 1, 2, 3, 4")
+            await conn.execute("UPDATE bars SET open_key = NULL, close_key = NULL")
+            await conn.execute(backfill)
+            assert await conn.fetch("SELECT * FROM bars ORDER BY 1, 2, 3, 4") == made
+            await write_batch(conn, trades[1000:], [])  # late and early ones among them
+            rows = await conn.fetch(
+                "SELECT venue, symbol, (extract(epoch FROM time) * 1000000)::bigint, seq,"
+                " price_ticks, size_lots FROM trades"
+            )
+            for interval in BAR_INTERVALS:
+                assert await stored_bars(conn, interval) == expected_bars(
+                    [tuple(r) for r in rows], interval
+                ), interval
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
