@@ -156,6 +156,21 @@ def trade_problem(t: Trade, now_ns: int | None = None) -> str | None:
     return None
 
 
+TOUCHED_BARS = """
+SELECT b.venue, b.symbol, b.interval_s, b.bucket, b.open, b.high, b.low, b.close, b.volume,
+       b.notional, b.trades
+FROM (
+    SELECT DISTINCT venue, symbol, i AS interval_s,
+           to_timestamp(ts_event / 1000000000 / i * i) AS bucket
+    FROM trades_in CROSS JOIN unnest($1::int[]) AS i
+) t
+JOIN bars b USING (venue, symbol, interval_s, bucket)
+"""
+"""Every bar the staged trades fall in, as stored now: what a batch that held trades stored
+before (a re-delivery after a crash between commit and publish) publishes, so the bars it
+merged nothing into are published again."""
+
+
 def trade_row(t: Trade) -> tuple[Any, ...]:
     return (
         t.ts_event,
@@ -260,9 +275,11 @@ async def write_batch(
             return 0
         await stage(conn, "trades", [trade_row(t) for t in trades])
         rows = await conn.fetch(MERGE_BARS, list(BAR_INTERVALS))
-        if bars is not None:
-            bars.extend(bar_from_row(r) for r in rows if r["venue"] is not None)
         new: int = rows[0]["new_trades"]
+        if bars is not None:
+            if new < len(trades):
+                rows = await conn.fetch(TOUCHED_BARS, list(BAR_INTERVALS))
+            bars.extend(bar_from_row(r) for r in rows if r["venue"] is not None)
         return new
 
 

@@ -266,3 +266,40 @@ def test_bars_stored_before_merge_keys_get_them_from_their_trades(database: str)
             await conn.close()
 
     asyncio.run(scenario())
+
+
+def test_a_redelivered_batch_publishes_the_bars_it_falls_in_again(database: str) -> None:
+    """A crash between the commit and the bars' publish re-delivers the batch: nothing is new,
+    nothing changes, and the same bars are published again (else the candles channel would
+    miss them until the bucket's next trade)."""
+    migrate(database)
+    trades = make_trades(9, 600)
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
+            first: list[Any] = []
+            assert await write_batch(conn, trades[:500], inst, bars=first) == 500
+            again: list[Any] = []
+            assert await write_batch(conn, trades[:500], [], bars=again) == 0
+            mixed: list[Any] = []
+            assert await write_batch(conn, trades[400:], [], bars=mixed) == 100
+            return first, again, mixed
+        finally:
+            await conn.close()
+
+    first, again, mixed = asyncio.run(scenario())
+
+    def key(b: Any) -> tuple[Any, ...]:
+        return (b.venue, b.symbol, b.interval_s, b.start)
+
+    assert sorted(again, key=key) == sorted(first, key=key)
+    later = {key(b): b for b in mixed}
+    buckets = {
+        (t.venue, t.symbol, i, t.ts_event // 10**9 // i * i * 10**9)
+        for t in trades[400:]
+        for i in BAR_INTERVALS
+    }
+    assert set(later) == buckets  # every bar the batch's trades fall in, as stored now
+    assert sum(b.trades for k, b in later.items() if k[2] == 86400) == 600
