@@ -154,8 +154,12 @@ class FeedOutput:
         snapshots: SnapshotStore,
         instrument_for: InstrumentFor | None = None,
         measure_latency: bool = True,
+        epoch: int | None = None,
     ) -> None:
         runs("feed")
+        self.epoch = epoch
+        """The epoch of every stream that starts here (None: a new one per stream); a
+        source that continues its streams exactly (the order path) sets its saved one."""
         self.publisher = publisher
         self.snapshots = snapshots
         self.instrument_for = instrument_for
@@ -187,8 +191,11 @@ class FeedOutput:
     def _state(self, e: Event) -> StreamState:
         state = self.streams.get((e.venue, e.symbol))
         if state is None:
-            state = self.streams[e.venue, e.symbol] = StreamState()
+            state = self.streams[e.venue, e.symbol] = self._new_state()
         return state
+
+    def _new_state(self) -> StreamState:
+        return StreamState(epoch=self.epoch or new_epoch())
 
     async def publish(self, events: Sequence[Event]) -> None:
         if not events:
@@ -267,7 +274,7 @@ class FeedOutput:
     def prime(self, snapshot: BookSnapshot) -> None:
         """Start a stream's published book from a snapshot (a restart from a checkpoint);
         the store gets it with the next ``store_snapshots``."""
-        state = self.streams[snapshot.venue, snapshot.symbol] = StreamState()
+        state = self.streams[snapshot.venue, snapshot.symbol] = self._new_state()
         if snapshot.epoch > 0:  # the stream continues exactly: same epoch, seqs go on
             state.epoch = snapshot.epoch
         state.book.apply(
