@@ -7,8 +7,9 @@ stores (Redis, or memory when embedded) never runs ahead of what consumers
 can read. It owns each stream's epoch (hub.events: a new one when a stream starts
 here, the primed snapshot's when it continues one) and stamps every event with it,
 and stamps each book update with the checksum of its own book after the update (the
-source checksum every node and client verifies). It counts events per venue, symbol and kind, observes the feed
-latency (receive time minus venue time) and keeps each stream's status.
+source checksum every node and client verifies). It counts events per venue,
+symbol and kind, observes the feed latency (receive time minus venue time) and
+keeps each stream's status.
 
 ``FeedStats`` exposes the venue-side counters of live runners (frames, bad
 input, connections, and per symbol gaps, resyncs, checksums, crossed books,
@@ -230,9 +231,9 @@ class FeedOutput:
             await self.publisher.publish(batch)
         except BaseException:
             for key in {(e.venue, e.symbol) for e in batch if not isinstance(e, Instrument)}:
-                state = self.streams.get(key)
-                if state is not None:
-                    state.epoch, state.dirty = new_epoch(), True
+                failed = self.streams.get(key)
+                if failed is not None:
+                    failed.epoch, failed.dirty = new_epoch(), True
             raise
         self.published += len(batch)
         for e in batch:
@@ -324,7 +325,12 @@ class FeedOutput:
         return {
             "published": self.published,
             "streams": {
-                f"{v}/{s}": {"epoch": st.epoch, "seq": st.seq, "status": st.status, "reason": st.reason}
+                f"{v}/{s}": {
+                    "epoch": st.epoch,
+                    "seq": st.seq,
+                    "status": st.status,
+                    "reason": st.reason,
+                }
                 for (v, s), st in sorted(self.streams.items())
             },
         }

@@ -503,8 +503,10 @@ def new_epoch() -> int:
 
 
 _LAST_EPOCH = 0
-_SET_EPOCH = {cls: getattr(cls, "epoch").__set__ for cls in EVENT_TYPES if hasattr(cls, "epoch")}
-_SET_CHECKSUM = BookUpdate.checksum.__set__  # type: ignore[attr-defined]
+_SET_EPOCH: dict[type, Callable[[Any, Any], None]] = {
+    cls: vars(cls)["epoch"].__set__ for cls in EVENT_TYPES if "epoch" in vars(cls)
+}
+_SET_CHECKSUM: Callable[[Any, Any], None] = vars(BookUpdate)["checksum"].__set__
 
 
 def stamp(event: Event, epoch: int) -> None:
