@@ -34,7 +34,6 @@ from hub.events import (
     Trade,
 )
 
-"""Bar intervals in seconds: 1 s, 1 min, 5 min, 1 h, 1 day."""
 FUTURE_TOLERANCE_NS = 3600 * 10**9
 """A trade stamped more than this ahead of our clock is refused as 'time far in the future'."""
 
