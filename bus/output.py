@@ -4,8 +4,12 @@
 stream's instrument before its first event, publishes, and only then
 applies the book updates to its own copy of every book, so the snapshot it
 stores (Redis, or memory when embedded) never runs ahead of what consumers
-can read. It counts events per venue, symbol and kind, observes the feed
-latency (receive time minus venue time) and keeps each stream's status.
+can read. It owns each stream's epoch (hub.events: a new one when a stream starts
+here, the primed snapshot's when it continues one) and stamps every event with it,
+and stamps each book update with the checksum of its own book after the update (the
+source checksum every node and client verifies). It counts events per venue,
+symbol and kind, observes the feed latency (receive time minus venue time) and
+keeps each stream's status.
 
 ``FeedStats`` exposes the venue-side counters of live runners (frames, bad
 input, connections, and per symbol gaps, resyncs, checksums, crossed books,
@@ -16,6 +20,7 @@ the event counter and the latency histogram.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,10 +41,14 @@ from hub.events import (
     Status,
     TopOfBook,
     Trade,
+    new_epoch,
+    stamp,
+    stamp_checksum,
 )
 from hub.ops import metrics, runs
 from hub.orders import follow, order_book, resting_orders
 from orderbook_core import L2Book, L3Book
+from orderbook_core.types import CHECKSUM_LEVELS
 
 METRICS = metrics("feed")
 
@@ -68,7 +77,13 @@ DEPTH_LEVELS = 10
 
 def top_levels(snap: BookSnapshot, n: int = DEPTH_LEVELS) -> BookSnapshot:
     return BookSnapshot(
-        snap.venue, snap.symbol, snap.seq, snap.ts_event, snap.bids[:n], snap.asks[:n]
+        snap.venue,
+        snap.symbol,
+        snap.seq,
+        snap.ts_event,
+        snap.bids[:n],
+        snap.asks[:n],
+        epoch=snap.epoch,
     )
 
 
@@ -104,7 +119,13 @@ class TopTracker:
             return None
         self._last[key] = top
         return TopOfBook(
-            update.venue, update.symbol, update.seq, update.ts_event, update.ts_recv, *top
+            update.venue,
+            update.symbol,
+            update.seq,
+            update.ts_event,
+            update.ts_recv,
+            *top,
+            update.epoch,
         )
 
 
@@ -118,6 +139,8 @@ class StreamState:
     """The order-level book, for sources whose updates carry orders from their first."""
     seq: int = 0
     ts_event: int = 0
+    epoch: int = field(default_factory=new_epoch)
+    """The stream's incarnation: new when it starts here, a primed snapshot's otherwise."""
     status: str = "live"
     reason: str = ""
     dirty: bool = False
@@ -132,8 +155,12 @@ class FeedOutput:
         snapshots: SnapshotStore,
         instrument_for: InstrumentFor | None = None,
         measure_latency: bool = True,
+        epoch: int | None = None,
     ) -> None:
         runs("feed")
+        self.epoch = epoch
+        """The epoch of every stream that starts here (None: a new one per stream); a
+        source that continues its streams exactly (the order path) sets its saved one."""
         self.publisher = publisher
         self.snapshots = snapshots
         self.instrument_for = instrument_for
@@ -143,6 +170,9 @@ class FeedOutput:
         self.published = 0
         self.snapshot_errors = 0
         self.tops = TopTracker()
+        self._lock = asyncio.Lock()
+        """Held while a batch is applied and published, and while snapshots are taken: the
+        books run ahead of what consumers can read only inside it."""
 
     def _announce(self, events: Sequence[Event]) -> list[Event]:
         """Put each new stream's instrument in front of its first event."""
@@ -159,29 +189,60 @@ class FeedOutput:
             out.append(e)
         return out
 
+    def _state(self, e: Event) -> StreamState:
+        state = self.streams.get((e.venue, e.symbol))
+        if state is None:
+            state = self.streams[e.venue, e.symbol] = self._new_state()
+        return state
+
+    def _new_state(self) -> StreamState:
+        return StreamState(epoch=self.epoch or new_epoch())
+
     async def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
+        async with self._lock:
+            await self._publish(events)
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        """Stamp (epoch; book updates: the checksum of the book after them, so each is
+        applied here first), publish, then count and publish the tops that changed. A batch
+        that fails to publish starts a new epoch on its streams: consumers may have missed
+        updates the books here already hold, and resync from the next snapshot."""
         batch = self._announce(events)
-        await self.publisher.publish(batch)
-        self.published += len(batch)
         tops: list[Event] = []
+        for e in batch:
+            if isinstance(e, Instrument | Status):
+                continue
+            state = self._state(e)
+            if e.epoch == 0:
+                stamp(e, state.epoch)
+            elif e.epoch != state.epoch:
+                state.epoch = e.epoch  # a source that keeps its own epochs
+            if isinstance(e, BookUpdate):
+                state.book.apply(e.changes)
+                self._apply_orders(state, e)
+                stamp_checksum(e, state.book.checksum(CHECKSUM_LEVELS))
+                state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
+                top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
+                if top is not None:
+                    tops.append(top)
+        try:
+            await self.publisher.publish(batch)
+        except BaseException:
+            for key in {(e.venue, e.symbol) for e in batch if not isinstance(e, Instrument)}:
+                failed = self.streams.get(key)
+                if failed is not None:
+                    failed.epoch, failed.dirty = new_epoch(), True
+            raise
+        self.published += len(batch)
         for e in batch:
             EVENTS.labels(e.venue, e.symbol, KINDS[type(e)]).inc()
             if isinstance(e, Instrument):
                 await self.snapshots.put_instrument(e)
                 continue
-            state = self.streams.get((e.venue, e.symbol))
-            if state is None:
-                state = self.streams[e.venue, e.symbol] = StreamState()
-            if isinstance(e, BookUpdate):
-                state.book.apply(e.changes)
-                self._apply_orders(state, e)
-                state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
-                top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
-                if top is not None:
-                    tops.append(top)
-            elif isinstance(e, Status):
+            if isinstance(e, Status):
+                state = self._state(e)
                 state.status, state.reason = e.state, e.reason
                 log.info(
                     "stream status",
@@ -214,7 +275,9 @@ class FeedOutput:
     def prime(self, snapshot: BookSnapshot) -> None:
         """Start a stream's published book from a snapshot (a restart from a checkpoint);
         the store gets it with the next ``store_snapshots``."""
-        state = self.streams[snapshot.venue, snapshot.symbol] = StreamState()
+        state = self.streams[snapshot.venue, snapshot.symbol] = self._new_state()
+        if snapshot.epoch > 0:  # the stream continues exactly: same epoch, seqs go on
+            state.epoch = snapshot.epoch
         state.book.apply(
             [(0, p, s) for p, s in snapshot.bids] + [(1, p, s) for p, s in snapshot.asks]
         )
@@ -225,6 +288,10 @@ class FeedOutput:
     async def store_snapshots(self) -> None:
         """Store the snapshot of every book that changed (an outage is logged, retried
         later) and publish its top DEPTH_LEVELS for the recorder."""
+        async with self._lock:
+            await self._store_snapshots()
+
+    async def _store_snapshots(self) -> None:
         depth: list[BookSnapshot] = []
         for (venue, symbol), state in self.streams.items():
             if not state.dirty:
@@ -232,7 +299,14 @@ class FeedOutput:
             bids, asks = state.book.snapshot()
             orders = None if state.orders is None else resting_orders(state.orders)
             snap = BookSnapshot(
-                venue, symbol, state.seq, state.ts_event, tuple(bids), tuple(asks), orders
+                venue,
+                symbol,
+                state.seq,
+                state.ts_event,
+                tuple(bids),
+                tuple(asks),
+                orders,
+                state.epoch,
             )
             depth.append(top_levels(snap))
             try:
@@ -251,7 +325,12 @@ class FeedOutput:
         return {
             "published": self.published,
             "streams": {
-                f"{v}/{s}": {"seq": st.seq, "status": st.status, "reason": st.reason}
+                f"{v}/{s}": {
+                    "epoch": st.epoch,
+                    "seq": st.seq,
+                    "status": st.status,
+                    "reason": st.reason,
+                }
                 for (v, s), st in sorted(self.streams.items())
             },
         }

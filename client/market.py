@@ -3,12 +3,19 @@
 ``BookMirror`` applies snapshot and book messages of one book subscription,
 checks seq ranges and checksums, and holds prices and sizes as integer ticks
 and lots (parsed exactly from the decimal strings with the stream's units).
+Seqs count within an epoch: a delta of another epoch than the mirror's snapshot
+is not applied (a fresh snapshot of the new epoch follows it). On a full book the
+checksum is the source's (the feed's own book after the update), so the mirror
+verifies the book the source had, not merely the node's copy.
 
 ``HubClient`` connects (API key, token or anonymous), subscribes, keeps a
 mirror per book, pings, and on a lost connection reconnects and resumes each
-book from the last seq it applied (``resume_from``): the node replays what it
-missed or sends a fresh snapshot, and the client is told which happened.
-Iterate ``client.messages()`` for every message after it has been applied.
+book and trades subscription from the last (epoch, seq) it applied
+(``resume_from``, ``epoch``): the node replays what it missed or sends a fresh
+snapshot (trades: what it still holds, ``gap`` when that is not all), and the
+client is told which happened. Trades are delivered once each: a trade whose
+(epoch, seq) was delivered before is dropped. Iterate ``client.messages()`` for
+every message after it has been applied.
 """
 
 from __future__ import annotations
@@ -49,8 +56,12 @@ class BookMirror:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.seq: int | None = None
+        self.epoch = 0
+        """The epoch of ``seq`` (the last snapshot's)."""
         self.snapshots = 0
         self.updates = 0
+        self.other_epoch = 0
+        """Deltas not applied: of another epoch than the mirror's."""
         self.checksums = 0
         """Checksums verified."""
 
@@ -68,7 +79,11 @@ class BookMirror:
             self.bids.clear()
             self.asks.clear()
             self.snapshots += 1
+            self.epoch = msg.get("epoch", 0)
         else:
+            if msg.get("epoch", 0) != self.epoch:
+                self.other_epoch += 1
+                return False
             if self.seq is None or msg["seq"] <= self.seq:
                 return False
             first = msg.get("first", msg["seq"])
@@ -121,6 +136,7 @@ class OrderMirror:
         self.queues: tuple[dict[int, dict[str, None]], dict[int, dict[str, None]]] = ({}, {})
         """Per side: price -> the level's order ids in queue order."""
         self.seq: int | None = None
+        self.epoch = 0
         self.snapshots = 0
         self.updates = 0
 
@@ -158,9 +174,10 @@ class OrderMirror:
                 for price, size, oid in msg[key]:
                     self._add(side, self.tick.to_units(price), self.lot.to_units(size), oid)
             self.seq = msg["seq"]
+            self.epoch = msg.get("epoch", 0)
             self.snapshots += 1
             return True
-        if self.seq is None or msg["seq"] <= self.seq:
+        if self.seq is None or msg["seq"] <= self.seq or msg.get("epoch", 0) != self.epoch:
             return False
         if msg["first"] > self.seq + 1:
             raise SequenceGap(f"expected an l3 message from seq {self.seq + 1}, got {msg['first']}")
@@ -260,6 +277,10 @@ class HubClient:
         self.streams: dict[tuple[str, str], dict[str, Any]] = {}
         self.books: dict[tuple[str, str], BookMirror] = {}
         self.order_books: dict[tuple[str, str], OrderMirror] = {}
+        self.trades: dict[tuple[str, str], dict[int, int]] = {}
+        """Per stream, the last trade seq delivered in each epoch."""
+        self.duplicates = 0
+        """Trades dropped as delivered before (a resume or fail-over sent them again)."""
         self.channels: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
         self.reconnects = 0
@@ -334,27 +355,30 @@ class HubClient:
                 self.books[key] = BookMirror(s["tick_size"], s["lot_size"], item.get("depth", 0))
             elif item["channel"] == "l3":
                 self.order_books[key] = OrderMirror(s["tick_size"], s["lot_size"])
-            wanted = {k: v for k, v in item.items() if k not in ("resume", "replayed")}
+            wanted = {k: v for k, v in item.items() if k not in ("resume", "replayed", "epoch")}
             if wanted not in self.channels:
                 self.channels.append(wanted)
         return answer
 
     async def _resume(self) -> dict[str, Any]:
-        """Reconnect (to the next node in ``urls``) and subscribe again, each book from the
-        last seq it applied."""
+        """Reconnect (to the next node in ``urls``) and subscribe again, each book and
+        trades subscription from the last (epoch, seq) it applied."""
         self.reconnects += 1
         self.url = self.urls[self.reconnects % len(self.urls)]
         await self.connect()
         channels = []
         for item in self.channels:
             key = item["venue"], item["symbol"]
-            seq = None
+            seq, epoch = None, 0
             if item["channel"] == "book" and key in self.books:
-                seq = self.books[key].seq
+                seq, epoch = self.books[key].seq, self.books[key].epoch
             elif item["channel"] == "l3" and key in self.order_books:
-                seq = self.order_books[key].seq
+                seq, epoch = self.order_books[key].seq, self.order_books[key].epoch
+            elif item["channel"] == "trades" and self.trades.get(key):
+                epoch = max(self.trades[key])
+                seq = self.trades[key][epoch]
             if seq is not None:
-                channels.append({**item, "resume_from": seq})
+                channels.append({**item, "resume_from": seq, "epoch": epoch})
             else:
                 channels.append(item)
         return await self.request({"op": "subscribe", "channels": channels}, "subscribed")
@@ -364,7 +388,9 @@ class HubClient:
         resubscription's answer comes as ``{"type": "resumed", ...}``."""
         while True:
             while self._backlog:
-                yield self._apply(self._backlog.pop(0))
+                msg = self._apply(self._backlog.pop(0))
+                if msg is not None:
+                    yield msg
             try:
                 assert self.ws is not None
                 frame = await self.ws.recv()
@@ -383,8 +409,16 @@ class HubClient:
             # break) leaves the frame's other messages for its next messages().
             self._backlog.extend(orjson.loads(frame))
 
-    def _apply(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if msg["type"] in ("snapshot", "book"):
+    def _apply(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply a message to its mirror; None for a trade delivered before."""
+        if msg["type"] == "trade":
+            seen = self.trades.setdefault(_key(msg), {})
+            epoch, seq = msg.get("epoch", 0), msg["seq"]
+            if seq <= seen.get(epoch, 0):
+                self.duplicates += 1
+                return None
+            seen[epoch] = seq
+        elif msg["type"] in ("snapshot", "book"):
             book = self.books.get(_key(msg))
             if book is not None:
                 book.apply(msg)

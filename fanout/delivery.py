@@ -190,6 +190,13 @@ class Feed:
         return self._history
 
     def checksum_now(self) -> int | None:
+        """The checksum a message of this feed at the stream's seq carries: on the full
+        book the source's (forwarded, verified by the stream), else a checksum
+        variant's of the top N it holds (None: the variant has none)."""
+        if self.view is None and self.channel == "book":
+            source = self.stream.source_checksum
+            if source is not None or not self.checksum:
+                return source
         if not self.checksum:
             return None
         levels = CHECKSUM_LEVELS
@@ -202,7 +209,9 @@ class Feed:
         if self.channel == "l3":
             orders = () if s.orders is None else resting_orders(s.orders)
             return compact(
-                protocol.encode_l3_snapshot(s.instrument, orders, self._seq, s.ts_event, reason)
+                protocol.encode_l3_snapshot(
+                    s.instrument, orders, self._seq, s.ts_event, reason, s.epoch
+                )
             )
         if self.view is None:
             bids, asks = s.book.depth(0), s.book.depth(1)
@@ -217,7 +226,8 @@ class Feed:
                 s.ts_event,
                 reason,
                 self.depth,
-                self.checksum_now(),
+                self.checksum_now() if self.checksum else None,
+                s.epoch,
             )
         )
 
@@ -266,7 +276,9 @@ class Feed:
             first = self._seq + 1
             self._seq = u.seq
             msg = compact(
-                protocol.encode_l3(inst, first, u.seq, u.ts_event, u.ts_recv, u.orders or ())
+                protocol.encode_l3(
+                    inst, first, u.seq, u.ts_event, u.ts_recv, u.orders or (), u.epoch
+                )
             )
             self._history.append(first, u.seq, msg)
             if self.targets:
@@ -278,12 +290,22 @@ class Feed:
             if self.checksum:  # resumed from the full book's history: none of its own
                 if self.targets:
                     msg = protocol.encode_book(
-                        inst, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes, 0, self.checksum_now()
+                        inst,
+                        u.seq,
+                        u.seq,
+                        u.ts_event,
+                        u.ts_recv,
+                        u.changes,
+                        0,
+                        self.checksum_now(),
+                        u.epoch,
                     )
                     self.publish_book(compact(msg), u.seq, u.seq, u.ts_event, u.ts_recv, u.changes)
                 return
             msg = compact(
-                protocol.encode_book(inst, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes)
+                protocol.encode_book(
+                    inst, u.seq, u.seq, u.ts_event, u.ts_recv, u.changes, 0, u.checksum, u.epoch
+                )
             )
             self._history.append(u.seq, u.seq, msg)
             if self.targets:
@@ -299,7 +321,15 @@ class Feed:
         self._seq = u.seq
         msg = compact(
             protocol.encode_book(
-                inst, first, u.seq, u.ts_event, u.ts_recv, changes, self.depth, self.checksum_now()
+                inst,
+                first,
+                u.seq,
+                u.ts_event,
+                u.ts_recv,
+                changes,
+                self.depth,
+                self.checksum_now(),
+                u.epoch,
             )
         )
         self._history.append(first, u.seq, msg)
@@ -455,6 +485,7 @@ class Client:
                     changes,
                     feed.depth,
                     feed.checksum_now() if c.last == feed.seq else None,
+                    feed.stream.epoch,
                 )
             )
         out.extend(self.latest_bbo.values())

@@ -57,6 +57,18 @@ RESYNCS = Counter(
 STORE_ERRORS = Counter(
     "hub_fanout_store_errors_total", "Failed snapshot-store reads", registry=METRICS
 )
+EPOCHS = Counter(
+    "hub_fanout_epochs_total",
+    "New stream epochs followed (a source restarted): the stream resyncs",
+    ["symbol"],
+    registry=METRICS,
+)
+MISMATCHES = Counter(
+    "hub_fanout_checksum_mismatches_total",
+    "Books whose checksum after an update was not the source's: the stream resyncs",
+    ["symbol"],
+    registry=METRICS,
+)
 SYNC_FAILURES = Counter(
     "hub_fanout_sync_failures_total",
     "Snapshots a book could not sync from",
@@ -162,6 +174,28 @@ class FanoutNode:
             )
             self._broadcast_status(stream, "stale", "invalid update")
             self._start_sync(stream)
+        elif outcome is Outcome.EPOCH:
+            EPOCHS.labels(update.symbol).inc()
+            log.warning(
+                "new stream epoch; resyncing",
+                extra={
+                    "venue": update.venue,
+                    "symbol": update.symbol,
+                    "epoch": update.epoch,
+                    "old_epoch": stream.epoch,
+                    "seq": update.seq,
+                },
+            )
+            self._broadcast_status(stream, "stale", "new epoch")
+            self._start_sync(stream)
+        elif outcome is Outcome.MISMATCH:
+            MISMATCHES.labels(update.symbol).inc()
+            log.warning(
+                "book checksum is not the source's; resyncing",
+                extra={"venue": update.venue, "symbol": update.symbol, "seq": update.seq},
+            )
+            self._broadcast_status(stream, "stale", "checksum mismatch")
+            self._start_sync(stream)
         elif outcome is Outcome.GAP:
             GAPS.labels(update.symbol).inc()
             log.warning(
@@ -180,6 +214,7 @@ class FanoutNode:
 
     def _on_trade(self, trade: Trade) -> None:
         stream = self._stream(trade.venue, trade.symbol)
+        stream.on_trade_epoch(trade.epoch)
         if trade.seq <= stream.last_trade_seq:
             UPDATES.labels("trade", "duplicate").inc()
             return
@@ -188,7 +223,7 @@ class FanoutNode:
         if stream.instrument is None:
             return
         msg = compact(protocol.encode_trade(stream.instrument, trade))
-        stream.recent_trades.append(msg)
+        stream.recent_trades.append((trade.seq, msg))
         feed = self.views.get("trades", trade.venue, trade.symbol)
         if feed is not None and feed.targets:
             feed.publish(msg, trade.ts_recv)
@@ -248,6 +283,8 @@ class FanoutNode:
             return f"snapshot store read failed: {exc!r}"
         if stream.instrument is None or snap is None or snap.seq < stream.needs_snapshot_after():
             return None
+        if stream.buffer and snap.epoch != stream.buffer[0].epoch:
+            return None  # the store still holds another epoch's book: wait for this one's
         problem = snapshot_problem(snap)
         if problem is not None:
             return f"bad snapshot of {stream.venue}:{stream.symbol}: {problem}"
@@ -259,7 +296,13 @@ class FanoutNode:
             return None
         RESYNCS.labels(stream.symbol).inc()
         log.info(
-            "book synced", extra={"venue": stream.venue, "symbol": stream.symbol, "seq": stream.seq}
+            "book synced",
+            extra={
+                "venue": stream.venue,
+                "symbol": stream.symbol,
+                "epoch": stream.epoch,
+                "seq": stream.seq,
+            },
         )
         stream.top_changed()
         self._broadcast_status(stream, "live", "synced")
@@ -269,7 +312,9 @@ class FanoutNode:
 
     def _broadcast_status(self, stream: BookStream, state: str, reason: str) -> None:
         msg = compact(
-            protocol.encode_status(stream.venue, stream.symbol, state, stream.seq, reason)
+            protocol.encode_status(
+                stream.venue, stream.symbol, state, stream.seq, reason, stream.epoch
+            )
         )
         for feed in self.views.status_feeds(stream):
             if feed.targets:

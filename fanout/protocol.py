@@ -30,6 +30,8 @@ from orderbook_core.types import Action
 CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
 CANDLE_INTERVALS = BAR_INTERVALS
 """Candle intervals in seconds, the recorder's bar intervals."""
+RESUMABLE = ("book", "l3", "trades", "bbo", "candles")
+"""Channels whose subscriptions take ``resume_from`` (and its ``epoch``)."""
 OPS = ("subscribe", "unsubscribe", "ping", "list", "auth")
 MAX_DEPTH = 1000
 """Most book levels per side a subscription may ask for."""
@@ -55,6 +57,7 @@ ENTRY_FIELDS: wire.Schema = {
     "checksum": wire.Field("bool"),
     "interval": wire.Field("int", low=1, high=max(CANDLE_INTERVALS)),
     "resume_from": wire.Field("int", low=0),
+    "epoch": wire.Field("int", low=0),
 }
 WIRE_CODES = {"binary_frame": "binary_frame", "too_large": "too_large", "bad_json": "bad_json"}
 """The schema step's refusals that keep their own error code (the rest are bad_request)."""
@@ -81,7 +84,9 @@ class ChannelRequest:
     interval: int = 0
     """Candle interval in seconds."""
     resume_from: int | None = None
-    """The last book seq the client applied (book only)."""
+    """The last seq the client applied: book seq (book, l3, bbo) or trade seq (trades)."""
+    epoch: int | None = None
+    """The epoch of ``resume_from`` (None: the stream's current one, for older clients)."""
     raw: Any = None
     """The entry's checked fields as the client sent them (echoed in refusals)."""
 
@@ -109,7 +114,7 @@ def _channel(item: Any, where: str) -> ChannelRequest:
         raise ProtocolError("bad_request", refusal.text)
     depth, interval = 0, 0
     checksum: bool = item.get("checksum", False)
-    resume: int | None = item.get("resume_from") if channel in ("book", "l3") else None
+    resume: int | None = item.get("resume_from") if channel in RESUMABLE else None
     if channel == "book":
         depth = item.get("depth", 0)
     elif channel == "candles":
@@ -124,7 +129,15 @@ def _channel(item: Any, where: str) -> ChannelRequest:
     # Echoed in refusals: the checked fields only, each a bounded scalar.
     echo = {k: item[k] for k in ENTRY_FIELDS if k in item}
     return ChannelRequest(
-        channel, item["symbol"], item.get("venue"), depth, checksum, interval, resume, echo
+        channel,
+        item["symbol"],
+        item.get("venue"),
+        depth,
+        checksum,
+        interval,
+        resume,
+        item.get("epoch") if resume is not None else None,
+        echo,
     )
 
 
@@ -179,13 +192,14 @@ def split_changes(inst: Instrument, changes: Any) -> tuple[list[list[str]], list
 
 
 def _delta(
-    kind: str, inst: Instrument, first: int, seq: int, ts_event: int, ts_recv: int
+    kind: str, inst: Instrument, first: int, seq: int, ts_event: int, ts_recv: int, epoch: int
 ) -> dict[str, Any]:
     """The head every seq-ranged message (book, l3) starts with."""
     return {
         "type": kind,
         "venue": inst.venue,
         "symbol": inst.symbol,
+        "epoch": epoch,
         "first": first,
         "seq": seq,
         "ts_event": ts_event,
@@ -202,10 +216,12 @@ def encode_book(
     changes: Any,
     depth: int = 0,
     checksum: int | None = None,
+    epoch: int = 0,
 ) -> bytes:
-    """A book delta covering book updates ``first``..``seq``."""
+    """A book delta covering book updates ``first``..``seq`` of ``epoch``; ``checksum``
+    is the book's after ``seq`` (the source's on full-book feeds)."""
     bids, asks = split_changes(inst, changes)
-    msg = _delta("book", inst, first, seq, ts_event, ts_recv)
+    msg = _delta("book", inst, first, seq, ts_event, ts_recv, epoch)
     msg["bids"], msg["asks"] = bids, asks
     if depth:
         msg["depth"] = depth
@@ -223,12 +239,14 @@ def encode_snapshot(
     reason: str,
     depth: int = 0,
     checksum: int | None = None,
+    epoch: int = 0,
 ) -> bytes:
     msg: dict[str, Any] = {
         "type": "snapshot",
         "channel": "book",
         "venue": inst.venue,
         "symbol": inst.symbol,
+        "epoch": epoch,
         "seq": seq,
         "ts_event": ts_event,
         "reason": reason,
@@ -253,6 +271,7 @@ def encode_l3(
     ts_event: int,
     ts_recv: int,
     orders: Iterable[OrderChange],
+    epoch: int = 0,
 ) -> bytes:
     """Order-level changes of book updates ``first``..``seq``, in the order they apply:
     ``[action, side, price, size, order id]``; ``["clear"]`` empties the book."""
@@ -265,13 +284,18 @@ def encode_l3(
             out.append(
                 [ORDER_ACTIONS[action], SIDES[side], tick.to_str(price), lot.to_str(size), str(oid)]
             )
-    msg = _delta("l3", inst, first, seq, ts_event, ts_recv)
+    msg = _delta("l3", inst, first, seq, ts_event, ts_recv, epoch)
     msg["orders"] = out
     return orjson.dumps(msg)
 
 
 def encode_l3_snapshot(
-    inst: Instrument, orders: Iterable[RestingOrder], seq: int, ts_event: int, reason: str
+    inst: Instrument,
+    orders: Iterable[RestingOrder],
+    seq: int,
+    ts_event: int,
+    reason: str,
+    epoch: int = 0,
 ) -> bytes:
     """Every resting order as ``[price, size, order id]``, per side best price first and
     each level in queue order."""
@@ -284,6 +308,7 @@ def encode_l3_snapshot(
             "type": "l3_snapshot",
             "venue": inst.venue,
             "symbol": inst.symbol,
+            "epoch": epoch,
             "seq": seq,
             "ts_event": ts_event,
             "reason": reason,
@@ -299,6 +324,7 @@ def encode_trade(inst: Instrument, trade: Trade) -> bytes:
             "type": "trade",
             "venue": trade.venue,
             "symbol": trade.symbol,
+            "epoch": trade.epoch,
             "seq": trade.seq,
             "trade_id": trade.trade_id,
             "price": inst.tick.to_str(trade.price),
@@ -317,6 +343,7 @@ def encode_bbo(
     ts_recv: int,
     bid: tuple[int, int] | None,
     ask: tuple[int, int] | None,
+    epoch: int = 0,
 ) -> bytes:
     tick, lot = inst.tick, inst.lot
     return orjson.dumps(
@@ -324,6 +351,7 @@ def encode_bbo(
             "type": "bbo",
             "venue": inst.venue,
             "symbol": inst.symbol,
+            "epoch": epoch,
             "seq": seq,
             "ts_event": ts_event,
             "ts_recv": ts_recv,
@@ -372,13 +400,16 @@ def encode_candles(inst: Instrument, interval: int, bars: list[Bar]) -> bytes:
     )
 
 
-def encode_status(venue: str, symbol: str, state: str, seq: int, reason: str) -> bytes:
+def encode_status(
+    venue: str, symbol: str, state: str, seq: int, reason: str, epoch: int = 0
+) -> bytes:
     return orjson.dumps(
         {
             "type": "status",
             "venue": venue,
             "symbol": symbol,
             "state": state,
+            "epoch": epoch,
             "seq": seq,
             "reason": reason,
         }

@@ -5,6 +5,13 @@ Sans-I/O: the node feeds updates and snapshots in and reads back what to do.
 The sync rule is the one the hub uses everywhere: buffer updates, take a
 snapshot stamped with its seq, drop updates at or below it, apply the rest,
 and require each applied update to be exactly ``seq + 1``.
+
+Every update carries its stream's epoch (hub.events): an update of another epoch
+than the book's is a new incarnation of the stream (the feed restarted): the book
+unsyncs and waits for a snapshot of that epoch, whatever the seqs. An update that
+carries the source's checksum is verified against the book after it: a mismatch
+unsyncs the stream too (the node's book is not the source's), so nobody is ever
+served a book the source never had.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any, NamedTuple
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
 from hub.orders import follow, order_book
 from orderbook_core import L2Book, L3Book
+from orderbook_core.types import CHECKSUM_LEVELS
 
 MAX_BUFFER = 200_000
 RECENT_TRADES = 50
@@ -40,6 +48,11 @@ class Outcome(Enum):
     INVALID = "invalid"
     """The update does not apply to the book (a size past int64, a negative size): the
     stream is unsynced until a snapshot past it syncs it again."""
+    EPOCH = "epoch"
+    """The update starts another epoch: the stream is unsynced until a snapshot of it."""
+    MISMATCH = "mismatch"
+    """After the update the book's checksum is not the source's: unsynced until a
+    snapshot past it syncs it again."""
 
 
 class DepthView:
@@ -118,17 +131,27 @@ class BookStream:
         """The order-level book at ``seq`` when the source publishes orders (else None)."""
         self.order_errors = 0
         self.seq = 0
+        self.epoch = 0
+        """The epoch of the book's seqs (0: never synced)."""
+        self.source_checksum: int | None = None
+        """The source's checksum after update ``seq`` (None: not known at this seq)."""
         self.ts_event = 0
         self.synced = False
         self.buffer: deque[BookUpdate] = deque(maxlen=MAX_BUFFER)
         self.gaps = 0
         self.resyncs = 0
+        self.epochs = 0
+        """New epochs this node followed."""
+        self.checksums_ok = 0
+        self.mismatches = 0
         self.problem = ""
         """Why the last invalid update did not apply."""
         self.venue_status = "live"
         """The feed's last word on this book: stale, resynced, halted or trading."""
         self.last_trade_seq = 0
-        self.recent_trades: deque[bytes] = deque(maxlen=RECENT_TRADES)
+        self.trade_epoch = 0
+        self.recent_trades: deque[tuple[int, bytes]] = deque(maxlen=RECENT_TRADES)
+        """The last trades of ``trade_epoch`` as (seq, message), oldest first."""
         self.top: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
         self.bbo_msg: bytes | None = None
         self.candles: dict[int, dict[int, Bar]] = {}
@@ -136,9 +159,17 @@ class BookStream:
     def on_update(self, update: BookUpdate) -> Outcome:
         """Apply an update when it is the next one; buffer it while unsynced."""
         if not self.synced:
+            if self.buffer and update.epoch != self.buffer[-1].epoch:
+                self.buffer.clear()  # a newer incarnation: what is buffered never joins it
             if not self.buffer or update.seq > self.buffer[-1].seq:
                 self.buffer.append(update)
             return Outcome.BUFFERED
+        if update.epoch != self.epoch:
+            self.epochs += 1
+            self.synced = False
+            self.buffer.clear()
+            self.buffer.append(update)
+            return Outcome.EPOCH
         if update.seq <= self.seq:
             return Outcome.DUPLICATE
         if update.seq != self.seq + 1:
@@ -157,6 +188,15 @@ class BookStream:
         self._apply_orders(update)
         self.seq = update.seq
         self.ts_event = update.ts_event
+        self.source_checksum = update.checksum
+        if update.checksum is not None:
+            if self.book.checksum(CHECKSUM_LEVELS) != update.checksum:
+                self.mismatches += 1
+                self.problem = f"seq {update.seq}: checksum is not the source's"
+                self.synced = False
+                self.buffer.clear()
+                return Outcome.MISMATCH
+            self.checksums_ok += 1
         return Outcome.APPLIED
 
     def _apply_orders(self, update: BookUpdate) -> None:
@@ -169,8 +209,11 @@ class BookStream:
         return self.buffer[0].seq - 1 if self.buffer else 0
 
     def try_sync(self, snapshot: BookSnapshot) -> bool:
-        """Adopt a snapshot if it covers the buffer's start; replay the buffered rest."""
-        if self.buffer and snapshot.seq < self.buffer[0].seq - 1:
+        """Adopt a snapshot if it covers the buffer's start (and is of its epoch); replay the
+        buffered rest."""
+        if self.buffer and (
+            snapshot.epoch != self.buffer[0].epoch or snapshot.seq < self.buffer[0].seq - 1
+        ):
             return False
         pending = [u for u in self.buffer if u.seq > snapshot.seq]
         for expected, u in enumerate(pending, start=snapshot.seq + 1):
@@ -183,12 +226,15 @@ class BookStream:
         self.book.apply([(1, p, s) for p, s in snapshot.asks])
         self.orders = None if snapshot.orders is None else order_book(snapshot.orders)
         self.seq = snapshot.seq
+        self.epoch = snapshot.epoch
         self.ts_event = snapshot.ts_event
+        self.source_checksum = None
         for u in pending:
             self.book.apply(u.changes)
             self._apply_orders(u)
             self.seq = u.seq
             self.ts_event = u.ts_event
+            self.source_checksum = u.checksum
         self.buffer.clear()
         self.synced = True
         self.resyncs += 1
@@ -200,16 +246,38 @@ class BookStream:
         return {
             "venue": self.venue,
             "symbol": self.symbol,
+            "epoch": self.epoch,
             "seq": self.seq,
             "synced": self.synced,
             "gaps": self.gaps,
+            "trade_epoch": self.trade_epoch,
             "last_trade_seq": self.last_trade_seq,
             "resyncs": self.resyncs,
+            "epochs": self.epochs,
+            "checksum_mismatches": self.mismatches,
             "venue_status": self.venue_status,
             "tick_size": inst.tick_size if inst else None,
             "lot_size": inst.lot_size if inst else None,
             "channels": [c for c in channels if c != "l3" or self.orders is not None],
         }
+
+    def on_trade_epoch(self, epoch: int) -> bool:
+        """Whether a trade of ``epoch`` starts a new trade epoch here (its seqs start over:
+        the trades held of the old one are let go)."""
+        if epoch == self.trade_epoch:
+            return False
+        self.trade_epoch = epoch
+        self.last_trade_seq = 0
+        self.recent_trades.clear()
+        return True
+
+    def trades_after(self, seq: int) -> tuple[list[bytes], bool]:
+        """The trades held after trade seq ``seq`` of ``trade_epoch``, and whether they are
+        all of them (the history reaches back to ``seq + 1``, or nothing was missed)."""
+        held = self.recent_trades
+        out = [msg for s, msg in held if s > seq]
+        complete = seq >= self.last_trade_seq or (bool(held) and held[0][0] <= seq + 1)
+        return out, complete
 
     def top_changed(self) -> bool:
         """Whether the best bid or ask moved since the last call."""

@@ -151,17 +151,31 @@ class Views:
         if stream.synced and stream.instrument is not None:
             return feed.snapshot(reason)
         return compact(
-            protocol.encode_status(stream.venue, stream.symbol, "stale", stream.seq, "syncing")
+            protocol.encode_status(
+                stream.venue, stream.symbol, "stale", stream.seq, "syncing", stream.epoch
+            )
         )
 
     def replay(
         self, feed: Feed, item: ChannelRequest, answer: dict[str, Any]
     ) -> list[bytes] | None:
-        """A resuming book or l3 subscription's missed messages when the history still
-        holds them (a full book's from the stream's full-book history), noted in the answer;
-        None when it needs its initial state instead."""
+        """A resuming subscription's missed messages when the node still holds them, noted
+        in the answer (``resume``: ``replayed``; trades: ``gap`` when some are no longer
+        held, and then what is held follows); None when it needs its initial state instead
+        (``resume``: ``snapshot``): a stream not synced, a ``resume_from`` of another epoch,
+        a history that no longer reaches back, and always for bbo and candles (their
+        initial state is the latest)."""
         stream = feed.stream
-        if item.channel not in ("book", "l3") or item.resume_from is None or not stream.synced:
+        if item.resume_from is None:
+            return None
+        if item.channel == "trades":
+            return self._replay_trades(stream, item, answer)
+        epoch_ok = item.epoch is None or item.epoch == stream.epoch
+        if item.channel not in ("book", "l3") or not stream.synced or not epoch_ok:
+            RESUMES.labels("snapshot").inc()
+            answer["resume"] = "snapshot"
+            if not epoch_ok:
+                answer["epoch"] = stream.epoch
             return None
         source = self.base(stream) if item.channel == "book" and not feed.depth else feed
         # A view nobody receives is not kept up to date: its history stops short.
@@ -176,6 +190,24 @@ class Views:
         answer["resume"] = "snapshot"
         return None
 
+    @staticmethod
+    def _replay_trades(
+        stream: BookStream, item: ChannelRequest, answer: dict[str, Any]
+    ) -> list[bytes]:
+        """The trades after ``resume_from`` the node holds (all held ones of the current
+        epoch when the client's is another), with ``gap`` when some may be missing."""
+        assert item.resume_from is not None
+        same = item.epoch is None or item.epoch == stream.trade_epoch
+        out, complete = stream.trades_after(item.resume_from if same else 0)
+        if not same:
+            complete = False
+        outcome = "replayed" if complete else "gap"
+        RESUMES.labels(outcome).inc()
+        answer["resume"] = outcome
+        answer["replayed"] = len(out)
+        answer["epoch"] = stream.trade_epoch
+        return out
+
     def initial(self, feed: Feed, item: ChannelRequest) -> list[bytes]:
         """What a new subscription receives before the live messages."""
         stream = feed.stream
@@ -183,7 +215,7 @@ class Views:
             feed.catch_up()
             return [self.initial_book(feed, "subscribe")]
         if item.channel == "trades":
-            return list(stream.recent_trades)
+            return [msg for _seq, msg in stream.recent_trades]
         if item.channel == "bbo":
             return [stream.bbo_msg] if stream.bbo_msg is not None else []
         if item.channel == "candles":
@@ -195,7 +227,11 @@ class Views:
                 )
             ]
         state = (stream.venue_status if stream.synced else "stale") or "live"
-        return [protocol.encode_status(stream.venue, stream.symbol, state, stream.seq, "subscribe")]
+        return [
+            protocol.encode_status(
+                stream.venue, stream.symbol, state, stream.seq, "subscribe", stream.epoch
+            )
+        ]
 
     def resync(self, stream: BookStream) -> None:
         """The stream synced from a snapshot: every book and l3 feed starts over and sends
@@ -218,7 +254,7 @@ class Views:
             assert inst is not None
             bid, ask = stream.top
             stream.bbo_msg = compact(
-                protocol.encode_bbo(inst, u.seq, u.ts_event, u.ts_recv, bid, ask)
+                protocol.encode_bbo(inst, u.seq, u.ts_event, u.ts_recv, bid, ask, u.epoch)
             )
             bbo = self.get("bbo", u.venue, u.symbol)
             if bbo is not None and bbo.targets:

@@ -2,7 +2,15 @@
 
 Every event carries the venue's event time and our receive time in int64
 nanoseconds. Book updates and trades are sequenced per (venue, symbol)
-stream, each with its own gap-free ``seq`` starting at 1.
+stream, each with its own gap-free ``seq`` starting at 1 in each ``epoch``.
+
+An epoch names one incarnation of a stream: (epoch, seq) identifies an event for
+ever. ``new_epoch`` picks it as the wall clock in ns when the stream starts (a
+positive int64, larger than any earlier incarnation's on a sane clock, readable as
+a start time); a stream continued exactly (the order path restored from its
+journal or checkpoint) keeps its epoch. Sources build events with epoch 0 and
+``bus.output.FeedOutput`` stamps them (``stamp``) as it publishes; a decoded
+message without the field (written before epochs) reads as epoch 0.
 
 Each event class is declared once with ``@event(tag, topic=...)``: its kind tag,
 the Kafka topic that carries it (``bus.kafka``) and its fields, each with the shape
@@ -20,6 +28,7 @@ event (TypeError); ``decode`` validates a message and names what is wrong with i
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, dataclass_transform, get_type_hints
@@ -380,6 +389,11 @@ class BookUpdate:
     """Sources with orders (the simulated venue, Databento MBO): the same event's changes of
     the order-level book, which aggregates to the L2 book at every seq. None for L2-only
     sources."""
+    epoch: int = 0
+    """The stream's incarnation (see module doc); FeedOutput stamps it (0: not yet)."""
+    checksum: int | None = wire(INTEGER, default=None)
+    """The source's checksum of its book after this update (orderbook_core's CRC-32 over
+    the top CHECKSUM_LEVELS levels), stamped by FeedOutput; None when not stamped."""
 
 
 @event("trade", topic="trades")
@@ -395,6 +409,7 @@ class Trade:
     side: int = wire(Choice((BUY, SELL, NO_AGGRESSOR), "trade side must be 0, 1 or 2"))
     ts_event: int
     ts_recv: int
+    epoch: int = 0
 
 
 @event("snapshot", topic="depth")
@@ -411,6 +426,7 @@ class BookSnapshot:
     orders: tuple[RestingOrder, ...] | None = wire(RESTING_ORDERS, default=None)
     """The order-level book at the same seq (sources with orders): bids best first, then
     asks best first, each level's orders in queue order."""
+    epoch: int = 0
 
 
 @event("status", topic="book")
@@ -444,6 +460,7 @@ class TopOfBook:
     bid_size: int = wire(BID)
     ask_price: int = wire(ASK)
     ask_size: int = wire(ASK)
+    epoch: int = 0
 
 
 @event("bar", topic="bars")
@@ -466,6 +483,8 @@ class Bar:
     notional: int = wire(Digits())
     """Sent as a string of digits: it may exceed 64 bits."""
     trades: int
+    epoch: int = 0
+    """The epoch of the trade stream the bar was built from (0: unknown)."""
 
 
 Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar
@@ -473,6 +492,31 @@ Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Ba
 
 TOPICS = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES.values()))
 """The Kafka topics events travel on, by their suffix, in declaration order."""
+
+
+def new_epoch() -> int:
+    """The epoch of a stream starting now: wall-clock ns (int64, > 0), strictly larger
+    than any epoch this process returned before."""
+    global _LAST_EPOCH
+    _LAST_EPOCH = max(time.time_ns(), _LAST_EPOCH + 1)
+    return _LAST_EPOCH
+
+
+_LAST_EPOCH = 0
+_SET_EPOCH: dict[type, Callable[[Any, Any], None]] = {
+    cls: vars(cls)["epoch"].__set__ for cls in EVENT_TYPES if "epoch" in vars(cls)
+}
+_SET_CHECKSUM: Callable[[Any, Any], None] = vars(BookUpdate)["checksum"].__set__
+
+
+def stamp(event: Event, epoch: int) -> None:
+    """Set an unpublished event's epoch in place (the publisher's own objects: no copy)."""
+    _SET_EPOCH[type(event)](event, epoch)
+
+
+def stamp_checksum(update: BookUpdate, checksum: int) -> None:
+    """Set an unpublished book update's source checksum in place."""
+    _SET_CHECKSUM(update, checksum)
 
 
 def event_type(event: object) -> EventType:

@@ -2,6 +2,6 @@
 
 ``service.py`` consumes the trades, instruments, bbo and depth topics, writes each
 batch in one transaction and commits offsets after it, retrying while the database
-is unreachable; ``writer.py`` is that transaction, with the bars recomputed from the
-stored trades; ``retention.py`` drops old raw trades on either TimescaleDB edition.
+is unreachable; ``writer.py`` is that transaction, with each batch's new trades merged
+into the bars; ``retention.py`` drops old raw trades on either TimescaleDB edition.
 """

@@ -181,8 +181,8 @@ class Recorder:
 
     async def _publish_bars(self, bars: list[Bar]) -> None:
         """Send the batch's bars, as stored, to ``<prefix>.bars`` before its offsets are
-        committed: a crash in between re-delivers the trades, which recomputes and
-        republishes the same bars. While Kafka refuses, consumption waits."""
+        committed: a crash in between re-delivers the trades, which change nothing and
+        republish the bars they fall in, as stored. While Kafka refuses, consumption waits."""
         assert self._bars is not None
         backoff = Backoff(0.2, 5.0)
         while True:

@@ -1,14 +1,15 @@
 """One recorder batch = one database transaction: instruments, dead letters, trades, bars.
 
-Trades go in with binary COPY into a staging table, then ``INSERT ... ON
-CONFLICT DO NOTHING`` on the trades' unique key, so a re-delivered batch
-changes nothing. In the same transaction every bar the batch touches (each
-interval, each bucket that holds one of its trades) is recomputed: 1 s bars
-from the stored trades, each longer interval from the next finer bars. That
-keeps every bar exactly equal to its trades, late and out-of-order ones
-included, at a cost bounded by one bucket's children. Open and close are the
-first and last trade by event time in ns (``time`` keeps microseconds) then seq,
-the fanout's in-memory candles' rule (tests/recorder/test_bars_agree.py).
+Rows go in with binary COPY into a staging table (event times as int ns; the
+database derives ``time``), then ``INSERT ... ON CONFLICT DO NOTHING`` on each
+table's unique key (venue, symbol, time, epoch, seq), so a re-delivered batch
+changes nothing. In the same statement the trades that were new, and only
+those, are merged into every interval's bars (``MERGE_BARS``): that keeps
+every bar exactly equal to its trades, late, out-of-order and re-delivered
+ones included, without reading a bucket's stored trades again. Open and close
+are the first and last trade by event time in ns (``time`` keeps
+microseconds), then epoch, then seq: the fanout's in-memory candles' rule
+(tests/recorder/test_bars_agree.py).
 Impossible trades and undecodable messages go to ``dead_letters`` with the
 reason instead.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -37,76 +37,97 @@ from hub.events import (
 FUTURE_TOLERANCE_NS = 3600 * 10**9
 """A trade stamped more than this ahead of our clock is refused as 'time far in the future'."""
 
-TRADE_COLUMNS = (
-    "time",
-    "venue",
-    "symbol",
-    "seq",
-    "trade_id",
-    "price_ticks",
-    "size_lots",
-    "side",
-    "ts_event",
-    "ts_recv",
+STAGED = {
+    "trades": (
+        "ts",
+        "venue",
+        "symbol",
+        "epoch",
+        "seq",
+        "trade_id",
+        "price_ticks",
+        "size_lots",
+        "side",
+        "ts_event",
+        "ts_recv",
+    ),
+    "top_of_book": (
+        "ts",
+        "venue",
+        "symbol",
+        "epoch",
+        "seq",
+        "bid_ticks",
+        "bid_lots",
+        "ask_ticks",
+        "ask_lots",
+    ),
+    "book_snapshots": (
+        "ts",
+        "venue",
+        "symbol",
+        "epoch",
+        "seq",
+        "bid_ticks",
+        "bid_lots",
+        "ask_ticks",
+        "ask_lots",
+    ),
+}
+"""What each staging table holds: the row's columns, with the event time as ``ts`` (int
+ns) in place of ``time``, which PostgreSQL derives exactly (no Python datetime per row)."""
+
+TIME_FROM_NS = "to_timestamp(s.ts / 1000000000) + (s.ts % 1000000000 / 1000) * interval '1 us'"
+"""A timestamptz from ns since the Unix epoch, exact to the microsecond PostgreSQL keeps."""
+
+MERGE_BARS = f"""
+WITH new AS (
+    INSERT INTO trades (time, venue, symbol, epoch, seq, trade_id, price_ticks, size_lots,
+                        side, ts_event, ts_recv)
+    SELECT {TIME_FROM_NS}, s.venue, s.symbol, s.epoch, s.seq, s.trade_id, s.price_ticks,
+           s.size_lots, s.side, s.ts_event, s.ts_recv
+    FROM trades_in s
+    ON CONFLICT DO NOTHING
+    RETURNING venue, symbol, epoch, seq, price_ticks, size_lots, ts_event
+), seconds AS (
+    SELECT venue, symbol, ts_event / 1000000000 AS second,
+           min(ARRAY[ts_event, epoch, seq, price_ticks]) AS first,
+           max(ARRAY[ts_event, epoch, seq, price_ticks]) AS last,
+           max(price_ticks) AS high, min(price_ticks) AS low, sum(size_lots) AS volume,
+           sum(price_ticks::numeric * size_lots) AS notional, count(*) AS trades
+    FROM new
+    GROUP BY 1, 2, 3
+), batch AS (
+    SELECT to_timestamp(second / i * i) AS bucket, i AS interval_s, venue, symbol,
+           min(first) AS first, max(last) AS last, max(high) AS high, min(low) AS low,
+           sum(volume) AS volume, sum(notional) AS notional, sum(trades) AS trades
+    FROM seconds CROSS JOIN unnest($1::int[]) AS i
+    GROUP BY 1, 2, 3, 4
+), merged AS (
+    INSERT INTO bars AS b (bucket, interval_s, venue, symbol, open, high, low, close, volume,
+                           notional, trades, open_key, close_key)
+    SELECT bucket, interval_s, venue, symbol, first[4], high, low, last[4], volume, notional,
+           trades, first[1:3], last[1:3]
+    FROM batch
+    ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
+        open = CASE WHEN EXCLUDED.open_key < b.open_key THEN EXCLUDED.open ELSE b.open END,
+        open_key = LEAST(b.open_key, EXCLUDED.open_key),
+        close = CASE WHEN EXCLUDED.close_key > b.close_key THEN EXCLUDED.close ELSE b.close END,
+        close_key = GREATEST(b.close_key, EXCLUDED.close_key),
+        high = GREATEST(b.high, EXCLUDED.high), low = LEAST(b.low, EXCLUDED.low),
+        volume = b.volume + EXCLUDED.volume, notional = b.notional + EXCLUDED.notional,
+        trades = b.trades + EXCLUDED.trades
+    RETURNING venue, symbol, interval_s, bucket, open, high, low, close, volume, notional,
+              trades
 )
-
-BAR_PARENTS = tuple(zip(BAR_INTERVALS[1:], BAR_INTERVALS[:-1], strict=True))
-"""Each longer interval is rebuilt from the next finer bars (children partition it exactly),
-so no batch rescans more than a parent's children: a day bar reads 24 hourly bars."""
-
-# One LATERAL aggregate per affected bucket: each is an index range scan on
-# (venue, symbol, time) or the bars key. (A plain join let the planner merge
-# on (venue, symbol) and filter the time range afterwards: a cross product.)
-UPSERT_BARS = """
-ON CONFLICT (venue, symbol, interval_s, bucket) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, notional = EXCLUDED.notional, trades = EXCLUDED.trades
+SELECT (SELECT count(*) FROM new) AS new_trades, m.*
+FROM (SELECT 1) AS one LEFT JOIN merged m ON true
 """
-
-AFFECTED = """
-WITH affected AS (
-    SELECT DISTINCT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket
-    FROM trades_in
-)
-INSERT INTO bars (bucket, interval_s, venue, symbol, open, high, low, close, volume,
-                  notional, trades)
-SELECT a.bucket, $1, a.venue, a.symbol, s.open, s.high, s.low, s.close, s.volume,
-       s.notional, s.trades
-FROM affected a
-CROSS JOIN LATERAL (
-"""
-
-RECOMPUTE_BARS_FROM_TRADES = (
-    AFFECTED
-    + """
-    SELECT (array_agg(t.price_ticks ORDER BY t.ts_event, t.seq))[1] AS open,
-           max(t.price_ticks) AS high, min(t.price_ticks) AS low,
-           (array_agg(t.price_ticks ORDER BY t.ts_event DESC, t.seq DESC))[1] AS close,
-           sum(t.size_lots) AS volume, sum(t.price_ticks::numeric * t.size_lots) AS notional,
-           count(*) AS trades
-    FROM trades t
-    WHERE t.venue = a.venue AND t.symbol = a.symbol
-      AND t.time >= a.bucket AND t.time < a.bucket + make_interval(secs => $1)
-) s
-WHERE s.trades > 0
-"""
-    + UPSERT_BARS
-)
-
-RECOMPUTE_BARS_FROM_CHILDREN = (
-    AFFECTED
-    + """
-    SELECT (array_agg(b.open ORDER BY b.bucket))[1] AS open, max(b.high) AS high,
-           min(b.low) AS low, (array_agg(b.close ORDER BY b.bucket DESC))[1] AS close,
-           sum(b.volume) AS volume, sum(b.notional) AS notional, sum(b.trades) AS trades
-    FROM bars b
-    WHERE b.venue = a.venue AND b.symbol = a.symbol AND b.interval_s = $2
-      AND b.bucket >= a.bucket AND b.bucket < a.bucket + make_interval(secs => $1)
-) s
-WHERE s.trades > 0
-"""
-    + UPSERT_BARS
-)
+"""One statement per batch: store the trades not stored yet, and merge exactly those into
+every interval's bars: sums and counts add, high/low widen, and open/close move only to a
+trade earlier/later by (ts_event, epoch, seq) than the bar's (kept as open_key/close_key).
+No bucket is rescanned, so late trades cost what on-time ones do; re-delivered trades are
+not new and change nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,19 +155,27 @@ def trade_problem(t: Trade, now_ns: int | None = None) -> str | None:
     return None
 
 
-def _time(ts_ns: int) -> datetime:
-    """Event time in ns as a timestamptz (microseconds, as PostgreSQL keeps them)."""
-    micros = ts_ns // 1000
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
-        microsecond=micros % 1_000_000
-    )
+TOUCHED_BARS = """
+SELECT b.venue, b.symbol, b.interval_s, b.bucket, b.open, b.high, b.low, b.close, b.volume,
+       b.notional, b.trades
+FROM (
+    SELECT DISTINCT venue, symbol, i AS interval_s,
+           to_timestamp(ts_event / 1000000000 / i * i) AS bucket
+    FROM trades_in CROSS JOIN unnest($1::int[]) AS i
+) t
+JOIN bars b USING (venue, symbol, interval_s, bucket)
+"""
+"""Every bar the staged trades fall in, as stored now: what a batch that held trades stored
+before (a re-delivery after a crash between commit and publish) publishes, so the bars it
+merged nothing into are published again."""
 
 
 def trade_row(t: Trade) -> tuple[Any, ...]:
     return (
-        _time(t.ts_event),
+        t.ts_event,
         t.venue,
         t.symbol,
+        t.epoch,
         t.seq,
         t.trade_id,
         t.price,
@@ -157,24 +186,12 @@ def trade_row(t: Trade) -> tuple[Any, ...]:
     )
 
 
-BOOK_COLUMNS = (
-    "time",
-    "venue",
-    "symbol",
-    "seq",
-    "bid_ticks",
-    "bid_lots",
-    "ask_ticks",
-    "ask_lots",
-)
-"""Columns of top_of_book and book_snapshots (scalars in one, arrays best first in the other)."""
-
-
 def top_row(q: TopOfBook) -> tuple[Any, ...]:
     return (
-        _time(q.ts_event),
+        q.ts_event,
         q.venue,
         q.symbol,
+        q.epoch,
         q.seq,
         q.bid_price,
         q.bid_size,
@@ -185,9 +202,10 @@ def top_row(q: TopOfBook) -> tuple[Any, ...]:
 
 def snapshot_row(s: BookSnapshot) -> tuple[Any, ...]:
     return (
-        _time(s.ts_event),
+        s.ts_event,
         s.venue,
         s.symbol,
+        s.epoch,
         s.seq,
         [p for p, _q in s.bids],
         [q for _p, q in s.bids],
@@ -196,21 +214,27 @@ def snapshot_row(s: BookSnapshot) -> tuple[Any, ...]:
     )
 
 
-async def insert_once(
-    conn: asyncpg.Connection, table: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]
-) -> int:
-    """Binary COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING: re-delivered
-    rows change nothing (inside the caller's transaction). Returns the rows that were new."""
-    if not rows:
-        return 0
-    staging = f"{table}_in"
+async def stage(conn: asyncpg.Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Binary COPY of ``rows`` into the table's staging table (``<table>_in``: the table's
+    columns, ``time`` as ``ts`` in ns), emptied at commit."""
+    staging, columns = f"{table}_in", STAGED[table]
     await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) "
-        "ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+        f"SELECT 0::bigint AS ts, {', '.join(columns[1:])} FROM {table} WITH NO DATA"
     )
     await conn.copy_records_to_table(staging, records=rows, columns=columns)
+
+
+async def insert_once(conn: asyncpg.Connection, table: str, rows: list[tuple[Any, ...]]) -> int:
+    """Stage ``rows``, then INSERT ... ON CONFLICT DO NOTHING: re-delivered rows change
+    nothing (inside the caller's transaction). Returns the rows that were new."""
+    if not rows:
+        return 0
+    await stage(conn, table, rows)
+    columns = ", ".join(c for c in STAGED[table] if c != "ts")
     status = await conn.execute(
-        f"INSERT INTO {table} SELECT * FROM {staging} ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table} (time, {columns}) SELECT {TIME_FROM_NS}, {columns} "
+        f"FROM {table}_in s ON CONFLICT DO NOTHING"
     )
     return int(status.split()[-1])
 
@@ -225,7 +249,7 @@ async def write_batch(
     bars: list[Bar] | None = None,
 ) -> int:
     """Write one batch in one transaction; return how many trades were new. When ``bars``
-    is given, every bar the batch recomputed is appended to it, as stored."""
+    is given, every bar the batch changed is appended to it, as stored."""
     async with conn.transaction():
         for inst in instruments:
             await conn.execute(
@@ -244,28 +268,18 @@ async def write_batch(
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 [(d.topic, d.partition, d.offset, d.reason, d.raw) for d in dead],
             )
-        await insert_once(conn, "top_of_book", [top_row(q) for q in tops or []], BOOK_COLUMNS)
-        await insert_once(
-            conn, "book_snapshots", [snapshot_row(x) for x in snapshots or []], BOOK_COLUMNS
-        )
+        await insert_once(conn, "top_of_book", [top_row(q) for q in tops or []])
+        await insert_once(conn, "book_snapshots", [snapshot_row(x) for x in snapshots or []])
         if not trades:
             return 0
-        # The bars below are recomputed for the buckets of what is still in trades_in.
-        new = await insert_once(conn, "trades", [trade_row(t) for t in trades], TRADE_COLUMNS)
-        if bars is None:
-            await conn.execute(RECOMPUTE_BARS_FROM_TRADES, BAR_INTERVALS[0])
-            for interval, child in BAR_PARENTS:
-                await conn.execute(RECOMPUTE_BARS_FROM_CHILDREN, interval, child)
-            return new
-        rows = await conn.fetch(RECOMPUTE_BARS_FROM_TRADES + RETURNING_BAR, BAR_INTERVALS[0])
-        for interval, child in BAR_PARENTS:
-            rows += await conn.fetch(RECOMPUTE_BARS_FROM_CHILDREN + RETURNING_BAR, interval, child)
-        bars.extend(bar_from_row(r) for r in rows)
+        await stage(conn, "trades", [trade_row(t) for t in trades])
+        rows = await conn.fetch(MERGE_BARS, list(BAR_INTERVALS))
+        new: int = rows[0]["new_trades"]
+        if bars is not None:
+            if new < len(trades):
+                rows = await conn.fetch(TOUCHED_BARS, list(BAR_INTERVALS))
+            bars.extend(bar_from_row(r) for r in rows if r["venue"] is not None)
         return new
-
-
-RETURNING_BAR = """RETURNING venue, symbol, interval_s, bucket, open, high, low, close, volume,
-    notional, trades"""
 
 
 def bar_from_row(r: asyncpg.Record) -> Bar:

@@ -7,6 +7,7 @@ import asyncio
 import random
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -31,8 +32,18 @@ def queries() -> dict[str, str]:
     return dict(re.findall(r"```sql name=(\w+)\n(.*?)```", doc, re.S))
 
 
+EPOCHS = (1_790_000_000_000_000_001, 1_790_000_005_000_000_002)
+"""Two incarnations of the SIM streams: a restart started the second, its seqs again at 1."""
+
+
 def data() -> tuple[list[Trade], list[Trade]]:
-    sim = [t for t in make_trades(11, 4000) if t.seq % 97 != 0]  # holes: seqs 97, 194, ...
+    sim = [
+        replace(t, epoch=EPOCHS[0])
+        if t.seq <= 2000
+        else replace(t, epoch=EPOCHS[1], seq=t.seq - 2000)
+        for t in make_trades(11, 4000)
+        if t.seq % 97 != 0  # holes: seqs 97, 194, ... (in both epochs' numbering)
+    ]
     other = [
         Trade(
             "OTHER",
@@ -100,7 +111,7 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
         return datetime.fromtimestamp(us // 10**6, tz=UTC)
 
     def ordered(ts: list[Trade]) -> list[Trade]:
-        return sorted(ts, key=lambda t: (t.ts_event, t.seq))  # as the SQL: ns, then seq
+        return sorted(ts, key=lambda t: (t.ts_event, t.epoch, t.seq))  # as the SQL
 
     if name == "bars_any_interval":
         groups: dict[int, list[Trade]] = defaultdict(list)
@@ -138,9 +149,36 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
     if name == "feed_gaps":
         out = []
         for symbol in ("BTC-USD", "ETH-USD"):
-            seqs = sorted(t.seq for t in sim if t.symbol == symbol)
-            out += [("SIM", symbol, a + 1, b - 1) for a, b in pairwise(seqs) if b - a > 1]
+            for epoch in EPOCHS:
+                seqs = [0, *sorted(t.seq for t in sim if (t.symbol, t.epoch) == (symbol, epoch))]
+                out += [
+                    ("SIM", symbol, epoch, a + 1, b - 1) for a, b in pairwise(seqs) if b - a > 1
+                ]
         return out
+
+    def exact(us: int) -> datetime:
+        return when(us).replace(microsecond=us % 10**6)
+
+    if name == "epochs":
+        streams: dict[tuple[str, str, int], list[Trade]] = defaultdict(list)
+        for t in [*sim, *other]:
+            streams[t.venue, t.symbol, t.epoch].append(t)
+        return sorted(
+            (
+                (
+                    v,
+                    s,
+                    e,
+                    exact(min(micros(t) for t in ts)),
+                    exact(max(micros(t) for t in ts)),
+                    min(t.seq for t in ts),
+                    max(t.seq for t in ts),
+                    len(ts),
+                )
+                for (v, s, e), ts in streams.items()
+            ),
+            key=lambda r: (r[0], r[1], r[3]),
+        )
     if name == "venue_comparison":
         rows: dict[tuple[int, str], list[Trade]] = defaultdict(list)
         for t in [*sim, *other]:
@@ -206,6 +244,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
         "vwap_per_hour",
         "trade_size_distribution",
         "feed_gaps",
+        "epochs",
         "venue_comparison",
         "dead_letters",
         "spread_per_minute",

@@ -38,6 +38,7 @@ from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
+from hub.events import new_epoch
 from hub.ops import bound_port, metrics, ops_response, response, runs
 from trading import schema
 from trading.feed import MAX_BATCH, paced_target, publish_start
@@ -208,6 +209,7 @@ class OrderPath:
         """Replay the journal into the venue and publish what it produced (consumers drop
         what they already have by seq), before any new command is taken."""
         started = time.perf_counter()
+        self.output.epoch = await self._epoch()
         if self.journal.checkpoint is not None:
             # The books as of the checkpoint go to the snapshot store; the commands after it
             # are replayed and republished as usual.
@@ -237,6 +239,44 @@ class OrderPath:
                 "books": {s: x.book_seq for s, x in self.venue.exchanges.items()},
             },
         )
+
+    async def _epoch(self) -> int:
+        """The epoch of the venue's public streams: the order path continues them exactly,
+        so a restart keeps the one its checkpoint or log was written under: the
+        checkpoint's, else the one file journals keep beside the file
+        (``<journal>.epoch``), else the one of the books in the snapshot store (a Kafka
+        log). A fresh log, or one whose epoch is nowhere to be found, starts a new one."""
+        checkpoint = self.journal.checkpoint
+        saved = checkpoint["state"].get("epoch") if checkpoint is not None else None
+        path = self._epoch_path()
+        continued = checkpoint is not None or bool(self.journal.recovered)
+        if not isinstance(saved, int) and continued and path is not None and path.exists():
+            text = path.read_text().strip()
+            saved = int(text) if text.isdigit() else None
+        if not isinstance(saved, int) and continued:
+            saved = await self._stored_epoch()
+        epoch = saved if isinstance(saved, int) and saved > 0 and continued else new_epoch()
+        if path is not None:
+            path.write_text(f"{epoch}\n")
+        return epoch
+
+    async def _stored_epoch(self) -> int | None:
+        """The epoch of the venue's books in the snapshot store (None: none, or several)."""
+        epochs = set()
+        for x in self.venue.exchanges.values():
+            try:
+                snap = await self.output.snapshots.get(x.instrument.venue, x.instrument.symbol)
+            except Exception as exc:
+                log.warning("snapshot store unreadable: a new epoch", extra={"error": repr(exc)})
+                return None
+            if snap is not None and snap.epoch > 0:
+                epochs.add(snap.epoch)
+        return epochs.pop() if len(epochs) == 1 else None
+
+    def _epoch_path(self) -> Path | None:
+        if isinstance(self.journal, Journal):
+            return self.journal.path.with_name(self.journal.path.name + ".epoch")
+        return None
 
     # --- the write path -------------------------------------------------------------
 
@@ -296,7 +336,9 @@ class OrderPath:
             return
         if j.appended >= every:
             # Serialized now: the snapshot shares live objects that later commands change.
-            self._due = (orjson.dumps(self.venue.snapshot()), j.appended)
+            state = self.venue.snapshot()
+            state["epoch"] = self.output.epoch  # the streams go on under it after a restore
+            self._due = (orjson.dumps(state), j.appended)
 
     async def _checkpoint(self, state: bytes, covers: int) -> None:
         assert isinstance(self.journal, Journal)

@@ -2,7 +2,7 @@
 "use strict";
 const DEPTH = 15, TAPE = 20, CANDLES = 90;
 const $ = (id) => document.getElementById(id);
-let ws, current = null, book = null, lastSeq = 0, gaps = 0, updates = 0, latency = null;
+let ws, current = null, book = null, lastSeq = 0, lastEpoch = 0, lastTrade = [0, 0], gaps = 0, updates = 0, latency = null;
 let candles = new Map(), interval = 1, dirty = false, chartDirty = false;
 
 function connect() {
@@ -29,15 +29,18 @@ function handle(msg) {
       break;
     }
     case "snapshot":
-      book = {bids: new Map(msg.bids), asks: new Map(msg.asks)}; lastSeq = msg.seq;
+      book = {bids: new Map(msg.bids), asks: new Map(msg.asks)}; lastSeq = msg.seq; lastEpoch = msg.epoch;
       $("h-state").textContent = `live (snapshot: ${msg.reason})`; dirty = true; break;
     case "book":
-      if (!book || msg.seq <= lastSeq) break;
+      // Seqs count within an epoch: a delta of another one waits for its fresh snapshot.
+      if (!book || msg.epoch !== lastEpoch || msg.seq <= lastSeq) break;
       if (msg.first > lastSeq + 1) { gaps++; book = null; resubscribe(); break; }
       for (const [p, s] of msg.bids) Number(s) === 0 ? book.bids.delete(p) : book.bids.set(p, s);
       for (const [p, s] of msg.asks) Number(s) === 0 ? book.asks.delete(p) : book.asks.set(p, s);
       lastSeq = msg.seq; updates++; latency = Date.now() * 1e6 - msg.ts_recv; dirty = true; break;
-    case "trade": addTrade(msg); break;
+    case "trade": // once each, by (epoch, seq)
+      if (msg.epoch === lastTrade[0] && msg.seq <= lastTrade[1]) break;
+      lastTrade = [msg.epoch, msg.seq]; addTrade(msg); break;
     case "candles": candles = new Map(msg.bars.map((b) => [b.start, b])); chartDirty = true; break;
     case "candle":
       if (msg.interval === interval) { candles.set(msg.start, msg); chartDirty = true; }
@@ -54,7 +57,7 @@ function channels(venue, symbol) {
 
 function pick([venue, symbol]) {
   if (current) ws.send(JSON.stringify({op: "unsubscribe", channels: channels(current[0], current[1])}));
-  current = [venue, symbol]; book = null; lastSeq = 0; candles = new Map();
+  current = [venue, symbol]; book = null; lastSeq = 0; lastEpoch = 0; lastTrade = [0, 0]; candles = new Map();
   $("tape").tBodies[0].innerHTML = "";
   ws.send(JSON.stringify({op: "subscribe", id: 2, channels: channels(venue, symbol)}));
 }

@@ -120,7 +120,7 @@ def test_entries_are_refused_one_by_one() -> None:
     )
     first, second, third, fourth = req.channels
     assert isinstance(first, ChannelRequest)
-    assert first == ChannelRequest("book", "X", None, 10, True, 0, 5, first.raw)
+    assert first == ChannelRequest("book", "X", None, 10, True, 0, 5, raw=first.raw)
     assert isinstance(second, ProtocolError) and second.code == "bad_request"
     assert isinstance(third, ChannelRequest) and third.interval == 300
     assert isinstance(fourth, ChannelRequest) and fourth.checksum is False

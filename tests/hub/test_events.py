@@ -28,6 +28,9 @@ from hub.events import (
     encode,
     event,
     event_type,
+    new_epoch,
+    stamp,
+    stamp_checksum,
     wire,
 )
 from orderbook_core.types import F_LAST, F_SNAPSHOT
@@ -67,6 +70,7 @@ def test_round_trip(event: Event) -> None:
     assert decode(encode(event)) == event
 
 
+EPOCH = 1_764_700_000_000_000_000
 GOLDEN: list[tuple[Event, bytes]] = [
     (
         BookUpdate(
@@ -76,9 +80,12 @@ GOLDEN: list[tuple[Event, bytes]] = [
             1_700_000_000_000_000_001,
             1_700_000_000_000_000_002,
             ((0, 6_500_000, 12), (1, 6_500_100, 0)),
+            epoch=EPOCH,
+            checksum=2**32 - 1,
         ),
         b'{"k":"book","venue":"SIM","symbol":"BTC-USD","seq":7,"ts_event":1700000000000000001,'
-        b'"ts_recv":1700000000000000002,"changes":[[0,6500000,12],[1,6500100,0]],"flags":1}',
+        b'"ts_recv":1700000000000000002,"changes":[[0,6500000,12],[1,6500100,0]],"flags":1,'
+        b'"epoch":1764700000000000000,"checksum":4294967295}',
     ),
     (
         BookUpdate(
@@ -95,27 +102,36 @@ GOLDEN: list[tuple[Event, bytes]] = [
                 (3, 1, 101, 0, 5),
                 (4, 0, 0, 0, 0),
             ),
+            EPOCH,
         ),
         b'{"k":"book","venue":"DATABENTO","symbol":"ESZ6","seq":8,"ts_event":1,"ts_recv":2,'
         b'"changes":[[0,100,3],[1,101,0]],"flags":3,"orders":[[1,0,100,4,18446744073709551615],'
-        b"[2,0,100,3,18446744073709551615],[3,1,101,0,5],[4,0,0,0,0]]}",
+        b'[2,0,100,3,18446744073709551615],[3,1,101,0,5],[4,0,0,0,0]],"epoch":1764700000000000000}',
     ),
     (
-        Trade("SIM", "BTC-USD", 3, "t-3", 6_500_000, 5, SELL, 10, 11),
+        Trade("SIM", "BTC-USD", 3, "t-3", 6_500_000, 5, SELL, 10, 11, EPOCH),
         b'{"k":"trade","venue":"SIM","symbol":"BTC-USD","seq":3,"trade_id":"t-3","price":6500000,'
-        b'"size":5,"side":1,"ts_event":10,"ts_recv":11}',
+        b'"size":5,"side":1,"ts_event":10,"ts_recv":11,"epoch":1764700000000000000}',
     ),
     (
-        BookSnapshot("SIM", "BTC-USD", 9, 12, ((100, 1), (99, 2)), ((101, 3),)),
+        BookSnapshot("SIM", "BTC-USD", 9, 12, ((100, 1), (99, 2)), ((101, 3),), epoch=EPOCH),
         b'{"k":"snapshot","venue":"SIM","symbol":"BTC-USD","seq":9,"ts_event":12,'
-        b'"bids":[[100,1],[99,2]],"asks":[[101,3]]}',
+        b'"bids":[[100,1],[99,2]],"asks":[[101,3]],"epoch":1764700000000000000}',
     ),
     (
         BookSnapshot(
-            "SIM", "BTC-USD", 9, 12, ((100, 1),), ((101, 3),), ((0, 100, 1, 7), (1, 101, 3, 8))
+            "SIM",
+            "BTC-USD",
+            9,
+            12,
+            ((100, 1),),
+            ((101, 3),),
+            ((0, 100, 1, 7), (1, 101, 3, 8)),
+            EPOCH,
         ),
         b'{"k":"snapshot","venue":"SIM","symbol":"BTC-USD","seq":9,"ts_event":12,'
-        b'"bids":[[100,1]],"asks":[[101,3]],"orders":[[0,100,1,7],[1,101,3,8]]}',
+        b'"bids":[[100,1]],"asks":[[101,3]],"orders":[[0,100,1,7],[1,101,3,8]],'
+        b'"epoch":1764700000000000000}',
     ),
     (
         Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
@@ -128,14 +144,28 @@ GOLDEN: list[tuple[Event, bytes]] = [
         b'"ts_event":13,"ts_recv":14}',
     ),
     (
-        TopOfBook("SIM", "BTC-USD", 7, 10, 11, 6_500_000, 12, 0, 0),
+        TopOfBook("SIM", "BTC-USD", 7, 10, 11, 6_500_000, 12, 0, 0, EPOCH),
         b'{"k":"bbo","venue":"SIM","symbol":"BTC-USD","seq":7,"ts_event":10,"ts_recv":11,'
-        b'"bid":[6500000,12],"ask":[0,0]}',
+        b'"bid":[6500000,12],"ask":[0,0],"epoch":1764700000000000000}',
     ),
     (
-        Bar("SIM", "BTC-USD", 60, 1_700_000_040_000_000_000, 100, 120, 90, 110, 7, 2**70 + 3, 4),
+        Bar(
+            "SIM",
+            "BTC-USD",
+            60,
+            1_700_000_040_000_000_000,
+            100,
+            120,
+            90,
+            110,
+            7,
+            2**70 + 3,
+            4,
+            EPOCH,
+        ),
         b'{"k":"bar","venue":"SIM","symbol":"BTC-USD","interval_s":60,"start":1700000040000000000,'
-        b'"ohlc":[100,120,90,110],"volume":7,"notional":"1180591620717411303427","trades":4}',
+        b'"ohlc":[100,120,90,110],"volume":7,"notional":"1180591620717411303427","trades":4,'
+        b'"epoch":1764700000000000000}',
     ),
 ]
 """One event of every type with its exact wire bytes, as written to Kafka topics and Redis
@@ -162,6 +192,20 @@ def test_messages_of_older_writers_decode() -> None:
         b'{"k":"status","venue":"SIM","symbol":"X","state":"halted","ts_event":1,"ts_recv":2}'
     )
     assert status == Status("SIM", "X", "halted", "", 1, 2)
+    trade = decode(
+        b'{"k":"trade","venue":"SIM","symbol":"X","seq":1,"trade_id":"1","price":1,"size":1,'
+        b'"side":0,"ts_event":1,"ts_recv":2}'
+    )
+    assert trade == Trade("SIM", "X", 1, "1", 1, 1, 0, 1, 2) and trade.epoch == 0
+
+
+def test_stamp_sets_epoch_and_checksum_in_place() -> None:
+    update = BookUpdate("SIM", "X", 1, 1, 2, ())
+    stamp(update, EPOCH)
+    stamp_checksum(update, 7)
+    assert (update.epoch, update.checksum) == (EPOCH, 7)
+    assert decode(encode(update)) == update
+    assert 0 < new_epoch() < new_epoch() < 2**63
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -234,3 +235,71 @@ def test_every_way_a_restarting_database_fails_is_retried() -> None:
     with pytest.raises(ServiceUnavailable) as caught, postgres_errors(dsn):
         raise cause
     assert caught.value.__cause__ is cause
+
+
+def test_bars_stored_before_merge_keys_get_them_from_their_trades(database: str) -> None:
+    """Migration 009 gives every existing bar the (ts_event, epoch, seq) of its first and
+    last trade; later trades then merge into it exactly as into a bar the recorder made."""
+    migrate(database)
+    trades = make_trades(5, 1200)
+    backfill = (files("hub") / "sql" / "009_bar_merge_keys.sql").read_text()
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
+            await write_batch(conn, trades[:1000], inst)
+            made = await conn.fetch("SELECT * FROM bars ORDER BY 1, 2, 3, 4")
+            await conn.execute("UPDATE bars SET open_key = NULL, close_key = NULL")
+            await conn.execute(backfill)
+            assert await conn.fetch("SELECT * FROM bars ORDER BY 1, 2, 3, 4") == made
+            await write_batch(conn, trades[1000:], [])  # late and early ones among them
+            rows = await conn.fetch(
+                "SELECT venue, symbol, (extract(epoch FROM time) * 1000000)::bigint, seq,"
+                " price_ticks, size_lots FROM trades"
+            )
+            for interval in BAR_INTERVALS:
+                assert await stored_bars(conn, interval) == expected_bars(
+                    [tuple(r) for r in rows], interval
+                ), interval
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_redelivered_batch_publishes_the_bars_it_falls_in_again(database: str) -> None:
+    """A crash between the commit and the bars' publish re-delivers the batch: nothing is new,
+    nothing changes, and the same bars are published again (else the candles channel would
+    miss them until the bucket's next trade)."""
+    migrate(database)
+    trades = make_trades(9, 600)
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        conn = await asyncpg.connect(database)
+        try:
+            inst = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
+            first: list[Any] = []
+            assert await write_batch(conn, trades[:500], inst, bars=first) == 500
+            again: list[Any] = []
+            assert await write_batch(conn, trades[:500], [], bars=again) == 0
+            mixed: list[Any] = []
+            assert await write_batch(conn, trades[400:], [], bars=mixed) == 100
+            return first, again, mixed
+        finally:
+            await conn.close()
+
+    first, again, mixed = asyncio.run(scenario())
+
+    def key(b: Any) -> tuple[Any, ...]:
+        return (b.venue, b.symbol, b.interval_s, b.start)
+
+    assert sorted(again, key=key) == sorted(first, key=key)
+    later = {key(b): b for b in mixed}
+    buckets = {
+        (t.venue, t.symbol, i, t.ts_event // 10**9 // i * i * 10**9)
+        for t in trades[400:]
+        for i in BAR_INTERVALS
+    }
+    assert set(later) == buckets  # every bar the batch's trades fall in, as stored now
+    assert sum(b.trades for k, b in later.items() if k[2] == 86400) == 600
