@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
@@ -66,5 +67,11 @@ VENUES: dict[str, VenueSpec] = {
         lambda: CoinbaseL3Parser(_coinbase_credentials()),
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
+    ),
+    "bybit-v2": VenueSpec(
+        "bybit-v2",
+        BybitParser,
+        "wss://stream.bybit.com/realtime_public",  # v2 USDT perpetuals (legacy API)
+        "https://api.bybit.com",
     ),
 }
