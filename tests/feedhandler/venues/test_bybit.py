@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 from feedhandler.files.capture import read_capture
-from feedhandler.files.replay import replay_capture
+from feedhandler.files.replay import EXCHANGES, replay_capture
+from feedhandler.venues import VENUES
 from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.runner import LiveRunner
 from hub.backoff import Backoff
+from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
@@ -221,7 +223,14 @@ def test_trades_are_normalised() -> None:
 
 
 def test_subscribe_heartbeat_and_the_check_command() -> None:
-    parser = BybitParser()
+    spec = VENUES["bybit-v2"]
+    assert "bybit-v2" in LIVE_SOURCES and EXCHANGES["BYBIT"] == "bybit-v2"
+    assert (spec.url, spec.rest) == (
+        "wss://stream.bybit.com/realtime_public",
+        "https://api.bybit.com",
+    )
+    parser = spec.parser()
+    assert isinstance(parser, BybitParser)
     assert parser.subscribe(["BTCUSDT"]) == [
         '{"op": "subscribe", "args": ["trade.BTCUSDT"]}',
         '{"op": "subscribe", "args": ["orderBookL2_25.BTCUSDT"]}',
