@@ -37,8 +37,9 @@ from feedhandler.frames import (
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, string
 from feedhandler.venues.idbook import IdBook, Row
-from hub.decimals import Unit, parse_decimal
+from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 
 VENUE = "BYBIT"
@@ -113,7 +114,7 @@ class BybitParser(ParserBase):
                 (
                     as_str(field(s, "name"), "name"),
                     _precision(field(s, "price_scale"), "price_scale"),
-                    _precision(_decimals(step, "qty_step"), "qty_step"),
+                    _precision(decimals_of(step, "qty_step"), "qty_step"),
                     {
                         "base": as_str(field(s, "base_currency"), "base_currency"),
                         "quote": as_str(field(s, "quote_currency"), "quote_currency"),
@@ -251,29 +252,6 @@ def _op(op: str, args: list[str]) -> str:
     return json.dumps({"op": op, "args": args})
 
 
-class Number(str):
-    """A JSON number's exact text (``"2.63"`` for ``2.63``): never a float, and still told
-    apart from a JSON string."""
-
-    __slots__ = ()
-
-
-def exact_json(text: str) -> Any:
-    """The frame with every JSON number as its exact text (``Number``)."""
-    try:
-        return json.loads(text, parse_float=Number, parse_int=Number, parse_constant=Number)
-    except (ValueError, RecursionError):
-        raise MalformedFrame("json", "not JSON") from None
-
-
-def string(value: Any, what: str) -> str:
-    """A JSON string (not a number's text)."""
-    if type(value) is not str:
-        kind = "number" if isinstance(value, Number) else type(value).__name__
-        raise MalformedFrame("shape", f"{what} must be a string, got {kind}")
-    return value
-
-
 def _rows(symbol: str, units_: tuple[Unit, Unit], items: list[Any], sized: bool) -> list[Row]:
     tick, lot = units_
     rows: list[Row] = []
@@ -295,38 +273,15 @@ def _size(lot: Unit, value: Any, what: str, positive: bool = False) -> int:
     """A float32-printed JSON number (or its text in a string) as whole lots (see the
     module docstring)."""
     text = as_str(value, what)
-    decimals = _decimals_of(lot)
+    decimals = decimals_of(lot.text, "lot")
     n = rounded(text, decimals, what, positive)
-    mant, exp = _exact(text, what)
+    mant, exp = decimal_parts(text, what)
     scale = max(exp, decimals)
     sent = mant * 10 ** (scale - exp)
     grid = n * 10 ** (scale - decimals)
     if abs(sent - grid) << FLOAT32_BITS > sent:
         raise MalformedFrame("number", f"{what} {text[:30]!r} is off the {lot.text} grid")
     return n
-
-
-def _exact(text: str, what: str) -> tuple[int, int]:
-    """(mantissa, decimals) of a JSON number's text, exponent included."""
-    base, _, exponent = text.lower().partition("e")
-    try:
-        mant, exp = parse_decimal(base)
-        shift = int(exponent) if exponent else 0
-    except ValueError:
-        raise MalformedFrame("number", f"{what} {text[:30]!r} is not a number") from None
-    exp -= shift
-    return (mant, exp) if exp >= 0 else (mant * 10**-exp, 0)
-
-
-def _decimals_of(unit: Unit) -> int:
-    return parse_decimal(unit.text)[1]
-
-
-def _decimals(text: str, what: str) -> int:
-    try:
-        return parse_decimal(text)[1]
-    except ValueError:
-        raise MalformedFrame("number", f"{what} {text[:30]!r} is not a decimal") from None
 
 
 def _precision(value: Any, what: str) -> int:
