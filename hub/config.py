@@ -74,6 +74,7 @@ LIVE_SOURCES = (
     "coinbase-exchange",
     "coinbase-l3",
     "bybit-v2",
+    "bitmex",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -33,6 +33,7 @@ EXCHANGES = {
     "BINANCE": "binance",
     "COINBASE": "coinbase",
     "BYBIT": "bybit-v2",
+    "BITMEX": "bitmex",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

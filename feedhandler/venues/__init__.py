@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
@@ -73,5 +74,8 @@ VENUES: dict[str, VenueSpec] = {
         BybitParser,
         "wss://stream.bybit.com/realtime_public",  # v2 USDT perpetuals (legacy API)
         "https://api.bybit.com",
+    ),
+    "bitmex": VenueSpec(
+        "bitmex", BitmexParser, "wss://ws.bitmex.com/realtime", "https://www.bitmex.com"
     ),
 }
