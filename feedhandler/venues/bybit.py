@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from feedhandler.frames import (
+    INT64_MAX,
     MalformedFrame,
     as_dict,
     as_list,
@@ -32,7 +33,6 @@ from feedhandler.frames import (
     count,
     field,
     millis_time,
-    rounded,
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
@@ -65,6 +65,7 @@ class BybitParser(ParserBase):
     def __init__(self) -> None:
         super().__init__()
         self.units: dict[str, tuple[Unit, Unit]] = {}
+        self._reads: dict[str, tuple[Unit, int]] = {}  # symbol -> (tick, size decimals)
         self.instruments: dict[str, dict[str, str]] = {}
         """Per symbol: base, quote, tick_size, qty_step (as sent), for order entry."""
         self.ids: dict[str, IdBook] = {}
@@ -127,6 +128,7 @@ class BybitParser(ParserBase):
             )
         for name, price_decimals, size_decimals, record in found:
             self.units[name] = (decimals_unit(price_decimals), decimals_unit(size_decimals))
+            self._reads[name] = (self.units[name][0], size_decimals)
             self.instruments[name] = record
         return []
 
@@ -178,7 +180,7 @@ class BybitParser(ParserBase):
         return sync.invalidate(reason, ts_recv)
 
     def _book_message(self, symbol: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
-        units_ = self.units.get(symbol)
+        units_ = self._reads.get(symbol)
         if units_ is None:
             raise MalformedFrame("symbol", f"book for {symbol[:20]!r} before its instrument data")
         kind = string(field(msg, "type"), "type")
@@ -227,7 +229,7 @@ class BybitParser(ParserBase):
         parsed = []
         for t in as_list(field(msg, "data"), "data"):
             symbol = string(field(t, "symbol"), "symbol")
-            found = self.units.get(symbol)
+            found = self._reads.get(symbol)
             if found is None:
                 raise MalformedFrame("symbol", f"trade for {symbol[:20]!r} before instrument data")
             tick, lot = found
@@ -236,7 +238,7 @@ class BybitParser(ParserBase):
                     symbol,
                     string(field(t, "trade_id"), "trade_id"),
                     units(tick, string(field(t, "price"), "price"), "price", positive=True),
-                    _size(lot, field(t, "size"), "size", positive=True),
+                    _size(lot, field(t, "size"), "size"),
                     _side(field(t, "side")),
                     millis_time(count(field(t, "trade_time_ms"), "trade_time_ms", True), "ms"),
                 )
@@ -252,7 +254,7 @@ def _op(op: str, args: list[str]) -> str:
     return json.dumps({"op": op, "args": args})
 
 
-def _rows(symbol: str, units_: tuple[Unit, Unit], items: list[Any], sized: bool) -> list[Row]:
+def _rows(symbol: str, units_: tuple[Unit, int], items: list[Any], sized: bool) -> list[Row]:
     tick, lot = units_
     rows: list[Row] = []
     for item in items:
@@ -263,24 +265,28 @@ def _rows(symbol: str, units_: tuple[Unit, Unit], items: list[Any], sized: bool)
                 string(field(item, "id"), "id"),
                 _side(field(item, "side")),
                 units(tick, string(field(item, "price"), "price"), "price", positive=True),
-                _size(lot, field(item, "size"), "size", positive=True) if sized else 0,
+                _size(lot, field(item, "size"), "size") if sized else 0,
             )
         )
     return rows
 
 
-def _size(lot: Unit, value: Any, what: str, positive: bool = False) -> int:
-    """A float32-printed JSON number (or its text in a string) as whole lots (see the
-    module docstring)."""
-    text = as_str(value, what)
-    decimals = decimals_of(lot.text, "lot")
-    n = rounded(text, decimals, what, positive)
-    mant, exp = decimal_parts(text, what)
-    scale = max(exp, decimals)
-    sent = mant * 10 ** (scale - exp)
-    grid = n * 10 ** (scale - decimals)
-    if abs(sent - grid) << FLOAT32_BITS > sent:
-        raise MalformedFrame("number", f"{what} {text[:30]!r} is off the {lot.text} grid")
+def _size(decimals: int, value: Any, what: str) -> int:
+    """A float32-printed JSON number (or its text in a string) as a positive number of
+    lots of ``10**-decimals`` (see the module docstring)."""
+    mant, exp = decimal_parts(value, what)
+    n: int
+    if exp <= decimals:
+        n = mant * 10 ** (decimals - exp)
+    else:
+        unit = 10 ** (exp - decimals)
+        n, rest = divmod(mant, unit)
+        if 2 * rest >= unit:
+            n += 1
+        if abs(mant - n * unit) << FLOAT32_BITS > mant:
+            raise MalformedFrame("number", f"{what} {value[:30]!r} is off the lot grid")
+    if not 0 < n <= INT64_MAX:
+        raise MalformedFrame("range", f"{what} {value[:30]!r} must be positive and fit int64")
     return n
 
 

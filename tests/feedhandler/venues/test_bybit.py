@@ -123,7 +123,7 @@ def test_prices_and_sizes_are_the_integers_of_their_text() -> None:
     assert parser.on_frame(delta(update=[row("10530500", "Buy", "1053.05", "12.849999")]), 5)
     assert book.depth(0)[-1] == (105305, 1285)
     parser.on_frame(delta(update=[row("10530500", "Buy", "1053.05", "12.855")]), 6)
-    assert parser.reasons == {"number": 1} and "off the 0.01 grid" in parser.errors[-1]
+    assert parser.reasons == {"number": 1} and "12.855' is off the lot grid" in parser.errors[-1]
     assert not parser.books["BCHUSDT"].live
 
 
