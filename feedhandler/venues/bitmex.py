@@ -149,11 +149,12 @@ class BitmexParser(ParserBase):
         rows = as_list(field(msg, "data"), "data")
         if table in BOOKS:
             return self._book_message(msg, action, rows, ts_recv)
+        if table not in ("trade", "quote"):
+            raise MalformedFrame("shape", f"unknown table {table[:30]!r}")
         try:
             if table == "trade":
                 return self._trades(rows, ts_recv) if action == "insert" else []
-            if table == "quote":
-                self._quotes(rows)
+            self._quotes(rows)
         except MalformedFrame as exc:
             raise exc.on() from None
         return []
@@ -174,13 +175,14 @@ class BitmexParser(ParserBase):
         if action == "partial" and isinstance(flt, dict) and "symbol" in flt:
             named.append(string(flt["symbol"], "filter symbol"))
         symbols = list(dict.fromkeys(named))
+        unknown = [s for s in symbols if s not in self.units]
+        if unknown:
+            # Perhaps a known symbol's rows with its name damaged: no book can be trusted.
+            raise MalformedFrame("symbol", f"book for {unknown[0][:20]!r} before instrument data")
         try:
-            known = [s for s in symbols if s not in self.units]
-            if known:
-                raise MalformedFrame("symbol", f"book for {known[0][:20]!r} before instrument data")
             parsed = {s: self._rows(s, items, action) for s in symbols}
         except MalformedFrame as exc:
-            raise exc.on(*(s for s in symbols if s in self.units)) from None
+            raise exc.on(*symbols) from None
         out: list[Event] = []
         if action == "partial":
             books = {}

@@ -37,7 +37,7 @@ from feedhandler.frames import (
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
-from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, string
+from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, number, string
 from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
@@ -114,7 +114,7 @@ class BybitParser(ParserBase):
             found.append(
                 (
                     as_str(field(s, "name"), "name"),
-                    _precision(field(s, "price_scale"), "price_scale"),
+                    _precision(number(field(s, "price_scale"), "price_scale"), "price_scale"),
                     _precision(decimals_of(step, "qty_step"), "qty_step"),
                     {
                         "base": as_str(field(s, "base_currency"), "base_currency"),
@@ -152,11 +152,14 @@ class BybitParser(ParserBase):
             except MalformedFrame as exc:
                 raise exc.on() from None
         if channel != BOOK:
-            return []
+            raise MalformedFrame("shape", f"unknown topic {channel[:30]!r}")
+        if symbol not in self.units:
+            # Perhaps a known symbol's message with its name damaged: no book can be trusted.
+            raise MalformedFrame("symbol", f"book for {symbol[:20]!r} before its instrument data")
         try:
             return self._book_message(symbol, msg, ts_recv)
         except MalformedFrame as exc:
-            raise exc.on(*((symbol,) if symbol in self.units else ())) from None
+            raise exc.on(symbol) from None
 
     def _book(self, symbol: str) -> BookSync:
         self._touch(symbol)
@@ -180,9 +183,7 @@ class BybitParser(ParserBase):
         return sync.invalidate(reason, ts_recv)
 
     def _book_message(self, symbol: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
-        units_ = self._reads.get(symbol)
-        if units_ is None:
-            raise MalformedFrame("symbol", f"book for {symbol[:20]!r} before its instrument data")
+        units_ = self._reads[symbol]
         kind = string(field(msg, "type"), "type")
         cross_seq = count(field(msg, "cross_seq"), "cross_seq", digits=True)
         ts = count(field(msg, "timestamp_e6"), "timestamp_e6", digits=True) * 1000
@@ -272,9 +273,9 @@ def _rows(symbol: str, units_: tuple[Unit, int], items: list[Any], sized: bool) 
 
 
 def _size(decimals: int, value: Any, what: str) -> int:
-    """A float32-printed JSON number (or its text in a string) as a positive number of
+    """A float32-printed JSON number as a positive number of
     lots of ``10**-decimals`` (see the module docstring)."""
-    mant, exp = decimal_parts(value, what)
+    mant, exp = decimal_parts(number(value, what), what)
     n: int
     if exp <= decimals:
         n = mant * 10 ** (decimals - exp)

@@ -66,9 +66,17 @@ def decimals_of(value: Any, what: str) -> int:
     return decimals
 
 
+def number(value: Any, what: str) -> Number:
+    """A JSON number (not a string holding one)."""
+    if not isinstance(value, Number):
+        kind = "string" if isinstance(value, str) else type(value).__name__
+        raise MalformedFrame("shape", f"{what} must be a number, got {kind}")
+    return value
+
+
 def number_units(decimals: int, value: Any, what: str, positive: bool = False) -> int:
-    """A number's text as whole units of ``10**-decimals``, exactly, in int64."""
-    mant, exp = decimal_parts(value, what)
+    """A JSON number's text as whole units of ``10**-decimals``, exactly, in int64."""
+    mant, exp = decimal_parts(number(value, what), what)
     units: int
     if exp > decimals:
         units, rest = divmod(mant, 10 ** (exp - decimals))

@@ -27,6 +27,7 @@ from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.id_fuzz import fuzz_test
 from tests.feedhandler.venues.test_bybit import Mirrors
 
 CAPTURE = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
@@ -166,11 +167,14 @@ def test_a_malformed_message_is_refused_whole_with_its_reason() -> None:
     sync = parser.books["XRPU21"]
     before = sync.book.snapshot()
     good = {"symbol": "XRPU21", "id": 56799992101, "side": "Sell", "size": 1}
-    bad = {"symbol": "XRPU21", "id": 56799989301, "side": "Sell", "size": "lots"}
+    bad = {"symbol": "XRPU21", "id": 56799989301, "side": "Sell", "size": 1.5}
     events = parser.on_frame(message("update", good, bad), 9)
     assert events == [Status("BITMEX", "XRPU21", "stale", "malformed number", 0, 9)]
     assert sync.book.snapshot() == before
-    assert parser.reasons == {"number": 1} and "size 'lots' is not a number" in parser.errors[-1]
+    assert (
+        parser.reasons == {"number": 1}
+        and "size '1.5' has more than 0 decimals" in parser.errors[-1]
+    )
     assert all(s.live for name, s in parser.books.items() if name != "XRPU21")
     parser.on_frame('{"table": "orderBookL2", "action": "upsert", "data": []}', 10)
     assert parser.reasons == {"number": 1, "shape": 1}
@@ -261,3 +265,8 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
         assert mirror.books[symbol].snapshot() == sync.book.snapshot()
         assert sync.stats.updates == replayed.books[symbol].stats.updates
     assert mirror.states == []
+
+
+test_mutated_frames_never_raise_and_books_stay_exact_or_stale = fuzz_test(
+    "bitmex", CAPTURE, BitmexParser
+)

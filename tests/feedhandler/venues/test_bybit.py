@@ -26,6 +26,7 @@ from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.id_fuzz import fuzz_test
 
 CAPTURE = CAPTURES / "bybit-usdt-perp_orderbookl2-25-trades_2021-04-17.jsonl.zst"
 SYMBOLS = ["BCHUSDT", "XTZUSDT", "UNIUSDT", "LTCUSDT", "DOTUSDT", "LINKUSDT", "ADAUSDT", "ETHUSDT"]
@@ -295,3 +296,8 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
         bids = [[tick.to_str(p), lot.to_str(s)] for p, s in sync.book.depth(0, 5)]
         assert bids == replay[symbol]["bids"]
     assert mirror.states == []
+
+
+test_mutated_frames_never_raise_and_books_stay_exact_or_stale = fuzz_test(
+    "bybit-v2", CAPTURE, BybitParser
+)
