@@ -73,6 +73,7 @@ LIVE_SOURCES = (
     "coinbase",
     "coinbase-exchange",
     "coinbase-l3",
+    "bybit",
     "bybit-v2",
     "bitmex",
 )

@@ -10,6 +10,7 @@ from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.bybit import BybitParser
+from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
@@ -77,5 +78,11 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "bitmex": VenueSpec(
         "bitmex", BitmexParser, "wss://ws.bitmex.com/realtime", "https://www.bitmex.com"
+    ),
+    "bybit": VenueSpec(
+        "bybit",
+        BybitV5Parser,
+        "wss://stream.bybit.com/v5/public/linear",  # v5 USDT/USDC perpetuals and futures
+        "https://api.bybit.com",
     ),
 }

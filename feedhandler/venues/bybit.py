@@ -240,14 +240,14 @@ class BybitParser(ParserBase):
                     string(field(t, "trade_id"), "trade_id"),
                     units(tick, string(field(t, "price"), "price"), "price", positive=True),
                     _size(lot, field(t, "size"), "size"),
-                    _side(field(t, "side")),
+                    side(field(t, "side")),
                     millis_time(count(field(t, "trade_time_ms"), "trade_time_ms", True), "ms"),
                 )
             )
         out: list[Event] = []
-        for symbol, trade_id, price, size, side, ts in parsed:
+        for symbol, trade_id, price, size, taker, ts in parsed:
             seq = self._trade_seq(symbol)
-            out.append(Trade(VENUE, symbol, seq, trade_id, price, size, side, ts, ts_recv))
+            out.append(Trade(VENUE, symbol, seq, trade_id, price, size, taker, ts, ts_recv))
         return out
 
 
@@ -264,7 +264,7 @@ def _rows(symbol: str, units_: tuple[Unit, int], items: list[Any], sized: bool) 
         rows.append(
             (
                 string(field(item, "id"), "id"),
-                _side(field(item, "side")),
+                side(field(item, "side")),
                 units(tick, string(field(item, "price"), "price"), "price", positive=True),
                 _size(lot, field(item, "size"), "size") if sized else 0,
             )
@@ -298,7 +298,8 @@ def _precision(value: Any, what: str) -> int:
     return decimals
 
 
-def _side(value: Any) -> int:
+def side(value: Any) -> int:
+    """Bybit's ``Buy``/``Sell`` (the taker's side, on trades)."""
     if value == "Buy":
         return BUY
     if value == "Sell":
