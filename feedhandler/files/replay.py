@@ -32,7 +32,7 @@ EXCHANGES = {
     "KRAKEN": "kraken",
     "BINANCE": "binance",
     "COINBASE": "coinbase",
-    "BYBIT": "bybit-v2",
+    "BYBIT": "bybit",
     "BITMEX": "bitmex",
 }
 PROBLEMS_LISTED = 10

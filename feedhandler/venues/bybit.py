@@ -145,7 +145,10 @@ class BybitParser(ParserBase):
             if "success" in msg or "op" in msg or "ret_msg" in msg:
                 return []  # subscribe answers, pongs
             raise MalformedFrame("shape", "an object with no 'topic' or 'success'")
-        channel, _, symbol = string(topic, "topic").partition(".")
+        return self._topic_message(string(topic, "topic"), msg, ts_recv)
+
+    def _topic_message(self, topic: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
+        channel, _, symbol = topic.partition(".")
         if channel == "trade":
             try:
                 return self._trades(msg, ts_recv)

@@ -2,7 +2,9 @@
 ``publicTrade.{symbol}``, from the venue's documentation (no capture of it yet).
 
 Sans-I/O, like the v2 parser it extends (subscribe answers, pongs, the 20 s
-``{"op":"ping"}`` heartbeat and the resubscribe recovery are the same). Units
+``{"op":"ping"}`` heartbeat and the resubscribe recovery are the same); it
+still reads v2 frames and REST answers the v2 way, so a capture whose header
+names BYBIT replays with it whichever API it recorded. Units
 come from ``/v5/market/instruments-info?category=linear`` (prices ``priceScale``
 decimals, sizes the decimals of ``lotSizeFilter.qtyStep``). The book is a
 price-level book, not id-keyed: a ``snapshot`` replaces it, each ``delta`` sets
@@ -51,7 +53,7 @@ class BybitV5Parser(BybitParser):
         self.depth = depth
 
     def extra_stats(self, symbol: str) -> dict[str, Any]:
-        return {}
+        return super().extra_stats(symbol) if symbol in self.ids else {}
 
     def instrument_urls(self, rest: str) -> list[str]:
         return [f"{rest}/v5/market/instruments-info?category=linear&limit=1000"]
@@ -71,7 +73,7 @@ class BybitV5Parser(BybitParser):
 
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         if "/v5/market/instruments-info" not in url:
-            return []
+            return super()._http(url, body, ts_recv)
         data = exact_json(body)
         if field(data, "retCode") != "0":
             raise MalformedFrame("venue", f"instruments answer: {str(data.get('retMsg'))[:80]}")
@@ -95,23 +97,16 @@ class BybitV5Parser(BybitParser):
             self.instruments[name] = record
         return []
 
-    def _frame(self, text: str, ts_recv: int) -> list[Event]:
-        msg = exact_json(text)
-        if not isinstance(msg, dict):
-            raise MalformedFrame("shape", f"a frame must be an object, got {text[:40]!r}")
-        topic = msg.get("topic")
-        if topic is None:
-            if msg.get("success") is False:
-                raise MalformedFrame("venue", f"request refused: {str(msg.get('ret_msg'))[:80]}")
-            if "success" in msg or "op" in msg or "ret_msg" in msg:
-                return []  # subscribe answers, pongs
-            raise MalformedFrame("shape", "an object with no 'topic' or 'success'")
-        channel, _, symbol = string(topic, "topic").rpartition(".")
+    def _topic_message(self, topic: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
+        """v5 topics; v2's (a recording of the legacy API) go to the v2 parser's reading."""
+        channel, _, symbol = topic.rpartition(".")
         if channel == "publicTrade":
             try:
                 return self._v5_trades(msg, ts_recv)
             except MalformedFrame as exc:
                 raise exc.on() from None
+        if not channel.startswith("orderbook."):
+            return super()._topic_message(topic, msg, ts_recv)
         if channel != f"orderbook.{self.depth}":
             raise MalformedFrame("shape", f"unknown topic {channel[:30]!r}")
         if symbol not in self.units:
