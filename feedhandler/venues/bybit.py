@@ -156,7 +156,7 @@ class BybitParser(ParserBase):
                 raise exc.on() from None
         if channel != BOOK:
             raise MalformedFrame("shape", f"unknown topic {channel[:30]!r}")
-        if symbol not in self.units:
+        if symbol not in self._reads:
             # Perhaps a known symbol's message with its name damaged: no book can be trusted.
             raise MalformedFrame("symbol", f"book for {symbol[:20]!r} before its instrument data")
         try:
@@ -235,7 +235,9 @@ class BybitParser(ParserBase):
             symbol = string(field(t, "symbol"), "symbol")
             found = self._reads.get(symbol)
             if found is None:
-                raise MalformedFrame("symbol", f"trade for {symbol[:20]!r} before instrument data")
+                raise MalformedFrame(
+                    "symbol", f"trade for {symbol[:20]!r} before v2 instrument data"
+                )
             tick, lot = found
             parsed.append(
                 (
