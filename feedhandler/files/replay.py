@@ -28,7 +28,13 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from hub.events import Event, Trade
 
-EXCHANGES = {"KRAKEN": "kraken", "BINANCE": "binance", "COINBASE": "coinbase"}
+EXCHANGES = {
+    "KRAKEN": "kraken",
+    "BINANCE": "binance",
+    "COINBASE": "coinbase",
+    "BYBIT": "bybit",
+    "BITMEX": "bitmex",
+}
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitmex import BitmexParser
+from feedhandler.venues.bybit import BybitParser
+from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
@@ -66,5 +69,20 @@ VENUES: dict[str, VenueSpec] = {
         lambda: CoinbaseL3Parser(_coinbase_credentials()),
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
+    ),
+    "bybit-v2": VenueSpec(
+        "bybit-v2",
+        BybitParser,
+        "wss://stream.bybit.com/realtime_public",  # v2 USDT perpetuals (legacy API)
+        "https://api.bybit.com",
+    ),
+    "bitmex": VenueSpec(
+        "bitmex", BitmexParser, "wss://ws.bitmex.com/realtime", "https://www.bitmex.com"
+    ),
+    "bybit": VenueSpec(
+        "bybit",
+        BybitV5Parser,
+        "wss://stream.bybit.com/v5/public/linear",  # v5 USDT/USDC perpetuals and futures
+        "https://api.bybit.com",
     ),
 }

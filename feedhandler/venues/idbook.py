@@ -1,0 +1,82 @@
+"""Id-keyed L2 books (Bybit ``orderBookL2_25``, BitMEX ``orderBookL2``): rows keyed by ``id``.
+
+These venues send every price level as a row with an ``id`` the venue keeps
+for that level: a snapshot (``partial``) lists them all, then messages
+``delete``, ``update`` and ``insert`` rows by id. There is no sequence number
+or checksum, so the ids are the only way a lost message shows: a delete or
+update of an id the book does not hold, or an insert of one it already
+holds, means the book no longer is the venue's. ``IdBook`` keeps
+id -> (side, price) beside the sync engine's price-level book and turns each
+message into the absolute level changes ``BookSync`` applies, or names the
+contradiction (changing nothing) so the parser can mark the book stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub.events import LevelChange
+
+Row = tuple[str, int, int, int]
+"""(id, side, price, size) of one row; price 0 when the row does not carry one."""
+
+
+class IdBook:
+    """id -> (side, price) of one symbol's levels."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        self.ids: dict[str, tuple[int, int]] = {}
+
+    def load(self, rows: Sequence[Row]) -> tuple[LevelChange, ...] | str:
+        """A snapshot's rows: the levels, or why they contradict each other (book unchanged)."""
+        ids: dict[str, tuple[int, int]] = {}
+        prices: set[tuple[int, int]] = set()
+        for i, side, price, _size in rows:
+            if i in ids:
+                return f"snapshot lists id {i} twice"
+            if (side, price) in prices:
+                return f"snapshot lists price {price} of side {side} under two ids"
+            ids[i] = (side, price)
+            prices.add((side, price))
+        self.ids = ids
+        return tuple((side, price, size) for _i, side, price, size in rows)
+
+    def apply(
+        self, deletes: Sequence[Row], updates: Sequence[Row], inserts: Sequence[Row]
+    ) -> tuple[LevelChange, ...] | str:
+        """One message (deletes first, then updates, then inserts, as the venues apply
+        them): its level changes, or the first contradiction with the book (book unchanged)."""
+        live = self.ids
+        gone: set[str] = set()
+        new: dict[str, tuple[int, int]] = {}
+
+        def at(i: str) -> tuple[int, int] | None:
+            if i in new:
+                return new[i]
+            return None if i in gone else live.get(i)
+
+        levels: list[LevelChange] = []
+        for kind, rows in (("delete", deletes), ("update", updates)):
+            for i, side, price, size in rows:
+                level = at(i)
+                if level is None:
+                    return f"{kind} of unknown id {i}"
+                if side != level[0] or (price and price != level[1]):
+                    return f"{kind} of id {i} names another level than the book holds"
+                if kind == "delete":
+                    gone.add(i)
+                    new.pop(i, None)
+                    size = 0
+                levels.append((level[0], level[1], size))
+        for i, side, price, size in inserts:
+            if at(i) is not None:
+                return f"insert of id {i}, which the book already holds"
+            new[i] = (side, price)
+            gone.discard(i)
+            levels.append((side, price, size))
+        for i in gone:
+            live.pop(i, None)
+        live.update(new)
+        return tuple(levels)
