@@ -141,7 +141,7 @@ class TopChecksum:
     update whose every change lies beyond a full side's last top level cannot change the
     top, so its checksum is the one before; only the others recompute it."""
 
-    __slots__ = ("bid_edge", "ask_edge", "value")
+    __slots__ = ("ask_edge", "bid_edge", "value")
 
     def __init__(self) -> None:
         self.value = -1
