@@ -44,11 +44,13 @@ MAX_BATCH = 2000
 
 async def publish_start(output: FeedOutput, exchanges: Iterable[SimulatedExchange]) -> None:
     """Announce each symbol's instrument and store its book as it stands now (empty, or as
-    a checkpoint restored it), before any event of it is published."""
+    a checkpoint restored it), before any event of it is published; each exchange learns
+    its stream's epoch (its trade ids name it)."""
     xs = list(exchanges)
     await output.publish([x.instrument for x in xs])
     for x in xs:
         output.prime(x.snapshot())
+        x.epoch = output.streams[x.instrument.venue, x.instrument.symbol].epoch
     await output.store_snapshots()
 
 
