@@ -47,8 +47,12 @@ from hub.events import (
 )
 from hub.ops import metrics, runs
 from hub.orders import follow, order_book, resting_orders
-from orderbook_core import L2Book, L3Book
+from orderbook_core import IMPLEMENTATION, L2Book, L3Book
 from orderbook_core.types import CHECKSUM_LEVELS
+from orderbook_core.types import checksum as levels_checksum
+
+if IMPLEMENTATION == "cython":  # the same CRC-32 without the Python text building
+    from orderbook_core._l3 import top_checksum as levels_checksum  # type: ignore[assignment]
 
 METRICS = metrics("feed")
 
@@ -132,6 +136,43 @@ class TopTracker:
 InstrumentFor = Callable[[str, str], Instrument | None]
 
 
+class TopChecksum:
+    """The checksum of a book's top CHECKSUM_LEVELS levels, kept up to date cheaply: an
+    update whose every change lies beyond a full side's last top level cannot change the
+    top, so its checksum is the one before; only the others recompute it."""
+
+    __slots__ = ("ask_edge", "bid_edge", "value")
+
+    def __init__(self) -> None:
+        self.value = -1
+        self.bid_edge: int | None = None
+        """The worst price of the top levels of a full bid side (None: not full, or not
+        known: every change touches)."""
+        self.ask_edge: int | None = None
+
+    def after(self, book: L2Book, changes: tuple[tuple[int, int, int], ...]) -> int:
+        """The checksum once ``changes`` (already applied) are in ``book``."""
+        bid_edge, ask_edge = self.bid_edge, self.ask_edge
+        for side, price, _size in changes:
+            if side == 0:
+                if bid_edge is None or price >= bid_edge:
+                    break
+            elif ask_edge is None or price <= ask_edge:
+                break
+        else:
+            if self.value >= 0:
+                return self.value
+        n = CHECKSUM_LEVELS
+        bids, asks = book.depth(0, n), book.depth(1, n)
+        self.bid_edge = bids[-1][0] if len(bids) == n else None
+        self.ask_edge = asks[-1][0] if len(asks) == n else None
+        self.value = levels_checksum(bids, asks)
+        return self.value
+
+    def reset(self) -> None:
+        self.value, self.bid_edge, self.ask_edge = -1, None, None
+
+
 @dataclass
 class StreamState:
     book: L2Book = field(default_factory=L2Book)
@@ -144,6 +185,7 @@ class StreamState:
     status: str = "live"
     reason: str = ""
     dirty: bool = False
+    top: TopChecksum = field(default_factory=TopChecksum)
 
 
 class FeedOutput:
@@ -222,7 +264,7 @@ class FeedOutput:
             if isinstance(e, BookUpdate):
                 state.book.apply(e.changes)
                 self._apply_orders(state, e)
-                stamp_checksum(e, state.book.checksum(CHECKSUM_LEVELS))
+                stamp_checksum(e, state.top.after(state.book, e.changes))
                 state.seq, state.ts_event, state.dirty = e.seq, e.ts_event, True
                 top = self.tops.after(e, state.book.best_bid(), state.book.best_ask())
                 if top is not None:

@@ -47,11 +47,13 @@ def _side_problem(name: str, levels: tuple[tuple[int, int], ...], descending: bo
 
 
 def snapshot_problem(snap: BookSnapshot) -> str | None:
-    """What makes a snapshot unusable (None: nothing): seq and times within int64, every
+    """What makes a snapshot unusable (None: nothing): seq, epoch and times within int64, every
     size positive and within int64, prices sorted best first, the book not crossed, order
     sizes positive."""
     if type(snap.seq) is not int or not 0 <= snap.seq <= INT64_MAX:
         return f"seq {snap.seq!r} is not a non-negative int64"
+    if type(snap.epoch) is not int or not 0 <= snap.epoch <= INT64_MAX:
+        return f"epoch {snap.epoch!r} is not a non-negative int64"
     if type(snap.ts_event) is not int or not INT64_MIN <= snap.ts_event <= INT64_MAX:
         return f"ts_event {snap.ts_event!r} is not an int64"
     problem = _side_problem("bids", snap.bids, True) or _side_problem("asks", snap.asks, False)

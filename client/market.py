@@ -36,6 +36,9 @@ from hub.errors import BadInput
 from orderbook_core.types import CHECKSUM_LEVELS
 from orderbook_core.types import checksum as book_checksum
 
+TRADE_EPOCHS_KEPT = 16
+"""Epochs per stream whose last delivered trade seq the client remembers (for dedupe)."""
+
 
 class SequenceGap(BadInput):
     """A book message did not follow the last applied seq."""
@@ -375,7 +378,7 @@ class HubClient:
             elif item["channel"] == "l3" and key in self.order_books:
                 seq, epoch = self.order_books[key].seq, self.order_books[key].epoch
             elif item["channel"] == "trades" and self.trades.get(key):
-                epoch = max(self.trades[key])
+                epoch = next(reversed(self.trades[key]))  # the epoch delivered last
                 seq = self.trades[key][epoch]
             if seq is not None:
                 channels.append({**item, "resume_from": seq, "epoch": epoch})
@@ -417,7 +420,10 @@ class HubClient:
             if seq <= seen.get(epoch, 0):
                 self.duplicates += 1
                 return None
-            seen[epoch] = seq
+            seen.pop(epoch, None)
+            seen[epoch] = seq  # the epoch delivered last is the last key
+            if len(seen) > TRADE_EPOCHS_KEPT:
+                del seen[next(iter(seen))]
         elif msg["type"] in ("snapshot", "book"):
             book = self.books.get(_key(msg))
             if book is not None:

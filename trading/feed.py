@@ -14,13 +14,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from bus.local import Publisher, SnapshotStore
 from bus.output import FeedOutput
 from hub.config import FeedConfig
-from hub.events import Event
+from hub.events import Event, new_epoch
 from hub.ops import metrics
 from trading.simulator import SimulatedExchange
 
@@ -44,12 +46,54 @@ MAX_BATCH = 2000
 
 async def publish_start(output: FeedOutput, exchanges: Iterable[SimulatedExchange]) -> None:
     """Announce each symbol's instrument and store its book as it stands now (empty, or as
-    a checkpoint restored it), before any event of it is published."""
+    a checkpoint restored it), before any event of it is published; each exchange learns
+    its stream's epoch (its trade ids name it)."""
     xs = list(exchanges)
     await output.publish([x.instrument for x in xs])
     for x in xs:
         output.prime(x.snapshot())
+        x.epoch = output.streams[x.instrument.venue, x.instrument.symbol].epoch
     await output.store_snapshots()
+
+
+async def continued_epoch(
+    checkpoint: dict[str, Any] | None,
+    replays: bool,
+    journal: Path | None,
+    output: FeedOutput,
+    exchanges: Iterable[SimulatedExchange],
+) -> int:
+    """The epoch of the order path's public streams: it continues them exactly, so a
+    restart keeps the one its checkpoint or log was written under: the checkpoint's, else
+    the one a file ``journal`` keeps beside it (``<journal>.epoch``), else the one of its
+    books in the snapshot store (a Kafka log). A fresh log (no checkpoint, nothing to
+    ``replay``), or one whose epoch is nowhere to be found, starts a new one."""
+    continued = checkpoint is not None or replays
+    saved = checkpoint["state"].get("epoch") if checkpoint is not None else None
+    path = None if journal is None else journal.with_name(journal.name + ".epoch")
+    if not isinstance(saved, int) and continued and path is not None and path.exists():
+        text = path.read_text().strip()
+        saved = int(text) if text.isdigit() else None
+    if not isinstance(saved, int) and continued:
+        saved = await _stored_epoch(output, exchanges)
+    epoch = saved if isinstance(saved, int) and saved > 0 and continued else new_epoch()
+    if path is not None:
+        path.write_text(f"{epoch}\n")
+    return epoch
+
+
+async def _stored_epoch(output: FeedOutput, exchanges: Iterable[SimulatedExchange]) -> int | None:
+    """The epoch of the exchanges' books in the snapshot store (None: none, or several)."""
+    epochs = set()
+    for x in exchanges:
+        try:
+            snap = await output.snapshots.get(x.instrument.venue, x.instrument.symbol)
+        except Exception as exc:
+            log.warning("snapshot store unreadable: a new epoch", extra={"error": repr(exc)})
+            return None
+        if snap is not None and snap.epoch > 0:
+            epochs.add(snap.epoch)
+    return epochs.pop() if len(epochs) == 1 else None
 
 
 def paced_target(elapsed: float, rate: float, max_orders: int) -> int:

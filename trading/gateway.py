@@ -38,10 +38,9 @@ from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
-from hub.events import new_epoch
 from hub.ops import bound_port, metrics, ops_response, response, runs
 from trading import schema
-from trading.feed import MAX_BATCH, paced_target, publish_start
+from trading.feed import MAX_BATCH, continued_epoch, paced_target, publish_start
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
 from trading.messages import ExecReport, Original, Reject, Sim
@@ -209,7 +208,14 @@ class OrderPath:
         """Replay the journal into the venue and publish what it produced (consumers drop
         what they already have by seq), before any new command is taken."""
         started = time.perf_counter()
-        self.output.epoch = await self._epoch()
+        file = self.journal.path if isinstance(self.journal, Journal) else None
+        self.output.epoch = await continued_epoch(
+            self.journal.checkpoint,
+            bool(self.journal.recovered),
+            file,
+            self.output,
+            self.venue.exchanges.values(),
+        )
         if self.journal.checkpoint is not None:
             # The books as of the checkpoint go to the snapshot store; the commands after it
             # are replayed and republished as usual.
@@ -239,44 +245,6 @@ class OrderPath:
                 "books": {s: x.book_seq for s, x in self.venue.exchanges.items()},
             },
         )
-
-    async def _epoch(self) -> int:
-        """The epoch of the venue's public streams: the order path continues them exactly,
-        so a restart keeps the one its checkpoint or log was written under: the
-        checkpoint's, else the one file journals keep beside the file
-        (``<journal>.epoch``), else the one of the books in the snapshot store (a Kafka
-        log). A fresh log, or one whose epoch is nowhere to be found, starts a new one."""
-        checkpoint = self.journal.checkpoint
-        saved = checkpoint["state"].get("epoch") if checkpoint is not None else None
-        path = self._epoch_path()
-        continued = checkpoint is not None or bool(self.journal.recovered)
-        if not isinstance(saved, int) and continued and path is not None and path.exists():
-            text = path.read_text().strip()
-            saved = int(text) if text.isdigit() else None
-        if not isinstance(saved, int) and continued:
-            saved = await self._stored_epoch()
-        epoch = saved if isinstance(saved, int) and saved > 0 and continued else new_epoch()
-        if path is not None:
-            path.write_text(f"{epoch}\n")
-        return epoch
-
-    async def _stored_epoch(self) -> int | None:
-        """The epoch of the venue's books in the snapshot store (None: none, or several)."""
-        epochs = set()
-        for x in self.venue.exchanges.values():
-            try:
-                snap = await self.output.snapshots.get(x.instrument.venue, x.instrument.symbol)
-            except Exception as exc:
-                log.warning("snapshot store unreadable: a new epoch", extra={"error": repr(exc)})
-                return None
-            if snap is not None and snap.epoch > 0:
-                epochs.add(snap.epoch)
-        return epochs.pop() if len(epochs) == 1 else None
-
-    def _epoch_path(self) -> Path | None:
-        if isinstance(self.journal, Journal):
-            return self.journal.path.with_name(self.journal.path.name + ".epoch")
-        return None
 
     # --- the write path -------------------------------------------------------------
 

@@ -410,6 +410,9 @@ class SimulatedExchange:
         self.orders = 0
         self.last_ts = 0
         self.public = PublicOrders(self.engine)
+        self.epoch = 0
+        """The epoch its streams are published under (trading.feed.publish_start sets it):
+        trade ids are ``<epoch>-<seq>``, unique across restarts (0: the seq alone)."""
 
     def step(self, ts: int) -> list[Event]:
         """Generate and execute one order; return its trades and book update."""
@@ -436,8 +439,9 @@ class SimulatedExchange:
             if isinstance(e, TradeEvent):
                 self.trade_seq += 1
                 seq = self.trade_seq
+                tid = f"{self.epoch}-{seq}" if self.epoch else str(seq)
                 events.append(
-                    Trade(venue, symbol, seq, str(seq), e.price, e.qty, e.aggressor_side, ts, ts)
+                    Trade(venue, symbol, seq, tid, e.price, e.qty, e.aggressor_side, ts, ts)
                 )
             elif isinstance(e, BookEvent):
                 levels.append((e.side, e.price, e.size))

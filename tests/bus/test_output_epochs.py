@@ -3,12 +3,13 @@ publishes carries the stream's epoch, each book update the checksum of the book 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
 
 from bus.local import InProcessBus, MemorySnapshots
-from bus.output import FeedOutput
+from bus.output import FeedOutput, TopChecksum
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, TopOfBook, Trade
 from orderbook_core import L2Book
 
@@ -67,3 +68,15 @@ async def test_a_batch_that_fails_to_publish_starts_a_new_epoch() -> None:
         await output.publish([BookUpdate("OUT", "X", 1, 1, 2, ((0, 100, 5),))])
     state = output.streams["OUT", "X"]
     assert state.epoch not in (0, 7) and state.dirty and state.seq == 1
+
+
+def test_the_kept_top_checksum_is_the_books_after_every_update() -> None:
+    rng = random.Random(7)
+    book, top = L2Book(), TopChecksum()
+    for _ in range(5000):
+        changes = tuple(
+            (side, 1000 + (rng.randint(1, 30) if side else -rng.randint(0, 29)), rng.randint(0, 3))
+            for side in (rng.randint(0, 1) for _ in range(rng.randint(1, 3)))
+        )
+        book.apply(changes)
+        assert top.after(book, changes) == book.checksum(10)

@@ -50,3 +50,10 @@ def test_the_client_delivers_each_trade_once_by_epoch_and_seq() -> None:
         None,
     ]
     assert c.duplicates == 3
+
+
+def test_trades_resume_from_the_epoch_delivered_last() -> None:
+    c = HubClient("ws://localhost:1")
+    for epoch, seq in [(9, 1), (9, 2), (3, 1), (3, 2), (3, 3)]:  # a clock that stepped back
+        c._apply({"type": "trade", "venue": "SIM", "symbol": "X", "epoch": epoch, "seq": seq})
+    assert list(c.trades["SIM", "X"].items()) == [(9, 2), (3, 3)]
