@@ -28,7 +28,13 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from hub.events import Event, Trade
 
-EXCHANGES = {"KRAKEN": "kraken", "BINANCE": "binance", "COINBASE": "coinbase"}
+EXCHANGES = {
+    "KRAKEN": "kraken",
+    "BINANCE": "binance",
+    "COINBASE": "coinbase",
+    "OKX": "okx",
+    "BITGET": "bitget",
+}
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
 

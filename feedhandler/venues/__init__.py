@@ -12,6 +12,7 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.okx import OkxParser
 
 
 @dataclass(frozen=True)
@@ -67,4 +68,5 @@ VENUES: dict[str, VenueSpec] = {
         "wss://ws-feed.exchange.coinbase.com",
         "https://api.exchange.coinbase.com",
     ),
+    "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
 }
