@@ -19,7 +19,7 @@ delete levels that move past the 400th, and one that comes back inside is not
 resent.
 
 Keepalive: OKX closes a connection with no traffic for 30 s; the client sends the
-text ``ping`` and the venue answers ``pong`` (``keepalive``).
+text ``ping`` every ``heartbeat_s`` and the venue answers ``pong`` (``heartbeat``).
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ class OkxParser(ParserBase):
     """Frames and REST bodies from one OKX connection in, normalized events out."""
 
     venue = VENUE
+    heartbeat_s = PING_SECONDS
 
     def __init__(self) -> None:
         super().__init__()
@@ -152,8 +153,9 @@ class OkxParser(ParserBase):
     def instrument_urls(self, rest: str) -> list[str]:
         return [f"{rest}/api/v5/public/instruments?instType={t}" for t in INSTRUMENT_TYPES]
 
-    def keepalive(self) -> tuple[float, str] | None:
-        return PING_SECONDS, "ping"
+    def heartbeat(self) -> list[str]:
+        """OKX's keep-alive: the text ``ping`` (answered by ``pong``)."""
+        return ["ping"]
 
     @staticmethod
     def _request(op: str, channels: Iterable[str], symbols: list[str]) -> str:
