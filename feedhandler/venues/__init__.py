@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitget import BitgetParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
@@ -69,4 +70,7 @@ VENUES: dict[str, VenueSpec] = {
         "https://api.exchange.coinbase.com",
     ),
     "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
+    "bitget": VenueSpec(
+        "bitget", BitgetParser, "wss://ws.bitget.com/spot/v1/stream", "https://api.bitget.com"
+    ),
 }
