@@ -67,7 +67,15 @@ class PostgresConfig:
     """PostgreSQL+TimescaleDB; keep passwords in the environment (HUB_POSTGRES__DSN, PGPASSWORD)."""
 
 
-LIVE_SOURCES = ("kraken", "binance", "coinbase", "coinbase-exchange", "coinbase-l3")
+LIVE_SOURCES = (
+    "kraken",
+    "binance",
+    "coinbase",
+    "coinbase-exchange",
+    "coinbase-l3",
+    "okx",
+    "bitget",
+)
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)
 

@@ -54,6 +54,8 @@ class ParserBase:
 
     venue = ""
     chained = True
+    heartbeat_s = 0.0
+    """Seconds between ``heartbeat`` messages (0: WebSocket pings are all the venue needs)."""
 
     def __init__(self) -> None:
         self.books: dict[str, BookSync] = {}
@@ -119,6 +121,10 @@ class ParserBase:
 
     def subscribe(self, symbols: list[str]) -> list[str]:
         """Messages to send right after connecting."""
+        return []
+
+    def heartbeat(self) -> list[str]:
+        """Keep-alive messages the venue asks for every ``heartbeat_s`` seconds."""
         return []
 
     def recover(self, symbols: list[str]) -> list[str]:

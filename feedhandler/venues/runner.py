@@ -11,8 +11,10 @@ opens) every book of the connection is marked stale and the runner
 reconnects with exponential backoff and full jitter. Venues that end
 connections after a fixed lifetime (Binance: 24 h) get a planned reconnect
 before it. Pings and ping timeouts are the websockets library's (a silent
-peer is a dead peer). With a ``CaptureWriter`` every frame sent and
-received and every REST answer is recorded in the capture format.
+peer is a dead peer); venues that also want application-level keep-alives
+(Bybit's ``{"op":"ping"}``) get the parser's ``heartbeat`` messages. With a
+``CaptureWriter`` every frame sent and received and every REST answer is
+recorded in the capture format.
 
 No frame can end the feed: the parser refuses malformed ones (counted in
 ``hub_feed_malformed_frames_total``, their books resynced), and an exception
@@ -217,14 +219,19 @@ class LiveRunner:
             checks.cancel()
 
     async def _stale_checks(self, ws: ClientConnection) -> None:
-        """Bring stale symbols back even while the venue sends nothing."""
+        """Bring stale symbols back even while the venue sends nothing; send the parser's
+        heartbeats when the venue asks for them."""
+        beat = time.monotonic()
         while True:
             await asyncio.sleep(STALE_CHECK_SECONDS)
-            if time.monotonic() - self._last_check >= STALE_CHECK_SECONDS:
-                try:
+            try:
+                if self.parser.heartbeat_s and time.monotonic() - beat >= self.parser.heartbeat_s:
+                    beat = time.monotonic()
+                    await self._send(ws, self.parser.heartbeat())
+                if time.monotonic() - self._last_check >= STALE_CHECK_SECONDS:
                     await self._recover(ws)
-                except ConnectionClosed:
-                    return  # the frame loop sees it too and reconnects
+            except ConnectionClosed:
+                return  # the frame loop sees it too and reconnects
 
     async def _frames(self, ws: ClientConnection, conn: str, now: float) -> bool:
         """Hand every frame to the parser until the connection ends (True: by lifetime)."""

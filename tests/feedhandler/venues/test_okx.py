@@ -233,15 +233,19 @@ def replayed_books(path: Path, parser: ParserBase) -> dict[str, Any]:
 
 
 async def runner_against_capture(
-    path: Path, make: Callable[[], ParserBase], symbols: list[str]
+    path: Path, make: Callable[[], ParserBase], symbols: list[str], heartbeat_s: float = 0.0
 ) -> tuple[LiveRunner, Books, MockCaptureVenue]:
     """The live runner against the capture played back over a real WebSocket (its REST
-    answers served too), until every frame has been received."""
+    answers served too), until every frame has been received (and, with ``heartbeat_s``,
+    until the venue has received a heartbeat, sent that often)."""
     mock = MockCaptureVenue(path)
     port = await mock.start()
     books = Books()
+    parser = make()
+    if heartbeat_s:
+        parser.heartbeat_s = heartbeat_s
     runner = LiveRunner(
-        make(),
+        parser,
         f"ws://127.0.0.1:{port}",
         symbols,
         books,
@@ -253,7 +257,8 @@ async def runner_against_capture(
     try:
         await asyncio.wait_for(mock.done.wait(), 30)
         for _ in range(500):
-            if runner.frames >= len(mock.frames):
+            beat = not heartbeat_s or len(mock.received) > 1
+            if runner.frames >= len(mock.frames) and beat:
                 break
             await asyncio.sleep(0.02)
     finally:
@@ -265,8 +270,9 @@ async def runner_against_capture(
 
 async def test_live_runner_over_a_mock_venue_ends_with_the_replays_books() -> None:
     symbols = list(VERIFIED)
-    runner, books, mock = await runner_against_capture(CAPTURE, OkxParser, symbols)
+    runner, books, mock = await runner_against_capture(CAPTURE, OkxParser, symbols, 0.01)
     assert runner.frames == len(mock.frames) and runner.connections == 1
+    assert mock.received[1] == "ping"  # the keep-alive, after the subscribe
     assert sorted(p.split("?")[1] for p in mock.rest_requests) == [
         "instType=FUTURES",
         "instType=SPOT",
