@@ -14,7 +14,11 @@ simply ends early), prices and sizes as the strings the venue sent. The parser k
 those strings beside the integer book, so the checksum is computed from exactly what
 was received: re-formatted numbers ("30316.0" for a sent "30316") would not match.
 A failed checksum marks the book stale and the runner resubscribes the channel,
-which makes OKX send a fresh snapshot. Levels are never cut to 400: OKX does not
+which makes OKX send a fresh snapshot. The current API also numbers the messages
+(``seqId``, with ``prevSeqId`` = the previous message's ``seqId``; -1 on a snapshot;
+after a venue restart ``seqId`` may fall, which is no gap): when both are sent, a
+``prevSeqId`` that is not the last ``seqId`` is a gap and resyncs the book at once,
+before the checksum would. The 2022 capture predates them. Levels are never cut to 400: OKX does not
 delete levels that move past the 400th, and one that comes back inside is not
 resent.
 
@@ -146,6 +150,8 @@ class OkxParser(ParserBase):
         self.units: dict[str, tuple[Unit, Unit]] = {}
         self.contracts: dict[str, Contract] = {}
         self.texts: dict[str, TextBook] = {}
+        self.seq_ids: dict[str, int] = {}
+        """Last ``seqId`` of each book (venues that send them)."""
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         return self.units[symbol]
@@ -265,16 +271,24 @@ class OkxParser(ParserBase):
             levels = text_levels(tick, lot, field(item, "bids"), field(item, "asks"))
             ts = millis(field(item, "ts"), "ts")
             crc = signed_checksum(item["checksum"]) if "checksum" in item else None
-            parsed.append((levels, ts, crc))
+            seq = _seq_id(item.get("seqId"), "seqId")
+            prev = _seq_id(item.get("prevSeqId"), "prevSeqId")
+            parsed.append((levels, ts, crc, seq, prev))
         sync = self._book(symbol)
         texts = self.texts[symbol]
         out: list[Event] = []
-        for levels, ts, crc in parsed:
+        for levels, ts, crc, seq, prev in parsed:
             changes: tuple[LevelChange, ...] = tuple((s, p, q) for s, p, q, _t in levels)
+            last = self.seq_ids.pop(symbol, None)
+            if seq is not None:
+                self.seq_ids[symbol] = seq
             if action == "snapshot":
                 texts.clear()
                 texts.apply(levels)
                 out += sync.snapshot(Snapshot(changes, ts_event=ts, checksum=crc), ts_recv)
+            elif sync.live and None not in (last, prev) and prev != last:
+                sync.stats.gaps += 1
+                out += sync.invalidate("gap", ts_recv)
             else:
                 texts.apply(levels)
                 out += sync.delta(Delta(changes, ts_event=ts, checksum=crc), ts_recv)
@@ -296,6 +310,13 @@ class OkxParser(ParserBase):
             Trade(VENUE, symbol, self._trade_seq(symbol), tid, px, sz, side, ts, ts_recv)
             for tid, px, sz, side, ts in parsed
         ]
+
+
+def _seq_id(value: Any, what: str) -> int | None:
+    """A message number: absent, -1 (a snapshot's ``prevSeqId``) or a non-negative int64."""
+    if value is None or value == -1:
+        return None
+    return count(value, what)
 
 
 def _unit(value: Any, what: str) -> Unit:

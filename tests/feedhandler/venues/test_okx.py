@@ -285,3 +285,22 @@ async def test_live_runner_over_a_mock_venue_ends_with_the_replays_books() -> No
     expected = replayed_books(CAPTURE, OkxParser())
     assert {s: b.snapshot() for s, b in books.books.items()} == expected
     assert set(expected) == set(symbols)
+
+
+def test_seq_ids_of_the_current_api_reveal_a_gap_at_once() -> None:
+    parser = OkxParser()
+    frames = loaded(parser, CAPTURE)
+    symbol = "UNI-USD-SWAP"
+    mine = [json.loads(t) for t, _ in frames if '"books"' in t and symbol in t and "data" in t]
+    numbers = [(-1, 100), (100, 105), (105, 105), (105, 90)]  # seqId kept, then a restart
+    for msg, (prev, seq) in zip(mine, numbers, strict=False):
+        msg["data"][0].update(prevSeqId=prev, seqId=seq)
+        parser.on_frame(json.dumps(msg), 0)
+    sync = parser.books[symbol]
+    assert sync.live and sync.stats.checksums_ok == 4 and sync.stats.gaps == 0
+    assert parser.seq_ids[symbol] == 90
+    lost = mine[5]
+    lost["data"][0].update(prevSeqId=95, seqId=99)  # 90 was the last: one message lost
+    events = parser.on_frame(json.dumps(lost), 0)
+    assert (sync.stats.gaps, sync.stats.checksums_failed, sync.live) == (1, 0, False)
+    assert [(e.state, e.reason) for e in events if isinstance(e, Status)] == [("stale", "gap")]
