@@ -5,15 +5,21 @@ a real WebSocket ends with the replay's books."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import subprocess
 import sys
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.bitget import BitgetParser
 from hub.events import Status, Trade
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.fuzzing import Case, capture_items, mutate
 from tests.feedhandler.venues.test_okx import loaded, replayed_books, runner_against_capture
 
 CAPTURE = CAPTURES / "bitget-spot_books-trades-ticker-candles_2022-04-07.jsonl.zst"
@@ -185,3 +191,27 @@ async def test_live_runner_over_a_mock_venue_ends_with_the_replays_books() -> No
     expected = replayed_books(CAPTURE, BitgetParser())
     assert {s: b.snapshot() for s, b in books.books.items()} == expected
     assert set(expected) == set(symbols)
+
+
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
+
+
+@functools.cache
+def fuzz_case() -> Case:
+    return Case("bitget", capture_items(CAPTURE), BitgetParser, 0, 400)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
+    """The harness of test_fuzz_venues on this venue's capture (REST answers and frames)."""
+    c = fuzz_case()
+    i = data.draw(st.sampled_from(c.candidates()), label="input")
+    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
+    note(f"input {i} ({c.items[i][0]}): {description}")
+    c.run(i, mutated, lie)

@@ -6,12 +6,17 @@ WebSocket ends with the replay's books."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, capture_batches, replay_capture
@@ -24,6 +29,7 @@ from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.fuzzing import Case, capture_items, mutate
 
 CAPTURE = CAPTURES / "okx-spot-futures-swap_books-trades-tickers_2022-05-13.jsonl.zst"
 VERIFIED = {"BTC-USD-220527": 99, "BTC-USDT": 98, "UNI-USD-SWAP": 93}
@@ -304,3 +310,27 @@ def test_seq_ids_of_the_current_api_reveal_a_gap_at_once() -> None:
     events = parser.on_frame(json.dumps(lost), 0)
     assert (sync.stats.gaps, sync.stats.checksums_failed, sync.live) == (1, 0, False)
     assert [(e.state, e.reason) for e in events if isinstance(e, Status)] == [("stale", "gap")]
+
+
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
+
+
+@functools.cache
+def fuzz_case() -> Case:
+    return Case("okx", capture_items(CAPTURE), OkxParser, 20, 330)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
+    """The harness of test_fuzz_venues on this venue's capture (REST answers and frames)."""
+    c = fuzz_case()
+    i = data.draw(st.sampled_from(c.candidates()), label="input")
+    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
+    note(f"input {i} ({c.items[i][0]}): {description}")
+    c.run(i, mutated, lie)
