@@ -5,12 +5,15 @@ a real WebSocket ends with the replay's books."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
 import subprocess
 import sys
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -18,9 +21,16 @@ from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.bitget import BitgetParser
 from hub.events import Status, Trade
-from tests.conftest import CAPTURES, ROOT
+from testing.mock_venue import MockCaptureVenue
+from tests.conftest import CAPTURES, ROOT, stack_env
 from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.test_okx import loaded, replayed_books, runner_against_capture
+from tests.feedhandler.venues.test_okx import (
+    kafka_books,
+    loaded,
+    replayed_books,
+    runner_against_capture,
+)
+from tests.test_live_feed import VenueThread
 
 CAPTURE = CAPTURES / "bitget-spot_books-trades-ticker-candles_2022-04-07.jsonl.zst"
 VERIFIED = {
@@ -215,3 +225,34 @@ def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataO
     description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
     note(f"input {i} ({c.items[i][0]}): {description}")
     c.run(i, mutated, lie)
+
+
+@pytest.mark.services
+def test_hub_feed_through_kafka_ends_with_the_replays_books(
+    hub_process: Any, unique: str, services: dict[str, str]
+) -> None:
+    thread = VenueThread(MockCaptureVenue(CAPTURE))  # type: ignore[arg-type]
+    port = thread.start()
+    try:
+        hub_process(
+            "feed",
+            "--source",
+            "bitget",
+            "--url",
+            f"ws://127.0.0.1:{port}",
+            "--rest-url",
+            f"http://127.0.0.1:{port}",
+            "--symbols",
+            ",".join(VERIFIED),
+            "--metrics-port",
+            "0",
+            env=stack_env(services, unique),
+        )
+        thread.wait_done(60)
+        want = replayed_books(CAPTURE, BitgetParser())
+        seen, seqs = asyncio.run(kafka_books(services["kafka"], f"{unique}.book", want))
+    finally:
+        thread.stop()
+    assert seen == want
+    for symbol in VERIFIED:
+        assert seqs[symbol] == list(range(1, len(seqs[symbol]) + 1)), "gap-free per symbol"
