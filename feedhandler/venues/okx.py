@@ -319,9 +319,21 @@ def _seq_id(value: Any, what: str) -> int | None:
     return count(value, what)
 
 
+_UNITS: dict[str, Unit] = {}
+UNITS_CACHED = 10_000
+"""Distinct tick and lot texts kept (an instruments answer repeats a handful thousands of
+times; Units are immutable)."""
+
+
 def _unit(value: Any, what: str) -> Unit:
     text = as_str(value, what)
+    unit = _UNITS.get(text)
+    if unit is not None:
+        return unit
     try:
-        return Unit(text)
+        unit = Unit(text)
     except ValueError:
         raise MalformedFrame("number", f"{what} {text[:30]!r} is not a positive decimal") from None
+    if len(_UNITS) < UNITS_CACHED:
+        _UNITS[text] = unit
+    return unit
