@@ -47,6 +47,9 @@ class BitgetParser(ParserBase):
 
     venue = VENUE
     heartbeat_s = PING_SECONDS
+    chained = False
+    """As OKX: the checksum sees only the top 25 levels and there are no sequence numbers,
+    so a frame that cannot be pinned on a symbol resyncs every book of the connection."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -144,6 +144,10 @@ class OkxParser(ParserBase):
 
     venue = VENUE
     heartbeat_s = PING_SECONDS
+    chained = False
+    """The checksum covers the top 25 levels only, and the 2022 API has no seqId: a lost
+    frame that changed deeper levels is never seen, so a frame that cannot be pinned on a
+    symbol resyncs every book of the connection."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -322,7 +322,7 @@ EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
 
 @functools.cache
 def fuzz_case() -> Case:
-    return Case("okx", capture_items(CAPTURE), OkxParser, 20, 330)
+    return Case("okx", capture_items(CAPTURE), OkxParser, 20, 330, chained=False)
 
 
 @settings(
