@@ -77,6 +77,8 @@ LIVE_SOURCES = (
     "bybit",
     "bybit-v2",
     "bitmex",
+    "okx",
+    "bitget",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -34,6 +34,8 @@ EXCHANGES = {
     "COINBASE": "coinbase",
     "BYBIT": "bybit",
     "BITMEX": "bitmex",
+    "OKX": "okx",
+    "BITGET": "bitget",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

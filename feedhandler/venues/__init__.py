@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitget import BitgetParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.bybit_v5 import BybitV5Parser
@@ -15,6 +16,7 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.okx import OkxParser
 
 
 @dataclass(frozen=True)
@@ -84,5 +86,9 @@ VENUES: dict[str, VenueSpec] = {
         BybitV5Parser,
         "wss://stream.bybit.com/v5/public/linear",  # v5 USDT/USDC perpetuals and futures
         "https://api.bybit.com",
+    ),
+    "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
+    "bitget": VenueSpec(
+        "bitget", BitgetParser, "wss://ws.bitget.com/spot/v1/stream", "https://api.bitget.com"
     ),
 }
