@@ -33,7 +33,7 @@ from feedhandler.venues.base import ParserBase
 from feedhandler.venues.runner import LiveRunner
 from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
 from hub.errors import BadInput
-from hub.events import Instrument
+from hub.events import Instrument, Status
 from hub.ops import metrics
 from trading.feed import Feed
 
@@ -209,6 +209,10 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
             elif slicer.due():
                 await asyncio.sleep(0)  # let HTTP, WebSocket, snapshots and consumers run
             await output.publish(events)
+        ts = time.time_ns()
+        await output.publish(
+            [Status(v, s, "closed", "replay finished", ts, ts) for v, s in output.streams]
+        )
         state["done"] = True
         log.info(
             "replay finished; books are final",

@@ -46,6 +46,9 @@ METRICS = metrics("fanout")
 
 log = logging.getLogger("hub.fanout")
 
+QUIET = ("halted", "closed")
+"""Venue states in which a stream may rightly stop moving (/healthz does not call it stuck)."""
+
 CONNECTIONS = Gauge("hub_fanout_connections", "Open client connections", registry=METRICS)
 UPDATES = Counter(
     "hub_fanout_updates_total", "Source events by outcome", ["kind", "outcome"], registry=METRICS
@@ -125,6 +128,8 @@ class FanoutNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
         self.source_error: str | None = None
+        self.last_event = time.monotonic()
+        """When the source last delivered an event (a silent source is not ok on /healthz)."""
 
     def _stream(self, venue: str, symbol: str) -> BookStream:
         stream = self.streams.get((venue, symbol))  # equals its StreamKey, cheaper to build
@@ -142,6 +147,7 @@ class FanoutNode:
 
     def on_event(self, event: Event) -> None:
         """Take one event from the source (bus or Kafka)."""
+        self.last_event = time.monotonic()
         if self._server is not None:
             self.out.wake()
         handle = self._on_kind.get(type(event))
@@ -161,6 +167,7 @@ class FanoutNode:
         outcome = stream.on_update(update)
         UPDATES.labels("book", outcome.value).inc()
         if outcome is Outcome.APPLIED:
+            stream.advanced_at, stream.duplicates_run = self.last_event, 0
             self.views.publish_update(stream, update)
         elif outcome is Outcome.INVALID:
             log.warning(
@@ -294,6 +301,7 @@ class FanoutNode:
             return f"snapshot of {stream.venue}:{stream.symbol} does not apply: {exc}"
         if not synced:
             return None
+        stream.advanced_at = time.monotonic()
         RESYNCS.labels(stream.symbol).inc()
         log.info(
             "book synced",
@@ -422,17 +430,43 @@ class FanoutNode:
     def stream_list(self) -> list[dict[str, Any]]:
         return self.shared.stream_list()
 
+    def stuck(self, now: float) -> list[dict[str, Any]]:
+        """Synced streams that stopped moving: no new seq for ``fanout.stale_after_s`` while
+        their venue is live, or ``fanout.max_duplicates`` duplicates in a row."""
+        out = []
+        limit = self.cfg.stale_after_s
+        for key, stream in sorted(self.streams.items()):
+            if not stream.synced:
+                continue
+            if stream.duplicates_run >= self.cfg.max_duplicates:
+                why = f"{stream.duplicates_run} duplicate updates since seq {stream.seq}"
+            elif limit and stream.venue_status not in QUIET and now - stream.advanced_at > limit:
+                why = f"seq {stream.seq} for {now - stream.advanced_at:.0f} s"
+            else:
+                continue
+            out.append({"venue": key[0], "symbol": key[1], "reason": why})
+        return out
+
     def health(self) -> dict[str, Any]:
-        """Not ok when the source failed or a book cannot sync (each named, with why)."""
+        """Not ok when the source failed or went silent, or a book cannot sync or stopped
+        moving (each named, with why)."""
         unsynced = [
             {"venue": venue, "symbol": symbol, "reason": why}
             for (venue, symbol), why in sorted(self.unsynced.items())
         ]
+        now = time.monotonic()
+        silent = now - self.last_event
+        limit = self.cfg.stale_after_s
+        talking = any(s.synced and s.venue_status not in QUIET for s in self.streams.values())
+        source_silent = bool(limit and talking and silent > limit)
+        stuck = self.stuck(now)
         return {
-            "ok": self.source_error is None and not unsynced,
+            "ok": self.source_error is None and not unsynced and not stuck and not source_silent,
             "node": self.name,
             "source_error": self.source_error,
+            "source_silent_s": round(silent, 1) if source_silent else None,
             "unsynced": unsynced,
+            "stuck": stuck,
             "views": self.views.views,
             "history_bytes": self.views.history_bytes(),
             "connections": len(self.clients),

@@ -133,6 +133,12 @@ class BookStream:
         self.seq = 0
         self.epoch = 0
         """The epoch of the book's seqs (0: never synced)."""
+        self.advanced_at = 0.0
+        """Monotonic time the book's seq last moved (an update or a snapshot; set by the
+        node, which knows the time)."""
+        self.duplicates_run = 0
+        """Duplicate updates since the seq last moved: climbing, it means the source's seqs
+        went back (a restart without a new epoch) and the node drops everything."""
         self.source_checksum: int | None = None
         """The source's checksum after update ``seq`` (None: not known at this seq)."""
         self.ts_event = 0
@@ -171,6 +177,7 @@ class BookStream:
             self.buffer.append(update)
             return Outcome.EPOCH
         if update.seq <= self.seq:
+            self.duplicates_run += 1
             return Outcome.DUPLICATE
         if update.seq != self.seq + 1:
             self.gaps += 1
@@ -238,6 +245,7 @@ class BookStream:
         self.buffer.clear()
         self.synced = True
         self.resyncs += 1
+        self.duplicates_run = 0
         return True
 
     def describe(self, channels: tuple[str, ...]) -> dict[str, Any]:

@@ -143,6 +143,11 @@ class FanoutConfig:
     """Address the WebSocket server binds."""
     port: int = 8765
     """Port of the WebSocket API, the web page, /metrics and /healthz (0 picks a free one)."""
+    stale_after_s: float = 60.0
+    """Seconds a synced stream whose venue is live may go without a new seq (and the source
+    without any event) before /healthz says not ok; 0: never."""
+    max_duplicates: int = 10_000
+    """Duplicate updates in a row (no new seq) after which /healthz names the stream stuck."""
     flush_ms: int = 5
     """At most one frame per connection per this interval (an update on a quiet node goes
     out at once)."""

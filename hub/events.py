@@ -52,7 +52,7 @@ RestingOrder = tuple[int, int, int, int]
 BUY, SELL, NO_AGGRESSOR = 0, 1, 2
 TRADE_SIDES = ("buy", "sell", "none")
 """A trade's aggressor side by number; ``none`` for auction and cross prints."""
-STATES = ("stale", "resynced", "halted", "trading")
+STATES = ("stale", "resynced", "halted", "trading", "closed")
 """A book stream's health as a Status event reports it."""
 ORDER_ACTIONS = tuple(int(a) for a in Action)
 BAR_INTERVALS = (1, 60, 300, 3600, 86400)
@@ -436,7 +436,8 @@ class Status:
     ``state`` is one of STATES: ``stale`` (gap, checksum mismatch, crossed book or lost
     connection: the book is frozen at its last update until resynced), ``resynced`` (the
     update just before this event rebuilt it from a fresh snapshot), ``halted`` (the venue
-    halted trading) and ``trading`` (it resumed)."""
+    halted trading), ``trading`` (it resumed) and ``closed`` (the source ended, e.g. a
+    file replay reached its end: the book is final)."""
 
     venue: str
     symbol: str

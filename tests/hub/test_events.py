@@ -266,7 +266,7 @@ def test_stamp_sets_epoch_and_checksum_in_place() -> None:
         ),
         (
             b'{"k":"status","venue":"SIM","symbol":"X","state":"gone","ts_event":1,"ts_recv":1}',
-            "'state' must be one of stale, resynced, halted, trading, got 'gone'",
+            "'state' must be one of stale, resynced, halted, trading, closed, got 'gone'",
         ),
         (
             b'{"k":"snapshot","venue":"SIM","symbol":"X","seq":1,"ts_event":1,"bids":{},"asks":[]}',
