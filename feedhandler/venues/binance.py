@@ -224,7 +224,7 @@ class BinanceParser(ParserBase):
         if not sync.live:
             return
         tops = self._tops.setdefault(sync.symbol, {})
-        tops[sync.venue_id] = self._top(raw)
+        _keep(tops, sync.venue_id, self._top(raw))
         pending = self._tickers.get(sync.symbol, {}).pop(sync.venue_id, None)
         if pending is not None:
             self._compare(sync.symbol, pending, tops[sync.venue_id])
@@ -242,13 +242,24 @@ class BinanceParser(ParserBase):
         update = count(field(d, "u"), "u")
         top = self._tops.get(name, {}).get(update)
         if top is None:
-            self._tickers.setdefault(name, {})[update] = ticker
+            _keep(self._tickers.setdefault(name, {}), update, ticker)
         else:
             self._compare(name, ticker, top)
 
     def _compare(self, symbol: str, ticker: Top, top: Top) -> None:
         counts = self.ticker_checks.setdefault(symbol, [0, 0])
         counts[0 if ticker == top else 1] += 1
+
+
+TOPS_KEPT = 4096
+"""Book tops and unmatched bookTicker messages kept per symbol for the comparison (by
+update id; the oldest go first): the two streams are never further apart than that."""
+
+
+def _keep(kept: dict[int, Top], update: int, top: Top) -> None:
+    kept[update] = top
+    if len(kept) > TOPS_KEPT:
+        del kept[next(iter(kept))]
 
 
 def _precision(value: Any) -> int:

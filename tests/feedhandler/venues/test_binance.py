@@ -7,7 +7,7 @@ import json
 
 from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import check_failures, replay_capture
-from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.binance import TOPS_KEPT, BinanceParser, _keep
 from tests.conftest import CAPTURES
 
 CAPTURE = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
@@ -76,3 +76,12 @@ def test_unexpected_rest_answer_and_bad_frames_are_counted() -> None:
     assert (
         "REST answer from https://x/api/v3/depth?symbol=NKNUSDT: json: not JSON" in parser.errors[0]
     )
+
+
+def test_unmatched_book_tickers_are_kept_within_a_bound() -> None:
+    """bookTicker messages wait for the book top of their update id; ones whose top never
+    comes are dropped oldest first, not kept for as long as the feed runs."""
+    kept: dict[int, tuple[int, int, int, int]] = {}
+    for update in range(TOPS_KEPT + 500):
+        _keep(kept, update, (update, 1, update + 1, 1))
+    assert len(kept) == TOPS_KEPT and next(iter(kept)) == 500
