@@ -26,10 +26,15 @@ ARGS = [
 ]
 
 
+LADDER_JS = """() => [...document.querySelectorAll('#ladder tbody tr')].map(
+    (tr) => [tr.children[1].textContent, tr.children[2].textContent])"""
+"""Both sides of the ladder read in one go: two reads could straddle a render, and with a
+moving price compare one moment's bid with a later moment's ask."""
+
+
 async def ladder(page: Page) -> tuple[list[str], list[str]]:
-    bids = await page.locator("#ladder td.bid:nth-child(2)").all_inner_texts()
-    asks = await page.locator("#ladder td.ask:nth-child(3)").all_inner_texts()
-    return [b for b in bids if b], [a for a in asks if a]
+    rows: list[list[str]] = await page.evaluate(LADDER_JS)
+    return [b for b, _a in rows if b], [a for _b, a in rows if a]
 
 
 async def drive(url: str) -> dict[str, Any]:
