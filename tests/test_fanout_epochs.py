@@ -4,8 +4,7 @@ The feed is restarted twice, once with the same seed and once with another: each
 is a new epoch (seqs start again at 1), both nodes and their subscribed clients follow it
 within seconds, no client ever holds a crossed book, every delta was verified against the
 source's checksum, and at the end every client book equals the feed's final Redis
-snapshot; the recorder holds exactly the trades published in the three epochs, each once,
-with exact bars, and a node whose feed stopped says so on /healthz. Then a client loses its node to SIGKILL and resumes its trades on the other: it
+snapshot. Then a client loses its node to SIGKILL and resumes its trades on the other: it
 receives exactly the trades the feed published in the window, each once.
 """
 
@@ -13,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 
 from bus.kafka import consumer, start_consumer
 from client.market import HubClient
 from hub.config import KafkaConfig
-from hub.events import BAR_INTERVALS, BookSnapshot, Trade, decode
+from hub.events import BookSnapshot, Trade, decode
 from tests.conftest import stack_env
 
 pytestmark = pytest.mark.services
@@ -108,14 +104,11 @@ def feed(hub_process: Any, env: dict[str, str], seed: int) -> Any:
     return proc
 
 
-def test_nodes_clients_and_recorder_follow_each_new_epoch_of_a_restarted_feed(
-    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path, database: str
+def test_nodes_and_clients_follow_each_new_epoch_of_a_restarted_feed(
+    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**stack(services, unique, tmp_path), "HUB_POSTGRES__DSN": database}
-    assert hub_process("db", "migrate", env=env).wait() == 0
-    recorder = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
-    recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
-    (_a, url_a), (_b, url_b) = nodes(hub_process, {**env, "HUB_FANOUT__STALE_AFTER_S": "3"})
+    env = stack(services, unique, tmp_path)
+    (_a, url_a), (_b, url_b) = nodes(hub_process, env)
     running = feed(hub_process, env, seed=7)
 
     async def scenario() -> list[Watched]:
@@ -153,55 +146,6 @@ def test_nodes_clients_and_recorder_follow_each_new_epoch_of_a_restarted_feed(
         assert c.book.checksums > 100  # source checksums verified on every delta
         assert len(c.trades) == len(set(c.trades)) > 0, "a trade was delivered twice"
         assert len({e for e, _ in c.trades}) == 3  # the trades of all three epochs
-
-    # The node whose feed stopped says so within its threshold (3 s here).
-    health = url_a.replace("ws://", "http://").removesuffix("/ws") + "/healthz"
-    deadline = time.monotonic() + 15
-    while (status := http_status(health)) == 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert status == 503, "a node whose source went silent still says ok"
-
-    # The recorder holds exactly the published trades of all three epochs, each once, and
-    # every bar equals its trades.
-    published = asyncio.run(published_trades(services["kafka"], unique))
-    assert len(published) == len(set(published)) and len({e for e, _ in published}) == 3
-    with psycopg.connect(database, autocommit=True) as conn:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            rows = conn.execute("SELECT epoch, seq FROM trades WHERE symbol = %s", (SYMBOL,))
-            stored = [tuple(r) for r in rows.fetchall()]
-            if len(stored) >= len(published):
-                break
-            time.sleep(0.5)
-        assert sorted(stored) == sorted(published)
-        wrong = conn.execute(BARS_DIFFER, (list(BAR_INTERVALS),)).fetchone()
-        assert wrong == (0,), "bars differ from their trades"
-    assert recorder.stop() == 0, recorder.stderr()
-
-
-BARS_DIFFER = """
-SELECT count(*) FROM bars b
-FULL JOIN (
-    SELECT venue, symbol, i AS interval_s, time_bucket(make_interval(secs => i), time) AS bucket,
-           (array_agg(price_ticks ORDER BY ts_event, epoch, seq))[1] AS open,
-           max(price_ticks) AS high, min(price_ticks) AS low,
-           (array_agg(price_ticks ORDER BY ts_event DESC, epoch DESC, seq DESC))[1] AS close,
-           sum(size_lots) AS volume, sum(price_ticks::numeric * size_lots) AS notional,
-           count(*) AS trades
-    FROM trades CROSS JOIN unnest(%s::int[]) AS i
-    GROUP BY 1, 2, 3, 4
-) t USING (venue, symbol, interval_s, bucket)
-WHERE (b.open, b.high, b.low, b.close, b.volume, b.notional, b.trades)
-      IS DISTINCT FROM (t.open, t.high, t.low, t.close, t.volume, t.notional, t.trades)
-"""
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 async def published_trades(bootstrap: str, prefix: str) -> list[tuple[int, int]]:
