@@ -30,43 +30,30 @@ from typing import Any
 from urllib.parse import urlparse
 
 from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, count, field, row, units
-from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, decimals_unit
-from feedhandler.venues.okx import TextBook, millis, side_of, signed_checksum, text_levels
+from feedhandler.sync import Delta, Snapshot
+from feedhandler.venues.base import decimals_unit
+from feedhandler.venues.okx import TopTextParser, millis, side_of, signed_checksum, text_levels
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 
 VENUE = "BITGET"
-PING_SECONDS = 25.0
 MAX_DECIMALS = 18
 PRODUCTS = "/api/spot/v1/public/products"
 
 
-class BitgetParser(ParserBase):
+class BitgetParser(TopTextParser):
     """Frames and REST bodies from one Bitget v1 spot connection in, normalized events out."""
 
     venue = VENUE
-    heartbeat_s = PING_SECONDS
-    chained = False
-    """As OKX: the checksum sees only the top 25 levels and there are no sequence numbers,
-    so a frame that cannot be pinned on a symbol resyncs every book of the connection."""
+    instrument_word = "product"
 
     def __init__(self) -> None:
         super().__init__()
-        self.units: dict[str, tuple[Unit, Unit]] = {}
         self.rest_ids: dict[str, str] = {}
         """WebSocket instId (EOSUSDT) -> REST symbol (EOSUSDT_SPBL)."""
-        self.texts: dict[str, TextBook] = {}
-
-    def units_for(self, symbol: str) -> tuple[Unit, Unit]:
-        return self.units[symbol]
 
     def instrument_urls(self, rest: str) -> list[str]:
         return [rest + PRODUCTS]
-
-    def heartbeat(self) -> list[str]:
-        """Bitget's keep-alive: the text ``ping`` (answered by ``pong``)."""
-        return ["ping"]
 
     @staticmethod
     def _request(op: str, channels: Iterable[str], symbols: list[str]) -> str:
@@ -75,30 +62,6 @@ class BitgetParser(ParserBase):
 
     def subscribe(self, symbols: list[str]) -> list[str]:
         return [self._request("subscribe", ("books", "trade"), symbols)]
-
-    def recover(self, symbols: list[str]) -> list[str]:
-        """A resubscribed ``books`` channel starts with a fresh snapshot."""
-        return [
-            self._request("unsubscribe", ("books",), symbols),
-            self._request("subscribe", ("books",), symbols),
-        ]
-
-    def _book(self, symbol: str) -> BookSync:
-        self._touch(symbol)
-        sync = self.books.get(symbol)
-        if sync is None:
-            texts = self.texts[symbol] = TextBook()
-            sync = self.books[symbol] = BookSync(
-                VENUE, symbol, checksum=lambda book: texts.checksum(book, self.units[symbol])
-            )
-            sync.sink = self._emitted
-        return sync
-
-    def _units(self, symbol: str, what: str) -> tuple[Unit, Unit]:
-        found = self.units.get(symbol)
-        if found is None:
-            raise MalformedFrame("symbol", f"{what} for {symbol[:30]}, an unknown product")
-        return found
 
     # --- REST --------------------------------------------------------------------------
 

@@ -139,44 +139,37 @@ def side_of(value: Any) -> int:
     raise MalformedFrame("shape", f"side must be 'buy' or 'sell', got {value!r:.20}")
 
 
-class OkxParser(ParserBase):
-    """Frames and REST bodies from one OKX connection in, normalized events out."""
+class TopTextParser(ParserBase):
+    """What OKX and Bitget share: books checksummed over the text of their top 25 levels
+    (TextBook beside each integer book), the text ``ping`` keep-alive, a resubscribed
+    ``books`` channel as the recovery, and units per symbol from the REST answer."""
 
-    venue = VENUE
     heartbeat_s = PING_SECONDS
     chained = False
-    """The checksum covers the top 25 levels only, and the 2022 API has no seqId: a lost
-    frame that changed deeper levels is never seen, so a frame that cannot be pinned on a
-    symbol resyncs every book of the connection."""
+    """The checksum covers the top 25 levels only and there are no sequence numbers (OKX
+    before seqId): a lost frame that changed deeper levels is never seen, so a frame that
+    cannot be pinned on a symbol resyncs every book of the connection."""
+    instrument_word = "instrument"
+    """What the venue calls an instrument, in errors."""
 
     def __init__(self) -> None:
         super().__init__()
         self.units: dict[str, tuple[Unit, Unit]] = {}
-        self.contracts: dict[str, Contract] = {}
         self.texts: dict[str, TextBook] = {}
-        self.seq_ids: dict[str, int] = {}
-        """Last ``seqId`` of each book (venues that send them)."""
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         return self.units[symbol]
 
-    def instrument_urls(self, rest: str) -> list[str]:
-        return [f"{rest}/api/v5/public/instruments?instType={t}" for t in INSTRUMENT_TYPES]
-
     def heartbeat(self) -> list[str]:
-        """OKX's keep-alive: the text ``ping`` (answered by ``pong``)."""
+        """The keep-alive: the text ``ping`` (answered by ``pong``)."""
         return ["ping"]
 
     @staticmethod
     def _request(op: str, channels: Iterable[str], symbols: list[str]) -> str:
-        args = [{"channel": c, "instId": s} for c in channels for s in symbols]
-        return json.dumps({"op": op, "args": args})
-
-    def subscribe(self, symbols: list[str]) -> list[str]:
-        return [self._request("subscribe", ("books", "trades"), symbols)]
+        raise NotImplementedError
 
     def recover(self, symbols: list[str]) -> list[str]:
-        """OKX sends a fresh 400-level snapshot when the books channel is resubscribed."""
+        """A resubscribed ``books`` channel starts with a fresh snapshot."""
         return [
             self._request("unsubscribe", ("books",), symbols),
             self._request("subscribe", ("books",), symbols),
@@ -188,7 +181,7 @@ class OkxParser(ParserBase):
         if sync is None:
             texts = self.texts[symbol] = TextBook()
             sync = self.books[symbol] = BookSync(
-                VENUE, symbol, checksum=lambda book: texts.checksum(book, self.units[symbol])
+                self.venue, symbol, checksum=lambda book: texts.checksum(book, self.units[symbol])
             )
             sync.sink = self._emitted
         return sync
@@ -196,8 +189,32 @@ class OkxParser(ParserBase):
     def _units(self, symbol: str, what: str) -> tuple[Unit, Unit]:
         found = self.units.get(symbol)
         if found is None:
-            raise MalformedFrame("symbol", f"{what} for {symbol[:30]}, an unknown instrument")
+            word = self.instrument_word
+            raise MalformedFrame("symbol", f"{what} for {symbol[:30]}, an unknown {word}")
         return found
+
+
+class OkxParser(TopTextParser):
+    """Frames and REST bodies from one OKX connection in, normalized events out."""
+
+    venue = VENUE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contracts: dict[str, Contract] = {}
+        self.seq_ids: dict[str, int] = {}
+        """Last ``seqId`` of each book (venues that send them)."""
+
+    def instrument_urls(self, rest: str) -> list[str]:
+        return [f"{rest}/api/v5/public/instruments?instType={t}" for t in INSTRUMENT_TYPES]
+
+    @staticmethod
+    def _request(op: str, channels: Iterable[str], symbols: list[str]) -> str:
+        args = [{"channel": c, "instId": s} for c in channels for s in symbols]
+        return json.dumps({"op": op, "args": args})
+
+    def subscribe(self, symbols: list[str]) -> list[str]:
+        return [self._request("subscribe", ("books", "trades"), symbols)]
 
     # --- REST --------------------------------------------------------------------------
 
