@@ -24,12 +24,8 @@ from hub.events import Status, Trade
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT, stack_env
 from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.test_okx import (
-    kafka_books,
-    loaded,
-    replayed_books,
-    runner_against_capture,
-)
+from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.feedhandler.venues.test_okx import kafka_books, loaded, replayed_books
 from tests.test_live_feed import VenueThread
 
 CAPTURE = CAPTURES / "bitget-spot_books-trades-ticker-candles_2022-04-07.jsonl.zst"

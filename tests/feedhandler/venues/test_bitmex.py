@@ -6,7 +6,6 @@ refused whole; the live runner against the capture ends with the replay's books.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -20,15 +19,12 @@ from feedhandler.files.replay import EXCHANGES
 from feedhandler.venues import VENUES
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.exact import exact_json
-from feedhandler.venues.runner import LiveRunner
-from hub.backoff import Backoff
 from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
-from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.capture_runner import runner_against_capture
 from tests.feedhandler.venues.id_fuzz import fuzz_test
-from tests.feedhandler.venues.test_bybit import Mirrors
 
 CAPTURE = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
 SYMBOLS = [
@@ -229,31 +225,8 @@ def test_registration_subscribe_heartbeat_and_the_check_command() -> None:
 
 
 async def test_the_live_runner_against_the_capture_ends_with_the_replays_books() -> None:
-    venue = MockCaptureVenue(CAPTURE)
-    port = await venue.start()
-    parser = BitmexParser()
-    parser.heartbeat_s = 1.0
-    mirror = Mirrors()
-    runner = LiveRunner(
-        parser,
-        f"ws://127.0.0.1:{port}",
-        SYMBOLS,
-        mirror,
-        rest=f"http://127.0.0.1:{port}",
-        backoff=Backoff(0.05, 0.2, "full"),
-        seed=4,
-    )
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(venue.done.wait(), 30)
-        for _ in range(250):
-            if runner.frames >= len(venue.frames) and "ping" in venue.received:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await venue.stop()
+    runner, mirror, venue = await runner_against_capture(CAPTURE, BitmexParser, SYMBOLS, 1.0)
+    parser = runner.parser
     assert venue.rest_requests == ["/api/v1/instrument/active"]
     assert json.loads(venue.received[0]) == json.loads(parser.subscribe(SYMBOLS)[0])
     assert "ping" in venue.received

@@ -6,11 +6,9 @@ books."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,37 +17,16 @@ from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.bybit import BybitParser
-from feedhandler.venues.runner import LiveRunner
-from hub.backoff import Backoff
 from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
-from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.capture_runner import runner_against_capture
 from tests.feedhandler.venues.id_fuzz import fuzz_test
 
 CAPTURE = CAPTURES / "bybit-usdt-perp_orderbookl2-25-trades_2021-04-17.jsonl.zst"
 SYMBOLS = ["BCHUSDT", "XTZUSDT", "UNIUSDT", "LTCUSDT", "DOTUSDT", "LINKUSDT", "ADAUSDT", "ETHUSDT"]
 SNAPSHOT = '"orderBookL2_25.BCHUSDT","type":"snapshot"'
-
-
-class Mirrors:
-    """Downstream consumers, one per symbol: each rebuilds its book from the published,
-    gap-free updates only."""
-
-    def __init__(self) -> None:
-        self.books: dict[str, L2Book] = {}
-        self.seqs: dict[str, int] = {}
-        self.states: list[str] = []
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        for e in events:
-            if isinstance(e, BookUpdate):
-                assert e.seq == self.seqs.get(e.symbol, 0) + 1
-                self.seqs[e.symbol] = e.seq
-                self.books.setdefault(e.symbol, L2Book()).apply(e.changes)
-            elif isinstance(e, Status):
-                self.states.append(e.state)
 
 
 def lines() -> list[tuple[str, str, str, int]]:
@@ -257,31 +234,8 @@ def test_subscribe_heartbeat_and_the_check_command() -> None:
 
 
 async def test_the_live_runner_against_the_capture_ends_with_the_replays_books() -> None:
-    venue = MockCaptureVenue(CAPTURE)
-    port = await venue.start()
-    parser = BybitParser()
-    parser.heartbeat_s = 1.0  # Bybit's is 20 s
-    mirror = Mirrors()
-    runner = LiveRunner(
-        parser,
-        f"ws://127.0.0.1:{port}",
-        SYMBOLS,
-        mirror,
-        rest=f"http://127.0.0.1:{port}",
-        backoff=Backoff(0.05, 0.2, "full"),
-        seed=3,
-    )
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(venue.done.wait(), 30)
-        for _ in range(250):
-            if runner.frames >= len(venue.frames) and '{"op":"ping"}' in venue.received:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await venue.stop()
+    runner, mirror, venue = await runner_against_capture(CAPTURE, BybitParser, SYMBOLS, 1.0)
+    parser = runner.parser
     assert venue.rest_requests == ["/v2/public/symbols"]
     assert '{"op":"ping"}' in venue.received  # the runner sends the parser's heartbeats
     assert json.loads(venue.received[0]) == json.loads(parser.subscribe(SYMBOLS)[0])

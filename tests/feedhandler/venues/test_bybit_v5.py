@@ -20,7 +20,7 @@ from hub.backoff import Backoff
 from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Status, Trade
 from testing.mock_venue import MockCaptureVenue
-from tests.feedhandler.venues.test_bybit import Mirrors
+from tests.feedhandler.venues.capture_runner import Books as Mirrors
 
 INSTRUMENTS_URL = "https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000"
 INSTRUMENTS = {

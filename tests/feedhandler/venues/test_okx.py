@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,13 @@ from feedhandler.files.replay import EXCHANGES, capture_batches, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.okx import OkxParser, TextBook
-from feedhandler.venues.runner import LiveRunner
-from hub.backoff import Backoff
 from hub.config import KafkaConfig
-from hub.events import BookUpdate, Event, Status, Trade, decode
+from hub.events import BookUpdate, Status, Trade, decode
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES, ROOT, stack_env
 from tests.feedhandler.fuzzing import Case, capture_items, mutate
+from tests.feedhandler.venues.capture_runner import runner_against_capture
 from tests.test_live_feed import VenueThread
 
 CAPTURE = CAPTURES / "okx-spot-futures-swap_books-trades-tickers_2022-05-13.jsonl.zst"
@@ -222,61 +220,10 @@ def test_subscribe_heartbeat_and_registry() -> None:
     )
 
 
-class Books:
-    """A downstream consumer: one book per symbol, rebuilt from the published updates."""
-
-    def __init__(self) -> None:
-        self.books: dict[str, L2Book] = {}
-        self.seqs: dict[str, int] = {}
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        for e in events:
-            if isinstance(e, BookUpdate):
-                assert e.seq == self.seqs.get(e.symbol, 0) + 1
-                self.seqs[e.symbol] = e.seq
-                self.books.setdefault(e.symbol, L2Book()).apply(e.changes)
-
-
 def replayed_books(path: Path, parser: ParserBase) -> dict[str, Any]:
     for _ts, _events in capture_batches(path, parser):
         pass
     return {s: sync.book.snapshot() for s, sync in parser.books.items()}
-
-
-async def runner_against_capture(
-    path: Path, make: Callable[[], ParserBase], symbols: list[str], heartbeat_s: float = 0.0
-) -> tuple[LiveRunner, Books, MockCaptureVenue]:
-    """The live runner against the capture played back over a real WebSocket (its REST
-    answers served too), until every frame has been received (and, with ``heartbeat_s``,
-    until the venue has received a heartbeat, sent that often)."""
-    mock = MockCaptureVenue(path)
-    port = await mock.start()
-    books = Books()
-    parser = make()
-    if heartbeat_s:
-        parser.heartbeat_s = heartbeat_s
-    runner = LiveRunner(
-        parser,
-        f"ws://127.0.0.1:{port}",
-        symbols,
-        books,
-        rest=f"http://127.0.0.1:{port}",
-        backoff=Backoff(0.05, 0.2, "full"),
-        seed=1,
-    )
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(mock.done.wait(), 30)
-        for _ in range(500):
-            beat = not heartbeat_s or len(mock.received) > 1
-            if runner.frames >= len(mock.frames) and beat:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await mock.stop()
-    return runner, books, mock
 
 
 async def test_live_runner_over_a_mock_venue_ends_with_the_replays_books() -> None:

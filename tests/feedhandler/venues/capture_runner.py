@@ -1,0 +1,71 @@
+"""The live runner against a capture played back by a mock venue over a real WebSocket:
+shared by the venue tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from feedhandler.venues.base import ParserBase
+from feedhandler.venues.runner import LiveRunner
+from hub.backoff import Backoff
+from hub.events import BookUpdate, Event, Status
+from orderbook_core import L2Book
+from testing.mock_venue import MockCaptureVenue
+
+
+class Books:
+    """Downstream consumers, one per symbol: each rebuilds its book from the published,
+    gap-free updates only, and the stream states are kept in order."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, L2Book] = {}
+        self.seqs: dict[str, int] = {}
+        self.states: list[str] = []
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        for e in events:
+            if isinstance(e, BookUpdate):
+                assert e.seq == self.seqs.get(e.symbol, 0) + 1
+                self.seqs[e.symbol] = e.seq
+                self.books.setdefault(e.symbol, L2Book()).apply(e.changes)
+            elif isinstance(e, Status):
+                self.states.append(e.state)
+
+
+async def runner_against_capture(
+    path: Path, make: Callable[[], ParserBase], symbols: list[str], heartbeat_s: float = 0.0
+) -> tuple[LiveRunner, Books, MockCaptureVenue]:
+    """The live runner against the capture played back over a real WebSocket (its REST
+    answers served too), until every frame has been received (and, with ``heartbeat_s``,
+    until the venue has received the parser's heartbeats, sent that often)."""
+    mock = MockCaptureVenue(path)
+    port = await mock.start()
+    books = Books()
+    parser = make()
+    if heartbeat_s:
+        parser.heartbeat_s = heartbeat_s
+    beats = parser.heartbeat() if heartbeat_s else []
+    runner = LiveRunner(
+        parser,
+        f"ws://127.0.0.1:{port}",
+        symbols,
+        books,
+        rest=f"http://127.0.0.1:{port}",
+        backoff=Backoff(0.05, 0.2, "full"),
+        seed=1,
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait_for(mock.done.wait(), 30)
+        for _ in range(500):
+            beat = all(b in mock.received for b in beats)
+            if runner.frames >= len(mock.frames) and beat:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await mock.stop()
+    return runner, books, mock
