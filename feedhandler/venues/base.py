@@ -24,6 +24,7 @@ from feedhandler.sync import BookSync
 from hub.decimals import Unit
 from hub.events import Event
 from hub.ops import metrics
+from hub.symbology import Listing
 
 METRICS = metrics("feed")
 
@@ -64,6 +65,9 @@ class ParserBase:
         self.reasons: dict[str, int] = {}
         """Malformed frames and REST answers per reason."""
         self.errors: deque[str] = deque(maxlen=ERRORS_KEPT)
+        self.listings: dict[str, Listing] = {}
+        """Each native symbol's canonical listing (hub.symbology), filled as the parser
+        learns the instrument (REST metadata or the symbol itself)."""
         self._loads = json_loads()
         self._touched: set[str] = set()
         self._emitted: list[Event] = []
