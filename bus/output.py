@@ -57,6 +57,8 @@ if IMPLEMENTATION == "cython":  # the same CRC-32 without the Python text buildi
 METRICS = metrics("feed")
 
 log = logging.getLogger("hub.feed")
+STOP_DRAIN_S = 5.0
+"""A stop waits this long for the batch it interrupted to be published (see ``_send``)."""
 
 EVENTS = Counter(
     "hub_feed_events_total",
@@ -246,6 +248,25 @@ class FeedOutput:
         async with self._lock:
             await self._publish(events)
 
+    async def _send(self, batch: list[Event]) -> bool:
+        """Publish one batch; True if a stop (the task cancelled) arrived meanwhile. Such a
+        stop lets the batch land first, for up to ``STOP_DRAIN_S``: the books here already
+        hold it, so giving it up would leave the stream's consumers and its stored snapshot
+        apart and a clean stop would start a new epoch. The caller raises the stop."""
+        sending = asyncio.ensure_future(self.publisher.publish(batch))
+        try:
+            await asyncio.shield(sending)
+            return False
+        except asyncio.CancelledError:
+            if not sending.done():
+                await asyncio.wait([sending], timeout=STOP_DRAIN_S)
+            if not sending.done():
+                sending.cancel()
+                raise
+            if sending.cancelled() or sending.exception() is not None:
+                raise
+            return True
+
     async def _publish(self, events: Sequence[Event]) -> None:
         """Stamp (epoch; book updates: the checksum of the book after them, so each is
         applied here first), publish, then count and publish the tops that changed. A batch
@@ -270,7 +291,7 @@ class FeedOutput:
                 if top is not None:
                     tops.append(top)
         try:
-            await self.publisher.publish(batch)
+            stopped = await self._send(batch)
         except BaseException:
             for key in {(e.venue, e.symbol) for e in batch if not isinstance(e, Instrument)}:
                 failed = self.streams.get(key)
@@ -297,6 +318,8 @@ class FeedOutput:
                 and e.ts_recv > 0
             ):
                 LATENCY.labels(e.venue).observe(max(0, e.ts_recv - e.ts_event) / 1e9)
+        if stopped:  # the batch is out and counted: now the stop goes on
+            raise asyncio.CancelledError
         if tops:  # after the updates they follow from (their own topic: order per stream kept)
             await self.publisher.publish(tops)
             self.published += len(tops)

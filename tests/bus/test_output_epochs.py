@@ -3,6 +3,7 @@ publishes carries the stream's epoch, each book update the checksum of the book 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 
@@ -68,6 +69,48 @@ async def test_a_batch_that_fails_to_publish_starts_a_new_epoch() -> None:
         await output.publish([BookUpdate("OUT", "X", 1, 1, 2, ((0, 100, 5),))])
     state = output.streams["OUT", "X"]
     assert state.epoch not in (0, 7) and state.dirty and state.seq == 1
+
+
+class Slow(InProcessBus):
+    """A broker that takes ``delay`` seconds to acknowledge a batch."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.landed: list[Event] = []
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        await asyncio.sleep(self.delay)
+        self.landed += events
+
+
+async def stopped_while_publishing(bus: Slow) -> FeedOutput:
+    """A primed stream (epoch 7) stopped 50 ms into publishing one update."""
+    output = FeedOutput(bus, MemorySnapshots())
+    output.prime(BookSnapshot("OUT", "X", 0, 0, (), (), None, 7))
+    task = asyncio.ensure_future(output.publish([BookUpdate("OUT", "X", 1, 1, 2, ((0, 100, 5),))]))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return output
+
+
+async def test_a_stop_lets_the_batch_in_flight_land_and_keeps_the_epoch() -> None:
+    bus = Slow(0.2)
+    output = await stopped_while_publishing(bus)
+    assert [e.seq for e in bus.landed if isinstance(e, BookUpdate)] == [1]
+    assert output.streams["OUT", "X"].epoch == 7  # a clean stop: the stream continues
+    assert output.published == len(bus.landed)
+
+
+async def test_a_batch_that_cannot_land_within_the_stop_bound_starts_a_new_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bus.output.STOP_DRAIN_S", 0.1)
+    bus = Slow(30)
+    output = await stopped_while_publishing(bus)
+    assert bus.landed == [] and output.streams["OUT", "X"].epoch not in (0, 7)
 
 
 def test_the_kept_top_checksum_is_the_books_after_every_update() -> None:
