@@ -22,12 +22,15 @@ from bus.local import InProcessBus, MemorySnapshots
 from bus.redis_store import RedisSnapshots
 from fanout.node import FanoutNode, run_source
 from fanout.sources import bus_source, kafka_source
-from hub.config import HubConfig
+from hub.config import LIVE_SOURCES, HubConfig
 from hub.db import redact_dsn
 from hub.ops import bound_port, serve_ops
 from recorder.service import Recorder
 
 log = logging.getLogger("hub")
+DEMO_HIGH_WATER = 5_000
+"""Events the embedded node may hold unread before a self-paced source waits for it
+(about a second of the demo's flow at ten times its default rate)."""
 
 
 def announce(lines: list[str]) -> None:
@@ -52,7 +55,9 @@ async def _gather(*coros: Coroutine[Any, Any, None]) -> None:
 
 async def run_demo(cfg: HubConfig) -> None:
     """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
-    bus = InProcessBus()
+    # A source that sets its own pace (simulator, file replay) slows to what the node
+    # takes rather than queueing seconds of stale data; a live venue cannot be slowed.
+    bus = InProcessBus(high_water=0 if cfg.feed.source in LIVE_SOURCES else DEMO_HIGH_WATER)
     store = MemorySnapshots()
     source = build_source(cfg.feed, bus, store, cfg.orders)
     # The embedded demo is the one place anonymous access is on by default; it has no
