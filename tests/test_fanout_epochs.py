@@ -4,17 +4,23 @@ The feed is restarted twice, once with the same seed and once with another: each
 is a new epoch (seqs start again at 1), both nodes and their subscribed clients follow it
 within seconds, no client ever holds a crossed book, every delta was verified against the
 source's checksum, and at the end every client book equals the feed's final Redis
-snapshot. Then a client loses its node to SIGKILL and resumes its trades on the other: it
-receives exactly the trades the feed published in the window, each once.
+snapshot. A recorder beside them stores every published trade of the three epochs exactly
+once, and its bars equal the bars of the stored trades; once the feed is gone, each node's
+/healthz turns 503 (the source is silent). Then a client loses its node to SIGKILL and
+resumes its trades on the other: it receives exactly the trades the feed published in the
+window, each once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 
@@ -29,6 +35,25 @@ pytestmark = pytest.mark.services
 SYMBOL = "BTC-USD"
 KEY = ("SIM", SYMBOL)
 TOKEN = "epochs-test-key-0123456789abcdef012345"
+STALE_AFTER_S = 3
+"""The nodes' ``fanout.stale_after_s``: a silent source turns /healthz 503 after it."""
+BARS_DIFFER = """
+WITH t AS (
+    SELECT venue, symbol, time_bucket(make_interval(secs => $1), time) AS bucket,
+           price_ticks AS p, size_lots AS s, ARRAY[ts_event, epoch, seq] AS k
+    FROM trades
+), want AS (
+    SELECT venue, symbol, bucket, (array_agg(p ORDER BY k))[1] AS open, max(p) AS high,
+           min(p) AS low, (array_agg(p ORDER BY k DESC))[1] AS close, sum(s) AS volume,
+           sum(p * s) AS notional, count(*) AS trades
+    FROM t GROUP BY venue, symbol, bucket
+), have AS (SELECT * FROM bars WHERE interval_s = $1)
+SELECT count(*) FROM want FULL JOIN have USING (venue, symbol, bucket)
+WHERE (want.open, want.high, want.low, want.close, want.volume, want.notional, want.trades)
+      IS DISTINCT FROM
+      (have.open, have.high, have.low, have.close, have.volume, have.notional, have.trades)
+"""
+"""Bars (of one interval) that differ from the bars of the stored trades, either way."""
 
 
 class Watched:
@@ -95,6 +120,37 @@ def nodes(hub_process: Any, env: dict[str, str]) -> list[tuple[Any, str]]:
     return out
 
 
+def health_status(url: str) -> int:
+    """The HTTP status of a node's /healthz (served beside its WebSocket API)."""
+    http = url.replace("ws://", "http://").removesuffix("/ws") + "/healthz"
+    try:
+        with urllib.request.urlopen(http, timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def recorded(dsn: str, want: int) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    """The stored trades as (epoch, seq), in stream order, once ``want`` of them are in
+    (or after 30 s); and the bars that differ from them, per interval."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            n = await conn.fetchval("SELECT count(*) FROM trades WHERE symbol = $1", SYMBOL)
+            if n >= want or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)  # a batch's bars commit with its trades; let a late one land
+        rows = await conn.fetch(
+            "SELECT epoch, seq FROM trades WHERE symbol = $1 ORDER BY epoch, seq", SYMBOL
+        )
+        differ = {i: await conn.fetchval(BARS_DIFFER, i) for i in (1, 60)}
+        return [(r["epoch"], r["seq"]) for r in rows], differ
+    finally:
+        await conn.close()
+
+
 def feed(hub_process: Any, env: dict[str, str], seed: int) -> Any:
     proc = hub_process(
         "feed", "--symbols", SYMBOL, "--seed", str(seed), "--rate", "300", "--metrics-port", "0",
@@ -105,10 +161,15 @@ def feed(hub_process: Any, env: dict[str, str], seed: int) -> Any:
 
 
 def test_nodes_and_clients_follow_each_new_epoch_of_a_restarted_feed(
-    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path
+    hub_process: Any, unique: str, services: dict[str, str], tmp_path: Path, database: str
 ) -> None:
-    env = stack(services, unique, tmp_path)
-    (_a, url_a), (_b, url_b) = nodes(hub_process, env)
+    env = {**stack(services, unique, tmp_path), "HUB_POSTGRES__DSN": database}
+    migrate = hub_process("db", "migrate", env=env)
+    assert migrate.wait() == 0, migrate.stderr()
+    recorder = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
+    recorder.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics")
+    stale = {**env, "HUB_FANOUT__STALE_AFTER_S": str(STALE_AFTER_S)}
+    (_a, url_a), (_b, url_b) = nodes(hub_process, stale)
     running = feed(hub_process, env, seed=7)
 
     async def scenario() -> list[Watched]:
@@ -135,7 +196,8 @@ def test_nodes_and_clients_follow_each_new_epoch_of_a_restarted_feed(
             done = await c.read(
                 30, lambda c=c: (c.book.epoch, c.book.seq) == (final.epoch, final.seq)
             )
-            assert done, f"{c.client.url}: at {c.book.epoch}/{c.book.seq}, final {final.seq}"
+            at, want = f"{c.book.epoch}/{c.book.seq}", f"{final.epoch}/{final.seq}"
+            assert done, f"{c.client.url}: at {at}, final {want}"
             assert c.book.depth(0) == list(final.bids) and c.book.depth(1) == list(final.asks)
             await c.client.close()
         return clients
@@ -146,6 +208,18 @@ def test_nodes_and_clients_follow_each_new_epoch_of_a_restarted_feed(
         assert c.book.checksums > 100  # source checksums verified on every delta
         assert len(c.trades) == len(set(c.trades)) > 0, "a trade was delivered twice"
         assert len({e for e, _ in c.trades}) == 3  # the trades of all three epochs
+    published = asyncio.run(published_trades(services["kafka"], unique))
+    assert len({e for e, _ in published}) == 3
+    stored, differ = asyncio.run(recorded(database, len(published)))
+    assert stored == sorted(published), "the recorder lost or repeated a trade"
+    assert differ == {1: 0, 60: 0}, f"bars differ from the stored trades: {differ}"
+    deadline = time.monotonic() + 3 * STALE_AFTER_S + 10
+    codes = [0, 0]
+    while codes != [503, 503] and time.monotonic() < deadline:
+        codes = [health_status(url) for url in (url_a, url_b)]
+        time.sleep(0.5)
+    assert codes == [503, 503], f"nodes' /healthz with the feed gone: {codes}"
+    assert recorder.stop() == 0, recorder.stderr()
 
 
 async def published_trades(bootstrap: str, prefix: str) -> list[tuple[int, int]]:
