@@ -148,7 +148,8 @@ def check_failures(summary: dict[str, Any]) -> list[str]:
 def capture_batches(
     path: Path, parser: ParserBase, on_error: OnError | None = None
 ) -> Iterator[Batch]:
-    """A capture's received frames and REST answers through a venue parser.
+    """A capture's received frames and REST answers through a venue parser (and its sent
+    messages, which say what was subscribed).
 
     Nothing in the file stops the replay: a frame the parser refuses, or a line
     that cannot be read at all (which may have been a frame, so it counts as a
@@ -163,6 +164,8 @@ def capture_batches(
         stale.extend(parser.malformed_input(text, bad, 0))
 
     for line in read_capture(path, bad_line):
+        if line.kind == "send":
+            parser.on_sent(line.data)
         if line.kind not in ("http", "recv"):
             continue
         before = parser.malformed
