@@ -24,6 +24,7 @@ trade for a pair whose precision is not known yet is refused (``symbol``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 from typing import Any
@@ -74,7 +75,8 @@ def checksum(book: L2Book, shift: tuple[int, int] = (0, 0)) -> int:
 
 
 def _scaled(n: int, shift: int) -> int:
-    return n * 10**shift if shift >= 0 else n // 10**-shift
+    factor = int(10 ** abs(shift))
+    return n * factor if shift >= 0 else n // factor
 
 
 class KrakenParser(ParserBase):
@@ -133,7 +135,9 @@ class KrakenParser(ParserBase):
 
     def _learn(self, symbol: str, price_decimals: int, qty_decimals: int) -> None:
         """A pair's precision, unless a book or trade already uses its units."""
-        if symbol not in self.precisions or (symbol not in self.books and symbol not in self.trades):
+        if symbol not in self.precisions or (
+            symbol not in self.books and symbol not in self.trades
+        ):
             self.precisions[symbol] = (price_decimals, qty_decimals)
         self._list(symbol)
 
@@ -141,10 +145,8 @@ class KrakenParser(ParserBase):
         """The pair's canonical listing, from its name (``XBT/USD`` is ``BTC-USD``)."""
         base, slash, quote = symbol.partition("/")
         if slash and symbol not in self.listings:
-            try:
+            with contextlib.suppress(SymbologyError):  # no listing for a code it cannot name
                 self.listings[symbol] = spot(VENUE, symbol, base, quote)
-            except SymbologyError:
-                pass
 
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         """REST ``AssetPairs``: every WebSocket pair's precision, read whole before any is kept."""

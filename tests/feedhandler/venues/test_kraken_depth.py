@@ -12,10 +12,14 @@ after a delete and is not resent at depth 1000.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from decimal import Decimal
@@ -23,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from feedhandler.files.capture import CaptureWriter, read_capture
 from feedhandler.files.replay import check_failures, replay_capture
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import Trade
 from tests.conftest import ROOT
+from tests.feedhandler.fuzzing import Case, capture_items, mutate
 
 LEVELS = 25
 UPDATES = 40
@@ -68,20 +75,21 @@ class TextBook:
         return text_crc(self.levels(1), self.levels(0))
 
     def step(self, n: int) -> tuple[int, int, int]:
-        """One change: every third deletes a level inside the top 10, the others insert
-        a level or resize one; returns (side, price ticks, qty units; 0 deletes)."""
+        """One change inside the top 10 (so the checksum covers it): every third deletes a
+        level, the others insert one or resize one; returns (side, price ticks, qty units;
+        0 deletes)."""
         side = n % 2
         book = self.sides[side]
-        prices = sorted(book, reverse=side == 0)
+        top = sorted(book, reverse=side == 0)[:10]
         if n % 3 == 0:
-            price, qty = prices[self.rng.randrange(10)], 0
+            price, qty = self.rng.choice(top), 0
             del book[price]
         elif n % 3 == 1:
-            free = [p for p in range(min(prices), max(prices)) if p not in book]
+            free = [p for p in range(min(top), max(top)) if p not in book]
             price, qty = self.rng.choice(free), self.rng.randint(1, 10**9)
             book[price] = qty
         else:
-            price, qty = prices[self.rng.randrange(len(prices))], self.rng.randint(1, 10**9)
+            price, qty = self.rng.choice(top), self.rng.randint(1, 10**9)
             book[price] = qty
         return side, price, qty
 
@@ -103,7 +111,9 @@ def v1_frames(book: TextBook, pair: str) -> list[str]:
 
 
 def v1_trade(price: str, pair: str) -> str:
-    return json.dumps([337, [[price, "0.00100000", "1693415330.123456", "b", "l", ""]], "trade", pair])
+    return json.dumps(
+        [337, [[price, "0.00100000", "1693415330.123456", "b", "l", ""]], "trade", pair]
+    )
 
 
 def v2_frames(book: TextBook, symbol: str) -> list[str]:
@@ -112,7 +122,8 @@ def v2_frames(book: TextBook, symbol: str) -> list[str]:
     def rows(levels: list[Text]) -> list[dict[str, float]]:
         return [{"price": float(p), "qty": float(q)} for p, q in levels]
 
-    snap = {"symbol": symbol, "bids": rows(book.levels(0)), "asks": rows(book.levels(1))}
+    snap: dict[str, Any] = {"symbol": symbol, "bids": rows(book.levels(0))}
+    snap["asks"] = rows(book.levels(1))
     snap["checksum"] = book.crc()
     frames = [json.dumps({"channel": "book", "type": "snapshot", "data": [snap]})]
     for n in range(UPDATES):
@@ -135,7 +146,12 @@ def v2_trade(price: float, symbol: str) -> str:
 ASSET_PAIRS = {
     "error": [],
     "result": {
-        "XXBTZUSD": {"altname": "XBTUSD", "wsname": "XBT/USD", "pair_decimals": 1, "lot_decimals": 8},
+        "XXBTZUSD": {
+            "altname": "XBTUSD",
+            "wsname": "XBT/USD",
+            "pair_decimals": 1,
+            "lot_decimals": 8,
+        },
         "XDGUSD": {"altname": "XDGUSD", "wsname": "XDG/USD", "pair_decimals": 7, "lot_decimals": 8},
         "XBTUSD.d": {"altname": "XBTUSD.d", "pair_decimals": 1, "lot_decimals": 8},
     },
@@ -171,14 +187,21 @@ def write_capture(
     if version == 1:
         addr, pair = "wss://ws.kraken.com", "XBT/USD"
         book = TextBook(271200, Decimal("0.1"), 5, 8, rng)
-        sub = {"event": "subscribe", "pair": [pair], "subscription": {"name": "book", "depth": 1000}}
+        sub = {
+            "event": "subscribe",
+            "pair": [pair],
+            "subscription": {"name": "book", "depth": 1000},
+        }
         trade_sub = {"event": "subscribe", "pair": [pair], "subscription": {"name": "trade"}}
         early = [v1_trade("27119.90000", pair), v1_trade("27120.10000", pair)]
         frames = v1_frames(book, pair)
     else:
         addr, pair = "wss://ws.kraken.com/v2", "DOGE/USD"
         book = TextBook(712000, Decimal("0.0000001"), 7, 8, rng)
-        sub = {"method": "subscribe", "params": {"channel": "book", "symbol": [pair], "depth": 1000}}
+        sub = {
+            "method": "subscribe",
+            "params": {"channel": "book", "symbol": [pair], "depth": 1000},
+        }
         trade_sub = {"method": "subscribe", "params": {"channel": "trade", "symbol": [pair]}}
         early = [v2_trade(0.0711999, pair), v2_trade(0.0712001, pair)]
         if instrument:
@@ -240,7 +263,10 @@ def test_trades_before_the_first_book_take_the_asset_pairs_precision(tmp_path: P
             trades += [e for e in parser.on_frame(line.data, line.ts_ns) if isinstance(e, Trade)]
     assert parser.precisions["XBT/USD"] == (1, 8) and parser.shifts["XBT/USD"] == (4, 0)
     assert parser.precisions["DOGE/USD"] == (7, 8) and "XBTUSD.d" not in parser.precisions
-    assert [(t.price, t.size, t.side) for t in trades[:2]] == [(271199, 100000, 0), (271201, 100000, 0)]
+    assert [(t.price, t.size, t.side) for t in trades[:2]] == [
+        (271199, 100000, 0),
+        (271201, 100000, 0),
+    ]
     assert parser.units_for("XBT/USD")[0].text == "0.1"
     assert parser.malformed == 0
 
@@ -288,10 +314,11 @@ def test_a_book_cut_to_ten_levels_fails_and_the_replay_says_so(tmp_path: Path) -
 
 def test_depth_from_the_acknowledgement_and_the_v1_channel_name(tmp_path: Path) -> None:
     parser = KrakenParser()
-    ack = {"method": "subscribe", "success": True}
+    ack: dict[str, Any] = {"method": "subscribe", "success": True}
     ack["result"] = {"channel": "book", "depth": 500, "snapshot": True, "symbol": "ETH/USD"}
     parser.on_frame(json.dumps(ack), 0)
-    status = {"event": "subscriptionStatus", "status": "subscribed", "pair": "XBT/EUR"}
+    status: dict[str, Any] = {"event": "subscriptionStatus", "status": "subscribed"}
+    status["pair"] = "XBT/EUR"
     status.update(channelName="book-25", subscription={"name": "book", "depth": 25})
     parser.on_frame(json.dumps(status), 0)
     assert parser.depths == {"ETH/USD": 500, "XBT/EUR": 25}
@@ -314,3 +341,44 @@ def test_check_command_on_the_synthetic_capture(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout)["symbols"]["XBT/USD"]
     assert (s["checksums_verified"], s["trades"]) == (UPDATES, 3)
+
+
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
+
+
+@functools.cache
+def fuzz_case(version: int) -> Case:
+    path = Path(tempfile.mkdtemp()) / f"kraken-v{version}-book1000.jsonl"
+    write_capture(path, version)
+    subscription = next(x.data for x in read_capture(path) if x.kind == "send")
+
+    def make() -> KrakenParser:
+        parser = KrakenParser()
+        parser.on_sent(subscription)
+        return parser
+
+    items = capture_items(path)
+    shutil.rmtree(path.parent)
+    # Input 0, the AssetPairs answer, sets the units everything after is read in: like
+    # Binance's exchangeInfo it is not mutated.
+    return Case(f"kraken-v{version}-book1000", items, make, 1, len(items))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_mutated_frames_never_raise_and_deep_books_stay_exact_or_stale(
+    version: int, data: st.DataObject
+) -> None:
+    """The harness of test_fuzz_venues on the synthetic depth-1000 captures (AssetPairs
+    answer, early trades, book frames)."""
+    c = fuzz_case(version)
+    i = data.draw(st.sampled_from(c.candidates()), label="input")
+    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
+    note(f"input {i} ({c.items[i][0]}): {description}")
+    c.run(i, mutated, lie)
