@@ -18,6 +18,7 @@ from feedhandler.files.replay import EXCHANGES, check_failures, replay_capture
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues import VENUES
 from feedhandler.venues.binance_futures import CoinMParser, UsdMParser
+from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
@@ -251,6 +252,8 @@ def usdm_stream(data: dict[str, Any]) -> str:
 def test_usd_m_linear_contracts_sync_by_the_same_rule() -> None:
     parser = UsdMParser()
     rest = VENUES["binance-usdm"].rest
+    assert {"binance-coinm", "binance-usdm"} <= set(LIVE_SOURCES)
+    assert EXCHANGES["BINANCE_FUTURES"] == EXCHANGES["BINANCE_USDM"] == "binance-usdm"
     assert parser.instrument_urls(rest) == ["https://fapi.binance.com/fapi/v1/exchangeInfo"]
     parser.on_http(parser.instrument_urls(rest)[0], json.dumps(USDM_INFO), 0)
     assert parser.listings["BTCUSDT"].canonical == "BTC-USDT-PERP"
