@@ -52,6 +52,10 @@ class Delta:
     last: int = 0
     ts_event: int = 0
     checksum: int | None = None
+    prev: int | None = None
+    """The venue id the stream's previous delta ended at (Binance futures ``pu``), if sent:
+    such deltas chain by ``prev`` == the previous ``last``, and the first one after a
+    snapshot must span the snapshot's id (``first`` <= id <= ``last``)."""
 
 
 @dataclass
@@ -64,6 +68,8 @@ class SyncStats:
     checksums_failed: int = 0
     crossed: int = 0
     resynced: int = 0
+    dropped: int = 0
+    """Deltas not applied: covered by the snapshot, or received while the book waited for one."""
 
 
 @dataclass
@@ -76,7 +82,8 @@ class BookSync:
     """Keep only this many levels per side (venues with a depth-N feed); 0 keeps all."""
     checksum: Checksum | None = None
     continuous: bool = False
-    """True when deltas carry first/last ids that must chain (first == previous last + 1)."""
+    """True when deltas carry first/last ids that must chain (first == previous last + 1, or
+    prev == previous last for deltas that send ``prev``)."""
     book: L2Book = field(default_factory=L2Book)
     live: bool = False
     seq: int = 0
@@ -89,6 +96,8 @@ class BookSync:
     """Where every returned event is also appended (the parser's record of the current
     frame's events, so none is lost if the parser fails after producing them)."""
     _buffer: deque[Delta] = field(default_factory=lambda: deque(maxlen=BUFFER_LIMIT))
+    _fresh: bool = field(default=False, repr=False)
+    """Live, and no delta applied since the snapshot (the first one bridges it)."""
 
     def snapshot(self, snap: Snapshot, ts_recv: int) -> list[Event]:
         """Start the book from a snapshot; replay the buffered deltas it does not cover.
@@ -121,6 +130,7 @@ class BookSync:
         self.book.apply(snap.levels)
         self._trim()
         self.venue_id = snap.seq
+        self._fresh = True
         self.stats.snapshots += 1
         self.snapshot_at = ts_recv
         self.live = True
@@ -145,8 +155,6 @@ class BookSync:
             return out + self._invalidate("checksum", ts_recv)
         pending, self._buffer = self._buffer, deque(maxlen=BUFFER_LIMIT)
         for d in pending:
-            if self.continuous and d.last <= self.venue_id:
-                continue
             out += self._delta(d, ts_recv)
         return out
 
@@ -157,14 +165,18 @@ class BookSync:
             # snapshot comes on the same stream (Kraken, Coinbase) and covers all of them.
             if self.continuous:
                 self._buffer.append(d)
+            else:
+                self.stats.dropped += 1
             return []
         if self.continuous:
-            if d.last <= self.venue_id:
-                return []  # already covered
-            if d.first > self.venue_id + 1:
+            if self._covered(d):
+                self.stats.dropped += 1
+                return []
+            if not self._follows(d):
                 self.stats.gaps += 1
                 return self._invalidate("gap", ts_recv)
             self.venue_id = d.last
+            self._fresh = False
         self.book.apply(d.levels)
         trimmed = self._trim()
         self.stats.updates += 1
@@ -178,6 +190,22 @@ class BookSync:
             self.stats.crossed += 1
             return out + self._invalidate("crossed", ts_recv)
         return out
+
+    def _covered(self, d: Delta) -> bool:
+        """Whether the book already holds ``d``: its ids end at or before the book's, or for
+        ``prev``-chained deltas bridging a snapshot, before the snapshot's id (the one
+        ending at it is the first to apply)."""
+        if d.prev is not None and self._fresh:
+            return d.last < self.venue_id
+        return d.last <= self.venue_id
+
+    def _follows(self, d: Delta) -> bool:
+        """Whether an uncovered ``d`` continues the book with nothing lost in between."""
+        if d.prev is None:
+            return d.first <= self.venue_id + 1
+        if self._fresh:
+            return d.first <= self.venue_id
+        return d.prev == self.venue_id
 
     def _check(self, levels: tuple[LevelChange, ...]) -> None:
         """Refuse what the book core would: sides other than 0/1, prices not in 1..2**63-1,
@@ -197,6 +225,7 @@ class BookSync:
         return False
 
     def _invalidate(self, reason: str, ts_recv: int) -> list[Event]:
+        self.stats.dropped += len(self._buffer)
         self._buffer.clear()
         if not self.live:
             return []

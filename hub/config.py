@@ -79,6 +79,8 @@ LIVE_SOURCES = (
     "bitmex",
     "okx",
     "bitget",
+    "binance-coinm",
+    "binance-usdm",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -11,6 +11,11 @@ cannot be read are skipped, counted (``malformed``, ``bad_lines``) and listed
 with their line numbers (the first ``PROBLEMS_LISTED`` in ``problems``); a book
 such a frame could have changed is left stale (``live: false``), since a
 capture cannot be asked for a fresh snapshot. ``--check`` refuses them.
+
+A book that ends stale for any reason (a gap, a failed checksum, or no snapshot
+ever) is named in ``stale_books`` with its reason, its ``dropped`` count says how
+many deltas it did not apply (covered by a snapshot, or waiting for one that never
+came), and ``--check`` refuses it: a replay cannot fetch the snapshot it needs.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ EXCHANGES = {
     "BITMEX": "bitmex",
     "OKX": "okx",
     "BITGET": "bitget",
+    "BINANCE_DELIVERY": "binance-coinm",  # cryptofeed's name for COIN-M
+    "BINANCE_COINM": "binance-coinm",
+    "BINANCE_FUTURES": "binance-usdm",  # cryptofeed's name for USD-M
+    "BINANCE_USDM": "binance-usdm",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
@@ -84,8 +93,9 @@ def replay_capture(path: Path, venue: str | None = None, speed: str = "max") -> 
             "gaps": st.gaps,
             "resyncs": st.resyncs,
             "crossed": st.crossed,
+            "dropped": st.dropped,
             "live": sync.live,
-            **({"stale_reason": sync.stale_reason} if not sync.live else {}),
+            **({"stale_reason": sync.stale_reason or "no snapshot"} if not sync.live else {}),
             **parser.extra_stats(symbol),
             "bids": [[tick.to_str(p), lot.to_str(s)] for p, s in bids],
             "asks": [[tick.to_str(p), lot.to_str(s)] for p, s in asks],
@@ -105,13 +115,14 @@ def replay_capture(path: Path, venue: str | None = None, speed: str = "max") -> 
         "bad_lines": bad_lines,
         "malformed_reasons": dict(sorted(parser.reasons.items())),
         "problems": problems[:PROBLEMS_LISTED],
+        "stale_books": {s: v["stale_reason"] for s, v in symbols.items() if not v["live"]},
         "symbols": symbols,
     }
 
 
 def check_failures(summary: dict[str, Any]) -> list[str]:
     """What ``--check`` refuses: malformed input, failed checksums, unexplained gaps,
-    crossed books."""
+    crossed books, books that end stale (waiting for a snapshot the capture never has)."""
     problems = []
     if summary.get("malformed"):
         first = summary["problems"][0] if summary.get("problems") else ""
@@ -126,13 +137,19 @@ def check_failures(summary: dict[str, Any]) -> list[str]:
         ):
             if s.get(key):
                 problems.append(f"{symbol}: {key} = {s[key]}")
+        if not s.get("live", True):
+            problems.append(
+                f"{symbol}: book ended stale ({s.get('stale_reason')}), "
+                f"{s.get('dropped', 0)} delta(s) not applied"
+            )
     return problems
 
 
 def capture_batches(
     path: Path, parser: ParserBase, on_error: OnError | None = None
 ) -> Iterator[Batch]:
-    """A capture's received frames and REST answers through a venue parser.
+    """A capture's received frames and REST answers through a venue parser (and its sent
+    messages, which say what was subscribed).
 
     Nothing in the file stops the replay: a frame the parser refuses, or a line
     that cannot be read at all (which may have been a frame, so it counts as a
@@ -147,6 +164,8 @@ def capture_batches(
         stale.extend(parser.malformed_input(text, bad, 0))
 
     for line in read_capture(path, bad_line):
+        if line.kind == "send":
+            parser.on_sent(line.data)
         if line.kind not in ("http", "recv"):
             continue
         before = parser.malformed

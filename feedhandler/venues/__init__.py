@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.binance_futures import CoinMParser, UsdMParser
 from feedhandler.venues.bitget import BitgetParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.bybit import BybitParser
@@ -90,5 +91,21 @@ VENUES: dict[str, VenueSpec] = {
     "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
     "bitget": VenueSpec(
         "bitget", BitgetParser, "wss://ws.bitget.com/spot/v1/stream", "https://api.bitget.com"
+    ),
+    "binance-coinm": VenueSpec(
+        "binance-coinm",
+        CoinMParser,
+        "wss://dstream.binance.com",
+        "https://dapi.binance.com",
+        lifetime=23.5 * 3600,
+        streams_in_url=True,
+    ),
+    "binance-usdm": VenueSpec(
+        "binance-usdm",
+        UsdMParser,
+        "wss://fstream.binance.com",
+        "https://fapi.binance.com",
+        lifetime=23.5 * 3600,
+        streams_in_url=True,
     ),
 }

@@ -99,6 +99,11 @@ class ParserBase:
         except MalformedFrame as exc:
             return self.malformed_input(body, exc, ts_recv, f"REST answer from {url}")
 
+    def on_sent(self, message: str) -> None:
+        """A message the client sent on the connection (a replay hands over the capture's
+        ``send`` lines): what a subscription says that the frames do not (Kraken's book
+        depth). Never raises; the default ignores it."""
+
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
         raise NotImplementedError
 

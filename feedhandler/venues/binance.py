@@ -10,6 +10,11 @@ U <= lastUpdateId + 1 <= u, and every later one U == previous u + 1.
 Each ``bookTicker`` carries the update id it reflects; the parser compares it
 with the book's top at that same id (whichever arrives first) and counts
 matches and mismatches.
+
+``BinanceBase`` is what spot shares with the futures markets
+(feedhandler/venues/binance_futures.py): the combined-stream frames, REST snapshots,
+trades and the bookTicker comparison. A market supplies its REST prefix, its
+exchangeInfo reading and its depth-update ids.
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ MAX_DECIMALS = 18
 Top = tuple[int, int, int, int]  # bid price, bid size, ask price, ask size
 
 
-class BinanceParser(ParserBase):
-    """Frames and REST bodies in, normalized events out."""
+class BinanceBase(ParserBase):
+    """One Binance market's combined streams and REST answers in, normalized events out."""
 
-    venue = VENUE
+    api = ""
+    """REST path prefix of the market (``/api/v3``, ``/fapi/v1``, ``/dapi/v1``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,15 +67,15 @@ class BinanceParser(ParserBase):
         return {"book_ticker_matches": matched, "book_ticker_mismatches": mismatched}
 
     def instrument_urls(self, rest: str) -> list[str]:
-        return [f"{rest}/api/v3/exchangeInfo"]
+        return [f"{rest}{self.api}/exchangeInfo"]
 
     def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
         """REST URLs that bring ``symbols`` back: exchangeInfo first while units are unknown,
         then one depth snapshot each (symbols as the hub names them, e.g. NKN-USDT)."""
         raws = [next((r for r, n in self.names.items() if n == s), s) for s in symbols]
         if any(r not in self.units for r in raws):
-            return [f"{rest}/api/v3/exchangeInfo"]
-        return [f"{rest}/api/v3/depth?symbol={r}&limit=1000" for r in raws]
+            return self.instrument_urls(rest)
+        return [f"{rest}{self.api}/depth?symbol={r}&limit=1000" for r in raws]
 
     @staticmethod
     def stream_url(symbols: list[str]) -> str:
@@ -83,7 +89,7 @@ class BinanceParser(ParserBase):
         self._touch(name)
         sync = self.books.get(name)
         if sync is None:
-            sync = self.books[name] = BookSync(VENUE, name, continuous=True)
+            sync = self.books[name] = BookSync(self.venue, name, continuous=True)
             sync.sink = self._emitted
         return sync
 
@@ -124,34 +130,16 @@ class BinanceParser(ParserBase):
         return out
 
     def _exchange_info(self, data: Any) -> None:
-        """Book units: the quote and base assets' precisions, not the order-entry filters.
+        """Keep the answer's units and names (read whole before any is kept)."""
+        raise NotImplementedError
 
-        Real books break the filters: NKNUSDT (2021-10-12) has a resting level of
-        11979.3 with LOT_SIZE step 1, and one at price 0.25974 with tick 0.0001
-        (orders placed before a tick-size change stay on the book). The
-        filters stay order-entry metadata in ``filters``. The whole answer is
-        read before any of it is kept.
-        """
-        found = []
-        for s in as_list(field(data, "symbols"), "symbols"):
-            filters = {}
-            for f in as_list(field(s, "filters"), "filters"):
-                filters[as_str(field(f, "filterType"), "filterType")] = f
-            found.append(
-                (
-                    as_str(field(s, "symbol"), "symbol"),
-                    decimals_unit(_precision(field(s, "quoteAssetPrecision"))),
-                    decimals_unit(_precision(field(s, "baseAssetPrecision"))),
-                    as_str(field(field(filters, "PRICE_FILTER"), "tickSize"), "tickSize"),
-                    as_str(field(field(filters, "LOT_SIZE"), "stepSize"), "stepSize"),
-                    f"{as_str(field(s, 'baseAsset'), 'baseAsset')}-"
-                    f"{as_str(field(s, 'quoteAsset'), 'quoteAsset')}",
-                )
-            )
-        for raw, tick, step, tick_size, step_size, name in found:
-            self.units[raw] = (tick, step)
-            self.filters[raw] = (tick_size, step_size)
-            self.names[raw] = name
+    def _ids(self, d: dict[str, Any]) -> tuple[int, int, int | None]:
+        """A depth update's first and last update ids, and the previous update's last id
+        where the market chains updates by it (None: by first == previous last + 1)."""
+        first, last = count(field(d, "U"), "U"), count(field(d, "u"), "u")
+        if first > last:
+            raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
+        return first, last, None
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
         msg = self._json(text)
@@ -167,7 +155,8 @@ class BinanceParser(ParserBase):
                 return self._trade(data, ts_recv)
             except MalformedFrame as exc:
                 raise exc.on() from None
-        if kind is None and "u" in data and "b" in data and "a" in data:
+        # Spot's bookTicker has no event type; the futures markets' says "bookTicker".
+        if kind == "bookTicker" or (kind is None and "u" in data and "b" in data and "a" in data):
             try:
                 self._book_ticker(data)
             except MalformedFrame as exc:
@@ -186,14 +175,13 @@ class BinanceParser(ParserBase):
 
     def _depth(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
         raw = as_str(field(d, "s"), "s")
-        first, last = count(field(d, "U"), "U"), count(field(d, "u"), "u")
-        if first > last:
-            raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
+        first, last, prev = self._ids(d)
         delta = Delta(
             self._levels(raw, field(d, "b"), field(d, "a")),
             first=first,
             last=last,
             ts_event=millis_time(field(d, "E"), "E"),
+            prev=prev,
         )
         out = self._book(raw).delta(delta, ts_recv)
         self._record_top(raw)
@@ -212,7 +200,7 @@ class BinanceParser(ParserBase):
         name = self.names.get(raw, raw)
         seq = self._trade_seq(name)
         # m: the buyer is the maker, so the aggressor sold.
-        return [Trade(VENUE, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
+        return [Trade(self.venue, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
 
     def _top(self, raw: str) -> Top:
         book = self._book(raw).book
@@ -251,6 +239,39 @@ class BinanceParser(ParserBase):
         counts[0 if ticker == top else 1] += 1
 
 
+class BinanceParser(BinanceBase):
+    """Binance spot."""
+
+    venue = VENUE
+    api = "/api/v3"
+
+    def _exchange_info(self, data: Any) -> None:
+        """Book units: the quote and base assets' precisions, not the order-entry filters.
+
+        Real books break the filters: NKNUSDT (2021-10-12) has a resting level of
+        11979.3 with LOT_SIZE step 1, and one at price 0.25974 with tick 0.0001
+        (orders placed before a tick-size change stay on the book). The
+        filters stay order-entry metadata in ``filters``. The whole answer is
+        read before any of it is kept.
+        """
+        found = []
+        for s in as_list(field(data, "symbols"), "symbols"):
+            found.append(
+                (
+                    as_str(field(s, "symbol"), "symbol"),
+                    decimals_unit(precision(field(s, "quoteAssetPrecision"))),
+                    decimals_unit(precision(field(s, "baseAssetPrecision"))),
+                    *order_filters(s),
+                    f"{as_str(field(s, 'baseAsset'), 'baseAsset')}-"
+                    f"{as_str(field(s, 'quoteAsset'), 'quoteAsset')}",
+                )
+            )
+        for raw, tick, step, tick_size, step_size, name in found:
+            self.units[raw] = (tick, step)
+            self.filters[raw] = (tick_size, step_size)
+            self.names[raw] = name
+
+
 TOPS_KEPT = 4096
 """Book tops and unmatched bookTicker messages kept per symbol for the comparison (by
 update id; the oldest go first): the two streams are never further apart than that."""
@@ -262,8 +283,21 @@ def _keep(kept: dict[int, Top], update: int, top: Top) -> None:
         del kept[next(iter(kept))]
 
 
-def _precision(value: Any) -> int:
-    decimals = count(value, "asset precision")
+def precision(value: Any, what: str = "asset precision") -> int:
+    """A precision field (decimals), at most ``MAX_DECIMALS``."""
+    decimals = count(value, what)
     if decimals > MAX_DECIMALS:
-        raise MalformedFrame("range", f"asset precision {decimals} > {MAX_DECIMALS}")
+        raise MalformedFrame("range", f"{what} {decimals} > {MAX_DECIMALS}")
     return decimals
+
+
+def order_filters(symbol: Any) -> tuple[str, str]:
+    """An exchangeInfo symbol's order-entry ``tickSize`` and ``stepSize`` (PRICE_FILTER and
+    LOT_SIZE filters)."""
+    filters = {}
+    for f in as_list(field(symbol, "filters"), "filters"):
+        filters[as_str(field(f, "filterType"), "filterType")] = f
+    return (
+        as_str(field(field(filters, "PRICE_FILTER"), "tickSize"), "tickSize"),
+        as_str(field(field(filters, "LOT_SIZE"), "stepSize"), "stepSize"),
+    )

@@ -3,21 +3,32 @@
 Sans-I/O: ``KrakenParser.on_frame(text, ts_recv)`` returns normalized events.
 Books are kept at the subscribed depth (levels past it are dropped, as
 Kraken documents) and every update that carries a checksum is verified:
-CRC32 of the top 10 asks (best first) then the top 10 bids, each level as
-price then quantity with the decimal point and leading zeros removed. With
-prices and quantities held as integers of the instrument's precision, that
-text is simply their decimal digits.
+CRC32 of the top 10 asks (best first) then the top 10 bids, whatever the
+depth, each level as price then quantity with the decimal point and leading
+zeros removed. With prices and quantities held as integers of the
+instrument's precision, that text is simply their decimal digits (scaled
+when v1's text carries more decimals than the pair's precision).
 
-v1 sends decimal strings, whose decimals give the precision; v2 sends JSON
-numbers, rounded (never truncated) to the precision from the ``instrument``
-channel or from configuration.
+The depth of each pair's book is what was subscribed: the subscription sent
+(a capture's ``send`` line, through ``on_sent``), its acknowledgement (v1
+``subscriptionStatus``, v2 ``subscribe`` result) or v1's channel name
+(``book-1000``); ``depth`` (10) otherwise.
+
+Precisions (units) come from REST ``AssetPairs`` (``pair_decimals``,
+``lot_decimals``, by ``wsname``; v2 spells ``XBT`` as ``BTC``), the v2
+``instrument`` channel, or, for v1, the decimals of the first book snapshot; a
+pair's units stay fixed once a book or trade used them. v1 sends decimal
+strings; v2 sends JSON numbers, rounded (never truncated) to the precision. A
+trade for a pair whose precision is not known yet is refused (``symbol``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 from typing import Any
+from urllib.parse import urlparse
 
 from feedhandler.frames import (
     MalformedFrame,
@@ -36,6 +47,7 @@ from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
+from hub.symbology import SymbologyError, spot
 from orderbook_core import L2Book
 
 VENUE = "KRAKEN"
@@ -44,13 +56,27 @@ KNOWN_PRECISIONS = {"BTC/USD": (1, 8), "ETH/USD": (2, 8)}
 """(price, quantity) decimals for pairs whose instrument data a capture may lack."""
 MAX_DECIMALS = 18
 """Most decimals a precision may have (10**18 units of one already fill int64)."""
+DEFAULT_DEPTH = 10
+"""Kraken's book depth when a subscription names none."""
+V2_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+"""Asset codes of REST and v1 names that v2 spells otherwise (``XBT/USD`` is ``BTC/USD``)."""
 
 
-def checksum(book: L2Book) -> int:
-    """Kraken's book checksum from the integer book."""
-    parts = [f"{p}{q}" for p, q in book.depth(1, CHECKSUM_LEVELS)]
-    parts += [f"{p}{q}" for p, q in book.depth(0, CHECKSUM_LEVELS)]
+def checksum(book: L2Book, shift: tuple[int, int] = (0, 0)) -> int:
+    """Kraken's book checksum from the integer book; ``shift``: the decimals the venue's
+    text has beyond the units, for prices and quantities."""
+    asks, bids = book.depth(1, CHECKSUM_LEVELS), book.depth(0, CHECKSUM_LEVELS)
+    if shift == (0, 0):
+        parts = [f"{p}{q}" for p, q in asks] + [f"{p}{q}" for p, q in bids]
+    else:
+        ps, qs = shift
+        parts = [f"{_scaled(p, ps)}{_scaled(q, qs)}" for p, q in asks + bids]
     return zlib.crc32("".join(parts).encode())
+
+
+def _scaled(n: int, shift: int) -> int:
+    factor = int(10 ** abs(shift))
+    return n * factor if shift >= 0 else n // factor
 
 
 class KrakenParser(ParserBase):
@@ -58,14 +84,95 @@ class KrakenParser(ParserBase):
 
     venue = VENUE
 
-    def __init__(self, depth: int = 10, precisions: dict[str, tuple[int, int]] | None = None):
+    def __init__(
+        self, depth: int = DEFAULT_DEPTH, precisions: dict[str, tuple[int, int]] | None = None
+    ):
         self.depth = depth
+        """The depth this parser subscribes with, and a pair's when nothing says otherwise."""
+        self.depths: dict[str, int] = {}
+        """Each pair's subscribed depth, as the subscription or the venue says it."""
         self.precisions = dict(KNOWN_PRECISIONS, **(precisions or {}))
+        self.shifts: dict[str, tuple[int, int]] = {}
+        """Decimals a pair's v1 book text has beyond its units (its checksum is of the text)."""
         super().__init__()
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         pd, qd = self.precisions[symbol]
         return decimals_unit(pd), decimals_unit(qd)
+
+    def instrument_urls(self, rest: str) -> list[str]:
+        return [f"{rest}/0/public/AssetPairs"]
+
+    def on_sent(self, message: str) -> None:
+        """Book depths of a subscription sent: v1 ``subscription.depth`` per ``pair``, v2
+        ``params.depth`` per ``symbol`` (Kraken's default 10 when absent)."""
+        try:
+            msg = json.loads(message)
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(msg, dict):
+            return
+        if msg.get("event") == "subscribe":
+            params, pairs = msg.get("subscription"), msg.get("pair")
+            channel = params.get("name") if isinstance(params, dict) else None
+        elif msg.get("method") == "subscribe":
+            params = msg.get("params")
+            channel = params.get("channel") if isinstance(params, dict) else None
+            pairs = params.get("symbol") if isinstance(params, dict) else None
+        else:
+            return
+        depth = _depth(params.get("depth", DEFAULT_DEPTH)) if isinstance(params, dict) else None
+        if channel == "book" and depth is not None and isinstance(pairs, list):
+            for pair in pairs:
+                if isinstance(pair, str):
+                    self._set_depth(pair, depth)
+
+    def _set_depth(self, symbol: str, depth: int) -> None:
+        self.depths[symbol] = depth
+        sync = self.books.get(symbol)
+        if sync is not None:
+            sync.depth = depth
+
+    def _learn(self, symbol: str, price_decimals: int, qty_decimals: int) -> None:
+        """A pair's precision, unless a book or trade already uses its units."""
+        if symbol not in self.precisions or (
+            symbol not in self.books and symbol not in self.trades
+        ):
+            self.precisions[symbol] = (price_decimals, qty_decimals)
+        self._list(symbol)
+
+    def _list(self, symbol: str) -> None:
+        """The pair's canonical listing, from its name (``XBT/USD`` is ``BTC-USD``)."""
+        base, slash, quote = symbol.partition("/")
+        if slash and symbol not in self.listings:
+            with contextlib.suppress(SymbologyError):  # no listing for a code it cannot name
+                self.listings[symbol] = spot(VENUE, symbol, base, quote)
+
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+        """REST ``AssetPairs``: every WebSocket pair's precision, read whole before any is kept."""
+        if not urlparse(url).path.endswith("/AssetPairs"):
+            return []
+        data = as_dict(self._json(body), "AssetPairs answer")
+        errors = as_list(data.get("error") or [], "error")
+        if errors:
+            raise MalformedFrame("venue", f"AssetPairs answered {errors[0]!r:.80}")
+        found = []
+        for key, pair in as_dict(field(data, "result"), "result").items():
+            wsname = as_dict(pair, f"pair {key[:20]}").get("wsname")
+            if wsname is None:
+                continue  # not traded over WebSocket
+            found.append(
+                (
+                    as_str(wsname, "wsname"),
+                    _precision(field(pair, "pair_decimals"), "pair_decimals"),
+                    _precision(field(pair, "lot_decimals"), "lot_decimals"),
+                )
+            )
+        for wsname, pd, qd in found:
+            v2 = "/".join(V2_ASSETS.get(a, a) for a in wsname.split("/"))
+            for symbol in dict.fromkeys((wsname, v2)):
+                self._learn(symbol, pd, qd)
+        return []
 
     def _request(self, method: str, channel: str, symbols: list[str]) -> str:
         params: dict[str, Any] = {"channel": channel, "symbol": symbols}
@@ -88,8 +195,15 @@ class KrakenParser(ParserBase):
         self._touch(symbol)
         sync = self.books.get(symbol)
         if sync is None:
-            sync = self.books[symbol] = BookSync(VENUE, symbol, self.depth, checksum)
+            shifts = self.shifts
+
+            def crc(book: L2Book) -> int:
+                return checksum(book, shifts.get(symbol, (0, 0)))
+
+            depth = self.depths.get(symbol, self.depth)
+            sync = self.books[symbol] = BookSync(VENUE, symbol, depth, crc)
             sync.sink = self._emitted
+            self._list(symbol)
         return sync
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
@@ -105,12 +219,30 @@ class KrakenParser(ParserBase):
             raise MalformedFrame("shape", f"a frame must be an object or a list, got {msg!r:.40}")
         if "channel" not in msg:
             if "event" in msg or "method" in msg:
+                self._acknowledged(msg)
                 return []  # v1 events (heartbeat, systemStatus, ...), v2 method answers
             raise MalformedFrame("shape", "an object with no 'channel', 'event' or 'method'")
         channel = as_str(msg["channel"], "channel")
         if channel in ("book", "trade"):
             msg = _exact_json(text)  # v2 prices are JSON numbers: their exact text, never floats
         return self._v2(channel, msg, ts_recv)
+
+    def _acknowledged(self, msg: dict[str, Any]) -> None:
+        """The depth of a book subscription the venue confirms (v1 ``subscriptionStatus``,
+        v2 ``subscribe`` result); other events and answers say nothing the parser keeps."""
+        if msg.get("event") == "subscriptionStatus" and msg.get("status") == "subscribed":
+            sub, pair = msg.get("subscription"), msg.get("pair")
+        elif msg.get("method") == "subscribe" and msg.get("success") is True:
+            sub = msg.get("result")
+            pair = sub.get("symbol") if isinstance(sub, dict) else None
+        else:
+            return
+        if not isinstance(sub, dict) or not isinstance(pair, str):
+            return
+        if sub.get("name", sub.get("channel")) == "book":
+            depth = _depth(sub.get("depth", DEFAULT_DEPTH))
+            if depth is not None:
+                self._set_depth(pair, depth)
 
     # --- v1 ----------------------------------------------------------------------------
 
@@ -128,32 +260,40 @@ class KrakenParser(ParserBase):
             return []
         symbol = as_str(msg[-1], "pair")
         try:
-            return self._v1_book(symbol, msg[1:-2], ts_recv)
+            return self._v1_book(symbol, msg[1:-2], _channel_depth(channel), ts_recv)
         except MalformedFrame as exc:
             raise exc.on(symbol) from None
 
-    def _v1_book(self, symbol: str, parts: list[Any], ts_recv: int) -> list[Event]:
+    def _v1_book(
+        self, symbol: str, parts: list[Any], depth: int | None, ts_recv: int
+    ) -> list[Event]:
         parts = [as_dict(p, "book message part") for p in parts]
         if any("as" in p or "bs" in p for p in parts):
             first = parts[0]
             asks, bids = as_list(field(first, "as"), "as"), as_list(field(first, "bs"), "bs")
             sample = row((asks or bids or [None])[0], 2, "snapshot level")
-            precision = (_decimals(sample[0], "price"), _decimals(sample[1], "volume"))
-            units = decimals_unit(precision[0]), decimals_unit(precision[1])
-            levels, _ts = _v1_levels(units, bids, asks)
-            self.precisions[symbol] = precision
+            text = (_decimals(sample[0], "price"), _decimals(sample[1], "volume"))
+            pd, qd = self.precisions.get(symbol, text)
+            levels, _ts = _v1_levels((decimals_unit(pd), decimals_unit(qd)), bids, asks)
+            self.precisions[symbol] = (pd, qd)
+            self.shifts[symbol] = (text[0] - pd, text[1] - qd)
+            if depth is not None:
+                self._set_depth(symbol, depth)
             return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
-        if symbol not in self.precisions:
+        if symbol not in self.books:
             raise MalformedFrame("symbol", f"book update for {symbol} before its snapshot")
         bids = [lv for p in parts for lv in as_list(p.get("b", []), "b")]
         asks = [lv for p in parts for lv in as_list(p.get("a", []), "a")]
         crc = next((count(p["c"], "c", digits=True) for p in parts if "c" in p), None)
         levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
+        if depth is not None:
+            self._set_depth(symbol, depth)
         return self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
 
     def _v1_trades(self, symbol: str, rows: list[Any], ts_recv: int) -> list[Event]:
         if symbol not in self.precisions:
-            raise MalformedFrame("symbol", f"trade for {symbol} before its book snapshot")
+            why = f"trade for {symbol} before its precision (AssetPairs or its book snapshot)"
+            raise MalformedFrame("symbol", why)
         tick, lot = self.units_for(symbol)
         parsed = []
         for item in rows:
@@ -188,7 +328,7 @@ class KrakenParser(ParserBase):
                     )
                 )
             for symbol, pd, qd in pairs:
-                self.precisions[symbol] = (pd, qd)
+                self._learn(symbol, pd, qd)
             return []
         if channel == "trade":
             try:
@@ -243,7 +383,9 @@ class KrakenParser(ParserBase):
 
     def _v2_trade(self, t: Any) -> tuple[str, str | None, int, int, int, int]:
         symbol = as_str(field(t, "symbol"), "symbol")
-        pd, qd = self.precisions.get(symbol, (8, 8))
+        if symbol not in self.precisions:
+            raise MalformedFrame("symbol", f"trade for {symbol} before its precision is known")
+        pd, qd = self.precisions[symbol]
         trade_id = t.get("trade_id")
         if trade_id is not None and not isinstance(trade_id, str):
             raise MalformedFrame("shape", "trade_id must be a number")
@@ -280,6 +422,19 @@ def _v1_levels(
             )
             ts = max(ts, seconds_time(r[2], "level time"))
     return tuple(levels), ts
+
+
+def _depth(value: Any) -> int | None:
+    """A subscription's book depth, if it is one (a positive integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1_000_000:
+        return value
+    return None
+
+
+def _channel_depth(channel: str) -> int | None:
+    """The depth a v1 book channel name says (``book-1000``: 1000)."""
+    _, dash, digits = channel.partition("-")
+    return _depth(int(digits)) if dash and digits.isdigit() and len(digits) < 8 else None
 
 
 def _decimals(value: Any, what: str) -> int:

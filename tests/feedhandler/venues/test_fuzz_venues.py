@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
@@ -77,6 +78,13 @@ CASES = {
         "binance",
         capture_items(CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"),
         BinanceParser,
+        1,
+        260,
+    ),
+    "binance-coinm": lambda: Case(
+        "binance-coinm",
+        capture_items(CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"),
+        CoinMParser,
         1,
         260,
     ),

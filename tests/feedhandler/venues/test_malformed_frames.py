@@ -13,6 +13,7 @@ import pytest
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.kraken import KrakenParser
@@ -73,6 +74,13 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         BinanceParser,
         "NKN-USDT",
         '"nknusdt@depth',
+        binance,
+    ),
+    "binance-coinm": (
+        "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst",
+        CoinMParser,
+        "ETHUSD_210924",
+        '"ethusd_210924@depth',
         binance,
     ),
     "coinbase-advanced": (
