@@ -79,6 +79,8 @@ LIVE_SOURCES = (
     "bitmex",
     "okx",
     "bitget",
+    "kraken-futures",
+    "deribit",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -36,6 +36,8 @@ EXCHANGES = {
     "BITMEX": "bitmex",
     "OKX": "okx",
     "BITGET": "bitget",
+    "KRAKEN_FUTURES": "kraken-futures",
+    "DERIBIT": "deribit",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
@@ -122,6 +124,7 @@ def check_failures(summary: dict[str, Any]) -> list[str]:
             "gaps",
             "crossed",
             "book_ticker_mismatches",
+            "ticker_mismatches",
             "sequence_gaps",
         ):
             if s.get(key):

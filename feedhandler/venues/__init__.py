@@ -15,7 +15,9 @@ from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
 
 
@@ -90,5 +92,14 @@ VENUES: dict[str, VenueSpec] = {
     "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
     "bitget": VenueSpec(
         "bitget", BitgetParser, "wss://ws.bitget.com/spot/v1/stream", "https://api.bitget.com"
+    ),
+    "kraken-futures": VenueSpec(
+        "kraken-futures",
+        KrakenFuturesParser,
+        "wss://futures.kraken.com/ws/v1",
+        "https://futures.kraken.com",
+    ),
+    "deribit": VenueSpec(
+        "deribit", DeribitParser, "wss://www.deribit.com/ws/api/v2", "https://www.deribit.com"
     ),
 }
