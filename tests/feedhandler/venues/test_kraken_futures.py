@@ -248,10 +248,9 @@ def test_a_ticker_that_disagrees_with_the_book_is_counted() -> None:
     bid, ask = book.best_bid(), book.best_ask()
     assert bid is not None and ask is not None
     tick = parser.units_for("PI_LTCUSD")[0]
-    good = {"feed": "ticker_lite", "product_id": "PI_LTCUSD"}
-    good.update(bid=float(tick.to_str(bid[0])), ask=float(tick.to_str(ask[0])))
-    parser.on_frame(json.dumps(good), 1)
-    parser.on_frame(json.dumps({**good, "bid": float(tick.to_str(bid[0] - 1))}), 2)
+    head = '{"feed":"ticker_lite","product_id":"PI_LTCUSD"'
+    parser.on_frame(f'{head},"bid":{tick.to_str(bid[0])},"ask":{tick.to_str(ask[0])}}}', 1)
+    parser.on_frame(f'{head},"bid":{tick.to_str(bid[0] - 1)},"ask":{tick.to_str(ask[0])}}}', 2)
     stats = parser.extra_stats("PI_LTCUSD")
     assert (stats["ticker_matches"], stats["ticker_mismatches"]) == (1, 1)
     assert check_failures({"symbols": {"PI_LTCUSD": stats}}) == ["PI_LTCUSD: ticker_mismatches = 1"]
