@@ -1,8 +1,8 @@
 """Deribit API v2 over WebSocket (JSON-RPC): ``book``, ``trades`` and ``ticker`` channels, and
 the ``public/get_instruments`` REST answer.
 
-Sans-I/O. ``on_http`` takes ``/api/v2/public/get_instruments?currency=...`` (units,
-contracts, listings), ``on_frame`` the WebSocket frames: JSON-RPC answers to our
+Sans-I/O. ``on_http`` takes ``/api/v2/public/get_instruments?currency=...`` (units and
+listings), ``on_frame`` the WebSocket frames: JSON-RPC answers to our
 requests (``result`` or ``error``), ``subscription`` notifications and ``heartbeat``s.
 
 Book sync: ``book.{instrument}.{interval}`` starts with a ``snapshot`` (entries
@@ -100,7 +100,8 @@ class DeribitParser(ParserBase):
     def extra_stats(self, symbol: str) -> dict[str, Any]:
         matches, mismatches = self.ticker_checks.get(symbol, [0, 0])
         # Tickers stamped after the last book message: judged by the book as it stands.
-        tops = self._tops.get(symbol)
+        sync = self.books.get(symbol)
+        tops = self._tops.get(symbol) if sync is not None and sync.live else None
         for ts, quote in self._tickers.get(symbol, ()):
             if tops and tops[-1][0] <= ts:
                 matches += quote == tops[-1][1]

@@ -25,8 +25,8 @@ published once, in ``seq`` order, so the snapshot a resubscribe or reconnect bri
 adds only the trades missed meanwhile (``trade_gaps`` counts numbers never seen).
 ``side`` is the taker's, ``uid`` the trade id, ``time`` (ms) ``ts_event``.
 
-Keep-alive: the ``heartbeat`` feed (a ``{"feed":"heartbeat","time":...}`` message a
-minute) beside the WebSocket pings, which Kraken asks for at least every 60 s.
+Keep-alive: the ``heartbeat`` feed (``{"feed":"heartbeat","time":...}`` at timed
+intervals) beside the WebSocket pings, which Kraken asks for at least every 60 s.
 """
 
 from __future__ import annotations
