@@ -81,6 +81,8 @@ LIVE_SOURCES = (
     "bitget",
     "binance-coinm",
     "binance-usdm",
+    "kraken-futures",
+    "deribit",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -45,6 +45,8 @@ EXCHANGES = {
     "BINANCE_COINM": "binance-coinm",
     "BINANCE_FUTURES": "binance-usdm",  # cryptofeed's name for USD-M
     "BINANCE_USDM": "binance-usdm",
+    "KRAKEN_FUTURES": "kraken-futures",
+    "DERIBIT": "deribit",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
@@ -133,6 +135,7 @@ def check_failures(summary: dict[str, Any]) -> list[str]:
             "gaps",
             "crossed",
             "book_ticker_mismatches",
+            "ticker_mismatches",
             "sequence_gaps",
         ):
             if s.get(key):

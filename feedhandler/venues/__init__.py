@@ -16,7 +16,9 @@ from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
 
 
@@ -107,5 +109,14 @@ VENUES: dict[str, VenueSpec] = {
         "https://fapi.binance.com",
         lifetime=23.5 * 3600,
         streams_in_url=True,
+    ),
+    "kraken-futures": VenueSpec(
+        "kraken-futures",
+        KrakenFuturesParser,
+        "wss://futures.kraken.com/ws/v1",
+        "https://futures.kraken.com",
+    ),
+    "deribit": VenueSpec(
+        "deribit", DeribitParser, "wss://www.deribit.com/ws/api/v2", "https://www.deribit.com"
     ),
 }

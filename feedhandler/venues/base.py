@@ -72,6 +72,7 @@ class ParserBase:
         self._touched: set[str] = set()
         self._emitted: list[Event] = []
         """Every event the books produced for the current input (see ``internal_error``)."""
+        self._answers: list[str] = []
 
     def on_frame(self, frame: str | bytes, ts_recv: int) -> list[Event]:
         """One WebSocket frame in, normalized events out; bad frames are counted, never raised."""
@@ -135,6 +136,12 @@ class ParserBase:
     def heartbeat(self) -> list[str]:
         """Keep-alive messages the venue asks for every ``heartbeat_s`` seconds."""
         return []
+
+    def answers(self) -> list[str]:
+        """Messages the frames parsed so far ask to be answered with right away (Deribit's
+        ``test_request``), each returned once; the runner sends them after each frame."""
+        out, self._answers = self._answers, []
+        return out
 
     def recover(self, symbols: list[str]) -> list[str]:
         """Messages that make the venue resend snapshots of these stale symbols."""

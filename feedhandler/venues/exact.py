@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from feedhandler.frames import INT64_MAX, MAX_EXPONENT, MAX_NUMBER_TEXT, MalformedFrame
+from feedhandler.frames import INT64_MAX, MAX_EXPONENT, MAX_NUMBER_TEXT, MalformedFrame, count
 from hub.decimals import parse_decimal
 
 
@@ -89,3 +89,24 @@ def number_units(decimals: int, value: Any, what: str, positive: bool = False) -
         bound = "positive" if positive else "non-negative"
         raise MalformedFrame("range", f"{what} {value[:30]!r} must be {bound} and fit int64")
     return units
+
+
+def integer(value: Any, what: str) -> int:
+    """A JSON number that is a whole non-negative int64 (ids, sequence numbers, epoch
+    milliseconds); ``5`` and ``5.0`` are 5, ``5.5`` and a string holding digits are refused."""
+    mant, decimals = decimal_parts(number(value, what), what)
+    whole, rest = divmod(mant, 10**decimals)
+    if rest:
+        raise MalformedFrame("number", f"{what} {value[:30]!r} is not a whole number")
+    return count(whole, what)
+
+
+def unit_decimals(value: Any, what: str, most: int = 18) -> int:
+    """The decimals of a positive JSON number that sets a unit (a tick or lot size: ``0.5``
+    is 1, ``1e-08`` is 8), refused past ``most`` (10**18 units of one already fill int64)."""
+    if decimal_parts(number(value, what), what)[0] <= 0:
+        raise MalformedFrame("range", f"{what} {value[:30]!r} must be positive")
+    decimals = decimals_of(value, what)
+    if decimals > most:
+        raise MalformedFrame("range", f"{what} has more than {most} decimals")
+    return decimals

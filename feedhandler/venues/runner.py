@@ -12,9 +12,10 @@ reconnects with exponential backoff and full jitter. Venues that end
 connections after a fixed lifetime (Binance: 24 h) get a planned reconnect
 before it. Pings and ping timeouts are the websockets library's (a silent
 peer is a dead peer); venues that also want application-level keep-alives
-(Bybit's ``{"op":"ping"}``) get the parser's ``heartbeat`` messages. With a
-``CaptureWriter`` every frame sent and received and every REST answer is
-recorded in the capture format.
+(Bybit's ``{"op":"ping"}``) get the parser's ``heartbeat`` messages, and venues
+that ask for an answer to a frame (Deribit's ``test_request``) get the parser's
+``answers`` sent right after it. With a ``CaptureWriter`` every frame sent and
+received and every REST answer is recorded in the capture format.
 
 No frame can end the feed: the parser refuses malformed ones (counted in
 ``hub_feed_malformed_frames_total``, their books resynced), and an exception
@@ -244,6 +245,9 @@ class LiveRunner:
                 text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
                 self.capture.recv(conn, text, ts)
             await self._publish(self._parse(frame, ts))
+            answers = self.parser.answers()
+            if answers:
+                await self._send(ws, answers)
             if (
                 self.frames % STALE_CHECK_EVERY == 0
                 or time.monotonic() - self._last_check > STALE_CHECK_SECONDS

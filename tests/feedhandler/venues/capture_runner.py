@@ -35,18 +35,22 @@ class Books:
 
 
 async def runner_against_capture(
-    path: Path, make: Callable[[], ParserBase], symbols: list[str], heartbeat_s: float = 0.0
+    path: Path,
+    make: Callable[[], ParserBase],
+    symbols: list[str],
+    heartbeat_s: float = 0.0,
+    expect: Sequence[str] = (),
 ) -> tuple[LiveRunner, Books, MockCaptureVenue]:
     """The live runner against the capture played back over a real WebSocket (its REST
-    answers served too), until every frame has been received (and, with ``heartbeat_s``,
-    until the venue has received the parser's heartbeats, sent that often)."""
+    answers served too), until every frame has been received, the venue has received the
+    ``expect`` messages and, with ``heartbeat_s``, the parser's heartbeats, sent that often."""
     mock = MockCaptureVenue(path)
     port = await mock.start()
     books = Books()
     parser = make()
     if heartbeat_s:
         parser.heartbeat_s = heartbeat_s
-    beats = parser.heartbeat() if heartbeat_s else []
+    beats = [*(parser.heartbeat() if heartbeat_s else []), *expect]
     runner = LiveRunner(
         parser,
         f"ws://127.0.0.1:{port}",

@@ -16,7 +16,9 @@ from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
 from tests.conftest import CAPTURES
@@ -51,6 +53,15 @@ def exchange(msg: Any) -> None:
 
 def level3(msg: Any) -> None:
     msg["price"] = HUGE
+
+
+def kraken_futures(msg: Any) -> None:
+    msg["price"] = Raw(HUGE)
+
+
+def deribit(msg: Any) -> None:
+    data = msg["params"]["data"]
+    (data["bids"] or data["asks"])[0][1] = Raw(HUGE)
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -98,6 +109,20 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         exchange,
     ),
     "coinbase-l3": ("", CoinbaseL3Parser, "BTC-USD", '"type": "open"', level3),
+    "kraken-futures": (
+        "kraken-futures_book-seq-ticker-trades_2021-07-22.jsonl.zst",
+        KrakenFuturesParser,
+        "PI_ETHUSD",
+        '"feed":"book","product_id":"PI_ETHUSD"',
+        kraken_futures,
+    ),
+    "deribit": (
+        "deribit-options_book-raw-ticker_2021-07-22.jsonl.zst",
+        DeribitParser,
+        "BTC-24SEP21-8000-P",
+        '"channel":"book.BTC-24SEP21-8000-P.raw","data":{"type":"change"',
+        deribit,
+    ),
 }
 
 

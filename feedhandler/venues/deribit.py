@@ -1,0 +1,393 @@
+"""Deribit API v2 over WebSocket (JSON-RPC): ``book``, ``trades`` and ``ticker`` channels, and
+the ``public/get_instruments`` REST answer.
+
+Sans-I/O. ``on_http`` takes ``/api/v2/public/get_instruments?currency=...`` (units and
+listings), ``on_frame`` the WebSocket frames: JSON-RPC answers to our
+requests (``result`` or ``error``), ``subscription`` notifications and ``heartbeat``s.
+
+Book sync: ``book.{instrument}.{interval}`` starts with a ``snapshot`` (entries
+``["new", price, amount]``), then ``change`` messages of ``new``/``change``/``delete``
+entries carrying absolute amounts. Every message has a ``change_id`` and every change a
+``prev_change_id``: one that is not the previous message's ``change_id`` is a gap
+(counted, the book goes stale). An entry the book contradicts (``new`` for a price it
+holds, ``change`` or ``delete`` for one it does not) shows the book is no longer the
+venue's: counted in ``entry_errors`` and ``gaps``, book stale. ``recover``
+unsubscribes and subscribes the book channel, and Deribit's first notification is a
+fresh snapshot; changes while stale are dropped. No checksum. The ``raw`` interval of
+the 2021 capture now needs an authorised connection; the public default is ``100ms``
+(same messages, same chain).
+
+Prices and amounts are JSON numbers, read from their exact text in units of the
+decimals of the instrument's ``tick_size`` (the smallest of its ``tick_size_steps``)
+and of its ``min_trade_amount``. Options' amounts are in the base coin, futures' in USD.
+
+Each ``ticker`` is compared with the book as of the ticker's own ``timestamp`` (the
+last book message stamped at or before it): a ticker often arrives just before the
+book change it already reflects. ``ticker_matches`` counts those whose best bid and ask
+prices and amounts equal the book's, ``ticker_mismatches`` the others (``--check``
+refuses them); tickers from before the book's snapshot are not compared.
+
+Keep-alive: ``public/set_heartbeat`` (30 s) after connecting; Deribit then sends
+``heartbeat`` messages and, now and then, a ``test_request`` that must be answered with
+``public/test`` at once (``answers``) or the connection is closed.
+
+Trades: ``trades.{instrument}.{interval}`` rows; ``direction`` is the taker's side,
+``trade_id`` the id, ``timestamp`` (ms) ``ts_event``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+from urllib.parse import urlparse
+
+from feedhandler.frames import MalformedFrame, as_dict, as_list, field, millis_time, row
+from feedhandler.sync import BookSync, Delta, Snapshot
+from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.exact import (
+    Number,
+    exact_json,
+    integer,
+    number_units,
+    string,
+    unit_decimals,
+)
+from feedhandler.venues.okx import side_of
+from hub.decimals import Unit
+from hub.events import BUY, SELL, Event, LevelChange, Trade
+from hub.symbology import Listing, SymbologyError, future, option, perp, strike_text
+
+VENUE = "DERIBIT"
+CURRENCIES = ("BTC", "ETH", "SOL", "USDC")
+"""``get_instruments`` answers fetched (USDC: the linear contracts of every coin)."""
+INTERVAL = "100ms"
+HEARTBEAT_S = 30
+ACTIONS = ("new", "change", "delete")
+KEPT = 64
+"""Book tops (by time) and unresolved tickers kept per instrument for the comparison."""
+Top = tuple[int, int, int, int]  # bid price, bid amount, ask price, ask amount (0: empty)
+
+
+class DeribitParser(ParserBase):
+    """Frames and REST bodies of one Deribit connection in, normalized events out."""
+
+    venue = VENUE
+    chained = True
+    """Every book's ``prev_change_id`` shows a lost message at its next one."""
+
+    def __init__(self, interval: str = INTERVAL) -> None:
+        super().__init__()
+        self.interval = interval
+        self.units: dict[str, tuple[int, int]] = {}
+        """Per instrument: (price decimals, amount decimals)."""
+        self.change_ids: dict[str, int] = {}
+        self.entry_errors: dict[str, int] = {}
+        self.ticker_checks: dict[str, list[int]] = {}
+        """Per instrument: tickers that equal the book as of their time, and those that do not."""
+        self._tops: dict[str, deque[tuple[int, Top]]] = {}
+        """Per instrument: the book's top after each of its last messages, by ``timestamp``."""
+        self._tickers: dict[str, deque[tuple[int, Top]]] = {}
+        """Per instrument: tickers stamped at or after the book's last message."""
+        self._ids = 0
+
+    # --- the runner's interface --------------------------------------------------------
+
+    def units_for(self, symbol: str) -> tuple[Unit, Unit]:
+        price, amount = self.units[symbol]
+        return decimals_unit(price), decimals_unit(amount)
+
+    def extra_stats(self, symbol: str) -> dict[str, Any]:
+        matches, mismatches = self.ticker_checks.get(symbol, [0, 0])
+        # Tickers stamped after the last book message: judged by the book as it stands.
+        sync = self.books.get(symbol)
+        tops = self._tops.get(symbol) if sync is not None and sync.live else None
+        for ts, quote in self._tickers.get(symbol, ()):
+            if tops and tops[-1][0] <= ts:
+                matches += quote == tops[-1][1]
+                mismatches += quote != tops[-1][1]
+        return {
+            "entry_errors": self.entry_errors.get(symbol, 0),
+            "ticker_matches": matches,
+            "ticker_mismatches": mismatches,
+        }
+
+    def instrument_urls(self, rest: str) -> list[str]:
+        return [
+            f"{rest}/api/v2/public/get_instruments?currency={c}&expired=false" for c in CURRENCIES
+        ]
+
+    def subscribe(self, symbols: list[str]) -> list[str]:
+        channels = [
+            f"{k}.{s}.{self.interval}" for k in ("book", "trades", "ticker") for s in symbols
+        ]
+        return [
+            self._rpc("public/subscribe", {"channels": channels}),
+            self._rpc("public/set_heartbeat", {"interval": HEARTBEAT_S}),
+        ]
+
+    def recover(self, symbols: list[str]) -> list[str]:
+        """A resubscribed book channel starts with a snapshot."""
+        channels = {"channels": [f"book.{s}.{self.interval}" for s in symbols]}
+        return [self._rpc("public/unsubscribe", channels), self._rpc("public/subscribe", channels)]
+
+    def _rpc(self, method: str, params: dict[str, Any]) -> str:
+        self._ids += 1
+        return json.dumps(
+            {"jsonrpc": "2.0", "id": self._ids - 1, "method": method, "params": params}
+        )
+
+    # --- REST --------------------------------------------------------------------------
+
+    def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
+        if not urlparse(url).path.endswith("/get_instruments"):
+            return []
+        msg = as_dict(exact_json(body), "instruments answer")
+        if "error" in msg:
+            raise MalformedFrame("venue", f"get_instruments: {str(msg['error'])[:80]}")
+        found = []
+        for item in as_list(field(msg, "result"), "result"):
+            name = string(field(item, "instrument_name"), "instrument_name")
+            price = unit_decimals(field(item, "tick_size"), "tick_size")
+            amount = unit_decimals(field(item, "min_trade_amount"), "min_trade_amount")
+            found.append((name, price, amount, _listing(name, item)))
+        out: list[Event] = []
+        for name, price, amount, listing in found:
+            known = self.units.get(name)
+            if known is not None and known != (price, amount) and name in self.books:
+                out += self.resync(name, "instrument changed", ts_recv)  # other integers
+            self.units[name] = (price, amount)
+            if listing is not None:
+                self.listings[name] = listing
+        return out
+
+    # --- frames ------------------------------------------------------------------------
+
+    def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        msg = as_dict(exact_json(text), "frame")
+        method = msg.get("method")
+        if method == "subscription":
+            params = as_dict(field(msg, "params"), "params")
+            kind, _, rest = string(field(params, "channel"), "channel").partition(".")
+            instrument = rest.rpartition(".")[0]
+            data = field(params, "data")
+            if kind == "book":
+                try:
+                    return self._book_message(instrument, as_dict(data, "data"), ts_recv)
+                except MalformedFrame as exc:
+                    raise exc.on(instrument) from None
+            try:
+                if kind == "trades":
+                    return self._trades(as_list(data, "data"), ts_recv)
+                if kind == "ticker":
+                    self._ticker(instrument, as_dict(data, "data"))
+            except MalformedFrame as exc:
+                raise exc.on() from None
+            return []  # other channels carry nothing the hub keeps
+        if method == "heartbeat":
+            params = as_dict(field(msg, "params"), "params")
+            if params.get("type") == "test_request":
+                self._answers.append(self._rpc("public/test", {}))
+            return []
+        if "error" in msg:
+            error = msg["error"]
+            code, why = (
+                (error.get("code"), error.get("message"))
+                if isinstance(error, dict)
+                else ("", error)
+            )
+            raise MalformedFrame("venue", f"Deribit error {code}: {str(why)[:80]}", ())
+        if "result" in msg:
+            return []  # answers to subscribe, set_heartbeat, test
+        raise MalformedFrame("shape", "a frame with no 'method', 'result' or 'error'")
+
+    def _units(self, instrument: str, what: str) -> tuple[int, int]:
+        found = self.units.get(instrument)
+        if found is None:
+            raise MalformedFrame("symbol", f"{what} for {instrument[:30]!r} before instrument data")
+        return found
+
+    def _sync(self, instrument: str) -> BookSync:
+        self._touch(instrument)
+        sync = self.books.get(instrument)
+        if sync is None:
+            sync = self.books[instrument] = BookSync(VENUE, instrument)
+            sync.sink = self._emitted
+        return sync
+
+    def _book_message(self, instrument: str, data: dict[str, Any], ts_recv: int) -> list[Event]:
+        pd, ad = self._units(instrument, "book")
+        kind = string(field(data, "type"), "type")
+        if kind not in ("snapshot", "change"):
+            raise MalformedFrame("shape", f"book message type {kind[:20]!r}")
+        change_id = integer(field(data, "change_id"), "change_id")
+        prev = integer(field(data, "prev_change_id"), "prev_change_id") if kind == "change" else 0
+        ts = _millis(field(data, "timestamp"), "timestamp")
+        entries = [
+            (side, *_entry(pd, ad, item))
+            for side, key in ((BUY, "bids"), (SELL, "asks"))
+            for item in as_list(field(data, key), key)
+        ]
+        sync = self._sync(instrument)
+        self._judge_tickers(instrument, ts, sync)
+        if kind == "snapshot":
+            if any(action != "new" for _side, action, _p, _a in entries):
+                raise MalformedFrame("shape", "a snapshot entry that is not 'new'")
+            levels = tuple((side, price, amount) for side, _a, price, amount in entries)
+            out = sync.snapshot(Snapshot(levels, ts_event=ts), ts_recv)
+            self._tops.pop(instrument, None)
+        elif not sync.live:
+            return []  # before the snapshot, or stale: the next snapshot covers it
+        elif prev != self.change_ids.get(instrument):
+            sync.stats.gaps += 1
+            return sync.invalidate("gap", ts_recv)
+        else:
+            levels_or_why = _changes(sync, entries)
+            if isinstance(levels_or_why, str):
+                self.entry_errors[instrument] = self.entry_errors.get(instrument, 0) + 1
+                sync.stats.gaps += 1
+                return sync.invalidate(levels_or_why, ts_recv)
+            out = sync.delta(Delta(levels_or_why, ts_event=ts), ts_recv)
+        self.change_ids[instrument] = change_id
+        if sync.live:
+            tops = self._tops.setdefault(instrument, deque(maxlen=KEPT))
+            tops.append((ts, _top(sync)))
+        return out
+
+    def _judge_tickers(self, instrument: str, ts: int, sync: BookSync) -> None:
+        """Before a book message stamped ``ts``: tickers stamped earlier saw the book as it
+        stands (if it was live since before their time)."""
+        waiting = self._tickers.get(instrument)
+        if not waiting:
+            return
+        tops = self._tops.get(instrument)
+        while waiting and waiting[0][0] < ts:
+            stamp, quote = waiting.popleft()
+            if sync.live and tops and tops[-1][0] <= stamp:
+                self._compare(instrument, quote, tops[-1][1])
+
+    def _ticker(self, instrument: str, data: dict[str, Any]) -> None:
+        pd, ad = self._units(instrument, "ticker")
+        quote = (
+            _optional(pd, data.get("best_bid_price"), "best_bid_price"),
+            _optional(ad, data.get("best_bid_amount"), "best_bid_amount"),
+            _optional(pd, data.get("best_ask_price"), "best_ask_price"),
+            _optional(ad, data.get("best_ask_amount"), "best_ask_amount"),
+        )
+        ts = _millis(field(data, "timestamp"), "timestamp")
+        tops = self._tops.get(instrument)
+        if tops and ts < tops[-1][0]:
+            # The book has moved past the ticker's time: its top as of then, if still kept.
+            then = [top for stamp, top in tops if stamp <= ts]
+            if then:
+                self._compare(instrument, quote, then[-1])
+            return
+        waiting = self._tickers.setdefault(instrument, deque(maxlen=KEPT))
+        if waiting and ts < waiting[-1][0]:
+            return  # out of order with the tickers before it: not comparable
+        waiting.append((ts, quote))
+
+    def _compare(self, instrument: str, quote: Top, top: Top) -> None:
+        self.ticker_checks.setdefault(instrument, [0, 0])[quote != top] += 1
+
+    def _trades(self, rows: list[Any], ts_recv: int) -> list[Event]:
+        parsed = []
+        for t in rows:
+            name = string(field(t, "instrument_name"), "instrument_name")
+            pd, ad = self._units(name, "trade")
+            parsed.append(
+                (
+                    name,
+                    _trade_id(field(t, "trade_id")),
+                    number_units(pd, field(t, "price"), "price", True),
+                    number_units(ad, field(t, "amount"), "amount", True),
+                    side_of(field(t, "direction")),
+                    _millis(field(t, "timestamp"), "timestamp"),
+                )
+            )
+        return [
+            Trade(VENUE, name, self._trade_seq(name), tid, price, amount, side, ts, ts_recv)
+            for name, tid, price, amount, side, ts in parsed
+        ]
+
+
+def _entry(pd: int, ad: int, item: Any) -> tuple[str, int, int]:
+    r = row(item, 3, "book entry")
+    action = string(r[0], "entry action")
+    if action not in ACTIONS:
+        raise MalformedFrame("shape", f"entry action {action[:20]!r}")
+    price = number_units(pd, r[1], "price", True)
+    amount = number_units(ad, r[2], "amount")
+    return action, price, 0 if action == "delete" else amount
+
+
+def _changes(
+    sync: BookSync, entries: list[tuple[int, str, int, int]]
+) -> tuple[LevelChange, ...] | str:
+    """A change's level changes, or the first entry the book contradicts (book unchanged)."""
+    held: dict[tuple[int, int], bool] = {}
+    for side, action, price, _amount in entries:
+        key = (side, price)
+        there = held[key] if key in held else _holds(sync, side, price)
+        if there == (action == "new"):
+            word = "already holds" if there else "does not hold"
+            return f"{action} of price {price} on side {side}, which the book {word}"
+        held[key] = action != "delete"
+    return tuple((side, price, amount) for side, _action, price, amount in entries)
+
+
+def _holds(sync: BookSync, side: int, price: int) -> bool:
+    return sync.book.size_at(side, price) > 0
+
+
+def _top(sync: BookSync) -> Top:
+    bid, ask = sync.book.best_bid() or (0, 0), sync.book.best_ask() or (0, 0)
+    return (bid[0], bid[1], ask[0], ask[1])
+
+
+def _millis(value: Any, what: str) -> int:
+    return millis_time(integer(value, what), what)
+
+
+def _optional(decimals: int, value: Any, what: str) -> int:
+    """A ticker price or amount; null (an empty side) is 0."""
+    return 0 if value is None else number_units(decimals, value, what)
+
+
+def _trade_id(value: Any) -> str:
+    """Deribit's trade ids are strings (``"ETH-12345"``); older ones were numbers."""
+    if isinstance(value, Number):
+        return str(integer(value, "trade_id"))
+    return string(value, "trade_id")
+
+
+def _listing(name: str, item: dict[str, Any]) -> Listing | None:
+    """The canonical listing of an instrument (None for kinds the hub does not name, such
+    as combos, or values that do not parse)."""
+    kind = item.get("kind")
+    try:
+        base = string(field(item, "base_currency"), "base_currency")
+        quoted = string(field(item, "quote_currency"), "quote_currency")
+        terms = item.get("future_type") or item.get("instrument_type")
+        if isinstance(terms, str):
+            inverse = terms == "reversed"
+        else:  # 2021: coin options are priced in the coin, coin futures quoted in USD
+            inverse = quoted == base if kind == "option" else quoted == "USD"
+        counter = item.get("counter_currency")
+        quote = counter if isinstance(counter, str) else ("USD" if quoted == base else quoted)
+        settle = item.get("settlement_currency")
+        if not isinstance(settle, str):
+            settle = base if inverse else quoted
+        size = strike_text(str(item.get("contract_size", "1")))
+        ms = integer(item["expiration_timestamp"], "expiration_timestamp")
+        common: dict[str, Any] = {"settle": settle, "contract_size": size, "inverse": inverse}
+        if kind == "option":
+            strike, right = str(field(item, "strike")), str(field(item, "option_type"))
+            return option(VENUE, name, base, quote, ms, strike, right, **common)
+        if kind != "future":
+            return None
+        if item.get("settlement_period") == "perpetual":
+            return perp(VENUE, name, base, quote, **common)
+        return future(VENUE, name, base, quote, ms, **common)
+    except (SymbologyError, MalformedFrame, KeyError):
+        return None
