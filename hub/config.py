@@ -79,6 +79,9 @@ LIVE_SOURCES = (
     "bitmex",
     "okx",
     "bitget",
+    "bitfinex",
+    "bitstamp",
+    "gemini",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -36,6 +36,9 @@ EXCHANGES = {
     "BITMEX": "bitmex",
     "OKX": "okx",
     "BITGET": "bitget",
+    "BITFINEX": "bitfinex",
+    "BITSTAMP": "bitstamp",
+    "GEMINI": "gemini",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitget import BitgetParser
 from feedhandler.venues.bitmex import BitmexParser
+from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.okx import OkxParser
 
@@ -90,5 +93,17 @@ VENUES: dict[str, VenueSpec] = {
     "okx": VenueSpec("okx", OkxParser, "wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"),
     "bitget": VenueSpec(
         "bitget", BitgetParser, "wss://ws.bitget.com/spot/v1/stream", "https://api.bitget.com"
+    ),
+    "bitfinex": VenueSpec(
+        "bitfinex",
+        BitfinexParser,
+        "wss://api-pub.bitfinex.com/ws/2",
+        "https://api-pub.bitfinex.com",
+    ),
+    "bitstamp": VenueSpec(
+        "bitstamp", BitstampParser, "wss://ws.bitstamp.net", "https://www.bitstamp.net"
+    ),
+    "gemini": VenueSpec(
+        "gemini", GeminiParser, "wss://api.gemini.com/v2/marketdata", "https://api.gemini.com"
     ),
 }
