@@ -26,7 +26,10 @@ bids and asks interleaved ``bidPrice:bidAmount:askPrice:askAmount:...`` (ask amo
 negative), the numbers as sent: the parser keeps each level's text beside the integer
 book (okx.TextBook) and verifies every ``cs`` it gets; a mismatch, like a crossed book,
 marks the book stale and the runner resubscribes it (unsubscribe by channel id, then
-subscribe: Bitfinex answers with a fresh snapshot).
+subscribe: Bitfinex answers with a fresh snapshot). Bitfinex keeps ``len`` levels a side
+and deletes each level that leaves that range, with amount 1 (bid) or -1 (ask): a
+deletion of a level the book lacks, or a side past ``len`` levels, means an update was
+lost, so the book goes stale too (``book_inconsistencies``, counted in ``gaps``).
 
 Trades: the snapshot a subscription starts with is history and is not published; each
 trade then arrives twice, as ``te`` (executed) and ``tu`` (updated), ``[ID, MTS, AMOUNT,
@@ -75,6 +78,7 @@ TRADES_REMEMBERED = 1024
 TICKER_LEVELS = 25
 """A ticker's BID_SIZE and ASK_SIZE are the sums of the 25 best levels' amounts."""
 INT32 = 1 << 31
+UNITS_OF_ONE = 10**DECIMALS
 Level = tuple[int, int, int, str]  # side, price, size, "price:amount" as sent
 
 
@@ -102,6 +106,9 @@ class BitfinexParser(ParserBase):
         self.ticker_checks: dict[str, list[int]] = {}
         """Per symbol: tickers whose bid and ask equal the book's best, those that do not,
         and those whose sizes (rounded to 8 decimals) agree too."""
+        self.lengths: dict[str, int] = {}
+        """Levels a side of each book subscription (``len``; 0 when not stated)."""
+        self.inconsistencies: dict[str, int] = {}
         self._seen: dict[str, dict[int, None]] = {}
 
     # --- the runner's interface --------------------------------------------------------
@@ -113,6 +120,7 @@ class BitfinexParser(ParserBase):
         agree, disagree, sizes = self.ticker_checks.get(symbol, [0, 0, 0])
         return {
             "sequence_gaps": self.sequence_gaps,
+            "book_inconsistencies": self.inconsistencies.get(symbol, 0),
             "ticker_agrees": agree,
             "ticker_disagrees": disagree,
             "ticker_sizes_agree": sizes,
@@ -237,9 +245,11 @@ class BitfinexParser(ParserBase):
             symbol = string(field(msg, "symbol"), "symbol")
             if channel == "book" and msg.get("prec", "P0") != "P0":
                 raise MalformedFrame("shape", f"book precision {msg.get('prec')!r:.10}", ())
+            length = count(msg.get("len", 0), "len", digits=True) if channel == "book" else 0
             self.channels[chan] = (channel, symbol)
             if channel == "book":
                 self.book_channels[symbol] = chan
+                self.lengths[symbol] = length
             self._list(symbol)
         elif event == "unsubscribed":
             info = self.channels.pop(_whole(field(msg, "chanId"), "chanId"), None)
@@ -321,8 +331,21 @@ class BitfinexParser(ParserBase):
             texts.clear()
             texts.apply(levels)
             return sync.snapshot(Snapshot(changes), ts_recv)
+        side, price, size, _text = levels[0]
+        if sync.live and not size and not sync.book.size_at(side, price):
+            return self._inconsistent(sync, "deletion of a level the book lacks", ts_recv)
         texts.apply(levels)
-        return sync.delta(Delta(changes), ts_recv)
+        out = sync.delta(Delta(changes), ts_recv)
+        limit = self.lengths.get(symbol, 0)
+        if sync.live and limit and sync.book.level_count(side) > limit:
+            out += self._inconsistent(sync, f"more than {limit} levels a side", ts_recv)
+        return out
+
+    def _inconsistent(self, sync: BookSync, reason: str, ts_recv: int) -> list[Event]:
+        """The book contradicts the venue's: an update was lost (counted as a gap)."""
+        self.inconsistencies[sync.symbol] = self.inconsistencies.get(sync.symbol, 0) + 1
+        sync.stats.gaps += 1
+        return sync.invalidate(reason, ts_recv)
 
     # --- trades and tickers ------------------------------------------------------------
 
@@ -426,4 +449,6 @@ def _entry(value: Any) -> Level:
     price = number_units(DECIMALS, r[0], "price", positive=True)
     orders = _whole(r[1], "count")
     side, size = _signed(r[2], "amount")
+    if not orders and size != UNITS_OF_ONE:
+        raise MalformedFrame("number", f"a deletion's amount must be 1 or -1, got {r[2][:24]!r}")
     return side, price, size if orders else 0, f"{r[0]}:{r[2]}"

@@ -175,12 +175,16 @@ class BitstampParser(ParserBase):
                 return self._diff(pair, as_dict(field(msg, "data"), "data"), ts_recv)
             except MalformedFrame as exc:
                 raise exc.on(pair) from None
-        if event == "trade" and channel.startswith(TRADES):
+        if event == "trade":
             try:
+                if not channel.startswith(TRADES):
+                    raise MalformedFrame("shape", f"a trade on channel {channel[:30]!r}")
                 return self._trade(channel[len(TRADES) :], field(msg, "data"), ts_recv)
             except MalformedFrame as exc:
                 raise exc.on() from None
-        return []  # other channels' events: nothing the hub keeps
+        # Nothing else comes on the channels subscribed: an unknown event or a "data" one
+        # on another channel may have been a diff whose channel was damaged.
+        raise MalformedFrame("shape", f"event {event[:30]!r} on channel {channel[:30]!r}")
 
     def _book(self, pair: str) -> BookSync:
         self._touch(pair)
@@ -240,7 +244,8 @@ def _levels(tick: Unit, lot: Unit, bids: Any, asks: Any) -> tuple[LevelChange, .
 
 
 def _micros(value: Any) -> int:
-    micros = count(value, "microtimestamp", digits=True)
+    """A ``microtimestamp``: Bitstamp sends a string of digits."""
+    micros = count(as_str(value, "microtimestamp"), "microtimestamp", digits=True)
     if micros > MAX_MICROS:
         raise MalformedFrame("time", "microtimestamp is out of range")
     return micros

@@ -19,8 +19,10 @@ every 5 s by itself; the runner's WebSocket pings do the rest.
 
 Symbol details come one REST request per symbol. The runner fetches them for symbols
 without units (``snapshot_urls``) while the first frames already arrive: frames of such
-a symbol wait in the parser (up to ``PENDING_FRAMES`` per symbol) and are replayed in
-order once its details are in, so the full book a subscription starts with is not lost.
+a subscribed symbol wait in the parser (up to ``PENDING_FRAMES`` per symbol) and are
+replayed in order once its details are in, so the full book a subscription starts with
+is not lost. A frame of any other symbol without details, or of an unknown type, may
+be a damaged frame of a book we keep: every book resyncs.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from urllib.parse import urlparse
 from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, count, field, row, units
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
-from feedhandler.venues.exact import decimals_of, exact_json, string
+from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, number, string
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
@@ -59,6 +61,9 @@ class GeminiParser(ParserBase):
         self.units: dict[str, tuple[Unit, Unit]] = {}
         self.pending: dict[str, list[tuple[str, int]]] = {}
         """Frames (text, ts_recv) of symbols whose details have not arrived yet."""
+        self.subscribed: set[str] = set()
+        """Symbols asked for: only their frames may wait for details (any other symbol's
+        frame may be a damaged one of a book we keep, so every book resyncs)."""
 
     # --- the runner's interface --------------------------------------------------------
 
@@ -66,6 +71,7 @@ class GeminiParser(ParserBase):
         return self.units[symbol]
 
     def subscribe(self, symbols: list[str]) -> list[str]:
+        self.subscribed.update(symbols)
         return [_request("subscribe", symbols)]
 
     def recover(self, symbols: list[str]) -> list[str]:
@@ -108,10 +114,14 @@ class GeminiParser(ParserBase):
             return []
         if kind == "error":
             raise MalformedFrame("venue", f"error: {str(msg.get('reason'))[:80]}", ())
+        if kind.startswith(("auction", "candles")):
+            return []  # nothing the hub keeps
         if kind not in ("l2_updates", "trade"):
-            return []  # candles, auctions: nothing the hub keeps
+            raise MalformedFrame("shape", f"message type {kind[:30]!r}")
         symbol = as_str(field(msg, "symbol"), "symbol")
         if symbol not in self.units:
+            if symbol not in self.subscribed:
+                raise MalformedFrame("symbol", f"{symbol[:20]!r}: not subscribed, no details")
             self._hold(symbol, text, ts_recv)
             return []
         if kind == "trade":
@@ -178,6 +188,9 @@ def _request(kind: str, symbols: list[str]) -> str:
 
 
 def _decimals(value: Any, what: str) -> int:
+    """The decimals of a positive increment sent as a JSON number (``0.01``, ``1E-8``)."""
+    if decimal_parts(number(value, what), what)[0] <= 0:
+        raise MalformedFrame("range", f"{what} must be positive")
     decimals = decimals_of(value, what)
     if decimals > MAX_DECIMALS:
         raise MalformedFrame("range", f"{what} has more than {MAX_DECIMALS} decimals")
