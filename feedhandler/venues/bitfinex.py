@@ -16,9 +16,10 @@ message of unknown channel, so every book of the connection goes stale
 (``sequence_gaps``) and is resubscribed. Heartbeats may name a channel before its
 ``subscribed`` event (the 2021 capture has two): they count in the sequence only.
 
-Book (precision P0, ``len`` 100): a snapshot ``[[price, count, amount], ...]`` then one
-entry per message; ``count`` 0 deletes the price level, otherwise ``amount`` is the
-level's total, positive for a bid and negative for an ask. Prices and amounts are JSON
+Book (precision P0, ``len`` 100): a snapshot ``[[price, count, amount], ...]`` (one per
+subscription: a second is refused) then one entry per message; ``count`` 0 deletes
+the price level, otherwise ``amount`` is the level's total, positive for a bid and
+negative for an ask. Prices and amounts are JSON
 numbers read from their exact text (``1.1e-7`` included), never through float, in units
 of 10**-8: Bitfinex prices have five significant digits and at most 8 decimals, amounts
 8 decimals. ``[chanId, "cs", checksum, seq]`` carries the signed CRC32 of the top 25
@@ -110,6 +111,8 @@ class BitfinexParser(ParserBase):
         """Levels a side of each book subscription (``len``; 0 when not stated)."""
         self.inconsistencies: dict[str, int] = {}
         self._seen: dict[str, dict[int, None]] = {}
+        self._fresh: set[int] = set()
+        """Book channels subscribed whose snapshot has not come yet (only one comes)."""
 
     # --- the runner's interface --------------------------------------------------------
 
@@ -250,6 +253,7 @@ class BitfinexParser(ParserBase):
             if channel == "book":
                 self.book_channels[symbol] = chan
                 self.lengths[symbol] = length
+                self._fresh.add(chan)
             self._list(symbol)
         elif event == "unsubscribed":
             info = self.channels.pop(_whole(field(msg, "chanId"), "chanId"), None)
@@ -273,6 +277,7 @@ class BitfinexParser(ParserBase):
             self.flags, self.sequence = 0, -1
             self.channels.clear()
             self.book_channels.clear()
+            self._fresh.clear()
         out: list[Event] = []
         for sync in self.books.values():
             out += sync.invalidate(reason, ts_recv)
@@ -289,7 +294,7 @@ class BitfinexParser(ParserBase):
         channel, symbol = info
         if channel == "book":
             try:
-                return self._book_message(symbol, body, ts_recv)
+                return self._book_message(chan, symbol, body, ts_recv)
             except MalformedFrame as exc:
                 raise exc.on(symbol) from None
         try:
@@ -314,7 +319,7 @@ class BitfinexParser(ParserBase):
             sync.sink = self._emitted
         return sync
 
-    def _book_message(self, symbol: str, body: list[Any], ts_recv: int) -> list[Event]:
+    def _book_message(self, chan: int, symbol: str, body: list[Any], ts_recv: int) -> list[Event]:
         if type(body[0]) is str:
             if body[0] != "cs" or len(body) != 2:
                 raise MalformedFrame("shape", f"book message {str(body[0])[:10]!r}")
@@ -323,11 +328,14 @@ class BitfinexParser(ParserBase):
             raise MalformedFrame("shape", f"a book message has {len(body)} parts, needs 1")
         data = as_list(body[0], "book data")
         snapshot = not data or isinstance(data[0], list)
+        if snapshot and chan not in self._fresh:
+            raise MalformedFrame("inconsistent", "a second snapshot on one subscription")
         levels = [_entry(e) for e in data] if snapshot else [_entry(data)]
         changes: tuple[LevelChange, ...] = tuple((s, p, q) for s, p, q, _t in levels)
         sync = self._book(symbol)
         texts = self.texts[symbol]
         if snapshot:
+            self._fresh.discard(chan)
             texts.clear()
             texts.apply(levels)
             return sync.snapshot(Snapshot(changes), ts_recv)
