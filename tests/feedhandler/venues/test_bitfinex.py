@@ -127,7 +127,9 @@ def test_prices_and_amounts_are_exact_integers_of_the_json_text() -> None:
     symbol = parser.channels[chan][1]
     price = int(Decimal(str(entry[0])) * 10**8)
     side = 0 if not str(entry[2]).startswith("-") else 1
-    assert parser.books[symbol].book.size_at(side, price) == abs(int(Decimal(str(entry[2])) * 10**8))
+    assert parser.books[symbol].book.size_at(side, price) == abs(
+        int(Decimal(str(entry[2])) * 10**8)
+    )
     fed(parser, items[tiny + 1 :])
     test = parser.books["tTESTBTC:TESTUSD"]
     assert parser.units_for("tTESTBTC:TESTUSD")[0].text == "0.00000001"
@@ -226,7 +228,7 @@ def with_checksums(items: list[tuple[str, int]]) -> tuple[list[tuple[str, int]],
             else:
                 side[str(price)] = str(amount)
         shift += 1
-        cs = f"[{chan},\"cs\",{reference_checksum(sides)},{int(msg[-1]) + shift}]"
+        cs = f'[{chan},"cs",{reference_checksum(sides)},{int(msg[-1]) + shift}]'
         out.append((cs, ts))
     return out, shift
 
@@ -246,7 +248,9 @@ def test_every_checksum_verifies_and_a_wrong_one_stales_its_book() -> None:
     assert parser.sequence_gaps == 0 and all(s.live for s in parser.books.values())
 
     parser, _ = loaded()
-    wrong = next(i for i, (t, _) in enumerate(checked) if t.startswith(f'[{DOG_BOOK},"cs"') and i > 300)
+    wrong = next(
+        i for i, (t, _) in enumerate(checked) if t.startswith(f'[{DOG_BOOK},"cs"') and i > 300
+    )
     fed(parser, checked[:wrong])
     msg = load(checked[wrong][0])
     msg[2] = Raw(str(int(msg[2]) ^ 1))
@@ -273,7 +277,7 @@ def test_malformed_frames_are_refused_with_a_reason() -> None:
     assert parser.books["tDOGUSD"].book.snapshot() == book
     assert [s for s, b in parser.books.items() if not b.live] == ["tDOGUSD"]
     assert "price" in parser.errors[-1]
-    events = parser.on_frame(next_frame(f"[{BFT_TRADES},\"te\",[1,2,\"x\",4],SEQ]"), 1)
+    events = parser.on_frame(next_frame(f'[{BFT_TRADES},"te",[1,2,"x",4],SEQ]'), 1)
     assert events == [] and parser.reasons["shape"] == 1  # a trade: no book to resync
     events = parser.on_frame(next_frame("[424242,[1,1,1],SEQ]"), 1)
     assert parser.reasons["symbol"] == 1 and "channel 424242" in parser.errors[-1]
@@ -293,7 +297,9 @@ def test_a_deletion_the_book_cannot_match_means_a_lost_update() -> None:
     fed(parser, items[:at])
     nxt = parser.sequence + 1
     events = parser.on_frame(f"[{DOG_BOOK},[1,0,1],{nxt}]", 2)  # no bid at 1
-    assert events == [Status("BITFINEX", "tDOGUSD", "stale", "deletion of a level the book lacks", 0, 2)]
+    assert events == [
+        Status("BITFINEX", "tDOGUSD", "stale", "deletion of a level the book lacks", 0, 2)
+    ]
     assert parser.extra_stats("tDOGUSD")["book_inconsistencies"] == 1
     assert parser.books["tDOGUSD"].stats.gaps == 1 and parser.malformed == 0
     parser.on_frame(f"[{DOG_BOOK},[2,0,2],{nxt + 1}]", 2)
@@ -314,9 +320,9 @@ def test_each_trade_is_published_once_with_its_side() -> None:
     parser, items = loaded()
     fed(parser, items)
     seq = parser.sequence
-    te = f"[{BFT_TRADES},\"te\",[670000001,1618677600123,-0.5,0.0775],{seq + 1}]"
-    tu = f"[{BFT_TRADES},\"tu\",[670000001,1618677600123,-0.5,0.0775],{seq + 2}]"
-    buy = f"[{BFT_TRADES},\"tu\",[670000002,1618677600456,12.25,0.07752],{seq + 3}]"
+    te = f'[{BFT_TRADES},"te",[670000001,1618677600123,-0.5,0.0775],{seq + 1}]'
+    tu = f'[{BFT_TRADES},"tu",[670000001,1618677600123,-0.5,0.0775],{seq + 2}]'
+    buy = f'[{BFT_TRADES},"tu",[670000002,1618677600456,12.25,0.07752],{seq + 3}]'
     trades = [e for t in (te, tu, buy) for e in parser.on_frame(t, 99) if isinstance(e, Trade)]
     assert [(t.trade_id, t.side, t.price, t.size, t.seq) for t in trades] == [
         ("670000001", 1, 7750000, 50000000, 1),
@@ -329,7 +335,11 @@ def test_each_trade_is_published_once_with_its_side() -> None:
 def test_listings_name_the_instruments_canonically() -> None:
     parser, _ = loaded()
     ids = {n: parser.listings[n].canonical for n in ("tBTCUSD", "tBTCUST", "tTESTBTC:TESTUSD")}
-    assert ids == {"tBTCUSD": "BTC-USD", "tBTCUST": "BTC-USDT", "tTESTBTC:TESTUSD": "TESTBTC-TESTUSD"}
+    assert ids == {
+        "tBTCUSD": "BTC-USD",
+        "tBTCUST": "BTC-USDT",
+        "tTESTBTC:TESTUSD": "TESTBTC-TESTUSD",
+    }
     p = parser.listings["tBTCF0:USTF0"]
     assert (p.canonical, p.kind, p.settle, p.contract_size, p.inverse) == (
         "BTC-USDT-PERP",
@@ -347,12 +357,22 @@ def test_listings_name_the_instruments_canonically() -> None:
 def test_registration_subscribe_and_heartbeat() -> None:
     spec = VENUES["bitfinex"]
     assert "bitfinex" in LIVE_SOURCES
-    assert (spec.url, spec.rest) == ("wss://api-pub.bitfinex.com/ws/2", "https://api-pub.bitfinex.com")
+    assert (spec.url, spec.rest) == (
+        "wss://api-pub.bitfinex.com/ws/2",
+        "https://api-pub.bitfinex.com",
+    )
     parser = spec.parser()
     assert isinstance(parser, BitfinexParser)
     assert [json.loads(m) for m in parser.subscribe(["tBTCUSD"])] == [
         {"event": "conf", "flags": 65536 + 131072},
-        {"event": "subscribe", "channel": "book", "symbol": "tBTCUSD", "prec": "P0", "freq": "F0", "len": "100"},
+        {
+            "event": "subscribe",
+            "channel": "book",
+            "symbol": "tBTCUSD",
+            "prec": "P0",
+            "freq": "F0",
+            "len": "100",
+        },
         {"event": "subscribe", "channel": "trades", "symbol": "tBTCUSD"},
         {"event": "subscribe", "channel": "ticker", "symbol": "tBTCUSD"},
     ]
@@ -367,7 +387,8 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
     assert json.loads(venue.received[0]) == {"event": "conf", "flags": 196608}
     assert '{"event": "ping", "cid": 1}' in venue.received
     assert sorted(venue.rest_requests) == sorted(
-        f"/v2/conf/{n}" for n in ("pub:map:currency:sym", "pub:list:pair:exchange", "pub:list:pair:future")
+        f"/v2/conf/{n}"
+        for n in ("pub:map:currency:sym", "pub:list:pair:exchange", "pub:list:pair:future")
     )
     assert parser.malformed == 0 and parser.sequence == 1670 and parser.sequence_gaps == 0
     want = replayed_books(CAPTURE, BitfinexParser())
@@ -426,8 +447,12 @@ def amount_changed(original: str, mutated: str | bytes) -> bool:
         return False
     pairs = zip(a[1], b[1], strict=True) if a[1] and isinstance(a[1][0], list) else [(a[1], b[1])]
     return any(
-        isinstance(x, list) and isinstance(y, list) and len(x) == len(y) == 3
-        and x[:2] == y[:2] and x[2] != y[2] and isinstance(y[2], Raw)
+        isinstance(x, list)
+        and isinstance(y, list)
+        and len(x) == len(y) == 3
+        and x[:2] == y[:2]
+        and x[2] != y[2]
+        and isinstance(y[2], Raw)
         for x, y in pairs
     )
 

@@ -123,7 +123,9 @@ def test_a_crossed_book_is_stale_until_a_fresh_snapshot_fetched_once_subscribed(
     ask = parser.books["ethusd"].book.best_ask()
     assert ask is not None
     after = parser._last["ethusd"][0] + 1
-    crossing = diff("ethusd", after, [[parser.units_for("ethusd")[0].to_str(ask[0] + 100), "1.0"]], [])
+    crossing = diff(
+        "ethusd", after, [[parser.units_for("ethusd")[0].to_str(ask[0] + 100), "1.0"]], []
+    )
     events = parser.on_frame(crossing, 7)
     assert [(e.state, e.reason) for e in events if isinstance(e, Status)] == [("stale", "crossed")]
     assert parser.snapshot_urls(REST, ["ethusd"]) == [f"{REST}/api/v2/order_book/ethusd"]
@@ -133,7 +135,9 @@ def test_a_crossed_book_is_stale_until_a_fresh_snapshot_fetched_once_subscribed(
         '{"event":"bts:subscription_succeeded","channel":"diff_order_book_ethusd","data":{}}', 8
     )
     assert parser.snapshot_urls(REST, ["ethusd"]) == [f"{REST}/api/v2/order_book/ethusd"]
-    assert BitstampParser().snapshot_urls(REST, ["ethusd"]) == [f"{REST}/api/v2/trading-pairs-info/"]
+    assert BitstampParser().snapshot_urls(REST, ["ethusd"]) == [
+        f"{REST}/api/v2/trading-pairs-info/"
+    ]
     book = truth.books["ethusd"].book
     tick, lot = truth.units_for("ethusd")
     micros = truth._last["ethusd"][0]
@@ -169,7 +173,10 @@ def test_malformed_frames_are_refused_with_a_reason() -> None:
     assert parser.reasons["venue"] == 1
     events = parser.on_frame('{"event":"data","channel":"diff_order_bok_ethusd","data":{}}', 1)
     assert parser.reasons["shape"] == 3 and not any(s.live for s in parser.books.values())
-    assert parser.on_frame('{"event":"bts:heartbeat","channel":"","data":{"status":"success"}}', 1) == []
+    assert (
+        parser.on_frame('{"event":"bts:heartbeat","channel":"","data":{"status":"success"}}', 1)
+        == []
+    )
     assert parser.malformed == 5
 
 

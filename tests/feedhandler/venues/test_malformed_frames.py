@@ -13,8 +13,11 @@ import pytest
 
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.bitfinex import BitfinexParser
+from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
@@ -50,6 +53,19 @@ def exchange(msg: Any) -> None:
 
 def level3(msg: Any) -> None:
     msg["price"] = HUGE
+
+
+def bitfinex(msg: Any) -> None:
+    msg[1][0] = Raw(HUGE)  # [chanId, [price, count, amount], seq]
+
+
+def bitstamp(msg: Any) -> None:
+    d = msg["data"]
+    (d["bids"] or d["asks"])[0][0] = HUGE
+
+
+def gemini(msg: Any) -> None:
+    msg["changes"][0][1] = HUGE
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -90,6 +106,27 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         exchange,
     ),
     "coinbase-l3": ("", CoinbaseL3Parser, "BTC-USD", '"type": "open"', level3),
+    "bitfinex": (
+        "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.zst",
+        BitfinexParser,
+        "tDOGUSD",
+        "[225206,[2",  # an update of tDOGUSD's book channel (prices 2xxxxx)
+        bitfinex,
+    ),
+    "bitstamp": (
+        "bitstamp-spot_diff-book-rest-trades_2022-01-05.jsonl.zst",
+        BitstampParser,
+        "ethusd",
+        '"channel":"diff_order_book_ethusd"',
+        bitstamp,
+    ),
+    "gemini": (
+        "gemini-spot_l2-trades_2021-06-24.jsonl.zst",
+        GeminiParser,
+        "BTCGBP",
+        '"symbol":"BTCGBP","changes"',
+        gemini,
+    ),
 }
 
 
