@@ -189,6 +189,7 @@ def test_registration_and_subscribe() -> None:
 async def test_the_live_runner_against_the_capture_ends_with_the_replays_books() -> None:
     runner, mirror, venue = await runner_against_capture(CAPTURE, GeminiParser, SYMBOLS)
     parser = runner.parser
+    assert isinstance(parser, GeminiParser)
     assert json.loads(venue.received[0]) == json.loads(parser.subscribe(SYMBOLS)[0])
     assert sorted(venue.rest_requests) == sorted(
         f"/v1/symbols/details/{s.lower()}" for s in SYMBOLS
