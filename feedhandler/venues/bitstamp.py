@@ -10,7 +10,9 @@ amounts per price, ``"0.00000000"`` deletes), fetch ``/api/v2/order_book/<pair>`
 full book, with its ``microtimestamp``), drop every diff whose ``microtimestamp`` is at
 or before the snapshot's and apply the rest. There are no sequence numbers and no
 checksum, so nothing reveals a lost diff; a crossed book marks the symbol stale and the
-runner fetches a new snapshot. The shared engine runs the rule: each diff's id is its
+runner fetches a new snapshot; one older than the last diff the book applied is refused
+(``inconsistent``: the diffs between were dropped when the book went stale) and fetched
+again. The shared engine runs the rule: each diff's id is its
 ``microtimestamp`` times 1000 plus its rank among diffs of that microsecond, and a
 snapshot's id is its ``microtimestamp`` times 1000 plus 999, so "covered by the snapshot"
 is exactly "not later than its microsecond" and diffs received before the snapshot
@@ -126,6 +128,11 @@ class BitstampParser(ParserBase):
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
         snap = Snapshot(levels, seq=micros * RANKS + RANKS - 1, ts_event=micros * 1000)
+        known = self.books.get(pair)
+        if known is not None and known.venue_id > snap.seq:
+            # Diffs after it came before the book went stale and are gone with its buffer.
+            why = f"snapshot at {micros} us is older than the book's last diff"
+            raise MalformedFrame("inconsistent", why, ())
         return self._book(pair).snapshot(snap, ts_recv)
 
     def _pairs(self, body: str, ts_recv: int) -> list[Event]:

@@ -140,13 +140,16 @@ def test_a_crossed_book_is_stale_until_a_fresh_snapshot_fetched_once_subscribed(
     ]
     book = truth.books["ethusd"].book
     tick, lot = truth.units_for("ethusd")
-    micros = truth._last["ethusd"][0]
     body = {
-        "microtimestamp": str(micros),
+        "microtimestamp": str(after - 1),
         "bids": [[tick.to_str(p), lot.to_str(q)] for p, q in book.depth(0)],
         "asks": [[tick.to_str(p), lot.to_str(q)] for p, q in book.depth(1)],
     }
-    events = parser.on_http(f"{REST}/api/v2/order_book/ethusd", json.dumps(body), 9)
+    url = f"{REST}/api/v2/order_book/ethusd"
+    assert parser.on_http(url, json.dumps(body), 9) == []  # older than the crossing diff
+    assert parser.reasons == {"inconsistent": 1} and not parser.books["ethusd"].live
+    body["microtimestamp"] = str(after)  # the venue's book as of the crossing microsecond
+    events = parser.on_http(url, json.dumps(body), 9)
     assert [e.state for e in events if isinstance(e, Status)] == ["resynced"]
     fed(truth, items[at:])
     fed(parser, items[at:])
