@@ -117,6 +117,13 @@ class BookSync:
         returns the ``stale`` status event the first time a live book goes stale."""
         return self._sunk(self._invalidate(reason, ts_recv))
 
+    def verify(self, expected: int, ts_recv: int) -> list[Event]:
+        """Check the live book against a checksum the venue sends on its own, apart from any
+        update (Bitfinex ``cs`` frames); a mismatch marks the symbol stale."""
+        if not self.live or self.checksum is None or self._verify(expected):
+            return []
+        return self._sunk(self._invalidate("checksum", ts_recv))
+
     def _sunk(self, out: list[Event]) -> list[Event]:
         if self.sink is not None:
             self.sink += out

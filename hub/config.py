@@ -83,6 +83,9 @@ LIVE_SOURCES = (
     "binance-usdm",
     "kraken-futures",
     "deribit",
+    "bitfinex",
+    "bitstamp",
+    "gemini",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -47,6 +47,9 @@ EXCHANGES = {
     "BINANCE_USDM": "binance-usdm",
     "KRAKEN_FUTURES": "kraken-futures",
     "DERIBIT": "deribit",
+    "BITFINEX": "bitfinex",
+    "BITSTAMP": "bitstamp",
+    "GEMINI": "gemini",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

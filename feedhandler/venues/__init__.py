@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser, UsdMParser
+from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitget import BitgetParser
 from feedhandler.venues.bitmex import BitmexParser
+from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.bybit import BybitParser
 from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
@@ -118,5 +121,17 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "deribit": VenueSpec(
         "deribit", DeribitParser, "wss://www.deribit.com/ws/api/v2", "https://www.deribit.com"
+    ),
+    "bitfinex": VenueSpec(
+        "bitfinex",
+        BitfinexParser,
+        "wss://api-pub.bitfinex.com/ws/2",
+        "https://api-pub.bitfinex.com",
+    ),
+    "bitstamp": VenueSpec(
+        "bitstamp", BitstampParser, "wss://ws.bitstamp.net", "https://www.bitstamp.net"
+    ),
+    "gemini": VenueSpec(
+        "gemini", GeminiParser, "wss://api.gemini.com/v2/marketdata", "https://api.gemini.com"
     ),
 }

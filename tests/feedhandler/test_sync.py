@@ -100,3 +100,13 @@ def test_a_stale_books_buffer_is_bounded() -> None:
     out = sync.snapshot(Snapshot(((0, 100, 1),), seq=5), 1)
     assert sync.stats.gaps == 1 and not sync.live  # deltas 6..10 were dropped: a gap
     assert out[-1] == Status("V", "S", "stale", "gap", 0, 1)
+
+
+def test_a_checksum_sent_on_its_own_is_verified_against_the_live_book() -> None:
+    sync = BookSync("V", "S", checksum=lambda book: book.size_at(0, 100))
+    assert sync.verify(1, 0) == []  # no book yet: nothing to verify
+    sync.snapshot(Snapshot(((0, 100, 5),)), 0)
+    assert sync.verify(5, 1) == [] and sync.stats.checksums_ok == 1
+    assert sync.verify(6, 2) == [Status("V", "S", "stale", "checksum", 0, 2)]
+    assert sync.stats.checksums_failed == 1 and not sync.live
+    assert sync.verify(6, 3) == []  # stale: waits for its snapshot

@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
+from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
@@ -106,6 +108,22 @@ CASES = {
     ),
     "coinbase-l3": lambda: Case(
         "coinbase-l3", l3_items(), CoinbaseL3Parser, 0, 400, free_text=l3_free_text
+    ),
+    "bitstamp": lambda: Case(
+        "bitstamp",
+        capture_items(CAPTURES / "bitstamp-spot_diff-book-rest-trades_2022-01-05.jsonl.zst"),
+        BitstampParser,
+        1,
+        300,
+        chained=False,
+    ),
+    "gemini": lambda: Case(
+        "gemini",
+        capture_items(CAPTURES / "gemini-spot_l2-trades_2021-06-24.jsonl.zst"),
+        GeminiParser,
+        1,
+        300,
+        chained=False,
     ),
 }
 

@@ -14,9 +14,12 @@ import pytest
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
+from feedhandler.venues.bitfinex import BitfinexParser
+from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.events import BookUpdate, Status
@@ -62,6 +65,19 @@ def kraken_futures(msg: Any) -> None:
 def deribit(msg: Any) -> None:
     data = msg["params"]["data"]
     (data["bids"] or data["asks"])[0][1] = Raw(HUGE)
+
+
+def bitfinex(msg: Any) -> None:
+    msg[1][0] = Raw(HUGE)  # [chanId, [price, count, amount], seq]
+
+
+def bitstamp(msg: Any) -> None:
+    d = msg["data"]
+    (d["bids"] or d["asks"])[0][0] = HUGE
+
+
+def gemini(msg: Any) -> None:
+    msg["changes"][0][1] = HUGE
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -122,6 +138,27 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "BTC-24SEP21-8000-P",
         '"channel":"book.BTC-24SEP21-8000-P.raw","data":{"type":"change"',
         deribit,
+    ),
+    "bitfinex": (
+        "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.zst",
+        BitfinexParser,
+        "tDOGUSD",
+        "[225206,[2",  # an update of tDOGUSD's book channel (prices 2xxxxx)
+        bitfinex,
+    ),
+    "bitstamp": (
+        "bitstamp-spot_diff-book-rest-trades_2022-01-05.jsonl.zst",
+        BitstampParser,
+        "ethusd",
+        '"channel":"diff_order_book_ethusd"',
+        bitstamp,
+    ),
+    "gemini": (
+        "gemini-spot_l2-trades_2021-06-24.jsonl.zst",
+        GeminiParser,
+        "BTCGBP",
+        '"symbol":"BTCGBP","changes"',
+        gemini,
     ),
 }
 
