@@ -66,10 +66,14 @@ def postgres_errors(dsn: str) -> Iterator[None]:
 
 
 async def connect_async(dsn: str) -> asyncpg.Connection:
-    """An asyncpg connection; any failure to get one is ServiceUnavailable (a server that
-    refuses the login may be starting up, so retrying can help)."""
+    """An asyncpg connection; MissingDatabase when the server has no such database, any
+    other failure to get one ServiceUnavailable (a server that refuses the login may be
+    starting up, so retrying can help)."""
     try:
         return await asyncpg.connect(dsn, timeout=5)
+    except asyncpg.InvalidCatalogNameError as exc:
+        missing = _NO_DATABASE.search(str(exc))
+        raise MissingDatabase(missing.group(1) if missing else "?", dsn) from None
     except (*UNREACHABLE, asyncpg.PostgresError) as exc:
         raise ServiceUnavailable(
             "PostgreSQL", redact_dsn(dsn), str(exc) or type(exc).__name__

@@ -113,6 +113,13 @@ def test_migrate_on_a_missing_database_says_so_and_db_create_makes_it(
         f"hub: error: database {name!r} does not exist on PostgreSQL at {absent_database}: "
         "create it with `hub db create`"
     )
+    # the recorder (asyncpg, not psycopg) says the same, not "unreachable"
+    out = run_hub("recorder", env={"HUB_POSTGRES__DSN": absent_database})
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"hub: error: database {name!r} does not exist on PostgreSQL at {absent_database}: "
+        "create it with `hub db create`"
+    )
     out = run_hub("db", "create", "--postgres", absent_database)
     assert (out.returncode, out.stdout.strip()) == (0, f"database created: {absent_database}")
     out = run_hub("db", "create", "--postgres", absent_database)  # idempotent
