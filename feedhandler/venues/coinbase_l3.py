@@ -19,7 +19,9 @@ order; ``done`` removes it.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 from urllib.parse import urlparse
 
@@ -35,7 +37,7 @@ from feedhandler.frames import (
     units,
 )
 from feedhandler.frames import field as need
-from feedhandler.sync import BookSync, Delta, Snapshot
+from feedhandler.sync import BUFFER_LIMIT, BookSync, Delta, Snapshot
 from feedhandler.venues.coinbase import VENUE, CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from hub.events import Event, LevelChange
@@ -52,7 +54,9 @@ class ProductL3:
     levels: dict[tuple[int, int], int] = field(default_factory=dict)
     sequence: int = -1
     synced: bool = False
-    buffer: list[dict[str, Any]] = field(default_factory=list)
+    # messages while waiting for a snapshot: the oldest leave past BUFFER_LIMIT, and the
+    # first one kept after the snapshot's sequence then shows the loss as a gap
+    buffer: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=BUFFER_LIMIT))
 
     def level_change(self, side: int, price: int, by: int) -> LevelChange:
         """The level's new size; one below zero or past int64 is a contradiction."""
@@ -103,7 +107,8 @@ class CoinbaseL3Parser(CoinbaseParser):
         """Forget the product's orders until a fresh level-3 snapshot."""
         state = self.l3.get(symbol)
         if state is not None:
-            state.synced, state.buffer = False, []
+            state.synced = False
+            state.buffer.clear()
         return super().resync(symbol, reason, ts_recv)
 
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
@@ -139,13 +144,16 @@ class CoinbaseL3Parser(CoinbaseParser):
         except MalformedFrame as exc:  # a level past int64: summed from orders that each fit
             state.synced = False
             raise exc.on(product) from None
-        pending, state.buffer = state.buffer, []
-        for msg in pending:
+        pending, state.buffer = state.buffer, deque(maxlen=BUFFER_LIMIT)
+        for i, msg in enumerate(pending):
             if msg["sequence"] > sequence:
                 try:
                     out += self._apply(product, state, msg, ts_recv)
                 except MalformedFrame as exc:
                     return out + self.malformed_input(str(msg), exc.on(product), ts_recv)
+                if not state.synced:  # a gap: the rest waits for the next snapshot
+                    state.buffer.extend(islice(pending, i + 1, None))
+                    break
         return out
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
@@ -177,7 +185,9 @@ class CoinbaseL3Parser(CoinbaseParser):
             return []  # already in the snapshot
         if sequence != state.sequence + 1:
             sync.stats.gaps += 1
-            state.synced, state.buffer = False, [msg]
+            state.synced = False
+            state.buffer.clear()
+            state.buffer.append(msg)
             return sync.invalidate("gap", ts_recv)
         state.sequence = sequence
         kind = msg.get("type")

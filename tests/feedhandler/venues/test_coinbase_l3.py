@@ -7,6 +7,9 @@ import json
 import random
 from typing import Any
 
+import pytest
+
+from feedhandler.venues import coinbase_l3
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from hub.events import BookUpdate, Event, Status, Trade
 from orderbook_core import L2Book
@@ -164,6 +167,32 @@ def test_a_lost_message_is_a_gap_and_a_fresh_snapshot_repairs_the_book() -> None
     assert parser.books[PRODUCT].stats.gaps == 1
     assert down.states == ["stale", "resynced"]
     assert down.book.snapshot() == venue.l2()
+
+
+def test_the_wait_for_a_snapshot_is_bounded_and_an_overrun_shows_as_a_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(coinbase_l3, "BUFFER_LIMIT", 50)
+    venue, parser, down = Venue(4), parser_with_units(), Downstream()
+    for _ in range(100):
+        venue.step()
+    url = parser.snapshot_urls(REST, [PRODUCT])[0]
+    old = venue.snapshot()  # a slow REST answer: 300 messages arrive before it does
+    for _ in range(150):
+        for m in venue.step():
+            assert parser.on_frame(m, 0) == []
+    assert len(parser.l3[PRODUCT].buffer) == 50  # the oldest left
+    down.take(parser.on_http(url, old, 0))
+    assert parser.books[PRODUCT].stats.gaps == 1 and not parser.books[PRODUCT].live
+    for _ in range(20):
+        for m in venue.step():
+            down.take(parser.on_frame(m, 0))
+    down.take(parser.on_http(url, venue.snapshot(), 0))
+    for _ in range(200):
+        for m in venue.step():
+            down.take(parser.on_frame(m, 0))
+    assert down.book.snapshot() == venue.l2() == parser.books[PRODUCT].book.snapshot()
+    assert len(parser.l3[PRODUCT].buffer) == 0
 
 
 def test_bad_frames_are_counted_and_leave_the_book_alone() -> None:
