@@ -16,9 +16,8 @@ never changes when the frame is written back.
 
 from __future__ import annotations
 
-import gzip
-
 import copy
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
