@@ -18,6 +18,7 @@ from feedhandler.venues.huobi import HuobiBase, HuobiCoinSwapParser, HuobiSpotPa
 from hub.config import LIVE_SOURCES
 from hub.events import BUY, SELL, BookUpdate, Event, Trade
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.capture_runner import runner_against_capture
 
 SPOT = CAPTURES / "huobi-spot_depth-step0-trades_2021-04-17.jsonl.zst"
 SWAP = CAPTURES / "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst"
@@ -191,3 +192,16 @@ def test_registry_and_subscriptions() -> None:
         {"unsub": "market.BTC-USD.depth.step0", "id": "3"},
         {"sub": "market.BTC-USD.depth.step0", "id": "4"},
     ]
+
+
+async def test_the_live_runner_against_the_swap_capture_ends_with_the_replays_books() -> None:
+    symbols = ["ANT-USD", "ATOM-USD", "GALA-USD", "ICP-USD", "SHIB-USD"]
+    runner, mirror, _venue = await runner_against_capture(SWAP, HuobiCoinSwapParser, symbols)
+    parser = runner.parser
+    assert parser.malformed == 0
+    replayed = HuobiCoinSwapParser()
+    fed(replayed, SWAP)
+    for symbol in symbols:
+        sync = parser.books[symbol]
+        assert sync.live and sync.book.snapshot() == replayed.books[symbol].book.snapshot()
+        assert mirror.books[symbol].snapshot() == sync.book.snapshot()
