@@ -50,6 +50,7 @@ EXCHANGES = {
     "BITFINEX": "bitfinex",
     "BITSTAMP": "bitstamp",
     "GEMINI": "gemini",
+    "CRYPTO.COM": "cryptocom",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

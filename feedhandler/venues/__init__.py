@@ -18,6 +18,7 @@ from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
@@ -133,5 +134,8 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "gemini": VenueSpec(
         "gemini", GeminiParser, "wss://api.gemini.com/v2/marketdata", "https://api.gemini.com"
+    ),
+    "cryptocom": VenueSpec(
+        "cryptocom", CryptocomParser, "wss://stream.crypto.com/v2/market", "https://api.crypto.com"
     ),
 }
