@@ -86,6 +86,7 @@ LIVE_SOURCES = (
     "bitfinex",
     "bitstamp",
     "gemini",
+    "cryptocom",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

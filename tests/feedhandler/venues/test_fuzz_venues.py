@@ -25,6 +25,7 @@ from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from tests.conftest import CAPTURES
@@ -121,6 +122,16 @@ CASES = {
         "gemini",
         capture_items(CAPTURES / "gemini-spot_l2-trades_2021-06-24.jsonl.zst"),
         GeminiParser,
+        1,
+        300,
+        chained=False,
+    ),
+    "cryptocom": lambda: Case(
+        "cryptocom",
+        capture_items(
+            CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
+        ),
+        CryptocomParser,
         1,
         300,
         chained=False,

@@ -19,6 +19,7 @@ from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
@@ -78,6 +79,10 @@ def bitstamp(msg: Any) -> None:
 
 def gemini(msg: Any) -> None:
     msg["changes"][0][1] = HUGE
+
+
+def cryptocom(msg: Any) -> None:
+    msg["result"]["data"][0]["bids"][0][0] = Raw(HUGE)
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -159,6 +164,13 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "BTCGBP",
         '"symbol":"BTCGBP","changes"',
         gemini,
+    ),
+    "cryptocom": (
+        "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst",
+        CryptocomParser,
+        "HNT_USDT",
+        '"subscription":"book.HNT_USDT.150"',
+        cryptocom,
     ),
 }
 
