@@ -6,6 +6,7 @@ with their reason; trades; listings; the live runner ends with the replay's book
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def test_trades_are_normalised_oldest_first() -> None:
     first = next(t for t in trades if t.symbol == "MATIC_USDT")
     matic = [t for t in trades if t.symbol == "MATIC_USDT"]
     assert [t.seq for t in matic] == list(range(1, len(matic) + 1))
-    assert all(a.ts_event <= b.ts_event for a, b in zip(matic, matic[1:], strict=False))
+    assert all(a.ts_event <= b.ts_event for a, b in itertools.pairwise(matic))
     assert first.side == 1 and first.ts_recv > first.ts_event > 0
     last_of_first_frame = next(t for t in matic if t.trade_id == "2008994948736251682")
     assert (last_of_first_frame.price, last_of_first_frame.size) == (175445, 3982)

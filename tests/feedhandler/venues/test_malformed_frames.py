@@ -18,8 +18,8 @@ from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
-from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.cryptocom import CryptocomParser
+from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
