@@ -87,6 +87,7 @@ LIVE_SOURCES = (
     "bitstamp",
     "gemini",
     "cryptocom",
+    "phemex",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

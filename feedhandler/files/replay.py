@@ -51,6 +51,7 @@ EXCHANGES = {
     "BITSTAMP": "bitstamp",
     "GEMINI": "gemini",
     "CRYPTO.COM": "cryptocom",
+    "PHEMEX": "phemex",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

@@ -24,6 +24,7 @@ from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
+from feedhandler.venues.phemex import PhemexParser
 
 
 @dataclass(frozen=True)
@@ -138,4 +139,5 @@ VENUES: dict[str, VenueSpec] = {
     "cryptocom": VenueSpec(
         "cryptocom", CryptocomParser, "wss://stream.crypto.com/v2/market", "https://api.crypto.com"
     ),
+    "phemex": VenueSpec("phemex", PhemexParser, "wss://phemex.com/ws", "https://api.phemex.com"),
 }
