@@ -110,8 +110,10 @@ class PhemexParser(ParserBase):
                     raise MalformedFrame("range", f"priceScale {scale} is more than {MAX_SCALE}")
                 base = exact.string(field(item, "contractUnderlyingAssets"), "underlying")
                 settle = exact.string(field(item, "settleCurrency"), "settleCurrency")
-                size = exact.number(field(item, "contractSize"), "contractSize")
-                found.append((name, kind, base, quote, scale, 0, settle, str(size)))
+                contract = _plain(exact.number(field(item, "contractSize"), "contractSize"))
+                if settle != quote and base == quote:
+                    base = settle  # inverse (BTCUSD): the underlying field names the quote
+                found.append((name, kind, base, quote, scale, 0, settle, contract))
         out: list[Event] = []
         for name, kind, base, quote, scale, lot, settle, size in found:
             units = (decimals_unit(scale), decimals_unit(lot))
@@ -217,6 +219,18 @@ class PhemexParser(ParserBase):
                 Trade(VENUE, name, self._trade_seq(name), trade_id, price, qty, side, ts, ts_recv)
             )
         return out
+
+
+def _plain(value: Any) -> str:
+    """A JSON number's text in plain decimal form (``1.0E-4``: ``0.0001``, ``1.0``: ``1``)."""
+    mant, decimals = exact.decimal_parts(value, "contractSize")
+    while decimals and mant % 10 == 0:
+        mant //= 10
+        decimals -= 1
+    if not decimals:
+        return str(mant)
+    digits = str(mant).rjust(decimals + 1, "0")
+    return f"{digits[:-decimals]}.{digits[-decimals:]}"
 
 
 def _positive(value: Any, what: str) -> int:
