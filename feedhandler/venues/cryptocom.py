@@ -10,8 +10,10 @@ Book sync: the v2 ``book`` channel pushes full top-``depth`` snapshots (``[price
 quantity, orders]`` rows) with the venue time ``t`` (ms), no sequence number and no
 checksum. Each push replaces the book; a push whose ``t`` is older than the newest one
 already applied is dropped (``snapshots_older``), one that repeats it too
-(``snapshots_repeated``): the newest book wins. ``recover`` resubscribes the stale
-instruments, which makes the venue push a fresh snapshot.
+(``snapshots_repeated``): the newest book wins. A book that went stale (a crossed
+push, a malformed frame) takes no push until ``recover`` has resubscribed it (the lost
+push may have been newer than the next ones); the resubscription's snapshot is then
+taken whatever its ``t``.
 
 Trades: ``trade`` rows (``d`` id, ``s`` taker side ``BUY``/``SELL``, ``p``, ``q``, ``t``
 ms). ``ticker`` rows (``b`` best bid, ``k`` best ask) are counted; the venue's ticker
@@ -59,6 +61,10 @@ class CryptocomParser(ParserBase):
         self.older: dict[str, int] = {}
         self.repeated: dict[str, int] = {}
         self.tickers: dict[str, int] = {}
+        self.resubscribed: set[str] = set()
+        """Stale instruments resubscribed (``recover``, or a new connection): the next
+        snapshot, whatever its ``t``, is the venue's answer. Until then a stale book
+        takes no push, since the one that was lost may have been newer than the next."""
 
     # --- the runner's interface --------------------------------------------------------
 
@@ -76,14 +82,19 @@ class CryptocomParser(ParserBase):
         return [rest + INSTRUMENTS]
 
     def subscribe(self, symbols: list[str]) -> list[str]:
+        self._resubscribed(symbols)
         channels = [f"{k}.{s}" for k in ("trade", "ticker") for s in symbols]
         return [_subscribe([f"book.{s}.{DEPTH}" for s in symbols] + channels)]
 
     def recover(self, symbols: list[str]) -> list[str]:
         """Resubscribing a book channel makes the venue push a fresh snapshot."""
+        self._resubscribed(symbols)
+        return [_subscribe([f"book.{s}.{DEPTH}" for s in symbols])] if symbols else []
+
+    def _resubscribed(self, symbols: list[str]) -> None:
         for s in symbols:
             self.newest.pop(s, None)
-        return [_subscribe([f"book.{s}.{DEPTH}" for s in symbols])] if symbols else []
+            self.resubscribed.add(s)
 
     def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
         if any(s not in self.units for s in symbols):
@@ -178,11 +189,14 @@ class CryptocomParser(ParserBase):
         for ms, levels in snaps:
             newest = self.newest.get(name, -1)
             sync = self.books.get(name)
-            if sync is not None and sync.live and ms <= newest:
+            if sync is not None and not sync.live and name not in self.resubscribed:
+                continue  # stale: waits for the resubscription's snapshot
+            if ms <= newest:
                 counts = self.older if ms < newest else self.repeated
                 counts[name] = counts.get(name, 0) + 1
                 continue
             self.newest[name] = ms
+            self.resubscribed.discard(name)
             out += self._book(name).snapshot(Snapshot(levels, ts_event=ms * 1_000_000), ts_recv)
         return out
 

@@ -120,6 +120,7 @@ def test_a_stale_book_takes_the_resubscriptions_snapshot_whatever_its_t() -> Non
     parser.on_frame(book("HNT_USDT", 10, "[[45.0,1,1]]", "[[46.0,1,1]]"), 1)
     events = parser.on_frame(book("HNT_USDT", 11, "[[45.0,1,1]]", "[[46.0,1.0001,1]]"), 2)
     assert [e.state for e in events if isinstance(e, Status)] == ["stale"]
+    assert parser.on_frame(book("HNT_USDT", 12, "[[44.0,1,1]]", "[[46.0,1,1]]"), 3) == []
     assert [json.loads(m) for m in parser.recover(["HNT_USDT"])] == [
         {"method": "subscribe", "params": {"channels": ["book.HNT_USDT.150"]}}
     ]

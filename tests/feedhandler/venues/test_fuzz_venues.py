@@ -28,6 +28,7 @@ from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
@@ -132,6 +133,14 @@ CASES = {
             CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
         ),
         CryptocomParser,
+        1,
+        300,
+        chained=False,
+    ),
+    "phemex": lambda: Case(
+        "phemex",
+        capture_items(CAPTURES / "phemex_book-trades_2021-07-03.jsonl.zst"),
+        PhemexParser,
         1,
         300,
         chained=False,

@@ -23,6 +23,7 @@ from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.phemex import PhemexParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
 from tests.conftest import CAPTURES
@@ -79,6 +80,10 @@ def bitstamp(msg: Any) -> None:
 
 def gemini(msg: Any) -> None:
     msg["changes"][0][1] = HUGE
+
+
+def phemex(msg: Any) -> None:
+    (msg["book"]["bids"] or msg["book"]["asks"])[0][0] = HUGE
 
 
 def cryptocom(msg: Any) -> None:
@@ -171,6 +176,13 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "HNT_USDT",
         '"subscription":"book.HNT_USDT.150"',
         cryptocom,
+    ),
+    "phemex": (
+        "phemex_book-trades_2021-07-03.jsonl.zst",
+        PhemexParser,
+        "XTZUSD",
+        '"symbol":"XTZUSD","timestamp"',
+        phemex,
     ),
 }
 
