@@ -31,8 +31,8 @@ from urllib.parse import urlparse
 
 from feedhandler.frames import MalformedFrame, as_dict, as_list, field, row
 from feedhandler.sync import BookSync, Snapshot
-from feedhandler.venues import exact
 from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.exact import exact_json, integer, number_units, string
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
@@ -106,13 +106,13 @@ class CryptocomParser(ParserBase):
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         if urlparse(url).path.rstrip("/") != INSTRUMENTS:
             return []
-        msg = as_dict(exact.exact_json(body), "instruments")
+        msg = as_dict(exact_json(body), "instruments")
         items = as_list(field(as_dict(field(msg, "result"), "result"), "instruments"), "list")
         found = []
         for item in items:
-            name = exact.string(field(item, "instrument_name"), "instrument_name")
-            base = exact.string(field(item, "base_currency"), "base_currency")
-            quote = exact.string(field(item, "quote_currency"), "quote_currency")
+            name = string(field(item, "instrument_name"), "instrument_name")
+            base = string(field(item, "base_currency"), "base_currency")
+            quote = string(field(item, "quote_currency"), "quote_currency")
             price = _decimals(field(item, "price_decimals"), "price_decimals")
             size = _decimals(field(item, "quantity_decimals"), "quantity_decimals")
             found.append((name, base, quote, price, size))
@@ -131,22 +131,22 @@ class CryptocomParser(ParserBase):
     # --- WebSocket ---------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
-        msg = as_dict(exact.exact_json(text), "frame")
-        method = exact.string(field(msg, "method"), "method")
+        msg = as_dict(exact_json(text), "frame")
+        method = string(field(msg, "method"), "method")
         if method == "public/heartbeat":
-            beat = exact.integer(field(msg, "id"), "id")
+            beat = integer(field(msg, "id"), "id")
             self._answers.append(json.dumps({"id": beat, "method": "public/respond-heartbeat"}))
             return []
         if method != "subscribe":
             raise MalformedFrame("shape", f"method {method[:30]!r}")
-        code = exact.integer(field(msg, "code"), "code")
+        code = integer(field(msg, "code"), "code")
         if code != 0:
             raise MalformedFrame("venue", f"error code {code}: {str(msg.get('message'))[:60]}")
         if "result" not in msg:
             return []  # the subscription's acknowledgement
         result = as_dict(field(msg, "result"), "result")
-        channel = exact.string(field(result, "channel"), "channel")
-        name = exact.string(field(result, "instrument_name"), "instrument_name")
+        channel = string(field(result, "channel"), "channel")
+        name = string(field(result, "instrument_name"), "instrument_name")
         if channel == "candlestick":
             return []
         if name not in self.units:
@@ -205,7 +205,7 @@ class CryptocomParser(ParserBase):
         parsed = []
         for data in rows:
             data = as_dict(data, "trade")
-            trade_id = exact.integer(field(data, "d"), "d")
+            trade_id = integer(field(data, "d"), "d")
             side = {"BUY": BUY, "SELL": SELL}.get(field(data, "s"))
             if side is None:
                 raise MalformedFrame("shape", f"trade side {str(data.get('s'))[:10]!r}")
@@ -225,7 +225,7 @@ def _subscribe(channels: list[str]) -> str:
 
 
 def _units(decimals: int, value: Any, what: str, positive: bool = False) -> int:
-    return exact.number_units(decimals, value, what, positive)
+    return number_units(decimals, value, what, positive)
 
 
 def _levels(tick: int, lot: int, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
@@ -241,14 +241,14 @@ def _levels(tick: int, lot: int, bids: Any, asks: Any) -> tuple[LevelChange, ...
 
 
 def _millis(value: Any, what: str) -> int:
-    ms = exact.integer(value, what)
+    ms = integer(value, what)
     if ms > MAX_MS:
         raise MalformedFrame("time", f"{what} is out of range")
     return ms
 
 
 def _decimals(value: Any, what: str) -> int:
-    decimals = exact.integer(value, what)
+    decimals = integer(value, what)
     if decimals > MAX_DECIMALS:
         raise MalformedFrame("range", f"{what} {decimals} is more than {MAX_DECIMALS}")
     return decimals

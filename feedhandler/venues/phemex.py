@@ -30,8 +30,8 @@ from urllib.parse import urlparse
 
 from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, count, field, row
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues import exact
 from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.exact import decimal_parts, exact_json, integer, number, string
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, perp, spot
@@ -95,22 +95,22 @@ class PhemexParser(ParserBase):
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         if urlparse(url).path.rstrip("/") != PRODUCTS:
             return []
-        data = as_dict(field(as_dict(exact.exact_json(body), "products"), "data"), "data")
+        data = as_dict(field(as_dict(exact_json(body), "products"), "data"), "data")
         found = []
         for item in as_list(field(data, "products"), "products"):
-            name = exact.string(field(item, "symbol"), "symbol")
-            kind = exact.string(field(item, "type"), "type")
-            quote = exact.string(field(item, "quoteCurrency"), "quoteCurrency")
+            name = string(field(item, "symbol"), "symbol")
+            kind = string(field(item, "type"), "type")
+            quote = string(field(item, "quoteCurrency"), "quoteCurrency")
             if kind == "Spot":
-                base = exact.string(field(item, "baseCurrency"), "baseCurrency")
+                base = string(field(item, "baseCurrency"), "baseCurrency")
                 found.append((name, kind, base, quote, SPOT_SCALE, SPOT_SCALE, "", ""))
             elif kind == "Perpetual":
-                scale = exact.integer(field(item, "priceScale"), "priceScale")
+                scale = integer(field(item, "priceScale"), "priceScale")
                 if scale > MAX_SCALE:
                     raise MalformedFrame("range", f"priceScale {scale} is more than {MAX_SCALE}")
-                base = exact.string(field(item, "contractUnderlyingAssets"), "underlying")
-                settle = exact.string(field(item, "settleCurrency"), "settleCurrency")
-                contract = _plain(exact.number(field(item, "contractSize"), "contractSize"))
+                base = string(field(item, "contractUnderlyingAssets"), "underlying")
+                settle = string(field(item, "settleCurrency"), "settleCurrency")
+                contract = _plain(number(field(item, "contractSize"), "contractSize"))
                 if settle != quote and base == quote:
                     base = settle  # inverse (BTCUSD): the underlying field names the quote
                 found.append((name, kind, base, quote, scale, 0, settle, contract))
@@ -223,7 +223,7 @@ class PhemexParser(ParserBase):
 
 def _plain(value: Any) -> str:
     """A JSON number's text in plain decimal form (``1.0E-4``: ``0.0001``, ``1.0``: ``1``)."""
-    mant, decimals = exact.decimal_parts(value, "contractSize")
+    mant, decimals = decimal_parts(value, "contractSize")
     while decimals and mant % 10 == 0:
         mant //= 10
         decimals -= 1
