@@ -88,6 +88,8 @@ LIVE_SOURCES = (
     "gemini",
     "huobi",
     "huobi-coin-swap",
+    "cryptocom",
+    "phemex",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -52,6 +52,8 @@ EXCHANGES = {
     "GEMINI": "gemini",
     "HUOBI": "huobi",
     "HUOBI_SWAP": "huobi-coin-swap",
+    "CRYPTO.COM": "cryptocom",
+    "PHEMEX": "phemex",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

@@ -18,12 +18,14 @@ from feedhandler.venues.bybit_v5 import BybitV5Parser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
+from feedhandler.venues.phemex import PhemexParser
 
 
 @dataclass(frozen=True)
@@ -142,4 +144,8 @@ VENUES: dict[str, VenueSpec] = {
         "wss://api.hbdm.com/swap-ws",
         "https://api.hbdm.com",
     ),
+    "cryptocom": VenueSpec(
+        "cryptocom", CryptocomParser, "wss://stream.crypto.com/v2/market", "https://api.crypto.com"
+    ),
+    "phemex": VenueSpec("phemex", PhemexParser, "wss://phemex.com/ws", "https://api.phemex.com"),
 }

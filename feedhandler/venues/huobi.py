@@ -119,7 +119,9 @@ class HuobiBase(ParserBase):
             status = msg.get("status")
             if status == "ok" or "subbed" in msg or "unsubbed" in msg:
                 return []
-            raise MalformedFrame("venue", f"error: {str(msg.get('err-msg'))[:80]}", ())
+            if status == "error":  # an answer to a request: no book changed
+                raise MalformedFrame("venue", f"error: {str(msg.get('err-msg'))[:80]}", ())
+            raise MalformedFrame("shape", "a frame with no ch")  # could have been any book's
         parts = as_str(field(msg, "ch"), "ch").split(".")
         if len(parts) < 4 or parts[0] != "market":
             raise MalformedFrame("shape", f"channel {'.'.join(parts)[:40]!r}")

@@ -25,9 +25,11 @@ from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
@@ -134,11 +136,29 @@ CASES = {
         300,
         chained=False,
     ),
+    "cryptocom": lambda: Case(
+        "cryptocom",
+        capture_items(
+            CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
+        ),
+        CryptocomParser,
+        1,
+        300,
+        chained=False,
+    ),
     "huobi-coin-swap": lambda: Case(
         "huobi-coin-swap",
         capture_items(CAPTURES / "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst"),
         HuobiCoinSwapParser,
         2,
+        300,
+        chained=False,
+    ),
+    "phemex": lambda: Case(
+        "phemex",
+        capture_items(CAPTURES / "phemex_book-trades_2021-07-03.jsonl.zst"),
+        PhemexParser,
+        1,
         300,
         chained=False,
     ),

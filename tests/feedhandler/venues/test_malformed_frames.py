@@ -18,11 +18,13 @@ from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.phemex import PhemexParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
 from tests.conftest import CAPTURES
@@ -83,6 +85,14 @@ def gemini(msg: Any) -> None:
 
 def huobi(msg: Any) -> None:
     msg["tick"]["bids"][0][0] = Raw(HUGE)
+
+
+def phemex(msg: Any) -> None:
+    (msg["book"]["bids"] or msg["book"]["asks"])[0][0] = HUGE
+
+
+def cryptocom(msg: Any) -> None:
+    msg["result"]["data"][0]["bids"][0][0] = Raw(HUGE)
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -178,6 +188,20 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "ATOM-USD",
         '"ch":"market.ATOM-USD.depth.step0"',
         huobi,
+    ),
+    "cryptocom": (
+        "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst",
+        CryptocomParser,
+        "HNT_USDT",
+        '"subscription":"book.HNT_USDT.150"',
+        cryptocom,
+    ),
+    "phemex": (
+        "phemex_book-trades_2021-07-03.jsonl.zst",
+        PhemexParser,
+        "XTZUSD",
+        '"symbol":"XTZUSD","timestamp"',
+        phemex,
     ),
 }
 
