@@ -50,6 +50,8 @@ EXCHANGES = {
     "BITFINEX": "bitfinex",
     "BITSTAMP": "bitstamp",
     "GEMINI": "gemini",
+    "KUCOIN": "kucoin",
+    "GATEIO": "gateio",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

@@ -19,9 +19,11 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.okx import OkxParser
 
 
@@ -133,5 +135,14 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "gemini": VenueSpec(
         "gemini", GeminiParser, "wss://api.gemini.com/v2/marketdata", "https://api.gemini.com"
+    ),
+    "kucoin": VenueSpec(
+        "kucoin",
+        KucoinParser,
+        "wss://ws-api-spot.kucoin.com/",  # needs ?token= from POST /api/v1/bullet-public
+        "https://api.kucoin.com",
+    ),
+    "gateio": VenueSpec(
+        "gateio", GateioParser, "wss://api.gateio.ws/ws/v4/", "https://api.gateio.ws"
     ),
 }
