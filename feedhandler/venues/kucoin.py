@@ -154,11 +154,11 @@ class KucoinParser(ParserBase):
         found = []
         for item in as_list(field(as_dict(self._json(body), "answer"), "data"), "data"):
             symbol = as_str(field(item, "symbol"), "symbol")
-            tick = _decimals(field(item, "priceIncrement"), "priceIncrement")
-            lot = _decimals(field(item, "baseIncrement"), "baseIncrement")
+            tick_dec = _decimals(field(item, "priceIncrement"), "priceIncrement")
+            lot_dec = _decimals(field(item, "baseIncrement"), "baseIncrement")
             base = as_str(field(item, "baseCurrency"), "baseCurrency")
             quote = as_str(field(item, "quoteCurrency"), "quoteCurrency")
-            found.append((symbol, base, quote, book_unit(tick, 2), book_unit(lot, 3)))
+            found.append((symbol, base, quote, book_unit(tick_dec, 2), book_unit(lot_dec, 3)))
         out: list[Event] = []
         for symbol, base, quote, tick, lot in found:
             known = self.units.get(symbol)
