@@ -169,7 +169,7 @@ class GateioParser(ParserBase):
         first, last = count(field(data, "U"), "U"), count(field(data, "u"), "u")
         if first > last:
             raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
-        levels = _levels(tick, lot, data.get("b", []), data.get("a", []))
+        levels = _levels(tick, lot, field(data, "b"), field(data, "a"))
         ts = count(field(data, "t"), "t") * 1_000_000
         self.updates[pair] = self.updates.get(pair, 0) + 1
         delta = Delta(levels, first=first, last=last, ts_event=ts)

@@ -11,7 +11,9 @@ its ``trade.l2update`` messages; fetch the level2 snapshot (its ``sequence``); d
 message whose ``sequenceEnd`` is at or before the snapshot's sequence, and in the others
 skip each change whose own sequence (the third item of ``[price, size, sequence]``) is at
 or before it; then each message must start at most one past the last one's
-``sequenceEnd`` (no gap). A change with price ``"0"`` carries only a sequence (it moved
+``sequenceEnd`` (no gap). Each message holds one change per sequence from
+``sequenceStart`` to ``sequenceEnd`` (all 3,853 of the capture do): one that does not is
+refused. A change with price ``"0"`` carries only a sequence (it moved
 the sequence without changing the book) and is skipped. Size ``"0"`` deletes the level.
 The parser holds the buffer (messages received while the book has no snapshot) because
 changes inside a message are filtered by their own sequence; the shared engine
@@ -219,13 +221,16 @@ class KucoinParser(ParserBase):
         changes_in = as_dict(field(data, "changes"), "changes")
         changes: list[Change] = []
         for side, key in ((0, "bids"), (1, "asks")):
-            for x in as_list(changes_in.get(key, []), key):
+            for x in as_list(field(changes_in, key), key):
                 r = row(x, 3, "change")
                 seq = count(r[2], "change sequence", digits=True)
                 if not first <= seq <= last:
                     raise MalformedFrame("inconsistent", f"change sequence {seq} outside message")
                 price = units(tick, r[0], "price")
                 changes.append((side, price, units(lot, r[1], "size") if price else 0, seq))
+        if last - first + 1 != len(changes) or len({c[3] for c in changes}) != len(changes):
+            # One change per sequence, none missing: a damaged message shows here.
+            raise MalformedFrame("inconsistent", f"changes do not number {first}..{last}")
         self.messages[symbol] = self.messages.get(symbol, 0) + 1
         sync = self._book(symbol)
         if not sync.live:

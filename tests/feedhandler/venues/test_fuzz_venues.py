@@ -25,8 +25,10 @@ from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.kucoin import KucoinParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
@@ -124,6 +126,20 @@ CASES = {
         1,
         300,
         chained=False,
+    ),
+    "kucoin": lambda: Case(
+        "kucoin",
+        capture_items(CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"),
+        KucoinParser,
+        1,
+        300,
+    ),
+    "gateio": lambda: Case(
+        "gateio",
+        capture_items(CAPTURES / "gateio-spot_book-update-rest-trades_2021-04-22.jsonl.zst"),
+        GateioParser,
+        1,
+        300,
     ),
 }
 

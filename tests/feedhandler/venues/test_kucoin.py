@@ -49,8 +49,8 @@ def fed(parser: KucoinParser) -> list[Event]:
 
 
 def l2(start: int, end: int, bids: list[list[str]], asks: list[list[str]]) -> str:
-    data = {"sequenceStart": start, "sequenceEnd": end, "symbol": "BTC-USDT"}
-    data["changes"] = {"bids": bids, "asks": asks}  # type: ignore[assignment]
+    changes = {"bids": bids, "asks": asks}
+    data = {"sequenceStart": start, "sequenceEnd": end, "symbol": "BTC-USDT", "changes": changes}
     return json.dumps({"data": data, "subject": "trade.l2update", "type": "message"})
 
 

@@ -19,9 +19,11 @@ from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.kucoin import KucoinParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
 from tests.conftest import CAPTURES
@@ -78,6 +80,16 @@ def bitstamp(msg: Any) -> None:
 
 def gemini(msg: Any) -> None:
     msg["changes"][0][1] = HUGE
+
+
+def kucoin(msg: Any) -> None:
+    c = msg["data"]["changes"]
+    (c["bids"] or c["asks"])[0][0] = HUGE
+
+
+def gateio(msg: Any) -> None:
+    r = msg["result"]
+    (r["b"] or r["a"])[0][0] = HUGE
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -159,6 +171,20 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "BTCGBP",
         '"symbol":"BTCGBP","changes"',
         gemini,
+    ),
+    "kucoin": (
+        "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst",
+        KucoinParser,
+        "BCHSV-USDT",
+        '"topic":"/market/level2:BCHSV-USDT"',
+        kucoin,
+    ),
+    "gateio": (
+        "gateio-spot_book-update-rest-trades_2021-04-22.jsonl.zst",
+        GateioParser,
+        "NEO_BTC",
+        '"s":"NEO_BTC"',
+        gateio,
     ),
 }
 
