@@ -90,6 +90,8 @@ LIVE_SOURCES = (
     "huobi-coin-swap",
     "cryptocom",
     "phemex",
+    "kucoin",
+    "gateio",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -54,6 +54,8 @@ EXCHANGES = {
     "HUOBI_SWAP": "huobi-coin-swap",
     "CRYPTO.COM": "cryptocom",
     "PHEMEX": "phemex",
+    "KUCOIN": "kucoin",
+    "GATEIO": "gateio",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")

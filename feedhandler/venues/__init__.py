@@ -20,10 +20,12 @@ from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.okx import OkxParser
 from feedhandler.venues.phemex import PhemexParser
 
@@ -148,4 +150,13 @@ VENUES: dict[str, VenueSpec] = {
         "cryptocom", CryptocomParser, "wss://stream.crypto.com/v2/market", "https://api.crypto.com"
     ),
     "phemex": VenueSpec("phemex", PhemexParser, "wss://phemex.com/ws", "https://api.phemex.com"),
+    "kucoin": VenueSpec(
+        "kucoin",
+        KucoinParser,
+        "wss://ws-api-spot.kucoin.com/",  # needs ?token= from POST /api/v1/bullet-public
+        "https://api.kucoin.com",
+    ),
+    "gateio": VenueSpec(
+        "gateio", GateioParser, "wss://api.gateio.ws/ws/v4/", "https://api.gateio.ws"
+    ),
 }

@@ -26,9 +26,11 @@ from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.cryptocom import CryptocomParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
+from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
@@ -161,6 +163,20 @@ CASES = {
         1,
         300,
         chained=False,
+    ),
+    "kucoin": lambda: Case(
+        "kucoin",
+        capture_items(CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"),
+        KucoinParser,
+        1,
+        300,
+    ),
+    "gateio": lambda: Case(
+        "gateio",
+        capture_items(CAPTURES / "gateio-spot_book-update-rest-trades_2021-04-22.jsonl.zst"),
+        GateioParser,
+        1,
+        300,
     ),
 }
 

@@ -20,10 +20,12 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.gemini import GeminiParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.phemex import PhemexParser
 from hub.events import BookUpdate, Status
 from hub.ops import metrics
@@ -93,6 +95,16 @@ def phemex(msg: Any) -> None:
 
 def cryptocom(msg: Any) -> None:
     msg["result"]["data"][0]["bids"][0][0] = Raw(HUGE)
+
+
+def kucoin(msg: Any) -> None:
+    c = msg["data"]["changes"]
+    (c["bids"] or c["asks"])[0][0] = HUGE
+
+
+def gateio(msg: Any) -> None:
+    r = msg["result"]
+    (r["b"] or r["a"])[0][0] = HUGE
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -202,6 +214,20 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "XTZUSD",
         '"symbol":"XTZUSD","timestamp"',
         phemex,
+    ),
+    "kucoin": (
+        "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst",
+        KucoinParser,
+        "BCHSV-USDT",
+        '"topic":"/market/level2:BCHSV-USDT"',
+        kucoin,
+    ),
+    "gateio": (
+        "gateio-spot_book-update-rest-trades_2021-04-22.jsonl.zst",
+        GateioParser,
+        "NEO_BTC",
+        '"s":"NEO_BTC"',
+        gateio,
     ),
 }
 
