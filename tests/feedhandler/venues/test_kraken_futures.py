@@ -367,7 +367,7 @@ def test_hub_feed_through_kafka_ends_with_the_replays_books(
             "0",
             env=stack_env(services, unique),
         )
-        thread.wait_done(60)
+        thread.wait_done(150)  # ~45 s on a quiet machine: see the note on issue 17
         want = replayed_books(CAPTURE, KrakenFuturesParser())
         seen, seqs = asyncio.run(kafka_books(services["kafka"], f"{unique}.book", want))
     finally:
