@@ -17,7 +17,9 @@ option        ``BASE-QUOTE-YYYYMMDD-STRIKE-C|P``   ``BTC-USD-20220527-40000-C``
 settled in BTC is ``BTC-USD-PERP``, its ``settle`` is ``BTC``); assets go through
 ``ALIASES`` (``XBT`` → ``BTC``). Contract size, settlement currency and inverse-ness are in
 the ``Listing``, not the id: two venues' BTC-USD perpetuals are the same market exposure
-with different contract terms.
+with different contract terms. One rule for contract size: ``contract_size`` is in ``quote``
+units exactly when ``inverse`` is set (the size is fixed in the quote currency) and in
+``base`` units otherwise; options are always sized in ``base`` and never inverse.
 
 Venue parsers build a ``Listing`` per native symbol with ``spot``/``perp``/``future``/
 ``option`` when they learn the instrument (REST metadata or the symbol itself) and keep it
@@ -73,8 +75,14 @@ class Listing:
     right: str = ""
     """``C`` or ``P`` for an option."""
     contract_size: str = ""
-    """Units of ``base`` (linear) or of ``quote`` (inverse) per contract; "" for spot."""
+    """What one contract is worth: units of ``quote`` when ``inverse``, else units of
+    ``base``; "" for spot. BitMEX XBTUSD is ``"1"`` (USD, inverse), a Deribit BTC option
+    ``"1"`` (BTC, not inverse)."""
     inverse: bool = False
+    """The contract's size is fixed in ``quote`` (its value in the settlement coin moves
+    with the price): BitMEX XBTUSD, Binance COIN-M, Kraken ``PI_``/``FI_``, Deribit coin
+    futures. Options are sized in the underlying, so never inverse; a coin-settled option
+    shows that in ``settle`` (``settle == base``)."""
 
 
 def asset(code: str) -> str:
@@ -182,6 +190,10 @@ def option(
     inverse: bool = False,
 ) -> Listing:
     b, q, day, k = asset(base), asset(quote), expiry_date(expiry), strike_text(strike)
+    if inverse:
+        raise SymbologyError(
+            f"option {native!r}: options are sized in {b}, not inverse (see Listing.inverse)"
+        )
     r = right.strip().upper()[:1]
     if r not in (CALL, PUT):
         raise SymbologyError(f"option right {right!r} is not call or put")

@@ -90,3 +90,15 @@ def test_parse_round_trips_every_kind() -> None:
 def test_bad_parts_are_named(call: Callable[[], object], named: str) -> None:
     with pytest.raises(SymbologyError, match=named):
         call()
+
+
+def test_one_contract_size_rule_inverse_in_quote_options_in_base() -> None:
+    """contract_size is in quote units exactly when inverse; options are sized in base."""
+    xbtusd = perp("bitmex", "XBTUSD", "XBT", "USD", settle="XBT", inverse=True)
+    assert (xbtusd.canonical, xbtusd.settle, xbtusd.contract_size) == ("BTC-USD-PERP", "BTC", "1")
+    coin_call = option(
+        "deribit", "BTC-27AUG21-40000-C", "BTC", "USD", "20210827", "40000", "C", settle="BTC"
+    )
+    assert (coin_call.inverse, coin_call.settle, coin_call.base) == (False, "BTC", "BTC")
+    with pytest.raises(SymbologyError, match="sized in BTC, not inverse"):
+        option("deribit", "X", "BTC", "USD", "20210827", "40000", "C", settle="BTC", inverse=True)
