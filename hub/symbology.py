@@ -28,12 +28,18 @@ in ``ParserBase.listings``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from hub.events import Instrument
+
 SPOT, PERP, FUTURE, OPTION = "spot", "perp", "future", "option"
+EQUITY = "equity"
+"""The kind of an equity file source's ticker (ITCH, LOBSTER, Databento): its canonical id
+is the ticker itself (``AAPL``), outside the BASE-QUOTE grammar."""
 KINDS = (SPOT, PERP, FUTURE, OPTION)
 CALL, PUT = "C", "P"
 
@@ -76,8 +82,8 @@ class Listing:
     """``C`` or ``P`` for an option."""
     contract_size: str = ""
     """What one contract is worth: units of ``quote`` when ``inverse``, else units of
-    ``base``; "" for spot. BitMEX XBTUSD is ``"1"`` (USD, inverse), a Deribit BTC option
-    ``"1"`` (BTC, not inverse)."""
+    ``base``; "" for spot and for a size in neither (a BitMEX quanto contract). BitMEX
+    XBTUSD is ``"1"`` (USD, inverse), a Deribit BTC option ``"1"`` (BTC, not inverse)."""
     inverse: bool = False
     """The contract's size is fixed in ``quote`` (its value in the settlement coin moves
     with the price): BitMEX XBTUSD, Binance COIN-M, Kraken ``PI_``/``FI_``, Deribit coin
@@ -232,3 +238,28 @@ def parse(canonical: str) -> dict[str, str]:
     else:
         parts["kind"] = SPOT
     return parts
+
+
+def listed(instrument: Instrument, listing: Listing | None) -> Instrument:
+    """The instrument event carrying ``listing``'s canonical id and contract terms (as it
+    is when there is no listing)."""
+    if listing is None:
+        return instrument
+    return dataclasses.replace(
+        instrument,
+        canonical=listing.canonical,
+        kind=listing.kind,
+        base=listing.base,
+        quote=listing.quote,
+        settle=listing.settle,
+        expiry=listing.expiry,
+        strike=listing.strike,
+        right=listing.right,
+        contract_size=listing.contract_size,
+        inverse=listing.inverse,
+    )
+
+
+def equity(instrument: Instrument) -> Instrument:
+    """An equity file source's instrument: the ticker is its canonical id."""
+    return dataclasses.replace(instrument, canonical=instrument.symbol.upper(), kind=EQUITY)
