@@ -131,3 +131,21 @@ def test_bybit_v5_linear_perpetuals_and_futures() -> None:
     parser.on_http("https://api.bybit.com/v5/market/instruments-info?category=linear", body, 1)
     assert terms(parser, "BTCUSDT") == ("BTC-USDT-PERP", "perp", "USDT", "1", False)
     assert terms(parser, "BTC-26JUL24") == ("BTC-USDC-20240726", "future", "USDC", "1", False)
+
+
+def test_the_feed_publishes_instruments_with_their_listing() -> None:
+    """app.launch.instrument_from (live runner and replay) puts the parser's listing on the
+    stream's Instrument event."""
+    from app.launch import instrument_from
+
+    parser = fed(BitmexParser(), "bitmex_orderbookl2-quote-trades_2021-07-22")
+    inst = instrument_from(parser)("BITMEX", "XBTUSD")
+    assert inst is not None
+    assert (inst.symbol, inst.canonical, inst.kind, inst.settle, inst.contract_size) == (
+        "XBTUSD",
+        "BTC-USD-PERP",
+        "perp",
+        "BTC",
+        "1",
+    )
+    assert inst.inverse and inst.tick_size == "0.1"  # units of 0.5 in decimals
