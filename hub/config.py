@@ -86,6 +86,8 @@ LIVE_SOURCES = (
     "bitfinex",
     "bitstamp",
     "gemini",
+    "huobi",
+    "huobi-coin-swap",
 )
 FILE_SOURCES = ("capture", "itch", "lobster", "databento")
 FEED_SOURCES = ("sim", *LIVE_SOURCES, *FILE_SOURCES)

@@ -267,7 +267,9 @@ class MockCaptureVenue(_MockVenue):
     def __init__(self, capture: Path, pace: float = 0.0) -> None:
         lines = list(read_capture(capture))
         first = next((x.conn for x in lines if x.kind == "recv"), "")
-        self.frames = [x.data for x in lines if x.kind == "recv" and x.conn == first]
+        self.frames: list[str | bytes] = [  # binary frames (Huobi gzip) as sent
+            x.raw or x.data for x in lines if x.kind == "recv" and x.conn == first
+        ]
         self.waits_for_subscribe = any(x.kind == "send" for x in lines)
         self.rest: dict[str, str] = {}
         for x in lines:

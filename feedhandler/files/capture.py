@@ -9,6 +9,8 @@ WebSocket frame as text) and ``http`` (``url``, ``data``: a REST body).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +38,8 @@ class CaptureLine:
     data: str
     url: str
     line: int
+    raw: bytes = b""
+    """A binary frame's bytes (the line's ``b64``: Huobi's gzip frames); ``data`` is then ""."""
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -116,6 +120,12 @@ def _line(raw: bytes, number: int) -> CaptureLine | None:
         text = data if isinstance(data, str) else orjson.dumps(data).decode()
     except TypeError:  # an integer past 64 bits in a JSON body orjson cannot write back
         raise CaptureError(f"line {number}: 'data' cannot be read back as JSON text") from None
+    raw = b""
+    if "b64" in obj:
+        try:
+            raw = base64.b64decode(str(obj["b64"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise CaptureError(f"line {number}: 'b64' is not base64") from None
     return CaptureLine(
         kind,
         str(obj.get("conn", "")),
@@ -123,6 +133,7 @@ def _line(raw: bytes, number: int) -> CaptureLine | None:
         text,
         str(obj.get("url", obj.get("addr", ""))),
         number,
+        raw,
     )
 
 

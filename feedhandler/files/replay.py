@@ -50,6 +50,8 @@ EXCHANGES = {
     "BITFINEX": "bitfinex",
     "BITSTAMP": "bitstamp",
     "GEMINI": "gemini",
+    "HUOBI": "huobi",
+    "HUOBI_SWAP": "huobi-coin-swap",
 }
 PROBLEMS_LISTED = 10
 log = logging.getLogger("hub.feed")
@@ -191,6 +193,6 @@ def _parsed(parser: ParserBase, line: CaptureLine) -> list[Event]:
     try:
         if line.kind == "http":
             return parser.on_http(line.url, line.data, line.ts_ns)
-        return parser.on_frame(line.data, line.ts_ns)
+        return parser.on_frame(line.raw or line.data, line.ts_ns)
     except Exception as exc:
-        return parser.internal_error(line.data, exc, line.ts_ns)
+        return parser.internal_error(line.raw or line.data, exc, line.ts_ns)

@@ -20,6 +20,7 @@ from feedhandler.venues.coinbase_auth import CoinbaseCredentials
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
+from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.okx import OkxParser
@@ -133,5 +134,12 @@ VENUES: dict[str, VenueSpec] = {
     ),
     "gemini": VenueSpec(
         "gemini", GeminiParser, "wss://api.gemini.com/v2/marketdata", "https://api.gemini.com"
+    ),
+    "huobi": VenueSpec("huobi", HuobiSpotParser, "wss://api.huobi.pro/ws", "https://api.huobi.pro"),
+    "huobi-coin-swap": VenueSpec(
+        "huobi-coin-swap",
+        HuobiCoinSwapParser,
+        "wss://api.hbdm.com/swap-ws",
+        "https://api.hbdm.com",
     ),
 }

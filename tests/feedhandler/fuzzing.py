@@ -17,6 +17,7 @@ never changes when the frame is written back.
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,8 +63,10 @@ def clone(parser: ParserBase) -> ParserBase:
 
 
 def capture_items(path: Path) -> list[Item]:
-    return [
-        (x.kind, x.url, x.data, x.ts_ns) for x in read_capture(path) if x.kind in ("recv", "http")
+    return [  # binary frames (Huobi's gzip) as their text
+        (x.kind, x.url, x.data or gzip.decompress(x.raw).decode(), x.ts_ns)
+        for x in read_capture(path)
+        if x.kind in ("recv", "http")
     ]
 
 

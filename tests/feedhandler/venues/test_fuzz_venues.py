@@ -26,6 +26,7 @@ from feedhandler.venues.bitstamp import BitstampParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.gemini import GeminiParser
+from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
@@ -122,6 +123,22 @@ CASES = {
         capture_items(CAPTURES / "gemini-spot_l2-trades_2021-06-24.jsonl.zst"),
         GeminiParser,
         1,
+        300,
+        chained=False,
+    ),
+    "huobi": lambda: Case(
+        "huobi",
+        capture_items(CAPTURES / "huobi-spot_depth-step0-trades_2021-04-17.jsonl.zst"),
+        HuobiSpotParser,
+        1,
+        300,
+        chained=False,
+    ),
+    "huobi-coin-swap": lambda: Case(
+        "huobi-coin-swap",
+        capture_items(CAPTURES / "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst"),
+        HuobiCoinSwapParser,
+        2,
         300,
         chained=False,
     ),

@@ -20,6 +20,7 @@ from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.coinbase_l3 import CoinbaseL3Parser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.gemini import GeminiParser
+from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.events import BookUpdate, Status
@@ -78,6 +79,10 @@ def bitstamp(msg: Any) -> None:
 
 def gemini(msg: Any) -> None:
     msg["changes"][0][1] = HUGE
+
+
+def huobi(msg: Any) -> None:
+    msg["tick"]["bids"][0][0] = Raw(HUGE)
 
 
 CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], None]]] = {
@@ -159,6 +164,20 @@ CASES: dict[str, tuple[str, Callable[[], ParserBase], str, str, Callable[[Any], 
         "BTCGBP",
         '"symbol":"BTCGBP","changes"',
         gemini,
+    ),
+    "huobi": (
+        "huobi-spot_depth-step0-trades_2021-04-17.jsonl.zst",
+        HuobiSpotParser,
+        "omgbtc",
+        '"ch":"market.omgbtc.depth.step0"',
+        huobi,
+    ),
+    "huobi-coin-swap": (
+        "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst",
+        HuobiCoinSwapParser,
+        "ATOM-USD",
+        '"ch":"market.ATOM-USD.depth.step0"',
+        huobi,
     ),
 }
 
