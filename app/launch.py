@@ -35,6 +35,7 @@ from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
 from hub.errors import BadInput
 from hub.events import Instrument, Status
 from hub.ops import metrics
+from hub.symbology import listed
 from trading.feed import Feed
 
 METRICS = metrics("feed")
@@ -63,7 +64,7 @@ def instrument_from(parser: ParserBase) -> Callable[[str, str], Instrument | Non
             tick, lot = parser.units_for(symbol)
         except KeyError:
             return None
-        return Instrument(venue, symbol, tick.text, lot.text)
+        return listed(Instrument(venue, symbol, tick.text, lot.text), parser.listings.get(symbol))
 
     return lookup
 

@@ -201,6 +201,9 @@ def _resting_order_ok(order: list[int]) -> bool:
 
 
 INTEGER, TEXT = Integer(), Text()
+INVERSE = Choice((False, True), "field 'inverse' must be true or false")
+TERM = Note()
+"""A listing term of an Instrument ("" where the source has none)."""
 LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
 ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
 UNIT_SIZE = UnitSize()
@@ -346,12 +349,30 @@ def _compile(cls: type, tag: str) -> tuple[Callable[[Any], bytes], Callable[...,
 
 @event("instrument", topic="instruments")
 class Instrument:
-    """Static data of one instrument: tick and lot sizes as decimal strings."""
+    """Static data of one instrument: tick and lot sizes as decimal strings, and its
+    canonical listing (hub.symbology.Listing's fields; "" / False where the source has
+    none, which is also how a payload from before them decodes). Equity file sources
+    (ITCH, LOBSTER, Databento) use the ticker as ``canonical`` with kind ``equity``."""
 
     venue: str
     symbol: str
     tick_size: str = wire(UNIT_SIZE)
     lot_size: str = wire(UNIT_SIZE)
+    canonical: str = wire(TERM, default="")
+    kind: str = wire(TERM, default="")
+    base: str = wire(TERM, default="")
+    quote: str = wire(TERM, default="")
+    settle: str = wire(TERM, default="")
+    expiry: str = wire(TERM, default="")
+    strike: str = wire(TERM, default="")
+    right: str = wire(TERM, default="")
+    contract_size: str = wire(TERM, default="")
+    inverse: bool = wire(INVERSE, default=False)
+
+    @property
+    def id(self) -> str:
+        """The canonical id, or the venue's symbol where there is none."""
+        return self.canonical or self.symbol
 
     @property
     def tick(self) -> Unit:

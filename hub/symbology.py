@@ -17,7 +17,9 @@ option        ``BASE-QUOTE-YYYYMMDD-STRIKE-C|P``   ``BTC-USD-20220527-40000-C``
 settled in BTC is ``BTC-USD-PERP``, its ``settle`` is ``BTC``); assets go through
 ``ALIASES`` (``XBT`` → ``BTC``). Contract size, settlement currency and inverse-ness are in
 the ``Listing``, not the id: two venues' BTC-USD perpetuals are the same market exposure
-with different contract terms.
+with different contract terms. One rule for contract size: ``contract_size`` is in ``quote``
+units exactly when ``inverse`` is set (the size is fixed in the quote currency) and in
+``base`` units otherwise; options are always sized in ``base`` and never inverse.
 
 Venue parsers build a ``Listing`` per native symbol with ``spot``/``perp``/``future``/
 ``option`` when they learn the instrument (REST metadata or the symbol itself) and keep it
@@ -26,12 +28,18 @@ in ``ParserBase.listings``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from hub.events import Instrument
+
 SPOT, PERP, FUTURE, OPTION = "spot", "perp", "future", "option"
+EQUITY = "equity"
+"""The kind of an equity file source's ticker (ITCH, LOBSTER, Databento): its canonical id
+is the ticker itself (``AAPL``), outside the BASE-QUOTE grammar."""
 KINDS = (SPOT, PERP, FUTURE, OPTION)
 CALL, PUT = "C", "P"
 
@@ -73,8 +81,14 @@ class Listing:
     right: str = ""
     """``C`` or ``P`` for an option."""
     contract_size: str = ""
-    """Units of ``base`` (linear) or of ``quote`` (inverse) per contract; "" for spot."""
+    """What one contract is worth: units of ``quote`` when ``inverse``, else units of
+    ``base``; "" for spot and for a size in neither (a BitMEX quanto contract). BitMEX
+    XBTUSD is ``"1"`` (USD, inverse), a Deribit BTC option ``"1"`` (BTC, not inverse)."""
     inverse: bool = False
+    """The contract's size is fixed in ``quote`` (its value in the settlement coin moves
+    with the price): BitMEX XBTUSD, Binance COIN-M, Kraken ``PI_``/``FI_``, Deribit coin
+    futures. Options are sized in the underlying, so never inverse; a coin-settled option
+    shows that in ``settle`` (``settle == base``)."""
 
 
 def asset(code: str) -> str:
@@ -182,6 +196,10 @@ def option(
     inverse: bool = False,
 ) -> Listing:
     b, q, day, k = asset(base), asset(quote), expiry_date(expiry), strike_text(strike)
+    if inverse:
+        raise SymbologyError(
+            f"option {native!r}: options are sized in {b}, not inverse (see Listing.inverse)"
+        )
     r = right.strip().upper()[:1]
     if r not in (CALL, PUT):
         raise SymbologyError(f"option right {right!r} is not call or put")
@@ -220,3 +238,28 @@ def parse(canonical: str) -> dict[str, str]:
     else:
         parts["kind"] = SPOT
     return parts
+
+
+def listed(instrument: Instrument, listing: Listing | None) -> Instrument:
+    """The instrument event carrying ``listing``'s canonical id and contract terms (as it
+    is when there is no listing)."""
+    if listing is None:
+        return instrument
+    return dataclasses.replace(
+        instrument,
+        canonical=listing.canonical,
+        kind=listing.kind,
+        base=listing.base,
+        quote=listing.quote,
+        settle=listing.settle,
+        expiry=listing.expiry,
+        strike=listing.strike,
+        right=listing.right,
+        contract_size=listing.contract_size,
+        inverse=listing.inverse,
+    )
+
+
+def equity(instrument: Instrument) -> Instrument:
+    """An equity file source's instrument: the ticker is its canonical id."""
+    return dataclasses.replace(instrument, canonical=instrument.symbol.upper(), kind=EQUITY)

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from hub.events import BookSnapshot, BookUpdate, Event, Instrument, OrderChange, RestingOrder, Trade
 from hub.orders import ADD, DELETE, UPDATE
+from hub.symbology import Listing, SymbologyError, listed, spot
 from orderbook_core import MatchingEngine, Side
 from orderbook_core.engine_types import BookEvent, EngineEvent, ExecEvent, OrderType, TradeEvent
 
@@ -397,12 +398,26 @@ class PublicOrders:
 MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
 
 
+def sim_listing(venue: str, symbol: str) -> Listing | None:
+    """The simulated venue's pairs are spot and named canonically (``BTC-USD``); a symbol
+    that is not ``BASE-QUOTE`` has no listing (its symbol is its id)."""
+    base, dash, quote = symbol.partition("-")
+    if not dash:
+        return None
+    try:
+        return spot(venue, symbol, base, quote)
+    except SymbologyError:
+        return None
+
+
 class SimulatedExchange:
     """One symbol of the simulated venue: order flow, matching engine and sequencing."""
 
     def __init__(self, venue: str, symbol: str, seed: int, spec: SimSpec | None = None) -> None:
         spec = spec or DEFAULT_SPECS.get(symbol, GENERIC_SPEC)
-        self.instrument = Instrument(venue, symbol, spec.tick_size, spec.lot_size)
+        self.instrument = listed(
+            Instrument(venue, symbol, spec.tick_size, spec.lot_size), sim_listing(venue, symbol)
+        )
         self.engine = MatchingEngine()
         self.flow = OrderFlow(symbol, seed, spec)
         self.book_seq = 0

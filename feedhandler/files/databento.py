@@ -25,6 +25,7 @@ from feedhandler.venues.base import decimals_unit
 from hub.decimals import parse_decimal
 from hub.errors import BadInput
 from hub.events import BUY, NO_AGGRESSOR, SELL, BookUpdate, Event, Instrument, LevelChange, Trade
+from hub.symbology import equity
 from orderbook_core import BookError, L3Book
 
 F_LAST = 128
@@ -305,7 +306,7 @@ def databento_batches(path: Path, on_error: OnError) -> Iterator[Batch]:
             for e in events:
                 if e.symbol not in seen:
                     seen.add(e.symbol)
-                    out.append(Instrument(replay.venue, e.symbol, tick, "1"))
+                    out.append(equity(Instrument(replay.venue, e.symbol, tick, "1")))
                 out.append(e)
             yield record.ts_recv, out
     except DatabentoError as exc:

@@ -19,6 +19,7 @@ from feedhandler.files.pacing import Batch, OnError
 from feedhandler.sync import L2Levels, book_diff
 from hub.errors import BadInput
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from hub.symbology import equity
 from hub.times import exchange_midnight_ns, trading_day_from_name
 from orderbook_core import BookError, ItchReplay, L3Book
 from orderbook_core.errors import UnknownStockLocate
@@ -146,7 +147,7 @@ def itch_batches(path: Path, symbols: Iterable[str], on_error: OnError) -> Itera
         )
     streams = _ItchStreams(list(symbols), midnight)
     replay = streams.replay
-    yield 0, [Instrument("ITCH", s, "0.0001", "1") for s in streams.names]
+    yield 0, [equity(Instrument("ITCH", s, "0.0001", "1")) for s in streams.names]
     for data in _chunks(path):
         while True:  # apply the chunk one batch at a time, then read the next one
             try:

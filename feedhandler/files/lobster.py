@@ -26,6 +26,7 @@ from feedhandler.files.csvfile import read_rows
 from feedhandler.files.pacing import Batch, OnError
 from hub.errors import BadInput
 from hub.events import BookUpdate, Event, Instrument, Status, Trade
+from hub.symbology import equity
 from hub.times import exchange_midnight_ns, seconds_ns, trading_day_from_name
 from orderbook_core import BookError, L2Book
 
@@ -222,7 +223,7 @@ def replay_lobster(
 
 
 def lobster_instrument(symbol: str) -> Instrument:
-    return Instrument("LOBSTER", symbol, "0.0001", "1")  # prices in 1/10000 dollars
+    return equity(Instrument("LOBSTER", symbol, "0.0001", "1"))  # prices in 1/10000 dollars
 
 
 def lobster_batches(messages: Path, symbol: str, on_error: OnError) -> Iterator[Batch]:

@@ -9,6 +9,7 @@ snapshots come over HTTP).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from feedhandler.sync import BookSync
 from hub.decimals import Unit
 from hub.events import Event
 from hub.ops import metrics
-from hub.symbology import Listing
+from hub.symbology import Listing, SymbologyError, spot
 
 METRICS = metrics("feed")
 
@@ -212,6 +213,12 @@ class ParserBase:
         detail = f"{type(exc).__name__}: {exc}"
         bad = MalformedFrame("internal", detail, touched)
         return produced + self.malformed_input(text, bad, ts_recv)
+
+    def _list_spot(self, venue: str, symbol: str, base: str, quote: str) -> None:
+        """A spot pair's canonical listing, once (none for codes the symbology cannot name)."""
+        if symbol not in self.listings:
+            with contextlib.suppress(SymbologyError):
+                self.listings[symbol] = spot(venue, symbol, base, quote)
 
     def _touch(self, symbol: str) -> None:
         """Note that the current frame reached this symbol's book (for ``internal_error``)."""

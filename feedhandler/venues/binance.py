@@ -262,14 +262,16 @@ class BinanceParser(BinanceBase):
                     decimals_unit(precision(field(s, "quoteAssetPrecision"))),
                     decimals_unit(precision(field(s, "baseAssetPrecision"))),
                     *order_filters(s),
-                    f"{as_str(field(s, 'baseAsset'), 'baseAsset')}-"
-                    f"{as_str(field(s, 'quoteAsset'), 'quoteAsset')}",
+                    as_str(field(s, "baseAsset"), "baseAsset"),
+                    as_str(field(s, "quoteAsset"), "quoteAsset"),
                 )
             )
-        for raw, tick, step, tick_size, step_size, name in found:
+        for raw, tick, step, tick_size, step_size, base, quote in found:
+            name = f"{base}-{quote}"
             self.units[raw] = (tick, step)
             self.filters[raw] = (tick_size, step_size)
             self.names[raw] = name
+            self._list_spot(self.venue, name, base, quote)  # keyed by the hub symbol
 
 
 TOPS_KEPT = 4096

@@ -78,6 +78,9 @@ class BitgetParser(TopTextParser):
             tick = _scale(field(item, "priceScale"), f"{name} priceScale")
             lot = _scale(field(item, "quantityScale"), f"{name} quantityScale")
             found[name] = (rest_id, tick, lot)
+            base, quote = item.get("baseCoin"), item.get("quoteCoin")
+            if isinstance(base, str) and isinstance(quote, str):
+                self._list_spot(VENUE, name, base, quote)
         out: list[Event] = []
         for name, (rest_id, tick, lot) in found.items():
             known = self.units.get(name)

@@ -27,7 +27,9 @@ subscription) are history, not new trades, and are not published.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 from feedhandler.frames import MalformedFrame, as_list, count, field, iso_time
@@ -37,6 +39,7 @@ from feedhandler.venues.exact import decimals_of, exact_json, number_units, stri
 from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
+from hub.symbology import Listing, SymbologyError, future, perp, strike_text
 
 VENUE = "BITMEX"
 BOOKS = ("orderBookL2", "orderBookL2_25")
@@ -126,6 +129,10 @@ class BitmexParser(ParserBase):
         for symbol, price, size, record in found:
             self.units[symbol] = (price, size)
             self.instruments[symbol] = record
+        for item in as_list(exact_json(body), "instruments"):
+            listing = _listing(item)
+            if listing is not None:
+                self.listings[listing.native] = listing
         return []
 
     # --- frames ------------------------------------------------------------------------
@@ -287,6 +294,38 @@ class BitmexParser(ParserBase):
 
 def _op(op: str, args: list[str]) -> str:
     return json.dumps({"op": op, "args": args})
+
+
+def _listing(item: Any) -> Listing | None:
+    """``XBTUSD`` (typ ``FFWCSX``) is ``BTC-USD-PERP``, ``XBTU21`` (``FFCCSX``)
+    ``BTC-USD-20210924``. Inverse contracts are 1 ``quoteCurrency`` each; linear ones
+    ``1 / underlyingToPositionMultiplier`` base coins; quanto ones (``ETHUSD``, sized in
+    satoshis per USD point) have no size in base or quote units: ``contract_size`` "".
+    None for other types (indices, spot, options) and codes the symbology cannot name."""
+    try:
+        typ = _as_text(item.get("typ"))
+        if typ not in ("FFWCSX", "FFCCSX"):
+            return None
+        native, base = _as_text(item["symbol"]), _as_text(item["underlying"])
+        quote, settle = _as_text(item["quoteCurrency"]), _as_text(item["settlCurrency"])
+        inverse = item.get("isInverse") is True
+        to_position = _as_text(item.get("underlyingToPositionMultiplier"))
+        if inverse:
+            size = "1"
+        elif item.get("isQuanto") is True:
+            size = ""
+        else:
+            size = strike_text(str(1 / Decimal(to_position))) if to_position != "null" else "1"
+        if typ == "FFWCSX":
+            return perp(
+                VENUE, native, base, quote, settle=settle, contract_size=size, inverse=inverse
+            )
+        day = dt.date.fromisoformat(_as_text(item["expiry"])[:10])
+        return future(
+            VENUE, native, base, quote, day, settle=settle, contract_size=size, inverse=inverse
+        )
+    except (KeyError, ValueError, ArithmeticError, SymbologyError):
+        return None
 
 
 def _as_text(value: Any) -> str:

@@ -21,6 +21,7 @@ rounded onto it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -41,6 +42,7 @@ from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, num
 from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
+from hub.symbology import SymbologyError, perp
 
 VENUE = "BYBIT"
 DEPTH = 25
@@ -130,6 +132,10 @@ class BybitParser(ParserBase):
             self.units[name] = (decimals_unit(price_decimals), decimals_unit(size_decimals))
             self._reads[name] = (self.units[name][0], size_decimals)
             self.instruments[name] = record
+            with contextlib.suppress(SymbologyError):  # USDT perpetuals: 1 base per contract
+                self.listings[name] = perp(
+                    VENUE, name, record["base"], record["quote"], settle=record["quote"]
+                )
         return []
 
     # --- frames ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ kept as the venue's event id but not chained.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -37,6 +38,7 @@ from feedhandler.venues.base import decimals_unit
 from feedhandler.venues.bybit import BybitParser, side
 from feedhandler.venues.exact import decimals_of, exact_json, number, string
 from hub.events import Event, LevelChange, Trade
+from hub.symbology import SymbologyError, future, perp
 
 VENUE = "BYBIT"
 DEPTHS = (1, 50, 200, 500)
@@ -88,6 +90,7 @@ class BybitV5Parser(BybitParser):
             }
             scale = count(string(field(s, "priceScale"), "priceScale"), "priceScale", True)
             found.append((string(field(s, "symbol"), "symbol"), scale, step, record))
+            self._list_v5(found[-1][0], s, record)
         parsed = [(n, p, decimals_of(step, "qtyStep"), r) for n, p, step, r in found]
         for name, price_decimals, size_decimals, _record in parsed:
             if max(price_decimals, size_decimals) > 18:
@@ -96,6 +99,22 @@ class BybitV5Parser(BybitParser):
             self.units[name] = (decimals_unit(price_decimals), decimals_unit(size_decimals))
             self.instruments[name] = record
         return []
+
+    def _list_v5(self, name: str, s: dict[str, Any], record: dict[str, str]) -> None:
+        """Linear contracts are 1 base coin each: ``LinearPerpetual`` is ``BASE-QUOTE-PERP``,
+        ``LinearFutures`` ``BASE-QUOTE-YYYYMMDD`` (``deliveryTime`` ms)."""
+        coin = s.get("settleCoin")
+        settle = coin if isinstance(coin, str) and coin else record["quote"]
+        kind, delivery = str(s.get("contractType", "")), str(s.get("deliveryTime", "0"))
+        with contextlib.suppress(SymbologyError, ValueError):
+            if kind.endswith("Futures") and delivery.isdigit() and int(delivery):
+                self.listings[name] = future(
+                    VENUE, name, record["base"], record["quote"], int(delivery), settle=settle
+                )
+            elif kind in ("", "LinearPerpetual"):
+                self.listings[name] = perp(
+                    VENUE, name, record["base"], record["quote"], settle=settle
+                )
 
     def _topic_message(self, topic: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         """v5 topics; v2's (a recording of the legacy API) go to the v2 parser's reading."""

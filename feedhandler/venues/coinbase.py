@@ -77,8 +77,15 @@ class CoinbaseParser(ParserBase):
             "sequence_gaps": self.sequence_gaps,
         }
 
+    def _list(self, product: str) -> None:
+        """A spot product's canonical listing: ``BTC-USD`` is already canonical."""
+        base, dash, quote = product.partition("-")
+        if dash and "-" not in quote:
+            self._list_spot(VENUE, product, base, quote)
+
     def _book(self, product: str) -> BookSync:
         self._touch(product)
+        self._list(product)
         sync = self.books.get(product)
         if sync is None:
             sync = self.books[product] = BookSync(VENUE, product)
@@ -138,6 +145,7 @@ class CoinbaseParser(ParserBase):
                 raise MalformedFrame("range", f"quote_increment {increment[:30]!r}")
             found.append((product, decimals))
         for product, decimals in found:
+            self._list(product)
             if product not in self.books:  # a book already in integer units keeps them
                 self.units[product] = (decimals_unit(decimals), decimals_unit(SIZE_DECIMALS))
         return []

@@ -99,6 +99,7 @@ class CoinbaseL3Parser(CoinbaseParser):
         state = self.l3.get(product)
         if state is None:
             state = self.l3[product] = ProductL3()
+            self._list(product)
             self.books[product] = BookSync(VENUE, product, continuous=True)
             self.books[product].sink = self._emitted
         return state

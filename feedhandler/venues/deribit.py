@@ -369,15 +369,17 @@ def _listing(name: str, item: dict[str, Any]) -> Listing | None:
         base = string(field(item, "base_currency"), "base_currency")
         quoted = string(field(item, "quote_currency"), "quote_currency")
         terms = item.get("future_type") or item.get("instrument_type")
-        if isinstance(terms, str):
+        if kind == "option":  # sized in the coin (hub.symbology.Listing.inverse)
+            inverse = False
+        elif isinstance(terms, str):
             inverse = terms == "reversed"
-        else:  # 2021: coin options are priced in the coin, coin futures quoted in USD
-            inverse = quoted == base if kind == "option" else quoted == "USD"
+        else:  # 2021: coin futures quoted in USD
+            inverse = quoted == "USD"
         counter = item.get("counter_currency")
         quote = counter if isinstance(counter, str) else ("USD" if quoted == base else quoted)
         settle = item.get("settlement_currency")
-        if not isinstance(settle, str):
-            settle = base if inverse else quoted
+        if not isinstance(settle, str):  # coin options are priced and settled in the coin
+            settle = base if inverse or quoted == base else quoted
         size = strike_text(str(item.get("contract_size", "1")))
         ms = integer(item["expiration_timestamp"], "expiration_timestamp")
         common: dict[str, Any] = {"settle": settle, "contract_size": size, "inverse": inverse}

@@ -32,6 +32,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -40,6 +41,7 @@ from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
+from hub.symbology import Listing, SymbologyError, future, perp, spot, strike_text
 from orderbook_core import L2Book
 
 VENUE = "OKX"
@@ -253,6 +255,9 @@ class OkxParser(TopTextParser):
             self.units[symbol] = (tick, lot)
             if contract is not None:
                 self.contracts[symbol] = contract
+            listing = _listing(symbol, contract)
+            if listing is not None:
+                self.listings[symbol] = listing
         return out
 
     # --- WebSocket ---------------------------------------------------------------------
@@ -358,3 +363,36 @@ def _unit(value: Any, what: str) -> Unit:
     if len(_UNITS) < UNITS_CACHED:
         _UNITS[text] = unit
     return unit
+
+
+def _listing(symbol: str, contract: Contract | None) -> Listing | None:
+    """``BTC-USDT`` spot, ``BTC-USD-SWAP`` perpetual, ``BTC-USD-220527`` future; size
+    ``ctVal`` x ``ctMult`` (in the quote for inverse contracts, ``ctValCcy`` USD). None for
+    kinds the hub does not name (options) or codes that do not parse."""
+    parts = symbol.split("-")
+    try:
+        if contract is None:
+            return spot(VENUE, symbol, *parts) if len(parts) == 2 else None
+        if len(parts) != 3:
+            return None
+        size = strike_text(str(Decimal(contract.value) * Decimal(contract.multiplier or "1")))
+        settle, inverse = contract.settle or parts[0], contract.kind == "inverse"
+        base, quote = parts[0], parts[1]
+        if parts[2] == "SWAP":
+            return perp(
+                VENUE, symbol, base, quote, settle=settle, contract_size=size, inverse=inverse
+            )
+        if contract.expiry_ms:
+            return future(
+                VENUE,
+                symbol,
+                base,
+                quote,
+                contract.expiry_ms,
+                settle=settle,
+                contract_size=size,
+                inverse=inverse,
+            )
+    except (SymbologyError, ArithmeticError, ValueError):
+        return None
+    return None

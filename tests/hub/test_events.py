@@ -136,7 +136,8 @@ GOLDEN: list[tuple[Event, bytes]] = [
     (
         Instrument("SIM", "BTC-USD", "0.01", "0.00001"),
         b'{"k":"instrument","venue":"SIM","symbol":"BTC-USD","tick_size":"0.01",'
-        b'"lot_size":"0.00001"}',
+        b'"lot_size":"0.00001","canonical":"","kind":"","base":"","quote":"","settle":"",'
+        b'"expiry":"","strike":"","right":"","contract_size":"","inverse":false}',
     ),
     (
         Status("SIM", "BTC-USD", "stale", "gap 4..6", 13, 14),

@@ -90,3 +90,42 @@ def test_parse_round_trips_every_kind() -> None:
 def test_bad_parts_are_named(call: Callable[[], object], named: str) -> None:
     with pytest.raises(SymbologyError, match=named):
         call()
+
+
+def test_one_contract_size_rule_inverse_in_quote_options_in_base() -> None:
+    """contract_size is in quote units exactly when inverse; options are sized in base."""
+    xbtusd = perp("bitmex", "XBTUSD", "XBT", "USD", settle="XBT", inverse=True)
+    assert (xbtusd.canonical, xbtusd.settle, xbtusd.contract_size) == ("BTC-USD-PERP", "BTC", "1")
+    coin_call = option(
+        "deribit", "BTC-27AUG21-40000-C", "BTC", "USD", "20210827", "40000", "C", settle="BTC"
+    )
+    assert (coin_call.inverse, coin_call.settle, coin_call.base) == (False, "BTC", "BTC")
+    with pytest.raises(SymbologyError, match="sized in BTC, not inverse"):
+        option("deribit", "X", "BTC", "USD", "20210827", "40000", "C", settle="BTC", inverse=True)
+
+
+def test_instrument_event_carries_the_listing_and_old_payloads_decode() -> None:
+    from hub.events import Instrument, decode, encode
+    from hub.symbology import equity, listed
+
+    xbtusd = perp("bitmex", "XBTUSD", "XBT", "USD", settle="XBT", inverse=True)
+    inst = listed(Instrument("BITMEX", "XBTUSD", "0.5", "1"), xbtusd)
+    back = decode(encode(inst))
+    assert back == inst
+    assert (back.id, back.kind, back.settle, back.contract_size, back.inverse) == (
+        "BTC-USD-PERP",
+        "perp",
+        "BTC",
+        "1",
+        True,
+    )
+    old = decode(
+        b'{"k":"instrument","venue":"X","symbol":"XBT/USD","tick_size":"0.1","lot_size":"1"}'
+    )
+    assert isinstance(old, Instrument)
+    assert (old.canonical, old.kind, old.inverse, old.id) == ("", "", False, "XBT/USD")
+    assert listed(old, None) is old
+    aapl = equity(Instrument("ITCH", "aapl", "0.0001", "1"))
+    assert (aapl.canonical, aapl.kind) == ("AAPL", "equity")
+    with pytest.raises(ValueError, match="inverse"):
+        decode(encode(inst).replace(b'"inverse":true', b'"inverse":"yes"'))

@@ -80,7 +80,9 @@ def test_lobster_source_ends_with_the_replayed_book(tmp_path: Path) -> None:
     assert errors == []
     assert c.books["TEST"].snapshot() == expected.book.snapshot()
     assert c.seqs["TEST"] == expected.seq and c.trades["TEST"] == expected.trades
-    assert c.instruments["TEST"] == Instrument("LOBSTER", "TEST", "0.0001", "1")
+    assert c.instruments["TEST"] == Instrument(
+        "LOBSTER", "TEST", "0.0001", "1", canonical="TEST", kind="equity"
+    )  # equities keep the ticker as canonical id
 
 
 def test_lobster_source_skips_bad_rows_without_touching_the_book(tmp_path: Path) -> None:

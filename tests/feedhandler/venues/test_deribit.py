@@ -130,7 +130,7 @@ def test_units_and_listings_from_the_instruments_answers() -> None:
         "BTC-USD-20210827-40000-C",
         "option",
         "BTC",
-        True,
+        False,  # sized in BTC (one rule: contract_size in quote only when inverse)
         "1",
     )
     assert (call.strike, call.right, call.expiry) == ("40000", "C", "20210827")
