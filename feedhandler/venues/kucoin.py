@@ -25,7 +25,7 @@ best bid and ask (price and size) after that message (``ticker_matches``/
 ``ticker_mismatches``). Trades: ``trade.l3match`` (``tradeId``, ``side`` of the taker,
 ``time`` in ns). Keep-alive: ``{"type": "ping"}`` every ``heartbeat_s`` (the welcome's
 ``pingInterval`` is 18 s), answered by ``pong``. The WebSocket URL needs a token from
-``POST /api/v1/bullet-public``, which the runner does not fetch (see docs/feeds.md).
+``POST /api/v1/bullet-public``, which the runner does not fetch (see docs/venues.md).
 """
 
 from __future__ import annotations
