@@ -137,7 +137,11 @@ def test_live_kraken_feed_through_kafka_and_redis(
         time.sleep(0.1)
     assert (list(snap.bids), list(snap.asks)) == truth
     inst = asyncio.run(_instruments(services["redis"], unique))
-    assert inst == [Instrument("KRAKEN", "BTC/USD", "0.1", "0.00000001")]
+    assert inst == [
+        Instrument(
+            "KRAKEN", "BTC/USD", "0.1", "0.00000001", "BTC-USD", "spot", "BTC", "USD"
+        )  # the pair's canonical listing rides on its Instrument event
+    ]
 
     labels = {"venue": "KRAKEN", "symbol": "BTC/USD"}
     assert metric(text, "hub_feed_connections_total", venue="KRAKEN") == 2

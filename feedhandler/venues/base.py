@@ -220,6 +220,23 @@ class ParserBase:
             with contextlib.suppress(SymbologyError):
                 self.listings[symbol] = spot(venue, symbol, base, quote)
 
+    def _new_units(
+        self,
+        units: dict[str, tuple[Unit, Unit]],
+        symbol: str,
+        new: tuple[Unit, Unit],
+        ts_recv: int,
+    ) -> list[Event]:
+        """Keep a symbol's (tick, lot) from instrument data; a change under an existing book
+        resyncs it (its integers are in the old units)."""
+        known = units.get(symbol)
+        units[symbol] = new
+        if known is None or symbol not in self.books:
+            return []
+        if (known[0].text, known[1].text) == (new[0].text, new[1].text):
+            return []  # the same precisions fetched again
+        return self.resync(symbol, "instrument changed", ts_recv)
+
     def _touch(self, symbol: str) -> None:
         """Note that the current frame reached this symbol's book (for ``internal_error``)."""
         self._touched.add(symbol)

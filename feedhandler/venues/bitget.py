@@ -83,11 +83,7 @@ class BitgetParser(TopTextParser):
                 self._list_spot(VENUE, name, base, quote)
         out: list[Event] = []
         for name, (rest_id, tick, lot) in found.items():
-            known = self.units.get(name)
-            changed = known is not None and (known[0].text, known[1].text) != (tick.text, lot.text)
-            if changed and name in self.books:
-                out += self.resync(name, "instrument changed", ts_recv)
-            self.units[name] = (tick, lot)
+            out += self._new_units(self.units, name, (tick, lot), ts_recv)
             self.rest_ids[name] = rest_id
         return out
 

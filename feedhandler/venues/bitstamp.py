@@ -145,10 +145,7 @@ class BitstampParser(ParserBase):
             found.append((pair, name, decimals_unit(price), decimals_unit(amount)))
         out: list[Event] = []
         for pair, name, tick, lot in found:
-            known = self.units.get(pair)
-            if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-                out += self.resync(pair, "instrument changed", ts_recv)
-            self.units[pair] = (tick, lot)
+            out += self._new_units(self.units, pair, (tick, lot), ts_recv)
             base, _, quote = name.partition("/")
             with contextlib.suppress(SymbologyError):
                 self.listings[pair] = spot(VENUE, pair, base, quote)

@@ -146,10 +146,7 @@ class CryptocomParser(ParserBase):
         out: list[Event] = []
         for name, base, quote, price, size in found:
             tick, lot = decimals_unit(price), decimals_unit(size)
-            known = self.units.get(name)
-            if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-                out += self.resync(name, "instrument changed", ts_recv)
-            self.units[name] = (tick, lot)
+            out += self._new_units(self.units, name, (tick, lot), ts_recv)
             self.decimals[name] = (price, size)
             with contextlib.suppress(SymbologyError):
                 self.listings[name] = spot(VENUE, name, base, quote)
@@ -235,7 +232,7 @@ class CryptocomParser(ParserBase):
         for data in rows:
             data = as_dict(data, "trade")
             trade_id = integer(field(data, "d"), "d")
-            side = {"BUY": BUY, "SELL": SELL}.get(field(data, "s"))
+            side = {"BUY": BUY, "SELL": SELL}.get(string(field(data, "s"), "s"))
             if side is None:
                 raise MalformedFrame("shape", f"trade side {str(data.get('s'))[:10]!r}")
             price = _units(tick, field(data, "p"), "p", positive=True)

@@ -120,10 +120,7 @@ class GateioParser(ParserBase):
             found.append((pair, base, quote, book_unit(price, 2), book_unit(amount, 3)))
         out: list[Event] = []
         for pair, base, quote, tick, lot in found:
-            known = self.units.get(pair)
-            if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-                out += self.resync(pair, "instrument changed", ts_recv)
-            self.units[pair] = (tick, lot)
+            out += self._new_units(self.units, pair, (tick, lot), ts_recv)
             with contextlib.suppress(SymbologyError):
                 self.listings[pair] = spot(VENUE, pair, base, quote)
         return out

@@ -95,10 +95,7 @@ class GeminiParser(ParserBase):
         quote = string(field(data, "quote_currency"), "quote_currency")
         tick, lot = decimals_unit(price), decimals_unit(quantity)
         out: list[Event] = []
-        known = self.units.get(symbol)
-        if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-            out += self.resync(symbol, "instrument changed", ts_recv)
-        self.units[symbol] = (tick, lot)
+        out += self._new_units(self.units, symbol, (tick, lot), ts_recv)
         with contextlib.suppress(SymbologyError):
             self.listings[symbol] = spot(VENUE, symbol, base, quote)
         for text, ts in self.pending.pop(symbol, []):

@@ -207,10 +207,7 @@ class HuobiBase(ParserBase):
         out: list[Event] = []
         for item in as_list(field(data, "data"), "data"):
             symbol, tick, lot = self._instrument(as_dict(item, "instrument"))
-            known = self.units.get(symbol)
-            if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-                out += self.resync(symbol, "instrument changed", ts_recv)
-            self.units[symbol] = (tick, lot)
+            out += self._new_units(self.units, symbol, (tick, lot), ts_recv)
         return out
 
     def _instrument(self, item: dict[str, Any]) -> tuple[str, Unit, Unit]:

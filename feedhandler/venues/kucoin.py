@@ -163,10 +163,7 @@ class KucoinParser(ParserBase):
             found.append((symbol, base, quote, book_unit(tick_dec, 2), book_unit(lot_dec, 3)))
         out: list[Event] = []
         for symbol, base, quote, tick, lot in found:
-            known = self.units.get(symbol)
-            if known is not None and (known[0].text, known[1].text) != (tick.text, lot.text):
-                out += self.resync(symbol, "instrument changed", ts_recv)
-            self.units[symbol] = (tick, lot)
+            out += self._new_units(self.units, symbol, (tick, lot), ts_recv)
             with contextlib.suppress(SymbologyError):
                 self.listings[symbol] = spot(VENUE, symbol, base, quote)
         return out

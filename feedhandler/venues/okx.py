@@ -246,13 +246,7 @@ class OkxParser(TopTextParser):
             found[symbol] = (tick, lot, contract)
         out: list[Event] = []
         for symbol, (tick, lot, contract) in found.items():
-            known = self.units.get(symbol)
-            if known is not None and (known[0].text, known[1].text) == (tick.text, lot.text):
-                pass  # the same precisions fetched again
-            elif known is not None and symbol in self.books:
-                # A changed tick or lot: the book's integers are in the old units.
-                out += self.resync(symbol, "instrument changed", ts_recv)
-            self.units[symbol] = (tick, lot)
+            out += self._new_units(self.units, symbol, (tick, lot), ts_recv)
             if contract is not None:
                 self.contracts[symbol] = contract
             listing = _listing(symbol, contract)

@@ -117,13 +117,7 @@ class PhemexParser(ParserBase):
         out: list[Event] = []
         for name, kind, base, quote, scale, lot, settle, size in found:
             units = (decimals_unit(scale), decimals_unit(lot))
-            known = self.units.get(name)
-            if known is not None and (known[0].text, known[1].text) != (
-                units[0].text,
-                units[1].text,
-            ):
-                out += self.resync(name, "instrument changed", ts_recv)
-            self.units[name] = units
+            out += self._new_units(self.units, name, units, ts_recv)
             with contextlib.suppress(SymbologyError, ValueError, TypeError):
                 if kind == "Spot":
                     self.listings[name] = spot(VENUE, name, base, quote)

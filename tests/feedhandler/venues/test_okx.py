@@ -289,14 +289,15 @@ def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataO
 
 
 async def kafka_books(
-    bootstrap: str, topic: str, want: dict[str, Any]
+    bootstrap: str, topic: str, want: dict[str, Any], wait_s: float = 60
 ) -> tuple[dict[str, Any], dict[str, list[int]]]:
-    """Rebuild every symbol's book from the Kafka book topic until they equal ``want``."""
+    """Rebuild every symbol's book from the Kafka book topic until they equal ``want`` (or
+    ``wait_s`` passes)."""
     c = consumer(KafkaConfig(bootstrap=bootstrap), topic, group=None)
     await start_consumer(KafkaConfig(bootstrap=bootstrap), c)
     books: dict[str, L2Book] = {}
     seqs: dict[str, list[int]] = {}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait_s
     try:
         while time.monotonic() < deadline:
             for records in (await c.getmany(timeout_ms=500)).values():
