@@ -178,3 +178,19 @@ def seconds_time(value: Any, what: str) -> int:
 def millis_time(value: Any, what: str) -> int:
     """Integer milliseconds since the epoch (Binance) as int64 ns."""
     return _time(count(value, what) * 1_000_000, what)
+
+
+def price_levels(
+    tick: Unit, lot: Unit, bids: Any, asks: Any, size: str = "amount"
+) -> tuple[tuple[int, int, int], ...]:
+    """``[price, size, ...]`` rows of both sides as (side, price units, size units): the
+    level lists most venues send in snapshots and updates (``size`` names the field)."""
+    return tuple(
+        (
+            side,
+            units(tick, (r := row(level, 2, "level"))[0], "price", positive=True),
+            units(lot, r[1], size),
+        )
+        for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
+        for level in levels
+    )

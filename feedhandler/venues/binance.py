@@ -30,7 +30,7 @@ from feedhandler.frames import (
     count,
     field,
     millis_time,
-    row,
+    price_levels,
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
@@ -101,15 +101,7 @@ class BinanceBase(ParserBase):
 
     def _levels(self, raw: str, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
         tick, step = self._units(raw, "depth")
-        return tuple(
-            (
-                side,
-                units(tick, (r := row(level, 2, "level"))[0], "price", positive=True),
-                units(step, r[1], "quantity"),
-            )
-            for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
-            for level in levels
-        )
+        return price_levels(tick, step, bids, asks, "quantity")
 
     def _http(self, url: str, body: str, ts_recv: int) -> list[Event]:
         path = urlparse(url).path

@@ -42,13 +42,13 @@ from feedhandler.frames import (
     as_str,
     count,
     field,
-    row,
+    price_levels,
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
-from hub.events import BUY, SELL, Event, LevelChange, Trade
+from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
 
 VENUE = "BITSTAMP"
@@ -124,7 +124,7 @@ class BitstampParser(ParserBase):
             tick, lot = self._units(pair, "order book")
             data = as_dict(self._json(body), "order book")
             micros = _micros(field(data, "microtimestamp"))
-            levels = _levels(tick, lot, field(data, "bids"), field(data, "asks"))
+            levels = price_levels(tick, lot, field(data, "bids"), field(data, "asks"))
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
         snap = Snapshot(levels, seq=micros * RANKS + RANKS - 1, ts_event=micros * 1000)
@@ -201,7 +201,7 @@ class BitstampParser(ParserBase):
     def _diff(self, pair: str, data: dict[str, Any], ts_recv: int) -> list[Event]:
         tick, lot = self.units[pair]
         micros = _micros(field(data, "microtimestamp"))
-        levels = _levels(tick, lot, field(data, "bids"), field(data, "asks"))
+        levels = price_levels(tick, lot, field(data, "bids"), field(data, "asks"))
         last, rank = self._last.get(pair, (-1, 0))
         rank = rank + 1 if micros == last else 0
         if rank >= RANKS - 1:
@@ -233,18 +233,6 @@ class BitstampParser(ParserBase):
 
 def _request(event: str, channel: str) -> str:
     return json.dumps({"event": event, "data": {"channel": channel}})
-
-
-def _levels(tick: Unit, lot: Unit, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
-    return tuple(
-        (
-            side,
-            units(tick, (r := row(level, 2, "level"))[0], "price", positive=True),
-            units(lot, r[1], "amount"),
-        )
-        for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
-        for level in levels
-    )
 
 
 def _micros(value: Any) -> int:

@@ -31,13 +31,13 @@ from feedhandler.frames import (
     as_str,
     count,
     field,
-    row,
+    price_levels,
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
-from hub.events import BUY, SELL, Event, LevelChange, Trade
+from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
 
 VENUE = "GATEIO"
@@ -104,7 +104,7 @@ class GateioParser(ParserBase):
             tick, lot = self._units(pair, "order book")
             data = as_dict(self._json(body), "order book")
             seq = count(field(data, "id"), "id")
-            levels = _levels(tick, lot, field(data, "bids"), field(data, "asks"))
+            levels = price_levels(tick, lot, field(data, "bids"), field(data, "asks"))
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
         return self._book(pair).snapshot(Snapshot(levels, seq=seq), ts_recv)
@@ -166,7 +166,7 @@ class GateioParser(ParserBase):
         first, last = count(field(data, "U"), "U"), count(field(data, "u"), "u")
         if first > last:
             raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
-        levels = _levels(tick, lot, field(data, "b"), field(data, "a"))
+        levels = price_levels(tick, lot, field(data, "b"), field(data, "a"))
         ts = count(field(data, "t"), "t") * 1_000_000
         self.updates[pair] = self.updates.get(pair, 0) + 1
         delta = Delta(levels, first=first, last=last, ts_event=ts)
@@ -196,18 +196,6 @@ class GateioParser(ParserBase):
 def _request(channel: str, payload: list[str]) -> str:
     msg = {"time": int(time.time()), "channel": channel, "event": "subscribe"}
     return json.dumps({**msg, "payload": payload})
-
-
-def _levels(tick: Unit, lot: Unit, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
-    return tuple(
-        (
-            side,
-            units(tick, (r := row(level, 2, "level"))[0], "price", positive=True),
-            units(lot, r[1], "amount"),
-        )
-        for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
-        for level in levels
-    )
 
 
 def _millis_text(value: Any) -> int:
