@@ -274,7 +274,7 @@ async def test_hub_subscribe_takes_a_canonical_id_and_a_venue() -> None:
     node, url = await started()
     try:
         out = io.StringIO()
-        code = await hub_subscribe(url, "btc-usd", ["book"], 0, 60, None, 2, 10, out, "kraken")
+        code = await hub_subscribe(url, "btc-usd", ["book"], 0, 60, None, 1, 10, out, "kraken")
         lines = out.getvalue().splitlines()
         assert code == 0
         assert lines[0] == "subscribed: book on KRAKEN XBT/USD"
