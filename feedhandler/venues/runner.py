@@ -26,6 +26,7 @@ and costs only a resync of the books that frame touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -35,8 +36,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from bus.local import Publisher
+from bus.output import STOP_DRAIN_S
 from feedhandler.files.capture import CaptureWriter
 from feedhandler.venues.base import ParserBase
+from feedhandler.venues.coalesce import Coalescer
 from hub.backoff import Backoff
 from hub.events import Event
 
@@ -95,6 +98,7 @@ class LiveRunner:
         self._last_check = 0.0
         self.stale_since: dict[str, float] = {}
         """Monotonic time each stale symbol was first seen stale."""
+        self._out = Coalescer(publisher.publish)
 
     def stale_symbols(self) -> list[str]:
         books = self.parser.books
@@ -110,8 +114,9 @@ class LiveRunner:
         return {s: now - self.stale_since.setdefault(s, now) for s in stale}
 
     async def _publish(self, events: list[Event]) -> None:
+        """In parse order, without waiting for the publish in flight (``Coalescer``)."""
         if events:
-            await self.publisher.publish(events)
+            await self._out.put(events)
 
     async def fetch(self, url: str) -> None:
         """GET a REST resource and hand the answer to the parser; failures are logged and
@@ -196,9 +201,19 @@ class LiveRunner:
                     await self.fetch(url)
             try:
                 await self._run(max_connections)
+                await self._out.flush()
             finally:
                 for task in list(self._tasks):
                     task.cancel()
+                await self._drain()
+
+    async def _drain(self) -> None:
+        """On a stop, let what was parsed be published (up to ``STOP_DRAIN_S``, as the feed
+        output lets a publish in flight land), then stop publishing."""
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            async with asyncio.timeout(STOP_DRAIN_S):
+                await self._out.flush()
+        await self._out.close()
 
     async def _connection(self, ws: ClientConnection) -> bool:
         """Serve one open connection; True if it ended by the planned lifetime."""

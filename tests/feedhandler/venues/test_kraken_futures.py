@@ -321,11 +321,6 @@ def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataO
 
 
 @pytest.mark.services
-@pytest.mark.skip(
-    reason="the kraken-futures feed takes ~45 s to take this capture (7k deltas) and more than "
-    "150 s on a loaded 2-core run, so the books are not complete in time; the slowness is "
-    "open work (issue 17 note). Run it alone: it passes."
-)
 def test_hub_feed_through_kafka_ends_with_the_replays_books(
     hub_process: Any, unique: str, services: dict[str, str]
 ) -> None:
@@ -349,7 +344,7 @@ def test_hub_feed_through_kafka_ends_with_the_replays_books(
             "0",
             env=stack_env(services, unique),
         )
-        thread.wait_done(150)  # ~45 s on a quiet machine: see the note on issue 17
+        thread.wait_done(150)
         want = replayed_books(CAPTURE, KrakenFuturesParser())
         seen, seqs = asyncio.run(kafka_books(services["kafka"], f"{unique}.book", want, wait_s=150))
     finally:
