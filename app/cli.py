@@ -209,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: no limit)")
 
     p = sub.add_parser("subscribe", help="print a live view of a symbol from a fanout node")
-    p.add_argument("symbol", help="symbol, e.g. BTC-USD")
+    p.add_argument(
+        "symbol", help="the venue's symbol or the canonical id, any case: XBT/USD, btc-usd-perp"
+    )
+    p.add_argument("--venue", help="the venue, where several carry the symbol (e.g. KRAKEN)")
     p.add_argument(
         "--channel",
         action="append",
@@ -357,6 +360,7 @@ def _run(args: argparse.Namespace) -> int:
             token,
             args.count,
             args.seconds,
+            venue=args.venue,
         )
         return asyncio.run(coro)
     if args.command == "capture":

@@ -48,7 +48,7 @@ from hub.events import (
 from hub.ops import metrics, runs
 from hub.orders import follow, order_book, resting_orders
 from orderbook_core import IMPLEMENTATION, L2Book, L3Book
-from orderbook_core.types import CHECKSUM_LEVELS
+from orderbook_core.types import CHECKSUM_LEVELS, F_SNAPSHOT
 from orderbook_core.types import checksum as levels_checksum
 
 if IMPLEMENTATION == "cython":  # the same CRC-32 without the Python text building
@@ -219,15 +219,20 @@ class FeedOutput:
         books run ahead of what consumers can read only inside it."""
 
     def _announce(self, events: Sequence[Event]) -> list[Event]:
-        """Put each new stream's instrument in front of its first event."""
+        """Put each new stream's instrument in front of its first event, and a changed one
+        in front of the snapshot that rebuilds its book: a venue that changes a tick or
+        lot size resyncs the book in the new units (``ParserBase._new_units``), so its
+        consumers (the recorder's unit versions) learn the change where it applies."""
         out: list[Event] = []
         for e in events:
             key = (e.venue, e.symbol)
             if isinstance(e, Instrument):
                 self.instruments[key] = e
-            elif key not in self.instruments and self.instrument_for is not None:
+            elif self.instrument_for is not None and (
+                key not in self.instruments or (isinstance(e, BookUpdate) and e.flags & F_SNAPSHOT)
+            ):
                 inst = self.instrument_for(e.venue, e.symbol)
-                if inst is not None:
+                if inst is not None and inst != self.instruments.get(key):
                     self.instruments[key] = inst
                     out.append(inst)
             out.append(e)

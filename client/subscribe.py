@@ -75,7 +75,10 @@ def describe(
         accepted = ", ".join(
             a["channel"] + (f" ({a['resume']})" if "resume" in a else "") for a in msg["accepted"]
         )
-        return f"{kind}: {accepted or 'nothing'}" + (f"; refused {refused}" if refused else "")
+        # The stream the name resolved to (a canonical id names a venue's own symbol).
+        streams = dict.fromkeys(f"{a['venue']} {a['symbol']}" for a in msg["accepted"])
+        on = f" on {', '.join(streams)}" if streams else ""
+        return f"{kind}: {accepted or 'nothing'}{on}" + (f"; refused {refused}" if refused else "")
     if kind == "error":
         return f"error {msg['code']}: {msg['message']}"
     return None
@@ -91,11 +94,16 @@ async def subscribe(
     count: int,
     seconds: float,
     out: TextIO = sys.stdout,
+    venue: str | None = None,
 ) -> int:
-    """Print the live view; stop after ``count`` lines or ``seconds`` (0: never)."""
+    """Print the live view of ``symbol`` (the venue's own or the canonical id, any case;
+    ``venue`` picks one where several carry it); stop after ``count`` lines or
+    ``seconds`` (0: never)."""
     requested: list[dict[str, Any]] = []
     for channel in channels:
         item: dict[str, Any] = {"channel": channel, "symbol": symbol}
+        if venue:
+            item["venue"] = venue
         if channel == "book":
             item["checksum"] = True
             if depth:

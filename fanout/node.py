@@ -166,7 +166,7 @@ class FanoutNode:
             handle(event)
 
     def _on_instrument(self, inst: Instrument) -> None:
-        self._stream(inst.venue, inst.symbol).instrument = inst
+        self.shared.set_instrument(self._stream(inst.venue, inst.symbol), inst)
 
     def _on_status(self, status: Status) -> None:
         stream = self._stream(status.venue, status.symbol)
@@ -296,7 +296,7 @@ class FanoutNode:
             if stream.instrument is None:
                 for inst in await self.snapshots.instruments():
                     if StreamKey(inst.venue, inst.symbol) == stream.key:
-                        stream.instrument = inst
+                        self.shared.set_instrument(stream, inst)
             snap = await self.snapshots.get(stream.venue, stream.symbol)
         except BadSnapshot as exc:
             return str(exc)

@@ -170,8 +170,14 @@ ERROR = obj(
             ],
         },
         "message": {"type": "string"},
+        "choices": {
+            "type": "array",
+            "items": obj({"venue": {"type": "string"}, "symbol": {"type": "string"}}),
+            "description": "ambiguous_symbol: the streams the name picks",
+        },
     }
 )
+ERROR["required"].remove("choices")
 SCHEMAS = {
     "Decimal": DECIMAL,
     "Listing": LISTING,

@@ -64,14 +64,16 @@ WIRE_CODES = {"binary_frame": "binary_frame", "too_large": "too_large", "bad_jso
 
 
 class ProtocolError(BadInput):
-    """A client request is malformed or refused; ``code`` is the stable error code."""
+    """A client request is malformed or refused; ``code`` is the stable error code and
+    ``details`` the fields a refusal adds beside its reason (``choices``)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.details = details or {}
         self.request: Any = None
-        """What failed, echoed to the client: a subscribe entry as sent, or a request's
-        ``op`` and ``id`` (None: nothing to echo, e.g. not JSON)."""
+        """What failed, echoed to the client: a subscribe entry (its known fields, bounded),
+        or a request's ``op`` and ``id`` (None: nothing to echo, e.g. not JSON)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,11 @@ def encode_book(
     return orjson.dumps(msg)
 
 
+def _canonical(inst: Instrument) -> dict[str, str]:
+    """A snapshot's ``canonical`` beside the native symbol (none where it has none)."""
+    return {"canonical": inst.canonical} if inst.canonical else {}
+
+
 def encode_snapshot(
     inst: Instrument,
     bids: list[tuple[int, int]],
@@ -290,6 +297,7 @@ def encode_snapshot(
         "channel": "book",
         "venue": inst.venue,
         "symbol": inst.symbol,
+        **_canonical(inst),
         "epoch": epoch,
         "seq": seq,
         "ts_event": ts_event,
@@ -352,6 +360,7 @@ def encode_l3_snapshot(
             "type": "l3_snapshot",
             "venue": inst.venue,
             "symbol": inst.symbol,
+            **_canonical(inst),
             "epoch": epoch,
             "seq": seq,
             "ts_event": ts_event,

@@ -14,9 +14,9 @@ bucket per key on this node, anonymous clients one per address.
 
 A symbol that holds ``/`` (Kraken ``XBT/USD``) is percent-encoded in the path:
 ``/v1/book/KRAKEN/XBT%2FUSD``; the unencoded ``/v1/book/KRAKEN/XBT/USD`` is
-accepted too (everything after the venue is the symbol). A canonical id
-(``BTC-USD``) names the venue's stream with that id when the venue has no
-native symbol of that name.
+accepted too (everything after the venue is the symbol). Venue and symbol are
+resolved as the WebSocket resolves them (fanout.symbols): native symbol or
+canonical id, in any case.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from fanout import protocol
 from fanout.auth import Grant, credential_in
 from fanout.history import FAR_FUTURE, BarHistory, in_range, time_ns
 from fanout.openapi import document
+from fanout.protocol import ProtocolError
 from fanout.session import Shared
 from fanout.stream import RECENT_TRADES, BookStream
 from fanout.ticker import Ticker
@@ -71,11 +72,20 @@ PARAMS: dict[str, tuple[str, ...]] = {
 class Refusal(Exception):
     """An answer other than 200: HTTP status, stable code, message."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: int = 0,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after
+        self.details = details or {}
+        """Fields beside the message (``choices`` of an ambiguous symbol)."""
 
 
 def json_response(status: int, body: Any) -> Response:
@@ -85,7 +95,7 @@ def json_response(status: int, body: Any) -> Response:
 
 
 def refusal_response(exc: Refusal) -> Response:
-    out = json_response(exc.status, {"code": exc.code, "message": str(exc)})
+    out = json_response(exc.status, {"code": exc.code, "message": str(exc), **exc.details})
     if exc.retry_after:
         out.headers["Retry-After"] = str(exc.retry_after)
     if exc.status == 401:
@@ -236,42 +246,14 @@ class Rest:
         return out
 
     def resolve(self, venue: str, symbol: str) -> BookStream:
-        """The stream of ``symbol`` (native, else canonical id) on ``venue``; 404 naming what
-        does not match: the venue, or the symbol on that venue (and where it trades)."""
-        streams = self.shared.streams
-        stream = streams.get((venue, symbol))
-        if stream is not None:
-            return stream
-        venues = sorted({v for v, _s in streams})
-        elsewhere = sorted(
-            {
-                s.venue
-                for s in streams.values()
-                if s.symbol == symbol or (s.instrument is not None and s.instrument.id == symbol)
-            }
-        )
-        where = f"; {symbol!r} trades on {', '.join(elsewhere)}" if elsewhere else ""
-        if venue not in venues:
-            raise Refusal(
-                404,
-                "unknown_venue",
-                f"no venue {venue!r} on this node (venues: {', '.join(venues) or 'none'}){where}",
-            )
-        named = [
-            s
-            for s in streams.values()
-            if s.venue == venue and s.instrument is not None and s.instrument.canonical == symbol
-        ]
-        if len(named) == 1:
-            return named[0]
-        if len(named) > 1:
-            raise Refusal(
-                404,
-                "ambiguous_symbol",
-                f"{symbol!r} names several {venue} streams: "
-                f"{', '.join(sorted(s.symbol for s in named))}; use the native symbol",
-            )
-        raise Refusal(404, "unknown_symbol", f"no symbol {symbol!r} on venue {venue!r}{where}")
+        """The stream ``symbol`` (native, else canonical id, in any case) names on ``venue``,
+        by the node's one resolver (fanout.symbols, the WebSocket's); 404 with its code and
+        reason otherwise: ``unknown_venue``, ``unknown_symbol`` (and where it trades),
+        ``ambiguous_symbol`` (with ``choices``)."""
+        try:
+            return self.shared.symbols.resolve(venue, symbol)
+        except ProtocolError as exc:
+            raise Refusal(404, exc.code, str(exc), details=exc.details) from None
 
     # --- answers ---------------------------------------------------------------------------
 

@@ -31,10 +31,12 @@ from fanout import protocol
 from fanout.auth import Grant, Keys
 from fanout.delivery import Feed, FeedKey, SubKey
 from fanout.protocol import ChannelRequest, ProtocolError, Request
-from fanout.stream import BookStream, StreamKey
+from fanout.stream import BookStream
+from fanout.symbols import Symbols
 from fanout.views import Views
 from hub.auth import RateLimit
 from hub.config import FanoutConfig
+from hub.events import Instrument
 from hub.ops import metrics
 
 METRICS = metrics("fanout")
@@ -90,15 +92,21 @@ class Shared:
     name: str = "fanout"
     streams: dict[tuple[str, str], BookStream] = field(default_factory=dict)
     """Every stream by its StreamKey (typed as the plain tuple: a lookup may spell it out)."""
-    by_symbol: dict[str, list[StreamKey]] = field(default_factory=dict)
+    symbols: Symbols = field(default_factory=Symbols)
+    """What a subscription's (venue, symbol) names: native symbol or canonical id."""
     connections: int = 0
     per_key: dict[str, int] = field(default_factory=dict)
     """Open sessions per key id."""
 
     def add_stream(self, stream: BookStream) -> None:
         self.streams[stream.key] = stream
-        self.by_symbol.setdefault(stream.symbol, []).append(stream.key)
+        self.symbols.add(stream)
         self.views.add_stream(stream)
+
+    def set_instrument(self, stream: BookStream, inst: Instrument) -> None:
+        """The stream's instrument arrived (or changed): it is found by its canonical id."""
+        stream.instrument = inst
+        self.symbols.listed(stream)
 
     def stream_list(self) -> list[dict[str, Any]]:
         return [s.describe(protocol.CHANNELS) for _key, s in sorted(self.streams.items())]
@@ -244,20 +252,11 @@ class Session:
             raise ProtocolError(
                 "forbidden", f"key {self.grant.id!r} may not use the {item.channel} channel"
             )
-        shared = self.shared
-        listed = shared.by_symbol.get(item.symbol, ())
-        matches = [k for k in listed if item.venue in (None, k.venue)]
-        if not matches:
-            raise ProtocolError("unknown_symbol", f"no stream for symbol {item.symbol!r}")
-        if len(matches) > 1:
-            raise ProtocolError(
-                "ambiguous_symbol", f"{item.symbol!r} trades on several venues; give 'venue'"
-            )
-        stream = shared.streams[matches[0]]
+        stream = self.shared.symbols.resolve(item.venue, item.symbol)
         if item.channel == "l3" and stream.synced and stream.orders is None:
             raise ProtocolError(
                 "unavailable",
-                f"no order-level (L3) data for {item.symbol!r}: its source publishes levels only",
+                f"no order-level (L3) data for {stream.symbol!r}: its source publishes levels only",
             )
         return stream
 
@@ -282,7 +281,9 @@ class Session:
                 stream = self._resolve(item)
             except ProtocolError as exc:
                 REFUSED.labels(exc.code).inc()
-                refused.append({"request": item.raw, "code": exc.code, "reason": str(exc)})
+                refused.append(
+                    {"request": item.raw, "code": exc.code, "reason": str(exc), **exc.details}
+                )
                 continue
             key = FeedKey.of(
                 item.channel, stream.venue, stream.symbol, item.depth, item.checksum, item.interval

@@ -32,6 +32,8 @@ RECENT_TRADES = 50
 CANDLES_KEPT = 500
 """Candles kept per stream and interval; a new subscriber gets up to CANDLES_SENT of them."""
 CANDLES_SENT = 300
+TERMS = ("kind", "base", "quote", "settle", "expiry", "strike", "right", "contract_size")
+"""The instrument's contract terms ``list`` shows beside ``canonical`` (when not empty)."""
 
 
 class StreamKey(NamedTuple):
@@ -252,11 +254,20 @@ class BookStream:
         return True
 
     def describe(self, channels: tuple[str, ...]) -> dict[str, Any]:
-        """What ``list`` tells clients of this stream; ``l3`` only where it has orders."""
+        """What ``list`` tells clients of this stream: ``canonical`` (None until the node
+        knows it) and the contract terms that are not empty (``inverse`` only when set);
+        ``l3`` only where it has orders."""
         inst = self.instrument
+        terms: dict[str, Any] = {}
+        if inst is not None:
+            terms = {t: getattr(inst, t) for t in TERMS if getattr(inst, t)}
+            if inst.inverse:
+                terms["inverse"] = True
         return {
             "venue": self.venue,
             "symbol": self.symbol,
+            "canonical": inst.canonical or None if inst else None,
+            **terms,
             "epoch": self.epoch,
             "seq": self.seq,
             "synced": self.synced,

@@ -30,6 +30,7 @@ from hub.events import EVENT_TYPES, Bar, BookSnapshot, Event, Instrument, TopOfB
 from hub.ops import metrics, runs
 from recorder import retention
 from recorder.retention import Retention, set_up
+from recorder.units import Announced
 from recorder.writer import DeadLetter, trade_problem, write_batch
 
 METRICS = metrics("recorder")
@@ -77,6 +78,14 @@ LAG = Gauge(
 )
 
 LAG_EVERY_S = 2.0
+
+
+def announced(inst: Instrument, timestamp_ms: int | None, now_ns: int) -> Announced:
+    """The instrument with the time its Kafka record was published (now if it has none):
+    how the unit versions tell a re-read announcement from news (recorder/units.py)."""
+    return Announced(
+        inst, timestamp_ms * 1_000_000 if timestamp_ms and timestamp_ms > 0 else now_ns
+    )
 
 
 class Recorder:
@@ -140,7 +149,7 @@ class Recorder:
         self,
         conn: asyncpg.Connection | None,
         trades: list[Trade],
-        instruments: list[Instrument],
+        instruments: list[Announced],
         dead: list[DeadLetter],
         tops: list[TopOfBook],
         snaps: list[BookSnapshot],
@@ -271,7 +280,9 @@ class Recorder:
                             )
                             continue
                         kept = got.get(type(event))
-                        if kept is not None:
+                        if isinstance(event, Instrument):
+                            got[Instrument].append(announced(event, record.timestamp, now_ns))
+                        elif kept is not None:
                             kept.append(event)
                         RECEIVED.labels(type(event).__name__.lower()).inc()
                 trades, instruments, tops, snaps = (got[cls] for cls in RECORDED)

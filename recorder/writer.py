@@ -1,4 +1,5 @@
-"""One recorder batch = one database transaction: instruments, dead letters, trades, bars.
+"""One recorder batch = one database transaction: instruments (with their unit versions),
+dead letters, top of book, snapshots, trades, bars.
 
 Rows go in with binary COPY into a staging table (event times as int ns; the
 database derives ``time``), then ``INSERT ... ON CONFLICT DO NOTHING`` on each
@@ -17,6 +18,7 @@ reason instead.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,8 @@ from hub.events import (
     TopOfBook,
     Trade,
 )
+from recorder import units
+from recorder.units import Announced
 
 FUTURE_TOLERANCE_NS = 3600 * 10**9
 """A trade stamped more than this ahead of our clock is refused as 'time far in the future'."""
@@ -242,26 +246,18 @@ async def insert_once(conn: asyncpg.Connection, table: str, rows: list[tuple[Any
 async def write_batch(
     conn: asyncpg.Connection,
     trades: list[Trade],
-    instruments: list[Instrument],
+    instruments: Sequence[Instrument | Announced],
     dead: list[DeadLetter] | None = None,
     tops: list[TopOfBook] | None = None,
     snapshots: list[BookSnapshot] | None = None,
     bars: list[Bar] | None = None,
 ) -> int:
-    """Write one batch in one transaction; return how many trades were new. When ``bars``
-    is given, every bar the batch changed is appended to it, as stored."""
+    """Write one batch in one transaction; return how many trades were new. Instruments
+    (each with the time it was published, or now) go first: a unit change applies to the
+    batch's rows (recorder/units.py). When ``bars`` is given, every bar the batch changed is
+    appended to it, as stored."""
     async with conn.transaction():
-        for inst in instruments:
-            await conn.execute(
-                "INSERT INTO instruments (venue, symbol, tick_size, lot_size) "
-                "VALUES ($1, $2, $3::numeric, $4::numeric) ON CONFLICT (venue, symbol) DO UPDATE "
-                "SET tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, "
-                "updated_at = now()",
-                inst.venue,
-                inst.symbol,
-                inst.tick_size,
-                inst.lot_size,
-            )
+        await units.record(conn, instruments)
         if dead:
             await conn.executemany(
                 'INSERT INTO dead_letters (topic, partition, "offset", reason, raw) '

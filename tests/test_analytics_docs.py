@@ -18,6 +18,7 @@ import pytest
 
 from hub.db import migrate
 from hub.events import BookSnapshot, Instrument, TopOfBook, Trade
+from hub.symbology import listed, spot
 from recorder.writer import DeadLetter, write_batch
 from tests.conftest import ROOT
 from tests.recorder.test_writer import T0, make_trades
@@ -47,7 +48,7 @@ def data() -> tuple[list[Trade], list[Trade]]:
     other = [
         Trade(
             "OTHER",
-            "BTC-USD",
+            "XBT/USD",  # Kraken's name of BTC-USD
             t.seq,
             f"o{t.seq}",
             t.price + 3,
@@ -84,6 +85,19 @@ def tops() -> list[TopOfBook]:
                 ask,
                 rng.randrange(1, 500),
             )
+        )
+    return out
+
+
+def other_tops() -> list[TopOfBook]:
+    """The other venue's quotes of XBT/USD (canonical BTC-USD), a little off SIM's."""
+    rng = random.Random(19)
+    out = []
+    for seq in range(1, 900):
+        ts = T0 + seq * 11 * 10**9 + rng.randrange(10**9)
+        bid = rng.randrange(99_000, 100_000)
+        out.append(
+            TopOfBook("OTHER", "XBT/USD", seq, ts, ts, bid, 5, bid + rng.randrange(1, 50), 7)
         )
     return out
 
@@ -180,19 +194,41 @@ def expected(name: str, sim: list[Trade], other: list[Trade]) -> list[tuple[Any,
             key=lambda r: (r[0], r[1], r[3]),
         )
     if name == "venue_comparison":
-        rows: dict[tuple[int, str], list[Trade]] = defaultdict(list)
+        rows: dict[tuple[int, str, str], list[Trade]] = defaultdict(list)
         for t in [*sim, *other]:
-            if t.symbol == "BTC-USD":
-                rows[micros(t) // (3600 * 10**6), t.venue].append(t)
+            if t.symbol in ("BTC-USD", "XBT/USD"):
+                rows[micros(t) // (3600 * 10**6), t.venue, t.symbol].append(t)
         return [
             (
                 when(h * 3600 * 10**6),
                 v,
+                s,
                 Decimal(sum(t.price * t.size for t in ts)) / sum(t.size for t in ts) * TICK,
                 sum(t.size for t in ts) * LOT,
                 len(ts),
             )
-            for (h, v), ts in sorted(rows.items())
+            for (h, v, s), ts in sorted(rows.items())
+        ]
+    if name == "best_across_venues":
+        last: dict[tuple[int, str], TopOfBook] = {}
+        quotes = [q for q in tops() if q.symbol == "BTC-USD"] + other_tops()
+        for q in sorted(quotes, key=lambda q: (q.ts_event // 1000, q.seq)):
+            last[q.ts_event // 1000 // (60 * 10**6), q.venue] = q
+        best: dict[int, list[TopOfBook]] = defaultdict(list)
+        for (m, _v), q in last.items():
+            best[m].append(q)
+        answer: list[tuple[Any, ...]] = []
+        for m, qs in sorted(best.items()):
+            bids = [q.bid_price * TICK for q in qs if q.bid_price]
+            ask = min(q.ask_price for q in qs) * TICK
+            bid = max(bids) if bids else None
+            answer.append((when(m * 60 * 10**6), bid, ask, None if bid is None else ask - bid))
+        return answer
+    if name == "units_at":
+        return [
+            ("OTHER", "XBT/USD", "BTC-USD", TICK, LOT),
+            ("SIM", "BTC-USD", "BTC-USD", TICK, LOT),
+            ("SIM", "ETH-USD", "ETH-USD", TICK, LOT),
         ]
     if name == "dead_letters":
         return [("md.trades", 0, 9, "non-positive size 0"), ("md.trades", 0, 8, "undecodable")]
@@ -246,6 +282,8 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
         "feed_gaps",
         "epochs",
         "venue_comparison",
+        "units_at",
+        "best_across_venues",
         "dead_letters",
         "spread_per_minute",
         "depth_per_minute",
@@ -255,8 +293,12 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
         conn = await asyncpg.connect(database)
         try:
             instruments = [
-                Instrument(v, s, "0.01", "0.0001")
-                for v, s in (("SIM", "BTC-USD"), ("SIM", "ETH-USD"), ("OTHER", "BTC-USD"))
+                listed(Instrument(v, s, "0.01", "0.0001"), spot(v, s, *pair))
+                for v, s, pair in (
+                    ("SIM", "BTC-USD", ("BTC", "USD")),
+                    ("SIM", "ETH-USD", ("ETH", "USD")),
+                    ("OTHER", "XBT/USD", ("XBT", "USD")),
+                )
             ]
             await write_batch(conn, sim, instruments)
             await write_batch(
@@ -268,7 +310,7 @@ def test_every_documented_query_gives_the_independent_answer(database: str) -> N
                     DeadLetter("md.trades", 0, 9, "non-positive size 0", b"y"),
                 ],
             )
-            await write_batch(conn, [], [], tops=tops(), snapshots=snapshots())
+            await write_batch(conn, [], [], tops=tops() + other_tops(), snapshots=snapshots())
             await conn.execute(
                 'UPDATE dead_letters SET recorded_at = now() + make_interval(secs => "offset")'
             )

@@ -107,6 +107,10 @@ def test_hub_subscribe_prints_a_verified_live_view(hub_process: Any) -> None:
     assert l3[0].startswith("l3 snapshot") and len(l3) > 5
     queued = [re.search(r"orders (\d+)", x) for x in l3]
     assert all(m is not None and int(m.group(1)) > 0 for m in queued)
+    named = ("subscribe", "btc-usd", "--venue", "sim", "--channel", "book", "--count", "1")
+    by_name = hub_process(*named, "--url", url)  # any case, venue given
+    assert by_name.wait(30) == 0, by_name.stderr()
+    assert by_name.output[0].rstrip() == "subscribed: book on SIM BTC-USD"
     missing = hub_process("subscribe", "NOPE", "--url", url, "--count", "1")
     assert missing.wait(30) == 1
     assert "refused unknown_symbol" in "".join(missing.output)

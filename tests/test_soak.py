@@ -221,6 +221,7 @@ def test_the_soak_benchmark_prints_start_and_end() -> None:
     for name in ("RSS, MiB", "resting orders BTC-USD", "history bytes (all feeds)"):
         assert f"| {name}" in rows
     assert "end <= 1.5x start" in rows["| event -> client p99, ms"]
+    assert any(name.startswith("| RSS once the history is full") for name in rows)
     history = rows["| history bytes (all feeds)"].split(" | ")
     assert int(history[2].replace(",", "")) <= 2 * 1024 * 1024  # budget: book + l3 feeds
     assert int(rows["| resting orders BTC-USD"].split(" | ")[2].replace(",", "")) > 0

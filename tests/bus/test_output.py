@@ -14,6 +14,7 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.runner import LiveRunner
 from hub.events import Bar, BookUpdate, Instrument, Status, TopOfBook, Trade
 from hub.ops import metrics
+from orderbook_core.types import F_LAST, F_SNAPSHOT
 from tests.conftest import ROOT
 
 
@@ -50,6 +51,37 @@ async def test_published_events_are_counted_by_kind() -> None:
     assert after == {"instrument": 1, "book": 1, "trade": 1, "status": 1, "bbo": 1, "bar": 1}
     kinds = [type(queue.get_nowait()) for _ in range(queue.qsize())]
     assert kinds == [Instrument, BookUpdate, Trade, Status, Bar, TopOfBook]
+
+
+async def test_a_changed_instrument_is_published_before_the_snapshot_that_rebuilds_its_book() -> (
+    None
+):
+    """A venue's tick change resyncs the book in the new units: the new Instrument goes out
+    in front of that snapshot (the recorder starts a unit version there), and a snapshot
+    with the same units, or a delta, announces nothing."""
+    units = {"tick": "0.01"}
+    bus = InProcessBus()
+    queue = bus.subscribe()
+    output = FeedOutput(bus, MemorySnapshots(), lambda v, s: Instrument(v, s, units["tick"], "1"))
+
+    def snapshot(seq: int) -> BookUpdate:
+        return BookUpdate("CHG", "X", seq, 1, 2, ((0, 100, 5),), F_LAST | F_SNAPSHOT)
+
+    def delta(seq: int) -> BookUpdate:
+        return BookUpdate("CHG", "X", seq, 1, 2, ((0, 100, 6),))
+
+    await output.publish([snapshot(1), delta(2)])
+    await output.publish([snapshot(3)])  # a resync in the same units
+    units["tick"] = "0.1"
+    await output.publish([delta(4)])  # the parser resyncs before any delta in new units
+    await output.publish([snapshot(5), delta(6)])
+    sent = [queue.get_nowait() for _ in range(queue.qsize())]
+    seen = [
+        (e.tick_size if isinstance(e, Instrument) else e.seq)
+        for e in sent
+        if isinstance(e, Instrument | BookUpdate)
+    ]
+    assert seen == ["0.01", 1, 2, 3, 4, "0.1", 5, 6]
 
 
 def test_importing_the_output_registers_no_runner_metrics() -> None:

@@ -61,7 +61,8 @@ NASTY_ENTRIES: list[tuple[str, str]] = [
     ('{"channel": "candles", "symbol": "X", "interval": [60]}', "bad_request"),
     ('{"channel": "book", "symbol": "X", "venue": [1, [2, [3]]]}', "bad_request"),
     ('{"channel": "book", "symbol": "X", "extra": [[[1]]]}', "bad_request"),
-    ('{"channel": "book", "symbol": "NOPE", "venue": "' + "V" * 60 + '"}', "unknown_symbol"),
+    ('{"channel": "book", "symbol": "NOPE", "venue": "' + "V" * 60 + '"}', "unknown_venue"),
+    ('{"channel": "book", "symbol": "' + "N" * 60 + '", "venue": "SIM"}', "unknown_symbol"),
 ]
 
 

@@ -92,7 +92,7 @@ async def test_book_snapshots_are_the_nodes_books_at_their_seq() -> None:
             "asks": [["65000.1", "0.00000040"], ["65000.2", "0.00000001"]],
         }
         # A symbol with '/': percent-encoded, as it is, or by its canonical id.
-        for path in ("XBT%2FUSD", "XBT%2fUSD", "XBT/USD", "BTC-USD"):
+        for path in ("XBT%2FUSD", "XBT%2fUSD", "XBT/USD", "BTC-USD", "xbt%2Fusd"):
             got = (await get(port, f"/v1/book/KRAKEN/{path}")).json()
             assert {k: got[k] for k in want} == want, path
     finally:
@@ -106,17 +106,17 @@ async def test_errors_name_the_real_mismatch_and_the_bad_parameter() -> None:
             "/v1/book/NOPE/X": (
                 404,
                 "unknown_venue",
-                "no venue 'NOPE' on this node (venues: KRAKEN, SIM); 'X' trades on SIM",
+                "no venue 'NOPE' on this node; it carries KRAKEN, SIM",
             ),
             "/v1/book/KRAKEN/X": (
                 404,
                 "unknown_symbol",
-                "no symbol 'X' on venue 'KRAKEN'; 'X' trades on SIM",
+                "no stream for symbol 'X' on KRAKEN; it is on SIM",
             ),
             "/v1/ticker/SIM/BTC-USD": (
                 404,
                 "unknown_symbol",
-                "no symbol 'BTC-USD' on venue 'SIM'; 'BTC-USD' trades on KRAKEN",
+                "no stream for symbol 'BTC-USD' on SIM; it is on KRAKEN",
             ),
             "/v1/book/SIM/X?depth=0": (
                 400,

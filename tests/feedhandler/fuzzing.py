@@ -19,18 +19,23 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.capture import read_capture
 from feedhandler.venues.base import ParserBase
 from hub.decimals import Unit
+from hub.events import Event
 from orderbook_core import L2Book
 
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
+"""Examples per fuzz target (``HUB_FUZZ_EXAMPLES``)."""
 INSTRUMENT_URLS = ("/products", "/exchangeInfo")
 Item = tuple[str, str, str, int]  # kind (recv/http), url, data, ts_ns
 Digest = tuple[bool, int]  # live, hash of the whole book
@@ -70,12 +75,16 @@ def capture_items(path: Path) -> list[Item]:
     ]
 
 
-def feed(parser: ParserBase, kind: str, url: str, data: str | bytes, ts: int) -> None:
+def feed(parser: ParserBase, kind: str, url: str, data: str | bytes, ts: int) -> list[Event]:
     if kind == "http":
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        parser.on_http(url, text, ts)
-    else:
-        parser.on_frame(data, ts)
+        return parser.on_http(url, text, ts)
+    return parser.on_frame(data, ts)
+
+
+def fed(parser: ParserBase, items: list[Item]) -> list[Event]:
+    """What the parser publishes from a capture's items (``capture_items``), in order."""
+    return [e for item in items for e in feed(parser, *item)]
 
 
 class Raw(str):
@@ -245,6 +254,17 @@ class Case:
             feed(parser, *self.items[j])
             self._reference.append(digest(parser))
 
+    def fuzz(
+        self, data: st.DataObject, lies: Callable[[str, str | bytes], bool] | None = None
+    ) -> None:
+        """One example: an input of the window drawn, mutated, fed and checked. ``lies``
+        tells (original, mutated) pairs that are another valid message of the venue's."""
+        i = data.draw(st.sampled_from(self.candidates()), label="input")
+        original = self.items[i][2]
+        description, mutated, lie = data.draw(mutate(original, self.free_text), "mutation")
+        note(f"{self.name} input {i} ({self.items[i][0]}): {description}")
+        self.run(i, mutated, lie or (lies is not None and lies(original, mutated)))
+
     def candidates(self) -> list[int]:
         return [j for j in range(self.start, self.stop) if len(self.items[j][2]) <= MAX_MUTATED]
 
@@ -285,3 +305,14 @@ class Case:
             if self.chained and untouched_since and book == before.get(symbol, (0, 0))[1]:
                 continue
             raise AssertionError(f"{self.name}: {symbol} is live but not exact {when}")
+
+
+def fuzzed(test: Callable[..., None]) -> Callable[..., None]:
+    """A fuzz test: ``test`` takes ``data`` (and any parameters) and calls ``Case.fuzz``,
+    run for ``EXAMPLES`` examples with no deadline and no example database."""
+    return settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )(given(data=st.data())(test))

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -22,8 +20,8 @@ from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Status, Trade
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
-from tests.conftest import CAPTURES, ROOT, stack_env
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES, stack_env
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.test_okx import kafka_books, replayed_books
 from tests.test_live_feed import VenueThread
 
@@ -79,13 +77,7 @@ def test_capture_replay_syncs_every_contract_with_zero_gaps() -> None:
 
 
 def test_check_command_recognises_the_capture() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     symbols = json.loads(out.stdout)["symbols"]
     assert sum(v["book_updates"] for v in symbols.values()) == 1788
 

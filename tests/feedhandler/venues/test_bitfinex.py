@@ -11,15 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import subprocess
-import sys
 import zlib
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.capture import read_capture
@@ -29,9 +25,9 @@ from feedhandler.venues.bitfinex import BitfinexParser
 from hub.config import LIVE_SOURCES
 from hub.events import BookUpdate, Event, Status, Trade
 from testing.mock_venue import MockCaptureVenue
-from tests.conftest import CAPTURES, ROOT, stack_env
-from tests.feedhandler.fuzzing import Case, Raw, capture_items, dump, load, mutate
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES, stack_env
+from tests.feedhandler.fuzzing import Case, Raw, capture_items, dump, fuzzed, load
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.test_okx import kafka_books, replayed_books
 from tests.test_live_feed import VenueThread
 
@@ -106,13 +102,7 @@ def test_the_capture_replays_with_every_sequence_number_and_never_crossed() -> N
 
 
 def test_check_command_recognises_the_venue() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "bitfinex"
     assert sum(s["book_updates"] for s in summary["symbols"].values()) == 1593
@@ -432,9 +422,6 @@ def test_hub_feed_through_kafka_ends_with_the_replays_books(
         assert seqs[symbol] == list(range(1, len(seqs[symbol]) + 1)), "gap-free per symbol"
 
 
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
-
-
 def amount_changed(original: str, mutated: str | bytes) -> bool:
     """A book entry's amount replaced by another number: the sign is the side, so ``-1``
     for ``-560.00497411`` is another valid message (a lie no parser can see)."""
@@ -464,21 +451,11 @@ def fuzz_case() -> Case:
     return Case("bitfinex", capture_items(CAPTURE), BitfinexParser, 1, 400, chained=False)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
     """The harness of test_fuzz_venues on this capture, with amounts changed to another
     number counted as lies."""
-    c = fuzz_case()
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie or amount_changed(c.items[i][2], mutated))
+    fuzz_case().fuzz(data, amount_changed)
 
 
 def test_book_updates_are_published_as_one_stream_per_symbol() -> None:

@@ -8,13 +8,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.replay import EXCHANGES, replay_capture
@@ -22,9 +18,9 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.bitget import BitgetParser
 from hub.events import Status, Trade
 from testing.mock_venue import MockCaptureVenue
-from tests.conftest import CAPTURES, ROOT, stack_env
-from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES, stack_env
+from tests.feedhandler.fuzzing import Case, capture_items, fuzzed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.test_okx import kafka_books, loaded, replayed_books
 from tests.test_live_feed import VenueThread
 
@@ -56,13 +52,7 @@ def test_capture_replay_verifies_all_443_checksums() -> None:
 
 
 def test_check_command_recognises_the_venue_from_the_header() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "bitget"
     assert sum(s["checksums_verified"] for s in summary["symbols"].values()) == 443
@@ -199,28 +189,15 @@ async def test_live_runner_over_a_mock_venue_ends_with_the_replays_books() -> No
     assert set(expected) == set(symbols)
 
 
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
-
-
 @functools.cache
 def fuzz_case() -> Case:
     return Case("bitget", capture_items(CAPTURE), BitgetParser, 0, 400, chained=False)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
     """The harness of test_fuzz_venues on this venue's capture (REST answers and frames)."""
-    c = fuzz_case()
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    fuzz_case().fuzz(data)
 
 
 @pytest.mark.services

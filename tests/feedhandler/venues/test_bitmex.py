@@ -7,23 +7,21 @@ refused whole; the live runner against the capture ends with the replay's books.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES
 from feedhandler.venues import VENUES
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.exact import exact_json
 from hub.config import LIVE_SOURCES
-from hub.events import BookUpdate, Event, Status, Trade
+from hub.events import BookUpdate, Status, Trade
 from orderbook_core import L2Book
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.id_fuzz import fuzz_test
 
 CAPTURE = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
@@ -42,18 +40,8 @@ SYMBOLS = [
 PARTIAL = '"table":"orderBookL2","action":"partial"'
 
 
-def lines() -> list[tuple[str, str, str, int]]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: BitmexParser, items: list[tuple[str, str, str, int]]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+def lines() -> list[Item]:
+    return capture_items(CAPTURE)
 
 
 def started(symbol: str = "XBTUSD") -> tuple[BitmexParser, list[tuple[str, str, str, int]]]:
@@ -207,13 +195,7 @@ def test_registration_subscribe_heartbeat_and_the_check_command() -> None:
     assert parser.instrument_urls("https://www.bitmex.com") == [
         "https://www.bitmex.com/api/v1/instrument/active"
     ]
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "bitmex" and summary["malformed"] == 0
     symbols = summary["symbols"]

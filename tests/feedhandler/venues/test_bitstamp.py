@@ -8,17 +8,15 @@ books."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.bitstamp import BitstampParser
 from hub.config import LIVE_SOURCES
-from hub.events import Event, Status, Trade
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from hub.events import Status, Trade
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 
 CAPTURE = CAPTURES / "bitstamp-spot_diff-book-rest-trades_2022-01-05.jsonl.zst"
 REST = "https://www.bitstamp.net"
@@ -35,21 +33,10 @@ DIFFS = {  # pair: (received, applied)
     "xrpeur": (70, 64),
 }
 PAIRS = list(DIFFS)
-Item = tuple[str, str, str, int]
 
 
 def lines() -> list[Item]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: BitstampParser, items: list[Item]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+    return capture_items(CAPTURE)
 
 
 def diff(pair: str, micros: int, bids: list[list[str]], asks: list[list[str]]) -> str:
@@ -77,13 +64,7 @@ def test_the_capture_drops_the_diffs_its_snapshots_cover_and_applies_the_rest() 
     assert sum(s["trades"] for s in symbols.values()) == 10
     assert symbols["ethusd"]["bids"][0] == ["3800.78", "0.60000000"]
     assert symbols["usdteur"]["asks"][0] == ["0.88657", "9000.00000"]
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     assert json.loads(out.stdout)["venue"] == "bitstamp"
 
 

@@ -7,21 +7,19 @@ books."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.bybit import BybitParser
 from hub.config import LIVE_SOURCES
-from hub.events import BookUpdate, Event, Status, Trade
+from hub.events import BookUpdate, Status, Trade
 from orderbook_core import L2Book
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.id_fuzz import fuzz_test
 
 CAPTURE = CAPTURES / "bybit-usdt-perp_orderbookl2-25-trades_2021-04-17.jsonl.zst"
@@ -29,18 +27,8 @@ SYMBOLS = ["BCHUSDT", "XTZUSDT", "UNIUSDT", "LTCUSDT", "DOTUSDT", "LINKUSDT", "A
 SNAPSHOT = '"orderBookL2_25.BCHUSDT","type":"snapshot"'
 
 
-def lines() -> list[tuple[str, str, str, int]]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: BybitParser, items: list[tuple[str, str, str, int]]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+def lines() -> list[Item]:
+    return capture_items(CAPTURE)
 
 
 def started() -> tuple[BybitParser, list[tuple[str, str, str, int]]]:
@@ -216,13 +204,7 @@ def test_subscribe_heartbeat_and_the_check_command() -> None:
     assert parser.heartbeat() == ['{"op":"ping"}'] and parser.heartbeat_s == 20.0
     pong = '{"success":true,"ret_msg":"pong","conn_id":"x","request":{"op":"ping","args":null}}'
     assert parser.on_frame(pong, 1) == [] and parser.malformed == 0
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "bybit" and summary["malformed"] == 0
     symbols = summary["symbols"]

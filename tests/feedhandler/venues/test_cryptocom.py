@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.cryptocom import CryptocomParser
 from hub.config import LIVE_SOURCES
-from hub.events import BookUpdate, Event, Status, Trade
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from hub.events import BookUpdate, Status, Trade
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 
 CAPTURE = CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
 REST = "https://api.crypto.com"
@@ -35,21 +33,10 @@ SYMBOLS = [
     "ONE_USDT",
 ]
 BEAT = '{"id":1637709519420,"method":"public/heartbeat"}'
-Item = tuple[str, str, str, int]
 
 
 def lines() -> list[Item]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: CryptocomParser, items: list[Item]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+    return capture_items(CAPTURE)
 
 
 def book(name: str, t: int, bids: str, asks: str) -> str:
@@ -74,13 +61,7 @@ def test_the_capture_replays_1525_snapshots_keeping_the_newest_never_crossed() -
     for s in symbols.values():
         assert (s["gaps"], s["crossed"], s["resyncs"], s["live"]) == (0, 0, 0, True)
     assert sum(s["trades"] for s in symbols.values()) == 1143
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     assert json.loads(out.stdout)["venue"] == "cryptocom"
 
 

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import zstandard
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.replay import EXCHANGES, check_failures, replay_capture
@@ -25,9 +21,9 @@ from feedhandler.venues import VENUES
 from feedhandler.venues.deribit import DeribitParser
 from hub.config import LIVE_SOURCES
 from hub.events import BUY, SELL, BookUpdate, Status, Trade
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Case, capture_items, fuzzed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.test_okx import loaded, replayed_books
 
 CAPTURE = CAPTURES / "deribit-options_book-raw-ticker_2021-07-22.jsonl.zst"
@@ -107,13 +103,7 @@ def test_the_capture_replays_an_unbroken_chain_and_every_ticker_equal_to_the_boo
 
 
 def test_check_command_recognises_the_venue_from_the_header() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "deribit"
     assert sum(s["snapshots"] for s in summary["symbols"].values()) == 10
@@ -368,26 +358,13 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books(
     assert sum(parser.extra_stats(s)["ticker_matches"] for s in symbols) == 89
 
 
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
-
-
 @functools.cache
 def fuzz_case() -> Case:
     return Case("deribit", capture_items(CAPTURE), DeribitParser, 2, 300)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
     """The harness of test_fuzz_venues on this venue's capture (the BTC and ETH instruments
     answers, inputs 0 and 1, are kept)."""
-    c = fuzz_case()
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    fuzz_case().fuzz(data)

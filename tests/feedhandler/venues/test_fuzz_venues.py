@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.venues.binance import BinanceParser
@@ -33,7 +31,7 @@ from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
-from tests.feedhandler.fuzzing import Case, Item, capture_items, mutate
+from tests.feedhandler.fuzzing import Case, Item, capture_items, fuzzed
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
 
 L3_IDS = frozenset({"order_id", "taker_order_id", "client_oid"})
@@ -46,9 +44,6 @@ def l3_free_text(path: tuple[Any, ...]) -> bool:
     return bool(path) and (
         path[-1] in L3_IDS or (len(path) >= 3 and path[-3] in ("bids", "asks") and path[-1] == 2)
     )
-
-
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
 
 
 def l3_items() -> list[Item]:
@@ -187,18 +182,8 @@ def case(name: str) -> Case:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(
     name: str, data: st.DataObject
 ) -> None:
-    c = case(name)
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"{name} input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    case(name).fuzz(data)

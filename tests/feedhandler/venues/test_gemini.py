@@ -7,17 +7,15 @@ reason; trades; listings; the live runner ends with the replay's books."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.gemini import GeminiParser
 from hub.config import LIVE_SOURCES
-from hub.events import BookUpdate, Event, Status, Trade
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from hub.events import BookUpdate, Status, Trade
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 
 CAPTURE = CAPTURES / "gemini-spot_l2-trades_2021-06-24.jsonl.zst"
 REST = "https://api.gemini.com"
@@ -34,21 +32,10 @@ UPDATES = {
     "ZECLTC": 6,
 }
 SYMBOLS = list(UPDATES)
-Item = tuple[str, str, str, int]
 
 
 def lines() -> list[Item]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: GeminiParser, items: list[Item]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+    return capture_items(CAPTURE)
 
 
 def update(symbol: str, *changes: tuple[str, str, str]) -> str:
@@ -75,13 +62,7 @@ def test_the_capture_replays_ten_full_books_and_645_updates_never_crossed() -> N
     assert sum(s["trades"] for s in symbols.values()) == 16
     assert symbols["BTCGBP"]["bids"][0] == ["24175.82", "0.14802333"]
     assert symbols["LINKETH"]["asks"][0] == ["0.0093512", "54.189994"]
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     assert json.loads(out.stdout)["venue"] == "gemini"
 
 

@@ -16,6 +16,7 @@ from feedhandler.venues.kraken import KrakenParser
 from hub.events import BookUpdate
 from orderbook_core import L2Book
 from tests.conftest import CAPTURES, ROOT
+from tests.feedhandler.venues.capture_runner import check_capture
 
 V1 = CAPTURES / "kraken-v1-book10_XBT-USD_2023-08-30.jsonl.zst"
 V2 = CAPTURES / "kraken-v2-book10_BTC-USD_2023-08.jsonl.zst"
@@ -94,13 +95,7 @@ def test_replay_summary_and_check_command(tmp_path: Path) -> None:
     )
     assert len(s["bids"]) == len(s["asks"]) == 5
     assert float(s["bids"][0][0]) < float(s["asks"][0][0])
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(V2), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(V2)
     assert json.loads(out.stdout)["symbols"]["BTC/USD"]["checksums_verified"] == 510
     frames_v1 = [
         [1, {"as": [["2.0", "1.0", "1.0"]], "bs": []}, "book-10", "XBT/USD"],

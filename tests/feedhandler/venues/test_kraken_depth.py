@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.capture import CaptureWriter, read_capture
@@ -35,7 +33,8 @@ from feedhandler.files.replay import check_failures, replay_capture
 from feedhandler.venues.kraken import KrakenParser
 from hub.events import Trade
 from tests.conftest import ROOT
-from tests.feedhandler.fuzzing import Case, capture_items, mutate
+from tests.feedhandler.fuzzing import Case, capture_items, fuzzed
+from tests.feedhandler.venues.capture_runner import check_capture
 
 LEVELS = 25
 UPDATES = 40
@@ -332,18 +331,9 @@ def test_depth_from_the_acknowledgement_and_the_v1_channel_name(tmp_path: Path) 
 def test_check_command_on_the_synthetic_capture(tmp_path: Path) -> None:
     path = tmp_path / "kraken-v1-book1000.jsonl.zst"
     write_capture(path, 1)
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(path), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(path)
     s = json.loads(out.stdout)["symbols"]["XBT/USD"]
     assert (s["checksums_verified"], s["trades"]) == (UPDATES, 3)
-
-
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
 
 
 @functools.cache
@@ -365,20 +355,10 @@ def fuzz_case(version: int) -> Case:
 
 
 @pytest.mark.parametrize("version", [1, 2])
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_deep_books_stay_exact_or_stale(
     version: int, data: st.DataObject
 ) -> None:
     """The harness of test_fuzz_venues on the synthetic depth-1000 captures (AssetPairs
     answer, early trades, book frames)."""
-    c = fuzz_case(version)
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    fuzz_case(version).fuzz(data)

@@ -11,13 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from feedhandler.files.replay import EXCHANGES, check_failures, replay_capture
@@ -26,9 +22,9 @@ from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.config import LIVE_SOURCES
 from hub.events import BUY, SELL, BookUpdate, Status, Trade
 from testing.mock_venue import MockCaptureVenue
-from tests.conftest import CAPTURES, ROOT, stack_env
-from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES, stack_env
+from tests.feedhandler.fuzzing import Case, capture_items, fuzzed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.feedhandler.venues.test_okx import kafka_books, loaded, replayed_books
 from tests.test_live_feed import VenueThread
 
@@ -99,13 +95,7 @@ def test_the_capture_replays_with_no_gap_and_every_ticker_equal_to_the_book() ->
 
 
 def test_check_command_recognises_the_venue_from_the_header() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "kraken-futures"
     assert sum(s["book_updates"] for s in summary["symbols"].values()) == 7014
@@ -318,29 +308,16 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
     assert sum(parser.extra_stats(s)["ticker_matches"] for s in symbols) == 107
 
 
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
-
-
 @functools.cache
 def fuzz_case() -> Case:
     return Case("kraken-futures", capture_items(CAPTURE), KrakenFuturesParser, 1, 300)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
     """The harness of test_fuzz_venues on this venue's capture (the instruments answer,
     input 0, is kept: other units make other integers of the same books)."""
-    c = fuzz_case()
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    fuzz_case().fuzz(data)
 
 
 @pytest.mark.services

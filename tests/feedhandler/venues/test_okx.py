@@ -8,15 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from bus.kafka import consumer, start_consumer
@@ -29,9 +25,9 @@ from hub.config import KafkaConfig
 from hub.events import BookUpdate, Status, Trade, decode
 from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
-from tests.conftest import CAPTURES, ROOT, stack_env
-from tests.feedhandler.fuzzing import Case, capture_items, mutate
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.conftest import CAPTURES, stack_env
+from tests.feedhandler.fuzzing import Case, capture_items, fuzzed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 from tests.test_live_feed import VenueThread
 
 CAPTURE = CAPTURES / "okx-spot-futures-swap_books-trades-tickers_2022-05-13.jsonl.zst"
@@ -63,13 +59,7 @@ def test_capture_replay_verifies_all_290_checksums() -> None:
 
 
 def test_check_command_recognises_the_venue_from_the_header() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     summary = json.loads(out.stdout)
     assert summary["venue"] == "okx"
     assert sum(s["checksums_verified"] for s in summary["symbols"].values()) == 290
@@ -264,28 +254,15 @@ def test_seq_ids_of_the_current_api_reveal_a_gap_at_once() -> None:
     assert [(e.state, e.reason) for e in events if isinstance(e, Status)] == [("stale", "gap")]
 
 
-EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))
-
-
 @functools.cache
 def fuzz_case() -> Case:
     return Case("okx", capture_items(CAPTURE), OkxParser, 20, 330, chained=False)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzzed
 def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(data: st.DataObject) -> None:
     """The harness of test_fuzz_venues on this venue's capture (REST answers and frames)."""
-    c = fuzz_case()
-    i = data.draw(st.sampled_from(c.candidates()), label="input")
-    description, mutated, lie = data.draw(mutate(c.items[i][2], c.free_text), label="mutation")
-    note(f"input {i} ({c.items[i][0]}): {description}")
-    c.run(i, mutated, lie)
+    fuzz_case().fuzz(data)
 
 
 async def kafka_books(

@@ -7,17 +7,15 @@ refused with their reason; trades; listings; the live runner ends with the repla
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.phemex import PhemexParser
 from hub.config import LIVE_SOURCES
-from hub.events import Event, Status, Trade
-from tests.conftest import CAPTURES, ROOT
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from hub.events import Status, Trade
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Item, capture_items, fed
+from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
 
 CAPTURE = CAPTURES / "phemex_book-trades_2021-07-03.jsonl.zst"
 REST = "https://api.phemex.com"
@@ -34,21 +32,10 @@ UPDATES = {
     "sSUSHIUSDT": 8,
 }
 SYMBOLS = list(UPDATES)
-Item = tuple[str, str, str, int]
 
 
 def lines() -> list[Item]:
-    return [(x.kind, x.url, x.data, x.ts_ns) for x in read_capture(CAPTURE)]
-
-
-def fed(parser: PhemexParser, items: list[Item]) -> list[Event]:
-    out: list[Event] = []
-    for kind, url, data, ts in items:
-        if kind == "http":
-            out += parser.on_http(url, data, ts)
-        elif kind == "recv":
-            out += parser.on_frame(data, ts)
-    return out
+    return capture_items(CAPTURE)
 
 
 def book(symbol: str, kind: str, seq: int, bids: str, asks: str) -> str:
@@ -78,13 +65,7 @@ def test_the_capture_replays_13_snapshots_and_1324_updates_never_crossed() -> No
     for sync in parser.books.values():
         bids, asks = sync.book.snapshot()
         assert len(bids) <= 30 and len(asks) <= 30
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "capture", str(CAPTURE), "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    out = check_capture(CAPTURE)
     assert json.loads(out.stdout)["venue"] == "phemex"
 
 
