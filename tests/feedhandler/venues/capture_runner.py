@@ -17,7 +17,6 @@ from orderbook_core import L2Book
 from testing.mock_venue import MockCaptureVenue
 from tests.conftest import ROOT
 
-
 DONE_S = 120.0
 """A bound for a hang, not a timing: the Crypto.com capture (3,164 frames of 150-level books)
 takes 5 CPU-seconds to parse, over 30 s of wall time on a loaded 2-core machine."""
