@@ -49,6 +49,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rest_url": ("feed", "rest_url"),
         "host": ("fanout", "host"),
         "port": ("fanout", "port"),
+        "database": ("fanout", "database"),
         "group": ("recorder", "group"),
         "orders": ("orders", "enabled"),
         "orders_port": ("orders", "port"),
@@ -142,9 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
 
     p = sub.add_parser("fanout", help="WebSocket fanout node consuming Kafka")
-    _add_service_flags(p, "kafka", "redis", "topic_prefix")
+    _add_service_flags(p, "kafka", "redis", "postgres", "topic_prefix")
     p.add_argument("--host", help="address to bind")
-    p.add_argument("--port", type=int, help="port of the WebSocket API, page and /metrics")
+    p.add_argument("--port", type=int, help="port of the WebSocket API, page, REST and /metrics")
+    p.add_argument(
+        "--database",
+        action="store_const",
+        const=True,
+        help="answer REST candle history from the recorder's TimescaleDB (--postgres)",
+    )
 
     p = sub.add_parser("recorder", help="write trades from Kafka into TimescaleDB")
     _add_service_flags(p, "kafka", "postgres", "topic_prefix")

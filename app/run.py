@@ -64,7 +64,8 @@ async def run_demo(cfg: HubConfig) -> None:
     # The embedded demo is the one place anonymous access is on by default; it has no
     # recorder, so the node makes its candles from the trades itself.
     fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
-    node = FanoutNode(fanout, store, bars_from_trades=True)
+    dsn = cfg.postgres.dsn if cfg.fanout.database else ""
+    node = FanoutNode(fanout, store, bars_from_trades=True, dsn=dsn)
     server = await node.start()
     port = bound_port(server)
     base = f"http://{cfg.fanout.host}:{port}"
@@ -122,7 +123,7 @@ async def run_fanout(cfg: HubConfig) -> None:
     store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
     await store.check()
     await ensure_topics(cfg.kafka)
-    node = FanoutNode(cfg.fanout, store)
+    node = FanoutNode(cfg.fanout, store, dsn=cfg.postgres.dsn if cfg.fanout.database else "")
     server = await node.start()
     port = bound_port(server)
     announce(

@@ -38,6 +38,10 @@ CONFLATIONS = Counter(
 )
 
 
+LATEST_ONLY = ("bbo", "ticker")
+"""Channels of which a lagging client gets only the newest message (each is whole state)."""
+
+
 class SubKey(NamedTuple):
     """One subscription of a connection: a channel of a stream (and a candle interval).
     Subscribing again with another depth or checksum replaces it."""
@@ -435,7 +439,7 @@ class Client:
         return 0 if transport is None else transport.get_write_buffer_size()
 
     def take(self, feed: Feed, msg: bytes, ts: int = 0) -> None:
-        if self.lagging and feed.channel == "bbo":
+        if self.lagging and feed.channel in LATEST_ONLY:
             self.latest_bbo[feed] = msg
             return
         if not self.pending:

@@ -9,7 +9,8 @@ messages of its own (fanout.sender). Each connection's handler is a thin loop
 around its sans-I/O session (fanout.session): messages in, and what the session
 asks for carried out. A large subscribe is set up in slices and a slow client
 is conflated, reset to snapshots, then disconnected with a reason; neither
-delays anyone else.
+delays anyone else. Plain HTTP requests to the same port get /metrics, /healthz,
+the page, or the REST API (fanout.rest).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from bus.redis_store import BadSnapshot, snapshot_problem
 from fanout import protocol
 from fanout.auth import credential_in, keys_for
 from fanout.delivery import Client, compact
+from fanout.history import BarHistory
+from fanout.rest import Rest
 from fanout.sender import CLOSE_TIMEOUT_S, Sender
 from fanout.session import Attach, Close, Detach, Output, Session, Shared, State
 from fanout.stream import BarBuilder, BookStream, Outcome, StreamKey
+from fanout.ticker import encode_ticker
 from fanout.views import Views
 from hub.backoff import Backoff
 from hub.config import FanoutConfig
@@ -98,8 +102,13 @@ class FanoutNode:
     """Book sync, feeds, sessions and the WebSocket server of one node."""
 
     def __init__(
-        self, cfg: FanoutConfig, snapshots: SnapshotStore, bars_from_trades: bool = False
+        self,
+        cfg: FanoutConfig,
+        snapshots: SnapshotStore,
+        bars_from_trades: bool = False,
+        dsn: str = "",
     ) -> None:
+        """``dsn``: the recorder's database, for candle history (REST); "" for none."""
         runs("fanout")
         self.cfg = cfg
         self.name = cfg.group or f"fanout-{os.getpid()}"
@@ -115,6 +124,8 @@ class FanoutNode:
         self.out = Sender(cfg, self.views.initial_book)
         self.clients = self.out.clients
         self.sessions: dict[Client, Session] = {}
+        self.history = BarHistory(dsn) if dsn else None
+        self.rest = Rest(self.shared, self.history)
         self.bars = BarBuilder(protocol.CANDLE_INTERVALS) if bars_from_trades else None
         self._on_kind: dict[type[Event], Callable[[Any], None]] = {
             BookUpdate: self._on_update,
@@ -227,6 +238,7 @@ class FanoutNode:
             return
         UPDATES.labels("trade", "applied").inc()
         stream.last_trade_seq = trade.seq
+        counted = stream.ticker.add(trade.price, trade.size, trade.ts_event, trade.seq, trade.epoch)
         if stream.instrument is None:
             return
         msg = compact(protocol.encode_trade(stream.instrument, trade))
@@ -234,6 +246,9 @@ class FanoutNode:
         feed = self.views.get("trades", trade.venue, trade.symbol)
         if feed is not None and feed.targets:
             feed.publish(msg, trade.ts_recv)
+        ticker = self.views.get("ticker", trade.venue, trade.symbol)
+        if counted and ticker is not None and ticker.targets:
+            ticker.publish(compact(encode_ticker(stream.instrument, stream.ticker)), trade.ts_recv)
         if self.bars is not None:
             for bar in self.bars.add(
                 trade.venue, trade.symbol, trade.price, trade.size, trade.ts_event, trade.seq
@@ -316,6 +331,8 @@ class FanoutNode:
         self._broadcast_status(stream, "live", "synced")
         self.views.resync(stream)
         self.out.wake()
+        if self.history is not None and stream.key not in self.history.warmed:
+            self._tasks.append(asyncio.create_task(self.history.warm(stream)))
         return None
 
     def _broadcast_status(self, stream: BookStream, state: str, reason: str) -> None:
@@ -474,8 +491,12 @@ class FanoutNode:
             "streams": self.stream_list(),
         }
 
-    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    def _process_request(
+        self, conn: ServerConnection, request: Request
+    ) -> Awaitable[Response] | Response | None:
         parts = urlsplit(request.path)
+        if self.rest.handles(parts.path):
+            return self.rest.answer(conn, request)
         if parts.path == "/ws":
             # permessage-deflate only for clients that ask in the URL: browsers offer it on
             # every connection, and compressing costs the node CPU per client.
@@ -525,6 +546,8 @@ class FanoutNode:
                 client.ws.transport.abort()  # a peer that never answered the close handshake
             await asyncio.gather(*closing, return_exceptions=True)
             await self._server.wait_closed()
+        if self.history is not None:
+            await self.history.close()
 
 
 async def run_source(node: FanoutNode, source: Callable[[FanoutNode], Awaitable[None]]) -> None:

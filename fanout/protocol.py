@@ -27,7 +27,7 @@ from hub.events import BAR_INTERVALS, TRADE_SIDES, Bar, Instrument, OrderChange,
 from hub.orders import CLEAR
 from orderbook_core.types import Action
 
-CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3")
+CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3", "ticker")
 CANDLE_INTERVALS = BAR_INTERVALS
 """Candle intervals in seconds, the recorder's bar intervals."""
 RESUMABLE = ("book", "l3", "trades", "bbo", "candles")
@@ -71,6 +71,9 @@ class ProtocolError(BadInput):
         super().__init__(message)
         self.code = code
         self.details = details or {}
+        self.request: Any = None
+        """What failed, echoed to the client: a subscribe entry (its known fields, bounded),
+        or a request's ``op`` and ``id`` (None: nothing to echo, e.g. not JSON)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,46 @@ def parse_request(data: str | bytes) -> Request:
     msg = wire.decode(data, MAX_REQUEST_BYTES, MAX_NESTING)
     if isinstance(msg, wire.Refusal):
         raise ProtocolError(WIRE_CODES.get(msg.code, "bad_request"), msg.text)
+    try:
+        return _request(msg)
+    except ProtocolError as exc:
+        exc.request = _echo(msg)
+        raise
+
+
+def echo_entry(item: Any) -> Any:
+    """A refused entry as its refusal echoes it, bounded whatever was sent: the entry's
+    known fields, each value as sent where it is a short string, an int64 or a bool (else
+    as refusals quote values: ``wire.shown``); an entry that is not an object, quoted."""
+    if not isinstance(item, dict):
+        return _echo_value(item)
+    return {k: _echo_value(item[k]) for k in ENTRY_FIELDS if k in item}
+
+
+def _echo_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    if isinstance(value, str) and len(value) <= MAX_NAME:
+        return value
+    return wire.shown(value)
+
+
+def _echo(msg: Any) -> dict[str, Any] | None:
+    """A refused request's ``op`` and ``id``, each where it is a short string or an int."""
+    if not isinstance(msg, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name in ("op", "id"):
+        value = msg.get(name)
+        short = isinstance(value, str) and len(value) <= MAX_NAME
+        if short or (isinstance(value, int) and not isinstance(value, bool)):
+            out[name] = value
+    return out
+
+
+def _request(msg: Any) -> Request:
     op = msg.get("op")
     if not isinstance(op, str) or op not in OPS:
         raise ProtocolError("unknown_op", f"unknown op {wire.shown(op)}; expected {', '.join(OPS)}")
@@ -172,6 +215,7 @@ def parse_request(data: str | bytes) -> Request:
             try:
                 parsed.append(_channel(item, f"channels[{i}]"))
             except ProtocolError as exc:
+                exc.request = echo_entry(item)  # the client can tell which entry it was
                 parsed.append(exc)
         return Request(op, ident, tuple(parsed))
     return Request(op, ident)
@@ -429,8 +473,11 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def error(code: str, message: str, ident: Any = None) -> bytes:
+def error(code: str, message: str, ident: Any = None, request: Any = None) -> bytes:
+    """An ``error`` message; ``request`` echoes what was refused (its op and id)."""
     out: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if ident is not None:
         out["id"] = ident
+    if request is not None:
+        out["request"] = request
     return orjson.dumps(out)

@@ -30,6 +30,7 @@ from websockets.protocol import State
 
 from fanout import protocol
 from fanout.delivery import Client, Feed, Group
+from fanout.ticker import encode_ticker
 from hub.config import FanoutConfig
 from hub.ops import metrics
 
@@ -299,6 +300,8 @@ class Sender:
                 client.push(self.snapshot_for(feed, "slow_client"))
             elif sub.channel == "bbo" and feed.stream.bbo_msg is not None:
                 client.push(feed.stream.bbo_msg)
+            elif sub.channel == "ticker" and feed.stream.instrument is not None:
+                client.push(encode_ticker(feed.stream.instrument, feed.stream.ticker))
 
     def close(self, client: Client, code: int, reason: str) -> None:
         if client.closing:

@@ -242,7 +242,7 @@ class Session:
         if recent > self.shared.cfg.max_errors:
             self.state = State.CLOSED
             return [Close(1008, f"too many bad requests ({recent} in {ERROR_WINDOW_S:.0f} s)")]
-        return [protocol.error(exc.code, str(exc), ident)]
+        return [protocol.error(exc.code, str(exc), ident, exc.request)]
 
     # --- subscriptions -------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ class Session:
         added = 0  # subscriptions in todo the session does not hold yet
         for item in req.channels:
             if isinstance(item, ProtocolError):
-                refused.append({"code": item.code, "reason": str(item)})
+                refused.append({"request": item.request, "code": item.code, "reason": str(item)})
                 continue
             try:
                 stream = self._resolve(item)

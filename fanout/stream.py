@@ -20,6 +20,7 @@ from collections import deque
 from enum import Enum
 from typing import Any, NamedTuple
 
+from fanout.ticker import Ticker
 from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
 from hub.orders import follow, order_book
 from orderbook_core import L2Book, L3Book
@@ -163,6 +164,8 @@ class BookStream:
         self.top: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
         self.bbo_msg: bytes | None = None
         self.candles: dict[int, dict[int, Bar]] = {}
+        self.ticker = Ticker()
+        """24 h rolling statistics of the trades (the ticker channel, REST)."""
 
     def on_update(self, update: BookUpdate) -> Outcome:
         """Apply an update when it is the next one; buffer it while unsynced."""

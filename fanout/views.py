@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge
 from fanout import protocol
 from fanout.delivery import Feed, FeedKey, compact
 from fanout.protocol import ChannelRequest, ProtocolError
+from fanout.ticker import encode_ticker
 from hub.events import BookUpdate
 from hub.ops import metrics
 
@@ -218,6 +219,10 @@ class Views:
             return [msg for _seq, msg in stream.recent_trades]
         if item.channel == "bbo":
             return [stream.bbo_msg] if stream.bbo_msg is not None else []
+        if item.channel == "ticker":
+            if stream.instrument is None:
+                return []
+            return [compact(encode_ticker(stream.instrument, stream.ticker))]
         if item.channel == "candles":
             if stream.instrument is None:
                 return []

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from app.cli import _overrides, build_parser
 from tests.conftest import ROOT
 
 HUB = [sys.executable, "-m", "app.cli"]
@@ -136,3 +137,14 @@ def test_sigterm_while_start_up_waits_for_a_silent_broker_exits_0(
     assert proc.returncode == 0, err
     assert '"msg":"stopped by signal"' in err
     assert "forced exit" not in err
+
+
+def test_fanout_database_flags_set_the_node_history() -> None:
+    args = build_parser().parse_args(
+        ["fanout", "--database", "--postgres", "postgresql://u@127.0.0.1:1/hub"]
+    )
+    assert _overrides(args) == {
+        "postgres": {"dsn": "postgresql://u@127.0.0.1:1/hub"},
+        "fanout": {"database": True},
+    }
+    assert "fanout" not in _overrides(build_parser().parse_args(["fanout"]))
