@@ -25,7 +25,7 @@ class Gate:
 
     async def publish(self, events: list[Event]) -> None:
         await self.opened.acquire()
-        batch = [e.ts_event for e in events]
+        batch = [e.ts_event for e in events if isinstance(e, Status)]
         if self.fail_at and self.fail_at in batch:
             raise ConnectionError(f"publish of {batch} failed")
         self.batches.append(batch)
