@@ -146,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind")
     p.add_argument("--port", type=int, help="port of the WebSocket API, page and /metrics")
 
+    p = sub.add_parser(
+        "consolidate", help="consolidated books across venues, from Kafka back to Kafka"
+    )
+    _add_service_flags(p, "kafka", "redis", "topic_prefix")
+    p.add_argument(
+        "--symbol",
+        action="append",
+        default=[],
+        help="a canonical id to consolidate (repeat; default: every one)",
+    )
+
     p = sub.add_parser("recorder", help="write trades from Kafka into TimescaleDB")
     _add_service_flags(p, "kafka", "postgres", "topic_prefix")
     p.add_argument("--group", help="Kafka consumer group")
@@ -387,6 +398,7 @@ def _run(args: argparse.Namespace) -> int:
         "feed": run.run_feed,
         "fanout": run.run_fanout,
         "recorder": run.run_recorder,
+        "consolidate": lambda c: run.run_consolidator(c, tuple(args.symbol)),
     }
     command = runners[args.command]
     try:

@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 
 from bus.local import SnapshotStore
 from bus.redis_store import BadSnapshot, snapshot_problem
-from fanout import protocol
+from fanout import consolidated, protocol
 from fanout.auth import credential_in, keys_for
 from fanout.delivery import Client, compact
 from fanout.sender import CLOSE_TIMEOUT_S, Sender
@@ -39,7 +39,7 @@ from fanout.stream import BarBuilder, BookStream, Outcome, StreamKey
 from fanout.views import Views
 from hub.backoff import Backoff
 from hub.config import FanoutConfig
-from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
+from hub.events import Bar, BookUpdate, Event, Instrument, Members, Status, Trade
 from hub.ops import metrics, ops_response, response, runs
 
 METRICS = metrics("fanout")
@@ -122,6 +122,7 @@ class FanoutNode:
             Bar: self._on_bar,
             Instrument: self._on_instrument,
             Status: self._on_status,
+            Members: self._on_members,
         }
         """What each kind of source event does (the rest are not for fanout)."""
         self._sync_tasks: dict[StreamKey, asyncio.Task[None]] = {}
@@ -161,6 +162,13 @@ class FanoutNode:
         stream = self._stream(status.venue, status.symbol)
         stream.venue_status = status.state
         self._broadcast_status(stream, status.state, f"venue: {status.reason}")
+
+    def _on_members(self, members: Members) -> None:
+        stream = self._stream(members.venue, members.symbol)
+        if consolidated.on_members(stream, members) and stream.synced:
+            feed = self.views.get(consolidated.CHANNEL, stream.venue, stream.symbol)
+            if feed is not None and feed.targets:
+                feed.publish(compact(consolidated.encode_venues(stream)))
 
     def _on_update(self, update: BookUpdate) -> None:
         stream = self._stream(update.venue, update.symbol)

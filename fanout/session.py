@@ -27,7 +27,8 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from fanout import protocol
+from bus.consolidate import CONSOLIDATED
+from fanout import consolidated, protocol
 from fanout.auth import Grant, Keys
 from fanout.delivery import Feed, FeedKey, SubKey
 from fanout.protocol import ChannelRequest, ProtocolError, Request
@@ -97,7 +98,8 @@ class Shared:
 
     def add_stream(self, stream: BookStream) -> None:
         self.streams[stream.key] = stream
-        self.by_symbol.setdefault(stream.symbol, []).append(stream.key)
+        if stream.venue != CONSOLIDATED:  # reached by its own channel only
+            self.by_symbol.setdefault(stream.symbol, []).append(stream.key)
         self.views.add_stream(stream)
 
     def stream_list(self) -> list[dict[str, Any]]:
@@ -245,6 +247,8 @@ class Session:
                 "forbidden", f"key {self.grant.id!r} may not use the {item.channel} channel"
             )
         shared = self.shared
+        if item.channel == consolidated.CHANNEL:
+            return consolidated.resolve(shared.streams, item.symbol)
         listed = shared.by_symbol.get(item.symbol, ())
         matches = [k for k in listed if item.venue in (None, k.venue)]
         if not matches:

@@ -190,6 +190,26 @@ class Packed(Shape):
         return value
 
 
+class Names(Shape):
+    """A list of entries of ``width`` non-empty strings each (a consolidated stream's
+    members), read as a tuple of tuples."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def check(self, key: str, value: Any) -> tuple[tuple[str, ...], ...]:
+        if not isinstance(value, list):
+            raise BadMessage(f"field {key!r} must be a list, got {type(value).__name__}")
+        for item in value:
+            if (
+                type(item) is not list
+                or len(item) != self.width
+                or not all(type(x) is str and x for x in item)
+            ):
+                raise BadMessage(f"field {key!r}: bad entry {item!r}")
+        return tuple(map(tuple, value))
+
+
 def _order_change_ok(change: list[int]) -> bool:
     action, side, _price, size, _oid = change
     return action in ORDER_ACTIONS and side in (0, 1) and size >= 0
@@ -207,6 +227,7 @@ TERM = Note()
 LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
 ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
 UNIT_SIZE = UnitSize()
+MEMBERS = Names(3)
 BID, ASK = (Packed(side, ("price", "size"), non_negative=True) for side in ("bid", "ask"))
 OHLC = Packed("ohlc", ("open", "high", "low", "close"))
 PLAIN: dict[Any, Shape] = {int: INTEGER, str: TEXT}
@@ -509,7 +530,33 @@ class Bar:
     """The epoch of the trade stream the bar was built from (0: unknown)."""
 
 
-Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar
+@event("members", topic="book")
+class Members:
+    """The venues of a consolidated stream (bus.consolidate) as of its update ``seq``.
+
+    ``members`` holds one ``(venue, symbol, state)`` per member venue stream in member
+    number order (the number the stream's per-venue sizes carry in their order ids); the
+    list only grows within an epoch. ``state`` is one of MEMBER_STATES: only ``live`` and
+    ``closed`` members are in the book. On the ``book`` topic under the stream's key, so
+    it stays in order with the stream's updates; republished periodically for consumers
+    that join late."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    members: tuple[tuple[str, str, str], ...] = wire(MEMBERS)
+    epoch: int = 0
+
+
+MEMBER_STATES = ("live", "closed", "stale", "syncing", "halted")
+"""A consolidated stream member's state: ``live`` (in sync and in the book), ``closed``
+(its source ended; its final book stays in), ``stale`` (the venue's book is frozen: left
+out), ``syncing`` (the consolidator lost its stream and waits for a snapshot: left out),
+``halted`` (the venue halted trading: left out)."""
+
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar | Members
 """Every declared event (tests check that it names each class of EVENT_TYPES)."""
 
 TOPICS = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES.values()))
