@@ -14,7 +14,8 @@ The consolidated stream keeps its own epoch and seqs whatever its venues do: a v
 goes stale, resyncs or starts a new epoch is taken out of the book (an update setting
 its sizes to 0) and put back whole when it is live again (another update). Only a member
 whose ticks or lots need finer units than the stream has starts a new epoch of it, at the
-finer units (its Instrument first, then a seq-1 update holding the whole book).
+finer units (its Instrument first, then a seq-1 F_SNAPSHOT update that turns the old book
+into the new one). The consolidator sets its streams' epochs itself; FeedOutput takes them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from bus.consolidate import CONSOLIDATED, ConsolidatedBook, Diff, Refused
+from bus.consolidate import CONSOLIDATED, ConsolidatedBook, Diff, Refused, order_id
 from bus.kafka import consumer, start_consumer, topic_names
 from bus.local import InProcessBus, SnapshotStore
 from bus.output import FeedOutput
@@ -40,7 +41,9 @@ from hub.events import (
     Members,
     Status,
     decode,
+    new_epoch,
 )
+from hub.orders import ADD, CLEAR
 from orderbook_core import L2Book
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
@@ -99,6 +102,8 @@ class Consolidator:
         self.books: dict[str, ConsolidatedBook] = {}
         self.followers: dict[tuple[str, str], Follower] = {}
         self.seqs: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}
+        """Each stream's epoch: set here (FeedOutput takes it), new only at a rescale."""
         self.refused: dict[tuple[str, str], str] = {}
         """Venue streams left out, and why (on health)."""
         self.instruments: dict[tuple[str, str], Instrument] = {}
@@ -143,6 +148,7 @@ class Consolidator:
                 self._refuse(key, str(exc))
                 return
             self.seqs[canonical] = 0
+            self.epochs[canonical] = new_epoch()
             self.pending.append(book.instrument())
         self.instruments[key] = inst
         try:
@@ -171,13 +177,20 @@ class Consolidator:
         """A new epoch of the stream at units fine enough for ``inst`` too."""
         price, size = book.needs(inst)
         new = ConsolidatedBook(book.template, price, size)
-        diff = Diff()
         for old in book.members:
             member = new.add(self.instruments[old.venue, old.symbol])
             follower = self.followers[old.venue, old.symbol]
-            new.set_state(member, follower.state, follower.levels(), diff)
+            new.set_state(member, follower.state, follower.levels(), Diff())
+        # seq 1 of the new epoch turns the book consumers hold into the new one (F_SNAPSHOT)
+        diff = Diff()
+        diff.levels = {key: 0 for key in book.totals}
+        diff.levels.update(new.totals)
+        diff.orders = [(CLEAR, 0, 0, 0, 0)]
+        for (side, price_), cell in new.cells.items():
+            for n, z in sorted(cell.items()):
+                diff.orders.append((ADD, side, price_, z, order_id(n, side, price_)))
         self.books[book.canonical] = new
-        self.output.streams.pop((CONSOLIDATED, book.canonical), None)  # a new epoch
+        self.epochs[book.canonical] = new_epoch()
         self.seqs[book.canonical] = 0
         log.info(
             "consolidated stream starts a new epoch at finer units",
@@ -207,18 +220,21 @@ class Consolidator:
         f = self.followers.get((u.venue, u.symbol))
         if f is None:
             return
+        if u.seq == 1 and u.epoch != f.epoch:
+            # an epoch's start (a new stream, or a feed started afresh): from an empty book
+            f.book, f.seq, f.epoch, f.synced, f.buffer = L2Book(), 0, u.epoch, True, []
+            f.venue_state = "live"
+            self._task_done(f)
+            self._apply(f, u, fresh=True)
+            return
         if not f.synced:
-            if u.seq == 1:  # the stream's start: from an empty book, no snapshot needed
-                f.book, f.seq, f.epoch, f.synced, f.buffer = L2Book(), 0, u.epoch, True, []
-                self._task_done(f)
-            else:
-                if f.buffer and u.epoch != f.buffer[-1].epoch:
-                    f.buffer.clear()
-                if not f.buffer or u.seq > f.buffer[-1].seq:
-                    f.buffer.append(u)
-                self._start_sync(f)
-                return
-        elif u.epoch != f.epoch or u.seq > f.seq + 1:
+            if f.buffer and u.epoch != f.buffer[-1].epoch:
+                f.buffer.clear()
+            if not f.buffer or u.seq > f.buffer[-1].seq:
+                f.buffer.append(u)
+            self._start_sync(f)
+            return
+        if u.epoch != f.epoch or u.seq > f.seq + 1:
             why = "new epoch" if u.epoch != f.epoch else "gap"
             log.warning(
                 "venue stream lost; out of the consolidated book until resynced",
@@ -228,11 +244,13 @@ class Consolidator:
             self._restate(f, u.ts_event, u.ts_recv)
             self._start_sync(f)
             return
-        elif u.seq <= f.seq:
+        if u.seq <= f.seq:
             return  # a duplicate
         self._apply(f, u)
 
-    def _apply(self, f: Follower, u: BookUpdate) -> None:
+    def _apply(self, f: Follower, u: BookUpdate, fresh: bool = False) -> None:
+        """Apply a venue update to its follower's book and follow it in the consolidated
+        book (``fresh``: the follower's book started over: its whole part is replaced)."""
         f.book.apply(u.changes)
         f.seq, f.epoch = u.seq, u.epoch
         book = self.books[f.canonical]
@@ -242,7 +260,10 @@ class Consolidator:
             book.set_state(member, f.state, f.levels(), diff)
             self._emit(book, diff, u.ts_event, u.ts_recv, members=True)
             return
-        book.change(member, u.changes, diff)
+        if fresh:
+            book.replace(member, f.levels(), diff)
+        else:
+            book.change(member, u.changes, diff)
         self._emit(book, diff, u.ts_event, u.ts_recv)
 
     def _emit(
@@ -257,11 +278,13 @@ class Consolidator:
         """Queue the stream's update for ``diff`` (if it changed the book) and, with
         ``members``, its Members event (before it, stamped with its seq)."""
         canonical = book.canonical
-        seq = self.seqs[canonical]
+        seq, epoch = self.seqs[canonical], self.epochs[canonical]
         if diff or snapshot:
             seq = self.seqs[canonical] = seq + 1
         if members:
-            self.pending.append(Members(CONSOLIDATED, canonical, seq, ts_event, book.member_list()))
+            self.pending.append(
+                Members(CONSOLIDATED, canonical, seq, ts_event, book.member_list(), epoch)
+            )
         if diff or snapshot:
             self.pending.append(
                 BookUpdate(
@@ -273,6 +296,7 @@ class Consolidator:
                     diff.changes(),
                     F_LAST | (F_SNAPSHOT if snapshot else 0),
                     tuple(diff.orders),
+                    epoch,
                 )
             )
 
@@ -314,9 +338,10 @@ class Consolidator:
         if snap.epoch != first.epoch or snap.seq < first.seq - 1:
             return False
         pending = [u for u in f.buffer if u.seq > snap.seq]
-        if any(u.seq != snap.seq + 1 + i for i, u in enumerate(pending)):
-            f.buffer = pending[-1:]  # a hole in the buffer: wait for a newer snapshot
-            return False
+        for expected, u in enumerate(pending, start=snap.seq + 1):
+            if u.seq != expected:  # a hole in the buffer: keep what follows it, wait for more
+                f.buffer = [v for v in pending if v.seq >= u.seq]
+                return False
         f.book = L2Book()
         f.book.apply([(0, p, s) for p, s in snap.bids] + [(1, p, s) for p, s in snap.asks])
         f.seq, f.epoch = snap.seq, snap.epoch
@@ -343,7 +368,7 @@ class Consolidator:
     def members_now(self) -> list[Members]:
         """Every stream's Members as of its current seq (the periodic republish)."""
         return [
-            Members(CONSOLIDATED, c, self.seqs[c], 0, book.member_list())
+            Members(CONSOLIDATED, c, self.seqs[c], 0, book.member_list(), self.epochs[c])
             for c, book in self.books.items()
         ]
 

@@ -165,7 +165,9 @@ class FanoutNode:
 
     def _on_members(self, members: Members) -> None:
         stream = self._stream(members.venue, members.symbol)
-        if consolidated.on_members(stream, members) and stream.synced:
+        changed = consolidated.on_members(stream, members)
+        # with a book update (the next seq) the states come in its delta; alone, say so now
+        if changed and stream.synced and (members.epoch, members.seq) == (stream.epoch, stream.seq):
             feed = self.views.get(consolidated.CHANNEL, stream.venue, stream.symbol)
             if feed is not None and feed.targets:
                 feed.publish(compact(consolidated.encode_venues(stream)))

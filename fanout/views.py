@@ -244,17 +244,18 @@ class Views:
 
     def publish_update(self, stream: BookStream, u: BookUpdate) -> None:
         """Hand an applied book update to every feed that needs it (each encodes its own
-        message: fanout.delivery.Feed.apply): the stream's book feeds, l3 and bbo."""
+        message: fanout.delivery.Feed.apply): the stream's book feeds, l3 or consolidated,
+        and bbo."""
         for feed in self.book[stream.key]:
             feed.apply(u)
-        if u.orders and stream.orders is not None:
+        if stream.venue == CONSOLIDATED:
+            merged = self.get(consolidated.CHANNEL, u.venue, u.symbol)
+            if merged is not None:
+                merged.apply(u)
+        elif u.orders and stream.orders is not None:
             l3 = self.get("l3", u.venue, u.symbol)
             if l3 is not None:
                 l3.apply(u)
-            if stream.venue == CONSOLIDATED:
-                merged = self.get(consolidated.CHANNEL, u.venue, u.symbol)
-                if merged is not None:
-                    merged.apply(u)
         if stream.top_changed():
             inst = stream.instrument
             assert inst is not None

@@ -156,7 +156,12 @@ async def test_two_captures_replayed_together_give_the_merge_of_their_final_book
             finished = all(f.health()["finished"] for f in feeds)
             states = [s for _v, _s, s in stream.members.members] if stream.members else []
             caught_up = stream.seq == consolidator.seqs["BTC-USD"] and not consolidator.pending
-            if finished and states == ["closed", "closed"] and caught_up:
+            stored = [await store.get(*k) for k in STREAMS]  # the feeds' final books
+            kept = all(
+                s is not None and (held := node.streams.get(k)) is not None and s.seq == held.seq
+                for s, k in zip(stored, STREAMS, strict=True)
+            )
+            if finished and states == ["closed", "closed"] and caught_up and kept:
                 break
             await asyncio.sleep(0.01)
         final_seq = consolidator.seqs["BTC-USD"]
@@ -200,7 +205,8 @@ async def test_two_captures_replayed_together_give_the_merge_of_their_final_book
         again.epoch, again.seq = early.epoch, final_seq - 5
         for msg in answer[1:]:
             again.take(msg)
-        assert again.seq == final_seq and again.levels == want
+        await read_until(resumed, again, lambda: again.seq == final_seq)
+        assert again.levels == want
         for ws in (follower, late, resumed):
             await ws.close()
     finally:
