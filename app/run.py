@@ -151,7 +151,7 @@ async def run_consolidator(cfg: HubConfig, symbols: tuple[str, ...] = ()) -> Non
         await ensure_topics(cfg.kafka)
         await publisher.start()
         output = FeedOutput(publisher, store, measure_latency=False)
-        consolidator = Consolidator(output, store, symbols, cfg.feed.snapshot_interval_ms / 1000)
+        consolidator = Consolidator(output, store, symbols)
         announce(
             [
                 f"hub consolidate: {', '.join(symbols) or 'every canonical id'} across venues",

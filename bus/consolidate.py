@@ -49,8 +49,12 @@ MAX_MEMBERS = 64
 """Most member venue streams of one consolidated stream (member numbers fit 6 bits)."""
 PRICE_LIMIT = 1 << 56
 """Prices in the stream's units must be in 0 .. PRICE_LIMIT - 1 (they fit the order id)."""
+MEMBER_STATES = ("live", "closed", "stale", "syncing", "halted")
+"""A member's state: ``live`` (in sync and in the book), ``closed`` (its source ended; its
+final book stays in), ``stale`` (the venue's book is frozen), ``syncing`` (the consolidator
+lost its stream and waits for a snapshot), ``halted`` (the venue halted trading)."""
 IN_BOOK = ("live", "closed")
-"""Member states whose levels are in the book (hub.events.MEMBER_STATES)."""
+"""Member states whose levels are in the book (the others are left out)."""
 
 
 class Refused(ValueError):

@@ -29,9 +29,12 @@ def stream_key(symbol: str) -> tuple[str, str]:
 
 
 def on_members(stream: BookStream, members: Members) -> bool:
-    """Take a stream's Members event; whether the venues or their states changed."""
+    """Take a stream's Members event; whether the venues or their states changed. With no
+    member live the stream may rightly stand still (``venue_status`` closed: not stuck)."""
     old = stream.members
     stream.members = members
+    live = any(state == "live" for _v, _s, state in members.members)
+    stream.venue_status = "live" if live else "closed"
     return old is None or old.members != members.members
 
 

@@ -145,21 +145,24 @@ class Digits(Shape):
 
 
 class Levels(Shape):
-    """A list of entries of ``width`` integers each (levels, level changes, orders), read
-    as a tuple of tuples; ``entry`` says whether one (checked for width) makes sense."""
+    """A list of entries of ``width`` integers (or ``kind``) each (levels, level changes,
+    orders), read as a tuple of tuples; ``entry`` says whether one (checked for width)
+    makes sense."""
 
-    def __init__(self, width: int, entry: Callable[[list[int]], bool] | None = None) -> None:
-        self.width, self.entry = width, entry
+    def __init__(
+        self, width: int, entry: Callable[[list[Any]], bool] | None = None, kind: type = int
+    ) -> None:
+        self.width, self.entry, self.kind = width, entry, kind
 
-    def check(self, key: str, value: Any) -> tuple[tuple[int, ...], ...]:
+    def check(self, key: str, value: Any) -> tuple[tuple[Any, ...], ...]:
         if not isinstance(value, list):
             raise BadMessage(f"field {key!r} must be a list, got {type(value).__name__}")
-        width, entry = self.width, self.entry
+        width, entry, kind = self.width, self.entry, self.kind
         for item in value:
             if type(item) is not list or len(item) != width:
                 raise BadMessage(f"field {key!r}: bad entry {item!r}")
             for x in item:
-                if type(x) is not int:
+                if type(x) is not kind:
                     raise BadMessage(f"field {key!r}: bad entry {item!r}")
             if entry is not None and not entry(item):
                 raise BadMessage(f"field {key!r}: bad entry {item!r}")
@@ -190,26 +193,6 @@ class Packed(Shape):
         return value
 
 
-class Names(Shape):
-    """A list of entries of ``width`` non-empty strings each (a consolidated stream's
-    members), read as a tuple of tuples."""
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-
-    def check(self, key: str, value: Any) -> tuple[tuple[str, ...], ...]:
-        if not isinstance(value, list):
-            raise BadMessage(f"field {key!r} must be a list, got {type(value).__name__}")
-        for item in value:
-            if (
-                type(item) is not list
-                or len(item) != self.width
-                or not all(type(x) is str and x for x in item)
-            ):
-                raise BadMessage(f"field {key!r}: bad entry {item!r}")
-        return tuple(map(tuple, value))
-
-
 def _order_change_ok(change: list[int]) -> bool:
     action, side, _price, size, _oid = change
     return action in ORDER_ACTIONS and side in (0, 1) and size >= 0
@@ -227,7 +210,7 @@ TERM = Note()
 LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
 ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
 UNIT_SIZE = UnitSize()
-MEMBERS = Names(3)
+MEMBERS = Levels(3, all, str)  # (venue, symbol, state) of a consolidated stream's members
 BID, ASK = (Packed(side, ("price", "size"), non_negative=True) for side in ("bid", "ask"))
 OHLC = Packed("ohlc", ("open", "high", "low", "close"))
 PLAIN: dict[Any, Shape] = {int: INTEGER, str: TEXT}
@@ -532,14 +515,10 @@ class Bar:
 
 @event("members", topic="book")
 class Members:
-    """The venues of a consolidated stream (bus.consolidate) as of its update ``seq``.
-
-    ``members`` holds one ``(venue, symbol, state)`` per member venue stream in member
-    number order (the number the stream's per-venue sizes carry in their order ids); the
-    list only grows within an epoch. ``state`` is one of MEMBER_STATES: only ``live`` and
-    ``closed`` members are in the book. On the ``book`` topic under the stream's key, so
-    it stays in order with the stream's updates; republished periodically for consumers
-    that join late."""
+    """The venues of a consolidated stream (bus.consolidate) as of its update ``seq``: one
+    (venue, symbol, state) per member in member-number order (the number its per-venue
+    sizes' order ids carry; the list only grows within an epoch). On the ``book`` topic,
+    in order with the stream's updates; republished for consumers that join late."""
 
     venue: str
     symbol: str
@@ -547,13 +526,6 @@ class Members:
     ts_event: int
     members: tuple[tuple[str, str, str], ...] = wire(MEMBERS)
     epoch: int = 0
-
-
-MEMBER_STATES = ("live", "closed", "stale", "syncing", "halted")
-"""A consolidated stream member's state: ``live`` (in sync and in the book), ``closed``
-(its source ended; its final book stays in), ``stale`` (the venue's book is frozen: left
-out), ``syncing`` (the consolidator lost its stream and waits for a snapshot: left out),
-``halted`` (the venue halted trading: left out)."""
 
 
 Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar | Members

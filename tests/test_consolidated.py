@@ -110,7 +110,7 @@ async def read_until(ws: ClientConnection, mirror: Mirror, done: Any, wait: floa
 async def subscribe(
     url: str, extra: dict[str, Any] | None = None
 ) -> tuple[ClientConnection, dict[str, Any]]:
-    ws = await connect(url)
+    ws = await connect(url, max_size=None, ping_interval=None)
     welcome = orjson.loads(await ws.recv())
     assert welcome[0]["type"] == "welcome"
     entry = {"channel": "consolidated", "symbol": "btc-usd", **(extra or {})}

@@ -102,7 +102,7 @@ def test_every_event_equals_the_naive_merge_of_the_venue_books(seed: int) -> Non
     states = ["syncing"] * len(VENUES)
     mids = [6_500_000, 650_000, 130_000]  # 65000 in each venue's ticks
     consumer = Consumer()
-    for _step in range(1500):
+    for _step in range(600):
         i = rng.randrange(len(VENUES))
         diff = Diff()
         if rng.random() < 0.05:
