@@ -24,11 +24,14 @@ from fanout.node import FanoutNode
 from fanout.sources import bus_source
 from hub.config import FanoutConfig, FeedConfig
 from hub.ops import bound_port
+from orderbook_core import L2Book
 from tests.conftest import CAPTURES
 
 COINBASE = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.zst"
 KRAKEN = CAPTURES / "kraken-v1-book10_XBT-USD_2023-08-30.jsonl.zst"
 STREAMS = (("COINBASE", "BTC-USD"), ("KRAKEN", "XBT/USD"))
+UNIT = Decimal("0.00000001")
+"""The consolidated stream's tick and lot (both venues fit 10**-8)."""
 
 Merged = dict[tuple[int, Decimal], dict[str, Decimal]]
 """(side, price) -> {venue: size}, in decimals."""
@@ -45,13 +48,17 @@ class Mirror:
         self.venues: list[dict[str, str]] = []
         self.nbbo: dict[str, Any] = {}
         self.deltas = 0
+        self.verified = 0
+        self.units = L2Book()
+        """The summed book in integer units, for checksums."""
         self.mark = -1
         """Keep a copy of the book as at this seq (``marked``)."""
-        self.marked: tuple[Merged, dict[tuple[int, Decimal], Decimal]] | None = None
+        self.marked: tuple[Merged, dict[tuple[int, Decimal], Decimal], L2Book] | None = None
 
     def _set(self, side: int, level: list[Any]) -> None:
         price, total, per_venue = Decimal(level[0]), Decimal(level[1]), level[2]
         assert sum((Decimal(z) for z in per_venue.values()), Decimal(0)) == total
+        self.units.apply([(side, int(price / UNIT), int(total / UNIT))])
         if total:
             self.levels[side, price] = {v: Decimal(z) for v, z in per_venue.items()}
             self.totals[side, price] = total
@@ -60,11 +67,15 @@ class Mirror:
             self.levels.pop((side, price), None)
             self.totals.pop((side, price), None)
 
+    def checksum(self) -> int:
+        """CRC-32 of the top 10 levels in integer units (the stream's tick and lot: 1e-8)."""
+        return self.units.checksum(10)
+
     def take(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "snapshot":
             assert msg["channel"] == "consolidated" and msg["venue"] == CONSOLIDATED
-            self.levels, self.totals = {}, {}
+            self.levels, self.totals, self.units = {}, {}, L2Book()
             self.epoch, self.seq = msg["epoch"], msg["seq"]
             for side, key in ((0, "bids"), (1, "asks")):
                 for level in msg[key]:
@@ -80,8 +91,15 @@ class Mirror:
             self.seq = msg["seq"]
             self.venues, self.nbbo = msg["venues"], msg["nbbo"]
             self.deltas += 1
+            if "checksum" in msg:  # the source's, of the summed top 10 in the stream's units
+                assert self.checksum() == msg["checksum"], f"checksum at seq {self.seq}"
+                self.verified += 1
             if self.seq == self.mark:
-                self.marked = (dict(self.levels), dict(self.totals))
+                units = L2Book()
+                units.apply(
+                    [(s, int(p / UNIT), int(z / UNIT)) for (s, p), z in self.totals.items()]
+                )
+                self.marked = (dict(self.levels), dict(self.totals), units)
         elif kind == "venues":
             self.venues = msg["venues"]
 
@@ -166,7 +184,12 @@ async def test_two_captures_replayed_together_give_the_merge_of_their_final_book
             await asyncio.sleep(0.01)
         final_seq = consolidator.seqs["BTC-USD"]
         early.mark = final_seq - 5
-        await read_until(follower, early, lambda: early.seq == final_seq)
+        closed = ["closed", "closed"]
+        await read_until(
+            follower,
+            early,
+            lambda: early.seq == final_seq and [v["state"] for v in early.venues] == closed,
+        )
 
         books = {k: await store.get(*k) for k in STREAMS}
         units = {i.venue: i for i in await store.instruments() if (i.venue, i.symbol) in STREAMS}
@@ -183,6 +206,7 @@ async def test_two_captures_replayed_together_give_the_merge_of_their_final_book
             assert [v["state"] for v in mirror.venues] == ["closed", "closed"]
             assert {v["venue"]: v["symbol"] for v in mirror.venues} == dict(STREAMS)
         assert early.deltas > 100  # it followed deltas, not just one snapshot
+        assert early.verified == early.deltas  # each carried the source checksum, verified
 
         # the NBBO: best prices across both venues, with every venue quoting them
         bid = max(p for s, p in want if s == 0)
@@ -201,7 +225,7 @@ async def test_two_captures_replayed_together_give_the_merge_of_their_final_book
         assert answer[0]["accepted"][0]["replayed"] >= 1
         assert early.marked is not None  # the book the client held at final_seq - 5
         again = Mirror()
-        again.levels, again.totals = early.marked
+        again.levels, again.totals, again.units = early.marked
         again.epoch, again.seq = early.epoch, final_seq - 5
         for msg in answer[1:]:
             again.take(msg)
