@@ -153,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer REST candle history from the recorder's TimescaleDB (--postgres)",
     )
 
+    p = sub.add_parser(
+        "consolidate", help="consolidated books across venues, from Kafka back to Kafka"
+    )
+    _add_service_flags(p, "kafka", "redis", "topic_prefix")
+    p.add_argument(
+        "--symbol",
+        action="append",
+        default=[],
+        help="a canonical id to consolidate (repeat; default: every one)",
+    )
+
     p = sub.add_parser("recorder", help="write trades from Kafka into TimescaleDB")
     _add_service_flags(p, "kafka", "postgres", "topic_prefix")
     p.add_argument("--group", help="Kafka consumer group")
@@ -398,6 +409,7 @@ def _run(args: argparse.Namespace) -> int:
         "feed": run.run_feed,
         "fanout": run.run_fanout,
         "recorder": run.run_recorder,
+        "consolidate": lambda c: run.run_consolidator(c, tuple(args.symbol)),
     }
     command = runners[args.command]
     try:

@@ -16,9 +16,11 @@ from dataclasses import replace
 from typing import Any
 
 from app.launch import build_source
+from bus.consolidator import Consolidator
 from bus.kafka import ensure_topics
 from bus.kafka_publish import ReliablePublisher
 from bus.local import InProcessBus, MemorySnapshots
+from bus.output import FeedOutput
 from bus.redis_store import RedisSnapshots
 from fanout.node import FanoutNode, run_source
 from fanout.sources import bus_source, kafka_source
@@ -137,6 +139,29 @@ async def run_fanout(cfg: HubConfig) -> None:
         await run_source(node, lambda n: kafka_source(n, cfg.kafka))
     finally:
         await node.stop()
+        await store.close()
+
+
+async def run_consolidator(cfg: HubConfig, symbols: tuple[str, ...] = ()) -> None:
+    """Consolidated books (bus.consolidator) of the venue streams on Kafka, published back
+    to it, snapshots in Redis; ``symbols``: the canonical ids (none: every one)."""
+    store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
+    publisher = ReliablePublisher(cfg.kafka)
+    try:
+        await store.check()
+        await ensure_topics(cfg.kafka)
+        await publisher.start()
+        output = FeedOutput(publisher, store, measure_latency=False)
+        consolidator = Consolidator(output, store, symbols)
+        announce(
+            [
+                f"hub consolidate: {', '.join(symbols) or 'every canonical id'} across venues",
+                f"  reading and publishing Kafka {cfg.kafka.bootstrap}, snapshots {cfg.redis.url}",
+            ]
+        )
+        await consolidator.run_kafka(cfg.kafka)
+    finally:
+        await publisher.stop()
         await store.close()
 
 

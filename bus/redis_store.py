@@ -16,6 +16,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bus.consolidate import CONSOLIDATED
 from hub.errors import BadMessage, ServiceUnavailable
 from hub.events import BookSnapshot, Instrument, decode, decode_as, encode
 
@@ -48,8 +49,8 @@ def _side_problem(name: str, levels: tuple[tuple[int, int], ...], descending: bo
 
 def snapshot_problem(snap: BookSnapshot) -> str | None:
     """What makes a snapshot unusable (None: nothing): seq, epoch and times within int64, every
-    size positive and within int64, prices sorted best first, the book not crossed, order
-    sizes positive."""
+    size positive and within int64, prices sorted best first, the book not crossed (but for
+    a consolidated stream's: venues may cross one another), order sizes positive."""
     if type(snap.seq) is not int or not 0 <= snap.seq <= INT64_MAX:
         return f"seq {snap.seq!r} is not a non-negative int64"
     if type(snap.epoch) is not int or not 0 <= snap.epoch <= INT64_MAX:
@@ -59,7 +60,8 @@ def snapshot_problem(snap: BookSnapshot) -> str | None:
     problem = _side_problem("bids", snap.bids, True) or _side_problem("asks", snap.asks, False)
     if problem is not None:
         return problem
-    if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0]:
+    crossing = snap.venue == CONSOLIDATED  # venues' books may cross one another: shown as is
+    if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0] and not crossing:
         return f"crossed: best bid {snap.bids[0][0]} >= best ask {snap.asks[0][0]}"
     for order in snap.orders or ():
         size = order[2]

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from prometheus_client import Counter
 from websockets.asyncio.server import ServerConnection
 
-from fanout import protocol
+from fanout import consolidated, protocol
 from fanout.auth import Grant
 from fanout.stream import BookStream, DepthView
 from hub.events import BookUpdate, LevelChange
@@ -210,6 +210,10 @@ class Feed:
         """The feed's current book as a snapshot message."""
         s = self.stream
         assert s.instrument is not None
+        if self.channel == consolidated.CHANNEL:
+            return compact(
+                consolidated.encode_snapshot(s, self._seq, reason, s.book.checksum(CHECKSUM_LEVELS))
+            )
         if self.channel == "l3":
             orders = () if s.orders is None else resting_orders(s.orders)
             return compact(
@@ -276,6 +280,14 @@ class Feed:
         it for resumes and hand it to the targets."""
         inst = self.stream.instrument
         assert inst is not None
+        if self.channel == consolidated.CHANNEL:
+            first = self._seq + 1
+            self._seq = u.seq
+            msg = compact(consolidated.encode_delta(self.stream, first, u))
+            self._history.append(first, u.seq, msg)
+            if self.targets:
+                self.publish(msg, u.ts_recv)
+            return
         if self.channel == "l3":
             first = self._seq + 1
             self._seq = u.seq

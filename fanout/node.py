@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 
 from bus.local import SnapshotStore
 from bus.redis_store import BadSnapshot, snapshot_problem
-from fanout import protocol
+from fanout import consolidated, protocol
 from fanout.auth import credential_in, keys_for
 from fanout.delivery import Client, compact
 from fanout.history import BarHistory
@@ -43,7 +43,7 @@ from fanout.ticker import encode_ticker
 from fanout.views import Views
 from hub.backoff import Backoff
 from hub.config import FanoutConfig
-from hub.events import Bar, BookUpdate, Event, Instrument, Status, Trade
+from hub.events import Bar, BookUpdate, Event, Instrument, Members, Status, Trade
 from hub.ops import metrics, ops_response, response, runs
 
 METRICS = metrics("fanout")
@@ -133,6 +133,7 @@ class FanoutNode:
             Bar: self._on_bar,
             Instrument: self._on_instrument,
             Status: self._on_status,
+            Members: self._on_members,
         }
         """What each kind of source event does (the rest are not for fanout)."""
         self._sync_tasks: dict[StreamKey, asyncio.Task[None]] = {}
@@ -172,6 +173,15 @@ class FanoutNode:
         stream = self._stream(status.venue, status.symbol)
         stream.venue_status = status.state
         self._broadcast_status(stream, status.state, f"venue: {status.reason}")
+
+    def _on_members(self, members: Members) -> None:
+        stream = self._stream(members.venue, members.symbol)
+        changed = consolidated.on_members(stream, members)
+        # with a book update (the next seq) the states come in its delta; alone, say so now
+        if changed and stream.synced and (members.epoch, members.seq) == (stream.epoch, stream.seq):
+            feed = self.views.get(consolidated.CHANNEL, stream.venue, stream.symbol)
+            if feed is not None and feed.targets:
+                feed.publish(compact(consolidated.encode_venues(stream)))
 
     def _on_update(self, update: BookUpdate) -> None:
         stream = self._stream(update.venue, update.symbol)

@@ -27,11 +27,13 @@ from hub.events import BAR_INTERVALS, TRADE_SIDES, Bar, Instrument, OrderChange,
 from hub.orders import CLEAR
 from orderbook_core.types import Action
 
-CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3", "ticker")
+CHANNELS = ("book", "trades", "bbo", "candles", "status", "l3", "ticker", "consolidated")
 CANDLE_INTERVALS = BAR_INTERVALS
 """Candle intervals in seconds, the recorder's bar intervals."""
-RESUMABLE = ("book", "l3", "trades", "bbo", "candles")
+RESUMABLE = ("book", "l3", "trades", "bbo", "candles", "consolidated")
 """Channels whose subscriptions take ``resume_from`` (and its ``epoch``)."""
+SNAPSHOT_CHANNELS = ("book", "l3", "consolidated")
+"""Channels that start with a snapshot and resume from the feed's history by seq."""
 OPS = ("subscribe", "unsubscribe", "ping", "list", "auth")
 MAX_DEPTH = 1000
 """Most book levels per side a subscription may ask for."""

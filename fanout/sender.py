@@ -296,7 +296,7 @@ class Sender:
         client.conflated.clear()
         client.latest_bbo.clear()
         for sub, feed in client.feeds.items():
-            if sub.channel in ("book", "l3"):
+            if sub.channel in protocol.SNAPSHOT_CHANNELS:
                 client.push(self.snapshot_for(feed, "slow_client"))
             elif sub.channel == "bbo" and feed.stream.bbo_msg is not None:
                 client.push(feed.stream.bbo_msg)

@@ -27,7 +27,8 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from fanout import protocol
+from bus.consolidate import CONSOLIDATED
+from fanout import consolidated, protocol
 from fanout.auth import Grant, Keys
 from fanout.delivery import Feed, FeedKey, SubKey
 from fanout.protocol import ChannelRequest, ProtocolError, Request
@@ -100,13 +101,15 @@ class Shared:
 
     def add_stream(self, stream: BookStream) -> None:
         self.streams[stream.key] = stream
-        self.symbols.add(stream)
+        if stream.venue != CONSOLIDATED:  # reached by its own channel only
+            self.symbols.add(stream)
         self.views.add_stream(stream)
 
     def set_instrument(self, stream: BookStream, inst: Instrument) -> None:
         """The stream's instrument arrived (or changed): it is found by its canonical id."""
         stream.instrument = inst
-        self.symbols.listed(stream)
+        if stream.venue != CONSOLIDATED:
+            self.symbols.listed(stream)
 
     def stream_list(self) -> list[dict[str, Any]]:
         return [s.describe(protocol.CHANNELS) for _key, s in sorted(self.streams.items())]
@@ -252,6 +255,8 @@ class Session:
             raise ProtocolError(
                 "forbidden", f"key {self.grant.id!r} may not use the {item.channel} channel"
             )
+        if item.channel == consolidated.CHANNEL:
+            return consolidated.resolve(self.shared.streams, item.symbol)
         stream = self.shared.symbols.resolve(item.venue, item.symbol)
         if item.channel == "l3" and stream.synced and stream.orders is None:
             raise ProtocolError(

@@ -20,8 +20,9 @@ from collections import deque
 from enum import Enum
 from typing import Any, NamedTuple
 
+from bus.consolidate import CONSOLIDATED
 from fanout.ticker import Ticker
-from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange
+from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange, Members
 from hub.orders import follow, order_book
 from orderbook_core import L2Book, L3Book
 from orderbook_core.types import CHECKSUM_LEVELS
@@ -166,6 +167,8 @@ class BookStream:
         self.candles: dict[int, dict[int, Bar]] = {}
         self.ticker = Ticker()
         """24 h rolling statistics of the trades (the ticker channel, REST)."""
+        self.members: Members | None = None
+        """A consolidated stream's last Members event (fanout.consolidated)."""
 
     def on_update(self, update: BookUpdate) -> Outcome:
         """Apply an update when it is the next one; buffer it while unsynced."""
@@ -280,8 +283,17 @@ class BookStream:
             "venue_status": self.venue_status,
             "tick_size": inst.tick_size if inst else None,
             "lot_size": inst.lot_size if inst else None,
-            "channels": [c for c in channels if c != "l3" or self.orders is not None],
+            "channels": self.channels(channels),
         }
+
+    def channels(self, channels: tuple[str, ...]) -> list[str]:
+        """The channels of ``channels`` the stream offers: ``consolidated`` alone on a
+        consolidated stream, never on another; ``l3`` only where it has orders."""
+        if self.venue == CONSOLIDATED:
+            return [c for c in channels if c == "consolidated"]
+        return [
+            c for c in channels if c != "consolidated" and (c != "l3" or self.orders is not None)
+        ]
 
     def on_trade_epoch(self, epoch: int) -> bool:
         """Whether a trade of ``epoch`` starts a new trade epoch here (its seqs start over:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from fanout import protocol
+from bus.consolidate import CONSOLIDATED
+from fanout import consolidated, protocol
 from fanout.delivery import Feed, FeedKey, compact
 from fanout.protocol import ChannelRequest, ProtocolError
 from fanout.ticker import encode_ticker
@@ -75,7 +76,7 @@ class Views:
 
     def _create(self, stream: BookStream, key: FeedKey) -> Feed:
         budget = self.cfg.history_kib * 1024
-        if key.channel not in ("book", "l3") or (key.checksum and not key.depth):
+        if key.channel not in protocol.SNAPSHOT_CHANNELS or (key.checksum and not key.depth):
             budget = 0  # no resumes, or resumed from the full book's history
         feed = Feed(stream, key, budget)
         self.feeds[key] = feed
@@ -83,7 +84,7 @@ class Views:
             self.book[stream.key].append(feed)
             if key.is_view:
                 self.views += 1
-        elif key.channel == "l3":
+        elif key.channel in ("l3", consolidated.CHANNEL):
             feed.permanent = True  # one per stream; its history serves resumes
         return feed
 
@@ -140,7 +141,7 @@ class Views:
     def status_feeds(self, stream: BookStream) -> list[Feed]:
         """Every feed a stream's status messages go to: its books, l3 and status."""
         feeds = list(self.book.get(stream.key, []))
-        for channel in ("l3", "status"):
+        for channel in ("l3", "status", consolidated.CHANNEL):
             feed = self.get(channel, stream.venue, stream.symbol)
             if feed is not None:
                 feeds.append(feed)
@@ -149,7 +150,8 @@ class Views:
     def initial_book(self, feed: Feed, reason: str) -> bytes:
         """A book or l3 feed's snapshot, or a stale status while its stream syncs."""
         stream = feed.stream
-        if stream.synced and stream.instrument is not None:
+        named = feed.channel != consolidated.CHANNEL or stream.members is not None
+        if stream.synced and stream.instrument is not None and named:
             return feed.snapshot(reason)
         return compact(
             protocol.encode_status(
@@ -172,7 +174,7 @@ class Views:
         if item.channel == "trades":
             return self._replay_trades(stream, item, answer)
         epoch_ok = item.epoch is None or item.epoch == stream.epoch
-        if item.channel not in ("book", "l3") or not stream.synced or not epoch_ok:
+        if item.channel not in protocol.SNAPSHOT_CHANNELS or not stream.synced or not epoch_ok:
             RESUMES.labels("snapshot").inc()
             answer["resume"] = "snapshot"
             if not epoch_ok:
@@ -212,7 +214,7 @@ class Views:
     def initial(self, feed: Feed, item: ChannelRequest) -> list[bytes]:
         """What a new subscription receives before the live messages."""
         stream = feed.stream
-        if item.channel in ("book", "l3"):
+        if item.channel in protocol.SNAPSHOT_CHANNELS:
             feed.catch_up()
             return [self.initial_book(feed, "subscribe")]
         if item.channel == "trades":
@@ -241,16 +243,21 @@ class Views:
     def resync(self, stream: BookStream) -> None:
         """The stream synced from a snapshot: every book and l3 feed starts over and sends
         its subscribers a fresh snapshot."""
-        l3 = self.get("l3", stream.venue, stream.symbol)
-        for feed in [*self.book[stream.key], *([l3] if l3 is not None else [])]:
+        more = [self.get(c, stream.venue, stream.symbol) for c in ("l3", consolidated.CHANNEL)]
+        for feed in [*self.book[stream.key], *(f for f in more if f is not None)]:
             feed.resync("resync")
 
     def publish_update(self, stream: BookStream, u: BookUpdate) -> None:
         """Hand an applied book update to every feed that needs it (each encodes its own
-        message: fanout.delivery.Feed.apply): the stream's book feeds, l3 and bbo."""
+        message: fanout.delivery.Feed.apply): the stream's book feeds, l3 or consolidated,
+        and bbo."""
         for feed in self.book[stream.key]:
             feed.apply(u)
-        if u.orders and stream.orders is not None:
+        if stream.venue == CONSOLIDATED:
+            merged = self.get(consolidated.CHANNEL, u.venue, u.symbol)
+            if merged is not None:
+                merged.apply(u)
+        elif u.orders and stream.orders is not None:
             l3 = self.get("l3", u.venue, u.symbol)
             if l3 is not None:
                 l3.apply(u)

@@ -145,21 +145,24 @@ class Digits(Shape):
 
 
 class Levels(Shape):
-    """A list of entries of ``width`` integers each (levels, level changes, orders), read
-    as a tuple of tuples; ``entry`` says whether one (checked for width) makes sense."""
+    """A list of entries of ``width`` integers (or ``kind``) each (levels, level changes,
+    orders), read as a tuple of tuples; ``entry`` says whether one (checked for width)
+    makes sense."""
 
-    def __init__(self, width: int, entry: Callable[[list[int]], bool] | None = None) -> None:
-        self.width, self.entry = width, entry
+    def __init__(
+        self, width: int, entry: Callable[[list[Any]], bool] | None = None, kind: type = int
+    ) -> None:
+        self.width, self.entry, self.kind = width, entry, kind
 
-    def check(self, key: str, value: Any) -> tuple[tuple[int, ...], ...]:
+    def check(self, key: str, value: Any) -> tuple[tuple[Any, ...], ...]:
         if not isinstance(value, list):
             raise BadMessage(f"field {key!r} must be a list, got {type(value).__name__}")
-        width, entry = self.width, self.entry
+        width, entry, kind = self.width, self.entry, self.kind
         for item in value:
             if type(item) is not list or len(item) != width:
                 raise BadMessage(f"field {key!r}: bad entry {item!r}")
             for x in item:
-                if type(x) is not int:
+                if type(x) is not kind:
                     raise BadMessage(f"field {key!r}: bad entry {item!r}")
             if entry is not None and not entry(item):
                 raise BadMessage(f"field {key!r}: bad entry {item!r}")
@@ -207,6 +210,7 @@ TERM = Note()
 LEVELS, LEVEL_CHANGES = Levels(2), Levels(3)
 ORDER_CHANGES, RESTING_ORDERS = Levels(5, _order_change_ok), Levels(4, _resting_order_ok)
 UNIT_SIZE = UnitSize()
+MEMBERS = Levels(3, all, str)  # (venue, symbol, state) of a consolidated stream's members
 BID, ASK = (Packed(side, ("price", "size"), non_negative=True) for side in ("bid", "ask"))
 OHLC = Packed("ohlc", ("open", "high", "low", "close"))
 PLAIN: dict[Any, Shape] = {int: INTEGER, str: TEXT}
@@ -509,7 +513,22 @@ class Bar:
     """The epoch of the trade stream the bar was built from (0: unknown)."""
 
 
-Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar
+@event("members", topic="book")
+class Members:
+    """The venues of a consolidated stream (bus.consolidate) as of its update ``seq``: one
+    (venue, symbol, state) per member in member-number order (the number its per-venue
+    sizes' order ids carry; the list only grows within an epoch). On the ``book`` topic,
+    in order with the stream's updates; republished for consumers that join late."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    members: tuple[tuple[str, str, str], ...] = wire(MEMBERS)
+    epoch: int = 0
+
+
+Event = BookUpdate | Trade | BookSnapshot | Instrument | Status | TopOfBook | Bar | Members
 """Every declared event (tests check that it names each class of EVENT_TYPES)."""
 
 TOPICS = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES.values()))

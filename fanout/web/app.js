@@ -20,12 +20,13 @@ function handle(msg) {
       const sel = $("symbol"), keep = sel.value;
       sel.innerHTML = "";
       for (const s of msg.streams) {
+        if (!s.channels.includes("book")) continue; // a consolidated stream: its own channel
         const o = document.createElement("option");
         o.value = JSON.stringify([s.venue, s.symbol]); o.textContent = `${s.symbol} (${s.venue})`;
         sel.appendChild(o);
       }
       if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
-      if (msg.streams.length) pick(JSON.parse(sel.value));
+      if (sel.options.length) pick(JSON.parse(sel.value));
       break;
     }
     case "snapshot":

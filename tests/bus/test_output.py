@@ -27,6 +27,7 @@ def test_kind_labels_are_the_kind_tags() -> None:
         "Status": "status",
         "TopOfBook": "bbo",
         "Bar": "bar",
+        "Members": "members",
     }
 
 

@@ -20,6 +20,7 @@ from hub.events import (
     BookUpdate,
     Event,
     Instrument,
+    Members,
     Status,
     TopOfBook,
     Trade,
@@ -168,6 +169,19 @@ GOLDEN: list[tuple[Event, bytes]] = [
         b'"ohlc":[100,120,90,110],"volume":7,"notional":"1180591620717411303427","trades":4,'
         b'"epoch":1764700000000000000}',
     ),
+    (
+        Members(
+            "CONSOLIDATED",
+            "BTC-USD",
+            5,
+            12,
+            (("COINBASE", "BTC-USD", "live"), ("KRAKEN", "XBT/USD", "stale")),
+            EPOCH,
+        ),
+        b'{"k":"members","venue":"CONSOLIDATED","symbol":"BTC-USD","seq":5,"ts_event":12,'
+        b'"members":[["COINBASE","BTC-USD","live"],["KRAKEN","XBT/USD","stale"]],'
+        b'"epoch":1764700000000000000}',
+    ),
 ]
 """One event of every type with its exact wire bytes, as written to Kafka topics and Redis
 snapshots: messages stored before a change of the codec must still decode to the same event."""
@@ -292,6 +306,7 @@ def test_the_table_declares_every_event_once() -> None:
         BookSnapshot: "depth",
         TopOfBook: "bbo",
         Bar: "bars",
+        Members: "book",  # in order with the consolidated stream's updates
     }
     for e, data in GOLDEN:
         assert event_type(e).tag == orjson.loads(data)["k"]
