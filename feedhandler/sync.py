@@ -245,11 +245,7 @@ class BookSync:
         """Drop levels past the feed's depth; return the deletions (they are published too)."""
         if not self.depth:
             return ()
-        removed: list[LevelChange] = []
-        for side in (0, 1):
-            removed += [(side, p, 0) for p, _s in self.book.depth(side)[self.depth :]]
-        self.book.apply(removed)
-        return tuple(removed)
+        return tuple(self.book.trim(self.depth))
 
 
 def book_diff(before: L2Levels, after: L2Levels) -> tuple[LevelChange, ...]:
