@@ -25,6 +25,7 @@ trade for a pair whose precision is not known yet is refused (``symbol``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from typing import Any
@@ -437,6 +438,7 @@ def _depth(value: Any) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _channel_depth(channel: str) -> int | None:
     """The depth a v1 book channel name says (``book-1000``: 1000)."""
     _, dash, digits = channel.partition("-")

@@ -105,7 +105,7 @@ values = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(values, st.sampled_from(UNITS), st.booleans())
 @example("0", "0.01", True)
 @example("0", "0.01", False)
@@ -118,7 +118,7 @@ def test_units_accept_and_refuse_as_before(value: Any, unit: str, positive: bool
     )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.one_of(stamps, values))
 @example("")
 @example("2262-04-11T23:47:16.854775808Z")
@@ -127,7 +127,7 @@ def test_iso_times_as_before(value: Any) -> None:
     assert outcome(iso_time, value, "time") == outcome(old_iso_time, value, "time")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(values)
 @example("9223372036.854775807")
 @example("9223372036.854775808")
@@ -135,7 +135,7 @@ def test_seconds_times_as_before(value: Any) -> None:
     assert outcome(seconds_time, value, "t") == outcome(old_seconds_time, value, "t")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.one_of(values, st.sampled_from(["1e-05", "2.5E2", "1e400", "29430.25"])))
 @example("29430.25000000001")
 def test_rounded_as_before(value: Any) -> None:

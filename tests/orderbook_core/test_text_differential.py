@@ -39,7 +39,7 @@ def answer(f: Callable[[], Any]) -> Any:
         return type(exc).__name__, str(exc)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(texts, st.sampled_from(UNITS))
 @example("9223372036854775807", "1")
 @example("9223372036854775808", "1")
@@ -101,7 +101,7 @@ stamps = st.builds(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.one_of(stamps, st.text(alphabet="0123456789-T:. Z", max_size=32)))
 @example("2023-07-30T15:29:58.343415Z")
 @example("2026-08-09T21:05:48.228568804Z")
@@ -137,7 +137,7 @@ def test_iso_readers_decline_what_is_not_a_plain_stamp() -> None:
             assert reader(declined) is None, declined
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(texts)
 @example("1693415331.627599")
 @example("1.0000000019")
@@ -155,7 +155,7 @@ rows = st.one_of(
 SIDES = {"bid": 0, "buy": 0, "ask": 1, "offer": 1, "sell": 1}
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(rows, st.sampled_from(UNITS), st.booleans(), st.booleans())
 @example([["60000.12", "0.5", "1693415331.627599"]], "0.01", False, True)
 @example([["bid", "60000.12", "0.5"], ("offer", "60000.13", "0")], "0.01", True, False)
@@ -196,7 +196,7 @@ objects = st.lists(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.one_of(objects, cells), st.sampled_from(UNITS))
 @example(
     [
