@@ -43,8 +43,9 @@ class Peer:
     options: dict[str, Any] = field(default_factory=dict)
     symbol_data: Callable[[list[Line]], Any] | None = None
     """The exchange's symbol data when the capture has no REST line of it."""
-    our_symbol: Callable[[str], str] = str
-    """Our book's name of cryptofeed's symbol (``BTC-USD`` -> ``XBT/USD``)."""
+    exchange_names: bool = False
+    """Our books are named as the venue names the symbol (``XBT/USD``, ``BTCUSD_PERP``),
+    not as cryptofeed does (``BTC-USD``, ``BTC-USD-PERP``)."""
     wrong_asks: str = ""
     """Why cryptofeed's asks are known to miss levels (then each of its ask levels must
     equal ours, instead of the whole side)."""
@@ -71,15 +72,23 @@ PEERS = {
         " every snapshot ask, so its asks are only the levels later updates set",
     ),
     "binance-spot": Peer("BINANCE"),
+    "binance-delivery": Peer("BINANCE_DELIVERY", exchange_names=True),
+    "gateio-spot": Peer("GATEIO", exchange_names=True),
+    "bitget-spot": Peer("BITGET", exchange_names=True),
     "kraken-v1-book10": Peer(
         "KRAKEN",
         {"l2_book": ["BTC-USD"]},
         {"max_depth": 10, "checksum_validation": True},
         _kraken_pairs,
-        lambda s: s.replace("BTC", "XBT").replace("-", "/"),
+        exchange_names=True,
     ),
 }
-"""Captures (by file name prefix) whose venue and feed cryptofeed 2.4 handles."""
+"""Captures (by file name prefix) whose venue and feed cryptofeed 2.4 handles and plays
+back here. Not yet: OKX, Deribit (their instruments REST lacks the capture's expired
+contracts: UnsupportedSymbol), KuCoin and Gemini (they fetch a token or symbols over the
+network while subscribing), BitMEX (cannot read an expiry it lists), Bitstamp, Bitfinex,
+Kraken Futures and Phemex (symbol data or book names that need their own mapping);
+Coinbase Exchange, Kraken v2 and Bybit's legacy v2 feed it does not read at all."""
 
 
 def available() -> str:
@@ -134,10 +143,7 @@ class Playback:
         # printed, which would cost it time
         logging.getLogger("feedhandler").setLevel(logging.ERROR)
         cls = EXCHANGE_MAP[peer.exchange]
-        if peer.symbol_data is not None:
-            data = peer.symbol_data(lines)
-        else:
-            data = next(json.loads(d) for k, u, d, _t in lines if k == "http" and _symbol_url(u))
+        data = peer.symbol_data(lines) if peer.symbol_data is not None else _symbol_data(cls, lines)
         Symbols.set(cls.id, *cls._parse_symbol_data(data))
         subscription = peer.subscription or {
             c: s for c, s in header.get("config", {}).items() if c in cls.websocket_channels
@@ -174,13 +180,26 @@ class Playback:
         out = {}
         for symbol, book in self.feed._l2_book.items():
             levels = book.book.to_dict()
-            out[self.peer.our_symbol(symbol)] = (dict(levels["bid"]), dict(levels["ask"]))
+            if self.peer.exchange_names:
+                symbol = self.feed.std_symbol_to_exchange_symbol(symbol)
+            out[symbol] = (dict(levels["bid"]), dict(levels["ask"]))
         return out
 
 
-def _symbol_url(url: str) -> bool:
-    path = urlparse(url).path
-    return path.endswith(("/products", "/exchangeInfo", "/AssetPairs"))
+def _symbol_data(cls: Any, lines: list[Line]) -> Any:
+    """What cryptofeed's ``symbol_mapping`` would read from the venue: each of its symbol
+    endpoints' answer, here the capture's REST line of that path (one answer, or a list)."""
+    answers = {urlparse(u).path: d for k, u, d, _t in lines if k == "http"}
+    data = []
+    for ep in cls.rest_endpoints:
+        found = cls._symbol_endpoint_prepare(ep)
+        for address in found if isinstance(found, list) else [found]:
+            path = urlparse(address).path
+            if path not in answers:  # the capture's route to the same list (Coinbase's
+                last = path.rsplit("/", 1)[-1]  # public market/products)
+                path = next(p for p in answers if p.rsplit("/", 1)[-1] == last)
+            data.append(json.loads(answers[path]))
+    return data if len(data) > 1 else data[0]
 
 
 def play(peer: Peer, header: dict[str, Any], lines: list[Line]) -> Playback:
