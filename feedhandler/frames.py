@@ -21,16 +21,20 @@ Reasons (the ``reason`` label of ``hub_feed_malformed_frames_total``):
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from hub.decimals import Unit, round_units
 from hub.errors import BadMessage
-from hub.times import iso_ns, seconds_ns
+from hub.times import iso_ns, plain_ns, seconds_ns
+from orderbook_core import UnitScale, iso_to_ns, list_levels
 
 INT64_MAX = (1 << 63) - 1
 MAX_NUMBER_TEXT = 64
-"""Longest numeric text read (a longer one cannot fit int64 ticks anyway)."""
+"""Longest numeric text read (a longer one cannot fit int64 ticks anyway); the compiled
+readers (orderbook_core.UnitScale) decline longer text too, so it is refused here."""
 MAX_EXPONENT = 30
 """Largest exponent magnitude of a JSON number read (Kraken v2 sends e.g. ``1e-05``)."""
 _EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
@@ -124,11 +128,15 @@ def _text(value: Any, what: str) -> str:
 
 def units(unit: Unit, value: Any, what: str, positive: bool = False) -> int:
     """A decimal string as whole ``unit``s, in int64 (positive for prices). The hot path of
-    every parser: the checks are inlined."""
+    every parser: a plain string is read by the compiled reader (``unit.plain``); anything
+    it declines takes the exact path, which decides the refusal."""
+    n = unit.plain(value)
+    if n is not None and (n or not positive):
+        return n
     if type(value) is not str or len(value) > MAX_NUMBER_TEXT:
         _text(value, what)  # raises the right MalformedFrame
     try:
-        n = unit.to_units(value)
+        n = unit.exact_units(value)
     except ValueError as exc:
         raise MalformedFrame("number", f"{what}: {exc}") from None
     if n > INT64_MAX or n < 0 or (positive and not n):
@@ -136,8 +144,18 @@ def units(unit: Unit, value: Any, what: str, positive: bool = False) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=64)
+def _plain_scale(decimals: int) -> Callable[[object], int | None]:
+    return UnitScale(1, decimals).units
+
+
 def rounded(value: Any, decimals: int, what: str, positive: bool = False) -> int:
-    """A JSON number's exact text (Kraken v2) rounded to ``decimals``, in int64."""
+    """A JSON number's exact text (Kraken v2) rounded to ``decimals``, in int64. Plain text
+    with no more decimals than that needs no rounding: the compiled reader takes it."""
+    if decimals >= 0:
+        n = _plain_scale(decimals)(value)
+        if n is not None and (n or not positive):
+            return n
     text = _text(value, what)
     m = _EXPONENT.search(text)
     if m is not None and abs(int(m.group(1))) > MAX_EXPONENT:
@@ -157,6 +175,9 @@ def _time(ns: int, what: str) -> int:
 
 def iso_time(value: Any, what: str) -> int:
     """An ISO-8601 UTC stamp (or null/absent: 0) as int64 ns."""
+    ns = iso_to_ns(value)  # a plain stamp, read compiled; None: the exact path answers
+    if ns is not None:
+        return ns
     if value is None or value == "":
         return 0
     text = as_str(value, what)
@@ -168,6 +189,9 @@ def iso_time(value: Any, what: str) -> int:
 
 def seconds_time(value: Any, what: str) -> int:
     """Decimal seconds as text (Kraken v1) as int64 ns."""
+    ns = plain_ns(value)
+    if ns is not None:
+        return ns
     text = _text(value, what)
     try:
         return _time(seconds_ns(text), what)
@@ -184,7 +208,15 @@ def price_levels(
     tick: Unit, lot: Unit, bids: Any, asks: Any, size: str = "amount"
 ) -> tuple[tuple[int, int, int], ...]:
     """``[price, size, ...]`` rows of both sides as (side, price units, size units): the
-    level lists most venues send in snapshots and updates (``size`` names the field)."""
+    level lists most venues send in snapshots and updates (``size`` names the field).
+
+    Rows of plain strings are read by the compiled reader (``list_levels``); if any row is
+    not, every row is read (and refused) field by field through ``row`` and ``units``."""
+    plain = list_levels(bids, 0, tick.scale, lot.scale)
+    if plain is not None:
+        plain_asks = list_levels(asks, 1, tick.scale, lot.scale)
+        if plain_asks is not None:
+            return tuple(plain[0] + plain_asks[0])
     return tuple(
         (
             side,

@@ -245,17 +245,16 @@ class BookSync:
         """Drop levels past the feed's depth; return the deletions (they are published too)."""
         if not self.depth:
             return ()
-        removed: list[LevelChange] = []
-        for side in (0, 1):
-            removed += [(side, p, 0) for p, _s in self.book.depth(side)[self.depth :]]
-        self.book.apply(removed)
-        return tuple(removed)
+        return tuple(self.book.trim(self.depth))
 
 
 def book_diff(before: L2Levels, after: L2Levels) -> tuple[LevelChange, ...]:
     """The absolute level changes that turn book ``before`` into book ``after``."""
     changes: list[LevelChange] = []
     for side in (0, 1):
+        if not before[side]:  # a first snapshot: every level is new
+            changes += [(side, p, s) for p, s in after[side]]
+            continue
         old, new = dict(before[side]), dict(after[side])
         changes += [(side, p, 0) for p in old if p not in new]
         changes += [(side, p, s) for p, s in new.items() if old.get(p) != s]

@@ -3,11 +3,18 @@
 Decimal strings exist only at the edges (venue JSON, client JSON, SQL views);
 inside the hub every price is an integer number of ticks and every size an
 integer number of lots. Nothing here goes through float or Decimal.
+
+``Unit.to_units`` reads the plain strings venues send with the book core's
+compiled reader (``orderbook_core.UnitScale``) and everything else (signs,
+spaces, off-grid values, results past int64) with the exact regular-expression
+reader ``Unit.exact_units``, which is what decides every refusal.
 """
 
 from __future__ import annotations
 
 import re
+
+from orderbook_core import UnitScale
 
 _DECIMAL = re.compile(r"^([+-]?)(\d+)(?:\.(\d*))?$|^([+-]?)\.(\d+)$")
 
@@ -28,7 +35,7 @@ def parse_decimal(text: str) -> tuple[int, int]:
 class Unit:
     """A tick or lot size such as ``"0.01"``: converts strings to integer units and back."""
 
-    __slots__ = ("_div", "_exp", "_mant", "_zero", "text")
+    __slots__ = ("_div", "_exp", "_mant", "_zero", "plain", "scale", "text")
 
     def __init__(self, text: str) -> None:
         mant, exp = parse_decimal(text)
@@ -39,9 +46,19 @@ class Unit:
         self._exp = exp
         self._div = 10**exp
         self._zero = "0" if exp == 0 else "0." + "0" * exp
+        self.scale = UnitScale(mant, exp)
+        """The compiled reader of this unit (``orderbook_core.UnitScale``)."""
+        self.plain = self.scale.units
+        """A plain string's units in int64, or None (ask ``to_units``)."""
 
     def to_units(self, text: str) -> int:
         """Convert a decimal string to a whole number of units; refuse anything off the grid."""
+        n = self.plain(text)
+        return self.exact_units(text) if n is None else n
+
+    def exact_units(self, text: str) -> int:
+        """``to_units`` by regular expression and Python ints: the reference that accepts or
+        refuses every string (the compiled reader only ever agrees with it)."""
         mant, exp = parse_decimal(text)
         e = max(exp, self._exp)
         value = mant * 10 ** (e - exp)
@@ -64,6 +81,10 @@ class Unit:
 
     def __repr__(self) -> str:
         return f"Unit({self.text!r})"
+
+    def __reduce__(self) -> tuple[type[Unit], tuple[str]]:
+        """Copied and pickled as its text (the compiled reader it holds is rebuilt)."""
+        return Unit, (self.text,)
 
 
 _NUMBER = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")

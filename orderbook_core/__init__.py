@@ -1,4 +1,4 @@
-"""The hub's book core: L2 books and the matching engine, with no I/O.
+"""The hub's book core: L2 books, the matching engine and the venue-text readers, no I/O.
 
 The compiled implementation (``orderbook_core._book``) is used by default.
 Set ``ORDERBOOK_CORE=python`` to select the pure-Python twin
@@ -33,11 +33,13 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
+    from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
 elif _choice == "python":
     from orderbook_core._pybook import L2Book
     from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
+    from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
 
     IMPLEMENTATION = "python"
 else:
@@ -46,6 +48,7 @@ else:
         from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
+        from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
 
         IMPLEMENTATION = "cython"
     except ImportError:
@@ -55,6 +58,7 @@ else:
         from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
+        from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
 
         IMPLEMENTATION = "python"
 
@@ -75,4 +79,8 @@ __all__ = [
     "OrderNotFound",
     "OrdersCrossed",
     "Side",
+    "UnitScale",
+    "dict_levels",
+    "iso_to_ns",
+    "list_levels",
 ]

@@ -9,8 +9,9 @@ stored negated), which makes reading the top O(1) after every update and
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t
+from libcpp.vector cimport vector
 
-from orderbook_core._l3 cimport Delta, take_delta_list
+from orderbook_core._l3 cimport Delta, crc32_update, take_delta_list
 from orderbook_core._l3 import top_checksum
 from orderbook_core.errors import (
     DuplicateOrderId,
@@ -24,6 +25,32 @@ include "_consts.pxi"
 
 cdef inline int64_t _key(int side, int64_t price):
     return -price if side == 0 else price
+
+
+cdef int _put_scaled(vector[char]* buf, int64_t value, int shift) except -1:
+    """Append the decimal digits of ``value * 10**shift`` (a negative shift drops digits,
+    rounding down) for ``value >= 0``."""
+    cdef char tmp[24]
+    cdef int n = 0, k
+    cdef int64_t v = value
+    if shift < 0:
+        k = -shift
+        while k > 0 and v:
+            v //= 10
+            k -= 1
+    if v == 0:
+        buf.push_back(48)
+        return 0
+    while v:
+        tmp[n] = <char>(48 + v % 10)
+        v //= 10
+        n += 1
+    while n:
+        n -= 1
+        buf.push_back(tmp[n])
+    for k in range(shift):
+        buf.push_back(48)
+    return 0
 
 
 cdef class L2Book:
@@ -182,6 +209,60 @@ cdef class L2Book:
     def checksum(self, int n=10):
         """CRC32 of the top ``n`` levels (orderbook_core.types.checksum_text)."""
         return top_checksum(self.depth(0, n), self.depth(1, n))
+
+    def digits_checksum(self, int n=10, int price_shift=0, int size_shift=0):
+        """CRC32 of the top ``n`` asks then the top ``n`` bids, best first, each level as its
+        price then its size in bare decimal digits, after scaling each by 10**shift (a
+        negative shift drops digits): Kraken's book checksum over integer units."""
+        cdef vector[char] buf
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef int side, i
+        cdef int64_t sign
+        for side in (1, 0):
+            levels = self._side(side)
+            sign = -1 if side == 0 else 1
+            it = levels.begin()
+            i = 0
+            while it != levels.end() and i < n:
+                _put_scaled(&buf, sign * deref(it).first, price_shift)
+                _put_scaled(&buf, deref(it).second, size_shift)
+                inc(it)
+                i += 1
+        if buf.size() == 0:
+            return crc32_update(0, NULL, 0)
+        return crc32_update(0, <const unsigned char*>buf.data(), buf.size())
+
+    def trim(self, int n):
+        """Remove the levels past the best ``n`` (``n >= 1``) of each side; return them as
+        ``(side, price, 0)`` changes, bids then asks, each side best first."""
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef vector[int64_t] prices
+        cdef int side, i
+        cdef size_t k
+        cdef int64_t sign
+        cdef list out = []
+        if n < 1:
+            raise ValueError(f"trim keeps n >= 1 levels, got {n}")
+        for side in (0, 1):
+            levels = self._side(side)
+            if levels.size() <= <size_t>n:
+                continue
+            sign = -1 if side == 0 else 1
+            prices.clear()
+            it = levels.begin()
+            i = 0
+            while it != levels.end():
+                if i >= n:
+                    prices.push_back(sign * deref(it).first)
+                inc(it)
+                i += 1
+            for k in range(prices.size()):
+                self._set(side, prices[k], 0)
+                out.append((side, prices[k], 0))
+        self._mark_last()
+        return out
 
     def level_count(self, int side):
         return self._side(side).size()

@@ -6,6 +6,7 @@ differential tests and for machines without a compiler. Clarity over speed.
 
 from __future__ import annotations
 
+import zlib
 from bisect import bisect_left, insort
 from collections.abc import Iterable, MutableSequence, Sequence
 
@@ -126,6 +127,25 @@ class L2Book:
     def checksum(self, n: int = 10) -> int:
         return checksum(self.depth(0, n), self.depth(1, n))
 
+    def digits_checksum(self, n: int = 10, price_shift: int = 0, size_shift: int = 0) -> int:
+        """CRC32 of the top ``n`` asks then bids, each level's price then size as digits of
+        the value scaled by 10**shift (a negative shift drops digits)."""
+        text = "".join(
+            f"{_scaled(p, price_shift)}{_scaled(s, size_shift)}"
+            for side in (1, 0)
+            for p, s in (self.depth(side, n) if n > 0 else [])
+        )
+        return zlib.crc32(text.encode())
+
+    def trim(self, n: int) -> list[tuple[int, int, int]]:
+        if n < 1:
+            raise ValueError(f"trim keeps n >= 1 levels, got {n}")
+        removed = [(side, p, 0) for side in (0, 1) for p, _s in self.depth(side)[n:]]
+        for side, price, _zero in removed:
+            self._set(side, price, 0)
+        self._mark_last()
+        return removed
+
     def level_count(self, side: int) -> int:
         check_side(side)
         return len(self._keys[side])
@@ -141,3 +161,8 @@ class L2Book:
         if self.emit_deltas:
             self.seq += 1
             self._deltas.append([4, 0, 0, 0, 0, F_LAST, self.seq])
+
+
+def _scaled(value: int, shift: int) -> int:
+    factor: int = 10 ** abs(shift)
+    return value * factor if shift >= 0 else value // factor

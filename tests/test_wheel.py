@@ -41,7 +41,7 @@ from tests.test_layout import LEVEL
 
 pytestmark = pytest.mark.services
 SHARED_SITE = Path(sysconfig.get_paths()["purelib"])
-CORE_MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state"]
+CORE_MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state", "_text"]
 
 
 @pytest.fixture(scope="module")

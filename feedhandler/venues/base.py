@@ -10,6 +10,7 @@ snapshots come over HTTP).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -254,6 +255,8 @@ def json_loads() -> Callable[[str | bytes], Any]:
     return orjson.loads
 
 
+@functools.lru_cache(maxsize=64)
 def decimals_unit(decimals: int) -> Unit:
-    """The unit 10**-decimals ("0.01" for 2)."""
+    """The unit 10**-decimals ("0.01" for 2), one object per precision (so parsers that
+    look units up per frame do not build them again)."""
     return Unit("0." + "0" * (decimals - 1) + "1" if decimals else "1")

@@ -33,6 +33,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
+from orderbook_core import dict_levels, list_levels
 
 VENUE = "COINBASE"
 SIZE_DECIMALS = 8
@@ -157,8 +158,12 @@ class CoinbaseParser(ParserBase):
         return self._exchange(msg, ts_recv)
 
     def _levels(self, product: str, rows: list[Any]) -> tuple[LevelChange, ...]:
-        """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell)."""
+        """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell). Rows of
+        plain strings are read by the compiled reader; otherwise every row field by field."""
         tick, lot = self.units_for(product)
+        plain = list_levels(rows, 0, tick.scale, lot.scale, SIDES)
+        if plain is not None:
+            return tuple(plain[0])
         levels = []
         for item in rows:
             side, price, size = row(item, 3, "level")[:3]
@@ -221,18 +226,32 @@ class CoinbaseParser(ParserBase):
                 raise MalformedFrame("shape", f"l2_data event type {kind!r:.20}")
             if kind == "update":
                 self._known(product)
-            updates = [as_dict(u, "update") for u in as_list(field(event, "updates"), "updates")]
-            rows = [
-                (field(u, "side"), field(u, "price_level"), field(u, "new_quantity"))
-                for u in updates
-            ]
-            ts = max((iso_time(field(u, "event_time"), "event_time") for u in updates), default=0)
-            levels = self._levels(product, rows)
+            updates = as_list(field(event, "updates"), "updates")
+            levels, ts = self._plain_updates(product, updates) or self._updates(product, updates)
         except MalformedFrame as exc:
             raise self._pinned(exc, product, kind == "snapshot") from None
         if kind == "snapshot":
             return self._book(product).snapshot(Snapshot(levels, ts_event=ts), ts_recv)
         return self._book(product).delta(Delta(levels, ts_event=ts), ts_recv)
+
+    def _updates(self, product: str, updates: list[Any]) -> tuple[tuple[LevelChange, ...], int]:
+        """``l2_data`` updates as level changes and the latest ``event_time``, every field
+        read (and refused) through feedhandler.frames."""
+        updates = [as_dict(u, "update") for u in updates]
+        rows = [
+            (field(u, "side"), field(u, "price_level"), field(u, "new_quantity")) for u in updates
+        ]
+        ts = max((iso_time(field(u, "event_time"), "event_time") for u in updates), default=0)
+        return self._levels(product, rows), ts
+
+    def _plain_updates(
+        self, product: str, updates: list[Any]
+    ) -> tuple[tuple[LevelChange, ...], int] | None:
+        """``_updates`` by the compiled reader alone, for updates of plain fields (all of
+        them in the captures); None if any is not, and ``_updates`` reads the frame."""
+        tick, lot = self.units_for(product)
+        fields = ("side", "price_level", "new_quantity", "event_time")
+        return dict_levels(updates, SIDES, *fields, tick.scale, lot.scale)
 
     def _market_trades(self, event: Any, ts_recv: int) -> list[Event]:
         try:
@@ -359,6 +378,10 @@ ADVANCED_CHANNELS = frozenset(
         "futures_balance_summary",
     }
 )
+
+
+SIDES = {"bid": 0, "buy": 0, "offer": 1, "ask": 1, "sell": 1}
+"""Book sides as both feeds name them."""
 
 
 def _side(value: Any) -> int:

@@ -25,8 +25,9 @@ trade for a pair whose precision is not known yet is refused (``symbol``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import zlib
+import re
 from typing import Any
 from urllib.parse import urlparse
 
@@ -48,7 +49,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
-from orderbook_core import L2Book
+from orderbook_core import L2Book, list_levels
 
 VENUE = "KRAKEN"
 CHECKSUM_LEVELS = 10
@@ -64,19 +65,9 @@ V2_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 
 def checksum(book: L2Book, shift: tuple[int, int] = (0, 0)) -> int:
     """Kraken's book checksum from the integer book; ``shift``: the decimals the venue's
-    text has beyond the units, for prices and quantities."""
-    asks, bids = book.depth(1, CHECKSUM_LEVELS), book.depth(0, CHECKSUM_LEVELS)
-    if shift == (0, 0):
-        parts = [f"{p}{q}" for p, q in asks] + [f"{p}{q}" for p, q in bids]
-    else:
-        ps, qs = shift
-        parts = [f"{_scaled(p, ps)}{_scaled(q, qs)}" for p, q in asks + bids]
-    return zlib.crc32("".join(parts).encode())
-
-
-def _scaled(n: int, shift: int) -> int:
-    factor = int(10 ** abs(shift))
-    return n * factor if shift >= 0 else n // factor
+    text has beyond the units, for prices and quantities (the book core writes the digits
+    and takes the CRC, no Python string per level)."""
+    return book.digits_checksum(CHECKSUM_LEVELS, *shift)
 
 
 class KrakenParser(ParserBase):
@@ -207,6 +198,12 @@ class KrakenParser(ParserBase):
         return sync
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        if _V2_BOOK_OR_TRADE.match(text):
+            # Read once, with every number as its exact text (the general path below would
+            # read the frame twice); a frame this prefix misjudges takes that path.
+            exact = _exact_json(text)
+            if isinstance(exact, dict) and exact.get("channel") in ("book", "trade"):
+                return self._v2(exact["channel"], exact, ts_recv)
         try:
             msg = self._loads(text)
         except ValueError:
@@ -399,6 +396,10 @@ class KrakenParser(ParserBase):
         )
 
 
+_V2_BOOK_OR_TRADE = re.compile(r'\s*\{\s*"channel"\s*:\s*"(?:book|trade)"')
+"""How a v2 book or trade frame starts (Kraken sends ``channel`` first)."""
+
+
 def _exact_json(text: str) -> Any:
     """The frame with every JSON number as its exact text."""
     try:
@@ -410,8 +411,14 @@ def _exact_json(text: str) -> Any:
 def _v1_levels(
     units_: tuple[Unit, Unit], bids: list[Any], asks: list[Any]
 ) -> tuple[tuple[LevelChange, ...], int]:
-    """v1 levels ``[price, volume, timestamp(, "r")]`` and the latest timestamp."""
+    """v1 levels ``[price, volume, timestamp(, "r")]`` and the latest timestamp. Rows of
+    plain strings are read by the compiled reader; otherwise every row field by field."""
     tick, lot = units_
+    plain = list_levels(bids, 0, tick.scale, lot.scale, timed=True)
+    if plain is not None:
+        plain_asks = list_levels(asks, 1, tick.scale, lot.scale, timed=True)
+        if plain_asks is not None:
+            return tuple(plain[0] + plain_asks[0]), max(plain[1], plain_asks[1])
     levels: list[LevelChange] = []
     ts = 0
     for side, rows in ((0, bids), (1, asks)):
@@ -431,6 +438,7 @@ def _depth(value: Any) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _channel_depth(channel: str) -> int | None:
     """The depth a v1 book channel name says (``book-1000``: 1000)."""
     _, dash, digits = channel.partition("-")

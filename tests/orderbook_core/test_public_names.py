@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASSES = ("L2Book", "L3Book", "MatchingEngine", "ItchReplay")
+CLASSES = ("L2Book", "L3Book", "MatchingEngine", "ItchReplay", "UnitScale")
 SURVEY = f"""
 import json
 import orderbook_core as oc

@@ -125,3 +125,32 @@ def test_capture_reader_names_bad_lines(tmp_path: Path) -> None:
     headless.write_text('{"t": "recv"}\n')
     with pytest.raises(CaptureError, match="not a capture header"):
         read_header(headless)
+
+
+def test_v2_reads_each_book_and_trade_frame_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v2 book frame is read once, with its numbers as exact text (no orjson read first
+    whose floats are thrown away); the books and checksums stay as the capture requires."""
+    from feedhandler.venues import kraken
+
+    reads: list[str | bytes] = []
+    exact = kraken._exact_json
+
+    def read_exact(text: str) -> object:
+        reads.append(text)
+        return exact(text)
+
+    def read(text: str | bytes) -> object:
+        reads.append(text)
+        return json.loads(text)
+
+    monkeypatch.setattr(kraken, "_exact_json", read_exact)
+    parser = KrakenParser()
+    parser._loads = read
+    books = 0
+    for text, ts in frames(V2):
+        before = len(reads)
+        parser.on_frame(text, ts)
+        assert len(reads) - before == 1, text[:80]
+        books += '"channel":"book"' in text.replace(" ", "")
+    assert books > 500
+    assert parser.books["BTC/USD"].stats.checksums_ok == 510

@@ -1,0 +1,209 @@
+"""The feed benchmark's peer: cryptofeed's own exchange handlers fed the recorded frames.
+
+Played back the way cryptofeed's sample-data playback does
+(``cryptofeed.raw_data_collection.playback``): the exchange's symbol data comes
+from the capture's REST lines instead of the network, its REST book snapshots
+from the capture too (its HTTP connection's ``read``), ``subscribe`` runs
+against a stand-in connection, and every received frame goes through
+``await feed.message_handler(text, conn, ts)``. The subscription is the one the
+capture's header records (cryptofeed wrote these captures), or for the Kraken
+fixtures the one book they hold; callbacks only count. Kraken books are kept
+at the subscribed depth 10 with cryptofeed's checksum validation on, as ours
+verify every checksum.
+
+cryptofeed is an optional benchmark dependency (the ``bench`` extra):
+``available()`` says whether it can be imported and why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+Book = tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]
+"""(bids, asks): price -> size, every level."""
+Line = tuple[str, str, str, float]
+"""(kind, url, data, ts seconds) of a capture line: ``recv``, ``http`` or ``send``."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """How one capture is played to cryptofeed."""
+
+    exchange: str
+    """cryptofeed's exchange id (``COINBASE``)."""
+    subscription: dict[str, list[str]] = field(default_factory=dict)
+    """Channel -> symbols, cryptofeed's names; empty: the capture header's ``config``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    symbol_data: Callable[[list[Line]], Any] | None = None
+    """The exchange's symbol data when the capture has no REST line of it."""
+    exchange_names: bool = False
+    """Our books are named as the venue names the symbol (``XBT/USD``, ``BTCUSD_PERP``),
+    not as cryptofeed does (``BTC-USD``, ``BTC-USD-PERP``)."""
+    wrong_asks: str = ""
+    """Why cryptofeed's asks are known to miss levels (then each of its ask levels must
+    equal ours, instead of the whole side)."""
+
+
+def _kraken_pairs(lines: list[Line]) -> Any:
+    """AssetPairs as Kraken would answer for the pairs the frames name (v1 frames end with
+    the pair); the fixtures have no REST line."""
+    pairs: set[str] = set()
+    for kind, _url, data, _ts in lines:
+        if kind == "recv" and data.startswith("["):
+            msg = json.loads(data)
+            if isinstance(msg, list) and isinstance(msg[-1], str):
+                pairs.add(msg[-1])
+    return {"error": [], "result": {p.replace("/", ""): {"wsname": p} for p in sorted(pairs)}}
+
+
+PEERS = {
+    # cryptofeed signs its Advanced Trade subscriptions (once, at subscribe): any key will do
+    "coinbase-advanced-trade": Peer(
+        "COINBASE",
+        options={"config": {"coinbase": {"key_id": "replay", "key_secret": "replay"}}},
+        wrong_asks="takes a snapshot's asks as side 'ask', the feed says 'offer': it loses"
+        " every snapshot ask, so its asks are only the levels later updates set",
+    ),
+    "binance-spot": Peer("BINANCE"),
+    "binance-delivery": Peer("BINANCE_DELIVERY", exchange_names=True),
+    "gateio-spot": Peer("GATEIO", exchange_names=True),
+    "bitget-spot": Peer("BITGET", exchange_names=True),
+    "kraken-v1-book10": Peer(
+        "KRAKEN",
+        {"l2_book": ["BTC-USD"]},
+        {"max_depth": 10, "checksum_validation": True},
+        _kraken_pairs,
+        exchange_names=True,
+    ),
+}
+"""Captures (by file name prefix) whose venue and feed cryptofeed 2.4 handles and plays
+back here. Not yet: OKX, Deribit (their instruments REST lacks the capture's expired
+contracts: UnsupportedSymbol), KuCoin and Gemini (they fetch a token or symbols over the
+network while subscribing), BitMEX (cannot read an expiry it lists), Bitstamp, Bitfinex,
+Kraken Futures and Phemex (symbol data or book names that need their own mapping);
+Coinbase Exchange, Kraken v2 and Bybit's legacy v2 feed it does not read at all."""
+
+
+def available() -> str:
+    """Empty if cryptofeed can be imported, else why not."""
+    try:
+        import cryptofeed  # noqa: F401
+    except ImportError as exc:
+        return f"cryptofeed not installed ({exc}); pip install -e .[bench]"
+    return ""
+
+
+class _Conn:
+    """The connection ``subscribe`` writes to, and the HTTP connection snapshots are read
+    from: the capture's REST answers, by URL (Binance: by its ``symbol``)."""
+
+    conn_type = "wss"
+    uuid = "playback"
+
+    def __init__(self, subscription: dict[str, list[str]], lines: list[Line]) -> None:
+        self.subscription = subscription
+        self.bodies: dict[str, list[str]] = {}
+        for kind, url, data, _ts in lines:
+            if kind == "http":
+                self.bodies.setdefault(_key(url), []).append(data)
+
+    async def write(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def read(self, url: str, **kwargs: Any) -> str:
+        answers = self.bodies.get(_key(url), [])
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    async def close(self) -> None:
+        return None
+
+
+def _key(url: str) -> str:
+    parsed = urlparse(url)
+    symbol = parse_qs(parsed.query).get("symbol", [""])[0]
+    return f"{parsed.path}?{symbol}"
+
+
+class Playback:
+    """One cryptofeed feed, built from a capture's symbol data, ready to be fed its frames."""
+
+    def __init__(self, peer: Peer, header: dict[str, Any], lines: list[Line]) -> None:
+        from cryptofeed.defines import L2_BOOK
+        from cryptofeed.exchanges import EXCHANGE_MAP
+        from cryptofeed.symbols import Symbols
+
+        # its warnings for channels it does not read (Coinbase tickers, heartbeats) are not
+        # printed, which would cost it time
+        logging.getLogger("feedhandler").setLevel(logging.ERROR)
+        cls = EXCHANGE_MAP[peer.exchange]
+        data = peer.symbol_data(lines) if peer.symbol_data is not None else _symbol_data(cls, lines)
+        Symbols.set(cls.id, *cls._parse_symbol_data(data))
+        subscription = peer.subscription or {
+            c: s for c, s in header.get("config", {}).items() if c in cls.websocket_channels
+        }
+        self.counts: dict[str, int] = {}
+        callbacks = {c: self._counter(c) for c in subscription}
+        self.feed = cls(
+            subscription=subscription, callbacks=callbacks, candle_closed_only=False, **peer.options
+        )
+        exchange_sub = {
+            cls.std_channel_to_exchange(c): [self.feed.std_symbol_to_exchange_symbol(s) for s in ss]
+            for c, ss in subscription.items()
+        }
+        self.conn = _Conn(exchange_sub, lines)
+        self.feed.http_conn = self.conn
+        self.peer = peer
+        self.l2 = L2_BOOK
+
+    def _counter(self, channel: str) -> Callable[[Any, float], Any]:
+        async def count(obj: Any, receipt_timestamp: float) -> None:
+            self.counts[channel] = self.counts.get(channel, 0) + 1
+
+        return count
+
+    async def play(self, lines: list[Line]) -> None:
+        await self.feed.subscribe(self.conn)
+        handler = self.feed.message_handler
+        for kind, _url, data, ts in lines:
+            if kind == "recv":
+                await handler(data, self.conn, ts)
+
+    def books(self) -> dict[str, Book]:
+        """Each book cryptofeed ended with, by our symbol name, every level."""
+        out = {}
+        for symbol, book in self.feed._l2_book.items():
+            levels = book.book.to_dict()
+            if self.peer.exchange_names:
+                symbol = self.feed.std_symbol_to_exchange_symbol(symbol)
+            out[symbol] = (dict(levels["bid"]), dict(levels["ask"]))
+        return out
+
+
+def _symbol_data(cls: Any, lines: list[Line]) -> Any:
+    """What cryptofeed's ``symbol_mapping`` would read from the venue: each of its symbol
+    endpoints' answer, here the capture's REST line of that path (one answer, or a list)."""
+    answers = {urlparse(u).path: d for k, u, d, _t in lines if k == "http"}
+    data = []
+    for ep in cls.rest_endpoints:
+        found = cls._symbol_endpoint_prepare(ep)
+        for address in found if isinstance(found, list) else [found]:
+            path = urlparse(address).path
+            if path not in answers:  # the capture's route to the same list (Coinbase's
+                last = path.rsplit("/", 1)[-1]  # public market/products)
+                path = next(p for p in answers if p.rsplit("/", 1)[-1] == last)
+            data.append(json.loads(answers[path]))
+    return data if len(data) > 1 else data[0]
+
+
+def play(peer: Peer, header: dict[str, Any], lines: list[Line]) -> Playback:
+    """Build a feed and feed it every frame of ``lines``; the feed, with its books."""
+    playback = Playback(peer, header, lines)
+    asyncio.run(playback.play(lines))
+    return playback

@@ -1,0 +1,141 @@
+"""Pure-Python reference implementation of orderbook_core._text (plain decimal and
+ISO-8601 text).
+
+Same answers as the compiled readers, None included: the differential tests
+compare the two, and both against the hub's exact readers. Clarity over speed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+INT64_MAX = 2**63 - 1
+MAX_TEXT = 64
+"""Longest number text read (feedhandler.frames.MAX_NUMBER_TEXT)."""
+MAX_EXP = 18
+"""Largest unit exponent a scale reads (10**18 units already fill int64)."""
+MIN_YEAR, MAX_YEAR = 1970, 2261
+"""Years a stamp may have here: int64 ns run out in 2262."""
+
+_PLAIN = re.compile(r"\+?([0-9]*)(?:\.([0-9]*))?")
+_STAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z?"
+)
+
+
+class UnitScale:
+    """Reads decimal strings as whole units of ``mant * 10**-exp`` (a tick or lot size)."""
+
+    def __init__(self, mant: int = 1, exp: int = 0) -> None:
+        if mant <= 0 or exp < 0:
+            raise ValueError(f"a unit needs mant > 0 and exp >= 0, got {mant}, {exp}")
+        self.usable = mant <= INT64_MAX and exp <= MAX_EXP
+        self.mant = mant if self.usable else 1
+        self.exp = exp if self.usable else 0
+
+    def units(self, text: object) -> int | None:
+        """The whole units in ``text``, or None where the exact reader must answer."""
+        if not self.usable or type(text) is not str or len(text) > MAX_TEXT:
+            return None
+        m = _PLAIN.fullmatch(text)
+        if m is None or not (m.group(1) or m.group(2)):
+            return None
+        frac = m.group(2) or ""
+        value = int(m.group(1) + frac)
+        if value > INT64_MAX:
+            return None
+        if len(frac) <= self.exp:
+            scaled: int = value * 10 ** (self.exp - len(frac))
+            if scaled > INT64_MAX or scaled % self.mant:
+                return None
+            return scaled // self.mant
+        if len(frac) - self.exp > 18:
+            return None
+        divisor: int = self.mant * 10 ** (len(frac) - self.exp)
+        if divisor > INT64_MAX or value % divisor:
+            return None
+        return value // divisor
+
+
+def iso_to_ns(text: object) -> int | None:
+    """A plain UTC ISO-8601 stamp as int64 ns since the epoch, or None where the exact
+    reader must answer (hub.times.iso_ns)."""
+    if type(text) is not str:
+        return None
+    m = _STAMP.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
+    ns = (m.group(7) or "").ljust(9, "0")[:9]
+    return int(moment.timestamp()) * 1_000_000_000 + int(ns)
+
+
+def list_levels(
+    rows: object,
+    side: int,
+    tick: UnitScale,
+    lot: UnitScale,
+    sides: dict[str, int] | None = None,
+    timed: bool = False,
+) -> tuple[list[tuple[int, int, int]], int] | None:
+    """Book rows of plain strings as ``([(side, price, size), ...], latest time)``, or None
+    if any row is not (the exact path then reads them all). See orderbook_core._text."""
+    if type(rows) is not list:
+        return None
+    first = 0 if sides is None else 1
+    out, ts = [], 0
+    for row in rows:
+        if type(row) not in (list, tuple) or len(row) < first + 2 + timed:
+            return None
+        if sides is not None:
+            name = row[0]
+            found = sides.get(name) if type(name) is str else None
+            if found is None:
+                return None
+            side = found
+        price, size = tick.units(row[first]), lot.units(row[first + 1])
+        if not price or size is None:
+            return None
+        if timed:
+            t = UnitScale(1, 9).units(row[first + 2])
+            if t is None:
+                return None
+            ts = max(ts, t)
+        out.append((side, price, size))
+    return out, ts
+
+
+def dict_levels(
+    rows: object,
+    sides: dict[str, int],
+    side_key: str,
+    price_key: str,
+    size_key: str,
+    time_key: str,
+    tick: UnitScale,
+    lot: UnitScale,
+) -> tuple[tuple[tuple[int, int, int], ...], int] | None:
+    """Book rows that are JSON objects as ``((side, price, size), ...)`` and the latest
+    ``time_key`` stamp in ns, or None if any row is not plain. See orderbook_core._text."""
+    if type(rows) is not list:
+        return None
+    out, ts = [], 0
+    for row in rows:
+        if type(row) is not dict:
+            return None
+        name = row.get(side_key)
+        side = sides.get(name) if type(name) is str else None
+        price, size = tick.units(row.get(price_key)), lot.units(row.get(size_key))
+        t = iso_to_ns(row.get(time_key))
+        if side is None or not price or size is None or t is None:
+            return None
+        ts = max(ts, t)
+        out.append((side, price, size))
+    return tuple(out), ts

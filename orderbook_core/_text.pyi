@@ -1,0 +1,31 @@
+"""Types of the compiled text readers (orderbook_core._text)."""
+
+class UnitScale:
+    mant: int
+    exp: int
+    usable: bool
+    def __init__(self, mant: int = 1, exp: int = 0) -> None: ...
+    def units(self, text: object) -> int | None: ...
+
+def iso_to_ns(text: object) -> int | None: ...
+
+Level = tuple[int, int, int]
+
+def list_levels(
+    rows: object,
+    side: int,
+    tick: UnitScale,
+    lot: UnitScale,
+    sides: dict[str, int] | None = None,
+    timed: bool = False,
+) -> tuple[list[Level], int] | None: ...
+def dict_levels(
+    rows: object,
+    sides: dict[str, int],
+    side_key: str,
+    price_key: str,
+    size_key: str,
+    time_key: str,
+    tick: UnitScale,
+    lot: UnitScale,
+) -> tuple[tuple[Level, ...], int] | None: ...

@@ -1,0 +1,263 @@
+# cython: language_level=3
+"""Compiled reading of the plain decimal and ISO-8601 text venue frames are made of.
+
+Prices and sizes arrive as decimal strings and times as ISO-8601 stamps. The
+hub's exact readers (hub.decimals, hub.times) accept and refuse by regular
+expression and Python ints; these read the plain ASCII forms that nearly every
+frame holds in C, and answer ``None`` for anything else: a sign other than
+``+``, spaces, exponents, non-ASCII digits, a value off the unit's grid, a
+result past int64, a number longer than 64 characters (the hub refuses those
+as they are), a stamp before 1970 or after 2261. The caller then asks the
+exact reader, which accepts or refuses as it always has, so an answer that is
+not None is always the exact reader's answer and every refusal is its refusal.
+orderbook_core._pytext is the pure-Python twin (same inputs, same answers).
+"""
+
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+
+include "_consts.pxi"
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
+cdef enum:
+    MAX_TEXT = 64  # longest number text read (feedhandler.frames.MAX_NUMBER_TEXT)
+    MAX_EXP = 18  # largest unit exponent a scale reads (10**18 units already fill int64)
+    MIN_YEAR = 1970  # years a stamp may have here: int64 ns run out in 2262
+    MAX_YEAR = 2261
+
+cdef int64_t _POW10[19]
+cdef int _i
+_POW10[0] = 1
+for _i in range(1, 19):
+    _POW10[_i] = _POW10[_i - 1] * 10
+
+
+cdef int64_t read_units(const char* s, Py_ssize_t n, int64_t mant, int exp) noexcept nogil:
+    """Whole units of ``mant * 10**-exp`` in the plain decimal ``s[:n]``; -1 to decline."""
+    cdef Py_ssize_t i = 0, frac = 0, digits = 0, k
+    cdef uint64_t m = 0, d
+    cdef int64_t p, v
+    cdef bint point = False
+    cdef char c
+    if n > MAX_TEXT:
+        return -1
+    if n > 0 and s[0] == 43:  # "+"
+        i = 1
+    while i < n:
+        c = s[i]
+        if 48 <= c <= 57:
+            d = <uint64_t>(c - 48)
+            if m > (<uint64_t>INT64_MAX - d) // 10:
+                return -1
+            m = m * 10 + d
+            digits += 1
+            if point:
+                frac += 1
+        elif c == 46 and not point:  # "."
+            point = True
+        else:
+            return -1
+        i += 1
+    if digits == 0:
+        return -1
+    if frac <= exp:
+        p = _POW10[exp - frac]
+        if <int64_t>m > INT64_MAX // p:
+            return -1
+        v = <int64_t>m * p
+        if v % mant:
+            return -1
+        return v // mant
+    k = frac - exp
+    if k > 18:
+        return -1
+    p = _POW10[k]
+    if mant > INT64_MAX // p:
+        return -1
+    p = mant * p
+    if <int64_t>m % p:
+        return -1
+    return <int64_t>m // p
+
+
+cdef class UnitScale:
+    """Reads decimal strings as whole units of ``mant * 10**-exp`` (a tick or lot size)."""
+
+    def __cinit__(self, mant=1, exp=0):
+        if mant <= 0 or exp < 0:
+            raise ValueError(f"a unit needs mant > 0 and exp >= 0, got {mant}, {exp}")
+        self.usable = mant <= INT64_MAX and exp <= MAX_EXP
+        self.mant = mant if self.usable else 1
+        self.exp = exp if self.usable else 0
+
+    def units(self, text):
+        """The whole units in ``text``, or None where the exact reader must answer."""
+        cdef int64_t n
+        if not self.usable or type(text) is not str or not PyUnicode_IS_ASCII(text):
+            return None
+        n = read_units(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                       self.mant, self.exp)
+        return None if n < 0 else n
+
+
+cdef int _two(const char* s) noexcept nogil:
+    """Two ASCII digits as a number, -1 if either is not a digit."""
+    if not (48 <= s[0] <= 57 and 48 <= s[1] <= 57):
+        return -1
+    return (s[0] - 48) * 10 + (s[1] - 48)
+
+
+cdef int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept nogil:
+    """Days since 1970-01-01 of a proleptic Gregorian date (years >= 1)."""
+    cdef int64_t era, yoe, doy, doe
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (9 if m <= 2 else -3)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef int _month_days(int64_t y, int m) noexcept nogil:
+    if m == 2:
+        return 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+cdef int64_t read_iso(const char* s, Py_ssize_t n) noexcept nogil:
+    """``YYYY-MM-DD[T ]HH:MM:SS[.digits][Z]`` as ns since the epoch; -1 to decline."""
+    cdef int cent, yy, mo, dd, hh, mi, ss
+    cdef int64_t year, frac = 0, scale = 100000000
+    cdef Py_ssize_t i
+    if n < 19 or s[4] != 45 or s[7] != 45 or s[13] != 58 or s[16] != 58:
+        return -1
+    if s[10] != 84 and s[10] != 32:  # "T" or " "
+        return -1
+    cent, yy = _two(s), _two(s + 2)
+    mo, dd = _two(s + 5), _two(s + 8)
+    hh, mi, ss = _two(s + 11), _two(s + 14), _two(s + 17)
+    if cent < 0 or yy < 0 or mo < 0 or dd < 0 or hh < 0 or mi < 0 or ss < 0:
+        return -1
+    year = cent * 100 + yy
+    if year < MIN_YEAR or year > MAX_YEAR or not 1 <= mo <= 12 or hh > 23 or mi > 59 or ss > 59:
+        return -1
+    if dd < 1 or dd > _month_days(year, mo):
+        return -1
+    i = 19
+    if i < n and s[i] == 46:  # "."
+        i += 1
+        if i >= n or not 48 <= s[i] <= 57:
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            if scale:
+                frac += (s[i] - 48) * scale
+                scale //= 10
+            i += 1
+    if i < n and s[i] == 90:  # "Z"
+        i += 1
+    if i != n:
+        return -1
+    return ((days_from_civil(year, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss)
+            * 1000000000 + frac)
+
+
+def iso_to_ns(text):
+    """A plain UTC ISO-8601 stamp as int64 ns since the epoch, or None where the exact
+    reader must answer (hub.times.iso_ns)."""
+    cdef int64_t ns
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return None
+    ns = read_iso(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+    return None if ns < 0 else ns
+
+
+cdef inline int64_t _units(UnitScale scale, object text) noexcept:
+    """``scale.units(text)`` in C: -1 to decline."""
+    if not scale.usable or type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return -1
+    return read_units(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                      scale.mant, scale.exp)
+
+
+cdef inline int64_t _stamp(object text, bint seconds) noexcept:
+    """A plain ISO-8601 stamp, or with ``seconds`` plain decimal seconds, as ns; -1 to
+    decline."""
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return -1
+    if seconds:
+        return read_units(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), 1, 9)
+    return read_iso(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+
+
+def list_levels(rows, int side, UnitScale tick, UnitScale lot, dict sides=None,
+                bint timed=False):
+    """Book rows of plain strings as ``([(side, price, size), ...], latest time)``, or None
+    if any row is not (the exact path then reads them all).
+
+    Rows are lists or tuples: ``[price, size, ...]`` on ``side``, or with ``sides``
+    ``[side name, price, size, ...]`` (the name looked up in ``sides``); with ``timed``
+    the item after the size is decimal seconds and the latest, in ns, is returned
+    (0 otherwise). A price must be positive."""
+    cdef list out = []
+    cdef int64_t price, size, ts = 0, t
+    cdef Py_ssize_t first = 0 if sides is None else 1
+    cdef object s
+    if type(rows) is not list:
+        return None
+    for row in <list>rows:
+        if not (type(row) is list or type(row) is tuple) or len(row) < first + 2 + timed:
+            return None
+        if sides is not None:
+            s = row[0]
+            if type(s) is not str:
+                return None
+            s = sides.get(s)
+            if s is None:
+                return None
+            side = s
+        price = _units(tick, row[first])
+        size = _units(lot, row[first + 1])
+        if price <= 0 or size < 0:
+            return None
+        if timed:
+            t = _stamp(row[first + 2], True)
+            if t < 0:
+                return None
+            if t > ts:
+                ts = t
+        out.append((side, price, size))
+    return out, ts
+
+
+def dict_levels(rows, dict sides, str side_key, str price_key, str size_key, str time_key,
+                UnitScale tick, UnitScale lot):
+    """Book rows that are JSON objects (Coinbase ``l2_data`` updates) as
+    ``((side, price, size), ...)`` and the latest ISO-8601 ``time_key`` in ns, or None if
+    any row is not plain (the exact path then reads them all). A price must be positive."""
+    cdef list out = []
+    cdef int64_t price, size, ts = 0, t
+    cdef object s
+    if type(rows) is not list:
+        return None
+    for row in <list>rows:
+        if type(row) is not dict:
+            return None
+        s = (<dict>row).get(side_key)
+        if type(s) is not str:
+            return None
+        s = sides.get(s)
+        if s is None:
+            return None
+        price = _units(tick, (<dict>row).get(price_key))
+        size = _units(lot, (<dict>row).get(size_key))
+        t = _stamp((<dict>row).get(time_key), False)
+        if price <= 0 or size < 0 or t < 0:
+            return None
+        if t > ts:
+            ts = t
+        out.append((s, price, size))
+    return tuple(out), ts
