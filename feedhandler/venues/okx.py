@@ -48,6 +48,10 @@ VENUE = "OKX"
 CHECKSUM_LEVELS = 25
 INSTRUMENT_TYPES = ("SPOT", "SWAP", "FUTURES")
 PING_SECONDS = 25.0
+BOOK_CHANNELS = ("books", "books-l2-tbt", "books50-l2-tbt")
+IGNORED_CHANNELS = frozenset({"tickers", "bbo-tbt", "books5", "mark-price", "index-tickers"})
+"""Public channels whose pushes carry nothing the hub keeps (recorded captures hold
+``tickers``); a push on any other channel is refused as malformed."""
 """Send ``ping`` this often (OKX drops a connection silent for 30 s)."""
 INT32 = 1 << 31
 
@@ -274,8 +278,12 @@ class OkxParser(TopTextParser):
                 return self._trades(symbol, field(msg, "data"), ts_recv)
             except MalformedFrame as exc:
                 raise exc.on() from None
-        if channel not in ("books", "books-l2-tbt", "books50-l2-tbt"):
-            return []  # tickers and other channels carry nothing the hub keeps
+        if channel in IGNORED_CHANNELS:
+            return []  # subscribed by other clients of the capture; nothing the hub keeps
+        if channel not in BOOK_CHANNELS:
+            # A push on a channel no one asked for: a frame that is not what it says (a
+            # books frame with a damaged name would otherwise be a silently lost update).
+            raise MalformedFrame("shape", f"unknown channel {channel!r:.30}").on(symbol)
         try:
             return self._books(symbol, msg, ts_recv)
         except MalformedFrame as exc:

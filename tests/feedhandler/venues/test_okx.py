@@ -179,6 +179,20 @@ def test_malformed_frames_are_refused_whole_with_a_reason() -> None:
     bad_rest = '{"code":"0","data":[{"instId":"A-B","tickSz":"0","lotSz":"1"}]}'
     parser.on_http("https://www.okx.com/api/v5/public/instruments?instType=SPOT", bad_rest, 0)
     assert parser.reasons["number"] == 2 and "A-B" not in parser.units
+    # A books push whose channel name is damaged is no silently lost update: refused, and
+    # its book resyncs (fuzz: "books" became another string and the book stayed live).
+    while not parser.books[symbol].live:
+        text, ts = frames.pop(0)
+        parser.on_frame(text, ts)
+    renamed = next(t for t, _ in frames if '"update"' in t and symbol in t)
+    renamed = renamed.replace('"channel":"books"', '"channel":"books-x"')
+    assert '"books-x"' in renamed
+    events = parser.on_frame(renamed, 0)
+    assert parser.reasons["shape"] == 2 and "unknown channel 'books-x'" in parser.errors[-1]
+    assert not parser.books[symbol].live
+    assert [e.state for e in events if isinstance(e, Status)] == ["stale"]
+    ticker = '{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"last":"1"}]}'
+    assert parser.on_frame(ticker, 0) == [] and parser.reasons["shape"] == 2
 
 
 def test_trades_are_normalised() -> None:
