@@ -24,14 +24,15 @@ import asyncpg
 
 from fanout.stream import CANDLES_SENT, BookStream, StreamKey
 from fanout.ticker import WINDOW_MINUTES
-from hub.db import postgres_errors, redact_dsn
+from hub.db import bar_from_row, postgres_errors, redact_dsn
 from hub.errors import HubError
 from hub.events import BAR_INTERVALS, Bar
 
 log = logging.getLogger("hub.fanout")
 
 BARS_SQL = """
-SELECT bucket, open, high, low, close, volume, notional, trades FROM bars
+SELECT venue, symbol, interval_s, bucket, open, high, low, close, volume, notional, trades
+FROM bars
 WHERE venue = $1 AND symbol = $2 AND interval_s = $3 AND bucket >= $4 AND bucket < $5
 ORDER BY bucket {order} LIMIT $6
 """
@@ -115,22 +116,7 @@ class BarHistory:
             self.error = str(exc)
             return None
         self.error = None
-        out = [
-            Bar(
-                venue,
-                symbol,
-                interval,
-                time_ns(r["bucket"]),
-                r["open"],
-                r["high"],
-                r["low"],
-                r["close"],
-                int(r["volume"]),
-                int(r["notional"]),
-                r["trades"],
-            )
-            for r in rows
-        ]
+        out = [bar_from_row(r) for r in rows]
         return out[::-1] if newest else out
 
     async def warm(self, stream: BookStream) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -23,6 +24,7 @@ import psycopg.errors
 import psycopg.sql
 
 from hub.errors import BadInput, ConfigError, HubError, ServiceError, ServiceUnavailable
+from hub.events import Bar
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -187,3 +189,25 @@ def create_database(dsn: str) -> bool:
         except psycopg.errors.DuplicateDatabase:  # created meanwhile by a concurrent run
             return False
     return True
+
+
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def bar_from_row(r: asyncpg.Record) -> Bar:
+    """A ``bars`` row (venue, symbol, interval_s, bucket, open ... trades) as a Bar, its
+    start in exact integer ns."""
+    start_ns = (r["bucket"] - UNIX_EPOCH) // timedelta(microseconds=1) * 1000
+    return Bar(
+        r["venue"],
+        r["symbol"],
+        r["interval_s"],
+        start_ns,
+        r["open"],
+        r["high"],
+        r["low"],
+        r["close"],
+        int(r["volume"]),
+        int(r["notional"]),
+        r["trades"],
+    )

@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.db import bar_from_row
 from hub.events import (
     BAR_INTERVALS,
     BUY,
@@ -276,21 +277,3 @@ async def write_batch(
                 rows = await conn.fetch(TOUCHED_BARS, list(BAR_INTERVALS))
             bars.extend(bar_from_row(r) for r in rows if r["venue"] is not None)
         return new
-
-
-def bar_from_row(r: asyncpg.Record) -> Bar:
-    start = r["bucket"]
-    start_ns = (int(start.timestamp()) * 1_000_000 + start.microsecond) * 1000
-    return Bar(
-        r["venue"],
-        r["symbol"],
-        r["interval_s"],
-        start_ns,
-        r["open"],
-        r["high"],
-        r["low"],
-        r["close"],
-        int(r["volume"]),
-        int(r["notional"]),
-        r["trades"],
-    )

@@ -13,9 +13,9 @@ import pytest
 
 from fanout.protocol import CANDLE_INTERVALS
 from fanout.stream import BarBuilder
-from hub.db import SQL_DIR, migrate
+from hub.db import SQL_DIR, bar_from_row, migrate
 from hub.events import BAR_INTERVALS, Bar, Instrument, Trade
-from recorder.writer import bar_from_row, write_batch
+from recorder.writer import write_batch
 
 DAY_NS = 86_400 * 10**9
 T0 = 1_790_035_200 * 10**9 - 2 * 3600 * 10**9  # 2026-09-22 00:00 UTC less 2 h: two days
