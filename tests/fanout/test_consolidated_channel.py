@@ -95,7 +95,8 @@ async def test_a_stale_venue_is_shown_and_left_out_then_comes_back() -> None:
             "id": 1,
             "channels": [
                 {"channel": "consolidated", "symbol": "Btc-Usd"},
-                {"channel": "book", "symbol": "BTC-USD"},  # Coinbase's: not ambiguous
+                # Kraken's XBT/USD is BTC-USD too: a venue book names its venue
+                {"channel": "book", "venue": "coinbase", "symbol": "BTC-USD"},
                 {"channel": "consolidated", "symbol": "DOGE-USD"},
             ],
         }
