@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from fanout.stream import CANDLES_SENT, BookStream, StreamKey
 from fanout.ticker import WINDOW_MINUTES
-from hub.db import bar_from_row, postgres_errors, redact_dsn
+from hub.db import UNIX_EPOCH, bar_from_row, postgres_errors, redact_dsn
 from hub.errors import HubError
 from hub.events import BAR_INTERVALS, Bar
 
@@ -39,16 +39,11 @@ ORDER BY bucket {order} LIMIT $6
 QUERY_TIMEOUT_S = 5.0
 FAR_FUTURE = 2**63 - 1
 """The end of an open range (ns)."""
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ns_time(ns: int) -> datetime:
     """Integer ns since the Unix epoch as a UTC datetime (microseconds: PostgreSQL's)."""
-    return EPOCH + timedelta(microseconds=ns // 1000)
-
-
-def time_ns(stamp: datetime) -> int:
-    return (stamp - EPOCH) // timedelta(microseconds=1) * 1000
+    return UNIX_EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def in_range(bars: list[Bar], start: int, end: int, limit: int, newest: bool) -> list[Bar]:

@@ -33,13 +33,14 @@ from websockets.http11 import Request, Response
 
 from fanout import protocol
 from fanout.auth import Grant, credential_in
-from fanout.history import FAR_FUTURE, BarHistory, in_range, time_ns
+from fanout.history import FAR_FUTURE, BarHistory, in_range
 from fanout.openapi import document
 from fanout.protocol import ProtocolError
 from fanout.session import Shared
 from fanout.stream import RECENT_TRADES, BookStream
 from fanout.ticker import Ticker
 from hub.auth import RateLimit
+from hub.db import time_ns
 from hub.ops import response
 
 JSON = "application/json"

@@ -194,15 +194,19 @@ def create_database(dsn: str) -> bool:
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def time_ns(stamp: datetime) -> int:
+    """A timestamptz value as exact integer ns since the Unix epoch."""
+    return (stamp - UNIX_EPOCH) // timedelta(microseconds=1) * 1000
+
+
 def bar_from_row(r: asyncpg.Record) -> Bar:
     """A ``bars`` row (venue, symbol, interval_s, bucket, open ... trades) as a Bar, its
     start in exact integer ns."""
-    start_ns = (r["bucket"] - UNIX_EPOCH) // timedelta(microseconds=1) * 1000
     return Bar(
         r["venue"],
         r["symbol"],
         r["interval_s"],
-        start_ns,
+        time_ns(r["bucket"]),
         r["open"],
         r["high"],
         r["low"],
