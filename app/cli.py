@@ -50,6 +50,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "host": ("fanout", "host"),
         "port": ("fanout", "port"),
         "database": ("fanout", "database"),
+        "workers": ("fanout", "workers"),
         "group": ("recorder", "group"),
         "orders": ("orders", "enabled"),
         "orders_port": ("orders", "port"),
@@ -151,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="answer REST candle history from the recorder's TimescaleDB (--postgres)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="node processes sharing the port (SO_REUSEPORT); 0: one per core (default 1)",
     )
 
     p = sub.add_parser(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
 from app.launch import build_source
+from app.workers import Siblings, Slot, run_workers, worker_count
 from bus.consolidator import Consolidator
 from bus.kafka import ensure_topics
 from bus.kafka_publish import ReliablePublisher
@@ -120,24 +122,46 @@ async def run_feed(cfg: HubConfig) -> None:
         await store.close()
 
 
-async def run_fanout(cfg: HubConfig) -> None:
-    """A fanout node consuming Kafka and joining books from Redis snapshots."""
+async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
+    """A fanout node consuming Kafka and joining books from Redis snapshots; with
+    ``fanout.workers`` other than 1, the supervisor of that many (app.workers), and with
+    ``slot``, one of them."""
+    workers = worker_count(cfg.fanout.workers)
+    if slot is None and workers > 1:
+        await run_workers(cfg, workers)
+        return
     store = RedisSnapshots(cfg.redis.url, cfg.redis.key_prefix)
     await store.check()
     await ensure_topics(cfg.kafka)
-    node = FanoutNode(cfg.fanout, store, dsn=cfg.postgres.dsn if cfg.fanout.database else "")
-    server = await node.start()
-    port = bound_port(server)
-    announce(
-        [
-            f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
-            f"  live page http://{cfg.fanout.host}:{port}/",
-            f"  metrics   http://{cfg.fanout.host}:{port}/metrics",
-        ]
-    )
+    fanout = cfg.fanout
+    if slot is not None:
+        fanout = replace(fanout, group=f"{fanout.group or 'fanout'}-w{slot.index}")
+    node = FanoutNode(fanout, store, dsn=cfg.postgres.dsn if cfg.fanout.database else "")
+    server = await node.start(reuse_port=slot is not None)
+    ops = None
+    if slot is not None:
+        # Its own answers on a private port, for the sibling a scrape of the shared port hits.
+        def health() -> dict[str, Any]:
+            return {**node.health(), "pid": os.getpid()}
+
+        ops = await serve_ops("127.0.0.1", 0, health)
+        siblings = Siblings(slot)
+        node.ops_hook = lambda path: siblings.answer(path, health())
+        slot.ready(bound_port(ops))
+    else:
+        port = bound_port(server)
+        announce(
+            [
+                f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
+                f"  live page http://{cfg.fanout.host}:{port}/",
+                f"  metrics   http://{cfg.fanout.host}:{port}/metrics",
+            ]
+        )
     try:
         await run_source(node, lambda n: kafka_source(n, cfg.kafka))
     finally:
+        if ops is not None:
+            ops.close()
         await node.stop()
         await store.close()
 

@@ -126,6 +126,9 @@ class FanoutNode:
         self.sessions: dict[Client, Session] = {}
         self.history = BarHistory(dsn) if dsn else None
         self.rest = Rest(self.shared, self.history)
+        self.ops_hook: Callable[[str], Awaitable[Response] | None] | None = None
+        """Answers /metrics and /healthz for the whole port when this node is one of
+        several workers (app.workers); None: this node's own answers."""
         self.bars = BarBuilder(protocol.CANDLE_INTERVALS) if bars_from_trades else None
         self._on_kind: dict[type[Event], Callable[[Any], None]] = {
             BookUpdate: self._on_update,
@@ -513,6 +516,9 @@ class FanoutNode:
             if parse_qs(parts.query).get("deflate") != ["1"] or not self.cfg.deflate:
                 conn.protocol.available_extensions = []
             return None
+        port_wide = self.ops_hook(parts.path) if self.ops_hook is not None else None
+        if port_wide is not None:
+            return port_wide
         ops = ops_response(parts.path, self.health)
         if ops is not None:
             return ops
@@ -521,11 +527,14 @@ class FanoutNode:
             return response(200, (WEB_DIR / name).read_bytes(), ctype)
         return response(404, b"not found\n", "text/plain")
 
-    async def start(self) -> Server:
+    async def start(self, reuse_port: bool = False) -> Server:
+        """Listen on cfg.host:cfg.port; ``reuse_port``: join the port's SO_REUSEPORT group
+        (the workers of ``hub fanout --workers``)."""
         self._server = await serve(
             self._handle,
             self.cfg.host,
             self.cfg.port,
+            reuse_port=reuse_port,
             process_request=self._process_request,
             max_size=1 << 20,
             max_queue=64,

@@ -204,6 +204,9 @@ class FanoutConfig:
     """Let clients ask for permessage-deflate with ?deflate=1 (never on without asking)."""
     group: str = ""
     """Node name (defaults to fanout-<pid>)."""
+    workers: int = 1
+    """Node processes sharing the port through SO_REUSEPORT (``hub fanout --workers``); 0:
+    one per core. Limits (max_connections, per-key) apply in each worker."""
     database: bool = False
     """Answer REST candle ranges from the recorder's TimescaleDB (postgres.dsn); off: from
     the bars the node holds in memory."""
