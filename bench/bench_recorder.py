@@ -29,7 +29,7 @@ import psycopg
 from bench.machine import facts
 from hub.db import migrate
 from hub.events import BAR_INTERVALS, Instrument, Trade
-from recorder.writer import write_batch
+from recorder.writer import StoredSeqs, write_batch
 
 ADMIN = "postgresql://postgres@127.0.0.1:35432/postgres"
 T0 = 1_790_000_000 * 10**9
@@ -113,11 +113,12 @@ async def run(mode: str, trades: list[Trade], batch: int) -> float:
         conn = await asyncpg.connect(dsn)
         instruments = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
         await write_batch(conn, [], instruments)
+        seqs = StoredSeqs()
         started = time.perf_counter()
         for i in range(0, len(trades), batch):
             chunk = trades[i : i + batch]
             if mode == "recorder":
-                await write_batch(conn, chunk, [])
+                await write_batch(conn, chunk, [], seqs=seqs)
             elif mode == "copy":
                 async with conn.transaction():
                     rows = [plain_row(t) for t in chunk]

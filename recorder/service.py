@@ -31,7 +31,7 @@ from hub.ops import metrics, runs
 from recorder import retention
 from recorder.retention import Retention, set_up
 from recorder.units import Announced
-from recorder.writer import DeadLetter, trade_problem, write_batch
+from recorder.writer import DeadLetter, StoredSeqs, trade_problem, write_batch
 
 METRICS = metrics("recorder")
 
@@ -59,6 +59,13 @@ COMMIT_SECONDS = Histogram(
     "hub_recorder_commit_seconds",
     "Database transaction time",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=METRICS,
+)
+PATHS = Counter(
+    "hub_recorder_trade_batches_total",
+    "Trade batches written, by path (fast: COPY straight into trades; careful: staged and"
+    " deduplicated on the unique key)",
+    ["path"],
     registry=METRICS,
 )
 RETRIES = Counter(
@@ -98,6 +105,7 @@ class Recorder:
         self._consumer: Any = None
         self.db_ok = False
         self.written = 0
+        self.seqs = StoredSeqs()
         self.last_error: str | None = None
         self.lag: dict[tuple[str, int], int] = {}
         self.stored: dict[tuple[str, int], int] = {}
@@ -165,7 +173,12 @@ class Recorder:
                 if bars is not None:
                     bars.clear()  # a failed attempt's bars were rolled back with it
                 with postgres_errors(dsn):
-                    new = await write_batch(conn, trades, instruments, dead, tops, snaps, bars)
+                    fast = self.seqs.fast
+                    new = await write_batch(
+                        conn, trades, instruments, dead, tops, snaps, bars, self.seqs
+                    )
+                if trades:
+                    PATHS.labels("fast" if self.seqs.fast > fast else "careful").inc()
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 ROWS.labels("trades").inc(new)
                 self.written += new

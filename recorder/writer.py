@@ -20,11 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from hub.db import bar_from_row
+from hub.db import UNIX_EPOCH, bar_from_row
 from hub.events import (
     BAR_INTERVALS,
     BUY,
@@ -85,8 +87,8 @@ ns) in place of ``time``, which PostgreSQL derives exactly (no Python datetime p
 TIME_FROM_NS = "to_timestamp(s.ts / 1000000000) + (s.ts % 1000000000 / 1000) * interval '1 us'"
 """A timestamptz from ns since the Unix epoch, exact to the microsecond PostgreSQL keeps."""
 
-MERGE_BARS = f"""
-WITH new AS (
+NEW_TRADES = f"""
+new AS (
     INSERT INTO trades (time, venue, symbol, epoch, seq, trade_id, price_ticks, size_lots,
                         side, ts_event, ts_recv)
     SELECT {TIME_FROM_NS}, s.venue, s.symbol, s.epoch, s.seq, s.trade_id, s.price_ticks,
@@ -102,7 +104,11 @@ WITH new AS (
            sum(price_ticks::numeric * size_lots) AS notional, count(*) AS trades
     FROM new
     GROUP BY 1, 2, 3
-), batch AS (
+)"""
+"""The staged trades not stored yet, stored, and summed per (venue, symbol, second)."""
+
+INTO_BARS = """
+batch AS (
     SELECT to_timestamp(second / i * i) AS bucket, i AS interval_s, venue, symbol,
            min(first) AS first, max(last) AS last, max(high) AS high, min(low) AS low,
            sum(volume) AS volume, sum(notional) AS notional, sum(trades) AS trades
@@ -124,7 +130,12 @@ WITH new AS (
         trades = b.trades + EXCLUDED.trades
     RETURNING venue, symbol, interval_s, bucket, open, high, low, close, volume, notional,
               trades
-)
+)"""
+"""Merge ``seconds`` (per venue, symbol and second: first and last as [ts_event, epoch, seq,
+price], high, low, volume, notional, trades) into every interval's bars."""
+
+MERGE_BARS = f"""
+WITH {NEW_TRADES}, {INTO_BARS}
 SELECT (SELECT count(*) FROM new) AS new_trades, m.*
 FROM (SELECT 1) AS one LEFT JOIN merged m ON true
 """
@@ -133,6 +144,23 @@ every interval's bars: sums and counts add, high/low widen, and open/close move 
 trade earlier/later by (ts_event, epoch, seq) than the bar's (kept as open_key/close_key).
 No bucket is rescanned, so late trades cost what on-time ones do; re-delivered trades are
 not new and change nothing."""
+
+MERGE_SECONDS = f"WITH seconds AS (SELECT * FROM seconds_in), {INTO_BARS} SELECT * FROM merged"
+"""The fast path's bars: the batch's per-second sums (summed here, ``seconds_row``) merged
+as MERGE_BARS merges them."""
+
+SECONDS_COLUMNS = (
+    "venue",
+    "symbol",
+    "second",
+    "first",
+    "last",
+    "high",
+    "low",
+    "volume",
+    "notional",
+    "trades",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +272,94 @@ async def insert_once(conn: asyncpg.Connection, table: str, rows: list[tuple[Any
     return int(status.split()[-1])
 
 
+class StoredSeqs:
+    """Per stream (venue, symbol, epoch): the highest trade seq this process stored or saw
+    stored. A batch whose every trade is above its stream's mark takes the fast path: binary
+    COPY straight into ``trades`` and its bars summed in Python (``seconds_rows``), no staging
+    and no ON CONFLICT. The marks only choose the path: the unique key still refuses a
+    trade stored by an earlier run or another recorder (a stream unknown here, or a mark
+    behind), and then the batch is written the careful way (``MERGE_BARS``) instead."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str, int], int] = {}
+        self.fast = 0
+        self.careful = 0
+
+    def all_new(self, trades: Sequence[Trade]) -> bool:
+        marks = self.marks
+        for t in trades:
+            mark = marks.get((t.venue, t.symbol, t.epoch))
+            if mark is None or t.seq <= mark:
+                return False
+        return True
+
+    def stored(self, trades: Sequence[Trade]) -> None:
+        marks = self.marks
+        for t in trades:
+            key = (t.venue, t.symbol, t.epoch)
+            if t.seq > marks.get(key, -1):
+                marks[key] = t.seq
+
+
+def direct_row(t: Trade) -> tuple[Any, ...]:
+    """A trades row with its ``time`` (microseconds, truncated as TIME_FROM_NS does)."""
+    return (
+        UNIX_EPOCH + timedelta(microseconds=t.ts_event // 1000),
+        t.venue,
+        t.symbol,
+        t.epoch,
+        t.seq,
+        t.trade_id,
+        t.price,
+        t.size,
+        t.side,
+        t.ts_event,
+        t.ts_recv,
+    )
+
+
+def seconds_rows(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
+    """The trades summed per (venue, symbol, second), as MERGE_BARS's ``seconds``: first and
+    last by (ts_event, epoch, seq) with their price, high, low, volume, notional, count."""
+    sums: dict[tuple[str, str, int], list[Any]] = {}
+    for t in trades:
+        key = (t.venue, t.symbol, t.ts_event // 1_000_000_000)
+        order = [t.ts_event, t.epoch, t.seq, t.price]
+        s = sums.get(key)
+        if s is None:
+            sums[key] = [order, order, t.price, t.price, t.size, t.price * t.size, 1]
+            continue
+        if order < s[0]:
+            s[0] = order
+        if order > s[1]:
+            s[1] = order
+        if t.price > s[2]:
+            s[2] = t.price
+        if t.price < s[3]:
+            s[3] = t.price
+        s[4] += t.size
+        s[5] += t.price * t.size
+        s[6] += 1
+    return [(*key, *s[:5], Decimal(s[5]), s[6]) for key, s in sums.items()]
+
+
+async def _fast_trades(conn: asyncpg.Connection, trades: Sequence[Trade]) -> list[Any]:
+    """COPY the trades into ``trades`` and merge their seconds into the bars (inside a
+    savepoint: a trade already stored raises UniqueViolationError and undoes both)."""
+    await conn.copy_records_to_table(
+        "trades", records=[direct_row(t) for t in trades], columns=("time", *STAGED["trades"][1:])
+    )
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS seconds_in (venue text, symbol text, second bigint,"
+        " first bigint[], last bigint[], high bigint, low bigint, volume bigint,"
+        " notional numeric, trades bigint) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(
+        "seconds_in", records=seconds_rows(trades), columns=SECONDS_COLUMNS
+    )
+    return list(await conn.fetch(MERGE_SECONDS, list(BAR_INTERVALS)))
+
+
 async def write_batch(
     conn: asyncpg.Connection,
     trades: list[Trade],
@@ -252,11 +368,13 @@ async def write_batch(
     tops: list[TopOfBook] | None = None,
     snapshots: list[BookSnapshot] | None = None,
     bars: list[Bar] | None = None,
+    seqs: StoredSeqs | None = None,
 ) -> int:
     """Write one batch in one transaction; return how many trades were new. Instruments
     (each with the time it was published, or now) go first: a unit change applies to the
     batch's rows (recorder/units.py). When ``bars`` is given, every bar the batch changed is
-    appended to it, as stored."""
+    appended to it, as stored. With ``seqs``, a batch of trades all newer than what it knows
+    is stored takes the fast path (StoredSeqs)."""
     async with conn.transaction():
         await units.record(conn, instruments)
         if dead:
@@ -269,6 +387,21 @@ async def write_batch(
         await insert_once(conn, "book_snapshots", [snapshot_row(x) for x in snapshots or []])
         if not trades:
             return 0
+        if seqs is not None and seqs.all_new(trades):
+            try:
+                async with conn.transaction():  # a savepoint
+                    merged = await _fast_trades(conn, trades)
+            except asyncpg.UniqueViolationError:
+                pass  # stored before (earlier run, other recorder): the careful way
+            else:
+                seqs.fast += 1
+                seqs.stored(trades)
+                if bars is not None:
+                    bars.extend(bar_from_row(r) for r in merged)
+                return len(trades)
+        if seqs is not None:
+            seqs.careful += 1
+            seqs.stored(trades)
         await stage(conn, "trades", [trade_row(t) for t in trades])
         rows = await conn.fetch(MERGE_BARS, list(BAR_INTERVALS))
         new: int = rows[0]["new_trades"]
