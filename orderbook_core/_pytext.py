@@ -77,6 +77,56 @@ def iso_to_ns(text: object) -> int | None:
     return int(moment.timestamp()) * 1_000_000_000 + int(ns)
 
 
+def rounded_units(text: str, exp: int) -> int | None:
+    """A plain decimal rounded half up to whole units of ``10**-exp``
+    (hub.decimals.round_units), or None where the exact reader must answer."""
+    if len(text) > MAX_TEXT:
+        return None
+    m = _PLAIN.fullmatch(text)
+    if m is None or not (m.group(1) or m.group(2)):
+        return None
+    frac = m.group(2) or ""
+    kept = int((m.group(1) + frac[:exp]) or "0")
+    if kept > INT64_MAX:
+        return None
+    value: int = kept * 10 ** max(0, exp - len(frac))
+    if value > INT64_MAX:
+        return None
+    if frac[exp : exp + 1] >= "5":
+        if value >= INT64_MAX:
+            return None
+        value += 1
+    return value
+
+
+_EXPONENT = re.compile(r"(.*)[eE]([+-]?)([0-9]{1,3})", re.DOTALL)
+
+
+def number_units(text: str, mant: int, exp: int, rounding: bool) -> int | None:
+    """A JSON number's text (an exponent of at most three digits allowed) as whole units of
+    ``mant * 10**-exp``, or with ``rounding`` (``mant`` 1) rounded half up to them; None
+    where the exact reader must answer."""
+    if len(text) > MAX_TEXT:
+        return None
+    if "e" in text or "E" in text:
+        m = _EXPONENT.fullmatch(text)
+        if m is None or "e" in m.group(1) or "E" in m.group(1):
+            return None
+        text = m.group(1)
+        exp += -int(m.group(3)) if m.group(2) == "-" else int(m.group(3))
+        if not 0 <= exp <= MAX_EXP:
+            return None
+    if rounding:
+        return rounded_units(text, exp) if mant == 1 else None
+    return UnitScale(mant, exp).units(text)
+
+
+def _kind_units(scale: UnitScale, text: object, kind: type[str], rounding: bool) -> int | None:
+    if not scale.usable or type(text) is not kind:
+        return None
+    return number_units(str(text), scale.mant, scale.exp, rounding)
+
+
 def list_levels(
     rows: object,
     side: int,
@@ -84,6 +134,9 @@ def list_levels(
     lot: UnitScale,
     sides: dict[str, int] | None = None,
     timed: bool = False,
+    kind: type[str] = str,
+    rounding: bool = False,
+    positive: bool = False,
 ) -> tuple[list[tuple[int, int, int]], int] | None:
     """Book rows of plain strings as ``([(side, price, size), ...], latest time)``, or None
     if any row is not (the exact path then reads them all). See orderbook_core._text."""
@@ -100,8 +153,12 @@ def list_levels(
             if found is None:
                 return None
             side = found
-        price, size = tick.units(row[first]), lot.units(row[first + 1])
-        if not price or size is None:
+        if kind is str:
+            price, size = tick.units(row[first]), lot.units(row[first + 1])
+        else:
+            price = _kind_units(tick, row[first], kind, False)
+            size = _kind_units(lot, row[first + 1], kind, rounding)
+        if not price or size is None or (positive and not size):
             return None
         if timed:
             t = UnitScale(1, 9).units(row[first + 2])

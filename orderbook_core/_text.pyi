@@ -18,6 +18,9 @@ def list_levels(
     lot: UnitScale,
     sides: dict[str, int] | None = None,
     timed: bool = False,
+    kind: type[str] = str,
+    rounding: bool = False,
+    positive: bool = False,
 ) -> tuple[list[Level], int] | None: ...
 def dict_levels(
     rows: object,

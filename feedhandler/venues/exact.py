@@ -14,6 +14,7 @@ from typing import Any
 
 from feedhandler.frames import INT64_MAX, MAX_EXPONENT, MAX_NUMBER_TEXT, MalformedFrame, count
 from hub.decimals import parse_decimal
+from orderbook_core import UnitScale, list_levels
 
 
 class Number(str):
@@ -36,6 +37,20 @@ def string(value: Any, what: str) -> str:
         kind = "number" if isinstance(value, Number) else type(value).__name__
         raise MalformedFrame("shape", f"{what} must be a string, got {kind}")
     return value
+
+
+def number_levels(
+    bids: Any, asks: Any, tick: UnitScale, lot: UnitScale, rounding: bool = False
+) -> list[tuple[int, int, int]] | None:
+    """``[price, size, ...]`` rows of JSON numbers (``Number``) on both sides as (side, price
+    units, size units), read by the compiled reader (``rounding``: sizes rounded half up to
+    the lot's decimals), every price and size positive; None if any row is not plain (the
+    caller then reads every row through ``number_units``, which decides the refusal)."""
+    plain = list_levels(bids, 0, tick, lot, None, False, Number, rounding, True)
+    if plain is None:
+        return None
+    plain_asks = list_levels(asks, 1, tick, lot, None, False, Number, rounding, True)
+    return None if plain_asks is None else plain[0] + plain_asks[0]
 
 
 def decimal_parts(value: Any, what: str) -> tuple[int, int]:
