@@ -22,14 +22,17 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from bench import peer_books as pb
+
 Book = tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]
 """(bids, asks): price -> size, every level."""
-Line = tuple[str, str, str, float]
-"""(kind, url, data, ts seconds) of a capture line: ``recv``, ``http`` or ``send``."""
+Line = tuple[str, str, Any, float]
+"""(kind, url, data, ts seconds) of a capture line: ``recv``, ``http`` or ``send``; data is
+text, or the bytes of a binary frame (Huobi's gzip)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,15 @@ class Peer:
     exchange_names: bool = False
     """Our books are named as the venue names the symbol (``XBT/USD``, ``BTCUSD_PERP``),
     not as cryptofeed does (``BTC-USD``, ``BTC-USD-PERP``)."""
+    books: Callable[[list[Line]], list[str]] | None = None
+    """The venue's names of the books the capture subscribed (its ``send`` lines), when its
+    header has no ``config``: cryptofeed subscribes its ``l2_book`` to them."""
+    name: Callable[[str], str] = str
+    """Our name of a book from the venue's (Kraken Futures: ``PI_ETHUSD`` for ``pi_ethusd``)."""
+    corrected: Callable[[str, Book], Book] | None = None
+    """cryptofeed's book (our name) brought to what the venue meant, for a known fault of its
+    (``correction`` says which); the corrected book must then equal ours."""
+    correction: str = ""
     wrong_asks: str = ""
     """Why cryptofeed's asks are known to miss levels (then each of its ask levels must
     equal ours, instead of the whole side)."""
@@ -61,6 +73,25 @@ def _kraken_pairs(lines: list[Line]) -> Any:
             if isinstance(msg, list) and isinstance(msg[-1], str):
                 pairs.add(msg[-1])
     return {"error": [], "result": {p.replace("/", ""): {"wsname": p} for p in sorted(pairs)}}
+
+
+def _huobi_sizes(symbol: str, book: Book) -> Book:
+    """Huobi spot's depth sizes are float sums (``3307.9982700421942``): ours are rounded half
+    up to 8 decimals (feedhandler.venues.huobi), cryptofeed keeps the text; rounded alike."""
+    grid = Decimal("1e-8")
+    return tuple(  # type: ignore[return-value]
+        {p: s.quantize(grid, ROUND_HALF_UP) for p, s in side.items()} for side in book
+    )
+
+
+def _phemex_spot_sizes(symbol: str, book: Book) -> Book:
+    """cryptofeed divides a Phemex spot price by the price scale but leaves the quantity a
+    scaled integer (``573489000000`` for 5734.89; spot ``valueScale`` is 8)."""
+    if not symbol.startswith("s"):
+        return book
+    return tuple(  # type: ignore[return-value]
+        {p: s.scaleb(-8) for p, s in side.items()} for side in book
+    )
 
 
 PEERS = {
@@ -81,6 +112,31 @@ PEERS = {
         {"max_depth": 10, "checksum_validation": True},
         _kraken_pairs,
         exchange_names=True,
+    ),
+    "cryptocom-spot": Peer("CRYPTO.COM", exchange_names=True),
+    "huobi-spot": Peer(
+        "HUOBI",
+        books=pb.matching(r'"sub":"market\.(\w+)\.depth'),
+        exchange_names=True,
+        corrected=_huobi_sizes,
+        correction="keeps the float-sum sizes as sent, ours rounds them to 8 decimals:"
+        " its sizes rounded alike",
+    ),
+    "huobi-coin-swap": Peer(
+        "HUOBI_SWAP", books=pb.matching(r'"sub":"market\.([\w-]+)\.depth'), exchange_names=True
+    ),
+    "bitstamp-spot": Peer(
+        "BITSTAMP", books=pb.matching(r"diff_order_book_(\w+)"), exchange_names=True
+    ),
+    "phemex": Peer(
+        "PHEMEX",
+        books=pb.matching(r'"orderbook\.subscribe","params":\["(\w+)"'),
+        exchange_names=True,
+        corrected=_phemex_spot_sizes,
+        correction="leaves a spot quantity a scaled integer (x 1e8): divided here",
+    ),
+    "kraken-futures": Peer(
+        "KRAKEN_FUTURES", books=pb.kraken_futures, exchange_names=True, name=str.upper
     ),
 }
 """Captures (by file name prefix) whose venue and feed cryptofeed 2.4 handles and plays
@@ -148,6 +204,9 @@ class Playback:
         subscription = peer.subscription or {
             c: s for c, s in header.get("config", {}).items() if c in cls.websocket_channels
         }
+        if peer.books is not None:
+            std = {e: n for n, e in Symbols.get(cls.id)[0].items()}
+            subscription = {L2_BOOK: [std[e] for e in peer.books(lines)]}
         self.counts: dict[str, int] = {}
         callbacks = {c: self._counter(c) for c in subscription}
         self.feed = cls(
@@ -181,8 +240,10 @@ class Playback:
         for symbol, book in self.feed._l2_book.items():
             levels = book.book.to_dict()
             if self.peer.exchange_names:
-                symbol = self.feed.std_symbol_to_exchange_symbol(symbol)
+                symbol = self.peer.name(self.feed.std_symbol_to_exchange_symbol(symbol))
             out[symbol] = (dict(levels["bid"]), dict(levels["ask"]))
+            if self.peer.corrected is not None:
+                out[symbol] = self.peer.corrected(symbol, out[symbol])
         return out
 
 
