@@ -211,7 +211,7 @@ def main() -> None:
     print()
     print(
         "| capture | frames | ours frames/CPU-s | cryptofeed frames/CPU-s | ours / peer "
-        f"(goal >= {GOAL:g}x) | books equal | checksums verified (ours) |"
+        f"(goal >= {GOAL:g}x) | books equal (or why no peer) | checksums verified (ours) |"
     )
     print("|---|---:|---:|---:|---:|---|---:|")
     for r in rows:
@@ -220,14 +220,14 @@ def main() -> None:
             verdict = "met" if ratio >= GOAL else "NOT met"
             peer = (f"{r['peer'] / 1e3:,.1f}k", f"{ratio:.2f}x {verdict}", r["books"])
         else:
-            peer = ("no peer", "", "")
+            peer = ("no peer", "", cf.NO_PEER.get(r["name"], "no parser of ours to compare"))
         cells = (r["name"], f"{r['frames']:,}", f"{r['ours'] / 1e3:,.1f}k", *peer)
         print("| " + " | ".join((*cells, f"{r['checksums']:,}")) + " |")
     if unsupported:
         print(f"| no parser yet: {', '.join(unsupported)} | | | | | | |")
     for name in sorted({r["name"] for r in rows if "(*)" in r.get("books", "")}):
-        peer = cf.PEERS[name]
-        print(f"\n(*) {name}: cryptofeed {peer.wrong_asks or peer.correction}.")
+        known = cf.PEERS[name]
+        print(f"\n(*) {name}: cryptofeed {known.wrong_asks or known.correction}.")
     rate = simulator_rate(10_000 if args.quick else 100_000)
     verdict = "met" if rate >= 100_000 else "NOT met"
     print(f"\nsimulated exchange: {rate / 1e3:,.0f}k book events/s (target >= 100k: {verdict})")

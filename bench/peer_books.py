@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 Line = tuple[str, str, Any, float]
@@ -54,3 +55,31 @@ def okx(lines: list[Line]) -> list[str]:
     return _unique(
         a["instId"] for m in _sent(lines) for a in m.get("args", []) if a["channel"] == "books"
     )
+
+
+def _answers(lines: list[Line], prefix: str) -> list[Any]:
+    return [json.loads(d) for k, u, d, _t in lines if k == "http" and prefix in u]
+
+
+def gemini_symbols(lines: list[Line]) -> Any:
+    """Gemini's symbol details (cryptofeed fetches the symbol list over the network to know
+    which details to read): every details answer the capture holds."""
+    return _answers(lines, "/v1/symbols/details/")
+
+
+def bitfinex_symbols(lines: list[Line]) -> Any:
+    """The three conf lists in cryptofeed's order: exchange pairs, currencies, and the
+    futures pairs (the capture fetched them as ``pair:future``, cryptofeed's route says
+    ``pair:futures``)."""
+    names = ("pub:list:pair:exchange", "pub:list:currency", "pub:list:pair:future")
+    return [_answers(lines, name)[0] for name in names]
+
+
+def bitmex_symbols(lines: list[Line]) -> Any:
+    """BitMEX's active instruments with each ``expiry`` as a datetime: cryptofeed reads an
+    expiry only as a number or a datetime, and BitMEX sends ISO-8601 text."""
+    instruments = _answers(lines, "/api/v1/instrument/active")[-1]
+    for item in instruments:
+        if isinstance(item.get("expiry"), str):
+            item["expiry"] = datetime.fromisoformat(item["expiry"].replace("Z", "+00:00"))
+    return instruments
