@@ -15,9 +15,13 @@ products) is read before the clock starts on both sides, as cryptofeed reads it
 when its feed is built. Figures are medians; the ratio is ours over the peer's,
 against the goal of 3x.
 
-After playing, every book must equal cryptofeed's (every level, as decimals),
+After playing, every book must equal cryptofeed's (every level, as decimals;
+where cryptofeed is known to be wrong or to keep what ours rounds, its book is
+first brought alike or only its levels are checked, and a footnote says why),
 and ours must end with no malformed frame and no failed checksum; the bench
-stops on any difference. ``--quick`` plays the peer's captures once each.
+stops on any difference. A capture cryptofeed cannot read has its row with our
+figure and the reason (``peer_cryptofeed.NO_PEER``). ``--quick`` plays the
+peer's captures once each.
 """
 
 from __future__ import annotations

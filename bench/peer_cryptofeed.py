@@ -5,11 +5,17 @@ Played back the way cryptofeed's sample-data playback does
 from the capture's REST lines instead of the network, its REST book snapshots
 from the capture too (its HTTP connection's ``read``), ``subscribe`` runs
 against a stand-in connection, and every received frame goes through
-``await feed.message_handler(text, conn, ts)``. The subscription is the one the
-capture's header records (cryptofeed wrote these captures), or for the Kraken
-fixtures the one book they hold; callbacks only count. Kraken books are kept
-at the subscribed depth 10 with cryptofeed's checksum validation on, as ours
-verify every checksum.
+``await feed.message_handler(text, conn, ts)`` (text, or a binary frame's
+bytes: Huobi's gzip). The subscription is the one the capture's header records
+(cryptofeed wrote these captures), or the books its ``send`` lines subscribed
+(bench/peer_books.py), or for the Kraken fixtures the one book they hold;
+callbacks only count. Where cryptofeed fetches something over the network while
+a feed is built (KuCoin's bullet token) a stand-in answers; where its symbol
+routes differ from the capture's (Bitfinex, Gemini's details) or it cannot read
+the venue's list (BitMEX's ISO expiries) the symbol data is built from the
+capture's REST lines. Kraken books are kept at the subscribed depth 10 and OKX
+books checked, with cryptofeed's checksum validation on, as ours verify every
+checksum.
 
 cryptofeed is an optional benchmark dependency (the ``bench`` extra):
 ``available()`` says whether it can be imported and why not.
