@@ -33,13 +33,13 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
-    from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
+    from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, json_units, list_levels
 elif _choice == "python":
     from orderbook_core._pybook import L2Book
     from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
-    from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
+    from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, json_units, list_levels
 
     IMPLEMENTATION = "python"
 else:
@@ -48,7 +48,7 @@ else:
         from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
-        from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
+        from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, json_units, list_levels
 
         IMPLEMENTATION = "cython"
     except ImportError:
@@ -58,7 +58,13 @@ else:
         from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
-        from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
+        from orderbook_core._pytext import (
+            UnitScale,
+            dict_levels,
+            iso_to_ns,
+            json_units,
+            list_levels,
+        )
 
         IMPLEMENTATION = "python"
 
@@ -82,5 +88,6 @@ __all__ = [
     "UnitScale",
     "dict_levels",
     "iso_to_ns",
+    "json_units",
     "list_levels",
 ]

@@ -102,7 +102,7 @@ def rounded_units(text: str, exp: int) -> int | None:
 _EXPONENT = re.compile(r"(.*)[eE]([+-]?)([0-9]{1,3})", re.DOTALL)
 
 
-def number_units(text: str, mant: int, exp: int, rounding: bool) -> int | None:
+def _json_text(text: str, mant: int, exp: int, rounding: bool) -> int | None:
     """A JSON number's text (an exponent of at most three digits allowed) as whole units of
     ``mant * 10**-exp``, or with ``rounding`` (``mant`` 1) rounded half up to them; None
     where the exact reader must answer."""
@@ -124,7 +124,16 @@ def number_units(text: str, mant: int, exp: int, rounding: bool) -> int | None:
 def _kind_units(scale: UnitScale, text: object, kind: type[str], rounding: bool) -> int | None:
     if not scale.usable or type(text) is not kind:
         return None
-    return number_units(str(text), scale.mant, scale.exp, rounding)
+    return _json_text(str(text), scale.mant, scale.exp, rounding)
+
+
+def json_units(text: object, scale: UnitScale, rounding: bool = False) -> int | None:
+    """The whole units of ``scale`` in a JSON number's text (a ``str`` of any type; an
+    exponent of at most three digits allowed), with ``rounding`` rounded half up to the
+    scale's decimals; None where the exact reader must answer. See orderbook_core._text."""
+    if not scale.usable or not isinstance(text, str) or not text.isascii():
+        return None
+    return _json_text(str(text), scale.mant, scale.exp, rounding)
 
 
 def list_levels(

@@ -272,6 +272,18 @@ cdef int64_t read_number(const char* s, Py_ssize_t n, int64_t mant, int exp,
     return read_units(s, n, mant, exp)
 
 
+def json_units(text, UnitScale scale, bint rounding=False):
+    """The whole units of ``scale`` in a JSON number's text (a ``str`` of any type; an
+    exponent of at most three digits allowed: ``7.899e-05``), with ``rounding`` rounded half
+    up to the scale's decimals; None where the exact reader must answer."""
+    cdef int64_t n
+    if not scale.usable or not isinstance(text, str) or not PyUnicode_IS_ASCII(text):
+        return None
+    n = read_number(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                    scale.mant, scale.exp, rounding)
+    return None if n < 0 else n
+
+
 cdef inline int64_t _kind_units(UnitScale scale, object text, type kind,
                                 bint rounding) noexcept:
     """Units of a JSON number's text of exactly type ``kind`` (exponent allowed), rounded

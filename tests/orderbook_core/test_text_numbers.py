@@ -97,3 +97,38 @@ def test_number_levels_reads_both_sides_or_declines() -> None:
     ]
     assert number_levels(bids, asks, tick.scale, lot.scale) is None  # 0.00015: off the lot
     assert number_levels(bids, [[Number("15.01"), Number("0")]], tick.scale, lot.scale) is None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts, st.sampled_from(UNITS), st.booleans())
+@example("7.899e-05", "0.00000001", False)
+@example("1E+2", "1", False)
+@example("3307.9982700421942", "0.00000001", True)
+def test_json_units_agree_and_are_the_exact_readers(text: str, unit: str, rounding: bool) -> None:
+    scale = Unit(unit)
+    compiled = _text.json_units(Number(text), _text.UnitScale(scale._mant, scale._exp), rounding)
+    twin = _pytext.json_units(Number(text), _pytext.UnitScale(scale._mant, scale._exp), rounding)
+    assert compiled == twin
+    if compiled is not None and scale._mant == 1:
+        assert compiled == exact(text, scale._exp, rounding)
+
+
+@given(st.one_of(texts, st.integers(0, 10**20).map(str)))
+@example("123456789012345678")
+@example("1234567890123456789")
+@example("\u0663")
+def test_integers_read_fast_are_the_exact_readers(text: str) -> None:
+    """``exact.integer``'s plain-digit shortcut answers as its exact path does."""
+    from feedhandler.venues import exact as ex
+
+    try:
+        fast: Any = ex.integer(Number(text), "n")
+    except MalformedFrame as exc:
+        fast = exc.reason
+    try:
+        mant, decimals = ex.decimal_parts(Number(text), "n")
+        whole, rest = divmod(mant, 10**decimals)
+        slow: Any = "number" if rest else ex.count(whole, "n")
+    except MalformedFrame as exc:
+        slow = exc.reason
+    assert fast == slow
