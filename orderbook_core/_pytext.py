@@ -8,7 +8,9 @@ compare the two, and both against the hub's exact readers. Clarity over speed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 INT64_MAX = 2**63 - 1
 MAX_TEXT = 64
@@ -205,3 +207,34 @@ def dict_levels(
         ts = max(ts, t)
         out.append((side, price, size))
     return tuple(out), ts
+
+
+def bad_level(levels: Iterable[Any]) -> int:
+    """The index of the first level the book core would refuse, or -1. See
+    orderbook_core._text."""
+    for i, level in enumerate(levels):
+        if type(level) is not tuple or len(level) != 3:
+            return i
+        side, price, size = level
+        if type(side) is not int or type(price) is not int or type(size) is not int:
+            return i
+        if side not in (0, 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+            return i
+    return -1
+
+
+Side = list[tuple[int, int]]
+
+
+def book_diff(
+    before: tuple[Side, Side], after: tuple[Side, Side]
+) -> tuple[tuple[int, int, int], ...]:
+    """The absolute level changes that turn book ``before`` into book ``after``: per side,
+    the deleted prices (in ``before``'s order), then the new or resized levels (in
+    ``after``'s order). See orderbook_core._text."""
+    changes: list[tuple[int, int, int]] = []
+    for side in (0, 1):
+        old, new = dict(before[side]), dict(after[side])
+        changes += [(side, p, 0) for p in old if p not in new]
+        changes += [(side, p, s) for p, s in new.items() if old.get(p) != s]
+    return tuple(changes)

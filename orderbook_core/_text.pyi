@@ -1,5 +1,8 @@
 """Types of the compiled text readers (orderbook_core._text)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 class UnitScale:
     mant: int
     exp: int
@@ -33,3 +36,8 @@ def dict_levels(
     tick: UnitScale,
     lot: UnitScale,
 ) -> tuple[tuple[Level, ...], int] | None: ...
+def bad_level(levels: Iterable[Any]) -> int: ...
+def book_diff(
+    before: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+    after: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+) -> tuple[Level, ...]: ...

@@ -370,3 +370,57 @@ def dict_levels(rows, dict sides, str side_key, str price_key, str size_key, str
             ts = t
         out.append((s, price, size))
     return tuple(out), ts
+
+
+def bad_level(levels):
+    """The index of the first ``(side, price, size)`` the book core would refuse (a side
+    other than 0/1, a price outside 1..2**63-1, a size outside 0..2**63-1, or not such a
+    triple of ints), or -1 if there is none."""
+    cdef Py_ssize_t i = 0
+    cdef object side, price, size
+    for level in levels:
+        if type(level) is not tuple or len(<tuple>level) != 3:
+            return i
+        side, price, size = <tuple>level
+        if type(side) is not int or type(price) is not int or type(size) is not int:
+            return i
+        if not (side == 0 or side == 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+            return i
+        i += 1
+    return -1
+
+
+cdef void _diff_side(int side, list old, list new, list out):
+    """Append the changes turning one side's sorted ``(price, size)`` list ``old`` into
+    ``new``: first every price ``old`` has and ``new`` lacks (deleted, size 0, in ``old``'s
+    order), then every price of ``new`` whose size differs (in ``new``'s order)."""
+    cdef Py_ssize_t i = 0, j = 0, n = len(old), m = len(new)
+    cdef int64_t p, q
+    cdef int sign = -1 if side == 0 else 1  # bids run from the highest price down
+    while i < n:
+        p = sign * <int64_t>(<tuple?>old[i])[0]
+        while j < m and sign * <int64_t>(<tuple?>new[j])[0] < p:
+            j += 1
+        if j == m or sign * <int64_t>(<tuple?>new[j])[0] != p:
+            out.append((side, (<tuple?>old[i])[0], 0))
+        i += 1
+    i = 0
+    for j in range(m):
+        q = sign * <int64_t>(<tuple?>new[j])[0]
+        while i < n and sign * <int64_t>(<tuple?>old[i])[0] < q:
+            i += 1
+        if i < n and sign * <int64_t>(<tuple?>old[i])[0] == q \
+                and (<tuple?>old[i])[1] == (<tuple?>new[j])[1]:
+            continue
+        out.append((side, (<tuple?>new[j])[0], (<tuple?>new[j])[1]))
+
+
+def book_diff(tuple before, tuple after):
+    """The absolute level changes that turn book ``before`` into book ``after`` (each a
+    ``(bids, asks)`` pair of ``(price, size)`` lists as ``L2Book.snapshot`` gives them:
+    bids from the highest price, asks from the lowest), as a tuple of
+    ``(side, price, size)``."""
+    cdef list out = []
+    for side in range(2):
+        _diff_side(side, before[side], after[side], out)
+    return tuple(out)
