@@ -15,9 +15,13 @@ products) is read before the clock starts on both sides, as cryptofeed reads it
 when its feed is built. Figures are medians; the ratio is ours over the peer's,
 against the goal of 3x.
 
-After playing, every book must equal cryptofeed's (every level, as decimals),
+After playing, every book must equal cryptofeed's (every level, as decimals;
+where cryptofeed is known to be wrong or to keep what ours rounds, its book is
+first brought alike or only its levels are checked, and a footnote says why),
 and ours must end with no malformed frame and no failed checksum; the bench
-stops on any difference. ``--quick`` plays the peer's captures once each.
+stops on any difference. A capture cryptofeed cannot read has its row with our
+figure and the reason (``peer_cryptofeed.NO_PEER``). ``--quick`` plays the
+peer's captures once each.
 """
 
 from __future__ import annotations
@@ -120,7 +124,7 @@ def measure(path: Path, repeat: int, peer_missing: str) -> dict[str, Any]:
     frames = sum(1 for x in timed if x.kind in ("recv", "http"))
     peer = cf.PEERS.get(name) if not peer_missing else None
     header = read_header(path)
-    plain: list[cf.Line] = [(x.kind, x.url, x.data, x.ts_ns / 1e9) for x in lines]
+    plain: list[cf.Line] = [(x.kind, x.url, x.raw or x.data, x.ts_ns / 1e9) for x in lines]
     loop = asyncio.new_event_loop()
 
     def ours() -> ParserBase:
@@ -173,7 +177,7 @@ def compare(name: str, peer: cf.Peer, ours: dict[str, cf.Book], theirs: dict[str
             assert ours[symbol][1] == asks, f"{name}: {symbol} asks differ from cryptofeed's"
     if peer.wrong_asks:
         return f"all {len(theirs)} bid sides; asks: each of cryptofeed's levels is ours (*)"
-    return f"all {len(theirs)}"
+    return f"all {len(theirs)}" + (" (*)" if peer.correction else "")
 
 
 def simulator_rate(steps: int) -> float:
@@ -211,7 +215,7 @@ def main() -> None:
     print()
     print(
         "| capture | frames | ours frames/CPU-s | cryptofeed frames/CPU-s | ours / peer "
-        f"(goal >= {GOAL:g}x) | books equal | checksums verified (ours) |"
+        f"(goal >= {GOAL:g}x) | books equal (or why no peer) | checksums verified (ours) |"
     )
     print("|---|---:|---:|---:|---:|---|---:|")
     for r in rows:
@@ -220,13 +224,14 @@ def main() -> None:
             verdict = "met" if ratio >= GOAL else "NOT met"
             peer = (f"{r['peer'] / 1e3:,.1f}k", f"{ratio:.2f}x {verdict}", r["books"])
         else:
-            peer = ("no peer", "", "")
+            peer = ("no peer", "", cf.NO_PEER.get(r["name"], "no parser of ours to compare"))
         cells = (r["name"], f"{r['frames']:,}", f"{r['ours'] / 1e3:,.1f}k", *peer)
         print("| " + " | ".join((*cells, f"{r['checksums']:,}")) + " |")
     if unsupported:
         print(f"| no parser yet: {', '.join(unsupported)} | | | | | | |")
     for name in sorted({r["name"] for r in rows if "(*)" in r.get("books", "")}):
-        print(f"\n(*) {name}: cryptofeed {cf.PEERS[name].wrong_asks}.")
+        known = cf.PEERS[name]
+        print(f"\n(*) {name}: cryptofeed {known.wrong_asks or known.correction}.")
     rate = simulator_rate(10_000 if args.quick else 100_000)
     verdict = "met" if rate >= 100_000 else "NOT met"
     print(f"\nsimulated exchange: {rate / 1e3:,.0f}k book events/s (target >= 100k: {verdict})")

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from feedhandler.frames import INT64_MAX, MalformedFrame
 from hub.events import BookUpdate, Event, LevelChange, Status
-from orderbook_core import L2Book
+from orderbook_core import L2Book, bad_level
+from orderbook_core import book_diff as levels_diff
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
 Checksum = Callable[[L2Book], int]
@@ -149,7 +150,7 @@ class BookSync:
                 self.seq,
                 snap.ts_event,
                 ts_recv,
-                book_diff(before, self.book.snapshot()),
+                levels_diff(before, self.book.snapshot()),
                 F_SNAPSHOT | F_LAST,
             )
         ]
@@ -216,7 +217,10 @@ class BookSync:
 
     def _check(self, levels: tuple[LevelChange, ...]) -> None:
         """Refuse what the book core would: sides other than 0/1, prices not in 1..2**63-1,
-        sizes not in 0..2**63-1 (the parsers' range checks make this a last line)."""
+        sizes not in 0..2**63-1 (the parsers' range checks make this a last line). The
+        compiled check passes plain int triples; anything else is decided here."""
+        if bad_level(levels) < 0:
+            return
         for side, price, size in levels:
             if side not in (0, 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
                 raise MalformedFrame(

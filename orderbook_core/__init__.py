@@ -33,13 +33,29 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
-    from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
+    from orderbook_core._text import (
+        UnitScale,
+        bad_level,
+        book_diff,
+        dict_levels,
+        iso_to_ns,
+        json_units,
+        list_levels,
+    )
 elif _choice == "python":
     from orderbook_core._pybook import L2Book
     from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
-    from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
+    from orderbook_core._pytext import (
+        UnitScale,
+        bad_level,
+        book_diff,
+        dict_levels,
+        iso_to_ns,
+        json_units,
+        list_levels,
+    )
 
     IMPLEMENTATION = "python"
 else:
@@ -48,7 +64,15 @@ else:
         from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
-        from orderbook_core._text import UnitScale, dict_levels, iso_to_ns, list_levels
+        from orderbook_core._text import (
+            UnitScale,
+            bad_level,
+            book_diff,
+            dict_levels,
+            iso_to_ns,
+            json_units,
+            list_levels,
+        )
 
         IMPLEMENTATION = "cython"
     except ImportError:
@@ -58,7 +82,15 @@ else:
         from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
-        from orderbook_core._pytext import UnitScale, dict_levels, iso_to_ns, list_levels
+        from orderbook_core._pytext import (
+            UnitScale,
+            bad_level,
+            book_diff,
+            dict_levels,
+            iso_to_ns,
+            json_units,
+            list_levels,
+        )
 
         IMPLEMENTATION = "python"
 
@@ -80,7 +112,10 @@ __all__ = [
     "OrdersCrossed",
     "Side",
     "UnitScale",
+    "bad_level",
+    "book_diff",
     "dict_levels",
     "iso_to_ns",
+    "json_units",
     "list_levels",
 ]

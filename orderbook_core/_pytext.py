@@ -8,7 +8,9 @@ compare the two, and both against the hub's exact readers. Clarity over speed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 INT64_MAX = 2**63 - 1
 MAX_TEXT = 64
@@ -77,6 +79,65 @@ def iso_to_ns(text: object) -> int | None:
     return int(moment.timestamp()) * 1_000_000_000 + int(ns)
 
 
+def rounded_units(text: str, exp: int) -> int | None:
+    """A plain decimal rounded half up to whole units of ``10**-exp``
+    (hub.decimals.round_units), or None where the exact reader must answer."""
+    if len(text) > MAX_TEXT:
+        return None
+    m = _PLAIN.fullmatch(text)
+    if m is None or not (m.group(1) or m.group(2)):
+        return None
+    frac = m.group(2) or ""
+    kept = int((m.group(1) + frac[:exp]) or "0")
+    if kept > INT64_MAX:
+        return None
+    value: int = kept * 10 ** max(0, exp - len(frac))
+    if value > INT64_MAX:
+        return None
+    if frac[exp : exp + 1] >= "5":
+        if value >= INT64_MAX:
+            return None
+        value += 1
+    return value
+
+
+_EXPONENT = re.compile(r"(.*)[eE]([+-]?)([0-9]{1,3})", re.DOTALL)
+
+
+def _json_text(text: str, mant: int, exp: int, rounding: bool) -> int | None:
+    """A JSON number's text (an exponent of at most three digits allowed) as whole units of
+    ``mant * 10**-exp``, or with ``rounding`` (``mant`` 1) rounded half up to them; None
+    where the exact reader must answer."""
+    if len(text) > MAX_TEXT:
+        return None
+    if "e" in text or "E" in text:
+        m = _EXPONENT.fullmatch(text)
+        if m is None or "e" in m.group(1) or "E" in m.group(1):
+            return None
+        text = m.group(1)
+        exp += -int(m.group(3)) if m.group(2) == "-" else int(m.group(3))
+        if not 0 <= exp <= MAX_EXP:
+            return None
+    if rounding:
+        return rounded_units(text, exp) if mant == 1 else None
+    return UnitScale(mant, exp).units(text)
+
+
+def _kind_units(scale: UnitScale, text: object, kind: type[str], rounding: bool) -> int | None:
+    if not scale.usable or type(text) is not kind:
+        return None
+    return _json_text(str(text), scale.mant, scale.exp, rounding)
+
+
+def json_units(text: object, scale: UnitScale, rounding: bool = False) -> int | None:
+    """The whole units of ``scale`` in a JSON number's text (a ``str`` of any type; an
+    exponent of at most three digits allowed), with ``rounding`` rounded half up to the
+    scale's decimals; None where the exact reader must answer. See orderbook_core._text."""
+    if not scale.usable or not isinstance(text, str) or not text.isascii():
+        return None
+    return _json_text(str(text), scale.mant, scale.exp, rounding)
+
+
 def list_levels(
     rows: object,
     side: int,
@@ -84,6 +145,9 @@ def list_levels(
     lot: UnitScale,
     sides: dict[str, int] | None = None,
     timed: bool = False,
+    kind: type[str] = str,
+    rounding: bool = False,
+    positive: bool = False,
 ) -> tuple[list[tuple[int, int, int]], int] | None:
     """Book rows of plain strings as ``([(side, price, size), ...], latest time)``, or None
     if any row is not (the exact path then reads them all). See orderbook_core._text."""
@@ -100,8 +164,12 @@ def list_levels(
             if found is None:
                 return None
             side = found
-        price, size = tick.units(row[first]), lot.units(row[first + 1])
-        if not price or size is None:
+        if kind is str:
+            price, size = tick.units(row[first]), lot.units(row[first + 1])
+        else:
+            price = _kind_units(tick, row[first], kind, False)
+            size = _kind_units(lot, row[first + 1], kind, rounding)
+        if not price or size is None or (positive and not size):
             return None
         if timed:
             t = UnitScale(1, 9).units(row[first + 2])
@@ -139,3 +207,34 @@ def dict_levels(
         ts = max(ts, t)
         out.append((side, price, size))
     return tuple(out), ts
+
+
+def bad_level(levels: Iterable[Any]) -> int:
+    """The index of the first level the book core would refuse, or -1. See
+    orderbook_core._text."""
+    for i, level in enumerate(levels):
+        if type(level) is not tuple or len(level) != 3:
+            return i
+        side, price, size = level
+        if type(side) is not int or type(price) is not int or type(size) is not int:
+            return i
+        if side not in (0, 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+            return i
+    return -1
+
+
+Side = list[tuple[int, int]]
+
+
+def book_diff(
+    before: tuple[Side, Side], after: tuple[Side, Side]
+) -> tuple[tuple[int, int, int], ...]:
+    """The absolute level changes that turn book ``before`` into book ``after``: per side,
+    the deleted prices (in ``before``'s order), then the new or resized levels (in
+    ``after``'s order). See orderbook_core._text."""
+    changes: list[tuple[int, int, int]] = []
+    for side in (0, 1):
+        old, new = dict(before[side]), dict(after[side])
+        changes += [(side, p, 0) for p in old if p not in new]
+        changes += [(side, p, s) for p, s in new.items() if old.get(p) != s]
+    return tuple(changes)

@@ -1,5 +1,8 @@
 """Types of the compiled text readers (orderbook_core._text)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 class UnitScale:
     mant: int
     exp: int
@@ -8,6 +11,7 @@ class UnitScale:
     def units(self, text: object) -> int | None: ...
 
 def iso_to_ns(text: object) -> int | None: ...
+def json_units(text: object, scale: UnitScale, rounding: bool = False) -> int | None: ...
 
 Level = tuple[int, int, int]
 
@@ -18,6 +22,9 @@ def list_levels(
     lot: UnitScale,
     sides: dict[str, int] | None = None,
     timed: bool = False,
+    kind: type[str] = str,
+    rounding: bool = False,
+    positive: bool = False,
 ) -> tuple[list[Level], int] | None: ...
 def dict_levels(
     rows: object,
@@ -29,3 +36,8 @@ def dict_levels(
     tick: UnitScale,
     lot: UnitScale,
 ) -> tuple[tuple[Level, ...], int] | None: ...
+def bad_level(levels: Iterable[Any]) -> int: ...
+def book_diff(
+    before: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+    after: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+) -> tuple[Level, ...]: ...

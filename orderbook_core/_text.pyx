@@ -83,6 +83,50 @@ cdef int64_t read_units(const char* s, Py_ssize_t n, int64_t mant, int exp) noex
     return <int64_t>m // p
 
 
+cdef int64_t read_rounded(const char* s, Py_ssize_t n, int exp) noexcept nogil:
+    """The plain decimal ``s[:n]`` rounded half up to whole units of ``10**-exp``
+    (hub.decimals.round_units); -1 to decline."""
+    cdef Py_ssize_t i = 0, frac = 0, digits = 0
+    cdef uint64_t m = 0, d
+    cdef bint point = False, up = False, dropped = False
+    cdef char c
+    if n > MAX_TEXT:
+        return -1
+    if n > 0 and s[0] == 43:  # "+"
+        i = 1
+    while i < n:
+        c = s[i]
+        if 48 <= c <= 57:
+            digits += 1
+            if point and frac >= exp:  # past the grid: only the first dropped digit counts
+                if not dropped:
+                    up = c >= 53
+                    dropped = True
+            else:
+                d = <uint64_t>(c - 48)
+                if m > (<uint64_t>INT64_MAX - d) // 10:
+                    return -1
+                m = m * 10 + d
+                if point:
+                    frac += 1
+        elif c == 46 and not point:  # "."
+            point = True
+        else:
+            return -1
+        i += 1
+    if digits == 0:
+        return -1
+    if frac < exp:
+        if m > <uint64_t>(INT64_MAX // _POW10[exp - frac]):
+            return -1
+        m *= <uint64_t>_POW10[exp - frac]
+    if up:
+        if m >= <uint64_t>INT64_MAX:
+            return -1
+        m += 1
+    return <int64_t>m
+
+
 cdef class UnitScale:
     """Reads decimal strings as whole units of ``mant * 10**-exp`` (a tick or lot size)."""
 
@@ -193,15 +237,76 @@ cdef inline int64_t _stamp(object text, bint seconds) noexcept:
     return read_iso(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
 
 
+cdef int64_t read_number(const char* s, Py_ssize_t n, int64_t mant, int exp,
+                         bint rounding) noexcept nogil:
+    """A JSON number's text (``9.121E-7``: an exponent of at most three digits) as whole
+    units of ``mant * 10**-exp``, or with ``rounding`` (``mant`` 1) rounded half up to them;
+    -1 to decline."""
+    cdef Py_ssize_t i, e = -1
+    cdef int x = 0
+    cdef bint minus = False
+    if n > MAX_TEXT:
+        return -1
+    for i in range(n):
+        if s[i] == 101 or s[i] == 69:  # "e", "E"
+            e = i
+            break
+    if e >= 0:
+        i = e + 1
+        if i < n and (s[i] == 43 or s[i] == 45):  # "+", "-"
+            minus = s[i] == 45
+            i += 1
+        if i == n or n - i > 3:
+            return -1
+        while i < n:
+            if not 48 <= s[i] <= 57:
+                return -1
+            x = x * 10 + (s[i] - 48)
+            i += 1
+        exp += -x if minus else x
+        n = e
+        if exp < 0 or exp > MAX_EXP:
+            return -1
+    if rounding:
+        return read_rounded(s, n, exp) if mant == 1 else -1
+    return read_units(s, n, mant, exp)
+
+
+def json_units(text, UnitScale scale, bint rounding=False):
+    """The whole units of ``scale`` in a JSON number's text (a ``str`` of any type; an
+    exponent of at most three digits allowed: ``7.899e-05``), with ``rounding`` rounded half
+    up to the scale's decimals; None where the exact reader must answer."""
+    cdef int64_t n
+    if not scale.usable or not isinstance(text, str) or not PyUnicode_IS_ASCII(text):
+        return None
+    n = read_number(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                    scale.mant, scale.exp, rounding)
+    return None if n < 0 else n
+
+
+cdef inline int64_t _kind_units(UnitScale scale, object text, type kind,
+                                bint rounding) noexcept:
+    """Units of a JSON number's text of exactly type ``kind`` (exponent allowed), rounded
+    half up to the scale's decimals with ``rounding``; -1 to decline."""
+    if not scale.usable or type(text) is not kind or not PyUnicode_IS_ASCII(text):
+        return -1
+    return read_number(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                       scale.mant, scale.exp, rounding)
+
+
 def list_levels(rows, int side, UnitScale tick, UnitScale lot, dict sides=None,
-                bint timed=False):
+                bint timed=False, type kind=str, bint rounding=False, bint positive=False):
     """Book rows of plain strings as ``([(side, price, size), ...], latest time)``, or None
     if any row is not (the exact path then reads them all).
 
     Rows are lists or tuples: ``[price, size, ...]`` on ``side``, or with ``sides``
     ``[side name, price, size, ...]`` (the name looked up in ``sides``); with ``timed``
     the item after the size is decimal seconds and the latest, in ns, is returned
-    (0 otherwise). A price must be positive."""
+    (0 otherwise). A price must be positive, and with ``positive`` a size too. Prices and
+    sizes are of exactly type ``kind``: ``str`` (plain decimals), or a ``str`` subclass in
+    which a venue's parser keeps the text of JSON numbers (an exponent allowed:
+    ``9.121E-7``); for those, ``rounding`` rounds sizes half up to the lot's decimals
+    (Huobi's float sums) instead of declining one off its grid."""
     cdef list out = []
     cdef int64_t price, size, ts = 0, t
     cdef Py_ssize_t first = 0 if sides is None else 1
@@ -219,9 +324,13 @@ def list_levels(rows, int side, UnitScale tick, UnitScale lot, dict sides=None,
             if s is None:
                 return None
             side = s
-        price = _units(tick, row[first])
-        size = _units(lot, row[first + 1])
-        if price <= 0 or size < 0:
+        if kind is str:
+            price = _units(tick, row[first])
+            size = _units(lot, row[first + 1])
+        else:
+            price = _kind_units(tick, row[first], kind, False)
+            size = _kind_units(lot, row[first + 1], kind, rounding)
+        if price <= 0 or size < 0 or (positive and size == 0):
             return None
         if timed:
             t = _stamp(row[first + 2], True)
@@ -261,3 +370,57 @@ def dict_levels(rows, dict sides, str side_key, str price_key, str size_key, str
             ts = t
         out.append((s, price, size))
     return tuple(out), ts
+
+
+def bad_level(levels):
+    """The index of the first ``(side, price, size)`` the book core would refuse (a side
+    other than 0/1, a price outside 1..2**63-1, a size outside 0..2**63-1, or not such a
+    triple of ints), or -1 if there is none."""
+    cdef Py_ssize_t i = 0
+    cdef object side, price, size
+    for level in levels:
+        if type(level) is not tuple or len(<tuple>level) != 3:
+            return i
+        side, price, size = <tuple>level
+        if type(side) is not int or type(price) is not int or type(size) is not int:
+            return i
+        if not (side == 0 or side == 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+            return i
+        i += 1
+    return -1
+
+
+cdef void _diff_side(int side, list old, list new, list out):
+    """Append the changes turning one side's sorted ``(price, size)`` list ``old`` into
+    ``new``: first every price ``old`` has and ``new`` lacks (deleted, size 0, in ``old``'s
+    order), then every price of ``new`` whose size differs (in ``new``'s order)."""
+    cdef Py_ssize_t i = 0, j = 0, n = len(old), m = len(new)
+    cdef int64_t p, q
+    cdef int sign = -1 if side == 0 else 1  # bids run from the highest price down
+    while i < n:
+        p = sign * <int64_t>(<tuple?>old[i])[0]
+        while j < m and sign * <int64_t>(<tuple?>new[j])[0] < p:
+            j += 1
+        if j == m or sign * <int64_t>(<tuple?>new[j])[0] != p:
+            out.append((side, (<tuple?>old[i])[0], 0))
+        i += 1
+    i = 0
+    for j in range(m):
+        q = sign * <int64_t>(<tuple?>new[j])[0]
+        while i < n and sign * <int64_t>(<tuple?>old[i])[0] < q:
+            i += 1
+        if i < n and sign * <int64_t>(<tuple?>old[i])[0] == q \
+                and (<tuple?>old[i])[1] == (<tuple?>new[j])[1]:
+            continue
+        out.append((side, (<tuple?>new[j])[0], (<tuple?>new[j])[1]))
+
+
+def book_diff(tuple before, tuple after):
+    """The absolute level changes that turn book ``before`` into book ``after`` (each a
+    ``(bids, asks)`` pair of ``(price, size)`` lists as ``L2Book.snapshot`` gives them:
+    bids from the highest price, asks from the lowest), as a tuple of
+    ``(side, price, size)``."""
+    cdef list out = []
+    for side in range(2):
+        _diff_side(side, before[side], after[side], out)
+    return tuple(out)

@@ -51,6 +51,13 @@ def test_bench_feeds_quick_plays_the_peers_captures() -> None:
     if "not installed" not in peer:  # cryptofeed is the bench extra, not a dev dependency
         assert rows["kraken-v1-book10"][5] == "all 1"
         assert rows["binance-spot"][5] == "all 4"
+        # played through cryptofeed too, every book equal to ours (Phemex: once its spot
+        # sizes are unscaled; Huobi spot: its sizes rounded as ours), OKX with checksums
+        for name, books in (("huobi-coin-swap", "all 5"), ("okx-spot-futures-swap", "all 3")):
+            assert rows[name][5] == books
+        assert rows["phemex"][5] == rows["huobi-spot"][5] == "all 10 (*)"
+        assert rows["bitmex"][5] == "all 10" and rows["deribit-options"][5] == "all 10"
+        assert int(rows["okx-spot-futures-swap"][-1].rstrip(" |").replace(",", "")) == 290
     assert "simulated exchange" in stdout
 
 

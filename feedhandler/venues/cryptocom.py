@@ -25,6 +25,7 @@ sends ``public/heartbeat`` with an ``id``; ``answers`` returns the
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from typing import Any
 from urllib.parse import urlparse
@@ -32,10 +33,11 @@ from urllib.parse import urlparse
 from feedhandler.frames import MalformedFrame, as_dict, as_list, field, row
 from feedhandler.sync import BookSync, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
-from feedhandler.venues.exact import exact_json, integer, number_units, string
+from feedhandler.venues.exact import exact_json, integer, number_levels, number_units, string
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
+from orderbook_core import UnitScale
 
 VENUE = "CRYPTO.COM"
 INSTRUMENTS = "/v2/public/get-instruments"
@@ -254,7 +256,15 @@ def _units(decimals: int, value: Any, what: str, positive: bool = False) -> int:
     return number_units(decimals, value, what, positive)
 
 
+@functools.lru_cache(maxsize=64)
+def _scale(decimals: int) -> UnitScale:
+    return UnitScale(1, decimals)
+
+
 def _levels(tick: int, lot: int, bids: Any, asks: Any) -> tuple[LevelChange, ...]:
+    plain = number_levels(bids, asks, _scale(tick), _scale(lot))
+    if plain is not None:
+        return tuple(plain)
     return tuple(
         (
             side,

@@ -9,11 +9,13 @@ whole units of ``10**-decimals`` exactly, and refuses one off that grid.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from feedhandler.frames import INT64_MAX, MAX_EXPONENT, MAX_NUMBER_TEXT, MalformedFrame, count
 from hub.decimals import parse_decimal
+from orderbook_core import UnitScale, json_units, list_levels
 
 
 class Number(str):
@@ -22,9 +24,15 @@ class Number(str):
     __slots__ = ()
 
 
+_DECODER = json.JSONDecoder(parse_float=Number, parse_int=Number, parse_constant=Number)
+"""One decoder for every frame (``json.loads`` with hooks builds a decoder per call)."""
+
+
 def exact_json(text: str) -> Any:
     """The frame with every JSON number as its exact text (``Number``)."""
     try:
+        if type(text) is str:
+            return _DECODER.decode(text)
         return json.loads(text, parse_float=Number, parse_int=Number, parse_constant=Number)
     except (ValueError, RecursionError):
         raise MalformedFrame("json", "not JSON") from None
@@ -36,6 +44,20 @@ def string(value: Any, what: str) -> str:
         kind = "number" if isinstance(value, Number) else type(value).__name__
         raise MalformedFrame("shape", f"{what} must be a string, got {kind}")
     return value
+
+
+def number_levels(
+    bids: Any, asks: Any, tick: UnitScale, lot: UnitScale, rounding: bool = False
+) -> list[tuple[int, int, int]] | None:
+    """``[price, size, ...]`` rows of JSON numbers (``Number``) on both sides as (side, price
+    units, size units), read by the compiled reader (``rounding``: sizes rounded half up to
+    the lot's decimals), every price and size positive; None if any row is not plain (the
+    caller then reads every row through ``number_units``, which decides the refusal)."""
+    plain = list_levels(bids, 0, tick, lot, None, False, Number, rounding, True)
+    if plain is None:
+        return None
+    plain_asks = list_levels(asks, 1, tick, lot, None, False, Number, rounding, True)
+    return None if plain_asks is None else plain[0] + plain_asks[0]
 
 
 def decimal_parts(value: Any, what: str) -> tuple[int, int]:
@@ -74,8 +96,18 @@ def number(value: Any, what: str) -> Number:
     return value
 
 
+@functools.lru_cache(maxsize=64)
+def _scale(decimals: int) -> UnitScale:
+    return UnitScale(1, decimals)
+
+
 def number_units(decimals: int, value: Any, what: str, positive: bool = False) -> int:
-    """A JSON number's text as whole units of ``10**-decimals``, exactly, in int64."""
+    """A JSON number's text as whole units of ``10**-decimals``, exactly, in int64. The
+    compiled reader takes plain text; anything it declines is read (and refused) here."""
+    if type(value) is Number and decimals >= 0:
+        n = json_units(value, _scale(decimals))
+        if n is not None and (n or not positive):
+            return n
     mant, exp = decimal_parts(number(value, what), what)
     units: int
     if exp > decimals:
@@ -94,6 +126,8 @@ def number_units(decimals: int, value: Any, what: str, positive: bool = False) -
 def integer(value: Any, what: str) -> int:
     """A JSON number that is a whole non-negative int64 (ids, sequence numbers, epoch
     milliseconds); ``5`` and ``5.0`` are 5, ``5.5`` and a string holding digits are refused."""
+    if type(value) is Number and len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)  # plain digits: below 10**18, inside int64
     mant, decimals = decimal_parts(number(value, what), what)
     whole, rest = divmod(mant, 10**decimals)
     if rest:

@@ -33,6 +33,7 @@ from feedhandler.venues.exact import (
     exact_json,
     integer,
     number,
+    number_levels,
     number_units,
     string,
     unit_decimals,
@@ -152,8 +153,10 @@ class HuobiBase(ParserBase):
     def _depth(self, symbol: str, tick: dict[str, Any], ts_recv: int) -> list[Event]:
         price_unit, lot = self.units[symbol]
         key = integer(field(tick, self.order_key), self.order_key)
-        levels: list[LevelChange] = []
-        for side, name in ((BUY, "bids"), (SELL, "asks")):
+        bids, asks = field(tick, "bids"), field(tick, "asks")
+        plain = number_levels(bids, asks, price_unit.scale, lot.scale, self.rounding)
+        levels: list[LevelChange] = [] if plain is None else plain
+        for side, name in ((BUY, "bids"), (SELL, "asks")) if plain is None else ():
             for item in as_list(field(tick, name), name):
                 price, size = row(item, 2, "level")[:2]
                 levels.append(
@@ -194,6 +197,8 @@ class HuobiBase(ParserBase):
         ]
 
     trade_id = "id"
+    rounding = False
+    """Depth sizes are rounded to the lot (``_size``), not read exactly."""
 
     def _size(self, lot: Unit, value: Any, what: str) -> int:
         return _units(lot, value, what, positive=True)
@@ -221,6 +226,7 @@ class HuobiSpotParser(HuobiBase):
     order_key = "version"
     contracts_url = "/v1/common/symbols"
     trade_id = "tradeId"
+    rounding = True
 
     def _size(self, lot: Unit, value: Any, what: str) -> int:
         """Depth sizes are sums kept as binary floats (``3307.9982700421942``, past
