@@ -202,10 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "replay", help="replay recorded venue traffic through parser, sync and books"
     )
-    p.add_argument("kind", choices=["capture", "lobster", "databento"])
-    p.add_argument("file", type=Path, help="capture file (.jsonl[.zst]) or LOBSTER message file")
+    p.add_argument("kind", choices=["capture", "lobster", "databento", "itch"])
+    p.add_argument(
+        "file", type=Path, help="capture (.jsonl[.zst]), LOBSTER message, Databento or ITCH file"
+    )
     p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
-    p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
+    p.add_argument(
+        "--symbol", help="LOBSTER symbol (default: from the file name); ITCH: only this stock"
+    )
     p.add_argument(
         "--venue", choices=LIVE_SOURCES, help="venue parser (default: from the capture's header)"
     )
@@ -215,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 if a checksum failed, a gap occurred or a book crossed",
     )
+
+    p = sub.add_parser(
+        "sample", help="write small ITCH, LOBSTER and Databento files and how to replay each"
+    )
+    p.add_argument("dir", type=Path, help="folder to write into (made if absent)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the order flow (default 1)")
 
     p = sub.add_parser("capture", help="record a live venue's traffic in the capture format")
     p.add_argument("--venue", required=True, choices=LIVE_SOURCES)
@@ -357,6 +367,14 @@ def _run(args: argparse.Namespace) -> int:
         return subprocess.call([str(script), args.action, *extra])
     if args.command == "replay" and args.kind == "databento":
         return _replay_databento(args.file)
+    if args.command == "replay" and args.kind == "itch":
+        from app.files import replay_itch_command
+
+        return replay_itch_command(args.file, args.symbol)
+    if args.command == "sample":
+        from app.files import sample_command
+
+        return sample_command(args.dir, args.seed)
     if args.command == "replay" and args.kind == "lobster":
         return _replay_lobster(args.file, args.orderbook, args.symbol, args.check)
     if args.command == "replay":
