@@ -230,7 +230,8 @@ def test_installed_hub_writes_samples_and_replays_each_outside_the_checkout(
         for line in made.stdout.splitlines()
         if line.strip().startswith("replay: ")
     ]
-    assert [c[2] for c in commands] == ["itch", "lobster", "lobster", "databento", "databento"]
+    kinds = ["itch", "lobster", "lobster", "databento", "databento", "capture"]
+    assert [c[2] for c in commands] == kinds
     for command in commands:
         done = run(installed, outside, *command, *(["--check"] if command[2] == "lobster" else []))
         assert done.returncode == 0, done.stderr

@@ -9,7 +9,9 @@ Every file is written by the product's own writers beside its reader (``itch_wri
 - a LOBSTER message + orderbook file pair per stock (submissions, partial cancellations,
   deletions, visible and hidden executions), the orderbook file checking every row;
 - a Databento MBO file of two instruments, as DBN (zstd) and as CSV: adds, cancels,
-  modifies, trades and fills, one event per F_LAST.
+  modifies, trades and fills, one event per F_LAST;
+- a Gemini market-data capture (``capture_write``) of two symbols: symbol details,
+  full books, level changes and trades, for ``hub replay capture``.
 
 ``write_samples`` returns what it wrote and the command that replays each file.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feedhandler.files import databento_write, itch_write, lobster_write
+from feedhandler.files.capture_write import write_gemini_capture
 from feedhandler.files.databento import MboRecord
 
 ITCH_SYMBOLS = ("AAPL", "MSFT", "NVDA")
@@ -35,6 +38,7 @@ DATABENTO_INSTRUMENTS = (101, 202)
 DATABENTO_COMMANDS = 400
 DATABENTO_START_NS = 1_704_205_800_000_000_000
 """2024-01-02 14:30 UTC (the US open), where the Databento sample's clock starts."""
+CAPTURE_NAME = "gemini-sample_l2-trades_2024-01-02.jsonl.zst"
 OPEN_NS = 34_200 * 10**9
 """09:30 after the exchange's midnight, where the ITCH sample's order flow starts."""
 
@@ -122,4 +126,14 @@ def write_samples(folder: Path, seed: int = 1) -> list[Sample]:
                 f"Databento MBO as {form}, {len(records)} records, instruments {instruments}",
             )
         )
+    capture = folder / CAPTURE_NAME
+    write_gemini_capture(capture, seed)
+    out.append(
+        Sample(
+            "capture",
+            (capture,),
+            ("hub", "replay", "capture", str(capture), "--check"),
+            "a Gemini market-data capture of BTCUSD and ETHUSD (the capture format)",
+        )
+    )
     return out

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from feedhandler.files import sample
+from feedhandler.files.capture_write import write_gemini_capture
 from feedhandler.files.databento_write import session
 from feedhandler.files.lobster import EMPTY_ASK, EMPTY_BID
 from orderbook_core._pyitch import ItchReplay as PyItchReplay
@@ -45,9 +46,10 @@ def run(command: list[str], *extra: str) -> dict[str, Any]:
 
 def test_one_command_per_sample_and_small_files(written: tuple[Path, list[list[str]]]) -> None:
     folder, commands = written
-    assert [c[2] for c in commands] == ["itch", "lobster", "lobster", "databento", "databento"]
+    kinds = ["itch", "lobster", "lobster", "databento", "databento", "capture"]
+    assert [c[2] for c in commands] == kinds
     files = list(folder.iterdir())
-    assert len(files) == 7
+    assert len(files) == 8
     assert sum(f.stat().st_size for f in files) < 1_000_000
     for command in commands:  # every file a command names exists
         assert all(Path(a).is_file() for a in command[3:] if a.startswith(str(folder)))
@@ -116,3 +118,18 @@ def test_the_databento_commands_give_the_engines_books(
         assert got["bids"] == [list(b) for b in bids][:5]  # type: ignore[attr-defined]
         assert got["asks"] == [list(a) for a in asks][:5]  # type: ignore[attr-defined]
         assert got["trades"] == got["actions"]["T"] > 50
+
+
+def test_the_capture_command_replays_the_books_the_capture_was_written_from(
+    written: tuple[Path, list[list[str]]], tmp_path: Path
+) -> None:
+    _folder, commands = written
+    summary = run(commands[5])  # with --check: exit 0 means no gap, crossed or stale book
+    books = write_gemini_capture(tmp_path / "again.jsonl.zst", 1)
+    assert summary["venue"] == "gemini" and summary["malformed"] == 0
+    assert summary["stale_books"] == {} and sorted(summary["symbols"]) == ["BTCUSD", "ETHUSD"]
+    for symbol, (bids, asks) in books.items():
+        got = summary["symbols"][symbol]
+        assert got["bids"] == [list(b) for b in bids[:5]] and len(bids) > 5
+        assert got["asks"] == [list(a) for a in asks[:5]] and len(asks) > 5
+        assert got["trades"] > 50 and got["book_updates"] > 500
