@@ -23,7 +23,8 @@ SYMBOLS = {"BTCUSD": ("BTC", "USD", 30_000_00), "ETHUSD": ("ETH", "USD", 2_000_0
 """Symbol -> (base, quote, starting mid in cents)."""
 LOT = 10**6
 """Quantities in 1e-6 (Gemini's details say ``tick_size`` 1E-6 here); prices in cents."""
-START_NS = 1_704_205_800_000_000_000  # 2024-01-02 14:30 UTC
+START_NS = 1_577_716_200_000_000_000
+"""2019-12-30 14:30 UTC: 09:30 in New York on the ITCH sample's day, so the two overlap."""
 CONN, ADDR = "GEMINI.ws.1.0", "wss://api.gemini.com/v2/marketdata/"
 
 

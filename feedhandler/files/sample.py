@@ -36,9 +36,10 @@ LOBSTER_SYMBOLS = ("AAPL", "MSFT")
 LOBSTER_COMMANDS = 600
 DATABENTO_INSTRUMENTS = (101, 202)
 DATABENTO_COMMANDS = 400
-DATABENTO_START_NS = 1_704_205_800_000_000_000
-"""2024-01-02 14:30 UTC (the US open), where the Databento sample's clock starts."""
-CAPTURE_NAME = "gemini-sample_l2-trades_2024-01-02.jsonl.zst"
+DATABENTO_START_NS = 1_577_716_200_000_000_000
+"""2019-12-30 14:30 UTC (the US open of the ITCH sample's day: the samples but LOBSTER's
+overlap in time, so a merged export or replay interleaves them)."""
+CAPTURE_NAME = "gemini-sample_l2-trades_2019-12-30.jsonl.zst"
 OPEN_NS = 34_200 * 10**9
 """09:30 after the exchange's midnight, where the ITCH sample's order flow starts."""
 
