@@ -75,6 +75,12 @@ def iso(ns: int) -> str:
     return f"{stamp}.{frac:09d}Z"
 
 
+def event_time(event: Event) -> int:
+    """When an event happened: the venue's event time, or the receive time where the venue
+    stamps none (some books: Gemini's ``l2_updates``); 0 for an instrument."""
+    return getattr(event, "ts_event", 0) or getattr(event, "ts_recv", 0)
+
+
 def parse_channels(text: str) -> frozenset[str]:
     """``trades,book`` -> the row kinds to write; BadInput naming an unknown channel."""
     kinds: set[str] = set()
@@ -134,9 +140,10 @@ class Rows:
         return out
 
     def _base(self, e: BookUpdate | Trade | Status, stream: _Stream, kind: str) -> Row:
+        at = event_time(e)
         return {
-            "ts_event": e.ts_event,
-            "ts_event_iso": iso(e.ts_event),
+            "ts_event": at,
+            "ts_event_iso": iso(at),
             "ts_recv": e.ts_recv or None,
             "venue": e.venue,
             "symbol": e.symbol,
