@@ -121,7 +121,10 @@ def open_sources(
         instrument_for = None
         batches: Iterator[Batch]
         if kind == "capture":
-            parser = VENUES[venue_of(path)].parser()
+            venue = venue_of(path)
+            if venue not in VENUES:
+                raise BadInput(f"source {text}: venue {venue!r} has no replay parser")
+            parser = VENUES[venue].parser()
             instrument_for = instrument_from(parser)
             batches = capture_batches(path, parser, on_error)
         elif kind == "lobster":
@@ -135,8 +138,8 @@ def open_sources(
 
     def events(batches: Iterator[Batch], instrument_for: InstrumentFor | None) -> Iterator[Event]:
         seen: set[tuple[str, str]] = set()
-        for _ts, events in batches:
-            for e in events:
+        for _ts, batch in batches:
+            for e in batch:
                 if isinstance(e, Instrument):
                     seen.add((e.venue, e.symbol))
                     yield e

@@ -127,6 +127,8 @@ class Rows:
         if not isinstance(event, BookUpdate | Trade | Status):
             return []
         stream = self.streams.get((event.venue, event.symbol))
+        if stream is None and isinstance(event, Status):  # needs no units (nor keeps them)
+            stream = _Stream(Instrument(event.venue, event.symbol, "1", "1"))
         if stream is None:
             raise BadInput(
                 f"{event.venue} {event.symbol}: an event came before its instrument "

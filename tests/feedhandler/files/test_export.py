@@ -156,3 +156,29 @@ def test_channels_and_symbols_select_rows(itch_file: Path) -> None:
 def test_iso_keeps_every_nanosecond() -> None:
     assert iso(1_577_716_200_000_000_123) == "2019-12-30T14:30:00.000000123Z"
     assert iso(0) == "1970-01-01T00:00:00.000000000Z"
+
+
+def test_units_come_from_the_instrument_and_a_book_without_one_is_refused() -> None:
+    from hub.events import BookUpdate, Instrument, Status, Trade
+
+    rows = Rows()
+    halted = rows.of(Status("X", "ABC", "halted", "H", 5, 6))  # a status needs no units
+    assert [(r["kind"], r["state"], r["reason"], r["ts_recv"]) for r in halted] == [
+        ("status", "halted", "H", 6)
+    ]
+    with pytest.raises(BadInput, match="X ABC: an event came before its instrument"):
+        rows.of(BookUpdate("X", "ABC", 1, 7, 7, ((0, 12345, 3),)))
+    rows.of(Instrument("X", "ABC", "0.005", "0.1", canonical="ABC-USD"))
+    book = rows.of(BookUpdate("X", "ABC", 1, 7, 0, ((0, 12345, 3),)))
+    assert [(r["kind"], r["side"], r["price"], r["size"], r["ts_recv"]) for r in book] == [
+        ("book_delta", "bid", "61.725", "0.3", None),
+        ("bbo", "bid", "61.725", "0.3", None),
+        ("bbo", "ask", None, "0.0", None),
+    ]
+    (trade,) = rows.of(Trade("X", "ABC", 1, "t1", 2, 10**20, 1, 8, 8))
+    assert (trade["price"], trade["size"], trade["side"]) == (
+        "0.010",
+        "10000000000000000000.0",
+        "sell",
+    )
+    assert trade["canonical"] == "ABC-USD" and trade["trade_id"] == "t1"
