@@ -202,10 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "replay", help="replay recorded venue traffic through parser, sync and books"
     )
-    p.add_argument("kind", choices=["capture", "lobster", "databento"])
-    p.add_argument("file", type=Path, help="capture file (.jsonl[.zst]) or LOBSTER message file")
+    p.add_argument("kind", choices=["capture", "lobster", "databento", "itch"])
+    p.add_argument(
+        "file", type=Path, help="capture (.jsonl[.zst]), LOBSTER message, Databento or ITCH file"
+    )
     p.add_argument("--orderbook", type=Path, help="LOBSTER orderbook file to check every row")
-    p.add_argument("--symbol", help="LOBSTER symbol (default: from the file name)")
+    p.add_argument(
+        "--symbol", help="LOBSTER symbol (default: from the file name); ITCH: only this stock"
+    )
     p.add_argument(
         "--venue", choices=LIVE_SOURCES, help="venue parser (default: from the capture's header)"
     )
@@ -215,6 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 if a checksum failed, a gap occurred or a book crossed",
     )
+
+    p = sub.add_parser(
+        "sample", help="write small ITCH, LOBSTER and Databento files and how to replay each"
+    )
+    p.add_argument("dir", type=Path, help="folder to write into (made if absent)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the order flow (default 1)")
+
+    p = sub.add_parser(
+        "export", help="write a replay's normalised events as NDJSON, CSV or Parquet rows"
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="capture or file, as hub replay")
+    p.add_argument("--from", dest="start", help="first event time: epoch ns or ISO 8601 UTC")
+    p.add_argument("--to", dest="end", help="last event time: epoch ns or ISO 8601 UTC")
+    p.add_argument("--format", choices=["ndjson", "csv", "parquet"], help="default: by --out")
+    p.add_argument("--out", type=Path, required=True, help="output file; - for stdout")
+    p.add_argument("--symbol", action="append", default=[], help="only this symbol (repeat)")
+    p.add_argument("--channels", default="trades,book,bbo,status", help="row kinds to write")
 
     p = sub.add_parser("capture", help="record a live venue's traffic in the capture format")
     p.add_argument("--venue", required=True, choices=LIVE_SOURCES)
@@ -301,7 +322,7 @@ def _replay_lobster(messages: Path, orderbook: Path | None, symbol: str | None, 
     return 0
 
 
-BAD_INPUT_EXIT = {"replay": 2, "capture": 2}
+BAD_INPUT_EXIT = {"replay": 2, "capture": 2, "export": 2}
 """Exit code of a command whose input cannot be used (1 elsewhere): ``hub replay`` keeps 1
 for a failed ``--check``, so a file it cannot read at all is 2, as for ``hub capture``."""
 
@@ -357,6 +378,20 @@ def _run(args: argparse.Namespace) -> int:
         return subprocess.call([str(script), args.action, *extra])
     if args.command == "replay" and args.kind == "databento":
         return _replay_databento(args.file)
+    if args.command == "replay" and args.kind == "itch":
+        from app.files import replay_itch_command
+
+        return replay_itch_command(args.file, args.symbol)
+    if args.command == "export":
+        from app.files import export_command
+
+        return export_command(
+            args.sources, args.start, args.end, args.format, args.out, args.symbol, args.channels
+        )
+    if args.command == "sample":
+        from app.files import sample_command
+
+        return sample_command(args.dir, args.seed)
     if args.command == "replay" and args.kind == "lobster":
         return _replay_lobster(args.file, args.orderbook, args.symbol, args.check)
     if args.command == "replay":

@@ -217,3 +217,24 @@ def test_installed_hub_migrates_and_runs_the_demo_outside_the_checkout(
         assert books and all(x.rstrip().endswith("checksum ok") for x in books)
     finally:
         assert demo.stop() == 0, "".join(demo.output[-40:])
+
+
+def test_installed_hub_writes_samples_and_replays_each_outside_the_checkout(
+    installed: Path, outside: Path
+) -> None:
+    """``hub sample`` needs only product code: each command it prints runs from the wheel."""
+    made = run(installed, outside, "hub", "sample", str(outside / "samples"))
+    assert made.returncode == 0, made.stderr
+    commands = [
+        line.split("replay: ", 1)[1].split()
+        for line in made.stdout.splitlines()
+        if line.strip().startswith("replay: ")
+    ]
+    kinds = ["itch", "lobster", "lobster", "databento", "databento", "capture"]
+    assert [c[2] for c in commands] == kinds
+    for command in commands:
+        done = run(installed, outside, *command, *(["--check"] if command[2] == "lobster" else []))
+        assert done.returncode == 0, done.stderr
+        summary = orjson.loads(done.stdout)
+        assert summary.get("mismatches", 0) == 0
+        assert summary.get("symbols", summary.get("instruments", summary.get("bids")))
