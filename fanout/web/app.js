@@ -9,7 +9,7 @@ const BASE = {900: 300};  // an interval the protocol lacks, built from a shorte
 const S = {
   ws: null, streams: new Map(), current: null, pdp: 2, sdp: 0,
   book: null, lastSeq: 0, lastEpoch: 0, lastTrade: [0, 0], gaps: 0, updates: 0,
-  latency: null, clock: null, recorded: Boolean(REPLAY), ended: false,
+  latency: null, clock: null, recorded: Boolean(REPLAY), ended: false, userPicked: false,
   interval: Number($("interval").value), sawCandles: false, base: new Map(),
 };
 let dirty = false;
@@ -58,14 +58,22 @@ const mine = (msg) => S.current && msg.venue === S.current[0] && msg.symbol === 
 
 // --- messages ------------------------------------------------------------------------
 
+// A recorded stream (hub run/demo of a file, or /replay) is hours or years behind the
+// wall clock: its own event time is the page's clock then, and there is no latency.
+function observe(msg) {
+  if (!msg.ts_event || !mine(msg)) return;
+  S.clock = Math.max(S.clock || 0, msg.ts_event);
+  if (msg.ts_recv && Math.abs(Date.now() * 1e6 - msg.ts_recv) > RECORDED_NS) S.recorded = true;
+}
+
 function handle(msg) {
-  if (msg.ts_event && (mine(msg) || msg.type === "replay")) S.clock = Math.max(S.clock || 0, msg.ts_event);
+  if (REPLAY && msg.venue && msg.symbol && ["snapshot", "book", "trade"].includes(msg.type)) learn(msg);
+  observe(msg);
   switch (msg.type) {
     case "streams": onStreams(msg.streams); break;
     case "replay": onReplay(msg); break;
     case "snapshot":
       if (msg.channel !== "book") break;
-      if (REPLAY) learn(msg);
       if (!mine(msg)) break;
       S.book = {bids: new Map(msg.bids), asks: new Map(msg.asks)};
       S.lastSeq = msg.seq; S.lastEpoch = msg.epoch;
@@ -77,7 +85,6 @@ function handle(msg) {
       $("h-state").textContent = `live (snapshot: ${msg.reason})`; dirty = true; break;
     case "book": onBook(msg); break;
     case "trade":
-      if (REPLAY) learn(msg);
       if (!mine(msg) || (msg.epoch === S.lastTrade[0] && msg.seq <= S.lastTrade[1])) break;
       S.lastTrade = [msg.epoch, msg.seq];  // once each, by (epoch, seq)
       addTrade(msg);
@@ -94,7 +101,8 @@ function handle(msg) {
       $("h-state").textContent = `${msg.state} (${msg.reason})`;
       if (msg.state === "closed") {
         S.recorded = true;
-        banner("closed", `stream closed: ${msg.reason}; the book is final`);
+        const why = msg.reason === "subscribe" ? "" : ` (${msg.reason})`;
+        banner("closed", `stream closed: its source ended${why}; the book is final`);
         setConn("stale", "closed");
       }
       break;
@@ -106,9 +114,11 @@ function onStreams(streams) {
   S.streams = new Map(streams.filter((s) => s.channels.includes("book")).map((s) => [keyOf(s.venue, s.symbol), s]));
   const sel = $("symbol"), want = params.get("symbol");
   fillPicker(sel, [...S.streams.values()], sel.value);
+  // ?symbol= (native or canonical) until the viewer picks: a replay's streams appear as it goes
   const preset = want && [...S.streams.values()].find((s) => [s.symbol, s.canonical].includes(want));
-  if (preset && !S.current) sel.value = keyOf(preset.venue, preset.symbol);
-  if (sel.options.length) pick(JSON.parse(sel.value));
+  if (preset && !S.userPicked) sel.value = keyOf(preset.venue, preset.symbol);
+  else if (want && !S.userPicked) setTimeout(() => send({op: "list", id: 1}), 1000);
+  if (sel.options.length && sel.value !== JSON.stringify(S.current)) pick(JSON.parse(sel.value));
 }
 
 // A replay names its streams as it goes: the picker grows with them.
@@ -135,7 +145,6 @@ function onReplay(msg) {
 }
 
 function onBook(msg) {
-  if (REPLAY) learn(msg);
   // Seqs count within an epoch: a delta of another one waits for its fresh snapshot.
   if (!mine(msg) || !S.book || msg.epoch !== S.lastEpoch || msg.seq <= S.lastSeq) return;
   if (msg.first > S.lastSeq + 1) {
@@ -145,11 +154,7 @@ function onBook(msg) {
   for (const [p, s] of msg.bids) Number(s) === 0 ? S.book.bids.delete(p) : S.book.bids.set(p, s);
   for (const [p, s] of msg.asks) Number(s) === 0 ? S.book.asks.delete(p) : S.book.asks.set(p, s);
   S.lastSeq = msg.seq; S.updates++; dirty = true;
-  // A recorded stream (hub run/demo of a file) is hours or years behind the wall clock:
-  // its own event time is the clock then, not a latency.
-  const lag = Date.now() * 1e6 - msg.ts_recv;
-  if (Math.abs(lag) > RECORDED_NS) S.recorded = true;
-  S.latency = S.recorded ? null : lag;
+  S.latency = S.recorded ? null : Date.now() * 1e6 - msg.ts_recv;
 }
 
 // --- subscriptions -------------------------------------------------------------------
@@ -257,12 +262,13 @@ function render() {
   $("h-seq").textContent = S.lastSeq;
   $("h-gaps").textContent = S.gaps;
   $("h-trade").textContent = S.lastTrade[1] || "-";
+  if (S.recorded && $("conn").textContent === "live") setConn("replay", "recorded");
   $("h-lat-label").textContent = S.recorded ? "replay clock (event time)" : "latency (event→page)";
   if (S.recorded) $("h-lat").textContent = S.clock ? utcStamp(S.clock) : "-";
   else if (S.latency !== null) $("h-lat").textContent = (S.latency / 1e6).toFixed(1) + " ms";
 }
 
-$("symbol").onchange = (e) => pick(JSON.parse(e.target.value));
+$("symbol").onchange = (e) => { S.userPicked = true; pick(JSON.parse(e.target.value)); };
 $("interval").onchange = (e) => changeInterval(Number(e.target.value));
 if (!Candles.init($("chart"), $("chart-note"))) $("chart").hidden = true;
 Candles.setSpan(S.interval);

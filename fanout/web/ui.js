@@ -54,7 +54,7 @@ function spreadAndMid(bestBid, bestAsk, pdp) {
   const sum = a + b;  // mid = sum / 2: one more place when the sum is odd
   const mid = sum % 2 === 0 ? Dec.fromInt(sum / 2, pdp) : Dec.fromInt(sum * 5, pdp + 1);
   const bps = ((a - b) / (sum / 2)) * 1e4;
-  return {spread: Dec.fromInt(a - b, pdp), mid, bps: bps.toFixed(2)};
+  return {spread: Dec.fromInt(a - b, pdp), mid, bps: bps >= 1 ? bps.toFixed(2) : bps.toPrecision(2)};
 }
 
 function renderLadder(table, book, depth, pdp, sdp) {
@@ -74,7 +74,7 @@ function renderLadder(table, book, depth, pdp, sdp) {
 
 function tapeRow(t, pdp, sdp) {
   const tr = document.createElement("tr");
-  tr.className = t.side;
+  tr.className = t.side; tr.dataset.seq = t.seq;
   tr.innerHTML = `<td>${utcTime(t.ts_event)}</td><td class="side">${t.side}</td>` +
     `<td class="px">${Dec.fmt(t.price, pdp)}</td><td>${Dec.fmt(t.size, sdp)}</td>`;
   return tr;
