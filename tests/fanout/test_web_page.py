@@ -309,3 +309,127 @@ def test_page_of_a_file_replay_keeps_event_time_and_says_the_stream_closed(
 
 def _hms(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%H:%M:%S")
+
+
+T0 = 1_624_493_681_000_000_000  # 2021-06-24 00:14:41 UTC
+
+
+def scripted_replay() -> list[list[dict[str, Any]]]:
+    """What a /replay endpoint sends (the replay spec of issue #19): a ``playing`` status,
+    the live protocol's messages in event time, then ``ended``."""
+    key = {"venue": "GEMINI", "symbol": "BTCUSD"}
+    frames: list[list[dict[str, Any]]] = [
+        [
+            {
+                "type": "replay",
+                "state": "playing",
+                "from": "2021-06-24T00:14:41Z",
+                "to": "2021-06-24T00:15:00Z",
+                "speed": 10,
+                "sources": ["capture:gemini"],
+            },
+            {
+                "type": "snapshot", "channel": "book", **key, "canonical": "BTC-USD",
+                "epoch": 7, "seq": 1, "ts_event": T0, "reason": "replay",
+                "bids": [["34000.01", "0.5"], ["34000.00", "1.25"]],
+                "asks": [["34000.05", "0.75"], ["34000.10", "2"]],
+            },
+        ]
+    ]  # fmt: skip
+    for i in range(1, 6):
+        ts = T0 + i * 1_500_000_000
+        frames.append(
+            [
+                {
+                    "type": "book", **key, "epoch": 7, "first": i + 1, "seq": i + 1,
+                    "ts_event": ts, "ts_recv": ts + 1000,
+                    "bids": [["34000.01", str(Decimal("0.5") + i)]], "asks": [],
+                },
+                {
+                    "type": "trade", **key, "epoch": 7, "seq": i, "trade_id": str(i),
+                    "price": f"34000.0{i}", "size": "0.1", "side": "buy" if i % 2 else "sell",
+                    "ts_event": ts, "ts_recv": ts + 1000,
+                },
+            ]
+        )  # fmt: skip
+    frames.append([{"type": "replay", "state": "ended", "clock": T0 + 7_500_000_000, "events": 11}])
+    return frames
+
+
+@asynccontextmanager
+async def stand_in_replay_node(requests: list[Any]) -> AsyncIterator[int]:
+    """The page's files and a scripted /replay endpoint on one port."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+
+    from fanout.node import STATIC
+    from hub.ops import response
+
+    def files(conn: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?")[0]
+        if path == "/replay":
+            return None
+        if path in STATIC and (WEB_DIR / STATIC[path][0]).is_file():
+            return response(200, (WEB_DIR / STATIC[path][0]).read_bytes(), STATIC[path][1])
+        return response(404, b"not found\n", "text/plain")
+
+    async def replay(ws: ServerConnection) -> None:
+        requests.append(orjson.loads(await ws.recv()))
+        for frame in scripted_replay():
+            await ws.send(orjson.dumps(frame).decode())
+            await asyncio.sleep(0.15)
+        await asyncio.sleep(30)
+
+    async with serve(replay, "127.0.0.1", 0, process_request=files) as server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def replay_session() -> tuple[Seen, list[Any], dict[str, Any]]:
+    seen, requests = Seen(), []
+    async with stand_in_replay_node(requests) as port, browser_page(800, seen) as page:
+        query = "replay=capture:gemini&from=2021-06-24T00:14:41Z&to=2021-06-24T00:15:00Z&speed=10"
+        await page.goto(f"http://127.0.0.1:{port}/?{query}")
+        await page.wait_for_function(
+            "document.getElementById('banner').textContent.includes('ended')"
+        )
+        await page.wait_for_timeout(300)
+        await shot(page, "page-8-replay-ended.png")
+        out = await page.evaluate(PAGE_JS)
+        for name in ("banner", "h-lat-label", "h-lat", "h-state", "title", "h-seq"):
+            out[name] = await page.inner_text(f"#{name}")
+        out["bars"] = await page.evaluate("mdhub.state.base.size")
+    return seen, requests, out
+
+
+@needs_chromium
+def test_page_in_replay_mode_asks_replay_for_its_range_and_says_when_it_ended() -> None:
+    """?replay=..&from=..&to=..&speed=.. opens /replay with that request; the page runs on
+    the replay's clock and shows that it ended (against a scripted stand-in of the node's
+    /replay endpoint: the replay spec, until the node has one)."""
+    seen, requests, out = asyncio.run(replay_session())
+    assert seen.errors == []
+    assert requests == [
+        {
+            "op": "replay",
+            "sources": ["capture:gemini"],
+            "from": "2021-06-24T00:14:41Z",
+            "to": "2021-06-24T00:15:00Z",
+            "speed": 10,
+        }
+    ]
+    assert out["banner"] == "replay ended at 2021-06-24 00:14:48.500 UTC after 11 events"
+    assert out["h-lat-label"] == "replay clock (event time)"
+    assert out["h-lat"] == "2021-06-24 00:14:48.500 UTC"
+    assert out["h-state"] == "replay ended" and out["h-seq"] == "6"
+    assert out["title"] == "BTCUSD · BTC-USD (GEMINI)"
+    check_ladder_rows = [(r["side"], r["cells"]) for r in out["rows"]]
+    assert check_ladder_rows == [
+        ("ask", ["34000.10", "2.00", "2.75"]),  # no tick or lot known: the snapshot's places
+        ("ask", ["34000.05", "0.75", "0.75"]),
+        ("bid", ["34000.01", "5.50", "5.50"]),
+        ("bid", ["34000.00", "1.25", "6.75"]),
+    ]
+    assert out["spread"] == "0.04" and out["mid"] == "34000.03"
+    assert [r["seq"] for r in out["tape"]] == [5, 4, 3, 2, 1]
+    assert out["tape"][0]["cells"] == ["00:14:48.500", "buy", "34000.05", "0.10"]
+    assert out["bars"] >= 1  # built from the replay's trades (it sent no candles)
