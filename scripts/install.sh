@@ -173,6 +173,7 @@ install_web() {
 main() {
   case "${1:-all}" in
     --python-only) install_python ;;
+    --web) install_web ;;
     --demo)
       install_python
       install_web soft ;;
@@ -181,7 +182,7 @@ main() {
       install_timescaledb
       install_python
       install_web ;;
-    *) die "usage: $0 [--python-only|--demo]" ;;
+    *) die "usage: $0 [--python-only|--demo|--web]" ;;
   esac
   log "done"
 }

@@ -385,7 +385,7 @@ async def stand_in_replay_node(requests: list[Any]) -> AsyncIterator[int]:
 
 
 async def replay_session() -> tuple[Seen, list[Any], dict[str, Any]]:
-    seen, requests = Seen(), []
+    seen, requests = Seen(), list[Any]()
     async with stand_in_replay_node(requests) as port, browser_page(800, seen) as page:
         query = "replay=capture:gemini&from=2021-06-24T00:14:41Z&to=2021-06-24T00:15:00Z&speed=10"
         await page.goto(f"http://127.0.0.1:{port}/?{query}")
