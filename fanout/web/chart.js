@@ -16,7 +16,7 @@ const Candles = (() => {
       layout: {background: {color: "#131a21"}, textColor: "#c0c8d4", fontSize: 11},
       grid: {vertLines: {color: "#1e2731"}, horzLines: {color: "#1e2731"}},
       rightPriceScale: {borderColor: "#2a3440"},
-      timeScale: {borderColor: "#2a3440", timeVisible: true, secondsVisible: true, rightOffset: 3},
+      timeScale: {borderColor: "#2a3440", timeVisible: true, secondsVisible: true, rightOffset: 3, barSpacing: 10},
       crosshair: {mode: LightweightCharts.CrosshairMode.Normal},
     });
     candles = chart.addCandlestickSeries({

@@ -357,8 +357,9 @@ def scripted_replay() -> list[list[dict[str, Any]]]:
 
 
 @asynccontextmanager
-async def stand_in_replay_node(requests: list[Any]) -> AsyncIterator[int]:
-    """The page's files and a scripted /replay endpoint on one port."""
+async def stand_in_replay_node(requests: list[Any], vendor: bool = True) -> AsyncIterator[int]:
+    """The page's files and a scripted /replay endpoint on one port; ``vendor=False``: as
+    a node without the chart library (404, as when npm was missing)."""
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.http11 import Request, Response
 
@@ -369,6 +370,8 @@ async def stand_in_replay_node(requests: list[Any]) -> AsyncIterator[int]:
         path = request.path.split("?")[0]
         if path == "/replay":
             return None
+        if path.startswith("/vendor/") and not vendor:
+            return response(404, b"not found\n", "text/plain")
         if path in STATIC and (WEB_DIR / STATIC[path][0]).is_file():
             return response(200, (WEB_DIR / STATIC[path][0]).read_bytes(), STATIC[path][1])
         return response(404, b"not found\n", "text/plain")
@@ -433,3 +436,32 @@ def test_page_in_replay_mode_asks_replay_for_its_range_and_says_when_it_ended() 
     assert [r["seq"] for r in out["tape"]] == [5, 4, 3, 2, 1]
     assert out["tape"][0]["cells"] == ["00:14:48.500", "buy", "34000.05", "0.10"]
     assert out["bars"] >= 1  # built from the replay's trades (it sent no candles)
+
+
+async def no_chart_session() -> tuple[Seen, dict[str, Any]]:
+    seen, requests = Seen(), list[Any]()
+    async with (
+        stand_in_replay_node(requests, vendor=False) as port,
+        browser_page(800, seen) as page,
+    ):
+        await page.goto(f"http://127.0.0.1:{port}/?replay=capture:gemini&speed=max")
+        await page.wait_for_function(
+            "document.getElementById('banner').textContent.includes('ended')"
+        )
+        await shot(page, "page-9-without-chart-library.png")
+        out = await page.evaluate(PAGE_JS)
+        out["note"] = await page.is_visible("#chart-note")
+        out["chart"] = await page.is_visible("#chart")
+        out["note_text"] = await page.inner_text("#chart-note")
+    return seen, out
+
+
+@needs_chromium
+def test_page_without_the_chart_library_shows_the_rest_and_says_why() -> None:
+    seen, out = asyncio.run(no_chart_session())
+    # the one console error is the library's 404; the page's own scripts ran
+    assert len(seen.errors) == 1 and "404" in seen.errors[0]
+    assert out["note"] and not out["chart"]
+    assert "scripts/install.sh" in out["note_text"] and "npm" in out["note_text"]
+    assert len(out["rows"]) == 4 and out["spread"] == "0.04"
+    assert [r["seq"] for r in out["tape"]] == [5, 4, 3, 2, 1]
