@@ -18,8 +18,7 @@ let dirty = false;
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const token = params.get("token");
-  const path = REPLAY ? `/replay${token ? "?token=" + encodeURIComponent(token) : ""}` : `/ws${location.search}`;
+  const path = REPLAY ? `/replay?${replayQuery()}` : `/ws${location.search}`;
   const ws = S.ws = new WebSocket(`${proto}://${location.host}${path}`);
   ws.onopen = () => {
     setConn(REPLAY ? "replay" : "live");
@@ -40,6 +39,14 @@ function connect() {
     const data = JSON.parse(ev.data);
     for (const msg of Array.isArray(data) ? data : [data]) handle(msg);
   };
+}
+
+// The request goes both in the URL (as tardis-machine takes it) and as the first message.
+function replayQuery() {
+  const q = new URLSearchParams();
+  for (const k of ["from", "to", "speed", "channels", "token"]) if (params.get(k)) q.set(k, params.get(k));
+  q.set("sources", REPLAY);
+  return q.toString();
 }
 
 function replayRequest() {

@@ -24,7 +24,7 @@ const Candles = (() => {
       wickUpColor: UP, wickDownColor: DOWN,
     });
     candles.priceScale().applyOptions({scaleMargins: {top: 0.06, bottom: 0.28}});
-    volume = chart.addHistogramSeries({priceScaleId: "volume", priceFormat: {type: "volume"}, lastValueVisible: false});
+    volume = chart.addHistogramSeries({priceScaleId: "volume", priceFormat: {type: "volume"}, lastValueVisible: false, priceLineVisible: false});
     chart.priceScale("volume").applyOptions({scaleMargins: {top: 0.78, bottom: 0}});
     return true;
   }

@@ -208,11 +208,12 @@ async def live_session(port: int) -> Seen:
         seq1 = int(await page.inner_text("#h-seq"))
         await shot(page, "page-2-live-1s.png")
         await page.wait_for_timeout(3000)
-        second = await page.evaluate("mdhub.chartRange()")
+        second, newest = await page.evaluate(
+            "[mdhub.chartRange(), Math.max(...mdhub.state.base.keys())]"
+        )
         seq2 = int(await page.inner_text("#h-seq"))
         await shot(page, "page-3-live-1s-later.png")
         assert second["to"] > first["to"]  # the time axis moved on
-        newest = max(await page.evaluate("[...mdhub.state.base.keys()]"))
         assert first["from"] < newest / 1e9 <= second["to"]
         assert seq2 > seq1 and int(await page.inner_text("#h-rate")) > 0
         last = await page.inner_text("#c-last")
@@ -377,6 +378,8 @@ async def stand_in_replay_node(requests: list[Any], vendor: bool = True) -> Asyn
         return response(404, b"not found\n", "text/plain")
 
     async def replay(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        requests.append(ws.request.path)
         requests.append(orjson.loads(await ws.recv()))
         for frame in scripted_replay():
             await ws.send(orjson.dumps(frame).decode())
@@ -412,13 +415,15 @@ def test_page_in_replay_mode_asks_replay_for_its_range_and_says_when_it_ended() 
     seen, requests, out = asyncio.run(replay_session())
     assert seen.errors == []
     assert requests == [
+        "/replay?from=2021-06-24T00%3A14%3A41Z&to=2021-06-24T00%3A15%3A00Z&speed=10"
+        "&sources=capture%3Agemini",
         {
             "op": "replay",
             "sources": ["capture:gemini"],
             "from": "2021-06-24T00:14:41Z",
             "to": "2021-06-24T00:15:00Z",
             "speed": 10,
-        }
+        },
     ]
     assert out["banner"] == "replay ended at 2021-06-24 00:14:48.500 UTC after 11 events"
     assert out["h-lat-label"] == "replay clock (event time)"
