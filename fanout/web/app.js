@@ -282,5 +282,6 @@ Candles.setSpan(S.interval);
 setInterval(() => { if (dirty) { render(); dirty = false; } }, 100);
 setInterval(() => { $("h-rate").textContent = S.updates; S.updates = 0; dirty = true; }, 1000);
 setInterval(() => { if (!REPLAY) send({op: "ping"}); }, 15000);
-window.mdhub = {state: S, chartRange: () => Candles.visibleRange(), chartReady: () => Candles.ready};
+window.mdhub = {state: S, chartRange: () => Candles.visibleRange(), chartReady: () => Candles.ready,
+                chartBars: () => [...Candles.bars.values()]};
 connect();

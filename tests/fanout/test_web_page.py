@@ -172,6 +172,23 @@ def check_tape(seen: Seen, symbol: str, view: dict[str, Any], tick: str, lot: st
         assert len(row["cells"][0]) == 12 and row["cells"][0].count(":") == 2
 
 
+def check_summed_bars(base: list[dict[str, Any]], shown: list[dict[str, Any]], span: int) -> None:
+    """Each shown bar is its base bars summed: open of the first, close of the last, the
+    extremes, exact volume and trade count."""
+    assert {b["interval"] for b in base} == {300}
+    buckets: dict[int, list[dict[str, Any]]] = {}
+    for b in sorted(base, key=lambda b: b["start"]):
+        buckets.setdefault(b["start"] - b["start"] % (span * 10**9), []).append(b)
+    assert sorted(b["start"] for b in shown) == sorted(buckets)
+    for bar in shown:
+        parts = buckets[bar["start"]]
+        assert bar["open"] == parts[0]["open"] and bar["close"] == parts[-1]["close"]
+        assert Decimal(bar["high"]) == max(Decimal(p["high"]) for p in parts)
+        assert Decimal(bar["low"]) == min(Decimal(p["low"]) for p in parts)
+        assert Decimal(bar["volume"]) == sum(Decimal(p["volume"]) for p in parts)
+        assert bar["trades"] == sum(p["trades"] for p in parts)
+
+
 async def live_session(port: int) -> Seen:
     seen = Seen()
     base = f"http://127.0.0.1:{port}/"
@@ -219,6 +236,10 @@ async def live_session(port: int) -> Seen:
         last = await page.inner_text("#c-last")
         assert " O " in last and last.endswith("trades)")
 
+        await page.select_option("#interval", "900")  # no such channel interval: 5m bars summed
+        await page.wait_for_function("mdhub.state.base.size >= 1 && mdhub.chartBars().length >= 1")
+        base, shown = await page.evaluate("[[...mdhub.state.base.values()], mdhub.chartBars()]")
+        check_summed_bars(base, shown, 900)
         await page.select_option("#symbol", label="ETH-USD")
         await page.wait_for_function(
             "document.getElementById('title').textContent.startsWith('ETH-USD')"
