@@ -177,6 +177,10 @@ function pick([venue, symbol]) {
   if (S.current && !REPLAY) send({op: "unsubscribe", channels: channels(...S.current)});
   S.current = [venue, symbol];
   Object.assign(S, {book: null, lastSeq: 0, lastEpoch: 0, lastTrade: [0, 0], base: new Map(), sawCandles: false, clock: null});
+  if (!REPLAY) {  // another stream: recorded or closed only once it says so
+    S.recorded = false; S.latency = null; $("banner").hidden = true;
+    if (S.ws && S.ws.readyState === 1) setConn("live");
+  }
   const meta = S.streams.get(keyOf(venue, symbol)) || {};
   S.pdp = Dec.places(meta.tick_size) ?? 2; S.sdp = Dec.places(meta.lot_size) ?? 0;
   Candles.setFormat(meta.tick_size, S.pdp);
