@@ -88,6 +88,17 @@ STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/ui.js": ("ui.js", "text/javascript; charset=utf-8"),
+    "/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+    # the chart library and its licence, from npm (scripts/install.sh): 404 until fetched
+    **{
+        f"/vendor/{name}": (f"vendor/{name}", ctype)
+        for name, ctype in (
+            ("lightweight-charts.standalone.production.js", "text/javascript; charset=utf-8"),
+            ("lightweight-charts.LICENSE", "text/plain; charset=utf-8"),
+            ("lightweight-charts.NOTICE", "text/plain; charset=utf-8"),
+        )
+    },
 }
 SYNC_POLL = 0.05
 SYNC_RETRY = 1.0
@@ -522,7 +533,7 @@ class FanoutNode:
         ops = ops_response(parts.path, self.health)
         if ops is not None:
             return ops
-        if parts.path in STATIC:
+        if parts.path in STATIC and (WEB_DIR / STATIC[parts.path][0]).is_file():
             name, ctype = STATIC[parts.path]
             return response(200, (WEB_DIR / name).read_bytes(), ctype)
         return response(404, b"not found\n", "text/plain")

@@ -17,6 +17,7 @@ APT_PACKAGES=(
 # chromium: the web page's browser test; docker-compose (v1): validates
 # docker-compose.yml where the docker compose v2 plugin is not installed;
 # prometheus: its promtool checks the alert rules and their unit tests.
+# nodejs/npm (only where npm is missing): fetch the page's chart library (package.json).
 
 log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
@@ -31,6 +32,7 @@ missing_apt_packages() {
 install_system_packages() {
   local missing
   missing=$(missing_apt_packages)
+  command -v npm >/dev/null 2>&1 || missing=$(printf '%s\nnodejs\nnpm' "$missing" | sed '/^$/d')
   if [ -z "$missing" ]; then
     log "system packages present"
     return
@@ -134,14 +136,53 @@ install_python() {
   printf '%s\n' "$want" >"$stamp"
 }
 
+# The live page's browser libraries (package.json, pinned by package-lock.json) from the
+# npm registry, copied with their licence into fanout/web/vendor/ (git-ignored; the node
+# serves it and the wheel ships it). $1 = soft: without npm, or offline, say so and go on
+# (the page then shows everything but the candle chart, with a note saying why).
+install_web() {
+  local soft="${1:-}" vendor="$ROOT/fanout/web/vendor" pkg="$ROOT/node_modules/lightweight-charts"
+  local stamp="$CACHE/web-vendor.installed" want
+  want=$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$vendor/lightweight-charts.standalone.production.js" ]; then
+    log "web page libraries up to date"
+    return
+  fi
+  local why=""
+  if ! command -v npm >/dev/null 2>&1; then
+    why="npm not found (Debian: apt-get install npm)"
+  else
+    log "fetching the web page's chart library with npm ci (log: .cache/npm-install.log)"
+    mkdir -p "$CACHE"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >"$CACHE/npm-install.log" 2>&1 \
+      || why="npm ci failed (registry unreachable?); see .cache/npm-install.log"
+  fi
+  if [ -n "$why" ]; then
+    [ "$soft" = soft ] || die "$why"
+    log "WARNING: $why: the live page will show everything but the candle chart"
+    return
+  fi
+  mkdir -p "$vendor"
+  cp "$pkg/dist/lightweight-charts.standalone.production.js" "$vendor/"
+  cp "$pkg/LICENSE" "$vendor/lightweight-charts.LICENSE"
+  # The package has no NOTICE file: its attribution notice is the bundle's @license header.
+  sed -n '1,/\*\//p' "$pkg/dist/lightweight-charts.standalone.production.js" >"$vendor/lightweight-charts.NOTICE"
+  printf '%s\n' "$want" >"$stamp"
+}
+
 main() {
   case "${1:-all}" in
     --python-only) install_python ;;
+    --web) install_web ;;
+    --demo)
+      install_python
+      install_web soft ;;
     all)
       install_system_packages
       install_timescaledb
-      install_python ;;
-    *) die "usage: $0 [--python-only]" ;;
+      install_python
+      install_web ;;
+    *) die "usage: $0 [--python-only|--demo|--web]" ;;
   esac
   log "done"
 }

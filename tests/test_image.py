@@ -82,7 +82,8 @@ def wheel_sources() -> list[str]:
         wanted += [p.relative_to(ROOT).as_posix() for p in folder.glob("*.py")]
     for package, globs in config["package-data"].items():
         for pattern in globs:
-            wanted += [p.relative_to(ROOT).as_posix() for p in (ROOT / package).glob(pattern)]
+            found = (ROOT / package).glob(pattern)
+            wanted += [p.relative_to(ROOT).as_posix() for p in found if p.is_file()]
     return wanted
 
 

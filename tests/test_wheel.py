@@ -41,6 +41,11 @@ from tests.test_layout import LEVEL
 
 pytestmark = pytest.mark.services
 SHARED_SITE = Path(sysconfig.get_paths()["purelib"])
+VENDOR = [
+    "lightweight-charts.standalone.production.js",
+    "lightweight-charts.LICENSE",
+    "lightweight-charts.NOTICE",
+]
 CORE_MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state", "_text"]
 
 
@@ -99,12 +104,14 @@ def test_the_wheel_holds_every_room_and_what_they_need_at_run_time(wheel: Path) 
     assert {f"{p}/__init__.py" for p in packages} <= names
     wanted = [
         *(str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "sql").glob("*.sql")),
-        *(str(p.relative_to(ROOT)) for p in (ROOT / "fanout" / "web").iterdir()),
+        *(str(p.relative_to(ROOT)) for p in (ROOT / "fanout" / "web").rglob("*") if p.is_file()),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "orderbook_core").glob("*.pyi")),
         "hub/py.typed",
         "orderbook_core/py.typed",
     ]
     assert set(wanted) <= names
+    # the page's chart library and its licence (npm, fetched by scripts/install.sh)
+    assert {f"fanout/web/vendor/{n}" for n in VENDOR} <= names
     for module in CORE_MODULES:
         assert any(re.fullmatch(rf"orderbook_core/{module}\.cpython-.*\.so", n) for n in names)
     tops = {n.split("/")[0] for n in names if not n.startswith("mdhub-")}
@@ -194,8 +201,9 @@ def test_installed_hub_migrates_and_runs_the_demo_outside_the_checkout(
         health = orjson.loads(urllib.request.urlopen(f"{base}/healthz", timeout=10).read())
         assert health["ok"] is True
         page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
-        assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', page)
-        assert {"/app.js", "/style.css"} <= set(assets)
+        assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css|LICENSE|NOTICE))"', page)
+        assert {"/app.js", "/ui.js", "/chart.js", "/style.css"} <= set(assets)
+        assert {f"/vendor/{n}" for n in VENDOR} <= set(assets)
         for asset in assets:
             body = urllib.request.urlopen(f"{base}{asset}", timeout=10).read()
             assert body == (ROOT / "fanout" / "web" / asset.lstrip("/")).read_bytes()
