@@ -78,7 +78,6 @@ def params(sc: Scenario, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "feed_s": feed_s,
         "total": int(sc.rate * feed_s),
-        "drain_s": 1.0 if sc.clients < 5000 else 3.0,
         "verify_every": max(1, sc.clients // verifiers),
     }
 
@@ -151,7 +150,7 @@ def merge(
         if got["error"]:
             problems.append(got["error"])
         elif got["seq"] != feed["seq"][symbol]:
-            problems.append(f"{symbol} at seq {got['seq']}, feed at {feed['seq'][symbol]}")
+            problems.append(f"{symbol} behind: seq {got['seq']}, feed at {feed['seq'][symbol]}")
         elif (got["bids"], got["asks"]) != (bids, asks):
             problems.append(f"{symbol} book differs at seq {got['seq']}")
         elif got["trade_gaps"] or got["trade_seq"] != feed["trade_seq"][symbol]:
@@ -162,6 +161,8 @@ def merge(
         "updates_per_s": sum(d["updates"] / d["elapsed"] for d in done),
         "bytes_per_s": sum(d["bytes"] / d["elapsed"] for d in done),
         "frames_per_s": sum(f["frames_per_s"] for f in fed),
+        "server_cpu": sum(f["cpu"] for f in fed),
+        "client_cpu": sum(d["cpu"] for d in done),
         "hist": hist,
         "connected": connected,
         "closed": sum(d["closed"] for d in done),
@@ -206,7 +207,7 @@ def verdict(goal: str, r: dict[str, Any], base: dict[str, Any]) -> str:
 HEADER = (
     "| scenario | clients connected | workers | feed events/s (per client) | flush | server "
     "| delivered updates/s | frames/s | MB/s | p50 ms | p99 ms | p99.9 ms | closed "
-    "| books exact | vs baseline | goal |"
+    "| server, client CPU | books exact | vs baseline | goal |"
 )
 
 
@@ -220,7 +221,7 @@ def row(sc: Scenario, label: str, workers: int, name: str, r: dict[str, Any], go
         f"({sc.rate // r['symbols']:,}) | {sc.flush_ms} ms | {name} | "
         f"{r['updates_per_s']:,.0f} | {r['frames_per_s']:,.0f} | {r['bytes_per_s'] / 1e6:.1f} | "
         f"{pct(h, 0.5):.2f} | {pct(h, 0.99):.2f} | {pct(h, 0.999):.2f} | {r['closed']:,} | "
-        f"{books} | {r.get('ratio', '')} | {goal} |"
+        f"{r['server_cpu']:.0%}, {r['client_cpu']:.0%} | {books} | {r.get('ratio', '')} | {goal} |"
     )
 
 

@@ -21,6 +21,7 @@ import os
 import re
 import struct
 import time
+from array import array
 from collections import Counter
 from typing import Any, cast
 
@@ -33,6 +34,8 @@ from client.market import BookMirror
 STAMP = re.compile(rb'"ts_recv":(\d+)[,}]')
 BUCKET_NS = 10_000
 """Latency histogram resolution."""
+QUIET_S = 0.5
+DRAIN_MAX_S = 20.0
 
 
 def masked_text(payload: bytes) -> bytes:
@@ -51,11 +54,31 @@ class Stats:
 
     def __init__(self) -> None:
         self.measuring = False
-        self.updates = 0
         self.bytes = 0
-        self.hist: Counter[int] = Counter()
+        self.reads = array("q")
+        """(receive time ns, updates in the read) of every read that had stamps."""
+        self.raw = bytearray()
+        """Their stamps in order, space-separated (parsed after the run: no work but
+        copying bytes while measuring)."""
         self.open = 0
         self.closed = 0
+        self.last = 0.0
+        """time.monotonic() of the last read."""
+
+
+    def histogram(self) -> Counter[int]:
+        """Latency per update, in BUCKET_NS buckets."""
+        hist: Counter[int] = Counter()
+        stamps, reads, at = self.raw.split(), self.reads, 0
+        for i in range(0, len(reads), 2):
+            now, n = reads[i], reads[i + 1]
+            hist.update([(now - int(s)) // BUCKET_NS for s in stamps[at : at + n]])
+            at += n
+        return hist
+
+    @property
+    def updates(self) -> int:
+        return sum(self.reads[1::2])
 
 
 class Reader(asyncio.Protocol):
@@ -89,20 +112,28 @@ class Reader(asyncio.Protocol):
             self.transport.write(masked_text(self.subscribe))
             data = self.handshake[end + 4 :]
             self.handshake = b""
-        self.frames(data)
         stats = self.stats
+        stats.last = time.monotonic()
+        self.frames(data)
         if not stats.measuring:
             self.tail = b""
             return
         now = time.time_ns()
-        chunk = self.tail + data if self.tail else data
-        # No stamp runs past the last ',' or '}' of a chunk: scan up to it, keep the rest.
-        cut = max(chunk.rfind(b","), chunk.rfind(b"}")) + 1
-        found = STAMP.findall(chunk, 0, cut)
-        self.tail = chunk[cut:]
+        chunk = self.tail + data
+        # A stamp takes 30 bytes ('"ts_recv":', 19 digits, ',' or '}'): one that starts in
+        # the last 29 is cut off, and so may be the key in the last 9. Keep them for the
+        # next read, scan the rest.
+        end = chunk.find(b'"ts_recv":', max(0, len(chunk) - 29))
+        if end < 0:
+            end, self.tail = len(chunk), chunk[-9:]
+        else:
+            self.tail = chunk[end:]
+        found = STAMP.findall(chunk, 0, end)
         if found:
-            stats.updates += len(found)
-            stats.hist.update([(now - int(s)) // BUCKET_NS for s in found])
+            stats.reads.append(now)
+            stats.reads.append(len(found))
+            stats.raw += b" ".join(found)
+            stats.raw += b" "
         stats.bytes += len(data)
 
     def frames(self, data: bytes) -> None:
@@ -202,17 +233,24 @@ async def _clients(port: int, ids: range, p: dict[str, Any], conn: Any) -> None:
     start_at: float = await loop.run_in_executor(None, conn.recv)
     await asyncio.sleep(max(0.0, start_at + p["warmup_s"] - time.time()))
     stats.measuring = True
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.sleep(p["seconds"])
     stats.measuring = False
     elapsed = time.perf_counter() - started
-    await asyncio.sleep(max(0.0, start_at + p["feed_s"] + p["drain_s"] - time.time()))
+    cpu = (time.process_time() - cpu) / elapsed
+    # Drained: the feed ended and nothing arrived for QUIET_S (a lagging server's backlog
+    # still counts for the books, bounded by DRAIN_MAX_S).
+    await asyncio.sleep(max(0.0, start_at + p["feed_s"] - time.time()))
+    deadline = time.monotonic() + DRAIN_MAX_S
+    while time.monotonic() - stats.last < QUIET_S and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     conn.send(
         {
             "updates": stats.updates,
             "elapsed": elapsed,
+            "cpu": cpu,
             "bytes": stats.bytes,
-            "hist": dict(stats.hist),
+            "hist": dict(stats.histogram()),
             "connected": stats.open,
             "closed": stats.closed,
             "books": [(symbol, v.result()) for symbol, v in verifiers],

@@ -269,13 +269,16 @@ async def _worker(kind: str, port: int, p: dict[str, Any], conn: Any) -> None:
     feed_s = p["feed_s"]
     feeding = asyncio.create_task(feed.run(sink, feed_s + 5, p["total"], start_at))
     await asyncio.sleep(max(0.0, start_at + p["warmup_s"] - time.time()))
-    f0, t0 = frames(), time.perf_counter()
+    f0, t0, cpu = frames(), time.perf_counter(), time.process_time()
     await asyncio.sleep(p["seconds"])
-    frames_per_s = (frames() - f0) / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    frames_per_s = (frames() - f0) / elapsed
+    cpu = (time.process_time() - cpu) / elapsed
     await feeding
     conn.send(
         {
             "frames_per_s": frames_per_s,
+            "cpu": cpu,
             "events": feed.sent,
             "dropped": dropped(),
             "books": feed.books,
