@@ -37,7 +37,7 @@ from bench.fanout_clients import BUCKET_NS, client_process
 from bench.fanout_servers import SyntheticFeed, raise_fd_limit, server_process, synced_node
 from bench.machine import facts
 
-__all__ = ["SyntheticFeed", "synced_node", "main"]
+__all__ = ["SyntheticFeed", "main", "synced_node"]
 
 WARMUP_S = 1.5
 CLIENTS_PER_PROCESS = 2500
@@ -67,14 +67,15 @@ QUICK = (Scenario("quick", 20, 400, 2, goal="books"),)
 
 
 def params(sc: Scenario, args: argparse.Namespace) -> dict[str, Any]:
-    feed_s = WARMUP_S + args.seconds + 0.3
+    warmup = WARMUP_S if sc.clients < 5000 else 2 * WARMUP_S  # the connection storm's wake
+    feed_s = warmup + args.seconds + 0.3
     verifiers = min(sc.clients, max(2, sc.clients // 100))
     return {
         "symbols": args.symbols,
         "rate": sc.rate,
         "flush_ms": sc.flush_ms,
         "clients": sc.clients,
-        "warmup_s": WARMUP_S,
+        "warmup_s": warmup,
         "seconds": args.seconds,
         "feed_s": feed_s,
         "total": int(sc.rate * feed_s),
@@ -95,6 +96,8 @@ def run_one(kind: str, sc: Scenario, workers: int, args: argparse.Namespace) -> 
     reserved = reserve_port("127.0.0.1", 0)
     port = reserved.getsockname()[1]
     procs: list[Any] = []
+    took: dict[str, float] = {}
+    began = time.monotonic()
     try:
         servers = []
         for i in range(workers):
@@ -114,7 +117,9 @@ def run_one(kind: str, sc: Scenario, workers: int, args: argparse.Namespace) -> 
             proc.start()
             procs.append(proc)
             clients.append((proc, parent))
+        ready = time.monotonic()
         connected = sum(_recv(pipe, proc, "connect")[1] for proc, pipe in clients)
+        took["connect"] = time.monotonic() - ready
         start_at = time.time() + 0.3
         for _, pipe in (*servers, *clients):
             pipe.send(start_at)
@@ -124,13 +129,14 @@ def run_one(kind: str, sc: Scenario, workers: int, args: argparse.Namespace) -> 
             pipe.send("stop")
         for proc in procs:
             proc.join(15)
+        took["run"] = time.monotonic() - began
     finally:
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
                 proc.join(5)
         reserved.close()
-    return merge(done, fed, connected, p)
+    return {**merge(done, fed, connected, p), "took": took}
 
 
 def merge(
@@ -139,7 +145,8 @@ def merge(
     """The client processes' figures as one, and the verified books against the feed's."""
     feed = fed[0]
     for other in fed[1:]:  # every worker's copy of the feed ended on the same books
-        assert (other["books"], other["seq"]) == (feed["books"], feed["seq"]), "feeds differ"
+        if (other["books"], other["seq"]) != (feed["books"], feed["seq"]):
+            raise RuntimeError(f"the workers' feeds differ: {feed['seq']} != {other['seq']}")
     hist: Counter[int] = Counter()
     for d in done:
         hist.update(d["hist"])
@@ -243,7 +250,7 @@ def main() -> None:
         f"{args.symbols} symbols, 10% of events trades; each client: book + trades of one "
         "symbol; clients in separate processes; latency per update (each one's own ts_recv)"
     )
-    scenarios = QUICK if args.quick else SCENARIOS
+    scenarios: tuple[Scenario, ...] = QUICK if args.quick else SCENARIOS
     if args.only is not None:
         scenarios = (scenarios[args.only],)
     for key, value in (("flush_ms", args.flush), ("rate", args.rate), ("runs", args.runs)):
@@ -260,8 +267,13 @@ def main() -> None:
                 label = sc.name if sc.runs == 1 else f"{sc.name}, run {run + 1}/{sc.runs}"
                 base = run_one("baseline", sc, workers, args)
                 hub = run_one("hub", sc, workers, args)
-                for r in (base, hub):
+                for kind, r in (("baseline", base), ("hub", hub)):
                     r["symbols"], r["clients"] = args.symbols, sc.clients
+                    if sc.clients >= 5000:
+                        notes.append(
+                            f"{label}, {kind}: {r['connected']:,} connected in "
+                            f"{r['took']['connect']:.0f} s, whole run {r['took']['run']:.0f} s"
+                        )
                     notes += [f"{label}: {x}" for x in r["problems"][:3]]
                 hub["ratio"] = f"{hub['updates_per_s'] / base['updates_per_s']:.1f}x"
                 print(row(sc, label, workers, "baseline: a frame per update", base, ""))

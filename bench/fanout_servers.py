@@ -238,10 +238,10 @@ async def _worker(kind: str, port: int, p: dict[str, Any], conn: Any) -> None:
                 node.on_event(e)
 
         def frames() -> float:
-            return FRAMES._value.get()
+            return float(FRAMES._value.get())
 
         def dropped() -> float:
-            return SLOW._value.get()
+            return float(SLOW._value.get())
 
     else:
         feed.events(len(feed.symbols) * 20)  # the same events the hub's sync consumed
@@ -267,7 +267,7 @@ async def _worker(kind: str, port: int, p: dict[str, Any], conn: Any) -> None:
     conn.send("ready")
     start_at: float = await loop.run_in_executor(None, conn.recv)
     feed_s = p["feed_s"]
-    feeding = asyncio.create_task(feed.run(sink, feed_s + 5, p["total"], start_at))
+    feeding = asyncio.create_task(feed.run(sink, 60 + 10 * feed_s, p["total"], start_at))
     await asyncio.sleep(max(0.0, start_at + p["warmup_s"] - time.time()))
     f0, t0, cpu = frames(), time.perf_counter(), time.process_time()
     await asyncio.sleep(p["seconds"])
