@@ -123,8 +123,10 @@ def run_one(kind: str, sc: Scenario, workers: int, args: argparse.Namespace) -> 
         start_at = time.time() + 0.3
         for _, pipe in (*servers, *clients):
             pipe.send(start_at)
-        done = [_recv(pipe, proc, "results") for proc, pipe in clients]
         fed = [_recv(pipe, proc, "results") for proc, pipe in servers]
+        for _, pipe in clients:
+            pipe.send("fed")
+        done = [_recv(pipe, proc, "results") for proc, pipe in clients]
         for _, pipe in servers:
             pipe.send("stop")
         for proc in procs:

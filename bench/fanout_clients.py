@@ -34,7 +34,7 @@ from client.market import BookMirror
 STAMP = re.compile(rb'"ts_recv":(\d+)[,}]')
 BUCKET_NS = 10_000
 """Latency histogram resolution."""
-QUIET_S = 0.5
+QUIET_S = 1.0
 DRAIN_MAX_S = 20.0
 
 
@@ -238,9 +238,9 @@ async def _clients(port: int, ids: range, p: dict[str, Any], conn: Any) -> None:
     stats.measuring = False
     elapsed = time.perf_counter() - started
     cpu = (time.process_time() - cpu) / elapsed
-    # Drained: the feed ended and nothing arrived for QUIET_S (a lagging server's backlog
-    # still counts for the books, bounded by DRAIN_MAX_S).
-    await asyncio.sleep(max(0.0, start_at + p["feed_s"] - time.time()))
+    # Drained: every worker's feed sent its last event ("fed") and nothing arrived for
+    # QUIET_S since (a lagging server's backlog still counts for the books; bounded).
+    assert await loop.run_in_executor(None, conn.recv) == "fed"
     for _ in range(int(DRAIN_MAX_S / 0.1)):
         if time.monotonic() - stats.last >= QUIET_S:
             break
