@@ -86,11 +86,15 @@ class SyntheticFeed:
             for s in self.symbols
         ]
 
-    def events(self, n: int) -> list[BookUpdate | Trade]:
+    def events(self, n: int, due_ns: int | None = None) -> list[BookUpdate | Trade]:
+        """The next ``n`` events, stamped now, or (``due_ns``) each at its own place in the
+        schedule: the first at due_ns, then one every 1/rate s."""
         out: list[BookUpdate | Trade] = []
-        now = time.time_ns()
+        base = time.time_ns() if due_ns is None else due_ns
+        step = 0.0 if due_ns is None else 1e9 / self.rate
         rng = self.rng
-        for _ in range(n):
+        for k in range(n):
+            now = base + int(k * step)
             symbol = rng.choice(self.symbols)
             if rng.random() < 0.1:
                 self.trade_seq[symbol] += 1
@@ -113,7 +117,9 @@ class SyntheticFeed:
     ) -> None:
         """Call ``sink(events)`` every millisecond with the events due, for ``seconds`` or
         until ``total`` events were sent; paced from the wall-clock ``start_at`` (waited
-        for) when given, so copies in other processes send the same events at once."""
+        for) when given, so copies in other processes send the same events at once, and
+        then each event is stamped with the time it was due, not when a busy loop got to
+        it (no coordinated omission: a server that falls behind shows it as latency)."""
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.time()))
         start = time.time()
@@ -124,7 +130,8 @@ class SyntheticFeed:
             # the deadline within one call.
             due = min(int(elapsed * self.rate), limit, sent + max(1, self.rate // 20)) - sent
             if due > 0:
-                sink(self.events(due))
+                due_ns = None if start_at is None else int(start * 1e9 + sent * 1e9 / self.rate)
+                sink(self.events(due, due_ns))
                 sent += due
             await asyncio.sleep(0.001)
 
