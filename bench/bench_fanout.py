@@ -4,19 +4,21 @@
 
 Both servers run as ``--workers`` processes sharing one port with SO_REUSEPORT, like
 ``hub fanout --workers N`` (bench.fanout_servers): each worker has its own copy of the
-deterministic synthetic feed (``--symbols`` streams at a fixed total rate, stamped
-``ts_recv`` when generated; the same seed, start instant and event count in every
-worker: the stand-in for each worker being a Kafka consumer of the same streams) into,
-in turn,
+deterministic synthetic feed (``--symbols`` streams at a fixed total rate, each event's
+``ts_recv`` the time it was due on that schedule; the same seed, start instant and event
+count in every worker: the stand-in for each worker being a Kafka consumer of the same
+streams) into, in turn,
 
 * the hub's ``FanoutNode`` (shared frames per flush interval, embedded mode), and
 * the baseline: a naive websockets server sending one frame per update to every
   subscriber, with the same work bound as the hub (a fixed count of events; a connection
-  whose unsent bytes pass the hub's send buffer bound is dropped as slow).
+  whose unsent bytes pass the hub's send buffer bound is dropped as slow; a feed
+  ``FEED_GRACE_S`` behind its schedule stops, and the notes say how much it sent).
 
 The clients run in separate processes (bench.fanout_clients), each connection subscribed
 to the book and trades of one symbol (round robin). Latency is per update: every update
-message's own ``ts_recv`` against the time its bytes were read, never one sample per read
+message's own ``ts_recv`` against the time its bytes were read (a server that falls behind
+its feed's schedule shows it: no coordinated omission), never one sample per read
 (the newest stamp of a read hides the backlog in front of it). About 1 % of the
 connections (at least one per symbol) keep a real book from every message (seq ranges
 continuous, checksums verified) and end with the feed's final book, or the table says
