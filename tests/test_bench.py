@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -76,12 +77,51 @@ def test_bench_orders_runs_both_journal_modes() -> None:
 
 def test_bench_fanout_delivers_what_the_feed_offers() -> None:
     stdout = run_bench("bench_fanout", "--quick", "--seconds", "1.5", timeout=120)
-    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| 20 ")]
-    assert [r[3] for r in rows] == ["baseline: a frame per update", "hub FanoutNode"]
-    for row in rows:
-        # 20 clients x 100 updates/s each: every offered update arrives (some book updates
-        # are trades in the count; the generator's pacing allows a few percent).
-        assert 1800 <= float(row[4].replace(",", "")) <= 2200, row
+    head = next(line for line in stdout.splitlines() if line.startswith("| scenario "))
+    columns = [c.strip() for c in head.strip("|").split("|")]
+    rows = [
+        dict(zip(columns, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in stdout.splitlines()
+        if line.startswith("| quick ")
+    ]
+    assert [r["server"] for r in rows] == ["baseline: a frame per update", "hub FanoutNode"]
+    for r in rows:
+        assert r["clients connected"] == "20" and r["workers"] == "1"
+        # 20 clients x 100 updates/s each, counted per update (every ts_recv): every offered
+        # update arrives (some are trades; the generator's pacing allows a few percent).
+        assert 1800 <= float(r["delivered updates/s"].replace(",", "")) <= 2200, r
+        assert r["closed"] == "0"
+    # one verifying client per symbol ended on the feed's book, with every seq in order
+    assert rows[0]["books exact"] == "4/4"
+    assert rows[1]["books exact"].startswith("4/4 (")  # and the node's checksums verified
+    assert rows[1]["goal"] == "all connected, every verified book exact: met"
+
+
+def test_bench_fanout_counts_every_stamp_once_whatever_the_reads() -> None:
+    from bench.fanout_clients import Reader, Stats
+
+    base = 1_764_769_999_000_000_000
+    frames = b"".join(
+        b"\x81\x7e\x00\x00["
+        + b",".join(
+            b'{"type":"book","seq":%d,"ts_recv":%d,"bids":[]}' % (i, base + i)
+            for i in range(k * 3, k * 3 + 3)
+        )
+        + b"]"
+        for k in range(500)
+    )
+    for seed in range(10):
+        stats = Stats()
+        reader = Reader(b"", b"", stats)
+        reader.open, stats.measuring = True, True
+        rng, at = random.Random(seed), 0
+        while at < len(frames):
+            step = rng.randrange(1, 120)
+            reader.data_received(frames[at : at + step])
+            at += step
+        assert [int(s) for s in stats.raw.split()] == [base + i for i in range(1500)]
+        assert stats.updates == 1500
+        assert sum(stats.histogram().values()) == 1500
 
 
 @pytest.mark.services
@@ -102,3 +142,30 @@ def test_bench_hostile_quick_prints_both_tables() -> None:
     (left,) = [line for key, line in rows.items() if key.startswith("2 s after they left")]
     cells = [c.strip() for c in left.strip("|").split("|")]
     assert cells[2:4] == ["0", "0"]  # no view, no view history left
+
+
+def test_bench_fanout_verifier_catches_a_gap_and_a_wrong_checksum() -> None:
+    import orjson
+
+    from bench.fanout_clients import Stats, Verifier
+
+    def frame(msg: dict[str, object]) -> bytes:
+        payload = orjson.dumps(msg)
+        return b"\x81\x7e" + len(payload).to_bytes(2, "big") + payload
+
+    snap = {"type": "snapshot", "seq": 5, "bids": [["1.00", "2"]], "asks": [["1.01", "1"]]}
+    book = {"type": "book", "first": 6, "seq": 6, "bids": [["1.00", "0"]], "asks": []}
+    for bad, error in (
+        ({**book, "first": 7, "seq": 7}, "SequenceGap"),
+        ({**book, "checksum": 12345}, "ChecksumMismatch"),
+    ):
+        verifier = Verifier(b"", b"", Stats(), "0.01", "0.0001")
+        verifier.open = True
+        verifier.data_received(frame(snap) + frame(bad))
+        assert (verifier.result()["error"] or "").startswith(error)
+    verifier = Verifier(b"", b"", Stats(), "0.01", "0.0001")
+    verifier.open = True
+    verifier.data_received(frame(snap) + frame(book)[:7])
+    verifier.data_received(frame(book)[7:])
+    got = verifier.result()
+    assert (got["error"], got["seq"], got["bids"], got["asks"]) == (None, 6, {}, {101: 10000})
