@@ -157,7 +157,7 @@ def rounded(value: Any, decimals: int, what: str, positive: bool = False) -> int
         if n is not None and (n or not positive):
             return n
     text = _text(value, what)
-    m = _EXPONENT.search(text)
+    m = _EXPONENT.search(text.strip())  # the text round_units reads: "1e99999 " too
     if m is not None and abs(int(m.group(1))) > MAX_EXPONENT:
         raise MalformedFrame("range", f"{what} {text!r}: exponent out of range")
     try:

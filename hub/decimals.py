@@ -87,6 +87,7 @@ class Unit:
         return Unit, (self.text,)
 
 
+MAX_EXPONENT = 4000
 _NUMBER = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 
 
@@ -101,6 +102,8 @@ def round_units(text: str, decimals: int) -> int:
     if m is None or not (m.group(2) or m.group(3)):
         raise ValueError(f"not a number: {text!r}")
     sign, whole, frac, exp = m.group(1), m.group(2) or "0", m.group(3) or "", int(m.group(4) or 0)
+    if abs(exp) > MAX_EXPONENT:  # 10**exp alone would take minutes and gigabytes
+        raise ValueError(f"exponent out of range: {text!r}")
     mantissa = int(whole + frac)
     shift = decimals - len(frac) + exp  # value * 10**decimals == mantissa * 10**shift
     if shift >= 0:

@@ -109,8 +109,12 @@ class BitgetParser(TopTextParser):
                 return self._trades(symbol, action, field(msg, "data"), ts_recv)
             except MalformedFrame as exc:
                 raise exc.on() from None
+        if channel == "ticker" or channel.startswith("candle"):
+            return []  # nothing the hub keeps
         if channel != "books":
-            return []  # ticker, candles: nothing the hub keeps
+            # A push on a channel no one asked for is not what it says: a books frame with
+            # a damaged name would otherwise be a silently lost update.
+            raise MalformedFrame("shape", f"unknown channel {channel!r:.30}", (symbol,))
         try:
             return self._books(symbol, action, field(msg, "data"), ts_recv)
         except MalformedFrame as exc:

@@ -123,6 +123,8 @@ class CryptocomParser(ParserBase):
         """A book that goes stale while its resubscription is pending waits for the next
         ``recover``: the push it would have taken may be one sent before the one lost."""
         self.resubscribed.discard(symbol)
+        if symbol not in self.books and symbol in self.units:
+            self._book(symbol)  # its first push was lost: an older one must not stand in
         return super().resync(symbol, reason, ts_recv)
 
     def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
@@ -158,6 +160,16 @@ class CryptocomParser(ParserBase):
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
         msg = as_dict(exact_json(text), "frame")
+        try:
+            return self._message(msg, ts_recv)
+        except MalformedFrame as exc:
+            named = _book_named(msg)
+            if named in self.units:  # a damaged name could be any book's: all resync
+                exc.on(named)
+            raise
+
+
+    def _message(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         method = string(field(msg, "method"), "method")
         if method == "public/heartbeat":
             beat = integer(field(msg, "id"), "id")
@@ -246,6 +258,17 @@ class CryptocomParser(ParserBase):
             Trade(VENUE, name, self._trade_seq(name), str(i), p, q, s, ts, ts_recv)
             for i, p, q, s, ts in reversed(parsed)
         ]
+
+
+def _book_named(msg: dict[str, Any]) -> str | None:
+    """The pair a book push names, read leniently: a damaged envelope (no ``code``, a bad
+    ``method``) around a book push still loses that book's newest snapshot."""
+    result = msg.get("result")
+    if isinstance(result, dict) and result.get("channel") == "book":
+        name = result.get("instrument_name")
+        if isinstance(name, str):
+            return name
+    return None
 
 
 def _subscribe(channels: list[str]) -> str:

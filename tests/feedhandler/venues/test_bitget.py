@@ -139,17 +139,27 @@ def test_malformed_frames_are_refused_whole_with_a_reason() -> None:
     assert "size '-1'" in parser.errors[-1]
     assert sync.book.snapshot() == before and not sync.live
     assert [e.state for e in events if isinstance(e, Status)] == ["stale"]
+    # A books push whose channel name is damaged is no silently lost update (fuzz).
+    other = "HOTUSDT"
+    while not parser.books[other].live:
+        parser.on_frame(*frames.pop(70))
+    renamed = next(t for t, _ in frames[70:] if '"books"' in t and other in t)
+    events = parser.on_frame(renamed.replace('"channel":"books"', '"channel":"boks"'), 0)
+    assert parser.reasons["shape"] == 1 and "unknown channel 'boks'" in parser.errors[-1]
+    assert [(e.symbol, e.state) for e in events if isinstance(e, Status)] == [(other, "stale")]
+    ticker = '{"action":"snapshot","arg":{"instType":"sp","channel":"ticker","instId":"X"}}'
+    assert parser.on_frame(ticker, 0) == [] and parser.malformed == 2
     trade = '{"action":"update","arg":{"instType":"sp","channel":"trade","instId":"STGUSDT"},'
     parser.on_frame(trade + '"data":[["1649290078140","3.05","1","hold"]]}', 0)
-    assert parser.reasons["shape"] == 1 and "side must be 'buy' or 'sell'" in parser.errors[-1]
+    assert parser.reasons["shape"] == 2 and "side must be 'buy' or 'sell'" in parser.errors[-1]
     parser.on_frame(trade + '"data":[["1649290078140","3.0505","1","buy"]]}', 0)
     assert "not a multiple of '0.001'" in parser.errors[-1]
     parser.on_frame('{"event":"error","code":30001,"msg":"instType:sp,channel:x not exist"}', 0)
     assert parser.reasons["venue"] == 1
-    assert parser.on_frame("pong", 0) == [] and parser.malformed == 4
+    assert parser.on_frame("pong", 0) == [] and parser.malformed == 5
     products = '{"code":"00000","data":[{"symbol":"A_SPBL","symbolName":"A","priceScale":"x"}]}'
     parser.on_http("https://api.bitget.com/api/spot/v1/public/products", products, 0)
-    assert parser.malformed == 5 and "A" not in parser.units
+    assert parser.malformed == 6 and "A" not in parser.units
 
 
 def test_trades_are_normalised_and_history_is_not_published() -> None:

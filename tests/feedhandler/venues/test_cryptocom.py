@@ -110,6 +110,24 @@ def test_a_stale_book_takes_the_resubscriptions_snapshot_whatever_its_t() -> Non
     assert parser.books["HNT_USDT"].live
 
 
+def test_a_lost_first_snapshot_is_not_replaced_by_an_older_one() -> None:
+    """Fuzz: a pair's first push with its ``code`` removed was refused, attributed to no
+    book, and the pair's next, older push then stood as its live book."""
+    parser = CryptocomParser()
+    fed(parser, [x for x in lines() if x[0] == "http"])
+    parser.on_frame(book("HNT_USDT", 10, "[[45.0,1,1]]", "[[46.0,1,1]]"), 1)
+    damaged = json.loads(book("HOT_USDT", 20, "[[0.0138,1,1]]", "[[0.0139,1,1]]"))
+    del damaged["code"]
+    events = parser.on_frame(json.dumps(damaged), 2)
+    assert parser.reasons == {"shape": 1} and "'code'" in parser.errors[-1]
+    assert events == [] and not parser.books["HOT_USDT"].live  # never published: no status
+    assert parser.books["HNT_USDT"].live  # the damage named its book: no other resyncs
+    assert parser.on_frame(book("HOT_USDT", 19, "[[0.0137,1,1]]", "[[0.0139,1,1]]"), 3) == []
+    assert not parser.books["HOT_USDT"].live and parser.recover(["HOT_USDT"])
+    parser.on_frame(book("HOT_USDT", 21, "[[0.0137,1,1]]", "[[0.0139,1,1]]"), 4)
+    assert parser.books["HOT_USDT"].live
+
+
 def test_the_heartbeat_is_answered_with_its_id() -> None:
     parser = CryptocomParser()
     assert parser.on_frame(BEAT, 1) == []
