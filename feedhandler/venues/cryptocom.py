@@ -168,7 +168,6 @@ class CryptocomParser(ParserBase):
                 exc.on(named)
             raise
 
-
     def _message(self, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         method = string(field(msg, "method"), "method")
         if method == "public/heartbeat":
