@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hub.events import Event
+if TYPE_CHECKING:
+    from fanout.replay import Opener
+    from hub.config import FanoutConfig
+    from hub.events import Event
+
+MAX_REPLAYS = 1000
 
 
 def itch_summary(path: Path, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -82,82 +87,6 @@ def export_format(form: str | None, out: Path) -> str:
     return {".csv": "csv", ".parquet": "parquet"}.get(out.suffix, "ndjson")
 
 
-SOURCE_KINDS = ("capture", "itch", "lobster", "databento")
-
-
-def open_sources(
-    texts: list[str], start_ns: int | None, end_ns: int | None, symbols: list[str]
-) -> Iterator[Event]:
-    """INTERIM, until ``feedhandler.files.sources`` (the replay endpoint's sources layer:
-    ``parse_source``, ``open_source``, ``merged``) lands: ``KIND:PATH`` sources opened with
-    the replay functions ``hub feed`` uses, their events in ``[start_ns, end_ns]`` (a
-    stream's instrument first), merged by event time. Replace this one function by that
-    layer when merging."""
-    import heapq
-
-    from app.launch import instrument_from
-    from bus.output import InstrumentFor
-    from feedhandler.files.databento import databento_batches
-    from feedhandler.files.export import event_time
-    from feedhandler.files.itch import itch_batches, replay_itch
-    from feedhandler.files.lobster import lobster_batches
-    from feedhandler.files.pacing import Batch, log_bad_record
-    from feedhandler.files.replay import capture_batches, venue_of
-    from feedhandler.venues import VENUES
-    from hub.errors import BadInput
-    from hub.events import Instrument
-
-    def one(text: str) -> Iterator[Event]:
-        """Check the source now (BadInput naming it); its events when iterated."""
-        kind, _, name = text.partition(":")
-        path = Path(name)
-        if kind not in SOURCE_KINDS or not name:
-            raise BadInput(f"source {text!r}: write KIND:PATH, KIND one of {SOURCE_KINDS}")
-        try:
-            path.open("rb").close()
-        except OSError as exc:
-            raise BadInput(f"source {text}: {exc.strerror or exc}") from exc
-        on_error = log_bad_record(path)
-        instrument_for = None
-        batches: Iterator[Batch]
-        if kind == "capture":
-            venue = venue_of(path)
-            if venue not in VENUES:
-                raise BadInput(f"source {text}: venue {venue!r} has no replay parser")
-            parser = VENUES[venue].parser()
-            instrument_for = instrument_from(parser)
-            batches = capture_batches(path, parser, on_error)
-        elif kind == "lobster":
-            batches = lobster_batches(path, path.name.split("_", 1)[0], on_error)
-        elif kind == "databento":
-            batches = databento_batches(path, on_error)
-        else:  # every stock the file lists, unless --symbol names them
-            stocks = [x.upper() for x in symbols] or replay_itch(path).symbols()
-            batches = itch_batches(path, stocks, on_error)
-        return events(batches, instrument_for)
-
-    def events(batches: Iterator[Batch], instrument_for: InstrumentFor | None) -> Iterator[Event]:
-        seen: set[tuple[str, str]] = set()
-        for _ts, batch in batches:
-            for e in batch:
-                if isinstance(e, Instrument):
-                    seen.add((e.venue, e.symbol))
-                    yield e
-                    continue
-                key = (e.venue, e.symbol)
-                if key not in seen and instrument_for is not None:
-                    found = instrument_for(*key)
-                    if found is not None:
-                        seen.add(key)
-                        yield found
-                at = event_time(e)
-                if (start_ns is None or at >= start_ns) and (end_ns is None or at <= end_ns):
-                    yield e
-
-    streams = [one(text) for text in texts]  # every source checked before any row
-    return heapq.merge(*streams, key=event_time)
-
-
 def export_command(
     sources: list[str],
     start: str | None,
@@ -171,10 +100,11 @@ def export_command(
     import sys
 
     from feedhandler.files.export import Rows, parse_channels, write_rows
+    from feedhandler.files.sources import in_range, open_sources
 
     kinds = parse_channels(channels)
     start_ns, end_ns = parse_time("--from", start), parse_time("--to", end)
-    events = open_sources(sources, start_ns, end_ns, symbols)
+    events = in_range(open_sources(sources, symbols), start_ns, end_ns)
     rows = Rows(kinds, symbols)
     form = export_format(form, out)
     try:
@@ -186,3 +116,25 @@ def export_command(
         return 0
     print(f"hub export: {rows.events} events, {rows.rows} {form} rows to {out}", file=sys.stderr)
     return 0
+
+
+def replay_opener(cfg: FanoutConfig) -> Opener | None:
+    """What a node's /replay opens sources with: files inside ``fanout.replay_dirs`` (None:
+    no folders, the endpoint refuses); ConfigError for a folder that is not one, or a
+    ``max_replays`` out of range."""
+    from feedhandler.files.sources import open_sources
+    from hub.errors import ConfigError
+
+    if not 1 <= cfg.max_replays <= MAX_REPLAYS:
+        raise ConfigError(f"fanout.max_replays must be 1 to {MAX_REPLAYS}, got {cfg.max_replays}")
+    if not cfg.replay_dirs:
+        return None
+    roots = [Path(d) for d in cfg.replay_dirs]
+    for root in roots:
+        if not root.is_dir():
+            raise ConfigError(f"fanout.replay_dirs: {root} is not a folder")
+
+    def opener(sources: list[str], symbols: list[str]) -> Iterator[Event]:
+        return open_sources(sources, symbols, roots)
+
+    return opener

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,15 @@ from prometheus_client import Counter
 
 from bus.local import Publisher, SnapshotStore
 from bus.output import FEED_STATS, FeedOutput
-from feedhandler.files.databento import databento_batches
-from feedhandler.files.itch import itch_batches
-from feedhandler.files.lobster import lobster_batches
-from feedhandler.files.pacing import Batch, Pacer, TimeSlice
-from feedhandler.files.replay import capture_batches, venue_of
+from feedhandler.files.pacing import Pacer, TimeSlice
+from feedhandler.files.sources import Source, batches_of
 from feedhandler.venues import VENUES
-from feedhandler.venues.base import ParserBase
+from feedhandler.venues.base import instrument_from
 from feedhandler.venues.runner import LiveRunner
 from hub.config import LIVE_SOURCES, FeedConfig, KafkaConfig, OrdersConfig
 from hub.errors import BadInput
-from hub.events import Instrument, Status
+from hub.events import Status
 from hub.ops import metrics
-from hub.symbology import listed
 from trading.feed import Feed
 
 METRICS = metrics("feed")
@@ -54,19 +50,6 @@ class FeedSource:
     description: str
     run: Callable[[], Coroutine[Any, Any, None]]
     health: Callable[[], dict[str, Any]]
-
-
-def instrument_from(parser: ParserBase) -> Callable[[str, str], Instrument | None]:
-    """A stream's instrument from the venue parser's units, once it knows them."""
-
-    def lookup(venue: str, symbol: str) -> Instrument | None:
-        try:
-            tick, lot = parser.units_for(symbol)
-        except KeyError:
-            return None
-        return listed(Instrument(venue, symbol, tick.text, lot.text), parser.listings.get(symbol))
-
-    return lookup
 
 
 async def _snapshot_loop(output: FeedOutput, interval_ms: int) -> None:
@@ -182,18 +165,7 @@ def _replay(cfg: FeedConfig, publisher: Publisher, store: SnapshotStore) -> Feed
         if bad["records"] <= 20 or bad["records"] % 1000 == 0:
             log.warning("bad replay record skipped", extra={"file": str(path), "why": text[:200]})
 
-    instrument_for = None
-    batches: Iterator[Batch]
-    if cfg.source == "capture":
-        parser = VENUES[venue_of(path)].parser()
-        instrument_for = instrument_from(parser)
-        batches = capture_batches(path, parser, on_error)
-    elif cfg.source == "lobster":
-        batches = lobster_batches(path, path.name.split("_", 1)[0], on_error)
-    elif cfg.source == "databento":
-        batches = databento_batches(path, on_error)
-    else:
-        batches = itch_batches(path, cfg.symbols, on_error)
+    batches, instrument_for = batches_of(Source(cfg.source, path, cfg.file), cfg.symbols, on_error)
     output = FeedOutput(publisher, store, instrument_for, measure_latency=False)
     state = {"records": 0, "done": False}
     # An ITCH batch is ITCH_BATCH messages (a few ms of work): yield after each one; the

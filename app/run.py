@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+from app.files import replay_opener
 from app.launch import build_source
 from app.workers import Siblings, Slot, run_workers, worker_count
 from bus.consolidator import Consolidator
@@ -70,6 +71,7 @@ async def run_demo(cfg: HubConfig) -> None:
     fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
     dsn = cfg.postgres.dsn if cfg.fanout.database else ""
     node = FanoutNode(fanout, store, bars_from_trades=True, dsn=dsn)
+    node.replays.opener = replay_opener(fanout)
     server = await node.start()
     port = bound_port(server)
     base = f"http://{cfg.fanout.host}:{port}"
@@ -137,6 +139,7 @@ async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
     if slot is not None:
         fanout = replace(fanout, group=f"{fanout.group or 'fanout'}-w{slot.index}")
     node = FanoutNode(fanout, store, dsn=cfg.postgres.dsn if cfg.fanout.database else "")
+    node.replays.opener = replay_opener(fanout)
     server = await node.start(reuse_port=slot is not None)
     ops = None
     if slot is not None:

@@ -35,6 +35,7 @@ from fanout import consolidated, protocol
 from fanout.auth import credential_in, keys_for
 from fanout.delivery import Client, compact
 from fanout.history import BarHistory
+from fanout.replay import Replays
 from fanout.rest import Rest
 from fanout.sender import CLOSE_TIMEOUT_S, Sender
 from fanout.session import Attach, Close, Detach, Output, Session, Shared, State
@@ -137,6 +138,8 @@ class FanoutNode:
         self.sessions: dict[Client, Session] = {}
         self.history = BarHistory(dsn) if dsn else None
         self.rest = Rest(self.shared, self.history)
+        self.replays = Replays(self.shared.keys, None, cfg.max_replays)
+        """/replay (fanout.replay): app sets its ``opener`` when replay_dirs are set."""
         self.ops_hook: Callable[[str], Awaitable[Response] | None] | None = None
         """Answers /metrics and /healthz for the whole port when this node is one of
         several workers (app.workers); None: this node's own answers."""
@@ -400,6 +403,8 @@ class FanoutNode:
         return outputs
 
     async def _handle(self, ws: ServerConnection) -> None:
+        if ws.request is not None and urlsplit(ws.request.path).path == "/replay":
+            return await self.replays.serve(ws)
         deflate = bool(ws.protocol.extensions)
         session = Session(self.shared, time.monotonic(), deflate)
         try:
@@ -513,6 +518,7 @@ class FanoutNode:
             "connections": len(self.clients),
             "groups": len(self.out.groups),
             "streams": self.stream_list(),
+            "replays": self.replays.health(),
         }
 
     def _process_request(
@@ -521,7 +527,7 @@ class FanoutNode:
         parts = urlsplit(request.path)
         if self.rest.handles(parts.path):
             return self.rest.answer(conn, request)
-        if parts.path == "/ws":
+        if parts.path in ("/ws", "/replay"):
             # permessage-deflate only for clients that ask in the URL: browsers offer it on
             # every connection, and compressing costs the node CPU per client.
             if parse_qs(parts.query).get("deflate") != ["1"] or not self.cfg.deflate:

@@ -170,6 +170,13 @@ def echo_entry(item: Any) -> Any:
     return {k: _echo_value(item[k]) for k in ENTRY_FIELDS if k in item}
 
 
+def echo_fields(item: Any, names: tuple[str, ...]) -> Any:
+    """As ``echo_entry``, for a message whose fields are ``names`` (a replay request)."""
+    if not isinstance(item, dict):
+        return _echo_value(item)
+    return {k: _echo_value(item[k]) for k in names if k in item}
+
+
 def _echo_value(value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return value

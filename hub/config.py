@@ -210,6 +210,11 @@ class FanoutConfig:
     database: bool = False
     """Answer REST candle ranges from the recorder's TimescaleDB (postgres.dsn); off: from
     the bars the node holds in memory."""
+    replay_dirs: tuple[str, ...] = ()
+    """Folders whose recorded files clients may replay on /replay (by name inside them:
+    ``capture:gemini.jsonl.zst``); empty: the endpoint refuses every replay."""
+    max_replays: int = 4
+    """Replays this node plays at once (each costs its share of the node's CPU)."""
 
 
 @dataclass(frozen=True)

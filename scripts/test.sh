@@ -21,9 +21,12 @@ scripts/services.sh up
 
 PY=.venv/bin/python
 mkdir -p test-output
+WORKERS=${PYTEST_WORKERS:-2}
+PARALLEL=()
+[ "$WORKERS" = "0" ] || PARALLEL=(-n "$WORKERS")
 echo "[test] whole suite on the compiled core"
-$PY -m pytest -q -p no:cacheprovider "$@"
+$PY -m pytest -q -p no:cacheprovider "${PARALLEL[@]}" --durations=25 "$@"
 echo "[test] book-core users again on the pure-Python twin (ORDERBOOK_CORE=python)"
-ORDERBOOK_CORE=python $PY -m pytest -q -p no:cacheprovider \
+ORDERBOOK_CORE=python $PY -m pytest -q -p no:cacheprovider "${PARALLEL[@]}" \
   tests/feedhandler tests/fanout tests/trading/test_venue.py tests/trading/test_gateway.py \
   tests/test_demo.py tests/test_end_to_end.py

@@ -31,6 +31,7 @@ from typing import IO, Any
 import orjson
 
 from bus.output import TopTracker
+from feedhandler.files.sources import event_time
 from hub.decimals import Unit
 from hub.errors import BadInput
 from hub.events import TRADE_SIDES, BookUpdate, Event, Instrument, Status, Trade
@@ -73,12 +74,6 @@ def iso(ns: int) -> str:
     seconds, frac = divmod(ns, 10**9)
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{frac:09d}Z"
-
-
-def event_time(event: Event) -> int:
-    """When an event happened: the venue's event time, or the receive time where the venue
-    stamps none (some books: Gemini's ``l2_updates``); 0 for an instrument."""
-    return getattr(event, "ts_event", 0) or getattr(event, "ts_recv", 0)
 
 
 def parse_channels(text: str) -> frozenset[str]:

@@ -24,9 +24,9 @@ from prometheus_client import Counter
 from feedhandler.frames import MalformedFrame
 from feedhandler.sync import BookSync
 from hub.decimals import Unit
-from hub.events import Event
+from hub.events import Event, Instrument
 from hub.ops import metrics
-from hub.symbology import Listing, SymbologyError, spot
+from hub.symbology import Listing, SymbologyError, listed, spot
 
 METRICS = metrics("feed")
 
@@ -260,3 +260,17 @@ def decimals_unit(decimals: int) -> Unit:
     """The unit 10**-decimals ("0.01" for 2), one object per precision (so parsers that
     look units up per frame do not build them again)."""
     return Unit("0." + "0" * (decimals - 1) + "1" if decimals else "1")
+
+
+def instrument_from(parser: ParserBase) -> Callable[[str, str], Instrument | None]:
+    """A stream's instrument from the venue parser's units (and listing), once it knows
+    them; None before (the live runner and every replay of a capture use it)."""
+
+    def lookup(venue: str, symbol: str) -> Instrument | None:
+        try:
+            tick, lot = parser.units_for(symbol)
+        except KeyError:
+            return None
+        return listed(Instrument(venue, symbol, tick.text, lot.text), parser.listings.get(symbol))
+
+    return lookup

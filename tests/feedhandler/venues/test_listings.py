@@ -134,9 +134,9 @@ def test_bybit_v5_linear_perpetuals_and_futures() -> None:
 
 
 def test_the_feed_publishes_instruments_with_their_listing() -> None:
-    """app.launch.instrument_from (live runner and replay) puts the parser's listing on the
-    stream's Instrument event."""
-    from app.launch import instrument_from
+    """feedhandler.venues.base.instrument_from (live runner and replay) puts the parser's
+    listing on the stream's Instrument event."""
+    from feedhandler.venues.base import instrument_from
 
     parser = fed(BitmexParser(), "bitmex_orderbookl2-quote-trades_2021-07-22")
     inst = instrument_from(parser)("BITMEX", "XBTUSD")
