@@ -44,7 +44,7 @@ function connect() {
 // The request goes both in the URL (as tardis-machine takes it) and as the first message.
 function replayQuery() {
   const q = new URLSearchParams();
-  for (const k of ["from", "to", "speed", "channels", "token"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["from", "to", "speed", "channels", "symbols", "token"]) if (params.get(k)) q.set(k, params.get(k));
   q.set("sources", REPLAY);
   return q.toString();
 }
@@ -54,6 +54,7 @@ function replayRequest() {
   for (const k of ["from", "to"]) if (params.get(k)) req[k] = params.get(k);
   if (params.get("speed")) req.speed = params.get("speed") === "max" ? "max" : Number(params.get("speed"));
   if (params.get("channels")) req.channels = params.get("channels").split(",");
+  if (params.get("symbols")) req.symbols = params.get("symbols").split(",");
   return req;
 }
 
@@ -74,7 +75,7 @@ function observe(msg) {
 }
 
 function handle(msg) {
-  if (REPLAY && msg.venue && msg.symbol && ["snapshot", "book", "trade"].includes(msg.type)) learn(msg);
+  if (REPLAY && msg.venue && msg.symbol && ["instrument", "snapshot", "book", "trade"].includes(msg.type)) learn(msg);
   observe(msg);
   switch (msg.type) {
     case "streams": onStreams(msg.streams); break;
@@ -128,11 +129,13 @@ function onStreams(streams) {
   if (sel.options.length && sel.value !== JSON.stringify(S.current)) pick(JSON.parse(sel.value));
 }
 
-// A replay names its streams as it goes: the picker grows with them.
+// A replay names its streams as it goes (its ``instrument`` message first, with the units):
+// the picker grows with them.
 function learn(msg) {
   const key = keyOf(msg.venue, msg.symbol);
   if (S.streams.has(key)) return;
-  S.streams.set(key, {venue: msg.venue, symbol: msg.symbol, canonical: msg.canonical || null});
+  const {venue, symbol, canonical = null, tick_size = null, lot_size = null} = msg;
+  S.streams.set(key, {venue, symbol, canonical, tick_size, lot_size});
   fillPicker($("symbol"), [...S.streams.values()], $("symbol").value || key);
   if (!S.current) pick([msg.venue, msg.symbol]);
 }

@@ -22,7 +22,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Page, WebSocket, async_playwright
 
 from fanout.node import WEB_DIR
-from tests.conftest import ROOT
+from tests.conftest import CAPTURES, ROOT
 
 CHROMIUM = shutil.which("chromium")
 ARGS = [
@@ -35,7 +35,7 @@ ARGS = [
     "--disable-sync",
 ]
 OUT = ROOT / "test-output"
-CAPTURE = ROOT.parent.parent / "shared" / "data" / "captures"
+CAPTURE = CAPTURES
 GEMINI = "gemini-spot_l2-trades_2021-06-24.jsonl.zst"
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (scripts/install.sh installs it)"
@@ -131,9 +131,11 @@ def q(text: str, step: str) -> str:
     return str(Decimal(text).quantize(Decimal(step)))
 
 
-def check_ladder(seen: Seen, symbol: str, view: dict[str, Any], tick: str, lot: str) -> None:
+def check_ladder(
+    seen: Seen, symbol: str, view: dict[str, Any], tick: str, lot: str, rows: int = 24
+) -> None:
     """Every shown level, its cumulative size and depth bar, spread and mid: those of the
-    book the page was sent, at the seq the ladder says it shows."""
+    book the page was sent, at the seq the ladder says it shows (``rows`` of them)."""
     bids, asks = seen.book_at(symbol, view["seq"])
     top_bids = sorted(bids.items(), key=lambda lv: Decimal(lv[0]), reverse=True)[:12]
     top_asks = sorted(asks.items(), key=lambda lv: Decimal(lv[0]))[:12]
@@ -148,7 +150,7 @@ def check_ladder(seen: Seen, symbol: str, view: dict[str, Any], tick: str, lot: 
     want_bids, want_asks = side(top_bids), side(top_asks)
     biggest = max(want_bids[-1][2], want_asks[-1][2])
     want = [("ask", lv) for lv in reversed(want_asks)] + [("bid", lv) for lv in want_bids]
-    assert len(view["rows"]) == len(want) == 24
+    assert len(view["rows"]) == len(want) == rows
     for row, (kind, (price, size, cum)) in zip(view["rows"], want, strict=True):
         assert row["side"] == kind
         assert row["cells"] == [price, size, q(str(cum), lot)]
@@ -433,7 +435,7 @@ async def replay_session() -> tuple[Seen, list[Any], dict[str, Any]]:
 def test_page_in_replay_mode_asks_replay_for_its_range_and_says_when_it_ended() -> None:
     """?replay=..&from=..&to=..&speed=.. opens /replay with that request; the page runs on
     the replay's clock and shows that it ended (against a scripted stand-in of the node's
-    /replay endpoint: the replay spec, until the node has one)."""
+    /replay endpoint, for exact clocks and rows; test_web_replay.py plays the real one)."""
     seen, requests, out = asyncio.run(replay_session())
     assert seen.errors == []
     assert requests == [
