@@ -66,7 +66,7 @@ class BarHistory:
         self.warmed: set[StreamKey] = set()
         """Streams whose memory holds the database's latest bars."""
 
-    async def _get_pool(self) -> asyncpg.Pool:
+    async def pool(self) -> asyncpg.Pool:
         async with self._lock:
             if self._pool is None:
                 with postgres_errors(self.dsn):
@@ -90,7 +90,7 @@ class BarHistory:
         cannot answer (``error`` says why; logged once per new reason)."""
         sql = BARS_SQL.format(order="DESC" if newest else "ASC")
         try:
-            pool = await self._get_pool()
+            pool = await self.pool()
             with postgres_errors(self.dsn):
                 rows = await pool.fetch(
                     sql,

@@ -138,8 +138,9 @@ class FanoutNode:
         self.sessions: dict[Client, Session] = {}
         self.history = BarHistory(dsn) if dsn else None
         self.rest = Rest(self.shared, self.history)
-        self.replays = Replays(self.shared.keys, None, cfg.max_replays)
-        """/replay (fanout.replay): app sets its ``opener`` when replay_dirs are set."""
+        pool = self.history.pool if self.history else None
+        self.replays = Replays(self.shared.keys, None, cfg.max_replays, pool)
+        """/replay (fanout.replay): app sets its file ``opener`` (fanout.replay_dirs)."""
         self.ops_hook: Callable[[str], Awaitable[Response] | None] | None = None
         """Answers /metrics and /healthz for the whole port when this node is one of
         several workers (app.workers); None: this node's own answers."""

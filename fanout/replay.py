@@ -24,11 +24,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import orjson
 from prometheus_client import Counter, Gauge
 from websockets.asyncio.server import ServerConnection
@@ -36,8 +37,16 @@ from websockets.exceptions import ConnectionClosed
 
 from fanout import protocol
 from fanout.auth import Keys, credential_in
-from hub.errors import BadInput
-from hub.events import BookUpdate, Event, Instrument, Status, Trade, new_epoch
+from fanout.recorded import (
+    PoolFor,
+    as_async,
+    check_recorded,
+    is_recorded,
+    merged,
+    recorded_events,
+)
+from hub.errors import BadInput, HubError
+from hub.events import BookSnapshot, BookUpdate, Event, Instrument, Status, Trade, new_epoch
 from hub.ops import metrics
 from hub.times import iso_ns_exact
 from orderbook_core import L2Book
@@ -178,7 +187,9 @@ class _Stream:
         self.wanted = wanted
         self.book = L2Book()
         self.seq = 0
-        self.epoch = 0
+        self.epoch = new_epoch()
+        """The epoch the replay gives events that carry none (file sources): one per
+        stream, a new one after a break in its seqs."""
         self.fresh = True
         """The next book message must be a snapshot (first in range, or after a break)."""
         self.broken = False
@@ -188,7 +199,9 @@ class _Stream:
 class Player:
     """Turns one replay's events into protocol messages and writes them, paced."""
 
-    def __init__(self, ws: ServerConnection, req: ReplayRequest, events: Iterator[Event]) -> None:
+    def __init__(
+        self, ws: ServerConnection, req: ReplayRequest, events: AsyncIterator[Event]
+    ) -> None:
         self.ws = ws
         self.req = req
         self.events = events
@@ -258,12 +271,13 @@ class Player:
             return  # no instrument yet: the source's readers always send it first
         if isinstance(event, BookUpdate):
             return self._update(st, event, inside)
+        if isinstance(event, BookSnapshot):
+            return self._recorded_book(st, event, inside)
         if not (inside and st.wanted):
             return
         if isinstance(event, Trade) and self.trades:
-            if not st.epoch:
-                st.epoch = new_epoch()
-            self._out(st, protocol.encode_trade(st.inst, replace(event, epoch=st.epoch)))
+            trade = event if event.epoch else replace(event, epoch=st.epoch)
+            self._out(st, protocol.encode_trade(st.inst, trade))
         elif isinstance(event, Status) and self.status:
             reason = event.reason
             self._out(
@@ -279,6 +293,7 @@ class Player:
     def _update(self, st: _Stream, update: BookUpdate, inside: bool) -> None:
         if st.seq and update.seq != st.seq + 1:
             st.fresh = True  # another source of the same stream, or a gap in one
+            st.epoch = new_epoch()
         st.seq = update.seq
         try:
             st.book.apply(update.changes)
@@ -299,7 +314,6 @@ class Player:
         checksum = st.book.checksum(CHECKSUM_LEVELS)
         if st.fresh:
             st.fresh = st.broken = False
-            st.epoch = new_epoch()
             bids, asks = st.book.snapshot()
             self._out(
                 st,
@@ -329,6 +343,24 @@ class Player:
             ),
         )
 
+    def _recorded_book(self, st: _Stream, snap: BookSnapshot, inside: bool) -> None:
+        """A stored top-of-book snapshot (a ``db:`` source): the book is that, and each
+        one goes out as a snapshot of its depth (there are no deltas between them)."""
+        st.book.clear()
+        st.book.apply([(0, p, s) for p, s in snap.bids])
+        st.book.apply([(1, p, s) for p, s in snap.asks])
+        st.seq, st.epoch = snap.seq, snap.epoch
+        if not (inside and st.wanted and self.book):
+            return
+        self.count += 1
+        bids, asks = st.book.snapshot()
+        depth = max(len(bids), len(asks))
+        checksum = st.book.checksum(CHECKSUM_LEVELS)
+        message = protocol.encode_snapshot(
+            st.inst, bids, asks, st.seq, snap.ts_event, "recorded", depth, checksum, st.epoch
+        )
+        self._out(st, message)
+
     async def flush(self) -> None:
         if not self.pending:
             return
@@ -352,7 +384,7 @@ class Player:
     async def play(self) -> None:
         req = self.req
         started = time.perf_counter()
-        for event in self.events:
+        async for event in self.events:
             if not isinstance(event, Instrument):
                 at = getattr(event, "ts_event", 0) or getattr(event, "ts_recv", 0)
                 if req.end_ns is not None and at > req.end_ns:
@@ -395,9 +427,14 @@ class Player:
 class Replays:
     """The node's replay endpoint: admission, requests, and the players running."""
 
-    def __init__(self, keys: Keys, opener: Opener | None, max_replays: int) -> None:
+    def __init__(
+        self, keys: Keys, opener: Opener | None, max_replays: int, pool: PoolFor | None = None
+    ) -> None:
         self.keys = keys
         self.opener = opener
+        """Opens file sources (set by app when fanout.replay_dirs are set)."""
+        self.pool = pool
+        """The recorder's database, for ``db:`` sources (fanout.database)."""
         self.max_replays = max_replays
         self.active = 0
         self.served = 0
@@ -422,7 +459,7 @@ class Replays:
         grant, why = self.keys.check(credential_in(ws.request) if ws.request else None)
         if grant is None:
             return await self._refuse(ws, "unauthenticated", f"authentication failed: {why}", 1008)
-        if self.opener is None:
+        if self.opener is None and self.pool is None:
             return await self._refuse(ws, "unavailable", "this node replays nothing", 1008)
         if self.active >= self.max_replays:
             REPLAYS.labels("busy").inc()
@@ -435,7 +472,7 @@ class Replays:
             denied = [c for c in req.channels if c not in grant.channels]
             if denied:
                 raise BadInput(f"channel {denied[0]!r} is not allowed for this key")
-            events = self.opener(list(req.sources), list(req.symbols))
+            events = await self._events(req)
         except BadInput as exc:
             REPLAYS.labels("refused").inc()
             return await self._refuse(
@@ -462,9 +499,33 @@ class Replays:
             self.active -= 1
             self.served += 1
             ACTIVE.set(self.active)
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+
+    async def _events(self, req: ReplayRequest) -> AsyncIterator[Event]:
+        """The request's sources, every one checked first, as one stream in event time."""
+        files = [s for s in req.sources if not is_recorded(s)]
+        recorded = [s for s in req.sources if is_recorded(s)]
+        streams: list[AsyncIterator[Event]] = []
+        if recorded:
+            if self.pool is None:
+                raise BadInput(f"source {recorded[0]}: this node has no database (fanout.database)")
+            try:
+                pool = await self.pool()
+                for text in recorded:
+                    await check_recorded(pool, text)
+            except (asyncpg.PostgresError, OSError) as exc:
+                raise BadInput(f"source {recorded[0]}: the database failed: {exc}") from exc
+            trades, books = "trades" in req.channels, "book" in req.channels
+            for text in recorded:
+                streams.append(recorded_events(pool, text, req.start_ns, req.end_ns, trades, books))
+        if files:
+            if self.opener is None:
+                raise BadInput(
+                    f"source {files[0]}: this node replays no files (fanout.replay_dirs)"
+                )
+            streams.append(as_async(self.opener(files, list(req.symbols))))
+        return merged(streams)
 
     async def _play(self, ws: ServerConnection, player: Player) -> None:
         req = player.req
@@ -482,7 +543,7 @@ class Replays:
                 },
             )
             await ws.close(1000, "replay ended")
-        except BadInput as exc:  # a source that turned out unreadable part way
+        except (HubError, asyncpg.PostgresError, OSError) as exc:  # unreadable part way
             REPLAYS.labels("failed").inc()
             log.warning("replay failed", extra={"sources": list(req.sources), "why": str(exc)})
             with contextlib.suppress(ConnectionClosed):
