@@ -263,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="API key or signed token (default: $HUB_TOKEN)")
     p.add_argument("--count", type=int, default=0, help="stop after N lines (0: no limit)")
     p.add_argument("--seconds", type=float, default=0, help="stop after S seconds (0: Ctrl-C)")
+    p.add_argument(
+        "--replay",
+        metavar="SOURCES",
+        help="replay recorded sources from the node's /replay instead (KIND:NAME,...: capture,"
+        " itch, lobster, databento files in its fanout.replay_dirs, or db:VENUE:SYMBOL);"
+        " SYMBOL '*' shows every stream",
+    )
+    p.add_argument("--from", dest="start", help="replay from (ISO 8601 UTC or epoch ns)")
+    p.add_argument("--to", dest="end", help="replay to (ISO 8601 UTC or epoch ns)")
+    p.add_argument("--speed", default="max", help="replay speed: N times recorded, or max")
 
     sub.add_parser("config", help="print the effective configuration")
     return parser
@@ -403,6 +413,23 @@ def _run(args: argparse.Namespace) -> int:
 
         channels = args.channel or ["book", "trades"]
         token = args.token or os.environ.get("HUB_TOKEN")
+        if args.replay:
+            from client.subscribe import watch_replay
+
+            sources = [x for x in args.replay.split(",") if x]
+            return asyncio.run(
+                watch_replay(
+                    args.url,
+                    sources,
+                    args.symbol,
+                    channels,
+                    args.start,
+                    args.end,
+                    args.speed,
+                    token,
+                    args.count,
+                )
+            )
         coro = subscribe(
             args.url,
             args.symbol,

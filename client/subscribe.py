@@ -23,6 +23,7 @@ from client.market import (
     OrderMirror,
     SequenceGap,
 )
+from client.replay import ReplayClient, ReplayError
 
 
 def describe(
@@ -81,6 +82,17 @@ def describe(
         return f"{kind}: {accepted or 'nothing'}{on}" + (f"; refused {refused}" if refused else "")
     if kind == "error":
         return f"error {msg['code']}: {msg['message']}"
+    if kind == "replay" and msg["state"] == "playing":
+        span = f"{msg['from'] or 'start'} .. {msg['to'] or 'end'}"
+        return f"replay playing: {', '.join(msg['sources'])} ({span}, speed {msg['speed']})"
+    if kind == "replay":
+        return f"replay ended at {msg['clock']} after {msg['events']} events"
+    if kind == "instrument":
+        named = f" ({msg['canonical']})" if msg.get("canonical") else ""
+        return (
+            f"instrument {msg['venue']} {msg['symbol']}{named}"
+            f" tick {msg['tick_size']} lot {msg['lot_size']}"
+        )
     return None
 
 
@@ -136,6 +148,46 @@ async def subscribe(
                     break
             return 0
     except (SequenceGap, ChecksumMismatch, OrderBookMismatch) as exc:
+        print(f"hub subscribe: the book is wrong: {exc}", file=sys.stderr)
+        return 4
+    except (OSError, InvalidHandshake, InvalidURI) as exc:
+        print(f"hub subscribe: cannot connect to {url}: {exc}", file=sys.stderr)
+        return 3
+
+
+async def watch_replay(
+    url: str,
+    sources: list[str],
+    symbol: str,
+    channels: list[str],
+    start: str | None,
+    end: str | None,
+    speed: str,
+    token: str | None,
+    count: int,
+    out: TextIO = sys.stdout,
+) -> int:
+    """``hub subscribe SYMBOL --replay SOURCES``: the same lines for a replay of recorded
+    sources from the node's /replay (``SYMBOL`` ``*``: every stream), each book checked."""
+    symbols = [] if symbol == "*" else [symbol]
+    asked = [c for c in channels if c in ("book", "trades", "status")] or ["book", "trades"]
+    try:
+        async with ReplayClient(url, sources, start, end, speed, asked, symbols, token) as replay:
+            lines = 0
+            async for msg in replay.messages():
+                key = (msg.get("venue", ""), msg.get("symbol", ""))
+                line = describe(msg, replay.books.get(key))
+                if line is None:
+                    continue
+                print(line, file=out, flush=True)
+                lines += 1
+                if count and lines >= count:
+                    return 0
+            return 0 if replay.ended is not None else 5
+    except ReplayError as exc:
+        print(f"hub subscribe: the node refused the replay: {exc}", file=sys.stderr)
+        return 2
+    except (SequenceGap, ChecksumMismatch) as exc:
         print(f"hub subscribe: the book is wrong: {exc}", file=sys.stderr)
         return 4
     except (OSError, InvalidHandshake, InvalidURI) as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from app.files import replay_opener
 from bus.local import MemorySnapshots
 from client.market import BookMirror
+from client.replay import ReplayClient, ReplayError
+from client.subscribe import watch_replay
 from fanout.node import FanoutNode
 from fanout.replay import ReplayRequest, replay_request
 from feedhandler.files.itch import replay_itch
@@ -329,3 +332,35 @@ def test_an_instrument_always_comes_before_its_streams_first_event(samples: Path
             seen.add(key)
         else:
             assert key in seen, key
+
+
+def test_the_replay_client_mirrors_every_book_and_hub_subscribe_prints_it(samples: Path) -> None:
+    async def run() -> tuple[ReplayClient, str, int, str]:
+        async with node_for(samples) as (_node, url):
+            async with ReplayClient(url.replace("/replay", "/ws"), BOTH.split(",")) as replay:
+                async for _msg in replay.messages():
+                    pass
+            out = io.StringIO()
+            rc = await watch_replay(
+                url, [f"capture:{GEMINI}"], "btc-usd", ["book", "trades"], None, None, "max",
+                None, 0, out,
+            )  # fmt: skip
+            with contextlib.suppress(ReplayError):
+                async with ReplayClient(url, ["capture:../x"]) as bad:
+                    async for _msg in bad.messages():
+                        pass
+            return replay, out.getvalue(), rc, str(bad.ended)
+
+    replay, printed, rc, bad_ended = asyncio.run(run())
+    reference = reference_books(samples)
+    assert {k: (b.depth(0), b.depth(1)) for k, b in replay.books.items()} == {
+        k: tuple(map(list, v)) for k, v in reference.items()
+    }
+    assert replay.ended is not None and replay.clock == replay.ended["clock"]
+    lines = printed.splitlines()
+    assert lines[0].startswith("replay playing: capture:gemini-sample")
+    assert lines[1] == "instrument GEMINI BTCUSD (BTC-USD) tick 0.01 lot 0.000001"
+    assert lines[-1].startswith("replay ended at ") and rc == 0
+    assert all("checksum ok" in ln for ln in lines if ln.startswith(("snapshot", "book")))
+    assert any(ln.startswith("trade #") for ln in lines)
+    assert bad_ended == "None"
