@@ -65,7 +65,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             out.setdefault(section, {})[key] = value
     metrics_port = getattr(args, "metrics_port", None)
     if metrics_port is not None:
-        section = "recorder" if args.command == "recorder" else "feed"
+        section = args.command if args.command in ("recorder", "consolidate") else "feed"
         out.setdefault(section, {})["metrics_port"] = metrics_port
     if args.log_level is not None:
         out["log_level"] = args.log_level
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="a canonical id to consolidate (repeat; default: every one)",
     )
+    p.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
 
     p = sub.add_parser("recorder", help="write trades from Kafka into TimescaleDB")
     _add_service_flags(p, "kafka", "postgres", "topic_prefix")

@@ -180,13 +180,24 @@ async def run_consolidator(cfg: HubConfig, symbols: tuple[str, ...] = ()) -> Non
         await publisher.start()
         output = FeedOutput(publisher, store, measure_latency=False)
         consolidator = Consolidator(output, store, symbols)
+
+        def health() -> dict[str, Any]:
+            kafka = publisher.health()
+            return {"ok": kafka["ok"], **consolidator.health(), "kafka": kafka}
+
+        c = cfg.consolidate
+        ops = await serve_ops(c.metrics_host, c.metrics_port, health)
         announce(
             [
                 f"hub consolidate: {', '.join(symbols) or 'every canonical id'} across venues",
                 f"  reading and publishing Kafka {cfg.kafka.bootstrap}, snapshots {cfg.redis.url}",
+                f"  metrics http://{c.metrics_host}:{bound_port(ops)}/metrics",
             ]
         )
-        await consolidator.run_kafka(cfg.kafka)
+        try:
+            await consolidator.run_kafka(cfg.kafka)
+        finally:
+            ops.close()
     finally:
         await publisher.stop()
         await store.close()

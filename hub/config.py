@@ -218,6 +218,14 @@ class FanoutConfig:
 
 
 @dataclass(frozen=True)
+class ConsolidateConfig:
+    metrics_host: str = "127.0.0.1"
+    """Address of ``hub consolidate``'s /metrics and /healthz (0.0.0.0 in containers)."""
+    metrics_port: int = 9104
+    """Port of /metrics and /healthz (0 picks a free one)."""
+
+
+@dataclass(frozen=True)
 class RecorderConfig:
     group: str = "hub-recorder"
     """Kafka consumer group shared by all recorders."""
@@ -284,6 +292,7 @@ class HubConfig:
     feed: FeedConfig = field(default_factory=FeedConfig)
     fanout: FanoutConfig = field(default_factory=FanoutConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    consolidate: ConsolidateConfig = field(default_factory=ConsolidateConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     log_level: str = "info"
     """debug, info, warning or error."""
