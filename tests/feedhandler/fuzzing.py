@@ -75,6 +75,20 @@ def capture_items(path: Path) -> list[Item]:
     ]
 
 
+def told_what_was_sent(make: Callable[[], ParserBase], path: Path) -> Callable[[], ParserBase]:
+    """``make``, then the capture's sent messages given to the parser (``on_sent``), as
+    ``hub replay capture`` gives them: what was subscribed before any frame came."""
+
+    def made() -> ParserBase:
+        parser = make()
+        for x in read_capture(path):
+            if x.kind == "send":
+                parser.on_sent(x.data)
+        return parser
+
+    return made
+
+
 def feed(parser: ParserBase, kind: str, url: str, data: str | bytes, ts: int) -> list[Event]:
     if kind == "http":
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data

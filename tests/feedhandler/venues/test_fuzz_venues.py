@@ -31,10 +31,12 @@ from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
-from tests.feedhandler.fuzzing import Case, Item, capture_items, fuzzed
+from tests.feedhandler.fuzzing import Case, Item, capture_items, fuzzed, told_what_was_sent
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
 
 L3_IDS = frozenset({"order_id", "taker_order_id", "client_oid"})
+
+CRYPTOCOM = CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
 
 
 def l3_free_text(path: tuple[Any, ...]) -> bool:
@@ -135,10 +137,9 @@ CASES = {
     ),
     "cryptocom": lambda: Case(
         "cryptocom",
-        capture_items(
-            CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
-        ),
-        CryptocomParser,
+        capture_items(CRYPTOCOM),
+        # The pairs subscribed: a lost first push of one of them must leave it stale.
+        told_what_was_sent(CryptocomParser, CRYPTOCOM),
         1,
         300,
         chained=False,
