@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.bench_core [--quick]
 
 Rows: L2 updates with the best bid/ask read after every update (against the
-PyPI `order-book` C extension and a `sortedcontainers` book), ITCH bytes to
+PyPI `order-book` C extension and a `sortedcontainers` book), near the top of the
+book and across books 10, 1,000 and 100,000 levels deep (bench/l2_depth.py), ITCH bytes to
 books, matching-engine throughput and per-order latency (scheduled release,
 no coordinated omission), and memory of an L3 book with 1 M resting orders.
 Each timed figure is the median of several runs; every contender's final
@@ -26,6 +27,7 @@ from typing import Any
 from order_book import OrderBook
 from sortedcontainers import SortedDict
 
+from bench.l2_depth import bench_l2_depths
 from bench.machine import facts, rss_bytes
 from orderbook_core import _book, _engine, _itch, _l3, _pybook, _pyengine, _pyitch
 from orderbook_core.engine_types import Event
@@ -383,6 +385,9 @@ def main() -> None:
     scale, repeat = (10, 3) if args.quick else (1, 5)
     rows: list[Row] = []
     rows += bench_l2(1_000_000 // scale, repeat)
+    # --quick: the two shallower books only (loading 100,000 levels a side takes a while)
+    depths = (10, 1_000) if args.quick else (10, 1_000, 100_000)
+    rows += bench_l2_depths(1_000_000 // scale, max(3, repeat - 2), depths)
     rows += bench_itch(1_000_000 // scale, repeat)
     rows += bench_matching(1_000_000 // scale, repeat)
     rows += bench_memory(1_000_000 // scale)

@@ -34,6 +34,7 @@ def test_bench_core_quick_prints_the_table() -> None:
         "order-book (C ext)",
         "sortedcontainers",
         "ours, batch",
+        "1,000 deep (",
         "ITCH bytes",
         "matching, mixed flow",
         "per-order latency",
