@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from hub.events import Event
 
 MAX_REPLAYS = 1000
+ITCH_SCAN_BYTES = 64 * 2**20
+"""An ITCH file /replay may list the stocks of itself (a scan before the first message)."""
 
 
 def itch_summary(path: Path, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -122,8 +124,8 @@ def replay_opener(cfg: FanoutConfig) -> Opener | None:
     """What a node's /replay opens sources with: files inside ``fanout.replay_dirs`` (None:
     no folders, the endpoint refuses); ConfigError for a folder that is not one, or a
     ``max_replays`` out of range."""
-    from feedhandler.files.sources import open_sources
-    from hub.errors import ConfigError
+    from feedhandler.files.sources import open_sources, parse_source
+    from hub.errors import BadInput, ConfigError
 
     if not 1 <= cfg.max_replays <= MAX_REPLAYS:
         raise ConfigError(f"fanout.max_replays must be 1 to {MAX_REPLAYS}, got {cfg.max_replays}")
@@ -135,6 +137,15 @@ def replay_opener(cfg: FanoutConfig) -> Opener | None:
             raise ConfigError(f"fanout.replay_dirs: {root} is not a folder")
 
     def opener(sources: list[str], symbols: list[str]) -> Iterator[Event]:
+        for text in sources:
+            source = parse_source(text, roots)
+            if source.kind == "itch" and not symbols:
+                size = source.path.stat().st_size
+                if size > ITCH_SCAN_BYTES:  # listing its stocks reads all of it, at once
+                    raise BadInput(
+                        f"source {text}: {size // 2**20} MiB of ITCH; name the stocks to "
+                        "replay (symbols)"
+                    )
         return open_sources(sources, symbols, roots)
 
     return opener

@@ -316,6 +316,17 @@ def test_requests_parse_from_a_query_or_a_message() -> None:
         replay_request({"sources": [f"itch:{i}" for i in range(17)]})
 
 
+def test_a_large_itch_file_needs_its_stocks_named(samples: Path, tmp_path: Path) -> None:
+    big = tmp_path / "01022020.NASDAQ_ITCH50"
+    with big.open("wb") as f:  # sparse: its size is what counts
+        f.truncate(65 * 2**20)
+    opener = replay_opener(FanoutConfig(replay_dirs=(str(tmp_path),)))
+    assert opener is not None
+    with pytest.raises(BadInput, match="65 MiB of ITCH; name the stocks"):
+        opener([f"itch:{big.name}"], [])
+    opener([f"itch:{big.name}"], ["AAPL"])  # named: nothing is read before the replay
+
+
 def test_replay_settings_are_checked_at_start(tmp_path: Path) -> None:
     assert replay_opener(FanoutConfig()) is None
     with pytest.raises(ConfigError, match="is not a folder"):
