@@ -57,6 +57,7 @@ from typing import Any
 
 import orjson
 from locust import User, between, task
+from locust.user.task import LOCUST_STATE_STOPPING
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -208,6 +209,8 @@ class Subscriber(User):
         assert self.ws is not None
         deadline = time.monotonic() + READ_SECONDS
         while time.monotonic() < deadline and self.ws is not None:
+            if self._state == LOCUST_STATE_STOPPING:
+                return  # the run is over: no need to finish the read
             if time.monotonic() - self.last_ping > 10:
                 self.ws.send(orjson.dumps({"op": "ping"}).decode())
                 self.last_ping = time.monotonic()
