@@ -17,15 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from locust import events
 
+from loadtests.measure import CPU_ENTRY, CpuMonitor
+
 log = logging.getLogger("loadtests")
 
-CPU_ENTRY = "worker cpu saturated"
-CPU_LIMIT = float(os.environ.get("HUB_LOAD_CPU_LIMIT", "0.9"))
 CPU_WINDOW_S = float(os.environ.get("HUB_LOAD_CPU_WINDOW", "5"))
 
 
@@ -58,43 +57,12 @@ def record(
     )
 
 
-def cpu_share(wall_s: float, cpu_s: float) -> float:
-    """The share of one core a process used over a window (1.0: one core busy)."""
-    return cpu_s / wall_s if wall_s > 0 else 0.0
-
-
 class CpuSaturated(Exception):
     """The load generator itself was saturated: its latencies include its own queueing."""
 
 
-class CpuMonitor:
-    """Samples one process's CPU share per window and says when it was over the limit.
-
-    ``wall`` and ``cpu`` are the clocks (``time.monotonic`` and ``time.process_time`` by
-    default, injectable for tests)."""
-
-    def __init__(
-        self,
-        limit: float = CPU_LIMIT,
-        wall: Callable[[], float] = time.monotonic,
-        cpu: Callable[[], float] = time.process_time,
-    ) -> None:
-        self.limit = limit
-        self.wall = wall
-        self.cpu = cpu
-        self.last = (wall(), cpu())
-        self.saturated_windows = 0
-
-    def sample(self) -> float | None:
-        """The share of the window since the last sample when it is over the limit, else
-        None."""
-        now = (self.wall(), self.cpu())
-        share = cpu_share(now[0] - self.last[0], now[1] - self.last[1])
-        self.last = now
-        if share <= self.limit:
-            return None
-        self.saturated_windows += 1
-        return share
+class CpuReporter(CpuMonitor):
+    """A ``CpuMonitor`` that logs and records its saturated windows."""
 
     def report(self) -> float | None:
         """Sample, and on saturation log a warning and record a locust failure."""
@@ -119,16 +87,34 @@ class CpuMonitor:
 def _run_monitor(window_s: float) -> None:
     import gevent
 
-    monitor = CpuMonitor()
+    monitor = CpuReporter()
     while True:
         gevent.sleep(window_s)
         monitor.report()
+
+
+_ENVIRONMENT: list[Any] = []
+
+
+@events.quit.add_listener
+def _final_csv(**_kwargs: Any) -> None:
+    """Let locust's CSV writer (every ``CSV_STATS_INTERVAL_SEC``) write once more before it
+    closes its files: otherwise ``--csv`` misses what happened in the run's last second,
+    the requests of users finishing as the run stopped among them."""
+    import gevent
+    from locust import stats
+
+    options = _ENVIRONMENT[0].parsed_options if _ENVIRONMENT else None
+    if options is not None and getattr(options, "csv_prefix", None):
+        gevent.sleep(stats.CSV_STATS_INTERVAL_SEC + 0.2)
 
 
 @events.init.add_listener
 def _start_cpu_monitor(environment: Any, **_kwargs: Any) -> None:
     """A sampling greenlet in each process that runs users (not in a --processes master)."""
     from locust.runners import MasterRunner
+
+    _ENVIRONMENT[:] = [environment]
 
     if isinstance(environment.runner, MasterRunner) or CPU_WINDOW_S <= 0:
         return

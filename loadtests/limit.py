@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from loadtests.measure import CPU_ENTRY
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 BOOK = "update book"
-CPU_ENTRY = "worker cpu saturated"
-"""loadtests.common.CPU_ENTRY (not imported: importing locust patches this process for gevent)."""
 STARTUP_S = 3.0
 """A locust run's own start and stop, counted against ``--max-seconds``."""
 

@@ -56,6 +56,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from client.orders import messages
 from loadtests.common import fire, log
+from loadtests.measure import answers
 
 KEYS = [k for k in os.environ.get("HUB_LOAD_KEYS", "").split(",") if k] or [
     f"demo-key-{n}" for n in range(1, 11)
@@ -74,30 +75,6 @@ COUNTS = {"sent": 0, "answered": 0, "unanswered": 0}
 
 class Failed(Exception):
     """A refusal, a report out of order, or no answer."""
-
-
-def answers(m: dict[str, Any], pending: dict[tuple[str, str], float]) -> tuple[str, str] | None:
-    """The pending (op, cl_ord_id) that report ``m`` answers, if any."""
-    if m["type"] == "reject":
-        op = m.get("op", "")
-        cl = m.get("cl_ord_id")
-        if cl is not None and (op, cl) in pending:
-            return op, cl
-        return next((k for k in pending if k[0] == op), None)  # oldest of its op
-    if m["type"] != "exec":
-        return None
-    cl, kind, reason = m["cl_ord_id"], m["exec_type"], m.get("reason")
-    if kind == "accepted":
-        candidates = ["new"]
-    elif kind == "rejected":
-        candidates = ["new", "replace", "cancel"]
-    elif kind == "cancelled" and reason == "user_cancel":
-        candidates = ["cancel"]
-    elif kind == "replaced" and reason in (None, "none"):
-        candidates = ["replace"]
-    else:
-        return None  # a fill, a self-trade or IOC cancel, a trigger: not an answer
-    return next(((op, cl) for op in candidates if (op, cl) in pending), None)
 
 
 class OrderTrader(User):
