@@ -231,7 +231,11 @@ class OrderTrader(User):
 
 
 @events.test_stop.add_listener
-def _log_counts(**_kwargs: Any) -> None:
+def _log_counts(environment: Any, **_kwargs: Any) -> None:
+    from locust.runners import MasterRunner
+
+    if isinstance(environment.runner, MasterRunner):
+        return  # a --processes master sends nothing; each worker logs its own
     log.info(
         "order requests: sent %d, answered %d, unanswered %d",
         COUNTS["sent"],
