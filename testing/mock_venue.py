@@ -264,9 +264,9 @@ class MockCaptureVenue(_MockVenue):
     message (the subscribe), and answers REST requests with the capture's REST bodies
     (matched by path and query). Each connection gets the recording from the start.
 
-    With ``hold_after``, the first connection pauses after that many frames until
-    ``release`` is set (``held`` is set while it waits): a test can then subscribe
-    downstream and see the rest of the recording arrive live."""
+    With ``hold_after``, the first connection pauses after that many frames (``held`` is
+    set while it waits) until ``allow`` lets it go on: a test can subscribe downstream
+    meanwhile and see the rest of the recording arrive live."""
 
     def __init__(self, capture: Path, pace: float = 0.0, hold_after: int | None = None) -> None:
         lines = list(read_capture(capture))
@@ -283,7 +283,7 @@ class MockCaptureVenue(_MockVenue):
         self.pace = pace
         self.hold_after = hold_after
         self.held = asyncio.Event()
-        self.release = asyncio.Event()
+        self._more = asyncio.Event()
         self.received: list[str] = []
         self.rest_requests: list[str] = []
         self.connections = 0
@@ -293,6 +293,13 @@ class MockCaptureVenue(_MockVenue):
 
     def _advance(self) -> object:
         return None
+
+    def allow(self, frames: int | None) -> None:
+        """Let the first connection go on up to ``frames`` frames (None: to the end); call
+        it on the venue's event loop."""
+        self.hold_after = frames
+        self.held.clear()
+        self._more.set()
 
     def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -309,9 +316,10 @@ class MockCaptureVenue(_MockVenue):
         if self.waits_for_subscribe:
             self.received.append(str(await ws.recv()))
         for n, frame in enumerate(self.frames):
-            if n == self.hold_after and connection == 1:
+            while connection == 1 and self.hold_after is not None and n >= self.hold_after:
+                self._more.clear()
                 self.held.set()
-                await self.release.wait()
+                await self._more.wait()
             await ws.send(frame)
             await asyncio.sleep(self.pace)
         self.done.set()

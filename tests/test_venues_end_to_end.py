@@ -57,9 +57,10 @@ pytestmark = pytest.mark.services
 
 WAIT_S = 15.0
 """A bound for a hang, not a timing: how long a venue's client may take to converge."""
-LIST_WAIT_S = 10.0
-"""After this long without every symbol listed, the venue is released anyway (the client
-then subscribes late and gets snapshots): a bound, not an expected wait."""
+STEPS = 40
+"""A venue held before every book is listed goes on by 1/STEPS of its frames at a time."""
+STEP_S = 0.1
+"""How long the feed and the node get to list the books after each step."""
 
 
 def _case(venue: str, capture: Path | None, skip: str = "") -> Any:
@@ -212,15 +213,20 @@ def _expected_units(
 async def follow(
     url: str, venue: str, want: Replayed, thread: VenueThread, mock: MockCaptureVenue
 ) -> Seen:
-    """Wait until the node lists every symbol of the venue (releasing the held venue
-    then), subscribe to each book (checksummed) and trades, and read until every book
-    equals the replay's and the last trade of each symbol has arrived."""
+    """Wait until the node lists every symbol of the venue (letting the held venue go on
+    by steps while some are missing: a book that syncs from a REST snapshot fetched on the
+    runner's stale check may need more frames than the replay did), subscribe to each book
+    (checksummed) and trades, let the venue play the rest once every book has its
+    snapshot, and read until every book equals the replay's and the last trade of each
+    symbol has arrived."""
     symbols = sorted(want.books)
     name = want.venue
     loop = thread.loop
+    limit = want.hold_after
+    step = max(1, len(mock.frames) // STEPS)
 
-    def release() -> None:
-        loop.call_soon_threadsafe(mock.release.set)
+    def allow(frames: int | None) -> None:
+        loop.call_soon_threadsafe(mock.allow, frames)
 
     async with HubClient(url, reconnect=False) as client:
         start = time.monotonic()
@@ -231,11 +237,12 @@ async def follow(
             have = {s["symbol"] for s in listed if s["venue"] == name and s["tick_size"]}
             if set(symbols) <= have:
                 break
-            if time.monotonic() - start > LIST_WAIT_S:
-                release()  # let the venue go on: the missing books may need more frames
             assert time.monotonic() - start < WAIT_S, f"never listed: {set(symbols) - have}"
-            await asyncio.sleep(0.1)
-        held = mock.held.is_set() and not mock.release.is_set()
+            if limit is not None and mock.held.is_set():
+                limit = limit + step if limit + step < len(mock.frames) else None
+                allow(limit)
+            await asyncio.sleep(STEP_S)
+        held = limit is not None
         channels = [
             item
             for s in symbols
@@ -246,7 +253,6 @@ async def follow(
         ]
         answer = await client.subscribe(channels)
         assert answer["refused"] == [], answer["refused"]
-        release()
         mirrors = {s: client.books[name, s] for s in symbols}
         expected: dict[str, Any] = {}
         trades: dict[str, list[int]] = {s: [] for s in symbols}
@@ -258,11 +264,17 @@ async def follow(
                 (trades[s][-1] if trades[s] else 0) >= last for s, last in want.last_trade.items()
             )
 
+        released = limit is None
+
         async def read() -> None:
+            nonlocal released
             async for msg in client.messages():
                 symbol = msg.get("symbol")
                 if msg.get("venue") != name or symbol not in mirrors:
                     continue
+                if not released and all(m.seq is not None for m in mirrors.values()):
+                    released = True
+                    allow(None)  # every book has its snapshot: the rest comes as deltas
                 if msg["type"] == "trade":
                     trades[symbol].append(msg["seq"])
                 elif msg["type"] in ("snapshot", "book"):
