@@ -178,7 +178,7 @@ def test_trades_that_come_before_their_instrument_are_held_for_new_subscribers()
     from fanout.node import FanoutNode
     from hub.config import FanoutConfig
 
-    node = FanoutNode(FanoutConfig(anonymous=True), MemorySnapshots())  # type: ignore[arg-type]
+    node = FanoutNode(FanoutConfig(anonymous=True), MemorySnapshots())
     node.on_event(trade(1, OLD))
     node.on_event(trade(2, OLD))
     assert node.streams["SIM", "X"].recent_trades == deque()
