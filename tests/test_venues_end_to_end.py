@@ -6,11 +6,13 @@ mock venue (the capture over a real WebSocket, its REST answers over HTTP) → `
 symbol of the capture.
 
 The mock venue holds the recording once every symbol's book has synced (the point is found
-by replaying the capture through the venue's parser) until the client has subscribed, so
-the rest of the recording reaches the client as live deltas and trades. Each client book
-must end equal to the replay's book (compared in the stream's integer units), with every
-seq range and checksum verified by the client's mirror, and the trades must arrive in seq
-order up to the replay's last one.
+by replaying the capture through the venue's parser, then moved on by steps while the node
+does not list every book yet) until the client has every book's snapshot, so the rest of
+the recording reaches the client as live deltas and trades. Each client book must end
+equal to the replay's book (compared in the stream's integer units), with every seq range
+and checksum verified by the client's mirror and one snapshot per book (no resync on the
+way), and the trades must arrive in seq order up to the replay's last one. Venues without
+a capture are skipped, named with the reason.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from tests.test_live_feed import VenueThread
 
 pytestmark = pytest.mark.services
 
-WAIT_S = 15.0
+WAIT_S = 60.0
 """A bound for a hang, not a timing: how long a venue's client may take to converge."""
 STEPS = 40
 """A venue held before every book is listed goes on by 1/STEPS of its frames at a time."""
@@ -336,6 +338,7 @@ def test_venue_feed_through_kafka_and_a_node_ends_with_the_replays_books_at_the_
     finally:
         feed.stop()
         thread.stop()
+        thread.loop.close()
     assert not seen.error, f"{seen.error}\nfeed stderr:\n{feed.stderr()}"
     for symbol, mirror in seen.mirrors.items():
         assert _expected_units(mirror, want.books[symbol]) == (mirror.depth(0), mirror.depth(1))
