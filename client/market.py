@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,13 +68,22 @@ class BookMirror:
         """Deltas not applied: of another epoch than the mirror's."""
         self.checksums = 0
         """Checksums verified."""
+        self._tops: list[list[tuple[int, int]] | None] = [None, None]
+        """Per side, its best CHECKSUM_LEVELS levels while no change touched them."""
 
-    def _set(self, side: dict[int, int], level: list[str]) -> None:
+    def _set(self, side: int, level: list[str]) -> None:
         price, size = self.tick.to_units(level[0]), self.lot.to_units(level[1])
+        top = self._tops[side]
+        if top is not None and (
+            len(top) < CHECKSUM_LEVELS
+            or (price >= top[-1][0] if side == 0 else price <= top[-1][0])
+        ):
+            self._tops[side] = None  # the change may be within the cached top levels
+        levels = self.bids if side == 0 else self.asks
         if size == 0:
-            side.pop(price, None)
+            levels.pop(price, None)
         else:
-            side[price] = size
+            levels[price] = size
 
     def apply(self, msg: dict[str, Any]) -> bool:
         """Apply one snapshot or book message (False if it was already applied); raise
@@ -81,6 +91,7 @@ class BookMirror:
         if msg["type"] == "snapshot":
             self.bids.clear()
             self.asks.clear()
+            self._tops = [None, None]
             self.snapshots += 1
             self.epoch = msg.get("epoch", 0)
         else:
@@ -94,13 +105,13 @@ class BookMirror:
                 raise SequenceGap(f"expected a message from seq {self.seq + 1}, got {first}")
             self.updates += 1
         for level in msg["bids"]:
-            self._set(self.bids, level)
+            self._set(0, level)
         for level in msg["asks"]:
-            self._set(self.asks, level)
+            self._set(1, level)
         self.seq = msg["seq"]
         if "checksum" in msg:
             n = min(self.top_n or CHECKSUM_LEVELS, CHECKSUM_LEVELS)
-            mine = book_checksum(self.depth(0)[:n], self.depth(1)[:n])
+            mine = book_checksum(self.top(0, n), self.top(1, n))
             if mine != msg["checksum"]:
                 raise ChecksumMismatch(
                     f"{msg.get('symbol')} seq {self.seq}: checksum {mine} != {msg['checksum']}"
@@ -111,6 +122,19 @@ class BookMirror:
     def depth(self, side: int) -> list[tuple[int, int]]:
         levels = self.bids if side == 0 else self.asks
         return sorted(levels.items(), reverse=(side == 0))
+
+    def top(self, side: int, n: int) -> list[tuple[int, int]]:
+        """The best ``n`` levels of a side, best first, without sorting the whole side (a
+        full book of tens of thousands of levels is checksummed on every message, most of
+        whose changes are below its top levels)."""
+        levels = self.bids if side == 0 else self.asks
+        pick = heapq.nlargest if side == 0 else heapq.nsmallest
+        if n > CHECKSUM_LEVELS:
+            return pick(n, levels.items())
+        top = self._tops[side]
+        if top is None:
+            top = self._tops[side] = pick(CHECKSUM_LEVELS, levels.items())
+        return top[:n]
 
     def crossed(self) -> bool:
         return bool(self.bids and self.asks and max(self.bids) >= min(self.asks))

@@ -268,6 +268,7 @@ class FanoutNode:
         stream.last_trade_seq = trade.seq
         counted = stream.ticker.add(trade.price, trade.size, trade.ts_event, trade.seq, trade.epoch)
         if stream.instrument is None:
+            stream.early_trades.append(trade)  # its instrument comes on another topic
             return
         msg = compact(protocol.encode_trade(stream.instrument, trade))
         stream.recent_trades.append((trade.seq, msg))

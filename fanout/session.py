@@ -30,7 +30,7 @@ from prometheus_client import Counter
 from bus.consolidate import CONSOLIDATED
 from fanout import consolidated, protocol
 from fanout.auth import Grant, Keys
-from fanout.delivery import Feed, FeedKey, SubKey
+from fanout.delivery import Feed, FeedKey, SubKey, compact
 from fanout.protocol import ChannelRequest, ProtocolError, Request
 from fanout.stream import BookStream
 from fanout.symbols import Symbols
@@ -108,6 +108,9 @@ class Shared:
     def set_instrument(self, stream: BookStream, inst: Instrument) -> None:
         """The stream's instrument arrived (or changed): it is found by its canonical id."""
         stream.instrument = inst
+        while stream.early_trades:  # the trades that came before it, held for new subscribers
+            trade = stream.early_trades.popleft()
+            stream.recent_trades.append((trade.seq, compact(protocol.encode_trade(inst, trade))))
         if stream.venue != CONSOLIDATED:
             self.symbols.listed(stream)
 

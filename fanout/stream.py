@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from bus.consolidate import CONSOLIDATED
 from fanout.ticker import Ticker
-from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange, Members
+from hub.events import Bar, BookSnapshot, BookUpdate, Instrument, LevelChange, Members, Trade
 from hub.orders import follow, order_book
 from orderbook_core import L2Book, L3Book
 from orderbook_core.types import CHECKSUM_LEVELS
@@ -162,6 +162,9 @@ class BookStream:
         self.trade_epoch = 0
         self.recent_trades: deque[tuple[int, bytes]] = deque(maxlen=RECENT_TRADES)
         """The last trades of ``trade_epoch`` as (seq, message), oldest first."""
+        self.early_trades: deque[Trade] = deque(maxlen=RECENT_TRADES)
+        """Trades that came before the instrument (its own topic): held in
+        ``recent_trades`` once it arrives."""
         self.top: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
         self.bbo_msg: bytes | None = None
         self.candles: dict[int, dict[int, Bar]] = {}
@@ -303,6 +306,7 @@ class BookStream:
         self.trade_epoch = epoch
         self.last_trade_seq = 0
         self.recent_trades.clear()
+        self.early_trades.clear()
         return True
 
     def trades_after(self, seq: int) -> tuple[list[bytes], bool]:

@@ -262,9 +262,13 @@ class MockBinance(_MockVenue):
 class MockCaptureVenue(_MockVenue):
     """Plays a capture's first WebSocket connection to whoever connects, after their first
     message (the subscribe), and answers REST requests with the capture's REST bodies
-    (matched by path and query). Each connection gets the recording from the start."""
+    (matched by path and query). Each connection gets the recording from the start.
 
-    def __init__(self, capture: Path, pace: float = 0.0) -> None:
+    With ``hold_after``, the first connection pauses after that many frames (``held`` is
+    set while it waits) until ``allow`` lets it go on: a test can subscribe downstream
+    meanwhile and see the rest of the recording arrive live."""
+
+    def __init__(self, capture: Path, pace: float = 0.0, hold_after: int | None = None) -> None:
         lines = list(read_capture(capture))
         first = next((x.conn for x in lines if x.kind == "recv"), "")
         self.frames: list[str | bytes] = [  # binary frames (Huobi gzip) as sent
@@ -277,6 +281,9 @@ class MockCaptureVenue(_MockVenue):
                 parsed = urlsplit(x.url)
                 self.rest[parsed.path + ("?" + parsed.query if parsed.query else "")] = x.data
         self.pace = pace
+        self.hold_after = hold_after
+        self.held = asyncio.Event()
+        self._more = asyncio.Event()
         self.received: list[str] = []
         self.rest_requests: list[str] = []
         self.connections = 0
@@ -286,6 +293,13 @@ class MockCaptureVenue(_MockVenue):
 
     def _advance(self) -> object:
         return None
+
+    def allow(self, frames: int | None) -> None:
+        """Let the first connection go on up to ``frames`` frames (None: to the end); call
+        it on the venue's event loop."""
+        self.hold_after = frames
+        self.held.clear()
+        self._more.set()
 
     def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -298,9 +312,14 @@ class MockCaptureVenue(_MockVenue):
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
+        connection = self.connections
         if self.waits_for_subscribe:
             self.received.append(str(await ws.recv()))
-        for frame in self.frames:
+        for n, frame in enumerate(self.frames):
+            while connection == 1 and self.hold_after is not None and n >= self.hold_after:
+                self._more.clear()
+                self.held.set()
+                await self._more.wait()
             await ws.send(frame)
             await asyncio.sleep(self.pace)
         self.done.set()

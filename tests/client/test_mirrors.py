@@ -3,6 +3,7 @@ dedupe by (epoch, seq)."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -57,3 +58,33 @@ def test_trades_resume_from_the_epoch_delivered_last() -> None:
     for epoch, seq in [(9, 1), (9, 2), (3, 1), (3, 2), (3, 3)]:  # a clock that stepped back
         c._apply({"type": "trade", "venue": "SIM", "symbol": "X", "epoch": epoch, "seq": seq})
     assert list(c.trades["SIM", "X"].items()) == [(9, 2), (3, 3)]
+
+
+def test_the_checksummed_top_levels_follow_every_change_of_a_deep_book() -> None:
+    """The mirror keeps its best levels between messages (a deep book is not sorted per
+    message): after any mix of changes above, at and below them, they are the book's."""
+    rng = random.Random(7)
+    m = BookMirror("1", "1")
+    bids = [[str(p), str(rng.randint(1, 9))] for p in range(1000, 1200)]
+    asks = [[str(p), str(rng.randint(1, 9))] for p in range(1200, 1400)]
+    m.apply({"type": "snapshot", "seq": 1, "bids": bids, "asks": asks})
+    for seq in range(2, 600):
+        changes: tuple[list[list[str]], list[list[str]]] = ([], [])
+        for _ in range(rng.randint(1, 4)):
+            side = rng.randint(0, 1)
+            near = max(m.bids) if side == 0 else min(m.asks)
+            price = near - rng.randint(-1, 15) if side == 0 else near + rng.randint(-1, 15)
+            changes[side].append([str(price), str(rng.choice([0, 0, 1, 5]))])
+        bids_after, asks_after = dict(m.bids), dict(m.asks)
+        for book, side_changes in ((bids_after, changes[0]), (asks_after, changes[1])):
+            for p, s in side_changes:
+                if s == "0":
+                    book.pop(int(p), None)
+                else:
+                    book[int(p)] = int(s)
+        top_bids = sorted(bids_after.items(), reverse=True)[:10]
+        top_asks = sorted(asks_after.items())[:10]
+        msg = {"type": "book", "first": seq, "seq": seq, "bids": changes[0], "asks": changes[1]}
+        assert m.apply({**msg, "checksum": checksum(top_bids, top_asks)})
+        assert (m.top(0, 10), m.top(1, 10)) == (top_bids, top_asks)
+    assert m.checksums == 598

@@ -4,6 +4,7 @@ disagree."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import orjson
@@ -168,3 +169,31 @@ def test_trades_resume_replays_what_is_held_else_says_gap() -> None:
     # bbo and candles take resume_from and answer with their latest state.
     answer, _ = resume(channel="bbo", symbol="X", resume_from=3, epoch=NEW)
     assert answer["resume"] == "snapshot"
+
+
+def test_trades_that_come_before_their_instrument_are_held_for_new_subscribers() -> None:
+    """Trades and instruments are on different topics: a stream's first trade can reach the
+    node before the instrument the feed published in front of it (OKX's capture does)."""
+    from bus.local import MemorySnapshots
+    from fanout.node import FanoutNode
+    from hub.config import FanoutConfig
+
+    node = FanoutNode(FanoutConfig(anonymous=True), MemorySnapshots())
+    node.on_event(trade(1, OLD))
+    node.on_event(trade(2, OLD))
+    assert node.streams["SIM", "X"].recent_trades == deque()
+    node.on_event(Instrument("SIM", "X", "0.01", "1"))
+    node.on_event(trade(3, OLD))
+    held = [(seq, orjson.loads(msg)) for seq, msg in node.streams["SIM", "X"].recent_trades]
+    assert [(seq, m["seq"], m["price"]) for seq, m in held] == [(s, s, "1.00") for s in (1, 2, 3)]
+    answer, *replayed = sent(  # what a resuming subscriber gets
+        ask(
+            opened(node.shared),
+            {
+                "op": "subscribe",
+                "channels": [{"channel": "trades", "symbol": "X", "resume_from": 0, "epoch": OLD}],
+            },
+        )
+    )
+    assert answer["accepted"][0]["resume"] == "replayed"
+    assert [m["seq"] for m in replayed] == [1, 2, 3]
