@@ -429,6 +429,7 @@ class FeedStats(Collector):
             "planned_reconnects": "Connections replaced before the venue's lifetime limit",
             "snapshot_fetches": "REST answers taken (snapshots, instrument data)",
             "rest_failures": "REST requests that failed",
+            "token_fetches": "Connect tokens fetched (venues that need one per connection)",
         }
         for attr, doc in per_venue.items():
             m = CounterMetricFamily(f"hub_feed_{attr}", doc, labels=["venue"])

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from feedhandler.files.capture import read_capture
 from feedhandler.venues.kraken import KrakenParser, checksum
+from feedhandler.venues.kucoin import BULLET
 from hub.ops import response
 
 
@@ -266,9 +268,22 @@ class MockCaptureVenue(_MockVenue):
 
     With ``hold_after``, the first connection pauses after that many frames (``held`` is
     set while it waits) until ``allow`` lets it go on: a test can subscribe downstream
-    meanwhile and see the rest of the recording arrive live."""
+    meanwhile and see the rest of the recording arrive live.
 
-    def __init__(self, capture: Path, pace: float = 0.0, hold_after: int | None = None) -> None:
+    With ``tokens`` it is a venue whose connections need a token, as KuCoin's: REST moves
+    to its own HTTP server (``rest_port``; the WebSocket server takes only GET), which
+    also answers ``POST /api/v1/bullet-public`` with a fresh token, this server's address
+    and ``ping_interval_ms``; a WebSocket upgrade without a token it issued is refused
+    with 401 (``refused``), and each token is good for one connection."""
+
+    def __init__(
+        self,
+        capture: Path,
+        pace: float = 0.0,
+        hold_after: int | None = None,
+        tokens: bool = False,
+        ping_interval_ms: int = 18_000,
+    ) -> None:
         lines = list(read_capture(capture))
         first = next((x.conn for x in lines if x.kind == "recv"), "")
         self.frames: list[str | bytes] = [  # binary frames (Huobi gzip) as sent
@@ -290,9 +305,56 @@ class MockCaptureVenue(_MockVenue):
         self.drop_after = None
         self.skip_while_away = 0
         self.done = asyncio.Event()
+        self.tokens = tokens
+        self.ping_interval_ms = ping_interval_ms
+        self.issued: set[str] = set()
+        self.refused = 0
+        self.port = 0
+        self.rest_port = 0
+        self._rest_runner: web.AppRunner | None = None
 
     def _advance(self) -> object:
         return None
+
+    async def start(self) -> int:
+        self.port = await super().start()
+        if self.tokens:
+            app = web.Application()
+            app.router.add_post(BULLET, self._bullet)
+            app.router.add_get("/{path:.*}", self._rest_get)
+            self._rest_runner = web.AppRunner(app, access_log=None)
+            await self._rest_runner.setup()
+            site = web.TCPSite(self._rest_runner, "127.0.0.1", 0)
+            await site.start()
+            self.rest_port = self._rest_runner.addresses[0][1]
+        else:
+            self.rest_port = self.port
+        return self.port
+
+    async def stop(self) -> None:
+        if self._rest_runner is not None:
+            await self._rest_runner.cleanup()
+        await super().stop()
+
+    async def _bullet(self, _request: web.Request) -> web.Response:
+        token = f"token-{len(self.issued) + 1}"
+        self.issued.add(token)
+        server = {
+            "endpoint": f"ws://127.0.0.1:{self.port}/",
+            "encrypt": False,
+            "protocol": "websocket",
+            "pingInterval": self.ping_interval_ms,
+            "pingTimeout": 10_000,
+        }
+        data = {"token": token, "instanceServers": [server]}
+        return web.json_response({"code": "200000", "data": data})
+
+    async def _rest_get(self, request: web.Request) -> web.Response:
+        self.rest_requests.append(request.path_qs)
+        body = self.rest.get(request.path_qs)
+        if body is None:
+            return web.json_response({"message": "not recorded"}, status=404)
+        return web.Response(text=body, content_type="application/json")
 
     def allow(self, frames: int | None) -> None:
         """Let the first connection go on up to ``frames`` frames (None: to the end); call
@@ -303,7 +365,14 @@ class MockCaptureVenue(_MockVenue):
 
     def _process_request(self, _conn: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
+            if not self.tokens:
+                return None
+            token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+            if token in self.issued:
+                self.issued.discard(token)
+                return None
+            self.refused += 1
+            return response(401, b'{"message":"token required"}', "application/json")
         self.rest_requests.append(request.path)
         body = self.rest.get(request.path)
         if body is None:

@@ -313,18 +313,21 @@ def test_venue_feed_through_kafka_and_a_node_ends_with_the_replays_books_at_the_
     venue: str, capture: Path, node: Node
 ) -> None:
     want = replayed(venue, capture)
-    mock = MockCaptureVenue(capture, hold_after=want.hold_after)
+    tokens = bool(VENUES[venue].parser().token_url("http://x"))
+    mock = MockCaptureVenue(capture, hold_after=want.hold_after, tokens=tokens)
     thread = VenueThread(mock)  # type: ignore[arg-type]
     port = thread.start()
+    # A venue that hands out connect tokens (KuCoin) is told no WebSocket address: the
+    # feed connects where the token's answer says.
+    url = [] if tokens else ["--url", f"ws://127.0.0.1:{port}"]
     feed = HubProcess(
         [
             "feed",
             "--source",
             venue,
-            "--url",
-            f"ws://127.0.0.1:{port}",
+            *url,
             "--rest-url",
-            f"http://127.0.0.1:{port}",
+            f"http://127.0.0.1:{mock.rest_port}",
             "--symbols",
             ",".join(sorted(want.books)),
             "--metrics-port",
@@ -340,6 +343,7 @@ def test_venue_feed_through_kafka_and_a_node_ends_with_the_replays_books_at_the_
         thread.stop()
         thread.loop.close()
     assert not seen.error, f"{seen.error}\nfeed stderr:\n{feed.stderr()}"
+    assert mock.refused == 0 and mock.connections >= 1
     for symbol, mirror in seen.mirrors.items():
         assert _expected_units(mirror, want.books[symbol]) == (mirror.depth(0), mirror.depth(1))
         assert mirror.checksums >= 1 and not mirror.crossed(), symbol

@@ -135,6 +135,16 @@ class ParserBase:
         """Messages to send right after connecting."""
         return []
 
+    def token_url(self, rest: str) -> str:
+        """A REST URL to POST before each connection whose answer names the WebSocket
+        address to connect to (KuCoin's ``bullet-public``); "" when the venue needs none."""
+        return ""
+
+    def connect_url(self, body: str) -> str:
+        """The WebSocket address in the answer to ``token_url`` (refused with
+        ``MalformedFrame``); it may also set ``heartbeat_s`` from the answer."""
+        raise MalformedFrame("shape", "this venue takes no connect token")
+
     def heartbeat(self) -> list[str]:
         """Keep-alive messages the venue asks for every ``heartbeat_s`` seconds."""
         return []

@@ -24,8 +24,10 @@ whose sequence is the ``sequenceEnd`` of an applied message is compared with the
 best bid and ask (price and size) after that message (``ticker_matches``/
 ``ticker_mismatches``). Trades: ``trade.l3match`` (``tradeId``, ``side`` of the taker,
 ``time`` in ns). Keep-alive: ``{"type": "ping"}`` every ``heartbeat_s`` (the welcome's
-``pingInterval`` is 18 s), answered by ``pong``. The WebSocket URL needs a token from
-``POST /api/v1/bullet-public``, which the runner does not fetch (see docs/venues.md).
+``pingInterval`` is 18 s), answered by ``pong``. Each connection needs a token: the runner POSTs
+``/api/v1/bullet-public`` (``token_url``) and connects to the answer's first instance
+server's ``endpoint`` with ``?token=…&connectId=…`` (``connect_url``), pinging at its
+``pingInterval``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import contextlib
 import json
 from collections import deque
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from feedhandler.frames import (
     MalformedFrame,
@@ -55,6 +57,7 @@ from hub.symbology import SymbologyError, spot
 VENUE = "KUCOIN"
 SYMBOLS = "/api/v1/symbols"
 LEVEL2 = "/api/v3/market/orderbook/level2"
+BULLET = "/api/v1/bullet-public"
 HEARTBEAT_S = 18.0
 MAX_DECIMALS = 18
 TOPS_KEPT = 4096
@@ -79,6 +82,7 @@ class KucoinParser(ParserBase):
         self._tops: dict[str, dict[int, Top]] = {}
         self._tickers: dict[str, dict[int, Top]] = {}
         self._pings = 0
+        self._connects = 0
 
     # --- the runner's interface --------------------------------------------------------
 
@@ -107,6 +111,29 @@ class KucoinParser(ParserBase):
             _request(n, f"/market/{topic}:{joined}")
             for n, topic in enumerate(("level2", "match", "ticker"), 1)
         ]
+
+    def token_url(self, rest: str) -> str:
+        return rest + BULLET
+
+    def connect_url(self, body: str) -> str:
+        try:
+            data = as_dict(field(as_dict(self._json(body), "answer"), "data"), "data")
+            token = as_str(field(data, "token"), "token")
+            servers = as_list(field(data, "instanceServers"), "instanceServers")
+            if not servers or not token:
+                raise MalformedFrame("shape", "no instance server or an empty token")
+            server = as_dict(servers[0], "instance server")
+            endpoint = as_str(field(server, "endpoint"), "endpoint")
+            interval = count(field(server, "pingInterval"), "pingInterval")
+        except MalformedFrame as exc:
+            raise exc.on() from None
+        if not endpoint.startswith(("wss://", "ws://")):
+            raise MalformedFrame("shape", f"endpoint not a WebSocket address: {endpoint[:80]!r}")
+        if interval > 0:
+            self.heartbeat_s = interval / 1000
+        self._connects += 1
+        query = urlencode({"token": token, "connectId": f"mdhub-{self._connects}"})
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
     def snapshot_urls(self, rest: str, symbols: list[str]) -> list[str]:
         if any(s not in self.units for s in symbols):

@@ -14,8 +14,10 @@ before it. Pings and ping timeouts are the websockets library's (a silent
 peer is a dead peer); venues that also want application-level keep-alives
 (Bybit's ``{"op":"ping"}``) get the parser's ``heartbeat`` messages, and venues
 that ask for an answer to a frame (Deribit's ``test_request``) get the parser's
-``answers`` sent right after it. With a ``CaptureWriter`` every frame sent and
-received and every REST answer is recorded in the capture format.
+``answers`` sent right after it; venues whose connections need a fresh token
+(KuCoin's ``bullet-public``) get one POSTed for before every connect. With a
+``CaptureWriter`` every frame sent and received and every REST answer is recorded in
+the capture format.
 
 No frame can end the feed: the parser refuses malformed ones (counted in
 ``hub_feed_malformed_frames_total``, their books resynced), and an exception
@@ -38,6 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from bus.local import Publisher
 from bus.output import STOP_DRAIN_S
 from feedhandler.files.capture import CaptureWriter
+from feedhandler.frames import MalformedFrame
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.coalesce import Coalescer
 from hub.backoff import Backoff
@@ -88,6 +91,8 @@ class LiveRunner:
         self.frames = 0
         self.snapshot_fetches = 0
         self.rest_failures = 0
+        self.token_fetches = 0
+        """Connect tokens fetched (venues whose connections need one: KuCoin)."""
         self.recoveries = 0
         self.parser_errors = 0
         """Inputs the parser raised on (a bug: the frame was dropped, its books resynced)."""
@@ -155,6 +160,38 @@ class LiveRunner:
             )
         finally:
             self._fetching.discard(url)
+
+    async def connect_url(self) -> str | None:
+        """Where to connect now: the configured URL, or for a venue that hands out
+        connect tokens (KuCoin) the address in the answer to a fresh token request
+        (None when that failed: logged, counted in ``rest_failures``, retried after the
+        backoff). A configured URL that already carries a ``token=`` is used as given."""
+        token_url = self.parser.token_url(self.rest) if self.rest else ""
+        if not token_url or "token=" in self.url:
+            return self.url
+        assert self._http is not None
+        error = ""
+        try:
+            async with self._http.post(token_url, headers=self.parser.rest_headers(token_url)) as r:
+                body = await r.text(errors="replace")
+                if r.status != 200:
+                    error = f"HTTP {r.status}: {body[:200]}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if not error:
+            try:
+                url = self.parser.connect_url(body)
+            except MalformedFrame as exc:
+                error = f"unusable answer: {exc}"
+        if error:
+            self.rest_failures += 1
+            log.warning(
+                "connect token request failed",
+                extra={"venue": self.venue, "url": token_url, "error": error},
+            )
+            return None
+        self.token_fetches += 1
+        return url
 
     def _spawn_fetch(self, url: str) -> None:
         if url in self._fetching:
@@ -286,9 +323,13 @@ class LiveRunner:
     async def _run(self, max_connections: int | None) -> None:
         while max_connections is None or self.connections < max_connections:
             planned = False
+            url = await self.connect_url()
+            if url is None:
+                await self.backoff.wait()
+                continue
             try:
                 async with connect(
-                    self.url,
+                    url,
                     open_timeout=10,
                     ping_interval=self.ping_interval,
                     ping_timeout=self.ping_interval,

@@ -60,15 +60,18 @@ async def runner_against_capture(
     symbols: list[str],
     heartbeat_s: float = 0.0,
     expect: Sequence[str] = (),
+    tokens: bool = False,
 ) -> tuple[LiveRunner, Books, MockCaptureVenue]:
     """The live runner against the capture played back over a real WebSocket (its REST
     answers served too), until every frame has been received, the venue has received the
-    ``expect`` messages and, with ``heartbeat_s``, the parser's heartbeats, sent that often."""
-    mock = MockCaptureVenue(path)
+    ``expect`` messages and, with ``heartbeat_s``, the parser's heartbeats, sent that often.
+    With ``tokens`` the venue hands out connect tokens (``MockCaptureVenue``) and names
+    ``heartbeat_s`` as its ping interval in their answers."""
+    mock = MockCaptureVenue(path, tokens=tokens, ping_interval_ms=int(heartbeat_s * 1000))
     port = await mock.start()
     books = Books()
     parser = make()
-    if heartbeat_s:
+    if heartbeat_s and not tokens:
         parser.heartbeat_s = heartbeat_s
     beats = [*(parser.heartbeat() if heartbeat_s else []), *expect]
     runner = LiveRunner(
@@ -76,7 +79,7 @@ async def runner_against_capture(
         f"ws://127.0.0.1:{port}",
         symbols,
         books,
-        rest=f"http://127.0.0.1:{port}",
+        rest=f"http://127.0.0.1:{mock.rest_port}",
         backoff=Backoff(0.05, 0.2, "full"),
         seed=1,
     )

@@ -6,15 +6,22 @@ live runner ends with the replay's books."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import EXCHANGES, replay_capture
+from feedhandler.frames import MalformedFrame
 from feedhandler.venues import VENUES
 from feedhandler.venues.kucoin import KucoinParser
+from feedhandler.venues.runner import LiveRunner
+from hub.backoff import Backoff
 from hub.events import BookUpdate, Event, Status, Trade
+from testing.mock_venue import MockCaptureVenue
 from tests.conftest import CAPTURES
-from tests.feedhandler.venues.capture_runner import runner_against_capture
+from tests.feedhandler.venues.capture_runner import Books, runner_against_capture
 
 CAPTURE = CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"
 REST = "https://api.kucoin.com"
@@ -130,10 +137,42 @@ def test_trades_are_normalised_and_pings_answered() -> None:
     assert json.loads(p.heartbeat()[0])["type"] == "ping"
 
 
-async def test_the_live_runner_against_the_capture_ends_with_the_replays_books() -> None:
-    runner, mirror, venue = await runner_against_capture(CAPTURE, KucoinParser, SYMBOLS, 0.01)
+def test_the_connect_token_answer_gives_the_address_and_the_ping_interval() -> None:
+    p = KucoinParser()
+    assert p.token_url(REST) == "https://api.kucoin.com/api/v1/bullet-public"
+    server = {"endpoint": "wss://ws-api-spot.kucoin.com/", "pingInterval": 20000}
+    body = {"code": "200000", "data": {"token": "a b+c", "instanceServers": [server]}}
+    assert p.connect_url(json.dumps(body)) == (
+        "wss://ws-api-spot.kucoin.com/?token=a+b%2Bc&connectId=mdhub-1"
+    )
+    assert p.heartbeat_s == 20.0
+    assert p.connect_url(json.dumps(body)).endswith("connectId=mdhub-2")  # one per connect
+    bad = [
+        "<html>busy</html>",
+        json.dumps({"code": "200000", "data": {"token": "t", "instanceServers": []}}),
+        json.dumps({"code": "200000", "data": {"token": "", "instanceServers": [server]}}),
+        json.dumps({"code": "400100", "msg": "x"}),
+        json.dumps({"code": "200000", "data": {"token": "t", "instanceServers": [{}]}}),
+        json.dumps(
+            {"code": "200000", "data": {"token": "t", "instanceServers": [
+                {"endpoint": "https://x/", "pingInterval": 1}]}}
+        ),
+    ]  # fmt: skip
+    for text in bad:
+        with pytest.raises(MalformedFrame):
+            p.connect_url(text)
+    assert p.heartbeat_s == 20.0  # a refused answer changes nothing
+
+
+async def test_the_live_runner_fetches_a_token_for_each_connection_and_pings_as_told() -> None:
+    runner, mirror, venue = await runner_against_capture(
+        CAPTURE, KucoinParser, SYMBOLS, 0.05, tokens=True
+    )
     parser = runner.parser
     assert venue.rest_requests[0] == "/api/v1/symbols"
+    assert (runner.token_fetches, runner.connections, venue.refused) == (1, 1, 0)
+    assert parser.heartbeat_s == 0.05  # the answer's pingInterval, not the default 18 s
+    assert any(json.loads(m).get("type") == "ping" for m in venue.received)
     assert parser.malformed == 0
     replayed = KucoinParser()
     fed(replayed)
@@ -141,3 +180,34 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
         sync = parser.books[symbol]
         assert sync.live and sync.book.snapshot() == replayed.books[symbol].book.snapshot()
         assert mirror.books[symbol].snapshot() == sync.book.snapshot()
+
+
+async def test_a_connection_without_a_token_is_refused_and_a_failed_token_request_retried() -> None:
+    mock = MockCaptureVenue(CAPTURE, tokens=True)
+    port = await mock.start()
+    no_rest = LiveRunner(
+        KucoinParser(), f"ws://127.0.0.1:{port}", SYMBOLS, Books(), backoff=Backoff(0.01, 0.02)
+    )
+    dead_rest = LiveRunner(
+        KucoinParser(),
+        f"ws://127.0.0.1:{port}",
+        SYMBOLS,
+        Books(),
+        rest=f"http://127.0.0.1:{port}",  # the WebSocket server: it takes no POST
+        backoff=Backoff(0.01, 0.02),
+    )
+    tasks = [asyncio.create_task(r.run()) for r in (no_rest, dead_rest)]
+    try:
+        for _ in range(1000):  # a bound for a hang
+            if no_rest.disconnects >= 2 and dead_rest.rest_failures >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await mock.stop()
+    assert no_rest.connections == 0 and no_rest.disconnects >= 2
+    assert mock.refused == no_rest.disconnects  # each attempt refused for want of a token
+    assert dead_rest.rest_failures >= 2 and dead_rest.connections == 0
+    assert mock.connections == 0 and mock.issued == set()
