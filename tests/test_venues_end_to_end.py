@@ -12,7 +12,8 @@ the recording reaches the client as live deltas and trades. Each client book mus
 equal to the replay's book (compared in the stream's integer units), with every seq range
 and checksum verified by the client's mirror and one snapshot per book (no resync on the
 way), and the trades must arrive in seq order up to the replay's last one. Venues without
-a capture are skipped, named with the reason.
+a capture (Bybit v5, Binance USD-M) play a recording of their documented messages; the
+Coinbase full channel, which has neither here, is skipped, named with the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from tests.feedhandler.venues import (
     test_bitmex,
     test_bitstamp,
     test_bybit,
+    test_bybit_v5,
     test_coinbase,
     test_cryptocom,
     test_deribit,
@@ -68,7 +70,12 @@ PING_S = 0.25
 """The client's pings: their answers wake the reader up once the stream has ended."""
 
 
-def _case(venue: str, capture: Path | None, skip: str = "") -> Any:
+Recording = Path | Callable[[Path], Path]
+"""A capture, or a function that writes a recording of documented traffic (for a venue
+with no capture) to the path it is given and returns it."""
+
+
+def _case(venue: str, capture: Recording | None, skip: str = "") -> Any:
     marks = [pytest.mark.skip(reason=skip)] if skip else []
     return pytest.param(venue, capture, id=venue, marks=marks)
 
@@ -80,12 +87,12 @@ CASES = [
     _case("coinbase-exchange", test_coinbase.EXCHANGE),
     _case("coinbase-l3", None, "no capture of the full channel (tests use a simulated venue)"),
     _case("bybit-v2", test_bybit.CAPTURE),
-    _case("bybit", None, "no v5 capture (the Bybit capture is the v2 API, run as bybit-v2)"),
+    _case("bybit", test_bybit_v5.capture),  # no v5 capture: the documented messages
     _case("bitmex", test_bitmex.CAPTURE),
     _case("okx", test_okx.CAPTURE),
     _case("bitget", test_bitget.CAPTURE),
     _case("binance-coinm", test_binance_futures.CAPTURE),
-    _case("binance-usdm", None, "no capture of USD-M futures"),
+    _case("binance-usdm", test_binance_futures.usdm_capture),  # no capture: documented
     _case("kraken-futures", test_kraken_futures.CAPTURE),
     _case("deribit", test_deribit.CAPTURE),
     _case("bitfinex", test_bitfinex.CAPTURE),
@@ -103,12 +110,13 @@ CASES = [
 @dataclass
 class Replayed:
     """What the venue's parser makes of the capture: final books as decimal strings, the
-    last trade seq per symbol, and the frame after which every book has synced."""
+    last trade seq per symbol, the frame after which every book has synced, and the frame
+    (counted from 1) each book update came in."""
 
     books: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]
     last_trade: dict[str, int]
     hold_after: int | None
-    updates_after_hold: int
+    update_frames: list[int]
     venue: str
 
 
@@ -152,14 +160,8 @@ def replayed(venue: str, path: Path) -> Replayed:
     # gets the frame that bridges its snapshot before the hold.
     hold = max(synced.values(), default=0) + 1
     hold_after = hold if hold < frames else None
-    late = [e for n, e in after if hold_after is not None and n > hold_after]
-    return Replayed(
-        books,
-        last_trade,
-        hold_after,
-        sum(isinstance(e, BookUpdate) for e in late),
-        name,
-    )
+    updates = [n for n, e in after if isinstance(e, BookUpdate)]
+    return Replayed(books, last_trade, hold_after, updates, name)
 
 
 @dataclass
@@ -190,12 +192,12 @@ def node(services: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 @dataclass
 class Seen:
-    """What the client got: its mirrors, the trade seqs per symbol, the moment it
-    subscribed (whether the venue was still held then)."""
+    """What the client got: its mirrors, the trade seqs per symbol, and how many frames
+    the venue had let go when it subscribed (None: all of them)."""
 
     mirrors: dict[str, BookMirror]
     trades: dict[str, list[int]]
-    held_at_subscribe: bool
+    sent_at_subscribe: int | None
     error: str = ""
 
 
@@ -242,7 +244,6 @@ async def follow(
                 limit = limit + step if limit + step < len(mock.frames) else None
                 allow(limit)
             await asyncio.sleep(STEP_S)
-        held = limit is not None
         channels = [
             item
             for s in symbols
@@ -258,7 +259,7 @@ async def follow(
         trades: dict[str, list[int]] = {s: [] for s in symbols}
         matched: set[str] = set()
         dirty = set(symbols)  # books changed since they were last compared
-        seen = Seen(mirrors, trades, held)
+        seen = Seen(mirrors, trades, limit)
         released = limit is None
 
         def compare() -> None:
@@ -310,8 +311,10 @@ async def follow(
 
 @pytest.mark.parametrize(("venue", "capture"), CASES)
 def test_venue_feed_through_kafka_and_a_node_ends_with_the_replays_books_at_the_client(
-    venue: str, capture: Path, node: Node
+    venue: str, capture: Recording, node: Node, tmp_path: Path
 ) -> None:
+    if not isinstance(capture, Path):
+        capture = capture(tmp_path / f"{venue}.jsonl")
     want = replayed(venue, capture)
     tokens = bool(VENUES[venue].parser().token_url("http://x"))
     mock = MockCaptureVenue(capture, hold_after=want.hold_after, tokens=tokens)
@@ -352,5 +355,6 @@ def test_venue_feed_through_kafka_and_a_node_ends_with_the_replays_books_at_the_
         got = seen.trades[symbol]
         assert got and got[-1] == last, f"{symbol}: trades {got[-5:]}, the replay's last {last}"
         assert got == list(range(got[0], last + 1)), f"{symbol}: trade seqs not contiguous"
-    if seen.held_at_subscribe and want.updates_after_hold:
+    sent = seen.sent_at_subscribe
+    if sent is not None and any(n > sent for n in want.update_frames):
         assert sum(m.updates for m in seen.mirrors.values()) > 0, "no live deltas reached it"

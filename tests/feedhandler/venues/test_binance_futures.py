@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +346,67 @@ def test_hub_feed_through_kafka_ends_with_the_replays_books(
 def test_capture_lines_are_what_the_readme_names() -> None:
     depth = [x for x in read_capture(CAPTURE) if x.kind == "recv" and "depthUpdate" in x.data]
     assert len(depth) == 2047
+
+
+def usdm_capture(path: Path) -> Path:
+    """A recording of USD-M traffic as the venue documents it (there is no USD-M capture):
+    exchangeInfo, depth events chained by ``pu`` around a REST snapshot (the first two
+    end before or span its ``lastUpdateId``), aggTrades; for the mock venue and the
+    end-to-end test."""
+    rest = VENUES["binance-usdm"].rest
+
+    def depth(
+        first: int, last: int, prev: int, bids: list[list[str]], asks: list[list[str]]
+    ) -> str:
+        data = {"e": "depthUpdate", "E": last, "T": last, "s": "BTCUSDT", "U": first, "u": last}
+        return usdm_stream(data | {"pu": prev, "b": bids, "a": asks})
+
+    def trade(n: int, price: str, qty: str, maker: bool) -> str:
+        data = {"e": "aggTrade", "E": 1626912000000 + n, "s": "BTCUSDT", "a": 5933014 + n}
+        data |= {"p": price, "q": qty, "f": 100 + n, "l": 100 + n, "T": 1626912000000 + n}
+        return usdm_stream(data | {"m": maker})
+
+    frames = [
+        depth(90, 99, 80, [["29000.10", "1.000"]], []),
+        depth(100, 130, 99, [["29000.20", "2.500"]], [["29001.00", "0.400"]]),
+        depth(140, 150, 130, [["29000.20", "0"]], [["29001.50", "1.200"]]),
+        trade(1, "29001.00", "0.150", False),
+        depth(151, 160, 150, [["28999.90", "0.750"]], [["29001.00", "0.250"]]),
+        trade(2, "29000.00", "0.500", True),
+        depth(161, 175, 160, [], [["29001.00", "0"], ["29002.30", "3.000"]]),
+    ]
+    snapshot = {
+        "lastUpdateId": 120,
+        "E": 1,
+        "T": 1,
+        "bids": [["29000.00", "3.000"], ["28999.50", "1.100"]],
+        "asks": [["29001.50", "0.800"]],
+    }
+    http = [
+        (f"{rest}/fapi/v1/exchangeInfo", USDM_INFO),
+        (f"{rest}/fapi/v1/depth?symbol=BTCUSDT&limit=1000", snapshot),
+    ]
+    lines: list[dict[str, Any]] = [{"t": "header", "format": 2, "exchange": "BINANCE_USDM"}]
+    lines.append(
+        {"t": "http", "conn": "h", "ts": 1.0, "url": http[0][0], "data": json.dumps(http[0][1])}
+    )
+    lines += [
+        {"t": "recv", "conn": "w", "ts": 2.0 + n, "data": f} for n, f in enumerate(frames[:2])
+    ]
+    lines.append(
+        {"t": "http", "conn": "h", "ts": 4.5, "url": http[1][0], "data": json.dumps(http[1][1])}
+    )
+    lines += [
+        {"t": "recv", "conn": "w", "ts": 5.0 + n, "data": f} for n, f in enumerate(frames[2:])
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_the_usd_m_recording_replays_exactly(tmp_path: Path) -> None:
+    summary = replay_capture(usdm_capture(tmp_path / "usdm.jsonl"))
+    btc = summary["symbols"]["BTCUSDT"]
+    assert (btc["book_updates"], btc["gaps"], summary["malformed"]) == (4, 0, 0)
+    assert btc["bids"] == [["29000.00", "3.000"], ["28999.90", "0.750"], ["28999.50", "1.100"]]
+    assert btc["asks"] == [["29001.50", "1.200"], ["29002.30", "3.000"]]
+    assert btc["trades"] == 2
