@@ -5,6 +5,7 @@ Set ORDERBOOK_CORE_TRACE=1 at build time to compile with line tracing
 """
 
 import os
+from glob import glob
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -20,6 +21,7 @@ extensions = [
         [f"orderbook_core/{name}.pyx"],
         language="c++",
         include_dirs=["orderbook_core"],
+        depends=sorted(glob("orderbook_core/*.hpp")),
         extra_compile_args=["-O3", "-std=c++17"],
         define_macros=macros,
     )

@@ -1,12 +1,12 @@
 # C-level contract of the compiled book core. Other Cython modules cimport
 # these types; Python users see orderbook_core/_book.pyi.
 from libc.stdint cimport int64_t
-from libcpp.map cimport map as cmap
 from libcpp.vector cimport vector
 
 from orderbook_core._l3 cimport Delta
+from orderbook_core.ladder cimport Ladder
 
-ctypedef cmap[int64_t, int64_t] LevelMap   # key: price (negated on the bid side), value: size
+ctypedef Ladder LevelMap   # key: price (negated on the bid side), value: size
 
 cdef class L2Book:
     cdef LevelMap _bids

@@ -1,17 +1,19 @@
 # cython: language_level=3
 """Compiled L2 book.
 
-Prices are int64 ticks, sizes int64 lots. Both sides are kept in ordered C++
-maps keyed so that the best price is always ``begin()`` (bid prices are
-stored negated), which makes reading the top O(1) after every update and
-``depth`` a walk from the front, never a sort.
+Prices are int64 ticks, sizes int64 lots. Both sides are kept in price-indexed
+ladders (ladder.hpp: a flat array over a dense window of prices with a bitmap
+beside it, sparse prices in ordered maps) keyed so that the best price is always
+the first key (bid prices are stored negated): setting a level is an array write,
+reading the top O(1) after every update, and ``depth`` a walk from the front,
+never a sort.
 """
 
-from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport int64_t
 from libcpp.vector cimport vector
 
 from orderbook_core._l3 cimport Delta, crc32_update, take_delta_list
+from orderbook_core.ladder cimport LadderCursor
 from orderbook_core._l3 import top_checksum
 from orderbook_core.errors import (
     DuplicateOrderId,
@@ -70,25 +72,20 @@ cdef class L2Book:
     cdef int _set(self, int side, int64_t price, int64_t size) except -1:
         cdef LevelMap* levels = self._side(side)
         cdef int64_t key = _key(side, price)
-        cdef LevelMap.iterator it
+        cdef int64_t old
         cdef int action
         cdef Delta d
         if size < 0:
             raise InvalidSize(f"negative size {size} at price {price}", size=size, side=side, price=price)
         if price <= 0:
             raise InvalidPrice(f"non-positive price {price}", price=price, side=side)
-        it = levels.find(key)
+        old = levels.set(key, size)
         if size == 0:
-            if it == levels.end():
+            if old == 0:
                 return 0
-            levels.erase(it)
             action = DELETE
-        elif it == levels.end():
-            levels[0][key] = size
-            action = ADD
         else:
-            levels[0][key] = size
-            action = UPDATE
+            action = ADD if old == 0 else UPDATE
         if self.emit_deltas:
             self.seq += 1
             d.action = action
@@ -151,14 +148,14 @@ cdef class L2Book:
                     tops[4 * i] = 0
                     tops[4 * i + 1] = 0
                 else:
-                    tops[4 * i] = -deref(self._bids.begin()).first
-                    tops[4 * i + 1] = deref(self._bids.begin()).second
+                    tops[4 * i] = -self._bids.first_key()
+                    tops[4 * i + 1] = self._bids.first_value()
                 if self._asks.empty():
                     tops[4 * i + 2] = 0
                     tops[4 * i + 3] = 0
                 else:
-                    tops[4 * i + 2] = deref(self._asks.begin()).first
-                    tops[4 * i + 3] = deref(self._asks.begin()).second
+                    tops[4 * i + 2] = self._asks.first_key()
+                    tops[4 * i + 3] = self._asks.first_value()
         self._mark_last()
         return n
 
@@ -167,29 +164,26 @@ cdef class L2Book:
         return take_delta_list(&self._deltas)
 
     def size_at(self, int side, int64_t price):
-        cdef LevelMap* levels = self._side(side)
-        cdef LevelMap.iterator it = levels.find(_key(side, price))
-        return 0 if it == levels.end() else deref(it).second
+        return self._side(side).get(_key(side, price))
 
     def best_bid(self):
         if self._bids.empty():
             return None
-        return (-deref(self._bids.begin()).first, deref(self._bids.begin()).second)
+        return (-self._bids.first_key(), self._bids.first_value())
 
     def best_ask(self):
         if self._asks.empty():
             return None
-        return (deref(self._asks.begin()).first, deref(self._asks.begin()).second)
+        return (self._asks.first_key(), self._asks.first_value())
 
     def depth(self, int side, int n=0):
         """Top ``n`` levels of a side, best first, as ``(price, size)``; ``n <= 0`` means all."""
-        cdef LevelMap* levels = self._side(side)
-        cdef LevelMap.iterator it = levels.begin()
+        cdef LadderCursor it = self._side(side).begin()
         cdef list out = []
         cdef int64_t sign = -1 if side == 0 else 1
-        while it != levels.end() and (n <= 0 or len(out) < n):
-            out.append((sign * deref(it).first, deref(it).second))
-            inc(it)
+        while not it.done() and (n <= 0 or len(out) < n):
+            out.append((sign * it.key(), it.value()))
+            it.next()
         return out
 
     def snapshot(self, int n=0):
@@ -215,19 +209,17 @@ cdef class L2Book:
         price then its size in bare decimal digits, after scaling each by 10**shift (a
         negative shift drops digits): Kraken's book checksum over integer units."""
         cdef vector[char] buf
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
+        cdef LadderCursor it
         cdef int side, i
         cdef int64_t sign
         for side in (1, 0):
-            levels = self._side(side)
             sign = -1 if side == 0 else 1
-            it = levels.begin()
+            it = self._side(side).begin()
             i = 0
-            while it != levels.end() and i < n:
-                _put_scaled(&buf, sign * deref(it).first, price_shift)
-                _put_scaled(&buf, deref(it).second, size_shift)
-                inc(it)
+            while not it.done() and i < n:
+                _put_scaled(&buf, sign * it.key(), price_shift)
+                _put_scaled(&buf, it.value(), size_shift)
+                it.next()
                 i += 1
         if buf.size() == 0:
             return crc32_update(0, NULL, 0)
@@ -237,7 +229,7 @@ cdef class L2Book:
         """Remove the levels past the best ``n`` (``n >= 1``) of each side; return them as
         ``(side, price, 0)`` changes, bids then asks, each side best first."""
         cdef LevelMap* levels
-        cdef LevelMap.iterator it
+        cdef LadderCursor it
         cdef vector[int64_t] prices
         cdef int side, i
         cdef size_t k
@@ -253,10 +245,10 @@ cdef class L2Book:
             prices.clear()
             it = levels.begin()
             i = 0
-            while it != levels.end():
+            while not it.done():
                 if i >= n:
-                    prices.push_back(sign * deref(it).first)
-                inc(it)
+                    prices.push_back(sign * it.key())
+                it.next()
                 i += 1
             for k in range(prices.size()):
                 self._set(side, prices[k], 0)
@@ -270,7 +262,7 @@ cdef class L2Book:
     def is_crossed(self):
         if self._bids.empty() or self._asks.empty():
             return False
-        return -deref(self._bids.begin()).first >= deref(self._asks.begin()).first
+        return -self._bids.first_key() >= self._asks.first_key()
 
     def clear(self):
         cdef Delta d

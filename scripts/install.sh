@@ -121,7 +121,7 @@ install_python() {
     fi
   fi
   local stamp="$VENV/.installed" want
-  want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/orderbook_core/*.pyx "$ROOT"/orderbook_core/*.pxd "$ROOT"/orderbook_core/*.pxi 2>/dev/null | sha256sum | cut -d' ' -f1)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/orderbook_core/*.pyx "$ROOT"/orderbook_core/*.pxd "$ROOT"/orderbook_core/*.pxi "$ROOT"/orderbook_core/*.hpp 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import orderbook_core._book' 2>/dev/null; then
     log "python environment up to date"
     return
