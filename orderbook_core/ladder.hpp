@@ -22,9 +22,10 @@
 
 class Ladder {
  public:
-  static constexpr std::size_t kMinCap = 256;
+  static constexpr std::size_t kMinCap = 64;      // slots of the smallest window
+  static constexpr std::size_t kBaseSpan = 256;   // a span any window may cover
   static constexpr std::size_t kMaxCap = std::size_t(1) << 20;  // 8 MiB of values
-  // The window covers at most this many slots per level it holds (beyond kMinCap), and
+  // The window covers at most this many slots per level it holds (beyond kBaseSpan), and
   // its capacity is 1.5-3x the span it covers: at most ~24 slots, ~200 bytes, a level.
   static constexpr std::size_t kSlotsPerLevel = 8;
 
@@ -206,7 +207,7 @@ class Ladder {
   // Place (or re-place) the window so that it covers key and every key it holds now;
   // false when that would need more than kMaxCap slots or be too sparse.
   bool place(int64_t key) {
-    std::size_t limit = kMinCap + kSlotsPerLevel * (count_ + 1);
+    std::size_t limit = kBaseSpan + kSlotsPerLevel * (count_ + 1);
     if (count_ && cap_) {  // far from the window is farther from every key in it
       __int128 edge = key < lo_ ? static_cast<__int128>(lo_) - key
                                 : static_cast<__int128>(key) - lo_ - static_cast<__int128>(cap_);
