@@ -153,7 +153,7 @@ VENUES: dict[str, VenueSpec] = {
     "kucoin": VenueSpec(
         "kucoin",
         KucoinParser,
-        "wss://ws-api-spot.kucoin.com/",  # needs ?token= from POST /api/v1/bullet-public
+        "wss://ws-api-spot.kucoin.com/",  # the runner connects where bullet-public says
         "https://api.kucoin.com",
     ),
     "gateio": VenueSpec(
