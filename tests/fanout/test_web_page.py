@@ -408,7 +408,7 @@ async def stand_in_replay_node(requests: list[Any], vendor: bool = True) -> Asyn
         for frame in scripted_replay():
             await ws.send(orjson.dumps(frame).decode())
             await asyncio.sleep(0.15)
-        await asyncio.sleep(30)
+        await ws.wait_closed()  # the page keeps the stream open until it goes
 
     async with serve(replay, "127.0.0.1", 0, process_request=files) as server:
         yield server.sockets[0].getsockname()[1]
