@@ -42,10 +42,10 @@ def topic_names(cfg: KafkaConfig) -> dict[str, str]:
 
 
 def unavailable(cfg: KafkaConfig, exc: BaseException) -> ServiceUnavailable:
-    if isinstance(exc, KafkaConnectionError | OSError):
-        reason = "connection refused or broker not answering"
-    elif isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, asyncio.TimeoutError):  # before OSError: TimeoutError is one
         reason = "timed out"
+    elif isinstance(exc, KafkaConnectionError | OSError):
+        reason = "connection refused or broker not answering"
     else:
         reason = str(exc) or type(exc).__name__
     return ServiceUnavailable("Kafka", cfg.bootstrap, reason)
@@ -226,11 +226,37 @@ def consumer(
     )
 
 
-async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer) -> None:
+START_S = 15.0
+"""How long a consumer without a group may take to start: a broker that answers does it
+at once; one that is down refuses at once; this bounds one that hangs."""
+JOIN_S = 120.0
+"""How long a consumer in a group may take to start, which includes joining the group: a
+member that died without leaving (SIGKILL, a lost host) holds its partitions until its
+session times out and the group rebalances (~20 s on the local broker), so a replacement
+started at once must wait for that instead of reporting Kafka down."""
+
+
+async def start_consumer(cfg: KafkaConfig, c: AIOKafkaConsumer, group: str = "") -> None:
+    """Start ``c`` (bounded by ``START_S``, or ``JOIN_S`` with a ``group``, when it says
+    once after a few seconds what it waits for); ServiceUnavailable if it cannot."""
+    bound = JOIN_S if group else START_S
+
+    async def say_waiting() -> None:
+        await asyncio.sleep(5)
+        log.info(
+            "waiting to join the consumer group (a member that stopped without leaving"
+            " holds it until its session times out)",
+            extra={"group": group, "bound_s": bound},
+        )
+
+    waiting = asyncio.get_running_loop().create_task(say_waiting()) if group else None
     try:
         with quiet_client():
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(bound):
                 await c.start()
     except (TimeoutError, KafkaError, OSError) as exc:
         await c.stop()
         raise unavailable(cfg, exc) from None
+    finally:
+        if waiting is not None:
+            waiting.cancel()

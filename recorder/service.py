@@ -241,7 +241,7 @@ class Recorder:
             if rcfg.publish_bars:
                 self._bars = KafkaPublisher(kcfg)
                 await self._bars.start()
-            await start_consumer(kcfg, self._consumer)
+            await start_consumer(kcfg, self._consumer, group=rcfg.group)
         except ServiceUnavailable:
             await self._conn.close()
             if self._bars is not None:

@@ -1,7 +1,8 @@
 """Two ``hub recorder`` processes in one consumer group over the real Kafka (Tansu) and
 TimescaleDB: they split the trade topic's partitions, one is killed with SIGKILL midway
-(its last batches re-delivered to the other), and afterwards every trade is stored exactly
-once and every bar equals its trades."""
+(its last batches re-delivered to the other) and a replacement started at once joins once
+the group lets the dead one go; afterwards every trade is stored exactly once and every
+bar equals its trades."""
 
 from __future__ import annotations
 
@@ -89,7 +90,11 @@ def test_two_recorders_split_partitions_and_a_killed_one_loses_nothing(
     assert all(w > 0 for w in written) and sum(written) == 3000, written  # both took a share
 
     recorders[1].proc.kill()  # no goodbye: its partitions go to the survivor
+    # A replacement started at once must wait until the group lets go of the dead member
+    # (its session times out), not give up as if Kafka were down.
+    replacement = hub_process("recorder", "--group", unique, "--metrics-port", "0", env=env)
     asyncio.run(produce([*trades[3000:], *trades[1000:1500]]))  # and a re-delivered stretch
+    replacement.wait_for(r"metrics http://127.0.0.1:(\d+)/metrics", timeout=130)
     wait_until(lambda: asyncio.run(count(database)) == 6000, "all 6000 trades", 120)
     time.sleep(1.0)  # nothing more arrives late
 
@@ -111,3 +116,4 @@ def test_two_recorders_split_partitions_and_a_killed_one_loses_nothing(
 
     asyncio.run(check())
     assert recorders[0].stop() == 0, recorders[0].stderr()
+    assert replacement.stop() == 0, replacement.stderr()
