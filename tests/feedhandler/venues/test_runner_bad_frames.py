@@ -6,10 +6,13 @@ published updates end equal to the venue's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.runner import LiveRunner
@@ -56,7 +59,16 @@ class HostileKraken(MockKrakenV2):
                 await ws.send(self.corrupt.get(i, frame))
                 await asyncio.sleep(0.001)
             self.done.set()
-            await ws.wait_closed()
+            # As Kraken, a resubscription after the last update still gets its snapshot:
+            # a runner fast enough to reach the stream's end before its next retry must
+            # not be left stale by the mock.
+            with contextlib.suppress(ConnectionClosed):
+                while ws.state is State.OPEN:
+                    if self._asked:
+                        self._asked -= 1
+                        self.resubscribed += 1
+                        await ws.send(self.snapshot_frame())
+                    await asyncio.sleep(0.01)
         finally:
             answers.cancel()
 
