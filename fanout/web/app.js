@@ -68,9 +68,11 @@ const mine = (msg) => S.current && msg.venue === S.current[0] && msg.symbol === 
 
 // A recorded stream (hub run/demo of a file, or /replay) is hours or years behind the
 // wall clock: its own event time is the page's clock then, and there is no latency.
+// A message without an event time (Gemini's book updates carry none: ts_event 0) still
+// tells by its receive time that the stream is recorded.
 function observe(msg) {
-  if (!msg.ts_event || !mine(msg)) return;
-  S.clock = Math.max(S.clock || 0, msg.ts_event);
+  if (!mine(msg)) return;
+  if (msg.ts_event) S.clock = Math.max(S.clock || 0, msg.ts_event);
   if (msg.ts_recv && Math.abs(Date.now() * 1e6 - msg.ts_recv) > RECORDED_NS) S.recorded = true;
 }
 
@@ -164,7 +166,7 @@ function onBook(msg) {
   for (const [p, s] of msg.bids) Number(s) === 0 ? S.book.bids.delete(p) : S.book.bids.set(p, s);
   for (const [p, s] of msg.asks) Number(s) === 0 ? S.book.asks.delete(p) : S.book.asks.set(p, s);
   S.lastSeq = msg.seq; S.updates++; dirty = true;
-  S.latency = S.recorded ? null : Date.now() * 1e6 - msg.ts_recv;
+  if (msg.ts_recv) S.latency = S.recorded ? null : Date.now() * 1e6 - msg.ts_recv;
 }
 
 // --- subscriptions -------------------------------------------------------------------
@@ -189,6 +191,7 @@ function pick([venue, symbol]) {
   Candles.setFormat(meta.tick_size, S.pdp);
   $("title").textContent = meta.canonical && meta.canonical !== symbol ? `${symbol} · ${meta.canonical} (${venue})` : `${symbol} (${venue})`;
   $("tape").tBodies[0].innerHTML = ""; $("ladder").tBodies[0].innerHTML = "";
+  $("h-lat").textContent = "-";  // the clock or latency of this stream, once it has one
   showBars();
   if (!REPLAY) send({op: "subscribe", id: 2, channels: channels(venue, symbol)});
 }
