@@ -50,24 +50,16 @@ class Ladder {
     }
 
    private:
-    void settle() {
-      for (;;) {
-        if (phase_ == 0) {
-          if (it_ != l_->below_.end()) return;
-          phase_ = 1;
-          idx_ = l_->count_ ? l_->min_ : l_->cap_;
-        }
-        if (phase_ == 1) {
-          if (idx_ < l_->cap_) return;
-          phase_ = 2;
-          it_ = l_->above_.begin();
-        }
-        if (phase_ == 2) {
-          if (it_ != l_->above_.end()) return;
-          phase_ = 3;
-        }
-        return;
+    void settle() {  // on to the next part while this one has nothing left
+      if (phase_ == 0 && it_ == l_->below_.end()) {
+        phase_ = 1;
+        idx_ = l_->min_;
       }
+      if (phase_ == 1 && idx_ >= l_->cap_) {
+        phase_ = 2;
+        it_ = l_->above_.begin();
+      }
+      if (phase_ == 2 && it_ == l_->above_.end()) phase_ = 3;
     }
     const Ladder* l_;
     int phase_;  // 0 lower map, 1 window, 2 upper map, 3 done
@@ -238,7 +230,7 @@ class Ladder {
   void rebuild(int64_t lo, std::size_t cap) {
     std::vector<std::pair<int64_t, int64_t>> live;
     live.reserve(count_);
-    for (std::size_t i = count_ ? min_ : cap_; i < cap_; i = next_set(i + 1)) {
+    for (std::size_t i = min_; i < cap_; i = next_set(i + 1)) {
       live.emplace_back(lo_ + static_cast<int64_t>(i), vals_[i]);
     }
     lo_ = lo;
