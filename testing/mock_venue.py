@@ -308,6 +308,8 @@ class MockCaptureVenue(_MockVenue):
         self.tokens = tokens
         self.ping_interval_ms = ping_interval_ms
         self.issued: set[str] = set()
+        """Tokens handed out and not used yet (each is good for one connection)."""
+        self.tokens_issued = 0
         self.refused = 0
         self.port = 0
         self.rest_port = 0
@@ -337,7 +339,8 @@ class MockCaptureVenue(_MockVenue):
         await super().stop()
 
     async def _bullet(self, _request: web.Request) -> web.Response:
-        token = f"token-{len(self.issued) + 1}"
+        self.tokens_issued += 1
+        token = f"token-{self.tokens_issued}"
         self.issued.add(token)
         server = {
             "endpoint": f"ws://127.0.0.1:{self.port}/",
@@ -349,12 +352,15 @@ class MockCaptureVenue(_MockVenue):
         data = {"token": token, "instanceServers": [server]}
         return web.json_response({"code": "200000", "data": data})
 
+    def _recorded(self, path: str) -> tuple[int, bytes]:
+        """The capture's REST answer for ``path`` (path and query), or a 404."""
+        self.rest_requests.append(path)
+        body = self.rest.get(path)
+        return (404, b'{"message":"not recorded"}') if body is None else (200, body.encode())
+
     async def _rest_get(self, request: web.Request) -> web.Response:
-        self.rest_requests.append(request.path_qs)
-        body = self.rest.get(request.path_qs)
-        if body is None:
-            return web.json_response({"message": "not recorded"}, status=404)
-        return web.Response(text=body, content_type="application/json")
+        status, body = self._recorded(request.path_qs)
+        return web.Response(status=status, body=body, content_type="application/json")
 
     def allow(self, frames: int | None) -> None:
         """Let the first connection go on up to ``frames`` frames (None: to the end); call
@@ -373,11 +379,7 @@ class MockCaptureVenue(_MockVenue):
                 return None
             self.refused += 1
             return response(401, b'{"message":"token required"}', "application/json")
-        self.rest_requests.append(request.path)
-        body = self.rest.get(request.path)
-        if body is None:
-            return response(404, b'{"message":"not recorded"}', "application/json")
-        return response(200, body.encode(), "application/json")
+        return response(*self._recorded(request.path), "application/json")
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1

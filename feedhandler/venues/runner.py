@@ -123,25 +123,33 @@ class LiveRunner:
         if events:
             await self._out.put(events)
 
+    async def _request(self, method: str, url: str) -> str | None:
+        """The body of a REST answer, or None when the request failed (logged and counted
+        in ``rest_failures``; the caller's retry brings it again)."""
+        assert self._http is not None
+        try:
+            headers = self.parser.rest_headers(url)
+            async with self._http.request(method, url, headers=headers) as response:
+                body = await response.text(errors="replace")
+                if response.status == 200:
+                    return body
+                error = f"HTTP {response.status}: {body[:200]}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.rest_failures += 1
+        log.warning(
+            "REST request failed",
+            extra={"venue": self.venue, "method": method, "url": url, "error": error},
+        )
+        return None
+
     async def fetch(self, url: str) -> None:
         """GET a REST resource and hand the answer to the parser; failures are logged and
         retried by the next stale check."""
-        assert self._http is not None
         try:
-            async with self._http.get(url, headers=self.parser.rest_headers(url)) as response:
-                body = await response.text(errors="replace")
-                if response.status != 200:
-                    self.rest_failures += 1
-                    log.warning(
-                        "REST request failed",
-                        extra={
-                            "venue": self.venue,
-                            "url": url,
-                            "status": response.status,
-                            "body": body[:200],
-                        },
-                    )
-                    return
+            body = await self._request("GET", url)
+            if body is None:
+                return
             ts = time.time_ns()
             if self.capture is not None:
                 self.capture.http(f"{self.venue}.http", url, body, ts)
@@ -152,12 +160,6 @@ class LiveRunner:
                 self.parser_errors += 1
                 events = self.parser.internal_error(body, exc, ts)
             await self._publish(events)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self.rest_failures += 1
-            log.warning(
-                "REST request failed",
-                extra={"venue": self.venue, "url": url, "error": f"{type(exc).__name__}: {exc}"},
-            )
         finally:
             self._fetching.discard(url)
 
@@ -169,25 +171,16 @@ class LiveRunner:
         token_url = self.parser.token_url(self.rest) if self.rest else ""
         if not token_url or "token=" in self.url:
             return self.url
-        assert self._http is not None
-        error = ""
+        body = await self._request("POST", token_url)
+        if body is None:
+            return None
         try:
-            async with self._http.post(token_url, headers=self.parser.rest_headers(token_url)) as r:
-                body = await r.text(errors="replace")
-                if r.status != 200:
-                    error = f"HTTP {r.status}: {body[:200]}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if not error:
-            try:
-                url = self.parser.connect_url(body)
-            except MalformedFrame as exc:
-                error = f"unusable answer: {exc}"
-        if error:
+            url = self.parser.connect_url(body)
+        except MalformedFrame as exc:
             self.rest_failures += 1
             log.warning(
-                "connect token request failed",
-                extra={"venue": self.venue, "url": token_url, "error": error},
+                "connect token answer unusable",
+                extra={"venue": self.venue, "url": token_url, "error": str(exc)},
             )
             return None
         self.token_fetches += 1
