@@ -41,6 +41,13 @@ class HostileKraken(MockKrakenV2):
             if request.get("method") == "subscribe" and params.get("channel") == "book":
                 self._asked += 1
 
+    async def _resend(self, ws: ServerConnection) -> None:
+        """Answer one pending book resubscription with a fresh snapshot."""
+        if self._asked:
+            self._asked -= 1
+            self.resubscribed += 1
+            await ws.send(self.snapshot_frame())
+
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         async for message in ws:
@@ -50,10 +57,7 @@ class HostileKraken(MockKrakenV2):
         answers = asyncio.create_task(self._answer(ws))
         try:
             while not self.finished:
-                if self._asked:
-                    self._asked -= 1
-                    self.resubscribed += 1
-                    await ws.send(self.snapshot_frame())
+                await self._resend(ws)
                 i = self.position
                 frame = self._advance()
                 await ws.send(self.corrupt.get(i, frame))
@@ -64,10 +68,7 @@ class HostileKraken(MockKrakenV2):
             # not be left stale by the mock.
             with contextlib.suppress(ConnectionClosed):
                 while ws.state is State.OPEN:
-                    if self._asked:
-                        self._asked -= 1
-                        self.resubscribed += 1
-                        await ws.send(self.snapshot_frame())
+                    await self._resend(ws)
                     await asyncio.sleep(0.01)
         finally:
             answers.cancel()
