@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from feedhandler.files.capture import read_capture
+from feedhandler.files.capture import CaptureWriter, read_capture
 from feedhandler.files.replay import EXCHANGES, check_failures, replay_capture
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues import VENUES
@@ -382,24 +382,14 @@ def usdm_capture(path: Path) -> Path:
         "bids": [["29000.00", "3.000"], ["28999.50", "1.100"]],
         "asks": [["29001.50", "0.800"]],
     }
-    http = [
-        (f"{rest}/fapi/v1/exchangeInfo", USDM_INFO),
-        (f"{rest}/fapi/v1/depth?symbol=BTCUSDT&limit=1000", snapshot),
-    ]
-    lines: list[dict[str, Any]] = [{"t": "header", "format": 2, "exchange": "BINANCE_USDM"}]
-    lines.append(
-        {"t": "http", "conn": "h", "ts": 1.0, "url": http[0][0], "data": json.dumps(http[0][1])}
-    )
-    lines += [
-        {"t": "recv", "conn": "w", "ts": 2.0 + n, "data": f} for n, f in enumerate(frames[:2])
-    ]
-    lines.append(
-        {"t": "http", "conn": "h", "ts": 4.5, "url": http[1][0], "data": json.dumps(http[1][1])}
-    )
-    lines += [
-        {"t": "recv", "conn": "w", "ts": 5.0 + n, "data": f} for n, f in enumerate(frames[2:])
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = CaptureWriter(path, "BINANCE_USDM", {"venue": "binance-usdm"})
+    out.http("h", f"{rest}/fapi/v1/exchangeInfo", json.dumps(USDM_INFO), 1 * 10**9)
+    for n, frame in enumerate(frames):
+        if n == 2:  # the snapshot is taken after the first two events
+            url = f"{rest}/fapi/v1/depth?symbol=BTCUSDT&limit=1000"
+            out.http("h", url, json.dumps(snapshot), 4 * 10**9)
+        out.recv("w", frame, (5 + n) * 10**9)
+    out.close()
     return path
 
 
