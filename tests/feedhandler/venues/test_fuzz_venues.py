@@ -31,7 +31,7 @@ from feedhandler.venues.kraken import KrakenParser
 from feedhandler.venues.kucoin import KucoinParser
 from feedhandler.venues.phemex import PhemexParser
 from tests.conftest import CAPTURES
-from tests.feedhandler.fuzzing import Case, Item, capture_items, fuzzed, told_what_was_sent
+from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, told_what_was_sent
 from tests.feedhandler.venues.test_coinbase_l3 import PRODUCT, REST, Venue
 
 L3_IDS = frozenset({"order_id", "taker_order_id", "client_oid"})
@@ -188,3 +188,23 @@ def test_mutated_frames_never_raise_and_books_stay_exact_or_stale(
     name: str, data: st.DataObject
 ) -> None:
     case(name).fuzz(data)
+
+
+def test_a_lost_update_that_was_waiting_for_its_snapshot_is_found_at_the_next_one() -> None:
+    """Gate.io's first DIS_USDT update (input 60, ids 1750469) waits for the REST snapshot
+    (input 61, id 1750468). Lost, it leaves the book live at the snapshot, which is the
+    venue's book at 1750468: nothing can tell the loss until the pair's next update
+    (input 106, ids 1750470-1750472), which must then mark it stale."""
+    full = Case("gateio", case("gateio").items, GateioParser, 1, 300, follow=50)
+    assert '"s":"DIS_USDT","U":1750469' in full.items[60][2]
+    assert '"id":1750468' in full.items[61][2]
+    assert '"s":"DIS_USDT","U":1750470' in full.items[106][2]
+    full.run(60, "null")  # exact, or the snapshot's book until input 106
+    parser = full.replayed(60)
+    for item in full.items[61:106]:
+        feed(parser, *item)
+    clean = full.replayed(106).books["DIS_USDT"]
+    sync = parser.books["DIS_USDT"]
+    assert sync.live and clean.live and sync.book.snapshot() != clean.book.snapshot()
+    feed(parser, *full.items[106])
+    assert not parser.books["DIS_USDT"].live
