@@ -482,7 +482,7 @@ def _run(args: argparse.Namespace) -> int:
     }
     command = runners[args.command]
     try:
-        run_service(lambda: command(cfg), cfg.shutdown_timeout_s)
+        run_service(lambda: command(cfg), cfg.shutdown_timeout_s, cfg.gc_full_every_s)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

@@ -140,11 +140,17 @@ class Shutdown:
         self.task.cancel()
 
 
-def run_service(runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float) -> None:
-    """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM stops it."""
+def run_service(
+    runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float, gc_full_every_s: float = 0.0
+) -> None:
+    """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM stops it, with
+    full garbage collections every ``gc_full_every_s`` (app.gc_schedule; 0: Python's)."""
     import uvloop
 
+    from app import gc_schedule
+
     fix_wait_for()
+    gc_schedule.scheduled(gc_full_every_s)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -154,6 +160,7 @@ def run_service(runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.on_signal, sig)
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        collector = asyncio.create_task(gc_schedule.collect(gc_full_every_s), name="gc")
         try:
             await runner()
         except asyncio.CancelledError:
@@ -166,6 +173,8 @@ def run_service(runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float)
                     "took_s": round(time.monotonic() - stop.requested_at, 3),
                 },
             )
+        finally:
+            collector.cancel()
 
     try:
         uvloop.run(main())

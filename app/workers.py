@@ -213,7 +213,7 @@ def worker_main(cfg: HubConfig, slot: Slot) -> None:
     setup_logging(cfg.log_level)
     # Ctrl-C in a terminal reaches the whole process group: the supervisor says when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_service(lambda: run_fanout(cfg, slot), cfg.shutdown_timeout_s)
+    run_service(lambda: run_fanout(cfg, slot), cfg.shutdown_timeout_s, cfg.gc_full_every_s)
 
 
 # --- the supervisor side ---------------------------------------------------------------

@@ -299,6 +299,10 @@ class HubConfig:
     shutdown_timeout_s: float = 20.0
     """Bound of a clean stop after SIGTERM/SIGINT: a process still running after it (or
     given a second signal) logs why, dumps its tasks' stacks and exits with code 1."""
+    gc_full_every_s: float = 60.0
+    """Full garbage collections of a long-running process on this schedule, not Python's
+    (app/gc_schedule.py: start-up objects frozen, young collections as usual); 0: Python's
+    own, which stalls a busy order path for 50-100 ms every second or two."""
 
 
 T = TypeVar("T")

@@ -45,6 +45,9 @@ COMPONENTS = ("feed", "kafka", "fanout", "recorder", "orders")
 """The components whose metrics a process may export."""
 _REGISTRIES = {name: CollectorRegistry() for name in COMPONENTS}
 _RUNNING: set[str] = set()
+PLATFORM = CollectorRegistry()
+"""The process's own platform metrics beside prometheus_client's (``python_gc_pause_seconds``
+of app/gc_schedule.py), exported by every process."""
 
 
 def metrics(component: str) -> CollectorRegistry:
@@ -69,6 +72,7 @@ class _Running(Collector):
     def collect(self) -> Iterator[Metric]:
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             yield from collector.collect()
+        yield from PLATFORM.collect()
         for name in sorted(_RUNNING):
             yield from _REGISTRIES[name].collect()
 

@@ -67,6 +67,9 @@ def test_demo_serves_exact_books_page_and_ops(hub_process: Any) -> None:
     metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
     assert "hub_fanout_frames_sent_total" in metrics
     assert "hub_feed_orders_total" in metrics
+    # Collections on the schedule (app/gc_schedule.py), each pause timed by generation.
+    young = re.search(r'python_gc_pause_seconds_count\{generation="0"\} (\d+)', metrics)
+    assert young is not None and float(young.group(1)) > 0
     page = urllib.request.urlopen(f"{base}/").read().decode()
     assert "<title>mdhub" in page and "/app.js" in page
     assert demo.stop() == 0

@@ -6,8 +6,9 @@ by construction (docs/architecture.md, "Bounds"):
 - ``AccountState.reports``: the last ``REPORTS_KEPT`` execution reports (a resend request
   for an older seq is answered ``too_old``).
 - ``AccountState.open_orders``: at most the account's ``max_open_orders`` (a risk limit).
-- ``AccountState.orders_by_cl`` and the venue's ``orders``: the open orders and the last
-  ``CLOSED_KEPT`` closed ones of each account (the idempotency window).
+- ``AccountState.orders_by_cl`` (with ``first_reports``) and the venue's ``orders``: the
+  open orders and the last ``CLOSED_KEPT`` closed ones of each account (the idempotency
+  window).
 
 The window moves in ``TradingVenue.apply`` (an order's closing report), never in ``check``
 or on a clock, so a replay of the journal forgets exactly the orders the live run forgot.
@@ -56,11 +57,20 @@ class AccountState:
     cash: int | None = None
     """Buying power left after fills, in the venue's cash units (None: no limit)."""
     open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
-    orders_by_cl: dict[str, tuple[str, int, str, ExecReport]] = field(default_factory=dict)
-    """cl_ord_id -> (symbol, order id, fingerprint, first report): the open orders and the
-    ``closed`` ones."""
+    orders_by_cl: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    """cl_ord_id -> (symbol, order id, fingerprint): the open orders and the ``closed`` ones.
+    Tuples of plain values, which the garbage collector stops tracking (app/gc_schedule.py):
+    a window of them costs no collection anything."""
+    first_reports: dict[str, ExecReport] = field(default_factory=dict)
+    """cl_ord_id -> the order's first report (answered again to a repeated ``new``), for the
+    same orders as ``orders_by_cl``."""
     closed: deque[int] = field(default_factory=deque)
     """Ids of the account's closed orders still kept, oldest first (at most the window)."""
+
+    def known(self, cl: str, symbol: str, order_id: int, fp: str, first: ExecReport) -> None:
+        """Record an order under its ``cl_ord_id`` with its first report."""
+        self.orders_by_cl[cl] = (symbol, order_id, fp)
+        self.first_reports[cl] = first
 
     def close(self, order_id: int, orders: dict[int, Order], window: int) -> None:
         """Count a just-closed order among the kept ones, forgetting the oldest past
@@ -69,6 +79,7 @@ class AccountState:
         while len(self.closed) > window:
             old = orders.pop(self.closed.popleft())
             self.orders_by_cl.pop(old.cl_ord_id, None)
+            self.first_reports.pop(old.cl_ord_id, None)
 
     def restore_closed(
         self, saved: Iterable[int] | None, orders: dict[int, Order], account: int, window: int

@@ -164,7 +164,7 @@ class TradingVenue:
         seen = acct.orders_by_cl.get(cl)
         if seen is not None:
             if seen[2] == fp:
-                return Original(seen[3])
+                return Original(acct.first_reports[cl])
             return Reject("duplicate_cl_ord_id", f"cl_ord_id {cl!r} was used for another order", cl)
         try:
             cmd = self._parse_new(account, m, cl, ts, fp)
@@ -395,7 +395,7 @@ class TradingVenue:
         self._publish(symbol, log, cmd.ts, out)
         first = next((r for a, r in out.reports if r["order_id"] == str(oid)), None)
         assert first is not None, "the engine reports every new order"
-        self.state[cmd.account].orders_by_cl[cmd.cl_ord_id] = (symbol, oid, cmd.fingerprint, first)
+        self.state[cmd.account].known(cmd.cl_ord_id, symbol, oid, cmd.fingerprint, first)
 
     def _refused(self, cmd: New, out: Outcome) -> None:
         """A journaled new order that today's int64 bounds refuse (written by a venue that
@@ -410,7 +410,7 @@ class TradingVenue:
         report = self.refuse_order(oid, cmd.ts)
         assert report is not None, "a trader order always has a report"
         out.reports.append((account, report))
-        self.state[account].orders_by_cl[cmd.cl_ord_id] = (symbol, oid, cmd.fingerprint, report)
+        self.state[account].known(cmd.cl_ord_id, symbol, oid, cmd.fingerprint, report)
 
     def refuse_order(self, oid: int, ts: int) -> ExecReport | None:
         """Close a trader's order that replay or a checkpoint had to leave out of the book:
@@ -499,7 +499,7 @@ class TradingVenue:
                     "positions": st.positions,
                     "cash": st.cash,
                     "open": [oid for (_s, oid) in st.open_orders],
-                    "by_cl": st.orders_by_cl,
+                    "by_cl": {cl: (*v, st.first_reports[cl]) for cl, v in st.orders_by_cl.items()},
                     "closed": list(st.closed),
                 }
                 for a, st in self.state.items()
@@ -524,7 +524,9 @@ class TradingVenue:
             st.open_orders = {
                 (self.orders[oid].symbol, oid): self.orders[oid] for oid in saved["open"]
             }
-            st.orders_by_cl = {cl: tuple(v) for cl, v in saved["by_cl"].items()}
+            st.orders_by_cl, st.first_reports = {}, {}
+            for cl, (symbol, oid, fp, first) in saved["by_cl"].items():
+                st.known(cl, symbol, oid, fp, first)
             st.restore_closed(saved.get("closed"), self.orders, int(key), self.closed_kept)
 
     # --- queries ---------------------------------------------------------------------
