@@ -24,7 +24,6 @@ text for a refusal (``risk.CashUnit``).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -490,7 +489,7 @@ class TradingVenue:
             "next_order_id": self.next_order_id,
             "symbol_state": dict(self.symbol_state),
             "exchanges": {s: x.state() for s, x in self.exchanges.items()},
-            "orders": [dataclasses.astuple(o) for o in self.orders.values()],
+            "orders": [o.fields() for o in self.orders.values()],
             "accounts": {
                 str(a): {
                     "seq": st.seq,

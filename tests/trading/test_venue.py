@@ -3,12 +3,14 @@ positions follow the fills, and replaying the logged commands rebuilds everythin
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 import orjson
 import pytest
 
+from trading.accounts import Order
 from trading.journal import encode
 from trading.messages import Cancel, New, Replace, Sim
 from trading.risk import Account, Limits
@@ -558,3 +560,12 @@ def test_a_checkpoint_from_before_the_window_is_trimmed_to_it() -> None:
     copy.restore(saved)
     assert list(copy.state[ALICE].orders_by_cl) == [f"x{i}" for i in range(20, 30)]
     assert len(copy.orders) == 10 and state(copy) == state(v)
+
+
+def test_an_orders_fields_are_its_constructor_arguments() -> None:
+    """A checkpoint keeps ``Order.fields()`` and restores ``Order(*fields)``: every field,
+    in order, whatever the dataclass grows."""
+    order = Order(7, "c1", "BTC-USD", 42, 1, 0, 6_000_000, 5, leaves=3, cum=2, open=False)
+    assert order.fields() == dataclasses.astuple(order)
+    assert Order(*order.fields()) == order
+    assert len(order.fields()) == len(dataclasses.fields(Order))
