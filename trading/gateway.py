@@ -199,6 +199,8 @@ class OrderPath:
         self._counters: dict[type, Any] = {}
         self._due: tuple[bytes, int] | None = None
         """A checkpoint taken, waiting for the commands it covers to be committed."""
+        self._writing: asyncio.Task[None] | None = None
+        """That checkpoint being written, beside the commits."""
         self.port = 0
         """The order-entry port once serving (the configured one, or the one port 0 got)."""
 
@@ -284,15 +286,19 @@ class OrderPath:
             events = [e for p in batch for e in p.outcome.events]
             self._deliver(batch)
             await self.output.publish(events)
-            due = self._due
-            # Written once everything it covers is in the file.
+            due, writing = self._due, self._writing
+            if writing is not None and writing.done():
+                writing.result()  # a checkpoint that failed stops the committer, as it did inline
+            # Written once everything it covers is in the file, beside the commits after it.
             if (
                 due is not None
+                and writing is None
                 and isinstance(self.journal, Journal)
                 and (self.journal.in_file >= due[1])
             ):
-                await self._checkpoint(*due)
-                self._due = None  # only now: a new one counts from the new generation
+                self._writing = asyncio.create_task(self._checkpoint(*due), name="checkpoint")
+        if self._writing is not None:
+            await self._writing  # the journal closes after it
 
     def _take_checkpoint(self) -> None:
         """When a checkpoint is due: the venue's state now, with the number of commands of
@@ -307,11 +313,15 @@ class OrderPath:
             state = self.venue.snapshot()
             state["epoch"] = self.output.epoch  # the streams go on under it after a restore
             self._due = (orjson.dumps(state), j.appended)
+            j.mark(j.appended)
 
     async def _checkpoint(self, state: bytes, covers: int) -> None:
+        """Write a checkpoint while commits go on (Journal.write_checkpoint); only then may
+        the next be taken, counting from the new generation."""
         assert isinstance(self.journal, Journal)
         started = time.perf_counter()
         await self.journal.write_checkpoint(state, covers)
+        self._due = self._writing = None
         log.info(
             "checkpoint written",
             extra={

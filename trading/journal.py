@@ -211,8 +211,15 @@ class Journal:
         self.recovered = self._after_checkpoint(commands)
         """The records to replay, as read (``decode`` makes them commands)."""
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._size = good
+        """Bytes in the file."""
         if not good:
-            self._write(_header(self.generation))  # a new file starts with its header
+            header = _header(self.generation)
+            self._write(header)  # a new file starts with its header
+            self._size = len(header)
+        self._mark: int | None = None
+        self._mark_offset: int | None = None
+        """Where the ``mark``ed command ends in the file, once it is written."""
         self._pending: list[bytes] = []
         self._lock = asyncio.Lock()
         self.commits = 0
@@ -249,27 +256,50 @@ class Journal:
             f"does not follow checkpoint generation {g} covering {covers}"
         )
 
+    def mark(self, covers: int) -> None:
+        """Say that a checkpoint covering the generation's first ``covers`` commands (all
+        appended so far) is being taken: where the last of them ends in the file is noted as
+        it is written, so the rotation after the checkpoint copies only what follows."""
+        self._mark = covers
+        self._mark_offset = self._size if covers <= self.in_file else None
+
     async def write_checkpoint(self, state: bytes, covers: int) -> None:
         """Make ``state`` (the venue after the file's first ``covers`` commands, as JSON
         serialized when it was taken) durable, then start a new generation of the file
         holding only what came after it. A crash at any point leaves a checkpoint and a file
-        that recover to the same venue."""
+        that recover to the same venue.
+
+        Commits go on while the checkpoint itself is written: until the rotation, recovery
+        reads the old generation's file and replays what follows its first ``covers``
+        commands, those committed meanwhile included. Only the rotation holds them: with a
+        ``mark`` it copies just the commands after ``covers`` (read from the noted offset),
+        not the whole file, so a checkpoint holds acknowledgements for a few milliseconds,
+        not the ~0.4 s a re-read of a 200,000-command file took."""
+        head = orjson.dumps({"g": self.generation + 1, "covers": covers})
+        data = head[:-1] + b',"state":' + state + b"}"
+        await asyncio.to_thread(_replace, self.checkpoint_path, data)
         async with self._lock:  # no commit in between; appends wait in memory
-            head = orjson.dumps({"g": self.generation + 1, "covers": covers})
-            data = head[:-1] + b',"state":' + state + b"}"
-            await asyncio.to_thread(self._rotate, data, covers)
+            offset = self._mark_offset if self._mark == covers else None
+            await asyncio.to_thread(self._rotate, covers, offset)
             self.generation += 1
             self.in_file -= covers
             self.appended -= covers
             self.checkpoints += 1
+            self._mark = self._mark_offset = None
 
-    def _rotate(self, checkpoint: bytes, covers: int) -> None:
-        _replace(self.checkpoint_path, checkpoint)
-        _header_line, *lines, _tail = self.path.read_bytes().split(b"\n")
-        rest = b"".join(line + b"\n" for line in lines[covers:])
-        _replace(self.path, _header(self.generation + 1) + rest)
+    def _rotate(self, covers: int, offset: int | None) -> None:
+        if offset is None:  # no mark: find the end of the covered commands by reading
+            _header_line, *lines, _tail = self.path.read_bytes().split(b"\n")
+            rest = b"".join(line + b"\n" for line in lines[covers:])
+        else:
+            with self.path.open("rb") as f:
+                f.seek(offset)
+                rest = f.read()
+        head = _header(self.generation + 1)
+        _replace(self.path, head + rest)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = len(head) + len(rest)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.recovered)
@@ -302,19 +332,26 @@ class Journal:
                 await asyncio.to_thread(self._write, data)
             else:
                 self._write(data)  # a write to the page cache: cheaper than a thread hop
-            self.commits += 1
-            self.committed += len(batch)
-            self.in_file += len(batch)
+            self._written(batch, len(data))
             return len(batch)
+
+    def _written(self, batch: list[bytes], size: int) -> None:
+        """Count a batch now in the file; note where the ``mark``ed command ends."""
+        mark, before = self._mark, self.in_file
+        if mark is not None and self._mark_offset is None and before < mark <= before + len(batch):
+            self._mark_offset = self._size + sum(len(line) for line in batch[: mark - before])
+        self._size += size
+        self.commits += 1
+        self.committed += len(batch)
+        self.in_file += len(batch)
 
     def commit_now(self) -> int:
         """``commit`` without an event loop (tests, shutdown)."""
         batch, self._pending = self._pending, []
         if batch:
-            self._write(b"".join(batch))
-            self.commits += 1
-            self.committed += len(batch)
-            self.in_file += len(batch)
+            data = b"".join(batch)
+            self._write(data)
+            self._written(batch, len(data))
         return len(batch)
 
     async def open(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,57 @@ def test_checkpoint_starts_a_generation_holding_only_what_came_after(tmp_path: P
     j.close()
     assert len(path.read_bytes().splitlines()) == 5  # header + 4 commands
     assert path.read_bytes().split(b" ", 1)[1].startswith(b'["journal",2,1]\n')
+
+
+def test_commits_go_on_while_a_checkpoint_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint is taken after command 11, with 2 more appended before the commit that
+    writes it (the mark falls inside a batch); 2 more are committed while the checkpoint
+    file is still being written. A stop at that moment recovers the old generation past the
+    checkpoint; after it the new generation holds exactly the 4 commands that followed."""
+    from trading import journal
+
+    path = written(tmp_path / "j", 10)
+    started, release = threading.Event(), threading.Event()
+    replace = journal._replace
+
+    def slow(target: Path, data: bytes) -> None:
+        if target.name.endswith(".checkpoint"):
+            started.set()
+            assert release.wait(5)
+        replace(target, data)
+
+    monkeypatch.setattr(journal, "_replace", slow)
+
+    async def checkpoint() -> None:
+        j = Journal(path)
+        j.append(commands(1, 10)[0])
+        j.mark(11)  # the venue's state after command 11 is taken now
+        for c in commands(2, 11):
+            j.append(c)
+        assert await j.commit() == 3
+        writing = asyncio.create_task(j.write_checkpoint(b'{"venue": "after 11"}', covers=11))
+        assert await asyncio.to_thread(started.wait, 5)
+        for c in commands(2, 13):
+            j.append(c)
+        assert await asyncio.wait_for(j.commit(), 2) == 2  # while the checkpoint is written
+        assert not writing.done()
+        stopped = Journal(path)  # a stop now: no checkpoint yet, the old generation whole
+        assert list(stopped) == records(commands(15)) and stopped.generation == 0
+        stopped.close()
+        release.set()
+        await writing
+        j.append(commands(1, 15)[0])
+        await j.commit()
+        j.close()
+
+    asyncio.run(checkpoint())
+    j = Journal(path)
+    assert j.checkpoint is not None and j.checkpoint["state"] == {"venue": "after 11"}
+    assert list(j) == records(commands(5, 11)) and j.generation == 1 and j.in_file == 5
+    j.close()
+    assert len(path.read_bytes().splitlines()) == 6  # header + 5 commands
 
 
 def test_a_stop_between_checkpoint_and_rotation_recovers_the_same(tmp_path: Path) -> None:
