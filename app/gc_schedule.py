@@ -9,8 +9,8 @@ modules, classes and functions imported at start (about 80 k objects, ~14 ms her
 and whatever state the service keeps (the order path's idempotency window, a fanout
 node's sessions), 50-100 ms in all for the order path under load. Left to Python,
 one came every second or two at 10 k orders/s, and each held every order queued
-behind it: the whole difference between a p99 ack of ~7 ms and one of 24-87 ms in
-``bench.bench_orders`` (same machine, same runs).
+behind it: a p99 ack of 24-87 ms in ``bench.bench_orders``, against 2.6-12.6 ms on
+this schedule (README, order path).
 
 So a service under ``run_service`` takes full collections on a schedule instead:
 

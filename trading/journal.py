@@ -261,7 +261,7 @@ class Journal:
         appended so far) is being taken: where the last of them ends in the file is noted as
         it is written, so the rotation after the checkpoint copies only what follows."""
         self._mark = covers
-        self._mark_offset = self._size if covers <= self.in_file else None
+        self._mark_offset = self._size if covers == self.in_file else None
 
     async def write_checkpoint(self, state: bytes, covers: int) -> None:
         """Make ``state`` (the venue after the file's first ``covers`` commands, as JSON
@@ -271,30 +271,29 @@ class Journal:
 
         Commits go on while the checkpoint itself is written: until the rotation, recovery
         reads the old generation's file and replays what follows its first ``covers``
-        commands, those committed meanwhile included. Only the rotation holds them: with a
-        ``mark`` it copies just the commands after ``covers`` (read from the noted offset),
-        not the whole file, so a checkpoint holds acknowledgements for a few milliseconds,
-        not the ~0.4 s a re-read of a 200,000-command file took."""
+        commands, those committed meanwhile included. Only the rotation holds them: it
+        copies just the commands after ``covers`` (read from the offset ``mark`` noted), not
+        the whole file, so a checkpoint holds acknowledgements for a few milliseconds, not
+        the ~0.4 s a re-read of a 200,000-command file took. The checkpoint must have been
+        ``mark``ed at ``covers`` and those commands committed."""
+        offset = self._mark_offset
+        if self._mark != covers or offset is None:
+            raise ValueError(f"checkpoint covering {covers} was not marked, or not committed")
         head = orjson.dumps({"g": self.generation + 1, "covers": covers})
         data = head[:-1] + b',"state":' + state + b"}"
         await asyncio.to_thread(_replace, self.checkpoint_path, data)
         async with self._lock:  # no commit in between; appends wait in memory
-            offset = self._mark_offset if self._mark == covers else None
-            await asyncio.to_thread(self._rotate, covers, offset)
+            await asyncio.to_thread(self._rotate, offset)
             self.generation += 1
             self.in_file -= covers
             self.appended -= covers
             self.checkpoints += 1
             self._mark = self._mark_offset = None
 
-    def _rotate(self, covers: int, offset: int | None) -> None:
-        if offset is None:  # no mark: find the end of the covered commands by reading
-            _header_line, *lines, _tail = self.path.read_bytes().split(b"\n")
-            rest = b"".join(line + b"\n" for line in lines[covers:])
-        else:
-            with self.path.open("rb") as f:
-                f.seek(offset)
-                rest = f.read()
+    def _rotate(self, offset: int) -> None:
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            rest = f.read()
         head = _header(self.generation + 1)
         _replace(self.path, head + rest)
         os.close(self._fd)

@@ -327,8 +327,7 @@ class Case:
         symbol has had no WebSocket update since: the venue's sequence reveals the loss
         only then. (Only REST answers may have changed it, as a snapshot taken after a
         lost update that was waiting for it does.)"""
-        now, clean = digest(parser), self.ref(j)
-        before = self.ref(i - 1)
+        now, before, clean = digest(parser), self.ref(i - 1), self.ref(j)
         lost: list[dict[str, Digest]] | None = None
         for symbol, (live, book) in now.items():
             if not live or (symbol not in clean and symbol not in before):
@@ -342,14 +341,15 @@ class Case:
             raise AssertionError(f"{self.name}: {symbol} is live but not exact {when}")
 
     def _lost_only(self, symbol: str, book: int, i: int, lost: list[dict[str, Digest]]) -> bool:
+        """Whether ``book`` is live and the replay that lost input ``i`` (``without``) ends
+        with it, no WebSocket input having changed that symbol's book since."""
         if lost[-1].get(symbol, (False, 0)) != (True, book):
             return False
-        changed_by = [
-            self.items[i + k][0]
+        return all(
+            self.items[i + k][0] == "http"
             for k in range(1, len(lost))
             if lost[k].get(symbol) != lost[k - 1].get(symbol)
-        ]
-        return all(kind == "http" for kind in changed_by)
+        )
 
 
 def fuzzed(test: Callable[..., None]) -> Callable[..., None]:

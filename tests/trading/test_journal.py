@@ -100,6 +100,7 @@ def test_checkpoint_starts_a_generation_holding_only_what_came_after(tmp_path: P
 
     async def checkpoint() -> None:
         j = Journal(path)
+        j.mark(10)  # the venue's state after the 10 commands is taken now
         for c in commands(3, 10):  # appended after the state was taken: kept
             j.append(c)
         await j.commit()
@@ -109,12 +110,28 @@ def test_checkpoint_starts_a_generation_holding_only_what_came_after(tmp_path: P
         j.close()
 
     asyncio.run(checkpoint())
-    j = Journal(path)
-    assert j.checkpoint is not None and j.checkpoint["state"] == {"venue": "after 10"}
-    assert list(j) == records(commands(4, 10)) and j.generation == 1 and j.in_file == 4
-    j.close()
-    assert len(path.read_bytes().splitlines()) == 5  # header + 4 commands
+    rotated(path, {"venue": "after 10"}, commands(4, 10))
     assert path.read_bytes().split(b" ", 1)[1].startswith(b'["journal",2,1]\n')
+
+
+def test_a_checkpoint_not_marked_or_not_committed_is_refused(tmp_path: Path) -> None:
+    path = written(tmp_path / "j", 10)
+
+    async def checkpoint() -> None:
+        j = Journal(path)
+        with pytest.raises(ValueError, match="covering 10 was not marked"):
+            await j.write_checkpoint(b"{}", covers=10)
+        j.append(commands(1, 10)[0])
+        j.mark(11)  # not committed yet
+        with pytest.raises(ValueError, match="covering 11 was not marked, or not committed"):
+            await j.write_checkpoint(b"{}", covers=11)
+        j.close()
+
+    asyncio.run(checkpoint())
+    assert not path.with_name("j.checkpoint").exists()
+    j = Journal(path)
+    assert list(j) == records(commands(10))
+    j.close()
 
 
 def test_commits_go_on_while_a_checkpoint_is_written(
@@ -161,11 +178,17 @@ def test_commits_go_on_while_a_checkpoint_is_written(
         j.close()
 
     asyncio.run(checkpoint())
+    rotated(path, {"venue": "after 11"}, commands(5, 11))
+
+
+def rotated(path: Path, state: Any, after: list[Command]) -> None:
+    """The journal at ``path`` is generation 1 after a checkpoint holding ``state``, and
+    holds exactly the commands ``after`` it."""
     j = Journal(path)
-    assert j.checkpoint is not None and j.checkpoint["state"] == {"venue": "after 11"}
-    assert list(j) == records(commands(5, 11)) and j.generation == 1 and j.in_file == 5
+    assert j.checkpoint is not None and j.checkpoint["state"] == state
+    assert list(j) == records(after) and j.generation == 1 and j.in_file == len(after)
     j.close()
-    assert len(path.read_bytes().splitlines()) == 6  # header + 5 commands
+    assert len(path.read_bytes().splitlines()) == 1 + len(after)  # the header, then them
 
 
 def test_a_stop_between_checkpoint_and_rotation_recovers_the_same(tmp_path: Path) -> None:
