@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_feed_flags(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port of the page and WebSocket API (default 8765)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="fanout node processes sharing the port (SO_REUSEPORT), fed by this process's "
+        "relay; 0: one per core (default 1: the node runs in this process)",
+    )
 
     p = sub.add_parser(
         "feed", help="a feed (simulator, live venue or replay) publishing to Kafka, Redis"

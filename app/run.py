@@ -16,17 +16,31 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+from websockets.asyncio.server import Server
+
 from app.files import replay_opener
 from app.launch import build_source
-from app.workers import Siblings, Slot, run_workers, worker_count
+from app.workers import (
+    FEED,
+    RELAY,
+    Siblings,
+    Slot,
+    Supervisor,
+    demo_worker_main,
+    listed,
+    run_workers,
+    worker_count,
+)
 from bus.consolidator import Consolidator
 from bus.kafka import ensure_topics
 from bus.kafka_publish import ReliablePublisher
-from bus.local import InProcessBus, MemorySnapshots
+from bus.local import InProcessBus, MemorySnapshots, SnapshotStore
 from bus.output import FeedOutput
 from bus.redis_store import RedisSnapshots
+from bus.relay import HIGH_WATER as RELAY_HIGH_WATER
+from bus.relay import Relay
 from fanout.node import FanoutNode, run_source
-from fanout.sources import bus_source, kafka_source
+from fanout.sources import bus_source, kafka_source, relay_source
 from hub.config import LIVE_SOURCES, HubConfig
 from hub.db import redact_dsn
 from hub.ops import bound_port, serve_ops
@@ -60,35 +74,101 @@ async def _gather(*coros: Coroutine[Any, Any, None]) -> None:
 
 
 async def run_demo(cfg: HubConfig) -> None:
-    """Feed, book core, in-process bus and fanout (WebSocket + page) in one process."""
+    """Feed, book core, in-process bus and fanout (WebSocket + page) in one process; with
+    ``fanout.workers`` other than 1, the fanout in that many worker processes."""
     # A source that sets its own pace (simulator, file replay) slows to what the node
     # takes rather than queueing seconds of stale data; a live venue cannot be slowed.
-    bus = InProcessBus(high_water=0 if cfg.feed.source in LIVE_SOURCES else DEMO_HIGH_WATER)
+    self_paced = cfg.feed.source not in LIVE_SOURCES
+    workers = worker_count(cfg.fanout.workers)
+    if workers > 1:
+        await _demo_workers(cfg, workers, self_paced)
+        return
+    bus = InProcessBus(high_water=DEMO_HIGH_WATER if self_paced else 0)
     store = MemorySnapshots()
     source = build_source(cfg.feed, bus, store, cfg.orders)
-    # The embedded demo is the one place anonymous access is on by default; it has no
-    # recorder, so the node makes its candles from the trades itself.
-    fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
-    dsn = cfg.postgres.dsn if cfg.fanout.database else ""
-    node = FanoutNode(fanout, store, bars_from_trades=True, dsn=dsn)
-    node.replays.opener = replay_opener(fanout)
+    node = _demo_node(cfg, store)
     server = await node.start()
-    port = bound_port(server)
-    base = f"http://{cfg.fanout.host}:{port}"
-    announce(
-        [
-            f"hub demo running: {source.description}",
-            f"  live page     {base}/",
-            f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
-            f"  metrics       {base}/metrics",
-            f"  health        {base}/healthz",
-            "press Ctrl-C to stop",
-        ]
-    )
+    _announce_demo(cfg, source.description, bound_port(server))
     try:
         await _gather(run_source(node, lambda n: bus_source(n, bus)), source.run())
     finally:
         await node.stop()
+
+
+def _demo_node(cfg: HubConfig, store: SnapshotStore, name: str = "") -> FanoutNode:
+    # The embedded demo is the one place anonymous access is on by default; it has no
+    # recorder, so the node makes its candles from the trades itself.
+    fanout = cfg.fanout if cfg.fanout.keys else replace(cfg.fanout, anonymous=True)
+    if name:
+        fanout = replace(fanout, group=name)
+    dsn = cfg.postgres.dsn if cfg.fanout.database else ""
+    node = FanoutNode(fanout, store, bars_from_trades=True, dsn=dsn)
+    node.replays.opener = replay_opener(fanout)
+    return node
+
+
+def _announce_demo(cfg: HubConfig, description: str, port: int, workers: int = 1) -> None:
+    base = f"http://{cfg.fanout.host}:{port}"
+    every = " (every process, labelled worker)" if workers > 1 else ""
+    announce(
+        [
+            f"hub demo running: {description}",
+            *([f"  fanout        {workers} worker processes on one port"] if workers > 1 else []),
+            f"  live page     {base}/",
+            f"  WebSocket API ws://{cfg.fanout.host}:{port}/ws",
+            f"  metrics       {base}/metrics{every}",
+            f"  health        {base}/healthz",
+            "press Ctrl-C to stop",
+        ]
+    )
+
+
+async def _demo_workers(cfg: HubConfig, workers: int, self_paced: bool) -> None:
+    """The demo's feed here, its fanout in ``workers`` processes fed by the relay."""
+    supervisor = Supervisor(cfg, workers, demo_worker_main, "demo")
+    relay = Relay(supervisor.rundir / RELAY, high_water=RELAY_HIGH_WATER if self_paced else 0)
+    ops = None
+    try:
+        source = build_source(cfg.feed, relay, relay, cfg.orders)
+        await relay.start()
+        # The feed's own /metrics and /healthz, which every worker adds to the port's.
+        ops = await serve_ops("127.0.0.1", 0, source.health)
+        listed(supervisor.rundir, FEED, {"ops_port": bound_port(ops)})
+        await supervisor.start()
+        _announce_demo(cfg, source.description, supervisor.port, workers)
+        await _gather(supervisor.watch(), source.run())
+    finally:
+        await supervisor.stop()
+        await relay.stop()
+        if ops is not None:
+            ops.close()
+
+
+async def run_demo_worker(cfg: HubConfig, slot: Slot) -> None:
+    """One fanout worker of ``hub demo --workers``: a demo node fed by the feed's relay."""
+    replica = MemorySnapshots()
+    node = _demo_node(cfg, replica, f"{cfg.fanout.group or 'demo'}-w{slot.index}")
+    await node.start(reuse_port=True)
+    ops = await _join_port(node, slot)
+    try:
+        await run_source(node, lambda n: relay_source(n, slot.relay, replica))
+    finally:
+        ops.close()
+        await node.stop()
+
+
+async def _join_port(node: FanoutNode, slot: Slot) -> Server:
+    """A worker's own answers on a private port, for the sibling a scrape of the shared
+    port hits; the port-wide answers through its siblings."""
+
+    def health() -> dict[str, Any]:
+        return {**node.health(), "pid": os.getpid()}
+
+    ops = await serve_ops("127.0.0.1", 0, health)
+    siblings = Siblings(slot)
+    node.ops_hook = lambda path: siblings.answer(path, health())
+    slot.ready(bound_port(ops))
+    return ops
 
 
 async def run_feed(cfg: HubConfig) -> None:
@@ -143,14 +223,7 @@ async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
     server = await node.start(reuse_port=slot is not None)
     ops = None
     if slot is not None:
-        # Its own answers on a private port, for the sibling a scrape of the shared port hits.
-        def health() -> dict[str, Any]:
-            return {**node.health(), "pid": os.getpid()}
-
-        ops = await serve_ops("127.0.0.1", 0, health)
-        siblings = Siblings(slot)
-        node.ops_hook = lambda path: siblings.answer(path, health())
-        slot.ready(bound_port(ops))
+        ops = await _join_port(node, slot)
     else:
         port = bound_port(server)
         announce(

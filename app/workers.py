@@ -15,6 +15,11 @@ is down or not ok).
 
 Limits stay per worker: ``max_connections`` and a key's connection and view limits
 apply in each worker, so N workers admit up to N times as many.
+
+``hub demo --workers N`` runs the same supervisor with demo workers: the feed stays in
+the supervisor's process and reaches the workers through its relay (bus.relay), a
+Unix socket in the run directory; the feed's own ``/metrics`` and ``/healthz`` join the
+port's (samples labelled ``worker="feed"``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -94,12 +99,26 @@ class Slot:
     count: int
     rundir: Path
 
+    @property
+    def relay(self) -> Path:
+        """The demo feed's relay socket (``hub demo --workers``)."""
+        return self.rundir / RELAY
+
     def ready(self, ops_port: int) -> None:
         """Tell the supervisor and the siblings this worker serves (atomically)."""
-        tmp = self.rundir / f".worker-{self.index}.tmp"
-        info = {"worker": self.index, "pid": os.getpid(), "ops_port": ops_port}
-        tmp.write_text(json.dumps(info))
-        tmp.replace(self.rundir / f"worker-{self.index}.json")
+        listed(self.rundir, f"worker-{self.index}", {"worker": self.index, "ops_port": ops_port})
+
+
+RELAY = "relay.sock"
+FEED = "feed"
+"""The run-directory entry of the demo's feed process (its private ops port)."""
+
+
+def listed(rundir: Path, name: str, info: dict[str, Any]) -> None:
+    """Write ``<name>.json`` (this process's pid added) into the run directory, atomically."""
+    tmp = rundir / f".{name}.tmp"
+    tmp.write_text(json.dumps({**info, "pid": os.getpid()}))
+    tmp.replace(rundir / f"{name}.json")
 
 
 class Siblings:
@@ -119,6 +138,13 @@ class Siblings:
                 out[int(info["worker"])] = int(info["ops_port"])
         return out
 
+    def feed_port(self) -> int | None:
+        """The demo feed's private ops port, when this port's workers are a demo's."""
+        try:
+            return int(json.loads((self.rundir / f"{FEED}.json").read_text())["ops_port"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def answer(self, path: str, own_health: dict[str, Any]) -> Awaitable[Response] | None:
         """The port-wide answer to /metrics or /healthz; None for any other path."""
         if path == "/metrics":
@@ -127,37 +153,47 @@ class Siblings:
             return self._health(own_health)
         return None
 
-    async def _gather(self, path: str) -> dict[int, tuple[int, bytes] | None]:
-        others = {i: p for i, p in self.ports().items() if i != self.me}
+    async def _gather(self, path: str) -> dict[int | str, tuple[int, bytes] | None]:
+        """Every sibling's answer to ``path`` (the demo's feed as ``"feed"``)."""
+        others: dict[int | str, int] = {i: p for i, p in self.ports().items() if i != self.me}
+        feed = self.feed_port()
+        if feed is not None:
+            others[FEED] = feed
         answers = await asyncio.gather(*(fetch(port, path) for port in others.values()))
         return dict(zip(others, answers, strict=True))
 
     async def _metrics(self) -> Response:
-        texts = {self.me: generate_latest(PROCESS).decode()}
+        texts = {str(self.me): generate_latest(PROCESS).decode()}
         for i, got in (await self._gather("/metrics")).items():
             if got is not None and got[0] == 200:
-                texts[i] = got[1].decode()
+                texts[str(i)] = got[1].decode()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Labelled(texts))
         return response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
     async def _health(self, own: dict[str, Any]) -> Response:
-        workers: dict[int, dict[str, Any]] = {self.me: own}
+        answers: dict[int | str, dict[str, Any]] = {self.me: own}
         for i, got in (await self._gather("/healthz")).items():
             try:
-                workers[i] = json.loads(got[1]) if got is not None else {"ok": False}
+                answers[i] = json.loads(got[1]) if got is not None else {"ok": False}
             except ValueError:
-                workers[i] = {"ok": False}
+                answers[i] = {"ok": False}
             if got is None:
-                workers[i]["error"] = "worker did not answer"
+                answers[i]["error"] = "did not answer"
+        feed = answers.pop(FEED, None)
+        workers = {i: a for i, a in answers.items() if isinstance(i, int)}
         missing = [i for i in range(self.count) if i not in workers]
         status = {
-            "ok": not missing and all(w.get("ok", False) for w in workers.values()),
+            "ok": not missing
+            and all(w.get("ok", False) for w in answers.values())
+            and (feed is None or feed.get("ok", False)),
             "workers": self.count,
             "answered_by": self.me,
             "missing": missing,
             "nodes": [{"worker": i, **workers[i]} for i in sorted(workers)],
         }
+        if feed is not None or self.feed_port() is not None:
+            status["feed"] = feed or {"ok": False, "error": "did not answer"}
         return response(200 if status["ok"] else 503, json.dumps(status).encode(), JSON)
 
 
@@ -167,7 +203,7 @@ JSON = "application/json"
 class _Labelled(Collector):
     """The workers' expositions as one, every sample labelled with its worker."""
 
-    def __init__(self, texts: dict[int, str]) -> None:
+    def __init__(self, texts: dict[str, str]) -> None:
         self.texts = texts
 
     def collect(self) -> Iterator[Metric]:
@@ -180,7 +216,7 @@ class _Labelled(Collector):
                         family.name, family.documentation, family.type, family.unit
                     )
                 for s in family.samples:
-                    labels = {**s.labels, "worker": str(worker)}
+                    labels = {**s.labels, "worker": worker}
                     merged.samples.append(s._replace(labels=labels))
         yield from families.values()
 
@@ -207,13 +243,25 @@ async def fetch(port: int, path: str) -> tuple[int, bytes] | None:
 def worker_main(cfg: HubConfig, slot: Slot) -> None:
     """A worker process: one fanout node on the shared port (spawned by the supervisor)."""
     from app.run import run_fanout
+
+    _serve_worker(cfg, lambda: run_fanout(cfg, slot))
+
+
+def demo_worker_main(cfg: HubConfig, slot: Slot) -> None:
+    """A worker of ``hub demo --workers``: one node fed by the demo's relay."""
+    from app.run import run_demo_worker
+
+    _serve_worker(cfg, lambda: run_demo_worker(cfg, slot))
+
+
+def _serve_worker(cfg: HubConfig, service: Callable[[], Coroutine[Any, Any, None]]) -> None:
     from app.shutdown import run_service
     from hub.logs import setup_logging
 
     setup_logging(cfg.log_level)
     # Ctrl-C in a terminal reaches the whole process group: the supervisor says when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_service(lambda: run_fanout(cfg, slot), cfg.shutdown_timeout_s, cfg.gc_full_every_s)
+    run_service(service, cfg.shutdown_timeout_s, cfg.gc_full_every_s)
 
 
 # --- the supervisor side ---------------------------------------------------------------
@@ -230,9 +278,17 @@ class _Worker:
 class Supervisor:
     """Start, watch, restart and stop the workers of one port."""
 
-    def __init__(self, cfg: HubConfig, workers: int) -> None:
+    def __init__(
+        self,
+        cfg: HubConfig,
+        workers: int,
+        entry: Callable[[HubConfig, Slot], None] = worker_main,
+        name: str = "fanout",
+    ) -> None:
         self.workers = workers
-        self.rundir = Path(tempfile.mkdtemp(prefix="hub-fanout-"))
+        self.entry = entry
+        self.name = name
+        self.rundir = Path(tempfile.mkdtemp(prefix=f"hub-{name}-"))
         self.reserved = reserve_port(cfg.fanout.host, cfg.fanout.port)
         self.port: int = self.reserved.getsockname()[1]
         self.cfg = dataclasses.replace(
@@ -245,9 +301,9 @@ class Supervisor:
     def _spawn(self, index: int, backoff: Backoff | None = None) -> _Worker:
         (self.rundir / f"worker-{index}.json").unlink(missing_ok=True)
         process = self.context.Process(
-            target=worker_main,
+            target=self.entry,
             args=(self.cfg, Slot(index, self.workers, self.rundir)),
-            name=f"hub-fanout-worker-{index}",
+            name=f"hub-{self.name}-worker-{index}",
         )
         process.start()
         worker = _Worker(index, process, time.monotonic(), backoff or Backoff(0.5, 30.0, "spread"))

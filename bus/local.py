@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hub.events import BookSnapshot, Event, Instrument
@@ -82,17 +82,30 @@ class InProcessBus:
                     self.dropped += 1
 
     async def _wait_for_room(self) -> None:
-        started = last = time.monotonic()
-        held = sum(q.qsize() for q in self._queues)
-        while max((q.qsize() for q in self._queues), default=0) > self._high_water:
-            await asyncio.sleep(0.002)
-            now, before = time.monotonic(), held
-            held = sum(q.qsize() for q in self._queues)
-            if held < before:
-                last = now
-            elif now - last > self.STALL_S:
-                break  # nobody took anything: the stuck one loses the overflow
-        self.waited_s += time.monotonic() - started
+        # A stuck subscriber loses the overflow.
+        waited, _stalled = await wait_for_room(
+            lambda: [q.qsize() for q in self._queues], self._high_water, self.STALL_S
+        )
+        self.waited_s += waited
+
+
+async def wait_for_room(
+    held: Callable[[], list[int]], high_water: int, stall_s: float
+) -> tuple[float, bool]:
+    """Wait while any of the consumers holds more than ``high_water`` (``held``: what each
+    holds now), or until none has taken anything for ``stall_s``; the seconds waited, and
+    whether it ended on a stall."""
+    started = last = time.monotonic()
+    total = sum(held())
+    while max(held(), default=0) > high_water:
+        await asyncio.sleep(0.002)
+        now, before = time.monotonic(), total
+        total = sum(held())
+        if total < before:
+            last = now
+        elif now - last > stall_s:
+            return now - started, True
+    return time.monotonic() - started, False
 
 
 class MemorySnapshots:
@@ -113,3 +126,7 @@ class MemorySnapshots:
 
     async def put_instrument(self, instrument: Instrument) -> None:
         self._instruments[instrument.venue, instrument.symbol] = instrument
+
+    def held(self) -> tuple[list[Instrument], list[BookSnapshot]]:
+        """Every instrument and latest snapshot, now (no await: nothing changes meanwhile)."""
+        return list(self._instruments.values()), list(self._books.values())

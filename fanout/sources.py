@@ -1,17 +1,21 @@
-"""Where a fanout node gets market data: the in-process bus or Kafka."""
+"""Where a fanout node gets market data: the in-process bus, the demo's relay or Kafka."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from pathlib import Path
 
 from bus.kafka import consumer, start_consumer, topic_names
-from bus.local import InProcessBus
+from bus.local import InProcessBus, MemorySnapshots
+from bus.relay import EVENT, READ_CHUNK, Frames, RelayError
 from fanout.node import FanoutNode
+from hub.backoff import Backoff
 from hub.config import KafkaConfig
 from hub.errors import BadMessage
-from hub.events import EVENT_TYPES, decode
+from hub.events import EVENT_TYPES, BookSnapshot, Instrument, decode
 
 log = logging.getLogger("hub.fanout")
 
@@ -42,6 +46,67 @@ async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
             await slicer.tick()
     finally:
         bus.unsubscribe(queue)
+
+
+async def relay_source(node: FanoutNode, path: Path, replica: MemorySnapshots) -> None:
+    """Feed the node from the demo's relay at ``path`` (bus.relay), keeping ``replica``,
+    the node's snapshot store, up to date; reconnect whenever the stream ends (the node
+    resyncs across what it missed), until cancelled."""
+    backoff = Backoff(0.05, 2.0, "spread")
+    said = False
+    while True:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path))
+        except OSError as exc:
+            if not said:
+                log.warning(
+                    "demo relay unreachable; retrying",
+                    extra={"path": str(path), "error": repr(exc)},
+                )
+                said = True
+            await backoff.wait()
+            continue
+        said = False
+        backoff.reset()
+        try:
+            await _follow_relay(reader, node, replica, path)
+            log.warning("demo relay ended the stream; reconnecting", extra={"path": str(path)})
+        except (OSError, RelayError) as exc:
+            log.warning(
+                "demo relay stream broke; reconnecting",
+                extra={"path": str(path), "error": str(exc)},
+            )
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def _follow_relay(
+    reader: asyncio.StreamReader, node: FanoutNode, replica: MemorySnapshots, path: Path
+) -> None:
+    frames = Frames(path)
+    slicer = Slicer()
+    bad = 0
+    while chunk := await reader.read(READ_CHUNK):
+        for kind, payload in frames.feed(chunk):
+            try:
+                message = decode(payload)
+                if kind == EVENT:
+                    node.on_event(message)
+                elif isinstance(message, BookSnapshot):
+                    await replica.put(message)
+                elif isinstance(message, Instrument):
+                    await replica.put_instrument(message)
+                else:
+                    raise BadMessage(f"a {type(message).__name__} is not for the snapshot store")
+            except Exception as exc:  # one bad message never stops the node
+                bad += 1
+                log.warning(
+                    "relay message dropped",
+                    extra={"path": str(path), "kind": chr(kind), "error": repr(exc), "bad": bad},
+                )
+            await slicer.tick()
 
 
 async def kafka_source(node: FanoutNode, cfg: KafkaConfig) -> None:

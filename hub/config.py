@@ -205,8 +205,9 @@ class FanoutConfig:
     group: str = ""
     """Node name (defaults to fanout-<pid>)."""
     workers: int = 1
-    """Node processes sharing the port through SO_REUSEPORT (``hub fanout --workers``); 0:
-    one per core. Limits (max_connections, per-key) apply in each worker."""
+    """Node processes sharing the port through SO_REUSEPORT (``hub fanout --workers``, and
+    ``hub demo --workers``, fed by the demo feed's relay); 0: one per core. Limits
+    (max_connections, per-key) apply in each worker."""
     database: bool = False
     """Answer REST candle ranges from the recorder's TimescaleDB (postgres.dsn); off: from
     the bars the node holds in memory."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import time
+import urllib.error
 import urllib.request
 from typing import Any
 
 import orjson
 
-from client.market import BookMirror, connect, messages, mirror_for, request
+from client.market import BookMirror, HubClient, connect, messages, mirror_for, request
+from tests.test_fanout_cluster import read_for
 from trading.simulator import SimulatedExchange
 
 
@@ -120,3 +125,76 @@ def test_hub_subscribe_prints_a_verified_live_view(hub_process: Any) -> None:
     down = hub_process("subscribe", "BTC-USD", "--url", "ws://127.0.0.1:1/ws")
     assert down.wait(30) == 3 and "cannot connect" in down.stderr()
     assert demo.stop() == 0
+
+
+def test_demo_workers_share_the_port_fed_by_the_relay(hub_process: Any) -> None:
+    """``hub demo --workers 2``: the feed in one process, two nodes on one port fed by its
+    relay (bus.relay). Clients land on both; a worker killed with SIGKILL is restarted and
+    its clients resume on the port; every client's book is exactly the simulator's at its
+    seq (checksums verified on the way); the port's /metrics and /healthz include the
+    feed's; SIGTERM stops them all."""
+    symbol, seed = "ETH-USD", 5
+    demo = hub_process(
+        "demo", "--port", "0", "--workers", "2", "--symbols", symbol, "--seed", str(seed),
+        "--rate", "300",
+    )  # fmt: skip
+    port = int(demo.wait_for(r"WebSocket API ws://127.0.0.1:(\d+)/ws").group(1))
+    url, base = f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}"
+
+    def health() -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
+    async def connect() -> HubClient:
+        client = HubClient(url, others=[url])
+        await client.connect()
+        channels = [{"channel": "book", "symbol": symbol, "checksum": True}]
+        assert (await client.subscribe(channels))["refused"] == []
+        return client
+
+    async def scenario() -> list[HubClient]:
+        clients = [await connect() for _ in range(12)]
+        assert {c.welcome["node"] for c in clients} == {"demo-w0", "demo-w1"}
+        await asyncio.gather(*(read_for(c, 1.5, []) for c in clients))
+        status, before = health()
+        assert status == 200 and before["ok"] and before["feed"]["ok"], before
+        old = {n["worker"]: n["pid"] for n in before["nodes"]}
+        victims = [c for c in clients if c.welcome["node"] == "demo-w1"]
+        seqs = {id(c): c.books["SIM", symbol].seq or 0 for c in victims}
+        os.kill(old[1], signal.SIGKILL)
+        await asyncio.gather(*(read_for(c, 4.0, []) for c in clients))
+        for c in victims:  # resumed on the port (worker 0), past where it was
+            assert (c.books["SIM", symbol].seq or 0) > seqs[id(c)]
+        deadline = time.monotonic() + 30
+        while True:  # restarted, and synced from the snapshots the relay sends first
+            status, now = health()
+            pids = {n["worker"]: n.get("pid") for n in now["nodes"]}
+            if status == 200 and pids.get(1) not in (None, old[1]):
+                break
+            assert time.monotonic() < deadline, f"worker 1 not back: {now}"
+            await asyncio.sleep(0.3)
+        assert pids[0] == old[0]
+        assert all(s["synced"] for n in now["nodes"] for s in n["streams"]), now
+        late = await connect()  # a client of the restarted worker, if it lands there
+        await read_for(late, 1.5, [])
+        await asyncio.gather(*(read_for(c, 0.5, []) for c in clients))
+        return [*clients, late]
+
+    clients = asyncio.run(scenario())
+    metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    assert 'hub_relay_workers{worker="feed"} 2.0' in metrics
+    assert re.search(r'hub_feed_orders_total\{.*worker="feed"', metrics)
+    for worker in ("0", "1"):
+        assert re.search(rf'hub_fanout_connections\{{.*worker="{worker}"', metrics)
+    x = SimulatedExchange("SIM", symbol, seed)
+    for client in sorted(clients, key=lambda c: c.books["SIM", symbol].seq or 0):
+        book = client.books["SIM", symbol]
+        assert book.checksums > 10
+        while x.book_seq < (book.seq or 0):
+            x.step(0)
+        assert book.depth(0) == [(p, s) for p, s, _n in x.engine.depth(0)]
+        assert book.depth(1) == [(p, s) for p, s, _n in x.engine.depth(1)]
+    assert demo.stop() == 0, demo.stderr()

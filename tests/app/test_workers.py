@@ -46,7 +46,7 @@ def exposition(connections: int, updates: int) -> str:
 
 def test_port_wide_metrics_label_every_sample_with_its_worker_once_per_family() -> None:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Labelled({0: exposition(3, 10), 1: exposition(5, 7)}))
+    registry.register(_Labelled({"0": exposition(3, 10), "1": exposition(5, 7)}))
     text = generate_latest(registry).decode()
     assert text.count("# TYPE hub_fanout_connections gauge") == 1
     assert text.count("# TYPE hub_fanout_updates_total counter") == 1
