@@ -29,7 +29,7 @@ import dataclasses
 import operator
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +37,8 @@ import orjson
 
 from hub.errors import BadInput
 from trading.messages import Cancel, Command, Kill, MassCancel, New, Replace, SetState, Sim
+
+Buffer = bytes | memoryview
 
 FORMAT = 2
 """The journal's format (1: one JSON object per command, before issue 15)."""
@@ -263,11 +265,11 @@ class Journal:
         self._mark = covers
         self._mark_offset = self._size if covers == self.in_file else None
 
-    async def write_checkpoint(self, state: bytes, covers: int) -> None:
+    async def write_checkpoint(self, state: Buffer | Sequence[Buffer], covers: int) -> None:
         """Make ``state`` (the venue after the file's first ``covers`` commands, as JSON
-        serialized when it was taken) durable, then start a new generation of the file
-        holding only what came after it. A crash at any point leaves a checkpoint and a file
-        that recover to the same venue.
+        serialized when it was taken; or its pieces, in order) durable, then start a new
+        generation of the file holding only what came after it. A crash at any point leaves
+        a checkpoint and a file that recover to the same venue.
 
         Commits go on while the checkpoint itself is written: until the rotation, recovery
         reads the old generation's file and replays what follows its first ``covers``
@@ -280,8 +282,8 @@ class Journal:
         if self._mark != covers or offset is None:
             raise ValueError(f"checkpoint covering {covers} was not marked, or not committed")
         head = orjson.dumps({"g": self.generation + 1, "covers": covers})
-        data = head[:-1] + b',"state":' + state + b"}"
-        await asyncio.to_thread(_replace, self.checkpoint_path, data)
+        pieces = [head[:-1] + b',"state":', *_pieces(state), b"}"]
+        await asyncio.to_thread(_replace, self.checkpoint_path, pieces)
         async with self._lock:  # no commit in between; appends wait in memory
             await asyncio.to_thread(self._rotate, offset)
             self.generation += 1
@@ -363,15 +365,21 @@ class Journal:
         self.close()
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file, fsync'd, renamed over it, and
-    the directory fsync'd so the rename itself survives a crash."""
+def _pieces(data: Buffer | Sequence[Buffer]) -> Sequence[Buffer]:
+    return [data] if isinstance(data, bytes | memoryview) else data
+
+
+def _replace(path: Path, data: Buffer | Sequence[Buffer]) -> None:
+    """Write ``path`` (``data``, or its pieces one after the other) whole or not at all: a
+    temporary file, fsync'd, renamed over it, and the directory fsync'd so the rename
+    itself survives a crash."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in _pieces(data):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

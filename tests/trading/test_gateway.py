@@ -23,7 +23,8 @@ from bus.output import FeedOutput
 from client.orders import OrderClient, messages
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
-from trading.gateway import OrderPath
+from trading import gateway
+from trading.gateway import OrderPath, TakenState
 from trading.journal import Journal, decode, read
 from trading.messages import New
 from trading.risk import Account, Limits
@@ -342,6 +343,51 @@ async def test_a_checkpoint_is_the_state_when_taken_not_when_written(tmp_path: P
     assert again.recovered == 12  # 16 commands, 4 inside the checkpoint
     assert state(again.venue) == state(path.venue)
     await again.journal.aclose()
+
+
+async def test_a_taken_state_encodes_its_reports_in_slices_with_the_loop_served_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint's bytes are the venue's snapshot as JSON, whatever the slicing; the
+    kept reports are encoded a slice at a time, other tasks running in between, and
+    commands applied after the state was taken do not change it."""
+    monkeypatch.setattr(gateway, "SLICE", 3)
+    feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
+    orders = OrdersConfig(enabled=True, port=0, journal=str(tmp_path / "j"), fsync=False)
+    path = OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
+    await path.journal.open()
+
+    def trade(i: int) -> None:
+        for account, side in ((1001, "sell"), (1002, "buy")):
+            cmd = path.venue.check(account, orjson.loads(new(f"c{i}", side=side)), i)
+            assert isinstance(cmd, New), cmd
+            path.submit(cmd)
+
+    for i in range(10):
+        trade(i)
+    snapshot = path.venue.snapshot()
+    expected = orjson.loads(orjson.dumps(snapshot))
+    reports = sum(len(a["reports"]) for a in expected["accounts"].values())
+    assert reports >= 20
+    taken = TakenState(snapshot)
+    for i in range(10, 14):
+        trade(i)  # after the take: not in it
+    turns = 0
+
+    async def other() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counting = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    encoded = await taken.encoded()
+    counting.cancel()
+    assert orjson.loads(b"".join(encoded)) == expected
+    assert turns >= reports // 3  # the other task ran between the slices
+    assert orjson.loads(orjson.dumps(path.venue.snapshot())) != expected
+    path.journal.close()  # type: ignore[union-attr]
 
 
 async def test_checkpoints_under_continuous_commands_recover_exactly(tmp_path: Path) -> None:
