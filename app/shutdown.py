@@ -141,10 +141,13 @@ class Shutdown:
 
 
 def run_service(
-    runner: Callable[[], Coroutine[Any, Any, None]], bound_s: float, gc_full_every_s: float = 0.0
+    runner: Callable[[], Coroutine[Any, Any, None]],
+    bound_s: float,
+    gc_full_every_s: float = 0.0,
+    stop_on: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
-    """Run a service coroutine on uvloop until it ends or SIGINT/SIGTERM stops it, with
-    full garbage collections every ``gc_full_every_s`` (app.gc_schedule; 0: Python's)."""
+    """Run a service coroutine on uvloop until it ends or a signal of ``stop_on`` stops it,
+    with full garbage collections every ``gc_full_every_s`` (app.gc_schedule; 0: Python's)."""
     import uvloop
 
     from app import gc_schedule
@@ -157,7 +160,7 @@ def run_service(
         loop = asyncio.get_running_loop()
         assert task is not None
         stop = Shutdown(task, bound_s)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_on:
             loop.add_signal_handler(sig, stop.on_signal, sig)
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         collector = asyncio.create_task(gc_schedule.collect(gc_full_every_s), name="gc")

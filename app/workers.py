@@ -259,9 +259,11 @@ def _serve_worker(cfg: HubConfig, service: Callable[[], Coroutine[Any, Any, None
     from hub.logs import setup_logging
 
     setup_logging(cfg.log_level)
-    # Ctrl-C in a terminal reaches the whole process group: the supervisor says when to stop.
+    # Ctrl-C in a terminal reaches the whole process group: the supervisor says when to
+    # stop (SIGTERM), and a worker that stopped on SIGINT too would take that for a
+    # second signal and exit at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_service(service, cfg.shutdown_timeout_s, cfg.gc_full_every_s)
+    run_service(service, cfg.shutdown_timeout_s, cfg.gc_full_every_s, (signal.SIGTERM,))
 
 
 # --- the supervisor side ---------------------------------------------------------------

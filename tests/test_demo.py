@@ -132,7 +132,7 @@ def test_demo_workers_share_the_port_fed_by_the_relay(hub_process: Any) -> None:
     relay (bus.relay). Clients land on both; a worker killed with SIGKILL is restarted and
     its clients resume on the port; every client's book is exactly the simulator's at its
     seq (checksums verified on the way); the port's /metrics and /healthz include the
-    feed's; SIGTERM stops them all."""
+    feed's; Ctrl-C stops them all, each once."""
     symbol, seed = "ETH-USD", 5
     demo = hub_process(
         "demo", "--port", "0", "--workers", "2", "--symbols", symbol, "--seed", str(seed),
@@ -197,4 +197,10 @@ def test_demo_workers_share_the_port_fed_by_the_relay(hub_process: Any) -> None:
             x.step(0)
         assert book.depth(0) == [(p, s) for p, s, _n in x.engine.depth(0)]
         assert book.depth(1) == [(p, s) for p, s, _n in x.engine.depth(1)]
-    assert demo.stop() == 0, demo.stderr()
+    # Ctrl-C in a terminal reaches every process of the group: each stops once, cleanly.
+    _status, now = health()
+    for pid in [demo.proc.pid, *(n["pid"] for n in now["nodes"])]:
+        os.kill(pid, signal.SIGINT)
+    assert demo.proc.wait(20) == 0, demo.stderr()
+    assert "forced exit" not in demo.stderr()
+    assert demo.stderr().count('"msg":"stopped by signal"') == 3, demo.stderr()
