@@ -37,11 +37,10 @@ from prometheus_client import Counter, Gauge
 
 from bus.local import MemorySnapshots, wait_for_room
 from hub.events import BookSnapshot, Event, Instrument, encode
-from hub.ops import metrics
+from hub.ops import metrics, runs
 
 log = logging.getLogger("hub.relay")
-METRICS = metrics("feed")
-"""The feed process exports them (the relay is its publisher)."""
+METRICS = metrics("relay")
 
 HEADER = struct.Struct(">IB")
 EVENT = ord("E")
@@ -99,6 +98,7 @@ class Relay:
         self.max_buffer = max_buffer
         self._peers: list[_Peer] = []
         self._server: asyncio.Server | None = None
+        runs("relay")
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ HealthCheck = Callable[[], dict[str, Any]]
 """Returns a JSON-able status; ``{"ok": False, ...}`` answers 503."""
 
 
-COMPONENTS = ("feed", "kafka", "fanout", "recorder", "orders")
+COMPONENTS = ("feed", "kafka", "fanout", "recorder", "orders", "relay")
 """The components whose metrics a process may export."""
 _REGISTRIES = {name: CollectorRegistry() for name in COMPONENTS}
 _RUNNING: set[str] = set()
