@@ -77,12 +77,10 @@ class _Peer:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.buffered = writer.transport.get_write_buffer_size
-        self.cut = False
 
     def close(self) -> None:
         """Drop the connection now, with whatever it still holds unsent (the worker
         resyncs from the snapshots it gets first when it reconnects)."""
-        self.cut = True
         self.writer.transport.abort()
 
 
@@ -131,7 +129,7 @@ class Relay:
         except OSError:
             pass
         finally:
-            if not peer.cut:
+            if peer in self._peers:  # not cut: it left
                 self._peers.remove(peer)
                 PEERS.set(len(self._peers))
                 writer.close()

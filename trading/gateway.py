@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from hub.db import migrate
 from hub.errors import HubError
 from hub.ops import bound_port, metrics, ops_response, response, runs
 from trading import schema
+from trading.checkpoint import TakenState
 from trading.feed import MAX_BATCH, continued_epoch, paced_target, publish_start
 from trading.journal import Journal
 from trading.kafka_log import KafkaLog
@@ -585,64 +586,6 @@ class OrderPath:
             await asyncio.gather(flow, committer, return_exceptions=True)
             await server.wait_closed()
             await self.journal.aclose()
-
-
-SLICE = 5_000
-"""Kept reports (or ``cl_ord_id`` entries) a checkpoint encodes between two turns of the
-event loop (~3 ms here)."""
-DEFERRED = ("reports", "by_cl")
-"""The members of an account's state that are immutable once made (the kept reports;
-the ``cl_ord_id`` window's tuples and first reports), so a checkpoint may encode them
-after it was taken."""
-
-
-def _opened(obj: dict[str, Any]) -> bytes:
-    """A JSON object's encoding without its closing brace, ready for more members."""
-    return orjson.dumps(obj)[:-1] + (b"," if obj else b"")
-
-
-class TakenState:
-    """A checkpoint's venue state (``Venue.snapshot``), encoded in two steps so the event
-    loop is not held for all of it: what later commands change (books, orders, counters)
-    at once, when the state is taken; each account's ``DEFERRED`` members, most of the
-    bytes (100,000 kept reports, ~36 MB a window), ``SLICE`` entries at a time while the
-    orders go on. The pieces are never joined on the loop (each copy of 36 MB held it
-    ~20 ms): the journal writes them one after the other. Joined, they are the JSON of
-    ``orjson.dumps(state)`` (keys in another order)."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        now = {k: v for k, v in state.items() if k != "accounts"}
-        self._head = _opened(now) + b'"accounts":{'
-        self._accounts: list[tuple[bytes, dict[str, Any]]] = []
-        for n, (key, account) in enumerate(state["accounts"].items()):
-            now = {k: v for k, v in account.items() if k not in DEFERRED}
-            head = b"," * (n > 0) + orjson.dumps(key) + b":" + _opened(now)
-            self._accounts.append((head, {k: account[k] for k in DEFERRED if k in account}))
-
-    async def encoded(self) -> list[bytes | memoryview]:
-        out: list[bytes | memoryview] = [self._head]
-        for head, later in self._accounts:
-            out.append(head)
-            for n, (name, value) in enumerate(later.items()):
-                out.append(b"," * (n > 0) + orjson.dumps(name) + b":")
-                out += [piece async for piece in _in_slices(value)]
-            out.append(b"}")
-        out.append(b"}}")
-        return out
-
-
-async def _in_slices(value: list[Any] | dict[str, Any]) -> AsyncIterator[bytes | memoryview]:
-    """``value`` as JSON in pieces of ``SLICE`` entries, the event loop served after each."""
-    entries = list(value.items()) if isinstance(value, dict) else value
-    brackets = b"{}" if isinstance(value, dict) else b"[]"
-    yield brackets[:1]
-    for at in range(0, len(entries), SLICE):
-        part = entries[at : at + SLICE]
-        encoded = orjson.dumps(dict(part) if isinstance(value, dict) else part)
-        yield b"," * (at > 0)
-        yield memoryview(encoded)[1:-1]
-        await asyncio.sleep(0)
-    yield brackets[1:]
 
 
 def _send(session: Session, message: Mapping[str, Any]) -> None:

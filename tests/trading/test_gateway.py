@@ -23,8 +23,9 @@ from bus.output import FeedOutput
 from client.orders import OrderClient, messages
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate, Event, Trade
-from trading import gateway
-from trading.gateway import OrderPath, TakenState
+from trading import checkpoint
+from trading.checkpoint import TakenState
+from trading.gateway import OrderPath
 from trading.journal import Journal, decode, read
 from trading.messages import New
 from trading.risk import Account, Limits
@@ -351,7 +352,7 @@ async def test_a_taken_state_encodes_its_reports_in_slices_with_the_loop_served_
     """The checkpoint's bytes are the venue's snapshot as JSON, whatever the slicing; the
     kept reports are encoded a slice at a time, other tasks running in between, and
     commands applied after the state was taken do not change it."""
-    monkeypatch.setattr(gateway, "SLICE", 3)
+    monkeypatch.setattr(checkpoint, "SLICE", 3)
     feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
     orders = OrdersConfig(enabled=True, port=0, journal=str(tmp_path / "j"), fsync=False)
     path = OrderPath(orders, feed, FeedOutput(InProcessBus(), MemorySnapshots()), ACCOUNTS)
