@@ -12,8 +12,10 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from websockets.asyncio.server import Server
@@ -47,6 +49,7 @@ from hub.ops import bound_port, serve_ops
 from recorder.service import Recorder
 
 log = logging.getLogger("hub")
+LISTED_WAIT_S = 10.0
 DEMO_HIGH_WATER = 1_000
 """Events the embedded node may hold unread before a self-paced source waits for it
 (about 0.15 s of the demo's flow at ten times its default rate: a saturated node's
@@ -88,11 +91,25 @@ async def run_demo(cfg: HubConfig) -> None:
     source = build_source(cfg.feed, bus, store, cfg.orders)
     node = _demo_node(cfg, store)
     server = await node.start()
-    _announce_demo(cfg, source.description, bound_port(server))
+    announce = partial(_announce_demo, cfg, source.description, bound_port(server))
     try:
-        await _gather(run_source(node, lambda n: bus_source(n, bus)), source.run())
+        await _gather(
+            run_source(node, lambda n: bus_source(n, bus)),
+            source.run(),
+            _once_listed(store, announce),
+        )
     finally:
         await node.stop()
+
+
+async def _once_listed(store: SnapshotStore, then: Callable[[], None]) -> None:
+    """``then()`` once the feed has stored its first instrument, or after
+    ``LISTED_WAIT_S`` (a live venue that does not answer): a client that connects when
+    the demo says it runs finds the streams listed rather than none."""
+    deadline = time.monotonic() + LISTED_WAIT_S
+    while not await store.instruments() and time.monotonic() < deadline:  # noqa: ASYNC110 - any store
+        await asyncio.sleep(0.01)
+    then()
 
 
 def _demo_node(cfg: HubConfig, store: SnapshotStore, name: str = "") -> FanoutNode:
@@ -135,8 +152,8 @@ async def _demo_workers(cfg: HubConfig, workers: int, self_paced: bool) -> None:
         ops = await serve_ops("127.0.0.1", 0, source.health)
         listed(supervisor.rundir, FEED, {"ops_port": bound_port(ops)})
         await supervisor.start()
-        _announce_demo(cfg, source.description, supervisor.port, workers)
-        await _gather(supervisor.watch(), source.run())
+        announce = partial(_announce_demo, cfg, source.description, supervisor.port, workers)
+        await _gather(supervisor.watch(), source.run(), _once_listed(relay.store, announce))
     finally:
         await supervisor.stop()
         await relay.stop()
@@ -146,14 +163,28 @@ async def _demo_workers(cfg: HubConfig, workers: int, self_paced: bool) -> None:
 
 async def run_demo_worker(cfg: HubConfig, slot: Slot) -> None:
     """One fanout worker of ``hub demo --workers``: a demo node fed by the feed's relay."""
-    replica = MemorySnapshots()
+    replica, held = MemorySnapshots(), asyncio.Event()
     node = _demo_node(cfg, replica, f"{cfg.fanout.group or 'demo'}-w{slot.index}")
-    await node.start(reuse_port=True)
-    ops = await _join_port(node, slot)
+    source = asyncio.create_task(
+        run_source(node, lambda n: relay_source(n, slot.relay, replica, held))
+    )
+    ops = None
     try:
-        await run_source(node, lambda n: relay_source(n, slot.relay, replica))
+        # On the port only once the node knows every stream: the kernel hands a new
+        # connection to any listening worker, and a client that lands on one still
+        # empty would be told the port carries nothing.
+        waiting = asyncio.create_task(held.wait())
+        await asyncio.wait([source, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if source.done():
+            await source  # the source failed before the relay answered: say why
+        await node.start(reuse_port=True)
+        ops = await _join_port(node, slot)
+        await source
     finally:
-        ops.close()
+        source.cancel()
+        if ops is not None:
+            ops.close()
         await node.stop()
 
 

@@ -10,9 +10,9 @@ node runs the same code as behind Kafka and Redis, syncing each book from a snap
 and following it by seq.
 
 A worker that connects first gets every instrument and the latest snapshot of each
-book, then the live stream; the events it missed meanwhile are a seq gap its node
-resyncs across. So a worker that restarts, or that the relay cut, loses nothing it
-cannot rebuild.
+book, a mark that they are all sent, then the live stream; the events it missed
+meanwhile are a seq gap its node resyncs across. So a worker that restarts, or that
+the relay cut, loses nothing it cannot rebuild.
 
 Pacing follows ``InProcessBus``: with ``high_water`` (bytes), a self-paced source (the
 simulator, a file replay) waits while a worker's socket holds more than that, so the
@@ -21,8 +21,10 @@ is cut. A live venue cannot be slowed: a worker more than ``max_buffer`` bytes b
 is cut at once, reconnects and resyncs.
 
 Frames: a 4-byte big-endian length, a kind byte (``E``: an event for the node, ``S``:
-a snapshot or instrument for the store), then the event's wire encoding
-(``hub.events.encode``).
+a snapshot or instrument for the store, ``H``: what the store held is sent, no payload),
+then the event's wire encoding (``hub.events.encode``). A worker joins the shared port
+only after ``H``: by then its node knows every stream, so no client that lands on it is
+told a stream the port carries does not exist.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ METRICS = metrics("relay")
 HEADER = struct.Struct(">IB")
 EVENT = ord("E")
 STORE = ord("S")
+HELD = ord("H")
+KINDS = (EVENT, STORE, HELD)
 MAX_FRAME = 64 << 20
 """Largest frame a worker accepts (a snapshot of a very deep book is a few MB)."""
 MAX_BUFFER = 64 << 20
@@ -119,7 +123,7 @@ class Relay:
         # await until the peer is listed), so the worker misses no write after these.
         instruments, books = self.store.held()
         held: list[Event] = [*instruments, *books]
-        writer.write(b"".join(frame(STORE, encode(x)) for x in held))
+        writer.write(b"".join([*(frame(STORE, encode(x)) for x in held), frame(HELD, b"")]))
         self._peers.append(peer)
         PEERS.set(len(self._peers))
         log.info("fanout worker connected", extra={"workers": len(self._peers)})
@@ -208,7 +212,7 @@ class Frames:
         at = 0
         while len(buffer) - at >= HEADER.size:
             size, kind = HEADER.unpack_from(buffer, at)
-            if size > MAX_FRAME or kind not in (EVENT, STORE):
+            if size > MAX_FRAME or kind not in KINDS:
                 raise RelayError(
                     f"relay {self.path} sent a bad frame header (kind {kind}, {size} bytes)"
                 )

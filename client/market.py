@@ -335,10 +335,15 @@ class HubClient:
             max_queue=None,
         )
         self.welcome = await self._expect("welcome")
-        for s in (await self.request({"op": "list"}, "streams"))["streams"]:
-            self.streams[s["venue"], s["symbol"]] = s
+        await self.list_streams()
         if self._pinger is None or self._pinger.done():
             self._pinger = asyncio.create_task(self._ping())
+
+    async def list_streams(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The node's streams now (``streams``, by (venue, symbol))."""
+        for s in (await self.request({"op": "list"}, "streams"))["streams"]:
+            self.streams[s["venue"], s["symbol"]] = s
+        return self.streams
 
     async def close(self) -> None:
         if self._pinger is not None:
@@ -377,6 +382,8 @@ class HubClient:
         answer = await self.request({"op": "subscribe", "channels": channels}, "subscribed")
         for item in answer["accepted"]:
             key = item["venue"], item["symbol"]
+            if key not in self.streams:  # a stream new since the list at connect
+                await self.list_streams()
             s = self.streams[key]
             if item["channel"] == "book":
                 self.books[key] = BookMirror(s["tick_size"], s["lot_size"], item.get("depth", 0))

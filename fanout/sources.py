@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bus.kafka import consumer, start_consumer, topic_names
 from bus.local import InProcessBus, MemorySnapshots
-from bus.relay import EVENT, READ_CHUNK, Frames, RelayError
+from bus.relay import EVENT, HELD, READ_CHUNK, Frames, RelayError
 from fanout.node import FanoutNode
 from hub.backoff import Backoff
 from hub.config import KafkaConfig
@@ -48,10 +48,17 @@ async def bus_source(node: FanoutNode, bus: InProcessBus) -> None:
         bus.unsubscribe(queue)
 
 
-async def relay_source(node: FanoutNode, path: Path, replica: MemorySnapshots) -> None:
+async def relay_source(
+    node: FanoutNode,
+    path: Path,
+    replica: MemorySnapshots,
+    held: asyncio.Event | None = None,
+) -> None:
     """Feed the node from the demo's relay at ``path`` (bus.relay), keeping ``replica``,
     the node's snapshot store, up to date; reconnect whenever the stream ends (the node
-    resyncs across what it missed), until cancelled."""
+    resyncs across what it missed), until cancelled. ``held`` is set once the node has
+    what the relay's store held when it first connected: every instrument (so every
+    stream) and each book's latest snapshot."""
     backoff = Backoff(0.05, 2.0, "spread")
     said = False
     while True:
@@ -69,7 +76,7 @@ async def relay_source(node: FanoutNode, path: Path, replica: MemorySnapshots) -
         said = False
         backoff.reset()
         try:
-            await _follow_relay(reader, node, replica, path)
+            await _follow_relay(reader, node, replica, path, held)
             log.warning("demo relay ended the stream; reconnecting", extra={"path": str(path)})
         except (OSError, RelayError) as exc:
             log.warning(
@@ -83,13 +90,21 @@ async def relay_source(node: FanoutNode, path: Path, replica: MemorySnapshots) -
 
 
 async def _follow_relay(
-    reader: asyncio.StreamReader, node: FanoutNode, replica: MemorySnapshots, path: Path
+    reader: asyncio.StreamReader,
+    node: FanoutNode,
+    replica: MemorySnapshots,
+    path: Path,
+    held: asyncio.Event | None,
 ) -> None:
     frames = Frames(path)
     slicer = Slicer()
     bad = 0
     while chunk := await reader.read(READ_CHUNK):
         for kind, payload in frames.feed(chunk):
+            if kind == HELD:
+                if held is not None:
+                    held.set()
+                continue
             try:
                 message = decode(payload)
                 if kind == EVENT:
@@ -98,6 +113,7 @@ async def _follow_relay(
                     await replica.put(message)
                 elif isinstance(message, Instrument):
                     await replica.put_instrument(message)
+                    node.on_event(message)  # the node learns the stream (a late worker too)
                 else:
                     raise BadMessage(f"a {type(message).__name__} is not for the snapshot store")
             except Exception as exc:  # one bad message never stops the node
