@@ -50,6 +50,9 @@ from recorder.service import Recorder
 
 log = logging.getLogger("hub")
 LISTED_WAIT_S = 10.0
+JOIN_WAIT_S = 5.0
+"""Longest a fanout worker behind Kafka waits, before joining its port, for its node to
+know every stream the snapshot store lists (from events on Kafka)."""
 DEMO_HIGH_WATER = 1_000
 """Events the embedded node may hold unread before a self-paced source waits for it
 (about 0.15 s of the demo's flow at ten times its default rate: a saturated node's
@@ -165,27 +168,54 @@ async def run_demo_worker(cfg: HubConfig, slot: Slot) -> None:
     """One fanout worker of ``hub demo --workers``: a demo node fed by the feed's relay."""
     replica, held = MemorySnapshots(), asyncio.Event()
     node = _demo_node(cfg, replica, f"{cfg.fanout.group or 'demo'}-w{slot.index}")
-    source = asyncio.create_task(
-        run_source(node, lambda n: relay_source(n, slot.relay, replica, held))
+    await _serve_worker_node(
+        node, slot, run_source(node, lambda n: relay_source(n, slot.relay, replica, held)), held
     )
+
+
+async def _serve_worker_node(
+    node: FanoutNode, slot: Slot, source: Coroutine[Any, Any, None], known: asyncio.Event
+) -> None:
+    """Run a worker's source; join the shared port once ``known`` is set (its node knows
+    the streams) and serve until the source ends. The kernel hands a new connection to
+    any listening worker: one that joined still empty would tell a client the port
+    carries nothing."""
+    task = asyncio.create_task(source)
     ops = None
     try:
-        # On the port only once the node knows every stream: the kernel hands a new
-        # connection to any listening worker, and a client that lands on one still
-        # empty would be told the port carries nothing.
-        waiting = asyncio.create_task(held.wait())
-        await asyncio.wait([source, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting = asyncio.create_task(known.wait())
+        await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
-        if source.done():
-            await source  # the source failed before the relay answered: say why
+        if task.done():
+            await task  # the source failed first: say why
         await node.start(reuse_port=True)
         ops = await _join_port(node, slot)
-        await source
+        await task
     finally:
-        source.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task  # its own clean-up (the consumer's, the relay connection's) first
         if ops is not None:
             ops.close()
         await node.stop()
+
+
+async def _knows_stored_streams(
+    node: FanoutNode, store: SnapshotStore, known: asyncio.Event, bound_s: float = JOIN_WAIT_S
+) -> None:
+    """Set ``known`` once ``node`` has a stream for every instrument in ``store``, or after
+    ``bound_s`` (the store may keep instruments of a feed that no longer runs)."""
+    try:
+        wanted = {(i.venue, i.symbol) for i in await store.instruments()}
+    except Exception as exc:  # the node reports the store on /healthz; join anyway
+        log.warning("cannot read the stored instruments", extra={"error": repr(exc)})
+        wanted = set()
+    deadline = time.monotonic() + bound_s
+    while not wanted <= {(s.venue, s.symbol) for s in node.streams.values()}:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    known.set()
 
 
 async def _join_port(node: FanoutNode, slot: Slot) -> Server:
@@ -251,12 +281,16 @@ async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
         fanout = replace(fanout, group=f"{fanout.group or 'fanout'}-w{slot.index}")
     node = FanoutNode(fanout, store, dsn=cfg.postgres.dsn if cfg.fanout.database else "")
     node.replays.opener = replay_opener(fanout)
-    server = await node.start(reuse_port=slot is not None)
-    ops = None
-    if slot is not None:
-        ops = await _join_port(node, slot)
-    else:
-        port = bound_port(server)
+    source = run_source(node, lambda n: kafka_source(n, cfg.kafka))
+    try:
+        if slot is not None:
+            known = asyncio.Event()
+            await _gather(
+                _serve_worker_node(node, slot, source, known),
+                _knows_stored_streams(node, store, known),
+            )
+            return
+        port = bound_port(await node.start())
         announce(
             [
                 f"hub fanout {node.name} serving ws://{cfg.fanout.host}:{port}/ws",
@@ -264,12 +298,12 @@ async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
                 f"  metrics   http://{cfg.fanout.host}:{port}/metrics",
             ]
         )
-    try:
-        await run_source(node, lambda n: kafka_source(n, cfg.kafka))
+        try:
+            await source
+        finally:
+            await node.stop()
     finally:
-        if ops is not None:
-            ops.close()
-        await node.stop()
+        source.close()  # never awaited when the worker stopped before its source ran
         await store.close()
 
 

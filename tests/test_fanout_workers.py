@@ -3,7 +3,8 @@
 Two node processes share one port through SO_REUSEPORT: clients connecting to the
 one URL land on both (the port-wide /metrics says how many each holds); a worker
 killed with SIGKILL is restarted by the supervisor, its clients resume on the port
-(the kernel hands them to a live worker); every client's book ends equal to the
+(the kernel hands them to a live worker) and the restarted one joins the port only
+knowing the stream; every client's book ends equal to the
 feed's final snapshot in Redis, every delta on the way seq-checked and checksum-
 verified; SIGTERM stops the supervisor and every worker.
 """
@@ -109,6 +110,17 @@ def test_workers_share_the_port_and_a_killed_worker_comes_back(
             assert time.monotonic() < deadline, f"worker 1 not restarted: {now}"
             await asyncio.sleep(0.3)
         assert now[0] == old[0]  # the other worker ran on
+        # Back on the port only knowing the stream: a connection that lands on the new
+        # worker at once finds it listed and is accepted (it joins once its node has a
+        # stream for every instrument in Redis).
+        fresh = [HubClient(url) for _ in range(CLIENTS)]
+        for c in fresh:
+            await c.connect()
+            assert ("SIM", SYMBOL) in c.streams, (c.welcome["node"], c.streams)
+            assert (await c.subscribe(channels))["refused"] == []
+        assert {c.welcome["node"] for c in fresh} == {"fanout-w0", "fanout-w1"}
+        for c in fresh:
+            await c.close()
         return clients
 
     async def finish() -> None:
