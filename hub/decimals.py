@@ -7,7 +7,9 @@ integer number of lots. Nothing here goes through float or Decimal.
 ``Unit.to_units`` reads the plain strings venues send with the book core's
 compiled reader (``orderbook_core.UnitScale``) and everything else (signs,
 spaces, off-grid values, results past int64) with the exact regular-expression
-reader ``Unit.exact_units``, which is what decides every refusal.
+reader ``Unit.exact_units``, which is what decides every refusal. ``Unit.to_str``
+formats int64 values in the core too (``UnitScale.text``), any other int with
+``Unit.exact_str``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def parse_decimal(text: str) -> tuple[int, int]:
 class Unit:
     """A tick or lot size such as ``"0.01"``: converts strings to integer units and back."""
 
-    __slots__ = ("_div", "_exp", "_mant", "_zero", "plain", "scale", "text")
+    __slots__ = ("_div", "_exp", "_mant", "_zero", "formatted", "plain", "scale", "text")
 
     def __init__(self, text: str) -> None:
         mant, exp = parse_decimal(text)
@@ -50,6 +52,8 @@ class Unit:
         """The compiled reader of this unit (``orderbook_core.UnitScale``)."""
         self.plain = self.scale.units
         """A plain string's units in int64, or None (ask ``to_units``)."""
+        self.formatted = self.scale.text
+        """Units in int64 as this unit's decimal string, or None (ask ``to_str``)."""
 
     def to_units(self, text: str) -> int:
         """Convert a decimal string to a whole number of units; refuse anything off the grid."""
@@ -70,6 +74,12 @@ class Unit:
 
     def to_str(self, units: int) -> str:
         """Format a whole number of units as a decimal string with this unit's decimals."""
+        text = self.formatted(units)
+        return self.exact_str(units) if text is None else text
+
+    def exact_str(self, units: int) -> str:
+        """``to_str`` with Python ints: the reference for any int (the compiled formatter
+        only ever agrees with it)."""
         if units == 0:
             return self._zero
         scaled = units * self._mant

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 MAX_TEXT = 64
 """Longest number text read (feedhandler.frames.MAX_NUMBER_TEXT)."""
 MAX_EXP = 18
@@ -35,6 +36,21 @@ class UnitScale:
         self.usable = mant <= INT64_MAX and exp <= MAX_EXP
         self.mant = mant if self.usable else 1
         self.exp = exp if self.usable else 0
+
+    def text(self, units: object) -> str | None:
+        """``units`` as the decimal string of this unit (``exp`` decimals, ``-`` when
+        negative), or None where the exact formatter must answer (not an int, or past
+        int64 once scaled)."""
+        if not self.usable or type(units) is not int or not INT64_MIN <= units <= INT64_MAX:
+            return None
+        scaled = units * self.mant
+        if not INT64_MIN <= scaled <= INT64_MAX:
+            return None
+        digits = str(abs(scaled)).rjust(self.exp + 1, "0")
+        sign = "-" if scaled < 0 else ""
+        if not self.exp:
+            return sign + digits
+        return f"{sign}{digits[: -self.exp]}.{digits[-self.exp :]}"
 
     def units(self, text: object) -> int | None:
         """The whole units in ``text``, or None where the exact reader must answer."""

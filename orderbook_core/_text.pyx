@@ -18,9 +18,14 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 include "_consts.pxi"
 
 cdef extern from "Python.h":
+    str PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
     bint PyUnicode_IS_ASCII(object text)
     void* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
+cdef extern from *:
+    bint __builtin_mul_overflow(int64_t a, int64_t b, int64_t* out) nogil
+
 
 cdef enum:
     MAX_TEXT = 64  # longest number text read (feedhandler.frames.MAX_NUMBER_TEXT)
@@ -145,6 +150,46 @@ cdef class UnitScale:
         n = read_units(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
                        self.mant, self.exp)
         return None if n < 0 else n
+
+    def text(self, units):
+        """``units`` as the decimal string of this unit (``exp`` decimals, ``-`` when
+        negative), or None where the exact formatter must answer (not an int, or past
+        int64 once scaled)."""
+        cdef int64_t u, scaled
+        cdef uint64_t mag
+        if not self.usable or type(units) is not int:
+            return None
+        try:
+            u = units
+        except OverflowError:
+            return None
+        if __builtin_mul_overflow(u, self.mant, &scaled):
+            return None
+        mag = <uint64_t>(-(scaled + 1)) + 1 if scaled < 0 else <uint64_t>scaled
+        return format_units(mag, scaled < 0, self.exp)
+
+
+cdef str format_units(uint64_t mag, bint negative, int exp):
+    """``mag * 10**-exp`` as a plain decimal with exactly ``exp`` decimals."""
+    cdef char buf[48]
+    cdef int at = 47, k
+    for k in range(exp):
+        buf[at] = 48 + <char>(mag % 10)
+        mag //= 10
+        at -= 1
+    if exp:
+        buf[at] = 46  # "."
+        at -= 1
+    while True:
+        buf[at] = 48 + <char>(mag % 10)
+        mag //= 10
+        at -= 1
+        if mag == 0:
+            break
+    if negative:
+        buf[at] = 45  # "-"
+        at -= 1
+    return PyUnicode_DecodeASCII(buf + at + 1, 47 - at, NULL)
 
 
 cdef int _two(const char* s) noexcept nogil:

@@ -66,6 +66,53 @@ def test_unit_scales_agree_and_never_contradict_the_exact_reader(text: str, unit
     assert answer(lambda: tick.to_units(text)) == exact
 
 
+INT64 = 2**63
+ints = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.integers(-INT64, INT64 - 1),
+    st.integers(-(INT64 * 10**3), INT64 * 10**3),
+    st.sampled_from([0, 1, -1, INT64 - 1, -INT64, INT64, -INT64 - 1, 10**30]),
+)
+"""Units near zero, anywhere in int64, a little past it, and its edges."""
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ints, st.sampled_from(UNITS))
+@example(2**63 - 1, "1")
+@example(-(2**63), "1")
+@example(-(2**63), "0.01")
+@example(92233720368547758, "0.00000001")
+@example(-1, "0." + "0" * 17 + "1")
+def test_unit_formatters_agree_and_never_contradict_the_exact_formatter(
+    units: int, unit: str
+) -> None:
+    tick = Unit(unit)
+    compiled = _text.UnitScale(tick._mant, tick._exp).text(units)
+    twin = _pytext.UnitScale(tick._mant, tick._exp).text(units)
+    assert compiled == twin
+    exact = tick.exact_str(units)
+    if compiled is not None:
+        assert compiled == exact
+    assert tick.to_str(units) == exact
+    assert tick.to_units(exact) == units  # the string reads back as the same units
+
+
+@pytest.mark.parametrize("scale", [_text.UnitScale, _pytext.UnitScale])
+def test_unit_scales_format_what_reports_and_books_send(scale: Any) -> None:
+    cents, satoshi, half = scale(1, 2), scale(1, 8), scale(5, 1)
+    assert cents.text(6000012) == "60000.12"
+    assert cents.text(0) == "0.00" and scale(1, 0).text(0) == "0"
+    assert cents.text(-5) == "-0.05" and cents.text(-500) == "-5.00"
+    assert satoshi.text(1) == "0.00000001"
+    assert half.text(203) == "101.5"
+    assert scale(25, 0).text(4) == "100"
+    assert cents.text(2**63 - 1) == "92233720368547758.07"
+    assert cents.text(-(2**63)) == "-92233720368547758.08"
+    assert half.text(2**63 - 1) is None  # 5 * units is past int64: the exact formatter
+    for declined in (2**63, -(2**63) - 1, 1.0, "1", None, True):
+        assert cents.text(declined) is None, declined
+
+
 @pytest.mark.parametrize("scale", [_text.UnitScale, _pytext.UnitScale])
 def test_unit_scales_read_what_venues_send(scale: Any) -> None:
     cents, satoshi = scale(1, 2), scale(1, 8)
