@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -50,6 +50,7 @@ from recorder.service import Recorder
 
 log = logging.getLogger("hub")
 LISTED_WAIT_S = 10.0
+"""Longest the demo waits for its feed's first instrument before it says it runs."""
 JOIN_WAIT_S = 5.0
 """Longest a fanout worker behind Kafka waits, before joining its port, for its node to
 know every stream the snapshot store lists (from events on Kafka)."""
@@ -105,13 +106,22 @@ async def run_demo(cfg: HubConfig) -> None:
         await node.stop()
 
 
+async def _until(check: Callable[[], Awaitable[bool]], bound_s: float, every_s: float) -> None:
+    """Return once ``check()`` is true, or after ``bound_s`` (polled every ``every_s``)."""
+    deadline = time.monotonic() + bound_s
+    while not await check() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
+        await asyncio.sleep(every_s)
+
+
 async def _once_listed(store: SnapshotStore, then: Callable[[], None]) -> None:
     """``then()`` once the feed has stored its first instrument, or after
     ``LISTED_WAIT_S`` (a live venue that does not answer): a client that connects when
     the demo says it runs finds the streams listed rather than none."""
-    deadline = time.monotonic() + LISTED_WAIT_S
-    while not await store.instruments() and time.monotonic() < deadline:  # noqa: ASYNC110 - any store
-        await asyncio.sleep(0.01)
+
+    async def listed() -> bool:
+        return bool(await store.instruments())
+
+    await _until(listed, LISTED_WAIT_S, 0.01)
     then()
 
 
@@ -169,21 +179,27 @@ async def run_demo_worker(cfg: HubConfig, slot: Slot) -> None:
     replica, held = MemorySnapshots(), asyncio.Event()
     node = _demo_node(cfg, replica, f"{cfg.fanout.group or 'demo'}-w{slot.index}")
     await _serve_worker_node(
-        node, slot, run_source(node, lambda n: relay_source(n, slot.relay, replica, held)), held
+        node,
+        slot,
+        run_source(node, lambda n: relay_source(n, slot.relay, replica, held)),
+        held.wait(),
     )
 
 
 async def _serve_worker_node(
-    node: FanoutNode, slot: Slot, source: Coroutine[Any, Any, None], known: asyncio.Event
+    node: FanoutNode,
+    slot: Slot,
+    source: Coroutine[Any, Any, None],
+    known: Coroutine[Any, Any, Any],
 ) -> None:
-    """Run a worker's source; join the shared port once ``known`` is set (its node knows
+    """Run a worker's source; join the shared port once ``known`` returns (its node knows
     the streams) and serve until the source ends. The kernel hands a new connection to
     any listening worker: one that joined still empty would tell a client the port
     carries nothing."""
     task = asyncio.create_task(source)
     ops = None
     try:
-        waiting = asyncio.create_task(known.wait())
+        waiting = asyncio.create_task(known)
         await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         if task.done():
@@ -200,22 +216,19 @@ async def _serve_worker_node(
         await node.stop()
 
 
-async def _knows_stored_streams(
-    node: FanoutNode, store: SnapshotStore, known: asyncio.Event, bound_s: float = JOIN_WAIT_S
-) -> None:
-    """Set ``known`` once ``node`` has a stream for every instrument in ``store``, or after
-    ``bound_s`` (the store may keep instruments of a feed that no longer runs)."""
+async def _knows_stored_streams(node: FanoutNode, store: SnapshotStore) -> None:
+    """Return once ``node`` has a stream for every instrument in ``store``, or after
+    ``JOIN_WAIT_S`` (the store may keep instruments of a feed that no longer runs)."""
     try:
         wanted = {(i.venue, i.symbol) for i in await store.instruments()}
     except Exception as exc:  # the node reports the store on /healthz; join anyway
         log.warning("cannot read the stored instruments", extra={"error": repr(exc)})
-        wanted = set()
-    deadline = time.monotonic() + bound_s
-    while not wanted <= {(s.venue, s.symbol) for s in node.streams.values()}:
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    known.set()
+        return
+
+    async def known() -> bool:
+        return wanted <= node.streams.keys()
+
+    await _until(known, JOIN_WAIT_S, 0.05)
 
 
 async def _join_port(node: FanoutNode, slot: Slot) -> Server:
@@ -284,11 +297,7 @@ async def run_fanout(cfg: HubConfig, slot: Slot | None = None) -> None:
     source = run_source(node, lambda n: kafka_source(n, cfg.kafka))
     try:
         if slot is not None:
-            known = asyncio.Event()
-            await _gather(
-                _serve_worker_node(node, slot, source, known),
-                _knows_stored_streams(node, store, known),
-            )
+            await _serve_worker_node(node, slot, source, _knows_stored_streams(node, store))
             return
         port = bound_port(await node.start())
         announce(

@@ -41,9 +41,9 @@ class UnitScale:
         """``units`` as the decimal string of this unit (``exp`` decimals, ``-`` when
         negative), or None where the exact formatter must answer (not an int, or past
         int64 once scaled)."""
-        if not self.usable or type(units) is not int or not INT64_MIN <= units <= INT64_MAX:
+        if not self.usable or type(units) is not int:
             return None
-        scaled = units * self.mant
+        scaled = units * self.mant  # mant >= 1: past int64 whenever units is
         if not INT64_MIN <= scaled <= INT64_MAX:
             return None
         digits = str(abs(scaled)).rjust(self.exp + 1, "0")
