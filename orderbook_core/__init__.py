@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
+    from orderbook_core._scan import binance_frame
     from orderbook_core._text import (
         UnitScale,
         bad_level,
@@ -47,6 +48,7 @@ elif _choice == "python":
     from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
+    from orderbook_core._pyscan import binance_frame
     from orderbook_core._pytext import (
         UnitScale,
         bad_level,
@@ -64,6 +66,7 @@ else:
         from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
+        from orderbook_core._scan import binance_frame
         from orderbook_core._text import (
             UnitScale,
             bad_level,
@@ -82,6 +85,7 @@ else:
         from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
+        from orderbook_core._pyscan import binance_frame
         from orderbook_core._pytext import (
             UnitScale,
             bad_level,
@@ -113,6 +117,7 @@ __all__ = [
     "Side",
     "UnitScale",
     "bad_level",
+    "binance_frame",
     "book_diff",
     "dict_levels",
     "iso_to_ns",

@@ -37,6 +37,7 @@ from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
+from orderbook_core import binance_frame
 
 VENUE = "BINANCE"
 MAX_DECIMALS = 18
@@ -117,8 +118,9 @@ class BinanceBase(ParserBase):
             snap = Snapshot(levels, seq=count(field(data, "lastUpdateId"), "lastUpdateId"))
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
-        out = self._book(raw).snapshot(snap, ts_recv)
-        self._record_top(raw)
+        sync = self._book(raw)
+        out = sync.snapshot(snap, ts_recv)
+        self._record_top(sync)
         return out
 
     def _exchange_info(self, data: Any) -> None:
@@ -129,11 +131,24 @@ class BinanceBase(ParserBase):
         """A depth update's first and last update ids, and the previous update's last id
         where the market chains updates by it (None: by first == previous last + 1)."""
         first, last = count(field(d, "U"), "U"), count(field(d, "u"), "u")
+        return first, last, self._chained(first, last, self._prev(d))
+
+    def _prev(self, d: dict[str, Any]) -> int | None:
+        """The previous update's last id, where the market sends and chains by it."""
+        return None
+
+    def _chained(self, first: int, last: int, prev: int | None) -> int | None:
+        """Refuse ids that cannot be one update's; the ``prev`` the sync engine chains by."""
         if first > last:
             raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
-        return first, last, None
+        return None
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = binance_frame(text, self.units)
+        if scan is not None:
+            out = self._scanned(scan, ts_recv)
+            if out is not None:
+                return out
         msg = self._json(text)
         data = as_dict(msg.get("data", msg) if isinstance(msg, dict) else msg, "stream data")
         kind = data.get("e")
@@ -157,6 +172,23 @@ class BinanceBase(ParserBase):
             raise MalformedFrame("shape", "event type 'e' must be a string")
         return []
 
+    def _scanned(self, scan: tuple[Any, ...], ts_recv: int) -> list[Event] | None:
+        """A depth update or bookTicker the compiled scanner read (orderbook_core._scan);
+        None if its ids are not an update's (the ordinary path then refuses the frame)."""
+        if scan[0] == "ticker":
+            _, raw, update, ticker = scan
+            self._ticker(raw, update, ticker)
+            return []
+        _, raw, first, last, prev, ts_event, levels = scan
+        try:
+            chained = self._chained(first, last, None if prev < 0 else prev)
+        except MalformedFrame:
+            return None
+        sync = self._book(raw)
+        out = sync.delta(Delta(levels, first, last, ts_event, None, chained), ts_recv)
+        self._record_top(sync)
+        return out
+
     def _named(self, msg: Any, data: dict[str, Any]) -> tuple[str, ...]:
         """The symbol a bad depth update was for: its ``s``, else its stream's name."""
         raw = data.get("s")
@@ -175,8 +207,9 @@ class BinanceBase(ParserBase):
             ts_event=millis_time(field(d, "E"), "E"),
             prev=prev,
         )
-        out = self._book(raw).delta(delta, ts_recv)
-        self._record_top(raw)
+        sync = self._book(raw)
+        out = sync.delta(delta, ts_recv)
+        self._record_top(sync)
         return out
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
@@ -194,32 +227,33 @@ class BinanceBase(ParserBase):
         # m: the buyer is the maker, so the aggressor sold.
         return [Trade(self.venue, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
 
-    def _top(self, raw: str) -> Top:
-        book = self._book(raw).book
-        bid, ask = book.best_bid() or (0, 0), book.best_ask() or (0, 0)
-        return (bid[0], bid[1], ask[0], ask[1])
-
-    def _record_top(self, raw: str) -> None:
-        sync = self._book(raw)
+    def _record_top(self, sync: BookSync) -> None:
+        """Keep the live book's top at its update id; compare a bookTicker waiting for it."""
         if not sync.live:
             return
-        tops = self._tops.setdefault(sync.symbol, {})
-        _keep(tops, sync.venue_id, self._top(raw))
+        book = sync.book
+        bid, ask = book.best_bid() or (0, 0), book.best_ask() or (0, 0)
+        top = (bid[0], bid[1], ask[0], ask[1])
+        _keep(self._tops.setdefault(sync.symbol, {}), sync.venue_id, top)
         pending = self._tickers.get(sync.symbol, {}).pop(sync.venue_id, None)
         if pending is not None:
-            self._compare(sync.symbol, pending, tops[sync.venue_id])
+            self._compare(sync.symbol, pending, top)
 
     def _book_ticker(self, d: dict[str, Any]) -> None:
         raw = as_str(field(d, "s"), "s")
         tick, step = self._units(raw, "bookTicker")
-        name = self.names.get(raw, raw)
         ticker = (
             units(tick, field(d, "b"), "b"),
             units(step, field(d, "B"), "B"),
             units(tick, field(d, "a"), "a"),
             units(step, field(d, "A"), "A"),
         )
-        update = count(field(d, "u"), "u")
+        self._ticker(raw, count(field(d, "u"), "u"), ticker)
+
+    def _ticker(self, raw: str, update: int, ticker: Top) -> None:
+        """Compare a bookTicker with the book's top at its update id, or keep it until the
+        book reaches that id."""
+        name = self.names.get(raw, raw)
         top = self._tops.get(name, {}).get(update)
         if top is None:
             _keep(self._tickers.setdefault(name, {}), update, ticker)

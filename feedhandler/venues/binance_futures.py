@@ -43,12 +43,16 @@ class BinanceFuturesParser(BinanceBase):
     inverse = False
     """COIN-M: contracts are worth ``contractSize`` of the quote currency, settled in coin."""
 
-    def _ids(self, d: dict[str, Any]) -> tuple[int, int, int | None]:
-        first, last, _ = super()._ids(d)
-        prev = count(field(d, "pu"), "pu")
+    def _prev(self, d: dict[str, Any]) -> int | None:
+        return count(field(d, "pu"), "pu")
+
+    def _chained(self, first: int, last: int, prev: int | None) -> int | None:
+        super()._chained(first, last, prev)
+        if prev is None:
+            raise MalformedFrame("shape", "missing 'pu'")
         if prev >= first:
             raise MalformedFrame("inconsistent", f"previous update id {prev} not before {first}")
-        return first, last, prev
+        return prev
 
     def _exchange_info(self, data: Any) -> None:
         found: list[tuple[str, Unit, Unit, str, str, Listing | None]] = []

@@ -1,0 +1,17 @@
+"""Pure-Python twin of orderbook_core._scan: it declines every frame.
+
+A scan is only ever a faster way to the answer the venue parser's ordinary path
+gives (the compiled scanner declines whatever it does not read exactly as that
+path would), so the twin's answer, always None, sends every frame down that
+path: the same events, books and refusals, which is what the differential tests
+compare the compiled scanner against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def binance_frame(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.binance_frame; the twin always declines."""
+    return None

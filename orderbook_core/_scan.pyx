@@ -1,0 +1,365 @@
+# cython: language_level=3
+"""Compiled scanning of whole venue frames of the shapes that dominate a feed.
+
+A venue parser decodes a frame with orjson, walks the dict field by field and
+reads every number through the exact readers: a dozen Python calls per frame
+before the book sees it. The scanners here read the frame's text once, in C,
+for the one or two message shapes a venue sends nearly all the time, and hand
+the parser the values it needs (ids, stamps, levels already in whole units).
+
+They accept less than JSON allows and decline (``None``) anything else: a string
+with an escape, a duplicate field, a number the unit's grid does not hold, a
+missing or mistyped field, an unknown symbol, a nesting deeper than 16, text that
+is not JSON. The parser then takes its ordinary path on the same frame, which
+accepts or refuses as it always has, so a scan that answers is the ordinary
+path's answer (the differential tests hold them to that on the real captures and
+on mutated frames). The pure-Python twin (orderbook_core._pyscan) declines every
+frame.
+"""
+
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+from libc.string cimport memcmp
+
+from orderbook_core._text cimport UnitScale, read_units
+
+cdef extern from "Python.h":
+    str PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+    bint PyUnicode_IS_ASCII(object text)
+    void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
+
+cdef enum:
+    T_NONE = 0  # field absent
+    T_STR       # span: the characters between the quotes
+    T_INT       # an integer with no sign, fraction or exponent
+    T_NUM       # any other number
+    T_LIT       # true, false
+    T_NULL
+    T_ARR       # span: from "[" to just past "]"
+    T_OBJ       # span: from "{" to just past "}"
+    MAX_DEPTH = 16
+
+# The fields a Binance stream frame's scan keeps.
+cdef enum:
+    F_DATA = 0, F_E, F_S, F_FIRST, F_LAST, F_PREV, F_TIME, F_BIDS, F_ASKS, F_BID_QTY, F_ASK_QTY
+    N_FIELDS
+
+cdef struct Span:
+    Py_ssize_t start
+    Py_ssize_t end
+    int kind
+
+
+cdef inline Py_ssize_t _ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _string(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """``p[i]`` opens a string: the index of its closing quote, -1 to decline (an escape,
+    a control character, no end)."""
+    i += 1
+    while i < n:
+        if p[i] == 34:  # '"'
+            return i
+        if p[i] == 92 or <unsigned char>p[i] < 32:  # backslash, control
+            return -1
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _digits(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and 48 <= p[i] <= 57:
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _number(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
+    """A JSON number from ``p[i]`` without an exponent: the index past it, -1 to decline."""
+    cdef Py_ssize_t j
+    kind[0] = T_INT
+    if i < n and p[i] == 45:  # "-"
+        kind[0] = T_NUM
+        i += 1
+    if i >= n or not 48 <= p[i] <= 57:
+        return -1
+    if p[i] == 48:  # a leading zero stands alone
+        i += 1
+    else:
+        i = _digits(p, i, n)
+    if i < n and p[i] == 46:  # "."
+        j = _digits(p, i + 1, n)
+        if j == i + 1:
+            return -1
+        i, kind[0] = j, T_NUM
+    if i < n and (p[i] == 101 or p[i] == 69):  # "e", "E": orjson refuses some (1e400)
+        return -1
+    return i
+
+
+cdef Py_ssize_t _value(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
+                       Span* out) noexcept nogil:
+    """Check the JSON value at ``p[i]`` (no leading space) and note where it lies in
+    ``out``; the index past it, -1 to decline."""
+    cdef Py_ssize_t j
+    cdef int kind
+    cdef char c
+    if i >= n:
+        return -1
+    c = p[i]
+    if c == 34:
+        j = _string(p, i, n)
+        out.start, out.end, out.kind = i + 1, j, T_STR
+        return -1 if j < 0 else j + 1
+    if c == 123:  # "{"
+        j = _object(p, i, n, NULL, depth + 1)
+        out.start, out.end, out.kind = i, j, T_OBJ
+        return j
+    if c == 91:  # "["
+        j = _array(p, i, n, depth + 1)
+        out.start, out.end, out.kind = i, j, T_ARR
+        return j
+    if c == 116 and n - i >= 4 and memcmp(p + i, b"true", 4) == 0:
+        out.start, out.end, out.kind = i, i + 4, T_LIT
+        return i + 4
+    if c == 102 and n - i >= 5 and memcmp(p + i, b"false", 5) == 0:
+        out.start, out.end, out.kind = i, i + 5, T_LIT
+        return i + 5
+    if c == 110 and n - i >= 4 and memcmp(p + i, b"null", 4) == 0:
+        out.start, out.end, out.kind = i, i + 4, T_NULL
+        return i + 4
+    j = _number(p, i, n, &kind)
+    out.start, out.end, out.kind = i, j, kind
+    return j
+
+
+cdef inline Py_ssize_t _open(const char* p, Py_ssize_t i, Py_ssize_t n,
+                             int depth) noexcept nogil:
+    """Past the bracket at ``p[i]`` and the spaces after it; -1 past ``MAX_DEPTH``."""
+    return -1 if depth > MAX_DEPTH else _ws(p, i + 1, n)
+
+
+cdef Py_ssize_t _array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
+    cdef Span ignored
+    i = _open(p, i, n, depth)
+    if i < 0:
+        return -1
+    if i < n and p[i] == 93:  # "]"
+        return i + 1
+    while True:
+        i = _value(p, i, n, depth, &ignored)
+        if i < 0:
+            return -1
+        i = _ws(p, i, n)
+        if i >= n:
+            return -1
+        if p[i] == 93:
+            return i + 1
+        if p[i] != 44:  # ","
+            return -1
+        i = _ws(p, i + 1, n)
+
+
+cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Binance field a key names, -1 for any other key."""
+    cdef char c
+    if n == 1:
+        c = k[0]
+        if c == 101: return F_E       # e: event type
+        if c == 115: return F_S       # s: symbol
+        if c == 85: return F_FIRST    # U: first update id
+        if c == 117: return F_LAST    # u: last update id
+        if c == 69: return F_TIME     # E: event time (ms)
+        if c == 98: return F_BIDS     # b: bids, or the best bid
+        if c == 97: return F_ASKS     # a: asks, or the best ask
+        if c == 66: return F_BID_QTY  # B: best bid quantity
+        if c == 65: return F_ASK_QTY  # A: best ask quantity
+        return -1
+    if n == 2 and k[0] == 112 and k[1] == 117:  # pu: previous update's last id
+        return F_PREV
+    if n == 4 and memcmp(k, b"data", 4) == 0:
+        return F_DATA
+    return -1
+
+
+cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
+                        int depth) noexcept nogil:
+    """Check the object at ``p[i]``; with ``fields``, note where each Binance field's value
+    lies (a field twice declines). The index past it, -1 to decline."""
+    cdef Py_ssize_t key, end
+    cdef int f
+    cdef Span value
+    i = _open(p, i, n, depth)
+    if i < 0:
+        return -1
+    if i < n and p[i] == 125:  # "}"
+        return i + 1
+    while True:
+        if i >= n or p[i] != 34:
+            return -1
+        key = i + 1
+        end = _string(p, i, n)
+        if end < 0:
+            return -1
+        i = _ws(p, end + 1, n)
+        if i >= n or p[i] != 58:  # ":"
+            return -1
+        i = _ws(p, i + 1, n)
+        i = _value(p, i, n, depth, &value)
+        if i < 0:
+            return -1
+        if fields != NULL:
+            f = _binance_field(p + key, end - key)
+            if f >= 0:
+                if fields[f].kind != T_NONE:
+                    return -1
+                fields[f] = value
+        i = _ws(p, i, n)
+        if i >= n:
+            return -1
+        if p[i] == 125:
+            return i + 1
+        if p[i] != 44:
+            return -1
+        i = _ws(p, i + 1, n)
+
+
+cdef int64_t _count(const char* p, Span s) noexcept nogil:
+    """A non-negative int64 integer field; -1 to decline."""
+    cdef uint64_t v = 0
+    cdef Py_ssize_t i
+    if s.kind != T_INT or s.end - s.start > 19:
+        return -1
+    for i in range(s.start, s.end):
+        v = v * 10 + <uint64_t>(p[i] - 48)
+    return -1 if v > <uint64_t>INT64_MAX else <int64_t>v
+
+
+cdef inline int64_t _units(const char* p, Span s, UnitScale scale) noexcept nogil:
+    if s.kind != T_STR or not scale.usable:
+        return -1
+    return read_units(p + s.start, s.end - s.start, scale.mant, scale.exp)
+
+
+cdef inline Py_ssize_t _item(const char* p, Py_ssize_t i, Py_ssize_t n, Span* value,
+                             char after) noexcept nogil:
+    """A value at ``p[i]`` and the character ``after`` it: the index of what follows them
+    (spaces skipped), -1 to decline."""
+    i = _value(p, i, n, 2, value)
+    if i < 0:
+        return -1
+    i = _ws(p, i, n)
+    return _ws(p, i + 1, n) if p[i] == after else -1
+
+
+cdef bint _levels(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
+                  list out) except -1:
+    """Rows ``["price", "size"]`` of ``s`` into ``out`` as (side, price, size); False to
+    decline (a row of any other shape, a price not positive, a size off the grid)."""
+    cdef Py_ssize_t i, n = s.end
+    cdef Span price, size
+    cdef int64_t pu, su
+    if s.kind != T_ARR or not tick.usable or not lot.usable:
+        return False
+    i = _ws(p, s.start + 1, n)
+    if p[i] == 93:
+        return True
+    while True:
+        if p[i] != 91:
+            return False
+        i = _item(p, _ws(p, i + 1, n), n, &price, 44)  # "price",
+        if i < 0:
+            return False
+        i = _item(p, i, n, &size, 93)  # "size"]
+        if i < 0:
+            return False
+        pu = _units(p, price, tick)
+        su = _units(p, size, lot)
+        if pu <= 0 or su < 0:
+            return False
+        out.append((side, pu, su))
+        if p[i] == 93:
+            return True
+        if p[i] != 44:
+            return False
+        i = _ws(p, i + 1, n)
+
+
+cdef inline bint _is(const char* p, Span s, const char* word, Py_ssize_t n) noexcept nogil:
+    return s.kind == T_STR and s.end - s.start == n and memcmp(p + s.start, word, n) == 0
+
+
+def binance_frame(text, dict units):
+    """One Binance stream frame (combined ``{"stream", "data"}`` or bare) of the two shapes
+    a book feed is made of, read in C, or None to decline:
+
+    - a ``depthUpdate``: ``("depth", symbol, U, u, pu or -1, E in ns, levels)``, the levels
+      a tuple of (side, price units, size units), bids first;
+    - a ``bookTicker`` (futures name it, spot sends ``u``, ``b``, ``a`` and no ``e``):
+      ``("ticker", symbol, u, (bid, bid qty, ask, ask qty) in units)``.
+
+    ``units`` maps a symbol to its (tick, step) ``hub.decimals.Unit`` pair; a symbol not
+    in it declines. Ids are checked to be int64, not how they order (the parser does)."""
+    cdef Span top[N_FIELDS]
+    cdef Span inner[N_FIELDS]
+    cdef Span* f = top
+    cdef const char* p
+    cdef Py_ssize_t n, i
+    cdef int64_t first, last, prev, ms, b, bq, a, aq
+    cdef list levels
+    cdef UnitScale tick, lot
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    for i in range(N_FIELDS):
+        top[i].kind = T_NONE
+        inner[i].kind = T_NONE
+    i = _ws(p, 0, n)
+    if i >= n or p[i] != 123:
+        return None
+    i = _object(p, i, n, top, 1)
+    if i < 0 or _ws(p, i, n) != n:
+        return None
+    if top[F_DATA].kind != T_NONE:
+        if top[F_DATA].kind != T_OBJ:
+            return None
+        _object(p, top[F_DATA].start, n, inner, 2)
+        f = inner
+    if f[F_S].kind != T_STR:
+        return None
+    symbol = PyUnicode_DecodeASCII(p + f[F_S].start, f[F_S].end - f[F_S].start, NULL)
+    pair = units.get(symbol)
+    if pair is None:
+        return None
+    tick = pair[0].scale
+    lot = pair[1].scale
+    if _is(p, f[F_E], b"depthUpdate", 11):
+        first = _count(p, f[F_FIRST])
+        last = _count(p, f[F_LAST])
+        ms = _count(p, f[F_TIME])
+        if first < 0 or last < 0 or ms < 0 or ms > INT64_MAX // 1_000_000:
+            return None
+        prev = -1
+        if f[F_PREV].kind != T_NONE:
+            prev = _count(p, f[F_PREV])
+            if prev < 0:
+                return None
+        levels = []
+        if not _levels(p, f[F_BIDS], 0, tick, lot, levels):
+            return None
+        if not _levels(p, f[F_ASKS], 1, tick, lot, levels):
+            return None
+        return ("depth", symbol, first, last, prev, ms * 1_000_000, tuple(levels))
+    if f[F_E].kind == T_NONE or _is(p, f[F_E], b"bookTicker", 10):
+        last = _count(p, f[F_LAST])
+        b = _units(p, f[F_BIDS], tick)
+        bq = _units(p, f[F_BID_QTY], lot)
+        a = _units(p, f[F_ASKS], tick)
+        aq = _units(p, f[F_ASK_QTY], lot)
+        if last < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
+            return None
+        return ("ticker", symbol, last, (b, bq, a, aq))
+    return None

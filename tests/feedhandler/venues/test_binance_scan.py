@@ -1,0 +1,176 @@
+"""The compiled Binance frame scanner (orderbook_core._scan.binance_frame) is only a faster
+way to the ordinary path's answer: what it reads, directly; what it must decline; and
+the parser with and without it publishing the same events, books, counts and refusals
+on both real captures and on mutated frames (the twin declines every frame, so under
+ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from hypothesis import note
+from hypothesis import strategies as st
+
+import feedhandler.venues.binance as binance
+from feedhandler.venues.base import ParserBase
+from feedhandler.venues.binance import BinanceParser
+from feedhandler.venues.binance_futures import CoinMParser
+from hub.decimals import Unit
+from hub.events import Event
+from orderbook_core import IMPLEMENTATION, binance_frame
+from tests.conftest import CAPTURES
+from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
+
+SPOT = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
+COINM = CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"
+compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
+UNITS = {"BTCUSDT": (Unit("0.01"), Unit("0.00001"))}
+DEPTH = (
+    '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1634025600123,'
+    '"s":"BTCUSDT","U":157,"u":160,"b":[["57000.10","0.50000"],["56999.00","0"]],'
+    '"a":[["57001.00","1.25"]]}}'
+)
+
+
+@contextlib.contextmanager
+def scanning(on: bool) -> Iterator[list[int]]:
+    """The parser's scanner, or one that declines everything; yields [frames it read]."""
+    read = [0]
+
+    def counted(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
+        out = binance_frame(text, units) if on else None
+        read[0] += out is not None
+        return out
+
+    with mock.patch.object(binance, "binance_frame", counted):
+        yield read
+
+
+def outcome(parser: ParserBase) -> dict[str, Any]:
+    """Everything a parser ends with that consumers or operators see."""
+    return {
+        "books": {
+            s: (b.live, b.seq, b.venue_id, b.book.snapshot()) for s, b in parser.books.items()
+        },
+        "stats": {s: b.stats for s, b in parser.books.items()},
+        "malformed": (parser.malformed, parser.reasons, list(parser.errors)),
+        "tickers": getattr(parser, "ticker_checks", None),
+        "trades": parser.trades,
+    }
+
+
+def replay(make: Callable[[], ParserBase], items: list[Item], on: bool) -> tuple[Any, ...]:
+    with scanning(on) as read:
+        parser = make()
+        events = [e for item in items for e in feed(parser, *item)]
+    return events, outcome(parser), read[0]
+
+
+@compiled
+def test_a_depth_update_is_read_in_units_bids_first() -> None:
+    scan = binance_frame(DEPTH, UNITS)
+    levels = ((0, 5700010, 50000), (0, 5699900, 0), (1, 5700100, 125000))
+    assert scan == ("depth", "BTCUSDT", 157, 160, -1, 1634025600123 * 1_000_000, levels)
+    bare = DEPTH[DEPTH.index('"data":') + 7 : -1].replace('"U":157', '"U":157,"pu":156')
+    assert binance_frame(bare, UNITS) == ("depth", "BTCUSDT", 157, 160, 156, *scan[5:])
+
+
+@compiled
+def test_a_book_ticker_is_read_with_or_without_its_event_type() -> None:
+    spot = '{"u":400900217,"s":"BTCUSDT","b":"57000.10","B":"31.21","a":"57000.11","A":"40.66"}'
+    want = ("ticker", "BTCUSDT", 400900217, (5700010, 3121000, 5700011, 4066000))
+    assert binance_frame(spot, UNITS) == want
+    futures = spot.replace("{", '{"e":"bookTicker","E":1,"T":2,"ps":"BTCUSD",', 1)
+    assert binance_frame(futures, UNITS) == want
+
+
+DECLINED = {
+    "an escape in a string": DEPTH.replace("BTCUSDT", "BTC\\u0055SDT"),
+    "a duplicate field": DEPTH.replace('"U":157', '"U":157,"U":158'),
+    "a number for a price": DEPTH.replace('"57001.00"', "57001.00"),
+    "a price off the tick": DEPTH.replace("57001.00", "57001.001"),
+    "a zero price": DEPTH.replace("57001.00", "0"),
+    "a negative size": DEPTH.replace('"1.25"', '"-1.25"'),
+    "a row of three": DEPTH.replace('"1.25"]', '"1.25","x"]'),
+    "an id as text": DEPTH.replace('"U":157', '"U":"157"'),
+    "an id past int64": DEPTH.replace('"u":160', f'"u":{2**63}'),
+    "a negative id": DEPTH.replace('"U":157', '"U":-157'),
+    "a time past int64 ns": DEPTH.replace("1634025600123", str(2**63 // 1_000_000 + 1)),
+    "an exponent elsewhere": DEPTH.replace('"E":', '"X":1e400,"E":'),
+    "a leading zero": DEPTH.replace('"U":157', '"U":0157'),
+    "a trailing comma": DEPTH.replace('"0.50000"],', '"0.50000"],,'),
+    "text after the object": DEPTH + "x",
+    "an unknown symbol": DEPTH.replace("BTCUSDT", "ETHUSDT"),
+    "data that is not an object": '{"stream":"x","data":[1]}',
+    "a trade": '{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"1.00","q":"1","T":1,"m":true}',
+    "another event": '{"e":"kline","s":"BTCUSDT"}',
+    "non-ASCII text": DEPTH.replace("btcusdt@", "btcusdt\u00e9@"),
+    "nesting past 16": DEPTH.replace('"E":', '"X":' + "[" * 17 + "]" * 17 + ',"E":'),
+    "a control character": DEPTH.replace("btcusdt@", "btc\tusdt@"),
+    "a truncated frame": DEPTH[:-3],
+}
+
+
+@compiled
+@pytest.mark.parametrize("why", sorted(DECLINED))
+def test_what_the_scanner_does_not_read_exactly_it_declines(why: str) -> None:
+    assert binance_frame(DECLINED[why], UNITS) is None
+
+
+@compiled
+def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
+    spaced = (
+        DEPTH.replace(",", " ,\n ")
+        .replace(":", " : ")
+        .replace('"data"', '"x":{"y":[null,true,-1.5]},"data"')
+    )
+    assert binance_frame(spaced, UNITS) == binance_frame(DEPTH, UNITS)
+
+
+@pytest.mark.parametrize(("path", "make"), [(SPOT, BinanceParser), (COINM, CoinMParser)])
+def test_a_capture_publishes_the_same_with_the_scanner_as_without(
+    path: Any, make: Callable[[], ParserBase]
+) -> None:
+    items = capture_items(path)
+    scanned, with_scan, read = replay(make, items, True)
+    plain, without, _ = replay(make, items, False)
+    assert scanned == plain
+    assert with_scan == without
+    frames = sum(1 for x in items if x[0] == "recv")
+    if IMPLEMENTATION == "cython":  # nearly every frame is a depth update or a bookTicker
+        assert read > 0.8 * frames, (read, frames)
+
+
+CASES = {
+    "binance": lambda: Case("binance", capture_items(SPOT), BinanceParser, 1, 260, every=10),
+    "binance-coinm": lambda: Case(
+        "binance-coinm", capture_items(COINM), CoinMParser, 1, 260, every=10
+    ),
+}
+_cases: dict[str, Case] = {}
+
+
+def fed_after(case: Case, i: int, mutated: str | bytes, on: bool) -> tuple[list[Event], Any]:
+    parser = case.replayed(i)  # the clean inputs before i, with the real scanner
+    kind, url, _data, ts = case.items[i]
+    with scanning(on):
+        events = feed(parser, kind, url, mutated, ts)
+        for item in case.items[i + 1 : i + 11]:
+            events += feed(parser, *item)
+    return events, outcome(parser)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@fuzzed
+def test_a_mutated_frame_is_taken_the_same_with_the_scanner_as_without(
+    name: str, data: st.DataObject
+) -> None:
+    case = _cases.get(name) or _cases.setdefault(name, CASES[name]())
+    i = data.draw(st.sampled_from(case.candidates()), label="input")
+    description, mutated, _lie = data.draw(mutate(case.items[i][2]), "mutation")
+    note(f"{name} input {i}: {description}")
+    assert fed_after(case, i, mutated, True) == fed_after(case, i, mutated, False)
