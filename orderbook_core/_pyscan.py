@@ -15,3 +15,8 @@ from typing import Any
 def binance_frame(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.binance_frame; the twin always declines."""
     return None
+
+
+def kraken_futures_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.kraken_futures_book; the twin always declines."""
+    return None

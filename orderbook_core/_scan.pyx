@@ -45,6 +45,14 @@ cdef enum:
     F_DATA = 0, F_E, F_S, F_FIRST, F_LAST, F_PREV, F_TIME, F_BIDS, F_ASKS, F_BID_QTY, F_ASK_QTY
     N_FIELDS
 
+# The fields a Kraken Futures book message's scan keeps.
+cdef enum:
+    K_EVENT = 0, K_FEED, K_PRODUCT, K_SIDE, K_SEQ, K_PRICE, K_QTY, K_TIME
+    K_FIELDS
+
+ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
+"""The field a key names (an index into the scan's spans), -1 for any other key."""
+
 cdef struct Span:
     Py_ssize_t start
     Py_ssize_t end
@@ -114,7 +122,7 @@ cdef Py_ssize_t _value(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
         out.start, out.end, out.kind = i + 1, j, T_STR
         return -1 if j < 0 else j + 1
     if c == 123:  # "{"
-        j = _object(p, i, n, NULL, depth + 1)
+        j = _object(p, i, n, NULL, NULL, depth + 1)
         out.start, out.end, out.kind = i, j, T_OBJ
         return j
     if c == 91:  # "["
@@ -184,10 +192,22 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     return -1
 
 
+cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
+    if n == 4 and memcmp(k, b"feed", 4) == 0: return K_FEED
+    if n == 10 and memcmp(k, b"product_id", 10) == 0: return K_PRODUCT
+    if n == 4 and memcmp(k, b"side", 4) == 0: return K_SIDE
+    if n == 3 and memcmp(k, b"seq", 3) == 0: return K_SEQ
+    if n == 5 and memcmp(k, b"price", 5) == 0: return K_PRICE
+    if n == 3 and memcmp(k, b"qty", 3) == 0: return K_QTY
+    if n == 9 and memcmp(k, b"timestamp", 9) == 0: return K_TIME
+    if n == 5 and memcmp(k, b"event", 5) == 0: return K_EVENT
+    return -1
+
+
 cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
-                        int depth) noexcept nogil:
-    """Check the object at ``p[i]``; with ``fields``, note where each Binance field's value
-    lies (a field twice declines). The index past it, -1 to decline."""
+                        FieldOf field_of, int depth) noexcept nogil:
+    """Check the object at ``p[i]``; with ``fields``, note where the value of each field
+    ``field_of`` names lies (a field twice declines). The index past it, -1 to decline."""
     cdef Py_ssize_t key, end
     cdef int f
     cdef Span value
@@ -211,7 +231,7 @@ cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
         if i < 0:
             return -1
         if fields != NULL:
-            f = _binance_field(p + key, end - key)
+            f = field_of(p + key, end - key)
             if f >= 0:
                 if fields[f].kind != T_NONE:
                     return -1
@@ -287,6 +307,24 @@ cdef bint _levels(const char* p, Span s, int side, UnitScale tick, UnitScale lot
         i = _ws(p, i + 1, n)
 
 
+cdef bint _whole(object text, Span* fields, int count, FieldOf field_of) except -1:
+    """Whether ``text`` is one JSON object (ASCII, spaces around allowed) the scanner reads;
+    ``fields`` (``count`` of them) then say where ``field_of``'s fields lie."""
+    cdef const char* p
+    cdef Py_ssize_t n, i
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return False
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    for i in range(count):
+        fields[i].kind = T_NONE
+    i = _ws(p, 0, n)
+    if i >= n or p[i] != 123:
+        return False
+    i = _object(p, i, n, fields, field_of, 1)
+    return i >= 0 and _ws(p, i, n) == n
+
+
 cdef inline bint _is(const char* p, Span s, const char* word, Py_ssize_t n) noexcept nogil:
     return s.kind == T_STR and s.end - s.start == n and memcmp(p + s.start, word, n) == 0
 
@@ -310,23 +348,16 @@ def binance_frame(text, dict units):
     cdef int64_t first, last, prev, ms, b, bq, a, aq
     cdef list levels
     cdef UnitScale tick, lot
-    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+    if not _whole(text, top, N_FIELDS, _binance_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
     for i in range(N_FIELDS):
-        top[i].kind = T_NONE
         inner[i].kind = T_NONE
-    i = _ws(p, 0, n)
-    if i >= n or p[i] != 123:
-        return None
-    i = _object(p, i, n, top, 1)
-    if i < 0 or _ws(p, i, n) != n:
-        return None
     if top[F_DATA].kind != T_NONE:
         if top[F_DATA].kind != T_OBJ:
             return None
-        _object(p, top[F_DATA].start, n, inner, 2)
+        _object(p, top[F_DATA].start, n, inner, _binance_field, 2)
         f = inner
     if f[F_S].kind != T_STR:
         return None
@@ -363,3 +394,48 @@ def binance_frame(text, dict units):
             return None
         return ("ticker", symbol, last, (b, bq, a, aq))
     return None
+
+
+def kraken_futures_book(text, dict decimals):
+    """One Kraken Futures ``book`` message (one level's absolute quantity) read in C:
+    ``(product, seq, timestamp in ns, (side, price units, qty units))``, or None to decline
+    (any other message, a number with an exponent or off the grid, a price not positive, a
+    product not in ``decimals``, which maps a product to its (price, qty) decimals)."""
+    cdef Span f[K_FIELDS]
+    cdef const char* p
+    cdef int64_t seq, ms, price, qty
+    cdef int side
+    if not _whole(text, f, K_FIELDS, _kraken_futures_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    if f[K_EVENT].kind != T_NONE or not _is(p, f[K_FEED], b"book", 4):
+        return None
+    if f[K_PRODUCT].kind != T_STR:
+        return None
+    if _is(p, f[K_SIDE], b"buy", 3):
+        side = 0
+    elif _is(p, f[K_SIDE], b"sell", 4):
+        side = 1
+    else:
+        return None
+    product = PyUnicode_DecodeASCII(p + f[K_PRODUCT].start, f[K_PRODUCT].end - f[K_PRODUCT].start, NULL)
+    pair = decimals.get(product)
+    if pair is None:
+        return None
+    seq = _count(p, f[K_SEQ])
+    ms = _count(p, f[K_TIME])
+    price = _decimal(p, f[K_PRICE], pair[0])
+    qty = _decimal(p, f[K_QTY], pair[1])
+    if seq < 0 or ms < 0 or ms > INT64_MAX // 1_000_000 or price <= 0 or qty < 0:
+        return None
+    return (product, seq, ms * 1_000_000, (side, price, qty))
+
+
+cdef int64_t _decimal(const char* p, Span s, object decimals) except -2:
+    """A JSON number (no sign, no exponent) in whole units of ``10**-decimals``; -1 to
+    decline."""
+    if (s.kind != T_INT and s.kind != T_NUM) or type(decimals) is not int:
+        return -1
+    if not 0 <= decimals <= 18:
+        return -1
+    return read_units(p + s.start, s.end - s.start, 1, <int>decimals)

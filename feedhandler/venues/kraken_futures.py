@@ -51,6 +51,7 @@ from feedhandler.venues.okx import side_of
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import Listing, SymbologyError, future, perp, strike_text
+from orderbook_core import kraken_futures_book
 
 VENUE = "KRAKEN_FUTURES"
 FEEDS = ("book", "trade", "ticker_lite")
@@ -141,6 +142,10 @@ class KrakenFuturesParser(ParserBase):
     # --- frames ------------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = kraken_futures_book(text, self.units)  # nearly every frame: one level's qty
+        if scan is not None:
+            product, seq, ts, change = scan
+            return self._sync(product).delta(Delta((change,), seq, seq, ts), ts_recv)
         msg = as_dict(exact_json(text), "frame")
         if "event" in msg:
             event = msg["event"]

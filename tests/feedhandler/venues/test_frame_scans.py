@@ -1,8 +1,9 @@
-"""The compiled Binance frame scanner (orderbook_core._scan.binance_frame) is only a faster
-way to the ordinary path's answer: what it reads, directly; what it must decline; and
-the parser with and without it publishing the same events, books, counts and refusals
-on both real captures and on mutated frames (the twin declines every frame, so under
-ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
+"""The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
+Kraken Futures book messages) are only a faster way to the ordinary path's answer: what
+they read, directly; what they must decline; and each parser with and without its
+scanner publishing the same events, books, counts and refusals on the real captures and
+on mutated frames (the twin declines every frame, so under ORDERBOOK_CORE=python the
+comparisons hold trivially and the direct checks skip)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,26 @@ from hypothesis import note
 from hypothesis import strategies as st
 
 import feedhandler.venues.binance as binance
+import feedhandler.venues.kraken_futures as kraken_futures
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
+from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.decimals import Unit
 from hub.events import Event
-from orderbook_core import IMPLEMENTATION, binance_frame
+from orderbook_core import IMPLEMENTATION, binance_frame, kraken_futures_book
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
 
 SPOT = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
 COINM = CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"
+KRAKEN_FUTURES = CAPTURES / "kraken-futures_book-seq-ticker-trades_2021-07-22.jsonl.zst"
+SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
+    BinanceParser: (binance, "binance_frame", binance_frame),
+    CoinMParser: (binance, "binance_frame", binance_frame),
+    KrakenFuturesParser: (kraken_futures, "kraken_futures_book", kraken_futures_book),
+}
+"""Each parser's module, the name it calls its scanner by, and the scanner."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 UNITS = {"BTCUSDT": (Unit("0.01"), Unit("0.00001"))}
 DEPTH = (
@@ -37,16 +47,17 @@ DEPTH = (
 
 
 @contextlib.contextmanager
-def scanning(on: bool) -> Iterator[list[int]]:
+def scanning(make: Any, on: bool) -> Iterator[list[int]]:
     """The parser's scanner, or one that declines everything; yields [frames it read]."""
+    module, name, scan = SCANNERS[make]
     read = [0]
 
     def counted(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
-        out = binance_frame(text, units) if on else None
+        out = scan(text, units) if on else None
         read[0] += out is not None
         return out
 
-    with mock.patch.object(binance, "binance_frame", counted):
+    with mock.patch.object(module, name, counted):
         yield read
 
 
@@ -64,7 +75,7 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
 
 
 def replay(make: Callable[[], ParserBase], items: list[Item], on: bool) -> tuple[Any, ...]:
-    with scanning(on) as read:
+    with scanning(make, on) as read:
         parser = make()
         events = [e for item in items for e in feed(parser, *item)]
     return events, outcome(parser), read[0]
@@ -131,7 +142,10 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
     assert binance_frame(spaced, UNITS) == binance_frame(DEPTH, UNITS)
 
 
-@pytest.mark.parametrize(("path", "make"), [(SPOT, BinanceParser), (COINM, CoinMParser)])
+@pytest.mark.parametrize(
+    ("path", "make"),
+    [(SPOT, BinanceParser), (COINM, CoinMParser), (KRAKEN_FUTURES, KrakenFuturesParser)],
+)
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
     path: Any, make: Callable[[], ParserBase]
 ) -> None:
@@ -141,7 +155,7 @@ def test_a_capture_publishes_the_same_with_the_scanner_as_without(
     assert scanned == plain
     assert with_scan == without
     frames = sum(1 for x in items if x[0] == "recv")
-    if IMPLEMENTATION == "cython":  # nearly every frame is a depth update or a bookTicker
+    if IMPLEMENTATION == "cython":  # nearly every frame is of the shapes scanned
         assert read > 0.8 * frames, (read, frames)
 
 
@@ -150,6 +164,9 @@ CASES = {
     "binance-coinm": lambda: Case(
         "binance-coinm", capture_items(COINM), CoinMParser, 1, 260, every=10
     ),
+    "kraken-futures": lambda: Case(
+        "kraken-futures", capture_items(KRAKEN_FUTURES), KrakenFuturesParser, 1, 300, every=10
+    ),
 }
 _cases: dict[str, Case] = {}
 
@@ -157,7 +174,7 @@ _cases: dict[str, Case] = {}
 def fed_after(case: Case, i: int, mutated: str | bytes, on: bool) -> tuple[list[Event], Any]:
     parser = case.replayed(i)  # the clean inputs before i, with the real scanner
     kind, url, _data, ts = case.items[i]
-    with scanning(on):
+    with scanning(case.make, on):
         events = feed(parser, kind, url, mutated, ts)
         for item in case.items[i + 1 : i + 11]:
             events += feed(parser, *item)
@@ -174,3 +191,40 @@ def test_a_mutated_frame_is_taken_the_same_with_the_scanner_as_without(
     description, mutated, _lie = data.draw(mutate(case.items[i][2]), "mutation")
     note(f"{name} input {i}: {description}")
     assert fed_after(case, i, mutated, True) == fed_after(case, i, mutated, False)
+
+
+KRAKEN_BOOK = (
+    '{"feed":"book","product_id":"PI_XBTUSD","side":"sell","seq":13501562,'
+    '"price":32222.5,"qty":251.0,"timestamp":1626994927859}'
+)
+
+
+@compiled
+def test_a_kraken_futures_book_message_is_read_in_units() -> None:
+    want = ("PI_XBTUSD", 13501562, 1626994927859 * 1_000_000, (1, 322225, 251))
+    assert kraken_futures_book(KRAKEN_BOOK, {"PI_XBTUSD": (1, 0)}) == want
+    bought = KRAKEN_BOOK.replace('"sell"', '"buy"').replace("251.0", "0")
+    scan = kraken_futures_book(bought, {"PI_XBTUSD": (2, 0)})
+    assert scan is not None and scan[3] == (0, 3222250, 0)
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        KRAKEN_BOOK.replace("251.0", "2.51e2"),
+        KRAKEN_BOOK.replace("251.0", "251.5"),  # off the whole-contract grid
+        KRAKEN_BOOK.replace("251.0", '"251.0"'),
+        KRAKEN_BOOK.replace("32222.5", "0"),
+        KRAKEN_BOOK.replace("32222.5", "-32222.5"),
+        KRAKEN_BOOK.replace('"sell"', '"ask"'),
+        KRAKEN_BOOK.replace('"book"', '"book_snapshot"'),
+        KRAKEN_BOOK.replace("13501562", "13501562.0"),
+        KRAKEN_BOOK.replace("PI_XBTUSD", "PI_ETHUSD"),
+        KRAKEN_BOOK.replace("{", '{"event":"info",'),
+        KRAKEN_BOOK.replace('"seq"', '"qty":1,"seq"'),
+        KRAKEN_BOOK.replace("1626994927859", str(2**63 // 1_000_000 + 1)),
+    ],
+)
+def test_a_kraken_futures_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert kraken_futures_book(frame, {"PI_XBTUSD": (1, 0)}) is None
