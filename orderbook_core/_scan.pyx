@@ -22,6 +22,8 @@ from libc.string cimport memcmp
 
 from orderbook_core._text cimport UnitScale, read_units
 
+include "_consts.pxi"
+
 cdef extern from "Python.h":
     str PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
     bint PyUnicode_IS_ASCII(object text)
@@ -42,8 +44,8 @@ cdef enum:
 
 # The fields a Binance stream frame's scan keeps.
 cdef enum:
-    F_DATA = 0, F_E, F_S, F_FIRST, F_LAST, F_PREV, F_TIME, F_BIDS, F_ASKS, F_BID_QTY, F_ASK_QTY
-    N_FIELDS
+    B_DATA = 0, B_EVENT, B_SYMBOL, B_FIRST, B_LAST, B_PREV, B_TIME, B_BIDS, B_ASKS, B_BID_QTY, B_ASK_QTY
+    B_FIELDS
 
 # The fields a Kraken Futures book message's scan keeps.
 cdef enum:
@@ -175,20 +177,20 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     cdef char c
     if n == 1:
         c = k[0]
-        if c == 101: return F_E       # e: event type
-        if c == 115: return F_S       # s: symbol
-        if c == 85: return F_FIRST    # U: first update id
-        if c == 117: return F_LAST    # u: last update id
-        if c == 69: return F_TIME     # E: event time (ms)
-        if c == 98: return F_BIDS     # b: bids, or the best bid
-        if c == 97: return F_ASKS     # a: asks, or the best ask
-        if c == 66: return F_BID_QTY  # B: best bid quantity
-        if c == 65: return F_ASK_QTY  # A: best ask quantity
+        if c == 101: return B_EVENT       # e: event type
+        if c == 115: return B_SYMBOL       # s: symbol
+        if c == 85: return B_FIRST    # U: first update id
+        if c == 117: return B_LAST    # u: last update id
+        if c == 69: return B_TIME     # E: event time (ms)
+        if c == 98: return B_BIDS     # b: bids, or the best bid
+        if c == 97: return B_ASKS     # a: asks, or the best ask
+        if c == 66: return B_BID_QTY  # B: best bid quantity
+        if c == 65: return B_ASK_QTY  # A: best ask quantity
         return -1
     if n == 2 and k[0] == 112 and k[1] == 117:  # pu: previous update's last id
-        return F_PREV
+        return B_PREV
     if n == 4 and memcmp(k, b"data", 4) == 0:
-        return F_DATA
+        return B_DATA
     return -1
 
 
@@ -340,56 +342,56 @@ def binance_frame(text, dict units):
 
     ``units`` maps a symbol to its (tick, step) ``hub.decimals.Unit`` pair; a symbol not
     in it declines. Ids are checked to be int64, not how they order (the parser does)."""
-    cdef Span top[N_FIELDS]
-    cdef Span inner[N_FIELDS]
+    cdef Span top[B_FIELDS]
+    cdef Span inner[B_FIELDS]
     cdef Span* f = top
     cdef const char* p
     cdef Py_ssize_t n, i
     cdef int64_t first, last, prev, ms, b, bq, a, aq
     cdef list levels
     cdef UnitScale tick, lot
-    if not _whole(text, top, N_FIELDS, _binance_field):
+    if not _whole(text, top, B_FIELDS, _binance_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    for i in range(N_FIELDS):
+    for i in range(B_FIELDS):
         inner[i].kind = T_NONE
-    if top[F_DATA].kind != T_NONE:
-        if top[F_DATA].kind != T_OBJ:
+    if top[B_DATA].kind != T_NONE:
+        if top[B_DATA].kind != T_OBJ:
             return None
-        _object(p, top[F_DATA].start, n, inner, _binance_field, 2)
+        _object(p, top[B_DATA].start, n, inner, _binance_field, 2)
         f = inner
-    if f[F_S].kind != T_STR:
+    if f[B_SYMBOL].kind != T_STR:
         return None
-    symbol = PyUnicode_DecodeASCII(p + f[F_S].start, f[F_S].end - f[F_S].start, NULL)
+    symbol = PyUnicode_DecodeASCII(p + f[B_SYMBOL].start, f[B_SYMBOL].end - f[B_SYMBOL].start, NULL)
     pair = units.get(symbol)
     if pair is None:
         return None
     tick = pair[0].scale
     lot = pair[1].scale
-    if _is(p, f[F_E], b"depthUpdate", 11):
-        first = _count(p, f[F_FIRST])
-        last = _count(p, f[F_LAST])
-        ms = _count(p, f[F_TIME])
+    if _is(p, f[B_EVENT], b"depthUpdate", 11):
+        first = _count(p, f[B_FIRST])
+        last = _count(p, f[B_LAST])
+        ms = _count(p, f[B_TIME])
         if first < 0 or last < 0 or ms < 0 or ms > INT64_MAX // 1_000_000:
             return None
         prev = -1
-        if f[F_PREV].kind != T_NONE:
-            prev = _count(p, f[F_PREV])
+        if f[B_PREV].kind != T_NONE:
+            prev = _count(p, f[B_PREV])
             if prev < 0:
                 return None
         levels = []
-        if not _levels(p, f[F_BIDS], 0, tick, lot, levels):
+        if not _levels(p, f[B_BIDS], BID, tick, lot, levels):
             return None
-        if not _levels(p, f[F_ASKS], 1, tick, lot, levels):
+        if not _levels(p, f[B_ASKS], ASK, tick, lot, levels):
             return None
         return ("depth", symbol, first, last, prev, ms * 1_000_000, tuple(levels))
-    if f[F_E].kind == T_NONE or _is(p, f[F_E], b"bookTicker", 10):
-        last = _count(p, f[F_LAST])
-        b = _units(p, f[F_BIDS], tick)
-        bq = _units(p, f[F_BID_QTY], lot)
-        a = _units(p, f[F_ASKS], tick)
-        aq = _units(p, f[F_ASK_QTY], lot)
+    if f[B_EVENT].kind == T_NONE or _is(p, f[B_EVENT], b"bookTicker", 10):
+        last = _count(p, f[B_LAST])
+        b = _units(p, f[B_BIDS], tick)
+        bq = _units(p, f[B_BID_QTY], lot)
+        a = _units(p, f[B_ASKS], tick)
+        aq = _units(p, f[B_ASK_QTY], lot)
         if last < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
             return None
         return ("ticker", symbol, last, (b, bq, a, aq))
@@ -413,9 +415,9 @@ def kraken_futures_book(text, dict decimals):
     if f[K_PRODUCT].kind != T_STR:
         return None
     if _is(p, f[K_SIDE], b"buy", 3):
-        side = 0
+        side = BID
     elif _is(p, f[K_SIDE], b"sell", 4):
-        side = 1
+        side = ASK
     else:
         return None
     product = PyUnicode_DecodeASCII(p + f[K_PRODUCT].start, f[K_PRODUCT].end - f[K_PRODUCT].start, NULL)
