@@ -20,15 +20,15 @@ frame.
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcmp
 
+from orderbook_core._ascii cimport (
+    PyUnicode_DATA,
+    PyUnicode_DecodeASCII,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_IS_ASCII,
+)
 from orderbook_core._text cimport UnitScale, read_units
 
 include "_consts.pxi"
-
-cdef extern from "Python.h":
-    str PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
-    bint PyUnicode_IS_ASCII(object text)
-    void* PyUnicode_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 
 cdef enum:
@@ -177,15 +177,15 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     cdef char c
     if n == 1:
         c = k[0]
-        if c == 101: return B_EVENT       # e: event type
-        if c == 115: return B_SYMBOL       # s: symbol
-        if c == 85: return B_FIRST    # U: first update id
-        if c == 117: return B_LAST    # u: last update id
-        if c == 69: return B_TIME     # E: event time (ms)
-        if c == 98: return B_BIDS     # b: bids, or the best bid
-        if c == 97: return B_ASKS     # a: asks, or the best ask
-        if c == 66: return B_BID_QTY  # B: best bid quantity
-        if c == 65: return B_ASK_QTY  # A: best ask quantity
+        if c == 101: return B_EVENT    # e: event type
+        if c == 115: return B_SYMBOL   # s: symbol
+        if c == 85: return B_FIRST     # U: first update id
+        if c == 117: return B_LAST     # u: last update id
+        if c == 69: return B_TIME      # E: event time (ms)
+        if c == 98: return B_BIDS      # b: bids, or the best bid
+        if c == 97: return B_ASKS      # a: asks, or the best ask
+        if c == 66: return B_BID_QTY   # B: best bid quantity
+        if c == 65: return B_ASK_QTY   # A: best ask quantity
         return -1
     if n == 2 and k[0] == 112 and k[1] == 117:  # pu: previous update's last id
         return B_PREV
@@ -195,6 +195,7 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
 
 
 cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Kraken Futures field a key names, -1 for any other key."""
     if n == 4 and memcmp(k, b"feed", 4) == 0: return K_FEED
     if n == 10 and memcmp(k, b"product_id", 10) == 0: return K_PRODUCT
     if n == 4 and memcmp(k, b"side", 4) == 0: return K_SIDE
@@ -354,11 +355,11 @@ def binance_frame(text, dict units):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    for i in range(B_FIELDS):
-        inner[i].kind = T_NONE
-    if top[B_DATA].kind != T_NONE:
+    if top[B_DATA].kind != T_NONE:  # combined stream: the fields are the data's
         if top[B_DATA].kind != T_OBJ:
             return None
+        for i in range(B_FIELDS):
+            inner[i].kind = T_NONE
         _object(p, top[B_DATA].start, n, inner, _binance_field, 2)
         f = inner
     if f[B_SYMBOL].kind != T_STR:

@@ -15,13 +15,14 @@ orderbook_core._pytext is the pure-Python twin (same inputs, same answers).
 
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 
-include "_consts.pxi"
+from orderbook_core._ascii cimport (
+    PyUnicode_DATA,
+    PyUnicode_DecodeASCII,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_IS_ASCII,
+)
 
-cdef extern from "Python.h":
-    str PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
-    bint PyUnicode_IS_ASCII(object text)
-    void* PyUnicode_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+include "_consts.pxi"
 
 cdef extern from *:
     bint __builtin_mul_overflow(int64_t a, int64_t b, int64_t* out) nogil

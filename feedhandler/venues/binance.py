@@ -118,10 +118,7 @@ class BinanceBase(ParserBase):
             snap = Snapshot(levels, seq=count(field(data, "lastUpdateId"), "lastUpdateId"))
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
-        sync = self._book(raw)
-        out = sync.snapshot(snap, ts_recv)
-        self._record_top(sync)
-        return out
+        return self._applied(raw, snap, ts_recv)
 
     def _exchange_info(self, data: Any) -> None:
         """Keep the answer's units and names (read whole before any is kept)."""
@@ -184,10 +181,8 @@ class BinanceBase(ParserBase):
             chained = self._chained(first, last, None if prev < 0 else prev)
         except MalformedFrame:
             return None
-        sync = self._book(raw)
-        out = sync.delta(Delta(levels, first, last, ts_event, None, chained), ts_recv)
-        self._record_top(sync)
-        return out
+        delta = Delta(levels, first=first, last=last, ts_event=ts_event, prev=chained)
+        return self._applied(raw, delta, ts_recv)
 
     def _named(self, msg: Any, data: dict[str, Any]) -> tuple[str, ...]:
         """The symbol a bad depth update was for: its ``s``, else its stream's name."""
@@ -207,10 +202,7 @@ class BinanceBase(ParserBase):
             ts_event=millis_time(field(d, "E"), "E"),
             prev=prev,
         )
-        sync = self._book(raw)
-        out = sync.delta(delta, ts_recv)
-        self._record_top(sync)
-        return out
+        return self._applied(raw, delta, ts_recv)
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
         raw = as_str(field(d, "s"), "s")
@@ -226,6 +218,16 @@ class BinanceBase(ParserBase):
         seq = self._trade_seq(name)
         # m: the buyer is the maker, so the aggressor sold.
         return [Trade(self.venue, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
+
+    def _applied(self, raw: str, change: Snapshot | Delta, ts_recv: int) -> list[Event]:
+        """A snapshot or depth update applied to the symbol's book, and the book's top kept."""
+        sync = self._book(raw)
+        if isinstance(change, Snapshot):
+            out = sync.snapshot(change, ts_recv)
+        else:
+            out = sync.delta(change, ts_recv)
+        self._record_top(sync)
+        return out
 
     def _record_top(self, sync: BookSync) -> None:
         """Keep the live book's top at its update id; compare a bookTicker waiting for it."""

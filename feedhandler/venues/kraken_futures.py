@@ -49,7 +49,7 @@ from feedhandler.venues.exact import (
 )
 from feedhandler.venues.okx import side_of
 from hub.decimals import Unit
-from hub.events import BUY, SELL, Event, Trade
+from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import Listing, SymbologyError, future, perp, strike_text
 from orderbook_core import kraken_futures_book
 
@@ -145,7 +145,7 @@ class KrakenFuturesParser(ParserBase):
         scan = kraken_futures_book(text, self.units)  # nearly every frame: one level's qty
         if scan is not None:
             product, seq, ts, change = scan
-            return self._sync(product).delta(Delta((change,), seq, seq, ts), ts_recv)
+            return self._level(product, seq, ts, change, ts_recv)
         msg = as_dict(exact_json(text), "frame")
         if "event" in msg:
             event = msg["event"]
@@ -209,8 +209,15 @@ class KrakenFuturesParser(ParserBase):
             number_units(pd, field(msg, "price"), "price", True),
             number_units(qd, field(msg, "qty"), "qty"),
         )
-        delta = Delta((change,), first=seq, last=seq, ts_event=ts)
-        return self._sync(product).delta(delta, ts_recv)
+        return self._level(product, seq, ts, change, ts_recv)
+
+    def _level(
+        self, product: str, seq: int, ts: int, change: LevelChange, ts_recv: int
+    ) -> list[Event]:
+        """One ``book`` message: a level's absolute quantity, numbered ``seq``."""
+        return self._sync(product).delta(
+            Delta((change,), first=seq, last=seq, ts_event=ts), ts_recv
+        )
 
     def _ticker(self, product: str, msg: dict[str, Any]) -> None:
         """Compare the ticker's bid and ask with the book's best as it stands."""
