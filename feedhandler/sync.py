@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from feedhandler.frames import INT64_MAX, MalformedFrame
 from hub.events import BookUpdate, Event, LevelChange, Status
@@ -34,9 +35,12 @@ L2Levels = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 """(bids, asks) as (price, size) lists, as ``L2Book.snapshot`` returns them."""
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A venue's full (or top-N) book; ``seq``: the venue update id it covers (or 0)."""
+class Snapshot(NamedTuple):
+    """A venue's full (or top-N) book; ``seq``: the venue update id it covers (or 0).
+
+    ``Snapshot`` and ``Delta`` are named tuples, not frozen dataclasses: a parser builds
+    one per frame, and a frozen dataclass's ``__init__`` cost 1.2-1.4 us of a one-level
+    frame's ~7 us (a named tuple ~0.4 us)."""
 
     levels: tuple[LevelChange, ...]
     seq: int = 0
@@ -44,8 +48,7 @@ class Snapshot:
     checksum: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(NamedTuple):
     """Absolute level sizes; ``first``/``last``: the venue ids it spans (or 0)."""
 
     levels: tuple[LevelChange, ...]
