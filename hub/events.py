@@ -364,7 +364,7 @@ def _compile(cls: type, tag: str) -> tuple[Callable[[Any], bytes], Callable[...,
     exec(compile(source, f"<event {name}>", "exec"), ns)
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    setattr(cls, "__init__", init)
+    cls.__init__ = init  # type: ignore[misc]
     return ns[f"encode_{name}"], ns[f"decode_{name}"], source
 
 

@@ -20,3 +20,8 @@ def binance_frame(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None
 def kraken_futures_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.kraken_futures_book; the twin always declines."""
     return None
+
+
+def bitmex_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.bitmex_book; the twin always declines."""
+    return None

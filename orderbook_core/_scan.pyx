@@ -26,7 +26,7 @@ from orderbook_core._ascii cimport (
     PyUnicode_GET_LENGTH,
     PyUnicode_IS_ASCII,
 )
-from orderbook_core._text cimport UnitScale, read_units
+from orderbook_core._text cimport UnitScale, read_iso, read_units
 
 include "_consts.pxi"
 
@@ -51,6 +51,15 @@ cdef enum:
 cdef enum:
     K_EVENT = 0, K_FEED, K_PRODUCT, K_SIDE, K_SEQ, K_PRICE, K_QTY, K_TIME
     K_FIELDS
+
+# The fields a BitMEX table message's scan keeps, and those of each of its rows (a
+# partial's ``filter`` object is read with the row fields: its ``symbol``).
+cdef enum:
+    BX_TABLE = 0, BX_ACTION, BX_DATA, BX_FILTER
+    BX_FIELDS
+cdef enum:
+    BR_SYMBOL = 0, BR_ID, BR_SIDE, BR_SIZE, BR_PRICE, BR_TIME
+    BR_FIELDS
 
 ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
 """The field a key names (an index into the scan's spans), -1 for any other key."""
@@ -204,6 +213,26 @@ cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
     if n == 3 and memcmp(k, b"qty", 3) == 0: return K_QTY
     if n == 9 and memcmp(k, b"timestamp", 9) == 0: return K_TIME
     if n == 5 and memcmp(k, b"event", 5) == 0: return K_EVENT
+    return -1
+
+
+cdef int _bitmex_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The BitMEX message field a key names, -1 for any other key."""
+    if n == 5 and memcmp(k, b"table", 5) == 0: return BX_TABLE
+    if n == 6 and memcmp(k, b"action", 6) == 0: return BX_ACTION
+    if n == 4 and memcmp(k, b"data", 4) == 0: return BX_DATA
+    if n == 6 and memcmp(k, b"filter", 6) == 0: return BX_FILTER
+    return -1
+
+
+cdef int _bitmex_row_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The BitMEX book row field a key names, -1 for any other key."""
+    if n == 6 and memcmp(k, b"symbol", 6) == 0: return BR_SYMBOL
+    if n == 2 and k[0] == 105 and k[1] == 100: return BR_ID
+    if n == 4 and memcmp(k, b"side", 4) == 0: return BR_SIDE
+    if n == 4 and memcmp(k, b"size", 4) == 0: return BR_SIZE
+    if n == 5 and memcmp(k, b"price", 5) == 0: return BR_PRICE
+    if n == 9 and memcmp(k, b"timestamp", 9) == 0: return BR_TIME
     return -1
 
 
@@ -442,3 +471,119 @@ cdef int64_t _decimal(const char* p, Span s, object decimals) except -2:
     if not 0 <= decimals <= 18:
         return -1
     return read_units(p + s.start, s.end - s.start, 1, <int>decimals)
+
+
+BITMEX_ACTIONS = ("partial", "insert", "update", "delete")
+
+
+def bitmex_book(text, dict decimals):
+    """One BitMEX ``orderBookL2`` (or ``orderBookL2_25``) message read in C, or None to
+    decline: ``(action, {symbol: (rows, latest timestamp in ns or 0)})``, the symbols in
+    the order the rows (then a partial's ``filter``) name them, each row ``(id as text,
+    side, price units or 0, size units)`` in message order. A row carries its price when
+    the action is ``partial`` or ``insert`` or when it sends one; a delete's size is 0
+    (not read). ``decimals`` maps a symbol to its (price, size) decimals; any symbol not
+    in it, an id that is not an int64 JSON integer, a side other than ``Buy``/``Sell``,
+    a price or size not positive or off the grid, a ``timestamp`` that is not a plain
+    UTC stamp, or any other message declines."""
+    cdef Span f[BX_FIELDS]
+    cdef Span r[BR_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, i, start, k
+    cdef int64_t ident, size, price, ns
+    cdef int side, act = -1
+    cdef bint priced
+    cdef dict rows = {}
+    cdef dict stamps = {}
+    cdef list found
+    cdef Span last_symbol
+    if not _whole(text, f, BX_FIELDS, _bitmex_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    if not (_is(p, f[BX_TABLE], b"orderBookL2", 11) or _is(p, f[BX_TABLE], b"orderBookL2_25", 14)):
+        return None
+    if _is(p, f[BX_ACTION], b"partial", 7):
+        act = 0
+    elif _is(p, f[BX_ACTION], b"insert", 6):
+        act = 1
+    elif _is(p, f[BX_ACTION], b"update", 6):
+        act = 2
+    elif _is(p, f[BX_ACTION], b"delete", 6):
+        act = 3
+    if act < 0 or f[BX_DATA].kind != T_ARR:
+        return None
+    symbol = None
+    last_symbol.kind = T_NONE
+    i = _ws(p, f[BX_DATA].start + 1, n)
+    while p[i] != 93:  # the data array was checked whole: rows until "]"
+        if p[i] != 123:
+            return None
+        for k in range(BR_FIELDS):
+            r[k].kind = T_NONE
+        i = _object(p, i, n, r, _bitmex_row_field, 3)
+        if i < 0:
+            return None
+        i = _ws(p, i, n)
+        if r[BR_SYMBOL].kind != T_STR:
+            return None
+        if not (last_symbol.kind == T_STR and _same(p, r[BR_SYMBOL], last_symbol)):
+            symbol = PyUnicode_DecodeASCII(p + r[BR_SYMBOL].start, r[BR_SYMBOL].end - r[BR_SYMBOL].start, NULL)
+            last_symbol = r[BR_SYMBOL]
+            pair = decimals.get(symbol)
+            if pair is None:
+                return None
+            found = rows.get(symbol)
+            if found is None:
+                found = rows[symbol] = []
+                stamps[symbol] = 0
+        ident = _count(p, r[BR_ID])
+        if ident < 0:
+            return None
+        if _is(p, r[BR_SIDE], b"Buy", 3):
+            side = BID
+        elif _is(p, r[BR_SIDE], b"Sell", 4):
+            side = ASK
+        else:
+            return None
+        size = 0
+        if act != 3:  # a delete's size is not read
+            size = _decimal(p, r[BR_SIZE], pair[1])
+            if size <= 0:
+                return None
+        price = 0
+        if act <= 1 or r[BR_PRICE].kind != T_NONE:  # partial, insert, or sent
+            price = _decimal(p, r[BR_PRICE], pair[0])
+            if price <= 0:
+                return None
+        if r[BR_TIME].kind != T_NONE:
+            if r[BR_TIME].kind != T_STR:
+                return None
+            ns = read_iso(p + r[BR_TIME].start, r[BR_TIME].end - r[BR_TIME].start)
+            if ns < 0:
+                return None
+            if ns > stamps[symbol]:
+                stamps[symbol] = ns
+        start = r[BR_ID].start
+        found.append((PyUnicode_DecodeASCII(p + start, r[BR_ID].end - start, NULL), side, price, size))
+        if p[i] == 44:  # ","
+            i = _ws(p, i + 1, n)
+    if act == 0 and f[BX_FILTER].kind == T_OBJ:
+        for k in range(BR_FIELDS):
+            r[k].kind = T_NONE
+        _object(p, f[BX_FILTER].start, n, r, _bitmex_row_field, 2)
+        if r[BR_SYMBOL].kind != T_NONE:
+            if r[BR_SYMBOL].kind != T_STR:
+                return None
+            symbol = PyUnicode_DecodeASCII(p + r[BR_SYMBOL].start, r[BR_SYMBOL].end - r[BR_SYMBOL].start, NULL)
+            if symbol not in decimals:
+                return None
+            if symbol not in rows:
+                rows[symbol] = []
+                stamps[symbol] = 0
+    return (BITMEX_ACTIONS[act], {s: (rows[s], stamps[s]) for s in rows})
+
+
+
+cdef inline bint _same(const char* p, Span a, Span b) noexcept nogil:
+    return a.end - a.start == b.end - b.start and memcmp(p + a.start, p + b.start, a.end - a.start) == 0

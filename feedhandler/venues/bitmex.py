@@ -40,6 +40,7 @@ from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import Listing, SymbologyError, future, perp, strike_text
+from orderbook_core import bitmex_book
 
 VENUE = "BITMEX"
 BOOKS = ("orderBookL2", "orderBookL2_25")
@@ -138,6 +139,10 @@ class BitmexParser(ParserBase):
     # --- frames ------------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = bitmex_book(text, self.units)  # nearly every frame: book rows
+        if scan is not None:
+            action, parsed = scan
+            return self._book_rows(action, parsed, ts_recv)
         if text == "pong":
             return []
         msg = exact_json(text)
@@ -190,6 +195,12 @@ class BitmexParser(ParserBase):
             parsed = {s: self._rows(s, items, action) for s in symbols}
         except MalformedFrame as exc:
             raise exc.on(*symbols) from None
+        return self._book_rows(action, parsed, ts_recv)
+
+    def _book_rows(
+        self, action: str, parsed: dict[str, tuple[list[Row], int]], ts_recv: int
+    ) -> list[Event]:
+        """One book message's rows, per symbol with their latest timestamp, applied."""
         out: list[Event] = []
         if action == "partial":
             books = {}

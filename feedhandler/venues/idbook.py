@@ -30,18 +30,15 @@ class IdBook:
         self.ids: dict[str, tuple[int, int]] = {}
 
     def load(self, rows: Sequence[Row]) -> tuple[LevelChange, ...] | str:
-        """A snapshot's rows: the levels, or why they contradict each other (book unchanged)."""
-        ids: dict[str, tuple[int, int]] = {}
-        prices: set[tuple[int, int]] = set()
-        for i, side, price, _size in rows:
-            if i in ids:
-                return f"snapshot lists id {i} twice"
-            if (side, price) in prices:
-                return f"snapshot lists price {price} of side {side} under two ids"
-            ids[i] = (side, price)
-            prices.add((side, price))
+        """A snapshot's rows: the levels, or why they contradict each other (book unchanged).
+
+        Built with comprehensions and checked by counting (the ids, then their levels, must
+        all differ); only a snapshot that fails is walked again to name its first repeat."""
+        ids = {i: (side, price) for i, side, price, _size in rows}
+        if len(ids) != len(rows) or len(set(ids.values())) != len(ids):
+            return _repeat(rows)
         self.ids = ids
-        return tuple((side, price, size) for _i, side, price, size in rows)
+        return tuple([(side, price, size) for _i, side, price, size in rows])
 
     def apply(
         self, deletes: Sequence[Row], updates: Sequence[Row], inserts: Sequence[Row]
@@ -80,3 +77,17 @@ class IdBook:
             live.pop(i, None)
         live.update(new)
         return tuple(levels)
+
+
+def _repeat(rows: Sequence[Row]) -> str:
+    """The first id, or (side, price), a snapshot's rows list twice."""
+    ids: set[str] = set()
+    prices: set[tuple[int, int]] = set()
+    for i, side, price, _size in rows:
+        if i in ids:
+            return f"snapshot lists id {i} twice"
+        if (side, price) in prices:
+            return f"snapshot lists price {price} of side {side} under two ids"
+        ids.add(i)
+        prices.add((side, price))
+    raise AssertionError("rows with a repeat have one")

@@ -1,9 +1,9 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
-Kraken Futures book messages) are only a faster way to the ordinary path's answer: what
-they read, directly; what they must decline; and each parser with and without its
-scanner publishing the same events, books, counts and refusals on the real captures and
-on mutated frames (the twin declines every frame, so under ORDERBOOK_CORE=python the
-comparisons hold trivially and the direct checks skip)."""
+Kraken Futures book messages, BitMEX book rows) are only a faster way to the ordinary
+path's answer: what they read, directly; what they must decline; and each parser with and
+without its scanner publishing the same events, books, counts and refusals on the real
+captures and on mutated frames (the twin declines every frame, so under
+ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
 
 from __future__ import annotations
 
@@ -17,24 +17,28 @@ from hypothesis import note
 from hypothesis import strategies as st
 
 import feedhandler.venues.binance as binance
+import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.kraken_futures as kraken_futures
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
+from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.decimals import Unit
 from hub.events import Event
-from orderbook_core import IMPLEMENTATION, binance_frame, kraken_futures_book
+from orderbook_core import IMPLEMENTATION, binance_frame, bitmex_book, kraken_futures_book
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
 
 SPOT = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
 COINM = CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"
 KRAKEN_FUTURES = CAPTURES / "kraken-futures_book-seq-ticker-trades_2021-07-22.jsonl.zst"
+BITMEX = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
     KrakenFuturesParser: (kraken_futures, "kraken_futures_book", kraken_futures_book),
+    BitmexParser: (bitmex, "bitmex_book", bitmex_book),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
@@ -70,6 +74,8 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
         "stats": {s: b.stats for s, b in parser.books.items()},
         "malformed": (parser.malformed, parser.reasons, list(parser.errors)),
         "tickers": getattr(parser, "ticker_checks", None),
+        "quotes": getattr(parser, "quote_checks", None),
+        "id_errors": getattr(parser, "id_errors", None),
         "trades": parser.trades,
     }
 
@@ -144,7 +150,12 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
 
 @pytest.mark.parametrize(
     ("path", "make"),
-    [(SPOT, BinanceParser), (COINM, CoinMParser), (KRAKEN_FUTURES, KrakenFuturesParser)],
+    [
+        (SPOT, BinanceParser),
+        (COINM, CoinMParser),
+        (KRAKEN_FUTURES, KrakenFuturesParser),
+        (BITMEX, BitmexParser),
+    ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
     path: Any, make: Callable[[], ParserBase]
@@ -167,6 +178,7 @@ CASES = {
     "kraken-futures": lambda: Case(
         "kraken-futures", capture_items(KRAKEN_FUTURES), KrakenFuturesParser, 1, 300, every=10
     ),
+    "bitmex": lambda: Case("bitmex", capture_items(BITMEX), BitmexParser, 1, 300, every=10),
 }
 _cases: dict[str, Case] = {}
 
@@ -228,3 +240,66 @@ def test_a_kraken_futures_book_message_is_read_in_units() -> None:
 )
 def test_a_kraken_futures_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert kraken_futures_book(frame, {"PI_XBTUSD": (1, 0)}) is None
+
+
+BITMEX_UNITS = {"XBTUSD": (1, 0), "ETHUSD": (2, 0)}
+BITMEX_ROWS = (
+    '{"table":"orderBookL2","action":"insert","data":['
+    '{"symbol":"XBTUSD","id":8796765400,"side":"Sell","size":21200,"price":32346},'
+    '{"symbol":"ETHUSD","id":29699800000,"side":"Buy","size":7,"price":2001.05},'
+    '{"symbol":"XBTUSD","id":8796794450,"side":"Buy","size":15900,"price":32055.5,'
+    '"timestamp":"2021-07-22T22:36:11.685Z"}]}'
+)
+
+
+@compiled
+def test_bitmex_rows_are_read_per_symbol_in_order() -> None:
+    stamp = 1626993371685 * 1_000_000
+    assert bitmex_book(BITMEX_ROWS, BITMEX_UNITS) == (
+        "insert",
+        {
+            "XBTUSD": ([("8796765400", 1, 323460, 21200), ("8796794450", 0, 320555, 15900)], stamp),
+            "ETHUSD": ([("29699800000", 0, 200105, 7)], 0),
+        },
+    )
+    update = '{"table":"orderBookL2_25","action":"update","data":[{"symbol":"XBTUSD",'
+    update += '"id":8796765400,"side":"Sell","size":100}]}'
+    assert bitmex_book(update, BITMEX_UNITS) == (
+        "update",
+        {"XBTUSD": ([("8796765400", 1, 0, 100)], 0)},
+    )
+    delete = update.replace('"update"', '"delete"').replace('"size":100', '"size":"x"')
+    assert bitmex_book(delete, BITMEX_UNITS) == (
+        "delete",
+        {"XBTUSD": ([("8796765400", 1, 0, 0)], 0)},
+    )
+    partial = '{"table":"orderBookL2","action":"partial","keys":["symbol"],'
+    partial += '"types":{"id":"long"},"filter":{"symbol":"ETHUSD"},"data":[]}'
+    assert bitmex_book(partial, BITMEX_UNITS) == ("partial", {"ETHUSD": ([], 0)})
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        BITMEX_ROWS.replace('"insert"', '"replace"'),
+        BITMEX_ROWS.replace('"orderBookL2"', '"trade"'),
+        BITMEX_ROWS.replace("ETHUSD", "SOLUSD"),
+        BITMEX_ROWS.replace('"price":2001.05', '"price":2001.055'),
+        BITMEX_ROWS.replace('"price":2001.05', '"price":2.00105e3'),
+        BITMEX_ROWS.replace('"price":2001.05', '"price":"2001.05"'),
+        BITMEX_ROWS.replace(',"price":2001.05', ""),  # an insert must say its price
+        BITMEX_ROWS.replace('"size":7', '"size":0'),
+        BITMEX_ROWS.replace('"size":7', '"size":-7'),
+        BITMEX_ROWS.replace('"Buy"', '"buy"'),
+        BITMEX_ROWS.replace('"id":29699800000', '"id":"29699800000"'),
+        BITMEX_ROWS.replace('"id":29699800000', f'"id":{2**63}'),
+        BITMEX_ROWS.replace("2021-07-22T22:36:11.685Z", "yesterday"),
+        BITMEX_ROWS.replace('"size":7', '"size":7,"size":8'),
+        BITMEX_ROWS.replace('{"symbol":"ETHUSD"', '[{"symbol":"ETHUSD"').replace("}]}", "}]]}"),
+        BITMEX_ROWS.replace('"data":[', '"data":[1,'),
+        BITMEX_ROWS[:-2],
+    ],
+)
+def test_a_bitmex_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert bitmex_book(frame, BITMEX_UNITS) is None
