@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
-    from orderbook_core._scan import binance_frame, bitmex_book, kraken_futures_book
+    from orderbook_core._scan import (
+        binance_frame,
+        bitfinex_book,
+        bitmex_book,
+        kraken_futures_book,
+    )
     from orderbook_core._text import (
         UnitScale,
         bad_level,
@@ -48,7 +53,12 @@ elif _choice == "python":
     from orderbook_core._pyengine import MatchingEngine
     from orderbook_core._pyitch import ItchReplay
     from orderbook_core._pyl3 import L3Book
-    from orderbook_core._pyscan import binance_frame, bitmex_book, kraken_futures_book
+    from orderbook_core._pyscan import (
+        binance_frame,
+        bitfinex_book,
+        bitmex_book,
+        kraken_futures_book,
+    )
     from orderbook_core._pytext import (
         UnitScale,
         bad_level,
@@ -66,7 +76,12 @@ else:
         from orderbook_core._engine import MatchingEngine
         from orderbook_core._itch import ItchReplay
         from orderbook_core._l3 import L3Book
-        from orderbook_core._scan import binance_frame, bitmex_book, kraken_futures_book
+        from orderbook_core._scan import (
+            binance_frame,
+            bitfinex_book,
+            bitmex_book,
+            kraken_futures_book,
+        )
         from orderbook_core._text import (
             UnitScale,
             bad_level,
@@ -85,7 +100,12 @@ else:
         from orderbook_core._pyengine import MatchingEngine
         from orderbook_core._pyitch import ItchReplay
         from orderbook_core._pyl3 import L3Book
-        from orderbook_core._pyscan import binance_frame, bitmex_book, kraken_futures_book
+        from orderbook_core._pyscan import (
+            binance_frame,
+            bitfinex_book,
+            bitmex_book,
+            kraken_futures_book,
+        )
         from orderbook_core._pytext import (
             UnitScale,
             bad_level,
@@ -118,6 +138,7 @@ __all__ = [
     "UnitScale",
     "bad_level",
     "binance_frame",
+    "bitfinex_book",
     "bitmex_book",
     "book_diff",
     "dict_levels",

@@ -25,3 +25,8 @@ def kraken_futures_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ..
 def bitmex_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.bitmex_book; the twin always declines."""
     return None
+
+
+def bitfinex_book(text: object) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.bitfinex_book; the twin always declines."""
+    return None

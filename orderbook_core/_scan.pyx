@@ -18,7 +18,7 @@ frame.
 """
 
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from orderbook_core._ascii cimport (
     PyUnicode_DATA,
@@ -60,6 +60,9 @@ cdef enum:
 cdef enum:
     BR_SYMBOL = 0, BR_ID, BR_SIDE, BR_SIZE, BR_PRICE, BR_TIME
     BR_FIELDS
+
+DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
+DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 
 ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
 """The field a key names (an index into the scan's spans), -1 for any other key."""
@@ -587,3 +590,130 @@ def bitmex_book(text, dict decimals):
 
 cdef inline bint _same(const char* p, Span a, Span b) noexcept nogil:
     return a.end - a.start == b.end - b.start and memcmp(p + a.start, p + b.start, a.end - a.start) == 0
+
+
+cdef inline Py_ssize_t _after(const char* p, Py_ssize_t i, Py_ssize_t n, char c) noexcept nogil:
+    """Past the character ``c`` at ``p[i]`` (spaces around it skipped), -1 if it is not."""
+    i = _ws(p, i, n)
+    return _ws(p, i + 1, n) if i < n and p[i] == c else -1
+
+
+cdef inline Py_ssize_t _integer(const char* p, Py_ssize_t i, Py_ssize_t n,
+                                int64_t* out) noexcept nogil:
+    """A non-negative int64 JSON integer at ``p[i]`` into ``out``: the index past it, -1."""
+    cdef Span s
+    s.start = i
+    i = _number(p, i, n, &s.kind)
+    s.end = i
+    if i < 0:
+        return -1
+    out[0] = _count(p, s)
+    return -1 if out[0] < 0 else i
+
+
+cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
+                                list out) except -2:
+    """The entry ``[price, count, amount]`` at ``p[i]`` (just past its "[") appended to
+    ``out`` as (side, price units, size units, "price:amount" as sent): the index past its
+    "]" and the spaces after it, -1 to decline."""
+    cdef Py_ssize_t price_at, price_end, amount_at, amount_end, digits, length
+    cdef int64_t count, price, size
+    cdef int kind, side
+    cdef char buffer[96]
+    price_at = i
+    price_end = _number(p, i, n, &kind)
+    if price_end < 0 or p[price_at] == 45:  # a price is positive
+        return -1
+    i = _after(p, price_end, n, 44)  # ","
+    if i < 0:
+        return -1
+    i = _integer(p, i, n, &count)
+    if i < 0:
+        return -1
+    i = _after(p, i, n, 44)
+    if i < 0:
+        return -1
+    amount_at = i
+    amount_end = _number(p, i, n, &kind)
+    if amount_end < 0:
+        return -1
+    i = _after(p, amount_end, n, 93)  # "]"
+    if i < 0:
+        return -1
+    price = read_units(p + price_at, price_end - price_at, 1, BITFINEX_DECIMALS)
+    side = BID
+    digits = amount_at
+    if p[amount_at] == 45:  # "-": an ask
+        side = ASK
+        digits += 1
+    size = read_units(p + digits, amount_end - digits, 1, BITFINEX_DECIMALS)
+    if price <= 0 or size <= 0 or (count == 0 and size != BITFINEX_ONE):
+        return -1
+    length = price_end - price_at + 1 + amount_end - amount_at
+    if length > 96:
+        return -1
+    memcpy(buffer, p + price_at, price_end - price_at)
+    buffer[price_end - price_at] = 58  # ":"
+    memcpy(buffer + price_end - price_at + 1, p + amount_at, amount_end - amount_at)
+    out.append((side, price, size if count else 0, PyUnicode_DecodeASCII(buffer, length, NULL)))
+    return i
+
+
+def bitfinex_book(text):
+    """One Bitfinex book message with its sequence number, all JSON numbers, read in C:
+    ``[chanId, [price, count, amount], seq]`` (one entry) or ``[chanId, [[price, count,
+    amount], ...], seq]`` (a snapshot) as ``(chanId, seq, entries, snapshot)``, each entry
+    ``(side, price units, size units, "price:amount" as sent)`` in units of 10**-8: the
+    side the amount's sign (a negative amount is an ask), the size 0 when count is 0 (a
+    deletion, whose amount must be 1 or -1). None to decline anything else: heartbeats,
+    checksums, an empty snapshot, trades, tickers, an exponent, a price not positive,
+    more than 8 decimals."""
+    cdef const char* p
+    cdef Py_ssize_t n, i
+    cdef int64_t chan, seq
+    cdef bint snapshot
+    cdef list entries = []
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    i = _after(p, 0, n, 91)  # "["
+    if i < 0:
+        return None
+    i = _integer(p, i, n, &chan)
+    if i < 0:
+        return None
+    i = _after(p, i, n, 44)  # ","
+    if i < 0:
+        return None
+    i = _after(p, i, n, 91)  # "[": the entry, or the snapshot's list
+    if i < 0:
+        return None
+    snapshot = p[i] == 91
+    if snapshot:
+        while True:
+            i = _bitfinex_entry(p, _ws(p, i + 1, n), n, entries)
+            if i < 0 or i >= n:
+                return None
+            if p[i] == 93:
+                break
+            if p[i] != 44:
+                return None
+            i = _ws(p, i + 1, n)
+            if i >= n or p[i] != 91:
+                return None
+        i = _ws(p, i + 1, n)
+    else:
+        i = _bitfinex_entry(p, i, n, entries)
+        if i < 0:
+            return None
+    i = _after(p, i, n, 44)
+    if i < 0:
+        return None
+    i = _integer(p, i, n, &seq)
+    if i < 0:
+        return None
+    i = _after(p, i, n, 93)
+    if i != n:
+        return None
+    return (chan, seq, entries, snapshot)

@@ -61,6 +61,7 @@ from feedhandler.venues.okx import TextBook
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import Listing, SymbologyError, perp, spot
+from orderbook_core import bitfinex_book
 
 VENUE = "BITFINEX"
 SEQ_ALL = 65536
@@ -205,6 +206,20 @@ class BitfinexParser(ParserBase):
     # --- events ------------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = bitfinex_book(text) if self.flags & SEQ_ALL else None  # most frames: one entry
+        if scan is not None:
+            chan, seq, levels, snapshot = scan
+            info = self.channels.get(chan)
+            if info is not None and info[0] == "book":  # else the ordinary path says why not
+                events = self._sequence(seq, ts_recv)
+                try:
+                    if snapshot:
+                        events += self._book_snapshot(chan, info[1], levels, ts_recv)
+                    else:
+                        events += self._book_level(info[1], levels[0], ts_recv)
+                except MalformedFrame as exc:
+                    events += self.malformed_input(text, exc.on(info[1]), ts_recv)
+                return events
         msg = exact_json(text)
         if isinstance(msg, dict):
             return self._event(msg, ts_recv)
@@ -327,23 +342,34 @@ class BitfinexParser(ParserBase):
         if len(body) != 1:
             raise MalformedFrame("shape", f"a book message has {len(body)} parts, needs 1")
         data = as_list(body[0], "book data")
-        snapshot = not data or isinstance(data[0], list)
-        if snapshot and chan not in self._fresh:
+        if data and not isinstance(data[0], list):
+            return self._book_level(symbol, _entry(data), ts_recv)
+        if chan not in self._fresh:
             raise MalformedFrame("inconsistent", "a second snapshot on one subscription")
-        levels = [_entry(e) for e in data] if snapshot else [_entry(data)]
+        return self._book_snapshot(chan, symbol, [_entry(e) for e in data], ts_recv)
+
+    def _book_snapshot(
+        self, chan: int, symbol: str, levels: list[Level], ts_recv: int
+    ) -> list[Event]:
+        """The one snapshot a subscription starts with."""
+        if chan not in self._fresh:
+            raise MalformedFrame("inconsistent", "a second snapshot on one subscription")
         changes: tuple[LevelChange, ...] = tuple((s, p, q) for s, p, q, _t in levels)
         sync = self._book(symbol)
         texts = self.texts[symbol]
-        if snapshot:
-            self._fresh.discard(chan)
-            texts.clear()
-            texts.apply(levels)
-            return sync.snapshot(Snapshot(changes), ts_recv)
-        side, price, size, _text = levels[0]
+        self._fresh.discard(chan)
+        texts.clear()
+        texts.apply(levels)
+        return sync.snapshot(Snapshot(changes), ts_recv)
+
+    def _book_level(self, symbol: str, level: Level, ts_recv: int) -> list[Event]:
+        """One entry of a live subscription: a level's new total, or its deletion."""
+        side, price, size, _text = level
+        sync = self._book(symbol)
         if sync.live and not size and not sync.book.size_at(side, price):
             return self._inconsistent(sync, "deletion of a level the book lacks", ts_recv)
-        texts.apply(levels)
-        out = sync.delta(Delta(changes), ts_recv)
+        self.texts[symbol].apply([level])
+        out = sync.delta(Delta(((side, price, size),)), ts_recv)
         limit = self.lengths.get(symbol, 0)
         if sync.live and limit and sync.book.level_count(side) > limit:
             out += self._inconsistent(sync, f"more than {limit} levels a side", ts_recv)

@@ -1,9 +1,10 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
-Kraken Futures book messages, BitMEX book rows) are only a faster way to the ordinary
-path's answer: what they read, directly; what they must decline; and each parser with and
-without its scanner publishing the same events, books, counts and refusals on the real
-captures and on mutated frames (the twin declines every frame, so under
-ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
+Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots) are
+only a faster way to the ordinary path's answer: what they read, directly; what they must
+decline; and each parser with and without its scanner publishing the same events, books,
+counts and refusals on the real captures and on mutated frames (the twin declines every
+frame, so under ORDERBOOK_CORE=python the comparisons hold trivially and the direct
+checks skip)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,24 @@ from hypothesis import note
 from hypothesis import strategies as st
 
 import feedhandler.venues.binance as binance
+import feedhandler.venues.bitfinex as bitfinex
 import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.kraken_futures as kraken_futures
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
+from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from hub.decimals import Unit
 from hub.events import Event
-from orderbook_core import IMPLEMENTATION, binance_frame, bitmex_book, kraken_futures_book
+from orderbook_core import (
+    IMPLEMENTATION,
+    binance_frame,
+    bitfinex_book,
+    bitmex_book,
+    kraken_futures_book,
+)
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
 
@@ -34,11 +43,13 @@ SPOT = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
 COINM = CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"
 KRAKEN_FUTURES = CAPTURES / "kraken-futures_book-seq-ticker-trades_2021-07-22.jsonl.zst"
 BITMEX = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
+BITFINEX = CAPTURES / "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
     KrakenFuturesParser: (kraken_futures, "kraken_futures_book", kraken_futures_book),
     BitmexParser: (bitmex, "bitmex_book", bitmex_book),
+    BitfinexParser: (bitfinex, "bitfinex_book", bitfinex_book),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
@@ -56,8 +67,8 @@ def scanning(make: Any, on: bool) -> Iterator[list[int]]:
     module, name, scan = SCANNERS[make]
     read = [0]
 
-    def counted(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
-        out = scan(text, units) if on else None
+    def counted(text: object, *units: dict[str, Any]) -> tuple[Any, ...] | None:
+        out = scan(text, *units) if on else None
         read[0] += out is not None
         return out
 
@@ -76,6 +87,9 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
         "tickers": getattr(parser, "ticker_checks", None),
         "quotes": getattr(parser, "quote_checks", None),
         "id_errors": getattr(parser, "id_errors", None),
+        "sequence": (getattr(parser, "sequence", None), getattr(parser, "sequence_gaps", None)),
+        "texts": {s: t.sides for s, t in getattr(parser, "texts", {}).items()},
+        "inconsistencies": getattr(parser, "inconsistencies", None),
         "trades": parser.trades,
     }
 
@@ -155,6 +169,7 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
         (COINM, CoinMParser),
         (KRAKEN_FUTURES, KrakenFuturesParser),
         (BITMEX, BitmexParser),
+        (BITFINEX, BitfinexParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -179,6 +194,7 @@ CASES = {
         "kraken-futures", capture_items(KRAKEN_FUTURES), KrakenFuturesParser, 1, 300, every=10
     ),
     "bitmex": lambda: Case("bitmex", capture_items(BITMEX), BitmexParser, 1, 300, every=10),
+    "bitfinex": lambda: Case("bitfinex", capture_items(BITFINEX), BitfinexParser, 1, 300, every=10),
 }
 _cases: dict[str, Case] = {}
 
@@ -303,3 +319,48 @@ def test_bitmex_rows_are_read_per_symbol_in_order() -> None:
 )
 def test_a_bitmex_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert bitmex_book(frame, BITMEX_UNITS) is None
+
+
+@compiled
+def test_a_bitfinex_entry_or_snapshot_is_read_in_units_with_its_texts() -> None:
+    assert bitfinex_book("[225206,[0.068965,3,-12.5],19]") == (
+        225206,
+        19,
+        [(1, 6896500, 1250000000, "0.068965:-12.5")],
+        False,
+    )
+    deletion = (0, 21535000000000, 0, "215350:1")
+    assert bitfinex_book(" [ 7 , [ 215350 , 0 , 1 ] , 8 ] ") == (7, 8, [deletion], False)
+    snapshot = "[7,[[215350,0,1], [0.5,2,-3.25]],9]"
+    ask = (1, 50000000, 325000000, "0.5:-3.25")
+    assert bitfinex_book(snapshot) == (7, 9, [deletion, ask], True)
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[1,[2,0,2],3]",  # a deletion's amount is 1 or -1
+        "[1,[2e1,1,1],3]",
+        "[1,[2,1,1]]",  # no sequence number
+        '[1,"hb",3]',
+        '[1,"cs",-12345,3]',
+        "[1,[],3]",  # an empty snapshot
+        "[1,[[2,1,1],],3]",
+        "[1,[[2,1,1] [3,1,1]],3]",
+        "[1,[[1,2,3,4]],3]",  # a trades snapshot
+        "[1,[2,1,1],3]x",
+        "[1,[-2,1,1],3]",
+        "[1,[0,1,1],3]",
+        "[1,[2,1,-0],3]",
+        "[1,[2,1,0.000000001],3]",
+        "[1,[2,1.0,1],3]",
+        "[1,[2,-1,1],3]",
+        '[1,["2",1,1],3]',
+        f"[1,[2,1,1],{2**63}]",
+        "[01,[2,1,1],3]",
+        "[1,[2,1,1,4],3]",
+    ],
+)
+def test_a_bitfinex_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert bitfinex_book(frame) is None
