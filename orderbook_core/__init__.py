@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         bitfinex_book,
         bitmex_book,
         kraken_futures_book,
+        kucoin_level2,
     )
     from orderbook_core._text import (
         UnitScale,
@@ -58,6 +59,7 @@ elif _choice == "python":
         bitfinex_book,
         bitmex_book,
         kraken_futures_book,
+        kucoin_level2,
     )
     from orderbook_core._pytext import (
         UnitScale,
@@ -81,6 +83,7 @@ else:
             bitfinex_book,
             bitmex_book,
             kraken_futures_book,
+            kucoin_level2,
         )
         from orderbook_core._text import (
             UnitScale,
@@ -105,6 +108,7 @@ else:
             bitfinex_book,
             bitmex_book,
             kraken_futures_book,
+            kucoin_level2,
         )
         from orderbook_core._pytext import (
             UnitScale,
@@ -145,5 +149,6 @@ __all__ = [
     "iso_to_ns",
     "json_units",
     "kraken_futures_book",
+    "kucoin_level2",
     "list_levels",
 ]

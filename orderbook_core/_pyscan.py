@@ -30,3 +30,8 @@ def bitmex_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | Non
 def bitfinex_book(text: object) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.bitfinex_book; the twin always declines."""
     return None
+
+
+def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.kucoin_level2; the twin always declines."""
+    return None

@@ -18,7 +18,7 @@ frame.
 """
 
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from orderbook_core._ascii cimport (
     PyUnicode_DATA,
@@ -60,6 +60,12 @@ cdef enum:
 cdef enum:
     BR_SYMBOL = 0, BR_ID, BR_SIDE, BR_SIZE, BR_PRICE, BR_TIME
     BR_FIELDS
+
+# The fields a KuCoin level2 message's scan keeps: of the message, of its data, of the
+# data's changes (one table; each object is read into its own spans).
+cdef enum:
+    KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_BIDS, KU_ASKS
+    KU_FIELDS
 
 DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
 DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
@@ -206,37 +212,35 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     return -1
 
 
-cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The Kraken Futures field a key names, -1 for any other key."""
-    if n == 4 and memcmp(k, b"feed", 4) == 0: return K_FEED
-    if n == 10 and memcmp(k, b"product_id", 10) == 0: return K_PRODUCT
-    if n == 4 and memcmp(k, b"side", 4) == 0: return K_SIDE
-    if n == 3 and memcmp(k, b"seq", 3) == 0: return K_SEQ
-    if n == 5 and memcmp(k, b"price", 5) == 0: return K_PRICE
-    if n == 3 and memcmp(k, b"qty", 3) == 0: return K_QTY
-    if n == 9 and memcmp(k, b"timestamp", 9) == 0: return K_TIME
-    if n == 5 and memcmp(k, b"event", 5) == 0: return K_EVENT
+cdef int _key(const char* k, Py_ssize_t n, const char* names) noexcept nogil:
+    """The index of the key ``k`` (``n`` characters) among ``names``, words separated by a
+    space in the order of their fields' enum; -1 for any other key."""
+    cdef int index = 0
+    cdef Py_ssize_t m
+    while names[0] != 0:
+        m = 0
+        while names[m] != 0 and names[m] != 32:
+            m += 1
+        if m == n and memcmp(names, k, n) == 0:
+            return index
+        names += m + (names[m] == 32)
+        index += 1
     return -1
+
+
+cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Kraken Futures field a key names (K_*), -1 for any other key."""
+    return _key(k, n, b"event feed product_id side seq price qty timestamp")
 
 
 cdef int _bitmex_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The BitMEX message field a key names, -1 for any other key."""
-    if n == 5 and memcmp(k, b"table", 5) == 0: return BX_TABLE
-    if n == 6 and memcmp(k, b"action", 6) == 0: return BX_ACTION
-    if n == 4 and memcmp(k, b"data", 4) == 0: return BX_DATA
-    if n == 6 and memcmp(k, b"filter", 6) == 0: return BX_FILTER
-    return -1
+    """The BitMEX message field a key names (BX_*), -1 for any other key."""
+    return _key(k, n, b"table action data filter")
 
 
 cdef int _bitmex_row_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The BitMEX book row field a key names, -1 for any other key."""
-    if n == 6 and memcmp(k, b"symbol", 6) == 0: return BR_SYMBOL
-    if n == 2 and k[0] == 105 and k[1] == 100: return BR_ID
-    if n == 4 and memcmp(k, b"side", 4) == 0: return BR_SIDE
-    if n == 4 and memcmp(k, b"size", 4) == 0: return BR_SIZE
-    if n == 5 and memcmp(k, b"price", 5) == 0: return BR_PRICE
-    if n == 9 and memcmp(k, b"timestamp", 9) == 0: return BR_TIME
-    return -1
+    """The BitMEX book row field a key names (BR_*), -1 for any other key."""
+    return _key(k, n, b"symbol id side size price timestamp")
 
 
 cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
@@ -717,3 +721,124 @@ def bitfinex_book(text):
     if i != n:
         return None
     return (chan, seq, entries, snapshot)
+
+
+cdef int _kucoin_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The KuCoin field a key names (KU_*: of the message, its data or its changes),
+    -1 for any other key."""
+    return _key(k, n, b"type subject data sequenceStart sequenceEnd symbol changes bids asks")
+
+
+cdef int64_t _sequence(const char* p, Span s) noexcept nogil:
+    """A KuCoin sequence: a non-negative int64 JSON integer, or a string of 1-19 ASCII
+    digits (leading zeros read as int() reads them); -1 to decline."""
+    cdef uint64_t v = 0
+    cdef Py_ssize_t i
+    if s.kind == T_INT:
+        return _count(p, s)
+    if s.kind != T_STR or not 0 < s.end - s.start <= 19:
+        return -1
+    for i in range(s.start, s.end):
+        if not 48 <= p[i] <= 57:
+            return -1
+        v = v * 10 + <uint64_t>(p[i] - 48)
+    return -1 if v > <uint64_t>INT64_MAX else <int64_t>v
+
+
+cdef bint _kucoin_changes(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
+                          int64_t first, int64_t last, unsigned char* seen,
+                          list out) except -1:
+    """Rows ``["price", "size", sequence]`` of ``s`` into ``out`` as (side, price, size,
+    sequence), each sequence in first..last and not seen before; a price of 0 (a change
+    that only moves the sequence) has size 0, its size not read. False to decline."""
+    cdef Py_ssize_t i, n = s.end
+    cdef Span price, size, seq
+    cdef int64_t pu, su, q
+    if s.kind != T_ARR:
+        return False
+    i = _ws(p, s.start + 1, n)
+    if p[i] == 93:
+        return True
+    while True:
+        if p[i] != 91:
+            return False
+        i = _item(p, _ws(p, i + 1, n), n, &price, 44)
+        if i < 0:
+            return False
+        i = _item(p, i, n, &size, 44)
+        if i < 0:
+            return False
+        i = _item(p, i, n, &seq, 93)
+        if i < 0:
+            return False
+        q = _sequence(p, seq)
+        if q < first or q > last or seen[q - first]:
+            return False
+        seen[q - first] = 1
+        pu = _units(p, price, tick)
+        if pu < 0:
+            return False
+        su = 0
+        if pu:
+            su = _units(p, size, lot)
+            if su < 0:
+                return False
+        out.append((side, pu, su, q))
+        if p[i] == 93:
+            return True
+        if p[i] != 44:
+            return False
+        i = _ws(p, i + 1, n)
+
+
+def kucoin_level2(text, dict units):
+    """One KuCoin ``trade.l2update`` message read in C: ``(symbol, sequenceStart,
+    sequenceEnd, changes)``, the changes a tuple of (side, price units, size units,
+    sequence), bids first, one for each sequence of the message and none twice. ``units``
+    maps a symbol to its (tick, lot) ``hub.decimals.Unit`` pair. None to decline anything
+    else: other messages, an unknown symbol, a change off the grid or outside the
+    message's sequences, a message of more than 4,096 sequences or missing one."""
+    cdef Span f[KU_FIELDS]
+    cdef Span d[KU_FIELDS]
+    cdef Span c[KU_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, k
+    cdef int64_t first, last
+    cdef unsigned char seen[4096]
+    cdef list changes = []
+    cdef UnitScale tick, lot
+    if not _whole(text, f, KU_FIELDS, _kucoin_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    if not _is(p, f[KU_TYPE], b"message", 7) or not _is(p, f[KU_SUBJECT], b"trade.l2update", 14):
+        return None
+    if f[KU_DATA].kind != T_OBJ:
+        return None
+    for k in range(KU_FIELDS):
+        d[k].kind = T_NONE
+        c[k].kind = T_NONE
+    _object(p, f[KU_DATA].start, n, d, _kucoin_field, 2)
+    if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
+        return None
+    symbol = PyUnicode_DecodeASCII(p + d[KU_SYMBOL].start, d[KU_SYMBOL].end - d[KU_SYMBOL].start, NULL)
+    pair = units.get(symbol)
+    if pair is None:
+        return None
+    tick = pair[0].scale
+    lot = pair[1].scale
+    if not tick.usable or not lot.usable:
+        return None
+    first = _sequence(p, d[KU_START])
+    last = _sequence(p, d[KU_END])
+    if first < 0 or last < first or last - first >= 4096:
+        return None
+    memset(seen, 0, <size_t>(last - first + 1))
+    _object(p, d[KU_CHANGES].start, n, c, _kucoin_field, 3)
+    if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
+        return None
+    if not _kucoin_changes(p, c[KU_ASKS], ASK, tick, lot, first, last, seen, changes):
+        return None
+    if len(changes) != last - first + 1:
+        return None
+    return (symbol, first, last, tuple(changes))

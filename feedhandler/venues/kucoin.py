@@ -53,6 +53,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
+from orderbook_core import kucoin_level2
 
 VENUE = "KUCOIN"
 SYMBOLS = "/api/v1/symbols"
@@ -198,6 +199,13 @@ class KucoinParser(ParserBase):
     # --- WebSocket ---------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = kucoin_level2(text, self.units)  # nearly every frame: a level2 update
+        if scan is not None:
+            symbol, first, last, changes = scan
+            try:
+                return self._changes(symbol, first, last, changes, ts_recv)
+            except MalformedFrame as exc:
+                raise exc.on(symbol) from None
         msg = as_dict(self._json(text), "frame")
         kind = as_str(field(msg, "type"), "type")
         if kind in ("welcome", "ack", "pong"):
@@ -255,13 +263,20 @@ class KucoinParser(ParserBase):
         if last - first + 1 != len(changes) or len({c[3] for c in changes}) != len(changes):
             # One change per sequence, none missing: a damaged message shows here.
             raise MalformedFrame("inconsistent", f"changes do not number {first}..{last}")
+        return self._changes(symbol, first, last, tuple(changes), ts_recv)
+
+    def _changes(
+        self, symbol: str, first: int, last: int, changes: tuple[Change, ...], ts_recv: int
+    ) -> list[Event]:
+        """One level2 message's changes, one per sequence first..last: applied, or kept
+        until the snapshot comes."""
         self.messages[symbol] = self.messages.get(symbol, 0) + 1
         sync = self._book(symbol)
         if not sync.live:
             buffered = self._pending.setdefault(symbol, deque(maxlen=BUFFER_LIMIT))
-            buffered.append((first, last, tuple(changes), 0))
+            buffered.append((first, last, changes, 0))
             return []
-        return self._apply(symbol, first, last, tuple(changes), 0, ts_recv)
+        return self._apply(symbol, first, last, changes, 0, ts_recv)
 
     def _apply(
         self, symbol: str, first: int, last: int, changes: tuple[Change, ...], ts: int, ts_recv: int

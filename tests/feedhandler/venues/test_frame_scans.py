@@ -1,10 +1,10 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
-Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots) are
-only a faster way to the ordinary path's answer: what they read, directly; what they must
-decline; and each parser with and without its scanner publishing the same events, books,
-counts and refusals on the real captures and on mutated frames (the twin declines every
-frame, so under ORDERBOOK_CORE=python the comparisons hold trivially and the direct
-checks skip)."""
+Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots, KuCoin
+level2 updates) are only a faster way to the ordinary path's answer: what they read,
+directly; what they must decline; and each parser with and without its scanner publishing
+the same events, books, counts and refusals on the real captures and on mutated frames
+(the twin declines every frame, so under ORDERBOOK_CORE=python the comparisons hold
+trivially and the direct checks skip)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ import feedhandler.venues.binance as binance
 import feedhandler.venues.bitfinex as bitfinex
 import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.kraken_futures as kraken_futures
+import feedhandler.venues.kucoin as kucoin
 from feedhandler.venues.base import ParserBase
 from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
+from feedhandler.venues.kucoin import KucoinParser
 from hub.decimals import Unit
 from hub.events import Event
 from orderbook_core import (
@@ -35,6 +37,7 @@ from orderbook_core import (
     bitfinex_book,
     bitmex_book,
     kraken_futures_book,
+    kucoin_level2,
 )
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
@@ -44,12 +47,14 @@ COINM = CAPTURES / "binance-delivery_depth-rest-bookticker_2021-07-22.jsonl.zst"
 KRAKEN_FUTURES = CAPTURES / "kraken-futures_book-seq-ticker-trades_2021-07-22.jsonl.zst"
 BITMEX = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
 BITFINEX = CAPTURES / "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.zst"
+KUCOIN = CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
     KrakenFuturesParser: (kraken_futures, "kraken_futures_book", kraken_futures_book),
     BitmexParser: (bitmex, "bitmex_book", bitmex_book),
     BitfinexParser: (bitfinex, "bitfinex_book", bitfinex_book),
+    KucoinParser: (kucoin, "kucoin_level2", kucoin_level2),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
@@ -90,6 +95,7 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
         "sequence": (getattr(parser, "sequence", None), getattr(parser, "sequence_gaps", None)),
         "texts": {s: t.sides for s, t in getattr(parser, "texts", {}).items()},
         "inconsistencies": getattr(parser, "inconsistencies", None),
+        "messages": getattr(parser, "messages", None),
         "trades": parser.trades,
     }
 
@@ -170,6 +176,7 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
         (KRAKEN_FUTURES, KrakenFuturesParser),
         (BITMEX, BitmexParser),
         (BITFINEX, BitfinexParser),
+        (KUCOIN, KucoinParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -364,3 +371,51 @@ def test_a_bitfinex_entry_or_snapshot_is_read_in_units_with_its_texts() -> None:
 )
 def test_a_bitfinex_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert bitfinex_book(frame) is None
+
+
+KUCOIN_UNITS = {"BTC-USDT": (Unit("0.1"), Unit("0.00000001"))}
+LEVEL2 = (
+    '{"data":{"sequenceStart":1613277183874,"symbol":"BTC-USDT","changes":{"asks":'
+    '[["0","0","1613277183874"],["55010.5","0.15","1613277183875"]],"bids":'
+    '[["55000.1","0",1613277183876]]},"sequenceEnd":"1613277183876"},'
+    '"subject":"trade.l2update","topic":"/market/level2:BTC-USDT","type":"message"}'
+)
+
+
+@compiled
+def test_a_kucoin_level2_message_is_read_one_change_per_sequence() -> None:
+    changes = (
+        (0, 550001, 0, 1613277183876),
+        (1, 0, 0, 1613277183874),  # a sequence-only change: its size is not read
+        (1, 550105, 15000000, 1613277183875),
+    )
+    want = ("BTC-USDT", 1613277183874, 1613277183876, changes)
+    assert kucoin_level2(LEVEL2, KUCOIN_UNITS) == want
+    unread = LEVEL2.replace('["0","0",', '["0",{"x":1},')
+    assert kucoin_level2(unread, KUCOIN_UNITS) == want
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        LEVEL2.replace('"1613277183875"]', '"1613277183874"]'),  # a sequence twice
+        LEVEL2.replace('"sequenceEnd":"1613277183876"', '"sequenceEnd":"1613277183877"'),
+        LEVEL2.replace('"sequenceStart":1613277183874', '"sequenceStart":1613277183877'),
+        LEVEL2.replace("1613277183876]", "1613277183879]"),  # outside the message
+        LEVEL2.replace('"55010.5"', '"55010.55"'),
+        LEVEL2.replace('"55010.5"', "55010.5"),
+        LEVEL2.replace('"0.15"', '"-0.15"'),
+        LEVEL2.replace('"0.15"', "0.15"),
+        LEVEL2.replace("BTC-USDT", "ETH-USDT"),
+        LEVEL2.replace('"trade.l2update"', '"trade.ticker"'),
+        LEVEL2.replace('"message"', '"notice"'),
+        LEVEL2.replace(',"bids":', ',"bidz":'),
+        LEVEL2.replace('"0.15","1613277183875"]', '"0.15"]'),
+        LEVEL2.replace('"1613277183875"', '"16132771838x5"'),
+        LEVEL2.replace('"sequenceEnd":"1613277183876"', '"sequenceEnd":"1613277188000"'),
+        LEVEL2[:-1],
+    ],
+)
+def test_a_kucoin_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert kucoin_level2(frame, KUCOIN_UNITS) is None
