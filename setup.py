@@ -15,18 +15,24 @@ macros = [("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
 
 MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state", "_text", "_scan"]
 
-extensions = [
-    Extension(
-        f"orderbook_core.{name}",
-        [f"orderbook_core/{name}.pyx"],
+
+def extension(name: str) -> Extension:
+    """A compiled module ``package.module`` from its .pyx (the book core's headers and
+    .pxd contracts on the include path)."""
+    return Extension(
+        name,
+        [name.replace(".", "/") + ".pyx"],
         language="c++",
         include_dirs=["orderbook_core"],
         depends=sorted(glob("orderbook_core/*.hpp")),
         extra_compile_args=["-O3", "-std=c++17"],
         define_macros=macros,
     )
-    for name in MODULES
-]
+
+
+extensions = [extension(f"orderbook_core.{name}") for name in MODULES]
+extensions.append(extension("feedhandler._sync"))  # the sync engine every venue feeds
+
 
 setup(
     ext_modules=cythonize(

@@ -16,14 +16,15 @@ book went stale and when it was resynced.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from feedhandler.frames import INT64_MAX, MalformedFrame
 from hub.events import BookUpdate, Event, LevelChange, Status
-from orderbook_core import L2Book, bad_level
+from orderbook_core import IMPLEMENTATION, L2Book, bad_level
 from orderbook_core import book_diff as levels_diff
 from orderbook_core.types import F_LAST, F_SNAPSHOT
 
@@ -38,9 +39,8 @@ L2Levels = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 class Snapshot(NamedTuple):
     """A venue's full (or top-N) book; ``seq``: the venue update id it covers (or 0).
 
-    ``Snapshot`` and ``Delta`` are named tuples, not frozen dataclasses: a parser builds
-    one per frame, and a frozen dataclass's ``__init__`` cost 1.2-1.4 us of a one-level
-    frame's ~7 us (a named tuple ~0.4 us)."""
+    A named tuple, not a frozen dataclass (whose ``__init__`` cost 1.2-1.4 us); ``Delta``,
+    built once per frame, is a C object with the compiled engine."""
 
     levels: tuple[LevelChange, ...]
     seq: int = 0
@@ -48,8 +48,10 @@ class Snapshot(NamedTuple):
     checksum: int | None = None
 
 
-class Delta(NamedTuple):
-    """Absolute level sizes; ``first``/``last``: the venue ids it spans (or 0)."""
+class PyDelta(NamedTuple):
+    """Absolute level sizes; ``first``/``last``: the venue ids it spans (or 0). ``Delta``
+    names the compiled twin (feedhandler._sync.Delta, same fields) with the compiled
+    ``BookSync``."""
 
     levels: tuple[LevelChange, ...]
     first: int = 0
@@ -77,8 +79,10 @@ class SyncStats:
 
 
 @dataclass
-class BookSync:
-    """One symbol's book as the hub keeps it from a venue."""
+class PyBookSync:
+    """One symbol's book as the hub keeps it from a venue: the pure-Python engine, twin and
+    reference of the compiled one (feedhandler._sync), which ``BookSync`` names unless
+    ``ORDERBOOK_CORE=python`` (or the extension is not built)."""
 
     venue: str
     symbol: str
@@ -99,7 +103,7 @@ class BookSync:
     sink: list[Event] | None = field(default=None, repr=False, compare=False)
     """Where every returned event is also appended (the parser's record of the current
     frame's events, so none is lost if the parser fails after producing them)."""
-    _buffer: deque[Delta] = field(default_factory=lambda: deque(maxlen=BUFFER_LIMIT))
+    _buffer: deque[PyDelta] = field(default_factory=lambda: deque(maxlen=BUFFER_LIMIT))
     _fresh: bool = field(default=False, repr=False)
     """Live, and no delta applied since the snapshot (the first one bridges it)."""
 
@@ -109,7 +113,7 @@ class BookSync:
         Raises ``MalformedFrame`` (book unchanged) for a level the book cannot hold."""
         return self._sunk(self._snapshot(snap, ts_recv))
 
-    def delta(self, d: Delta, ts_recv: int) -> list[Event]:
+    def delta(self, d: PyDelta, ts_recv: int) -> list[Event]:
         """Apply one delta if the book is live and it follows on; otherwise buffer it
         (``continuous`` streams) or drop it (the next snapshot covers it).
 
@@ -169,7 +173,7 @@ class BookSync:
             out += self._delta(d, ts_recv)
         return out
 
-    def _delta(self, d: Delta, ts_recv: int) -> list[Event]:
+    def _delta(self, d: PyDelta, ts_recv: int) -> list[Event]:
         self._check(d.levels)
         if not self.live:
             # Only ids tell which buffered deltas a later snapshot covers; without them the
@@ -202,7 +206,7 @@ class BookSync:
             return out + self._invalidate("crossed", ts_recv)
         return out
 
-    def _covered(self, d: Delta) -> bool:
+    def _covered(self, d: PyDelta) -> bool:
         """Whether the book already holds ``d``: its ids end at or before the book's, or for
         ``prev``-chained deltas bridging a snapshot, before the snapshot's id (the one
         ending at it is the first to apply)."""
@@ -210,7 +214,7 @@ class BookSync:
             return d.last < self.venue_id
         return d.last <= self.venue_id
 
-    def _follows(self, d: Delta) -> bool:
+    def _follows(self, d: PyDelta) -> bool:
         """Whether an uncovered ``d`` continues the book with nothing lost in between."""
         if d.prev is None:
             return d.first <= self.venue_id + 1
@@ -253,6 +257,19 @@ class BookSync:
         if not self.depth:
             return ()
         return tuple(self.book.trim(self.depth))
+
+
+if TYPE_CHECKING:
+    BookSync = PyBookSync
+    Delta = PyDelta
+else:
+    BookSync, Delta = PyBookSync, PyDelta
+    if IMPLEMENTATION == "cython":
+        try:
+            from feedhandler._sync import BookSync, Delta  # noqa: F401
+        except ImportError:
+            if os.environ.get("ORDERBOOK_CORE") == "cython":
+                raise
 
 
 def book_diff(before: L2Levels, after: L2Levels) -> tuple[LevelChange, ...]:
