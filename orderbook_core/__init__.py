@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         binance_frame,
         bitfinex_book,
         bitmex_book,
+        deribit_ticker,
         kraken_futures_book,
         kucoin_level2,
     )
@@ -58,6 +59,7 @@ elif _choice == "python":
         binance_frame,
         bitfinex_book,
         bitmex_book,
+        deribit_ticker,
         kraken_futures_book,
         kucoin_level2,
     )
@@ -82,6 +84,7 @@ else:
             binance_frame,
             bitfinex_book,
             bitmex_book,
+            deribit_ticker,
             kraken_futures_book,
             kucoin_level2,
         )
@@ -107,6 +110,7 @@ else:
             binance_frame,
             bitfinex_book,
             bitmex_book,
+            deribit_ticker,
             kraken_futures_book,
             kucoin_level2,
         )
@@ -145,6 +149,7 @@ __all__ = [
     "bitfinex_book",
     "bitmex_book",
     "book_diff",
+    "deribit_ticker",
     "dict_levels",
     "iso_to_ns",
     "json_units",

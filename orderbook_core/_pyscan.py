@@ -35,3 +35,8 @@ def bitfinex_book(text: object) -> tuple[Any, ...] | None:
 def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.kucoin_level2; the twin always declines."""
     return None
+
+
+def deribit_ticker(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.deribit_ticker; the twin always declines."""
+    return None

@@ -67,6 +67,12 @@ cdef enum:
     KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_BIDS, KU_ASKS
     KU_FIELDS
 
+# The fields a Deribit ticker message's scan keeps (of the message, its params, its data).
+cdef enum:
+    DR_METHOD = 0, DR_PARAMS, DR_CHANNEL, DR_DATA, DR_BID, DR_BID_AMOUNT, DR_ASK, DR_ASK_AMOUNT
+    DR_TIME
+    DR_FIELDS
+
 DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
 DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 
@@ -396,7 +402,8 @@ def binance_frame(text, dict units):
             return None
         for i in range(B_FIELDS):
             inner[i].kind = T_NONE
-        _object(p, top[B_DATA].start, n, inner, _binance_field, 2)
+        if _object(p, top[B_DATA].start, n, inner, _binance_field, 2) < 0:  # a field twice
+            return None
         f = inner
     if f[B_SYMBOL].kind != T_STR:
         return None
@@ -578,7 +585,8 @@ def bitmex_book(text, dict decimals):
     if act == 0 and f[BX_FILTER].kind == T_OBJ:
         for k in range(BR_FIELDS):
             r[k].kind = T_NONE
-        _object(p, f[BX_FILTER].start, n, r, _bitmex_row_field, 2)
+        if _object(p, f[BX_FILTER].start, n, r, _bitmex_row_field, 2) < 0:  # a field twice
+            return None
         if r[BR_SYMBOL].kind != T_NONE:
             if r[BR_SYMBOL].kind != T_STR:
                 return None
@@ -818,7 +826,8 @@ def kucoin_level2(text, dict units):
     for k in range(KU_FIELDS):
         d[k].kind = T_NONE
         c[k].kind = T_NONE
-    _object(p, f[KU_DATA].start, n, d, _kucoin_field, 2)
+    if _object(p, f[KU_DATA].start, n, d, _kucoin_field, 2) < 0:  # a field twice
+        return None
     if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
         return None
     symbol = PyUnicode_DecodeASCII(p + d[KU_SYMBOL].start, d[KU_SYMBOL].end - d[KU_SYMBOL].start, NULL)
@@ -834,7 +843,8 @@ def kucoin_level2(text, dict units):
     if first < 0 or last < first or last - first >= 4096:
         return None
     memset(seen, 0, <size_t>(last - first + 1))
-    _object(p, d[KU_CHANGES].start, n, c, _kucoin_field, 3)
+    if _object(p, d[KU_CHANGES].start, n, c, _kucoin_field, 3) < 0:  # a field twice
+        return None
     if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
         return None
     if not _kucoin_changes(p, c[KU_ASKS], ASK, tick, lot, first, last, seen, changes):
@@ -842,3 +852,69 @@ def kucoin_level2(text, dict units):
     if len(changes) != last - first + 1:
         return None
     return (symbol, first, last, tuple(changes))
+
+
+cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Deribit field a key names (DR_*: of the message, its params or its data), -1
+    for any other key."""
+    return _key(k, n, b"method params channel data best_bid_price best_bid_amount "
+                      b"best_ask_price best_ask_amount timestamp")
+
+
+cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2:
+    """A ticker value: absent or null is 0, else a JSON number as ``_decimal`` reads it."""
+    if s.kind == T_NONE or s.kind == T_NULL:
+        return 0
+    return _decimal(p, s, decimals)
+
+
+def deribit_ticker(text, dict decimals):
+    """One Deribit ``ticker.<instrument>.<interval>`` subscription message read in C:
+    ``(instrument, timestamp in ns, (best bid, bid amount, best ask, ask amount) in
+    units)``, an absent or null value 0. ``decimals`` maps an instrument to its (price,
+    amount) decimals. None to decline anything else: other channels, an instrument not
+    in ``decimals``, a value negative, off the grid or with an exponent, a timestamp
+    that is not an int64 JSON integer of milliseconds."""
+    cdef Span f[DR_FIELDS]
+    cdef Span q[DR_FIELDS]
+    cdef Span d[DR_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, k, dot, last_dot
+    cdef int64_t ms, bid, bid_amount, ask, ask_amount
+    if not _whole(text, f, DR_FIELDS, _deribit_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    if not _is(p, f[DR_METHOD], b"subscription", 12) or f[DR_PARAMS].kind != T_OBJ:
+        return None
+    for k in range(DR_FIELDS):
+        q[k].kind = T_NONE
+        d[k].kind = T_NONE
+    if _object(p, f[DR_PARAMS].start, n, q, _deribit_field, 2) < 0:  # a field twice
+        return None
+    if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
+        return None
+    dot = q[DR_CHANNEL].start + 6
+    if q[DR_CHANNEL].end <= dot or memcmp(p + q[DR_CHANNEL].start, b"ticker.", 7) != 0:
+        return None
+    last_dot = q[DR_CHANNEL].end - 1
+    while last_dot > dot and p[last_dot] != 46:  # the last "." after "ticker."
+        last_dot -= 1
+    if last_dot <= dot:
+        return None
+    instrument = PyUnicode_DecodeASCII(p + dot + 1, last_dot - dot - 1, NULL)
+    pair = decimals.get(instrument)
+    if pair is None:
+        return None
+    if _object(p, q[DR_DATA].start, n, d, _deribit_field, 3) < 0:  # a field twice
+        return None
+    ms = _count(p, d[DR_TIME])
+    if ms < 0 or ms > INT64_MAX // 1_000_000:
+        return None
+    bid = _optional_decimal(p, d[DR_BID], pair[0])
+    bid_amount = _optional_decimal(p, d[DR_BID_AMOUNT], pair[1])
+    ask = _optional_decimal(p, d[DR_ASK], pair[0])
+    ask_amount = _optional_decimal(p, d[DR_ASK_AMOUNT], pair[1])
+    if bid < 0 or bid_amount < 0 or ask < 0 or ask_amount < 0:
+        return None
+    return (instrument, ms * 1_000_000, (bid, bid_amount, ask, ask_amount))

@@ -57,6 +57,7 @@ from feedhandler.venues.okx import side_of
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import Listing, SymbologyError, future, option, perp, strike_text
+from orderbook_core import deribit_ticker
 
 VENUE = "DERIBIT"
 CURRENCIES = ("BTC", "ETH", "SOL", "USDC")
@@ -164,6 +165,10 @@ class DeribitParser(ParserBase):
     # --- frames ------------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = deribit_ticker(text, self.units)  # two frames in three: a ticker
+        if scan is not None:
+            self._quote(*scan)
+            return []
         msg = as_dict(exact_json(text), "frame")
         method = msg.get("method")
         if method == "subscription":
@@ -274,7 +279,11 @@ class DeribitParser(ParserBase):
             _optional(pd, data.get("best_ask_price"), "best_ask_price"),
             _optional(ad, data.get("best_ask_amount"), "best_ask_amount"),
         )
-        ts = _millis(field(data, "timestamp"), "timestamp")
+        self._quote(instrument, _millis(field(data, "timestamp"), "timestamp"), quote)
+
+    def _quote(self, instrument: str, ts: int, quote: Top) -> None:
+        """A ticker's best bid and ask, stamped ``ts``: compared with the book as it stood
+        then, now if kept, or once the next book message shows the book has not moved."""
         tops = self._tops.get(instrument)
         if tops and ts < tops[-1][0]:
             # The book has moved past the ticker's time: its top as of then, if still kept.
