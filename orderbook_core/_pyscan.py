@@ -40,3 +40,10 @@ def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None
 def deribit_ticker(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.deribit_ticker; the twin always declines."""
     return None
+
+
+def coinbase_l2(
+    text: object, units: dict[str, Any], default: tuple[Any, Any], sides: dict[str, int]
+) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.coinbase_l2; the twin always declines."""
+    return None

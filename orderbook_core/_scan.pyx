@@ -73,6 +73,13 @@ cdef enum:
     DR_TIME
     DR_FIELDS
 
+# The fields a Coinbase Advanced Trade l2_data message's scan keeps (of the message, its
+# events and their updates).
+cdef enum:
+    CB_CHANNEL = 0, CB_SEQ, CB_EVENTS, CB_TYPE, CB_PRODUCT, CB_UPDATES, CB_SIDE, CB_PRICE
+    CB_SIZE, CB_TIME
+    CB_FIELDS
+
 DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
 DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 
@@ -219,34 +226,52 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
 
 
 cdef int _key(const char* k, Py_ssize_t n, const char* names) noexcept nogil:
-    """The index of the key ``k`` (``n`` characters) among ``names``, words separated by a
-    space in the order of their fields' enum; -1 for any other key."""
+    """The index of the key ``k`` (``n`` characters) in a ``_words`` table, -1 for any
+    other key."""
     cdef int index = 0
-    cdef Py_ssize_t m
     while names[0] != 0:
-        m = 0
-        while names[m] != 0 and names[m] != 32:
-            m += 1
-        if m == n and memcmp(names, k, n) == 0:
+        if names[0] == n and memcmp(names + 1, k, n) == 0:
             return index
-        names += m + (names[m] == 32)
+        names += names[0] + 1
         index += 1
     return -1
 
 
+def _words(str names):
+    """A key table for ``_key``: the words of ``names`` (in the order of their fields'
+    enum), each after a byte holding its length."""
+    return b"".join(bytes((len(w),)) + w.encode() for w in names.split())
+
+
+cdef bytes _KRAKEN_FUTURES = _words("event feed product_id side seq price qty timestamp")
+cdef bytes _BITMEX = _words("table action data filter")
+cdef bytes _BITMEX_ROW = _words("symbol id side size price timestamp")
+cdef bytes _KUCOIN = _words("type subject data sequenceStart sequenceEnd symbol changes bids asks")
+cdef bytes _DERIBIT = _words("method params channel data best_bid_price best_bid_amount "
+                             "best_ask_price best_ask_amount timestamp")
+cdef bytes _COINBASE = _words("channel sequence_num events type product_id updates side "
+                              "price_level new_quantity event_time")
+cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
+cdef const char* BITMEX_KEYS = _BITMEX
+cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
+cdef const char* KUCOIN_KEYS = _KUCOIN
+cdef const char* DERIBIT_KEYS = _DERIBIT
+cdef const char* COINBASE_KEYS = _COINBASE
+
+
 cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Kraken Futures field a key names (K_*), -1 for any other key."""
-    return _key(k, n, b"event feed product_id side seq price qty timestamp")
+    return _key(k, n, KRAKEN_FUTURES_KEYS)
 
 
 cdef int _bitmex_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The BitMEX message field a key names (BX_*), -1 for any other key."""
-    return _key(k, n, b"table action data filter")
+    return _key(k, n, BITMEX_KEYS)
 
 
 cdef int _bitmex_row_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The BitMEX book row field a key names (BR_*), -1 for any other key."""
-    return _key(k, n, b"symbol id side size price timestamp")
+    return _key(k, n, BITMEX_ROW_KEYS)
 
 
 cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
@@ -288,6 +313,82 @@ cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
             return i + 1
         if p[i] != 44:
             return -1
+        i = _ws(p, i + 1, n)
+
+
+cdef Py_ssize_t _skip(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
+    """Past the value at ``p[i]`` of text ``_whole`` already checked (so: no escapes, no
+    exponents, brackets that match), its kind into ``kind``: what a second read of a
+    nested object needs, without checking it all again."""
+    cdef char c = p[i]
+    cdef int depth = 0
+    if c == 34:
+        kind[0] = T_STR
+        i += 1
+        while p[i] != 34:
+            i += 1
+        return i + 1
+    if c == 123 or c == 91:
+        kind[0] = T_OBJ if c == 123 else T_ARR
+        while i < n:
+            c = p[i]
+            if c == 34:
+                i += 1
+                while p[i] != 34:
+                    i += 1
+            elif c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return -1
+    if c == 116 or c == 102:  # true, false
+        kind[0] = T_LIT
+        return i + (4 if c == 116 else 5)
+    if c == 110:
+        kind[0] = T_NULL
+        return i + 4
+    kind[0] = T_NUM if c == 45 else T_INT
+    while i < n and (48 <= p[i] <= 57 or p[i] == 45 or p[i] == 46):
+        if p[i] == 46:
+            kind[0] = T_NUM
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _fields_of(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
+                           FieldOf field_of) noexcept nogil:
+    """The object at ``p[i]`` of text ``_whole`` already checked: note where the value of
+    each field ``field_of`` names lies (as ``_object`` does, one pass, nothing checked
+    again); the index past it, -1 for a field twice (JSON's reading takes the last)."""
+    cdef Py_ssize_t key, end, j
+    cdef int f, kind
+    i = _ws(p, i + 1, n)
+    if p[i] == 125:
+        return i + 1
+    while True:
+        key = i + 1
+        end = key
+        while p[end] != 34:
+            end += 1
+        i = _ws(p, _ws(p, end + 1, n) + 1, n)  # past the ":"
+        j = _skip(p, i, n, &kind)
+        if j < 0:
+            return -1
+        f = field_of(p + key, end - key)
+        if f >= 0:
+            if fields[f].kind != T_NONE:
+                return -1
+            if kind == T_STR:
+                fields[f].start, fields[f].end = i + 1, j - 1
+            else:
+                fields[f].start, fields[f].end = i, j
+            fields[f].kind = kind
+        i = _ws(p, j, n)
+        if p[i] == 125:
+            return i + 1
         i = _ws(p, i + 1, n)
 
 
@@ -402,7 +503,7 @@ def binance_frame(text, dict units):
             return None
         for i in range(B_FIELDS):
             inner[i].kind = T_NONE
-        if _object(p, top[B_DATA].start, n, inner, _binance_field, 2) < 0:  # a field twice
+        if _fields_of(p, top[B_DATA].start, n, inner, _binance_field) < 0:  # a field twice
             return None
         f = inner
     if f[B_SYMBOL].kind != T_STR:
@@ -535,7 +636,7 @@ def bitmex_book(text, dict decimals):
             return None
         for k in range(BR_FIELDS):
             r[k].kind = T_NONE
-        i = _object(p, i, n, r, _bitmex_row_field, 3)
+        i = _fields_of(p, i, n, r, _bitmex_row_field)
         if i < 0:
             return None
         i = _ws(p, i, n)
@@ -585,7 +686,7 @@ def bitmex_book(text, dict decimals):
     if act == 0 and f[BX_FILTER].kind == T_OBJ:
         for k in range(BR_FIELDS):
             r[k].kind = T_NONE
-        if _object(p, f[BX_FILTER].start, n, r, _bitmex_row_field, 2) < 0:  # a field twice
+        if _fields_of(p, f[BX_FILTER].start, n, r, _bitmex_row_field) < 0:  # a field twice
             return None
         if r[BR_SYMBOL].kind != T_NONE:
             if r[BR_SYMBOL].kind != T_STR:
@@ -734,7 +835,7 @@ def bitfinex_book(text):
 cdef int _kucoin_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The KuCoin field a key names (KU_*: of the message, its data or its changes),
     -1 for any other key."""
-    return _key(k, n, b"type subject data sequenceStart sequenceEnd symbol changes bids asks")
+    return _key(k, n, KUCOIN_KEYS)
 
 
 cdef int64_t _sequence(const char* p, Span s) noexcept nogil:
@@ -826,7 +927,7 @@ def kucoin_level2(text, dict units):
     for k in range(KU_FIELDS):
         d[k].kind = T_NONE
         c[k].kind = T_NONE
-    if _object(p, f[KU_DATA].start, n, d, _kucoin_field, 2) < 0:  # a field twice
+    if _fields_of(p, f[KU_DATA].start, n, d, _kucoin_field) < 0:  # a field twice
         return None
     if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
         return None
@@ -843,7 +944,7 @@ def kucoin_level2(text, dict units):
     if first < 0 or last < first or last - first >= 4096:
         return None
     memset(seen, 0, <size_t>(last - first + 1))
-    if _object(p, d[KU_CHANGES].start, n, c, _kucoin_field, 3) < 0:  # a field twice
+    if _fields_of(p, d[KU_CHANGES].start, n, c, _kucoin_field) < 0:  # a field twice
         return None
     if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
         return None
@@ -857,8 +958,7 @@ def kucoin_level2(text, dict units):
 cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Deribit field a key names (DR_*: of the message, its params or its data), -1
     for any other key."""
-    return _key(k, n, b"method params channel data best_bid_price best_bid_amount "
-                      b"best_ask_price best_ask_amount timestamp")
+    return _key(k, n, DERIBIT_KEYS)
 
 
 cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2:
@@ -890,7 +990,7 @@ def deribit_ticker(text, dict decimals):
     for k in range(DR_FIELDS):
         q[k].kind = T_NONE
         d[k].kind = T_NONE
-    if _object(p, f[DR_PARAMS].start, n, q, _deribit_field, 2) < 0:  # a field twice
+    if _fields_of(p, f[DR_PARAMS].start, n, q, _deribit_field) < 0:  # a field twice
         return None
     if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
         return None
@@ -906,7 +1006,7 @@ def deribit_ticker(text, dict decimals):
     pair = decimals.get(instrument)
     if pair is None:
         return None
-    if _object(p, q[DR_DATA].start, n, d, _deribit_field, 3) < 0:  # a field twice
+    if _fields_of(p, q[DR_DATA].start, n, d, _deribit_field) < 0:  # a field twice
         return None
     ms = _count(p, d[DR_TIME])
     if ms < 0 or ms > INT64_MAX // 1_000_000:
@@ -918,3 +1018,102 @@ def deribit_ticker(text, dict decimals):
     if bid < 0 or bid_amount < 0 or ask < 0 or ask_amount < 0:
         return None
     return (instrument, ms * 1_000_000, (bid, bid_amount, ask, ask_amount))
+
+
+cdef int _coinbase_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Coinbase Advanced Trade field a key names (CB_*: of the message, its events and
+    their updates), -1 for any other key."""
+    return _key(k, n, COINBASE_KEYS)
+
+
+cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, UnitScale lot,
+                            list out, int64_t* latest) except -1:
+    """An event's updates ``{"side", "price_level", "new_quantity", "event_time"}`` into
+    ``out`` as (side, price, size), the latest event time into ``latest``; False to
+    decline (as ``_text.dict_levels`` would: any update not plain)."""
+    cdef Span u[CB_FIELDS]
+    cdef Py_ssize_t i, k, n = s.end
+    cdef int64_t price, size, t
+    if s.kind != T_ARR:
+        return False
+    i = _ws(p, s.start + 1, n)
+    while p[i] != 93:
+        if p[i] != 123:
+            return False
+        for k in range(CB_FIELDS):
+            u[k].kind = T_NONE
+        i = _fields_of(p, i, n, u, _coinbase_field)
+        if i < 0 or u[CB_SIDE].kind != T_STR:
+            return False
+        side = sides.get(PyUnicode_DecodeASCII(p + u[CB_SIDE].start, u[CB_SIDE].end - u[CB_SIDE].start, NULL))
+        if side is None:
+            return False
+        price = _units(p, u[CB_PRICE], tick)
+        size = _units(p, u[CB_SIZE], lot)
+        t = read_iso(p + u[CB_TIME].start, u[CB_TIME].end - u[CB_TIME].start) if u[CB_TIME].kind == T_STR else -1
+        if price <= 0 or size < 0 or t < 0:
+            return False
+        if t > latest[0]:
+            latest[0] = t
+        out.append((side, price, size))
+        i = _ws(p, i, n)
+        if p[i] == 44:
+            i = _ws(p, i + 1, n)
+    return True
+
+
+def coinbase_l2(text, dict units, tuple default, dict sides):
+    """One Coinbase Advanced Trade ``l2_data`` message read in C: ``(sequence_num,
+    events)``, each event ``(product, snapshot?, levels, latest event_time in ns)``, the
+    levels ``(side, price units, size units)`` in message order. ``units`` maps a product to
+    its (tick, lot) ``hub.decimals.Unit`` pair (``default`` for others), ``sides`` a side's
+    name to 0 or 1. None to decline anything else: other channels, an event of another
+    type, an update whose side, price (positive), size or ISO time is not plain."""
+    cdef Span f[CB_FIELDS]
+    cdef Span e[CB_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, i, k
+    cdef int64_t seq, latest
+    cdef bint snapshot
+    cdef list events = []
+    cdef list levels
+    cdef UnitScale tick, lot
+    if not _whole(text, f, CB_FIELDS, _coinbase_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    if not _is(p, f[CB_CHANNEL], b"l2_data", 7) or f[CB_EVENTS].kind != T_ARR:
+        return None
+    seq = _count(p, f[CB_SEQ])
+    if seq < 0:
+        return None
+    i = _ws(p, f[CB_EVENTS].start + 1, n)
+    while p[i] != 93:
+        if p[i] != 123:
+            return None
+        for k in range(CB_FIELDS):
+            e[k].kind = T_NONE
+        i = _fields_of(p, i, n, e, _coinbase_field)
+        if i < 0 or e[CB_PRODUCT].kind != T_STR:
+            return None
+        if _is(p, e[CB_TYPE], b"snapshot", 8):
+            snapshot = True
+        elif _is(p, e[CB_TYPE], b"update", 6):
+            snapshot = False
+        else:
+            return None
+        product = PyUnicode_DecodeASCII(p + e[CB_PRODUCT].start, e[CB_PRODUCT].end - e[CB_PRODUCT].start, NULL)
+        pair = units.get(product) or default
+        tick = pair[0].scale
+        lot = pair[1].scale
+        if not tick.usable or not lot.usable:
+            return None
+        levels = []
+        latest = 0
+        if not _coinbase_updates(p, e[CB_UPDATES], sides, tick, lot, levels, &latest):
+            return None
+        events.append((product, snapshot, tuple(levels), latest))
+        i = _ws(p, i, n)
+        if p[i] == 44:
+            i = _ws(p, i + 1, n)
+    return (seq, events)

@@ -33,7 +33,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
-from orderbook_core import dict_levels, list_levels
+from orderbook_core import coinbase_l2, dict_levels, list_levels
 
 VENUE = "COINBASE"
 SIZE_DECIMALS = 8
@@ -65,10 +65,7 @@ class CoinbaseParser(ParserBase):
         self._ticked: set[str] = set()
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
-        return self.units.get(symbol) or (
-            decimals_unit(SIZE_DECIMALS),
-            decimals_unit(SIZE_DECIMALS),
-        )
+        return self.units.get(symbol) or DEFAULT_UNITS
 
     def extra_stats(self, symbol: str) -> dict[str, Any]:
         agree, disagree = self.ticker_checks.get(symbol, [0, 0])
@@ -152,10 +149,38 @@ class CoinbaseParser(ParserBase):
         return []
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = coinbase_l2(text, self.units, DEFAULT_UNITS, SIDES)  # Advanced Trade books
+        if scan is not None:
+            seq, events = scan
+            if self._scanned(events):
+                return self._l2_scanned(text, seq, events, ts_recv)
         msg = as_dict(self._json(text), "a frame")
         if "channel" in msg:
             return self._advanced(text, msg, ts_recv)
         return self._exchange(msg, ts_recv)
+
+    def _scanned(self, events: list[tuple[str, bool, Any, int]]) -> bool:
+        """Whether a scanned ``l2_data`` frame reads as the ordinary path would take it:
+        every update is of a product that has a book by then (a snapshot makes one)."""
+        books = set(self.books)
+        for product, snapshot, _levels, _ts in events:
+            if snapshot:
+                books.add(product)
+            elif product not in books:
+                return False
+        return True
+
+    def _l2_scanned(
+        self, text: str, seq: int, events: list[tuple[str, bool, Any, int]], ts_recv: int
+    ) -> list[Event]:
+        """``_advanced`` for an ``l2_data`` frame the compiled scanner read."""
+        out = self._sequence(seq, ts_recv)
+        for product, snapshot, levels, ts in events:
+            try:
+                out += self._l2_levels(product, snapshot, levels, ts, ts_recv)
+            except MalformedFrame as exc:
+                out += self.malformed_input(text, exc, ts_recv)
+        return out
 
     def _levels(self, product: str, rows: list[Any]) -> tuple[LevelChange, ...]:
         """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell). Rows of
@@ -195,12 +220,7 @@ class CoinbaseParser(ParserBase):
         seq = count(field(msg, "sequence_num"), "sequence_num")
         channel = as_str(msg["channel"], "channel")
         events = as_list(field(msg, "events"), "events")
-        out: list[Event] = []
-        if self.sequence >= 0 and seq != self.sequence + 1:
-            self.sequence_gaps += 1
-            for sync in self.books.values():
-                out += sync.invalidate("sequence gap", ts_recv)
-        self.sequence = seq
+        out = self._sequence(seq, ts_recv)
         if channel not in ADVANCED_CHANNELS:
             bad = MalformedFrame("shape", f"unknown channel {channel[:20]!r}")
             return out + self.malformed_input(text, bad, ts_recv)
@@ -218,6 +238,16 @@ class CoinbaseParser(ParserBase):
                 out += self.malformed_input(text, exc, ts_recv)
         return out
 
+    def _sequence(self, seq: int, ts_recv: int) -> list[Event]:
+        """A frame's ``sequence_num``: one that does not follow on stales every book."""
+        out: list[Event] = []
+        if self.sequence >= 0 and seq != self.sequence + 1:
+            self.sequence_gaps += 1
+            for sync in self.books.values():
+                out += sync.invalidate("sequence gap", ts_recv)
+        self.sequence = seq
+        return out
+
     def _l2_data(self, event: Any, ts_recv: int) -> list[Event]:
         product = as_str(field(event, "product_id"), "product_id")
         kind = field(event, "type")
@@ -230,7 +260,12 @@ class CoinbaseParser(ParserBase):
             levels, ts = self._plain_updates(product, updates) or self._updates(product, updates)
         except MalformedFrame as exc:
             raise self._pinned(exc, product, kind == "snapshot") from None
-        if kind == "snapshot":
+        return self._l2_levels(product, kind == "snapshot", levels, ts, ts_recv)
+
+    def _l2_levels(
+        self, product: str, snapshot: bool, levels: tuple[LevelChange, ...], ts: int, ts_recv: int
+    ) -> list[Event]:
+        if snapshot:
             return self._book(product).snapshot(Snapshot(levels, ts_event=ts), ts_recv)
         return self._book(product).delta(Delta(levels, ts_event=ts), ts_recv)
 
@@ -382,6 +417,8 @@ ADVANCED_CHANNELS = frozenset(
 
 SIDES = {"bid": 0, "buy": 0, "offer": 1, "ask": 1, "sell": 1}
 """Book sides as both feeds name them."""
+DEFAULT_UNITS = (decimals_unit(SIZE_DECIMALS), decimals_unit(SIZE_DECIMALS))
+"""A product's units before (or without) its REST product data."""
 
 
 def _side(value: Any) -> int:

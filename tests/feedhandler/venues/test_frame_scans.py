@@ -1,10 +1,10 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
 Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots, KuCoin
-level2 updates, Deribit tickers) are only a faster way to the ordinary path's answer: what
-they read, directly; what they must decline; and each parser with and without its scanner
-publishing the same events, books, counts and refusals on the real captures and on
-mutated frames (the twin declines every frame, so under ORDERBOOK_CORE=python the
-comparisons hold trivially and the direct checks skip)."""
+level2 updates, Deribit tickers, Coinbase Advanced Trade l2_data) are only a faster way to
+the ordinary path's answer: what they read, directly; what they must decline; and each
+parser with and without its scanner publishing the same events, books, counts and refusals
+on the real captures and on mutated frames (the twin declines every frame, so under
+ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import feedhandler.venues.binance as binance
 import feedhandler.venues.bitfinex as bitfinex
 import feedhandler.venues.bitmex as bitmex
+import feedhandler.venues.coinbase as coinbase
 import feedhandler.venues.deribit as deribit
 import feedhandler.venues.kraken_futures as kraken_futures
 import feedhandler.venues.kucoin as kucoin
@@ -28,6 +29,7 @@ from feedhandler.venues.binance import BinanceParser
 from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitmex import BitmexParser
+from feedhandler.venues.coinbase import DEFAULT_UNITS, SIDES, CoinbaseParser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.kucoin import KucoinParser
@@ -38,6 +40,7 @@ from orderbook_core import (
     binance_frame,
     bitfinex_book,
     bitmex_book,
+    coinbase_l2,
     deribit_ticker,
     kraken_futures_book,
     kucoin_level2,
@@ -52,6 +55,7 @@ BITMEX = CAPTURES / "bitmex_orderbookl2-quote-trades_2021-07-22.jsonl.zst"
 BITFINEX = CAPTURES / "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.zst"
 KUCOIN = CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"
 DERIBIT = CAPTURES / "deribit-options_book-raw-ticker_2021-07-22.jsonl.zst"
+COINBASE = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
@@ -60,11 +64,13 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BitfinexParser: (bitfinex, "bitfinex_book", bitfinex_book),
     KucoinParser: (kucoin, "kucoin_level2", kucoin_level2),
     DeribitParser: (deribit, "deribit_ticker", deribit_ticker),
+    CoinbaseParser: (coinbase, "coinbase_l2", coinbase_l2),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
-SCANNED: dict[type[ParserBase], float] = {DeribitParser: 0.6}
+SCANNED: dict[type[ParserBase], float] = {DeribitParser: 0.6, CoinbaseParser: 0.7}
 """The share of a capture's frames its scanner must read where that is not 80 %
-(Deribit's are two tickers to one book message, and only tickers are scanned)."""
+(Deribit's are two tickers to one book message, and only tickers are scanned; Coinbase's
+are three l2_data frames to one ticker or trade)."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 UNITS = {"BTCUSDT": (Unit("0.01"), Unit("0.00001"))}
 DEPTH = (
@@ -105,6 +111,7 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
         "inconsistencies": getattr(parser, "inconsistencies", None),
         "messages": getattr(parser, "messages", None),
         "waiting": {k: list(v) for k, v in getattr(parser, "_tickers", {}).items()},
+        "listings": parser.listings,
         "trades": parser.trades,
     }
 
@@ -188,6 +195,7 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
         (BITFINEX, BitfinexParser),
         (KUCOIN, KucoinParser),
         (DERIBIT, DeribitParser),
+        (COINBASE, CoinbaseParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -213,6 +221,11 @@ CASES = {
     ),
     "bitmex": lambda: Case("bitmex", capture_items(BITMEX), BitmexParser, 1, 300, every=10),
     "bitfinex": lambda: Case("bitfinex", capture_items(BITFINEX), BitfinexParser, 1, 300, every=10),
+    "kucoin": lambda: Case("kucoin", capture_items(KUCOIN), KucoinParser, 1, 300, every=10),
+    "deribit": lambda: Case("deribit", capture_items(DERIBIT), DeribitParser, 1, 130, every=5),
+    "coinbase": lambda: Case(  # after the two snapshots of 5 and 2.5 MB
+        "coinbase", capture_items(COINBASE), CoinbaseParser, 23, 300, every=10
+    ),
 }
 _cases: dict[str, Case] = {}
 
@@ -474,3 +487,43 @@ def test_a_deribit_ticker_is_read_in_units_null_as_zero() -> None:
 )
 def test_a_deribit_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert deribit_ticker(frame, TICKER_UNITS) is None
+
+
+L2 = (
+    '{"channel":"l2_data","timestamp":"2026-08-09T21:06:04.390938113Z","sequence_num":681,'
+    '"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid",'
+    '"event_time":"2026-08-09T21:06:04.376791Z","price_level":"65075.33","new_quantity":'
+    '"0.07682937"},{"side":"offer","event_time":"2026-08-09T21:06:04.5Z","price_level":'
+    '"65084.43","new_quantity":"0"}]},{"type":"snapshot","product_id":"ETH-USD",'
+    '"updates":[]}]}'
+)
+
+
+@compiled
+def test_a_coinbase_l2_data_frame_is_read_event_by_event() -> None:
+    stamp = 1786309564500000000
+    levels = ((0, 6507533000000, 7682937), (1, 6508443000000, 0))
+    want = (681, [("BTC-USD", False, levels, stamp), ("ETH-USD", True, (), 0)])
+    assert coinbase_l2(L2, {}, DEFAULT_UNITS, SIDES) == want
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        L2.replace('"l2_data"', '"ticker"'),
+        L2.replace('"update"', '"delta"'),
+        L2.replace('"bid"', '"buyer"'),
+        L2.replace('"65075.33"', '"0"'),
+        L2.replace('"0.07682937"', '"-1"'),
+        L2.replace('"0.07682937"', "0.07682937"),
+        L2.replace('"65075.33"', '"65075.333333333"'),
+        L2.replace("2026-08-09T21:06:04.5Z", "today"),
+        L2.replace('"sequence_num":681', '"sequence_num":-681'),
+        L2.replace('"new_quantity":"0"}', '"new_quantity":"0","side":"bid"}'),
+        L2.replace('"updates":[]}', '"updates":[],"type":"update"}'),
+        L2[:-2],
+    ],
+)
+def test_a_coinbase_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert coinbase_l2(frame, {}, DEFAULT_UNITS, SIDES) is None
