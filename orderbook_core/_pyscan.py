@@ -47,3 +47,8 @@ def coinbase_l2(
 ) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.coinbase_l2; the twin always declines."""
     return None
+
+
+def cryptocom_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.cryptocom_book; the twin always declines."""
+    return None

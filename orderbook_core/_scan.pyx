@@ -80,6 +80,11 @@ cdef enum:
     CB_SIZE, CB_TIME
     CB_FIELDS
 
+# The fields a Crypto.com book push's scan keeps (of the message, its result, each book).
+cdef enum:
+    CC_METHOD = 0, CC_CODE, CC_RESULT, CC_CHANNEL, CC_NAME, CC_DATA, CC_TIME, CC_BIDS, CC_ASKS
+    CC_FIELDS
+
 DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
 DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 
@@ -257,6 +262,8 @@ cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
 cdef const char* KUCOIN_KEYS = _KUCOIN
 cdef const char* DERIBIT_KEYS = _DERIBIT
 cdef const char* COINBASE_KEYS = _COINBASE
+cdef bytes _CRYPTOCOM = _words("method code result channel instrument_name data t bids asks")
+cdef const char* CRYPTOCOM_KEYS = _CRYPTOCOM
 
 
 cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
@@ -1117,3 +1124,113 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
         if p[i] == 44:
             i = _ws(p, i + 1, n)
     return (seq, events)
+
+
+cdef int _cryptocom_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Crypto.com field a key names (CC_*: of the message, its result and its data),
+    -1 for any other key."""
+    return _key(k, n, CRYPTOCOM_KEYS)
+
+
+cdef bint _number_rows(const char* p, Span s, int side, object tick, object lot,
+                       list out) except -1:
+    """Rows ``[price, size, ...]`` of JSON numbers in checked text into ``out`` as (side,
+    price units, size units), both positive; False to decline."""
+    cdef Py_ssize_t i, n = s.end
+    cdef Span price, size
+    cdef int64_t pu, su
+    cdef int kind
+    if s.kind != T_ARR:
+        return False
+    i = _ws(p, s.start + 1, n)
+    while p[i] != 93:
+        if p[i] != 91:
+            return False
+        i = _ws(p, i + 1, n)
+        price.start = i
+        i = _skip(p, i, n, &price.kind)
+        price.end = i
+        i = _ws(p, i, n)
+        if p[i] != 44:  # at least a price and a size
+            return False
+        i = _ws(p, i + 1, n)
+        size.start = i
+        i = _skip(p, i, n, &size.kind)
+        size.end = i
+        i = _ws(p, i, n)
+        while p[i] == 44:  # what follows the size (Crypto.com's order count) is not read
+            i = _ws(p, _skip(p, _ws(p, i + 1, n), n, &kind), n)
+        if p[i] != 93:
+            return False
+        pu = _decimal(p, price, tick)
+        su = _decimal(p, size, lot)
+        if pu <= 0 or su <= 0:
+            return False
+        out.append((side, pu, su))
+        i = _ws(p, i + 1, n)
+        if p[i] == 44:
+            i = _ws(p, i + 1, n)
+    return True
+
+
+def cryptocom_book(text, dict decimals):
+    """One Crypto.com ``book`` subscription push read in C: ``(instrument, [(t in ms,
+    levels), ...])``, each book's levels ``(side, price units, size units)``, bids first,
+    from rows ``[price, size, count]`` of JSON numbers. ``decimals`` maps an instrument to
+    its (price, size) decimals. None to decline anything else: other channels or methods,
+    a code other than 0, an unknown instrument, a price or size not positive, off the grid
+    or with an exponent, a ``t`` that is not an int64 JSON integer of milliseconds."""
+    cdef Span f[CC_FIELDS]
+    cdef Span r[CC_FIELDS]
+    cdef Span d[CC_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, i, k
+    cdef int64_t ms
+    cdef list books = []
+    cdef list levels
+    if not _whole(text, f, CC_FIELDS, _cryptocom_field):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    if not _is(p, f[CC_METHOD], b"subscribe", 9) or not _is_zero(p, f[CC_CODE]):
+        return None
+    if f[CC_RESULT].kind != T_OBJ:
+        return None
+    for k in range(CC_FIELDS):
+        r[k].kind = T_NONE
+    if _fields_of(p, f[CC_RESULT].start, n, r, _cryptocom_field) < 0:  # a field twice
+        return None
+    if not _is(p, r[CC_CHANNEL], b"book", 4) or r[CC_NAME].kind != T_STR:
+        return None
+    if r[CC_DATA].kind != T_ARR:
+        return None
+    name = PyUnicode_DecodeASCII(p + r[CC_NAME].start, r[CC_NAME].end - r[CC_NAME].start, NULL)
+    pair = decimals.get(name)
+    if pair is None:
+        return None
+    i = _ws(p, r[CC_DATA].start + 1, n)
+    while p[i] != 93:
+        if p[i] != 123:
+            return None
+        for k in range(CC_FIELDS):
+            d[k].kind = T_NONE
+        i = _fields_of(p, i, n, d, _cryptocom_field)
+        if i < 0:
+            return None
+        ms = _count(p, d[CC_TIME])
+        if ms < 0 or ms > INT64_MAX // 1_000_000 - 1:
+            return None
+        levels = []
+        if not _number_rows(p, d[CC_BIDS], BID, pair[0], pair[1], levels):
+            return None
+        if not _number_rows(p, d[CC_ASKS], ASK, pair[0], pair[1], levels):
+            return None
+        books.append((ms, tuple(levels)))
+        i = _ws(p, i, n)
+        if p[i] == 44:
+            i = _ws(p, i + 1, n)
+    return (name, books)
+
+
+cdef inline bint _is_zero(const char* p, Span s) noexcept nogil:
+    return s.kind == T_INT and s.end - s.start == 1 and p[s.start] == 48

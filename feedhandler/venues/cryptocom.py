@@ -37,7 +37,7 @@ from feedhandler.venues.exact import exact_json, integer, number_levels, number_
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
-from orderbook_core import UnitScale
+from orderbook_core import UnitScale, cryptocom_book
 
 VENUE = "CRYPTO.COM"
 INSTRUMENTS = "/v2/public/get-instruments"
@@ -159,6 +159,13 @@ class CryptocomParser(ParserBase):
     # --- WebSocket ---------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = cryptocom_book(text, self.decimals)  # most frames: a pair's 150-level book
+        if scan is not None and scan[0] in self.units:
+            name, books = scan
+            try:
+                return self._snapshots(name, books, ts_recv)
+            except MalformedFrame as exc:
+                raise exc.on(name) from None
         msg = as_dict(exact_json(text), "frame")
         try:
             return self._message(msg, ts_recv)
@@ -224,6 +231,13 @@ class CryptocomParser(ParserBase):
             ms = _millis(field(data, "t"), "t")
             levels = _levels(tick, lot, field(data, "bids"), field(data, "asks"))
             snaps.append((ms, levels))
+        return self._snapshots(name, snaps, ts_recv)
+
+    def _snapshots(
+        self, name: str, snaps: list[tuple[int, tuple[LevelChange, ...]]], ts_recv: int
+    ) -> list[Event]:
+        """A push's books (each the pair's whole book, stamped ``t`` in ms), in order: one
+        no newer than the newest taken is counted, not applied."""
         out: list[Event] = []
         for ms, levels in snaps:
             newest = self.newest.get(name, -1)

@@ -1,10 +1,11 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
 Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots, KuCoin
-level2 updates, Deribit tickers, Coinbase Advanced Trade l2_data) are only a faster way to
-the ordinary path's answer: what they read, directly; what they must decline; and each
-parser with and without its scanner publishing the same events, books, counts and refusals
-on the real captures and on mutated frames (the twin declines every frame, so under
-ORDERBOOK_CORE=python the comparisons hold trivially and the direct checks skip)."""
+level2 updates, Deribit tickers, Coinbase Advanced Trade l2_data, Crypto.com books) are only
+a faster way to the ordinary path's answer: what they read, directly; what they must
+decline; and each parser with and without its scanner publishing the same events, books,
+counts and refusals on the real captures and on mutated frames (the twin declines every
+frame, so under ORDERBOOK_CORE=python the comparisons hold trivially and the direct
+checks skip)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import feedhandler.venues.binance as binance
 import feedhandler.venues.bitfinex as bitfinex
 import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.coinbase as coinbase
+import feedhandler.venues.cryptocom as cryptocom
 import feedhandler.venues.deribit as deribit
 import feedhandler.venues.kraken_futures as kraken_futures
 import feedhandler.venues.kucoin as kucoin
@@ -30,6 +32,7 @@ from feedhandler.venues.binance_futures import CoinMParser
 from feedhandler.venues.bitfinex import BitfinexParser
 from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.coinbase import DEFAULT_UNITS, SIDES, CoinbaseParser
+from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.kucoin import KucoinParser
@@ -41,6 +44,7 @@ from orderbook_core import (
     bitfinex_book,
     bitmex_book,
     coinbase_l2,
+    cryptocom_book,
     deribit_ticker,
     kraken_futures_book,
     kucoin_level2,
@@ -56,6 +60,7 @@ BITFINEX = CAPTURES / "bitfinex-spot_book-p0-seq-trades-ticker_2021-04-17.jsonl.
 KUCOIN = CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"
 DERIBIT = CAPTURES / "deribit-options_book-raw-ticker_2021-07-22.jsonl.zst"
 COINBASE = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.zst"
+CRYPTOCOM = CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
@@ -65,12 +70,18 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     KucoinParser: (kucoin, "kucoin_level2", kucoin_level2),
     DeribitParser: (deribit, "deribit_ticker", deribit_ticker),
     CoinbaseParser: (coinbase, "coinbase_l2", coinbase_l2),
+    CryptocomParser: (cryptocom, "cryptocom_book", cryptocom_book),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
-SCANNED: dict[type[ParserBase], float] = {DeribitParser: 0.6, CoinbaseParser: 0.7}
+SCANNED: dict[type[ParserBase], float] = {
+    DeribitParser: 0.6,
+    CoinbaseParser: 0.7,
+    CryptocomParser: 0.45,
+}
 """The share of a capture's frames its scanner must read where that is not 80 %
 (Deribit's are two tickers to one book message, and only tickers are scanned; Coinbase's
-are three l2_data frames to one ticker or trade)."""
+are three l2_data frames to one ticker or trade; Crypto.com's half books, half tickers,
+trades and candles)."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 UNITS = {"BTCUSDT": (Unit("0.01"), Unit("0.00001"))}
 DEPTH = (
@@ -112,6 +123,8 @@ def outcome(parser: ParserBase) -> dict[str, Any]:
         "messages": getattr(parser, "messages", None),
         "waiting": {k: list(v) for k, v in getattr(parser, "_tickers", {}).items()},
         "listings": parser.listings,
+        "newest": getattr(parser, "newest", None),
+        "older": (getattr(parser, "older", None), getattr(parser, "repeated", None)),
         "trades": parser.trades,
     }
 
@@ -196,6 +209,7 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
         (KUCOIN, KucoinParser),
         (DERIBIT, DeribitParser),
         (COINBASE, CoinbaseParser),
+        (CRYPTOCOM, CryptocomParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -225,6 +239,9 @@ CASES = {
     "deribit": lambda: Case("deribit", capture_items(DERIBIT), DeribitParser, 1, 130, every=5),
     "coinbase": lambda: Case(  # after the two snapshots of 5 and 2.5 MB
         "coinbase", capture_items(COINBASE), CoinbaseParser, 23, 300, every=10
+    ),
+    "cryptocom": lambda: Case(
+        "cryptocom", capture_items(CRYPTOCOM), CryptocomParser, 1, 200, every=10
     ),
 }
 _cases: dict[str, Case] = {}
@@ -527,3 +544,41 @@ def test_a_coinbase_l2_data_frame_is_read_event_by_event() -> None:
 )
 def test_a_coinbase_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert coinbase_l2(frame, {}, DEFAULT_UNITS, SIDES) is None
+
+
+BOOK150 = (
+    '{"code":0,"method":"subscribe","result":{"instrument_name":"HNT_USDT","subscription":'
+    '"book.HNT_USDT.150","channel":"book","depth":150,"data":[{"bids":[[45.334,0.386,1],'
+    '[45.32,1259,2]],"asks":[[45.5,0.007,1]],"t":1637709519455}]}}'
+)
+BOOK_UNITS = {"HNT_USDT": (3, 3)}
+
+
+@compiled
+def test_a_cryptocom_book_is_read_in_units() -> None:
+    levels = ((0, 45334, 386), (0, 45320, 1259000), (1, 45500, 7))
+    assert cryptocom_book(BOOK150, BOOK_UNITS) == ("HNT_USDT", [(1637709519455, levels)])
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        BOOK150.replace('"channel":"book"', '"channel":"trade"'),
+        BOOK150.replace('"code":0', '"code":10001'),
+        BOOK150.replace('"subscribe"', '"public/heartbeat"'),
+        BOOK150.replace("HNT_USDT", "HNT_USDC"),
+        BOOK150.replace("0.386", "0.3865"),
+        BOOK150.replace("0.386", "0"),
+        BOOK150.replace("0.386", "-0.386"),
+        BOOK150.replace("0.386", '"0.386"'),
+        BOOK150.replace("0.386", "3.86e-1"),
+        BOOK150.replace("[45.5,0.007,1]", "[45.5]"),
+        BOOK150.replace('"t":1637709519455', '"t":1637709519455.5'),
+        BOOK150.replace('"t":1637709519455', f'"t":{2**63 // 1_000_000}'),
+        BOOK150.replace('"t":1637709519455', '"t":1637709519455,"t":1'),
+        BOOK150[:-1],
+    ],
+)
+def test_a_cryptocom_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert cryptocom_book(frame, BOOK_UNITS) is None
