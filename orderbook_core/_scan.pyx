@@ -399,6 +399,23 @@ cdef Py_ssize_t _fields_of(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fiel
         i = _ws(p, i + 1, n)
 
 
+cdef Py_ssize_t _element(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields, int count,
+                         FieldOf field_of) noexcept nogil:
+    """The object at ``p[i]``, an element of an array in checked text: its fields noted in
+    ``fields`` (``count`` of them, cleared first) by ``field_of``; the index of the next
+    element or of the array's "]", -1 to decline (not an object, a field twice)."""
+    cdef int k
+    if p[i] != 123:
+        return -1
+    for k in range(count):
+        fields[k].kind = T_NONE
+    i = _fields_of(p, i, n, fields, field_of)
+    if i < 0:
+        return -1
+    i = _ws(p, i, n)
+    return _ws(p, i + 1, n) if p[i] == 44 else i
+
+
 cdef int64_t _count(const char* p, Span s) noexcept nogil:
     """A non-negative int64 integer field; -1 to decline."""
     cdef uint64_t v = 0
@@ -639,14 +656,9 @@ def bitmex_book(text, dict decimals):
     last_symbol.kind = T_NONE
     i = _ws(p, f[BX_DATA].start + 1, n)
     while p[i] != 93:  # the data array was checked whole: rows until "]"
-        if p[i] != 123:
-            return None
-        for k in range(BR_FIELDS):
-            r[k].kind = T_NONE
-        i = _fields_of(p, i, n, r, _bitmex_row_field)
+        i = _element(p, i, n, r, BR_FIELDS, _bitmex_row_field)
         if i < 0:
             return None
-        i = _ws(p, i, n)
         if r[BR_SYMBOL].kind != T_STR:
             return None
         if not (last_symbol.kind == T_STR and _same(p, r[BR_SYMBOL], last_symbol)):
@@ -688,8 +700,6 @@ def bitmex_book(text, dict decimals):
                 stamps[symbol] = ns
         start = r[BR_ID].start
         found.append((PyUnicode_DecodeASCII(p + start, r[BR_ID].end - start, NULL), side, price, size))
-        if p[i] == 44:  # ","
-            i = _ws(p, i + 1, n)
     if act == 0 and f[BX_FILTER].kind == T_OBJ:
         for k in range(BR_FIELDS):
             r[k].kind = T_NONE
@@ -1045,11 +1055,7 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
         return False
     i = _ws(p, s.start + 1, n)
     while p[i] != 93:
-        if p[i] != 123:
-            return False
-        for k in range(CB_FIELDS):
-            u[k].kind = T_NONE
-        i = _fields_of(p, i, n, u, _coinbase_field)
+        i = _element(p, i, n, u, CB_FIELDS, _coinbase_field)
         if i < 0 or u[CB_SIDE].kind != T_STR:
             return False
         side = sides.get(PyUnicode_DecodeASCII(p + u[CB_SIDE].start, u[CB_SIDE].end - u[CB_SIDE].start, NULL))
@@ -1063,9 +1069,6 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
         if t > latest[0]:
             latest[0] = t
         out.append((side, price, size))
-        i = _ws(p, i, n)
-        if p[i] == 44:
-            i = _ws(p, i + 1, n)
     return True
 
 
@@ -1096,11 +1099,7 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
         return None
     i = _ws(p, f[CB_EVENTS].start + 1, n)
     while p[i] != 93:
-        if p[i] != 123:
-            return None
-        for k in range(CB_FIELDS):
-            e[k].kind = T_NONE
-        i = _fields_of(p, i, n, e, _coinbase_field)
+        i = _element(p, i, n, e, CB_FIELDS, _coinbase_field)
         if i < 0 or e[CB_PRODUCT].kind != T_STR:
             return None
         if _is(p, e[CB_TYPE], b"snapshot", 8):
@@ -1120,9 +1119,6 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
         if not _coinbase_updates(p, e[CB_UPDATES], sides, tick, lot, levels, &latest):
             return None
         events.append((product, snapshot, tuple(levels), latest))
-        i = _ws(p, i, n)
-        if p[i] == 44:
-            i = _ws(p, i + 1, n)
     return (seq, events)
 
 
@@ -1210,11 +1206,7 @@ def cryptocom_book(text, dict decimals):
         return None
     i = _ws(p, r[CC_DATA].start + 1, n)
     while p[i] != 93:
-        if p[i] != 123:
-            return None
-        for k in range(CC_FIELDS):
-            d[k].kind = T_NONE
-        i = _fields_of(p, i, n, d, _cryptocom_field)
+        i = _element(p, i, n, d, CC_FIELDS, _cryptocom_field)
         if i < 0:
             return None
         ms = _count(p, d[CC_TIME])
@@ -1226,9 +1218,6 @@ def cryptocom_book(text, dict decimals):
         if not _number_rows(p, d[CC_ASKS], ASK, pair[0], pair[1], levels):
             return None
         books.append((ms, tuple(levels)))
-        i = _ws(p, i, n)
-        if p[i] == 44:
-            i = _ws(p, i + 1, n)
     return (name, books)
 
 
