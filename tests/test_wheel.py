@@ -46,7 +46,17 @@ VENDOR = [
     "lightweight-charts.LICENSE",
     "lightweight-charts.NOTICE",
 ]
-CORE_MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state", "_text"]
+CORE_MODULES = [
+    "orderbook_core/_book",
+    "orderbook_core/_l3",
+    "orderbook_core/_itch",
+    "orderbook_core/_engine",
+    "orderbook_core/_engine_batch",
+    "orderbook_core/_engine_state",
+    "orderbook_core/_text",
+    "orderbook_core/_scan",
+    "feedhandler/_sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +116,7 @@ def test_the_wheel_holds_every_room_and_what_they_need_at_run_time(wheel: Path) 
         *(str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "sql").glob("*.sql")),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "fanout" / "web").rglob("*") if p.is_file()),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "orderbook_core").glob("*.pyi")),
+        "feedhandler/_sync.pyi",
         "hub/py.typed",
         "orderbook_core/py.typed",
     ]
@@ -113,7 +124,7 @@ def test_the_wheel_holds_every_room_and_what_they_need_at_run_time(wheel: Path) 
     # the page's chart library and its licence (npm, fetched by scripts/install.sh)
     assert {f"fanout/web/vendor/{n}" for n in VENDOR} <= names
     for module in CORE_MODULES:
-        assert any(re.fullmatch(rf"orderbook_core/{module}\.cpython-.*\.so", n) for n in names)
+        assert any(re.fullmatch(rf"{module}\.cpython-.*\.so", n) for n in names), module
     tops = {n.split("/")[0] for n in names if not n.startswith("mdhub-")}
     assert tops == set(LEVEL)  # no tests, testing, bench or loadtests
     assert not [n for n in names if n.endswith(".cpp")]  # generated C++ stays in the build
