@@ -495,6 +495,11 @@ cdef bint _whole(object text, Span* fields, int count, FieldOf field_of) except 
     return i >= 0 and _ws(p, i, n) == n
 
 
+cdef inline str _text(const char* p, Span s):
+    """The characters of the string field ``s`` (ASCII: checked by ``_whole``)."""
+    return PyUnicode_DecodeASCII(p + s.start, s.end - s.start, NULL)
+
+
 cdef inline bint _is(const char* p, Span s, const char* word, Py_ssize_t n) noexcept nogil:
     return s.kind == T_STR and s.end - s.start == n and memcmp(p + s.start, word, n) == 0
 
@@ -532,7 +537,7 @@ def binance_frame(text, dict units):
         f = inner
     if f[B_SYMBOL].kind != T_STR:
         return None
-    symbol = PyUnicode_DecodeASCII(p + f[B_SYMBOL].start, f[B_SYMBOL].end - f[B_SYMBOL].start, NULL)
+    symbol = _text(p, f[B_SYMBOL])
     pair = units.get(symbol)
     if pair is None:
         return None
@@ -589,7 +594,7 @@ def kraken_futures_book(text, dict decimals):
         side = ASK
     else:
         return None
-    product = PyUnicode_DecodeASCII(p + f[K_PRODUCT].start, f[K_PRODUCT].end - f[K_PRODUCT].start, NULL)
+    product = _text(p, f[K_PRODUCT])
     pair = decimals.get(product)
     if pair is None:
         return None
@@ -662,7 +667,7 @@ def bitmex_book(text, dict decimals):
         if r[BR_SYMBOL].kind != T_STR:
             return None
         if not (last_symbol.kind == T_STR and _same(p, r[BR_SYMBOL], last_symbol)):
-            symbol = PyUnicode_DecodeASCII(p + r[BR_SYMBOL].start, r[BR_SYMBOL].end - r[BR_SYMBOL].start, NULL)
+            symbol = _text(p, r[BR_SYMBOL])
             last_symbol = r[BR_SYMBOL]
             pair = decimals.get(symbol)
             if pair is None:
@@ -708,7 +713,7 @@ def bitmex_book(text, dict decimals):
         if r[BR_SYMBOL].kind != T_NONE:
             if r[BR_SYMBOL].kind != T_STR:
                 return None
-            symbol = PyUnicode_DecodeASCII(p + r[BR_SYMBOL].start, r[BR_SYMBOL].end - r[BR_SYMBOL].start, NULL)
+            symbol = _text(p, r[BR_SYMBOL])
             if symbol not in decimals:
                 return None
             if symbol not in rows:
@@ -948,7 +953,7 @@ def kucoin_level2(text, dict units):
         return None
     if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
         return None
-    symbol = PyUnicode_DecodeASCII(p + d[KU_SYMBOL].start, d[KU_SYMBOL].end - d[KU_SYMBOL].start, NULL)
+    symbol = _text(p, d[KU_SYMBOL])
     pair = units.get(symbol)
     if pair is None:
         return None
@@ -1058,7 +1063,7 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
         i = _element(p, i, n, u, CB_FIELDS, _coinbase_field)
         if i < 0 or u[CB_SIDE].kind != T_STR:
             return False
-        side = sides.get(PyUnicode_DecodeASCII(p + u[CB_SIDE].start, u[CB_SIDE].end - u[CB_SIDE].start, NULL))
+        side = sides.get(_text(p, u[CB_SIDE]))
         if side is None:
             return False
         price = _units(p, u[CB_PRICE], tick)
@@ -1108,7 +1113,7 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
             snapshot = False
         else:
             return None
-        product = PyUnicode_DecodeASCII(p + e[CB_PRODUCT].start, e[CB_PRODUCT].end - e[CB_PRODUCT].start, NULL)
+        product = _text(p, e[CB_PRODUCT])
         pair = units.get(product) or default
         tick = pair[0].scale
         lot = pair[1].scale
@@ -1200,7 +1205,7 @@ def cryptocom_book(text, dict decimals):
         return None
     if r[CC_DATA].kind != T_ARR:
         return None
-    name = PyUnicode_DecodeASCII(p + r[CC_NAME].start, r[CC_NAME].end - r[CC_NAME].start, NULL)
+    name = _text(p, r[CC_NAME])
     pair = decimals.get(name)
     if pair is None:
         return None
