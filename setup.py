@@ -13,7 +13,17 @@ from setuptools import Extension, setup
 TRACE = os.environ.get("ORDERBOOK_CORE_TRACE") == "1"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
 
-MODULES = ["_book", "_l3", "_itch", "_engine", "_engine_batch", "_engine_state", "_text", "_scan"]
+MODULES = [
+    "_book",
+    "_l3",
+    "_itch",
+    "_engine",
+    "_engine_batch",
+    "_engine_state",
+    "_text",
+    "_json",
+    "_scan",
+]
 
 
 def extension(name: str) -> Extension:

@@ -14,7 +14,7 @@ is not JSON. The parser then takes its ordinary path on the same frame, which
 accepts or refuses as it always has, so a scan that answers is the ordinary
 path's answer (the differential tests hold them to that on the real captures and
 on mutated frames). The pure-Python twin (orderbook_core._pyscan) declines every
-frame.
+frame. The JSON reading they share is orderbook_core._json (its contract: _json.pxd).
 """
 
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
@@ -26,21 +26,37 @@ from orderbook_core._ascii cimport (
     PyUnicode_GET_LENGTH,
     PyUnicode_IS_ASCII,
 )
+from orderbook_core._json cimport (
+    Span,
+    T_ARR,
+    T_INT,
+    T_NONE,
+    T_NULL,
+    T_OBJ,
+    T_STR,
+    count_of,
+    decimal_of,
+    fields_of,
+    integer_at,
+    is_word,
+    is_zero,
+    item_then,
+    key_index,
+    next_element,
+    number_end,
+    past_char,
+    price_size_rows,
+    same_text,
+    skip_space,
+    skip_value,
+    text_of,
+    units_of,
+    whole_object,
+    words,
+)
 from orderbook_core._text cimport UnitScale, read_iso, read_units
-
 include "_consts.pxi"
 
-
-cdef enum:
-    T_NONE = 0  # field absent
-    T_STR       # span: the characters between the quotes
-    T_INT       # an integer with no sign, fraction or exponent
-    T_NUM       # any other number
-    T_LIT       # true, false
-    T_NULL
-    T_ARR       # span: from "[" to just past "]"
-    T_OBJ       # span: from "{" to just past "}"
-    MAX_DEPTH = 16
 
 # The fields a Binance stream frame's scan keeps.
 cdef enum:
@@ -88,124 +104,20 @@ cdef enum:
 DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
 DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 
-ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
-"""The field a key names (an index into the scan's spans), -1 for any other key."""
-
-cdef struct Span:
-    Py_ssize_t start
-    Py_ssize_t end
-    int kind
 
 
-cdef inline Py_ssize_t _ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
-        i += 1
-    return i
 
 
-cdef Py_ssize_t _string(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """``p[i]`` opens a string: the index of its closing quote, -1 to decline (an escape,
-    a control character, no end)."""
-    i += 1
-    while i < n:
-        if p[i] == 34:  # '"'
-            return i
-        if p[i] == 92 or <unsigned char>p[i] < 32:  # backslash, control
-            return -1
-        i += 1
-    return -1
 
 
-cdef Py_ssize_t _digits(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and 48 <= p[i] <= 57:
-        i += 1
-    return i
 
 
-cdef Py_ssize_t _number(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
-    """A JSON number from ``p[i]`` without an exponent: the index past it, -1 to decline."""
-    cdef Py_ssize_t j
-    kind[0] = T_INT
-    if i < n and p[i] == 45:  # "-"
-        kind[0] = T_NUM
-        i += 1
-    if i >= n or not 48 <= p[i] <= 57:
-        return -1
-    if p[i] == 48:  # a leading zero stands alone
-        i += 1
-    else:
-        i = _digits(p, i, n)
-    if i < n and p[i] == 46:  # "."
-        j = _digits(p, i + 1, n)
-        if j == i + 1:
-            return -1
-        i, kind[0] = j, T_NUM
-    if i < n and (p[i] == 101 or p[i] == 69):  # "e", "E": orjson refuses some (1e400)
-        return -1
-    return i
 
 
-cdef Py_ssize_t _value(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
-                       Span* out) noexcept nogil:
-    """Check the JSON value at ``p[i]`` (no leading space) and note where it lies in
-    ``out``; the index past it, -1 to decline."""
-    cdef Py_ssize_t j
-    cdef int kind
-    cdef char c
-    if i >= n:
-        return -1
-    c = p[i]
-    if c == 34:
-        j = _string(p, i, n)
-        out.start, out.end, out.kind = i + 1, j, T_STR
-        return -1 if j < 0 else j + 1
-    if c == 123:  # "{"
-        j = _object(p, i, n, NULL, NULL, depth + 1)
-        out.start, out.end, out.kind = i, j, T_OBJ
-        return j
-    if c == 91:  # "["
-        j = _array(p, i, n, depth + 1)
-        out.start, out.end, out.kind = i, j, T_ARR
-        return j
-    if c == 116 and n - i >= 4 and memcmp(p + i, b"true", 4) == 0:
-        out.start, out.end, out.kind = i, i + 4, T_LIT
-        return i + 4
-    if c == 102 and n - i >= 5 and memcmp(p + i, b"false", 5) == 0:
-        out.start, out.end, out.kind = i, i + 5, T_LIT
-        return i + 5
-    if c == 110 and n - i >= 4 and memcmp(p + i, b"null", 4) == 0:
-        out.start, out.end, out.kind = i, i + 4, T_NULL
-        return i + 4
-    j = _number(p, i, n, &kind)
-    out.start, out.end, out.kind = i, j, kind
-    return j
 
 
-cdef inline Py_ssize_t _open(const char* p, Py_ssize_t i, Py_ssize_t n,
-                             int depth) noexcept nogil:
-    """Past the bracket at ``p[i]`` and the spaces after it; -1 past ``MAX_DEPTH``."""
-    return -1 if depth > MAX_DEPTH else _ws(p, i + 1, n)
 
 
-cdef Py_ssize_t _array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
-    cdef Span ignored
-    i = _open(p, i, n, depth)
-    if i < 0:
-        return -1
-    if i < n and p[i] == 93:  # "]"
-        return i + 1
-    while True:
-        i = _value(p, i, n, depth, &ignored)
-        if i < 0:
-            return -1
-        i = _ws(p, i, n)
-        if i >= n:
-            return -1
-        if p[i] == 93:
-            return i + 1
-        if p[i] != 44:  # ","
-            return -1
-        i = _ws(p, i + 1, n)
 
 
 cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
@@ -230,278 +142,63 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     return -1
 
 
-cdef int _key(const char* k, Py_ssize_t n, const char* names) noexcept nogil:
-    """The index of the key ``k`` (``n`` characters) in a ``_words`` table, -1 for any
-    other key."""
-    cdef int index = 0
-    while names[0] != 0:
-        if names[0] == n and memcmp(names + 1, k, n) == 0:
-            return index
-        names += names[0] + 1
-        index += 1
-    return -1
 
 
-def _words(str names):
-    """A key table for ``_key``: the words of ``names`` (in the order of their fields'
-    enum), each after a byte holding its length."""
-    return b"".join(bytes((len(w),)) + w.encode() for w in names.split())
 
 
-cdef bytes _KRAKEN_FUTURES = _words("event feed product_id side seq price qty timestamp")
-cdef bytes _BITMEX = _words("table action data filter")
-cdef bytes _BITMEX_ROW = _words("symbol id side size price timestamp")
-cdef bytes _KUCOIN = _words("type subject data sequenceStart sequenceEnd symbol changes bids asks")
-cdef bytes _DERIBIT = _words("method params channel data best_bid_price best_bid_amount "
-                             "best_ask_price best_ask_amount timestamp")
-cdef bytes _COINBASE = _words("channel sequence_num events type product_id updates side "
-                              "price_level new_quantity event_time")
+cdef bytes _KRAKEN_FUTURES = words("event feed product_id side seq price qty timestamp")
+cdef bytes _BITMEX = words("table action data filter")
+cdef bytes _BITMEX_ROW = words("symbol id side size price timestamp")
+cdef bytes _KUCOIN = words("type subject data sequenceStart sequenceEnd symbol changes bids asks")
+cdef bytes _DERIBIT = words("method params channel data best_bid_price best_bid_amount "
+                            "best_ask_price best_ask_amount timestamp")
+cdef bytes _COINBASE = words("channel sequence_num events type product_id updates side "
+                             "price_level new_quantity event_time")
 cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
 cdef const char* BITMEX_KEYS = _BITMEX
 cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
 cdef const char* KUCOIN_KEYS = _KUCOIN
 cdef const char* DERIBIT_KEYS = _DERIBIT
 cdef const char* COINBASE_KEYS = _COINBASE
-cdef bytes _CRYPTOCOM = _words("method code result channel instrument_name data t bids asks")
+cdef bytes _CRYPTOCOM = words("method code result channel instrument_name data t bids asks")
 cdef const char* CRYPTOCOM_KEYS = _CRYPTOCOM
 
 
 cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Kraken Futures field a key names (K_*), -1 for any other key."""
-    return _key(k, n, KRAKEN_FUTURES_KEYS)
+    return key_index(k, n, KRAKEN_FUTURES_KEYS)
 
 
 cdef int _bitmex_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The BitMEX message field a key names (BX_*), -1 for any other key."""
-    return _key(k, n, BITMEX_KEYS)
+    return key_index(k, n, BITMEX_KEYS)
 
 
 cdef int _bitmex_row_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The BitMEX book row field a key names (BR_*), -1 for any other key."""
-    return _key(k, n, BITMEX_ROW_KEYS)
+    return key_index(k, n, BITMEX_ROW_KEYS)
 
 
-cdef Py_ssize_t _object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
-                        FieldOf field_of, int depth) noexcept nogil:
-    """Check the object at ``p[i]``; with ``fields``, note where the value of each field
-    ``field_of`` names lies (a field twice declines). The index past it, -1 to decline."""
-    cdef Py_ssize_t key, end
-    cdef int f
-    cdef Span value
-    i = _open(p, i, n, depth)
-    if i < 0:
-        return -1
-    if i < n and p[i] == 125:  # "}"
-        return i + 1
-    while True:
-        if i >= n or p[i] != 34:
-            return -1
-        key = i + 1
-        end = _string(p, i, n)
-        if end < 0:
-            return -1
-        i = _ws(p, end + 1, n)
-        if i >= n or p[i] != 58:  # ":"
-            return -1
-        i = _ws(p, i + 1, n)
-        i = _value(p, i, n, depth, &value)
-        if i < 0:
-            return -1
-        if fields != NULL:
-            f = field_of(p + key, end - key)
-            if f >= 0:
-                if fields[f].kind != T_NONE:
-                    return -1
-                fields[f] = value
-        i = _ws(p, i, n)
-        if i >= n:
-            return -1
-        if p[i] == 125:
-            return i + 1
-        if p[i] != 44:
-            return -1
-        i = _ws(p, i + 1, n)
 
 
-cdef Py_ssize_t _skip(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
-    """Past the value at ``p[i]`` of text ``_whole`` already checked (so: no escapes, no
-    exponents, brackets that match), its kind into ``kind``: what a second read of a
-    nested object needs, without checking it all again."""
-    cdef char c = p[i]
-    cdef int depth = 0
-    if c == 34:
-        kind[0] = T_STR
-        i += 1
-        while p[i] != 34:
-            i += 1
-        return i + 1
-    if c == 123 or c == 91:
-        kind[0] = T_OBJ if c == 123 else T_ARR
-        while i < n:
-            c = p[i]
-            if c == 34:
-                i += 1
-                while p[i] != 34:
-                    i += 1
-            elif c == 123 or c == 91:
-                depth += 1
-            elif c == 125 or c == 93:
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-        return -1
-    if c == 116 or c == 102:  # true, false
-        kind[0] = T_LIT
-        return i + (4 if c == 116 else 5)
-    if c == 110:
-        kind[0] = T_NULL
-        return i + 4
-    kind[0] = T_NUM if c == 45 else T_INT
-    while i < n and (48 <= p[i] <= 57 or p[i] == 45 or p[i] == 46):
-        if p[i] == 46:
-            kind[0] = T_NUM
-        i += 1
-    return i
 
 
-cdef Py_ssize_t _fields_of(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
-                           FieldOf field_of) noexcept nogil:
-    """The object at ``p[i]`` of text ``_whole`` already checked: note where the value of
-    each field ``field_of`` names lies (as ``_object`` does, one pass, nothing checked
-    again); the index past it, -1 for a field twice (JSON's reading takes the last)."""
-    cdef Py_ssize_t key, end, j
-    cdef int f, kind
-    i = _ws(p, i + 1, n)
-    if p[i] == 125:
-        return i + 1
-    while True:
-        key = i + 1
-        end = key
-        while p[end] != 34:
-            end += 1
-        i = _ws(p, _ws(p, end + 1, n) + 1, n)  # past the ":"
-        j = _skip(p, i, n, &kind)
-        if j < 0:
-            return -1
-        f = field_of(p + key, end - key)
-        if f >= 0:
-            if fields[f].kind != T_NONE:
-                return -1
-            if kind == T_STR:
-                fields[f].start, fields[f].end = i + 1, j - 1
-            else:
-                fields[f].start, fields[f].end = i, j
-            fields[f].kind = kind
-        i = _ws(p, j, n)
-        if p[i] == 125:
-            return i + 1
-        i = _ws(p, i + 1, n)
 
 
-cdef Py_ssize_t _element(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields, int count,
-                         FieldOf field_of) noexcept nogil:
-    """The object at ``p[i]``, an element of an array in checked text: its fields noted in
-    ``fields`` (``count`` of them, cleared first) by ``field_of``; the index of the next
-    element or of the array's "]", -1 to decline (not an object, a field twice)."""
-    cdef int k
-    if p[i] != 123:
-        return -1
-    for k in range(count):
-        fields[k].kind = T_NONE
-    i = _fields_of(p, i, n, fields, field_of)
-    if i < 0:
-        return -1
-    i = _ws(p, i, n)
-    return _ws(p, i + 1, n) if p[i] == 44 else i
 
 
-cdef int64_t _count(const char* p, Span s) noexcept nogil:
-    """A non-negative int64 integer field; -1 to decline."""
-    cdef uint64_t v = 0
-    cdef Py_ssize_t i
-    if s.kind != T_INT or s.end - s.start > 19:
-        return -1
-    for i in range(s.start, s.end):
-        v = v * 10 + <uint64_t>(p[i] - 48)
-    return -1 if v > <uint64_t>INT64_MAX else <int64_t>v
 
 
-cdef inline int64_t _units(const char* p, Span s, UnitScale scale) noexcept nogil:
-    if s.kind != T_STR or not scale.usable:
-        return -1
-    return read_units(p + s.start, s.end - s.start, scale.mant, scale.exp)
 
 
-cdef inline Py_ssize_t _item(const char* p, Py_ssize_t i, Py_ssize_t n, Span* value,
-                             char after) noexcept nogil:
-    """A value at ``p[i]`` and the character ``after`` it: the index of what follows them
-    (spaces skipped), -1 to decline."""
-    i = _value(p, i, n, 2, value)
-    if i < 0:
-        return -1
-    i = _ws(p, i, n)
-    return _ws(p, i + 1, n) if p[i] == after else -1
 
 
-cdef bint _levels(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
-                  list out) except -1:
-    """Rows ``["price", "size"]`` of ``s`` into ``out`` as (side, price, size); False to
-    decline (a row of any other shape, a price not positive, a size off the grid)."""
-    cdef Py_ssize_t i, n = s.end
-    cdef Span price, size
-    cdef int64_t pu, su
-    if s.kind != T_ARR or not tick.usable or not lot.usable:
-        return False
-    i = _ws(p, s.start + 1, n)
-    if p[i] == 93:
-        return True
-    while True:
-        if p[i] != 91:
-            return False
-        i = _item(p, _ws(p, i + 1, n), n, &price, 44)  # "price",
-        if i < 0:
-            return False
-        i = _item(p, i, n, &size, 93)  # "size"]
-        if i < 0:
-            return False
-        pu = _units(p, price, tick)
-        su = _units(p, size, lot)
-        if pu <= 0 or su < 0:
-            return False
-        out.append((side, pu, su))
-        if p[i] == 93:
-            return True
-        if p[i] != 44:
-            return False
-        i = _ws(p, i + 1, n)
 
 
-cdef bint _whole(object text, Span* fields, int count, FieldOf field_of) except -1:
-    """Whether ``text`` is one JSON object (ASCII, spaces around allowed) the scanner reads;
-    ``fields`` (``count`` of them) then say where ``field_of``'s fields lie."""
-    cdef const char* p
-    cdef Py_ssize_t n, i
-    if type(text) is not str or not PyUnicode_IS_ASCII(text):
-        return False
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
-    for i in range(count):
-        fields[i].kind = T_NONE
-    i = _ws(p, 0, n)
-    if i >= n or p[i] != 123:
-        return False
-    i = _object(p, i, n, fields, field_of, 1)
-    return i >= 0 and _ws(p, i, n) == n
 
 
-cdef inline str _text(const char* p, Span s):
-    """The characters of the string field ``s`` (ASCII: checked by ``_whole``)."""
-    return PyUnicode_DecodeASCII(p + s.start, s.end - s.start, NULL)
 
 
-cdef inline bint _is(const char* p, Span s, const char* word, Py_ssize_t n) noexcept nogil:
-    return s.kind == T_STR and s.end - s.start == n and memcmp(p + s.start, word, n) == 0
 
 
 def binance_frame(text, dict units):
@@ -523,7 +220,7 @@ def binance_frame(text, dict units):
     cdef int64_t first, last, prev, ms, b, bq, a, aq
     cdef list levels
     cdef UnitScale tick, lot
-    if not _whole(text, top, B_FIELDS, _binance_field):
+    if not whole_object(text, top, B_FIELDS, _binance_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
@@ -532,40 +229,40 @@ def binance_frame(text, dict units):
             return None
         for i in range(B_FIELDS):
             inner[i].kind = T_NONE
-        if _fields_of(p, top[B_DATA].start, n, inner, _binance_field) < 0:  # a field twice
+        if fields_of(p, top[B_DATA].start, n, inner, _binance_field) < 0:  # a field twice
             return None
         f = inner
     if f[B_SYMBOL].kind != T_STR:
         return None
-    symbol = _text(p, f[B_SYMBOL])
+    symbol = text_of(p, f[B_SYMBOL])
     pair = units.get(symbol)
     if pair is None:
         return None
     tick = pair[0].scale
     lot = pair[1].scale
-    if _is(p, f[B_EVENT], b"depthUpdate", 11):
-        first = _count(p, f[B_FIRST])
-        last = _count(p, f[B_LAST])
-        ms = _count(p, f[B_TIME])
+    if is_word(p, f[B_EVENT], b"depthUpdate", 11):
+        first = count_of(p, f[B_FIRST])
+        last = count_of(p, f[B_LAST])
+        ms = count_of(p, f[B_TIME])
         if first < 0 or last < 0 or ms < 0 or ms > INT64_MAX // 1_000_000:
             return None
         prev = -1
         if f[B_PREV].kind != T_NONE:
-            prev = _count(p, f[B_PREV])
+            prev = count_of(p, f[B_PREV])
             if prev < 0:
                 return None
         levels = []
-        if not _levels(p, f[B_BIDS], BID, tick, lot, levels):
+        if not price_size_rows(p, f[B_BIDS], BID, tick, lot, levels):
             return None
-        if not _levels(p, f[B_ASKS], ASK, tick, lot, levels):
+        if not price_size_rows(p, f[B_ASKS], ASK, tick, lot, levels):
             return None
         return ("depth", symbol, first, last, prev, ms * 1_000_000, tuple(levels))
-    if f[B_EVENT].kind == T_NONE or _is(p, f[B_EVENT], b"bookTicker", 10):
-        last = _count(p, f[B_LAST])
-        b = _units(p, f[B_BIDS], tick)
-        bq = _units(p, f[B_BID_QTY], lot)
-        a = _units(p, f[B_ASKS], tick)
-        aq = _units(p, f[B_ASK_QTY], lot)
+    if f[B_EVENT].kind == T_NONE or is_word(p, f[B_EVENT], b"bookTicker", 10):
+        last = count_of(p, f[B_LAST])
+        b = units_of(p, f[B_BIDS], tick)
+        bq = units_of(p, f[B_BID_QTY], lot)
+        a = units_of(p, f[B_ASKS], tick)
+        aq = units_of(p, f[B_ASK_QTY], lot)
         if last < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
             return None
         return ("ticker", symbol, last, (b, bq, a, aq))
@@ -581,40 +278,32 @@ def kraken_futures_book(text, dict decimals):
     cdef const char* p
     cdef int64_t seq, ms, price, qty
     cdef int side
-    if not _whole(text, f, K_FIELDS, _kraken_futures_field):
+    if not whole_object(text, f, K_FIELDS, _kraken_futures_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
-    if f[K_EVENT].kind != T_NONE or not _is(p, f[K_FEED], b"book", 4):
+    if f[K_EVENT].kind != T_NONE or not is_word(p, f[K_FEED], b"book", 4):
         return None
     if f[K_PRODUCT].kind != T_STR:
         return None
-    if _is(p, f[K_SIDE], b"buy", 3):
+    if is_word(p, f[K_SIDE], b"buy", 3):
         side = BID
-    elif _is(p, f[K_SIDE], b"sell", 4):
+    elif is_word(p, f[K_SIDE], b"sell", 4):
         side = ASK
     else:
         return None
-    product = _text(p, f[K_PRODUCT])
+    product = text_of(p, f[K_PRODUCT])
     pair = decimals.get(product)
     if pair is None:
         return None
-    seq = _count(p, f[K_SEQ])
-    ms = _count(p, f[K_TIME])
-    price = _decimal(p, f[K_PRICE], pair[0])
-    qty = _decimal(p, f[K_QTY], pair[1])
+    seq = count_of(p, f[K_SEQ])
+    ms = count_of(p, f[K_TIME])
+    price = decimal_of(p, f[K_PRICE], pair[0])
+    qty = decimal_of(p, f[K_QTY], pair[1])
     if seq < 0 or ms < 0 or ms > INT64_MAX // 1_000_000 or price <= 0 or qty < 0:
         return None
     return (product, seq, ms * 1_000_000, (side, price, qty))
 
 
-cdef int64_t _decimal(const char* p, Span s, object decimals) except -2:
-    """A JSON number (no sign, no exponent) in whole units of ``10**-decimals``; -1 to
-    decline."""
-    if (s.kind != T_INT and s.kind != T_NUM) or type(decimals) is not int:
-        return -1
-    if not 0 <= decimals <= 18:
-        return -1
-    return read_units(p + s.start, s.end - s.start, 1, <int>decimals)
 
 
 BITMEX_ACTIONS = ("partial", "insert", "update", "delete")
@@ -641,33 +330,33 @@ def bitmex_book(text, dict decimals):
     cdef dict stamps = {}
     cdef list found
     cdef Span last_symbol
-    if not _whole(text, f, BX_FIELDS, _bitmex_field):
+    if not whole_object(text, f, BX_FIELDS, _bitmex_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    if not (_is(p, f[BX_TABLE], b"orderBookL2", 11) or _is(p, f[BX_TABLE], b"orderBookL2_25", 14)):
+    if not (is_word(p, f[BX_TABLE], b"orderBookL2", 11) or is_word(p, f[BX_TABLE], b"orderBookL2_25", 14)):
         return None
-    if _is(p, f[BX_ACTION], b"partial", 7):
+    if is_word(p, f[BX_ACTION], b"partial", 7):
         act = 0
-    elif _is(p, f[BX_ACTION], b"insert", 6):
+    elif is_word(p, f[BX_ACTION], b"insert", 6):
         act = 1
-    elif _is(p, f[BX_ACTION], b"update", 6):
+    elif is_word(p, f[BX_ACTION], b"update", 6):
         act = 2
-    elif _is(p, f[BX_ACTION], b"delete", 6):
+    elif is_word(p, f[BX_ACTION], b"delete", 6):
         act = 3
     if act < 0 or f[BX_DATA].kind != T_ARR:
         return None
     symbol = None
     last_symbol.kind = T_NONE
-    i = _ws(p, f[BX_DATA].start + 1, n)
+    i = skip_space(p, f[BX_DATA].start + 1, n)
     while p[i] != 93:  # the data array was checked whole: rows until "]"
-        i = _element(p, i, n, r, BR_FIELDS, _bitmex_row_field)
+        i = next_element(p, i, n, r, BR_FIELDS, _bitmex_row_field)
         if i < 0:
             return None
         if r[BR_SYMBOL].kind != T_STR:
             return None
-        if not (last_symbol.kind == T_STR and _same(p, r[BR_SYMBOL], last_symbol)):
-            symbol = _text(p, r[BR_SYMBOL])
+        if not (last_symbol.kind == T_STR and same_text(p, r[BR_SYMBOL], last_symbol)):
+            symbol = text_of(p, r[BR_SYMBOL])
             last_symbol = r[BR_SYMBOL]
             pair = decimals.get(symbol)
             if pair is None:
@@ -676,23 +365,23 @@ def bitmex_book(text, dict decimals):
             if found is None:
                 found = rows[symbol] = []
                 stamps[symbol] = 0
-        ident = _count(p, r[BR_ID])
+        ident = count_of(p, r[BR_ID])
         if ident < 0:
             return None
-        if _is(p, r[BR_SIDE], b"Buy", 3):
+        if is_word(p, r[BR_SIDE], b"Buy", 3):
             side = BID
-        elif _is(p, r[BR_SIDE], b"Sell", 4):
+        elif is_word(p, r[BR_SIDE], b"Sell", 4):
             side = ASK
         else:
             return None
         size = 0
         if act != 3:  # a delete's size is not read
-            size = _decimal(p, r[BR_SIZE], pair[1])
+            size = decimal_of(p, r[BR_SIZE], pair[1])
             if size <= 0:
                 return None
         price = 0
         if act <= 1 or r[BR_PRICE].kind != T_NONE:  # partial, insert, or sent
-            price = _decimal(p, r[BR_PRICE], pair[0])
+            price = decimal_of(p, r[BR_PRICE], pair[0])
             if price <= 0:
                 return None
         if r[BR_TIME].kind != T_NONE:
@@ -708,12 +397,12 @@ def bitmex_book(text, dict decimals):
     if act == 0 and f[BX_FILTER].kind == T_OBJ:
         for k in range(BR_FIELDS):
             r[k].kind = T_NONE
-        if _fields_of(p, f[BX_FILTER].start, n, r, _bitmex_row_field) < 0:  # a field twice
+        if fields_of(p, f[BX_FILTER].start, n, r, _bitmex_row_field) < 0:  # a field twice
             return None
         if r[BR_SYMBOL].kind != T_NONE:
             if r[BR_SYMBOL].kind != T_STR:
                 return None
-            symbol = _text(p, r[BR_SYMBOL])
+            symbol = text_of(p, r[BR_SYMBOL])
             if symbol not in decimals:
                 return None
             if symbol not in rows:
@@ -723,27 +412,10 @@ def bitmex_book(text, dict decimals):
 
 
 
-cdef inline bint _same(const char* p, Span a, Span b) noexcept nogil:
-    return a.end - a.start == b.end - b.start and memcmp(p + a.start, p + b.start, a.end - a.start) == 0
 
 
-cdef inline Py_ssize_t _after(const char* p, Py_ssize_t i, Py_ssize_t n, char c) noexcept nogil:
-    """Past the character ``c`` at ``p[i]`` (spaces around it skipped), -1 if it is not."""
-    i = _ws(p, i, n)
-    return _ws(p, i + 1, n) if i < n and p[i] == c else -1
 
 
-cdef inline Py_ssize_t _integer(const char* p, Py_ssize_t i, Py_ssize_t n,
-                                int64_t* out) noexcept nogil:
-    """A non-negative int64 JSON integer at ``p[i]`` into ``out``: the index past it, -1."""
-    cdef Span s
-    s.start = i
-    i = _number(p, i, n, &s.kind)
-    s.end = i
-    if i < 0:
-        return -1
-    out[0] = _count(p, s)
-    return -1 if out[0] < 0 else i
 
 
 cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
@@ -756,23 +428,23 @@ cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
     cdef int kind, side
     cdef char buffer[96]
     price_at = i
-    price_end = _number(p, i, n, &kind)
+    price_end = number_end(p, i, n, &kind)
     if price_end < 0 or p[price_at] == 45:  # a price is positive
         return -1
-    i = _after(p, price_end, n, 44)  # ","
+    i = past_char(p, price_end, n, 44)  # ","
     if i < 0:
         return -1
-    i = _integer(p, i, n, &count)
+    i = integer_at(p, i, n, &count)
     if i < 0:
         return -1
-    i = _after(p, i, n, 44)
+    i = past_char(p, i, n, 44)
     if i < 0:
         return -1
     amount_at = i
-    amount_end = _number(p, i, n, &kind)
+    amount_end = number_end(p, i, n, &kind)
     if amount_end < 0:
         return -1
-    i = _after(p, amount_end, n, 93)  # "]"
+    i = past_char(p, amount_end, n, 93)  # "]"
     if i < 0:
         return -1
     price = read_units(p + price_at, price_end - price_at, 1, BITFINEX_DECIMALS)
@@ -812,43 +484,43 @@ def bitfinex_book(text):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    i = _after(p, 0, n, 91)  # "["
+    i = past_char(p, 0, n, 91)  # "["
     if i < 0:
         return None
-    i = _integer(p, i, n, &chan)
+    i = integer_at(p, i, n, &chan)
     if i < 0:
         return None
-    i = _after(p, i, n, 44)  # ","
+    i = past_char(p, i, n, 44)  # ","
     if i < 0:
         return None
-    i = _after(p, i, n, 91)  # "[": the entry, or the snapshot's list
+    i = past_char(p, i, n, 91)  # "[": the entry, or the snapshot's list
     if i < 0:
         return None
     snapshot = p[i] == 91
     if snapshot:
         while True:
-            i = _bitfinex_entry(p, _ws(p, i + 1, n), n, entries)
+            i = _bitfinex_entry(p, skip_space(p, i + 1, n), n, entries)
             if i < 0 or i >= n:
                 return None
             if p[i] == 93:
                 break
             if p[i] != 44:
                 return None
-            i = _ws(p, i + 1, n)
+            i = skip_space(p, i + 1, n)
             if i >= n or p[i] != 91:
                 return None
-        i = _ws(p, i + 1, n)
+        i = skip_space(p, i + 1, n)
     else:
         i = _bitfinex_entry(p, i, n, entries)
         if i < 0:
             return None
-    i = _after(p, i, n, 44)
+    i = past_char(p, i, n, 44)
     if i < 0:
         return None
-    i = _integer(p, i, n, &seq)
+    i = integer_at(p, i, n, &seq)
     if i < 0:
         return None
-    i = _after(p, i, n, 93)
+    i = past_char(p, i, n, 93)
     if i != n:
         return None
     return (chan, seq, entries, snapshot)
@@ -857,7 +529,7 @@ def bitfinex_book(text):
 cdef int _kucoin_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The KuCoin field a key names (KU_*: of the message, its data or its changes),
     -1 for any other key."""
-    return _key(k, n, KUCOIN_KEYS)
+    return key_index(k, n, KUCOIN_KEYS)
 
 
 cdef int64_t _sequence(const char* p, Span s) noexcept nogil:
@@ -866,7 +538,7 @@ cdef int64_t _sequence(const char* p, Span s) noexcept nogil:
     cdef uint64_t v = 0
     cdef Py_ssize_t i
     if s.kind == T_INT:
-        return _count(p, s)
+        return count_of(p, s)
     if s.kind != T_STR or not 0 < s.end - s.start <= 19:
         return -1
     for i in range(s.start, s.end):
@@ -887,31 +559,31 @@ cdef bint _kucoin_changes(const char* p, Span s, int side, UnitScale tick, UnitS
     cdef int64_t pu, su, q
     if s.kind != T_ARR:
         return False
-    i = _ws(p, s.start + 1, n)
+    i = skip_space(p, s.start + 1, n)
     if p[i] == 93:
         return True
     while True:
         if p[i] != 91:
             return False
-        i = _item(p, _ws(p, i + 1, n), n, &price, 44)
+        i = item_then(p, skip_space(p, i + 1, n), n, &price, 44)
         if i < 0:
             return False
-        i = _item(p, i, n, &size, 44)
+        i = item_then(p, i, n, &size, 44)
         if i < 0:
             return False
-        i = _item(p, i, n, &seq, 93)
+        i = item_then(p, i, n, &seq, 93)
         if i < 0:
             return False
         q = _sequence(p, seq)
         if q < first or q > last or seen[q - first]:
             return False
         seen[q - first] = 1
-        pu = _units(p, price, tick)
+        pu = units_of(p, price, tick)
         if pu < 0:
             return False
         su = 0
         if pu:
-            su = _units(p, size, lot)
+            su = units_of(p, size, lot)
             if su < 0:
                 return False
         out.append((side, pu, su, q))
@@ -919,7 +591,7 @@ cdef bint _kucoin_changes(const char* p, Span s, int side, UnitScale tick, UnitS
             return True
         if p[i] != 44:
             return False
-        i = _ws(p, i + 1, n)
+        i = skip_space(p, i + 1, n)
 
 
 def kucoin_level2(text, dict units):
@@ -938,22 +610,22 @@ def kucoin_level2(text, dict units):
     cdef unsigned char seen[4096]
     cdef list changes = []
     cdef UnitScale tick, lot
-    if not _whole(text, f, KU_FIELDS, _kucoin_field):
+    if not whole_object(text, f, KU_FIELDS, _kucoin_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    if not _is(p, f[KU_TYPE], b"message", 7) or not _is(p, f[KU_SUBJECT], b"trade.l2update", 14):
+    if not is_word(p, f[KU_TYPE], b"message", 7) or not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
         return None
     if f[KU_DATA].kind != T_OBJ:
         return None
     for k in range(KU_FIELDS):
         d[k].kind = T_NONE
         c[k].kind = T_NONE
-    if _fields_of(p, f[KU_DATA].start, n, d, _kucoin_field) < 0:  # a field twice
+    if fields_of(p, f[KU_DATA].start, n, d, _kucoin_field) < 0:  # a field twice
         return None
     if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
         return None
-    symbol = _text(p, d[KU_SYMBOL])
+    symbol = text_of(p, d[KU_SYMBOL])
     pair = units.get(symbol)
     if pair is None:
         return None
@@ -966,7 +638,7 @@ def kucoin_level2(text, dict units):
     if first < 0 or last < first or last - first >= 4096:
         return None
     memset(seen, 0, <size_t>(last - first + 1))
-    if _fields_of(p, d[KU_CHANGES].start, n, c, _kucoin_field) < 0:  # a field twice
+    if fields_of(p, d[KU_CHANGES].start, n, c, _kucoin_field) < 0:  # a field twice
         return None
     if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
         return None
@@ -980,14 +652,14 @@ def kucoin_level2(text, dict units):
 cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Deribit field a key names (DR_*: of the message, its params or its data), -1
     for any other key."""
-    return _key(k, n, DERIBIT_KEYS)
+    return key_index(k, n, DERIBIT_KEYS)
 
 
 cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2:
-    """A ticker value: absent or null is 0, else a JSON number as ``_decimal`` reads it."""
+    """A ticker value: absent or null is 0, else a JSON number as ``decimal_of`` reads it."""
     if s.kind == T_NONE or s.kind == T_NULL:
         return 0
-    return _decimal(p, s, decimals)
+    return decimal_of(p, s, decimals)
 
 
 def deribit_ticker(text, dict decimals):
@@ -1003,16 +675,16 @@ def deribit_ticker(text, dict decimals):
     cdef const char* p
     cdef Py_ssize_t n, k, dot, last_dot
     cdef int64_t ms, bid, bid_amount, ask, ask_amount
-    if not _whole(text, f, DR_FIELDS, _deribit_field):
+    if not whole_object(text, f, DR_FIELDS, _deribit_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    if not _is(p, f[DR_METHOD], b"subscription", 12) or f[DR_PARAMS].kind != T_OBJ:
+    if not is_word(p, f[DR_METHOD], b"subscription", 12) or f[DR_PARAMS].kind != T_OBJ:
         return None
     for k in range(DR_FIELDS):
         q[k].kind = T_NONE
         d[k].kind = T_NONE
-    if _fields_of(p, f[DR_PARAMS].start, n, q, _deribit_field) < 0:  # a field twice
+    if fields_of(p, f[DR_PARAMS].start, n, q, _deribit_field) < 0:  # a field twice
         return None
     if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
         return None
@@ -1028,9 +700,9 @@ def deribit_ticker(text, dict decimals):
     pair = decimals.get(instrument)
     if pair is None:
         return None
-    if _fields_of(p, q[DR_DATA].start, n, d, _deribit_field) < 0:  # a field twice
+    if fields_of(p, q[DR_DATA].start, n, d, _deribit_field) < 0:  # a field twice
         return None
-    ms = _count(p, d[DR_TIME])
+    ms = count_of(p, d[DR_TIME])
     if ms < 0 or ms > INT64_MAX // 1_000_000:
         return None
     bid = _optional_decimal(p, d[DR_BID], pair[0])
@@ -1045,7 +717,7 @@ def deribit_ticker(text, dict decimals):
 cdef int _coinbase_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Coinbase Advanced Trade field a key names (CB_*: of the message, its events and
     their updates), -1 for any other key."""
-    return _key(k, n, COINBASE_KEYS)
+    return key_index(k, n, COINBASE_KEYS)
 
 
 cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, UnitScale lot,
@@ -1058,16 +730,16 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
     cdef int64_t price, size, t
     if s.kind != T_ARR:
         return False
-    i = _ws(p, s.start + 1, n)
+    i = skip_space(p, s.start + 1, n)
     while p[i] != 93:
-        i = _element(p, i, n, u, CB_FIELDS, _coinbase_field)
+        i = next_element(p, i, n, u, CB_FIELDS, _coinbase_field)
         if i < 0 or u[CB_SIDE].kind != T_STR:
             return False
-        side = sides.get(_text(p, u[CB_SIDE]))
+        side = sides.get(text_of(p, u[CB_SIDE]))
         if side is None:
             return False
-        price = _units(p, u[CB_PRICE], tick)
-        size = _units(p, u[CB_SIZE], lot)
+        price = units_of(p, u[CB_PRICE], tick)
+        size = units_of(p, u[CB_SIZE], lot)
         t = read_iso(p + u[CB_TIME].start, u[CB_TIME].end - u[CB_TIME].start) if u[CB_TIME].kind == T_STR else -1
         if price <= 0 or size < 0 or t < 0:
             return False
@@ -1093,27 +765,27 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
     cdef list events = []
     cdef list levels
     cdef UnitScale tick, lot
-    if not _whole(text, f, CB_FIELDS, _coinbase_field):
+    if not whole_object(text, f, CB_FIELDS, _coinbase_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    if not _is(p, f[CB_CHANNEL], b"l2_data", 7) or f[CB_EVENTS].kind != T_ARR:
+    if not is_word(p, f[CB_CHANNEL], b"l2_data", 7) or f[CB_EVENTS].kind != T_ARR:
         return None
-    seq = _count(p, f[CB_SEQ])
+    seq = count_of(p, f[CB_SEQ])
     if seq < 0:
         return None
-    i = _ws(p, f[CB_EVENTS].start + 1, n)
+    i = skip_space(p, f[CB_EVENTS].start + 1, n)
     while p[i] != 93:
-        i = _element(p, i, n, e, CB_FIELDS, _coinbase_field)
+        i = next_element(p, i, n, e, CB_FIELDS, _coinbase_field)
         if i < 0 or e[CB_PRODUCT].kind != T_STR:
             return None
-        if _is(p, e[CB_TYPE], b"snapshot", 8):
+        if is_word(p, e[CB_TYPE], b"snapshot", 8):
             snapshot = True
-        elif _is(p, e[CB_TYPE], b"update", 6):
+        elif is_word(p, e[CB_TYPE], b"update", 6):
             snapshot = False
         else:
             return None
-        product = _text(p, e[CB_PRODUCT])
+        product = text_of(p, e[CB_PRODUCT])
         pair = units.get(product) or default
         tick = pair[0].scale
         lot = pair[1].scale
@@ -1130,7 +802,7 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
 cdef int _cryptocom_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Crypto.com field a key names (CC_*: of the message, its result and its data),
     -1 for any other key."""
-    return _key(k, n, CRYPTOCOM_KEYS)
+    return key_index(k, n, CRYPTOCOM_KEYS)
 
 
 cdef bint _number_rows(const char* p, Span s, int side, object tick, object lot,
@@ -1143,34 +815,34 @@ cdef bint _number_rows(const char* p, Span s, int side, object tick, object lot,
     cdef int kind
     if s.kind != T_ARR:
         return False
-    i = _ws(p, s.start + 1, n)
+    i = skip_space(p, s.start + 1, n)
     while p[i] != 93:
         if p[i] != 91:
             return False
-        i = _ws(p, i + 1, n)
+        i = skip_space(p, i + 1, n)
         price.start = i
-        i = _skip(p, i, n, &price.kind)
+        i = skip_value(p, i, n, &price.kind)
         price.end = i
-        i = _ws(p, i, n)
+        i = skip_space(p, i, n)
         if p[i] != 44:  # at least a price and a size
             return False
-        i = _ws(p, i + 1, n)
+        i = skip_space(p, i + 1, n)
         size.start = i
-        i = _skip(p, i, n, &size.kind)
+        i = skip_value(p, i, n, &size.kind)
         size.end = i
-        i = _ws(p, i, n)
+        i = skip_space(p, i, n)
         while p[i] == 44:  # what follows the size (Crypto.com's order count) is not read
-            i = _ws(p, _skip(p, _ws(p, i + 1, n), n, &kind), n)
+            i = skip_space(p, skip_value(p, skip_space(p, i + 1, n), n, &kind), n)
         if p[i] != 93:
             return False
-        pu = _decimal(p, price, tick)
-        su = _decimal(p, size, lot)
+        pu = decimal_of(p, price, tick)
+        su = decimal_of(p, size, lot)
         if pu <= 0 or su <= 0:
             return False
         out.append((side, pu, su))
-        i = _ws(p, i + 1, n)
+        i = skip_space(p, i + 1, n)
         if p[i] == 44:
-            i = _ws(p, i + 1, n)
+            i = skip_space(p, i + 1, n)
     return True
 
 
@@ -1189,32 +861,32 @@ def cryptocom_book(text, dict decimals):
     cdef int64_t ms
     cdef list books = []
     cdef list levels
-    if not _whole(text, f, CC_FIELDS, _cryptocom_field):
+    if not whole_object(text, f, CC_FIELDS, _cryptocom_field):
         return None
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
-    if not _is(p, f[CC_METHOD], b"subscribe", 9) or not _is_zero(p, f[CC_CODE]):
+    if not is_word(p, f[CC_METHOD], b"subscribe", 9) or not is_zero(p, f[CC_CODE]):
         return None
     if f[CC_RESULT].kind != T_OBJ:
         return None
     for k in range(CC_FIELDS):
         r[k].kind = T_NONE
-    if _fields_of(p, f[CC_RESULT].start, n, r, _cryptocom_field) < 0:  # a field twice
+    if fields_of(p, f[CC_RESULT].start, n, r, _cryptocom_field) < 0:  # a field twice
         return None
-    if not _is(p, r[CC_CHANNEL], b"book", 4) or r[CC_NAME].kind != T_STR:
+    if not is_word(p, r[CC_CHANNEL], b"book", 4) or r[CC_NAME].kind != T_STR:
         return None
     if r[CC_DATA].kind != T_ARR:
         return None
-    name = _text(p, r[CC_NAME])
+    name = text_of(p, r[CC_NAME])
     pair = decimals.get(name)
     if pair is None:
         return None
-    i = _ws(p, r[CC_DATA].start + 1, n)
+    i = skip_space(p, r[CC_DATA].start + 1, n)
     while p[i] != 93:
-        i = _element(p, i, n, d, CC_FIELDS, _cryptocom_field)
+        i = next_element(p, i, n, d, CC_FIELDS, _cryptocom_field)
         if i < 0:
             return None
-        ms = _count(p, d[CC_TIME])
+        ms = count_of(p, d[CC_TIME])
         if ms < 0 or ms > INT64_MAX // 1_000_000 - 1:
             return None
         levels = []
@@ -1226,5 +898,3 @@ def cryptocom_book(text, dict decimals):
     return (name, books)
 
 
-cdef inline bint _is_zero(const char* p, Span s) noexcept nogil:
-    return s.kind == T_INT and s.end - s.start == 1 and p[s.start] == 48

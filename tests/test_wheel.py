@@ -54,6 +54,7 @@ CORE_MODULES = [
     "orderbook_core/_engine_batch",
     "orderbook_core/_engine_state",
     "orderbook_core/_text",
+    "orderbook_core/_json",
     "orderbook_core/_scan",
     "feedhandler/_sync",
 ]
