@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from typing import Any, get_args
 
 import orjson
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import hub.event_codec
 import hub.events
 from hub.errors import BadMessage
 from hub.events import (
@@ -335,10 +337,18 @@ def test_decode_as_names_the_kind_it_got() -> None:
 
 
 @pytest.fixture
-def scratch_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Declarations made by a test leave the module's table as it was."""
-    for name in ("EVENT_TYPES", "_ENCODERS", "_DECODERS"):
-        monkeypatch.setattr(hub.events, name, dict(getattr(hub.events, name)))
+def scratch_table() -> Iterator[None]:
+    """Declarations made by a test leave the codec's tables as they were."""
+    tables: list[dict[Any, Any]] = [
+        hub.event_codec.EVENT_TYPES,
+        hub.event_codec.ENCODERS,
+        hub.event_codec.DECODERS,
+    ]
+    saved = [dict(table) for table in tables]
+    yield
+    for table, before in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(before)
 
 
 @pytest.mark.usefixtures("scratch_table")
@@ -348,7 +358,7 @@ def test_a_new_event_is_declared_in_one_place() -> None:
         venue: str
         symbol: str
         n: int
-        note: str = wire(hub.events.Note())
+        note: str = wire(hub.event_codec.Note())
         sides: tuple[tuple[int, int], ...] | None = wire(hub.events.LEVELS, default=None)
 
     ping = Ping("SIM", "X", 3, "hi")
@@ -382,7 +392,7 @@ def test_declarations_that_cannot_travel_are_refused() -> None:
         class Half:
             bid_price: int = wire(hub.events.BID)
 
-    assert "odd" not in hub.events._DECODERS and "half" not in hub.events._DECODERS
+    assert "odd" not in hub.event_codec.DECODERS and "half" not in hub.event_codec.DECODERS
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
