@@ -9,6 +9,7 @@ is not built.
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,43 @@ if _choice not in ("auto", "cython", "python"):
     raise ImportError(f"ORDERBOOK_CORE must be auto, cython or python, got {_choice!r}")
 
 IMPLEMENTATION: str
+"""Which implementation the names below are: "cython" or "python"."""
+_TWINS = {
+    ("_book", "_pybook"): ("L2Book",),
+    ("_engine", "_pyengine"): ("MatchingEngine",),
+    ("_itch", "_pyitch"): ("ItchReplay",),
+    ("_l3", "_pyl3"): ("L3Book",),
+    ("_scan", "_pyscan"): (
+        "binance_frame",
+        "bitfinex_book",
+        "bitmex_book",
+        "coinbase_l2",
+        "cryptocom_book",
+        "deribit_ticker",
+        "kraken_futures_book",
+        "kucoin_level2",
+    ),
+    ("_text", "_pytext"): (
+        "UnitScale",
+        "bad_level",
+        "book_diff",
+        "dict_levels",
+        "iso_to_ns",
+        "json_units",
+        "list_levels",
+    ),
+}
+"""Each compiled module, its pure-Python twin, and the names the package takes from it
+(the type checker reads the compiled ones, imported below)."""
+
+
+def _take(twin: bool) -> None:
+    """Bind the package's names to the compiled modules' (or the twins')."""
+    for modules, names in _TWINS.items():
+        module = importlib.import_module(f"orderbook_core.{modules[twin]}")
+        globals().update((name, getattr(module, name)) for name in names)
+
+
 if TYPE_CHECKING:
     from orderbook_core._book import L2Book
     from orderbook_core._engine import MatchingEngine
@@ -53,85 +91,16 @@ if TYPE_CHECKING:
         list_levels,
     )
 elif _choice == "python":
-    from orderbook_core._pybook import L2Book
-    from orderbook_core._pyengine import MatchingEngine
-    from orderbook_core._pyitch import ItchReplay
-    from orderbook_core._pyl3 import L3Book
-    from orderbook_core._pyscan import (
-        binance_frame,
-        bitfinex_book,
-        bitmex_book,
-        coinbase_l2,
-        cryptocom_book,
-        deribit_ticker,
-        kraken_futures_book,
-        kucoin_level2,
-    )
-    from orderbook_core._pytext import (
-        UnitScale,
-        bad_level,
-        book_diff,
-        dict_levels,
-        iso_to_ns,
-        json_units,
-        list_levels,
-    )
-
+    _take(twin=True)
     IMPLEMENTATION = "python"
 else:
     try:
-        from orderbook_core._book import L2Book
-        from orderbook_core._engine import MatchingEngine
-        from orderbook_core._itch import ItchReplay
-        from orderbook_core._l3 import L3Book
-        from orderbook_core._scan import (
-            binance_frame,
-            bitfinex_book,
-            bitmex_book,
-            coinbase_l2,
-            cryptocom_book,
-            deribit_ticker,
-            kraken_futures_book,
-            kucoin_level2,
-        )
-        from orderbook_core._text import (
-            UnitScale,
-            bad_level,
-            book_diff,
-            dict_levels,
-            iso_to_ns,
-            json_units,
-            list_levels,
-        )
-
+        _take(twin=False)
         IMPLEMENTATION = "cython"
     except ImportError:
         if _choice == "cython":
             raise
-        from orderbook_core._pybook import L2Book
-        from orderbook_core._pyengine import MatchingEngine
-        from orderbook_core._pyitch import ItchReplay
-        from orderbook_core._pyl3 import L3Book
-        from orderbook_core._pyscan import (
-            binance_frame,
-            bitfinex_book,
-            bitmex_book,
-            coinbase_l2,
-            cryptocom_book,
-            deribit_ticker,
-            kraken_futures_book,
-            kucoin_level2,
-        )
-        from orderbook_core._pytext import (
-            UnitScale,
-            bad_level,
-            book_diff,
-            dict_levels,
-            iso_to_ns,
-            json_units,
-            list_levels,
-        )
-
+        _take(twin=True)
         IMPLEMENTATION = "python"
 
 __all__ = [
