@@ -42,6 +42,7 @@ _TWINS = {
         "coinbase_l2",
         "cryptocom_book",
         "deribit_ticker",
+        "huobi_depth",
         "kraken_futures_book",
         "kucoin_level2",
     ),
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         coinbase_l2,
         cryptocom_book,
         deribit_ticker,
+        huobi_depth,
         kraken_futures_book,
         kucoin_level2,
     )
@@ -130,6 +132,7 @@ __all__ = [
     "cryptocom_book",
     "deribit_ticker",
     "dict_levels",
+    "huobi_depth",
     "iso_to_ns",
     "json_units",
     "kraken_futures_book",

@@ -30,9 +30,10 @@ cdef struct Span:
     int kind
 
 
-cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil
+cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind,
+                           bint exponents) noexcept nogil
 cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
-                         Span* out) noexcept nogil
+                         Span* out, bint exponents) noexcept nogil
 cdef int key_index(const char* k, Py_ssize_t n, const char* names) noexcept nogil
 cpdef bytes words(str names)
 cdef Py_ssize_t skip_value(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil
@@ -43,7 +44,8 @@ cdef Py_ssize_t next_element(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fi
 cdef int64_t count_of(const char* p, Span s) noexcept nogil
 cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
                           list out) except -1
-cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of) except -1
+cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
+                       bint exponents=*) except -1
 cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2
 
 
@@ -63,7 +65,7 @@ cdef inline Py_ssize_t item_then(const char* p, Py_ssize_t i, Py_ssize_t n, Span
                                  char after) noexcept nogil:
     """A value at ``p[i]`` and the character ``after`` it: the index of what follows them
     (spaces skipped), -1 to decline."""
-    i = value_at(p, i, n, 2, value)
+    i = value_at(p, i, n, 2, value, False)
     if i < 0:
         return -1
     i = skip_space(p, i, n)
@@ -94,7 +96,7 @@ cdef inline Py_ssize_t integer_at(const char* p, Py_ssize_t i, Py_ssize_t n,
     """A non-negative int64 JSON integer at ``p[i]`` into ``out``: the index past it, -1."""
     cdef Span s
     s.start = i
-    i = number_end(p, i, n, &s.kind)
+    i = number_end(p, i, n, &s.kind, False)
     s.end = i
     if i < 0:
         return -1

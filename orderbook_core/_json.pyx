@@ -2,10 +2,11 @@
 """The JSON reader of the compiled frame scanners (the contract: _json.pxd).
 
 ``whole_object`` checks a frame's text in one pass, as strictly as the scanners need:
-ASCII, no escape in a string, no exponent in a number (orjson refuses some, such as
-1e400), brackets that match to a depth of 16. While it checks, it notes in ``Span``s
-where the values of the fields a scanner asked for lie (``FieldOf``: a key to its field,
-a field twice declines, as JSON's reading would take the last). ``fields_of`` and
+ASCII, no escape in a string, brackets that match to a depth of 16, and no exponent in
+a number unless the scanner asks (orjson, which most parsers' ordinary path reads
+with, refuses some, such as 1e400). While it checks, it notes in ``Span``s where the
+values of the fields a scanner asked for lie (``FieldOf``: a key to its field, a field
+twice declines, as JSON's reading would take the last). ``fields_of`` and
 ``next_element`` re-read an object inside text already checked, without checking it
 again; ``count_of``, ``units_of``, ``decimal_of`` and ``price_size_rows`` turn a span into
 whole units. Each answers -1 (or False) to decline, and the scanner then declines the
@@ -40,8 +41,10 @@ cdef Py_ssize_t digits_end(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept n
     return i
 
 
-cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
-    """A JSON number from ``p[i]`` without an exponent: the index past it, -1 to decline."""
+cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind,
+                           bint exponents) noexcept nogil:
+    """A JSON number from ``p[i]``, with an exponent only where ``exponents`` allows one:
+    the index past it, -1 to decline."""
     cdef Py_ssize_t j
     kind[0] = T_INT
     if i < n and p[i] == 45:  # "-"
@@ -59,12 +62,20 @@ cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind)
             return -1
         i, kind[0] = j, T_NUM
     if i < n and (p[i] == 101 or p[i] == 69):  # "e", "E": orjson refuses some (1e400)
-        return -1
+        if not exponents:
+            return -1
+        i += 1
+        if i < n and (p[i] == 43 or p[i] == 45):  # "+", "-"
+            i += 1
+        j = digits_end(p, i, n)
+        if j == i:
+            return -1
+        i, kind[0] = j, T_NUM
     return i
 
 
 cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
-                         Span* out) noexcept nogil:
+                         Span* out, bint exponents) noexcept nogil:
     """Check the JSON value at ``p[i]`` (no leading space) and note where it lies in
     ``out``; the index past it, -1 to decline."""
     cdef Py_ssize_t j
@@ -78,11 +89,11 @@ cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
         out.start, out.end, out.kind = i + 1, j, T_STR
         return -1 if j < 0 else j + 1
     if c == 123:  # "{"
-        j = check_object(p, i, n, NULL, NULL, depth + 1)
+        j = check_object(p, i, n, NULL, NULL, depth + 1, exponents)
         out.start, out.end, out.kind = i, j, T_OBJ
         return j
     if c == 91:  # "["
-        j = check_array(p, i, n, depth + 1)
+        j = check_array(p, i, n, depth + 1, exponents)
         out.start, out.end, out.kind = i, j, T_ARR
         return j
     if c == 116 and n - i >= 4 and memcmp(p + i, b"true", 4) == 0:
@@ -94,7 +105,7 @@ cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
     if c == 110 and n - i >= 4 and memcmp(p + i, b"null", 4) == 0:
         out.start, out.end, out.kind = i, i + 4, T_NULL
         return i + 4
-    j = number_end(p, i, n, &kind)
+    j = number_end(p, i, n, &kind, exponents)
     out.start, out.end, out.kind = i, j, kind
     return j
 
@@ -105,7 +116,8 @@ cdef inline Py_ssize_t open_bracket(const char* p, Py_ssize_t i, Py_ssize_t n,
     return -1 if depth > MAX_DEPTH else skip_space(p, i + 1, n)
 
 
-cdef Py_ssize_t check_array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
+cdef Py_ssize_t check_array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
+                            bint exponents) noexcept nogil:
     cdef Span ignored
     i = open_bracket(p, i, n, depth)
     if i < 0:
@@ -113,7 +125,7 @@ cdef Py_ssize_t check_array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth
     if i < n and p[i] == 93:  # "]"
         return i + 1
     while True:
-        i = value_at(p, i, n, depth, &ignored)
+        i = value_at(p, i, n, depth, &ignored, exponents)
         if i < 0:
             return -1
         i = skip_space(p, i, n)
@@ -150,7 +162,7 @@ cpdef bytes words(str names):
 
 
 cdef Py_ssize_t check_object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
-                             FieldOf field_of, int depth) noexcept nogil:
+                             FieldOf field_of, int depth, bint exponents) noexcept nogil:
     """Check the object at ``p[i]``; with ``fields``, note where the value of each field
     ``field_of`` names lies (a field twice declines). The index past it, -1 to decline."""
     cdef Py_ssize_t key, end
@@ -172,7 +184,7 @@ cdef Py_ssize_t check_object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fi
         if i >= n or p[i] != 58:  # ":"
             return -1
         i = skip_space(p, i + 1, n)
-        i = value_at(p, i, n, depth, &value)
+        i = value_at(p, i, n, depth, &value, exponents)
         if i < 0:
             return -1
         if fields != NULL:
@@ -226,8 +238,9 @@ cdef Py_ssize_t skip_value(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind)
         kind[0] = T_NULL
         return i + 4
     kind[0] = T_NUM if c == 45 else T_INT
-    while i < n and (48 <= p[i] <= 57 or p[i] == 45 or p[i] == 46):
-        if p[i] == 46:
+    while i < n and (48 <= p[i] <= 57 or p[i] == 45 or p[i] == 46 or p[i] == 101 or p[i] == 69
+                     or p[i] == 43):  # digits, "-", ".", and an exponent's "e", "E", "+"
+        if not 48 <= p[i] <= 57:
             kind[0] = T_NUM
         i += 1
     return i
@@ -328,7 +341,8 @@ cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitS
         i = skip_space(p, i + 1, n)
 
 
-cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of) except -1:
+cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
+                       bint exponents=False) except -1:
     """Whether ``text`` is one JSON object (ASCII, spaces around allowed) the scanner reads;
     ``fields`` (``count`` of them) then say where ``field_of``'s fields lie."""
     cdef const char* p
@@ -342,7 +356,7 @@ cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of) e
     i = skip_space(p, 0, n)
     if i >= n or p[i] != 123:
         return False
-    i = check_object(p, i, n, fields, field_of, 1)
+    i = check_object(p, i, n, fields, field_of, 1, exponents)
     return i >= 0 and skip_space(p, i, n) == n
 
 

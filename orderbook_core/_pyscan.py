@@ -52,3 +52,10 @@ def coinbase_l2(
 def cryptocom_book(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.cryptocom_book; the twin always declines."""
     return None
+
+
+def huobi_depth(
+    text: object, units: dict[str, Any], order_key: str, rounding: bool
+) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.huobi_depth; the twin always declines."""
+    return None

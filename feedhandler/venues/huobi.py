@@ -41,6 +41,7 @@ from feedhandler.venues.exact import (
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, perp, spot, strike_text
+from orderbook_core import huobi_depth
 
 MAX_DECIMALS = 18
 SPOT_SIZE_DECIMALS = 8
@@ -112,6 +113,13 @@ class HuobiBase(ParserBase):
         return super().on_frame(frame, ts_recv)
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = huobi_depth(text, self.units, self.order_key, self.rounding)  # most frames
+        if scan is not None:
+            symbol, key, ts, levels = scan
+            try:
+                return self._push(symbol, key, ts, levels, ts_recv)
+            except MalformedFrame as exc:
+                raise exc.on(symbol) from None
         msg = as_dict(exact_json(text), "frame")
         if "ping" in msg:
             self._answers.append(json.dumps({"pong": integer(msg["ping"], "ping")}))
@@ -166,6 +174,14 @@ class HuobiBase(ParserBase):
                         self._size(lot, size, "size"),
                     )
                 )
+        ts = integer(field(tick, "ts"), "ts") * 1_000_000 if "ts" in tick else 0
+        return self._push(symbol, key, ts, tuple(levels), ts_recv)
+
+    def _push(
+        self, symbol: str, key: int, ts: int, levels: tuple[LevelChange, ...], ts_recv: int
+    ) -> list[Event]:
+        """A book push read (by the scanner or field by field): applied as the book's
+        snapshot if its order key says it is newer, else counted and dropped."""
         last = self.last_key.get(symbol)
         sync = self._book(symbol)
         if last is not None and (key < last or (self.strictly and key == last)):
@@ -175,8 +191,7 @@ class HuobiBase(ParserBase):
         if last is not None and key == last:
             self.repeats[symbol] = self.repeats.get(symbol, 0) + 1
         self.last_key[symbol] = key
-        ts = integer(field(tick, "ts"), "ts") * 1_000_000 if "ts" in tick else 0
-        return sync.snapshot(Snapshot(tuple(levels), key, ts), ts_recv)
+        return sync.snapshot(Snapshot(levels, key, ts), ts_recv)
 
     def _trades(self, symbol: str, tick: dict[str, Any], ts_recv: int) -> list[Event]:
         price_unit, lot = self.units[symbol]
@@ -230,7 +245,7 @@ class HuobiSpotParser(HuobiBase):
 
     def _size(self, lot: Unit, value: Any, what: str) -> int:
         """Depth sizes are sums kept as binary floats (``3307.9982700421942``, past
-        ``amount-precision``): rounded half-even to ``SPOT_SIZE_DECIMALS``."""
+        ``amount-precision``): rounded half up to ``SPOT_SIZE_DECIMALS``."""
         return rounded(number(value, what), decimals_of(lot.text, "lot"), what, positive=True)
 
     def _instrument(self, item: dict[str, Any]) -> tuple[str, Unit, Unit]:

@@ -1,6 +1,7 @@
 """The compiled frame scanners (orderbook_core._scan: Binance depth updates and bookTickers,
 Kraken Futures book messages, BitMEX book rows, Bitfinex book entries and snapshots, KuCoin
-level2 updates, Deribit tickers, Coinbase Advanced Trade l2_data, Crypto.com books) are only
+level2 updates, Deribit tickers, Coinbase Advanced Trade l2_data, Crypto.com books, Huobi
+depth pushes) are only
 a faster way to the ordinary path's answer: what they read, directly; what they must
 decline; and each parser with and without its scanner publishing the same events, books,
 counts and refusals on the real captures and on mutated frames (the twin declines every
@@ -24,6 +25,7 @@ import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.coinbase as coinbase
 import feedhandler.venues.cryptocom as cryptocom
 import feedhandler.venues.deribit as deribit
+import feedhandler.venues.huobi as huobi
 import feedhandler.venues.kraken_futures as kraken_futures
 import feedhandler.venues.kucoin as kucoin
 from feedhandler.venues.base import ParserBase
@@ -34,6 +36,7 @@ from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.coinbase import DEFAULT_UNITS, SIDES, CoinbaseParser
 from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.kucoin import KucoinParser
 from hub.decimals import Unit
@@ -46,6 +49,7 @@ from orderbook_core import (
     coinbase_l2,
     cryptocom_book,
     deribit_ticker,
+    huobi_depth,
     kraken_futures_book,
     kucoin_level2,
 )
@@ -61,6 +65,8 @@ KUCOIN = CAPTURES / "kucoin-spot_level2-rest-ticker-match_2021-04-25.jsonl.zst"
 DERIBIT = CAPTURES / "deribit-options_book-raw-ticker_2021-07-22.jsonl.zst"
 COINBASE = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.zst"
 CRYPTOCOM = CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
+HUOBI_SPOT = CAPTURES / "huobi-spot_depth-step0-trades_2021-04-17.jsonl.zst"
+HUOBI_SWAP = CAPTURES / "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
@@ -71,17 +77,20 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     DeribitParser: (deribit, "deribit_ticker", deribit_ticker),
     CoinbaseParser: (coinbase, "coinbase_l2", coinbase_l2),
     CryptocomParser: (cryptocom, "cryptocom_book", cryptocom_book),
+    HuobiSpotParser: (huobi, "huobi_depth", huobi_depth),
+    HuobiCoinSwapParser: (huobi, "huobi_depth", huobi_depth),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 SCANNED: dict[type[ParserBase], float] = {
     DeribitParser: 0.6,
     CoinbaseParser: 0.7,
     CryptocomParser: 0.45,
+    HuobiSpotParser: 0.75,
 }
 """The share of a capture's frames its scanner must read where that is not 80 %
 (Deribit's are two tickers to one book message, and only tickers are scanned; Coinbase's
 are three l2_data frames to one ticker or trade; Crypto.com's half books, half tickers,
-trades and candles)."""
+trades and candles; Huobi spot's four depth pushes to one trade frame)."""
 compiled = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 UNITS = {"BTCUSDT": (Unit("0.01"), Unit("0.00001"))}
 DEPTH = (
@@ -210,6 +219,8 @@ def test_space_and_unknown_fields_of_any_json_kind_are_read_past() -> None:
         (DERIBIT, DeribitParser),
         (COINBASE, CoinbaseParser),
         (CRYPTOCOM, CryptocomParser),
+        (HUOBI_SPOT, HuobiSpotParser),
+        (HUOBI_SWAP, HuobiCoinSwapParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -242,6 +253,12 @@ CASES = {
     ),
     "cryptocom": lambda: Case(
         "cryptocom", capture_items(CRYPTOCOM), CryptocomParser, 1, 200, every=10
+    ),
+    "huobi-spot": lambda: Case(
+        "huobi-spot", capture_items(HUOBI_SPOT), HuobiSpotParser, 1, 200, every=5
+    ),
+    "huobi-swap": lambda: Case(
+        "huobi-swap", capture_items(HUOBI_SWAP), HuobiCoinSwapParser, 2, 300, every=10
     ),
 }
 _cases: dict[str, Case] = {}
@@ -582,3 +599,61 @@ def test_a_cryptocom_book_is_read_in_units() -> None:
 )
 def test_a_cryptocom_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert cryptocom_book(frame, BOOK_UNITS) is None
+
+
+SPOT_PUSH = (
+    '{"ch":"market.btcusdt.depth.step0","ts":1618617600125,"tick":{"bids":[[61000.1,'
+    '0.123456785],[60999,2]],"asks":[[61001.25,0.5]],"version":126802,"ts":1618617600120}}'
+)
+HUOBI_UNITS = {"btcusdt": (Unit("0.01"), Unit("0.00000001"))}
+
+
+@compiled
+def test_a_huobi_push_is_read_in_units_sizes_rounded_half_up_where_asked() -> None:
+    levels = ((0, 6100010, 12345679), (0, 6099900, 200000000), (1, 6100125, 50000000))
+    want = ("btcusdt", 126802, 1618617600120 * 1_000_000, levels)
+    assert huobi_depth(SPOT_PUSH, HUOBI_UNITS, "version", True) == want
+    assert huobi_depth(SPOT_PUSH, HUOBI_UNITS, "version", False) is None  # off the lot
+    swap = SPOT_PUSH.replace('"version"', '"mrid"').replace("0.123456785", "0.12345678")
+    assert huobi_depth(swap, HUOBI_UNITS, "mrid", False) == (
+        "btcusdt",
+        126802,
+        1618617600120 * 1_000_000,
+        ((0, 6100010, 12345678), *levels[1:]),
+    )
+    written = SPOT_PUSH.replace("[60999,2]", "[6.0999E+4,200e-2]")  # as Java prints doubles
+    assert huobi_depth(written, HUOBI_UNITS, "version", True) == want
+    untimed = SPOT_PUSH.replace(',"ts":1618617600120', "")
+    assert huobi_depth(untimed, HUOBI_UNITS, "version", True) == (*want[:2], 0, levels)
+
+
+@compiled
+@pytest.mark.parametrize(
+    "frame",
+    [
+        SPOT_PUSH.replace("depth.step0", "depth.step1"),
+        SPOT_PUSH.replace("market.btcusdt", "market.ethusdt"),
+        SPOT_PUSH.replace("market.btcusdt", "market.btc.usdt"),
+        SPOT_PUSH.replace("market.btcusdt.depth.step0", "market.depth.step0"),
+        SPOT_PUSH.replace("market.", "markets."),
+        SPOT_PUSH.replace('{"ch"', '{"ping":1,"ch"'),
+        SPOT_PUSH.replace('"version":126802', '"mrid":126802'),
+        SPOT_PUSH.replace('"version":126802', '"version":126802.0'),
+        SPOT_PUSH.replace('"version":126802', '"version":-1'),
+        SPOT_PUSH.replace('"version":126802', '"version":126802,"version":126803'),
+        SPOT_PUSH.replace('"ts":1618617600120', '"ts":null'),
+        SPOT_PUSH.replace('"ts":1618617600120', f'"ts":{2**63 // 1_000_000 + 1}'),
+        SPOT_PUSH.replace("61000.1", "61000.105"),  # prices are never rounded
+        SPOT_PUSH.replace("61000.1", "0"),
+        SPOT_PUSH.replace("[60999,2]", "[60999,0]"),
+        SPOT_PUSH.replace("[60999,2]", '[60999,"2"]'),
+        SPOT_PUSH.replace("[60999,2]", "[60999,2e]"),  # not JSON
+        SPOT_PUSH.replace("[60999,2]", "[60999,2e1000]"),  # the exact path's to answer
+        SPOT_PUSH.replace("[60999,2]", "[60999]"),
+        SPOT_PUSH.replace('"asks":[[61001.25,0.5]],', ""),
+        SPOT_PUSH.replace('"tick":{', '"tick":[{').replace("}}", "}]}"),
+        SPOT_PUSH[:-1],
+    ],
+)
+def test_a_huobi_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert huobi_depth(frame, HUOBI_UNITS, "version", True) is None
