@@ -16,7 +16,7 @@ from feedhandler.files.replay import EXCHANGES, check_failures, replay_capture
 from feedhandler.venues import VENUES
 from feedhandler.venues.huobi import HuobiBase, HuobiCoinSwapParser, HuobiSpotParser
 from hub.config import LIVE_SOURCES
-from hub.events import BUY, SELL, BookUpdate, Event, Trade
+from hub.events import BUY, SELL, BookUpdate, Event, Status, Trade
 from tests.conftest import CAPTURES, ROOT
 from tests.feedhandler.venues.capture_runner import runner_against_capture
 
@@ -99,6 +99,20 @@ def test_an_older_spot_version_is_dropped_and_a_repeat_too() -> None:
     assert book == ([(70050, 1_50000000)], [(70100, 2_00000000)])
     events = p.on_frame(depth("borusdt", "version", 11, [[699, 1]], asks), 4)
     assert any(isinstance(e, BookUpdate) for e in events)
+    assert p.books["borusdt"].book.snapshot(1)[0] == [(69900, 1_00000000)]
+
+
+def test_a_refused_push_does_not_move_the_order_key() -> None:
+    p = HuobiSpotParser()
+    fed(p, SPOT, 3)
+    asks = [[701, 2]]
+    assert p.on_frame(depth("borusdt", "version", 10, [[700.5, 1.5]], asks), 1)
+    tick = {"version": 12, "ts": "soon", "bids": [[699, 1]], "asks": asks}
+    refused = p.on_frame(gz({"ch": "market.borusdt.depth.step0", "tick": tick}), 2)
+    assert len(refused) == 1 and isinstance(refused[0], Status) and refused[0].state == "stale"
+    assert p.malformed == 1 and p.last_key["borusdt"] == 10
+    assert p.on_frame(depth("borusdt", "version", 11, [[699, 1]], asks), 3)  # not stale
+    assert p.extra_stats("borusdt")["snapshots_stale"] == 0
     assert p.books["borusdt"].book.snapshot(1)[0] == [(69900, 1_00000000)]
 
 
