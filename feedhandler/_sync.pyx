@@ -10,6 +10,7 @@ book's level checks and apply done by the compiled core, and each event built
 through its slots' descriptors directly instead of through ``__init__``.
 """
 
+import dataclasses
 from collections import deque
 
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
@@ -26,6 +27,10 @@ from orderbook_core.types import F_LAST, F_SNAPSHOT
 BUFFER_LIMIT = 50_000
 _UPDATE_FIELDS = ("venue", "symbol", "seq", "ts_event", "ts_recv", "changes", "flags",
                   "orders", "epoch", "checksum")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BookUpdate)}
+if tuple(_DEFAULTS) != _UPDATE_FIELDS or [_DEFAULTS[f] for f in _UPDATE_FIELDS[7:]] != [None, 0, None]:
+    raise ImportError("hub.events.BookUpdate's fields changed: feedhandler._sync's _update "
+                      "stores each one and the defaults of the last three")
 cdef list _SETTERS = [vars(BookUpdate)[name] for name in _UPDATE_FIELDS]
 cdef object _F_LAST = F_LAST
 cdef tuple _EMPTY = ()

@@ -20,6 +20,7 @@ cdef enum:
     T_ARR       # span: from "[" to just past "]"
     T_OBJ       # span: from "{" to just past "}"
     MAX_DEPTH = 16
+    MAX_NUMBER = 64  # longest number text (orjson refuses a 310-digit integer)
 
 ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
 """The field a key names (an index into the scan's spans), -1 for any other key."""

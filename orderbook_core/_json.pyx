@@ -44,8 +44,8 @@ cdef Py_ssize_t digits_end(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept n
 cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind,
                            bint exponents) noexcept nogil:
     """A JSON number from ``p[i]``, with an exponent only where ``exponents`` allows one:
-    the index past it, -1 to decline."""
-    cdef Py_ssize_t j
+    the index past it, -1 to decline (one longer than ``MAX_NUMBER`` too)."""
+    cdef Py_ssize_t j, start = i
     kind[0] = T_INT
     if i < n and p[i] == 45:  # "-"
         kind[0] = T_NUM
@@ -71,7 +71,7 @@ cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind,
         if j == i:
             return -1
         i, kind[0] = j, T_NUM
-    return i
+    return i if i - start <= MAX_NUMBER else -1
 
 
 cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,

@@ -25,7 +25,16 @@ import json
 import zlib
 from typing import Any
 
-from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, field, rounded, row
+from feedhandler.frames import (
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    field,
+    millis_time,
+    rounded,
+    row,
+)
 from feedhandler.sync import BookSync, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.exact import (
@@ -174,7 +183,7 @@ class HuobiBase(ParserBase):
                         self._size(lot, size, "size"),
                     )
                 )
-        ts = integer(field(tick, "ts"), "ts") * 1_000_000 if "ts" in tick else 0
+        ts = millis_time(integer(field(tick, "ts"), "ts"), "ts") if "ts" in tick else 0
         return self._push(symbol, key, ts, tuple(levels), ts_recv)
 
     def _push(

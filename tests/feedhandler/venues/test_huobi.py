@@ -116,6 +116,22 @@ def test_a_refused_push_does_not_move_the_order_key() -> None:
     assert p.books["borusdt"].book.snapshot(1)[0] == [(69900, 1_00000000)]
 
 
+def test_a_push_stamped_past_int64_ns_is_refused() -> None:
+    p = HuobiSpotParser()
+    fed(p, SPOT, 3)
+    tick = {"version": 5, "ts": 2**63 // 10**6 + 1, "bids": [[699, 1]], "asks": [[701, 2]]}
+    refused = p.on_frame(gz({"ch": "market.borusdt.depth.step0", "tick": tick}), 1)
+    assert not [e for e in refused if isinstance(e, BookUpdate)]
+    assert p.malformed == 1 and "borusdt" not in p.last_key
+    tick["ts"] = 2**63 // 10**6  # the last ms that fits
+    (update,) = [
+        e
+        for e in p.on_frame(gz({"ch": "market.borusdt.depth.step0", "tick": tick}), 2)
+        if isinstance(e, BookUpdate)
+    ]
+    assert update.ts_event == 2**63 // 10**6 * 10**6
+
+
 def test_an_equal_swap_mrid_is_applied_an_older_one_dropped() -> None:
     p = HuobiCoinSwapParser()
     fed(p, SWAP, 4)
