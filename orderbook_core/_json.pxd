@@ -42,11 +42,13 @@ cdef Py_ssize_t fields_of(const char* p, Py_ssize_t i, Py_ssize_t n, Span* field
                           FieldOf field_of) noexcept nogil
 cdef Py_ssize_t next_element(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields, int count,
                              FieldOf field_of) noexcept nogil
+cdef bint object_fields(const char* p, Span s, Py_ssize_t n, Span* fields, int count,
+                       FieldOf field_of) noexcept nogil
 cdef int64_t count_of(const char* p, Span s) noexcept nogil
 cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
                           list out) except -1
 cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
-                       bint exponents=*) except -1
+                       const char** chars, Py_ssize_t* length, bint exponents=*) except -1
 cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2
 
 

@@ -297,6 +297,19 @@ cdef Py_ssize_t next_element(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fi
     return skip_space(p, i + 1, n) if p[i] == 44 else i
 
 
+cdef bint object_fields(const char* p, Span s, Py_ssize_t n, Span* fields, int count,
+                       FieldOf field_of) noexcept nogil:
+    """The object ``s`` of checked text: its fields noted in ``fields`` (``count`` of them,
+    cleared first) by ``field_of``, as ``fields_of`` does; False to decline (``s`` is not
+    an object, a field twice)."""
+    cdef int k
+    if s.kind != T_OBJ:
+        return False
+    for k in range(count):
+        fields[k].kind = T_NONE
+    return fields_of(p, s.start, n, fields, field_of) >= 0
+
+
 cdef int64_t count_of(const char* p, Span s) noexcept nogil:
     """A non-negative int64 integer field; -1 to decline."""
     cdef uint64_t v = 0
@@ -342,15 +355,17 @@ cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitS
 
 
 cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
-                       bint exponents=False) except -1:
+                       const char** chars, Py_ssize_t* length, bint exponents=False) except -1:
     """Whether ``text`` is one JSON object (ASCII, spaces around allowed) the scanner reads;
-    ``fields`` (``count`` of them) then say where ``field_of``'s fields lie."""
+    ``fields`` (``count`` of them) then say where ``field_of``'s fields lie, in the
+    characters ``chars`` (``length`` of them: ``text``'s own, read in place)."""
     cdef const char* p
     cdef Py_ssize_t n, i
     if type(text) is not str or not PyUnicode_IS_ASCII(text):
         return False
     p = <const char*>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
+    chars[0], length[0] = p, n
     for i in range(count):
         fields[i].kind = T_NONE
     i = skip_space(p, 0, n)

@@ -45,6 +45,7 @@ from orderbook_core._json cimport (
     item_then,
     key_index,
     next_element,
+    object_fields,
     number_end,
     past_char,
     price_size_rows,
@@ -232,16 +233,10 @@ def binance_frame(text, dict units):
     cdef int64_t first, last, prev, ms, b, bq, a, aq
     cdef list levels
     cdef UnitScale tick, lot
-    if not whole_object(text, top, B_FIELDS, _binance_field):
+    if not whole_object(text, top, B_FIELDS, _binance_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
     if top[B_DATA].kind != T_NONE:  # combined stream: the fields are the data's
-        if top[B_DATA].kind != T_OBJ:
-            return None
-        for i in range(B_FIELDS):
-            inner[i].kind = T_NONE
-        if fields_of(p, top[B_DATA].start, n, inner, _binance_field) < 0:  # a field twice
+        if not object_fields(p, top[B_DATA], n, inner, B_FIELDS, _binance_field):
             return None
         f = inner
     if f[B_SYMBOL].kind != T_STR:
@@ -288,11 +283,11 @@ def kraken_futures_book(text, dict decimals):
     product not in ``decimals``, which maps a product to its (price, qty) decimals)."""
     cdef Span f[K_FIELDS]
     cdef const char* p
+    cdef Py_ssize_t n
     cdef int64_t seq, ms, price, qty
     cdef int side
-    if not whole_object(text, f, K_FIELDS, _kraken_futures_field):
+    if not whole_object(text, f, K_FIELDS, _kraken_futures_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
     if f[K_EVENT].kind != T_NONE or not is_word(p, f[K_FEED], b"book", 4):
         return None
     if f[K_PRODUCT].kind != T_STR:
@@ -342,10 +337,8 @@ def bitmex_book(text, dict decimals):
     cdef dict stamps = {}
     cdef list found
     cdef Span last_symbol
-    if not whole_object(text, f, BX_FIELDS, _bitmex_field):
+    if not whole_object(text, f, BX_FIELDS, _bitmex_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
     if not (is_word(p, f[BX_TABLE], b"orderBookL2", 11) or is_word(p, f[BX_TABLE], b"orderBookL2_25", 14)):
         return None
     if is_word(p, f[BX_ACTION], b"partial", 7):
@@ -407,9 +400,7 @@ def bitmex_book(text, dict decimals):
         start = r[BR_ID].start
         found.append((PyUnicode_DecodeASCII(p + start, r[BR_ID].end - start, NULL), side, price, size))
     if act == 0 and f[BX_FILTER].kind == T_OBJ:
-        for k in range(BR_FIELDS):
-            r[k].kind = T_NONE
-        if fields_of(p, f[BX_FILTER].start, n, r, _bitmex_row_field) < 0:  # a field twice
+        if not object_fields(p, f[BX_FILTER], n, r, BR_FIELDS, _bitmex_row_field):
             return None
         if r[BR_SYMBOL].kind != T_NONE:
             if r[BR_SYMBOL].kind != T_STR:
@@ -622,18 +613,11 @@ def kucoin_level2(text, dict units):
     cdef unsigned char seen[4096]
     cdef list changes = []
     cdef UnitScale tick, lot
-    if not whole_object(text, f, KU_FIELDS, _kucoin_field):
+    if not whole_object(text, f, KU_FIELDS, _kucoin_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
     if not is_word(p, f[KU_TYPE], b"message", 7) or not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
         return None
-    if f[KU_DATA].kind != T_OBJ:
-        return None
-    for k in range(KU_FIELDS):
-        d[k].kind = T_NONE
-        c[k].kind = T_NONE
-    if fields_of(p, f[KU_DATA].start, n, d, _kucoin_field) < 0:  # a field twice
+    if not object_fields(p, f[KU_DATA], n, d, KU_FIELDS, _kucoin_field):
         return None
     if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
         return None
@@ -650,7 +634,7 @@ def kucoin_level2(text, dict units):
     if first < 0 or last < first or last - first >= 4096:
         return None
     memset(seen, 0, <size_t>(last - first + 1))
-    if fields_of(p, d[KU_CHANGES].start, n, c, _kucoin_field) < 0:  # a field twice
+    if not object_fields(p, d[KU_CHANGES], n, c, KU_FIELDS, _kucoin_field):
         return None
     if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
         return None
@@ -687,16 +671,11 @@ def deribit_ticker(text, dict decimals):
     cdef const char* p
     cdef Py_ssize_t n, k, dot, last_dot
     cdef int64_t ms, bid, bid_amount, ask, ask_amount
-    if not whole_object(text, f, DR_FIELDS, _deribit_field):
+    if not whole_object(text, f, DR_FIELDS, _deribit_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
-    if not is_word(p, f[DR_METHOD], b"subscription", 12) or f[DR_PARAMS].kind != T_OBJ:
+    if not is_word(p, f[DR_METHOD], b"subscription", 12):
         return None
-    for k in range(DR_FIELDS):
-        q[k].kind = T_NONE
-        d[k].kind = T_NONE
-    if fields_of(p, f[DR_PARAMS].start, n, q, _deribit_field) < 0:  # a field twice
+    if not object_fields(p, f[DR_PARAMS], n, q, DR_FIELDS, _deribit_field):
         return None
     if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
         return None
@@ -712,7 +691,7 @@ def deribit_ticker(text, dict decimals):
     pair = decimals.get(instrument)
     if pair is None:
         return None
-    if fields_of(p, q[DR_DATA].start, n, d, _deribit_field) < 0:  # a field twice
+    if not object_fields(p, q[DR_DATA], n, d, DR_FIELDS, _deribit_field):
         return None
     ms = count_of(p, d[DR_TIME])
     if ms < 0 or ms > INT64_MAX // 1_000_000:
@@ -777,10 +756,8 @@ def coinbase_l2(text, dict units, tuple default, dict sides):
     cdef list events = []
     cdef list levels
     cdef UnitScale tick, lot
-    if not whole_object(text, f, CB_FIELDS, _coinbase_field):
+    if not whole_object(text, f, CB_FIELDS, _coinbase_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
     if not is_word(p, f[CB_CHANNEL], b"l2_data", 7) or f[CB_EVENTS].kind != T_ARR:
         return None
     seq = count_of(p, f[CB_SEQ])
@@ -898,17 +875,11 @@ def cryptocom_book(text, dict decimals):
     cdef list books = []
     cdef list levels
     cdef UnitScale tick, lot
-    if not whole_object(text, f, CC_FIELDS, _cryptocom_field):
+    if not whole_object(text, f, CC_FIELDS, _cryptocom_field, &p, &n):
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
     if not is_word(p, f[CC_METHOD], b"subscribe", 9) or not is_zero(p, f[CC_CODE]):
         return None
-    if f[CC_RESULT].kind != T_OBJ:
-        return None
-    for k in range(CC_FIELDS):
-        r[k].kind = T_NONE
-    if fields_of(p, f[CC_RESULT].start, n, r, _cryptocom_field) < 0:  # a field twice
+    if not object_fields(p, f[CC_RESULT], n, r, CC_FIELDS, _cryptocom_field):
         return None
     if not is_word(p, r[CC_CHANNEL], b"book", 4) or r[CC_NAME].kind != T_STR:
         return None
@@ -973,11 +944,9 @@ def huobi_depth(text, dict units, str order_key, bint rounding):
         field_of = _huobi_swap_field
     else:
         return None
-    if not whole_object(text, f, HB_FIELDS, field_of, True):  # stdlib json reads 9.121E-7
+    if not whole_object(text, f, HB_FIELDS, field_of, &p, &n, True):  # stdlib json reads 9.121E-7
         return None
-    p = <const char*>PyUnicode_DATA(text)
-    n = PyUnicode_GET_LENGTH(text)
-    if f[HB_PING].kind != T_NONE or f[HB_CH].kind != T_STR or f[HB_TICK].kind != T_OBJ:
+    if f[HB_PING].kind != T_NONE or f[HB_CH].kind != T_STR:
         return None
     start, end = f[HB_CH].start + 7, f[HB_CH].end - 12  # between "market." and ".depth.step0"
     if start > end or memcmp(p + f[HB_CH].start, b"market.", 7) != 0:
@@ -990,9 +959,7 @@ def huobi_depth(text, dict units, str order_key, bint rounding):
         return None
     tick = pair[0].scale
     lot = pair[1].scale
-    for i in range(HB_FIELDS):
-        k[i].kind = T_NONE
-    if fields_of(p, f[HB_TICK].start, n, k, field_of) < 0:  # a field twice
+    if not object_fields(p, f[HB_TICK], n, k, HB_FIELDS, field_of):
         return None
     key = count_of(p, k[HB_KEY])
     if key < 0:
