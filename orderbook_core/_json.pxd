@@ -3,7 +3,7 @@
 # a one-pass re-read of an object inside checked text, and the readers of a span's value.
 # It accepts less than JSON allows (no escapes, no exponents, nesting to ``MAX_DEPTH``) and
 # every reader answers -1 (or False) to decline. Python sees only ``words`` (_json.pyi).
-from libc.stdint cimport int64_t
+from libc.stdint cimport INT64_MAX, int64_t
 from libc.string cimport memcmp
 
 from orderbook_core._ascii cimport PyUnicode_DecodeASCII
@@ -105,6 +105,12 @@ cdef inline Py_ssize_t integer_at(const char* p, Py_ssize_t i, Py_ssize_t n,
         return -1
     out[0] = count_of(p, s)
     return -1 if out[0] < 0 else i
+
+
+cdef inline int64_t millis_of(const char* p, Span s) noexcept nogil:
+    """An int64 JSON integer of epoch milliseconds whose ns fit int64; -1 to decline."""
+    cdef int64_t ms = count_of(p, s)
+    return -1 if ms > INT64_MAX // 1_000_000 else ms
 
 
 cdef inline bint is_zero(const char* p, Span s) noexcept nogil:

@@ -44,6 +44,7 @@ from orderbook_core._json cimport (
     is_zero,
     item_then,
     key_index,
+    millis_of,
     next_element,
     object_fields,
     number_end,
@@ -250,8 +251,8 @@ def binance_frame(text, dict units):
     if is_word(p, f[B_EVENT], b"depthUpdate", 11):
         first = count_of(p, f[B_FIRST])
         last = count_of(p, f[B_LAST])
-        ms = count_of(p, f[B_TIME])
-        if first < 0 or last < 0 or ms < 0 or ms > INT64_MAX // 1_000_000:
+        ms = millis_of(p, f[B_TIME])
+        if first < 0 or last < 0 or ms < 0:
             return None
         prev = -1
         if f[B_PREV].kind != T_NONE:
@@ -303,10 +304,10 @@ def kraken_futures_book(text, dict decimals):
     if pair is None:
         return None
     seq = count_of(p, f[K_SEQ])
-    ms = count_of(p, f[K_TIME])
+    ms = millis_of(p, f[K_TIME])
     price = decimal_of(p, f[K_PRICE], pair[0])
     qty = decimal_of(p, f[K_QTY], pair[1])
-    if seq < 0 or ms < 0 or ms > INT64_MAX // 1_000_000 or price <= 0 or qty < 0:
+    if seq < 0 or ms < 0 or price <= 0 or qty < 0:
         return None
     return (product, seq, ms * 1_000_000, (side, price, qty))
 
@@ -693,8 +694,8 @@ def deribit_ticker(text, dict decimals):
         return None
     if not object_fields(p, q[DR_DATA], n, d, DR_FIELDS, _deribit_field):
         return None
-    ms = count_of(p, d[DR_TIME])
-    if ms < 0 or ms > INT64_MAX // 1_000_000:
+    ms = millis_of(p, d[DR_TIME])
+    if ms < 0:
         return None
     bid = _optional_decimal(p, d[DR_BID], pair[0])
     bid_amount = _optional_decimal(p, d[DR_BID_AMOUNT], pair[1])
@@ -898,8 +899,8 @@ def cryptocom_book(text, dict decimals):
         i = next_element(p, i, n, d, CC_FIELDS, _cryptocom_field)
         if i < 0:
             return None
-        ms = count_of(p, d[CC_TIME])
-        if ms < 0 or ms > INT64_MAX // 1_000_000 - 1:
+        ms = millis_of(p, d[CC_TIME])
+        if ms < 0 or ms == INT64_MAX // 1_000_000:  # what cryptocom.MAX_MS refuses too
             return None
         levels = []
         if not _scaled_rows(p, d[CC_BIDS], BID, tick, lot, False, levels):
@@ -965,8 +966,8 @@ def huobi_depth(text, dict units, str order_key, bint rounding):
     if key < 0:
         return None
     if k[HB_TS].kind != T_NONE:
-        ms = count_of(p, k[HB_TS])
-        if ms < 0 or ms > INT64_MAX // 1_000_000:
+        ms = millis_of(p, k[HB_TS])
+        if ms < 0:
             return None
     if not _scaled_rows(p, k[HB_BIDS], BID, tick, lot, rounding, levels):
         return None
