@@ -257,6 +257,26 @@ class ParserBase:
         return seq
 
 
+Top = tuple[int, int, int, int]
+"""A book's top: bid price, bid size, ask price, ask size (0, 0 for an empty side)."""
+TOPS_KEPT = 4096
+"""Book tops and tickers kept per symbol for a comparison of the two (by update id, the
+oldest go first): a venue's two streams are never further apart than that."""
+
+
+def book_top(sync: BookSync) -> Top:
+    """The top of ``sync``'s book."""
+    bid, ask = sync.book.best_bid() or (0, 0), sync.book.best_ask() or (0, 0)
+    return (bid[0], bid[1], ask[0], ask[1])
+
+
+def keep_top(kept: dict[int, Top], update: int, top: Top) -> None:
+    """Keep ``top`` at its update id, the oldest dropped past ``TOPS_KEPT``."""
+    kept[update] = top
+    if len(kept) > TOPS_KEPT:
+        del kept[next(iter(kept))]
+
+
 def json_loads() -> Callable[[str | bytes], Any]:
     """orjson, or the standard library's json with HUB_FEED_JSON=stdlib (the benchmark's
     baseline). Both raise json.JSONDecodeError subclasses on bad input."""

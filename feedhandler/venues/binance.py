@@ -34,14 +34,13 @@ from feedhandler.frames import (
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit, keep_top
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 from orderbook_core import binance_frame
 
 VENUE = "BINANCE"
 MAX_DECIMALS = 18
-Top = tuple[int, int, int, int]  # bid price, bid size, ask price, ask size
 
 
 class BinanceBase(ParserBase):
@@ -233,10 +232,8 @@ class BinanceBase(ParserBase):
         """Keep the live book's top at its update id; compare a bookTicker waiting for it."""
         if not sync.live:
             return
-        book = sync.book
-        bid, ask = book.best_bid() or (0, 0), book.best_ask() or (0, 0)
-        top = (bid[0], bid[1], ask[0], ask[1])
-        _keep(self._tops.setdefault(sync.symbol, {}), sync.venue_id, top)
+        top = book_top(sync)
+        keep_top(self._tops.setdefault(sync.symbol, {}), sync.venue_id, top)
         pending = self._tickers.get(sync.symbol, {}).pop(sync.venue_id, None)
         if pending is not None:
             self._compare(sync.symbol, pending, top)
@@ -258,7 +255,7 @@ class BinanceBase(ParserBase):
         name = self.names.get(raw, raw)
         top = self._tops.get(name, {}).get(update)
         if top is None:
-            _keep(self._tickers.setdefault(name, {}), update, ticker)
+            keep_top(self._tickers.setdefault(name, {}), update, ticker)
         else:
             self._compare(name, ticker, top)
 
@@ -300,17 +297,6 @@ class BinanceParser(BinanceBase):
             self.filters[raw] = (tick_size, step_size)
             self.names[raw] = name
             self._list_spot(self.venue, name, base, quote)  # keyed by the hub symbol
-
-
-TOPS_KEPT = 4096
-"""Book tops and unmatched bookTicker messages kept per symbol for the comparison (by
-update id; the oldest go first): the two streams are never further apart than that."""
-
-
-def _keep(kept: dict[int, Top], update: int, top: Top) -> None:
-    kept[update] = top
-    if len(kept) > TOPS_KEPT:
-        del kept[next(iter(kept))]
 
 
 def precision(value: Any, what: str = "asset precision") -> int:

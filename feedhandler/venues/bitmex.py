@@ -34,7 +34,7 @@ from typing import Any
 
 from feedhandler.frames import MalformedFrame, as_list, count, field, iso_time
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.base import ParserBase, book_top, decimals_unit
 from feedhandler.venues.exact import decimals_of, exact_json, number_units, string
 from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
@@ -58,7 +58,6 @@ INSTRUMENT_FIELDS = (
     "quoteCurrency",
     "settlCurrency",
 )
-Top = tuple[int, int, int, int]  # bid price, bid size, ask price, ask size (0 when empty)
 
 
 class BitmexParser(ParserBase):
@@ -297,10 +296,10 @@ class BitmexParser(ParserBase):
             sync = self.books.get(symbol)
             if sync is None or not sync.live:
                 continue
-            bid, ask = sync.book.best_bid() or (0, 0), sync.book.best_ask() or (0, 0)
+            top = book_top(sync)
             checks = self.quote_checks.setdefault(symbol, [0, 0, 0])
-            checks[(quote[0], quote[2]) != (bid[0], ask[0])] += 1
-            checks[2] += quote == (bid[0], bid[1], ask[0], ask[1])
+            checks[(quote[0], quote[2]) != (top[0], top[2])] += 1
+            checks[2] += quote == top
 
 
 def _op(op: str, args: list[str]) -> str:

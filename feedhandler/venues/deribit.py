@@ -44,7 +44,7 @@ from urllib.parse import urlparse
 
 from feedhandler.frames import MalformedFrame, as_dict, as_list, field, millis_time, row
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit
 from feedhandler.venues.exact import (
     Number,
     exact_json,
@@ -67,7 +67,6 @@ HEARTBEAT_S = 30
 ACTIONS = ("new", "change", "delete")
 KEPT = 64
 """Book tops (by time) and unresolved tickers kept per instrument for the comparison."""
-Top = tuple[int, int, int, int]  # bid price, bid amount, ask price, ask amount (0: empty)
 
 
 class DeribitParser(ParserBase):
@@ -256,7 +255,7 @@ class DeribitParser(ParserBase):
         self.change_ids[instrument] = change_id
         if sync.live:
             tops = self._tops.setdefault(instrument, deque(maxlen=KEPT))
-            tops.append((ts, _top(sync)))
+            tops.append((ts, book_top(sync)))
         return out
 
     def _judge_tickers(self, instrument: str, ts: int, sync: BookSync) -> None:
@@ -347,11 +346,6 @@ def _changes(
 
 def _holds(sync: BookSync, side: int, price: int) -> bool:
     return sync.book.size_at(side, price) > 0
-
-
-def _top(sync: BookSync) -> Top:
-    bid, ask = sync.book.best_bid() or (0, 0), sync.book.best_ask() or (0, 0)
-    return (bid[0], bid[1], ask[0], ask[1])
 
 
 def _millis(value: Any, what: str) -> int:

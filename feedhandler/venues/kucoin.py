@@ -49,7 +49,7 @@ from feedhandler.frames import (
     units,
 )
 from feedhandler.sync import BUFFER_LIMIT, BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, decimals_unit
+from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit, keep_top
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
@@ -61,8 +61,6 @@ LEVEL2 = "/api/v3/market/orderbook/level2"
 BULLET = "/api/v1/bullet-public"
 HEARTBEAT_S = 18.0
 MAX_DECIMALS = 18
-TOPS_KEPT = 4096
-Top = tuple[int, int, int, int]
 Change = tuple[int, int, int, int]
 """(side, price units, size units, sequence); price 0: a sequence-only change."""
 
@@ -286,10 +284,8 @@ class KucoinParser(ParserBase):
         levels = tuple((s, p, q) for s, p, q, seq in changes if p and seq > after)
         out = sync.delta(Delta(levels, first=first, last=last, ts_event=ts), ts_recv)
         if sync.live and sync.venue_id == last:
-            book = sync.book
-            bid, ask = book.best_bid() or (0, 0), book.best_ask() or (0, 0)
-            top = (bid[0], bid[1], ask[0], ask[1])
-            _keep(self._tops.setdefault(symbol, {}), last, top)
+            top = book_top(sync)
+            keep_top(self._tops.setdefault(symbol, {}), last, top)
             pending = self._tickers.get(symbol, {}).pop(last, None)
             if pending is not None:
                 self._compare(symbol, pending, top)
@@ -307,7 +303,7 @@ class KucoinParser(ParserBase):
         seq = count(field(data, "sequence"), "sequence", digits=True)
         top = self._tops.get(symbol, {}).get(seq)
         if top is None:
-            _keep(self._tickers.setdefault(symbol, {}), seq, ticker)
+            keep_top(self._tickers.setdefault(symbol, {}), seq, ticker)
         else:
             self._compare(symbol, ticker, top)
 
@@ -338,12 +334,6 @@ class KucoinParser(ParserBase):
 def _request(n: int, topic: str) -> str:
     msg = {"id": n, "type": "subscribe", "topic": topic}
     return json.dumps({**msg, "privateChannel": False, "response": True})
-
-
-def _keep(kept: dict[int, Top], seq: int, top: Top) -> None:
-    kept[seq] = top
-    if len(kept) > TOPS_KEPT:
-        del kept[next(iter(kept))]
 
 
 def _decimals(value: Any, what: str) -> int:

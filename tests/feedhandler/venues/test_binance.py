@@ -7,7 +7,8 @@ import json
 
 from feedhandler.files.capture import read_capture
 from feedhandler.files.replay import check_failures, replay_capture
-from feedhandler.venues.binance import TOPS_KEPT, BinanceParser, _keep
+from feedhandler.venues.base import TOPS_KEPT, keep_top
+from feedhandler.venues.binance import BinanceParser
 from tests.conftest import CAPTURES
 
 CAPTURE = CAPTURES / "binance-spot_4-symbols_2021-10-12.jsonl.zst"
@@ -83,5 +84,5 @@ def test_unmatched_book_tickers_are_kept_within_a_bound() -> None:
     comes are dropped oldest first, not kept for as long as the feed runs."""
     kept: dict[int, tuple[int, int, int, int]] = {}
     for update in range(TOPS_KEPT + 500):
-        _keep(kept, update, (update, 1, update + 1, 1))
+        keep_top(kept, update, (update, 1, update + 1, 1))
     assert len(kept) == TOPS_KEPT and next(iter(kept)) == 500
