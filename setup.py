@@ -23,6 +23,7 @@ MODULES = [
     "_text",
     "_json",
     "_scan",
+    "_scan_numbers",
 ]
 
 

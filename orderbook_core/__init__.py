@@ -35,16 +35,14 @@ _TWINS = {
     ("_engine", "_pyengine"): ("MatchingEngine",),
     ("_itch", "_pyitch"): ("ItchReplay",),
     ("_l3", "_pyl3"): ("L3Book",),
-    ("_scan", "_pyscan"): (
-        "binance_frame",
+    ("_scan", "_pyscan"): ("binance_frame", "coinbase_l2", "kucoin_level2"),
+    ("_scan_numbers", "_pyscan"): (
         "bitfinex_book",
         "bitmex_book",
-        "coinbase_l2",
         "cryptocom_book",
         "deribit_ticker",
         "huobi_depth",
         "kraken_futures_book",
-        "kucoin_level2",
     ),
     ("_text", "_pytext"): (
         "UnitScale",
@@ -72,16 +70,14 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
-    from orderbook_core._scan import (
-        binance_frame,
+    from orderbook_core._scan import binance_frame, coinbase_l2, kucoin_level2
+    from orderbook_core._scan_numbers import (
         bitfinex_book,
         bitmex_book,
-        coinbase_l2,
         cryptocom_book,
         deribit_ticker,
         huobi_depth,
         kraken_futures_book,
-        kucoin_level2,
     )
     from orderbook_core._text import (
         UnitScale,

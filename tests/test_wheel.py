@@ -56,6 +56,7 @@ CORE_MODULES = [
     "orderbook_core/_text",
     "orderbook_core/_json",
     "orderbook_core/_scan",
+    "orderbook_core/_scan_numbers",
     "feedhandler/_sync",
 ]
 

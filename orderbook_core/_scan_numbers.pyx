@@ -1,0 +1,603 @@
+# cython: language_level=3
+"""Compiled scanning of whole frames of the venues that send prices and sizes as JSON
+numbers (Kraken Futures, BitMEX, Bitfinex, Deribit, Crypto.com, Huobi), read exactly from
+their text in units of each instrument's decimals. The rules are orderbook_core._scan's:
+accept less than JSON allows, decline (``None``) anything the parser's ordinary path
+could read differently, which then reads it as it always has. The JSON reading is
+orderbook_core._json.
+"""
+
+from libc.stdint cimport INT64_MAX, int64_t
+from libc.string cimport memchr, memcmp, memcpy
+
+from orderbook_core._ascii cimport (
+    PyUnicode_DATA,
+    PyUnicode_DecodeASCII,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_IS_ASCII,
+)
+from orderbook_core._json cimport (
+    FieldOf,
+    Span,
+    T_ARR,
+    T_INT,
+    T_NONE,
+    T_NULL,
+    T_NUM,
+    T_OBJ,
+    T_STR,
+    count_of,
+    decimal_of,
+    integer_at,
+    is_word,
+    is_zero,
+    key_index,
+    millis_of,
+    next_element,
+    object_fields,
+    number_end,
+    past_char,
+    same_text,
+    skip_space,
+    skip_value,
+    text_of,
+    whole_object,
+    words,
+)
+from orderbook_core._text cimport UnitScale, read_iso, read_number, read_units
+
+include "_consts.pxi"
+
+
+# The fields a Kraken Futures book message's scan keeps.
+cdef enum:
+    K_EVENT = 0, K_FEED, K_PRODUCT, K_SIDE, K_SEQ, K_PRICE, K_QTY, K_TIME
+    K_FIELDS
+
+# The fields a BitMEX table message's scan keeps, and those of each of its rows (a
+# partial's ``filter`` object is read with the row fields: its ``symbol``).
+cdef enum:
+    BX_TABLE = 0, BX_ACTION, BX_DATA, BX_FILTER
+    BX_FIELDS
+cdef enum:
+    BR_SYMBOL = 0, BR_ID, BR_SIDE, BR_SIZE, BR_PRICE, BR_TIME
+    BR_FIELDS
+
+# The fields a Deribit ticker message's scan keeps (of the message, its params, its data).
+cdef enum:
+    DR_METHOD = 0, DR_PARAMS, DR_CHANNEL, DR_DATA, DR_BID, DR_BID_AMOUNT, DR_ASK, DR_ASK_AMOUNT
+    DR_TIME
+    DR_FIELDS
+
+# The fields a Crypto.com book push's scan keeps (of the message, its result, each book).
+cdef enum:
+    CC_METHOD = 0, CC_CODE, CC_RESULT, CC_CHANNEL, CC_NAME, CC_DATA, CC_TIME, CC_BIDS, CC_ASKS
+    CC_FIELDS
+
+# The fields a Huobi depth.step0 push's scan keeps (of the message and of its tick: one
+# table per feed, as the order key differs: spot's ``version``, the swaps' ``mrid``).
+cdef enum:
+    HB_CH = 0, HB_PING, HB_TICK, HB_BIDS, HB_ASKS, HB_TS, HB_KEY
+    HB_FIELDS
+
+DEF BITFINEX_DECIMALS = 8  # Bitfinex prices and amounts, in units of 10**-8
+DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
+cdef bytes _KRAKEN_FUTURES = words("event feed product_id side seq price qty timestamp")
+cdef bytes _BITMEX = words("table action data filter")
+cdef bytes _BITMEX_ROW = words("symbol id side size price timestamp")
+cdef bytes _DERIBIT = words("method params channel data best_bid_price best_bid_amount "
+                            "best_ask_price best_ask_amount timestamp")
+cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
+cdef const char* BITMEX_KEYS = _BITMEX
+cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
+cdef const char* DERIBIT_KEYS = _DERIBIT
+cdef bytes _CRYPTOCOM = words("method code result channel instrument_name data t bids asks")
+cdef const char* CRYPTOCOM_KEYS = _CRYPTOCOM
+cdef bytes _HUOBI_SPOT = words("ch ping tick bids asks ts version")
+cdef bytes _HUOBI_SWAP = words("ch ping tick bids asks ts mrid")
+cdef const char* HUOBI_SPOT_KEYS = _HUOBI_SPOT
+cdef const char* HUOBI_SWAP_KEYS = _HUOBI_SWAP
+
+
+cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Kraken Futures field a key names (K_*), -1 for any other key."""
+    return key_index(k, n, KRAKEN_FUTURES_KEYS)
+
+
+cdef int _bitmex_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The BitMEX message field a key names (BX_*), -1 for any other key."""
+    return key_index(k, n, BITMEX_KEYS)
+
+
+cdef int _bitmex_row_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The BitMEX book row field a key names (BR_*), -1 for any other key."""
+    return key_index(k, n, BITMEX_ROW_KEYS)
+
+
+def kraken_futures_book(text, dict decimals):
+    """One Kraken Futures ``book`` message (one level's absolute quantity) read in C:
+    ``(product, seq, timestamp in ns, (side, price units, qty units))``, or None to decline
+    (any other message, a number with an exponent or off the grid, a price not positive, a
+    product not in ``decimals``, which maps a product to its (price, qty) decimals)."""
+    cdef Span f[K_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n
+    cdef int64_t seq, ms, price, qty
+    cdef int side
+    if not whole_object(text, f, K_FIELDS, _kraken_futures_field, &p, &n):
+        return None
+    if f[K_EVENT].kind != T_NONE or not is_word(p, f[K_FEED], b"book", 4):
+        return None
+    if f[K_PRODUCT].kind != T_STR:
+        return None
+    if is_word(p, f[K_SIDE], b"buy", 3):
+        side = BID
+    elif is_word(p, f[K_SIDE], b"sell", 4):
+        side = ASK
+    else:
+        return None
+    product = text_of(p, f[K_PRODUCT])
+    pair = decimals.get(product)
+    if pair is None:
+        return None
+    seq = count_of(p, f[K_SEQ])
+    ms = millis_of(p, f[K_TIME])
+    price = decimal_of(p, f[K_PRICE], pair[0])
+    qty = decimal_of(p, f[K_QTY], pair[1])
+    if seq < 0 or ms < 0 or price <= 0 or qty < 0:
+        return None
+    return (product, seq, ms * 1_000_000, (side, price, qty))
+
+
+BITMEX_ACTIONS = ("partial", "insert", "update", "delete")
+
+
+def bitmex_book(text, dict decimals):
+    """One BitMEX ``orderBookL2`` (or ``orderBookL2_25``) message read in C, or None to
+    decline: ``(action, {symbol: (rows, latest timestamp in ns or 0)})``, the symbols in
+    the order the rows (then a partial's ``filter``) name them, each row ``(id as text,
+    side, price units or 0, size units)`` in message order. A row carries its price when
+    the action is ``partial`` or ``insert`` or when it sends one; a delete's size is 0
+    (not read). ``decimals`` maps a symbol to its (price, size) decimals; any symbol not
+    in it, an id that is not an int64 JSON integer, a side other than ``Buy``/``Sell``,
+    a price or size not positive or off the grid, a ``timestamp`` that is not a plain
+    UTC stamp, or any other message declines."""
+    cdef Span f[BX_FIELDS]
+    cdef Span r[BR_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, i, start, k
+    cdef int64_t ident, size, price, ns
+    cdef int side, act = -1
+    cdef bint priced
+    cdef dict rows = {}
+    cdef dict stamps = {}
+    cdef list found
+    cdef Span last_symbol
+    if not whole_object(text, f, BX_FIELDS, _bitmex_field, &p, &n):
+        return None
+    if not (is_word(p, f[BX_TABLE], b"orderBookL2", 11) or is_word(p, f[BX_TABLE], b"orderBookL2_25", 14)):
+        return None
+    if is_word(p, f[BX_ACTION], b"partial", 7):
+        act = 0
+    elif is_word(p, f[BX_ACTION], b"insert", 6):
+        act = 1
+    elif is_word(p, f[BX_ACTION], b"update", 6):
+        act = 2
+    elif is_word(p, f[BX_ACTION], b"delete", 6):
+        act = 3
+    if act < 0 or f[BX_DATA].kind != T_ARR:
+        return None
+    symbol = None
+    last_symbol.kind = T_NONE
+    i = skip_space(p, f[BX_DATA].start + 1, n)
+    while p[i] != 93:  # the data array was checked whole: rows until "]"
+        i = next_element(p, i, n, r, BR_FIELDS, _bitmex_row_field)
+        if i < 0:
+            return None
+        if r[BR_SYMBOL].kind != T_STR:
+            return None
+        if not (last_symbol.kind == T_STR and same_text(p, r[BR_SYMBOL], last_symbol)):
+            symbol = text_of(p, r[BR_SYMBOL])
+            last_symbol = r[BR_SYMBOL]
+            pair = decimals.get(symbol)
+            if pair is None:
+                return None
+            found = rows.get(symbol)
+            if found is None:
+                found = rows[symbol] = []
+                stamps[symbol] = 0
+        ident = count_of(p, r[BR_ID])
+        if ident < 0:
+            return None
+        if is_word(p, r[BR_SIDE], b"Buy", 3):
+            side = BID
+        elif is_word(p, r[BR_SIDE], b"Sell", 4):
+            side = ASK
+        else:
+            return None
+        size = 0
+        if act != 3:  # a delete's size is not read
+            size = decimal_of(p, r[BR_SIZE], pair[1])
+            if size <= 0:
+                return None
+        price = 0
+        if act <= 1 or r[BR_PRICE].kind != T_NONE:  # partial, insert, or sent
+            price = decimal_of(p, r[BR_PRICE], pair[0])
+            if price <= 0:
+                return None
+        if r[BR_TIME].kind != T_NONE:
+            if r[BR_TIME].kind != T_STR:
+                return None
+            ns = read_iso(p + r[BR_TIME].start, r[BR_TIME].end - r[BR_TIME].start)
+            if ns < 0:
+                return None
+            if ns > stamps[symbol]:
+                stamps[symbol] = ns
+        start = r[BR_ID].start
+        found.append((PyUnicode_DecodeASCII(p + start, r[BR_ID].end - start, NULL), side, price, size))
+    if act == 0 and f[BX_FILTER].kind == T_OBJ:
+        if not object_fields(p, f[BX_FILTER], n, r, BR_FIELDS, _bitmex_row_field):
+            return None
+        if r[BR_SYMBOL].kind != T_NONE:
+            if r[BR_SYMBOL].kind != T_STR:
+                return None
+            symbol = text_of(p, r[BR_SYMBOL])
+            if symbol not in decimals:
+                return None
+            if symbol not in rows:
+                rows[symbol] = []
+                stamps[symbol] = 0
+    return (BITMEX_ACTIONS[act], {s: (rows[s], stamps[s]) for s in rows})
+
+
+cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
+                                list out) except -2:
+    """The entry ``[price, count, amount]`` at ``p[i]`` (just past its "[") appended to
+    ``out`` as (side, price units, size units, "price:amount" as sent): the index past its
+    "]" and the spaces after it, -1 to decline."""
+    cdef Py_ssize_t price_at, price_end, amount_at, amount_end, digits, length
+    cdef int64_t count, price, size
+    cdef int kind, side
+    cdef char buffer[96]
+    price_at = i
+    price_end = number_end(p, i, n, &kind, False)
+    if price_end < 0 or p[price_at] == 45:  # a price is positive
+        return -1
+    i = past_char(p, price_end, n, 44)  # ","
+    if i < 0:
+        return -1
+    i = integer_at(p, i, n, &count)
+    if i < 0:
+        return -1
+    i = past_char(p, i, n, 44)
+    if i < 0:
+        return -1
+    amount_at = i
+    amount_end = number_end(p, i, n, &kind, False)
+    if amount_end < 0:
+        return -1
+    i = past_char(p, amount_end, n, 93)  # "]"
+    if i < 0:
+        return -1
+    price = read_units(p + price_at, price_end - price_at, 1, BITFINEX_DECIMALS)
+    side = BID
+    digits = amount_at
+    if p[amount_at] == 45:  # "-": an ask
+        side = ASK
+        digits += 1
+    size = read_units(p + digits, amount_end - digits, 1, BITFINEX_DECIMALS)
+    if price <= 0 or size <= 0 or (count == 0 and size != BITFINEX_ONE):
+        return -1
+    length = price_end - price_at + 1 + amount_end - amount_at
+    if length > 96:
+        return -1
+    memcpy(buffer, p + price_at, price_end - price_at)
+    buffer[price_end - price_at] = 58  # ":"
+    memcpy(buffer + price_end - price_at + 1, p + amount_at, amount_end - amount_at)
+    out.append((side, price, size if count else 0, PyUnicode_DecodeASCII(buffer, length, NULL)))
+    return i
+
+
+def bitfinex_book(text):
+    """One Bitfinex book message with its sequence number, all JSON numbers, read in C:
+    ``[chanId, [price, count, amount], seq]`` (one entry) or ``[chanId, [[price, count,
+    amount], ...], seq]`` (a snapshot) as ``(chanId, seq, entries, snapshot)``, each entry
+    ``(side, price units, size units, "price:amount" as sent)`` in units of 10**-8: the
+    side the amount's sign (a negative amount is an ask), the size 0 when count is 0 (a
+    deletion, whose amount must be 1 or -1). None to decline anything else: heartbeats,
+    checksums, an empty snapshot, trades, tickers, an exponent, a price not positive,
+    more than 8 decimals."""
+    cdef const char* p
+    cdef Py_ssize_t n, i
+    cdef int64_t chan, seq
+    cdef bint snapshot
+    cdef list entries = []
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return None
+    p = <const char*>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    i = past_char(p, 0, n, 91)  # "["
+    if i < 0:
+        return None
+    i = integer_at(p, i, n, &chan)
+    if i < 0:
+        return None
+    i = past_char(p, i, n, 44)  # ","
+    if i < 0:
+        return None
+    i = past_char(p, i, n, 91)  # "[": the entry, or the snapshot's list
+    if i < 0:
+        return None
+    snapshot = p[i] == 91
+    if snapshot:
+        while True:
+            i = _bitfinex_entry(p, skip_space(p, i + 1, n), n, entries)
+            if i < 0 or i >= n:
+                return None
+            if p[i] == 93:
+                break
+            if p[i] != 44:
+                return None
+            i = skip_space(p, i + 1, n)
+            if i >= n or p[i] != 91:
+                return None
+        i = skip_space(p, i + 1, n)
+    else:
+        i = _bitfinex_entry(p, i, n, entries)
+        if i < 0:
+            return None
+    i = past_char(p, i, n, 44)
+    if i < 0:
+        return None
+    i = integer_at(p, i, n, &seq)
+    if i < 0:
+        return None
+    i = past_char(p, i, n, 93)
+    if i != n:
+        return None
+    return (chan, seq, entries, snapshot)
+
+
+cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Deribit field a key names (DR_*: of the message, its params or its data), -1
+    for any other key."""
+    return key_index(k, n, DERIBIT_KEYS)
+
+
+cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2:
+    """A ticker value: absent or null is 0, else a JSON number as ``decimal_of`` reads it."""
+    if s.kind == T_NONE or s.kind == T_NULL:
+        return 0
+    return decimal_of(p, s, decimals)
+
+
+def deribit_ticker(text, dict decimals):
+    """One Deribit ``ticker.<instrument>.<interval>`` subscription message read in C:
+    ``(instrument, timestamp in ns, (best bid, bid amount, best ask, ask amount) in
+    units)``, an absent or null value 0. ``decimals`` maps an instrument to its (price,
+    amount) decimals. None to decline anything else: other channels, an instrument not
+    in ``decimals``, a value negative, off the grid or with an exponent, a timestamp
+    that is not an int64 JSON integer of milliseconds."""
+    cdef Span f[DR_FIELDS]
+    cdef Span q[DR_FIELDS]
+    cdef Span d[DR_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, k, dot, last_dot
+    cdef int64_t ms, bid, bid_amount, ask, ask_amount
+    if not whole_object(text, f, DR_FIELDS, _deribit_field, &p, &n):
+        return None
+    if not is_word(p, f[DR_METHOD], b"subscription", 12):
+        return None
+    if not object_fields(p, f[DR_PARAMS], n, q, DR_FIELDS, _deribit_field):
+        return None
+    if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
+        return None
+    dot = q[DR_CHANNEL].start + 6
+    if q[DR_CHANNEL].end <= dot or memcmp(p + q[DR_CHANNEL].start, b"ticker.", 7) != 0:
+        return None
+    last_dot = q[DR_CHANNEL].end - 1
+    while last_dot > dot and p[last_dot] != 46:  # the last "." after "ticker."
+        last_dot -= 1
+    if last_dot <= dot:
+        return None
+    instrument = PyUnicode_DecodeASCII(p + dot + 1, last_dot - dot - 1, NULL)
+    pair = decimals.get(instrument)
+    if pair is None:
+        return None
+    if not object_fields(p, q[DR_DATA], n, d, DR_FIELDS, _deribit_field):
+        return None
+    ms = millis_of(p, d[DR_TIME])
+    if ms < 0:
+        return None
+    bid = _optional_decimal(p, d[DR_BID], pair[0])
+    bid_amount = _optional_decimal(p, d[DR_BID_AMOUNT], pair[1])
+    ask = _optional_decimal(p, d[DR_ASK], pair[0])
+    ask_amount = _optional_decimal(p, d[DR_ASK_AMOUNT], pair[1])
+    if bid < 0 or bid_amount < 0 or ask < 0 or ask_amount < 0:
+        return None
+    return (instrument, ms * 1_000_000, (bid, bid_amount, ask, ask_amount))
+
+
+cdef int _cryptocom_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Crypto.com field a key names (CC_*: of the message, its result and its data),
+    -1 for any other key."""
+    return key_index(k, n, CRYPTOCOM_KEYS)
+
+
+cdef inline Py_ssize_t _spanned(const char* p, Py_ssize_t i, Py_ssize_t n,
+                               Span* value) noexcept nogil:
+    """The value at ``p[i]`` in checked text noted in ``value`` (a string's span with its
+    quotes): the index of what follows it, spaces skipped."""
+    value.start = i
+    i = skip_value(p, i, n, &value.kind)
+    value.end = i
+    return skip_space(p, i, n)
+
+
+cdef Py_ssize_t _number_row(const char* p, Py_ssize_t i, Py_ssize_t n, Span* price,
+                            Span* size) noexcept nogil:
+    """The row ``[price, size, ...]`` at ``p[i]`` in checked text: its first two values'
+    spans into ``price`` and ``size`` (what follows the size, such as Crypto.com's order
+    count, is not read); the index of the next row or of the array's "]", -1 to decline
+    (not an array, fewer than two values)."""
+    cdef int kind
+    if p[i] != 91:
+        return -1
+    i = _spanned(p, skip_space(p, i + 1, n), n, price)
+    if p[i] != 44:  # at least a price and a size
+        return -1
+    i = _spanned(p, skip_space(p, i + 1, n), n, size)
+    while p[i] == 44:
+        i = skip_space(p, skip_value(p, skip_space(p, i + 1, n), n, &kind), n)
+    if p[i] != 93:
+        return -1
+    i = skip_space(p, i + 1, n)
+    return skip_space(p, i + 1, n) if p[i] == 44 else i
+
+
+cdef inline int64_t _scaled(const char* p, Span s, UnitScale scale, bint rounding) noexcept nogil:
+    """A JSON number in whole units of ``scale`` (``rounding``: rounded half up to them, as
+    orderbook_core.list_levels reads a parser's number text); -1 to decline."""
+    if (s.kind != T_INT and s.kind != T_NUM) or not scale.usable:
+        return -1
+    return read_number(p + s.start, s.end - s.start, scale.mant, scale.exp, rounding)
+
+
+cdef bint _scaled_rows(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
+                       bint rounding, list out) except -1:
+    """Rows ``[price, size, ...]`` of JSON numbers in checked text into ``out`` as (side,
+    price units, size units) as ``_scaled`` reads them, both positive; False to decline."""
+    cdef Py_ssize_t i, n = s.end
+    cdef Span price, size
+    cdef int64_t pu, su
+    if s.kind != T_ARR:
+        return False
+    i = skip_space(p, s.start + 1, n)
+    while p[i] != 93:
+        i = _number_row(p, i, n, &price, &size)
+        if i < 0:
+            return False
+        pu = _scaled(p, price, tick, False)
+        su = _scaled(p, size, lot, rounding)
+        if pu <= 0 or su <= 0:
+            return False
+        out.append((side, pu, su))
+    return True
+
+
+cdef tuple _DECIMALS = tuple(UnitScale(1, d) for d in range(19))
+"""The unit ``10**-d`` for each number of decimals ``d`` a scale reads (0 to 18)."""
+
+
+def cryptocom_book(text, dict decimals):
+    """One Crypto.com ``book`` subscription push read in C: ``(instrument, [(t in ms,
+    levels), ...])``, each book's levels ``(side, price units, size units)``, bids first,
+    from rows ``[price, size, count]`` of JSON numbers. ``decimals`` maps an instrument to
+    its (price, size) decimals. None to decline anything else: other channels or methods,
+    a code other than 0, an unknown instrument, a price or size not positive, off the grid
+    or with an exponent, a ``t`` that is not an int64 JSON integer of milliseconds."""
+    cdef Span f[CC_FIELDS]
+    cdef Span r[CC_FIELDS]
+    cdef Span d[CC_FIELDS]
+    cdef const char* p
+    cdef Py_ssize_t n, i, k
+    cdef int64_t ms
+    cdef list books = []
+    cdef list levels
+    cdef UnitScale tick, lot
+    if not whole_object(text, f, CC_FIELDS, _cryptocom_field, &p, &n):
+        return None
+    if not is_word(p, f[CC_METHOD], b"subscribe", 9) or not is_zero(p, f[CC_CODE]):
+        return None
+    if not object_fields(p, f[CC_RESULT], n, r, CC_FIELDS, _cryptocom_field):
+        return None
+    if not is_word(p, r[CC_CHANNEL], b"book", 4) or r[CC_NAME].kind != T_STR:
+        return None
+    if r[CC_DATA].kind != T_ARR:
+        return None
+    name = text_of(p, r[CC_NAME])
+    pair = decimals.get(name)
+    if pair is None or type(pair[0]) is not int or type(pair[1]) is not int:
+        return None
+    if not (0 <= pair[0] <= 18 and 0 <= pair[1] <= 18):
+        return None
+    tick = _DECIMALS[pair[0]]
+    lot = _DECIMALS[pair[1]]
+    i = skip_space(p, r[CC_DATA].start + 1, n)
+    while p[i] != 93:
+        i = next_element(p, i, n, d, CC_FIELDS, _cryptocom_field)
+        if i < 0:
+            return None
+        ms = millis_of(p, d[CC_TIME])
+        if ms < 0 or ms == INT64_MAX // 1_000_000:  # what cryptocom.MAX_MS refuses too
+            return None
+        levels = []
+        if not _scaled_rows(p, d[CC_BIDS], BID, tick, lot, False, levels):
+            return None
+        if not _scaled_rows(p, d[CC_ASKS], ASK, tick, lot, False, levels):
+            return None
+        books.append((ms, tuple(levels)))
+    return (name, books)
+
+
+cdef int _huobi_spot_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Huobi spot depth field a key names (HB_*, the key ``version``), -1 for any other."""
+    return key_index(k, n, HUOBI_SPOT_KEYS)
+
+
+cdef int _huobi_swap_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Huobi swap depth field a key names (HB_*, the key ``mrid``), -1 for any other."""
+    return key_index(k, n, HUOBI_SWAP_KEYS)
+
+
+def huobi_depth(text, dict units, str order_key, bint rounding):
+    """One Huobi ``market.<symbol>.depth.step0`` push (decompressed) read in C: ``(symbol,
+    order key, tick ts in ns or 0, levels)``, the levels ``(side, price units, size units)``
+    bids first, from rows ``[price, size]`` of JSON numbers in the units of
+    ``units[symbol]`` (sizes rounded half up to the lot with ``rounding``). ``order_key``
+    is the tick's field that orders pushes: ``version`` (spot) or ``mrid`` (swaps). None
+    to decline anything else: a ping, another channel, an unknown symbol, an order key
+    that is not an int64 JSON integer, a price or size not positive or off the grid."""
+    cdef Span f[HB_FIELDS]
+    cdef Span k[HB_FIELDS]
+    cdef FieldOf field_of
+    cdef const char* p
+    cdef Py_ssize_t n, i, start, end
+    cdef int64_t key, ms = 0
+    cdef UnitScale tick, lot
+    cdef list levels = []
+    if order_key == "version":
+        field_of = _huobi_spot_field
+    elif order_key == "mrid":
+        field_of = _huobi_swap_field
+    else:
+        return None
+    if not whole_object(text, f, HB_FIELDS, field_of, &p, &n, True):  # stdlib json reads 9.121E-7
+        return None
+    if f[HB_PING].kind != T_NONE or f[HB_CH].kind != T_STR:
+        return None
+    start, end = f[HB_CH].start + 7, f[HB_CH].end - 12  # between "market." and ".depth.step0"
+    if start > end or memcmp(p + f[HB_CH].start, b"market.", 7) != 0:
+        return None
+    if memcmp(p + end, b".depth.step0", 12) != 0 or memchr(p + start, 46, end - start) != NULL:
+        return None
+    symbol = PyUnicode_DecodeASCII(p + start, end - start, NULL)
+    pair = units.get(symbol)
+    if pair is None:
+        return None
+    tick = pair[0].scale
+    lot = pair[1].scale
+    if not object_fields(p, f[HB_TICK], n, k, HB_FIELDS, field_of):
+        return None
+    key = count_of(p, k[HB_KEY])
+    if key < 0:
+        return None
+    if k[HB_TS].kind != T_NONE:
+        ms = millis_of(p, k[HB_TS])
+        if ms < 0:
+            return None
+    if not _scaled_rows(p, k[HB_BIDS], BID, tick, lot, rounding, levels):
+        return None
+    if not _scaled_rows(p, k[HB_ASKS], ASK, tick, lot, rounding, levels):
+        return None
+    return (symbol, key, ms * 1_000_000, tuple(levels))
