@@ -47,6 +47,8 @@ id = 1001
 name = "bench"
 key = "{KEY}"
 """
+RESTING = 1_000
+"""Open orders of the account in the second in-process row: a check must not walk them."""
 
 
 def order(i: int) -> bytes:
@@ -68,8 +70,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def in_process(n: int) -> list[int]:
-    """ns per order through check + apply, no I/O."""
+def in_process(n: int, resting: int = 0) -> list[int]:
+    """ns per order through check + apply, no I/O; ``resting``: buy orders the account
+    has open below the market the whole time (a quoting trader's book)."""
     from trading.messages import Sim
     from trading.risk import Account, Limits
     from trading.simulator import SimulatedExchange
@@ -87,6 +90,12 @@ def in_process(n: int) -> list[int]:
         ],
     )
     venue.apply(Sim("BTC-USD", 2000, 1))
+    for i in range(resting):
+        price = f"{60000 + i % 500}.00"  # below every ask, inside the price collar
+        rest = {"op": "new", "cl_ord_id": f"r{i}", "symbol": "BTC-USD", "side": "buy"}
+        cmd = venue.check(1001, rest | {"price": price, "qty": "0.01"}, i)
+        assert not isinstance(cmd, Reject | Original), cmd
+        venue.apply(cmd)
     out = []
     for i in range(n):
         message = orjson.loads(order(i))
@@ -224,8 +233,10 @@ def main() -> None:
     rates = [int(r) for r in args.rates.split(",")]
     print(facts())
     matching = [ns / 1000 for ns in in_process(20_000)]
+    quoting = [ns / 1000 for ns in in_process(20_000, resting=RESTING)]
     rows: list[tuple[str, list[float], float | None, float | None]] = [
-        ("in-process: risk + matching + reports, no I/O", matching, None, None)
+        ("in-process: risk + matching + reports, no I/O", matching, None, None),
+        (f"the same with {RESTING:,} of the account's orders resting", quoting, None, None),
     ]
     for rate in rates:
         for fsync in (False, True):

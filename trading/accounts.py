@@ -5,7 +5,8 @@ by construction (docs/architecture.md, "Bounds"):
 
 - ``AccountState.reports``: the last ``REPORTS_KEPT`` execution reports (a resend request
   for an older seq is answered ``too_old``).
-- ``AccountState.open_orders``: at most the account's ``max_open_orders`` (a risk limit).
+- ``AccountState.open_orders``: at most the account's ``max_open_orders`` (a risk limit);
+  ``AccountState.exposure`` sums them per (symbol, side), at most two entries a symbol.
 - ``AccountState.orders_by_cl`` (with ``first_reports``) and the venue's ``orders``: the
   open orders and the last ``CLOSED_KEPT`` closed ones of each account (the idempotency
   window).
@@ -66,6 +67,30 @@ class Order:
         )
 
 
+@dataclass(slots=True)
+class Exposure:
+    """An account's open orders on one (symbol, side), summed: what the pre-trade checks
+    read (``trading/checks.py``), kept as each order changes, so a check costs the same
+    whether the account has one order open or thousands. Exact integers: summing prices x
+    leaves here is the same number as summing them order by order at check time."""
+
+    orders: int = 0
+    leaves: int = 0
+    worth: int = 0
+    """Price x leaves of the orders that have a price (ticks x lots)."""
+    unpriced: int = 0
+    """Leaves of the orders that have none (stop orders, valued when read: at the
+    reference price for buying power, at the new order's price for the int64 bounds)."""
+
+    def add(self, order: Order, sign: int) -> None:
+        self.orders += sign
+        self.leaves += sign * order.leaves
+        if order.price:
+            self.worth += sign * order.price * order.leaves
+        else:
+            self.unpriced += sign * order.leaves
+
+
 @dataclass
 class AccountState:
     seq: int = 0
@@ -75,6 +100,10 @@ class AccountState:
     cash: int | None = None
     """Buying power left after fills, in the venue's cash units (None: no limit)."""
     open_orders: dict[tuple[str, int], Order] = field(default_factory=dict)
+    """(symbol, order id) -> the open order; changed only through ``hold`` and ``release``,
+    which keep ``exposure`` in step."""
+    exposure: dict[tuple[str, int], Exposure] = field(default_factory=dict)
+    """(symbol, side) -> the open orders there, summed."""
     orders_by_cl: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     """cl_ord_id -> (symbol, order id, fingerprint): the open orders and the ``closed`` ones.
     Tuples of plain values, which the garbage collector stops tracking (app/gc_schedule.py):
@@ -84,6 +113,41 @@ class AccountState:
     same orders as ``orders_by_cl``."""
     closed: deque[int] = field(default_factory=deque)
     """Ids of the account's closed orders still kept, oldest first (at most the window)."""
+
+    def hold(self, order: Order) -> None:
+        """Count an order as open, with its leaves and price as they are now (``release``
+        it before either changes)."""
+        key = (order.symbol, order.order_id)
+        assert key not in self.open_orders, f"order {order.order_id} is already held"
+        self.open_orders[key] = order
+        side = (order.symbol, order.side)
+        exposure = self.exposure.get(side)
+        if exposure is None:
+            exposure = self.exposure[side] = Exposure()
+        exposure.add(order, 1)
+
+    def release(self, order: Order) -> None:
+        """No longer count an order as open (nothing happens if it was not)."""
+        if self.open_orders.pop((order.symbol, order.order_id), None) is not None:
+            self.exposure[order.symbol, order.side].add(order, -1)
+
+    def side_totals(
+        self, symbol: str, side: int, leaving_out: Order | None = None
+    ) -> tuple[int, int, int]:
+        """(leaves, worth, unpriced leaves) of the open orders on one symbol and side, less
+        ``leaving_out`` (an order being replaced) if it is one of them."""
+        e = self.exposure.get((symbol, side))
+        if e is None:
+            return 0, 0, 0
+        leaves, worth, unpriced = e.leaves, e.worth, e.unpriced
+        o = leaving_out
+        if o is not None and o.side == side and self.open_orders.get((symbol, o.order_id)) is o:
+            leaves -= o.leaves
+            if o.price:
+                worth -= o.price * o.leaves
+            else:
+                unpriced -= o.leaves
+        return leaves, worth, unpriced
 
     def known(self, cl: str, symbol: str, order_id: int, fp: str, first: ExecReport) -> None:
         """Record an order under its ``cl_ord_id`` with its first report."""

@@ -111,12 +111,11 @@ def limits_problem(
             f"{x.instrument.tick.to_str(ref)}",
         )
     acct = v.state[account]
-    others = [o for o in acct.open_orders.values() if o is not replacing]
-    if replacing is None and len(others) >= limits.max_open_orders:
+    if replacing is None and len(acct.open_orders) >= limits.max_open_orders:
         return "max_open_orders", f"{limits.max_open_orders} orders are already open"
     if limits.max_position:
         pos = acct.positions.get(symbol, 0)
-        same_side = sum(o.leaves for o in others if o.symbol == symbol and o.side == side)
+        same_side = acct.side_totals(symbol, side, replacing)[0]
         exposure = pos + same_side + qty if side == 0 else -pos + same_side + qty
         if exposure > limits.max_position:
             text = f"position plus open orders would exceed {limits.position_text}"
@@ -124,11 +123,13 @@ def limits_problem(
     if side == 0 and acct.cash is not None:
         # In the venue's cash units (integers): ticks x lots x the symbol's cash scale.
         scale = v.cash_unit.scale
-        committed = sum(
-            (o.price or v.reference_price(o.symbol)) * o.leaves * scale[o.symbol]
-            for o in others
-            if o.side == 0
-        )
+        committed = 0
+        for s, side_ in acct.exposure:
+            if side_ == 0:
+                _leaves, worth, unpriced = acct.side_totals(s, 0, replacing)
+                if unpriced:
+                    worth += v.reference_price(s) * unpriced
+                committed += worth * scale[s]
         needed = committed + price * qty * scale[symbol]
         if needed > acct.cash:
             return (
@@ -165,11 +166,8 @@ def bounds_problem(
     if price * qty > INT64_MAX:
         return "size_limit", "notional is more than the venue can hold (int64 ticks x lots)"
     acct = v.state[account]
-    same = worth = 0
-    for other in acct.open_orders.values():
-        if other is not replacing and other.symbol == symbol and other.side == side:
-            same += other.leaves
-            worth += (other.price or price) * other.leaves
+    same, worth, unpriced = acct.side_totals(symbol, side, replacing)
+    worth += price * unpriced
     if same + qty > INT64_MAX:
         return "size_limit", f"open orders on that side would pass {most}"
     if worth + price * qty > INT64_MAX:

@@ -440,15 +440,15 @@ class TradingVenue:
         if order is None:
             return None  # the simulated flow's own orders
         acct = self.state[account]
+        acct.release(order)  # counted again below, as it is now, if it is still open
         order.leaves, order.cum = leaves, cum
         order.price = price or order.price
         if e.exec_type in CLOSED_EXECS:
             if order.open:
                 acct.close(oid, self.orders, self.closed_kept)
             order.open = False
-            acct.open_orders.pop((symbol, oid), None)
         else:
-            acct.open_orders[symbol, oid] = order
+            acct.hold(order)
         if last_qty:
             delta = last_qty if side == 0 else -last_qty
             acct.positions[symbol] = acct.positions.get(symbol, 0) + delta
@@ -520,9 +520,9 @@ class TradingVenue:
             st.killed = saved["killed"]
             st.positions = dict(saved["positions"])
             st.cash = saved["cash"]
-            st.open_orders = {
-                (self.orders[oid].symbol, oid): self.orders[oid] for oid in saved["open"]
-            }
+            st.open_orders, st.exposure = {}, {}
+            for oid in saved["open"]:
+                st.hold(self.orders[oid])
             st.orders_by_cl, st.first_reports = {}, {}
             for cl, (symbol, oid, fp, first) in saved["by_cl"].items():
                 st.known(cl, symbol, oid, fp, first)

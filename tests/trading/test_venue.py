@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from trading.accounts import Order
+from trading.accounts import AccountState, Exposure, Order
 from trading.journal import encode
 from trading.messages import Cancel, New, Replace, Sim
 from trading.risk import Account, Limits
@@ -569,3 +569,84 @@ def test_an_orders_fields_are_its_constructor_arguments() -> None:
     assert order.fields() == dataclasses.astuple(order)
     assert Order(*order.fields()) == order
     assert len(order.fields()) == len(dataclasses.fields(Order))
+
+
+def recounted(st: AccountState) -> dict[tuple[str, int], Exposure]:
+    """An account's open orders summed per (symbol, side) from scratch, order by order."""
+    out: dict[tuple[str, int], Exposure] = {}
+    for order in st.open_orders.values():
+        out.setdefault((order.symbol, order.side), Exposure()).add(order, 1)
+    return out
+
+
+def kept_sums(st: AccountState) -> dict[tuple[str, int], Exposure]:
+    return {k: e for k, e in st.exposure.items() if e != Exposure()}
+
+
+def test_the_open_order_sums_the_checks_read_follow_every_change() -> None:
+    """The checks read per-side sums kept as orders change, not a walk of every open
+    order (which made each new order cost O(open orders): 0.44 ms at 1,000 resting, 2.2 ms
+    at 5,000); after every command of a mixed flow the sums are the open orders', and so
+    are a restored checkpoint's."""
+    rng = random.Random(12)
+    v, log = venue(Limits(buying_power="100000000", max_open_orders=100_000), warm=200)
+    placed: dict[int, list[str]] = {ALICE: [], BOB: []}
+    most_open = priced_out = 0
+    for i in range(1500):
+        account = rng.choice((ALICE, BOB))
+        symbol = rng.choice(SYMBOLS)
+        roll = rng.random()
+        if roll < 0.15:
+            cmd: Command = Sim(symbol, rng.randrange(1, 6), i)
+            v.apply(cmd)
+            log.append(cmd)
+        elif roll < 0.25 and placed[account]:
+            run(v, log, account, {"op": "cancel", "orig_cl_ord_id": rng.choice(placed[account])})
+        elif roll < 0.4 and placed[account]:
+            change = rng.choice(({"qty": "0.03"}, {"qty": "0.01"}, {"price": None}))
+            if "price" in change:
+                ref = v.reference_price(symbol)
+                change = {"price": v.exchanges[symbol].instrument.tick.to_str(ref - 50)}
+            m = {"op": "replace", "orig_cl_ord_id": rng.choice(placed[account]), **change}
+            run(v, log, account, m)
+        elif roll < 0.41:
+            run(v, log, account, {"op": "mass_cancel", "symbol": symbol})
+        else:
+            ref = v.reference_price(symbol)
+            tick = v.exchanges[symbol].instrument.tick
+            price = tick.to_str(ref + rng.randrange(-400, 400))
+            kind = rng.choice(("limit", "limit", "limit", "market", "ioc", "stop", "stop_limit"))
+            side = rng.choice(("buy", "sell"))
+            m = new(f"s{i}", side=side, price=None if kind in ("market", "stop") else price)
+            m["symbol"] = symbol
+            if kind == "ioc":
+                m["tif"] = "ioc"
+            if kind in ("stop", "stop_limit"):
+                away = 300 if side == "buy" else -300
+                m |= {"type": kind, "stop_price": tick.to_str(ref + away)}
+            if not isinstance(run(v, log, account, m), Reject):
+                placed[account].append(f"s{i}")
+        for st in v.state.values():
+            assert kept_sums(st) == recounted(st)
+        most_open = max(most_open, len(v.state[ALICE].open_orders))
+        priced_out = max([priced_out] + [e.unpriced for e in v.state[ALICE].exposure.values()])
+    assert most_open > 50 and priced_out > 0  # many open orders, stop orders among them
+    copy = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts())
+    copy.restore(orjson.loads(orjson.dumps(v.snapshot())))
+    for a, st in v.state.items():
+        assert kept_sums(copy.state[a]) == kept_sums(st) == recounted(copy.state[a])
+
+
+def test_a_replaced_order_is_left_out_of_its_own_sides_sums() -> None:
+    v, log = venue(Limits(max_open_orders=100_000))
+    for cl in ("p1", "p2"):
+        assert not isinstance(run(v, log, ALICE, new(cl, price="60000.00", qty="0.02")), Reject)
+    stop = new("p3", price=None, qty="0.05", type="stop", stop_price="70000.00")
+    assert not isinstance(run(v, log, ALICE, stop), Reject)
+    st = v.state[ALICE]
+    p1 = v.orders[st.orders_by_cl["p1"][1]]
+    lots = 2_000  # 0.02 in lots of 0.00001
+    assert st.side_totals("BTC-USD", 0) == (2 * lots + 5_000, 2 * 6_000_000 * lots, 5_000)
+    assert st.side_totals("BTC-USD", 0, p1) == (lots + 5_000, 6_000_000 * lots, 5_000)
+    assert st.side_totals("BTC-USD", 1, p1) == (0, 0, 0)
+    assert st.side_totals("ETH-USD", 0, p1) == (0, 0, 0)
