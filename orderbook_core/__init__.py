@@ -32,7 +32,7 @@ IMPLEMENTATION: str
 """Which implementation the names below are: "cython" or "python"."""
 _TWINS = {
     ("_book", "_pybook"): ("L2Book",),
-    ("_engine", "_pyengine"): ("MatchingEngine",),
+    ("_engine", "_pyengine"): ("MatchingEngine", "untracked"),
     ("_itch", "_pyitch"): ("ItchReplay",),
     ("_l3", "_pyl3"): ("L3Book",),
     ("_scan", "_pyscan"): ("binance_frame", "coinbase_l2", "kucoin_level2"),
@@ -67,7 +67,7 @@ def _take(twin: bool) -> None:
 
 if TYPE_CHECKING:
     from orderbook_core._book import L2Book
-    from orderbook_core._engine import MatchingEngine
+    from orderbook_core._engine import MatchingEngine, untracked
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
     from orderbook_core._scan import binance_frame, coinbase_l2, kucoin_level2
@@ -134,4 +134,5 @@ __all__ = [
     "kraken_futures_book",
     "kucoin_level2",
     "list_levels",
+    "untracked",
 ]

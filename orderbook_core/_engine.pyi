@@ -1,9 +1,13 @@
 """Types of the compiled matching engine (orderbook_core._engine); see engine_types."""
 
 from collections.abc import MutableSequence, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from orderbook_core.engine_types import EngineEvent, OrderState
+
+_T = TypeVar("_T")
+
+def untracked(obj: _T) -> _T: ...
 
 class MatchingEngine:
     seq: int

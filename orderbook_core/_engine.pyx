@@ -14,7 +14,7 @@ from libcpp.algorithm cimport sort as csort
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
-from orderbook_core._engine_records cimport record
+from orderbook_core._engine_records cimport PyObject_GC_UnTrack, PyObject_IS_GC, record
 
 from orderbook_core.engine_types import BookEvent, ExecEvent, OrderState, TradeEvent
 
@@ -581,3 +581,14 @@ cdef class MatchingEngine:
         from orderbook_core._engine_state import restore_into
 
         return restore_into(cls(), state)
+
+
+def untracked(obj):
+    """``obj``, taken off the cyclic garbage collector's list (as ``record`` does for the
+    engine's events). Only for an object that can be in no reference cycle whatever is
+    done with it: one whose every field is an int, str, bool or None and that takes no
+    other attribute (the venue's order records, ``trading.accounts.Order``). Reference
+    counting still frees it; no collection walks it again."""
+    if PyObject_IS_GC(obj):
+        PyObject_GC_UnTrack(obj)
+    return obj

@@ -10,6 +10,7 @@ from libc.stdint cimport int64_t
 cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t n)
     void PyObject_GC_UnTrack(object o)
+    bint PyObject_IS_GC(object o)
 
 
 cdef inline object record(type cls, const int64_t* fields, Py_ssize_t n):

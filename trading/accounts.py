@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from orderbook_core import untracked
 from trading.messages import ExecReport
 
 REPORTS_KEPT = 100_000
@@ -32,9 +33,16 @@ its ``cl_ord_id`` is entered as a new order, and a cancel, replace or status nam
 answered ``unknown_order`` (where a kept closed order gets ``too_late`` or its status)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
-    """A trader's order as the venue tracks it."""
+    """A trader's order as the venue tracks it.
+
+    Its fields are ints, strs and bools only, so it can be in no reference cycle: it is
+    taken off the garbage collector's list when made (``orderbook_core.untracked``). The
+    venue keeps the open orders and the idempotency window's closed ones, ~10,000 an
+    account, and each one had cost every young collection it lived through: at 60,000
+    orders in-process, the 15 middle-generation collections took 1.6 ms each, 0.15 ms
+    with the records untracked (README, order path)."""
 
     account: int
     cl_ord_id: str
@@ -47,6 +55,9 @@ class Order:
     leaves: int = 0
     cum: int = 0
     open: bool = True
+
+    def __post_init__(self) -> None:
+        untracked(self)
 
     def fields(self) -> tuple[int, str, str, int, int, int, int, int, int, int, bool]:
         """Every field in order (``Order(*fields)`` is the same order): what a checkpoint

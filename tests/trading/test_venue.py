@@ -650,3 +650,21 @@ def test_a_replaced_order_is_left_out_of_its_own_sides_sums() -> None:
     assert st.side_totals("BTC-USD", 0, p1) == (lots + 5_000, 6_000_000 * lots, 5_000)
     assert st.side_totals("BTC-USD", 1, p1) == (0, 0, 0)
     assert st.side_totals("ETH-USD", 0, p1) == (0, 0, 0)
+
+
+def test_order_records_are_off_the_collectors_list() -> None:
+    """The kept orders (open ones and the idempotency window) cost young collections
+    nothing: each is untracked when made, which is safe because it can hold no container
+    (slots only, no ``__dict__``). The twin leaves them tracked; results are the same."""
+    import gc
+
+    import orderbook_core
+
+    v, log = venue()
+    assert not isinstance(run(v, log, ALICE, new("u1", price="60000.00")), Reject)
+    restored = TradingVenue({s: SimulatedExchange("SIM", s, 3) for s in SYMBOLS}, accounts())
+    restored.restore(orjson.loads(orjson.dumps(v.snapshot())))
+    for order in (*v.orders.values(), *restored.orders.values()):
+        assert gc.is_tracked(order) is (orderbook_core.IMPLEMENTATION == "python")
+        assert not hasattr(order, "__dict__")
+    assert orderbook_core.untracked(5) == 5  # an object the collector never tracks: as it is
