@@ -17,11 +17,13 @@ from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 import orjson
 
+from hub.event_codec import slotted
 from orderbook_core.engine_types import ExecType, OrderType, Reason, SelfTrade, TimeInForce
 
 # --- commands: what changes state, and what the journal holds --------------------------
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class Sim:
     """Run ``n`` orders of the simulated flow on ``symbol``."""
@@ -32,6 +34,7 @@ class Sim:
     ts: int
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class SetState:
     """An operator's trading-state change of one symbol (open, halted, closed)."""
@@ -42,6 +45,7 @@ class SetState:
     ts: int
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class New:
     """A trader's new order, in the instrument's integer units (ticks, lots)."""
@@ -64,6 +68,7 @@ class New:
     """What the trader chose (``fingerprint``): a repeat of it is answered, not re-entered."""
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class Cancel:
     kind: ClassVar[str] = "cancel"
@@ -73,6 +78,7 @@ class Cancel:
     order_id: int
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class Replace:
     kind: ClassVar[str] = "replace"
@@ -84,6 +90,7 @@ class Replace:
     qty: int
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class MassCancel:
     """Cancel the account's open orders on ``symbol``, or on every symbol (None)."""
@@ -94,6 +101,7 @@ class MassCancel:
     symbol: str | None
 
 
+@slotted
 @dataclass(frozen=True, slots=True)
 class Kill:
     """The account's kill switch: on cancels everything open and refuses new orders."""
@@ -206,7 +214,8 @@ class Original:
 
 def fingerprint(message: Mapping[str, Any]) -> str:
     """What makes two new-order messages "the same order" (everything the trader chose)."""
-    return hashlib.sha256(orjson.dumps(dict(message), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    plain = message if type(message) is dict else dict(message)
+    return hashlib.sha256(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 NEW_FIELDS = frozenset(

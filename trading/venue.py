@@ -33,7 +33,14 @@ from hub.events import Event, Status
 from orderbook_core.engine_types import EngineEvent, ExecEvent, ExecType, OrderType
 from orderbook_core.engine_types import Event as EngineKind
 from trading.accounts import CLOSED_KEPT, AccountState, Order
-from trading.checks import Replaced, bounds_problem, field_problem, limits_problem, replay_problem
+from trading.checks import (
+    INT64_MAX,
+    Replaced,
+    bounds_problem,
+    field_problem,
+    limits_problem,
+    replay_problem,
+)
 from trading.journal import decode
 from trading.messages import (
     CLOSED_EXECS,
@@ -209,20 +216,21 @@ class TradingVenue:
             raise ValueError("display_qty must be between 0 and qty")
         if display and (qty - 1) // display >= ICEBERG_SLICES:
             raise ValueError(f"display_qty must be at least qty / {ICEBERG_SLICES}")
-        for name, value, unit in (
-            ("qty", qty, inst.lot),
-            ("price", price, inst.tick),
-            ("stop_price", stop, inst.tick),
-            ("display_qty", display, inst.lot),
-        ):
-            problem = field_problem(name, value, unit)
-            if problem is not None:
-                raise ValueError(problem)
+        if min(qty, price, stop, display) < 0 or max(qty, price, stop, display) > INT64_MAX:
+            for name, value, unit in (
+                ("qty", qty, inst.lot),
+                ("price", price, inst.tick),
+                ("stop_price", stop, inst.tick),
+                ("display_qty", display, inst.lot),
+            ):
+                problem = field_problem(name, value, unit)
+                if problem is not None:
+                    raise ValueError(problem)
         post_only = m.get("post_only", False)
         if not isinstance(post_only, bool):
             raise ValueError("post_only must be true or false")
-        unknown = set(m) - NEW_FIELDS
-        if unknown:
+        if not NEW_FIELDS.issuperset(m):
+            unknown = set(m) - NEW_FIELDS
             raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
         return New(
             account,
@@ -392,7 +400,8 @@ class TradingVenue:
             cmd.account, cmd.cl_ord_id, symbol, oid, cmd.side, cmd.type, cmd.price, cmd.qty
         )
         self._publish(symbol, log, cmd.ts, out)
-        first = next((r for a, r in out.reports if r["order_id"] == str(oid)), None)
+        key = str(oid)
+        first = next((r for _a, r in out.reports if r["order_id"] == key), None)
         assert first is not None, "the engine reports every new order"
         self.state[cmd.account].known(cmd.cl_ord_id, symbol, oid, cmd.fingerprint, first)
 

@@ -408,3 +408,50 @@ def test_any_field_value_decodes_or_is_named(golden: tuple[Event, bytes], data: 
     except BadMessage:
         return
     assert decode(encode(decoded)) == decoded
+
+
+def test_a_slotted_constructor_builds_what_the_dataclass_builds() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Plain:
+        a: int
+        b: str
+        c: int | None = None
+
+    @hub.event_codec.slotted
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Fast:
+        a: int
+        b: str
+        c: int | None = None
+
+    calls: tuple[tuple[tuple[Any, ...], dict[str, Any]], ...] = (
+        ((1, "x"), {}),
+        ((1,), {"b": "y", "c": 3}),
+        ((), {"c": 0, "a": 2, "b": ""}),
+    )
+    for args, kwargs in calls:
+        assert dataclasses.astuple(Fast(*args, **kwargs)) == dataclasses.astuple(
+            Plain(*args, **kwargs)
+        )
+    assert "<init Fast>" in Fast.__init__.__code__.co_filename
+    assert Fast(1, "x") == Fast(a=1, b="x")
+    with pytest.raises(TypeError, match="b"):
+        Fast(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="d"):
+        Fast(1, "x", d=2)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Fast(1, "x").a = 2  # type: ignore[misc]
+
+    with pytest.raises(TypeError, match=r"Listed.xs: only plain fields"):
+
+        @hub.event_codec.slotted
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class Listed:
+            xs: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match="Loose: a slotted constructor needs slots"):
+
+        @hub.event_codec.slotted
+        @dataclasses.dataclass(frozen=True)
+        class Loose:
+            a: int
