@@ -176,6 +176,16 @@ cdef class L2Book:
             return None
         return (self._asks.first_key(), self._asks.first_value())
 
+    def top(self):
+        """(best bid, its size, best ask, its size), 0, 0 for an empty side: both bests in
+        one call (the venues that compare their tickers with the book read it per update)."""
+        cdef int64_t bp = 0, bs = 0, ap = 0, asz = 0
+        if not self._bids.empty():
+            bp, bs = -self._bids.first_key(), self._bids.first_value()
+        if not self._asks.empty():
+            ap, asz = self._asks.first_key(), self._asks.first_value()
+        return (bp, bs, ap, asz)
+
     def depth(self, int side, int n=0):
         """Top ``n`` levels of a side, best first, as ``(price, size)``; ``n <= 0`` means all."""
         cdef LadderCursor it = self._side(side).begin()

@@ -106,6 +106,10 @@ class L2Book:
         keys = self._keys[1]
         return (keys[0], self._sizes[1][keys[0]]) if keys else None
 
+    def top(self) -> tuple[int, int, int, int]:
+        bid, ask = self.best_bid() or (0, 0), self.best_ask() or (0, 0)
+        return (bid[0], bid[1], ask[0], ask[1])
+
     def depth(self, side: int, n: int = 0) -> list[tuple[int, int]]:
         check_side(side)
         keys = self._keys[side] if n <= 0 else self._keys[side][:n]

@@ -27,6 +27,9 @@ include "_consts.pxi"
 cdef extern from *:
     bint __builtin_mul_overflow(int64_t a, int64_t b, int64_t* out) nogil
 
+cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object obj, int* overflow) except? -1
+
 
 cdef enum:
     MAX_TEXT = 64  # longest number text read (feedhandler.frames.MAX_NUMBER_TEXT)
@@ -424,13 +427,19 @@ def bad_level(levels):
     triple of ints), or -1 if there is none."""
     cdef Py_ssize_t i = 0
     cdef object side, price, size
+    cdef int over_side = 0, over_price = 0, over_size = 0
+    cdef long long s, p, q
     for level in levels:
         if type(level) is not tuple or len(<tuple>level) != 3:
             return i
         side, price, size = <tuple>level
         if type(side) is not int or type(price) is not int or type(size) is not int:
             return i
-        if not (side == 0 or side == 1) or not 0 < price <= INT64_MAX or not 0 <= size <= INT64_MAX:
+        # exact ints: read in C, each past int64 flagged (and its value -1)
+        s = PyLong_AsLongLongAndOverflow(side, &over_side)
+        p = PyLong_AsLongLongAndOverflow(price, &over_price)
+        q = PyLong_AsLongLongAndOverflow(size, &over_size)
+        if over_side or over_price or over_size or not (s == 0 or s == 1) or p <= 0 or q < 0:
             return i
         i += 1
     return -1

@@ -266,8 +266,7 @@ oldest go first): a venue's two streams are never further apart than that."""
 
 def book_top(sync: BookSync) -> Top:
     """The top of ``sync``'s book."""
-    bid, ask = sync.book.best_bid() or (0, 0), sync.book.best_ask() or (0, 0)
-    return (bid[0], bid[1], ask[0], ask[1])
+    return sync.book.top()
 
 
 def keep_top(kept: dict[int, Top], update: int, top: Top) -> None:

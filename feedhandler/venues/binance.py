@@ -19,6 +19,7 @@ exchangeInfo reading and its depth-update ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -34,13 +35,24 @@ from feedhandler.frames import (
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit, keep_top
+from feedhandler.venues.base import ParserBase, Top, decimals_unit, keep_top
 from hub.decimals import Unit
 from hub.events import Event, LevelChange, Trade
 from orderbook_core import binance_frame
 
 VENUE = "BINANCE"
 MAX_DECIMALS = 18
+
+
+@dataclass(slots=True)
+class _Watch:
+    """What one raw symbol's frames reach, looked up once (the tops and tickers dicts are
+    the parser's own, so a dropped ``_Watch`` loses nothing)."""
+
+    name: str
+    tops: dict[int, Top]
+    tickers: dict[int, Top]
+    sync: BookSync | None = None
 
 
 class BinanceBase(ParserBase):
@@ -57,6 +69,7 @@ class BinanceBase(ParserBase):
         self.ticker_checks: dict[str, list[int]] = {}  # symbol -> [matched, mismatched]
         self._tops: dict[str, dict[int, Top]] = {}
         self._tickers: dict[str, dict[int, Top]] = {}
+        self._watched: dict[str, _Watch] = {}  # raw symbol -> its name, book, tops, tickers
 
     def units_for(self, symbol: str) -> tuple[Unit, Unit]:
         raw = next((r for r, n in self.names.items() if n == symbol), symbol)
@@ -84,12 +97,21 @@ class BinanceBase(ParserBase):
         ]
         return "/stream?streams=" + "/".join(streams)
 
-    def _book(self, raw: str) -> BookSync:
-        name = self.names.get(raw, raw)
-        self._touch(name)
-        sync = self.books.get(name)
+    def _watch(self, raw: str) -> _Watch:
+        w = self._watched.get(raw)
+        if w is None:
+            name = self.names.get(raw, raw)
+            tops, tickers = self._tops.setdefault(name, {}), self._tickers.setdefault(name, {})
+            w = self._watched[raw] = _Watch(name, tops, tickers, self.books.get(name))
+        return w
+
+    def _book(self, w: _Watch) -> BookSync:
+        self._touched.add(w.name)
+        sync = w.sync
         if sync is None:
-            sync = self.books[name] = BookSync(self.venue, name, continuous=True)
+            sync = w.sync = self.books.get(w.name)
+        if sync is None:
+            sync = w.sync = self.books[w.name] = BookSync(self.venue, w.name, continuous=True)
             sync.sink = self._emitted
         return sync
 
@@ -107,6 +129,7 @@ class BinanceBase(ParserBase):
         path = urlparse(url).path
         if path.endswith("/exchangeInfo"):
             self._exchange_info(self._json(body))
+            self._watched.clear()  # looked up again: the answer may have named a symbol
             return []
         if not path.endswith("/depth"):
             return []
@@ -219,24 +242,21 @@ class BinanceBase(ParserBase):
         return [Trade(self.venue, name, seq, str(trade_id), price, size, int(maker), ts, ts_recv)]
 
     def _applied(self, raw: str, change: Snapshot | Delta, ts_recv: int) -> list[Event]:
-        """A snapshot or depth update applied to the symbol's book, and the book's top kept."""
-        sync = self._book(raw)
+        """A snapshot or depth update applied to the symbol's book, and the book's top kept:
+        a bookTicker waiting for this update id is compared with it."""
+        w = self._watch(raw)
+        sync = self._book(w)
         if isinstance(change, Snapshot):
             out = sync.snapshot(change, ts_recv)
         else:
             out = sync.delta(change, ts_recv)
-        self._record_top(sync)
+        if sync.live:
+            top = sync.book.top()
+            keep_top(w.tops, sync.venue_id, top)
+            pending = w.tickers.pop(sync.venue_id, None)
+            if pending is not None:
+                self._compare(w.name, pending, top)
         return out
-
-    def _record_top(self, sync: BookSync) -> None:
-        """Keep the live book's top at its update id; compare a bookTicker waiting for it."""
-        if not sync.live:
-            return
-        top = book_top(sync)
-        keep_top(self._tops.setdefault(sync.symbol, {}), sync.venue_id, top)
-        pending = self._tickers.get(sync.symbol, {}).pop(sync.venue_id, None)
-        if pending is not None:
-            self._compare(sync.symbol, pending, top)
 
     def _book_ticker(self, d: dict[str, Any]) -> None:
         raw = as_str(field(d, "s"), "s")
@@ -252,12 +272,12 @@ class BinanceBase(ParserBase):
     def _ticker(self, raw: str, update: int, ticker: Top) -> None:
         """Compare a bookTicker with the book's top at its update id, or keep it until the
         book reaches that id."""
-        name = self.names.get(raw, raw)
-        top = self._tops.get(name, {}).get(update)
+        w = self._watch(raw)
+        top = w.tops.get(update)
         if top is None:
-            keep_top(self._tickers.setdefault(name, {}), update, ticker)
+            keep_top(w.tickers, update, ticker)
         else:
-            self._compare(name, ticker, top)
+            self._compare(w.name, ticker, top)
 
     def _compare(self, symbol: str, ticker: Top, top: Top) -> None:
         counts = self.ticker_checks.setdefault(symbol, [0, 0])

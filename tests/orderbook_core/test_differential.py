@@ -131,6 +131,7 @@ def _same(compiled: Any, reference: Any) -> None:
         reference.best_bid(),
         reference.best_ask(),
     )
+    assert compiled.top() == reference.top() == tuple(_tops(reference))
     assert [compiled.level_count(s) for s in (0, 1)] == [reference.level_count(s) for s in (0, 1)]
     assert compiled.depth(0, 3) == reference.depth(0, 3)
     assert compiled.digits_checksum(5) == reference.digits_checksum(5)
