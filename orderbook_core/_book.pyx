@@ -10,6 +10,7 @@ never a sort.
 """
 
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 from libcpp.vector cimport vector
 
 from orderbook_core._l3 cimport Delta, crc32_update, take_delta_list
@@ -29,11 +30,19 @@ cdef inline int64_t _key(int side, int64_t price):
     return -price if side == 0 else price
 
 
-cdef int _put_scaled(vector[char]* buf, int64_t value, int shift) except -1:
-    """Append the decimal digits of ``value * 10**shift`` (a negative shift drops digits,
-    rounding down) for ``value >= 0``."""
+cdef char _PAIRS[200]
+"""The two digits of 00 to 99, in order."""
+for _k in range(100):
+    _PAIRS[2 * _k] = 48 + _k // 10
+    _PAIRS[2 * _k + 1] = 48 + _k % 10
+
+
+cdef Py_ssize_t _put_scaled(char* out, int64_t value, int shift) noexcept:
+    """Write the decimal digits of ``value * 10**shift`` (a negative shift drops digits,
+    rounding down) for ``value >= 0`` at ``out``, which has room for 19 digits and
+    ``max(shift, 0)`` zeros; return how many were written."""
     cdef char tmp[24]
-    cdef int n = 0, k
+    cdef Py_ssize_t n = 0, w = 0, k
     cdef int64_t v = value
     if shift < 0:
         k = -shift
@@ -41,18 +50,26 @@ cdef int _put_scaled(vector[char]* buf, int64_t value, int shift) except -1:
             v //= 10
             k -= 1
     if v == 0:
-        buf.push_back(48)
-        return 0
+        out[0] = 48
+        return 1
+    while v >= 100:  # two digits a division, from the pair table
+        k = 2 * (v % 100)
+        v //= 100
+        tmp[n] = _PAIRS[k + 1]
+        tmp[n + 1] = _PAIRS[k]
+        n += 2
     while v:
         tmp[n] = <char>(48 + v % 10)
         v //= 10
         n += 1
     while n:
         n -= 1
-        buf.push_back(tmp[n])
-    for k in range(shift):
-        buf.push_back(48)
-    return 0
+        out[w] = tmp[n]
+        w += 1
+    if shift > 0:
+        memset(out + w, 48, shift)
+        w += shift
+    return w
 
 
 cdef class L2Book:
@@ -222,18 +239,22 @@ cdef class L2Book:
         cdef LadderCursor it
         cdef int side, i
         cdef int64_t sign
+        cdef Py_ssize_t used = 0
+        cdef size_t levels = 0
+        if n > 0:
+            levels = min(<size_t>n, self._bids.size()) + min(<size_t>n, self._asks.size())
+        # room for every number at its longest: 19 digits and the shift's zeros
+        buf.resize(levels * (38 + max(price_shift, 0) + max(size_shift, 0)) + 1)
         for side in (1, 0):
             sign = -1 if side == 0 else 1
             it = self._side(side).begin()
             i = 0
             while not it.done() and i < n:
-                _put_scaled(&buf, sign * it.key(), price_shift)
-                _put_scaled(&buf, it.value(), size_shift)
+                used += _put_scaled(buf.data() + used, sign * it.key(), price_shift)
+                used += _put_scaled(buf.data() + used, it.value(), size_shift)
                 it.next()
                 i += 1
-        if buf.size() == 0:
-            return crc32_update(0, NULL, 0)
-        return crc32_update(0, <const unsigned char*>buf.data(), buf.size())
+        return crc32_update(0, <const unsigned char*>buf.data(), used)
 
     def trim(self, int n):
         """Remove the levels past the best ``n`` (``n >= 1``) of each side; return them as

@@ -77,7 +77,14 @@ def kraken_text_checksum(book: Any, n: int, price_shift: int, size_shift: int) -
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(sides, st.integers(1, 10**12), st.integers(1, 10**15)), max_size=40),
+    st.lists(
+        st.tuples(
+            sides,
+            st.one_of(st.integers(1, 10**12), st.integers(1, 2**63 - 1)),
+            st.one_of(st.integers(1, 10**15), st.integers(1, 2**63 - 1)),
+        ),
+        max_size=40,
+    ),
     st.integers(min_value=1, max_value=12),
     st.integers(min_value=-20, max_value=12),
     st.integers(min_value=-20, max_value=12),
