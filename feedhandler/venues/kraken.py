@@ -264,6 +264,17 @@ class KrakenParser(ParserBase):
     def _v1_book(
         self, symbol: str, parts: list[Any], depth: int | None, ts_recv: int
     ) -> list[Event]:
+        if len(parts) == 1 and type(parts[0]) is dict and symbol in self.books:
+            # The common update: one part with "a" or "b" (and "c"), read as the loop below.
+            one = parts[0]
+            if "as" not in one and "bs" not in one:
+                bids, asks = as_list(one.get("b", []), "b"), as_list(one.get("a", []), "a")
+                crc = count(one["c"], "c", digits=True) if "c" in one else None
+                levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
+                if depth is not None:
+                    self._set_depth(symbol, depth)
+                delta = Delta(levels, ts_event=ts, checksum=crc)
+                return self._book(symbol).delta(delta, ts_recv)
         parts = [as_dict(p, "book message part") for p in parts]
         if any("as" in p or "bs" in p for p in parts):
             first = parts[0]
