@@ -28,13 +28,23 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
-from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, count, field, row
+from feedhandler.frames import (
+    INT64_MAX,
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    field,
+    row,
+)
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.exact import decimal_parts, exact_json, integer, number, string
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, perp, spot
+from orderbook_core import bad_level
 
 VENUE = "PHEMEX"
 PRODUCTS = "/exchange/public/cfg/v2/products"
@@ -195,14 +205,7 @@ class PhemexParser(ParserBase):
         rows = as_list(field(msg, "trades"), "trades")
         if name not in self.units:
             raise MalformedFrame("symbol", f"trade for {name[:20]!r}, an unknown symbol")
-        parsed = []
-        for r in rows:
-            items = row(r, 4, "trade")
-            side = SIDES.get(items[1])
-            if side is None:
-                raise MalformedFrame("shape", f"trade side {str(items[1])[:10]!r}")
-            ts = count(items[0], "timestamp")
-            parsed.append((ts, side, _positive(items[2], "price"), _positive(items[3], "qty")))
+        parsed = _trade_rows(rows)
         if kind == "snapshot":
             return []  # history from before the subscription
         seq = count(field(msg, "sequence"), "sequence")
@@ -227,6 +230,40 @@ def _plain(value: Any) -> str:
     return f"{digits[:-decimals]}.{digits[-decimals:]}"
 
 
+def _trade_rows(rows: list[Any]) -> list[tuple[int, int, int, int]]:
+    """Trade rows ``[timestamp, side, priceEp, qty]`` as (ts, side, price, qty): plain
+    rows checked inline (a snapshot of history has ~1,000), any other as
+    ``_checked_trade`` reads it, which names what is wrong."""
+    parsed = []
+    for r in rows:
+        if type(r) is list and len(r) >= 4:
+            ts, said, price, qty = r[0], r[1], r[2], r[3]
+            side = SIDES.get(said) if type(said) is str else None
+            if (
+                side is not None
+                and type(ts) is int
+                and type(price) is int
+                and type(qty) is int
+                and 0 <= ts <= INT64_MAX
+                and 0 < price <= INT64_MAX
+                and 0 < qty <= INT64_MAX
+            ):
+                parsed.append((ts, side, price, qty))
+                continue
+        parsed.append(_checked_trade(r))
+    return parsed
+
+
+def _checked_trade(r: Any) -> tuple[int, int, int, int]:
+    items = row(r, 4, "trade")
+    said = items[1]
+    side = SIDES.get(said) if isinstance(said, str) else None
+    if side is None:
+        raise MalformedFrame("shape", f"trade side {str(said)[:10]!r}")
+    ts = count(items[0], "timestamp")
+    return (ts, side, _positive(items[2], "price"), _positive(items[3], "qty"))
+
+
 def _positive(value: Any, what: str) -> int:
     units = count(value, what)
     if units == 0:
@@ -235,6 +272,18 @@ def _positive(value: Any, what: str) -> int:
 
 
 def _levels(bids: Any, asks: Any) -> tuple[LevelChange, ...]:
+    """Book rows ``[priceEp, qty]`` as level changes: read whole and checked in one compiled
+    pass (``bad_level``: int prices above 0, int sizes, both in int64), or, for anything
+    that pass refuses, row by row, which names what is wrong."""
+    b, a = as_list(bids, "bids"), as_list(asks, "asks")
+    try:
+        levels = tuple([(0, r[0], r[1]) for r in b] + [(1, r[0], r[1]) for r in a])
+    except (TypeError, IndexError, KeyError):
+        return _checked_levels(b, a)
+    return levels if bad_level(levels) < 0 else _checked_levels(b, a)
+
+
+def _checked_levels(bids: list[Any], asks: list[Any]) -> tuple[LevelChange, ...]:
     return tuple(
         (side, _positive((r := row(level, 2, "level"))[0], "price"), count(r[1], "qty"))
         for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))

@@ -7,8 +7,14 @@ refused with their reason; trades; listings; the live runner ends with the repla
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import feedhandler.venues.phemex as phemex
 from feedhandler.files.replay import EXCHANGES, replay_capture
+from feedhandler.frames import MalformedFrame
 from feedhandler.venues import VENUES
 from feedhandler.venues.phemex import PhemexParser
 from hub.config import LIVE_SOURCES
@@ -16,6 +22,7 @@ from hub.events import Status, Trade
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Item, capture_items, fed
 from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
+from tests.hub.nasty import EXAMPLES
 
 CAPTURE = CAPTURES / "phemex_book-trades_2021-07-03.jsonl.zst"
 REST = "https://api.phemex.com"
@@ -165,3 +172,66 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
         assert sync.live and sync.book.snapshot() == replayed.books[symbol].book.snapshot()
         assert mirror.books[symbol].snapshot() == sync.book.snapshot()
     assert mirror.states == []
+
+
+_cell = st.one_of(
+    st.integers(min_value=-2, max_value=5),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), True, False, None, 1.5, "7", "", [1]]),
+)
+_rows = st.lists(
+    st.one_of(
+        st.lists(_cell, min_size=0, max_size=3),
+        _cell,
+        st.dictionaries(st.sampled_from(["0", "1"]), _cell, max_size=2),
+        st.text(max_size=3),
+    ),
+    max_size=4,
+)
+
+
+def _outcome(read: Any, bids: Any, asks: Any) -> Any:
+    try:
+        return read(bids, asks)
+    except MalformedFrame as exc:
+        return ("refused", exc.reason, str(exc))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(_rows, _rows)
+def test_book_rows_read_whole_are_what_the_row_by_row_reading_takes_or_refuses(
+    bids: Any, asks: Any
+) -> None:
+    """The compiled one-pass check of a book message's rows refuses exactly what reading
+    them row by row refuses, with the same reason, and takes the rest the same."""
+    assert _outcome(phemex._levels, bids, asks) == _outcome(phemex._checked_levels, bids, asks)
+    good = [[p, s] for p, s in ((5, 0), (2**63 - 1, 2**63 - 1), (1, 3))]
+    assert phemex._levels(good, good[:1]) == (
+        (0, 5, 0),
+        (0, 2**63 - 1, 2**63 - 1),
+        (0, 1, 3),
+        (1, 5, 0),
+    )
+
+
+_trade_cell = st.one_of(
+    _cell, st.sampled_from(["Buy", "Sell", "buy", 1_625_300_000_000_000_000, 10**19])
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.lists(st.one_of(st.lists(_trade_cell, min_size=0, max_size=5), _cell), max_size=4))
+def test_trade_rows_read_inline_are_what_the_checked_reading_takes_or_refuses(
+    rows: list[Any],
+) -> None:
+    def checked(rows: list[Any], _: Any) -> Any:
+        return [phemex._checked_trade(r) for r in rows]
+
+    assert _outcome(lambda r, _: phemex._trade_rows(r), rows, None) == _outcome(checked, rows, None)
+    assert phemex._trade_rows([[7, "Sell", 2**63 - 1, 1]]) == [(7, 1, 2**63 - 1, 1)]
+    edges = [[0, "Buy", 1, 0], [0, "Buy", 0, 1], [-1, "Buy", 1, 1], [2**63, "Buy", 1, 1]]
+    edges += [[1, "Buy", 2**63, 1], [1, "Buy", 1, 2**63], [True, "Buy", 1, 1], [1, "Buy", 1, 1.0]]
+    edges += [[1, ["Buy"], 1, 1], [1, "Buy", 1], [0, "Buy", 2**63 - 1, 2**63 - 1, "x"]]
+    for edge in edges:
+        assert _outcome(lambda r, _: phemex._trade_rows(r), [edge], None) == _outcome(
+            checked, [edge], None
+        ), edge
