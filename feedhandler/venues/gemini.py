@@ -39,6 +39,7 @@ from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, num
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
+from orderbook_core import list_levels
 
 VENUE = "GEMINI"
 DETAILS = "/v1/symbols/details/"
@@ -151,16 +152,9 @@ class GeminiParser(ParserBase):
 
     def _l2(self, symbol: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         tick, lot = self.units[symbol]
-        levels: list[LevelChange] = []
-        for item in as_list(field(msg, "changes"), "changes"):
-            side, price, quantity = row(item, 3, "change")[:3]
-            levels.append(
-                (
-                    _side(side),
-                    units(tick, price, "price", positive=True),
-                    units(lot, quantity, "quantity"),
-                )
-            )
+        changes = as_list(field(msg, "changes"), "changes")
+        plain = list_levels(changes, 0, tick.scale, lot.scale, SIDES)  # rows of plain strings
+        levels = _changes(tick, lot, changes) if plain is None else plain[0]
         if "trades" in msg:  # the full book a subscription starts with
             as_list(msg["trades"], "trades")
             return self._book(symbol).snapshot(Snapshot(tuple(levels)), ts_recv)
@@ -180,6 +174,22 @@ class GeminiParser(ParserBase):
         return [Trade(VENUE, symbol, seq, str(trade_id), price, size, side, ts, ts_recv)]
 
 
+def _changes(tick: Unit, lot: Unit, changes: list[Any]) -> list[LevelChange]:
+    """Change rows ``[side, price, quantity]`` read one by one: what the compiled reader
+    declines is taken or refused here, by name."""
+    levels: list[LevelChange] = []
+    for item in changes:
+        side, price, quantity = row(item, 3, "change")[:3]
+        levels.append(
+            (
+                _side(side),
+                units(tick, price, "price", positive=True),
+                units(lot, quantity, "quantity"),
+            )
+        )
+    return levels
+
+
 def _request(kind: str, symbols: list[str]) -> str:
     return json.dumps({"type": kind, "subscriptions": [{"name": "l2", "symbols": symbols}]})
 
@@ -194,9 +204,11 @@ def _decimals(value: Any, what: str) -> int:
     return decimals
 
 
+SIDES = {"buy": BUY, "sell": SELL}
+
+
 def _side(value: Any) -> int:
-    if value == "buy":
-        return BUY
-    if value == "sell":
-        return SELL
+    side = SIDES.get(value) if isinstance(value, str) else None
+    if side is not None:
+        return side
     raise MalformedFrame("shape", f"side must be 'buy' or 'sell', got {value!r:.20}")
