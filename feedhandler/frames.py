@@ -226,3 +226,25 @@ def price_levels(
         for side, levels in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks")))
         for level in levels
     )
+
+
+def sided_levels(
+    tick: Unit, lot: Unit, rows: list[Any], sides: dict[str, int], what: str, size: str
+) -> tuple[tuple[int, int, int], ...]:
+    """``[side name, price, size, ...]`` rows of one list as (side, price units, size
+    units), each name looked up in ``sides`` (Coinbase's and Gemini's changes; ``what``
+    names a row, ``size`` its size field). Rows of plain strings are read by the compiled
+    reader; if any row is not, every row is read (and refused) field by field."""
+    plain = list_levels(rows, 0, tick.scale, lot.scale, sides)
+    if plain is not None:
+        return tuple(plain[0])
+    levels = []
+    for item in rows:
+        name, price, amount = row(item, 3, what)[:3]
+        side = sides.get(name) if isinstance(name, str) else None
+        if side is None:
+            raise MalformedFrame(
+                "shape", f"side must be one of {', '.join(sides)}, got {name!r:.20}"
+            )
+        levels.append((side, units(tick, price, "price", positive=True), units(lot, amount, size)))
+    return tuple(levels)

@@ -26,6 +26,7 @@ from feedhandler.frames import (
     field,
     iso_time,
     row,
+    sided_levels,
     units,
 )
 from feedhandler.sync import BookSync, Delta, Snapshot
@@ -33,7 +34,7 @@ from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.coinbase_auth import CoinbaseCredentials, redact
 from hub.decimals import Unit, parse_decimal
 from hub.events import Event, LevelChange, Trade
-from orderbook_core import coinbase_l2, dict_levels, list_levels
+from orderbook_core import coinbase_l2, dict_levels
 
 VENUE = "COINBASE"
 SIZE_DECIMALS = 8
@@ -183,23 +184,9 @@ class CoinbaseParser(ParserBase):
         return out
 
     def _levels(self, product: str, rows: list[Any]) -> tuple[LevelChange, ...]:
-        """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell). Rows of
-        plain strings are read by the compiled reader; otherwise every row field by field."""
+        """``[side, price, size]`` rows as level changes (sides bid/buy/offer/sell)."""
         tick, lot = self.units_for(product)
-        plain = list_levels(rows, 0, tick.scale, lot.scale, SIDES)
-        if plain is not None:
-            return tuple(plain[0])
-        levels = []
-        for item in rows:
-            side, price, size = row(item, 3, "level")[:3]
-            levels.append(
-                (
-                    _side(side),
-                    units(tick, price, "price", positive=True),
-                    units(lot, size, "size"),
-                )
-            )
-        return tuple(levels)
+        return sided_levels(tick, lot, rows, SIDES, "level", "size")
 
     def _pinned(self, exc: MalformedFrame, product: str, snapshot: bool) -> MalformedFrame:
         """A bad snapshot, or a bad update of a product we keep a book for, is that book's
@@ -419,11 +406,3 @@ SIDES = {"bid": 0, "buy": 0, "offer": 1, "ask": 1, "sell": 1}
 """Book sides as both feeds name them."""
 DEFAULT_UNITS = (decimals_unit(SIZE_DECIMALS), decimals_unit(SIZE_DECIMALS))
 """A product's units before (or without) its REST product data."""
-
-
-def _side(value: Any) -> int:
-    if value in ("bid", "buy"):
-        return 0
-    if value in ("offer", "ask", "sell"):
-        return 1
-    raise MalformedFrame("shape", f"side {value!r:.20}")

@@ -32,14 +32,22 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
-from feedhandler.frames import MalformedFrame, as_dict, as_list, as_str, count, field, row, units
+from feedhandler.frames import (
+    MalformedFrame,
+    as_dict,
+    as_list,
+    as_str,
+    count,
+    field,
+    sided_levels,
+    units,
+)
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.exact import decimal_parts, decimals_of, exact_json, number, string
 from hub.decimals import Unit
-from hub.events import BUY, SELL, Event, LevelChange, Trade
+from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
-from orderbook_core import list_levels
 
 VENUE = "GEMINI"
 DETAILS = "/v1/symbols/details/"
@@ -153,12 +161,11 @@ class GeminiParser(ParserBase):
     def _l2(self, symbol: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         tick, lot = self.units[symbol]
         changes = as_list(field(msg, "changes"), "changes")
-        plain = list_levels(changes, 0, tick.scale, lot.scale, SIDES)  # rows of plain strings
-        levels = _changes(tick, lot, changes) if plain is None else plain[0]
+        levels = sided_levels(tick, lot, changes, SIDES, "change", "quantity")
         if "trades" in msg:  # the full book a subscription starts with
             as_list(msg["trades"], "trades")
-            return self._book(symbol).snapshot(Snapshot(tuple(levels)), ts_recv)
-        return self._book(symbol).delta(Delta(tuple(levels)), ts_recv)
+            return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
+        return self._book(symbol).delta(Delta(levels), ts_recv)
 
     def _trade(self, symbol: str, msg: dict[str, Any], ts_recv: int) -> list[Event]:
         tick, lot = self.units[symbol]
@@ -172,22 +179,6 @@ class GeminiParser(ParserBase):
         seq = self._trade_seq(symbol)
         ts = ms * 1_000_000
         return [Trade(VENUE, symbol, seq, str(trade_id), price, size, side, ts, ts_recv)]
-
-
-def _changes(tick: Unit, lot: Unit, changes: list[Any]) -> list[LevelChange]:
-    """Change rows ``[side, price, quantity]`` read one by one: what the compiled reader
-    declines is taken or refused here, by name."""
-    levels: list[LevelChange] = []
-    for item in changes:
-        side, price, quantity = row(item, 3, "change")[:3]
-        levels.append(
-            (
-                _side(side),
-                units(tick, price, "price", positive=True),
-                units(lot, quantity, "quantity"),
-            )
-        )
-    return levels
 
 
 def _request(kind: str, symbols: list[str]) -> str:

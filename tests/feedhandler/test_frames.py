@@ -23,6 +23,7 @@ from feedhandler.frames import (
     rounded,
     row,
     seconds_time,
+    sided_levels,
     units,
 )
 from hub.decimals import Unit, round_units
@@ -85,6 +86,21 @@ def old_price_levels(
         for side, levels in ((0, frames.as_list(bids, "bids")), (1, frames.as_list(asks, "asks")))
         for level in levels
     )
+
+
+def old_sided_levels(
+    tick: Unit, lot: Unit, rows: Any, sides: dict[str, int], what: str, size: str
+) -> tuple[tuple[int, int, int], ...]:
+    levels = []
+    for item in rows:
+        name, price, amount = row(item, 3, what)[:3]
+        side = sides.get(name) if isinstance(name, str) else None
+        if side is None:
+            raise MalformedFrame(
+                "shape", f"side must be one of {', '.join(sides)}, got {name!r:.20}"
+            )
+        levels.append((side, old_units(tick, price, "price", True), old_units(lot, amount, size)))
+    return tuple(levels)
 
 
 def test_the_compiled_readers_decline_what_is_too_long_to_read() -> None:
@@ -167,4 +183,23 @@ def test_price_levels_as_before(bids: Any, asks: Any, unit: str) -> None:
     tick, lot = Unit(unit), Unit("0.00000001")
     assert outcome(price_levels, tick, lot, bids, asks, "quantity") == outcome(
         old_price_levels, tick, lot, bids, asks, "quantity"
+    )
+
+
+SIDE_NAMES = {"bid": 0, "buy": 0, "offer": 1, "sell": 1}
+named = st.one_of(values, st.sampled_from([*SIDE_NAMES, "ask", "Buy"]))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.one_of(st.lists(named, min_size=0, max_size=4), named), max_size=4),
+    st.sampled_from(UNITS),
+)
+@example([["buy", "60000.12", "0.5"], ["offer", "60000.13", "0"]], "0.01")
+@example([["sell", "0", "0.5"]], "0.01")
+@example([["ask", "1", "1"]], "0.01")
+def test_sided_levels_as_before(rows: Any, unit: str) -> None:
+    tick, lot = Unit(unit), Unit("0.00000001")
+    assert outcome(sided_levels, tick, lot, rows, SIDE_NAMES, "change", "quantity") == outcome(
+        old_sided_levels, tick, lot, rows, SIDE_NAMES, "change", "quantity"
     )

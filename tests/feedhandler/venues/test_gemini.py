@@ -7,24 +7,15 @@ reason; trades; listings; the live runner ends with the replay's books."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import feedhandler.venues.gemini as gemini
 from feedhandler.files.replay import EXCHANGES, replay_capture
-from feedhandler.frames import MalformedFrame
 from feedhandler.venues import VENUES
 from feedhandler.venues.gemini import GeminiParser
 from hub.config import LIVE_SOURCES
-from hub.decimals import Unit
 from hub.events import BookUpdate, Status, Trade
-from orderbook_core import list_levels
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Item, capture_items, fed
 from tests.feedhandler.venues.capture_runner import check_capture, runner_against_capture
-from tests.hub.nasty import EXAMPLES
 
 CAPTURE = CAPTURES / "gemini-spot_l2-trades_2021-06-24.jsonl.zst"
 REST = "https://api.gemini.com"
@@ -192,28 +183,3 @@ async def test_the_live_runner_against_the_capture_ends_with_the_replays_books()
         assert sync.live and sync.book.snapshot() == replayed.books[symbol].book.snapshot()
         assert mirror.books[symbol].snapshot() == sync.book.snapshot()
     assert mirror.states == []
-
-
-_text = st.sampled_from(["1", "0", "0.01", "0.015", "-1", "1e2", " 1", "", "9" * 20, "3.10"])
-_change = st.lists(
-    st.one_of(_text, st.sampled_from(["buy", "sell", "ask", None, 1, True])), max_size=4
-)
-
-
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(st.lists(st.one_of(_change, st.just("buy")), max_size=4))
-def test_change_rows_the_compiled_reader_takes_are_read_the_same_one_by_one(
-    changes: list[Any],
-) -> None:
-    tick, lot = Unit("0.01"), Unit("0.001")
-    plain = list_levels(changes, 0, tick.scale, lot.scale, gemini.SIDES)
-    try:
-        exact: Any = gemini._changes(tick, lot, changes)
-    except MalformedFrame as exc:
-        exact = exc
-    if plain is not None:
-        assert plain[0] == exact
-    assert list_levels([["sell", "3.10", "0.015"]], 0, tick.scale, lot.scale, gemini.SIDES) == (
-        [(1, 310, 15)],
-        0,
-    )
