@@ -45,6 +45,7 @@ from feedhandler.frames import (
     as_str,
     count,
     field,
+    price_levels,
     row,
     units,
 )
@@ -156,15 +157,7 @@ class KucoinParser(ParserBase):
             tick, lot = self._units(symbol, "level2 snapshot")
             data = as_dict(field(as_dict(self._json(body), "answer"), "data"), "data")
             seq = count(field(data, "sequence"), "sequence", digits=True)
-            levels = tuple(
-                (
-                    side,
-                    units(tick, (r := row(x, 2, "level"))[0], "price", True),
-                    units(lot, r[1], "size"),
-                )
-                for side, key in ((0, "bids"), (1, "asks"))
-                for x in as_list(field(data, key), key)
-            )
+            levels = price_levels(tick, lot, field(data, "bids"), field(data, "asks"), "size")
             ts = count(field(data, "time"), "time") * 1_000_000
         except MalformedFrame as exc:
             raise exc.on() from None  # a refused snapshot changes no book
