@@ -42,7 +42,7 @@ from feedhandler.venues.base import ParserBase
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import Listing, SymbologyError, future, perp, spot, strike_text
-from orderbook_core import L2Book
+from orderbook_core import L2Book, list_levels
 
 VENUE = "OKX"
 CHECKSUM_LEVELS = 25
@@ -97,13 +97,16 @@ class TextBook:
         bids = book.depth(0, CHECKSUM_LEVELS)
         asks = book.depth(1, CHECKSUM_LEVELS)
         tick, lot = fallback
-        parts: list[str] = []
-        for i in range(max(len(bids), len(asks))):
-            for side, levels in ((0, bids), (1, asks)):
-                if i < len(levels):
-                    p, s = levels[i]
-                    text = self.sides[side].get(p)
-                    parts.append(text if text is not None else f"{tick.to_str(p)}:{lot.to_str(s)}")
+        sent = self.sides
+        b, a = (
+            [
+                t if (t := sent[side].get(p)) is not None else f"{tick.to_str(p)}:{lot.to_str(s)}"
+                for p, s in levels
+            ]
+            for side, levels in ((0, bids), (1, asks))
+        )
+        n = min(len(b), len(a))  # interleaved, bid first, then the longer side's rest
+        parts = [text for pair in zip(b, a, strict=False) for text in pair] + b[n:] + a[n:]
         crc = zlib.crc32(":".join(parts).encode())
         return crc - (1 << 32) if crc >= INT32 else crc
 
@@ -127,8 +130,16 @@ def millis(value: Any, what: str) -> int:
 
 def text_levels(tick: Unit, lot: Unit, bids: Any, asks: Any) -> list[tuple[int, int, int, str]]:
     """``[[price, size, ...], ...]`` of both sides as (side, ticks, lots, "price:size")."""
+    b, a = as_list(bids, "bids"), as_list(asks, "asks")
+    plain_bids = list_levels(b, 0, tick.scale, lot.scale)  # rows of plain strings
+    plain_asks = None if plain_bids is None else list_levels(a, 1, tick.scale, lot.scale)
+    if plain_bids is not None and plain_asks is not None:
+        return [
+            (side, price, size, f"{r[0]}:{r[1]}")
+            for (side, price, size), r in zip(plain_bids[0] + plain_asks[0], b + a, strict=True)
+        ]
     out: list[tuple[int, int, int, str]] = []
-    for side, rows in ((0, as_list(bids, "bids")), (1, as_list(asks, "asks"))):
+    for side, rows in ((0, b), (1, a)):
         for item in rows:
             r = row(item, 2, "level")
             price = units(tick, r[0], "price", positive=True)
