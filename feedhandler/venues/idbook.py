@@ -46,6 +46,8 @@ class IdBook:
         """One message (deletes first, then updates, then inserts, as the venues apply
         them): its level changes, or the first contradiction with the book (book unchanged)."""
         live = self.ids
+        if not deletes and not inserts:
+            return _updates(live, updates)
         gone: set[str] = set()
         new: dict[str, tuple[int, int]] = {}
 
@@ -77,6 +79,22 @@ class IdBook:
             live.pop(i, None)
         live.update(new)
         return tuple(levels)
+
+
+def _updates(
+    live: dict[str, tuple[int, int]], updates: Sequence[Row]
+) -> tuple[LevelChange, ...] | str:
+    """``IdBook.apply`` of a message of updates alone (most of them): nothing is added or
+    removed, so each id is read from the book as it is."""
+    levels: list[LevelChange] = []
+    for i, side, price, size in updates:
+        level = live.get(i)
+        if level is None:
+            return f"update of unknown id {i}"
+        if side != level[0] or (price and price != level[1]):
+            return f"update of id {i} names another level than the book holds"
+        levels.append((level[0], level[1], size))
+    return tuple(levels)
 
 
 def _repeat(rows: Sequence[Row]) -> str:
