@@ -264,11 +264,6 @@ TOPS_KEPT = 4096
 oldest go first): a venue's two streams are never further apart than that."""
 
 
-def book_top(sync: BookSync) -> Top:
-    """The top of ``sync``'s book."""
-    return sync.book.top()
-
-
 def keep_top(kept: dict[int, Top], update: int, top: Top) -> None:
     """Keep ``top`` at its update id, the oldest dropped past ``TOPS_KEPT``."""
     kept[update] = top

@@ -34,7 +34,7 @@ from typing import Any
 
 from feedhandler.frames import MalformedFrame, as_list, count, field, iso_time
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, book_top, decimals_unit
+from feedhandler.venues.base import ParserBase, decimals_unit
 from feedhandler.venues.exact import decimals_of, exact_json, number_units, string
 from feedhandler.venues.idbook import IdBook, Row
 from hub.decimals import Unit
@@ -296,7 +296,7 @@ class BitmexParser(ParserBase):
             sync = self.books.get(symbol)
             if sync is None or not sync.live:
                 continue
-            top = book_top(sync)
+            top = sync.book.top()
             checks = self.quote_checks.setdefault(symbol, [0, 0, 0])
             checks[(quote[0], quote[2]) != (top[0], top[2])] += 1
             checks[2] += quote == top

@@ -44,7 +44,7 @@ from urllib.parse import urlparse
 
 from feedhandler.frames import MalformedFrame, as_dict, as_list, field, millis_time, row
 from feedhandler.sync import BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit
+from feedhandler.venues.base import ParserBase, Top, decimals_unit
 from feedhandler.venues.exact import (
     Number,
     exact_json,
@@ -255,7 +255,7 @@ class DeribitParser(ParserBase):
         self.change_ids[instrument] = change_id
         if sync.live:
             tops = self._tops.setdefault(instrument, deque(maxlen=KEPT))
-            tops.append((ts, book_top(sync)))
+            tops.append((ts, sync.book.top()))
         return out
 
     def _judge_tickers(self, instrument: str, ts: int, sync: BookSync) -> None:

@@ -264,39 +264,40 @@ class KrakenParser(ParserBase):
     def _v1_book(
         self, symbol: str, parts: list[Any], depth: int | None, ts_recv: int
     ) -> list[Event]:
-        if len(parts) == 1 and type(parts[0]) is dict and symbol in self.books:
-            # The common update: one part with "a" or "b" (and "c"), read as the loop below.
-            one = parts[0]
-            if "as" not in one and "bs" not in one:
-                bids, asks = as_list(one.get("b", []), "b"), as_list(one.get("a", []), "a")
-                crc = count(one["c"], "c", digits=True) if "c" in one else None
-                levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
-                if depth is not None:
-                    self._set_depth(symbol, depth)
-                delta = Delta(levels, ts_event=ts, checksum=crc)
-                return self._book(symbol).delta(delta, ts_recv)
-        parts = [as_dict(p, "book message part") for p in parts]
-        if any("as" in p or "bs" in p for p in parts):
-            first = parts[0]
-            asks, bids = as_list(field(first, "as"), "as"), as_list(field(first, "bs"), "bs")
-            sample = row((asks or bids or [None])[0], 2, "snapshot level")
-            text = (_decimals(sample[0], "price"), _decimals(sample[1], "volume"))
-            pd, qd = self.precisions.get(symbol, text)
-            levels, _ts = _v1_levels((decimals_unit(pd), decimals_unit(qd)), bids, asks)
-            self.precisions[symbol] = (pd, qd)
-            self.shifts[symbol] = (text[0] - pd, text[1] - qd)
-            if depth is not None:
-                self._set_depth(symbol, depth)
-            return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
+        one = parts[0] if len(parts) == 1 and type(parts[0]) is dict else None
+        if one is None or "as" in one or "bs" in one:
+            parts = [as_dict(p, "book message part") for p in parts]
+            if any("as" in p or "bs" in p for p in parts):
+                return self._v1_snapshot(symbol, parts[0], depth, ts_recv)
         if symbol not in self.books:
             raise MalformedFrame("symbol", f"book update for {symbol} before its snapshot")
-        bids = [lv for p in parts for lv in as_list(p.get("b", []), "b")]
-        asks = [lv for p in parts for lv in as_list(p.get("a", []), "a")]
-        crc = next((count(p["c"], "c", digits=True) for p in parts if "c" in p), None)
+        if one is not None:  # the common update, one part: read without the comprehensions
+            bids, asks = as_list(one.get("b", []), "b"), as_list(one.get("a", []), "a")
+            crc = count(one["c"], "c", digits=True) if "c" in one else None
+        else:
+            bids = [lv for p in parts for lv in as_list(p.get("b", []), "b")]
+            asks = [lv for p in parts for lv in as_list(p.get("a", []), "a")]
+            crc = next((count(p["c"], "c", digits=True) for p in parts if "c" in p), None)
         levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
         if depth is not None:
             self._set_depth(symbol, depth)
         return self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
+
+    def _v1_snapshot(
+        self, symbol: str, first: dict[str, Any], depth: int | None, ts_recv: int
+    ) -> list[Event]:
+        """A book snapshot (``as`` and ``bs``): its text's decimals set the symbol's units
+        where no instrument data did, and the shifts of its checksum digits."""
+        asks, bids = as_list(field(first, "as"), "as"), as_list(field(first, "bs"), "bs")
+        sample = row((asks or bids or [None])[0], 2, "snapshot level")
+        text = (_decimals(sample[0], "price"), _decimals(sample[1], "volume"))
+        pd, qd = self.precisions.get(symbol, text)
+        levels, _ts = _v1_levels((decimals_unit(pd), decimals_unit(qd)), bids, asks)
+        self.precisions[symbol] = (pd, qd)
+        self.shifts[symbol] = (text[0] - pd, text[1] - qd)
+        if depth is not None:
+            self._set_depth(symbol, depth)
+        return self._book(symbol).snapshot(Snapshot(levels), ts_recv)
 
     def _v1_trades(self, symbol: str, rows: list[Any], ts_recv: int) -> list[Event]:
         if symbol not in self.precisions:

@@ -50,7 +50,7 @@ from feedhandler.frames import (
     units,
 )
 from feedhandler.sync import BUFFER_LIMIT, BookSync, Delta, Snapshot
-from feedhandler.venues.base import ParserBase, Top, book_top, decimals_unit, keep_top
+from feedhandler.venues.base import ParserBase, Top, decimals_unit, keep_top
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
@@ -277,7 +277,7 @@ class KucoinParser(ParserBase):
         levels = tuple((s, p, q) for s, p, q, seq in changes if p and seq > after)
         out = sync.delta(Delta(levels, first=first, last=last, ts_event=ts), ts_recv)
         if sync.live and sync.venue_id == last:
-            top = book_top(sync)
+            top = sync.book.top()
             keep_top(self._tops.setdefault(symbol, {}), last, top)
             pending = self._tickers.get(symbol, {}).pop(last, None)
             if pending is not None:
