@@ -263,7 +263,7 @@ async def test_order_port_serves_metrics_and_health(tmp_path: Path) -> None:
 
 
 async def test_restart_from_a_checkpoint_gives_the_same_venue(tmp_path: Path) -> None:
-    from tests.trading.test_venue import state
+    from tests.trading.venues import state
 
     journal = tmp_path / "orders.journal"
     feed = FeedConfig(symbols=("BTC-USD",), rate=400.0, seed=2)
@@ -309,7 +309,7 @@ async def test_restart_from_a_checkpoint_gives_the_same_venue(tmp_path: Path) ->
 async def test_a_checkpoint_is_the_state_when_taken_not_when_written(tmp_path: Path) -> None:
     """Commands applied after a checkpoint is taken and before it is written must not leak
     into it (they are replayed from the journal after it)."""
-    from tests.trading.test_venue import state
+    from tests.trading.venues import state
 
     feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
     orders = OrdersConfig(
@@ -393,7 +393,7 @@ async def test_a_taken_state_encodes_its_reports_in_slices_with_the_loop_served_
 
 async def test_checkpoints_under_continuous_commands_recover_exactly(tmp_path: Path) -> None:
     """Commands keep arriving while commits and checkpoint rotations are in flight."""
-    from tests.trading.test_venue import state
+    from tests.trading.venues import state
 
     feed = FeedConfig(symbols=("BTC-USD",), rate=0.001, seed=2)
     orders = OrdersConfig(enabled=True, port=0, journal=str(tmp_path / "j"), checkpoint_every=7)

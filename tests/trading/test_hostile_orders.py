@@ -18,7 +18,7 @@ import orjson
 from client.market import HubClient
 from client.orders import OrderClient
 from tests.conftest import stack_env
-from tests.trading.test_venue import old_new
+from tests.trading.venues import old_new
 from trading.journal import Journal
 from trading.messages import Sim
 from trading.simulator import SimulatedExchange

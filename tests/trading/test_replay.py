@@ -23,7 +23,7 @@ from client.orders import OrderClient
 from hub.config import FeedConfig, OrdersConfig
 from hub.events import BookUpdate
 from hub.ops import metrics
-from tests.trading.test_venue import ALICE, BOB, OFF, accounts, new, old_new, record, sane, venue
+from tests.trading.venues import ALICE, BOB, OFF, accounts, new, old_new, record, sane, venue
 from trading.gateway import OrderPath
 from trading.journal import Journal, _line, encode
 from trading.messages import Command, New, Sim

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.hub.nasty import EXAMPLES, messages, raw_frames
-from tests.trading.test_venue import ALICE, OPERATOR, venue
+from tests.trading.venues import ALICE, OPERATOR, venue
 from trading import schema
 from trading.messages import Original, Reject
 
