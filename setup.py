@@ -24,6 +24,7 @@ MODULES = [
     "_json",
     "_scan",
     "_scan_numbers",
+    "_scan_rows",
 ]
 
 

@@ -39,11 +39,10 @@ _TWINS = {
     ("_scan_numbers", "_pyscan"): (
         "bitfinex_book",
         "bitmex_book",
-        "cryptocom_book",
         "deribit_ticker",
-        "huobi_depth",
         "kraken_futures_book",
     ),
+    ("_scan_rows", "_pyscan"): ("cryptocom_book", "huobi_depth"),
     ("_text", "_pytext"): (
         "UnitScale",
         "bad_level",
@@ -74,11 +73,10 @@ if TYPE_CHECKING:
     from orderbook_core._scan_numbers import (
         bitfinex_book,
         bitmex_book,
-        cryptocom_book,
         deribit_ticker,
-        huobi_depth,
         kraken_futures_book,
     )
+    from orderbook_core._scan_rows import cryptocom_book, huobi_depth
     from orderbook_core._text import (
         UnitScale,
         bad_level,

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Compiled scanning of whole venue frames of the shapes that dominate a feed: the venues
 that send prices and sizes as JSON strings (Binance, KuCoin, Coinbase Advanced Trade;
-those that send JSON numbers are orderbook_core._scan_numbers).
+those that send JSON numbers are orderbook_core._scan_numbers and _scan_rows).
 
 A venue parser decodes a frame with orjson, walks the dict field by field and
 reads every number through the exact readers: a dozen Python calls per frame

@@ -57,6 +57,7 @@ CORE_MODULES = [
     "orderbook_core/_json",
     "orderbook_core/_scan",
     "orderbook_core/_scan_numbers",
+    "orderbook_core/_scan_rows",
     "feedhandler/_sync",
 ]
 

@@ -1,8 +1,9 @@
-"""What each compiled frame scanner (orderbook_core._scan, _scan_numbers) reads, in units,
-and what it must decline to the parser's ordinary path: Binance depth updates and
-bookTickers, Kraken Futures book messages, BitMEX book rows, Bitfinex entries and
-snapshots, KuCoin level2, Deribit tickers, Coinbase Advanced Trade l2_data, Crypto.com
-books, Huobi depth pushes (the twin declines every frame: the module skips on it)."""
+"""What each compiled frame scanner (orderbook_core._scan, _scan_numbers, _scan_rows)
+reads, in units, and what it must decline to the parser's ordinary path: Binance depth
+updates and bookTickers, Kraken Futures book messages, BitMEX book rows, Bitfinex
+entries and snapshots, KuCoin level2, Deribit tickers, Coinbase Advanced Trade l2_data,
+Crypto.com books, Huobi depth pushes (the twin declines every frame: the module skips on
+it)."""
 
 from __future__ import annotations
 
