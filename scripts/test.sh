@@ -28,5 +28,6 @@ echo "[test] whole suite on the compiled core"
 $PY -m pytest -q -p no:cacheprovider "${PARALLEL[@]}" --durations=25 "$@"
 echo "[test] book-core users again on the pure-Python twin (ORDERBOOK_CORE=python)"
 ORDERBOOK_CORE=python $PY -m pytest -q -p no:cacheprovider "${PARALLEL[@]}" \
-  tests/feedhandler tests/fanout tests/trading/test_venue.py tests/trading/test_gateway.py \
+  tests/feedhandler tests/fanout tests/trading/test_venue.py tests/trading/test_venue_bounds.py \
+  tests/trading/test_account_state.py tests/trading/test_gateway.py \
   tests/test_demo.py tests/test_end_to_end.py
