@@ -39,7 +39,7 @@ _TWINS = {
     ("_scan_numbers", "_pyscan"): (
         "bitfinex_book",
         "bitmex_book",
-        "deribit_ticker",
+        "deribit_frame",
         "kraken_futures_book",
     ),
     ("_scan_rows", "_pyscan"): ("cryptocom_book", "huobi_depth"),
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from orderbook_core._scan_numbers import (
         bitfinex_book,
         bitmex_book,
-        deribit_ticker,
+        deribit_frame,
         kraken_futures_book,
     )
     from orderbook_core._scan_rows import cryptocom_book, huobi_depth
@@ -124,7 +124,7 @@ __all__ = [
     "book_diff",
     "coinbase_l2",
     "cryptocom_book",
-    "deribit_ticker",
+    "deribit_frame",
     "dict_levels",
     "huobi_depth",
     "iso_to_ns",

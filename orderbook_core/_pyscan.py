@@ -37,8 +37,8 @@ def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None
     return None
 
 
-def deribit_ticker(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
-    """See orderbook_core._scan.deribit_ticker; the twin always declines."""
+def deribit_frame(text: object, decimals: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan_numbers.deribit_frame; the twin always declines."""
     return None
 
 

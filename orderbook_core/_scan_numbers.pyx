@@ -27,6 +27,7 @@ from orderbook_core._json cimport (
     decimal_of,
     integer_at,
     is_word,
+    item_then,
     key_index,
     millis_of,
     next_element,
@@ -58,10 +59,11 @@ cdef enum:
     BR_SYMBOL = 0, BR_ID, BR_SIDE, BR_SIZE, BR_PRICE, BR_TIME
     BR_FIELDS
 
-# The fields a Deribit ticker message's scan keeps (of the message, its params, its data).
+# The fields a Deribit ticker or book message's scan keeps (of the message, its params,
+# its data).
 cdef enum:
     DR_METHOD = 0, DR_PARAMS, DR_CHANNEL, DR_DATA, DR_BID, DR_BID_AMOUNT, DR_ASK, DR_ASK_AMOUNT
-    DR_TIME
+    DR_TIME, DR_TYPE, DR_CHANGE, DR_PREV, DR_BIDS, DR_ASKS
     DR_FIELDS
 
 
@@ -72,7 +74,11 @@ cdef bytes _KRAKEN_FUTURES = words("event feed product_id side seq price qty tim
 cdef bytes _BITMEX = words("table action data filter")
 cdef bytes _BITMEX_ROW = words("symbol id side size price timestamp")
 cdef bytes _DERIBIT = words("method params channel data best_bid_price best_bid_amount "
-                            "best_ask_price best_ask_amount timestamp")
+                            "best_ask_price best_ask_amount timestamp type change_id "
+                            "prev_change_id bids asks")
+cdef str _NEW = "new"
+cdef str _CHANGE = "change"
+cdef str _DELETE = "delete"
 cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
 cdef const char* BITMEX_KEYS = _BITMEX
 cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
@@ -351,19 +357,77 @@ cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2
     return decimal_of(p, s, decimals)
 
 
-def deribit_ticker(text, dict decimals):
-    """One Deribit ``ticker.<instrument>.<interval>`` subscription message read in C:
-    ``(instrument, timestamp in ns, (best bid, bid amount, best ask, ask amount) in
-    units)``, an absent or null value 0. ``decimals`` maps an instrument to its (price,
-    amount) decimals. None to decline anything else: other channels, an instrument not
-    in ``decimals``, a value negative, off the grid or with an exponent, a timestamp
-    that is not an int64 JSON integer of milliseconds."""
+cdef bint _deribit_entries(const char* p, Span s, Py_ssize_t n, int side, object decimals,
+                           bint snapshot, list out) except -1:
+    """A book message's entries ``[action, price, amount]`` of one side (``s``) into
+    ``out`` as (side, action, price units, amount units, 0 for a deletion); ``decimals``
+    the instrument's (price, amount) decimals. False to decline: an entry of any other
+    shape, an action not ``new``, ``change`` or ``delete`` (not ``new`` in a snapshot),
+    a price not positive, an amount negative, a value off the grid."""
+    cdef Py_ssize_t i
+    cdef Span action, price, amount
+    cdef int64_t pu, au
+    cdef str word
+    if s.kind != T_ARR:
+        return False
+    i = skip_space(p, s.start + 1, n)
+    if p[i] == 93:  # "]"
+        return True
+    while True:
+        if p[i] != 91:  # "["
+            return False
+        i = item_then(p, skip_space(p, i + 1, n), n, &action, 44)  # "action",
+        if i < 0:
+            return False
+        i = item_then(p, i, n, &price, 44)  # price,
+        if i < 0:
+            return False
+        i = item_then(p, i, n, &amount, 93)  # amount]
+        if i < 0:
+            return False
+        if is_word(p, action, b"new", 3):
+            word = _NEW
+        elif snapshot:
+            return False
+        elif is_word(p, action, b"change", 6):
+            word = _CHANGE
+        elif is_word(p, action, b"delete", 6):
+            word = _DELETE
+        else:
+            return False
+        pu = decimal_of(p, price, decimals[0])
+        au = decimal_of(p, amount, decimals[1])
+        if pu <= 0 or au < 0:
+            return False
+        out.append((side, word, pu, 0 if word is _DELETE else au))
+        if p[i] == 93:
+            return True
+        if p[i] != 44:  # ","
+            return False
+        i = skip_space(p, i + 1, n)
+
+
+def deribit_frame(text, dict decimals):
+    """One Deribit subscription message of the ``ticker`` or ``book`` channel read in C.
+    A ticker (``ticker.<instrument>.<interval>``): ``("ticker", instrument, timestamp in
+    ns, (best bid, bid amount, best ask, ask amount) in units)``, an absent or null value
+    0. A book message (``book.<instrument>.<interval>``): ``("book", instrument,
+    snapshot?, change_id, prev_change_id (0 for a snapshot), timestamp in ns,
+    entries)``, the entries bids first, each ``(side, action, price units, amount units)``
+    in message order, a deletion's amount 0. ``decimals`` maps an instrument to its
+    (price, amount) decimals. None to decline anything else: other channels, an
+    instrument not in ``decimals``, a value negative, off the grid or with an exponent,
+    a price not positive, an id or a timestamp that is not an int64 JSON integer (the
+    timestamp of milliseconds), a book ``type`` other than ``snapshot`` and ``change``,
+    an entry the parser would refuse."""
     cdef Span f[DR_FIELDS]
     cdef Span q[DR_FIELDS]
     cdef Span d[DR_FIELDS]
     cdef const char* p
-    cdef Py_ssize_t n, k, dot, last_dot
-    cdef int64_t ms, bid, bid_amount, ask, ask_amount
+    cdef Py_ssize_t n, start, end, dot, last_dot
+    cdef int64_t ms, bid, bid_amount, ask, ask_amount, change, prev = 0
+    cdef bint ticker, snapshot
+    cdef list entries
     if not whole_object(text, f, DR_FIELDS, _deribit_field, &p, &n):
         return None
     if not is_word(p, f[DR_METHOD], b"subscription", 12):
@@ -372,11 +436,15 @@ def deribit_ticker(text, dict decimals):
         return None
     if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
         return None
-    dot = q[DR_CHANNEL].start + 6
-    if q[DR_CHANNEL].end <= dot or memcmp(p + q[DR_CHANNEL].start, b"ticker.", 7) != 0:
+    start, end = q[DR_CHANNEL].start, q[DR_CHANNEL].end
+    if end - start > 7 and memcmp(p + start, b"ticker.", 7) == 0:
+        ticker, dot = True, start + 6
+    elif end - start > 5 and memcmp(p + start, b"book.", 5) == 0:
+        ticker, dot = False, start + 4
+    else:
         return None
-    last_dot = q[DR_CHANNEL].end - 1
-    while last_dot > dot and p[last_dot] != 46:  # the last "." after "ticker."
+    last_dot = end - 1
+    while last_dot > dot and p[last_dot] != 46:  # the last "." after the channel's name
         last_dot -= 1
     if last_dot <= dot:
         return None
@@ -389,10 +457,28 @@ def deribit_ticker(text, dict decimals):
     ms = millis_of(p, d[DR_TIME])
     if ms < 0:
         return None
-    bid = _optional_decimal(p, d[DR_BID], pair[0])
-    bid_amount = _optional_decimal(p, d[DR_BID_AMOUNT], pair[1])
-    ask = _optional_decimal(p, d[DR_ASK], pair[0])
-    ask_amount = _optional_decimal(p, d[DR_ASK_AMOUNT], pair[1])
-    if bid < 0 or bid_amount < 0 or ask < 0 or ask_amount < 0:
+    if ticker:
+        bid = _optional_decimal(p, d[DR_BID], pair[0])
+        bid_amount = _optional_decimal(p, d[DR_BID_AMOUNT], pair[1])
+        ask = _optional_decimal(p, d[DR_ASK], pair[0])
+        ask_amount = _optional_decimal(p, d[DR_ASK_AMOUNT], pair[1])
+        if bid < 0 or bid_amount < 0 or ask < 0 or ask_amount < 0:
+            return None
+        return ("ticker", instrument, ms * 1_000_000, (bid, bid_amount, ask, ask_amount))
+    if is_word(p, d[DR_TYPE], b"snapshot", 8):
+        snapshot = True
+    elif is_word(p, d[DR_TYPE], b"change", 6):
+        snapshot = False
+    else:
         return None
-    return (instrument, ms * 1_000_000, (bid, bid_amount, ask, ask_amount))
+    change = count_of(p, d[DR_CHANGE])
+    if not snapshot:
+        prev = count_of(p, d[DR_PREV])
+    if change < 0 or prev < 0:
+        return None
+    entries = []
+    if not _deribit_entries(p, d[DR_BIDS], n, BID, pair, snapshot, entries):
+        return None
+    if not _deribit_entries(p, d[DR_ASKS], n, ASK, pair, snapshot, entries):
+        return None
+    return ("book", instrument, snapshot, change, prev, ms * 1_000_000, entries)

@@ -57,7 +57,7 @@ from feedhandler.venues.okx import side_of
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import Listing, SymbologyError, future, option, perp, strike_text
-from orderbook_core import deribit_ticker
+from orderbook_core import deribit_frame
 
 VENUE = "DERIBIT"
 CURRENCIES = ("BTC", "ETH", "SOL", "USDC")
@@ -67,6 +67,9 @@ HEARTBEAT_S = 30
 ACTIONS = ("new", "change", "delete")
 KEPT = 64
 """Book tops (by time) and unresolved tickers kept per instrument for the comparison."""
+Entry = tuple[int, str, int, int]
+"""A book message's entry: side, action, price and amount in units (0 for a deletion)."""
+BookMessage = tuple[bool, int, int, int, list[Entry]]
 
 
 class DeribitParser(ParserBase):
@@ -164,10 +167,13 @@ class DeribitParser(ParserBase):
     # --- frames ------------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
-        scan = deribit_ticker(text, self.units)  # two frames in three: a ticker
+        scan = deribit_frame(text, self.units)  # tickers and book messages: all but a few
         if scan is not None:
-            self._quote(*scan)
-            return []
+            if scan[0] == "ticker":
+                self._quote(scan[1], scan[2], scan[3])
+                return []
+            _book, instrument, snapshot, change_id, prev, ts, entries = scan
+            return self._book(instrument, snapshot, change_id, prev, ts, entries, ts_recv)
         msg = as_dict(exact_json(text), "frame")
         method = msg.get("method")
         if method == "subscription":
@@ -177,9 +183,10 @@ class DeribitParser(ParserBase):
             data = field(params, "data")
             if kind == "book":
                 try:
-                    return self._book_message(instrument, as_dict(data, "data"), ts_recv)
+                    read = self._book_message(instrument, as_dict(data, "data"))
                 except MalformedFrame as exc:
                     raise exc.on(instrument) from None
+                return self._book(instrument, *read, ts_recv)
             try:
                 if kind == "trades":
                     return self._trades(as_list(data, "data"), ts_recv)
@@ -219,7 +226,9 @@ class DeribitParser(ParserBase):
             sync.sink = self._emitted
         return sync
 
-    def _book_message(self, instrument: str, data: dict[str, Any], ts_recv: int) -> list[Event]:
+    def _book_message(self, instrument: str, data: dict[str, Any]) -> BookMessage:
+        """A book message's data as ``deribit_frame`` reads it: (snapshot?, change_id,
+        prev_change_id or 0, timestamp in ns, entries (side, action, price, amount))."""
         pd, ad = self._units(instrument, "book")
         kind = string(field(data, "type"), "type")
         if kind not in ("snapshot", "change"):
@@ -232,11 +241,24 @@ class DeribitParser(ParserBase):
             for side, key in ((BUY, "bids"), (SELL, "asks"))
             for item in as_list(field(data, key), key)
         ]
+        snapshot = kind == "snapshot"
+        if snapshot and any(action != "new" for _side, action, _p, _a in entries):
+            raise MalformedFrame("shape", "a snapshot entry that is not 'new'")
+        return snapshot, change_id, prev, ts, entries
+
+    def _book(
+        self,
+        instrument: str,
+        snapshot: bool,
+        change_id: int,
+        prev: int,
+        ts: int,
+        entries: list[Entry],
+        ts_recv: int,
+    ) -> list[Event]:
         sync = self._sync(instrument)
         self._judge_tickers(instrument, ts, sync)
-        if kind == "snapshot":
-            if any(action != "new" for _side, action, _p, _a in entries):
-                raise MalformedFrame("shape", "a snapshot entry that is not 'new'")
+        if snapshot:
             levels = tuple((side, price, amount) for side, _a, price, amount in entries)
             out = sync.snapshot(Snapshot(levels, ts_event=ts), ts_recv)
             self._tops.pop(instrument, None)
@@ -329,9 +351,7 @@ def _entry(pd: int, ad: int, item: Any) -> tuple[str, int, int]:
     return action, price, 0 if action == "delete" else amount
 
 
-def _changes(
-    sync: BookSync, entries: list[tuple[int, str, int, int]]
-) -> tuple[LevelChange, ...] | str:
+def _changes(sync: BookSync, entries: list[Entry]) -> tuple[LevelChange, ...] | str:
     """A change's level changes, or the first entry the book contradicts (book unchanged)."""
     held: dict[tuple[int, int], bool] = {}
     for side, action, price, _amount in entries:

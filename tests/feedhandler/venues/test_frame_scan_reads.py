@@ -11,6 +11,7 @@ import pytest
 
 from feedhandler.venues.coinbase import DEFAULT_UNITS, SIDES
 from hub.decimals import Unit
+from hub.events import BUY, SELL
 from orderbook_core import (
     IMPLEMENTATION,
     binance_frame,
@@ -18,7 +19,7 @@ from orderbook_core import (
     bitmex_book,
     coinbase_l2,
     cryptocom_book,
-    deribit_ticker,
+    deribit_frame,
     huobi_depth,
     kraken_futures_book,
     kucoin_level2,
@@ -289,10 +290,10 @@ TICKER_UNITS = {"BTC-24SEP21-34000-P": (4, 1)}
 
 def test_a_deribit_ticker_is_read_in_units_null_as_zero() -> None:
     quote = (1065, 125, 1110, 0)
-    want = ("BTC-24SEP21-34000-P", 1626993723632 * 1_000_000, quote)
-    assert deribit_ticker(TICKER, TICKER_UNITS) == want
+    want = ("ticker", "BTC-24SEP21-34000-P", 1626993723632 * 1_000_000, quote)
+    assert deribit_frame(TICKER, TICKER_UNITS) == want
     absent = TICKER.replace('"best_ask_amount":null,', "")
-    assert deribit_ticker(absent, TICKER_UNITS) == want
+    assert deribit_frame(absent, TICKER_UNITS) == want
 
 
 @pytest.mark.parametrize(
@@ -314,8 +315,65 @@ def test_a_deribit_ticker_is_read_in_units_null_as_zero() -> None:
         TICKER[:-1],
     ],
 )
-def test_a_deribit_frame_not_read_exactly_is_declined(frame: str) -> None:
-    assert deribit_ticker(frame, TICKER_UNITS) is None
+def test_a_deribit_ticker_not_read_exactly_is_declined(frame: str) -> None:
+    assert deribit_frame(frame, TICKER_UNITS) is None
+
+
+BOOK = (
+    '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-24SEP21-34000-P.raw",'
+    '"data":{"type":"change","timestamp":1626993723632,"prev_change_id":7,"instrument_name":'
+    '"BTC-24SEP21-34000-P","change_id":8,"bids":[["new",0.1065,12.5],["delete",0.1,0.0]],'
+    '"asks":[["change",0.111,3]]}}}'
+)
+BOOK_SNAPSHOT = BOOK.replace('"type":"change"', '"type":"snapshot"').replace(
+    '"prev_change_id":7,', ""
+)
+
+
+def test_a_deribit_book_message_is_read_in_units_bids_first_a_deletion_zero() -> None:
+    ts = 1626993723632 * 1_000_000
+    entries = [(BUY, "new", 1065, 125), (BUY, "delete", 1000, 0), (SELL, "change", 1110, 30)]
+    name = "BTC-24SEP21-34000-P"
+    assert deribit_frame(BOOK, TICKER_UNITS) == ("book", name, False, 8, 7, ts, entries)
+    no_asks = BOOK.replace('[["change",0.111,3]]', "[ ]")
+    assert deribit_frame(no_asks, TICKER_UNITS) == ("book", name, False, 8, 7, ts, entries[:2])
+    snapshot = BOOK_SNAPSHOT.replace('"delete"', '"new"').replace('["change"', '["new"')
+    entries = [(BUY, "new", 1065, 125), (BUY, "new", 1000, 0), (SELL, "new", 1110, 30)]
+    assert deribit_frame(snapshot, TICKER_UNITS) == ("book", name, True, 8, 0, ts, entries)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        BOOK_SNAPSHOT,  # a snapshot's entries are all "new"
+        BOOK.replace('"change",', '"changes",'),
+        BOOK.replace('"prev_change_id":7,', ""),
+        BOOK.replace('"change_id":8', '"change_id":8.0'),
+        BOOK.replace('"change_id":8', '"change_id":-8'),
+        BOOK.replace('"prev_change_id":7', '"prev_change_id":"7"'),
+        BOOK.replace('"timestamp":1626993723632', '"timestamp":1626993723632.5'),
+        BOOK.replace('["new",0.1065', '["add",0.1065'),
+        BOOK.replace('["new",0.1065,12.5]', '["new",0.1065,12.5,1]'),
+        BOOK.replace('["new",0.1065,12.5]', '["new",0.1065]'),
+        BOOK.replace('["new",0.1065,12.5]', '{"new":0.1065}'),
+        BOOK.replace("0.1065", "0.10655"),  # off the price grid
+        BOOK.replace("12.5", "12.55"),  # off the amount grid
+        BOOK.replace("0.1065", "0"),
+        BOOK.replace("0.1065", "-0.1065"),
+        BOOK.replace("12.5", "-12.5"),
+        BOOK.replace("12.5", "1.25e1"),
+        BOOK.replace("12.5", '"12.5"'),
+        BOOK.replace('"asks":[["change",0.111,3]]', '"asks":null'),
+        BOOK.replace(',"asks":[["change",0.111,3]]', ""),
+        BOOK.replace('"change_id":8,', '"change_id":8,"change_id":9,'),
+        BOOK.replace("book.BTC", "book.ETH"),
+        BOOK.replace("34000-P.raw", "34000-Praw"),
+        BOOK.replace('"book.', '"books.'),
+        BOOK[:-1],
+    ],
+)
+def test_a_deribit_book_message_not_read_exactly_is_declined(frame: str) -> None:
+    assert deribit_frame(frame, TICKER_UNITS) is None
 
 
 L2 = (

@@ -44,7 +44,7 @@ from orderbook_core import (
     bitmex_book,
     coinbase_l2,
     cryptocom_book,
-    deribit_ticker,
+    deribit_frame,
     huobi_depth,
     kraken_futures_book,
     kucoin_level2,
@@ -70,7 +70,7 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BitmexParser: (bitmex, "bitmex_book", bitmex_book),
     BitfinexParser: (bitfinex, "bitfinex_book", bitfinex_book),
     KucoinParser: (kucoin, "kucoin_level2", kucoin_level2),
-    DeribitParser: (deribit, "deribit_ticker", deribit_ticker),
+    DeribitParser: (deribit, "deribit_frame", deribit_frame),
     CoinbaseParser: (coinbase, "coinbase_l2", coinbase_l2),
     CryptocomParser: (cryptocom, "cryptocom_book", cryptocom_book),
     HuobiSpotParser: (huobi, "huobi_depth", huobi_depth),
@@ -78,14 +78,12 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 SCANNED: dict[type[ParserBase], float] = {
-    DeribitParser: 0.6,
     CoinbaseParser: 0.7,
     CryptocomParser: 0.45,
     HuobiSpotParser: 0.75,
 }
 """The share of a capture's frames its scanner must read where that is not 80 %
-(Deribit's are two tickers to one book message, and only tickers are scanned; Coinbase's
-are three l2_data frames to one ticker or trade; Crypto.com's half books, half tickers,
+(Coinbase's are three l2_data frames to one ticker or trade; Crypto.com's half books, half tickers,
 trades and candles; Huobi spot's four depth pushes to one trade frame)."""
 pytestmark = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 
