@@ -25,6 +25,10 @@ cdef enum:
 ctypedef int (*FieldOf)(const char* key, Py_ssize_t n) noexcept nogil
 """The field a key names (an index into the scan's spans), -1 for any other key."""
 
+cdef struct Level:
+    FieldOf field_of  # the fields of an object at this level
+    int descend       # the field whose object value is the next level's object; -1: none
+
 cdef struct Span:
     Py_ssize_t start
     Py_ssize_t end
@@ -48,6 +52,8 @@ cdef int64_t count_of(const char* p, Span s) noexcept nogil
 cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitScale lot,
                           list out) except -1
 cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
+                       const char** chars, Py_ssize_t* length, bint exponents=*) except -1
+cdef bint whole_levels(object text, Span* fields, int count, const Level* levels,
                        const char** chars, Py_ssize_t* length, bint exponents=*) except -1
 cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2
 

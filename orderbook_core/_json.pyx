@@ -6,15 +6,19 @@ ASCII, no escape in a string, brackets that match to a depth of 16, and no expon
 a number unless the scanner asks (orjson, which most parsers' ordinary path reads
 with, refuses some, such as 1e400). While it checks, it notes in ``Span``s where the
 values of the fields a scanner asked for lie (``FieldOf``: a key to its field, a field
-twice declines, as JSON's reading would take the last). ``fields_of`` and
+twice declines, as JSON's reading would take the last); ``whole_levels`` notes those of
+nested objects too, in the same pass (``Level``: the field whose object value has
+the next level's fields). ``fields_of`` and
 ``next_element`` re-read an object inside text already checked, without checking it
 again; ``count_of``, ``units_of``, ``decimal_of`` and ``price_size_rows`` turn a span into
 whole units. Each answers -1 (or False) to decline, and the scanner then declines the
 frame to the parser's ordinary path.
 """
 
+import sys
+
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from orderbook_core._ascii cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_ASCII
 from orderbook_core._text cimport UnitScale, read_units
@@ -140,8 +144,13 @@ cdef Py_ssize_t check_array(const char* p, Py_ssize_t i, Py_ssize_t n, int depth
 
 cdef int key_index(const char* k, Py_ssize_t n, const char* names) noexcept nogil:
     """The index of the key ``k`` (``n`` characters) in a ``words`` table, -1 for any
-    other key."""
+    other key (most keys of a message: those of a length no word has, at once)."""
     cdef int index = 0
+    cdef uint64_t lengths
+    memcpy(&lengths, names, 8)
+    if n >= 64 or not (lengths >> n) & 1:
+        return -1
+    names += 8
     while names[0] != 0:
         if names[0] == n and memcmp(names + 1, k, n) == 0:
             return index
@@ -151,22 +160,29 @@ cdef int key_index(const char* k, Py_ssize_t n, const char* names) noexcept nogi
 
 
 cpdef bytes words(str names):
-    """A key table for ``key_index``: the words of ``names`` (in the order of their fields'
+    """A key table for ``key_index``: a bit for each length of its words (a uint64, bit
+    ``n`` for length ``n``), then the words of ``names`` (in the order of their fields'
     enum), each after a byte holding its length."""
     cdef bytearray table = bytearray()
+    cdef uint64_t lengths = 0
     cdef str word
     for word in names.split():
+        if not 0 < len(word) < 64:
+            raise ValueError(f"a key of {len(word)} characters: {word[:70]!r}")
+        lengths |= (<uint64_t>1) << len(word)
         table.append(len(word))
         table += word.encode()
-    return bytes(table)
+    return (<bytes>lengths.to_bytes(8, sys.byteorder)) + bytes(table)  # read by memcpy
 
 
 cdef Py_ssize_t check_object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fields,
-                             FieldOf field_of, int depth, bint exponents) noexcept nogil:
+                             const Level* level, int depth, bint exponents) noexcept nogil:
     """Check the object at ``p[i]``; with ``fields``, note where the value of each field
-    ``field_of`` names lies (a field twice declines). The index past it, -1 to decline."""
-    cdef Py_ssize_t key, end
-    cdef int f
+    ``level.field_of`` names lies (a field twice declines), and read the object value of
+    its field ``level.descend`` with the next level's fields, in the same pass. The index
+    past it, -1 to decline."""
+    cdef Py_ssize_t key, end, j
+    cdef int f = -1
     cdef Span value
     i = open_bracket(p, i, n, depth)
     if i < 0:
@@ -184,15 +200,20 @@ cdef Py_ssize_t check_object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fi
         if i >= n or p[i] != 58:  # ":"
             return -1
         i = skip_space(p, i + 1, n)
-        i = value_at(p, i, n, depth, &value, exponents)
+        if fields != NULL:
+            f = level.field_of(p + key, end - key)
+        if f >= 0 and f == level.descend and i < n and p[i] == 123:
+            j = check_object(p, i, n, fields, level + 1, depth + 1, exponents)
+            value.start, value.end, value.kind = i, j, T_OBJ
+            i = j
+        else:
+            i = value_at(p, i, n, depth, &value, exponents)
         if i < 0:
             return -1
-        if fields != NULL:
-            f = field_of(p + key, end - key)
-            if f >= 0:
-                if fields[f].kind != T_NONE:
-                    return -1
-                fields[f] = value
+        if f >= 0:
+            if fields[f].kind != T_NONE:
+                return -1
+            fields[f] = value
         i = skip_space(p, i, n)
         if i >= n:
             return -1
@@ -359,6 +380,17 @@ cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
     """Whether ``text`` is one JSON object (ASCII, spaces around allowed) the scanner reads;
     ``fields`` (``count`` of them) then say where ``field_of``'s fields lie, in the
     characters ``chars`` (``length`` of them: ``text``'s own, read in place)."""
+    cdef Level level
+    level.field_of, level.descend = field_of, -1
+    return whole_levels(text, fields, count, &level, chars, length, exponents)
+
+
+cdef bint whole_levels(object text, Span* fields, int count, const Level* levels,
+                       const char** chars, Py_ssize_t* length, bint exponents=False) except -1:
+    """``whole_object`` with the fields of nested objects too: ``levels[0]`` names the
+    message's fields, and the object value of its field ``descend`` has the fields
+    ``levels[1]`` names, and so on; every level's fields are indices into the one
+    ``fields`` (each level's own), noted in the one checking pass."""
     cdef const char* p
     cdef Py_ssize_t n, i
     if type(text) is not str or not PyUnicode_IS_ASCII(text):
@@ -371,7 +403,7 @@ cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
     i = skip_space(p, 0, n)
     if i >= n or p[i] != 123:
         return False
-    i = check_object(p, i, n, fields, field_of, 1, exponents)
+    i = check_object(p, i, n, fields, levels, 1, exponents)
     return i >= 0 and skip_space(p, i, n) == n
 
 

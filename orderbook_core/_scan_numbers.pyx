@@ -17,6 +17,7 @@ from orderbook_core._ascii cimport (
     PyUnicode_IS_ASCII,
 )
 from orderbook_core._json cimport (
+    Level,
     Span,
     T_ARR,
     T_NONE,
@@ -37,6 +38,7 @@ from orderbook_core._json cimport (
     same_text,
     skip_space,
     text_of,
+    whole_levels,
     whole_object,
     words,
 )
@@ -73,9 +75,10 @@ DEF BITFINEX_ONE = 100_000_000  # an amount of 1: what a deletion sends
 cdef bytes _KRAKEN_FUTURES = words("event feed product_id side seq price qty timestamp")
 cdef bytes _BITMEX = words("table action data filter")
 cdef bytes _BITMEX_ROW = words("symbol id side size price timestamp")
-cdef bytes _DERIBIT = words("method params channel data best_bid_price best_bid_amount "
-                            "best_ask_price best_ask_amount timestamp type change_id "
-                            "prev_change_id bids asks")
+cdef bytes _DERIBIT = words("method params")
+cdef bytes _DERIBIT_PARAMS = words("channel data")
+cdef bytes _DERIBIT_DATA = words("best_bid_price best_bid_amount best_ask_price best_ask_amount "
+                                 "timestamp type change_id prev_change_id bids asks")
 cdef str _NEW = "new"
 cdef str _CHANGE = "change"
 cdef str _DELETE = "delete"
@@ -83,6 +86,8 @@ cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
 cdef const char* BITMEX_KEYS = _BITMEX
 cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
 cdef const char* DERIBIT_KEYS = _DERIBIT
+cdef const char* DERIBIT_PARAMS_KEYS = _DERIBIT_PARAMS
+cdef const char* DERIBIT_DATA_KEYS = _DERIBIT_DATA
 
 
 cdef int _kraken_futures_field(const char* k, Py_ssize_t n) noexcept nogil:
@@ -345,9 +350,26 @@ def bitfinex_book(text):
 
 
 cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The Deribit field a key names (DR_*: of the message, its params or its data), -1
-    for any other key."""
+    """The Deribit message field a key names (DR_METHOD, DR_PARAMS), -1 for any other."""
     return key_index(k, n, DERIBIT_KEYS)
+
+
+cdef int _deribit_params_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The field of a message's params a key names (DR_CHANNEL, DR_DATA), -1 for any other."""
+    cdef int f = key_index(k, n, DERIBIT_PARAMS_KEYS)
+    return f + DR_CHANNEL if f >= 0 else -1
+
+
+cdef int _deribit_data_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The field of a notification's data a key names (DR_BID ...), -1 for any other."""
+    cdef int f = key_index(k, n, DERIBIT_DATA_KEYS)
+    return f + DR_BID if f >= 0 else -1
+
+
+cdef Level DERIBIT_LEVELS[3]
+DERIBIT_LEVELS[0].field_of, DERIBIT_LEVELS[0].descend = _deribit_field, DR_PARAMS
+DERIBIT_LEVELS[1].field_of, DERIBIT_LEVELS[1].descend = _deribit_params_field, DR_DATA
+DERIBIT_LEVELS[2].field_of, DERIBIT_LEVELS[2].descend = _deribit_data_field, -1
 
 
 cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2:
@@ -420,23 +442,19 @@ def deribit_frame(text, dict decimals):
     a price not positive, an id or a timestamp that is not an int64 JSON integer (the
     timestamp of milliseconds), a book ``type`` other than ``snapshot`` and ``change``,
     an entry the parser would refuse."""
-    cdef Span f[DR_FIELDS]
-    cdef Span q[DR_FIELDS]
-    cdef Span d[DR_FIELDS]
+    cdef Span d[DR_FIELDS]  # the message's, its params' and its data's fields, one pass
     cdef const char* p
     cdef Py_ssize_t n, start, end, dot, last_dot
     cdef int64_t ms, bid, bid_amount, ask, ask_amount, change, prev = 0
     cdef bint ticker, snapshot
     cdef list entries
-    if not whole_object(text, f, DR_FIELDS, _deribit_field, &p, &n):
+    if not whole_levels(text, d, DR_FIELDS, DERIBIT_LEVELS, &p, &n):
         return None
-    if not is_word(p, f[DR_METHOD], b"subscription", 12):
+    if not is_word(p, d[DR_METHOD], b"subscription", 12):
         return None
-    if not object_fields(p, f[DR_PARAMS], n, q, DR_FIELDS, _deribit_field):
+    if d[DR_PARAMS].kind != T_OBJ or d[DR_CHANNEL].kind != T_STR or d[DR_DATA].kind != T_OBJ:
         return None
-    if q[DR_CHANNEL].kind != T_STR or q[DR_DATA].kind != T_OBJ:
-        return None
-    start, end = q[DR_CHANNEL].start, q[DR_CHANNEL].end
+    start, end = d[DR_CHANNEL].start, d[DR_CHANNEL].end
     if end - start > 7 and memcmp(p + start, b"ticker.", 7) == 0:
         ticker, dot = True, start + 6
     elif end - start > 5 and memcmp(p + start, b"book.", 5) == 0:
@@ -451,8 +469,6 @@ def deribit_frame(text, dict decimals):
     instrument = PyUnicode_DecodeASCII(p + dot + 1, last_dot - dot - 1, NULL)
     pair = decimals.get(instrument)
     if pair is None:
-        return None
-    if not object_fields(p, q[DR_DATA], n, d, DR_FIELDS, _deribit_field):
         return None
     ms = millis_of(p, d[DR_TIME])
     if ms < 0:

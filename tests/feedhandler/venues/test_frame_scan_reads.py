@@ -310,6 +310,16 @@ def test_a_deribit_ticker_is_read_in_units_null_as_zero() -> None:
         TICKER.replace("1626993723632", "1626993723632.0"),
         TICKER.replace("1626993723632", str(2**63 // 1_000_000 + 1)),
         TICKER.replace('"timestamp":1626993723632,', ""),
+        # a data field anywhere but in params.data is not the data's
+        TICKER.replace('"timestamp":1626993723632,', "").replace(
+            '"2.0",', '"2.0","timestamp":1626993723632,'
+        ),
+        TICKER.replace('"timestamp":1626993723632,', "").replace(
+            '"stats":{', '"stats":{"timestamp":1626993723632,'
+        ),
+        TICKER.replace('"channel":"ticker.BTC-24SEP21-34000-P.raw",', "").replace(
+            '"stats":{', '"stats":{"channel":"ticker.BTC-24SEP21-34000-P.raw",'
+        ),
         TICKER.replace('"best_bid_price":0.1065', '"best_bid_price":0.1065,"best_bid_price":1'),
         TICKER.replace(',"greeks"', ',"best_bid_price":1,"greeks"'),  # the last counts
         TICKER[:-1],
