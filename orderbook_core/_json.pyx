@@ -26,23 +26,27 @@ from orderbook_core._text cimport UnitScale, read_units
 include "_consts.pxi"
 
 
+# The loops below run on the characters of a str (``PyUnicode_DATA``), whose NUL after
+# the last one stops them: they test ``n`` once they stop, not at every character.
+cdef unsigned char STRING_STOP[256]  # what ends or declines a string: '"', backslash, control
+for _c in range(32):
+    STRING_STOP[_c] = 1
+STRING_STOP[34] = STRING_STOP[92] = 1
+
+
 cdef Py_ssize_t string_end(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """``p[i]`` opens a string: the index of its closing quote, -1 to decline (an escape,
-    a control character, no end)."""
+    a control character, no end before ``n``)."""
     i += 1
-    while i < n:
-        if p[i] == 34:  # '"'
-            return i
-        if p[i] == 92 or <unsigned char>p[i] < 32:  # backslash, control
-            return -1
+    while not STRING_STOP[<unsigned char>p[i]]:
         i += 1
-    return -1
+    return i if i < n and p[i] == 34 else -1
 
 
 cdef Py_ssize_t digits_end(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and 48 <= p[i] <= 57:
+    while 48 <= p[i] <= 57:
         i += 1
-    return i
+    return i if i < n else n
 
 
 cdef Py_ssize_t number_end(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind,

@@ -529,3 +529,14 @@ def test_a_number_longer_than_any_venue_sends_is_declined_wherever_it_is() -> No
     )
     with_64 = DEPTH.replace('{"stream"', '{"x":1' + "0" * 63 + ',"stream"')
     assert binance_frame(with_64, UNITS) == binance_frame(DEPTH, UNITS)
+
+
+@pytest.mark.parametrize("frame", [TICKER, BOOK])
+def test_a_deribit_frame_cut_anywhere_is_declined(frame: str) -> None:
+    """The reader's loops stop at the text's end (its NUL) inside a key, a string and a
+    number alike."""
+    assert deribit_frame(frame, TICKER_UNITS) is not None
+    for end in range(len(frame)):
+        assert deribit_frame(frame[:end], TICKER_UNITS) is None, end
+        spaced = frame[:end] + " " * (len(frame) - end)  # the same length, the end spaces
+        assert deribit_frame(spaced, TICKER_UNITS) is None, end
