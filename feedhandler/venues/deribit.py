@@ -276,8 +276,7 @@ class DeribitParser(ParserBase):
             out = sync.delta(Delta(levels_or_why, ts_event=ts), ts_recv)
         self.change_ids[instrument] = change_id
         if sync.live:
-            tops = self._tops.setdefault(instrument, deque(maxlen=KEPT))
-            tops.append((ts, sync.book.top()))
+            _kept(self._tops, instrument).append((ts, sync.book.top()))
         return out
 
     def _judge_tickers(self, instrument: str, ts: int, sync: BookSync) -> None:
@@ -312,7 +311,7 @@ class DeribitParser(ParserBase):
             if then:
                 self._compare(instrument, quote, then[-1])
             return
-        waiting = self._tickers.setdefault(instrument, deque(maxlen=KEPT))
+        waiting = _kept(self._tickers, instrument)
         if waiting and ts < waiting[-1][0]:
             return  # out of order with the tickers before it: not comparable
         waiting.append((ts, quote))
@@ -362,6 +361,15 @@ def _changes(sync: BookSync, entries: list[Entry]) -> tuple[LevelChange, ...] | 
             return f"{action} of price {price} on side {side}, which the book {word}"
         held[key] = action != "delete"
     return tuple((side, price, amount) for side, _action, price, amount in entries)
+
+
+def _kept(by: dict[str, deque[tuple[int, Top]]], instrument: str) -> deque[tuple[int, Top]]:
+    """The instrument's deque of the last ``KEPT``, made the first time (``setdefault``
+    would make one at every call: a 64-slot block)."""
+    kept = by.get(instrument)
+    if kept is None:
+        kept = by[instrument] = deque(maxlen=KEPT)
+    return kept
 
 
 def _holds(sync: BookSync, side: int, price: int) -> bool:
