@@ -79,9 +79,6 @@ cdef bytes _DERIBIT = words("method params")
 cdef bytes _DERIBIT_PARAMS = words("channel data")
 cdef bytes _DERIBIT_DATA = words("best_bid_price best_bid_amount best_ask_price best_ask_amount "
                                  "timestamp type change_id prev_change_id bids asks")
-cdef str _NEW = "new"
-cdef str _CHANGE = "change"
-cdef str _DELETE = "delete"
 cdef const char* KRAKEN_FUTURES_KEYS = _KRAKEN_FUTURES
 cdef const char* BITMEX_KEYS = _BITMEX
 cdef const char* BITMEX_ROW_KEYS = _BITMEX_ROW
@@ -380,16 +377,17 @@ cdef int64_t _optional_decimal(const char* p, Span s, object decimals) except -2
 
 
 cdef bint _deribit_entries(const char* p, Span s, Py_ssize_t n, int side, object decimals,
-                           bint snapshot, list out) except -1:
-    """A book message's entries ``[action, price, amount]`` of one side (``s``) into
-    ``out`` as (side, action, price units, amount units, 0 for a deletion); ``decimals``
-    the instrument's (price, amount) decimals. False to decline: an entry of any other
-    shape, an action not ``new``, ``change`` or ``delete`` (not ``new`` in a snapshot),
-    a price not positive, an amount negative, a value off the grid."""
+                           bint snapshot, list levels, bytearray actions) except -1:
+    """A book message's entries ``[action, price, amount]`` of one side (``s``): each
+    level (side, price units, amount units, 0 for a deletion) into ``levels``, its action
+    (``n``, ``c`` or ``d``) into ``actions``; ``decimals`` the instrument's (price,
+    amount) decimals. False to decline: an entry of any other shape, an action not
+    ``new``, ``change`` or ``delete`` (not ``new`` in a snapshot), a price not positive,
+    an amount negative, a value off the grid."""
     cdef Py_ssize_t i
     cdef Span action, price, amount
     cdef int64_t pu, au
-    cdef str word
+    cdef char code
     if s.kind != T_ARR:
         return False
     i = skip_space(p, s.start + 1, n)
@@ -408,20 +406,21 @@ cdef bint _deribit_entries(const char* p, Span s, Py_ssize_t n, int side, object
         if i < 0:
             return False
         if is_word(p, action, b"new", 3):
-            word = _NEW
+            code = 110  # "n"
         elif snapshot:
             return False
         elif is_word(p, action, b"change", 6):
-            word = _CHANGE
+            code = 99  # "c"
         elif is_word(p, action, b"delete", 6):
-            word = _DELETE
+            code = 100  # "d"
         else:
             return False
         pu = decimal_of(p, price, decimals[0])
         au = decimal_of(p, amount, decimals[1])
         if pu <= 0 or au < 0:
             return False
-        out.append((side, word, pu, 0 if word is _DELETE else au))
+        levels.append((side, pu, 0 if code == 100 else au))
+        actions.append(code)
         if p[i] == 93:
             return True
         if p[i] != 44:  # ","
@@ -435,8 +434,9 @@ def deribit_frame(text, dict decimals):
     ns, (best bid, bid amount, best ask, ask amount) in units)``, an absent or null value
     0. A book message (``book.<instrument>.<interval>``): ``("book", instrument,
     snapshot?, change_id, prev_change_id (0 for a snapshot), timestamp in ns,
-    entries)``, the entries bids first, each ``(side, action, price units, amount units)``
-    in message order, a deletion's amount 0. ``decimals`` maps an instrument to its
+    levels, actions)``, the levels bids first, each ``(side, price units, amount
+    units)`` in message order, a deletion's amount 0, and ``actions`` a bytes of their
+    actions, one each: ``n`` (new), ``c`` (change), ``d`` (delete). ``decimals`` maps an instrument to its
     (price, amount) decimals. None to decline anything else: other channels, an
     instrument not in ``decimals``, a value negative, off the grid or with an exponent,
     a price not positive, an id or a timestamp that is not an int64 JSON integer (the
@@ -447,7 +447,8 @@ def deribit_frame(text, dict decimals):
     cdef Py_ssize_t n, start, end, dot, last_dot
     cdef int64_t ms, bid, bid_amount, ask, ask_amount, change, prev = 0
     cdef bint ticker, snapshot
-    cdef list entries
+    cdef list levels
+    cdef bytearray actions
     if not whole_levels(text, d, DR_FIELDS, DERIBIT_LEVELS, &p, &n):
         return None
     if not is_word(p, d[DR_METHOD], b"subscription", 12):
@@ -492,9 +493,10 @@ def deribit_frame(text, dict decimals):
         prev = count_of(p, d[DR_PREV])
     if change < 0 or prev < 0:
         return None
-    entries = []
-    if not _deribit_entries(p, d[DR_BIDS], n, BID, pair, snapshot, entries):
+    levels, actions = [], bytearray()
+    if not _deribit_entries(p, d[DR_BIDS], n, BID, pair, snapshot, levels, actions):
         return None
-    if not _deribit_entries(p, d[DR_ASKS], n, ASK, pair, snapshot, entries):
+    if not _deribit_entries(p, d[DR_ASKS], n, ASK, pair, snapshot, levels, actions):
         return None
-    return ("book", instrument, snapshot, change, prev, ms * 1_000_000, entries)
+    return ("book", instrument, snapshot, change, prev, ms * 1_000_000, tuple(levels),
+            bytes(actions))

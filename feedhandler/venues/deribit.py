@@ -64,12 +64,13 @@ CURRENCIES = ("BTC", "ETH", "SOL", "USDC")
 """``get_instruments`` answers fetched (USDC: the linear contracts of every coin)."""
 INTERVAL = "100ms"
 HEARTBEAT_S = 30
-ACTIONS = ("new", "change", "delete")
+NEW, CHANGE, DELETE = b"ncd"
+"""An entry's action as ``deribit_frame`` reads it: one character of its ``actions``."""
+ACTIONS = {NEW: "new", CHANGE: "change", DELETE: "delete"}
+CODES = {name: action for action, name in ACTIONS.items()}
 KEPT = 64
 """Book tops (by time) and unresolved tickers kept per instrument for the comparison."""
-Entry = tuple[int, str, int, int]
-"""A book message's entry: side, action, price and amount in units (0 for a deletion)."""
-BookMessage = tuple[bool, int, int, int, list[Entry]]
+BookMessage = tuple[bool, int, int, int, tuple[LevelChange, ...], bytes]
 
 
 class DeribitParser(ParserBase):
@@ -172,8 +173,8 @@ class DeribitParser(ParserBase):
             if scan[0] == "ticker":
                 self._quote(scan[1], scan[2], scan[3])
                 return []
-            _book, instrument, snapshot, change_id, prev, ts, entries = scan
-            return self._book(instrument, snapshot, change_id, prev, ts, entries, ts_recv)
+            _book, instrument, snapshot, change_id, prev, ts, levels, actions = scan
+            return self._book(instrument, snapshot, change_id, prev, ts, levels, actions, ts_recv)
         msg = as_dict(exact_json(text), "frame")
         method = msg.get("method")
         if method == "subscription":
@@ -228,7 +229,8 @@ class DeribitParser(ParserBase):
 
     def _book_message(self, instrument: str, data: dict[str, Any]) -> BookMessage:
         """A book message's data as ``deribit_frame`` reads it: (snapshot?, change_id,
-        prev_change_id or 0, timestamp in ns, entries (side, action, price, amount))."""
+        prev_change_id or 0, timestamp in ns, levels (side, price, amount: 0 for a
+        deletion), each level's action: ``NEW``, ``CHANGE`` or ``DELETE``)."""
         pd, ad = self._units(instrument, "book")
         kind = string(field(data, "type"), "type")
         if kind not in ("snapshot", "change"):
@@ -236,15 +238,17 @@ class DeribitParser(ParserBase):
         change_id = integer(field(data, "change_id"), "change_id")
         prev = integer(field(data, "prev_change_id"), "prev_change_id") if kind == "change" else 0
         ts = _millis(field(data, "timestamp"), "timestamp")
-        entries = [
-            (side, *_entry(pd, ad, item))
-            for side, key in ((BUY, "bids"), (SELL, "asks"))
-            for item in as_list(field(data, key), key)
-        ]
+        levels: list[LevelChange] = []
+        actions = bytearray()
+        for side, key in ((BUY, "bids"), (SELL, "asks")):
+            for item in as_list(field(data, key), key):
+                action, price, amount = _entry(pd, ad, item)
+                levels.append((side, price, amount))
+                actions.append(action)
         snapshot = kind == "snapshot"
-        if snapshot and any(action != "new" for _side, action, _p, _a in entries):
+        if snapshot and actions.count(NEW) != len(actions):
             raise MalformedFrame("shape", "a snapshot entry that is not 'new'")
-        return snapshot, change_id, prev, ts, entries
+        return snapshot, change_id, prev, ts, tuple(levels), bytes(actions)
 
     def _book(
         self,
@@ -253,13 +257,13 @@ class DeribitParser(ParserBase):
         change_id: int,
         prev: int,
         ts: int,
-        entries: list[Entry],
+        levels: tuple[LevelChange, ...],
+        actions: bytes,
         ts_recv: int,
     ) -> list[Event]:
         sync = self._sync(instrument)
         self._judge_tickers(instrument, ts, sync)
         if snapshot:
-            levels = tuple((side, price, amount) for side, _a, price, amount in entries)
             out = sync.snapshot(Snapshot(levels, ts_event=ts), ts_recv)
             self._tops.pop(instrument, None)
         elif not sync.live:
@@ -268,12 +272,12 @@ class DeribitParser(ParserBase):
             sync.stats.gaps += 1
             return sync.invalidate("gap", ts_recv)
         else:
-            levels_or_why = _changes(sync, entries)
-            if isinstance(levels_or_why, str):
+            why = _contradiction(sync, levels, actions)
+            if why is not None:
                 self.entry_errors[instrument] = self.entry_errors.get(instrument, 0) + 1
                 sync.stats.gaps += 1
-                return sync.invalidate(levels_or_why, ts_recv)
-            out = sync.delta(Delta(levels_or_why, ts_event=ts), ts_recv)
+                return sync.invalidate(why, ts_recv)
+            out = sync.delta(Delta(levels, ts_event=ts), ts_recv)
         self.change_ids[instrument] = change_id
         if sync.live:
             _kept(self._tops, instrument).append((ts, sync.book.top()))
@@ -340,27 +344,31 @@ class DeribitParser(ParserBase):
         ]
 
 
-def _entry(pd: int, ad: int, item: Any) -> tuple[str, int, int]:
+def _entry(pd: int, ad: int, item: Any) -> tuple[int, int, int]:
+    """An entry ``[action, price, amount]``: its action (``NEW``, ``CHANGE``, ``DELETE``),
+    price and amount (0 for a deletion) in units."""
     r = row(item, 3, "book entry")
-    action = string(r[0], "entry action")
-    if action not in ACTIONS:
-        raise MalformedFrame("shape", f"entry action {action[:20]!r}")
+    name = string(r[0], "entry action")
+    action = CODES.get(name)
+    if action is None:
+        raise MalformedFrame("shape", f"entry action {name[:20]!r}")
     price = number_units(pd, r[1], "price", True)
     amount = number_units(ad, r[2], "amount")
-    return action, price, 0 if action == "delete" else amount
+    return action, price, 0 if action == DELETE else amount
 
 
-def _changes(sync: BookSync, entries: list[Entry]) -> tuple[LevelChange, ...] | str:
-    """A change's level changes, or the first entry the book contradicts (book unchanged)."""
+def _contradiction(sync: BookSync, levels: tuple[LevelChange, ...], actions: bytes) -> str | None:
+    """The first entry of a change the book contradicts, None if none."""
     held: dict[tuple[int, int], bool] = {}
-    for side, action, price, _amount in entries:
+    for (side, price, _amount), action in zip(levels, actions, strict=True):
         key = (side, price)
         there = held[key] if key in held else _holds(sync, side, price)
-        if there == (action == "new"):
+        if there == (action == NEW):
             word = "already holds" if there else "does not hold"
-            return f"{action} of price {price} on side {side}, which the book {word}"
-        held[key] = action != "delete"
-    return tuple((side, price, amount) for side, _action, price, amount in entries)
+            name = ACTIONS[action]
+            return f"{name} of price {price} on side {side}, which the book {word}"
+        held[key] = action != DELETE
+    return None
 
 
 def _kept(by: dict[str, deque[tuple[int, Top]]], instrument: str) -> deque[tuple[int, Top]]:

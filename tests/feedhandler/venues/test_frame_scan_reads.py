@@ -342,14 +342,14 @@ BOOK_SNAPSHOT = BOOK.replace('"type":"change"', '"type":"snapshot"').replace(
 
 def test_a_deribit_book_message_is_read_in_units_bids_first_a_deletion_zero() -> None:
     ts = 1626993723632 * 1_000_000
-    entries = [(BUY, "new", 1065, 125), (BUY, "delete", 1000, 0), (SELL, "change", 1110, 30)]
+    levels = ((BUY, 1065, 125), (BUY, 1000, 0), (SELL, 1110, 30))
     name = "BTC-24SEP21-34000-P"
-    assert deribit_frame(BOOK, TICKER_UNITS) == ("book", name, False, 8, 7, ts, entries)
+    want = ("book", name, False, 8, 7, ts, levels, b"ndc")
+    assert deribit_frame(BOOK, TICKER_UNITS) == want
     no_asks = BOOK.replace('[["change",0.111,3]]', "[ ]")
-    assert deribit_frame(no_asks, TICKER_UNITS) == ("book", name, False, 8, 7, ts, entries[:2])
+    assert deribit_frame(no_asks, TICKER_UNITS) == (*want[:6], levels[:2], b"nd")
     snapshot = BOOK_SNAPSHOT.replace('"delete"', '"new"').replace('["change"', '["new"')
-    entries = [(BUY, "new", 1065, 125), (BUY, "new", 1000, 0), (SELL, "new", 1110, 30)]
-    assert deribit_frame(snapshot, TICKER_UNITS) == ("book", name, True, 8, 0, ts, entries)
+    assert deribit_frame(snapshot, TICKER_UNITS) == ("book", name, True, 8, 0, ts, levels, b"nnn")
 
 
 @pytest.mark.parametrize(
