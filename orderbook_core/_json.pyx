@@ -92,6 +92,10 @@ cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
     if i >= n:
         return -1
     c = p[i]
+    if 48 <= c <= 57 or c == 45:  # a digit, "-": numbers first, the most values are
+        j = number_end(p, i, n, &kind, exponents)
+        out.start, out.end, out.kind = i, j, kind
+        return j
     if c == 34:
         j = string_end(p, i, n)
         out.start, out.end, out.kind = i + 1, j, T_STR
@@ -113,9 +117,7 @@ cdef Py_ssize_t value_at(const char* p, Py_ssize_t i, Py_ssize_t n, int depth,
     if c == 110 and n - i >= 4 and memcmp(p + i, b"null", 4) == 0:
         out.start, out.end, out.kind = i, i + 4, T_NULL
         return i + 4
-    j = number_end(p, i, n, &kind, exponents)
-    out.start, out.end, out.kind = i, j, kind
-    return j
+    return -1
 
 
 cdef inline Py_ssize_t open_bracket(const char* p, Py_ssize_t i, Py_ssize_t n,
