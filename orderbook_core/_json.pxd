@@ -72,12 +72,19 @@ cdef inline int64_t units_of(const char* p, Span s, UnitScale scale) noexcept no
 
 cdef inline Py_ssize_t item_then(const char* p, Py_ssize_t i, Py_ssize_t n, Span* value,
                                  char after) noexcept nogil:
-    """A value at ``p[i]`` and the character ``after`` it: the index of what follows them
-    (spaces skipped), -1 to decline."""
-    i = value_at(p, i, n, 2, value, False)
-    if i < 0:
+    """A value at ``p[i]`` of checked text and the character ``after`` it: the index of
+    what follows them (spaces skipped), -1 to decline. The value's span as ``value_at``
+    notes it, found as ``skip_value`` finds it (not checked again)."""
+    cdef int kind
+    cdef Py_ssize_t j = skip_value(p, i, n, &kind)
+    if j <= i:  # nothing there: a bracket where a value should be
         return -1
-    i = skip_space(p, i, n)
+    if kind == T_STR:
+        value.start, value.end = i + 1, j - 1
+    else:
+        value.start, value.end = i, j
+    value.kind = kind
+    i = skip_space(p, j, n)
     return skip_space(p, i + 1, n) if p[i] == after else -1
 
 

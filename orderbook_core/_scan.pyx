@@ -23,6 +23,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcmp, memset
 
 from orderbook_core._json cimport (
+    Level,
     Span,
     T_ARR,
     T_INT,
@@ -40,6 +41,7 @@ from orderbook_core._json cimport (
     skip_space,
     text_of,
     units_of,
+    whole_levels,
     whole_object,
     words,
 )
@@ -88,6 +90,11 @@ cdef int _binance_field(const char* k, Py_ssize_t n) noexcept nogil:
     return -1
 
 
+cdef Level BINANCE_LEVELS[2]  # a combined stream's fields are those of its data object
+BINANCE_LEVELS[0].field_of, BINANCE_LEVELS[0].descend = _binance_field, B_DATA
+BINANCE_LEVELS[1].field_of, BINANCE_LEVELS[1].descend = _binance_field, -1
+
+
 cdef bytes _KUCOIN = words("type subject data sequenceStart sequenceEnd symbol changes bids asks")
 cdef bytes _COINBASE = words("channel sequence_num events type product_id updates side "
                              "price_level new_quantity event_time")
@@ -104,20 +111,23 @@ def binance_frame(text, dict units):
 
     ``units`` maps a symbol to its (tick, step) ``hub.decimals.Unit`` pair; a symbol not
     in it declines. Ids are checked to be int64, not how they order (the parser does)."""
-    cdef Span top[B_FIELDS]
-    cdef Span inner[B_FIELDS]
-    cdef Span* f = top
+    cdef Span f[B_FIELDS]
     cdef const char* p
     cdef Py_ssize_t n, i
+    cdef int k
     cdef int64_t first, last, prev, ms, b, bq, a, aq
     cdef list levels
     cdef UnitScale tick, lot
-    if not whole_object(text, top, B_FIELDS, _binance_field, &p, &n):
+    if not whole_levels(text, f, B_FIELDS, BINANCE_LEVELS, &p, &n):
         return None
-    if top[B_DATA].kind != T_NONE:  # combined stream: the fields are the data's
-        if not object_fields(p, top[B_DATA], n, inner, B_FIELDS, _binance_field):
+    if f[B_DATA].kind != T_NONE:  # combined stream: the fields are the data's alone
+        if f[B_DATA].kind != T_OBJ:
             return None
-        f = inner
+        for k in range(B_FIELDS):
+            if k != B_DATA and f[k].kind != T_NONE and not (
+                f[B_DATA].start < f[k].start and f[k].end < f[B_DATA].end
+            ):
+                return None  # one beside the data (its own lie inside it)
     if f[B_SYMBOL].kind != T_STR:
         return None
     symbol = text_of(p, f[B_SYMBOL])

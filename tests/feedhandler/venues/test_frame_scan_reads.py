@@ -69,6 +69,13 @@ DECLINED = {
     "text after the object": DEPTH + "x",
     "an unknown symbol": DEPTH.replace("BTCUSDT", "ETHUSDT"),
     "data that is not an object": '{"stream":"x","data":[1]}',
+    # a combined stream's fields are its data's: one beside the data is not
+    "a field beside the data": DEPTH.replace('"U":157,', "").replace(
+        '{"stream"', '{"U":157,"stream"'
+    ),
+    "a field after the data": DEPTH.replace('"U":157,', "")[:-1] + ',"U":157}',
+    "a field both beside and in the data": DEPTH.replace('{"stream"', '{"U":157,"stream"'),
+    "a data field in the data": DEPTH.replace('"U":157,', '"U":157,"data":{},'),
     "a trade": '{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"1.00","q":"1","T":1,"m":true}',
     "another event": '{"e":"kline","s":"BTCUSDT"}',
     "non-ASCII text": DEPTH.replace("btcusdt@", "btcusdt\u00e9@"),
