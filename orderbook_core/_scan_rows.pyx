@@ -10,12 +10,13 @@ from libc.stdint cimport INT64_MAX, int64_t
 from libc.string cimport memchr, memcmp
 from orderbook_core._ascii cimport PyUnicode_DecodeASCII
 from orderbook_core._json cimport (
-    FieldOf,
+    Level,
     Span,
     T_ARR,
     T_INT,
     T_NONE,
     T_NUM,
+    T_OBJ,
     T_STR,
     count_of,
     is_word,
@@ -27,6 +28,7 @@ from orderbook_core._json cimport (
     skip_space,
     skip_value,
     text_of,
+    whole_levels,
     whole_object,
     words,
 )
@@ -40,16 +42,18 @@ cdef enum:
     CC_METHOD = 0, CC_CODE, CC_RESULT, CC_CHANNEL, CC_NAME, CC_DATA, CC_TIME, CC_BIDS, CC_ASKS
     CC_FIELDS
 
-# The fields a Huobi depth.step0 push's scan keeps (of the message and of its tick: one
-# table per feed, as the order key differs: spot's ``version``, the swaps' ``mrid``).
+# The fields a Huobi depth.step0 push's scan keeps (of the message and of its tick: a
+# tick table per feed, as the order key differs: spot's ``version``, the swaps' ``mrid``).
 cdef enum:
     HB_CH = 0, HB_PING, HB_TICK, HB_BIDS, HB_ASKS, HB_TS, HB_KEY
     HB_FIELDS
 
 cdef bytes _CRYPTOCOM = words("method code result channel instrument_name data t bids asks")
 cdef const char* CRYPTOCOM_KEYS = _CRYPTOCOM
-cdef bytes _HUOBI_SPOT = words("ch ping tick bids asks ts version")
-cdef bytes _HUOBI_SWAP = words("ch ping tick bids asks ts mrid")
+cdef bytes _HUOBI = words("ch ping tick")
+cdef bytes _HUOBI_SPOT = words("bids asks ts version")
+cdef bytes _HUOBI_SWAP = words("bids asks ts mrid")
+cdef const char* HUOBI_KEYS = _HUOBI
 cdef const char* HUOBI_SPOT_KEYS = _HUOBI_SPOT
 cdef const char* HUOBI_SWAP_KEYS = _HUOBI_SWAP
 
@@ -176,14 +180,31 @@ def cryptocom_book(text, dict decimals):
     return (name, books)
 
 
+cdef int _huobi_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Huobi push field a key names (HB_CH, HB_PING, HB_TICK), -1 for any other."""
+    return key_index(k, n, HUOBI_KEYS)
+
+
 cdef int _huobi_spot_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The Huobi spot depth field a key names (HB_*, the key ``version``), -1 for any other."""
-    return key_index(k, n, HUOBI_SPOT_KEYS)
+    """The Huobi spot tick field a key names (HB_BIDS ..., ``version`` HB_KEY), -1 for
+    any other."""
+    cdef int f = key_index(k, n, HUOBI_SPOT_KEYS)
+    return f + HB_BIDS if f >= 0 else -1
 
 
 cdef int _huobi_swap_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The Huobi swap depth field a key names (HB_*, the key ``mrid``), -1 for any other."""
-    return key_index(k, n, HUOBI_SWAP_KEYS)
+    """The Huobi swap tick field a key names (HB_BIDS ..., ``mrid`` HB_KEY), -1 for any
+    other."""
+    cdef int f = key_index(k, n, HUOBI_SWAP_KEYS)
+    return f + HB_BIDS if f >= 0 else -1
+
+
+cdef Level HUOBI_SPOT_LEVELS[2]  # the push, then its tick
+HUOBI_SPOT_LEVELS[0].field_of, HUOBI_SPOT_LEVELS[0].descend = _huobi_field, HB_TICK
+HUOBI_SPOT_LEVELS[1].field_of, HUOBI_SPOT_LEVELS[1].descend = _huobi_spot_field, -1
+cdef Level HUOBI_SWAP_LEVELS[2]
+HUOBI_SWAP_LEVELS[0].field_of, HUOBI_SWAP_LEVELS[0].descend = _huobi_field, HB_TICK
+HUOBI_SWAP_LEVELS[1].field_of, HUOBI_SWAP_LEVELS[1].descend = _huobi_swap_field, -1
 
 
 def huobi_depth(text, dict units, str order_key, bint rounding):
@@ -194,23 +215,22 @@ def huobi_depth(text, dict units, str order_key, bint rounding):
     is the tick's field that orders pushes: ``version`` (spot) or ``mrid`` (swaps). None
     to decline anything else: a ping, another channel, an unknown symbol, an order key
     that is not an int64 JSON integer, a price or size not positive or off the grid."""
-    cdef Span f[HB_FIELDS]
-    cdef Span k[HB_FIELDS]
-    cdef FieldOf field_of
+    cdef Span f[HB_FIELDS]  # the push's and its tick's, one pass
+    cdef const Level* levels
     cdef const char* p
     cdef Py_ssize_t n, i, start, end
     cdef int64_t key, ms = 0
     cdef UnitScale tick, lot
-    cdef list levels = []
+    cdef list rows = []
     if order_key == "version":
-        field_of = _huobi_spot_field
+        levels = HUOBI_SPOT_LEVELS
     elif order_key == "mrid":
-        field_of = _huobi_swap_field
+        levels = HUOBI_SWAP_LEVELS
     else:
         return None
-    if not whole_object(text, f, HB_FIELDS, field_of, &p, &n, True):  # stdlib json reads 9.121E-7
+    if not whole_levels(text, f, HB_FIELDS, levels, &p, &n, True):  # stdlib json reads 9.121E-7
         return None
-    if f[HB_PING].kind != T_NONE or f[HB_CH].kind != T_STR:
+    if f[HB_PING].kind != T_NONE or f[HB_CH].kind != T_STR or f[HB_TICK].kind != T_OBJ:
         return None
     start, end = f[HB_CH].start + 7, f[HB_CH].end - 12  # between "market." and ".depth.step0"
     if start > end or memcmp(p + f[HB_CH].start, b"market.", 7) != 0:
@@ -223,17 +243,15 @@ def huobi_depth(text, dict units, str order_key, bint rounding):
         return None
     tick = pair[0].scale
     lot = pair[1].scale
-    if not object_fields(p, f[HB_TICK], n, k, HB_FIELDS, field_of):
-        return None
-    key = count_of(p, k[HB_KEY])
+    key = count_of(p, f[HB_KEY])
     if key < 0:
         return None
-    if k[HB_TS].kind != T_NONE:
-        ms = millis_of(p, k[HB_TS])
+    if f[HB_TS].kind != T_NONE:
+        ms = millis_of(p, f[HB_TS])
         if ms < 0:
             return None
-    if not _scaled_rows(p, k[HB_BIDS], BID, tick, lot, rounding, levels):
+    if not _scaled_rows(p, f[HB_BIDS], BID, tick, lot, rounding, rows):
         return None
-    if not _scaled_rows(p, k[HB_ASKS], ASK, tick, lot, rounding, levels):
+    if not _scaled_rows(p, f[HB_ASKS], ASK, tick, lot, rounding, rows):
         return None
-    return (symbol, key, ms * 1_000_000, tuple(levels))
+    return (symbol, key, ms * 1_000_000, tuple(rows))

@@ -490,6 +490,8 @@ def test_a_huobi_push_is_read_in_units_sizes_rounded_half_up_where_asked() -> No
     assert huobi_depth(written, HUOBI_UNITS, "version", True) == want
     untimed = SPOT_PUSH.replace(',"ts":1618617600120', "")
     assert huobi_depth(untimed, HUOBI_UNITS, "version", True) == (*want[:2], 0, levels)
+    tick_ch = SPOT_PUSH.replace('{"bids"', '{"ch":"market.ethusdt.depth.step1","bids"')
+    assert huobi_depth(tick_ch, HUOBI_UNITS, "version", True) == want  # the tick's: not read
 
 
 @pytest.mark.parametrize(
@@ -516,6 +518,12 @@ def test_a_huobi_push_is_read_in_units_sizes_rounded_half_up_where_asked() -> No
         SPOT_PUSH.replace("[60999,2]", "[60999]"),
         SPOT_PUSH.replace('"asks":[[61001.25,0.5]],', ""),
         SPOT_PUSH.replace('"tick":{', '"tick":[{').replace("}}", "}]}"),
+        # the tick's fields are its own: the push's beside it are not
+        SPOT_PUSH.replace(',"version":126802', "").replace('"ts":1618617600125,', '"version":1,'),
+        SPOT_PUSH.replace('"asks":[[61001.25,0.5]],', "")[:-1] + ',"asks":[[61001.25,0.5]]}',
+        SPOT_PUSH.replace('{"bids"', '{"ch":"market.btcusdt.depth.step0","bids"').replace(
+            '"ch":"market.btcusdt.depth.step0","ts"', '"ts"'
+        ),
         SPOT_PUSH[:-1],
     ],
 )
