@@ -21,7 +21,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from orderbook_core._ascii cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_ASCII
-from orderbook_core._text cimport UnitScale, read_units
+from orderbook_core._text cimport UnitScale, level, read_units
 
 include "_consts.pxi"
 
@@ -373,7 +373,7 @@ cdef bint price_size_rows(const char* p, Span s, int side, UnitScale tick, UnitS
         su = units_of(p, size, lot)
         if pu <= 0 or su < 0:
             return False
-        out.append((side, pu, su))
+        out.append(level(side, pu, su))
         if p[i] == 93:
             return True
         if p[i] != 44:

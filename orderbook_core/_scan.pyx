@@ -45,7 +45,7 @@ from orderbook_core._json cimport (
     whole_object,
     words,
 )
-from orderbook_core._text cimport UnitScale, read_iso
+from orderbook_core._text cimport UnitScale, level, read_iso
 
 include "_consts.pxi"
 
@@ -312,7 +312,7 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
             return False
         if t > latest[0]:
             latest[0] = t
-        out.append((side, price, size))
+        out.append(level(side, price, size))
     return True
 
 

@@ -42,7 +42,7 @@ from orderbook_core._json cimport (
     whole_object,
     words,
 )
-from orderbook_core._text cimport read_iso, read_units
+from orderbook_core._text cimport level, read_iso, read_units
 
 include "_consts.pxi"
 
@@ -419,7 +419,7 @@ cdef bint _deribit_entries(const char* p, Span s, Py_ssize_t n, int side, object
         au = decimal_of(p, amount, decimals[1])
         if pu <= 0 or au < 0:
             return False
-        levels.append((side, pu, 0 if code == 100 else au))
+        levels.append(level(side, pu, 0 if code == 100 else au))
         actions.append(code)
         if p[i] == 93:
             return True

@@ -32,7 +32,7 @@ from orderbook_core._json cimport (
     whole_object,
     words,
 )
-from orderbook_core._text cimport UnitScale, read_number
+from orderbook_core._text cimport UnitScale, level, read_number
 
 include "_consts.pxi"
 
@@ -121,7 +121,7 @@ cdef bint _scaled_rows(const char* p, Span s, int side, UnitScale tick, UnitScal
         su = _scaled(p, size, lot, rounding)
         if pu <= 0 or su <= 0:
             return False
-        out.append((side, pu, su))
+        out.append(level(side, pu, su))
     return True
 
 

@@ -387,7 +387,7 @@ def list_levels(rows, int side, UnitScale tick, UnitScale lot, dict sides=None,
                 return None
             if t > ts:
                 ts = t
-        out.append((side, price, size))
+        out.append(level(side, price, size))
     return out, ts
 
 
@@ -417,7 +417,7 @@ def dict_levels(rows, dict sides, str side_key, str price_key, str size_key, str
             return None
         if t > ts:
             ts = t
-        out.append((s, price, size))
+        out.append(level(s, price, size))
     return tuple(out), ts
 
 

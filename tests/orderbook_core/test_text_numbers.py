@@ -132,3 +132,23 @@ def test_integers_read_fast_are_the_exact_readers(text: str) -> None:
     except MalformedFrame as exc:
         slow = exc.reason
     assert fast == slow
+
+
+def test_the_compiled_readers_levels_are_off_the_collectors_list() -> None:
+    """A level is a tuple of ints (in no cycle): the compiled readers hand it over
+    untracked, so a snapshot's thousands of levels cost the collector nothing."""
+    import gc
+
+    from orderbook_core._scan_numbers import deribit_frame
+
+    scales = (Unit("0.01").scale, Unit("0.001").scale)
+    read = _text.list_levels([["1.25", "2"], ["1.5", "0"]], 1, *scales)
+    assert read is not None and read[0] == [(1, 125, 2000), (1, 150, 0)]
+    assert not any(gc.is_tracked(x) for x in read[0])
+    book = (
+        '{"method":"subscription","params":{"channel":"book.X.raw","data":{"type":"snapshot",'
+        '"timestamp":1,"change_id":2,"bids":[["new",1.5,2]],"asks":[]}}}'
+    )
+    scan = deribit_frame(book, {"X": (2, 0)})
+    assert scan is not None and scan[6] == ((0, 150, 2),)
+    assert not gc.is_tracked(scan[6][0])
