@@ -58,6 +58,13 @@ cdef bint whole_levels(object text, Span* fields, int count, const Level* levels
 cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2
 
 
+cdef inline int key_after(const char* k, Py_ssize_t n, const char* names, int first) noexcept nogil:
+    """The field of the key ``k`` in a ``words`` table of a nested level whose fields are
+    numbered from ``first``; -1 for any other key."""
+    cdef int f = key_index(k, n, names)
+    return f + first if f >= 0 else -1
+
+
 cdef inline Py_ssize_t skip_space(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
         i += 1

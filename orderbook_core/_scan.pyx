@@ -33,10 +33,10 @@ from orderbook_core._json cimport (
     count_of,
     is_word,
     item_then,
+    key_after,
     key_index,
     millis_of,
     next_element,
-    object_fields,
     price_size_rows,
     skip_space,
     text_of,
@@ -56,7 +56,7 @@ cdef enum:
     B_FIELDS
 
 # The fields a KuCoin level2 message's scan keeps: of the message, of its data, of the
-# data's changes (one table; each object is read into its own spans).
+# data's changes (a key table each, read in one pass).
 cdef enum:
     KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_BIDS, KU_ASKS
     KU_FIELDS
@@ -95,10 +95,14 @@ BINANCE_LEVELS[0].field_of, BINANCE_LEVELS[0].descend = _binance_field, B_DATA
 BINANCE_LEVELS[1].field_of, BINANCE_LEVELS[1].descend = _binance_field, -1
 
 
-cdef bytes _KUCOIN = words("type subject data sequenceStart sequenceEnd symbol changes bids asks")
+cdef bytes _KUCOIN = words("type subject data")
+cdef bytes _KUCOIN_DATA = words("sequenceStart sequenceEnd symbol changes")
+cdef bytes _KUCOIN_CHANGES = words("bids asks")
 cdef bytes _COINBASE = words("channel sequence_num events type product_id updates side "
                              "price_level new_quantity event_time")
 cdef const char* KUCOIN_KEYS = _KUCOIN
+cdef const char* KUCOIN_DATA_KEYS = _KUCOIN_DATA
+cdef const char* KUCOIN_CHANGES_KEYS = _KUCOIN_CHANGES
 cdef const char* COINBASE_KEYS = _COINBASE
 def binance_frame(text, dict units):
     """One Binance stream frame (combined ``{"stream", "data"}`` or bare) of the two shapes
@@ -166,9 +170,25 @@ def binance_frame(text, dict units):
 
 
 cdef int _kucoin_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The KuCoin field a key names (KU_*: of the message, its data or its changes),
-    -1 for any other key."""
+    """The KuCoin message field a key names (KU_TYPE, KU_SUBJECT, KU_DATA), -1 for any
+    other key."""
     return key_index(k, n, KUCOIN_KEYS)
+
+
+cdef int _kucoin_data_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The field of a message's data a key names (KU_START ... KU_CHANGES), -1 for any other."""
+    return key_after(k, n, KUCOIN_DATA_KEYS, KU_START)
+
+
+cdef int _kucoin_changes_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The field of the data's changes a key names (KU_BIDS, KU_ASKS), -1 for any other."""
+    return key_after(k, n, KUCOIN_CHANGES_KEYS, KU_BIDS)
+
+
+cdef Level KUCOIN_LEVELS[3]  # the message, its data, the data's changes
+KUCOIN_LEVELS[0].field_of, KUCOIN_LEVELS[0].descend = _kucoin_field, KU_DATA
+KUCOIN_LEVELS[1].field_of, KUCOIN_LEVELS[1].descend = _kucoin_data_field, KU_CHANGES
+KUCOIN_LEVELS[2].field_of, KUCOIN_LEVELS[2].descend = _kucoin_changes_field, -1
 
 
 cdef int64_t _sequence(const char* p, Span s) noexcept nogil:
@@ -240,24 +260,20 @@ def kucoin_level2(text, dict units):
     maps a symbol to its (tick, lot) ``hub.decimals.Unit`` pair. None to decline anything
     else: other messages, an unknown symbol, a change off the grid or outside the
     message's sequences, a message of more than 4,096 sequences or missing one."""
-    cdef Span f[KU_FIELDS]
-    cdef Span d[KU_FIELDS]
-    cdef Span c[KU_FIELDS]
+    cdef Span f[KU_FIELDS]  # the message's, its data's and the changes', one pass
     cdef const char* p
     cdef Py_ssize_t n, k
     cdef int64_t first, last
     cdef unsigned char seen[4096]
     cdef list changes = []
     cdef UnitScale tick, lot
-    if not whole_object(text, f, KU_FIELDS, _kucoin_field, &p, &n):
+    if not whole_levels(text, f, KU_FIELDS, KUCOIN_LEVELS, &p, &n):
         return None
     if not is_word(p, f[KU_TYPE], b"message", 7) or not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
         return None
-    if not object_fields(p, f[KU_DATA], n, d, KU_FIELDS, _kucoin_field):
+    if f[KU_DATA].kind != T_OBJ or f[KU_SYMBOL].kind != T_STR or f[KU_CHANGES].kind != T_OBJ:
         return None
-    if d[KU_SYMBOL].kind != T_STR or d[KU_CHANGES].kind != T_OBJ:
-        return None
-    symbol = text_of(p, d[KU_SYMBOL])
+    symbol = text_of(p, f[KU_SYMBOL])
     pair = units.get(symbol)
     if pair is None:
         return None
@@ -265,16 +281,14 @@ def kucoin_level2(text, dict units):
     lot = pair[1].scale
     if not tick.usable or not lot.usable:
         return None
-    first = _sequence(p, d[KU_START])
-    last = _sequence(p, d[KU_END])
+    first = _sequence(p, f[KU_START])
+    last = _sequence(p, f[KU_END])
     if first < 0 or last < first or last - first >= 4096:
         return None
     memset(seen, 0, <size_t>(last - first + 1))
-    if not object_fields(p, d[KU_CHANGES], n, c, KU_FIELDS, _kucoin_field):
+    if not _kucoin_changes(p, f[KU_BIDS], BID, tick, lot, first, last, seen, changes):
         return None
-    if not _kucoin_changes(p, c[KU_BIDS], BID, tick, lot, first, last, seen, changes):
-        return None
-    if not _kucoin_changes(p, c[KU_ASKS], ASK, tick, lot, first, last, seen, changes):
+    if not _kucoin_changes(p, f[KU_ASKS], ASK, tick, lot, first, last, seen, changes):
         return None
     if len(changes) != last - first + 1:
         return None

@@ -29,6 +29,7 @@ from orderbook_core._json cimport (
     integer_at,
     is_word,
     item_then,
+    key_after,
     key_index,
     millis_of,
     next_element,
@@ -353,14 +354,12 @@ cdef int _deribit_field(const char* k, Py_ssize_t n) noexcept nogil:
 
 cdef int _deribit_params_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The field of a message's params a key names (DR_CHANNEL, DR_DATA), -1 for any other."""
-    cdef int f = key_index(k, n, DERIBIT_PARAMS_KEYS)
-    return f + DR_CHANNEL if f >= 0 else -1
+    return key_after(k, n, DERIBIT_PARAMS_KEYS, DR_CHANNEL)
 
 
 cdef int _deribit_data_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The field of a notification's data a key names (DR_BID ...), -1 for any other."""
-    cdef int f = key_index(k, n, DERIBIT_DATA_KEYS)
-    return f + DR_BID if f >= 0 else -1
+    return key_after(k, n, DERIBIT_DATA_KEYS, DR_BID)
 
 
 cdef Level DERIBIT_LEVELS[3]

@@ -21,6 +21,7 @@ from orderbook_core._json cimport (
     count_of,
     is_word,
     is_zero,
+    key_after,
     key_index,
     millis_of,
     next_element,
@@ -188,15 +189,13 @@ cdef int _huobi_field(const char* k, Py_ssize_t n) noexcept nogil:
 cdef int _huobi_spot_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Huobi spot tick field a key names (HB_BIDS ..., ``version`` HB_KEY), -1 for
     any other."""
-    cdef int f = key_index(k, n, HUOBI_SPOT_KEYS)
-    return f + HB_BIDS if f >= 0 else -1
+    return key_after(k, n, HUOBI_SPOT_KEYS, HB_BIDS)
 
 
 cdef int _huobi_swap_field(const char* k, Py_ssize_t n) noexcept nogil:
     """The Huobi swap tick field a key names (HB_BIDS ..., ``mrid`` HB_KEY), -1 for any
     other."""
-    cdef int f = key_index(k, n, HUOBI_SWAP_KEYS)
-    return f + HB_BIDS if f >= 0 else -1
+    return key_after(k, n, HUOBI_SWAP_KEYS, HB_BIDS)
 
 
 cdef Level HUOBI_SPOT_LEVELS[2]  # the push, then its tick

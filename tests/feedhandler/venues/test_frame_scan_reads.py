@@ -280,6 +280,13 @@ def test_a_kucoin_level2_message_is_read_one_change_per_sequence() -> None:
         LEVEL2[:-1],
         LEVEL2.replace("]]},", ']],"asks":[]},'),  # a field twice: the last counts
         LEVEL2.replace('},"subject"', ',"symbol":"BTC-USDT"},"subject"'),
+        # each object's fields are its own: the data's beside it, the changes' in the data
+        LEVEL2.replace('"symbol":"BTC-USDT",', "").replace(
+            '{"data"', '{"symbol":"BTC-USDT","data"'
+        ),
+        LEVEL2.replace(',"bids":[["55000.1","0",1613277183876]]}', "}").replace(
+            '"sequenceEnd"', '"bids":[["55000.1","0",1613277183876]],"sequenceEnd"'
+        ),
     ],
 )
 def test_a_kucoin_frame_not_read_exactly_is_declined(frame: str) -> None:
