@@ -4,9 +4,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t
 
-
-cdef extern from "Python.h":
-    void PyObject_GC_UnTrack(object o)
+from orderbook_core._engine_records cimport PyObject_GC_UnTrack
 
 
 cdef class UnitScale:

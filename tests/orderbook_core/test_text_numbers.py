@@ -5,6 +5,7 @@ included, and every answer that is not None is the exact reader's
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from hypothesis import example, given, settings
@@ -14,6 +15,7 @@ from feedhandler.frames import MalformedFrame, count
 from feedhandler.venues.exact import Number, number_levels, number_units
 from hub.decimals import Unit, round_units
 from orderbook_core import _pytext, _text
+from orderbook_core._scan_numbers import deribit_frame
 
 UNITS = ["1", "0.01", "0.00000001", "0.5", "25", "1" + "0" * 18, "0." + "0" * 17 + "1"]
 digits = st.text(alphabet="0123456789", max_size=21)
@@ -137,11 +139,7 @@ def test_integers_read_fast_are_the_exact_readers(text: str) -> None:
 def test_the_compiled_readers_levels_are_off_the_collectors_list() -> None:
     """A level is a tuple of ints (in no cycle): the compiled readers hand it over
     untracked, so a snapshot's thousands of levels cost the collector nothing."""
-    import gc
-
-    from orderbook_core._scan_numbers import deribit_frame
-
-    scales = (Unit("0.01").scale, Unit("0.001").scale)
+    scales = (_text.UnitScale(1, 2), _text.UnitScale(1, 3))  # the compiled core's, on either
     read = _text.list_levels([["1.25", "2"], ["1.5", "0"]], 1, *scales)
     assert read is not None and read[0] == [(1, 125, 2000), (1, 150, 0)]
     assert not any(gc.is_tracked(x) for x in read[0])
