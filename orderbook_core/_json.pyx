@@ -29,6 +29,7 @@ include "_consts.pxi"
 # The loops below run on the characters of a str (``PyUnicode_DATA``), whose NUL after
 # the last one stops them: they test ``n`` once they stop, not at every character.
 cdef unsigned char STRING_STOP[256]  # what ends or declines a string: '"', backslash, control
+cdef int _c  # a C int: filling the table leaves no module global
 for _c in range(32):
     STRING_STOP[_c] = 1
 STRING_STOP[34] = STRING_STOP[92] = 1
