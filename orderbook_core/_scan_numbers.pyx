@@ -43,7 +43,7 @@ from orderbook_core._json cimport (
     whole_object,
     words,
 )
-from orderbook_core._text cimport level, read_iso, read_units
+from orderbook_core._text cimport level, read_iso, read_scientific
 
 include "_consts.pxi"
 
@@ -249,7 +249,7 @@ cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
     cdef int kind, side
     cdef char buffer[96]
     price_at = i
-    price_end = number_end(p, i, n, &kind, False)
+    price_end = number_end(p, i, n, &kind, True)  # deep bids come as 1.1e-7
     if price_end < 0 or p[price_at] == 45:  # a price is positive
         return -1
     i = past_char(p, price_end, n, 44)  # ","
@@ -262,19 +262,19 @@ cdef Py_ssize_t _bitfinex_entry(const char* p, Py_ssize_t i, Py_ssize_t n,
     if i < 0:
         return -1
     amount_at = i
-    amount_end = number_end(p, i, n, &kind, False)
+    amount_end = number_end(p, i, n, &kind, True)
     if amount_end < 0:
         return -1
     i = past_char(p, amount_end, n, 93)  # "]"
     if i < 0:
         return -1
-    price = read_units(p + price_at, price_end - price_at, 1, BITFINEX_DECIMALS)
+    price = read_scientific(p + price_at, price_end - price_at, 1, BITFINEX_DECIMALS)
     side = BID
     digits = amount_at
     if p[amount_at] == 45:  # "-": an ask
         side = ASK
         digits += 1
-    size = read_units(p + digits, amount_end - digits, 1, BITFINEX_DECIMALS)
+    size = read_scientific(p + digits, amount_end - digits, 1, BITFINEX_DECIMALS)
     if price <= 0 or size <= 0 or (count == 0 and size != BITFINEX_ONE):
         return -1
     length = price_end - price_at + 1 + amount_end - amount_at
@@ -294,8 +294,8 @@ def bitfinex_book(text):
     ``(side, price units, size units, "price:amount" as sent)`` in units of 10**-8: the
     side the amount's sign (a negative amount is an ask), the size 0 when count is 0 (a
     deletion, whose amount must be 1 or -1). None to decline anything else: heartbeats,
-    checksums, an empty snapshot, trades, tickers, an exponent, a price not positive,
-    more than 8 decimals."""
+    checksums, an empty snapshot, trades, tickers, a price not positive, more than 8
+    decimals (an exponent counts: ``1.1e-7`` is 11 units), an exponent past two digits."""
     cdef const char* p
     cdef Py_ssize_t n, i
     cdef int64_t chan, seq

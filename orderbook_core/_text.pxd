@@ -14,6 +14,7 @@ cdef class UnitScale:
 
 
 cdef int64_t read_units(const char* s, Py_ssize_t n, int64_t mant, int exp) noexcept nogil
+cdef int64_t read_scientific(const char* s, Py_ssize_t n, int64_t mant, int exp) noexcept nogil
 cdef int64_t read_rounded(const char* s, Py_ssize_t n, int exp) noexcept nogil
 cdef int64_t read_number(const char* s, Py_ssize_t n, int64_t mant, int exp,
                          bint rounding) noexcept nogil

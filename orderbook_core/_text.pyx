@@ -92,6 +92,35 @@ cdef int64_t read_units(const char* s, Py_ssize_t n, int64_t mant, int exp) noex
     return <int64_t>m // p
 
 
+cdef int64_t read_scientific(const char* s, Py_ssize_t n, int64_t mant, int exp) noexcept nogil:
+    """``read_units`` of a decimal that may carry an exponent (``1.1e-7``, ``5E+2``): the
+    exponent moves the unit's decimals, so ``1.1e-7`` in units of 10**-8 is ``1.1`` in
+    units of 10**-1. -1 to decline, as read_units does, and for an exponent that leaves
+    the unit's decimals outside 0..18 (the exact reader answers those)."""
+    cdef Py_ssize_t at = 0, i
+    cdef int shift = 0
+    cdef bint negative = False
+    while at < n and s[at] != 101 and s[at] != 69:  # "e", "E"
+        at += 1
+    if at == n:
+        return read_units(s, n, mant, exp)
+    i = at + 1
+    if i < n and (s[i] == 43 or s[i] == 45):  # "+", "-"
+        negative = s[i] == 45
+        i += 1
+    if i == n or n - i > 2:  # no digits, or an exponent past two digits
+        return -1
+    while i < n:
+        if not 48 <= s[i] <= 57:
+            return -1
+        shift = shift * 10 + (s[i] - 48)
+        i += 1
+    shift = exp - shift if negative else exp + shift  # the decimals of the mantissa's unit
+    if not 0 <= shift <= MAX_EXP:
+        return -1
+    return read_units(s, at, mant, shift)
+
+
 cdef int64_t read_rounded(const char* s, Py_ssize_t n, int exp) noexcept nogil:
     """The plain decimal ``s[:n]`` rounded half up to whole units of ``10**-exp``
     (hub.decimals.round_units); -1 to decline."""

@@ -211,7 +211,10 @@ class BitfinexParser(ParserBase):
             chan, seq, levels, snapshot = scan
             info = self.channels.get(chan)
             if info is not None and info[0] == "book":  # else the ordinary path says why not
-                events = self._sequence(seq, ts_recv)
+                if seq == self.sequence + 1:  # most frames: the next number, no call
+                    self.sequence, events = seq, []
+                else:
+                    events = self._sequence(seq, ts_recv)
                 try:
                     if snapshot:
                         events += self._book_snapshot(chan, info[1], levels, ts_recv)
@@ -364,11 +367,16 @@ class BitfinexParser(ParserBase):
 
     def _book_level(self, symbol: str, level: Level, ts_recv: int) -> list[Event]:
         """One entry of a live subscription: a level's new total, or its deletion."""
-        side, price, size, _text = level
-        sync = self._book(symbol)
-        if sync.live and not size and not sync.book.size_at(side, price):
+        side, price, size, text = level
+        sync = self.books.get(symbol) or self._book(symbol)
+        self._touched.add(symbol)
+        if not size and sync.live and not sync.book.size_at(side, price):
             return self._inconsistent(sync, "deletion of a level the book lacks", ts_recv)
-        self.texts[symbol].apply([level])
+        texts = self.texts[symbol].sides[side]  # TextBook.apply of one level, inline
+        if size:
+            texts[price] = text
+        else:
+            texts.pop(price, None)
         out = sync.delta(Delta(((side, price, size),)), ts_recv)
         limit = self.lengths.get(symbol, 0)
         if sync.live and limit and sync.book.level_count(side) > limit:

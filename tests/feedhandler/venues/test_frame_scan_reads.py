@@ -207,13 +207,20 @@ def test_a_bitfinex_entry_or_snapshot_is_read_in_units_with_its_texts() -> None:
     snapshot = "[7,[[215350,0,1], [0.5,2,-3.25]],9]"
     ask = (1, 50000000, 325000000, "0.5:-3.25")
     assert bitfinex_book(snapshot) == (7, 9, [deletion, ask], True)
+    deep = (0, 11, 2000000000, "1.1e-7:2E+1")  # the exponent moves the decimals
+    assert bitfinex_book("[7,[[1.1e-7,1,2E+1],[0.5,2,-3.25]],9]") == (7, 9, [deep, ask], True)
+    assert bitfinex_book("[7,[5e0,0,-1e-0],9]") == (7, 9, [(1, 500000000, 0, "5e0:-1e-0")], False)
 
 
 @pytest.mark.parametrize(
     "frame",
     [
         "[1,[2,0,2],3]",  # a deletion's amount is 1 or -1
-        "[1,[2e1,1,1],3]",
+        "[1,[2e100,1,1],3]",  # an exponent past two digits
+        "[1,[2e-9,1,1],3]",  # more than 8 decimals once the exponent moves them
+        "[1,[2,1,1e11],3]",  # past 18 decimals the other way
+        "[1,[2,1,1e],3]",
+        "[1,[2,1,1e+],3]",
         "[1,[2,1,1]]",  # no sequence number
         '[1,"hb",3]',
         '[1,"cs",-12345,3]',
