@@ -55,7 +55,7 @@ cdef bint whole_object(object text, Span* fields, int count, FieldOf field_of,
                        const char** chars, Py_ssize_t* length, bint exponents=*) except -1
 cdef bint whole_levels(object text, Span* fields, int count, const Level* levels,
                        const char** chars, Py_ssize_t* length, bint exponents=*) except -1
-cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2
+cdef int64_t decimal_of(const char* p, Span s, object decimals, bint exponents=*) except -2
 
 
 cdef inline int key_after(const char* k, Py_ssize_t n, const char* names, int first) noexcept nogil:

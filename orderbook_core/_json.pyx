@@ -21,7 +21,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from orderbook_core._ascii cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_ASCII
-from orderbook_core._text cimport UnitScale, level, read_units
+from orderbook_core._text cimport UnitScale, level, read_scientific, read_units
 
 include "_consts.pxi"
 
@@ -232,9 +232,9 @@ cdef Py_ssize_t check_object(const char* p, Py_ssize_t i, Py_ssize_t n, Span* fi
 
 
 cdef Py_ssize_t skip_value(const char* p, Py_ssize_t i, Py_ssize_t n, int* kind) noexcept nogil:
-    """Past the value at ``p[i]`` of text ``whole_object`` already checked (so: no escapes, no
-    exponents, brackets that match), its kind into ``kind``: what a second read of a
-    nested object needs, without checking it all again."""
+    """Past the value at ``p[i]`` of text ``whole_object`` already checked (so: no escapes,
+    brackets that match, an exponent only where the check allowed one), its kind into
+    ``kind``: what a second read of a nested object needs, without checking it all again."""
     cdef char c = p[i]
     cdef int depth = 0
     if c == 34:
@@ -414,11 +414,13 @@ cdef bint whole_levels(object text, Span* fields, int count, const Level* levels
     return i >= 0 and skip_space(p, i, n) == n
 
 
-cdef int64_t decimal_of(const char* p, Span s, object decimals) except -2:
-    """A JSON number (no sign, no exponent) in whole units of ``10**-decimals``; -1 to
-    decline."""
+cdef int64_t decimal_of(const char* p, Span s, object decimals, bint exponents=False) except -2:
+    """A JSON number (no sign; an exponent where ``exponents`` allows one, as the text
+    was checked) in whole units of ``10**-decimals``; -1 to decline."""
     if (s.kind != T_INT and s.kind != T_NUM) or type(decimals) is not int:
         return -1
     if not 0 <= decimals <= 18:
         return -1
+    if exponents:
+        return read_scientific(p + s.start, s.end - s.start, 1, <int>decimals)
     return read_units(p + s.start, s.end - s.start, 1, <int>decimals)

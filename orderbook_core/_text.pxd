@@ -21,19 +21,21 @@ cdef int64_t read_number(const char* s, Py_ssize_t n, int64_t mant, int exp,
 cdef int64_t read_iso(const char* s, Py_ssize_t n) noexcept nogil
 
 
+cdef inline int put(tuple t, Py_ssize_t k, object value) except -1:
+    """Fill slot ``k`` of the new tuple ``t`` with ``value`` (a reference of its own)."""
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(t, k, value)
+    return 0
+
+
 cdef inline tuple level(object side, int64_t price, int64_t size):
     """The level ``(side, price, size)``, off the cyclic collector's list: a tuple of ints
     is in no cycle. CPython untracks one too, but only at a collection, after walking it:
     the levels of a snapshot being read were walked by every collection its thousands of
     tuples set off (a seventh of a Bitstamp frame's instructions)."""
     cdef tuple t = PyTuple_New(3)
-    cdef object p = PyLong_FromLongLong(price)
-    cdef object s = PyLong_FromLongLong(size)
-    Py_INCREF(side)
-    PyTuple_SET_ITEM(t, 0, side)
-    Py_INCREF(p)
-    PyTuple_SET_ITEM(t, 1, p)
-    Py_INCREF(s)
-    PyTuple_SET_ITEM(t, 2, s)
+    put(t, 0, side)
+    put(t, 1, PyLong_FromLongLong(price))
+    put(t, 2, PyLong_FromLongLong(size))
     PyObject_GC_UnTrack(t)
     return t

@@ -240,7 +240,7 @@ class BitmexParser(ParserBase):
             size = 0 if action == "delete" else number_units(sd, field(item, "size"), "size", True)
             rows.append(
                 (
-                    str(count(field(item, "id"), "id", digits=True)),
+                    count(field(item, "id"), "id", digits=True),
                     _side(field(item, "side")),
                     number_units(pd, field(item, "price"), "price", True) if priced else 0,
                     size,

@@ -97,7 +97,7 @@ def test_prices_are_the_integers_of_their_json_number_text() -> None:
     assert parser.instruments["XBTUSD"]["isInverse"] == "true"
     book = parser.books["XRPU21"].book
     # {"id":56799992101,"side":"Sell","size":3000,"price":7.899e-05}
-    assert parser.ids["XRPU21"].ids["56799992101"] == (1, 7899)
+    assert parser.ids["XRPU21"].level(56799992101) == (1, 7899)
     assert (7899, 3000) in book.depth(1)
     assert exact_json('{"p": 7.899e-05}')["p"] == "7.899e-05"
     update = {"symbol": "XRPU21", "id": 56799992101, "side": "Sell", "size": 3500}

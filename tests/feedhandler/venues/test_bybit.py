@@ -84,7 +84,7 @@ def test_prices_and_sizes_are_the_integers_of_their_text() -> None:
     assert parser.instruments["BCHUSDT"]["tick_size"] == "0.05"
     book = parser.books["BCHUSDT"].book
     assert book.depth(0)[-1] == (105305, 263)  # "1053.05" x 2.63: the snapshot's lowest bid
-    assert parser.ids["BCHUSDT"].ids["10530500"] == (0, 105305)
+    assert parser.ids["BCHUSDT"].level("10530500") == (0, 105305)
     # A size printed from a 32-bit float is the lot it stands for; one off the grid is refused.
     assert parser.on_frame(delta(update=[row("10530500", "Buy", "1053.05", "12.849999")]), 5)
     assert book.depth(0)[-1] == (105305, 1285)
@@ -163,7 +163,7 @@ def test_a_malformed_delta_is_refused_whole_with_its_reason() -> None:
     bad["price"] = "9" * 70
     events = parser.on_frame(delta(update=[good, bad]), 10)
     assert events == [Status("BYBIT", "BCHUSDT", "stale", "malformed range", 0, 10)]
-    assert sync.book.snapshot() == before and parser.ids["BCHUSDT"].ids["10530500"]
+    assert sync.book.snapshot() == before and parser.ids["BCHUSDT"].level("10530500")
     assert parser.reasons == {"range": 1} and "price has 70 characters" in parser.errors[-1]
     others = [s for s in SYMBOLS if s in parser.books and s != "BCHUSDT"]
     assert all(parser.books[s].live for s in others)

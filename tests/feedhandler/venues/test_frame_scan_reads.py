@@ -7,6 +7,8 @@ it)."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from feedhandler.venues.coinbase import DEFAULT_UNITS, SIDES
@@ -146,23 +148,27 @@ BITMEX_ROWS = (
 
 def test_bitmex_rows_are_read_per_symbol_in_order() -> None:
     stamp = 1626993371685 * 1_000_000
-    assert bitmex_book(BITMEX_ROWS, BITMEX_UNITS) == (
+    read = bitmex_book(BITMEX_ROWS, BITMEX_UNITS)
+    assert read == (
         "insert",
         {
-            "XBTUSD": ([("8796765400", 1, 323460, 21200), ("8796794450", 0, 320555, 15900)], stamp),
-            "ETHUSD": ([("29699800000", 0, 200105, 7)], 0),
+            "XBTUSD": ([(8796765400, 1, 323460, 21200), (8796794450, 0, 320555, 15900)], stamp),
+            "ETHUSD": ([(29699800000, 0, 200105, 7)], 0),
         },
     )
+    assert not any(gc.is_tracked(r) for rows, _ts in read[1].values() for r in rows)
+    exponent = BITMEX_ROWS.replace('"price":2001.05', '"price":2.00105e3')  # XRP's 7.899e-05
+    assert bitmex_book(exponent, BITMEX_UNITS) == read
     update = '{"table":"orderBookL2_25","action":"update","data":[{"symbol":"XBTUSD",'
     update += '"id":8796765400,"side":"Sell","size":100}]}'
     assert bitmex_book(update, BITMEX_UNITS) == (
         "update",
-        {"XBTUSD": ([("8796765400", 1, 0, 100)], 0)},
+        {"XBTUSD": ([(8796765400, 1, 0, 100)], 0)},
     )
     delete = update.replace('"update"', '"delete"').replace('"size":100', '"size":"x"')
     assert bitmex_book(delete, BITMEX_UNITS) == (
         "delete",
-        {"XBTUSD": ([("8796765400", 1, 0, 0)], 0)},
+        {"XBTUSD": ([(8796765400, 1, 0, 0)], 0)},
     )
     partial = '{"table":"orderBookL2","action":"partial","keys":["symbol"],'
     partial += '"types":{"id":"long"},"filter":{"symbol":"ETHUSD"},"data":[]}'
@@ -176,7 +182,8 @@ def test_bitmex_rows_are_read_per_symbol_in_order() -> None:
         BITMEX_ROWS.replace('"orderBookL2"', '"trade"'),
         BITMEX_ROWS.replace("ETHUSD", "SOLUSD"),
         BITMEX_ROWS.replace('"price":2001.05', '"price":2001.055'),
-        BITMEX_ROWS.replace('"price":2001.05', '"price":2.00105e3'),
+        BITMEX_ROWS.replace('"price":2001.05', '"price":2.001055e3'),  # off the grid
+        BITMEX_ROWS.replace('"price":2001.05', '"price":2.00105e30'),
         BITMEX_ROWS.replace('"price":2001.05', '"price":"2001.05"'),
         BITMEX_ROWS.replace(',"price":2001.05', ""),  # an insert must say its price
         BITMEX_ROWS.replace('"size":7', '"size":0'),

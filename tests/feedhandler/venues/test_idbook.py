@@ -12,7 +12,7 @@ from feedhandler.venues.idbook import IdBook
 def test_a_snapshot_loads_its_levels_in_row_order() -> None:
     ids = IdBook()
     assert ids.load([("7", 1, 105, 3), ("5", 0, 100, 2)]) == ((1, 105, 3), (0, 100, 2))
-    assert ids.ids == {"7": (1, 105), "5": (0, 100)}
+    assert ids.levels() == {"7": (1, 105), "5": (0, 100)}
 
 
 def test_a_snapshot_repeating_an_id_or_a_level_is_refused_and_the_book_kept() -> None:
@@ -22,7 +22,7 @@ def test_a_snapshot_repeating_an_id_or_a_level_is_refused_and_the_book_kept() ->
     assert ids.load(twice) == "snapshot lists id 5 twice"
     level = [("5", 0, 99, 1), ("6", 1, 101, 1), ("7", 0, 99, 1), ("6", 1, 103, 1)]
     assert ids.load(level) == "snapshot lists price 99 of side 0 under two ids"
-    assert ids.ids == {"1": (0, 100)}
+    assert ids.levels() == {"1": (0, 100)}
 
 
 _update = st.tuples(
@@ -49,7 +49,7 @@ def test_a_message_of_updates_alone_is_applied_as_the_general_path_applies_it(
     expected = general.apply((), updates, (fresh,))
     if isinstance(expected, str):
         assert got == expected
-        assert alone.ids == general.ids
+        assert alone.levels() == general.levels()
     else:
         assert got == expected[:-1]
-        assert {**alone.ids, "9": (1, 120)} == general.ids
+        assert {**alone.levels(), "9": (1, 120)} == general.levels()
