@@ -168,7 +168,7 @@ class KucoinParser(ParserBase):
             if last <= seq:
                 sync.stats.dropped += 1
                 continue
-            out += self._apply(symbol, first, last, changes, ts_event, ts_recv)
+            out += self._apply(sync, first, last, changes, ts_event, ts_recv)
         return out
 
     def _symbols(self, body: str, ts_recv: int) -> list[Event]:
@@ -262,24 +262,40 @@ class KucoinParser(ParserBase):
         """One level2 message's changes, one per sequence first..last: applied, or kept
         until the snapshot comes."""
         self.messages[symbol] = self.messages.get(symbol, 0) + 1
-        sync = self._book(symbol)
+        sync = self.books.get(symbol) or self._book(symbol)
+        self._touched.add(symbol)
         if not sync.live:
-            buffered = self._pending.setdefault(symbol, deque(maxlen=BUFFER_LIMIT))
+            buffered = self._pending.get(symbol)
+            if buffered is None:
+                buffered = self._pending[symbol] = deque(maxlen=BUFFER_LIMIT)
             buffered.append((first, last, changes, 0))
             return []
-        return self._apply(symbol, first, last, changes, 0, ts_recv)
+        return self._apply(sync, first, last, changes, 0, ts_recv)
 
     def _apply(
-        self, symbol: str, first: int, last: int, changes: tuple[Change, ...], ts: int, ts_recv: int
+        self,
+        sync: BookSync,
+        first: int,
+        last: int,
+        changes: tuple[Change, ...],
+        ts: int,
+        ts_recv: int,
     ) -> list[Event]:
-        sync = self._book(symbol)
         after = sync.venue_id
-        levels = tuple((s, p, q) for s, p, q, seq in changes if p and seq > after)
+        if first > after:  # most messages: no change the book holds already
+            levels = tuple([(s, p, q) for s, p, q, _seq in changes if p])
+        else:
+            levels = tuple([(s, p, q) for s, p, q, seq in changes if p and seq > after])
         out = sync.delta(Delta(levels, first=first, last=last, ts_event=ts), ts_recv)
         if sync.live and sync.venue_id == last:
+            symbol = sync.symbol
             top = sync.book.top()
-            keep_top(self._tops.setdefault(symbol, {}), last, top)
-            pending = self._tickers.get(symbol, {}).pop(last, None)
+            tops = self._tops.get(symbol)  # not setdefault: it builds a dict every call
+            if tops is None:
+                tops = self._tops[symbol] = {}
+            keep_top(tops, last, top)
+            tickers = self._tickers.get(symbol)
+            pending = None if tickers is None else tickers.pop(last, None)
             if pending is not None:
                 self._compare(symbol, pending, top)
         return out
