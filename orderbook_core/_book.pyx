@@ -13,6 +13,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 from libcpp.vector cimport vector
 
+from orderbook_core._engine_records cimport pair
 from orderbook_core._l3 cimport Delta, crc32_update, take_delta_list
 from orderbook_core.ladder cimport LadderCursor
 from orderbook_core._l3 import top_checksum
@@ -209,7 +210,7 @@ cdef class L2Book:
         cdef list out = []
         cdef int64_t sign = -1 if side == 0 else 1
         while not it.done() and (n <= 0 or len(out) < n):
-            out.append((sign * it.key(), it.value()))
+            out.append(pair(sign * it.key(), it.value()))  # untracked: no cycle
             it.next()
         return out
 

@@ -3,7 +3,7 @@
 from cpython.long cimport PyLong_FromLongLong
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t
 
 
@@ -31,3 +31,20 @@ cdef inline object record(type cls, const int64_t* fields, Py_ssize_t n):
         PyTuple_SET_ITEM(out, i, v)
     PyObject_GC_UnTrack(out)
     return out
+
+
+cdef inline int put(tuple t, Py_ssize_t k, object value) except -1:
+    """Fill slot ``k`` of the new tuple ``t`` with ``value`` (a reference of its own)."""
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(t, k, value)
+    return 0
+
+
+cdef inline tuple pair(int64_t a, int64_t b):
+    """``(a, b)``, off the cyclic collector's list as ``record`` is: a book's levels as
+    ``(price, size)`` (46,000 of them in a Coinbase snapshot)."""
+    cdef tuple t = PyTuple_New(2)
+    put(t, 0, PyLong_FromLongLong(a))
+    put(t, 1, PyLong_FromLongLong(b))
+    PyObject_GC_UnTrack(t)
+    return t

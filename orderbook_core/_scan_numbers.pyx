@@ -45,8 +45,8 @@ from orderbook_core._json cimport (
     whole_object,
     words,
 )
-from orderbook_core._engine_records cimport PyObject_GC_UnTrack
-from orderbook_core._text cimport level, put, read_iso, read_scientific
+from orderbook_core._engine_records cimport PyObject_GC_UnTrack, put
+from orderbook_core._text cimport level, read_iso, read_scientific
 
 include "_consts.pxi"
 

@@ -1,10 +1,9 @@
 # C-level contract of the compiled text readers. Python users see orderbook_core/_text.pyi.
 from cpython.long cimport PyLong_FromLongLong
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_New
 from libc.stdint cimport int64_t
 
-from orderbook_core._engine_records cimport PyObject_GC_UnTrack
+from orderbook_core._engine_records cimport PyObject_GC_UnTrack, put
 
 
 cdef class UnitScale:
@@ -19,13 +18,6 @@ cdef int64_t read_rounded(const char* s, Py_ssize_t n, int exp) noexcept nogil
 cdef int64_t read_number(const char* s, Py_ssize_t n, int64_t mant, int exp,
                          bint rounding) noexcept nogil
 cdef int64_t read_iso(const char* s, Py_ssize_t n) noexcept nogil
-
-
-cdef inline int put(tuple t, Py_ssize_t k, object value) except -1:
-    """Fill slot ``k`` of the new tuple ``t`` with ``value`` (a reference of its own)."""
-    Py_INCREF(value)
-    PyTuple_SET_ITEM(t, k, value)
-    return 0
 
 
 cdef inline tuple level(object side, int64_t price, int64_t size):

@@ -481,12 +481,13 @@ cdef void _diff_side(int side, list old, list new, list out):
     cdef Py_ssize_t i = 0, j = 0, n = len(old), m = len(new)
     cdef int64_t p, q
     cdef int sign = -1 if side == 0 else 1  # bids run from the highest price down
+    cdef object s = side
     while i < n:
         p = sign * <int64_t>(<tuple?>old[i])[0]
         while j < m and sign * <int64_t>(<tuple?>new[j])[0] < p:
             j += 1
         if j == m or sign * <int64_t>(<tuple?>new[j])[0] != p:
-            out.append((side, (<tuple?>old[i])[0], 0))
+            out.append(level(s, <int64_t>(<tuple?>old[i])[0], 0))
         i += 1
     i = 0
     for j in range(m):
@@ -496,7 +497,7 @@ cdef void _diff_side(int side, list old, list new, list out):
         if i < n and sign * <int64_t>(<tuple?>old[i])[0] == q \
                 and (<tuple?>old[i])[1] == (<tuple?>new[j])[1]:
             continue
-        out.append((side, (<tuple?>new[j])[0], (<tuple?>new[j])[1]))
+        out.append(level(s, <int64_t>(<tuple?>new[j])[0], <int64_t>(<tuple?>new[j])[1]))
 
 
 def book_diff(tuple before, tuple after):
