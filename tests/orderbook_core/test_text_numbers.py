@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from feedhandler.frames import MalformedFrame, count
 from feedhandler.venues.exact import Number, number_levels, number_units
 from hub.decimals import Unit, round_units
-from orderbook_core import _pytext, _text
+from orderbook_core import _book, _pytext, _text
 from orderbook_core._scan_numbers import deribit_frame
 
 UNITS = ["1", "0.01", "0.00000001", "0.5", "25", "1" + "0" * 18, "0." + "0" * 17 + "1"]
@@ -150,3 +150,10 @@ def test_the_compiled_readers_levels_are_off_the_collectors_list() -> None:
     scan = deribit_frame(book, {"X": (2, 0)})
     assert scan is not None and scan[6] == ((0, 150, 2),)
     assert not gc.is_tracked(scan[6][0])
+    l2 = _book.L2Book()  # a book's levels, and the changes between two books, alike
+    l2.apply(((0, 100, 5), (0, 99, 1), (1, 101, 3)))
+    after = l2.snapshot()
+    assert after == ([(100, 5), (99, 1)], [(101, 3)])
+    diff = _text.book_diff(([(100, 4), (98, 2)], []), after)
+    assert diff == ((0, 98, 0), (0, 100, 5), (0, 99, 1), (1, 101, 3))
+    assert not any(gc.is_tracked(x) for x in (*after[0], *after[1], *diff))
