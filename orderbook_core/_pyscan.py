@@ -32,6 +32,11 @@ def bitfinex_book(text: object) -> tuple[Any, ...] | None:
     return None
 
 
+def gateio_update(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.gateio_update; the twin always declines."""
+    return None
+
+
 def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
     """See orderbook_core._scan.kucoin_level2; the twin always declines."""
     return None

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Compiled scanning of whole venue frames of the shapes that dominate a feed: the venues
-that send prices and sizes as JSON strings (Binance, KuCoin, Coinbase Advanced Trade;
+that send prices and sizes as JSON strings (Binance, KuCoin, Coinbase Advanced Trade,
+Gate.io;
 those that send JSON numbers are orderbook_core._scan_numbers and _scan_rows).
 
 A venue parser decodes a frame with orjson, walks the dict field by field and
@@ -61,6 +62,12 @@ cdef enum:
     KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_BIDS, KU_ASKS
     KU_FIELDS
 
+# The fields a Gate.io spot.order_book_update message's scan keeps (of the message, of
+# its result).
+cdef enum:
+    G_CHANNEL = 0, G_EVENT, G_RESULT, G_TIME, G_PAIR, G_FIRST, G_LAST, G_BIDS, G_ASKS
+    G_FIELDS
+
 # The fields a Coinbase Advanced Trade l2_data message's scan keeps (of the message, its
 # events and their updates).
 cdef enum:
@@ -100,10 +107,24 @@ cdef bytes _KUCOIN_DATA = words("sequenceStart sequenceEnd symbol changes")
 cdef bytes _KUCOIN_CHANGES = words("bids asks")
 cdef bytes _COINBASE = words("channel sequence_num events type product_id updates side "
                              "price_level new_quantity event_time")
+cdef bytes _GATEIO = words("channel event result")
+cdef bytes _GATEIO_RESULT = words("t s U u b a")
+cdef const char* GATEIO_KEYS = _GATEIO
+cdef const char* GATEIO_RESULT_KEYS = _GATEIO_RESULT
 cdef const char* KUCOIN_KEYS = _KUCOIN
 cdef const char* KUCOIN_DATA_KEYS = _KUCOIN_DATA
 cdef const char* KUCOIN_CHANGES_KEYS = _KUCOIN_CHANGES
 cdef const char* COINBASE_KEYS = _COINBASE
+cdef tuple _scaled(const char* p, Span s, dict units):
+    """``(symbol, tick scale, lot scale)`` of the symbol in string span ``s``, from its
+    (tick, lot) ``Unit`` pair in ``units``; None if ``s`` is no string or not in it."""
+    if s.kind != T_STR:
+        return None
+    symbol = text_of(p, s)
+    pair = units.get(symbol)
+    return None if pair is None else (symbol, pair[0].scale, pair[1].scale)
+
+
 def binance_frame(text, dict units):
     """One Binance stream frame (combined ``{"stream", "data"}`` or bare) of the two shapes
     a book feed is made of, read in C, or None to decline:
@@ -132,14 +153,10 @@ def binance_frame(text, dict units):
                 f[B_DATA].start < f[k].start and f[k].end < f[B_DATA].end
             ):
                 return None  # one beside the data (its own lie inside it)
-    if f[B_SYMBOL].kind != T_STR:
+    scaled = _scaled(p, f[B_SYMBOL], units)
+    if scaled is None:
         return None
-    symbol = text_of(p, f[B_SYMBOL])
-    pair = units.get(symbol)
-    if pair is None:
-        return None
-    tick = pair[0].scale
-    lot = pair[1].scale
+    symbol, tick, lot = scaled
     if is_word(p, f[B_EVENT], b"depthUpdate", 11):
         first = count_of(p, f[B_FIRST])
         last = count_of(p, f[B_LAST])
@@ -271,14 +288,12 @@ def kucoin_level2(text, dict units):
         return None
     if not is_word(p, f[KU_TYPE], b"message", 7) or not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
         return None
-    if f[KU_DATA].kind != T_OBJ or f[KU_SYMBOL].kind != T_STR or f[KU_CHANGES].kind != T_OBJ:
+    if f[KU_DATA].kind != T_OBJ or f[KU_CHANGES].kind != T_OBJ:
         return None
-    symbol = text_of(p, f[KU_SYMBOL])
-    pair = units.get(symbol)
-    if pair is None:
+    scaled = _scaled(p, f[KU_SYMBOL], units)
+    if scaled is None:
         return None
-    tick = pair[0].scale
-    lot = pair[1].scale
+    symbol, tick, lot = scaled
     if not tick.usable or not lot.usable:
         return None
     first = _sequence(p, f[KU_START])
@@ -293,6 +308,55 @@ def kucoin_level2(text, dict units):
     if len(changes) != last - first + 1:
         return None
     return (symbol, first, last, tuple(changes))
+
+
+cdef int _gateio_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The Gate.io message field a key names (G_CHANNEL, G_EVENT, G_RESULT), -1 for any other."""
+    return key_index(k, n, GATEIO_KEYS)
+
+
+cdef int _gateio_result_field(const char* k, Py_ssize_t n) noexcept nogil:
+    """The field of a message's result a key names (G_TIME ... G_ASKS), -1 for any other."""
+    return key_after(k, n, GATEIO_RESULT_KEYS, G_TIME)
+
+
+cdef Level GATEIO_LEVELS[2]  # the message, its result
+GATEIO_LEVELS[0].field_of, GATEIO_LEVELS[0].descend = _gateio_field, G_RESULT
+GATEIO_LEVELS[1].field_of, GATEIO_LEVELS[1].descend = _gateio_result_field, -1
+
+
+def gateio_update(text, dict units):
+    """One Gate.io ``spot.order_book_update`` message read in C: ``(pair, U, u, t in ns,
+    levels)``, the levels a tuple of (side, price units, size units), bids first. ``units``
+    maps a pair to its (tick, lot) ``hub.decimals.Unit`` pair. None to decline anything
+    else: other channels and events, an unknown pair, ``U`` after ``u``, a row other than
+    ``["price", "size"]``, a price not positive, a value off the grid."""
+    cdef Span f[G_FIELDS]  # the message's and its result's, one pass
+    cdef const char* p
+    cdef Py_ssize_t n
+    cdef int64_t first, last, ms
+    cdef list levels = []
+    cdef UnitScale tick, lot
+    if not whole_levels(text, f, G_FIELDS, GATEIO_LEVELS, &p, &n):
+        return None
+    if not is_word(p, f[G_CHANNEL], b"spot.order_book_update", 22) or not is_word(p, f[G_EVENT], b"update", 6):
+        return None
+    if f[G_RESULT].kind != T_OBJ:
+        return None
+    scaled = _scaled(p, f[G_PAIR], units)
+    if scaled is None:
+        return None
+    pair, tick, lot = scaled
+    first = count_of(p, f[G_FIRST])
+    last = count_of(p, f[G_LAST])
+    ms = millis_of(p, f[G_TIME])
+    if first < 0 or last < first or ms < 0:
+        return None
+    if not price_size_rows(p, f[G_BIDS], BID, tick, lot, levels):
+        return None
+    if not price_size_rows(p, f[G_ASKS], ASK, tick, lot, levels):
+        return None
+    return (pair, first, last, ms * 1_000_000, tuple(levels))
 
 
 cdef int _coinbase_field(const char* k, Py_ssize_t n) noexcept nogil:

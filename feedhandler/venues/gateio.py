@@ -37,8 +37,9 @@ from feedhandler.frames import (
 from feedhandler.sync import BookSync, Delta, Snapshot
 from feedhandler.venues.base import ParserBase, decimals_unit
 from hub.decimals import Unit
-from hub.events import BUY, SELL, Event, Trade
+from hub.events import BUY, SELL, Event, LevelChange, Trade
 from hub.symbology import SymbologyError, spot
+from orderbook_core import gateio_update
 
 VENUE = "GATEIO"
 PAIRS = "/api/v4/spot/currency_pairs"
@@ -128,6 +129,10 @@ class GateioParser(ParserBase):
     # --- WebSocket ---------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
+        scan = gateio_update(text, self.units)  # most frames: a book update
+        if scan is not None:
+            pair, first, last, ts, levels = scan
+            return self._delta(pair, first, last, ts, levels, ts_recv)
         msg = as_dict(self._json(text), "frame")
         channel = as_str(field(msg, "channel"), "channel")
         event = msg.get("event")
@@ -168,9 +173,24 @@ class GateioParser(ParserBase):
             raise MalformedFrame("inconsistent", f"first update id {first} after last {last}")
         levels = price_levels(tick, lot, field(data, "b"), field(data, "a"))
         ts = count(field(data, "t"), "t") * 1_000_000
+        return self._delta(pair, first, last, ts, levels, ts_recv)
+
+    def _delta(
+        self,
+        pair: str,
+        first: int,
+        last: int,
+        ts: int,
+        levels: tuple[LevelChange, ...],
+        ts_recv: int,
+    ) -> list[Event]:
+        """One book update, read by the compiled scanner or by ``_update``."""
         self.updates[pair] = self.updates.get(pair, 0) + 1
         delta = Delta(levels, first=first, last=last, ts_event=ts)
-        return self._book(pair).delta(delta, ts_recv)
+        try:
+            return self._book(pair).delta(delta, ts_recv)
+        except MalformedFrame as exc:
+            raise exc.on(pair) from None
 
     def _trade(self, data: dict[str, Any], ts_recv: int) -> list[Event]:
         pair = as_str(field(data, "currency_pair"), "currency_pair")

@@ -2,8 +2,8 @@
 reads, in units, and what it must decline to the parser's ordinary path: Binance depth
 updates and bookTickers, Kraken Futures book messages, BitMEX book rows, Bitfinex
 entries and snapshots, KuCoin level2, Deribit tickers, Coinbase Advanced Trade l2_data,
-Crypto.com books, Huobi depth pushes (the twin declines every frame: the module skips on
-it)."""
+Crypto.com books, Huobi depth pushes, Gate.io book updates (the twin declines every
+frame: the module skips on it)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from orderbook_core import (
     coinbase_l2,
     cryptocom_book,
     deribit_frame,
+    gateio_update,
     huobi_depth,
     kraken_futures_book,
     kucoin_level2,
@@ -250,6 +251,46 @@ def test_a_bitfinex_entry_or_snapshot_is_read_in_units_with_its_texts() -> None:
 )
 def test_a_bitfinex_frame_not_read_exactly_is_declined(frame: str) -> None:
     assert bitfinex_book(frame) is None
+
+
+GATEIO_UNITS = {"HAI_ETH": (Unit("0.00000001"), Unit("0.001"))}
+GATEIO_UPDATE = (
+    '{"time":1619093532,"channel":"spot.order_book_update","event":"update","result":'
+    '{"t":1619093532978,"e":"depthUpdate","E":1619093532,"s":"HAI_ETH","U":2691446,'
+    '"u":2691447,"b":[["0.00010322","5360.209"],["0.00010276","0"]],"a":[["0.0001052","1.5"]]}}'
+)
+
+
+def test_a_gateio_book_update_is_read_in_units() -> None:
+    levels = ((0, 10322, 5360209), (0, 10276, 0), (1, 10520, 1500))
+    expected = ("HAI_ETH", 2691446, 2691447, 1619093532978 * 1_000_000, levels)
+    assert gateio_update(GATEIO_UPDATE, GATEIO_UNITS) == expected
+    spaced = GATEIO_UPDATE.replace(",", " , ").replace(":", " : ")
+    assert gateio_update(spaced, GATEIO_UNITS) == expected
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        GATEIO_UPDATE.replace("spot.order_book_update", "spot.order_book"),
+        GATEIO_UPDATE.replace('"event":"update"', '"event":"subscribe"'),
+        GATEIO_UPDATE.replace("HAI_ETH", "BTC_USDT"),
+        GATEIO_UPDATE.replace('"U":2691446', '"U":2691448'),  # U after u
+        GATEIO_UPDATE.replace('"U":2691446', '"U":"2691446"'),
+        GATEIO_UPDATE.replace('"t":1619093532978', '"t":1.6e12'),
+        GATEIO_UPDATE.replace('"t":1619093532978,', ""),
+        GATEIO_UPDATE.replace('"0.00010322"', '"0.000103225"'),  # off the tick
+        GATEIO_UPDATE.replace('"0.00010322"', '"0"'),
+        GATEIO_UPDATE.replace('["0.0001052","1.5"]', '["0.0001052","1.5",1]'),
+        GATEIO_UPDATE.replace('"s":"HAI_ETH",', '"s":"HAI_ETH","s":"HAI_ETH",'),
+        GATEIO_UPDATE.replace('"result":{', '"s":"HAI_ETH","result":{"x":{},').replace(
+            '"s":"HAI_ETH","U"', '"U"'
+        ),  # the pair beside the result, not in it
+        GATEIO_UPDATE[:-1],
+    ],
+)
+def test_a_gateio_frame_not_read_exactly_is_declined(frame: str) -> None:
+    assert gateio_update(frame, GATEIO_UNITS) is None
 
 
 KUCOIN_UNITS = {"BTC-USDT": (Unit("0.1"), Unit("0.00000001"))}

@@ -22,6 +22,7 @@ import feedhandler.venues.bitmex as bitmex
 import feedhandler.venues.coinbase as coinbase
 import feedhandler.venues.cryptocom as cryptocom
 import feedhandler.venues.deribit as deribit
+import feedhandler.venues.gateio as gateio
 import feedhandler.venues.huobi as huobi
 import feedhandler.venues.kraken_futures as kraken_futures
 import feedhandler.venues.kucoin as kucoin
@@ -33,6 +34,7 @@ from feedhandler.venues.bitmex import BitmexParser
 from feedhandler.venues.coinbase import CoinbaseParser
 from feedhandler.venues.cryptocom import CryptocomParser
 from feedhandler.venues.deribit import DeribitParser
+from feedhandler.venues.gateio import GateioParser
 from feedhandler.venues.huobi import HuobiCoinSwapParser, HuobiSpotParser
 from feedhandler.venues.kraken_futures import KrakenFuturesParser
 from feedhandler.venues.kucoin import KucoinParser
@@ -45,6 +47,7 @@ from orderbook_core import (
     coinbase_l2,
     cryptocom_book,
     deribit_frame,
+    gateio_update,
     huobi_depth,
     kraken_futures_book,
     kucoin_level2,
@@ -63,6 +66,7 @@ COINBASE = CAPTURES / "coinbase-advanced-trade_BTC-USD_ETH-USD_2026-08-09.jsonl.
 CRYPTOCOM = CAPTURES / "cryptocom-spot_book150-ticker-trades-candles_2021-11-23.jsonl.zst"
 HUOBI_SPOT = CAPTURES / "huobi-spot_depth-step0-trades_2021-04-17.jsonl.zst"
 HUOBI_SWAP = CAPTURES / "huobi-coin-swap_depth-step0-trades_2022-02-19.jsonl.zst"
+GATEIO = CAPTURES / "gateio-spot_book-update-rest-trades_2021-04-22.jsonl.zst"
 SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     BinanceParser: (binance, "binance_frame", binance_frame),
     CoinMParser: (binance, "binance_frame", binance_frame),
@@ -75,16 +79,19 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     CryptocomParser: (cryptocom, "cryptocom_book", cryptocom_book),
     HuobiSpotParser: (huobi, "huobi_depth", huobi_depth),
     HuobiCoinSwapParser: (huobi, "huobi_depth", huobi_depth),
+    GateioParser: (gateio, "gateio_update", gateio_update),
 }
 """Each parser's module, the name it calls its scanner by, and the scanner."""
 SCANNED: dict[type[ParserBase], float] = {
     CoinbaseParser: 0.7,
     CryptocomParser: 0.45,
     HuobiSpotParser: 0.75,
+    GateioParser: 0.7,
 }
 """The share of a capture's frames its scanner must read where that is not 80 %
 (Coinbase's are three l2_data frames to one ticker or trade; Crypto.com's half books, half tickers,
-trades and candles; Huobi spot's four depth pushes to one trade frame)."""
+trades and candles; Huobi spot's four depth pushes to one trade frame; Gate.io's seven
+book updates to three tickers, candles, trades and answers)."""
 pytestmark = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
 
 
@@ -165,6 +172,7 @@ def replay(make: Callable[[], ParserBase], items: list[Item], on: bool) -> tuple
         (CRYPTOCOM, CryptocomParser),
         (HUOBI_SPOT, HuobiSpotParser),
         (HUOBI_SWAP, HuobiCoinSwapParser),
+        (GATEIO, GateioParser),
     ],
 )
 def test_a_capture_publishes_the_same_with_the_scanner_as_without(
@@ -200,6 +208,7 @@ CASES = {
     "huobi-spot": lambda: Case(
         "huobi-spot", capture_items(HUOBI_SPOT), HuobiSpotParser, 1, 200, every=5
     ),
+    "gateio": lambda: Case("gateio", capture_items(GATEIO), GateioParser, 1, 260, every=10),
     "huobi-swap": lambda: Case(
         "huobi-swap", capture_items(HUOBI_SWAP), HuobiCoinSwapParser, 2, 300, every=10
     ),
