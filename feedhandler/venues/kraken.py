@@ -188,8 +188,8 @@ class KrakenParser(ParserBase):
         if sync is None:
             shifts = self.shifts
 
-            def crc(book: L2Book) -> int:
-                return checksum(book, shifts.get(symbol, (0, 0)))
+            def crc(book: L2Book) -> int:  # checksum() inline: one Python call a frame
+                return book.digits_checksum(CHECKSUM_LEVELS, *shifts.get(symbol, (0, 0)))
 
             depth = self.depths.get(symbol, self.depth)
             sync = self.books[symbol] = BookSync(VENUE, symbol, depth, crc)
@@ -279,7 +279,7 @@ class KrakenParser(ParserBase):
             asks = [lv for p in parts for lv in as_list(p.get("a", []), "a")]
             crc = next((count(p["c"], "c", digits=True) for p in parts if "c" in p), None)
         levels, ts = _v1_levels(self.units_for(symbol), bids, asks)
-        if depth is not None:
+        if depth is not None and self.depths.get(symbol) != depth:  # else already set
             self._set_depth(symbol, depth)
         return self._book(symbol).delta(Delta(levels, ts_event=ts, checksum=crc), ts_recv)
 
@@ -450,6 +450,7 @@ def _depth(value: Any) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 @functools.lru_cache(maxsize=64)
 def _channel_depth(channel: str) -> int | None:
     """The depth a v1 book channel name says (``book-1000``: 1000)."""
