@@ -196,6 +196,28 @@ def list_levels(
     return out, ts
 
 
+def int_trades(rows: object, sides: dict[str, int]) -> list[tuple[int, int, int, int]] | None:
+    """Trade rows ``[timestamp, side, price, qty, ...]`` of JSON integers as ``(timestamp,
+    side, price, qty)``, or None if any row is not plain. See orderbook_core._text."""
+    if type(rows) is not list:
+        return None
+    out = []
+    for row in rows:
+        if type(row) is not list or len(row) < 4:
+            return None
+        ts, said, price, qty = row[0], row[1], row[2], row[3]
+        side = sides.get(said) if type(said) is str else None
+        if (
+            side is None
+            or not (type(ts) is int and 0 <= ts <= INT64_MAX)
+            or not (type(price) is int and 0 < price <= INT64_MAX)
+            or not (type(qty) is int and 0 < qty <= INT64_MAX)
+        ):
+            return None
+        out.append((ts, side, price, qty))
+    return out
+
+
 def dict_levels(
     rows: object,
     sides: dict[str, int],

@@ -27,6 +27,7 @@ def list_levels(
     rounding: bool = False,
     positive: bool = False,
 ) -> tuple[list[Level], int] | None: ...
+def int_trades(rows: object, sides: dict[str, int]) -> list[tuple[int, int, int, int]] | None: ...
 def dict_levels(
     rows: object,
     sides: dict[str, int],

@@ -420,6 +420,46 @@ def list_levels(rows, int side, UnitScale tick, UnitScale lot, dict sides=None,
     return out, ts
 
 
+cdef inline bint _int_in(object v, int64_t low) except -1:
+    """``v`` is an int (not a bool) in ``low``..INT64_MAX."""
+    cdef int overflow = 0
+    cdef long long x
+    if type(v) is not int:
+        return False
+    x = PyLong_AsLongLongAndOverflow(v, &overflow)
+    return overflow == 0 and x >= low
+
+
+def int_trades(rows, dict sides):
+    """Trade rows ``[timestamp, side, price, qty, ...]`` of JSON integers (Phemex's, in
+    scaled units) as a list of ``(timestamp, side, price, qty)``, the side through
+    ``sides``; None if any row is not plain: a timestamp not in 0..2**63-1, a side not in
+    ``sides``, a price or qty not in 1..2**63-1, a row of fewer than four. A history
+    snapshot is ~1,000 of them, read and checked here in C (tuples off the collector's
+    list: ints hold no cycle); the caller reads a refused one again, to name the fault."""
+    cdef list out = []
+    cdef list r
+    cdef tuple t
+    if type(rows) is not list:
+        return None
+    for row in <list>rows:
+        if type(row) is not list or len(<list>row) < 4:
+            return None
+        r = <list>row
+        said = r[1]
+        side = sides.get(said) if type(said) is str else None
+        if side is None or not _int_in(r[0], 0) or not _int_in(r[2], 1) or not _int_in(r[3], 1):
+            return None
+        t = PyTuple_New(4)
+        put(t, 0, r[0])
+        put(t, 1, side)
+        put(t, 2, r[2])
+        put(t, 3, r[3])
+        PyObject_GC_UnTrack(t)
+        out.append(t)
+    return out
+
+
 def dict_levels(rows, dict sides, str side_key, str price_key, str size_key, str time_key,
                 UnitScale tick, UnitScale lot):
     """Book rows that are JSON objects (Coinbase ``l2_data`` updates) as

@@ -274,3 +274,31 @@ def test_object_level_readers_agree(rows: Any, unit: str) -> None:
         _pytext.UnitScale(lot._mant, lot._exp),
     )
     assert compiled == twin
+
+
+_trade_value = st.one_of(
+    st.integers(-2, 3),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63) - 1, True, False, 1.0, "1", None]),
+)
+_trade_row = st.one_of(
+    st.lists(_trade_value, min_size=4, max_size=5).map(
+        lambda r: [r[0], "Buy", *r[2:]] if r[1] == 1 else [r[0], "Sell", *r[2:]]
+    ),
+    st.lists(st.one_of(_trade_value, st.sampled_from(["Buy", "sell", "x"])), max_size=5),
+    st.sampled_from([(1, "Buy", 1, 1), {"a": 1}, "row"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.lists(_trade_row, max_size=4), st.sampled_from([None, (), "rows"])))
+def test_int_trades_agree_and_read_only_plain_rows(rows: Any) -> None:
+    """Phemex's trade rows: the compiled reader and the twin agree, None included, and
+    every row read is four ints in range with the side named."""
+    sides = {"Buy": 0, "Sell": 1}
+    compiled = _text.int_trades(rows, sides)
+    assert compiled == _pytext.int_trades(rows, sides)
+    if compiled is not None:
+        assert [list(r) for r in compiled] == [[r[0], sides[r[1]], r[2], r[3]] for r in rows]
+        for ts, side, price, qty in compiled:
+            assert all(type(v) is int for v in (ts, side, price, qty))
+            assert 0 <= ts < 2**63 and 0 < price < 2**63 and 0 < qty < 2**63
