@@ -34,7 +34,7 @@ from feedhandler.sync import Delta, Snapshot
 from feedhandler.venues.base import decimals_unit
 from feedhandler.venues.okx import TopTextParser, millis, side_of, signed_checksum, text_levels
 from hub.decimals import Unit
-from hub.events import Event, LevelChange, Trade
+from hub.events import Event, Trade
 
 VENUE = "BITGET"
 MAX_DECIMALS = 18
@@ -124,21 +124,20 @@ class BitgetParser(TopTextParser):
         tick, lot = self._units(symbol, "book")
         parsed = []
         for item in as_list(data, "data"):
-            levels = text_levels(tick, lot, field(item, "bids"), field(item, "asks"))
+            changes, sent = text_levels(tick, lot, field(item, "bids"), field(item, "asks"))
             ts = millis(field(item, "ts"), "ts")
             crc = signed_checksum(item["checksum"]) if "checksum" in item else None
-            parsed.append((levels, ts, crc))
+            parsed.append((changes, sent, ts, crc))
         sync = self._book(symbol)
         texts = self.texts[symbol]
         out: list[Event] = []
-        for levels, ts, crc in parsed:
-            changes: tuple[LevelChange, ...] = tuple((s, p, q) for s, p, q, _t in levels)
+        for changes, sent, ts, crc in parsed:
             if action == "snapshot":
                 texts.clear()
-                texts.apply(levels)
+                texts.put(changes, sent)
                 out += sync.snapshot(Snapshot(changes, ts_event=ts, checksum=crc), ts_recv)
             else:
-                texts.apply(levels)
+                texts.put(changes, sent)
                 out += sync.delta(Delta(changes, ts_event=ts, checksum=crc), ts_recv)
         return out
 

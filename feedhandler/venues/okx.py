@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -86,11 +86,18 @@ class TextBook:
 
     def apply(self, levels: Iterable[tuple[int, int, int, str]]) -> None:
         """(side, price ticks, size lots, "price:size" as sent); size 0 deletes."""
-        for side, price, size, text in levels:
+        rows = list(levels)
+        self.put([r[:3] for r in rows], [r[3] for r in rows])
+
+    def put(self, changes: Sequence[LevelChange], texts: Sequence[str]) -> None:
+        """Each change (side, price ticks, size lots) with its "price:size" as sent; size 0
+        deletes the level's."""
+        sides = self.sides
+        for (side, price, size), text in zip(changes, texts, strict=True):
             if size:
-                self.sides[side][price] = text
+                sides[side][price] = text
             else:
-                self.sides[side].pop(price, None)
+                sides[side].pop(price, None)
 
     def checksum(self, book: L2Book, fallback: tuple[Unit, Unit]) -> int:
         """Signed CRC32 of the top 25 bids and asks interleaved (OKX and Bitget v1)."""
@@ -128,24 +135,25 @@ def millis(value: Any, what: str) -> int:
     return ms * 1_000_000
 
 
-def text_levels(tick: Unit, lot: Unit, bids: Any, asks: Any) -> list[tuple[int, int, int, str]]:
-    """``[[price, size, ...], ...]`` of both sides as (side, ticks, lots, "price:size")."""
+def text_levels(
+    tick: Unit, lot: Unit, bids: Any, asks: Any
+) -> tuple[tuple[LevelChange, ...], list[str]]:
+    """``[[price, size, ...], ...]`` of both sides as the changes (side, ticks, lots), bids
+    first, and beside them each row's "price:size" as sent (``TextBook.put``)."""
     b, a = as_list(bids, "bids"), as_list(asks, "asks")
     plain_bids = list_levels(b, 0, tick.scale, lot.scale)  # rows of plain strings
     plain_asks = None if plain_bids is None else list_levels(a, 1, tick.scale, lot.scale)
     if plain_bids is not None and plain_asks is not None:
-        return [
-            (side, price, size, f"{r[0]}:{r[1]}")
-            for (side, price, size), r in zip(plain_bids[0] + plain_asks[0], b + a, strict=True)
-        ]
-    out: list[tuple[int, int, int, str]] = []
+        return tuple(plain_bids[0] + plain_asks[0]), [f"{r[0]}:{r[1]}" for r in b + a]
+    changes: list[LevelChange] = []
+    texts: list[str] = []
     for side, rows in ((0, b), (1, a)):
         for item in rows:
             r = row(item, 2, "level")
             price = units(tick, r[0], "price", positive=True)
-            size = units(lot, r[1], "size")
-            out.append((side, price, size, f"{r[0]}:{r[1]}"))
-    return out
+            changes.append((side, price, units(lot, r[1], "size")))
+            texts.append(f"{r[0]}:{r[1]}")
+    return tuple(changes), texts
 
 
 def side_of(value: Any) -> int:
@@ -307,29 +315,28 @@ class OkxParser(TopTextParser):
         tick, lot = self._units(symbol, "book")
         parsed = []
         for item in as_list(field(msg, "data"), "data"):
-            levels = text_levels(tick, lot, field(item, "bids"), field(item, "asks"))
+            changes, sent = text_levels(tick, lot, field(item, "bids"), field(item, "asks"))
             ts = millis(field(item, "ts"), "ts")
             crc = signed_checksum(item["checksum"]) if "checksum" in item else None
             seq = _seq_id(item.get("seqId"), "seqId")
             prev = _seq_id(item.get("prevSeqId"), "prevSeqId")
-            parsed.append((levels, ts, crc, seq, prev))
+            parsed.append((changes, sent, ts, crc, seq, prev))
         sync = self._book(symbol)
         texts = self.texts[symbol]
         out: list[Event] = []
-        for levels, ts, crc, seq, prev in parsed:
-            changes: tuple[LevelChange, ...] = tuple((s, p, q) for s, p, q, _t in levels)
+        for changes, sent, ts, crc, seq, prev in parsed:
             last = self.seq_ids.pop(symbol, None)
             if seq is not None:
                 self.seq_ids[symbol] = seq
             if action == "snapshot":
                 texts.clear()
-                texts.apply(levels)
+                texts.put(changes, sent)
                 out += sync.snapshot(Snapshot(changes, ts_event=ts, checksum=crc), ts_recv)
             elif sync.live and None not in (last, prev) and prev != last:
                 sync.stats.gaps += 1
                 out += sync.invalidate("gap", ts_recv)
             else:
-                texts.apply(levels)
+                texts.put(changes, sent)
                 out += sync.delta(Delta(changes, ts_event=ts, checksum=crc), ts_recv)
         return out
 
