@@ -9,8 +9,8 @@ reading the top O(1) after every update, and ``depth`` a walk from the front,
 never a sort.
 """
 
-from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 
 from orderbook_core._engine_records cimport pair
@@ -71,6 +71,20 @@ cdef Py_ssize_t _put_scaled(char* out, int64_t value, int shift) noexcept:
         memset(out + w, 48, shift)
         w += shift
     return w
+
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+
+cdef str _sent(dict texts, int side, int64_t price, int64_t size, object fallback):
+    """The text sent for a level, else the fallback's."""
+    cdef object text = texts.get(price)
+    if type(text) is not str:
+        text = fallback(side, price, size)
+        if type(text) is not str:
+            raise TypeError(f"the checksum text of level {price} is not a str: {text!r:.40}")
+    return <str>text
 
 
 cdef class L2Book:
@@ -256,6 +270,41 @@ cdef class L2Book:
                 it.next()
                 i += 1
         return crc32_update(0, <const unsigned char*>buf.data(), used)
+
+    def text_checksum(self, dict bid_texts, dict ask_texts, int n, fallback):
+        """Signed CRC32 of the top ``n`` (all if 0) bids and asks interleaved (bid, ask,
+        ...; then the longer side's rest), each level the text its venue sent (``bid_texts`` /
+        ``ask_texts``: price -> "price:size"), joined by ":", over the UTF-8: OKX's and
+        Bitget's checksum. A level with no text is ``fallback(side, price, size)``."""
+        cdef list parts = []
+        cdef LadderCursor bids = self._bids.begin()
+        cdef LadderCursor asks = self._asks.begin()
+        cdef int i = 0
+        cdef Py_ssize_t k, size, length = 0, at = 0
+        cdef const char* chars
+        cdef vector[char] buf
+        cdef uint32_t crc
+        while (n <= 0 or i < n) and not (bids.done() and asks.done()):  # n <= 0: all
+            if not bids.done():
+                parts.append(_sent(bid_texts, 0, -bids.key(), bids.value(), fallback))
+                bids.next()
+            if not asks.done():
+                parts.append(_sent(ask_texts, 1, asks.key(), asks.value(), fallback))
+                asks.next()
+            i += 1
+        for text in parts:  # the UTF-8 of an ASCII str is its characters, read in place
+            PyUnicode_AsUTF8AndSize(text, &size)
+            length += size + 1
+        buf.resize(length + 1)
+        for k in range(len(parts)):
+            chars = PyUnicode_AsUTF8AndSize(parts[k], &size)
+            if k:
+                buf[at] = 58  # ":"
+                at += 1
+            memcpy(buf.data() + at, chars, size)
+            at += size
+        crc = crc32_update(0, <const unsigned char*>buf.data(), at)
+        return <int64_t>crc - 4294967296 if crc >= 2147483648U else <int64_t>crc
 
     def trim(self, int n):
         """Remove the levels past the best ``n`` (``n >= 1``) of each side; return them as

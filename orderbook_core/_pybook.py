@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left, insort
-from collections.abc import Iterable, MutableSequence, Sequence
+from collections.abc import Callable, Iterable, MutableSequence, Sequence
 
 from orderbook_core.errors import InvalidPrice, InvalidSize
 from orderbook_core.types import F_LAST, F_SNAPSHOT, check_int64, check_side, checksum, side_key
@@ -141,6 +141,30 @@ class L2Book:
         )
         return zlib.crc32(text.encode())
 
+    def text_checksum(
+        self,
+        bid_texts: dict[int, str],
+        ask_texts: dict[int, str],
+        n: int,
+        fallback: Callable[[int, int, int], str],
+    ) -> int:
+        """Signed CRC32 of the top ``n`` bids and asks interleaved, each level the text
+        sent for it (else ``fallback(side, price, size)``), joined by ":"."""
+        b, a = (
+            [
+                t if type(t := sent.get(p)) is str else _fallback(fallback, side, p, s)
+                for p, s in levels
+            ]
+            for side, sent, levels in (
+                (0, bid_texts, self.depth(0, n)),
+                (1, ask_texts, self.depth(1, n)),
+            )
+        )
+        k = min(len(b), len(a))
+        parts = [text for pair in zip(b, a, strict=False) for text in pair] + b[k:] + a[k:]
+        crc = zlib.crc32(":".join(parts).encode())
+        return crc - (1 << 32) if crc >= 1 << 31 else crc
+
     def trim(self, n: int) -> list[tuple[int, int, int]]:
         if n < 1:
             raise ValueError(f"trim keeps n >= 1 levels, got {n}")
@@ -170,3 +194,10 @@ class L2Book:
 def _scaled(value: int, shift: int) -> int:
     factor: int = 10 ** abs(shift)
     return value * factor if shift >= 0 else value // factor
+
+
+def _fallback(fallback: Callable[[int, int, int], str], side: int, price: int, size: int) -> str:
+    text = fallback(side, price, size)
+    if type(text) is not str:
+        raise TypeError(f"the checksum text of level {price} is not a str: {text!r:.40}")
+    return text

@@ -29,7 +29,6 @@ text ``ping`` every ``heartbeat_s`` and the venue answers ``pong`` (``heartbeat`
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -100,22 +99,13 @@ class TextBook:
                 sides[side].pop(price, None)
 
     def checksum(self, book: L2Book, fallback: tuple[Unit, Unit]) -> int:
-        """Signed CRC32 of the top 25 bids and asks interleaved (OKX and Bitget v1)."""
-        bids = book.depth(0, CHECKSUM_LEVELS)
-        asks = book.depth(1, CHECKSUM_LEVELS)
+        """Signed CRC32 of the top 25 bids and asks interleaved (OKX and Bitget v1), each
+        level's text as sent (a level without one written from the units)."""
         tick, lot = fallback
-        sent = self.sides
-        b, a = (
-            [
-                t if (t := sent[side].get(p)) is not None else f"{tick.to_str(p)}:{lot.to_str(s)}"
-                for p, s in levels
-            ]
-            for side, levels in ((0, bids), (1, asks))
+        bids, asks = self.sides
+        return book.text_checksum(
+            bids, asks, CHECKSUM_LEVELS, lambda _side, p, s: f"{tick.to_str(p)}:{lot.to_str(s)}"
         )
-        n = min(len(b), len(a))  # interleaved, bid first, then the longer side's rest
-        parts = [text for pair in zip(b, a, strict=False) for text in pair] + b[n:] + a[n:]
-        crc = zlib.crc32(":".join(parts).encode())
-        return crc - (1 << 32) if crc >= INT32 else crc
 
 
 def signed_checksum(value: Any, what: str = "checksum") -> int:

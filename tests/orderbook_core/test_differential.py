@@ -48,6 +48,10 @@ l2_stream = st.lists(
 )
 
 
+def _written(side: int, price: int, size: int) -> str:
+    return f"{side}/{price}:{size}"
+
+
 @settings(max_examples=400, deadline=None)
 @given(l2_stream)
 def test_l2_books_agree(ops: list[tuple[Any, ...]]) -> None:
@@ -58,6 +62,13 @@ def test_l2_books_agree(ops: list[tuple[Any, ...]]) -> None:
         assert compiled.checksum(3) == reference.checksum(3)
         for n, shifts in ((10, (0, 0)), (3, (2, -1)), (0, (0, 0)), (4, (-25, 20))):
             assert compiled.digits_checksum(n, *shifts) == reference.digits_checksum(n, *shifts)
+        for n in (25, 2, 0):  # OKX's: the texts sent where there are, odd prices' written
+            bids, asks = (
+                {p: f"{p}:é{s}" for p, s in side if p % 2} for side in compiled.snapshot()
+            )
+            assert compiled.text_checksum(bids, asks, n, _written) == reference.text_checksum(
+                bids, asks, n, _written
+            )
         assert compiled.is_crossed() == reference.is_crossed()
         assert compiled.take_deltas() == reference.take_deltas()
         assert compiled.snapshot_deltas(2) == reference.snapshot_deltas(2)
