@@ -35,7 +35,7 @@ _TWINS = {
     ("_engine", "_pyengine"): ("MatchingEngine", "untracked"),
     ("_itch", "_pyitch"): ("ItchReplay",),
     ("_l3", "_pyl3"): ("L3Book",),
-    ("_scan", "_pyscan"): ("binance_frame", "coinbase_l2", "gateio_update", "kucoin_level2"),
+    ("_scan", "_pyscan"): ("binance_frame", "coinbase_l2", "gateio_update", "kucoin_frame"),
     ("_scan_numbers", "_pyscan"): (
         "bitfinex_book",
         "bitmex_book",
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from orderbook_core._engine import MatchingEngine, untracked
     from orderbook_core._itch import ItchReplay
     from orderbook_core._l3 import L3Book
-    from orderbook_core._scan import binance_frame, coinbase_l2, gateio_update, kucoin_level2
+    from orderbook_core._scan import binance_frame, coinbase_l2, gateio_update, kucoin_frame
     from orderbook_core._scan_numbers import (
         bitfinex_book,
         bitmex_book,
@@ -134,7 +134,7 @@ __all__ = [
     "iso_to_ns",
     "json_units",
     "kraken_futures_book",
-    "kucoin_level2",
+    "kucoin_frame",
     "list_levels",
     "untracked",
 ]

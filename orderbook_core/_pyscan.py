@@ -37,8 +37,8 @@ def gateio_update(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None
     return None
 
 
-def kucoin_level2(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
-    """See orderbook_core._scan.kucoin_level2; the twin always declines."""
+def kucoin_frame(text: object, units: dict[str, Any]) -> tuple[Any, ...] | None:
+    """See orderbook_core._scan.kucoin_frame; the twin always declines."""
     return None
 
 

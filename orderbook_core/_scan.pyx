@@ -59,7 +59,9 @@ cdef enum:
 # The fields a KuCoin level2 message's scan keeps: of the message, of its data, of the
 # data's changes (a key table each, read in one pass).
 cdef enum:
-    KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_BIDS, KU_ASKS
+    KU_TYPE = 0, KU_SUBJECT, KU_DATA, KU_TOPIC
+    KU_START, KU_END, KU_SYMBOL, KU_CHANGES, KU_SEQ, KU_BID, KU_BID_SIZE, KU_ASK, KU_ASK_SIZE
+    KU_BIDS, KU_ASKS
     KU_FIELDS
 
 # The fields a Gate.io spot.order_book_update message's scan keeps (of the message, of
@@ -102,8 +104,9 @@ BINANCE_LEVELS[0].field_of, BINANCE_LEVELS[0].descend = _binance_field, B_DATA
 BINANCE_LEVELS[1].field_of, BINANCE_LEVELS[1].descend = _binance_field, -1
 
 
-cdef bytes _KUCOIN = words("type subject data")
-cdef bytes _KUCOIN_DATA = words("sequenceStart sequenceEnd symbol changes")
+cdef bytes _KUCOIN = words("type subject data topic")
+cdef bytes _KUCOIN_DATA = words("sequenceStart sequenceEnd symbol changes sequence bestBid "
+                                "bestBidSize bestAsk bestAskSize")
 cdef bytes _KUCOIN_CHANGES = words("bids asks")
 cdef bytes _COINBASE = words("channel sequence_num events type product_id updates side "
                              "price_level new_quantity event_time")
@@ -187,13 +190,13 @@ def binance_frame(text, dict units):
 
 
 cdef int _kucoin_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The KuCoin message field a key names (KU_TYPE, KU_SUBJECT, KU_DATA), -1 for any
+    """The KuCoin message field a key names (KU_TYPE ... KU_TOPIC), -1 for any
     other key."""
     return key_index(k, n, KUCOIN_KEYS)
 
 
 cdef int _kucoin_data_field(const char* k, Py_ssize_t n) noexcept nogil:
-    """The field of a message's data a key names (KU_START ... KU_CHANGES), -1 for any other."""
+    """The field of a message's data a key names (KU_START ... KU_ASK_SIZE), -1 for any other."""
     return key_after(k, n, KUCOIN_DATA_KEYS, KU_START)
 
 
@@ -270,13 +273,19 @@ cdef bint _kucoin_changes(const char* p, Span s, int side, UnitScale tick, UnitS
         i = skip_space(p, i + 1, n)
 
 
-def kucoin_level2(text, dict units):
-    """One KuCoin ``trade.l2update`` message read in C: ``(symbol, sequenceStart,
-    sequenceEnd, changes)``, the changes a tuple of (side, price units, size units,
-    sequence), bids first, one for each sequence of the message and none twice. ``units``
-    maps a symbol to its (tick, lot) ``hub.decimals.Unit`` pair. None to decline anything
-    else: other messages, an unknown symbol, a change off the grid or outside the
-    message's sequences, a message of more than 4,096 sequences or missing one."""
+def kucoin_frame(text, dict units):
+    """One KuCoin message of the two shapes its book feed is made of, read in C, or None to
+    decline:
+
+    - a ``trade.l2update``: ``("level2", symbol, sequenceStart, sequenceEnd, changes)``,
+      the changes a tuple of (side, price units, size units, sequence), bids first, one
+      for each sequence of the message and none twice;
+    - a ``trade.ticker``: ``("ticker", symbol, sequence, (best bid, its size, best ask,
+      its size))`` in units, the symbol the topic's after its last ":".
+
+    ``units`` maps a symbol to its (tick, lot) ``hub.decimals.Unit`` pair. It declines
+    anything else: other messages, an unknown symbol, a value off the grid, a change
+    outside the message's sequences, a message of more than 4,096 sequences or missing one."""
     cdef Span f[KU_FIELDS]  # the message's, its data's and the changes', one pass
     cdef const char* p
     cdef Py_ssize_t n, k
@@ -286,9 +295,13 @@ def kucoin_level2(text, dict units):
     cdef UnitScale tick, lot
     if not whole_levels(text, f, KU_FIELDS, KUCOIN_LEVELS, &p, &n):
         return None
-    if not is_word(p, f[KU_TYPE], b"message", 7) or not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
+    if not is_word(p, f[KU_TYPE], b"message", 7) or f[KU_DATA].kind != T_OBJ:
         return None
-    if f[KU_DATA].kind != T_OBJ or f[KU_CHANGES].kind != T_OBJ:
+    if is_word(p, f[KU_SUBJECT], b"trade.ticker", 12):
+        return _kucoin_ticker(p, f, units)
+    if not is_word(p, f[KU_SUBJECT], b"trade.l2update", 14):
+        return None
+    if f[KU_CHANGES].kind != T_OBJ:
         return None
     scaled = _scaled(p, f[KU_SYMBOL], units)
     if scaled is None:
@@ -307,7 +320,33 @@ def kucoin_level2(text, dict units):
         return None
     if len(changes) != last - first + 1:
         return None
-    return (symbol, first, last, tuple(changes))
+    return ("level2", symbol, first, last, tuple(changes))
+
+
+cdef tuple _kucoin_ticker(const char* p, Span* f, dict units):
+    """The ticker of a ``trade.ticker`` message (see kucoin_frame), None to decline."""
+    cdef Span name = f[KU_TOPIC]
+    cdef Py_ssize_t colon
+    cdef int64_t seq, b, bq, a, aq
+    cdef UnitScale tick, lot
+    if name.kind != T_STR:
+        return None
+    colon = name.end
+    while colon > name.start and p[colon - 1] != 58:  # after the last ":", as rpartition
+        colon -= 1
+    name.start = colon
+    scaled = _scaled(p, name, units)
+    if scaled is None:
+        return None
+    symbol, tick, lot = scaled
+    seq = _sequence(p, f[KU_SEQ])
+    b = units_of(p, f[KU_BID], tick)
+    bq = units_of(p, f[KU_BID_SIZE], lot)
+    a = units_of(p, f[KU_ASK], tick)
+    aq = units_of(p, f[KU_ASK_SIZE], lot)
+    if seq < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
+        return None
+    return ("ticker", symbol, seq, (b, bq, a, aq))
 
 
 cdef int _gateio_field(const char* k, Py_ssize_t n) noexcept nogil:

@@ -54,7 +54,7 @@ from feedhandler.venues.base import ParserBase, Top, decimals_unit, keep_top
 from hub.decimals import Unit
 from hub.events import BUY, SELL, Event, Trade
 from hub.symbology import SymbologyError, spot
-from orderbook_core import kucoin_level2
+from orderbook_core import kucoin_frame
 
 VENUE = "KUCOIN"
 SYMBOLS = "/api/v1/symbols"
@@ -190,9 +190,13 @@ class KucoinParser(ParserBase):
     # --- WebSocket ---------------------------------------------------------------------
 
     def _frame(self, text: str, ts_recv: int) -> list[Event]:
-        scan = kucoin_level2(text, self.units)  # nearly every frame: a level2 update
+        scan = kucoin_frame(text, self.units)  # nearly every frame: level2 or a ticker
         if scan is not None:
-            symbol, first, last, changes = scan
+            if scan[0] == "ticker":
+                _kind, symbol, seq, ticker = scan
+                self._ticked(symbol, seq, ticker)
+                return []
+            _kind, symbol, first, last, changes = scan
             try:
                 return self._changes(symbol, first, last, changes, ts_recv)
             except MalformedFrame as exc:
@@ -309,7 +313,11 @@ class KucoinParser(ParserBase):
             units(tick, field(data, "bestAsk"), "bestAsk"),
             units(lot, field(data, "bestAskSize"), "bestAskSize"),
         )
-        seq = count(field(data, "sequence"), "sequence", digits=True)
+        self._ticked(symbol, count(field(data, "sequence"), "sequence", digits=True), ticker)
+
+    def _ticked(self, symbol: str, seq: int, ticker: Top) -> None:
+        """A ticker at book sequence ``seq``: compared with the book's top there, or kept
+        until the book gets there."""
         top = self._tops.get(symbol, {}).get(seq)
         if top is None:
             keep_top(self._tickers.setdefault(symbol, {}), seq, ticker)

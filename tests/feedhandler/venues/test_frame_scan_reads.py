@@ -25,7 +25,7 @@ from orderbook_core import (
     gateio_update,
     huobi_depth,
     kraken_futures_book,
-    kucoin_level2,
+    kucoin_frame,
 )
 
 pytestmark = pytest.mark.skipif(IMPLEMENTATION != "cython", reason="the twin declines every frame")
@@ -308,10 +308,45 @@ def test_a_kucoin_level2_message_is_read_one_change_per_sequence() -> None:
         (1, 0, 0, 1613277183874),  # a sequence-only change: its size is not read
         (1, 550105, 15000000, 1613277183875),
     )
-    want = ("BTC-USDT", 1613277183874, 1613277183876, changes)
-    assert kucoin_level2(LEVEL2, KUCOIN_UNITS) == want
+    want = ("level2", "BTC-USDT", 1613277183874, 1613277183876, changes)
+    assert kucoin_frame(LEVEL2, KUCOIN_UNITS) == want
     unread = LEVEL2.replace('["0","0",', '["0",{"x":1},')
-    assert kucoin_level2(unread, KUCOIN_UNITS) == want
+    assert kucoin_frame(unread, KUCOIN_UNITS) == want
+
+
+KUCOIN_TICKER = (
+    '{"data":{"sequence":"1613277183873","bestAsk":"55010.5","size":"0.08","bestBidSize":'
+    '"0.68148185","price":"55001.1","time":1619378326330,"bestAskSize":"4.5","bestBid":'
+    '"55000.1"},"subject":"trade.ticker","topic":"/market/ticker:BTC-USDT","type":"message"}'
+)
+
+
+def test_a_kucoin_ticker_is_read_in_units_at_its_sequence() -> None:
+    top = (550001, 68148185, 550105, 450000000)
+    assert kucoin_frame(KUCOIN_TICKER, KUCOIN_UNITS) == ("ticker", "BTC-USDT", 1613277183873, top)
+    bare = KUCOIN_TICKER.replace('"/market/ticker:BTC-USDT"', '"BTC-USDT"')  # rpartition: all of it
+    assert kucoin_frame(bare, KUCOIN_UNITS) == ("ticker", "BTC-USDT", 1613277183873, top)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        KUCOIN_TICKER.replace("ticker:BTC-USDT", "ticker:ETH-USDT"),
+        KUCOIN_TICKER.replace("ticker:BTC-USDT", "ticker:BTC-USDT:"),  # after the last ":", nothing
+        KUCOIN_TICKER.replace('"55000.1"', '"55000.15"'),
+        KUCOIN_TICKER.replace('"55000.1"', "55000.1"),
+        KUCOIN_TICKER.replace('"0.68148185"', '"0.681481851"'),
+        KUCOIN_TICKER.replace('"sequence":"1613277183873"', '"sequence":"-1"'),
+        KUCOIN_TICKER.replace('"sequence":"1613277183873",', ""),
+        KUCOIN_TICKER.replace('"bestAskSize":"4.5",', ""),
+        KUCOIN_TICKER.replace('"topic":"/market/ticker:BTC-USDT",', ""),
+        KUCOIN_TICKER.replace('"topic":"/market/ticker:BTC-USDT"', '"topic":7'),
+        KUCOIN_TICKER.replace('"data":{', '"data":{"bestBid":"1",'),  # a field twice
+        KUCOIN_TICKER.replace('"type":"message"', '"type":"message","topic":"x"'),
+    ],
+)
+def test_a_kucoin_ticker_not_read_exactly_is_declined(frame: str) -> None:
+    assert kucoin_frame(frame, KUCOIN_UNITS) is None
 
 
 @pytest.mark.parametrize(
@@ -345,7 +380,7 @@ def test_a_kucoin_level2_message_is_read_one_change_per_sequence() -> None:
     ],
 )
 def test_a_kucoin_frame_not_read_exactly_is_declined(frame: str) -> None:
-    assert kucoin_level2(frame, KUCOIN_UNITS) is None
+    assert kucoin_frame(frame, KUCOIN_UNITS) is None
 
 
 TICKER = (

@@ -50,7 +50,7 @@ from orderbook_core import (
     gateio_update,
     huobi_depth,
     kraken_futures_book,
-    kucoin_level2,
+    kucoin_frame,
 )
 from tests.conftest import CAPTURES
 from tests.feedhandler.fuzzing import Case, Item, capture_items, feed, fuzzed, mutate
@@ -73,7 +73,7 @@ SCANNERS: dict[Any, tuple[Any, str, Callable[..., Any]]] = {
     KrakenFuturesParser: (kraken_futures, "kraken_futures_book", kraken_futures_book),
     BitmexParser: (bitmex, "bitmex_book", bitmex_book),
     BitfinexParser: (bitfinex, "bitfinex_book", bitfinex_book),
-    KucoinParser: (kucoin, "kucoin_level2", kucoin_level2),
+    KucoinParser: (kucoin, "kucoin_frame", kucoin_frame),
     DeribitParser: (deribit, "deribit_frame", deribit_frame),
     CoinbaseParser: (coinbase, "coinbase_l2", coinbase_l2),
     CryptocomParser: (cryptocom, "cryptocom_book", cryptocom_book),
