@@ -128,6 +128,17 @@ cdef tuple _scaled(const char* p, Span s, dict units):
     return None if pair is None else (symbol, pair[0].scale, pair[1].scale)
 
 
+cdef tuple _top(const char* p, Span bid, Span bid_size, Span ask, Span ask_size,
+                UnitScale tick, UnitScale lot):
+    """A ticker's (best bid, its size, best ask, its size) in units from four string spans;
+    None to decline."""
+    cdef int64_t b = units_of(p, bid, tick), bq = units_of(p, bid_size, lot)
+    cdef int64_t a = units_of(p, ask, tick), aq = units_of(p, ask_size, lot)
+    if b < 0 or bq < 0 or a < 0 or aq < 0:
+        return None
+    return (b, bq, a, aq)
+
+
 def binance_frame(text, dict units):
     """One Binance stream frame (combined ``{"stream", "data"}`` or bare) of the two shapes
     a book feed is made of, read in C, or None to decline:
@@ -143,7 +154,7 @@ def binance_frame(text, dict units):
     cdef const char* p
     cdef Py_ssize_t n, i
     cdef int k
-    cdef int64_t first, last, prev, ms, b, bq, a, aq
+    cdef int64_t first, last, prev, ms
     cdef list levels
     cdef UnitScale tick, lot
     if not whole_levels(text, f, B_FIELDS, BINANCE_LEVELS, &p, &n):
@@ -179,13 +190,10 @@ def binance_frame(text, dict units):
         return ("depth", symbol, first, last, prev, ms * 1_000_000, tuple(levels))
     if f[B_EVENT].kind == T_NONE or is_word(p, f[B_EVENT], b"bookTicker", 10):
         last = count_of(p, f[B_LAST])
-        b = units_of(p, f[B_BIDS], tick)
-        bq = units_of(p, f[B_BID_QTY], lot)
-        a = units_of(p, f[B_ASKS], tick)
-        aq = units_of(p, f[B_ASK_QTY], lot)
-        if last < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
+        top = _top(p, f[B_BIDS], f[B_BID_QTY], f[B_ASKS], f[B_ASK_QTY], tick, lot)
+        if last < 0 or top is None:
             return None
-        return ("ticker", symbol, last, (b, bq, a, aq))
+        return ("ticker", symbol, last, top)
     return None
 
 
@@ -327,7 +335,7 @@ cdef tuple _kucoin_ticker(const char* p, Span* f, dict units):
     """The ticker of a ``trade.ticker`` message (see kucoin_frame), None to decline."""
     cdef Span name = f[KU_TOPIC]
     cdef Py_ssize_t colon
-    cdef int64_t seq, b, bq, a, aq
+    cdef int64_t seq
     cdef UnitScale tick, lot
     if name.kind != T_STR:
         return None
@@ -340,13 +348,10 @@ cdef tuple _kucoin_ticker(const char* p, Span* f, dict units):
         return None
     symbol, tick, lot = scaled
     seq = _sequence(p, f[KU_SEQ])
-    b = units_of(p, f[KU_BID], tick)
-    bq = units_of(p, f[KU_BID_SIZE], lot)
-    a = units_of(p, f[KU_ASK], tick)
-    aq = units_of(p, f[KU_ASK_SIZE], lot)
-    if seq < 0 or b < 0 or bq < 0 or a < 0 or aq < 0:
+    top = _top(p, f[KU_BID], f[KU_BID_SIZE], f[KU_ASK], f[KU_ASK_SIZE], tick, lot)
+    if seq < 0 or top is None:
         return None
-    return ("ticker", symbol, seq, (b, bq, a, aq))
+    return ("ticker", symbol, seq, top)
 
 
 cdef int _gateio_field(const char* k, Py_ssize_t n) noexcept nogil:
