@@ -451,7 +451,6 @@ def _depth(value: Any) -> int | None:
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
 def _channel_depth(channel: str) -> int | None:
     """The depth a v1 book channel name says (``book-1000``: 1000)."""
     _, dash, digits = channel.partition("-")
