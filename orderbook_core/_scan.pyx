@@ -39,6 +39,7 @@ from orderbook_core._json cimport (
     millis_of,
     next_element,
     price_size_rows,
+    same_text,
     skip_space,
     text_of,
     units_of,
@@ -415,21 +416,28 @@ cdef bint _coinbase_updates(const char* p, Span s, dict sides, UnitScale tick, U
     ``out`` as (side, price, size), the latest event time into ``latest``; False to
     decline (as ``_text.dict_levels`` would: any update not plain)."""
     cdef Span u[CB_FIELDS]
+    cdef Span side_text, time_text  # the last update's: a snapshot's repeat them
     cdef Py_ssize_t i, k, n = s.end
-    cdef int64_t price, size, t
+    cdef int64_t price, size, t = -1
+    side = None
+    side_text.start = side_text.end = time_text.start = time_text.end = 0
     if s.kind != T_ARR:
         return False
     i = skip_space(p, s.start + 1, n)
     while p[i] != 93:
         i = next_element(p, i, n, u, CB_FIELDS, _coinbase_field)
-        if i < 0 or u[CB_SIDE].kind != T_STR:
+        if i < 0 or u[CB_SIDE].kind != T_STR or u[CB_TIME].kind != T_STR:
             return False
-        side = sides.get(text_of(p, u[CB_SIDE]))
-        if side is None:
-            return False
+        if side is None or not same_text(p, u[CB_SIDE], side_text):  # no str to build again
+            side = sides.get(text_of(p, u[CB_SIDE]))
+            if side is None:
+                return False
+            side_text = u[CB_SIDE]
+        if t < 0 or not same_text(p, u[CB_TIME], time_text):  # nor the same stamp to read
+            t = read_iso(p + u[CB_TIME].start, u[CB_TIME].end - u[CB_TIME].start)
+            time_text = u[CB_TIME]
         price = units_of(p, u[CB_PRICE], tick)
         size = units_of(p, u[CB_SIZE], lot)
-        t = read_iso(p + u[CB_TIME].start, u[CB_TIME].end - u[CB_TIME].start) if u[CB_TIME].kind == T_STR else -1
         if price <= 0 or size < 0 or t < 0:
             return False
         if t > latest[0]:

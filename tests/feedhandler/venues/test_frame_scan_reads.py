@@ -507,6 +507,33 @@ def test_a_coinbase_l2_data_frame_is_read_event_by_event() -> None:
     assert coinbase_l2(L2, {}, DEFAULT_UNITS, SIDES) == want
 
 
+def test_a_coinbase_snapshots_repeated_sides_and_stamps_are_read_as_each_says() -> None:
+    """A snapshot repeats each update's side and event_time: the scanner reads a side or
+    a stamp only when it differs from the last update's, and must still follow every
+    change of either."""
+
+    def update(side: str, price: str, stamp: str) -> str:
+        return (
+            f'{{"side":"{side}","event_time":"2026-08-09T21:06:0{stamp}Z",'
+            f'"price_level":"{price}","new_quantity":"1"}}'
+        )
+
+    rows = [("bid", "3", "1"), ("bid", "2", "1"), ("offer", "4", "1"), ("offer", "5", "3")]
+    rows += [("bid", "1", "2"), ("ask", "6", "2"), ("offer", "7", "2")]
+    frame = (
+        '{"channel":"l2_data","timestamp":"2026-08-09T21:06:04Z","sequence_num":7,"events":'
+        '[{"type":"snapshot","product_id":"BTC-USD","updates":['
+        + ",".join(update(*r) for r in rows)
+        + "]}]}"
+    )
+    assert [unit.text for unit in DEFAULT_UNITS] == ["0.00000001", "0.00000001"]
+    levels = tuple((SIDES[side], int(price) * 10**8, 10**8) for side, price, _t in rows)
+    stamp = 1786309563000000000  # the latest, 21:06:03, not the last update's
+    assert coinbase_l2(frame, {}, DEFAULT_UNITS, SIDES) == (7, [("BTC-USD", True, levels, stamp)])
+    later_bad = frame.replace("21:06:02Z", "21:06:0xZ", 1)  # a stamp after a repeat
+    assert coinbase_l2(later_bad, {}, DEFAULT_UNITS, SIDES) is None
+
+
 @pytest.mark.parametrize(
     "frame",
     [
