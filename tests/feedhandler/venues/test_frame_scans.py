@@ -2,8 +2,9 @@
 faster way to the ordinary path's answer: each parser with and without its scanner
 publishes the same events, books, counts, refusals and venue state on the real captures
 and on mutated frames (what each scanner reads and declines, directly:
-test_frame_scan_reads.py). The twin declines every frame, so under ORDERBOOK_CORE=python
-the module skips: the comparisons would hold whatever the code did."""
+test_frame_scan_reads.py and test_frame_scan_reads_numbers.py). The twin declines every
+frame, so under ORDERBOOK_CORE=python the module skips: the comparisons would hold
+whatever the code did."""
 
 from __future__ import annotations
 
