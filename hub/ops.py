@@ -18,9 +18,10 @@ component is named ``hub_<component>_...`` (tests/hub/test_ops.py checks).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from prometheus_client import (
@@ -31,11 +32,15 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
 )
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _untyped_go_string
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+_go_string = cast(Callable[[float], str], _untyped_go_string)
+"""A bucket bound as prometheus_client writes it (``le="0.0001"``, ``"1.0"``)."""
 
 HealthCheck = Callable[[], dict[str, Any]]
 """Returns a JSON-able status; ``{"ok": False, ...}`` answers 503."""
@@ -80,6 +85,41 @@ class _Running(Collector):
 PROCESS = CollectorRegistry(auto_describe=False)
 """What /metrics of this process answers."""
 PROCESS.register(_Running())
+
+
+class LoopHistogram(Collector):
+    """A histogram without labels observed only from the event loop's thread (where
+    /metrics is answered too): an observation is a bisect and two additions, with no
+    lock. prometheus_client's ``Histogram`` takes a lock for its sum and one for the
+    bucket, ~0.7 us, which a per-order metric pays at every order. Exported the same way
+    (``_bucket`` with ``le``, ``_count``, ``_sum``)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(float(b) for b in buckets)
+        self.counts = [0] * (len(self.bounds) + 1)
+        """Observations per bucket, each counted once (the last: above every bound)."""
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation)
+        les = [*(_go_string(b) for b in self.bounds), "+Inf"]
+        total, buckets = 0, []
+        for le, n in zip(les, self.counts, strict=True):
+            total += n
+            buckets.append((le, float(total)))
+        family.add_metric([], buckets, self.sum)
+        yield family
 
 
 def response(status: int, body: bytes, content_type: str) -> Response:

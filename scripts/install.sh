@@ -121,7 +121,10 @@ install_python() {
     fi
   fi
   local stamp="$VENV/.installed" want
-  want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/orderbook_core/*.pyx "$ROOT"/orderbook_core/*.pxd "$ROOT"/orderbook_core/*.pxi "$ROOT"/orderbook_core/*.hpp 2>/dev/null | sha256sum | cut -d' ' -f1)
+  # The order path's modules Cython compiles from their source (hub/compiled.py) count too.
+  local plain
+  plain=$(python3 -c 'import runpy, sys; print(*(n.replace(".", "/") + ".py" for n in runpy.run_path(sys.argv[1])["COMPILED"]))' "$ROOT/hub/compiled.py")
+  want=$(cd "$ROOT" && cat pyproject.toml setup.py hub/compiled.py $plain orderbook_core/*.pyx orderbook_core/*.pxd orderbook_core/*.pxi orderbook_core/*.hpp 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import orderbook_core._book' 2>/dev/null; then
     log "python environment up to date"
     return

@@ -18,6 +18,8 @@ How, and why it is honest and fast (about 15 s once the core is compiled):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import queue
 import re
 import subprocess
@@ -36,6 +38,7 @@ import psycopg
 import pytest
 
 from app.cli import SERVICES_NEED_CHECKOUT
+from hub import compiled
 from tests.conftest import ROOT
 from tests.test_layout import LEVEL
 
@@ -130,7 +133,15 @@ def test_the_wheel_holds_every_room_and_what_they_need_at_run_time(wheel: Path) 
         assert any(re.fullmatch(rf"{module}\.cpython-.*\.so", n) for n in names), module
     tops = {n.split("/")[0] for n in names if not n.startswith("mdhub-")}
     assert tops == set(LEVEL)  # no tests, testing, bench or loadtests
-    assert not [n for n in names if n.endswith(".cpp")]  # generated C++ stays in the build
+    assert not [n for n in names if n.endswith((".cpp", ".c"))]  # generated C stays in the build
+    # The order path's modules built from their source, recorded as built from the very
+    # sources the wheel holds (else the installed hub would run those: hub/compiled.py).
+    wheel_file = zipfile.ZipFile(wheel)
+    built = json.loads(wheel_file.read("hub/compiled.json"))
+    for module in compiled.COMPILED:
+        path = module.replace(".", "/")
+        assert any(re.fullmatch(rf"{path}\.cpython-.*\.so", n) for n in names), module
+        assert built[module] == hashlib.sha256(wheel_file.read(f"{path}.py")).hexdigest()
 
 
 class Demo:
@@ -186,6 +197,11 @@ def test_installed_hub_migrates_and_runs_the_demo_outside_the_checkout(
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(installed.parent)
     assert str(ROOT) not in where.stdout
+    # The order path runs its compiled modules there (their build matches the sources).
+    code = "import trading.gateway, hub.compiled; print(hub.compiled.running_compiled())"
+    running = run(installed, outside, "python", "-c", code)
+    assert running.returncode == 0, running.stderr
+    assert running.stdout.strip() == str(dict.fromkeys(compiled.COMPILED, True)), running.stdout
 
     migrated = run(installed, outside, "hub", "db", "migrate", "--postgres", database)
     assert migrated.returncode == 0, migrated.stderr

@@ -11,3 +11,5 @@
   (execution reports into PostgreSQL) and ``gateway`` (the order-entry server, group
   commit and delivery).
 """
+
+import hub  # noqa: F401  (hub.compiled's finder, before any of this package's modules loads)

@@ -38,7 +38,7 @@ from hub.auth import RateLimit, authenticate
 from hub.config import FeedConfig, KafkaConfig, OrdersConfig
 from hub.db import migrate
 from hub.errors import HubError
-from hub.ops import bound_port, metrics, ops_response, response, runs
+from hub.ops import LoopHistogram, bound_port, metrics, ops_response, response, runs
 from trading import schema
 from trading.checkpoint import TakenState
 from trading.feed import MAX_BATCH, continued_epoch, paced_target, publish_start
@@ -73,7 +73,7 @@ COMMIT_SIZE = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
     registry=METRICS,
 )
-ACK_SECONDS = Histogram(
+ACK_SECONDS = LoopHistogram(  # one observation an order
     "hub_orders_ack_seconds",
     "Order message received until its first report is sent (durable)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.05),
@@ -197,7 +197,8 @@ class OrderPath:
         self._wake = asyncio.Event()
         self.recovered = 0
         self._stopping = False
-        self._counters: dict[type, Any] = {}
+        self._applied: dict[str, int] = {}
+        """Commands applied since the last commit, by kind (``hub_orders_commands_total``)."""
         self._due: tuple[TakenState, int] | None = None
         """A checkpoint taken, waiting for the commands it covers to be committed."""
         self._writing: asyncio.Task[None] | None = None
@@ -256,10 +257,8 @@ class OrderPath:
         outcome = self.venue.apply(cmd)
         self.journal.append(cmd)
         self._take_checkpoint()
-        counter = self._counters.get(type(cmd))
-        if counter is None:
-            counter = self._counters[type(cmd)] = COMMANDS.labels(cmd.kind)
-        counter.inc()
+        kind = cmd.kind
+        self._applied[kind] = self._applied.get(kind, 0) + 1
         self._batch.append(_Pending(outcome, None, received))
         self._wake.set()
         return outcome
@@ -279,11 +278,14 @@ class OrderPath:
             batch, self._batch = self._batch, []
             if not batch:
                 continue
+            applied, self._applied = self._applied, {}
             started = time.perf_counter()
             n = await self.journal.commit()
             if n:
                 COMMIT_SECONDS.observe(time.perf_counter() - started)
                 COMMIT_SIZE.observe(n)
+            for kind, count in applied.items():  # counted a batch at a time: a lock each
+                COMMANDS.labels(kind).inc(count)
             events = [e for p in batch for e in p.outcome.events]
             self._deliver(batch)
             await self.output.publish(events)

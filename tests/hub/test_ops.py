@@ -103,3 +103,23 @@ def test_a_running_component_adds_its_registry_once() -> None:
     finally:
         registry.unregister(probe)
     assert isinstance(registry, CollectorRegistry)
+
+
+def test_a_loop_histogram_exports_what_a_prometheus_histogram_does() -> None:
+    from prometheus_client import Histogram
+
+    bounds = (0.0001, 0.00025, 0.001, 0.05, 1)
+    values = [0.0, 0.0001, 0.00010001, 0.0002, 0.00025, 0.0009, 0.001, 0.3, 1.0, 7.5, -1.0]
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = ops.LoopHistogram("hub_x_seconds", "doc", bounds, ours_registry)
+    theirs = Histogram("hub_x_seconds", "doc", buckets=bounds, registry=theirs_registry)
+    for v in values:
+        ours.observe(v)
+        theirs.observe(v)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return [line for line in text.splitlines() if "_created" not in line]
+
+    assert lines(ours_registry) == lines(theirs_registry)
+    assert 'hub_x_seconds_bucket{le="0.00025"} 6.0' in lines(ours_registry)
