@@ -10,6 +10,12 @@ the same trades into the same hypertable (no dedupe, no bars: the floor of
 what the database takes), and executemany INSERTs. Each cell is the median of
 ``--runs`` runs. After the recorder's runs the bench checks that every bar
 equals its trades (recomputed in SQL from the stored rows).
+
+``--writers 1,2``: the same with the trades split by symbol between that many writers,
+each on its own connection and batching its own share, run at once: as several
+recorder processes of one consumer group split the partitions (tests/recorder/test_group.py).
+One PostgreSQL backend is one core, and one writer keeps its backend busy; COPY is
+split the same way for the baseline.
 """
 
 from __future__ import annotations
@@ -107,30 +113,44 @@ def plain_row(t: Trade) -> tuple[Any, ...]:
     return (when, t.venue, t.symbol, t.seq, t.trade_id, t.price, t.size, t.side, t.ts_event, 0)
 
 
-async def run(mode: str, trades: list[Trade], batch: int) -> float:
+async def write(conn: asyncpg.Connection, mode: str, trades: list[Trade], batch: int) -> None:
+    seqs = StoredSeqs()
+    for i in range(0, len(trades), batch):
+        chunk = trades[i : i + batch]
+        if mode == "recorder":
+            await write_batch(conn, chunk, [], seqs=seqs)
+        elif mode == "copy":
+            async with conn.transaction():
+                rows = [plain_row(t) for t in chunk]
+                await conn.copy_records_to_table("trades", records=rows, columns=COLUMNS)
+        else:
+            async with conn.transaction():
+                await conn.executemany(
+                    f"INSERT INTO trades ({', '.join(COLUMNS)}) VALUES "
+                    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                    [plain_row(t) for t in chunk],
+                )
+
+
+async def run(mode: str, trades: list[Trade], batch: int, writers: int = 1) -> float:
+    """Trades/s of ``mode`` with ``writers`` connections at once, each writing the trades of
+    its own symbols (symbol i to writer i mod ``writers``) in order, in ``batch``es."""
     dsn = fresh_database()
     try:
         conn = await asyncpg.connect(dsn)
-        instruments = [Instrument("SIM", s, "0.01", "0.0001") for s in ("BTC-USD", "ETH-USD")]
+        symbols = sorted({t.symbol for t in trades})
+        instruments = [Instrument("SIM", s, "0.01", "0.0001") for s in symbols]
         await write_batch(conn, [], instruments)
-        seqs = StoredSeqs()
+        owner = {s: i % writers for i, s in enumerate(symbols)}
+        shares = [[t for t in trades if owner[t.symbol] == w] for w in range(writers)]
+        conns = [conn, *[await asyncpg.connect(dsn) for _ in range(writers - 1)]]
         started = time.perf_counter()
-        for i in range(0, len(trades), batch):
-            chunk = trades[i : i + batch]
-            if mode == "recorder":
-                await write_batch(conn, chunk, [], seqs=seqs)
-            elif mode == "copy":
-                async with conn.transaction():
-                    rows = [plain_row(t) for t in chunk]
-                    await conn.copy_records_to_table("trades", records=rows, columns=COLUMNS)
-            else:
-                async with conn.transaction():
-                    await conn.executemany(
-                        f"INSERT INTO trades ({', '.join(COLUMNS)}) VALUES "
-                        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                        [plain_row(t) for t in chunk],
-                    )
+        await asyncio.gather(
+            *(write(c, mode, share, batch) for c, share in zip(conns, shares, strict=True))
+        )
         seconds = time.perf_counter() - started
+        for extra in conns[1:]:
+            await extra.close()
         assert await conn.fetchval("SELECT count(*) FROM trades") == len(trades)
         if mode == "recorder":
             wrong = await conn.fetchval(CHECK_BARS, list(BAR_INTERVALS))
@@ -146,33 +166,39 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--writers", default="1,2", help="writers at once, e.g. 1 or 1,2")
     args = parser.parse_args()
     flows = {"in time order": 0.0, "1 % up to 3 h late": 0.01}
-    modes = ("executemany", "copy", "recorder")
-    rates: dict[tuple[str, str], float] = {}
+    counts = [int(w) for w in args.writers.split(",")]
+    rates: dict[tuple[str, int, str], float] = {}
     for name, late in flows.items():
         trades = flow(args.trades, late)
-        for mode in modes:
-            n = 1 if mode == "executemany" else args.runs
-            rates[name, mode] = statistics.median(
-                asyncio.run(run(mode, trades, args.batch)) for _ in range(n)
-            )
+        for writers in counts:
+            # executemany is the slow reference: one writer, one run
+            modes = ("executemany", "copy", "recorder") if writers == 1 else ("copy", "recorder")
+            for mode in modes:
+                n = 1 if mode == "executemany" else args.runs
+                rates[name, writers, mode] = statistics.median(
+                    asyncio.run(run(mode, trades, args.batch, writers)) for _ in range(n)
+                )
     print(facts())
     print()
     print(
-        f"| flow ({args.trades:,} trades, batches of {args.batch:,}) | executemany/s "
+        f"| flow ({args.trades:,} trades, batches of {args.batch:,}) | writers | executemany/s "
         "| plain COPY/s | recorder/s | recorder vs COPY | goal | met |"
     )
-    print("|---|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
     for name in flows:
-        copy, rec = rates[name, "copy"], rates[name, "recorder"]
-        floor = 200_000 if name == "in time order" else 50_000
-        goal = f">= {floor // 1000}k/s" + (" and >= 0.8x COPY" if floor == 200_000 else "")
-        met = rec >= floor and (floor != 200_000 or rec >= 0.8 * copy)
-        print(
-            f"| {name} | {rates[name, 'executemany']:,.0f} | {copy:,.0f} | {rec:,.0f} "
-            f"| {rec / copy:.2f}x | {goal} | {'met' if met else 'NOT met'} |"
-        )
+        for writers in counts:
+            copy, rec = rates[name, writers, "copy"], rates[name, writers, "recorder"]
+            many = rates.get((name, writers, "executemany"))
+            floor = 200_000 if name == "in time order" else 50_000
+            goal = f">= {floor // 1000}k/s" + (" and >= 0.8x COPY" if floor == 200_000 else "")
+            met = rec >= floor and (floor != 200_000 or rec >= 0.8 * copy)
+            print(
+                f"| {name} | {writers} | {'' if many is None else f'{many:,.0f}'} | {copy:,.0f} "
+                f"| {rec:,.0f} | {rec / copy:.2f}x | {goal} | {'met' if met else 'NOT met'} |"
+            )
 
 
 if __name__ == "__main__":
