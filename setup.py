@@ -55,7 +55,9 @@ extensions = [extension(f"orderbook_core.{name}") for name in MODULES]
 extensions.append(extension("feedhandler._sync"))  # the sync engine every venue feeds
 
 plain = [
-    Extension(name, [name.replace(".", "/") + ".py"], extra_compile_args=["-O2"])
+    Extension(
+        name, [name.replace(".", "/") + ".py"], extra_compile_args=["-O2"], define_macros=macros
+    )
     for name in PLAIN["COMPILED"]
 ]
 
