@@ -106,35 +106,51 @@ class Session:
     account: Account
     drop_copy: bool
     rejected: int = 0
-    outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    outbox: asyncio.Queue[list[bytes] | None] = field(default_factory=asyncio.Queue)
+    """Lists of encoded messages in order (a commit's reports are one list), then None."""
+    queued: int = 0
+    """Messages in the outbox (at most ``OUTBOX_LIMIT``)."""
     closing: asyncio.Task[None] | None = None
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     """Set whenever the writer has taken everything queued (and once it has ended)."""
 
     def send(self, message: bytes) -> None:
-        try:
-            self.outbox.put_nowait(message)
-        except asyncio.QueueFull:
+        self.send_all([message])
+
+    def send_all(self, messages: list[bytes]) -> None:
+        """Queue ``messages`` (in order) behind everything queued before; a session with
+        more than ``OUTBOX_LIMIT`` messages waiting is disconnected as too slow."""
+        if self.queued + len(messages) > OUTBOX_LIMIT:
             if self.closing is None:
                 log.warning("slow session disconnected", extra={"account": self.account.id})
                 self.closing = asyncio.ensure_future(self.ws.close(1013, "too slow: outbox full"))
+            return
+        self.queued += len(messages)
+        self.outbox.put_nowait(messages)
+
+    def end(self) -> None:
+        """The writer sends what is queued, then ends."""
+        self.outbox.put_nowait(None)
 
     async def writer(self) -> None:
         """Send the outbox in order until the end marker (or the connection is gone): each
-        frame is a JSON array of everything queued when it is written, so a busy session
-        costs one frame per wake-up, not one per report."""
+        frame is a JSON array of what is queued when it is written (at most
+        ``FRAME_MESSAGES``), so a busy session costs one frame per wake-up, not one per
+        report."""
         try:
             done = False
             while not done:
                 items = [await self.outbox.get()]
-                while not self.outbox.empty() and len(items) < FRAME_MESSAGES:
+                while not self.outbox.empty():
                     items.append(self.outbox.get_nowait())
+                done = None in items
+                messages = [m for item in items if item is not None for m in item]
+                for i in range(0, len(messages), FRAME_MESSAGES):
+                    frame = messages[i : i + FRAME_MESSAGES]
+                    await self.ws.send((b"[" + b",".join(frame) + b"]").decode())
+                    self.queued -= len(frame)
                 if self.outbox.empty():
                     self.drained.set()
-                done = None in items
-                messages = [m for m in items if m is not None]
-                if messages:
-                    await self.ws.send((b"[" + b",".join(messages) + b"]").decode())
         except ConnectionClosed:
             pass
         finally:
@@ -143,7 +159,7 @@ class Session:
     async def backlog(self, most: int) -> None:
         """Wait until no more than ``most`` messages are queued: work that queues many
         (a resend) goes at the pace this session's own socket takes them."""
-        while self.outbox.qsize() > most:
+        while self.queued > most:
             self.drained.clear()
             await self.drained.wait()
 
@@ -334,19 +350,25 @@ class OrderPath:
         )
 
     def _deliver(self, batch: list[_Pending]) -> None:
+        """Each report encoded once, and each session's reports of the batch queued as one
+        item (in order)."""
         now = time.perf_counter()
+        out: dict[Session, list[bytes]] = {}
         for p in batch:
             if p.received and p.outcome.reports:
                 ACK_SECONDS.observe(now - p.received)
             for account, report in p.outcome.reports:
+                encoded = orjson.dumps(report)
                 if p.to is not None:
-                    _send(p.to, report)
+                    out.setdefault(p.to, []).append(encoded)
                     continue
                 self.delivered[account] = report["seq"]
                 if self.store is not None:
                     self.store.put(report)
-                for s in list(self.sessions.get(account, ())):
-                    _send(s, report)
+                for s in self.sessions.get(account, ()):
+                    out.setdefault(s, []).append(encoded)
+        for s, messages in out.items():
+            s.send_all(messages)
 
     # --- the simulated flow ---------------------------------------------------------
 
@@ -393,8 +415,7 @@ class OrderPath:
         finally:
             self.sessions[account].discard(session)
             SESSIONS.labels(kind).dec()
-            with contextlib.suppress(asyncio.QueueFull):
-                session.outbox.put_nowait(None)  # the writer sends what is queued, then ends
+            session.end()
             with contextlib.suppress(TimeoutError):  # then the peer stopped reading
                 await asyncio.wait_for(writer, 5)
 
