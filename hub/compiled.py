@@ -38,6 +38,7 @@ COMPILED = (
     "trading.accounts",
     "trading.venue",
     "trading.journal",
+    "trading.session",
     "trading.gateway",
 )
 """Modules of the order path built as extensions (every message of a session passes

@@ -8,8 +8,8 @@
   bounds), ``venue`` (checks, matching, reports: sans-I/O).
 - ``journal`` (the log file and its codec), ``kafka_log`` (the log as a Kafka topic),
   ``replay`` (reading either back, refusing what no longer passes), ``store``
-  (execution reports into PostgreSQL) and ``gateway`` (the order-entry server, group
-  commit and delivery).
+  (execution reports into PostgreSQL), ``session`` (one connection's outbox and writer)
+  and ``gateway`` (the order-entry server, group commit and delivery).
 """
 
 import hub  # noqa: F401  (hub.compiled's finder, before any of this package's modules loads)

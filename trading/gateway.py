@@ -22,8 +22,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from trading.kafka_log import KafkaLog
 from trading.messages import ExecReport, Original, Reject, Sim
 from trading.replay import replayed, restore
 from trading.risk import Account, demo_accounts, load_accounts
+from trading.session import Session, send_json
 from trading.simulator import SimulatedExchange
 from trading.store import ExecutionStore
 from trading.venue import Command, Outcome, TradingVenue
@@ -83,10 +83,6 @@ SESSIONS = Gauge(
     "hub_orders_sessions", "Logged-on order-entry sessions", ["kind"], registry=METRICS
 )
 LOGON_TIMEOUT = 5.0
-OUTBOX_LIMIT = 50_000
-"""Messages queued for one session before it is disconnected as too slow."""
-FRAME_MESSAGES = 500
-"""Most messages sent in one frame."""
 REPLAY_CHUNK = 5000
 RESEND_PAGE = 10_000
 """Most reports one resend request returns (``resend_done`` then says ``more``)."""
@@ -95,73 +91,6 @@ RESEND_CHUNK = 200
 RESEND_COST = 25
 """Reports resent per rate-limit token: the request's own token pays for the first ones,
 the bucket's other tokens (as many as it holds) for the rest of the page."""
-
-
-@dataclass(eq=False)
-class Session:
-    """One logged-on connection. Everything it is sent goes through its own outbox and
-    writer task, so a slow reader never holds up the committer or anyone else."""
-
-    ws: ServerConnection
-    account: Account
-    drop_copy: bool
-    rejected: int = 0
-    outbox: asyncio.Queue[list[bytes] | None] = field(default_factory=asyncio.Queue)
-    """Lists of encoded messages in order (a commit's reports are one list), then None."""
-    queued: int = 0
-    """Messages in the outbox (at most ``OUTBOX_LIMIT``)."""
-    closing: asyncio.Task[None] | None = None
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set whenever the writer has taken everything queued (and once it has ended)."""
-
-    def send(self, message: bytes) -> None:
-        self.send_all([message])
-
-    def send_all(self, messages: list[bytes]) -> None:
-        """Queue ``messages`` (in order) behind everything queued before; a session with
-        more than ``OUTBOX_LIMIT`` messages waiting is disconnected as too slow."""
-        if self.queued + len(messages) > OUTBOX_LIMIT:
-            if self.closing is None:
-                log.warning("slow session disconnected", extra={"account": self.account.id})
-                self.closing = asyncio.ensure_future(self.ws.close(1013, "too slow: outbox full"))
-            return
-        self.queued += len(messages)
-        self.outbox.put_nowait(messages)
-
-    def end(self) -> None:
-        """The writer sends what is queued, then ends."""
-        self.outbox.put_nowait(None)
-
-    async def writer(self) -> None:
-        """Send the outbox in order until the end marker (or the connection is gone): each
-        frame is a JSON array of what is queued when it is written (at most
-        ``FRAME_MESSAGES``), so a busy session costs one frame per wake-up, not one per
-        report."""
-        try:
-            done = False
-            while not done:
-                items = [await self.outbox.get()]
-                while not self.outbox.empty():
-                    items.append(self.outbox.get_nowait())
-                done = None in items
-                messages = [m for item in items if item is not None for m in item]
-                for i in range(0, len(messages), FRAME_MESSAGES):
-                    frame = messages[i : i + FRAME_MESSAGES]
-                    await self.ws.send((b"[" + b",".join(frame) + b"]").decode())
-                    self.queued -= len(frame)
-                if self.outbox.empty():
-                    self.drained.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.drained.set()  # nobody waits for a writer that is gone
-
-    async def backlog(self, most: int) -> None:
-        """Wait until no more than ``most`` messages are queued: work that queues many
-        (a resend) goes at the pace this session's own socket takes them."""
-        while self.queued > most:
-            self.drained.clear()
-            await self.drained.wait()
 
 
 @dataclass
@@ -438,7 +367,7 @@ class OrderPath:
                 await ws.close(1008, "logon failed")
             return None
         session = Session(ws, account, drop_copy)
-        _send(
+        send_json(
             session,
             {
                 "type": "logon",
@@ -488,7 +417,7 @@ class OrderPath:
             answer = self.venue.status(account, parsed)
             if isinstance(answer, Reject):
                 return await self._refuse(session, op, answer)
-            _send(session, answer)
+            send_json(session, answer)
             return True
         if session.drop_copy:
             return await self._refuse(session, op, Reject("read_only", "a drop copy only listens"))
@@ -522,7 +451,7 @@ class OrderPath:
 
     async def _refuse(self, session: Session, op: str, reject: Reject) -> bool:
         REJECTS.labels(reject.reason).inc()
-        _send(session, reject.report(op))
+        send_json(session, reject.report(op))
         return True
 
     async def _resend_since(self, session: Session, start: int) -> bool:
@@ -547,13 +476,13 @@ class OrderPath:
         while seq <= end and kept and kept[0]["seq"] <= seq:  # (others may run in between)
             at = seq - kept[0]["seq"]
             for report in itertools.islice(kept, at, at + min(RESEND_CHUNK, end - seq + 1)):
-                _send(session, report)
+                send_json(session, report)
                 seq += 1
             if seq <= end:
                 await asyncio.sleep(0)
                 await session.backlog(RESEND_CHUNK)
         done = {"from_seq": start, "to_seq": seq - 1, "last_seq": last, "more": seq <= last}
-        _send(session, {"type": "resend_done", **done})
+        send_json(session, {"type": "resend_done", **done})
         return True
 
     # --- running ---------------------------------------------------------------------
@@ -609,7 +538,3 @@ class OrderPath:
             await asyncio.gather(flow, committer, return_exceptions=True)
             await server.wait_closed()
             await self.journal.aclose()
-
-
-def _send(session: Session, message: Mapping[str, Any]) -> None:
-    session.send(orjson.dumps(message))

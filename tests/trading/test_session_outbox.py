@@ -1,4 +1,4 @@
-"""A session's outbox (trading/gateway.py ``Session``): order, frames, the slow-reader bound."""
+"""A session's outbox (trading/session.py ``Session``): order, frames, the slow-reader bound."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from trading import gateway
-from trading.gateway import FRAME_MESSAGES, Session
+from trading import session as outbox
 from trading.risk import Account
+from trading.session import FRAME_MESSAGES, Session
 
 
 class FakeConnection:
@@ -56,7 +56,7 @@ async def test_messages_go_out_in_order_in_frames_of_at_most_the_frame_limit() -
 async def test_a_session_that_stops_reading_is_closed_once_past_the_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(gateway, "OUTBOX_LIMIT", 10)
+    monkeypatch.setattr(outbox, "OUTBOX_LIMIT", 10)
     ws = FakeConnection()
     ws.gate.clear()
     s = session(ws)
